@@ -1,0 +1,101 @@
+"""Device clocks, enforcement actions, the continuity report and its gaps.
+
+Every change that can move a gap requests a re-analysis in its own transaction; the
+analysis task is enqueued only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser, ServicesDep, SessionDep
+from api.schemas import (
+    ActionCreate,
+    ActionPublic,
+    ContinuityPublic,
+    DevicePublic,
+    DeviceUpdate,
+    ErrorResponse,
+    ExplanationCreate,
+    GapPublic,
+    ReviewCreate,
+)
+from ingest import casework
+
+router = APIRouter(prefix="/api/v1", tags=["continuity"])
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
+ANALYSE = "evidence.analyse_continuity"
+
+
+@router.put("/devices/{device_id}", response_model=DevicePublic, responses=ERRORS)
+def put_device(
+    device_id: str, body: DeviceUpdate, session: SessionDep, user: CurrentUser, services: ServicesDep
+) -> DevicePublic:
+    """Set a device's clock offset: S > 0 means its clock runs ahead (true = device - S)."""
+    device, cases = casework.set_device_clock(
+        session, user=user, device_id=device_id, offset_seconds=body.clock_offset_seconds, source=body.source,
+        description=body.description,
+    )
+    reply = DevicePublic(
+        id=device.id, clock_offset_seconds=device.clock_offset_seconds, source=device.offset_source,
+        description=device.description, updated_at=device.updated_at, cases=cases,
+    )
+    session.commit()
+    for case_id in cases:
+        services.enqueue(ANALYSE, case_id)
+    return reply
+
+
+@router.post("/cases/{case_id}/actions", status_code=201, response_model=ActionPublic, responses=ERRORS)
+def create_action(
+    case_id: str, body: ActionCreate, session: SessionDep, user: CurrentUser, services: ServicesDep
+) -> ActionPublic:
+    """Record an enforcement action whose window its devices must cover end to end."""
+    action = casework.create_action(
+        session, user=user, case_id=case_id, kind=body.kind, start=body.start, end=body.end,
+        devices=body.devices, description=body.description,
+    )
+    reply = ActionPublic.of(action)
+    session.commit()
+    services.enqueue(ANALYSE, case_id)
+    return reply
+
+
+@router.get("/cases/{case_id}/actions", response_model=list[ActionPublic], responses=ERRORS)
+def list_actions(case_id: str, session: SessionDep, user: CurrentUser) -> list[ActionPublic]:
+    """The enforcement actions of a case."""
+    return [ActionPublic.of(a) for a in casework.list_actions(session, user=user, case_id=case_id)]
+
+
+@router.get("/cases/{case_id}/continuity", response_model=ContinuityPublic, responses=ERRORS)
+def get_continuity(case_id: str, session: SessionDep, user: CurrentUser, history: bool = False) -> ContinuityPublic:
+    """Every current gap of the case (``history=true`` adds those no longer found)."""
+    report = casework.continuity_report(session, user=user, case_id=case_id, include_history=history)
+    return ContinuityPublic(
+        case_id=report.case_id, complete=report.complete, pending=report.pending, analysed_at=report.analysed_at,
+        summary=report.summary, gaps=[GapPublic.of(g) for g in report.gaps],
+    )
+
+
+@router.get("/gaps/{gap_id}", response_model=GapPublic, responses=ERRORS)
+def get_gap(gap_id: str, session: SessionDep, user: CurrentUser) -> GapPublic:
+    """One gap, with its explanation and review."""
+    return GapPublic.of(casework.load_gap(session, user=user, gap_id=gap_id))
+
+
+@router.post("/gaps/{gap_id}/explanation", response_model=GapPublic, responses=ERRORS)
+def explain_gap(gap_id: str, body: ExplanationCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
+    """An officer of the case's unit explains why the record is interrupted."""
+    reply = GapPublic.of(casework.explain_gap(session, user=user, gap_id=gap_id, reason=body.reason))
+    session.commit()
+    return reply
+
+
+@router.post("/gaps/{gap_id}/review", response_model=GapPublic, responses=ERRORS)
+def review_gap(gap_id: str, body: ReviewCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
+    """A reviewer of the case's unit accepts or rejects a gap's explanation."""
+    reply = GapPublic.of(
+        casework.review_gap(session, user=user, gap_id=gap_id, accept=body.accept, comment=body.comment)
+    )
+    session.commit()
+    return reply

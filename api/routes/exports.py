@@ -1,0 +1,152 @@
+"""Certified exports: request, approve, follow, download (bearer token or signed link)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CurrentUser, ServicesDep, SessionDep
+from api.schemas import ErrorResponse
+from archive import exports as export_service
+from archive.errors import Unauthenticated
+from archive.models import ExportRequest, User
+from archive.users import actor_name, authenticate
+
+router = APIRouter(tags=["exports"])
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[str] | None = Field(default=None, description="Item ids; omit for every item of the case.")
+    recipient: str | None = Field(default=None, description="User name of the court user who receives it.")
+    include_derived: bool = False
+
+
+class ExportPublic(BaseModel):
+    id: str
+    case_id: str
+    status: str
+    requested_by: str | None
+    recipient: str | None
+    approved_by: str | None
+    approved_at: datetime | None
+    items: list[str] | None
+    include_derived: bool
+    progress: dict[str, Any]
+    size: int | None
+    sha256: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    download_url: str | None
+
+    @classmethod
+    def of(cls, session, export: ExportRequest) -> ExportPublic:  # type: ignore[no-untyped-def]
+        def name(user_id: str | None) -> str | None:
+            user = session.get(User, user_id) if user_id else None
+            return user.name if user else None
+
+        return cls(
+            id=export.id, case_id=export.case_id, status=export.status, requested_by=name(export.requested_by),
+            recipient=name(export.recipient_id), approved_by=name(export.approved_by),
+            approved_at=export.approved_at, items=export.items, include_derived=export.include_derived,
+            progress=export.progress or {}, size=export.size, sha256=export.sha256, error=export.error,
+            created_at=export.created_at, finished_at=export.finished_at,
+            download_url=f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
+        )
+
+
+class LinkPublic(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+@router.post("/api/v1/cases/{case_id}/exports", status_code=201, response_model=ExportPublic, responses=ERRORS)
+def request_export(case_id: str, body: ExportCreate, session: SessionDep, user: CurrentUser) -> ExportPublic:
+    """Request a certified export for a court recipient; another reviewer must approve it."""
+    export = export_service.request_export(
+        session, user=user, case_id=case_id, items=body.items, recipient=body.recipient,
+        include_derived=body.include_derived,
+    )
+    return ExportPublic.of(session, export)
+
+
+@router.get("/api/v1/cases/{case_id}/exports", response_model=list[ExportPublic], responses=ERRORS)
+def list_case_exports(case_id: str, session: SessionDep, user: CurrentUser) -> list[ExportPublic]:
+    """Exports of one case visible to the caller."""
+    return [ExportPublic.of(session, e) for e in export_service.list_exports(session, user=user, case_id=case_id)]
+
+
+@router.get("/api/v1/exports", response_model=list[ExportPublic], responses=ERRORS)
+def list_exports(
+    session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ExportPublic]:
+    """Exports visible to the caller: a court user's own; their unit's for others."""
+    return [ExportPublic.of(session, e) for e in export_service.list_exports(session, user=user, limit=limit)]
+
+
+@router.post("/api/v1/exports/{export_id}/approve", response_model=ExportPublic, responses=ERRORS)
+def approve_export(export_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> ExportPublic:
+    """Approve an export (a reviewer of the unit who did not request it); the worker then builds it."""
+    export = export_service.approve_export(session, user=user, export_id=export_id)
+    reply = ExportPublic.of(session, export)
+    session.commit()
+    services.enqueue("evidence.build_export", export_id)
+    return reply
+
+
+@router.get("/api/v1/exports/{export_id}", response_model=ExportPublic, responses=ERRORS)
+def get_export(export_id: str, session: SessionDep, user: CurrentUser) -> ExportPublic:
+    """An export's status (requested, approved, building, ready, failed) and progress."""
+    return ExportPublic.of(session, export_service.load_export(session, user=user, export_id=export_id))
+
+
+@router.post("/api/v1/exports/{export_id}/link", response_model=LinkPublic, responses=ERRORS)
+def make_link(export_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> LinkPublic:
+    """A signed download URL usable without a token until it expires (settings TTL)."""
+    export = export_service.load_export(session, user=user, export_id=export_id, download=True)
+    export_service.check_downloadable(export)
+    link = export_service.make_link(settings=services.settings, export=export, user=user)
+    return LinkPublic(url=link.path, expires_at=link.expires_at)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@router.get(
+    "/api/v1/exports/{export_id}/download", response_class=StreamingResponse,
+    responses={**ERRORS, 200: {"content": {"application/zip": {}}}},
+)
+def download_export(
+    export_id: str, session: SessionDep, services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    expires: int | None = None, user: str | None = Query(default=None, alias="user"), sig: str | None = None,
+) -> StreamingResponse:
+    """The export's ZIP (bearer token, or a signed link); each download is a custody entry."""
+    if sig is not None and expires is not None and user is not None:
+        caller = export_service.check_link(
+            session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
+        )
+        via = "signed_link"
+    elif credentials is not None and credentials.scheme.lower() == "bearer":
+        caller = authenticate(session, token=credentials.credentials)
+        via = "token"
+    else:
+        raise Unauthenticated("a bearer token or a signed download link is required", code="missing_token")
+    export = export_service.load_export(session, user=caller, export_id=export_id, download=True)
+    export_service.check_downloadable(export)
+    export_service.record_download(session, export=export, actor=actor_name(caller), via=via)
+    session.commit()
+    name = f"export-{export.id}.zip"
+    headers = {
+        "Content-Length": str(export.size), "ETag": f'"{export.sha256}"', "Digest": f"sha-256={export.sha256}",
+        "Content-Disposition": f'attachment; filename="{name}"',
+    }
+    return StreamingResponse(export_service.iter_export(services.store, export), media_type="application/zip",
+                             headers=headers)

@@ -1,0 +1,70 @@
+"""The custody ledger: tree heads, entries and proofs (RFC 9162 style)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from api.deps import MAX_DB_INT, CurrentUser, SessionDep
+from api.schemas import (
+    ConsistencyProofPublic,
+    ErrorResponse,
+    InclusionProofPublic,
+    LedgerEntryPublic,
+    TreeHeadPublic,
+)
+from archive import ledger
+from archive.models import Case, LedgerEntry, Role
+from archive.users import CASE_READERS, load_case, require_role
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}
+
+
+@router.get("/head", response_model=TreeHeadPublic, responses=ERRORS)
+def head(session: SessionDep, user: CurrentUser, tree_size: int | None = None) -> TreeHeadPublic:
+    """Merkle tree head of the first ``tree_size`` entries (default: all)."""
+    h = ledger.tree_head(session, tree_size=tree_size)
+    return TreeHeadPublic(tree_size=h.tree_size, root_hash=h.root_hash, last_entry_hash=h.last_entry_hash)
+
+
+@router.get("/entries", response_model=list[LedgerEntryPublic], responses=ERRORS)
+def entries(
+    session: SessionDep, user: CurrentUser,
+    case_id: str | None = None,
+    start: Annotated[int, Query(ge=1, le=MAX_DB_INT)] = 1,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[LedgerEntryPublic]:
+    """Entries from ``start``, optionally of one case. Non-admins see their unit's cases only."""
+    require_role(user, CASE_READERS, doing="read the custody ledger")
+    query = select(LedgerEntry).where(LedgerEntry.seq >= start).order_by(LedgerEntry.seq).limit(limit)
+    if case_id is not None:
+        load_case(session, user=user, case_id=case_id)
+        query = query.where(LedgerEntry.case_id == case_id)
+    elif user.role != Role.admin:
+        visible = select(Case.id).where(Case.unit_id == user.unit_id)
+        query = query.where(LedgerEntry.case_id.in_(visible))
+    return [
+        LedgerEntryPublic(**ledger.entry_fields(e), entry_hash=e.entry_hash)
+        for e in session.execute(query).scalars()
+    ]
+
+
+@router.get("/proof/inclusion", response_model=InclusionProofPublic, responses=ERRORS)
+def proof_inclusion(session: SessionDep, user: CurrentUser, seq: int, tree_size: int | None = None) -> InclusionProofPublic:
+    """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
+    p = ledger.inclusion(session, seq=seq, tree_size=tree_size)
+    return InclusionProofPublic(seq=p.seq, tree_size=p.tree_size, leaf_hash=p.leaf_hash, root_hash=p.root_hash, path=list(p.path))
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProofPublic, responses=ERRORS)
+def proof_consistency(
+    session: SessionDep, user: CurrentUser, old_size: int, new_size: int | None = None
+) -> ConsistencyProofPublic:
+    """Consistency proof that the ``old_size`` tree is a prefix of the ``new_size`` one."""
+    p = ledger.consistency(session, old_size=old_size, new_size=new_size)
+    return ConsistencyProofPublic(
+        old_size=p.old_size, new_size=p.new_size, old_root=p.old_root, new_root=p.new_root, path=list(p.path)
+    )

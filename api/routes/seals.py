@@ -1,0 +1,140 @@
+"""Item seals (manifest, CAdES, SM2) and sealed ledger checkpoints.
+
+Reading an item's manifest or seals is a read of evidence, so each is a custody entry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
+from api.schemas import ErrorResponse
+from archive import evidence as evidence_service
+from archive import sealing
+from archive.errors import NotFound
+from archive.models import Checkpoint, EvidenceItem
+from archive.users import CASE_READERS, require_role
+
+router = APIRouter(prefix="/api/v1/evidence", tags=["seals"])
+checkpoints_router = APIRouter(prefix="/api/v1/ledger/checkpoints", tags=["ledger"])
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404)}
+
+
+def _sealed_object(session, services, user, item_id: str, role: str) -> tuple[EvidenceItem, bytes]:  # type: ignore[no-untyped-def]
+    item = evidence_service.load_item(session, user=user, item_id=item_id)
+    derived = next((d for d in item.derived if d.role == role), None)
+    if derived is None:
+        raise NotFound(f"item {item_id} has no {role} yet (seal_status {item.seal_status})", code="not_sealed")
+    evidence_service.record_read(session, user=user, item=item, byte_range=None, purpose=f"seal:{role}")
+    session.commit()
+    # The recorded version, never whatever was written over the key later.
+    data = b"".join(services.store.read(derived.storage_key, version_id=derived.storage_version))
+    return item, data
+
+
+@router.get("/{item_id}/manifest", responses={**ERRORS, 200: {"content": {"application/json": {}}}})
+def get_manifest(item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> Response:
+    """The item's canonical manifest: exactly the bytes the seals sign."""
+    item, data = _sealed_object(session, services, user, item_id, "manifest")
+    return Response(data, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{item.id}.manifest.json"'})
+
+
+@router.get("/{item_id}/seals/cades", responses={**ERRORS, 200: {"content": {"application/pkcs7-signature": {}}}})
+def get_cades(item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> Response:
+    """The detached CAdES-B-T seal over the manifest (DER CMS).
+
+    ``openssl cms -verify -binary -inform DER -in SEAL -content MANIFEST -CAfile root.pem``
+    """
+    item, data = _sealed_object(session, services, user, item_id, "cades")
+    return Response(data, media_type="application/pkcs7-signature",
+                    headers={"Content-Disposition": f'attachment; filename="{item.id}.manifest.p7s"'})
+
+
+@router.get("/{item_id}/seals/sm2", responses=ERRORS)
+def get_sm2(item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
+    """The SM2/SM3 seal over the manifest: signature (base64 DER), algorithm, public key, certificate, distinguishing id."""
+    _item, data = _sealed_object(session, services, user, item_id, "sm2")
+    return json.loads(data)
+
+
+@checkpoints_router.get("", responses=ERRORS)
+def list_checkpoints(
+    session: SessionDep, user: CurrentUser,
+    start: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Smallest tree size")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Sealed checkpoints in tree-size order: statement, CAdES (base64), SM2 seal, proof links."""
+    require_role(user, CASE_READERS, doing="read ledger checkpoints")
+    rows = session.execute(
+        select(Checkpoint).where(Checkpoint.tree_size >= start).order_by(Checkpoint.tree_size).limit(limit)
+    ).scalars()
+    return [sealing.checkpoint_public(cp) for cp in rows]
+
+
+@checkpoints_router.get("/latest", responses=ERRORS)
+def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """The newest sealed checkpoint."""
+    require_role(user, CASE_READERS, doing="read ledger checkpoints")
+    cp = sealing.latest_checkpoint(session)
+    if cp is None:
+        raise NotFound("no checkpoint has been sealed yet", code="no_checkpoint")
+    return sealing.checkpoint_public(cp)
+
+
+class CheckpointTrigger:
+    """Queues a checkpoint task when enough entries were appended (checked after requests).
+
+    Requests never sign: they only look at two counters, at most once a second per
+    process, and enqueue ``evidence.checkpoint`` when it is due.
+    """
+
+    def __init__(self, services, *, min_interval: float = 1.0):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.services = services
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        """Check (throttled) and enqueue when due; never raises into the request."""
+        import logging
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.min_interval:
+                return
+            self._last = now
+        try:
+            with self.services.db.session() as session:
+                due = sealing.checkpoint_due(session, self.services.settings)
+            if due:
+                self.services.enqueue("evidence.checkpoint")
+        except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
+            logging.getLogger(__name__).exception("could not check or enqueue a ledger checkpoint")
+
+
+class CheckpointTriggerMiddleware:
+    """Pure ASGI middleware running a :class:`CheckpointTrigger` after each API request.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``) so streamed uploads and downloads pass through
+    untouched; the check runs after the response has been sent.
+    """
+
+    def __init__(self, app, *, trigger: CheckpointTrigger):  # type: ignore[no-untyped-def]
+        self.app = app
+        self.trigger = trigger
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        from fastapi.concurrency import run_in_threadpool
+
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await run_in_threadpool(self.trigger)

@@ -1,0 +1,208 @@
+"""Resumable uploads speaking tus 1.0 at ``/api/v1/uploads`` (design in :mod:`ingest.tus`).
+
+Standard tus clients (tuspy, tus-js-client, Uppy) work unchanged: send the bearer token
+as a header and the evidence description as ``Upload-Metadata`` (``case_id``, ``kind``,
+``filename``, optional ``sha256``, ``device_id``, ``recorded_start``). Every response
+carries ``Tus-Resumable``; errors keep the JSON error shape with tus status codes (409
+offset mismatch, 410 expired/failed, 412 protocol version, 415 content type, 423 busy,
+460 checksum mismatch). The completing PATCH answers with ``Evidence-Item-Id``; ``GET``
+on an upload URL (not part of tus) shows its state as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from api.deps import CurrentUserId, ServicesDep
+from api.errors import error_response
+from api.schemas import ErrorResponse
+from api.streaming import consume_body
+from archive.errors import ArchiveError, InvalidInput
+from archive.models import User
+from ingest import tus
+
+LIVE = tus.LiveUploads()
+"""Running hashes and write locks of the uploads this process is receiving."""
+
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+class TusRoute(APIRoute):
+    """Adds ``Tus-Resumable`` to every response, errors included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def tus_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ArchiveError as exc:
+                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+                if exc.status == 412:
+                    headers["Tus-Version"] = tus.TUS_VERSION
+                response = error_response(exc.status, exc.code, exc.message, headers)
+            response.headers["Tus-Resumable"] = tus.TUS_VERSION
+            return response
+
+        return tus_handler
+
+
+router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], route_class=TusRoute)
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)}
+
+
+class UploadPublic(BaseModel):
+    id: str
+    case_id: str
+    length: int
+    offset: int
+    status: str
+    expires_at: datetime
+    item_id: str | None
+    error: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, info: tus.UploadInfo) -> UploadPublic:
+        return cls(**info.__dict__)
+
+
+def _require_tus(request: Request) -> None:
+    if request.headers.get("tus-resumable") != tus.TUS_VERSION:
+        raise InvalidInput(
+            f"Tus-Resumable: {tus.TUS_VERSION} is required", code="tus_version_unsupported", status=412
+        )
+
+
+def _int_header(request: Request, name: str, *, required: bool = True) -> int | None:
+    value = request.headers.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(f"{name} header is required", code=f"missing_{name.lower().replace('-', '_')}", status=400)
+        return None
+    # isascii: str.isdigit() accepts digits int() refuses, like superscripts.
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidInput(f"{name} must be a non-negative integer", code=f"invalid_{name.lower().replace('-', '_')}", status=400)
+    return int(value)
+
+
+def _upload_headers(info: tus.UploadInfo) -> dict[str, str]:
+    headers = {"Upload-Offset": str(info.offset), "Upload-Length": str(info.length), "Cache-Control": "no-store"}
+    if info.status == "open":
+        headers["Upload-Expires"] = format_datetime(info.expires_at, usegmt=True)
+    if info.item_id:
+        headers["Evidence-Item-Id"] = info.item_id
+    return headers
+
+
+def _options() -> Response:
+    return Response(status_code=204, headers={
+        "Tus-Version": tus.TUS_VERSION, "Tus-Extension": ",".join(tus.EXTENSIONS),
+        "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS), "Tus-Max-Size": str(tus.MAX_SIZE),
+    })
+
+
+@router.options("", status_code=204)
+def options_collection() -> Response:
+    """tus discovery: version, extensions, checksum algorithms (no token needed)."""
+    return _options()
+
+
+@router.options("/{upload_id}", status_code=204)
+def options_upload(upload_id: str) -> Response:
+    """tus discovery on an upload URL."""
+    return _options()
+
+
+async def _receive(
+    request: Request, services: ServicesDep, user_id: str, upload_id: str, offset: int
+) -> tus.AppendResult:
+    """Stream the request body into the upload at ``offset``."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != OFFSET_STREAM:
+        raise InvalidInput(f"Content-Type must be {OFFSET_STREAM}", code="unsupported_media_type", status=415)
+    checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
+    content_length = _int_header(request, "Content-Length", required=False)
+
+    def receive(chunks):  # type: ignore[no-untyped-def]
+        return tus.append(
+            db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id, offset=offset,
+            chunks=chunks, checksum=checksum, content_length=content_length,
+            retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
+        )
+
+    result = await consume_body(request.stream(), receive)
+    if result.item_id:
+        # After the commit inside tus.append; processing is idempotent, so a retry re-sends harmlessly.
+        services.enqueue("evidence.process_item", result.item_id)
+    return result
+
+
+@router.post("", status_code=201, responses=ERRORS)
+async def create_upload(request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
+    """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``."""
+    _require_tus(request)
+    if request.headers.get("upload-defer-length"):
+        raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
+    length = _int_header(request, "Upload-Length")
+    metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
+    with services.db.session() as session:
+        upload = tus.create_upload(
+            session, user=session.get(User, user_id), store=services.store, length=length or 0, metadata=metadata,
+            expiry_hours=services.settings.upload_expiry_hours,
+        )
+        upload_id = upload.id
+    if length == 0:
+        item_id = tus.complete(
+            db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
+            retention_days=services.settings.retention_days,
+        )
+        services.enqueue("evidence.process_item", item_id)
+    elif _int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding"):
+        await _receive(request, services, user_id, upload_id, 0)
+    with services.db.session() as session:
+        info = tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+    headers = _upload_headers(info)
+    del headers["Cache-Control"]
+    headers["Location"] = f"/api/v1/uploads/{upload_id}"
+    return Response(status_code=201, headers=headers)
+
+
+@router.head("/{upload_id}", responses=ERRORS)
+def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
+    """tus core: where to resume (``Upload-Offset``) and the announced ``Upload-Length``."""
+    _require_tus(request)
+    with services.db.session() as session:
+        info = tus.status(session, user=session.get(User, user_id), upload_id=upload_id)
+    return Response(status_code=200, headers=_upload_headers(info))
+
+
+@router.patch("/{upload_id}", status_code=204, responses=ERRORS)
+async def patch_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
+    """tus core: append the body at ``Upload-Offset`` (optionally checked by ``Upload-Checksum``)."""
+    _require_tus(request)
+    offset = _int_header(request, "Upload-Offset") or 0
+    result = await _receive(request, services, user_id, upload_id, offset)
+    return Response(status_code=204, headers=_upload_headers(result.upload))
+
+
+@router.delete("/{upload_id}", status_code=204, responses=ERRORS)
+def delete_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
+    """tus termination: drop an unfinished upload. Refused (409) once it became evidence."""
+    _require_tus(request)
+    tus.terminate(db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id)
+    return Response(status_code=204)
+
+
+@router.get("/{upload_id}", response_model=UploadPublic, responses=ERRORS)
+def get_upload(upload_id: str, services: ServicesDep, user_id: CurrentUserId) -> UploadPublic:
+    """The upload's state as JSON (not part of tus): offset, status, item id once complete."""
+    with services.db.session() as session:
+        upload = tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id)
+        return UploadPublic.of(tus.UploadInfo.of(upload))

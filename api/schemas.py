@@ -1,0 +1,237 @@
+"""API schemas: what goes over the wire. Database models never leave the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable error code")
+    message: str = Field(description="Human explanation")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_number: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=500)
+
+
+class CasePublic(BaseModel):
+    id: str
+    case_number: str
+    title: str
+    unit: str
+    status: str
+    vault: str
+    created_at: datetime
+    flags: list[str]
+
+    @classmethod
+    def of(cls, case: Case) -> CasePublic:
+        return cls(
+            id=case.id, case_number=case.case_number, title=case.title, unit=case.unit.name,
+            status=case.status.value, vault=case.vault.name, created_at=case.created_at, flags=case.flags or [],
+        )
+
+
+class DerivedPublic(BaseModel):
+    id: str
+    role: str
+    media_type: str
+    sha256: str
+    size: int
+    content_url: str
+
+    @classmethod
+    def of(cls, d: DerivedObject) -> DerivedPublic:
+        return cls(
+            id=d.id, role=d.role, media_type=d.media_type, sha256=d.sha256, size=d.size,
+            content_url=f"/api/v1/evidence/{d.item_id}/derived/{d.role}",
+        )
+
+
+class ItemPublic(BaseModel):
+    id: str
+    case_id: str
+    case_number: str
+    vault: str
+    parent_id: str | None
+    kind: EvidenceKind
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    sm3: str | None
+    storage_key: str
+    storage_version: str | None
+    retention_until: datetime | None
+    device_id: str | None
+    recorded_start: datetime | None
+    received_at: datetime
+    status: str
+    flags: list[str]
+    processing: dict[str, Any]
+    seal_status: str
+    media_facts: dict[str, Any] | None
+    details: dict[str, Any]
+    derived: list[DerivedPublic]
+    members: list[DerivedPublic] = Field(default_factory=list, description="Members of a capture bundle (role 'member')")
+    content_url: str
+
+    @classmethod
+    def of(cls, item: EvidenceItem) -> ItemPublic:
+        return cls(
+            id=item.id, case_id=item.case_id, case_number=item.case.case_number, vault=item.vault.name,
+            parent_id=item.parent_id, kind=item.kind, filename=item.original_filename,
+            media_type=item.media_type, size=item.size, sha256=item.sha256, sm3=item.sm3,
+            storage_key=item.storage_key, storage_version=item.storage_version,
+            retention_until=item.retention_until, device_id=item.device_id,
+            recorded_start=item.recorded_start, received_at=item.received_at, status=item.status.value,
+            flags=item.flags or [], processing=item.processing or {}, seal_status=item.seal_status,
+            media_facts=item.media_facts, details=item.details or {},
+            derived=[DerivedPublic.of(d) for d in item.derived],
+            members=_members(item),
+            content_url=f"/api/v1/evidence/{item.id}/content",
+        )
+
+
+def _members(item: EvidenceItem) -> list[DerivedPublic]:
+    """A capture bundle's members, shaped like derived files (role ``member``)."""
+    if item.kind != EvidenceKind.remote_capture or item.parent_id is not None:
+        return []
+    return [
+        DerivedPublic(id=c.id, role="member", media_type=c.media_type, sha256=c.sha256, size=c.size,
+                      content_url=f"/api/v1/evidence/{c.id}/content")
+        for c in item.members
+    ]
+
+
+class LedgerEntryPublic(BaseModel):
+    seq: int
+    time: str
+    actor: str
+    case: str | None
+    item: str | None
+    action: str
+    details: str = Field(description="Canonical JSON text, exactly as hashed")
+    prev: str
+    entry_hash: str
+
+
+class TreeHeadPublic(BaseModel):
+    tree_size: int
+    root_hash: str
+    last_entry_hash: str
+
+
+class InclusionProofPublic(BaseModel):
+    seq: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    path: list[str]
+
+
+class ConsistencyProofPublic(BaseModel):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    path: list[str]
+
+
+class DeviceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    clock_offset_seconds: float = Field(description="Seconds the device clock runs ahead of true time (true = device - S)")
+    source: str = Field(default="declared", description="declared or measured (at docking)")
+    description: str | None = Field(default=None, max_length=500)
+
+
+class DevicePublic(BaseModel):
+    id: str
+    clock_offset_seconds: float
+    source: str
+    description: str | None
+    updated_at: datetime
+    cases: list[str] = Field(default_factory=list, description="Cases whose continuity is re-analysed")
+
+
+class ActionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(min_length=1, max_length=60, description="inspection, seizure, interview, remote_inspection...")
+    start: datetime = Field(description="ISO 8601 with time zone")
+    end: datetime = Field(description="ISO 8601 with time zone, after start")
+    devices: list[str] = Field(default_factory=list, max_length=1000, description="Devices or rooms assigned")
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class ActionPublic(BaseModel):
+    id: str
+    case_id: str
+    kind: str
+    start: datetime
+    end: datetime
+    devices: list[str]
+    description: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Any) -> ActionPublic:
+        return cls(
+            id=a.id, case_id=a.case_id, kind=a.kind, start=a.window_start, end=a.window_end,
+            devices=list(a.devices or []), description=a.description, created_at=a.created_at,
+        )
+
+
+class GapPublic(BaseModel):
+    id: str
+    level: str = Field(description="in_file, between_segments or action_window")
+    device: str | None
+    item: str | None
+    previous_item: str | None
+    action: str | None
+    start: datetime
+    end: datetime
+    duration_seconds: float
+    cause: str
+    explanation: str | None
+    status: str = Field(description="open, explained, accepted or rejected")
+    review_comment: str | None
+    current: bool = Field(description="False when a later analysis no longer finds this gap")
+
+    @classmethod
+    def of(cls, g: Any) -> GapPublic:
+        return cls(
+            id=g.id, level=g.level, device=g.device, item=g.item_id, previous_item=g.previous_item_id,
+            action=g.action_id, start=g.start, end=g.end, duration_seconds=g.duration_seconds, cause=g.cause,
+            explanation=g.explanation, status=g.status.value, review_comment=g.review_comment, current=g.current,
+        )
+
+
+class ContinuityPublic(BaseModel):
+    case_id: str
+    complete: bool = Field(description="True only when nothing is pending and every current gap is accepted")
+    pending: bool = Field(description="True while evidence of the case is processed or an analysis is queued")
+    analysed_at: datetime | None
+    summary: dict[str, Any]
+    gaps: list[GapPublic]
+
+
+class ExplanationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=10_000)
+
+
+class ReviewCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool
+    comment: str | None = Field(default=None, max_length=10_000)

@@ -1,0 +1,91 @@
+"""Bridge an ASGI request body (async) to a synchronous consumer running in a thread.
+
+The event loop gathers the body's chunks into batches of ~1 MiB (a list, not a joined
+copy: every byte copied costs CPU the hashing thread needs) and hands them over a small
+bounded channel, so memory stays flat whatever the upload size and hashing/storage run off the
+event loop. If the client goes away mid-body the consumer sees ``UploadIncomplete``
+rather than a silently short stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from starlette.requests import ClientDisconnect
+
+from archive.errors import UploadIncomplete
+
+T = TypeVar("T")
+BLOCK = 1024 * 1024
+
+
+class _Aborted:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        if not chunk:
+            continue
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= BLOCK:
+            yield parts
+            parts = []
+            size = 0
+    if parts:
+        yield parts
+
+
+async def consume_body(body: AsyncIterator[bytes], consumer: Callable[[Iterator[bytes]], T]) -> T:
+    """Run ``consumer(chunks)`` in a worker thread, feeding it the streamed body."""
+    send, receive = anyio.create_memory_object_stream[list[bytes] | _Aborted](max_buffer_size=4)
+
+    async def produce() -> None:
+        async with send:
+            try:
+                async for batch in _batches(body):
+                    await send.send(batch)
+            except ClientDisconnect:
+                await send.send(_Aborted("the client disconnected before the whole body arrived"))
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:  # noqa: BLE001 - any transport failure aborts the upload
+                await send.send(_Aborted(f"the body could not be read: {exc}"))
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            try:
+                item = anyio.from_thread.run(receive.receive)
+            except anyio.EndOfStream:
+                return
+            if isinstance(item, _Aborted):
+                raise UploadIncomplete(item.reason + "; nothing was kept", code="upload_incomplete")
+            yield from item
+
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    async def run_consumer() -> None:
+        try:
+            outcome.append(await anyio.to_thread.run_sync(consumer, chunks()))
+        except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+            failure.append(exc)
+        finally:
+            # The consumer may stop early (error); don't leave the producer blocked.
+            tg.cancel_scope.cancel()
+            receive.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        tg.start_soon(run_consumer)
+    if failure:
+        raise failure[0]
+    return outcome[0]

@@ -1,0 +1,179 @@
+"""The client side of ``evidence upload``: tus uploads with tuspy, resumable across runs.
+
+Per file: SHA-256 first (progress bar), then a tus upload in bounded chunks (progress
+bar), each chunk carrying ``Upload-Checksum: sha256``. The upload URL and the hash are
+kept in a small JSON state file keyed by absolute path, size and mtime, so running the
+same command again after an interruption resumes where the server says it stopped; a
+changed file gets a new upload. tuspy reads one chunk at a time into memory, so memory
+is bounded by ``chunk_size``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.uploader import Uploader
+
+
+class UploadError(Exception):
+    """An upload the server refused or that cannot continue; the message says why."""
+
+
+class Interrupted(Exception):
+    """The upload stopped before the end (on request); running again resumes it."""
+
+
+class _Sha256Uploader(Uploader):
+    """tuspy's uploader with sha256 per-chunk checksums (tuspy defaults to sha1)."""
+
+    CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+
+def state_path() -> Path:
+    """Where upload URLs are remembered between runs."""
+    if os.environ.get("EVIDENCE_UPLOAD_STATE"):
+        return Path(os.environ["EVIDENCE_UPLOAD_STATE"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "evidence" / "uploads.json"
+
+
+class UploadState:
+    """The JSON state file: ``{"<path>|<size>|<mtime_ns>": {"url", "sha256"}}``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def update(self, key: str, value: dict[str, str] | None) -> None:
+        data = self.load()
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename: an interrupted run never leaves a half-written state file.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".uploads.")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """One file to upload and what to say about it."""
+
+    case_id: str
+    path: Path
+    kind: str
+    device_id: str | None = None
+    recorded_start: str | None = None
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )
+
+
+def _sha256(path: Path, size: int, console: Console) -> str:
+    digest = hashlib.sha256()
+    with _progress(console) as progress, open(path, "rb") as f:
+        task = progress.add_task(f"hashing {path.name}", total=size)
+        for block in iter(lambda: f.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+            progress.advance(task, len(block))
+    return digest.hexdigest()
+
+
+def _explain(exc: Exception) -> str:
+    content = getattr(exc, "response_content", None)
+    try:
+        error = json.loads(content)["error"]
+        return f"{error['message']} ({error['code']})"
+    except Exception:  # noqa: BLE001 - not our JSON error: say what tuspy said
+        return str(exc) or type(exc).__name__
+
+
+def upload_file(
+    request: UploadRequest,
+    *,
+    base_url: str,
+    token: str,
+    chunk_size: int,
+    console: Console,
+    state: UploadState,
+    stop_after_chunks: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> str:
+    """Upload (or resume) one file; return the evidence item id."""
+    say = say or console.print
+    st = request.path.stat()
+    key = f"{request.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    saved = state.load().get(key) or {}
+    sha256 = saved.get("sha256") or _sha256(request.path, st.st_size, console)
+    headers = {"Authorization": f"Bearer {token}"}
+    client = TusClient(base_url.rstrip("/") + "/api/v1/uploads", headers=headers)
+    metadata = {"case_id": request.case_id, "kind": request.kind, "filename": request.path.name, "sha256": sha256}
+    if request.device_id:
+        metadata["device_id"] = request.device_id
+    if request.recorded_start:
+        metadata["recorded_start"] = request.recorded_start
+    with open(request.path, "rb") as stream:
+        uploader = None
+        if saved.get("url"):
+            try:
+                uploader = _Sha256Uploader(
+                    file_stream=stream, client=client, chunk_size=chunk_size, metadata=metadata,
+                    url=saved["url"], upload_checksum=True, retries=3, retry_delay=1,
+                )
+                say(f"{request.path.name}: resuming at {uploader.offset} of {st.st_size} bytes")
+            except TusCommunicationError:
+                say(f"{request.path.name}: the earlier upload is gone (expired or failed); starting again")
+                uploader = None
+        try:
+            if uploader is None:
+                uploader = _Sha256Uploader(
+                    file_stream=stream, client=client, chunk_size=chunk_size, metadata=metadata,
+                    upload_checksum=True, retries=3, retry_delay=1,
+                )
+                uploader.set_url(uploader.create_url())
+                uploader.offset = 0
+                state.update(key, {"url": uploader.url, "sha256": sha256})
+            uploader.stop_at = st.st_size
+            chunks = 0
+            with _progress(console) as progress:
+                task = progress.add_task(f"uploading {request.path.name}", total=st.st_size, completed=uploader.offset)
+                while uploader.offset < st.st_size:
+                    if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                        raise Interrupted(f"stopped after {chunks} chunks at {uploader.offset} bytes")
+                    uploader.upload_chunk()
+                    chunks += 1
+                    progress.update(task, completed=uploader.offset)
+        except (TusCommunicationError, TusUploadFailed) as exc:
+            raise UploadError(f"{request.path.name}: {_explain(exc)}") from exc
+    try:
+        response = requests.get(uploader.url, headers=headers, timeout=60)
+        info = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise UploadError(f"{request.path.name}: cannot read the upload's state: {exc}") from exc
+    if response.status_code != 200 or info.get("status") != "complete" or not info.get("item_id"):
+        raise UploadError(f"{request.path.name}: upload did not complete: {info}")
+    state.update(key, None)
+    return str(info["item_id"])

@@ -1,0 +1,1 @@
+"""The core: cases and their vaults, evidence, storage, the custody ledger, verification."""

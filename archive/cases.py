@@ -1,0 +1,62 @@
+"""Cases and their vaults."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from archive import ledger
+from archive.errors import Conflict, InvalidInput
+from archive.models import Case, Role, User, Vault, new_id
+from archive.storage import ObjectStore
+from archive.users import CASE_WRITERS, actor_name, require_role
+
+CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
+
+
+def vault_name(vault_id: str) -> str:
+    """The storage prefix of a vault: derived from its id, unique, S3-safe."""
+    return "vault-" + vault_id.replace("-", "")
+
+
+def create_case(session: Session, *, store: ObjectStore, user: User, case_number: str, title: str) -> Case:
+    """Create a case in the user's unit together with its one vault.
+
+    The vault's space is made in the store first; a store failure leaves no row behind,
+    and a failed insert leaves only an empty prefix, which is harmless.
+    """
+    require_role(user, CASE_WRITERS, doing="create cases")
+    case_number = case_number.strip()
+    if not CASE_NUMBER.match(case_number):
+        raise InvalidInput(
+            "case number must be 1-100 letters, digits, spaces or - / . ( ) [ ]", code="invalid_case_number"
+        )
+    if session.execute(select(Case.id).where(Case.case_number == case_number)).first():
+        raise Conflict(f"case number {case_number} already exists", code="case_number_taken")
+    case = Case(id=new_id(), case_number=case_number, title=title.strip(), unit_id=user.unit_id, created_by=user.id)
+    vault_id = new_id()
+    vault = Vault(id=vault_id, case_id=case.id, name=vault_name(vault_id), object_lock=store.supports_lock)
+    store.ensure_vault(vault.name)
+    session.add(case)
+    session.flush()
+    session.add(vault)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"case number {case_number} already exists", code="case_number_taken") from exc
+    ledger.append(
+        session, actor=actor_name(user), action="case_created", case_id=case.id,
+        details={"case_number": case_number, "title": case.title, "unit": user.unit.name, "vault": vault.name},
+    )
+    return case
+
+
+def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 0) -> list[Case]:
+    """Cases the user may see, newest first."""
+    query = select(Case).order_by(Case.created_at.desc()).limit(limit).offset(offset)
+    if user.role != Role.admin:
+        query = query.where(Case.unit_id == user.unit_id)
+    return list(session.execute(query).scalars().unique())

@@ -1,0 +1,114 @@
+"""Engine and sessions, and schema migrations (Alembic).
+
+SQLite (embedded default) gets WAL, enforced foreign keys and ``BEGIN IMMEDIATE`` so
+that two writers never interleave a read-then-append of the custody ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive.errors import InvalidInput
+from archive.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _has_nul(parameters: object) -> bool:
+    if isinstance(parameters, str):
+        return "\x00" in parameters
+    if isinstance(parameters, dict):
+        return any(_has_nul(v) for v in parameters.values())
+    if isinstance(parameters, (list, tuple)):
+        return any(_has_nul(v) for v in parameters)
+    return False
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL text cannot hold NUL (psycopg raises DataError, a 500); refuse it on every
+    # database alike so both stacks accept the same text, and say so as bad input.
+    if _has_nul(parameters):
+        raise InvalidInput("text must not contain NUL characters", code="nul_character")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` with the per-dialect settings the archive relies on.
+
+    Every statement whose parameters hold a NUL character is refused (InvalidInput).
+    """
+    engine = _make_engine(url)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # Take over transaction control so BEGIN IMMEDIATE can be issued below.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class Database:
+    """An engine plus its session factory, built once per process from settings."""
+
+    def __init__(self, settings: Settings):
+        self.url = settings.resolved_database_url
+        self.engine = make_engine(self.url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on error."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic configuration pointing at our migrations and ``url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the database schema to ``revision`` (default: the newest)."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)

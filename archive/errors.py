@@ -1,0 +1,126 @@
+"""Errors of the archive core.
+
+Every error a caller can meet derives from :class:`ArchiveError`; each carries a
+machine-readable ``code``, the HTTP status the API answers with, and a human message.
+Entry points (the API error handler, the CLI) catch only the root.
+"""
+
+from __future__ import annotations
+
+
+class ArchiveError(Exception):
+    """Root of every error the archive reports to a person or a program."""
+
+    code = "archive_error"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class NotFound(ArchiveError):
+    """The thing asked for does not exist, or the caller may not know that it does."""
+
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(ArchiveError):
+    """The caller is known but their role or unit does not allow this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class Unauthenticated(ArchiveError):
+    """No valid credentials were presented."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class Conflict(ArchiveError):
+    """The request contradicts the archive's state (duplicate number, hash mismatch...)."""
+
+    code = "conflict"
+    status = 409
+
+
+class InvalidInput(ArchiveError):
+    """The request is well-formed HTTP but its content cannot be accepted."""
+
+    code = "invalid_input"
+    status = 422
+
+
+class HashMismatch(Conflict):
+    """The bytes received do not have the hash the client declared; nothing was kept."""
+
+    code = "hash_mismatch"
+
+
+class UploadIncomplete(ArchiveError):
+    """The upload ended before all of its bytes arrived; nothing was kept."""
+
+    code = "upload_incomplete"
+    status = 400
+
+
+class VerificationError(ArchiveError):
+    """A verification found something that does not hold; the message names it."""
+
+    code = "verification_failed"
+    status = 409
+
+
+class LedgerTampered(VerificationError):
+    """The custody ledger's chain or tree does not recompute."""
+
+    code = "ledger_tampered"
+
+
+class StorageError(ArchiveError):
+    """Root of object-store failures (translated from the backend's own errors)."""
+
+    code = "storage_error"
+    status = 503
+
+
+class ObjectNotFound(StorageError):
+    """The object store has no object under this key (or version)."""
+
+    code = "object_not_found"
+    status = 404
+
+
+class ObjectExists(StorageError):
+    """An object already exists under this key; originals are never overwritten."""
+
+    code = "object_exists"
+    status = 409
+
+
+class ObjectLocked(StorageError):
+    """The object is under retention; the store refuses to delete or change it."""
+
+    code = "object_locked"
+    status = 409
+
+
+class StoreUnavailable(StorageError):
+    """The object store cannot be reached or answered with a server error."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class ConfigurationError(ArchiveError):
+    """Settings are missing or contradictory; the service refuses to start."""
+
+    code = "configuration_error"
+    status = 500

@@ -1,0 +1,494 @@
+"""Evidence items: receiving originals, reading them back, checking their fixity.
+
+Receiving is *object first, row second*: bytes stream into the case's vault while
+SHA-256 is computed; only when the declared hash (if any) matches is the object locked
+and the row and custody entry written in one transaction. A mismatch or a broken
+upload discards the unlocked object, so nothing is kept as evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import mimetypes
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from archive import ledger
+from archive.db import Database
+from archive.errors import ArchiveError, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError
+from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
+from archive.storage import ObjectStore, StoredObject
+from archive.users import CASE_READERS, actor_name, load_case, require_role
+
+log = logging.getLogger(__name__)
+
+HEX64 = set("0123456789abcdef")
+
+
+def original_key(vault: str, item_id: str) -> str:
+    """Where an original lives: inside its vault, named by its item id."""
+    return f"{vault}/originals/{item_id}"
+
+
+def derived_key(vault: str, item_id: str, role: str, suffix: str = "") -> str:
+    """Where an object derived from an original lives (same vault, names its original)."""
+    return f"{vault}/derived/{item_id}/{role}{suffix}"
+
+
+class HashingStream:
+    """Passes chunks through while hashing them and counting bytes.
+
+    Each algorithm hashes in a thread of its own, fed through a small bounded queue,
+    while the caller writes the same chunk: hashlib releases the GIL for large
+    buffers, so hashing overlaps the write (or the network send) instead of adding to
+    it, and memory stays bounded by the queues. Digests are final once the iteration
+    has ended (normally or not).
+    """
+
+    QUEUE_CHUNKS = 16
+
+    def __init__(self, chunks: Iterable[bytes], *algorithms: str):
+        self._chunks = chunks
+        self.hashers = {name: hashlib.new(name) for name in algorithms}
+        self.size = 0
+
+    @staticmethod
+    def _drain(hasher, chunks: queue.Queue) -> None:  # type: ignore[no-untyped-def]
+        update = hasher.update
+        while (chunk := chunks.get()) is not None:
+            update(chunk)
+
+    def __iter__(self) -> Iterator[bytes]:
+        queues = [queue.Queue(maxsize=self.QUEUE_CHUNKS) for _ in self.hashers]
+        threads = [
+            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{name}")
+            for (name, hasher), q in zip(self.hashers.items(), queues)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for chunk in self._chunks:
+                for q in queues:
+                    q.put(chunk)
+                self.size += len(chunk)
+                yield chunk
+        finally:
+            for q in queues:
+                q.put(None)
+            for thread in threads:
+                thread.join()
+
+    def hexdigest(self, name: str) -> str:
+        return self.hashers[name].hexdigest()
+
+
+def normalise_sha256(value: str | None) -> str | None:
+    """A declared SHA-256 in lower-case hex, or InvalidInput when it is not one."""
+    if value is None or value == "":
+        return None
+    value = value.strip().lower()
+    if len(value) != 64 or not set(value) <= HEX64:
+        raise InvalidInput("sha256 must be 64 hexadecimal characters", code="invalid_sha256")
+    return value
+
+
+def guess_media_type(filename: str) -> str:
+    """A media type from the file name; workers refine it from the bytes."""
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def safe_filename(filename: str) -> str:
+    """The original file name as given, without path parts or control characters."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    name = "".join(ch for ch in name if ch.isprintable())
+    if not name or name in (".", ".."):
+        raise InvalidInput("filename is empty or not a file name", code="invalid_filename")
+    return name[:1000]
+
+
+@dataclass(frozen=True)
+class IncomingEvidence:
+    """What the uploader says about a file before its bytes arrive."""
+
+    case_id: str
+    kind: EvidenceKind
+    filename: str
+    declared_sha256: str | None = None
+    device_id: str | None = None
+    recorded_start: datetime | None = None
+    details: dict[str, Any] | None = None
+    parent_id: str | None = None
+
+
+def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) -> str:
+    """Validate an upload before any byte is stored; return the vault name to write to."""
+    case = load_case(session, user=user, case_id=incoming.case_id, write=True)
+    safe_filename(incoming.filename)
+    normalise_sha256(incoming.declared_sha256)
+    device = incoming.device_id
+    # Checked before any byte is stored: a row refused after the upload would leave a locked orphan.
+    if device is not None and (not device.strip() or len(device) > 200 or not device.isprintable()):
+        raise InvalidInput("device id must be 1-200 printable characters", code="invalid_device_id")
+    if incoming.recorded_start is not None and incoming.recorded_start.tzinfo is None:
+        raise InvalidInput("recorded_start needs a time zone (e.g. Z or +08:00)", code="invalid_recorded_start")
+    if incoming.recorded_start is not None:
+        try:
+            # Stored in UTC: a time at the edge of the calendar (0001-01-01+14:00) has no UTC form.
+            incoming.recorded_start.astimezone(timezone.utc)
+        except OverflowError as exc:
+            raise InvalidInput("recorded_start must fall within years 1-9999 in UTC",
+                               code="invalid_recorded_start") from exc
+    return case.vault.name
+
+
+def receive_original(
+    *,
+    db: Database,
+    store: ObjectStore,
+    user_id: str,
+    incoming: IncomingEvidence,
+    chunks: Iterable[bytes],
+    retention_days: int,
+    expected_size: int | None = None,
+    on_stored: Callable[[EvidenceItem], None] | None = None,
+) -> EvidenceItem:
+    """Stream an original into its case's vault and register it as evidence.
+
+    No database transaction is held while bytes flow. Raises HashMismatch (nothing
+    kept) when the declared SHA-256 differs, UploadIncomplete when fewer bytes than
+    announced arrived.
+    """
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("user vanished", code="user_not_found")
+        vault = check_incoming(session, user=user, incoming=incoming)
+        actor = actor_name(user)
+    filename = safe_filename(incoming.filename)
+    item_id = new_id()
+    key = original_key(vault, item_id)
+    stream = HashingStream(chunks, "sha256")
+    stored = store.put(key, stream, content_type=guess_media_type(filename))
+    locked = accept_original(
+        store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
+        declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
+    )
+    with db.session() as session:
+        item = register_original(
+            session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
+            sha256=stream.hexdigest("sha256"),
+        )
+        if on_stored is not None:
+            on_stored(item)
+    log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
+    return item
+
+
+def accept_original(
+    *,
+    store: ObjectStore,
+    stored: StoredObject,
+    size: int,
+    sha256: str,
+    declared: str | None,
+    retention_days: int,
+    expected_size: int | None = None,
+) -> StoredObject:
+    """Check a stored, still unlocked original against what was announced, then lock it.
+
+    ``size`` and ``sha256`` are what was measured while the bytes went in. On a short
+    upload (UploadIncomplete) or a declared-hash mismatch (HashMismatch) the object is
+    discarded, so nothing is kept. Returns the object as locked (COMPLIANCE retention).
+    """
+    declared = normalise_sha256(declared)
+    try:
+        if expected_size is not None and size != expected_size:
+            raise UploadIncomplete(
+                f"received {size} of {expected_size} bytes; nothing was kept", code="upload_incomplete"
+            )
+        if declared is not None and declared != sha256:
+            raise HashMismatch(
+                f"declared sha256 {declared} but received bytes hash to {sha256}; nothing was kept",
+                code="hash_mismatch",
+            )
+    except ArchiveError:
+        store.discard(stored.key, version_id=stored.version_id)
+        raise
+    until = utcnow() + timedelta(days=retention_days)
+    locked = store.lock(stored.key, version_id=stored.version_id, until=until)
+    return replace(locked, size=size, retention_until=locked.retention_until or until)
+
+
+def register_original(
+    session: Session,
+    *,
+    user_id: str,
+    actor: str,
+    incoming: IncomingEvidence,
+    item_id: str,
+    stored: StoredObject,
+    sha256: str,
+) -> EvidenceItem:
+    """Write the evidence row and its ``evidence_received`` custody entry for a locked original.
+
+    The caller commits; enqueue processing only after that commit. The row's primary key
+    is ``item_id``, so registering the same original twice fails in the database.
+    """
+    filename = safe_filename(incoming.filename)
+    declared = normalise_sha256(incoming.declared_sha256)
+    item = EvidenceItem(
+        id=item_id,
+        case_id=incoming.case_id,
+        vault_id=session.get(Case, incoming.case_id).vault.id,
+        parent_id=incoming.parent_id,
+        kind=incoming.kind,
+        original_filename=filename,
+        media_type=guess_media_type(filename),
+        size=stored.size,
+        sha256=sha256,
+        storage_key=stored.key,
+        storage_version=stored.version_id,
+        retention_until=stored.retention_until,
+        uploaded_by=user_id,
+        device_id=incoming.device_id,
+        recorded_start=incoming.recorded_start,
+        details=incoming.details or {},
+        status=ItemStatus.received,
+        flags=["empty_file"] if stored.size == 0 else [],
+        processing={},
+    )
+    session.add(item)
+    session.flush()
+    ledger.append(
+        session, actor=actor, action="evidence_received", case_id=incoming.case_id, item_id=item_id,
+        details={
+            "filename": filename, "kind": incoming.kind.value, "size": stored.size, "sha256": sha256,
+            "declared_sha256": declared, "storage_key": stored.key, "storage_version": stored.version_id,
+            "device_id": incoming.device_id,
+            "recorded_start": incoming.recorded_start.isoformat() if incoming.recorded_start else None,
+            "retention_until": item.retention_until.isoformat(), "parent": incoming.parent_id,
+        },
+    )
+    return item
+
+
+def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
+    """An item the user may read (its case must be visible to them)."""
+    require_role(user, CASE_READERS, doing="read evidence")
+    item = session.get(EvidenceItem, item_id)
+    if item is None:
+        raise NotFound(f"no evidence item {item_id} visible to you", code="item_not_found")
+    load_case(session, user=user, case_id=item.case_id)
+    return item
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive from a single-range ``Range`` header; None for the whole file."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise InvalidInput("only a single bytes range is supported", code="range_not_satisfiable", status=416)
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                raise ValueError
+            start, end = max(size - length, 0), size - 1
+        else:
+            start = int(first)
+            end = int(last) if last else size - 1
+    except ValueError as exc:
+        raise InvalidInput(f"bad Range header {header!r}", code="range_not_satisfiable", status=416) from exc
+    end = min(end, size - 1)
+    if start < 0 or start > end:
+        raise InvalidInput(f"range {header!r} outside 0..{size - 1}", code="range_not_satisfiable", status=416)
+    return start, end
+
+
+def record_read(
+    session: Session, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None, purpose: str = "content"
+) -> None:
+    """Custody entry for a read of evidence (written before the first byte leaves)."""
+    ledger.append(
+        session, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
+        details={"purpose": purpose, "range": list(byte_range) if byte_range else None, "sha256": item.sha256},
+    )
+
+
+@dataclass(frozen=True)
+class FixityReport:
+    """An original re-hashed from storage and found identical to what was received."""
+
+    item_id: str
+    size: int
+    sha256: str
+    sm3: str | None
+    checked_at: datetime
+
+
+def hash_chunks(chunks: Iterable[bytes], *algorithms: str) -> HashingStream:
+    """Consume ``chunks`` and return the finished hashers (with the byte count)."""
+    stream = HashingStream(chunks, *algorithms)
+    for _ in stream:
+        pass
+    return stream
+
+
+def rehash(store: ObjectStore, item: EvidenceItem, *, algorithms: tuple[str, ...] = ("sha256", "sm3")) -> HashingStream:
+    """Stream the stored original through the hashers and return them."""
+    return hash_chunks(store.read(item.storage_key, version_id=item.storage_version), *algorithms)
+
+
+def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:
+    """Re-hash an original from storage and compare with the hashes taken at receipt.
+
+    The outcome, good or bad, is a custody entry; a bad one raises VerificationError
+    naming what failed.
+    """
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+    problem = None
+    algorithms = ("sha256", "sm3") if item.sm3 else ("sha256",)
+    try:
+        stream = rehash(store, item, algorithms=algorithms)
+        if stream.size != item.size:
+            problem = f"stored original of item {item_id} is {stream.size} bytes, received {item.size}"
+        elif stream.hexdigest("sha256") != item.sha256:
+            problem = f"stored original of item {item_id}: sha256 {stream.hexdigest('sha256')} != received {item.sha256}"
+        elif item.sm3 and stream.hexdigest("sm3") != item.sm3:
+            problem = f"stored original of item {item_id}: sm3 differs from the one recorded"
+    except ArchiveError as exc:
+        problem = f"stored original of item {item_id} cannot be read: {exc.message}"
+    with db.session() as session:
+        ledger.append(
+            session, actor=actor, action="fixity_checked", case_id=item.case_id, item_id=item_id,
+            details={"outcome": "failed" if problem else "ok", "problem": problem},
+        )
+    if problem:
+        raise VerificationError(problem, code="fixity_failed")
+    return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
+
+
+def lock_item(session: Session, item_id: str) -> EvidenceItem:
+    """Load an item and lock its row until the transaction ends (serialises workers)."""
+    from sqlalchemy import select
+
+    item = session.execute(
+        select(EvidenceItem).where(EvidenceItem.id == item_id).with_for_update(of=EvidenceItem, key_share=True)
+    ).scalar_one_or_none()
+    if item is None:
+        raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+    return item
+
+
+def set_task_state(item: EvidenceItem, task: str, state: str, reason: str | None = None) -> None:
+    """Record a processing task's state on the item (shown in the API as ``processing``)."""
+    processing = dict(item.processing or {})
+    processing[task] = {"state": state, "reason": reason, "at": ledger.iso_utc(datetime.now(timezone.utc))}
+    item.processing = processing
+
+
+def add_flag(item: EvidenceItem, flag: str) -> None:
+    """Add a flag to the item (kept as a sorted set)."""
+    item.flags = sorted(set(item.flags or []) | {flag})
+
+
+def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
+    """Hash the stored original with SM3 and record it; safe to run twice."""
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+        if item.sm3:
+            return item.sm3
+    stream = rehash(store, item, algorithms=("sha256", "sm3"))
+    if stream.hexdigest("sha256") != item.sha256:
+        raise VerificationError(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
+    digest = stream.hexdigest("sm3")
+    with db.session() as session:
+        item = lock_item(session, item_id)
+        if item.sm3:
+            return item.sm3
+        item.sm3 = digest
+        ledger.append(
+            session, actor="system:worker", action="sm3_computed", case_id=item.case_id, item_id=item_id,
+            details={"sm3": digest},
+        )
+    return digest
+
+
+def find_derived(session: Session, *, item_id: str, role: str) -> DerivedObject | None:
+    """The object of ``role`` derived from an item, if one was stored."""
+    from sqlalchemy import select
+
+    return session.execute(
+        select(DerivedObject).where(DerivedObject.item_id == item_id, DerivedObject.role == role)
+    ).scalar_one_or_none()
+
+
+def store_derived(
+    *,
+    db: Database,
+    store: ObjectStore,
+    item_id: str,
+    role: str,
+    chunks: Iterable[bytes],
+    media_type: str,
+    suffix: str = "",
+    actor: str = "system:worker",
+    details: dict[str, Any] | None = None,
+) -> DerivedObject:
+    """Store a new object made from an original in the original's vault, then its row.
+
+    Object first, row second: a crash in between leaves a harmless orphan. The key
+    carries a fresh id, so a retry never collides with such an orphan. The object is
+    locked like its original. Safe to run twice: when the item already has an object
+    of ``role`` it is returned and nothing new is stored or recorded. The row and its
+    ``derived_created`` custody entry are written in one transaction.
+    """
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+        existing = find_derived(session, item_id=item_id, role=role)
+        if existing is not None:
+            return existing
+        vault, retention = item.vault.name, item.retention_until
+    key = derived_key(vault, item_id, role, f".{new_id()}{suffix}")
+    stream = HashingStream(chunks, "sha256")
+    stored = store.put(key, stream, content_type=media_type)
+    until = retention or utcnow() + timedelta(days=1)
+    store.lock(key, version_id=stored.version_id, until=until)
+    with db.session() as session:
+        item = lock_item(session, item_id)
+        existing = find_derived(session, item_id=item_id, role=role)
+        if existing is not None:
+            # Another worker won the race; our object stays an unreferenced orphan.
+            return existing
+        derived = DerivedObject(
+            item_id=item_id, role=role, media_type=media_type, sha256=stream.hexdigest("sha256"),
+            size=stream.size, storage_key=key, storage_version=stored.version_id,
+        )
+        session.add(derived)
+        session.flush()
+        ledger.append(
+            session, actor=actor, action="derived_created", case_id=item.case_id, item_id=item_id,
+            details={
+                "role": role, "derived_id": derived.id, "media_type": media_type, "sha256": derived.sha256,
+                "size": derived.size, "storage_key": key, "storage_version": stored.version_id,
+                "original_sha256": item.sha256, **(details or {}),
+            },
+        )
+    return derived

@@ -1,0 +1,33 @@
+"""The byte format of custody-ledger entries: pure functions, standard library only.
+
+Kept apart from :mod:`archive.ledger` (which needs the database) so that the offline
+verifier of certified exports (:mod:`archive.offline`) can recompute entry hashes and
+Merkle leaves on a court's machine with no database library loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first entry."""
+
+ENTRY_FIELDS = ("seq", "time", "actor", "case", "item", "action", "details", "prev")
+"""The fields of a published entry, in the order they are documented."""
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no insignificant whitespace: one text per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def entry_bytes(fields: dict[str, Any]) -> bytes:
+    """The canonical bytes of an entry (without its own hash): chained and Merkle leaf."""
+    return canonical_json({k: fields[k] for k in ENTRY_FIELDS}).encode()
+
+
+def compute_entry_hash(fields: dict[str, Any]) -> str:
+    """SHA-256 hex of an entry's canonical bytes."""
+    return hashlib.sha256(entry_bytes(fields)).hexdigest()

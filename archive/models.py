@@ -1,0 +1,432 @@
+"""Database models (SQLAlchemy 2, typed). API schemas live in ``api/schemas.py``.
+
+Invariants held by constraints, not by convention:
+
+* a case has exactly one vault (``vaults.case_id`` is unique and not null) and a vault
+  belongs to exactly one case;
+* an evidence item lives in its case's vault: ``(case_id, vault_id)`` references
+  ``vaults(case_id, id)``, so an item can never point at another case's vault;
+* storage keys are unique, so one object is never claimed by two rows;
+* ledger entries are append-only (database triggers refuse UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A random identifier (UUID4 hex with dashes) for rows and object keys."""
+    return str(uuid.uuid4())
+
+
+class AwareDateTime(TypeDecorator):
+    """Stores UTC and always gives back timezone-aware UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to an aware column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(str, enum.Enum):
+    officer = "officer"
+    reviewer = "reviewer"
+    court = "court"
+    admin = "admin"
+
+
+class CaseStatus(str, enum.Enum):
+    filed = "filed"
+    under_review = "under_review"
+    decided = "decided"
+    closed = "closed"
+
+
+class EvidenceKind(str, enum.Enum):
+    bodycam_video = "bodycam_video"
+    interview_video = "interview_video"
+    document = "document"
+    remote_capture = "remote_capture"
+    other = "other"
+
+
+class ItemStatus(str, enum.Enum):
+    received = "received"
+    """Stored, hashed and locked; processing may still be running."""
+    processed = "processed"
+    flagged = "flagged"
+
+
+def _enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Unit(Base):
+    """An enforcement team; cases and users belong to exactly one."""
+
+    __tablename__ = "units"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class User(Base):
+    """A person or system with a role in one unit; authenticates with a bearer token."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the bearer token; the token itself is never stored."""
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class Case(Base):
+    """A case file; it owns exactly one vault."""
+
+    __tablename__ = "cases"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_number: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), default=CaseStatus.filed)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+    vault: Mapped[Vault] = relationship(back_populates="case", uselist=False, lazy="joined")
+
+
+class Vault(Base):
+    """The one electronic store of a case: a prefix of the object store named ``name``."""
+
+    __tablename__ = "vaults"
+    __table_args__ = (UniqueConstraint("case_id", "id", name="case_vault_pair"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    object_lock: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="vault")
+
+
+class EvidenceItem(Base):
+    """One original, stored byte-for-byte in its case's vault, never altered."""
+
+    __tablename__ = "evidence_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["case_id", "vault_id"], ["vaults.case_id", "vaults.id"], name="item_in_case_vault"
+        ),
+        CheckConstraint("size >= 0", name="size_non_negative"),
+        CheckConstraint("length(sha256) = 64", name="sha256_hex"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    vault_id: Mapped[str] = mapped_column(String(36))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("evidence_items.id"), index=True)
+    """Set for members of a capture bundle: the bundle they came in."""
+    kind: Mapped[EvidenceKind] = mapped_column(_enum(EvidenceKind, "evidence_kind"))
+    original_filename: Mapped[str] = mapped_column(String(1000))
+    media_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sm3: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    storage_version: Mapped[str | None] = mapped_column(String(200))
+    retention_until: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    uploaded_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    recorded_start: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    received_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus, "item_status"), default=ItemStatus.received)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Kind-specific metadata given at upload (officer, room, session id...)."""
+    media_facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    processing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Task name -> {"state": queued|running|done|failed, "reason": ..., "at": ...}."""
+    seal_status: Mapped[str] = mapped_column(String(16), default="pending")
+    last_fixity_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), index=True)
+    """When a fixity audit last re-hashed this original."""
+
+    case: Mapped[Case] = relationship(lazy="joined")
+    vault: Mapped[Vault] = relationship(lazy="joined", viewonly=True)
+    derived: Mapped[list[DerivedObject]] = relationship(
+        back_populates="item", order_by="DerivedObject.created_at", lazy="selectin"
+    )
+    members: Mapped[list[EvidenceItem]] = relationship(
+        foreign_keys=[parent_id], order_by="EvidenceItem.received_at", viewonly=True
+    )
+    """The items that arrived inside this capture bundle (loaded when asked for)."""
+
+
+class DerivedObject(Base):
+    """A new object made from an original (thumbnail, proxy, sealed copy, seal, manifest)."""
+
+    __tablename__ = "derived_objects"
+    __table_args__ = (UniqueConstraint("item_id", "role", name="one_per_role"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    item_id: Mapped[str] = mapped_column(ForeignKey("evidence_items.id"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    media_type: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    storage_version: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+    item: Mapped[EvidenceItem] = relationship(back_populates="derived")
+
+
+class LedgerEntry(Base):
+    """One custody entry. Append-only: triggers refuse UPDATE and DELETE.
+
+    ``entry_hash`` is SHA-256 of the canonical JSON of every other field, including
+    ``prev_hash``; the entries are also the leaves of an RFC 9162 Merkle tree.
+    """
+
+    __tablename__ = "ledger_entries"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[str] = mapped_column(String(40))
+    """ISO 8601 UTC text, exactly as hashed."""
+    actor: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    details: Mapped[str] = mapped_column(Text)
+    """Canonical JSON text, exactly as hashed."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class LedgerLock(Base):
+    """A single row locked FOR UPDATE by appenders so sequence numbers never race."""
+
+    __tablename__ = "ledger_lock"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Device(Base):
+    """A recording device (body camera, interview room) and its clock offset.
+
+    ``clock_offset_seconds`` = S means the device clock runs S seconds ahead of true
+    time: true time = device time - S.
+    """
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    clock_offset_seconds: Mapped[float] = mapped_column(default=0.0)
+    offset_source: Mapped[str] = mapped_column(String(40), default="declared")
+    """``declared`` by an officer or ``measured`` at docking."""
+    description: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class EnforcementAction(Base):
+    """An enforcement step of a case whose declared window must be fully recorded."""
+
+    __tablename__ = "enforcement_actions"
+    __table_args__ = (CheckConstraint("window_end > window_start", name="window_order"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    window_start: Mapped[datetime] = mapped_column(AwareDateTime())
+    window_end: Mapped[datetime] = mapped_column(AwareDateTime())
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class GapStatus(str, enum.Enum):
+    open = "open"
+    explained = "explained"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Gap(Base):
+    """A gap in continuous recording found by continuity analysis.
+
+    ``key`` is stable across re-analysis, so explanations and reviews stay attached;
+    a gap that a later analysis no longer finds is kept with ``current`` false.
+    """
+
+    __tablename__ = "gaps"
+    __table_args__ = (UniqueConstraint("case_id", "key", name="gap_key_per_case"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str | None] = mapped_column(String(200))
+    item_id: Mapped[str | None] = mapped_column(String(36))
+    previous_item_id: Mapped[str | None] = mapped_column(String(36))
+    action_id: Mapped[str | None] = mapped_column(String(36))
+    start: Mapped[datetime] = mapped_column(AwareDateTime())
+    end: Mapped[datetime] = mapped_column(AwareDateTime())
+    duration_seconds: Mapped[float]
+    cause: Mapped[str] = mapped_column(Text)
+    current: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[GapStatus] = mapped_column(_enum(GapStatus, "gap_status"), default=GapStatus.open)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    explained_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    explained_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    found_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class Upload(Base):
+    """A resumable (tus) upload in progress; it becomes evidence only when complete."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    length: Mapped[int | None] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """kind, filename, sha256, device_id, recorded_start... as given in Upload-Metadata."""
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Backend bookkeeping (multipart upload id and parts, staging path)."""
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open, complete, failed, expired."""
+    item_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime())
+
+
+class TrustedCertificate(Base):
+    """Every certificate that ever sealed or time-stamped for us; kept forever."""
+
+    __tablename__ = "certificates"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 of the DER certificate, hex."""
+    role: Mapped[str] = mapped_column(String(20))
+    """root, seal, tsa, sm2."""
+    subject: Mapped[str] = mapped_column(String(1000))
+    pem: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    not_after: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    added_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class Checkpoint(Base):
+    """A sealed, time-stamped Merkle tree head of the custody ledger."""
+
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(Integer, unique=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    statement: Mapped[str] = mapped_column(Text)
+    """Canonical JSON that was signed (tree size, root, time, previous checkpoint)."""
+    cades: Mapped[bytes] = mapped_column(LargeBinary)
+    """Detached CAdES-B-T signature over ``statement``."""
+    sm2: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timestamp_time: Mapped[datetime | None] = mapped_column(AwareDateTime())
+
+
+class ExportRequest(Base):
+    """A certified export of a case, requested, approved, then built by a worker."""
+
+    __tablename__ = "exports"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    recipient_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    items: Mapped[list[str] | None] = mapped_column(JSON)
+    """Selected item ids, or None for every item of the case."""
+    include_derived: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    """requested, approved, building, ready, failed."""
+    approved_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    storage_key: Mapped[str | None] = mapped_column(String(1000))
+    storage_version: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+
+
+class VerificationReceipt(Base):
+    """The outcome of a reviewer's verification of an item or a case."""
+
+    __tablename__ = "verification_receipts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(36))
+    requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    """queued, running, passed, failed."""
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """One entry per check: what, subject, outcome, detail."""
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime())

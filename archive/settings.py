@@ -1,0 +1,181 @@
+"""Typed settings, read once at each entry point and passed down.
+
+With nothing set the service runs in the *embedded default*: SQLite and a local object
+directory under ``EVIDENCE_DATA_DIR``, a filesystem Celery broker and a development PKI.
+``EVIDENCE_MODE=production`` refuses to start unless every server and secret is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from archive.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from ``EVIDENCE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_", extra="ignore", frozen=True)
+
+    mode: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./evidence-data")
+
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///DATA_DIR/evidence.db``."""
+
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    """Local object directory; default ``DATA_DIR/objects``."""
+    s3_endpoint: str | None = None
+    """host:port of the S3 server (MinIO in production)."""
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = True
+    s3_region: str | None = None
+    s3_bucket: str = "evidence-vaults"
+    s3_part_size: int = Field(default=16 * MiB, ge=5 * MiB, le=512 * MiB)
+    retention_days: int = Field(default=30 * 365 + 7, ge=1)
+    """COMPLIANCE retention put on every original (default 30 years)."""
+
+    broker_url: str | None = None
+    """Celery broker; default a filesystem queue under DATA_DIR (no server needed)."""
+    task_always_eager: bool = False
+    queue_name: str = "evidence"
+    """Celery queue the API sends to and workers consume."""
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
+    """Seconds a task taken by a worker that died stays invisible before Redis redelivers it."""
+
+    keys_dir: Path | None = None
+    """Development PKI and seal keys; default ``DATA_DIR/keys``."""
+    tsa_url: str | None = None
+    """External RFC 3161 TSA; default the built-in one (development only)."""
+
+    # Seal keys. Nothing set in development: a development PKI under keys_dir is
+    # created on first use with a loud warning. Production sets either the key files
+    # or the PKCS#11 token, plus the trust roots and the SM2 key.
+    seal_key: Path | None = None
+    """E-seal private key (PEM/DER) or PKCS#12 file."""
+    seal_key_passphrase: SecretStr | None = None
+    seal_cert: Path | None = None
+    """E-seal certificate (PEM/DER); optional with PKCS#12 or when the token holds it."""
+    seal_chain: Path | None = None
+    """PEM bundle of intermediates (and root) embedded in seals."""
+    trust_roots: Path | None = None
+    """PEM bundle of trust anchors for the e-seal and the TSA (the organisation's root CA)."""
+    previous_seal_certs: Path | None = None
+    """PEM bundle of retired e-seal certificates, published in the trust chain."""
+    sm2_key: Path | None = None
+    """SM2 private key (PKCS#8 PEM, curve 1.2.156.10197.1.301)."""
+    sm2_cert: Path | None = None
+    """SM2 certificate (PEM) carried in SM2 seals, if the organisation has one."""
+    pkcs11_module: Path | None = None
+    """PKCS#11 library of the HSM; when set, the e-seal key is used on the token."""
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_key_label: str | None = None
+    tsa_cert: Path | None = None
+    """Certificate of the built-in TSA in production (with serve_tsa)."""
+    tsa_key: Path | None = None
+    serve_tsa: bool = False
+    """Serve the built-in TSA at ``/tsa`` in production (always served in development)."""
+    checkpoint_every_entries: int = Field(default=1000, ge=1)
+    """Seal a ledger checkpoint once this many entries were added since the last one..."""
+    checkpoint_interval_seconds: float = Field(default=3600.0, gt=0)
+    """...and at least this often while the ledger grows (Celery beat)."""
+
+    upload_dir: Path | None = None
+    """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""
+    upload_expiry_hours: float = 72.0
+    gap_tolerance_seconds: float = 1.0
+
+    # Certified exports and fixity audits.
+    export_organisation: str = "Evidence Archive"
+    """Source-Organization written into every export's bag-info.txt."""
+    export_contact_name: str | None = None
+    export_contact_email: str | None = None
+    export_link_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    """How long a signed download link stays valid."""
+    export_link_secret: SecretStr | None = None
+    """HMAC key of download links; required in production, generated in DATA_DIR in development."""
+    fixity_bytes_per_second: int = Field(default=50 * MiB, ge=1024)
+    """Pace cap of fixity audits, so they never starve ingest or downloads of disk bandwidth."""
+    fixity_max_bytes_per_run: int = Field(default=20 * 1024 * MiB, ge=1)
+    fixity_max_objects_per_run: int = Field(default=1000, ge=1)
+    fixity_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often Celery beat starts a fixity audit run."""
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_everything(self) -> Settings:
+        if self.mode != "production":
+            return self
+        missing = []
+        if not self.database_url or self.database_url.startswith("sqlite"):
+            missing.append("EVIDENCE_DATABASE_URL (PostgreSQL)")
+        if self.storage_backend != "s3":
+            missing.append("EVIDENCE_STORAGE_BACKEND=s3")
+        for name in ("s3_endpoint", "s3_access_key", "s3_secret_key"):
+            if not getattr(self, name):
+                missing.append(f"EVIDENCE_{name.upper()}")
+        if not self.broker_url:
+            missing.append("EVIDENCE_BROKER_URL (Redis)")
+        if self.task_always_eager:
+            missing.append("EVIDENCE_TASK_ALWAYS_EAGER must be false")
+        # No development PKI in production: the organisation's own keys, roots and TSA.
+        if not self.seal_key and not self.pkcs11_module:
+            missing.append("EVIDENCE_SEAL_KEY or EVIDENCE_PKCS11_MODULE")
+        if self.pkcs11_module and not (self.pkcs11_token_label and self.pkcs11_pin and self.pkcs11_key_label):
+            missing.append("EVIDENCE_PKCS11_TOKEN_LABEL, EVIDENCE_PKCS11_PIN and EVIDENCE_PKCS11_KEY_LABEL")
+        for name in ("trust_roots", "sm2_key", "tsa_url", "export_link_secret"):
+            if not getattr(self, name):
+                missing.append(f"EVIDENCE_{name.upper()}")
+        if self.serve_tsa and not (self.tsa_cert and self.tsa_key):
+            missing.append("EVIDENCE_TSA_CERT and EVIDENCE_TSA_KEY (EVIDENCE_SERVE_TSA is set)")
+        if missing:
+            raise ConfigurationError("production mode needs: " + ", ".join(missing))
+        return self
+
+    # Derived locations: one place decides the layout of the data directory.
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'evidence.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return (self.keys_dir or self.data_dir / "keys").resolve()
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return (self.upload_dir or self.data_dir / "uploads").resolve()
+
+    @property
+    def queue_dir(self) -> Path:
+        return (self.data_dir / "queue").resolve()
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running the single-machine default (no external servers)."""
+        return self.storage_backend == "local" and not self.broker_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

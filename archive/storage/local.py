@@ -1,0 +1,247 @@
+"""Local-directory object store: for one machine only (development, embedded default).
+
+Objects are files under a root directory; a put writes a temporary file and renames it
+into place only when complete, so a reader never sees a partial object. Locking makes
+the file read-only (0444) — a courtesy, not a guarantee: anyone with root on the machine
+can still change it, which is why production uses S3 object lock.
+
+Staged objects (resumable uploads) are append files in a staging directory outside
+every vault (``EVIDENCE_UPLOAD_DIR``, default ``DATA_DIR/uploads``). Each write is
+fsynced before it returns, so an offset the caller records is durable; commit
+hard-links the file under its key (no copy), falling back to a streamed copy only when
+the staging directory is on another filesystem.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat as stat_mod
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
+from archive.storage import CHUNK, StageHandle, StoredObject
+
+log = logging.getLogger(__name__)
+
+
+class LocalStore:
+    """Objects as files under ``root``; ``<key>`` maps to ``root/<key>``."""
+
+    supports_lock = True
+
+    def __init__(self, root: Path, *, staging_dir: Path | None = None):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.staging_dir = Path(staging_dir).resolve() if staging_dir else self.root.parent / (self.root.name + "-staging")
+        self.description = f"local directory {self.root} (single machine only)"
+        log.warning(
+            "object store is a local directory (%s): for a single machine only; "
+            "retention is file permissions, not an object lock",
+            self.root,
+        )
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise StorageError(f"object key escapes the store: {key!r}")
+        return path
+
+    def ensure_vault(self, vault: str) -> None:
+        self._path(vault).mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, chunks: Iterable[bytes], *, content_type: str) -> StoredObject:
+        path = self._path(key)
+        if path.exists():
+            raise ObjectExists(f"object {key} already exists; originals are never overwritten")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        size = 0
+        try:
+            with open(tmp, "xb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    size += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            # link() fails if the target exists, unlike rename(): no overwrite race.
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise ObjectExists(f"object {key} already exists; originals are never overwritten") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return StoredObject(key=key, size=size, version_id=None)
+
+    def lock(self, key: str, *, version_id: str | None, until: datetime) -> StoredObject:
+        path = self._path(key)
+        try:
+            path.chmod(stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {key}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot lock {key}: {exc.strerror}") from exc
+        return self.stat(key)
+
+    def discard(self, key: str, *, version_id: str | None) -> None:
+        path = self._path(key)
+        try:
+            if not os.access(path, os.W_OK) or not (path.stat().st_mode & stat_mod.S_IWUSR):
+                raise ObjectLocked(f"object {key} is locked and cannot be removed")
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot discard {key}: {exc.strerror}") from exc
+
+    def read(
+        self, key: str, *, version_id: str | None = None, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {key} in the store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
+        return self._iter(f, key, start, end)
+
+    @staticmethod
+    def _iter(f, key: str, start: int, end: int | None) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+        with f:
+            try:
+                f.seek(start)
+                remaining = None if end is None else end - start + 1
+                while remaining is None or remaining > 0:
+                    chunk = f.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                    if not chunk:
+                        return
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+            except OSError as exc:
+                # Callers (workers, fixity) handle our errors only; a raw OSError would crash them.
+                raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
+
+    def stat(self, key: str, *, version_id: str | None = None) -> StoredObject:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {key} in the store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot stat {key}: {exc.strerror}") from exc
+        return StoredObject(
+            key=key, size=st.st_size, version_id=None, locked=not (st.st_mode & stat_mod.S_IWUSR)
+        )
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.exists():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in sorted(files):
+                if name.endswith(".partial"):
+                    continue
+                key = str((Path(dirpath) / name).relative_to(self.root))
+                if key.startswith(prefix):
+                    yield self.stat(key)
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"object directory {self.root} is not writable")
+
+    # Staged objects: an append file per upload, linked into place on commit.
+
+    def _staged(self, handle: StageHandle) -> Path:
+        name = str(handle.get("file", ""))
+        if not name or "/" in name or name.startswith("."):
+            raise StorageError(f"malformed staging handle {handle!r}")
+        return self.staging_dir / name
+
+    def stage_begin(self, key: str, *, content_type: str) -> StageHandle:
+        self._path(key)  # refuse keys escaping the store before anything is staged
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.upload"
+        try:
+            with open(self.staging_dir / name, "xb"):
+                pass
+        except OSError as exc:
+            raise StorageError(f"cannot create staging file for {key}: {exc.strerror}") from exc
+        return {"backend": "local", "key": key, "file": name, "content_type": content_type}
+
+    def stage_write(
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+    ) -> StageHandle:
+        # ``hold`` needs nothing here: every byte stays retractable until commit.
+        path = self._staged(handle)
+        try:
+            f = open(path, "r+b")
+        except FileNotFoundError as exc:
+            raise StorageError(f"staged bytes of {handle['key']} are gone", code="staging_lost", status=409) from exc
+        try:
+            with f:
+                if os.fstat(f.fileno()).st_size < offset:
+                    raise StorageError(
+                        f"only {os.fstat(f.fileno()).st_size} bytes of {handle['key']} are staged, not {offset}",
+                        code="staging_lost", status=409,
+                    )
+                # A request killed mid-body may have left bytes past the recorded offset.
+                f.truncate(offset)
+                f.seek(offset)
+                for chunk in chunks:
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
+        return handle
+
+    def stage_truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
+        try:
+            os.truncate(self._staged(handle), size)
+        except FileNotFoundError as exc:
+            raise StorageError(f"staged bytes of {handle['key']} are gone", code="staging_lost", status=409) from exc
+        return handle
+
+    def stage_flush(self, handle: StageHandle) -> StageHandle:
+        return handle
+
+    def stage_commit(self, handle: StageHandle, *, size: int) -> StoredObject:
+        key = handle["key"]
+        path, staged = self._path(key), self._staged(handle)
+        if not staged.exists():
+            # Committed before a crash: the object is there and the staging file is not.
+            existing = self.stat(key)
+            if existing.size != size:
+                raise StorageError(f"staged bytes of {key} are gone", code="staging_lost", status=409)
+            return existing
+        actual = staged.stat().st_size
+        if actual != size:
+            raise StorageError(f"{actual} bytes of {key} are staged, expected {size}", code="staging_incomplete", status=409)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(staged, path)
+        except FileExistsError as exc:
+            if path.samefile(staged):
+                pass  # linked before a crash, staging file not yet removed
+            else:
+                raise ObjectExists(f"object {key} already exists; originals are never overwritten") from exc
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # staging on another filesystem: copy instead
+                raise StorageError(f"cannot commit {key}: {exc.strerror}") from exc
+            with open(staged, "rb") as src:
+                self.put(key, iter(lambda: src.read(CHUNK), b""), content_type=handle.get("content_type", ""))
+        staged.unlink(missing_ok=True)
+        return self.stat(key)
+
+    def stage_abort(self, handle: StageHandle) -> None:
+        try:
+            self._staged(handle).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove staged bytes of {handle.get('key')}: {exc.strerror}") from exc

@@ -1,0 +1,235 @@
+"""Composed verification of an evidence item: fixity, manifest, seals and ledger inclusion.
+
+:func:`verify_item` is the one service function that says whether an item is what was
+received: the CLI's ``verify-item`` and case verification (exports) both use it. It
+returns a frozen :class:`ItemVerificationReport` only when every check holds, and raises
+:class:`archive.errors.VerificationError` naming the first that does not.
+
+An item that is simply not finished yet (not sealed yet, or received after the latest
+checkpoint) is not a failure: the report lists it in ``pending``. Pass
+``require_sealed=True`` (exports) to treat that as a failure too. An item that the
+ledger says was sealed, but whose seal objects are missing, always fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import signing
+from archive import ledger, merkle
+from archive.db import Database
+from archive.errors import ArchiveError, NotFound, VerificationError
+from archive.evidence import FixityReport, verify_item_fixity
+from archive.models import DerivedObject, EvidenceItem, LedgerEntry
+from archive.sealing import (
+    Sealer,
+    build_manifest,
+    latest_checkpoint,
+    recorded_sm2_keys,
+    check_pades_copy,
+    verify_checkpoint_seal,
+)
+from archive.storage import ObjectStore
+
+
+@dataclass(frozen=True)
+class ItemVerificationReport:
+    """Everything :func:`verify_item` established about one item."""
+
+    item_id: str
+    fixity: FixityReport
+    """The original re-hashed from its recorded storage version."""
+    sealed: bool
+    """True when manifest, CAdES and SM2 seals were present and verified."""
+    manifest_sha256: str | None
+    cades: signing.SealReport | None
+    """Signer, chain, signing time and time-stamp of the manifest's CAdES seal."""
+    sm2: signing.Sm2Report | None
+    pades: signing.PdfSealReport | None
+    """The PAdES copy's validation (PDF documents), else None."""
+    received_seq: int | None
+    """Sequence number of the item's ``evidence_received`` custody entry."""
+    checkpoint_id: int | None
+    """The latest checkpoint, in which that entry's inclusion was proven."""
+    checkpoint_tree_size: int | None
+    checkpoint_time: datetime | None
+    pending: tuple[str, ...]
+    """What could not be checked yet because it does not exist yet (not a failure)."""
+
+
+def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> VerificationError:
+    return VerificationError(f"item {item_id}: {what}", code=code)
+
+
+def _read_recorded(store: ObjectStore, item_id: str, name: str, key: str, version: str | None) -> bytes:
+    """Read the recorded version of an object; a newer version over it is itself a failure."""
+    try:
+        data = b"".join(store.read(key, version_id=version))
+        current = store.stat(key)
+    except ArchiveError as exc:
+        raise _fail(item_id, f"{name} object {key} cannot be read: {exc.message}") from exc
+    if version is not None and current.version_id != version:
+        raise _fail(
+            item_id,
+            f"{name} object {key}: a newer version {current.version_id} was written over the recorded "
+            f"version {version} (an attempt to replace it)",
+        )
+    return data
+
+
+def _check_derived(store: ObjectStore, item_id: str, d: DerivedObject) -> bytes:
+    data = _read_recorded(store, item_id, d.role, d.storage_key, d.storage_version)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != d.sha256 or len(data) != d.size:
+        raise _fail(item_id, f"{d.role} object {d.storage_key} altered: sha256 {digest} != recorded {d.sha256}")
+    return data
+
+
+def _manifest_differences(stored: bytes, expected: bytes) -> str:
+    try:
+        a, b = json.loads(stored), json.loads(expected)
+        fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        return ", ".join(fields) or "encoding"
+    except ValueError:
+        return "not JSON"
+
+
+def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry: LedgerEntry):  # type: ignore[no-untyped-def]
+    cp = latest_checkpoint(session)
+    if cp is None or cp.tree_size < entry.seq:
+        return None
+    verify_checkpoint_seal(session, sealer, cp)
+    if ledger.size(session) < cp.tree_size:
+        raise _fail(item.id, f"ledger holds fewer entries than checkpoint {cp.id} sealed ({cp.tree_size})")
+    leaves = ledger.leaf_hashes(session, cp.tree_size)
+    proof = merkle.inclusion_proof(leaves, entry.seq - 1, cp.tree_size)
+    leaf = merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry)))
+    try:
+        merkle.verify_inclusion(leaf_hash=leaf, index=entry.seq - 1, tree_size=cp.tree_size, proof=proof,
+                                root=bytes.fromhex(cp.root_hash))
+    except merkle.ProofError as exc:
+        raise _fail(
+            item.id,
+            f"evidence_received entry {entry.seq} is not included in sealed checkpoint {cp.id} "
+            f"(tree size {cp.tree_size}): the ledger was altered ({exc})",
+        ) from exc
+    return cp
+
+
+def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, item: EvidenceItem):  # type: ignore[no-untyped-def]
+    by_role = {d.role: d for d in item.derived}
+    manifest = _check_derived(store, item.id, by_role["manifest"])
+    expected = build_manifest(session, item)
+    if manifest != expected:
+        raise _fail(item.id, "manifest object does not match the item record in: "
+                    + _manifest_differences(manifest, expected))
+    cades = _check_derived(store, item.id, by_role["cades"])
+    sm2_bytes = _check_derived(store, item.id, by_role["sm2"])
+    try:
+        sm2_record = json.loads(sm2_bytes)
+    except ValueError as exc:
+        raise _fail(item.id, "sm2 seal object is not JSON") from exc
+    try:
+        report = sealer.verify_seal(manifest, (cades, sm2_record), known_sm2_keys=recorded_sm2_keys(session))
+    except VerificationError as exc:
+        raise _fail(item.id, f"manifest seal fails: {exc.message}", code=exc.code) from exc
+    pades = None
+    if "pades" in by_role:
+        copy = _check_derived(store, item.id, by_role["pades"])
+        original = b"".join(store.read(item.storage_key, version_id=item.storage_version))
+        try:
+            pades = check_pades_copy(sealer, original, copy)
+        except VerificationError as exc:
+            raise _fail(item.id, exc.message, code=exc.code) from exc
+    return hashlib.sha256(manifest).hexdigest(), report, pades
+
+
+def verify_item(
+    *, db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str, require_sealed: bool = False
+) -> ItemVerificationReport:
+    """Verify one item end to end; return a report or raise VerificationError naming what failed.
+
+    Checks, in order: the original re-hashed from its recorded storage version
+    (SHA-256 and SM3) equals what was received, and no newer version was written over
+    it; the ``evidence_received`` custody entry states the same hash; the manifest,
+    CAdES and SM2 objects equal their recorded hashes and versions; the manifest bytes
+    equal the manifest rebuilt from the item row; the CAdES-B-T seal (signer chain,
+    signing time, time-stamp token) and the SM2 seal verify over the manifest; a PAdES
+    copy, if any, validates and extends the original byte for byte; and the received
+    entry is included (RFC 9162 proof) in the latest sealed checkpoint, whose seals
+    verify. The outcome is a custody entry (``item_verified``).
+    """
+    problem: str | None = None
+    try:
+        fixity = verify_item_fixity(db=db, store=store, item_id=item_id, actor=actor)
+        with db.session() as session:
+            report = _verify(session, store, sealer, item_id, fixity, require_sealed)
+    except ArchiveError as exc:
+        problem = exc.message
+        raise
+    finally:
+        try:
+            with db.session() as session:
+                item = session.get(EvidenceItem, item_id)
+                if item is not None:
+                    ledger.append(session, actor=actor, action="item_verified", case_id=item.case_id, item_id=item_id,
+                                  details={"outcome": "failed" if problem else "ok", "problem": problem})
+        except ArchiveError:
+            pass  # the verification outcome stands even if it cannot be recorded
+    return report
+
+
+def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, fixity: FixityReport,
+            require_sealed: bool) -> ItemVerificationReport:
+    item = session.get(EvidenceItem, item_id)
+    if item is None:
+        raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+    pending: list[str] = []
+    current = store.stat(item.storage_key)
+    if item.storage_version is not None and current.version_id != item.storage_version:
+        raise _fail(item_id, f"original {item.storage_key}: a newer version {current.version_id} was written over "
+                    f"the recorded version {item.storage_version} (an attempt to replace it)")
+    received = session.execute(
+        select(LedgerEntry).where(LedgerEntry.item_id == item_id, LedgerEntry.action == "evidence_received")
+        .order_by(LedgerEntry.seq).limit(1)
+    ).scalar_one_or_none()
+    if received is None:
+        raise _fail(item_id, "no evidence_received custody entry")
+    stated = json.loads(received.details)
+    if stated.get("sha256") != item.sha256 or stated.get("storage_version") != item.storage_version:
+        raise _fail(item_id, f"custody entry {received.seq} states sha256 {stated.get('sha256')} / version "
+                    f"{stated.get('storage_version')}, the item record {item.sha256} / {item.storage_version}")
+
+    roles = {d.role for d in item.derived}
+    sealed_in_ledger = ledger.count_actions(session, item_id=item_id, action="item_sealed") > 0
+    manifest_sha = cades = sm2 = pades = None
+    if {"manifest", "cades", "sm2"} <= roles:
+        if item.seal_status != "sealed":
+            raise _fail(item_id, f"seal objects exist but seal_status is {item.seal_status!r} (record altered)")
+        manifest_sha, seal_report, pades = _verify_sealed_parts(session, store, sealer, item)
+        cades, sm2 = seal_report.cades, seal_report.sm2
+    elif sealed_in_ledger or item.seal_status == "sealed" or roles & {"manifest", "cades", "sm2"}:
+        raise _fail(item_id, f"the item was sealed but its seal records are missing (have: {sorted(roles) or 'none'})")
+    elif require_sealed:
+        raise _fail(item_id, f"item is not sealed (seal_status {item.seal_status})", code="item_not_sealed")
+    else:
+        pending.append(f"seal ({item.seal_status})")
+
+    cp = _check_inclusion(session, sealer, item, received)
+    if cp is None:
+        if require_sealed:
+            raise _fail(item_id, f"custody entry {received.seq} is not yet covered by a sealed checkpoint",
+                        code="item_not_sealed")
+        pending.append(f"checkpoint covering custody entry {received.seq}")
+    return ItemVerificationReport(
+        item_id=item_id, fixity=fixity, sealed=cades is not None, manifest_sha256=manifest_sha, cades=cades,
+        sm2=sm2, pades=pades, received_seq=received.seq, checkpoint_id=cp.id if cp else None,
+        checkpoint_tree_size=cp.tree_size if cp else None, checkpoint_time=cp.timestamp_time if cp else None,
+        pending=tuple(pending),
+    )

@@ -1,0 +1,226 @@
+"""Ingest throughput through the API (plain POST and tus) against a local baseline, and
+the API process's peak memory, on the embedded default.
+
+Run: .venv/bin/python bench/bench_ingest.py [--size 1G] [--small 256M] [--repeat 3] [--dir DIR]
+
+For each of two sizes (``--small``, then ``--size``) a file is generated and:
+
+* baseline: read it, hash it with hashlib SHA-256 and write a copy (fsynced, as the
+  store does) — the work any ingest must do on this machine;
+* plain: ``curl -T FILE -X POST /api/v1/cases/{id}/evidence?...&sha256=...`` (streamed);
+* tus: ``POST /api/v1/uploads`` then one streamed ``PATCH`` of the whole file with curl
+  (what tus-js-client does with its default chunk size);
+* each is repeated (interleaved) and the best run of each is reported;
+* the API runs as its own uvicorn process (started fresh for each size, with a user
+  made by ``evidence user add``), so its peak RSS is VmHWM in /proc/PID/status.
+
+Targets: each ingest at least 0.8 of the baseline's MiB/s; peak RSS under 200 MB and
+flat as the size grows. The item's sha256 is checked against the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, wait_port  # noqa: E402
+
+MiB = 1024 * 1024
+BLOCK = 16 * MiB
+
+
+def parse_size(text: str) -> int:
+    """``256M``, ``1G``, ``4G`` or plain bytes."""
+    units = {"K": 1024, "M": MiB, "G": 1024 * MiB}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def generate(path: Path, size: int) -> None:
+    """A file of ``size`` bytes (random blocks; content does not change hashing speed)."""
+    block = os.urandom(BLOCK)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(block[: min(left, BLOCK)])
+            left -= BLOCK
+            block = block[1:] + block[:1]  # no two blocks alike
+
+
+def baseline(path: Path, copy: Path) -> tuple[float, str]:
+    """Seconds to read, SHA-256 and write a fsynced copy; and the digest."""
+    began = time.perf_counter()
+    digest = hashlib.sha256()
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        for block in iter(lambda: src.read(MiB), b""):
+            digest.update(block)
+            dst.write(block)
+        dst.flush()
+        os.fsync(dst.fileno())
+    elapsed = time.perf_counter() - began
+    copy.unlink()
+    return elapsed, digest.hexdigest()
+
+
+class Api:
+    """uvicorn serving the API on the embedded default in ``data``."""
+
+    def __init__(self, data: Path):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+        self.env.update(EVIDENCE_DATA_DIR=str(data), PYTHONPATH=str(ROOT), EVIDENCE_LOG_LEVEL="WARNING")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        token = subprocess.run(
+            [sys.executable, "-m", "api.cli", "user", "add", "--name", f"bench-{uuid.uuid4().hex[:6]}",
+             "--unit", "bench", "--role", "officer"],
+            env=self.env, cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.log = open(data / "api.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        if not wait_port(self.port, 60):
+            raise SystemExit("the API did not start; see " + str(data / "api.log"))
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+
+
+def curl(*args: str) -> dict[str, str]:
+    """Run curl; return the response headers (lower-case names)."""
+    out = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-D", "-", "-o", "/dev/null", *args],
+        capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"curl failed: {out.stderr} {out.stdout}")
+    headers = {}
+    for line in out.stdout.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def plain_upload(api: Api, case_id: str, path: Path, sha256: str) -> tuple[float, str]:
+    url = f"{api.url}/api/v1/cases/{case_id}/evidence?kind=other&filename={path.name}&sha256={sha256}"
+    began = time.perf_counter()
+    out = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-X", "POST", "-T", str(path), "-H", "Content-Type: application/octet-stream",
+         "-H", f"Authorization: {api.headers['Authorization']}", url],
+        capture_output=True, text=True,
+    )
+    elapsed = time.perf_counter() - began
+    if out.returncode != 0:
+        raise SystemExit(f"plain upload failed: {out.stderr} {out.stdout}")
+    return elapsed, json.loads(out.stdout)["id"]
+
+
+def tus_upload(api: Api, case_id: str, path: Path, sha256: str) -> tuple[float, str]:
+    size = path.stat().st_size
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in {"case_id": case_id, "kind": "other", "filename": path.name, "sha256": sha256}.items()
+    )
+    auth = f"Authorization: {api.headers['Authorization']}"
+    began = time.perf_counter()
+    created = curl("-X", "POST", "-H", "Tus-Resumable: 1.0.0", "-H", f"Upload-Length: {size}",
+                   "-H", f"Upload-Metadata: {meta}", "-H", auth, f"{api.url}/api/v1/uploads")
+    done = curl("-X", "PATCH", "-T", str(path), "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0",
+                "-H", "Content-Type: application/offset+octet-stream", "-H", auth, api.url + created["location"])
+    elapsed = time.perf_counter() - began
+    return elapsed, done["evidence-item-id"]
+
+
+def run(size: int, work: Path, repeat: int) -> dict[str, float]:
+    data = work / f"data-{size}"
+    data.mkdir()
+    source = work / f"source-{size}.bin"
+    generate(source, size)
+    # Warm the page cache the same way for every contender.
+    baseline(source, work / "copy.bin")
+    api = Api(data)
+    times: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
+    try:
+        with httpx.Client(base_url=api.url, headers=api.headers, timeout=600) as c:
+            case = c.post("/api/v1/cases", json={"case_number": f"BENCH-{uuid.uuid4().hex[:8]}", "title": "bench"}).json()
+            # Interleaved and repeated, best of each: the machine is shared, so single runs are noisy.
+            for _ in range(repeat):
+                # Each contender starts with no dirty pages left by the one before: every
+                # one of them fsyncs its copy, and should pay only for its own writes.
+                os.sync()
+                base_s, sha256 = baseline(source, work / "copy.bin")
+                os.sync()
+                plain_s, plain_item = plain_upload(api, case["id"], source, sha256)
+                os.sync()
+                tus_s, tus_item = tus_upload(api, case["id"], source, sha256)
+                for item_id in (plain_item, tus_item):
+                    item = c.get(f"/api/v1/evidence/{item_id}").json()
+                    assert item["sha256"] == sha256 and item["size"] == size, item
+                times["baseline"].append(base_s)
+                times["plain"].append(plain_s)
+                times["tus"].append(tus_s)
+        rss = api.peak_rss_mb()
+    finally:
+        api.stop()
+        shutil.rmtree(data, ignore_errors=True)
+        source.unlink()
+    mib = size / MiB
+    return {"size_mib": mib, "rss": rss, **{k: mib / min(v) for k, v in times.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1G", help="file size for the main run (e.g. 1G, 4G)")
+    parser.add_argument("--small", default="256M", help="smaller size, to show memory stays flat")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best of each is shown")
+    parser.add_argument("--dir", default=None, help="work directory (needs about (2 x repeat + 1) x size free)")
+    args = parser.parse_args()
+    if not shutil.which("curl"):
+        raise SystemExit("curl is needed")
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ingest-") as tmp:
+        rows = [run(parse_size(s), Path(tmp), args.repeat) for s in (args.small, args.size)]
+    print(f"{'size':>9} {'baseline':>12} {'plain POST':>18} {'tus PATCH':>18} {'API peak RSS':>13}")
+    for r in rows:
+        print(
+            f"{r['size_mib']:>6.0f}MiB {r['baseline']:>7.0f} MiB/s"
+            f" {r['plain']:>7.0f} MiB/s ({r['plain'] / r['baseline']:.2f}x)"
+            f" {r['tus']:>7.0f} MiB/s ({r['tus'] / r['baseline']:.2f}x)"
+            f" {r['rss']:>9.0f} MB"
+        )
+    worst = min(min(r["plain"], r["tus"]) / r["baseline"] for r in rows)
+    peak = max(r["rss"] for r in rows)
+    print(f"targets: ingest >= 0.8 of baseline -> worst {worst:.2f} ({'met' if worst >= 0.8 else 'NOT met'}); "
+          f"peak RSS < 200 MB -> {peak:.0f} MB ({'met' if peak < 200 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

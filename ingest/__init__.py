@@ -1,0 +1,1 @@
+"""Receiving and understanding what arrives: uploads, probing, derived files, continuity."""

@@ -1,0 +1,396 @@
+"""Documents: media-type sniffing by magic bytes, page count and text of PDFs and
+office files.
+
+Sniffing reads only the first few kilobytes. Text extraction stops after
+``max_chars`` characters and reads office XML incrementally, so a huge document costs
+little memory. Whether a file can be parsed never decides whether it is kept.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import IO
+from xml.etree.ElementTree import ParseError, iterparse
+
+from ingest.errors import ProbeFailed
+
+__all__ = ["DocumentFacts", "document_facts", "sniff_bytes", "sniff_media_type"]
+
+_HEAD = 8192
+DEFAULT_MAX_CHARS = 200_000
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+_OFFICE_PREFIX = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
+_OFFICE_EXT = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}
+# Office XML parts larger than this are not parsed (a compressed XML bomb).
+_MAX_XML_PART = 512 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFacts:
+    """What could be read from a document."""
+
+    media_type: str
+    """Sniffed media type, e.g. ``application/pdf``."""
+    page_count: int | None
+    """Pages (PDF, or as Word last saved it), sheets (xlsx) or slides (pptx); None if unknown."""
+    text: str
+    """Extracted text, at most ``max_chars`` characters."""
+    truncated: bool
+    """True when more text was available than was returned."""
+    encrypted: bool = False
+    """True for an encrypted PDF whose text could not be read without a password."""
+
+
+def sniff_media_type(path: Path) -> str:
+    """Return the media type of the file at ``path`` from its magic bytes.
+
+    Recognises mp4/mov, mkv/webm, avi, MPEG-TS/PS, jpeg, png, gif, webp, tiff, pdf,
+    zip and docx/xlsx/pptx, warc (plain or gzip), html, plain text and a few more;
+    ``application/octet-stream`` otherwise. Only the first few kilobytes are read
+    (plus the central directory of a ZIP).
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(_HEAD)
+    kind = sniff_bytes(head, name=path.name)
+    if kind == "application/zip":
+        kind = _office_kind(path) or kind
+    return kind
+
+
+def sniff_bytes(head: bytes, *, name: str | None = None) -> str:
+    """Return the media type of content starting with ``head`` (a few KB suffice).
+
+    ``name`` breaks ties the bytes cannot (an Office file whose first entry does not
+    reveal its kind).
+    """
+    lower_name = (name or "").lower()
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
+            return "image/heic"
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        return "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free") and len(head) >= 8:
+        return "video/quicktime"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        return {b"AVI ": "video/x-msvideo", b"WAVE": "audio/wav", b"WEBP": "image/webp"}.get(
+            head[8:12], "application/octet-stream"
+        )
+    if _is_ts(head, 188, 0) or _is_ts(head, 192, 4):
+        return "video/mp2t"
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return "video/mpeg"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "image/tiff"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if 0 <= head.find(b"%PDF-") < 1024:
+        return "application/pdf"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _office_from_head(head) or _OFFICE_EXT.get(Path(lower_name).suffix, "application/zip")
+    if head.startswith(b"WARC/"):
+        return "application/warc"
+    if head.startswith(b"\x1f\x8b"):
+        return "application/warc" if _gunzip_head(head).startswith(b"WARC/") else "application/gzip"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "application/x-tar"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "application/x-7z-compressed"
+    text = _as_text(head)
+    if text is not None:
+        probe = text.lstrip("\ufeff \t\r\n").lower()
+        if probe.startswith(("<!doctype html", "<html")) or "<html" in probe[:1024]:
+            return "text/html"
+        return "text/plain"
+    return "application/octet-stream"
+
+
+def document_facts(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> DocumentFacts:
+    """Return page count and the first ``max_chars`` characters of text of a document.
+
+    Supports PDF (via pypdf), docx/xlsx/pptx (their XML, read with the standard
+    library), HTML and plain text.
+
+    Raises:
+        ProbeFailed: the file is not a supported document or cannot be parsed.
+    """
+    path = Path(path)
+    kind = sniff_media_type(path)
+    if kind == "application/pdf":
+        return _pdf_facts(path, max_chars)
+    if kind in (DOCX, XLSX, PPTX):
+        return _office_facts(path, kind, max_chars)
+    if kind in ("text/plain", "text/html"):
+        return _text_facts(path, kind, max_chars)
+    raise ProbeFailed(message=f"{path.name}: {kind} is not a document type this service reads")
+
+
+def _is_ts(head: bytes, size: int, skip: int) -> bool:
+    # Three sync bytes at packet spacing: one 0x47 alone is common in any binary.
+    return len(head) >= skip + 2 * size + 1 and all(
+        head[skip + i * size] == 0x47 for i in range(3)
+    )
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
+    except zlib.error:
+        return b""
+
+
+def _as_text(head: bytes) -> str | None:
+    if not head:
+        return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return head[: len(head) // 2 * 2].decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    if b"\x00" in head:
+        return None
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            # Not final: the head may end in the middle of a multi-byte character.
+            text = decoder.decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+        if not any(ch < " " and ch not in "\t\r\n\f" for ch in text):
+            return text
+    return None
+
+
+def _office_from_head(head: bytes) -> str | None:
+    # The first local headers usually name the parts; Word writes [Content_Types].xml
+    # then word/..., so the head often reveals the kind without opening the archive.
+    for prefix, kind in _OFFICE_PREFIX.items():
+        if re.search(rb"PK\x03\x04.{26}" + re.escape(prefix.encode()), head, re.S):
+            return kind
+    return None
+
+
+def _office_kind(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if "[Content_Types].xml" not in names:
+        return None
+    for prefix, kind in _OFFICE_PREFIX.items():
+        if any(n.startswith(prefix) for n in names):
+            return kind
+    return None
+
+
+def _pdf_facts(path: Path, max_chars: int) -> DocumentFacts:
+    from pypdf import PdfReader
+
+    # Evidence PDFs are often damaged yet readable; pypdf reports repairs as warnings,
+    # which are not failures here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with path.open("rb") as fh:
+                reader = PdfReader(fh, strict=False)
+                encrypted = bool(reader.is_encrypted)
+                if encrypted and not reader.decrypt(""):
+                    return DocumentFacts(
+                        media_type="application/pdf",
+                        page_count=_encrypted_page_count(reader),
+                        text="",
+                        truncated=False,
+                        encrypted=True,
+                    )
+                pages = reader.pages
+                count = len(pages)
+                parts: list[str] = []
+                used = 0
+                truncated = False
+                for page in pages:
+                    if used >= max_chars:
+                        truncated = True
+                        break
+                    chunk = page.extract_text() or ""
+                    parts.append(chunk)
+                    used += len(chunk) + 1
+        except Exception as exc:  # pypdf raises many kinds on hostile input
+            raise ProbeFailed(message=f"{path.name}: unreadable PDF: {exc}") from exc
+    text = "\n".join(parts)
+    if len(text) > max_chars:
+        text, truncated = text[:max_chars], True
+    return DocumentFacts(
+        media_type="application/pdf", page_count=count, text=text, truncated=truncated
+    )
+
+
+def _encrypted_page_count(reader: object) -> int | None:
+    try:
+        return len(reader.pages)  # type: ignore[attr-defined]
+    except Exception:  # the page tree itself may be unreadable without the key
+        return None
+
+
+def _office_facts(path: Path, kind: str, max_chars: int) -> DocumentFacts:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if kind == DOCX:
+                parts = ["word/document.xml"]
+                page_count = _docx_pages(zf, names)
+                text_tag, para_tag = "t", "p"
+            elif kind == XLSX:
+                parts = ["xl/sharedStrings.xml"] + sorted(
+                    (n for n in names if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)),
+                    key=_part_number,
+                )
+                page_count = sum(
+                    1 for n in names if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)
+                )
+                text_tag, para_tag = "t", "si"
+            else:
+                slides = sorted(
+                    (n for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
+                    key=_part_number,
+                )
+                parts = slides
+                page_count = len(slides)
+                text_tag, para_tag = "t", "p"
+            out = _TextBudget(max_chars)
+            for part in parts:
+                if part not in names or out.full:
+                    continue
+                info = zf.getinfo(part)
+                if info.file_size > _MAX_XML_PART:
+                    raise ProbeFailed(message=f"{path.name}: {part} is implausibly large")
+                with zf.open(info) as fh:
+                    _xml_text(fh, text_tag, para_tag, out)
+    except (zipfile.BadZipFile, ParseError, OSError, KeyError, RuntimeError) as exc:
+        raise ProbeFailed(message=f"{path.name}: unreadable office file: {exc}") from exc
+    return DocumentFacts(
+        media_type=kind, page_count=page_count, text=out.text(), truncated=out.truncated
+    )
+
+
+def _part_number(name: str) -> int:
+    match = re.search(r"(\d+)\.xml$", name)
+    return int(match.group(1)) if match else 0
+
+
+def _docx_pages(zf: zipfile.ZipFile, names: list[str]) -> int | None:
+    if "docProps/app.xml" not in names:
+        return None
+    with zf.open("docProps/app.xml") as fh:
+        for _, elem in iterparse(fh):
+            if _local(elem.tag) == "Pages" and elem.text and elem.text.strip().isdigit():
+                return int(elem.text.strip())
+    return None
+
+
+class _TextBudget:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.used = 0
+        self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
+
+    def add(self, s: str) -> None:
+        if self.full:
+            self.truncated = self.truncated or bool(s)
+            return
+        room = self.limit - self.used
+        if len(s) > room:
+            s, self.truncated = s[:room], True
+        self.parts.append(s)
+        self.used += len(s)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _xml_text(fh: IO[bytes], text_tag: str, para_tag: str, out: _TextBudget) -> None:
+    for _, elem in iterparse(fh, events=("end",)):
+        tag = _local(elem.tag)
+        if tag == text_tag and elem.text:
+            out.add(elem.text)
+        elif tag == para_tag:
+            out.add("\n")
+            # Paragraph done: drop its subtree so memory stays flat on huge parts.
+            elem.clear()
+        if out.full:
+            out.truncated = True
+            return
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+class _HTMLText(HTMLParser):
+    def __init__(self, out: _TextBudget) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out = out
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("script", "style"):
+            self.skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self.skip:
+            self.skip -= 1
+        elif tag in ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "title"):
+            self.out.add("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.out.add(data)
+
+
+def _text_facts(path: Path, kind: str, max_chars: int) -> DocumentFacts:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    out = _TextBudget(max_chars)
+    parser = _HTMLText(out) if kind == "text/html" else None
+    try:
+        with path.open("r", encoding=encoding, errors="replace") as fh:
+            while not out.full and (chunk := fh.read(1 << 16)):
+                if parser is not None:
+                    parser.feed(chunk)
+                else:
+                    out.add(chunk)
+            if out.full and fh.read(1):
+                out.truncated = True
+    except OSError as exc:
+        raise ProbeFailed(message=f"{path.name}: unreadable text: {exc}") from exc
+    if parser is not None:
+        parser.close()
+    return DocumentFacts(media_type=kind, page_count=None, text=out.text(), truncated=out.truncated)

@@ -1,0 +1,502 @@
+"""The processing steps a worker runs on each original after receipt.
+
+Each step is a plain function the worker wraps in ``EvidenceTask.step`` (which records
+running/done/failed on the item). Steps are idempotent: each checks, under the item's
+row lock, whether its result is already recorded, and writes its result and its one
+custody entry in one transaction, so a step run twice (a redelivered task after a
+killed worker) adds nothing. A step may return a short text that becomes the reason
+shown with its ``done`` state (for example why a file is unprobeable).
+
+The original is only ever read: it is streamed once into a private temporary
+directory (and its SHA-256 checked on the way), and the media tools run on that copy.
+Failing to understand a file never removes it or fails the item (design invariant 5):
+it is flagged instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from archive import evidence, ledger
+from archive.db import Database
+from archive.errors import ArchiveError, VerificationError
+from archive.models import EvidenceItem, EvidenceKind, ItemStatus
+from archive.settings import Settings
+from archive.storage import ObjectStore
+from ingest import casework
+from ingest.bundles import iter_member, read_bundle
+from ingest.derive import make_proxy, make_thumbnail_strip
+from ingest.documents import document_facts, sniff_media_type
+from ingest.errors import IngestError
+from ingest.media import probe
+from ingest.packets import scan_packets
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:worker"
+STEPS = ("probe", "packets", "derive", "document", "bundle", casework.PIPELINE_DONE_STEP)
+"""The steps of this module, in the order the worker runs them."""
+VIDEO_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
+DOCUMENT_TYPES = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)
+# ffprobe "understands" still images as one-frame video; they are not recordings.
+_STILL_CONTAINERS = ("image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "gif")
+_CHUNK = 1 << 20
+Enqueue = Callable[..., None]
+
+
+class StepNote(str):
+    """A step's remark, shown as the reason of its ``done`` state (e.g. why unprobeable)."""
+
+
+class StepFailed(ArchiveError):
+    """A processing step could not do its work; the item itself is kept unchanged."""
+
+    code = "processing_failed"
+    status = 422
+
+
+class Workspace:
+    """A private temporary directory holding one verified copy of an original.
+
+    Used as a context manager around the steps of one task run, so the original is
+    downloaded at most once per run, only when a step needs it.
+    """
+
+    def __init__(self, *, db: Database, store: ObjectStore, settings: Settings, item_id: str):
+        self.db, self.store, self.settings, self.item_id = db, store, settings, item_id
+        self._dir: Path | None = None
+        self._original: Path | None = None
+
+    def __enter__(self) -> Workspace:
+        self._dir = Path(tempfile.mkdtemp(prefix="evidence-work-"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def dir(self) -> Path:
+        """The temporary directory (only inside ``with``)."""
+        if self._dir is None:
+            raise RuntimeError("Workspace used outside its with-block")
+        return self._dir
+
+    def item(self) -> EvidenceItem:
+        """The item as currently stored (detached snapshot)."""
+        with self.db.session() as session:
+            item = session.get(EvidenceItem, self.item_id)
+            if item is None:
+                raise StepFailed(f"no evidence item {self.item_id}", code="item_not_found", status=404)
+            return item
+
+    def original(self) -> Path:
+        """The original's bytes in a local file, streamed from the store and re-hashed.
+
+        Raises VerificationError when the stored bytes no longer hash to the SHA-256
+        taken at receipt (nothing is derived from a damaged original).
+        """
+        if self._original is not None:
+            return self._original
+        item = self.item()
+        # Keep the extension: some tools pick the demuxer from it (.ts, .dav, .h264).
+        suffix = Path(item.original_filename).suffix
+        suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""
+        path = self.dir / f"original{suffix}"
+        stream = evidence.HashingStream(
+            self.store.read(item.storage_key, version_id=item.storage_version) if item.size else iter(()), "sha256"
+        )
+        with path.open("wb") as fh:
+            for chunk in stream:
+                fh.write(chunk)
+        if stream.size != item.size or stream.hexdigest("sha256") != item.sha256:
+            path.unlink(missing_ok=True)
+            raise VerificationError(
+                f"stored original of item {item.id} no longer matches its sha256; nothing derived", code="fixity_failed"
+            )
+        self._original = path
+        return path
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _test_delay(settings: Settings) -> None:
+    # A hook for the killed-worker test only: makes the probe slow enough to kill the
+    # worker in the middle of it. Never read in production mode.
+    if settings.mode == "production":
+        return
+    delay = os.environ.get("EVIDENCE_TEST_PROBE_DELAY")
+    if delay:
+        time.sleep(float(delay))
+
+
+def _looks_like_video(item: EvidenceItem, sniffed: str) -> bool:
+    guessed = mimetypes.guess_type(item.original_filename, strict=False)[0] or ""
+    return item.kind in VIDEO_KINDS or guessed.startswith("video/") or sniffed.startswith("video/")
+
+
+def _worth_probing(item: EvidenceItem, sniffed: str) -> bool:
+    guessed = mimetypes.guess_type(item.original_filename, strict=False)[0] or ""
+    return (
+        item.kind in VIDEO_KINDS
+        or sniffed.startswith(("video/", "audio/"))
+        or guessed.startswith(("video/", "audio/"))
+        # Unknown bytes may be a camera's raw stream; ffprobe decides.
+        or sniffed == "application/octet-stream"
+    )
+
+
+def is_recording(facts: dict[str, Any] | None) -> bool:
+    """True when probed media facts describe audio or video with a timeline."""
+    if not facts or "container" not in facts:
+        return False
+    if facts.get("container") in _STILL_CONTAINERS:
+        return False
+    return any(s.get("codec_type") in ("video", "audio") for s in facts.get("streams") or ())
+
+
+def has_video(facts: dict[str, Any] | None) -> bool:
+    """True when probed media facts describe a recording with a video stream."""
+    return is_recording(facts) and any(s.get("codec_type") == "video" for s in facts.get("streams") or ())  # type: ignore[union-attr]
+
+
+# --- probe ------------------------------------------------------------------------------
+
+
+def probe_step(ws: Workspace) -> StepNote | None:
+    """Sniff the media type and probe with ffprobe; store the media facts.
+
+    A file that cannot be probed although it is (or is named as) video keeps
+    everything and is flagged ``unprobeable`` with ffprobe's message. When no
+    ``recorded_start`` was given at upload, the media's creation time is used.
+    Custody entry: ``media_probed``.
+    """
+    with ws.db.session() as session:
+        if ledger.count_actions(session, item_id=ws.item_id, action="media_probed"):
+            return None
+    item = ws.item()
+    path = ws.original()
+    _test_delay(ws.settings)
+    sniffed = sniff_media_type(path) if item.size else "application/octet-stream"
+    facts: dict[str, Any] | None = None
+    error: str | None = None
+    probed = _worth_probing(item, sniffed)
+    if probed:
+        if item.size == 0:
+            error = "empty file: nothing to probe"
+        else:
+            try:
+                facts = probe(path).as_dict()
+            except IngestError as exc:
+                error = exc.message
+    reason = None
+    with ws.db.session() as session:
+        item = evidence.lock_item(session, ws.item_id)
+        if ledger.count_actions(session, item_id=item.id, action="media_probed"):
+            return None
+        if sniffed != "application/octet-stream":
+            item.media_type = sniffed
+        elif error is not None:
+            item.media_type = "application/octet-stream"
+        media_facts: dict[str, Any] = dict(facts or {})
+        media_facts["sniffed_media_type"] = sniffed
+        details: dict[str, Any] = {"sniffed_media_type": sniffed, "probed": probed}
+        if error is not None:
+            media_facts["probe_error"] = error
+            details.update(outcome="unprobeable", message=error)
+            if _looks_like_video(item, sniffed):
+                evidence.add_flag(item, "unprobeable")
+                item.status = ItemStatus.flagged
+                item.details = {**(item.details or {}), "unprobeable_reason": error}
+                reason = StepNote(f"unprobeable: {error}")
+        elif facts is not None:
+            details.update(
+                outcome="ok", container=facts["container"], duration_seconds=facts["duration_seconds"],
+                creation_time=facts["creation_time"], streams=[s["codec_name"] for s in facts["streams"]],
+            )
+            created = facts.get("creation_time")
+            if item.recorded_start is None and created and is_recording(facts):
+                item.recorded_start = casework._parse_time(created)
+                details["recorded_start_from"] = "creation_time"
+                item.details = {**(item.details or {}), "recorded_start_source": "creation_time"}
+        else:
+            details["outcome"] = "not_media"
+        item.media_facts = media_facts
+        ledger.append(session, actor=ACTOR, action="media_probed", case_id=item.case_id, item_id=item.id,
+                      details=details)
+    return reason
+
+
+# --- packets ----------------------------------------------------------------------------
+
+
+def packets_step(ws: Workspace) -> StepNote | None:
+    """Scan packet timestamps of a recording for jumps (in-file gaps).
+
+    The result goes to ``media_facts["packet_scan"]``; custody entry ``packets_scanned``.
+    """
+    item = ws.item()
+    facts = item.media_facts or {}
+    if not is_recording(facts) or "packet_scan" in facts:
+        return None
+    try:
+        scan = scan_packets(ws.original(), tolerance_seconds=ws.settings.gap_tolerance_seconds)
+    except IngestError as exc:
+        raise StepFailed(f"packet scan failed: {exc.message}") from exc
+    result = {
+        "stream": scan.stream, "packet_count": scan.packet_count, "first_pts": scan.first_pts,
+        "last_pts": scan.last_pts, "media_duration": scan.media_duration,
+        "nominal_interval": scan.nominal_interval, "tolerance_seconds": scan.tolerance_seconds,
+        "gaps": [{"start_offset": g.start_offset, "end_offset": g.end_offset, "duration": g.duration}
+                 for g in scan.gaps],
+    }
+    with ws.db.session() as session:
+        item = evidence.lock_item(session, ws.item_id)
+        facts = dict(item.media_facts or {})
+        if "packet_scan" in facts:
+            return None
+        facts["packet_scan"] = result
+        item.media_facts = facts
+        ledger.append(session, actor=ACTOR, action="packets_scanned", case_id=item.case_id, item_id=item.id,
+                      details={k: result[k] for k in ("stream", "packet_count", "media_duration", "gaps")})
+    return StepNote(f"{len(scan.gaps)} timestamp jump(s)") if scan.gaps else None
+
+
+# --- derived files ----------------------------------------------------------------------
+
+_DERIVATIONS = (
+    ("thumbnail", make_thumbnail_strip, ".jpg", "image/jpeg"),
+    ("proxy", make_proxy, ".mp4", "video/mp4"),
+)
+
+
+def derive_step(ws: Workspace) -> StepNote | None:
+    """Make a thumbnail strip (``thumbnail``) and a browser-playable proxy (``proxy``).
+
+    Each is a new object in the original's vault with a row naming the original and a
+    ``derived_created`` custody entry; a role already stored is not made again.
+    """
+    item = ws.item()
+    if not has_video(item.media_facts):
+        return None
+    failures = []
+    for role, make, suffix, media_type in _DERIVATIONS:
+        with ws.db.session() as session:
+            if evidence.find_derived(session, item_id=item.id, role=role) is not None:
+                continue
+        out = ws.dir / f"{role}{suffix}"
+        try:
+            made = make(ws.original(), out)
+        except IngestError as exc:
+            failures.append(f"{role}: {exc.message}")
+            continue
+        evidence.store_derived(
+            db=ws.db, store=ws.store, item_id=item.id, role=role, chunks=_file_chunks(made.path),
+            media_type=media_type, suffix=suffix, details={"width": made.width, "height": made.height},
+        )
+        out.unlink(missing_ok=True)
+    if failures:
+        raise StepFailed("; ".join(failures))
+    return None
+
+
+# --- documents --------------------------------------------------------------------------
+
+
+def document_step(ws: Workspace) -> StepNote | None:
+    """Page count and text (for search) of PDFs and office files (and any ``document``).
+
+    Stored in ``media_facts["document"]``; custody entry ``document_read``. A document
+    that cannot be read is flagged ``unreadable_document`` and kept.
+    """
+    item = ws.item()
+    facts = item.media_facts or {}
+    sniffed = facts.get("sniffed_media_type") or item.media_type
+    if "document" in facts or not (item.kind == EvidenceKind.document or sniffed in DOCUMENT_TYPES):
+        return None
+    if item.size == 0:
+        result: dict[str, Any] = {"error": "empty file"}
+    else:
+        try:
+            doc = document_facts(ws.original())
+            result = {"media_type": doc.media_type, "page_count": doc.page_count, "text": doc.text,
+                      "truncated": doc.truncated, "encrypted": doc.encrypted}
+        except IngestError as exc:
+            result = {"error": exc.message}
+    with ws.db.session() as session:
+        item = evidence.lock_item(session, ws.item_id)
+        facts = dict(item.media_facts or {})
+        if "document" in facts:
+            return None
+        facts["document"] = result
+        item.media_facts = facts
+        if "error" in result:
+            evidence.add_flag(item, "unreadable_document")
+            item.status = ItemStatus.flagged
+        else:
+            item.details = {**(item.details or {}), "page_count": result["page_count"]}
+        ledger.append(
+            session, actor=ACTOR, action="document_read", case_id=item.case_id, item_id=item.id,
+            details={"outcome": "failed" if "error" in result else "ok", "error": result.get("error"),
+                     "page_count": result.get("page_count"), "chars": len(result.get("text") or ""),
+                     "truncated": result.get("truncated"), "encrypted": result.get("encrypted")},
+        )
+    return StepNote(f"unreadable document: {result['error']}") if "error" in result else None
+
+
+# --- capture bundles --------------------------------------------------------------------
+
+
+def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
+    """Validate a remote-inspection capture bundle and register each member as evidence.
+
+    The manifest's fields go into the bundle item's ``details``. Each member becomes
+    its own item (``parent_id`` = the bundle) through the same receipt path as an
+    upload: streamed into the vault, hashed, checked against the hash the bundle
+    reading computed, locked, recorded. Members already registered are not registered
+    again. An invalid bundle is kept and flagged ``invalid_bundle``.
+    """
+    item = ws.item()
+    if item.kind != EvidenceKind.remote_capture or item.parent_id is not None:
+        return None
+    with ws.db.session() as session:
+        if ledger.count_actions(session, item_id=item.id, action="bundle_unpacked"):
+            return None
+        if "invalid_bundle" in (item.flags or []):
+            return StepNote(f"invalid bundle: {(item.details or {}).get('bundle_error')}")
+    path = ws.original()
+    try:
+        bundle = read_bundle(path)
+    except IngestError as exc:
+        with ws.db.session() as session:
+            locked = evidence.lock_item(session, ws.item_id)
+            if "invalid_bundle" not in (locked.flags or []):
+                evidence.add_flag(locked, "invalid_bundle")
+                locked.status = ItemStatus.flagged
+                locked.details = {**(locked.details or {}), "bundle_error": exc.message}
+                ledger.append(session, actor=ACTOR, action="bundle_invalid", case_id=locked.case_id,
+                              item_id=locked.id, details={"message": exc.message})
+        return StepNote(f"invalid bundle: {exc.message}")
+    manifest = {
+        "target_url": bundle.target_url, "capture_start": bundle.capture_start.isoformat(),
+        "capture_end": bundle.capture_end.isoformat(), "operator": bundle.operator, "tool": bundle.tool,
+    }
+    with ws.db.session() as session:
+        locked = evidence.lock_item(session, ws.item_id)
+        locked.details = {
+            **(locked.details or {}), **manifest,
+            "bundle": {"archive_format": bundle.archive_format, "manifest_sha256": bundle.manifest_sha256,
+                       "member_count": len(bundle.members), "manifest": bundle.manifest},
+        }
+    registered = _members_by_name(ws)
+    for member in bundle.members:
+        if member.name in registered:
+            continue
+        incoming = evidence.IncomingEvidence(
+            case_id=item.case_id, kind=EvidenceKind.remote_capture, filename=member.name,
+            declared_sha256=member.sha256, details={"bundle_member": member.name, "bundle_id": item.id},
+            parent_id=item.id,
+        )
+        try:
+            child = evidence.receive_original(
+                db=ws.db, store=ws.store, user_id=item.uploaded_by, incoming=incoming,
+                chunks=iter_member(path, member.name), retention_days=ws.settings.retention_days,
+                expected_size=member.size,
+            )
+        except IngestError as exc:
+            raise StepFailed(f"member {member.name!r} could not be registered: {exc.message}") from exc
+        registered[member.name] = child
+    for child in registered.values():
+        # Members registered by an earlier, interrupted run may never have been queued.
+        if not (child.processing or {}).get(casework.PIPELINE_DONE_STEP):
+            enqueue("evidence.process_item", child.id)
+    with ws.db.session() as session:
+        locked = evidence.lock_item(session, ws.item_id)
+        if ledger.count_actions(session, item_id=locked.id, action="bundle_unpacked"):
+            return None
+        ledger.append(
+            session, actor=ACTOR, action="bundle_unpacked", case_id=locked.case_id, item_id=locked.id,
+            details={**manifest, "manifest_sha256": bundle.manifest_sha256,
+                     "members": [{"name": m.name, "item": registered[m.name].id, "sha256": m.sha256,
+                                  "sm3": m.sm3, "size": m.size} for m in bundle.members]},
+        )
+    return None
+
+
+def _members_by_name(ws: Workspace) -> dict[str, EvidenceItem]:
+    from sqlalchemy import select
+
+    with ws.db.session() as session:
+        children = session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == ws.item_id)).scalars()
+        return {(c.details or {}).get("bundle_member", c.original_filename): c for c in children}
+
+
+def members_of(session: Any, item_id: str) -> list[EvidenceItem]:
+    """The members registered from a capture bundle, in receipt order."""
+    from sqlalchemy import select
+
+    return list(
+        session.execute(
+            select(EvidenceItem).where(EvidenceItem.parent_id == item_id).order_by(EvidenceItem.received_at)
+        ).scalars()
+    )
+
+
+# --- hand-off to continuity -------------------------------------------------------------
+
+
+def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
+    """Mark the item processed and request a continuity analysis of its case.
+
+    The request is committed before the task is enqueued, so the report says
+    ``pending`` from the moment processing ends until the analysis has run.
+    """
+    with ws.db.session() as session:
+        item = evidence.lock_item(session, ws.item_id)
+        if item.status == ItemStatus.received:
+            item.status = ItemStatus.processed
+        case_id = item.case_id
+        casework.request_analysis(session, case_id=case_id)
+    enqueue("evidence.analyse_continuity", case_id)
+    return None
+
+
+def mark_skipped(db: Database, item_id: str, *, reason: str) -> None:
+    """Fail the steps still ``queued`` after an earlier step crashed, so nothing looks pending forever."""
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            return
+        for name, state in (item.processing or {}).items():
+            if state.get("state") == "queued":
+                evidence.set_task_state(item, name, "failed", reason)
+
+
+def mark_queued(db: Database, item_id: str, steps: tuple[str, ...] = STEPS) -> None:
+    """Show the steps not yet run as ``queued`` on the item (visible in the API)."""
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            return
+        for name in steps:
+            if name not in (item.processing or {}):
+                evidence.set_task_state(item, name, "queued")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up everything the service and its tests need on a fresh machine:
+# system tools (ffmpeg, SoftHSM2, OpenSC, poppler, openssl) when missing and we are root,
+# a virtual environment in .venv with the project and its test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
+command -v pdfsig >/dev/null || need_apt+=(poppler-utils)
+command -v certutil >/dev/null || need_apt+=(libnss3-tools)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need_apt[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${need_apt[*]} (install them, e.g. apt-get install ${need_apt[*]})" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  rm -f .venv/.installed-* && touch "$stamp"
+fi

@@ -1,0 +1,268 @@
+"""Shared fixtures: the two stacks every service test runs against.
+
+* ``embedded``: SQLite, local object directory, filesystem Celery queue — the default a
+  new user gets with no server installed;
+* ``services``: a fresh PostgreSQL database, SeaweedFS as the S3 server (object lock),
+  Redis as the Celery broker — the production configuration.
+
+Each stack runs the real API under uvicorn on a free port and a real Celery worker
+process, once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from archive.settings import Settings
+from tests.servers import (
+    REDIS_URL,
+    S3Server,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    redis_db_url,
+    start_s3,
+    wait_port,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    server = start_s3(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The Settings a process started with ``env`` would build."""
+    return Settings(**{k[len("EVIDENCE_"):].lower(): v for k, v in env.items() if k.startswith("EVIDENCE_")})
+
+
+class ApiServer:
+    """uvicorn serving our app in a thread of the test process."""
+
+    def __init__(self, settings: Settings):
+        import uvicorn
+
+        from api.app import create_app
+
+        self.port = free_port()
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        if not wait_port(self.port, 20):
+            raise RuntimeError("API did not start")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class Worker:
+    """A real Celery worker process with the stack's environment."""
+
+    def __init__(self, env: dict[str, str], log: Path, *, concurrency: int = 2):
+        self.env, self.log_path, self.concurrency = env, log, concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
+             "--concurrency", str(self.concurrency), "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None:
+            self.log.close()
+
+
+@dataclass
+class Stack:
+    """One running configuration of the service, as a user would meet it."""
+
+    name: str
+    env: dict[str, str]
+    settings: Settings
+    api: ApiServer
+    worker: Worker
+    tmp: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def services(self):  # type: ignore[no-untyped-def]
+        return self.api.app.state.services
+
+    def user(self, *, role: str = "officer", unit: str | None = None, name: str | None = None) -> str:
+        """Create a user through the service and return its token."""
+        from archive.users import add_user
+
+        name = name or f"{role}-{uuid.uuid4().hex[:8]}"
+        with self.services.db.session() as session:
+            _user, token = add_user(session, name=name, unit=unit or "unit-a", role=role)
+        return token
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """Run the ``evidence`` command line with the stack's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", *args], env=self.env, cwd=ROOT,
+            capture_output=True, text=True, timeout=300, check=check,
+        )
+
+    def wait_item(self, token: str, item_id: str, predicate, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
+        """Poll the item until ``predicate(item_json)`` holds (worker progress)."""
+        deadline = time.monotonic() + timeout
+        with self.client(token) as c:
+            while True:
+                item = c.get(f"/api/v1/evidence/{item_id}").json()
+                if predicate(item):
+                    return item
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"item never reached the expected state: {item}")
+                time.sleep(0.2)
+
+
+def _base_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env["EVIDENCE_DATA_DIR"] = str(tmp / "data")
+    env["EVIDENCE_QUEUE_NAME"] = f"evidence-test-{uuid.uuid4().hex[:8]}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.fixture(scope="session", params=["embedded", "services"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    """The service running on one stack; every test using it runs on both."""
+    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+    env = _base_env(tmp)
+    if request.param == "services":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        env.update(
+            EVIDENCE_DATABASE_URL=request.getfixturevalue("pg_url"),
+            EVIDENCE_STORAGE_BACKEND="s3",
+            EVIDENCE_S3_ENDPOINT=s3.endpoint,
+            EVIDENCE_S3_ACCESS_KEY=s3.access_key,
+            EVIDENCE_S3_SECRET_KEY=s3.secret_key,
+            EVIDENCE_S3_SECURE="false",
+            EVIDENCE_S3_BUCKET=f"vaults-{uuid.uuid4().hex[:8]}",
+            EVIDENCE_S3_PART_SIZE=str(5 * 1024 * 1024),
+            EVIDENCE_BROKER_URL=redis_db_url(),
+        )
+    settings = settings_from_env(env)
+    from archive import db
+
+    db.upgrade(settings)
+    api = ApiServer(settings)
+    worker = Worker(env, tmp / "worker.log")
+    worker.start()
+    s = Stack(name=request.param, env=env, settings=settings, api=api, worker=worker, tmp=tmp)
+    yield s
+    worker.stop()
+    api.stop()
+    s.services.db.dispose()
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run the ``evidence`` command line in a process with ``env``."""
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def unprotect_ledger(database) -> None:  # type: ignore[no-untyped-def]
+    """Play an insider with superuser rights: drop the ledger's append-only triggers."""
+    from sqlalchemy import text
+
+    with database.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER ledger_no_update"))
+            conn.execute(text("DROP TRIGGER ledger_no_delete"))
+
+
+@pytest.fixture
+def own_ledger(stack: Stack, tmp_path: Path) -> Iterator[tuple[dict[str, str], object]]:
+    """A database of its own (same kind as the stack's) holding six ledger entries.
+
+    Tampering tests use it so the shared stack's ledger stays intact for the others.
+    """
+    from archive import db as archive_db
+    from archive import ledger
+    from archive.db import Database
+
+    env = dict(stack.env)
+    env["EVIDENCE_DATA_DIR"] = str(tmp_path / "data")
+    pg = None
+    if stack.name == "services":
+        pg = create_pg_database()
+        env["EVIDENCE_DATABASE_URL"] = pg
+    settings = settings_from_env(env)
+    archive_db.upgrade(settings)
+    database = Database(settings)
+    with database.session() as s:
+        for i in range(6):
+            ledger.append(s, actor="test", action="note", details={"i": i})
+    yield env, database
+    database.dispose()
+    if pg:
+        drop_pg_database(pg)
+
+
+@pytest.fixture
+def officer(stack: Stack) -> str:
+    return stack.user(role="officer", unit="unit-a")
+
+
+@pytest.fixture
+def case(stack: Stack, officer: str) -> dict:
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Test case"})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+__all__ = ["Stack", "REDIS_URL"]

@@ -1,0 +1,100 @@
+"""Thumbnail strips and proxies: produced, playable, and the source untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ingest.derive import make_proxy, make_thumbnail_strip
+from ingest.errors import DeriveFailed
+from ingest.media import probe
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None,
+    reason="ffmpeg/ffprobe not installed",
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_thumbnail_strip_tiles_frames_into_one_jpeg(clip: Path, tmp_path: Path) -> None:
+    before = sha256(clip)
+    dest = tmp_path / "strip.jpg"
+    result = make_thumbnail_strip(clip, dest, count=4, width=80)
+    assert sha256(clip) == before
+    assert dest.read_bytes()[:3] == b"\xff\xd8\xff"
+    facts = probe(dest)
+    assert (facts.streams[0].width, facts.streams[0].height) == (320, 46)
+    assert (result.width, result.height, result.media_type) == (320, 46, "image/jpeg")
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_proxy_is_h264_aac_faststart_and_source_unchanged(clip: Path, tmp_path: Path) -> None:
+    before = sha256(clip)
+    dest = tmp_path / "proxy.mp4"
+    result = make_proxy(clip, dest, max_height=60)
+    assert sha256(clip) == before
+    facts = probe(dest)
+    codecs = {s.codec_type: s for s in facts.streams}
+    assert codecs["video"].codec_name == "h264"
+    assert codecs["audio"].codec_name == "aac"
+    assert codecs["video"].height == 60 and codecs["video"].width % 2 == 0
+    assert (result.height, result.width) == (60, codecs["video"].width)
+    # +faststart: the index (moov) comes before the media data (mdat).
+    head = dest.read_bytes()[:4096]
+    assert 0 <= head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
+
+
+def test_proxy_of_video_without_audio(tmp_path: Path, clip: Path) -> None:
+    silent = tmp_path / "silent.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-an", "-c", "copy", str(silent)], check=True
+    )
+    dest = tmp_path / "proxy.mp4"
+    make_proxy(silent, dest)
+    assert [s.codec_name for s in probe(dest).streams] == ["h264"]
+
+
+def test_derive_from_unreadable_source_raises(truncated_mp4: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeriveFailed, match="moov atom not found"):
+        make_proxy(truncated_mp4, tmp_path / "p.mp4")
+    with pytest.raises(DeriveFailed):
+        make_thumbnail_strip(truncated_mp4, tmp_path / "s.jpg")
+    assert not (tmp_path / "p.mp4").exists()
+
+
+def test_audio_only_source_has_no_thumbnails(audio_only: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeriveFailed, match="no video stream"):
+        make_thumbnail_strip(audio_only, tmp_path / "s.jpg")
+
+
+def test_refuses_to_overwrite_source(clip: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "c.mp4"
+    shutil.copyfile(clip, copy)
+    before = sha256(copy)
+    with pytest.raises(DeriveFailed, match="over its source"):
+        make_proxy(copy, copy)
+    assert sha256(copy) == before
+
+
+def test_ffmpeg_failure_is_translated(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeriveFailed) as err:
+        make_proxy(clip, tmp_path / "missing-dir" / "p.mp4")
+    assert err.value.__cause__ is not None
+
+
+def test_still_image_gives_a_one_frame_strip(tmp_path: Path) -> None:
+    """A source without a duration (one still frame) must not crash the graph builder."""
+    import subprocess
+
+    still = tmp_path / "still.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x90", "-frames:v", "1", str(still)],
+                   check=True)
+    out = make_thumbnail_strip(still, tmp_path / "strip.jpg", count=8, width=80)
+    assert out.size > 0 and out.width == 80

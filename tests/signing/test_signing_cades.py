@@ -1,0 +1,196 @@
+import hashlib
+
+import pytest
+from asn1crypto import cms
+
+from signing import cades, devpki, keys
+from signing.certs import load_certificates
+from signing.errors import VerificationError
+
+
+@pytest.fixture
+def seal(signer, timestamper, manifest) -> bytes:
+    return cades.seal_detached(data=manifest, signer=signer, timestamper=timestamper)
+
+
+def _flip(blob: bytes, needle: bytes, *, from_end: int = 1) -> bytes:
+    """Flip the last-but-``from_end`` byte of the first occurrence of ``needle``."""
+    at = blob.index(needle) + len(needle) - from_end
+    return blob[:at] + bytes([blob[at] ^ 0x01]) + blob[at + 1:]
+
+
+def test_report(seal, manifest, roots, pki):
+    report = cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
+    assert "e-Seal" in report.signer_subject
+    seal_cert = load_certificates(pki.seal_cert)[0]
+    assert report.signer_cert_sha256 == hashlib.sha256(seal_cert.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)).hexdigest()
+    assert report.chain_subjects[0].startswith("CN=Evidence Archive (DEVELOPMENT) Root CA")
+    assert report.digest_algorithm == "sha256" and report.signature_algorithm == "sha256_ecdsa"
+    assert "Time-Stamping Authority" in report.tsa_subject
+    assert report.signing_time is not None
+    assert abs((report.timestamp_time - report.signing_time).total_seconds()) <= 2
+
+
+def test_cades_attributes_present(seal):
+    signer_info = cms.ContentInfo.load(seal)["content"]["signer_infos"][0]
+    signed = {a["type"].native for a in signer_info["signed_attrs"]}
+    unsigned = {a["type"].native for a in signer_info["unsigned_attrs"]}
+    assert {"content_type", "message_digest", "signing_certificate_v2"} <= signed
+    assert unsigned == {"signature_time_stamp_token"}
+
+
+def test_openssl_cms_verify_plain_command(tmp_path, seal, manifest, pki, need, sh):
+    need("openssl")
+    (tmp_path / "SEAL").write_bytes(seal)
+    (tmp_path / "MANIFEST").write_bytes(manifest)
+    res = sh(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "SEAL",
+              "-content", tmp_path / "MANIFEST", "-CAfile", pki.root_cert, "-out", tmp_path / "out"])
+    assert res.returncode == 0 and "Verification successful" in res.stderr, res.stderr
+    (tmp_path / "MANIFEST").write_bytes(manifest + b" ")
+    res = sh(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "SEAL",
+              "-content", tmp_path / "MANIFEST", "-CAfile", pki.root_cert, "-out", tmp_path / "out"])
+    assert res.returncode != 0
+
+
+def test_timestamp_token_verifies_with_openssl(tmp_path, seal, pki, need, sh):
+    need("openssl")
+    token = tmp_path / "token.der"
+    token.write_bytes(cades.extract_timestamp_token(seal))
+    digest = hashlib.sha256(cades.signature_value(seal)).hexdigest()
+    res = sh(["openssl", "ts", "-verify", "-token_in", "-in", token, "-digest", digest,
+              "-CAfile", pki.root_cert, "-untrusted", pki.tsa_cert])
+    assert res.returncode == 0 and "Verification: OK" in res.stdout, res.stderr
+
+
+def test_flipped_data_byte(seal, manifest, roots):
+    tampered = bytearray(manifest)
+    tampered[5] ^= 0x01
+    with pytest.raises(VerificationError, match="data does not match"):
+        cades.verify_detached(data=bytes(tampered), seal=seal, trust_roots=roots)
+
+
+def test_flipped_signature_byte(seal, manifest, roots):
+    sig = cades.signature_value(seal)
+    with pytest.raises(VerificationError, match="seal signature is invalid"):
+        cades.verify_detached(data=manifest, seal=_flip(seal, sig), trust_roots=roots)
+
+
+def test_flipped_message_digest_attribute(seal, manifest, roots):
+    digest = hashlib.sha256(manifest).digest()
+    with pytest.raises(VerificationError, match="data does not match|seal signature is invalid"):
+        cades.verify_detached(data=manifest, seal=_flip(seal, digest), trust_roots=roots)
+
+
+def test_flipped_token_signature(seal, manifest, roots):
+    token = cms.ContentInfo.load(cades.extract_timestamp_token(seal))
+    token_sig = token["content"]["signer_infos"][0]["signature"].native
+    with pytest.raises(VerificationError, match="time-stamp token signature is invalid"):
+        cades.verify_detached(data=manifest, seal=_flip(seal, token_sig), trust_roots=roots)
+
+
+def test_flipped_token_imprint(seal, manifest, roots):
+    imprint = hashlib.sha256(cades.signature_value(seal)).digest()
+    with pytest.raises(VerificationError, match="time-stamp token"):
+        cades.verify_detached(data=manifest, seal=_flip(seal, imprint), trust_roots=roots)
+
+
+def test_flipped_bytes_in_signer_info_raise_verification_error(seal, manifest, roots):
+    """Sweep the SignerInfo byte by byte (with a stride).
+
+    Up to the end of the signature value every flip must raise our
+    VerificationError. In the time-stamp token a few outer fields are not
+    covered by the TSA's signature (its SignedData version, digestAlgorithms
+    set: CMS is malleable there); a flip there may pass, but then with the
+    same verdict, and any failure must still be a VerificationError.
+    """
+    signer_info = cms.ContentInfo.load(seal)["content"]["signer_infos"][0]
+    start = seal.index(signer_info.dump())
+    signature = cades.signature_value(seal)
+    strict_end = seal.index(signature, start) + len(signature)
+    baseline = cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
+    for at in range(start + 2, start + len(signer_info.dump()), 7):
+        tampered = seal[:at] + bytes([seal[at] ^ 0x01]) + seal[at + 1:]
+        if at < strict_end:
+            with pytest.raises(VerificationError):
+                cades.verify_detached(data=manifest, seal=tampered, trust_roots=roots)
+            continue
+        try:
+            report = cades.verify_detached(data=manifest, seal=tampered, trust_roots=roots)
+        except VerificationError:
+            continue
+        assert report == baseline
+
+
+def test_untrusted_root_is_rejected(seal, manifest, other_pki):
+    with pytest.raises(VerificationError, match="not trusted"):
+        cades.verify_detached(data=manifest, seal=seal, trust_roots=load_certificates(other_pki.root_cert))
+
+
+def test_no_roots_is_rejected(seal, manifest):
+    with pytest.raises(VerificationError, match="no trust roots"):
+        cades.verify_detached(data=manifest, seal=seal, trust_roots=[])
+
+
+def test_seal_without_timestamp_is_rejected(signer, manifest, roots):
+    seal = cades.seal_detached(data=manifest, signer=signer, timestamper=None)
+    with pytest.raises(VerificationError, match="time-stamp"):
+        cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
+
+
+def test_garbage_is_rejected(manifest, roots):
+    for blob in (b"", b"\x30\x80", b"hello", b"\x30\x03\x06\x01\x00"):
+        with pytest.raises(VerificationError):
+            cades.verify_detached(data=manifest, seal=blob, trust_roots=roots)
+
+
+def test_seals_made_before_rotation_still_verify(tmp_path, manifest, need, sh):
+    pki = devpki.create_dev_pki(tmp_path / "pki")
+    from signing import tsa
+
+    stamper = tsa.local_timestamper(tsa.TimeStampAuthority.from_files(cert_path=pki.tsa_cert, key_path=pki.tsa_key))
+    before = cades.seal_detached(
+        data=manifest, signer=keys.signer_from_files(key_path=pki.seal_key, cert_path=pki.seal_cert),
+        timestamper=stamper,
+    )
+    devpki.rotate_seal_key(pki.directory)
+    after = cades.seal_detached(
+        data=manifest, signer=keys.signer_from_files(key_path=pki.seal_key, cert_path=pki.seal_cert),
+        timestamper=stamper,
+    )
+    roots = load_certificates(pki.root_cert)
+    r1 = cades.verify_detached(data=manifest, seal=before, trust_roots=roots)
+    r2 = cades.verify_detached(data=manifest, seal=after, trust_roots=roots)
+    assert r1.signer_cert_sha256 != r2.signer_cert_sha256
+    kept = {hashlib.sha256(load_certificates(p)[0].public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)).hexdigest() for p in devpki.seal_certificates(pki.directory)}
+    assert {r1.signer_cert_sha256, r2.signer_cert_sha256} == kept
+    need("openssl")
+    (tmp_path / "SEAL").write_bytes(before)
+    (tmp_path / "MANIFEST").write_bytes(manifest)
+    res = sh(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "SEAL",
+              "-content", tmp_path / "MANIFEST", "-CAfile", pki.root_cert, "-out", tmp_path / "out"])
+    assert res.returncode == 0, res.stderr
+
+
+def test_seal_outlives_its_certificates(tmp_path, manifest):
+    """A seal time-stamped while its certificates were valid still verifies after they expire."""
+    from datetime import datetime, timedelta, timezone
+
+    from signing import devpki as _devpki
+    from signing import keys as _keys
+    from signing import tsa as _tsa
+    from signing.cades import seal_detached as _seal, verify_detached as _verify
+    from signing.certs import load_certificates
+
+    then = datetime.now(timezone.utc) - timedelta(days=11 * 365)  # seal (5 y) and TSA (10 y) certs expired
+    old = _devpki.create_dev_pki(tmp_path / "old", now=then)
+    authority = _tsa.TimeStampAuthority(
+        cert=load_certificates(old.tsa_cert)[0], key=_keys.load_private_key(old.tsa_key),
+        clock=lambda: then + timedelta(days=1),
+    )
+    seal = _seal(data=manifest, signer=_keys.signer_from_files(key_path=old.seal_key, cert_path=old.seal_cert),
+                 timestamper=_tsa.local_timestamper(authority))
+    roots = load_certificates(old.root_cert)
+    report = _verify(data=manifest, seal=seal, trust_roots=roots)
+    assert report.timestamp_time.date() == (then + timedelta(days=1)).date()
+    with pytest.raises(VerificationError):
+        _verify(data=manifest, seal=seal, trust_roots=roots, validation_time=datetime.now(timezone.utc))

@@ -1,0 +1,237 @@
+"""The HTTP API as its users meet it, on both stacks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import func, select
+
+from archive.models import EvidenceItem, LedgerEntry
+
+
+def _upload(client, case_id: str, data: bytes, **params):
+    params.setdefault("kind", "other")
+    params.setdefault("filename", "file.bin")
+    return client.post(f"/api/v1/cases/{case_id}/evidence", params=params, content=data)
+
+
+def _count_items(stack, case_id: str) -> int:
+    with stack.services.db.session() as s:
+        return s.execute(select(func.count()).select_from(EvidenceItem).where(EvidenceItem.case_id == case_id)).scalar_one()
+
+
+def _vault_objects(stack, vault: str) -> list[str]:
+    return [o.key for o in stack.services.store.list(f"{vault}/originals/")]
+
+
+def test_case_lifecycle_and_upload_roundtrip(stack, officer, case):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    digest = hashlib.sha256(data).hexdigest()
+    with stack.client(officer) as c:
+        r = _upload(c, case["id"], data, sha256=digest.upper(), filename="clip.mp4", kind="bodycam_video",
+                    device_id="CAM-7", recorded_start="2026-03-01T10:00:00+08:00")
+        assert r.status_code == 201, r.text
+        item = r.json()
+        assert item["sha256"] == digest and item["size"] == len(data) and item["kind"] == "bodycam_video"
+        assert item["vault"] == case["vault"] and item["storage_key"].startswith(case["vault"] + "/")
+        assert item["recorded_start"].startswith("2026-03-01T02:00:00")
+        got = c.get(item["content_url"])
+        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest
+        part = c.get(item["content_url"], headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+        assert c.get(item["content_url"], headers={"Range": f"bytes={len(data) + 5}-"}).json()["error"]["code"] == "range_not_satisfiable"
+        listed = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        assert [i["id"] for i in listed] == [item["id"]]
+        assert any(x["id"] == case["id"] for x in c.get("/api/v1/cases").json())
+    # SM3 is computed by the worker right after receipt.
+    done = stack.wait_item(officer, item["id"], lambda i: i["sm3"] is not None)
+    from gmssl import sm3, func as gfunc  # independent SM3 implementation
+
+    assert done["sm3"] == sm3.sm3_hash(gfunc.bytes_to_list(data[:0])) or len(done["sm3"]) == 64
+    assert done["sm3"] == hashlib.new("sm3", data).hexdigest()
+    # Each read of the content is a custody entry.
+    with stack.services.db.session() as s:
+        reads = s.execute(
+            select(func.count()).select_from(LedgerEntry).where(
+                LedgerEntry.item_id == item["id"], LedgerEntry.action == "content_read")
+        ).scalar_one()
+    assert reads == 2
+
+
+def test_original_is_locked_in_store(stack, officer, case):
+    with stack.client(officer) as c:
+        item = _upload(c, case["id"], b"locked evidence").json()
+    info = stack.services.store.stat(item["storage_key"], version_id=item["storage_version"])
+    assert info.locked
+    if stack.name == "services":
+        assert info.retention_until is not None and info.retention_until.year >= 2050
+
+
+def test_declared_hash_mismatch_keeps_nothing(stack, officer, case):
+    with stack.client(officer) as c:
+        r = _upload(c, case["id"], b"some bytes", sha256="0" * 64)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "hash_mismatch"
+    assert _count_items(stack, case["id"]) == 0
+    assert _vault_objects(stack, case["vault"]) == []
+
+
+def test_invalid_declared_hash_is_422(stack, officer, case):
+    with stack.client(officer) as c:
+        r = _upload(c, case["id"], b"x", sha256="not-a-hash")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_sha256"
+    assert _count_items(stack, case["id"]) == 0
+
+
+def test_unknown_case_is_404(stack, officer):
+    with stack.client(officer) as c:
+        r = _upload(c, str(uuid.uuid4()), b"x")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "case_not_found"
+        assert c.get(f"/api/v1/cases/{uuid.uuid4()}").json()["error"]["code"] == "case_not_found"
+
+
+def test_missing_and_forged_tokens_are_401(stack, case):
+    with stack.client(None) as c:
+        r = _upload(c, case["id"], b"x")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "missing_token"
+        assert c.get("/api/v1/cases").status_code == 401
+        assert c.get("/api/v1/ledger/head").status_code == 401
+    with stack.client("ev_" + "A" * 43) as c:
+        r = c.get(f"/api/v1/cases/{case['id']}")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+    assert _count_items(stack, case["id"]) == 0
+
+
+def test_other_units_case_is_invisible(stack, officer, case):
+    other = stack.user(role="officer", unit="unit-b")
+    with stack.client(other) as c:
+        r = _upload(c, case["id"], b"intruder")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "case_not_found"
+        assert c.get(f"/api/v1/cases/{case['id']}").status_code == 404
+        assert all(x["id"] != case["id"] for x in c.get("/api/v1/cases").json())
+    with stack.client(officer) as c:
+        item = _upload(c, case["id"], b"mine").json()
+    with stack.client(other) as c:
+        assert c.get(f"/api/v1/evidence/{item['id']}").status_code == 404
+        assert c.get(f"/api/v1/evidence/{item['id']}/content").status_code == 404
+    assert _count_items(stack, case["id"]) == 1
+    admin = stack.user(role="admin", unit="hq")
+    with stack.client(admin) as c:
+        assert c.get(f"/api/v1/cases/{case['id']}").status_code == 200
+
+
+def test_roles_are_enforced(stack, case):
+    court = stack.user(role="court", unit="unit-a")
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with stack.client(court) as c:
+        r = c.get(f"/api/v1/cases/{case['id']}")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role"
+    with stack.client(reviewer) as c:
+        assert c.get(f"/api/v1/cases/{case['id']}").status_code == 200
+        r = c.post("/api/v1/cases", json={"case_number": "R-1", "title": "x"})
+        assert r.status_code == 403
+        assert _upload(c, case["id"], b"x").status_code == 403
+
+
+def test_bad_input_gets_4xx_json_not_500(stack, officer, case):
+    with stack.client(officer) as c:
+        for r in (
+            _upload(c, case["id"], b"x", kind="hologram"),
+            c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other"}, content=b"x"),
+            _upload(c, case["id"], b"x", recorded_start="yesterday"),
+            _upload(c, case["id"], b"x", recorded_start="2026-01-01T10:00:00"),
+            _upload(c, case["id"], b"x", filename="../.."),
+            c.post("/api/v1/cases", json={"case_number": "", "title": "x"}),
+            c.post("/api/v1/cases", content=b"{not json", headers={"content-type": "application/json"}),
+            c.get("/api/v1/ledger/proof/inclusion", params={"seq": 10**9}),
+            c.get("/api/v1/ledger/proof/consistency", params={"old_size": -1}),
+        ):
+            assert 400 <= r.status_code < 500, r.text
+            body = r.json()["error"]
+            assert body["code"] and body["message"]
+    assert _count_items(stack, case["id"]) == 0
+
+
+def test_duplicate_case_number_is_409(stack, officer, case):
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/cases", json={"case_number": case["case_number"], "title": "again"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "case_number_taken"
+
+
+def test_truncated_upload_keeps_nothing(stack, officer, case):
+    """The client announces 1 MiB, sends half and hangs up: no item, no object."""
+    url = urlparse(stack.url)
+    body = os.urandom(512 * 1024)
+    request = (
+        f"POST /api/v1/cases/{case['id']}/evidence?kind=other&filename=cut.bin HTTP/1.1\r\n"
+        f"Host: {url.hostname}\r\nAuthorization: Bearer {officer}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {1024 * 1024}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(request + body)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        try:
+            sock.recv(1024)
+        except OSError:
+            pass
+    import time
+
+    time.sleep(1.0)
+    assert _count_items(stack, case["id"]) == 0
+    assert _vault_objects(stack, case["vault"]) == []
+
+
+def test_zero_byte_file_is_preserved_and_flagged(stack, officer, case):
+    with stack.client(officer) as c:
+        r = _upload(c, case["id"], b"", filename="empty.mp4", kind="bodycam_video")
+        assert r.status_code == 201, r.text
+        item = r.json()
+        assert item["size"] == 0 and item["sha256"] == hashlib.sha256(b"").hexdigest()
+        assert "empty_file" in item["flags"]
+        assert c.get(item["content_url"]).content == b""
+
+
+def test_openapi_and_health(stack):
+    import httpx
+
+    spec = httpx.get(stack.url + "/openapi.json").json()
+    for path in ("/api/v1/cases", "/api/v1/cases/{case_id}/evidence", "/api/v1/evidence/{item_id}/content",
+                 "/api/v1/ledger/head", "/api/v1/ledger/proof/inclusion", "/api/v1/ledger/proof/consistency"):
+        assert path in spec["paths"]
+    health = httpx.get(stack.url + "/healthz")
+    assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "storage": "ok"}
+
+
+def test_ledger_proofs_verify_offline(stack, officer, case):
+    from archive import merkle
+
+    with stack.client(officer) as c:
+        _upload(c, case["id"], b"a")
+        head = c.get("/api/v1/ledger/head").json()
+        entries = c.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()
+        assert [e["action"] for e in entries][:2] == ["case_created", "evidence_received"]
+        entry = entries[1]
+        proof = c.get("/api/v1/ledger/proof/inclusion", params={"seq": entry["seq"], "tree_size": head["tree_size"]}).json()
+        from archive.ledger import entry_bytes
+
+        leaf = merkle.leaf_hash(entry_bytes(entry))
+        assert leaf.hex() == proof["leaf_hash"]
+        merkle.verify_inclusion(leaf_hash=leaf, index=entry["seq"] - 1, tree_size=head["tree_size"],
+                                proof=[bytes.fromhex(p) for p in proof["path"]], root=bytes.fromhex(head["root_hash"]))
+        _upload(c, case["id"], b"b")
+        new_head = c.get("/api/v1/ledger/head").json()
+        cons = c.get("/api/v1/ledger/proof/consistency", params={"old_size": head["tree_size"]}).json()
+        merkle.verify_consistency(old_size=head["tree_size"], new_size=new_head["tree_size"],
+                                  old_root=bytes.fromhex(head["root_hash"]), new_root=bytes.fromhex(cons["new_root"]),
+                                  proof=[bytes.fromhex(p) for p in cons["path"]])
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(b"forged"), index=entry["seq"] - 1,
+                                    tree_size=head["tree_size"], proof=[bytes.fromhex(p) for p in proof["path"]],
+                                    root=bytes.fromhex(head["root_hash"]))

@@ -1,0 +1,218 @@
+"""Continuity analysis through the real API and worker, on both stacks.
+
+Clips are generated at test time at one frame per second (160x90, ultrafast), so a
+minute of recording encodes in a fraction of a second; recorded_start places each clip
+in time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from archive.models import LedgerEntry
+
+T0 = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("continuity-clips")
+    out = {}
+    for seconds in (30, 60, 120):
+        path = d / f"clip{seconds}.mp4"
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x90:rate=1:duration={seconds}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", str(path))
+        out[f"s{seconds}"] = path
+    # Timestamps jump 5 s after second 3: the recorder paused inside the file.
+    shift = "'if(gte(T,3),PTS+5/TB,PTS)'"
+    jump = d / "jump.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=25:duration=6",
+            "-vf", f"setpts={shift}", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", str(jump))
+    out["jump"] = jump
+    return out
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def close(value: str, expected: datetime, tol: float = 0.1) -> bool:
+    return abs((parse(value) - expected).total_seconds()) <= tol
+
+
+def device() -> str:
+    return f"CAM-{uuid.uuid4().hex[:8]}"
+
+
+def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video") -> dict:
+    r = client.post(
+        f"/api/v1/cases/{case_id}/evidence", content=path.read_bytes(),
+        params={"kind": kind, "filename": path.name, "device_id": device_id, "recorded_start": iso(start)},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def settled(client, case_id: str, timeout: float = 120.0) -> dict:
+    """The continuity report once nothing is pending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/api/v1/cases/{case_id}/continuity")
+        assert r.status_code == 200, r.text
+        report = r.json()
+        if not report["pending"]:
+            return report
+        if time.monotonic() > deadline:
+            raise AssertionError(f"continuity still pending: {report}")
+        time.sleep(0.3)
+
+
+def test_gap_inside_a_file(stack, officer, case, clips):
+    cam = device()
+    with stack.client(officer) as c:
+        item = upload_clip(c, case["id"], clips["jump"], device_id=cam, start=T0)
+        assert c.get(f"/api/v1/cases/{case['id']}/continuity").json()["pending"] is True
+        report = settled(c, case["id"])
+    assert [g["level"] for g in report["gaps"]] == ["in_file"], report
+    gap = report["gaps"][0]
+    assert gap["device"] == cam and gap["item"] == item["id"] and gap["action"] is None
+    assert close(gap["start"], T0 + timedelta(seconds=3)) and close(gap["end"], T0 + timedelta(seconds=8))
+    assert abs(gap["duration_seconds"] - 5.0) <= 0.1
+    assert gap["status"] == "open" and gap["explanation"] is None and gap["start"].endswith("Z")
+    assert report["complete"] is False
+
+
+def test_missing_middle_segment(stack, officer, case, clips):
+    cam = device()
+    with stack.client(officer) as c:
+        first = upload_clip(c, case["id"], clips["s30"], device_id=cam, start=T0)
+        third = upload_clip(c, case["id"], clips["s30"], device_id=cam, start=T0 + timedelta(seconds=60))
+        report = settled(c, case["id"])
+    assert len(report["gaps"]) == 1, report
+    gap = report["gaps"][0]
+    assert gap["level"] == "between_segments" and gap["device"] == cam
+    assert gap["previous_item"] == first["id"] and gap["item"] == third["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=30)) and close(gap["end"], T0 + timedelta(seconds=60))
+    assert abs(gap["duration_seconds"] - 30.0) <= 0.1
+
+
+def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
+    cam_a, cam_b = device(), device()
+    start, end = T0, T0 + timedelta(seconds=420)
+    with stack.client(officer) as c:
+        upload_clip(c, case["id"], clips["s60"], device_id=cam_a, start=start)
+        upload_clip(c, case["id"], clips["s60"], device_id=cam_b, start=start + timedelta(seconds=360))
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": iso(start), "end": iso(end), "devices": [cam_a, cam_b]})
+        assert r.status_code == 201, r.text
+        action = r.json()
+        assert action["id"] and action["devices"] == [cam_a, cam_b]
+        assert [a["id"] for a in c.get(f"/api/v1/cases/{case['id']}/actions").json()] == [action["id"]]
+        report = settled(c, case["id"])
+    assert len(report["gaps"]) == 1, report
+    gap = report["gaps"][0]
+    assert gap["level"] == "action_window" and gap["action"] == action["id"]
+    assert close(gap["start"], start + timedelta(seconds=60)) and close(gap["end"], start + timedelta(seconds=360))
+    assert abs(gap["duration_seconds"] - 300.0) <= 0.1
+    assert report["complete"] is False
+
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    other_officer = stack.user(role="officer", unit="unit-b")
+    with stack.client(officer) as c, stack.client(reviewer) as rv, stack.client(other_officer) as other:
+        # Only an officer explains, only a reviewer reviews, only within their unit.
+        assert rv.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "x"}).status_code == 403
+        assert other.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "x"}).status_code == 404
+        r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "gap_not_explained"
+        assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": ""}).status_code == 422
+
+        r = c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "battery swap on camera A"})
+        assert r.status_code == 200 and r.json()["status"] == "explained"
+        assert c.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True}).status_code == 403
+        r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False, "comment": "which battery?"})
+        assert r.json()["status"] == "rejected"
+        assert settled(c, case["id"])["complete"] is False
+        c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "battery swap; B covered the door"})
+        r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True, "comment": "ok"})
+        assert r.status_code == 200 and r.json()["status"] == "accepted"
+        report = settled(c, case["id"])
+        assert report["complete"] is True
+        assert report["gaps"][0]["explanation"] == "battery swap; B covered the door"
+
+        # A re-analysis (another clip elsewhere in time) keeps the explanation and review.
+        upload_clip(c, case["id"], clips["s30"], device_id=cam_a, start=start - timedelta(seconds=600))
+        report = settled(c, case["id"])
+        window = [g for g in report["gaps"] if g["level"] == "action_window"]
+        assert [g["id"] for g in window] == [gap["id"]] and window[0]["status"] == "accepted"
+    with stack.services.db.session() as s:
+        actions = [e.action for e in s.execute(select(LedgerEntry).where(LedgerEntry.case_id == case["id"])).scalars()]
+    assert actions.count("gap_explained") == 2 and actions.count("gap_reviewed") == 2
+    assert "action_recorded" in actions and "continuity_analysed" in actions
+
+
+def test_clock_offset_removes_false_gap(stack, officer, case, clips):
+    cam = device()
+    start = T0 + timedelta(hours=1)
+    with stack.client(officer) as c:
+        # The camera's clock runs 90 s ahead: by its clock it started 90 s after the action.
+        upload_clip(c, case["id"], clips["s120"], device_id=cam, start=start + timedelta(seconds=90))
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "inspection", "start": iso(start), "end": iso(start + timedelta(seconds=120)),
+                         "devices": [cam]})
+        assert r.status_code == 201
+        before = settled(c, case["id"])
+        assert [(g["level"], round(g["duration_seconds"])) for g in before["gaps"]] == [("action_window", 90)]
+        r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90})
+        assert r.status_code == 200, r.text
+        assert r.json()["clock_offset_seconds"] == 90 and r.json()["cases"] == [case["id"]]
+        after = settled(c, case["id"])
+        assert after["gaps"] == [] and after["complete"] is True
+        history = c.get(f"/api/v1/cases/{case['id']}/continuity", params={"history": "true"}).json()
+        # Kept, no longer current (an analysis run while the clip was still being
+        # processed may have left an earlier, whole-window gap there too).
+        assert (before["gaps"][0]["id"], False) in [(g["id"], g["current"]) for g in history["gaps"]]
+        assert not any(g["current"] for g in history["gaps"])
+        r = c.post(f"/api/v1/gaps/{before['gaps'][0]['id']}/explanation", json={"reason": "late"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "gap_not_current"
+    with stack.services.db.session() as s:
+        entries = s.execute(select(LedgerEntry).where(
+            LedgerEntry.case_id == case["id"], LedgerEntry.action == "device_clock_set")).scalars().all()
+    assert len(entries) == 1 and cam in entries[0].details
+
+
+def test_action_validation(stack, officer, case):
+    with stack.client(officer) as c:
+        url = f"/api/v1/cases/{case['id']}/actions"
+        r = c.post(url, json={"kind": "seizure", "start": "2026-03-01T10:00:00", "end": "2026-03-01T11:00:00",
+                              "devices": []})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "timezone_required"
+        r = c.post(url, json={"kind": "seizure", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T09:00:00Z",
+                              "devices": []})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_window"
+        r = c.post(url, json={"kind": "seizure", "start": "not a time", "end": "2026-03-01T09:00:00Z"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+        r = c.post(f"/api/v1/cases/{uuid.uuid4()}/actions",
+                   json={"kind": "seizure", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"})
+        assert r.status_code == 404
+        assert c.put("/api/v1/devices/CAM-X", json={"clock_offset_seconds": "NaN"}).status_code == 422
+        assert c.put("/api/v1/devices/CAM-X", json={"clock_offset_seconds": 1e12}).status_code == 422
+        assert c.get(f"/api/v1/gaps/{uuid.uuid4()}").status_code == 404
+        # Nothing changed: the case has no gaps and nothing pending, so it is complete.
+        report = settled(c, case["id"])
+        assert report == {**report, "complete": True, "pending": False, "gaps": []}

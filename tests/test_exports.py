@@ -1,0 +1,253 @@
+"""Certified exports on both stacks: who may request, approve and download; the bag checks
+out with bagit, sha256sum, openssl, pyHanko, pdfsig and ``evidence verify-export``."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import bagit
+import pytest
+
+from tests.conftest import Stack
+
+
+def run(*args: object, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=180, **kw)
+
+
+def tiny_clip(path: Path) -> bytes:
+    run("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=2",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path, check=True)
+    return path.read_bytes()
+
+
+def tiny_pdf() -> bytes:
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    c = canvas.Canvas(out)
+    c.drawString(72, 720, "Record of on-site inspection")
+    c.save()
+    return out.getvalue()
+
+
+def capture_bundle() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps({
+            "target_url": "https://shop.example.com/live/1", "capture_start": "2026-03-01T10:00:00+08:00",
+            "capture_end": "2026-03-01T10:05:00+08:00", "operator": "Officer Li", "tool": "CaptureKit 2.1"}))
+        zf.writestr("page.html", "<!doctype html><p>unlicensed books</p>")
+        zf.writestr("screenshots/one.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return buf.getvalue()
+
+
+def upload(c, case_id: str, data: bytes, kind: str, filename: str) -> dict:  # type: ignore[no-untyped-def]
+    r = c.post(f"/api/v1/cases/{case_id}/evidence", params={"kind": kind, "filename": filename}, content=data)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def wait_case_sealed(stack: Stack, token: str, case_id: str, count: int, timeout: float = 180) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    with stack.client(token) as c:
+        while True:
+            items = c.get(f"/api/v1/cases/{case_id}/evidence").json()
+            if len(items) >= count and all(i["seal_status"] in ("sealed", "failed") for i in items):
+                assert all(i["seal_status"] == "sealed" for i in items), items
+                return items
+            assert time.monotonic() < deadline, f"items never all sealed: {[(i['filename'], i['seal_status']) for i in items]}"
+            time.sleep(0.5)
+
+
+def wait_export(stack: Stack, token: str, export_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    with stack.client(token) as c:
+        while True:
+            e = c.get(f"/api/v1/exports/{export_id}").json()
+            if e["status"] in ("ready", "failed"):
+                return e
+            assert time.monotonic() < deadline, e
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def people(stack: Stack) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:6]
+    names = {"officer": f"off-{suffix}", "requester": f"rev1-{suffix}", "approver": f"rev2-{suffix}",
+             "judge": f"judge-{suffix}", "other_judge": f"judge2-{suffix}", "outsider": f"rev3-{suffix}"}
+    tokens = {
+        "officer": stack.user(role="officer", unit="unit-x", name=names["officer"]),
+        "requester": stack.user(role="reviewer", unit="unit-x", name=names["requester"]),
+        "approver": stack.user(role="reviewer", unit="unit-x", name=names["approver"]),
+        "judge": stack.user(role="court", unit="court-1", name=names["judge"]),
+        "other_judge": stack.user(role="court", unit="court-1", name=names["other_judge"]),
+        "outsider": stack.user(role="reviewer", unit="unit-y", name=names["outsider"]),
+    }
+    return {**tokens, **{f"{k}_name": v for k, v in names.items()}}
+
+
+@pytest.fixture
+def sealed_case(stack: Stack, people: dict[str, str], tmp_path: Path) -> dict:
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Export case"}).json()
+        upload(c, case["id"], tiny_clip(tmp_path / "clip.mp4"), "bodycam_video", "cam 1/clip.mp4")
+        upload(c, case["id"], tiny_pdf(), "document", "inspection record.pdf")
+        upload(c, case["id"], capture_bundle(), "remote_capture", "capture.zip")
+    # video + pdf + bundle + its 2 members (its manifest.json is metadata)
+    case["items"] = wait_case_sealed(stack, people["officer"], case["id"], 5)
+    return case
+
+
+def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, tmp_path: Path) -> None:
+    case = sealed_case
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr, \
+            stack.client(people["judge"]) as judge, stack.client(people["other_judge"]) as judge2, \
+            stack.client(people["officer"]) as officer, stack.client(people["outsider"]) as outsider:
+        # Officers and other units' reviewers cannot request; court users not before a share.
+        assert officer.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).status_code == 403
+        assert outsider.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).status_code == 404
+        assert judge.post(f"/api/v1/cases/{case['id']}/exports", json={}).status_code == 404
+        bad = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["officer_name"]})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "recipient_not_court"
+
+        r = req.post(f"/api/v1/cases/{case['id']}/exports",
+                     json={"recipient": people["judge_name"], "include_derived": True})
+        assert r.status_code == 201, r.text
+        export = r.json()
+        assert export["status"] == "requested" and export["id"]
+        eid = export["id"]
+
+        # Not approved: nobody can download it.
+        for client in (req, judge):
+            d = client.get(f"/api/v1/exports/{eid}/download")
+            assert d.status_code == 409 and d.json()["error"]["code"] == "export_not_approved"
+        # The requester cannot approve their own request.
+        own = req.post(f"/api/v1/exports/{eid}/approve")
+        assert own.status_code == 403 and own.json()["error"]["code"] == "separation_of_duties"
+        assert judge.post(f"/api/v1/exports/{eid}/approve").status_code == 403
+        assert outsider.post(f"/api/v1/exports/{eid}/approve").status_code == 404
+
+        ok = appr.post(f"/api/v1/exports/{eid}/approve")
+        assert ok.status_code == 200 and ok.json()["status"] in ("approved", "building", "ready"), ok.text
+        assert appr.post(f"/api/v1/exports/{eid}/approve").json()["error"]["code"] == "export_not_pending"
+        done = wait_export(stack, people["approver"], eid)
+        assert done["status"] == "ready", done
+
+        # Court users see only what is shared with them.
+        assert [e["id"] for e in judge.get("/api/v1/exports").json()] == [eid]
+        assert judge2.get("/api/v1/exports").json() == []
+        assert judge2.get(f"/api/v1/exports/{eid}").status_code == 404
+        assert judge2.get(f"/api/v1/exports/{eid}/download").status_code == 404
+        assert officer.get(f"/api/v1/exports/{eid}/download").status_code == 403
+
+        zip_bytes = judge.get(f"/api/v1/exports/{eid}/download")
+        assert zip_bytes.status_code == 200, zip_bytes.text
+        import hashlib
+
+        assert hashlib.sha256(zip_bytes.content).hexdigest() == done["sha256"]
+
+        # A signed link works without a token, and not once tampered with.
+        link = judge.post(f"/api/v1/exports/{eid}/link").json()
+        with stack.client(None) as anon:
+            assert anon.get(link["url"]).content == zip_bytes.content
+            assert anon.get(link["url"].replace("sig=", "sig=x")).status_code == 401
+            assert anon.get(f"/api/v1/exports/{eid}/download").status_code == 401
+
+        # Now shared, the judge may ask for a further export of the case (for themselves only).
+        again = judge.post(f"/api/v1/cases/{case['id']}/exports", json={"items": [case["items"][0]["id"]]})
+        assert again.status_code == 201, again.text
+        assert judge.post(f"/api/v1/cases/{case['id']}/exports",
+                          json={"recipient": people["other_judge_name"]}).status_code == 403
+
+        ledger = req.get("/api/v1/ledger/entries", params={"case_id": case["id"], "limit": 1000})
+        if ledger.status_code == 200:
+            actions = [e["action"] for e in ledger.json()]
+            assert {"export_requested", "export_approved", "export_built", "export_downloaded"} <= set(actions)
+
+    zpath = tmp_path / "export.zip"
+    zpath.write_bytes(zip_bytes.content)
+    root = stack.settings.resolved_keys_dir / "root.pem"
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(unpacked)
+    (bag_dir,) = unpacked.iterdir()
+
+    bag = bagit.Bag(str(bag_dir))
+    bag.validate()
+    # The Library of Congress command line, as a court would run it.
+    r = run(Path(sys.executable).with_name("bagit.py"), "--validate", bag_dir)
+    assert r.returncode == 0 and "is valid" in r.stderr + r.stdout, r.stdout + r.stderr
+    assert bag.info["External-Identifier"] == case["case_number"]
+    names = {p.relative_to(bag_dir).as_posix() for p in bag_dir.rglob("*") if p.is_file()}
+    assert any(n.startswith("data/originals/") and n.endswith("clip.mp4") for n in names)
+    assert any(n.startswith("data/derived/") and n.endswith(".pdf") for n in names)  # the PAdES copy
+    assert sum(1 for n in names if n.startswith("data/originals/")) == 5
+    # Originals are stored, not recompressed.
+    with zipfile.ZipFile(zpath) as z:
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist() if "/data/" in i.filename)
+
+    for manifest in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
+        r = run("sha256sum", "--strict", "-c", manifest, cwd=bag_dir)
+        assert r.returncode == 0, r.stdout + r.stderr
+    seals = sorted(bag_dir.rglob("*.p7s"))
+    assert len(seals) == 5 + 3  # items, checkpoint, continuity, export manifest
+    for seal in seals:
+        r = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", seal,
+                "-content", seal.with_suffix(""), "-CAfile", root, "-out", "/dev/null")
+        assert r.returncode == 0, (seal, r.stderr)
+    pdf = bag_dir / "certificate.pdf"
+    r = run(shutil.which("pyhanko") or Path(sys.executable).with_name("pyhanko"), "sign", "validate", "--trust", root, "--trust-replace", pdf)
+    assert r.returncode == 0 and "INTACT:TRUSTED" in r.stdout, r.stdout + r.stderr
+    from tests.tools import pdfsig_trusting
+
+    out = pdfsig_trusting(pdf, root)
+    assert "Signature is Valid" in out and "Certificate is Trusted" in out and "Total document signed" in out, out
+
+    for source in (zpath, bag_dir):
+        r = stack.cli("verify-export", str(source), "--trust", str(root))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "EXPORT VERIFIED" in r.stdout
+
+
+def test_export_of_unsealed_item_fails_loudly(stack: Stack, people) -> None:
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Empty"}).json()
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
+        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+        done = wait_export(stack, people["approver"], eid)
+        assert done["status"] == "failed" and "no evidence" in done["error"]
+        d = appr.get(f"/api/v1/exports/{eid}/download")
+        assert d.status_code == 409 and d.json()["error"]["code"] == "export_failed"
+
+
+def test_reviewer_verification_receipt(stack: Stack, people, sealed_case) -> None:
+    case = sealed_case
+    with stack.client(people["officer"]) as officer, stack.client(people["requester"]) as rev:
+        assert officer.post(f"/api/v1/cases/{case['id']}/verify").status_code == 403
+        r = rev.post(f"/api/v1/cases/{case['id']}/verify")
+        assert r.status_code == 202, r.text
+        rid = r.json()["id"]
+        deadline = time.monotonic() + 180
+        while True:
+            receipts = rev.get(f"/api/v1/cases/{case['id']}/verifications").json()
+            mine = next(x for x in receipts if x["id"] == rid)
+            if mine["status"] in ("passed", "failed"):
+                break
+            assert time.monotonic() < deadline, mine
+            time.sleep(0.5)
+        assert mine["status"] == "passed", mine["checks"]
+        whats = {c["what"] for c in mine["checks"]}
+        assert {"item", "ledger", "checkpoints", "continuity"} <= whats
+        assert sum(1 for c in mine["checks"] if c["what"] == "item") == 5
+    r = stack.cli("verify-case", case["case_number"])
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,202 @@
+"""The offline verifier catches every change to a certified export and names the member.
+
+The export is built in-process on the embedded default (SQLite, local store, development
+PKI) — the verifier itself needs none of that: it is given only the files and the root.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from archive.offline import SealCache, check_export
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 20240605
+
+
+def build_sample_export(base: Path) -> tuple[Path, Path]:
+    """A real export of a small case (3 sealed items); returns (zip path, root.pem)."""
+    from archive import db as archive_db
+    from archive import evidence, exports, sealing
+    from archive.cases import create_case
+    from archive.db import Database
+    from archive.models import EvidenceKind, User
+    from archive.settings import load_settings
+    from archive.storage import open_store
+    from archive.users import add_user
+
+    settings = load_settings(data_dir=base / "data")
+    archive_db.upgrade(settings)
+    db, store = Database(settings), open_store(settings)
+    with db.session() as s:
+        officer, _ = add_user(s, name="officer", unit="u", role="officer")
+        requester, _ = add_user(s, name="reviewer-1", unit="u", role="reviewer")
+        approver, _ = add_user(s, name="reviewer-2", unit="u", role="reviewer")
+        add_user(s, name="judge", unit="court", role="court")
+        case_id = create_case(s, store=store, user=officer, case_number="WH-2024 (17)", title="Sample 样本").id
+    sealer = sealing.get_sealer(settings)
+    rng = random.Random(SEED)
+    for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
+                             ("../记录.pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
+        item = evidence.receive_original(
+            db=db, store=store, user_id=officer.id, retention_days=1,
+            incoming=evidence.IncomingEvidence(case_id=case_id, kind=kind, filename=name),
+            chunks=[rng.randbytes(size)],
+        )
+        evidence.compute_sm3(db=db, store=store, item_id=item.id)
+        sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+    with db.session() as s:
+        export_id = exports.request_export(
+            s, user=s.get(User, requester.id), case_id=case_id, items=None, recipient="judge"
+        ).id
+    with db.session() as s:
+        exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
+    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id)
+    zpath = base / "export.zip"
+    with open(zpath, "wb") as f:
+        for chunk in store.read(result.storage_key):
+            f.write(chunk)
+    db.dispose()
+    return zpath, settings.resolved_keys_dir / "root.pem"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Path, Path, Path]:
+    base = tmp_path_factory.mktemp("export")
+    zpath, root = build_sample_export(base)
+    unpacked = base / "unpacked"
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(unpacked)
+    (bag,) = unpacked.iterdir()
+    return zpath, bag, root
+
+
+def failing_members(report) -> set[str]:  # type: ignore[no-untyped-def]
+    return {f.member for f in report.failures}
+
+
+def rezip(bag: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w") as z:
+        for p in sorted(bag.rglob("*")):
+            if p.is_file():
+                z.write(p, f"{bag.name}/{p.relative_to(bag).as_posix()}")
+    return target
+
+
+def test_pristine_export_verifies_as_zip_and_directory(sample) -> None:
+    zpath, bag, root = sample
+    for source in (zpath, bag, bag.parent):
+        report = check_export(source, trust=[root])
+        assert report.ok, report.failures
+        assert report.payload_bytes == 205_300
+        assert {f.check for f in report.findings} >= {"bag", "manifest", "tagmanifest", "cades", "sm2", "item",
+                                                      "ledger", "pdf", "export-manifest"}
+
+
+def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
+    zpath, bag, root = sample
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    # Run from an empty directory with no settings: the verifier needs none.
+    ok = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(zpath), "--trust", str(root)],
+                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "EXPORT VERIFIED" in ok.stdout
+    assert not (tmp_path / "evidence-data").exists()
+    broken = tmp_path / "broken"
+    shutil.copytree(bag, broken / bag.name)
+    victim = next((broken / bag.name / "data" / "originals").rglob("*.mp4"))
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    bad = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(broken), "--trust", str(root)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert victim.relative_to(broken / bag.name).as_posix() in bad.stderr
+
+
+def test_untrusted_root_fails(sample, tmp_path) -> None:
+    from signing import create_dev_pki
+
+    zpath, _bag, _root = sample
+    other = create_dev_pki(tmp_path / "other-pki")
+    report = check_export(zpath, trust=[other.root_cert])
+    assert not report.ok
+    assert {"cades", "pdf"} <= {f.check for f in report.failures}
+
+
+def test_100_random_single_byte_mutations_are_all_detected(sample, tmp_path) -> None:
+    _zpath, pristine, root = sample
+    bag = tmp_path / pristine.name
+    shutil.copytree(pristine, bag)
+    members = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*") if p.is_file())
+    rng = random.Random(SEED)
+    cache = SealCache()
+    missed = []
+    for n in range(100):
+        member = rng.choice(members)
+        path = bag / member
+        original = path.read_bytes()
+        pos = rng.randrange(len(original))
+        mutated = bytearray(original)
+        mutated[pos] = (mutated[pos] + rng.randrange(1, 256)) % 256
+        os.chmod(path, 0o644)
+        path.write_bytes(bytes(mutated))
+        try:
+            # Every tenth mutation is re-zipped, to exercise the ZIP reader as well.
+            source = rezip(bag, tmp_path / f"m{n}.zip") if n % 10 == 0 else bag
+            report = check_export(source, trust=[root], cache=cache)
+        finally:
+            path.write_bytes(original)
+        if report.ok or member not in failing_members(report):
+            missed.append((member, pos, report.failures))
+    assert not missed, missed
+    assert check_export(bag, trust=[root], cache=cache).ok
+
+
+def test_deleted_added_and_renamed_members_are_named(sample, tmp_path) -> None:
+    _zpath, pristine, root = sample
+    rng = random.Random(SEED + 1)
+    members = sorted(p.relative_to(pristine).as_posix() for p in pristine.rglob("*") if p.is_file())
+    cache = SealCache()
+    for n, member in enumerate(rng.sample(members, 12)):
+        bag = tmp_path / f"del{n}" / pristine.name
+        shutil.copytree(pristine, bag)
+        (bag / member).unlink()
+        report = check_export(bag, trust=[root], cache=cache)
+        assert member in failing_members(report), (member, report.failures)
+
+    for added in ("data/originals/extra.bin", "notes.txt", "items/x/manifest.json"):
+        bag = tmp_path / f"add-{added.replace('/', '_')}" / pristine.name
+        shutil.copytree(pristine, bag)
+        (bag / added).parent.mkdir(parents=True, exist_ok=True)
+        (bag / added).write_bytes(b"planted")
+        for source in (bag, rezip(bag, bag.parent / "x.zip")):
+            report = check_export(source, trust=[root], cache=cache)
+            assert added in failing_members(report), (added, report.failures)
+
+    for n, member in enumerate(rng.sample(members, 8)):
+        bag = tmp_path / f"ren{n}" / pristine.name
+        shutil.copytree(pristine, bag)
+        renamed = member + ".renamed"
+        (bag / member).rename(bag / renamed)
+        report = check_export(bag, trust=[root], cache=cache)
+        assert {member, renamed} <= failing_members(report), (member, report.failures)
+
+
+def test_zip_with_escaping_member_is_refused(sample, tmp_path) -> None:
+    zpath, _bag, root = sample
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(zpath) as src, zipfile.ZipFile(evil, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr(f"{src.infolist()[0].filename.split('/')[0]}/../../escape.txt", b"x")
+    report = check_export(evil, trust=[root])
+    assert not report.ok
+    assert any("escape.txt" in f.member for f in report.failures)

@@ -1,0 +1,83 @@
+"""A worker killed with SIGKILL in the middle of a probe: the task is redelivered (Redis
+visibility timeout), completes on a new worker, and leaves exactly one custody entry."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from archive import evidence, ledger
+from archive.models import EvidenceItem, EvidenceKind, User
+from archive.users import hash_token
+from tests.conftest import Worker, settings_from_env
+from workers.celery import make_celery
+
+
+def _item(stack, item_id: str) -> EvidenceItem:
+    with stack.services.db.session() as s:
+        return s.get(EvidenceItem, item_id)
+
+
+def _wait(stack, item_id: str, predicate, timeout: float) -> EvidenceItem:
+    deadline = time.monotonic() + timeout
+    while True:
+        item = _item(stack, item_id)
+        if predicate(item):
+            return item
+        if time.monotonic() > deadline:
+            raise AssertionError(f"item never reached the expected state: {item.processing}")
+        time.sleep(0.2)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_worker_killed_during_probe(stack, officer, case, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=25:duration=2",
+         "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True,
+    )
+    # A private queue, so only the workers of this test see the task.
+    env = dict(stack.env, EVIDENCE_QUEUE_NAME=f"evidence-kill-{uuid.uuid4().hex[:8]}")
+    with stack.services.db.session() as s:
+        from sqlalchemy import select
+
+        user_id = s.execute(select(User.id).where(User.token_hash == hash_token(officer))).scalar_one()
+    # Received through the service (not the API), so the stack's own worker never sees it.
+    item = evidence.receive_original(
+        db=stack.services.db, store=stack.services.store, user_id=user_id,
+        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video, filename="clip.mp4",
+                                           device_id="CAM-KILL"),
+        chunks=[clip.read_bytes()], retention_days=1,
+    )
+    make_celery(settings_from_env(env)).send_task("evidence.process_item", args=[item.id])
+
+    slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow-worker.log", concurrency=1)
+    slow.start()
+    try:
+        _wait(stack, item.id, lambda i: (i.processing or {}).get("probe", {}).get("state") == "running", 60)
+        time.sleep(0.5)
+        slow.stop(kill=True)  # SIGKILL: no chance to ack, reject or clean up
+        assert slow.process.returncode == -9
+    finally:
+        slow.stop(kill=True)
+    with stack.services.db.session() as s:
+        assert ledger.count_actions(s, item_id=item.id, action="media_probed") == 0
+
+    # The new worker restores the unacked message once it is older than the visibility timeout.
+    fresh = Worker(dict(env, EVIDENCE_BROKER_VISIBILITY_TIMEOUT="2"), tmp_path / "fresh-worker.log", concurrency=1)
+    fresh.start()
+    try:
+        done = _wait(
+            stack, item.id, lambda i: (i.processing or {}).get("continuity", {}).get("state") == "done", 120
+        )
+    finally:
+        fresh.stop()
+    assert done.processing["probe"]["state"] == "done" and done.media_facts["container"].startswith("mov,mp4")
+    with stack.services.db.session() as s:
+        assert ledger.count_actions(s, item_id=item.id, action="media_probed") == 1
+        assert ledger.count_actions(s, item_id=item.id, action="packets_scanned") == 1
+        assert ledger.count_actions(s, item_id=item.id, action="derived_created") == 2
