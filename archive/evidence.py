@@ -54,9 +54,12 @@ class HashingStream:
 
     QUEUE_CHUNKS = 16
 
-    def __init__(self, chunks: Iterable[bytes], *algorithms: str):
+    def __init__(self, chunks: Iterable[bytes], *algorithms: str, feed: Iterable[Any] = ()):
+        """Hash with new ``algorithms`` (see :meth:`hexdigest`) and update the hashlib
+        objects in ``feed`` (for a hash carried over from earlier bytes)."""
         self._chunks = chunks
         self.hashers = {name: hashlib.new(name) for name in algorithms}
+        self._all = [*self.hashers.values(), *(h for h in feed if h is not None)]
         self.size = 0
 
     @staticmethod
@@ -66,10 +69,10 @@ class HashingStream:
             update(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
-        queues = [queue.Queue(maxsize=self.QUEUE_CHUNKS) for _ in self.hashers]
+        queues = [queue.Queue(maxsize=self.QUEUE_CHUNKS) for _ in self._all]
         threads = [
-            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{name}")
-            for (name, hasher), q in zip(self.hashers.items(), queues)
+            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{hasher.name}")
+            for hasher, q in zip(self._all, queues)
         ]
         for thread in threads:
             thread.start()

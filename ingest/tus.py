@@ -49,6 +49,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,14 +286,24 @@ def status(session: Session, *, user: User, upload_id: str) -> UploadInfo:
     return UploadInfo.of(upload)
 
 
+@contextmanager
+def _hashed(chunks: Iterable[bytes], hashers: list[Any]) -> Iterator[Iterator[bytes]]:
+    """``chunks`` passed through while ``hashers`` hash them in threads of their own
+    (overlapping the write); when the block ends the hashers have seen every byte passed."""
+    stream = iter(evidence.HashingStream(chunks, feed=hashers))
+    try:
+        yield stream
+    finally:
+        stream.close()  # type: ignore[attr-defined]
+
+
 class _Body:
     """The PATCH body as a byte budget: stops quietly when the client goes away."""
 
-    def __init__(self, chunks: Iterable[bytes], budget: int, feed: list[Any]):
+    def __init__(self, chunks: Iterable[bytes], budget: int):
         self._it = iter(chunks)
         self._pending = b""
         self.budget = budget
-        self.feed = [h.update for h in feed if h is not None]
         self.count = 0
         self.interrupted = False
         self.ended = False
@@ -316,8 +327,6 @@ class _Body:
                 raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
             if taken + len(chunk) > limit:
                 chunk, self._pending = chunk[: limit - taken], chunk[limit - taken :]
-            for update in self.feed:
-                update(chunk)
             taken += len(chunk)
             self.count += len(chunk)
             yield chunk
@@ -400,10 +409,11 @@ def append(
             live.keep(upload_id, pos, hasher)
         else:
             pos = offset
-            body = _Body(chunks, length - offset, [hasher])
+            body = _Body(chunks, length - offset)
             try:
                 while True:
-                    handle = store.stage_write(handle, offset=pos, chunks=body.take(min(SEGMENT, length - pos)))
+                    with _hashed(body.take(min(SEGMENT, length - pos)), [hasher]) as segment:
+                        handle = store.stage_write(handle, offset=pos, chunks=segment)
                     if body.count + offset != pos:
                         _record(db, upload_id, pos, body.count + offset, handle, expiry_hours)
                         pos = body.count + offset
@@ -432,9 +442,10 @@ def _append_checked(
     algorithm, expected = checksum
     before = hasher.copy() if hasher is not None else None
     check = hashlib.new(algorithm)
-    body = _Body(chunks, length - offset, [hasher, check])
+    body = _Body(chunks, length - offset)
     try:
-        handle = store.stage_write(handle, offset=offset, chunks=body.take(length - offset), hold=True)
+        with _hashed(body.take(length - offset), [hasher, check]) as hashed:
+            handle = store.stage_write(handle, offset=offset, chunks=hashed, hold=True)
     except BaseException:
         live.keep(upload_id, offset, before)  # the next write at ``offset`` drops what was staged
         raise
