@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from archive import ledger
-from archive.evidence import hash_chunks
+from archive.evidence import hash_chunks, lock_item
 from archive.db import Database
 from archive.errors import ObjectNotFound, StorageError
 from archive.models import Case, EvidenceItem, utcnow
@@ -127,6 +128,12 @@ def _add_flag(flags: list[str] | None, flag: str) -> list[str]:
     return sorted(set(flags or []) | {flag})
 
 
+def _lock_case(session: Session, case_id: str) -> Case:
+    return session.execute(
+        select(Case).where(Case.id == case_id).with_for_update(of=Case, key_share=True)
+    ).scalar_one()
+
+
 def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, actor: str) -> ItemAudit | None:
     """Re-hash one item's original and derived objects; record the outcome and flag failures."""
     with db.session() as session:
@@ -143,12 +150,15 @@ def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, 
         except StorageError:
             raise  # the store is down: nothing was learnt about the object; retry later
     result = ItemAudit(item_id=item_id, case_id=case_id, checks=tuple(checks))
+    bad = [c for c in checks if c.outcome != "ok"]
     with db.session() as session:
-        item = session.get(EvidenceItem, item_id)
+        # Case row, item row, then the ledger (the rule at ledger.append), locked here
+        # rather than left to the flush's order, and read under the lock so a flag
+        # another transaction has just added is kept.
+        case = _lock_case(session, case_id) if bad else None
+        item = lock_item(session, item_id)
         item.last_fixity_at = utcnow()
-        bad = [c for c in checks if c.outcome != "ok"]
-        if bad:
-            case = session.get(Case, case_id)
+        if case is not None:
             for c in bad:
                 item.flags = _add_flag(item.flags, c.outcome)
                 case.flags = _add_flag(case.flags, c.outcome)

@@ -58,8 +58,14 @@ def append(
     """Append one entry in the caller's transaction (it becomes visible on commit).
 
     The single ``ledger_lock`` row is locked first, so concurrent appenders queue up
-    and sequence numbers and the chain never fork. Take any row locks the transaction
-    needs (cases, items, exports) before the first append: the ledger lock comes last.
+    and sequence numbers and the chain never fork.
+
+    Lock order, in every transaction (the other order deadlocks on PostgreSQL): the
+    device row, case rows (sorted by id), the item row, then export, upload, receipt
+    or gap rows, and this ledger lock last. An UPDATE locks its row too: change (or
+    lock) rows before the first append, since a change made after it is flushed, and
+    its row locked, after the ledger lock. Lock with ``key_share=True`` (FOR NO KEY
+    UPDATE), which does not block inserts that reference the row.
     """
     lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1).with_for_update(key_share=True)).scalar_one()
     seq = lock.size + 1

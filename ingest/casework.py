@@ -88,8 +88,8 @@ class CaseContinuity:
 
 def _lock_case(session: Session, case_id: str) -> None:
     # The case row is the lock for its continuity state (the state row may not exist
-    # yet). Lock order everywhere: case rows (sorted by id) before the ledger lock, which
-    # ledger.append takes; the other order deadlocks against a running analysis.
+    # yet). Lock order everywhere (see ledger.append): case rows (sorted by id), then
+    # item rows, then the ledger lock; another order deadlocks against a running analysis.
     # FOR NO KEY UPDATE: inserts referencing the case (items, gaps) need not wait for it.
     found = session.execute(select(Case.id).where(Case.id == case_id).with_for_update(key_share=True)).scalar_one_or_none()
     if found is None:

@@ -470,12 +470,14 @@ def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     The request is committed before the task is enqueued, so the report says
     ``pending`` from the moment processing ends until the analysis has run.
     """
+    case_id = ws.item().case_id  # never changes, so it may be read before the locks
     with ws.db.session() as session:
+        # The case row before the item row (lock order: see ledger.append); a fixity
+        # alarm flags both in that order, and the other order deadlocks against it.
+        casework.request_analysis(session, case_id=case_id)
         item = evidence.lock_item(session, ws.item_id)
         if item.status == ItemStatus.received:
             item.status = ItemStatus.processed
-        case_id = item.case_id
-        casework.request_analysis(session, case_id=case_id)
     enqueue("evidence.analyse_continuity", case_id)
     return None
 

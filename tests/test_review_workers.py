@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import uuid
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import text
 
 from archive import evidence, sealing
 from archive.models import EvidenceItem, EvidenceKind, User
@@ -142,3 +144,109 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
         casework.set_device_clock(session, user=user, device_id=cam, offset_seconds=4)
     thread.join(timeout=60)
     assert outcome.get("analysis") == "committed", outcome
+
+
+def _tamper_original(stack, key: str) -> None:
+    """Change a stored original behind the archive's back, as an insider with store access could."""
+    store = stack.services.store
+    if stack.name == "embedded":
+        path = store.root / key
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[0] ^= 0x40
+        path.write_bytes(bytes(data))
+        return
+    # The locked S3 version cannot change; the insider can only put a newer version on top.
+    data = bytearray(b"".join(store.read(key)))
+    data[0] ^= 0x40
+    store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))
+
+
+def _wait_for_lock_waiters(db, count: int) -> None:
+    """Return once ``count`` transactions wait for a row lock (PostgreSQL). SQLite runs
+    writing transactions one at a time (BEGIN IMMEDIATE), so there a short pause does."""
+    if db.engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 30
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")
+    while True:
+        with db.engine.connect() as conn:  # a new snapshot of pg_stat_activity each time
+            if conn.execute(query).scalar_one() >= count:
+                return
+        assert time.monotonic() < deadline, f"fewer than {count} transactions ever waited for a lock"
+        time.sleep(0.05)
+
+
+def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, case):
+    """A failing fixity audit flags the case and the item; the pipeline's last step marks
+    the item processed and requests the case's analysis. The audit's flush updated the
+    case row before the item row while the step locked the item before the case, so on
+    PostgreSQL the two deadlocked whenever they met behind a running analysis. Both now
+    take the case row before the item row."""
+    import threading
+
+    from archive import fixity, ledger
+    from archive.models import Case, ItemStatus
+    from ingest import casework, pipeline
+
+    db, store, settings = stack.services.db, stack.services.store, stack.services.settings
+    item_id = _receive(stack, case, os.urandom(5000))
+    with db.session() as session:
+        key = session.get(EvidenceItem, item_id).storage_key
+    _tamper_original(stack, key)
+
+    outcome: dict[str, object] = {}
+    holding, release = threading.Event(), threading.Event()
+
+    def analysis() -> None:  # a continuity analysis of the case, holding its row
+        try:
+            with db.session() as session:
+                casework.analyse_case(session, case_id=case["id"], tolerance_seconds=settings.gap_tolerance_seconds)
+                holding.set()
+                assert release.wait(30)
+            outcome["analysis"] = "committed"
+        except Exception as exc:  # noqa: BLE001 - the assertion shows whatever it was
+            outcome["analysis"] = exc
+        finally:
+            holding.set()
+
+    def audit() -> None:
+        try:
+            outcome["audit"] = fixity.run_audit(db=db, store=store, settings=settings, item_ids=[item_id])
+        except Exception as exc:  # noqa: BLE001
+            outcome["audit"] = exc
+
+    def hand_off() -> None:
+        try:
+            ws = pipeline.Workspace(db=db, store=store, settings=settings, item_id=item_id)
+            outcome["hand_off"] = pipeline.continuity_step(ws, enqueue=stack.services.enqueue)
+        except Exception as exc:  # noqa: BLE001
+            outcome["hand_off"] = exc
+
+    threads = [threading.Thread(target=analysis)]
+    threads[0].start()
+    assert holding.wait(30)
+    threads.append(threading.Thread(target=audit))
+    threads[-1].start()
+    _wait_for_lock_waiters(db, 1)  # the audit waits for the case row
+    threads.append(threading.Thread(target=hand_off))
+    threads[-1].start()
+    _wait_for_lock_waiters(db, 2)  # and the hand-off too (holding the item row, before the fix)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+    assert outcome["analysis"] == "committed", outcome
+    assert outcome["hand_off"] is None, outcome
+    audit_run = outcome["audit"]
+    assert isinstance(audit_run, fixity.AuditRun), outcome
+    assert [a.item_id for a in audit_run.failures] == [item_id]
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        assert item.status == ItemStatus.processed
+        assert "fixity_failed" in item.flags
+        assert "fixity_failed" in session.get(Case, case["id"]).flags
+        assert ledger.count_actions(session, item_id=item_id, action="fixity_checked") == 1
