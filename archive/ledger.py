@@ -84,7 +84,10 @@ def append(
         details=canonical_json(details or {}),
         prev_hash=prev,
     )
-    entry.entry_hash = compute_entry_hash(entry_fields(entry))
+    fields = entry_fields(entry)
+    entry.entry_hash = compute_entry_hash(fields)
+    frontier = _frontier(session, lock)
+    lock.frontier = [h.hex() for h in merkle.frontier_append(frontier, lock.size, merkle.leaf_hash(entry_bytes(fields)))]
     session.add(entry)
     lock.size = seq
     session.flush()
@@ -129,14 +132,34 @@ def _checked_size(session: Session, tree_size: int | None) -> int:
     return tree_size
 
 
+def _frontier(session: Session, lock: LedgerLock) -> list[bytes]:
+    """The Merkle frontier of the ledger's ``lock.size`` entries (computed once if unset)."""
+    if lock.frontier is not None:
+        return [bytes.fromhex(h) for h in lock.frontier]
+    frontier: list[bytes] = []
+    for index, leaf in enumerate(leaf_hashes(session, lock.size)):
+        frontier = merkle.frontier_append(frontier, index, leaf)
+    return frontier
+
+
 def tree_head(session: Session, *, tree_size: int | None = None) -> TreeHead:
-    """The tree head for ``tree_size`` entries (default: all)."""
+    """The tree head for ``tree_size`` entries (default: all).
+
+    The current head comes from the frontier each append keeps (O(log n)); an older
+    size is rehashed from its entries. ``verify`` checks the frontier against them.
+    """
+    total, stored = session.execute(select(LedgerLock.size, LedgerLock.frontier).where(LedgerLock.id == 1)).one()
+    if tree_size is None:
+        tree_size = total
     n = _checked_size(session, tree_size)
-    leaves = leaf_hashes(session, n)
+    if n == total and stored is not None:
+        root = merkle.frontier_root([bytes.fromhex(h) for h in stored])
+    else:
+        root = merkle.root_from_leaf_hashes(leaf_hashes(session, n))
     last = GENESIS
     if n:
         last = session.execute(select(LedgerEntry.entry_hash).where(LedgerEntry.seq == n)).scalar_one()
-    return TreeHead(tree_size=n, root_hash=merkle.root_from_leaf_hashes(leaves).hex(), last_entry_hash=last)
+    return TreeHead(tree_size=n, root_hash=root.hex(), last_entry_hash=last)
 
 
 @dataclass(frozen=True)
@@ -205,11 +228,13 @@ def verify(session: Session) -> LedgerReport:
     (sequence gap or surplus, broken chain, or a count different from the ledger's own)
     and reordering (broken chain).
     """
-    claimed = size(session)
+    # The count and running tree head are read first and the entries checked up to that
+    # count, so entries appended meanwhile (the service keeps running) are no alarm.
+    claimed, stored = session.execute(select(LedgerLock.size, LedgerLock.frontier).where(LedgerLock.id == 1)).one()
     expected_prev = GENESIS
     expected_seq = 1
     leaves: list[bytes] = []
-    for entry in iter_entries(session):
+    for entry in iter_entries(session, stop=claimed):
         fields = entry_fields(entry)
         if entry.seq != expected_seq:
             if entry.seq > expected_seq:
@@ -226,11 +251,17 @@ def verify(session: Session) -> LedgerReport:
         expected_seq += 1
     found = expected_seq - 1
     if found != claimed:
+        raise LedgerTampered(f"ledger holds {found} entries but recorded {claimed}: entry {found + 1} onward removed")
+    recorded_now = size(session)
+    surplus = session.execute(select(func.min(LedgerEntry.seq)).where(LedgerEntry.seq > recorded_now)).scalar()
+    if surplus is not None:
         raise LedgerTampered(
-            f"ledger holds {found} entries but recorded {claimed}: "
-            + (f"entry {found + 1} onward removed" if found < claimed else f"entry {claimed + 1} onward added")
+            f"ledger holds entries past the {recorded_now} it recorded: entry {surplus} onward added"
         )
-    return LedgerReport(size=found, root_hash=merkle.root_from_leaf_hashes(leaves).hex(), last_entry_hash=expected_prev)
+    root = merkle.root_from_leaf_hashes(leaves)
+    if stored is not None and merkle.frontier_root([bytes.fromhex(h) for h in stored]) != root:
+        raise LedgerTampered("the ledger's running tree head does not match its entries (entries rewritten)")
+    return LedgerReport(size=found, root_hash=root.hex(), last_entry_hash=expected_prev)
 
 
 def count_actions(session: Session, *, item_id: str, action: str) -> int:

@@ -38,6 +38,8 @@ __all__ = [
     "root_from_inclusion",
     "verify_inclusion",
     "verify_consistency",
+    "frontier_append",
+    "frontier_root",
 ]
 
 HASH_SIZE = 32
@@ -401,3 +403,43 @@ def _check_int(name: str, value: int) -> None:
     # bool is an int subclass; a True index is a caller's bug, not leaf 1.
     if not isinstance(value, int) or isinstance(value, bool):
         raise ProofError(f"{name} is a {type(value).__name__}, expected int")
+
+
+def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The frontier of the tree of ``size + 1`` leaves, from that of ``size`` leaves.
+
+    A frontier (a "compact range" over the whole tree) is the list of roots of the
+    perfect subtrees that the binary form of ``size`` splits the leaves into, largest
+    (leftmost) first: at most log2(size) + 1 hashes. Appending costs O(log n) hashing
+    and :func:`frontier_root` gives the Merkle Tree Hash without touching any leaf, so
+    a log can keep its tree head current as entries arrive.
+
+    Raises:
+        ValueError: the frontier does not have one hash per set bit of ``size``, or a
+            hash is not 32 bytes long.
+    """
+    if size < 0 or len(frontier) != bin(size).count("1"):
+        raise ValueError(f"a frontier of {len(frontier)} hashes does not fit a tree of size {size}")
+    _check_hash("leaf hash", leaf)
+    nodes = list(frontier)
+    nodes.append(leaf)
+    # Each trailing 1 bit of ``size`` is a subtree as big as the one just completed: merge.
+    while size & 1:
+        right = nodes.pop()
+        nodes[-1] = node_hash(nodes[-1], right)
+        size >>= 1
+    return nodes
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The Merkle Tree Hash of the tree whose frontier this is (see :func:`frontier_append`).
+
+    MTH splits at the largest power of two, which is exactly the first subtree; the rest
+    folds the same way, so the root is the right-to-left fold of the subtree roots.
+    """
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        root = node_hash(left, root)
+    return root

@@ -245,7 +245,7 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "ledger_entries"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     recorded_at: Mapped[str] = mapped_column(String(40))
     """ISO 8601 UTC text, exactly as hashed."""
     actor: Mapped[str] = mapped_column(String(200))
@@ -259,11 +259,18 @@ class LedgerEntry(Base):
 
 
 class LedgerLock(Base):
-    """A single row locked FOR UPDATE by appenders so sequence numbers never race."""
+    """A single row locked by appenders so sequence numbers never race.
+
+    It also carries the Merkle frontier of the ledger's ``size`` entries (JSON list of
+    hex subtree roots, see :func:`archive.merkle.frontier_append`), kept current by each
+    append, so the tree head costs O(log n) instead of rehashing every entry. NULL in a
+    ledger written before it existed: the next append computes it once.
+    """
 
     __tablename__ = "ledger_lock"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    frontier: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Device(Base):
@@ -380,7 +387,7 @@ class Checkpoint(Base):
 
     __tablename__ = "checkpoints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tree_size: Mapped[int] = mapped_column(Integer, unique=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
     root_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     statement: Mapped[str] = mapped_column(Text)

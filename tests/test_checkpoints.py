@@ -67,20 +67,35 @@ def test_worker_checkpoint_served_and_verified(stack, officer, case, tmp_path):
     assert "checkpoints OK" in verified.stdout
 
 
-@pytest.fixture
-def sealed_ledger(own_ledger):
-    """A fresh database (same kind as the stack's) with two sealed checkpoints (sizes 6 and 9)."""
-    env, database = own_ledger
+def test_cli_seals_and_verifies_checkpoints(own_ledger):
+    env, _ = own_ledger
     first = run_cli(env, "ledger", "checkpoint")
     assert first.returncode == 0 and "tree size 6" in first.stdout, first.stderr
     assert "nothing sealed" in run_cli(env, "ledger", "checkpoint").stdout
+    ok = run_cli(env, "ledger", "verify")
+    assert ok.returncode == 0 and "checkpoints OK: 1" in ok.stdout, ok.stdout + ok.stderr
+
+
+@pytest.fixture
+def sealed_ledger(own_ledger):
+    """A fresh database (same kind as the stack's) with two sealed checkpoints (sizes 6 and 9).
+
+    Made in-process (the CLI's ``ledger checkpoint`` is tested above and in
+    test_cli.py); each tampering test then runs ``evidence ledger verify`` for real.
+    """
+    from archive import sealing
+    from archive.storage import open_store
+
+    env, database = own_ledger
+    settings = settings_from_env(env)
+    sealer, store = sealing.get_sealer(settings), open_store(settings)
     with database.session() as s:
+        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 6
+        assert sealing.create_checkpoint(s, sealer, store=store) is None
         for i in range(6, 9):
             ledger.append(s, actor="test", action="note", details={"i": i})
-    second = run_cli(env, "ledger", "checkpoint")
-    assert second.returncode == 0 and "tree size 9" in second.stdout, second.stderr
-    ok = run_cli(env, "ledger", "verify")
-    assert ok.returncode == 0 and "checkpoints OK: 2" in ok.stdout, ok.stdout + ok.stderr
+        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 9
+        assert sealing.verify_checkpoints(s, sealer).count == 2
     return env, database
 
 
@@ -130,8 +145,21 @@ def _entry_edit(database):
     return "entry 3"
 
 
+def _rewritten_entries(database):
+    """Edit entry 3 and recompute every later hash: the chain holds, the running tree head does not."""
+    _rewrite_from_entry_3(database)
+    return "running tree head does not match its entries"
+
+
 def _rewritten_history(database):
-    """Edit entry 3 and recompute every later hash: the chain holds, only the checkpoints catch it."""
+    """The same, and the running tree head cleared too: only the checkpoints catch it."""
+    _rewrite_from_entry_3(database)
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_lock SET frontier = NULL"))
+    return "no longer hash to the sealed root"
+
+
+def _rewrite_from_entry_3(database):
     unprotect_ledger(database)
     with database.session() as s:
         entries = list(ledger.iter_entries(s))
@@ -146,12 +174,13 @@ def _rewritten_history(database):
             conn.execute(text("UPDATE ledger_entries SET details = :d, prev_hash = :p, entry_hash = :h WHERE seq = :s"),
                          {"d": fields["details"], "p": prev, "h": new_hash, "s": e.seq})
             prev = new_hash
-    return "no longer hash to the sealed root"
 
 
 @pytest.mark.parametrize(
-    "tamper", [_root_hash, _statement, _seal_byte, _sm2, _removed_checkpoint, _entry_edit, _rewritten_history],
-    ids=["row-root", "statement", "cades-byte", "sm2", "removed-checkpoint", "entry-edit", "rewritten-history"],
+    "tamper", [_root_hash, _statement, _seal_byte, _sm2, _removed_checkpoint, _entry_edit, _rewritten_entries,
+               _rewritten_history],
+    ids=["row-root", "statement", "cades-byte", "sm2", "removed-checkpoint", "entry-edit", "rewritten-entries",
+         "rewritten-history"],
 )
 def test_checkpoint_tampering_is_named(sealed_ledger, tamper):
     env, database = sealed_ledger

@@ -431,3 +431,32 @@ def test_whole_tree_matches_the_rfc_definitions(n):
         verify_inclusion(leaf_hash=leaves[index], index=index, tree_size=n, proof=proof, root=tree.root)
     with pytest.raises(ValueError):
         tree.inclusion_proof(n)
+
+
+@settings(max_examples=60)
+@given(st.integers(min_value=0, max_value=300))
+@example(0)
+@example(1)
+@example(255)
+@example(256)
+def test_frontier_gives_the_same_root_as_the_whole_tree(n):
+    from archive.merkle import frontier_append, frontier_root
+
+    entries = entries_for(n)
+    frontier: list[bytes] = []
+    for size, entry in enumerate(entries):
+        frontier = frontier_append(frontier, size, leaf_hash(entry))
+        assert len(frontier) == bin(size + 1).count("1")
+    assert frontier_root(frontier) == ref_mth(entries)
+
+
+def test_frontier_refuses_a_frontier_of_the_wrong_shape():
+    from archive.merkle import frontier_append
+
+    one = leaf_hash(b"x")
+    with pytest.raises(ValueError):
+        frontier_append([one, one], 2, one)  # size 2 is one subtree of two leaves
+    with pytest.raises(ValueError):
+        frontier_append([], 1, one)
+    with pytest.raises(ValueError):
+        frontier_append([], 0, b"short")
