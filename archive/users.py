@@ -30,18 +30,21 @@ def actor_name(user: User) -> str:
     return f"user:{user.name}"
 
 
-def get_or_create_unit(session: Session, *, name: str) -> Unit:
-    """The unit called ``name``, created when absent."""
+def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
     name = name.strip()
     if not name:
         raise InvalidInput("unit name is empty", code="invalid_unit")
     unit = session.execute(select(Unit).where(Unit.name == name)).scalar_one_or_none()
-    if unit is None:
-        unit = Unit(name=name)
-        session.add(unit)
-        session.flush()
-        ledger.append(session, actor="system:admin", action="unit_created", details={"unit": name, "unit_id": unit.id})
-    return unit
+    if unit is not None:
+        return unit, False
+    unit = Unit(name=name)
+    session.add(unit)
+    session.flush()
+    return unit, True
+
+
+def _record_unit(session: Session, unit: Unit) -> None:
+    ledger.append(session, actor="system:admin", action="unit_created", details={"unit": unit.name, "unit_id": unit.id})
 
 
 def add_user(session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin") -> tuple[User, str]:
@@ -52,11 +55,15 @@ def add_user(session: Session, *, name: str, unit: str, role: Role | str, actor:
         raise InvalidInput(f"unknown role {role!r}; one of {[r.value for r in Role]}", code="invalid_role") from exc
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
         raise Conflict(f"a user called {name!r} already exists", code="user_exists")
-    unit_row = get_or_create_unit(session, name=unit)
+    # Both rows go in before the first custody entry: the ledger lock is taken last, so a
+    # concurrent add of the same name fails on its unique key instead of deadlocking.
+    unit_row, unit_created = _find_or_add_unit(session, unit)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(name=name, role=role, unit_id=unit_row.id, token_hash=hash_token(token))
     session.add(user)
     session.flush()
+    if unit_created:
+        _record_unit(session, unit_row)
     ledger.append(
         session, actor=actor, action="user_created",
         details={"user": name, "user_id": user.id, "role": role.value, "unit": unit_row.name},
