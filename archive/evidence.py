@@ -48,11 +48,14 @@ class HashingStream:
     Each algorithm hashes in a thread of its own, fed through a small bounded queue,
     while the caller writes the same chunk: hashlib releases the GIL for large
     buffers, so hashing overlaps the write (or the network send) instead of adding to
-    it, and memory stays bounded by the queues. Digests are final once the iteration
-    has ended (normally or not).
+    it, and memory stays bounded by the queues. Chunks go to the hashing threads in
+    batches of about :data:`BATCH` bytes: a network body arrives in pieces of tens of
+    KiB, and waking a thread for each piece cost more than hashing it. Digests are
+    final once the iteration has ended (normally or not).
     """
 
-    QUEUE_CHUNKS = 16
+    BATCH = 1024 * 1024
+    QUEUE_BATCHES = 8
 
     def __init__(self, chunks: Iterable[bytes], *algorithms: str, feed: Iterable[Any] = ()):
         """Hash with new ``algorithms`` (see :meth:`hexdigest`) and update the hashlib
@@ -63,27 +66,36 @@ class HashingStream:
         self.size = 0
 
     @staticmethod
-    def _drain(hasher, chunks: queue.Queue) -> None:  # type: ignore[no-untyped-def]
+    def _drain(hasher, batches: queue.Queue) -> None:  # type: ignore[no-untyped-def]
         update = hasher.update
-        while (chunk := chunks.get()) is not None:
-            update(chunk)
+        while (batch := batches.get()) is not None:
+            for chunk in batch:
+                update(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
-        queues = [queue.Queue(maxsize=self.QUEUE_CHUNKS) for _ in self._all]
+        queues = [queue.Queue(maxsize=self.QUEUE_BATCHES) for _ in self._all]
         threads = [
             threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{hasher.name}")
             for hasher, q in zip(self._all, queues)
         ]
         for thread in threads:
             thread.start()
+        batch: list[bytes] = []
+        batched = 0
         try:
             for chunk in self._chunks:
-                for q in queues:
-                    q.put(chunk)
+                batch.append(chunk)
+                batched += len(chunk)
                 self.size += len(chunk)
+                if batched >= self.BATCH:
+                    for q in queues:
+                        q.put(batch)
+                    batch, batched = [], 0
                 yield chunk
         finally:
             for q in queues:
+                if batch:
+                    q.put(batch)
                 q.put(None)
             for thread in threads:
                 thread.join()
