@@ -17,6 +17,12 @@ for the e-seal and TSA certificates; the development PKI publishes none, so ther
 nothing to embed and we do not pretend otherwise. A production CA with CRL/OCSP would
 allow B-LT via :func:`signing.seal_pdf`'s ``validation_context``.
 
+A PDF is never held in memory while its PAdES copy is made or checked: the original is
+spooled from the store to a temporary file (hashed on the way), pyHanko reads that file
+and writes the copy to another one, the copy is compared with the original and stored
+in chunks. A multi-gigabyte scan costs disk space in the worker's temporary directory,
+not memory.
+
 Every certificate or SM2 key that seals or time-stamps is recorded in the
 ``certificates`` table at first use and kept forever, so seals made before a key
 rotation still name a published certificate.
@@ -32,9 +38,9 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import logging
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,7 +58,7 @@ import signing
 from archive import ledger, merkle
 from archive.db import Database
 from archive.errors import ArchiveError, ConfigurationError, NotFound, ObjectExists, VerificationError
-from archive.evidence import derived_key, lock_item
+from archive.evidence import HashingStream, derived_key, lock_item
 from archive.models import (
     Case,
     Checkpoint,
@@ -66,7 +72,7 @@ from archive.models import (
     utcnow,
 )
 from archive.settings import Settings
-from archive.storage import ObjectStore
+from archive.storage import ObjectStore, StoredObject
 from signing import certs as signing_certs
 from signing import sm2 as signing_sm2
 
@@ -328,8 +334,12 @@ class Sealer:
             raise SealingFailed(f"sealing failed: {exc.reason}") from exc
         return SealBundle(cades=cades, sm2=sm2)
 
-    def seal_pdf(self, source: BinaryIO | bytes, output: BinaryIO) -> None:
-        """Write a PAdES-B-T sealed copy of the PDF ``source`` to ``output`` (source only read)."""
+    def seal_pdf(self, source: signing.pades.PdfSource, output: BinaryIO) -> None:
+        """Write a PAdES-B-T sealed copy of the PDF ``source`` to ``output`` (source only read).
+
+        Give files (``output`` readable and seekable, e.g. ``tempfile.TemporaryFile()``)
+        for anything large: see :func:`signing.seal_pdf`.
+        """
         try:
             with self._sign_lock:
                 signing.seal_pdf(source=source, output=output, signer=self.signer, timestamper=self.timestamper)
@@ -390,8 +400,8 @@ class Sealer:
         report = self.verify_cades(data, cades)
         return SealVerification(cades=report, sm2=self.verify_sm2(data, sm2, known_keys=known_sm2_keys))
 
-    def verify_pdf(self, data: bytes) -> signing.PdfSealReport:
-        """Verify a PAdES sealed copy; raise VerificationError naming what failed."""
+    def verify_pdf(self, data: signing.pades.PdfSource) -> signing.PdfSealReport:
+        """Verify a PAdES sealed copy (bytes, a binary file or a path); raise VerificationError naming what failed."""
         try:
             return signing.verify_pdf(data=data, trust_roots=self.trust_roots())
         except signing.VerificationError as exc:
@@ -554,30 +564,128 @@ def build_manifest(session: Session, item: EvidenceItem) -> bytes:
 # ---------------------------------------------------------------------- item seals
 
 
-def _read_all(store: ObjectStore, key: str, version_id: str | None) -> bytes:
-    return b"".join(store.read(key, version_id=version_id))
+Content = bytes | BinaryIO | Iterable[bytes]
+"""Bytes, a seekable binary file (read from its start), or a stream of chunks."""
+
+# Large objects are hashed in pieces of this size: HashingStream queues up to 16 of them per
+# hash while the hasher lags the disk, and store-sized chunks (1 MiB) would let that queue
+# alone hold 16 MiB.
+_PIECE = 256 * 1024
 
 
-def _put_locked(store: ObjectStore, key: str, data: bytes, *, media_type: str, until: datetime):  # type: ignore[no-untyped-def]
-    """Write and lock an object; an identical object already there (a retry) is reused."""
+def _pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        if len(chunk) <= _PIECE:
+            yield chunk
+        else:
+            for at in range(0, len(chunk), _PIECE):
+                yield chunk[at:at + _PIECE]
+
+
+def _chunks(content: Content) -> Iterator[bytes]:
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        yield bytes(content)
+    elif hasattr(content, "read"):
+        content.seek(0)
+        while chunk := content.read(_PIECE):
+            yield chunk
+    else:
+        yield from content
+
+
+def _starts_with(content: Content, prefix: Content, *, exactly: bool = False) -> bool:
+    """True when ``content`` begins with the bytes of ``prefix`` (all of it with ``exactly``).
+
+    Both are streamed side by side, whatever their chunk sizes: only one chunk of
+    each is held at a time.
+    """
+    data, want_chunks = _chunks(content), _chunks(prefix)
     try:
-        stored = store.put(key, [data], content_type=media_type)
+        pending = memoryview(b"")
+        for chunk in want_chunks:
+            want = memoryview(chunk)
+            while want:
+                while not pending:
+                    got = next(data, None)
+                    if got is None:
+                        return False  # content ended first
+                    pending = memoryview(got)
+                n = min(len(want), len(pending))
+                if want[:n] != pending[:n]:
+                    return False
+                want, pending = want[n:], pending[n:]
+        return not exactly or (not pending and not any(data))
+    finally:
+        data.close()
+        want_chunks.close()
+
+
+def spool(chunks: Iterable[bytes], into: BinaryIO, *algorithms: str) -> HashingStream:
+    """Copy ``chunks`` to the file ``into`` while hashing them; rewind it and return the hashers."""
+    stream = HashingStream(_pieces(chunks), *algorithms)
+    for chunk in stream:
+        into.write(chunk)
+    into.flush()
+    into.seek(0)
+    return stream
+
+
+def _temporary_file() -> BinaryIO:
+    # Unnamed and removed on close, even when the worker is killed: nothing to clean up.
+    # A PDF needs twice its size here (original and copy), in TMPDIR.
+    return tempfile.TemporaryFile(prefix="evidence-seal-")
+
+
+@dataclass(frozen=True)
+class _Written:
+    """An object written (or found identical) and locked by :func:`_put_locked`."""
+
+    key: str
+    media_type: str
+    sha256: str
+    size: int
+    stored: StoredObject
+
+
+def _put_locked(store: ObjectStore, key: str, content: bytes | BinaryIO, *, media_type: str,
+                until: datetime) -> _Written:
+    """Stream an object into the store, hashing it on the way, and lock it.
+
+    An identical object already there (a retry) is reused; a different one raises
+    ObjectExists. ``content`` is bytes or a seekable binary file.
+    """
+    stream = HashingStream(_chunks(content), "sha256")
+    try:
+        stored = store.put(key, stream, content_type=media_type)
     except ObjectExists:
         current = store.stat(key)
-        if _read_all(store, key, current.version_id) != data:
+        stream = HashingStream(_chunks(content), "sha256")
+        if not _starts_with(store.read(key, version_id=current.version_id), stream, exactly=True):
             raise
         stored = current
     if not stored.locked:
         stored = store.lock(key, version_id=stored.version_id, until=until)
-    return stored
+    return _Written(key=key, media_type=media_type, sha256=stream.hexdigest("sha256"), size=stream.size,
+                    stored=stored)
 
 
 def _existing(store: ObjectStore, key: str) -> bytes | None:
+    """The current (small) object at ``key``, or None when there is none."""
     try:
         current = store.stat(key)
     except ArchiveError:
         return None
-    return _read_all(store, key, current.version_id)
+    return b"".join(store.read(key, version_id=current.version_id))
+
+
+def _spool_existing(store: ObjectStore, key: str, into: BinaryIO) -> bool:
+    """Spool the current object at ``key`` into the file ``into``; False when there is none."""
+    try:
+        current = store.stat(key)
+    except ArchiveError:
+        return False
+    spool(store.read(key, version_id=current.version_id), into)
+    return True
 
 
 @dataclass(frozen=True)
@@ -650,17 +758,18 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
             # The row changed while we sealed (e.g. a late processing step); seal again later.
             raise SealNotReady(f"item {item_id} changed while being sealed; sealing again is needed")
         have = {d.role for d in item.derived}
-        for role, (key, data, media_type, stored) in objects["stored"].items():
+        written: dict[str, _Written] = objects["stored"]
+        for role, w in written.items():
             if role not in have:
                 session.add(DerivedObject(
-                    item_id=item_id, role=role, media_type=media_type, sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data), storage_key=key, storage_version=stored.version_id,
+                    item_id=item_id, role=role, media_type=w.media_type, sha256=w.sha256, size=w.size,
+                    storage_key=w.key, storage_version=w.stored.version_id,
                 ))
         item.seal_status = "sealed"
         record_certificates(session, certificates_in_seal(objects["cades"]))
         record_sm2_key(session, sealer.sm2_key.public_key)
         report: SealVerification = objects["report"]
-        digests = {role: hashlib.sha256(v[1]).hexdigest() for role, v in objects["stored"].items()}
+        digests = {role: w.sha256 for role, w in written.items()}
         ledger.append(
             session, actor=actor, action="item_sealed", case_id=item.case_id, item_id=item_id,
             details={
@@ -724,44 +833,70 @@ def _make_seal_objects(
         "sm2": (keys["sm2"], sm2_bytes, "application/json"),
     }
     pades_problem = None
-    if wants_pdf:
-        original = _read_all(store, snapshot["key"], snapshot["version"])
-        if hashlib.sha256(original).hexdigest() != snapshot["sha256"] or len(original) != snapshot["size"]:
-            raise VerificationError(
-                f"stored original of item {item_id} no longer matches its sha256; not sealing a copy",
-                code="fixity_failed",
-            )
-        if original.startswith(b"%PDF-"):
-            copy = _existing(store, keys["pades"])
-            if copy is not None:
-                try:
-                    check_pades_copy(sealer, original, copy)
-                except VerificationError as exc:
-                    raise SealingFailed(f"an earlier, invalid PAdES copy sits at {keys['pades']}") from exc
-            else:
-                out = io.BytesIO()
-                try:
-                    sealer.seal_pdf(original, out)
-                    copy = out.getvalue()
-                except TimestampUnavailable:
-                    raise
-                except SealingFailed as exc:
-                    # A PDF pyHanko cannot update is still evidence; it just gets no sealed copy.
-                    pades_problem = exc.message
-                    copy = None
-            if copy is not None:
-                check_pades_copy(sealer, original, copy)
-                stored["pades"] = (keys["pades"], copy, "application/pdf")
-    result = {}
-    for role, (key, data, media_type) in stored.items():
-        obj = _put_locked(store, key, data, media_type=media_type, until=until)
-        result[role] = (key, data, media_type, obj)
+    try:
+        with contextlib.ExitStack() as files:
+            if wants_pdf:
+                pades, pades_problem = _pades_copy(
+                    store=store, sealer=sealer, item_id=item_id, key=keys["pades"], snapshot=snapshot, files=files)
+                if pades is not None:
+                    stored["pades"] = (keys["pades"], pades, "application/pdf")
+            result = {role: _put_locked(store, key, content, media_type=media_type, until=until)
+                      for role, (key, content, media_type) in stored.items()}
+    except OSError as exc:
+        # The store's own errors arrive translated; an OSError here is the worker's temporary
+        # directory (a full disk under a large scan). The item fails and can be sealed again;
+        # it must not be taken for a PDF that cannot be sealed.
+        raise SealingFailed(
+            f"the worker's temporary directory failed while making the PAdES copy of item {item_id}: {exc}",
+            code="temporary_space_failed",
+        ) from exc
     return {"stored": result, "cades": cades, "report": report, "pades_problem": pades_problem}
 
 
-def check_pades_copy(sealer: Sealer, original: bytes, copy: bytes) -> signing.PdfSealReport:
-    """A PAdES copy must validate and must be an incremental update of the original bytes."""
-    if not copy.startswith(original):
+def _pades_copy(
+    *, store: ObjectStore, sealer: Sealer, item_id: str, key: str, snapshot: dict[str, Any],
+    files: contextlib.ExitStack,
+) -> tuple[BinaryIO | None, str | None]:
+    """The checked PAdES copy of a PDF original as a temporary file, or why there is none.
+
+    Returns ``(None, None)`` for an original that is not a PDF and ``(None, problem)``
+    for a PDF pyHanko cannot update. The temporary files live as long as ``files``.
+    """
+    original = files.enter_context(_temporary_file())
+    spooled = spool(store.read(snapshot["key"], version_id=snapshot["version"]), original, "sha256")
+    if spooled.hexdigest("sha256") != snapshot["sha256"] or spooled.size != snapshot["size"]:
+        raise VerificationError(
+            f"stored original of item {item_id} no longer matches its sha256; not sealing a copy",
+            code="fixity_failed",
+        )
+    if original.read(5) != b"%PDF-":
+        return None, None
+    copy = files.enter_context(_temporary_file())
+    if _spool_existing(store, key, copy):
+        try:
+            check_pades_copy(sealer, original, copy)
+        except VerificationError as exc:
+            raise SealingFailed(f"an earlier, invalid PAdES copy sits at {key}") from exc
+        return copy, None
+    try:
+        sealer.seal_pdf(original, copy)
+    except TimestampUnavailable:
+        raise
+    except SealingFailed as exc:
+        # A PDF pyHanko cannot update is still evidence; it just gets no sealed copy.
+        return None, exc.message
+    check_pades_copy(sealer, original, copy)
+    return copy, None
+
+
+def check_pades_copy(sealer: Sealer, original: Content, copy: bytes | BinaryIO) -> signing.PdfSealReport:
+    """A PAdES copy must validate and must be an incremental update of the original bytes.
+
+    ``original`` is bytes, a seekable binary file or the chunks of a store read;
+    ``copy`` is bytes or a seekable binary file. Both are compared by streaming and
+    the copy is validated in place, so neither is loaded into memory.
+    """
+    if not _starts_with(copy, original):
         raise VerificationError("PAdES copy: does not begin with the original's bytes (not an incremental update)",
                                 code="seal_invalid")
     return sealer.verify_pdf(copy)

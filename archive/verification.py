@@ -14,9 +14,12 @@ ledger says was sealed, but whose seal objects are missing, always fails.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +36,7 @@ from archive.sealing import (
     latest_checkpoint,
     recorded_sm2_keys,
     check_pades_copy,
+    spool,
     verify_checkpoint_seal,
 )
 from archive.storage import ObjectStore
@@ -67,28 +71,32 @@ def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> Ve
     return VerificationError(f"item {item_id}: {what}", code=code)
 
 
-def _read_recorded(store: ObjectStore, item_id: str, name: str, key: str, version: str | None) -> bytes:
-    """Read the recorded version of an object; a newer version over it is itself a failure."""
+def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: BinaryIO) -> None:
+    """Copy the recorded version of a derived object into ``into`` and check its hash and size.
+
+    A newer version written over the recorded one is itself a failure.
+    """
     try:
-        data = b"".join(store.read(key, version_id=version))
-        current = store.stat(key)
+        spooled = spool(store.read(d.storage_key, version_id=d.storage_version), into, "sha256")
+        current = store.stat(d.storage_key)
     except ArchiveError as exc:
-        raise _fail(item_id, f"{name} object {key} cannot be read: {exc.message}") from exc
-    if version is not None and current.version_id != version:
+        raise _fail(item_id, f"{d.role} object {d.storage_key} cannot be read: {exc.message}") from exc
+    if d.storage_version is not None and current.version_id != d.storage_version:
         raise _fail(
             item_id,
-            f"{name} object {key}: a newer version {current.version_id} was written over the recorded "
-            f"version {version} (an attempt to replace it)",
+            f"{d.role} object {d.storage_key}: a newer version {current.version_id} was written over the recorded "
+            f"version {d.storage_version} (an attempt to replace it)",
         )
-    return data
+    digest = spooled.hexdigest("sha256")
+    if digest != d.sha256 or spooled.size != d.size:
+        raise _fail(item_id, f"{d.role} object {d.storage_key} altered: sha256 {digest} != recorded {d.sha256}")
 
 
 def _check_derived(store: ObjectStore, item_id: str, d: DerivedObject) -> bytes:
-    data = _read_recorded(store, item_id, d.role, d.storage_key, d.storage_version)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != d.sha256 or len(data) != d.size:
-        raise _fail(item_id, f"{d.role} object {d.storage_key} altered: sha256 {digest} != recorded {d.sha256}")
-    return data
+    """A small derived object (manifest, seal), read whole and checked."""
+    buffer = io.BytesIO()
+    _spool_derived(store, item_id, d, buffer)
+    return buffer.getvalue()
 
 
 def _manifest_differences(stored: bytes, expected: bytes) -> str:
@@ -141,12 +149,18 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
         raise _fail(item.id, f"manifest seal fails: {exc.message}", code=exc.code) from exc
     pades = None
     if "pades" in by_role:
-        copy = _check_derived(store, item.id, by_role["pades"])
-        original = b"".join(store.read(item.storage_key, version_id=item.storage_version))
+        # As large as the original: checked from a temporary file, never held in memory.
         try:
-            pades = check_pades_copy(sealer, original, copy)
-        except VerificationError as exc:
-            raise _fail(item.id, exc.message, code=exc.code) from exc
+            with tempfile.TemporaryFile(prefix="evidence-verify-") as copy:
+                _spool_derived(store, item.id, by_role["pades"], copy)
+                original = store.read(item.storage_key, version_id=item.storage_version)
+                try:
+                    pades = check_pades_copy(sealer, original, copy)
+                except VerificationError as exc:
+                    raise _fail(item.id, exc.message, code=exc.code) from exc
+        except OSError as exc:
+            raise _fail(item.id, f"the PAdES copy could not be checked: temporary directory failed: {exc}",
+                        code="temporary_space_failed") from exc
     return hashlib.sha256(manifest).hexdigest(), report, pades
 
 

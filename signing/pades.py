@@ -1,14 +1,24 @@
 """PAdES-B-T seals on PDF copies (and B-LT when revocation data is supplied).
 
-The caller's original is never written: the source is read into memory and
-the signature is appended as an incremental update to that copy, written to
-``output``. The sealed copy is a new object that names its original.
+The caller's original is never written: pyHanko reads the source in place and
+writes the original bytes followed by the signature, as an incremental update,
+to ``output``. The sealed copy is a new object that names its original.
+
+Neither sealing nor verifying holds the document in memory when given files:
+pyHanko seeks in the source, copies it to the output in chunks and digests the
+signed byte ranges in chunks, so a multi-gigabyte scan costs a few megabytes.
+Bytes are still accepted for small documents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Iterable
@@ -22,6 +32,7 @@ from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import errors as validation_errors
 from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -30,12 +41,39 @@ from pyhanko_certvalidator import ValidationContext
 from .certs import AnyCertificate, sha256_fingerprint, subject_text, to_asn1_certificates
 from .errors import SealFailed, TimestampFailed, VerificationError
 
-__all__ = ["PdfSealReport", "seal_pdf", "verify_pdf"]
+__all__ = ["PdfSealReport", "PdfSource", "seal_pdf", "verify_pdf"]
+
+PdfSource = bytes | bytearray | memoryview | BinaryIO | os.PathLike
+"""A PDF given as bytes, a binary file object, or the path of a file."""
+
+_SPOOL_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def _seekable(source: PdfSource) -> Iterator[BinaryIO]:
+    """A readable, seekable binary stream over ``source``, without copying it when possible.
+
+    Paths are opened, bytes wrapped; a stream that cannot seek (a pipe, a socket) is
+    spooled to a temporary file first, because pyHanko reads the cross-reference
+    tables from the end of the file.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(source)
+    elif isinstance(source, os.PathLike):
+        with open(source, "rb") as handle:
+            yield handle
+    elif source.seekable():
+        yield source
+    else:
+        with tempfile.TemporaryFile(prefix="evidence-pdf-") as spool:
+            shutil.copyfileobj(source, spool, _SPOOL_CHUNK)
+            spool.seek(0)
+            yield spool
 
 
 def seal_pdf(
     *,
-    source: BinaryIO | bytes,
+    source: PdfSource,
     output: BinaryIO,
     signer: Signer,
     timestamper: TimeStamper,
@@ -46,15 +84,19 @@ def seal_pdf(
 ) -> None:
     """Write a PAdES-B-T sealed copy of the PDF in ``source`` to ``output``.
 
-    ``source`` is only read. When ``validation_context`` is given, the
-    validation data it can supply (certificates, CRLs, OCSP responses it was
-    built with) is embedded in a DSS, making the copy PAdES-B-LT. Raises
+    ``source`` is only read (bytes, a binary file or a path). ``output`` should be
+    readable and seekable as well as writable (``tempfile.TemporaryFile()``, a file
+    opened ``w+b``): pyHanko then writes the copy straight into it and digests it
+    from there; a write-only ``output`` makes pyHanko buffer the whole copy in
+    memory first. When ``validation_context`` is given, the validation data it
+    can supply (certificates, CRLs, OCSP responses it was built with) is
+    embedded in a DSS, making the copy PAdES-B-LT. Raises
     :class:`SealFailed` (unreadable PDF, signing failure) or
-    :class:`TimestampFailed`.
+    :class:`TimestampFailed`; an :class:`OSError` reading ``source`` or writing
+    ``output`` is not a signing failure and is left to the caller.
     """
     if timestamper is None:
         raise SealFailed("a time-stamper is required for PAdES-B-T")
-    raw = source if isinstance(source, (bytes, bytearray)) else source.read()
     meta = PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -65,14 +107,17 @@ def seal_pdf(
         validation_context=validation_context,
     )
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(bytes(raw)), strict=False)
-        pdf_signer = PdfSigner(meta, signer=signer, timestamper=timestamper)
-        asyncio.run(pdf_signer.async_sign_pdf(writer, output=output))
+        with _seekable(source) as stream:
+            writer = IncrementalPdfFileWriter(stream, strict=False)
+            pdf_signer = PdfSigner(meta, signer=signer, timestamper=timestamper)
+            asyncio.run(pdf_signer.async_sign_pdf(writer, output=output))
     except (pkcs11.PKCS11Error, PyHankoSigningError) as exc:
         raise SealFailed(f"sealing the PDF failed: {type(exc).__name__} {exc}") from exc
     except PdfError as exc:
         raise SealFailed(f"the source is not a PDF pyHanko can update: {exc}") from exc
-    except OSError as exc:
+    except TimestampRequestError as exc:
+        # pyHanko wraps the TSA's network and protocol failures in this IOError; any other
+        # OSError is the caller's own files (a full disk) and propagates as it is.
         raise TimestampFailed(f"time-stamping the PDF seal failed: {exc}") from exc
     except ValueError as exc:
         raise SealFailed(f"sealing the PDF failed: {exc}") from exc
@@ -121,9 +166,9 @@ def _status_problem(status) -> str | None:
     return None
 
 
-async def _verify(data: bytes, roots, tsa_roots, validation_time) -> PdfSealReport:
+async def _verify(stream: BinaryIO, roots, tsa_roots, validation_time) -> PdfSealReport:
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = PdfFileReader(stream, strict=False)
         sigs = list(reader.embedded_regular_signatures)
     except (PdfError, ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"not a readable PDF: {exc}") from exc
@@ -176,7 +221,7 @@ async def _verify(data: bytes, roots, tsa_roots, validation_time) -> PdfSealRepo
 
 def verify_pdf(
     *,
-    data: bytes | BinaryIO,
+    data: PdfSource,
     trust_roots: Iterable[AnyCertificate],
     tsa_trust_roots: Iterable[AnyCertificate] | None = None,
     validation_time: datetime | None = None,
@@ -187,10 +232,15 @@ def verify_pdf(
     trusted (``trust_roots``), carries a trusted signature time-stamp
     (``tsa_trust_roots``, default ``trust_roots``), and the last signature
     covers the whole file (only validation-data updates may follow it).
+
+    ``data`` is the whole PDF: bytes, a binary file object (read from its start,
+    not from its current position) or a path. Files are read in place, in chunks;
+    an :class:`OSError` reading them is left to the caller (it says nothing about
+    the seal).
     """
-    raw = bytes(data) if isinstance(data, (bytes, bytearray)) else data.read()
     roots = to_asn1_certificates(trust_roots)
     if not roots:
         raise VerificationError("no trust roots given: nothing can be trusted")
     tsa_roots = roots if tsa_trust_roots is None else to_asn1_certificates(tsa_trust_roots)
-    return asyncio.run(_verify(raw, roots, tsa_roots, validation_time))
+    with _seekable(data) as stream:
+        return asyncio.run(_verify(stream, roots, tsa_roots, validation_time))

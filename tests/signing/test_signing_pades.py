@@ -1,10 +1,26 @@
+import hashlib
 import io
+import tracemalloc
 
 import pytest
 
-from signing import pades
+from signing import pades, tsa
 from signing.certs import load_certificates
-from signing.errors import VerificationError
+from signing.errors import TimestampFailed, VerificationError
+from tests.bigpdf import same_prefix, write_scanned_pdf
+
+
+class Unseekable(io.RawIOBase):
+    """A pipe-like stream over bytes: readable once, front to back, no seeking."""
+
+    def __init__(self, data: bytes):
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._inner.readinto(buffer)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +74,67 @@ def test_untrusted_root_is_rejected(sealed, other_pki):
 def test_unsigned_pdf_is_rejected(blank_pdf, roots):
     with pytest.raises(VerificationError, match="no signature"):
         pades.verify_pdf(data=blank_pdf, trust_roots=roots)
+
+
+def test_files_paths_and_pipes_are_accepted(tmp_path, blank_pdf, signer, timestamper, roots):
+    """Sources and copies need not be bytes: a path, an open file, a stream that cannot seek."""
+    source = tmp_path / "in.pdf"
+    source.write_bytes(blank_pdf)
+    copy = tmp_path / "copy.pdf"
+    with open(copy, "w+b") as out:
+        pades.seal_pdf(source=source, output=out, signer=signer, timestamper=timestamper)
+    with open(copy, "rb") as f:
+        assert pades.verify_pdf(data=f, trust_roots=roots).coverage == "ENTIRE_FILE"
+    assert pades.verify_pdf(data=copy, trust_roots=roots).signature_count == 1
+    assert pades.verify_pdf(data=io.BufferedReader(Unseekable(copy.read_bytes())), trust_roots=roots)
+    piped = io.BytesIO()
+    pades.seal_pdf(source=io.BufferedReader(Unseekable(blank_pdf)), output=piped, signer=signer,
+                   timestamper=timestamper)
+    assert piped.getvalue().startswith(blank_pdf)
+    assert pades.verify_pdf(data=piped.getvalue(), trust_roots=roots).coverage == "ENTIRE_FILE"
+    assert source.read_bytes() == blank_pdf
+
+
+def test_unreachable_tsa_is_timestamp_failed(blank_pdf, signer):
+    stamper = tsa.http_timestamper("http://127.0.0.1:9/tsa", timeout=2)
+    with pytest.raises(TimestampFailed):
+        pades.seal_pdf(source=blank_pdf, output=io.BytesIO(), signer=signer, timestamper=stamper)
+
+
+def test_unwritable_output_is_an_os_error_not_a_tsa_outage(tmp_path, blank_pdf, signer, timestamper):
+    """The caller's file failing is the caller's to handle (a full disk is not a TSA to retry)."""
+    target = tmp_path / "copy.pdf"
+    target.write_bytes(b"")
+    with open(target, "rb") as read_only, pytest.raises(OSError, match="not writable"):
+        pades.seal_pdf(source=blank_pdf, output=read_only, signer=signer, timestamper=timestamper)
+
+
+def test_large_pdf_is_sealed_and_verified_without_loading_it(tmp_path, signer, timestamper, roots):
+    """A 48 MiB scan is sealed from a file into a file, and the copy verified from the file,
+    with Python's peak memory a small fraction of the document (pyHanko reads and digests
+    in chunks); the copy extends the untouched original byte for byte."""
+    original = tmp_path / "scan.pdf"
+    size = write_scanned_pdf(original, side=4096)
+    before = hashlib.sha256(original.read_bytes()).hexdigest()
+    sealed = tmp_path / "sealed.pdf"
+    tracemalloc.start()
+    try:
+        with open(sealed, "w+b") as out:
+            pades.seal_pdf(source=original, output=out, signer=signer, timestamper=timestamper)
+        seal_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with open(sealed, "rb") as copy:
+            report = pades.verify_pdf(data=copy, trust_roots=roots)
+        verify_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size > 48 * 2**20
+    assert seal_peak < size / 16, f"sealing a {size}-byte PDF peaked at {seal_peak} bytes of Python memory"
+    assert verify_peak < size / 16, f"verifying a {size}-byte PDF peaked at {verify_peak} bytes of Python memory"
+    assert report.coverage == "ENTIRE_FILE" and report.signature_count == 1
+    assert "Time-Stamping" in report.tsa_subject
+    assert sealed.stat().st_size > size and same_prefix(sealed, original)
+    assert hashlib.sha256(original.read_bytes()).hexdigest() == before
 
 
 def test_pdfsig_accepts(tmp_path, sealed, pki):
