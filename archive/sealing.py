@@ -72,7 +72,7 @@ from archive.models import (
     utcnow,
 )
 from archive.settings import Settings
-from archive.storage import ObjectStore, StoredObject
+from archive.storage import CHUNK, ObjectStore, StoredObject
 from signing import certs as signing_certs
 from signing import sm2 as signing_sm2
 
@@ -567,27 +567,12 @@ def build_manifest(session: Session, item: EvidenceItem) -> bytes:
 Content = bytes | BinaryIO | Iterable[bytes]
 """Bytes, a seekable binary file (read from its start), or a stream of chunks."""
 
-# Large objects are hashed in pieces of this size: HashingStream queues up to 16 of them per
-# hash while the hasher lags the disk, and store-sized chunks (1 MiB) would let that queue
-# alone hold 16 MiB.
-_PIECE = 256 * 1024
-
-
-def _pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if len(chunk) <= _PIECE:
-            yield chunk
-        else:
-            for at in range(0, len(chunk), _PIECE):
-                yield chunk[at:at + _PIECE]
-
-
 def _chunks(content: Content) -> Iterator[bytes]:
     if isinstance(content, (bytes, bytearray, memoryview)):
         yield bytes(content)
     elif hasattr(content, "read"):
         content.seek(0)
-        while chunk := content.read(_PIECE):
+        while chunk := content.read(CHUNK):
             yield chunk
     else:
         yield from content
@@ -622,7 +607,7 @@ def _starts_with(content: Content, prefix: Content, *, exactly: bool = False) ->
 
 def spool(chunks: Iterable[bytes], into: BinaryIO, *algorithms: str) -> HashingStream:
     """Copy ``chunks`` to the file ``into`` while hashing them; rewind it and return the hashers."""
-    stream = HashingStream(_pieces(chunks), *algorithms)
+    stream = HashingStream(chunks, *algorithms)
     for chunk in stream:
         into.write(chunk)
     into.flush()
