@@ -266,3 +266,27 @@ def case(stack: Stack, officer: str) -> dict:
 
 
 __all__ = ["Stack", "REDIS_URL"]
+
+
+def receive_directly(
+    stack: Stack, case: dict, data: bytes, *, kind: str = "other", filename: str = "r.bin", sm3: bool = True
+) -> str:
+    """An original received in-process without the worker (nothing enqueued), SM3 computed.
+
+    For tests that drive a pipeline step themselves; returns the item id.
+    """
+    from archive import evidence
+    from archive.models import EvidenceKind
+    from archive.users import add_user
+
+    db, store = stack.services.db, stack.services.store
+    with db.session() as session:
+        user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
+        user_id = user.id
+    item = evidence.receive_original(
+        db=db, store=store, user_id=user_id, retention_days=1, chunks=[data],
+        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind(kind), filename=filename),
+    )
+    if sm3:
+        evidence.compute_sm3(db=db, store=store, item_id=item.id)
+    return item.id

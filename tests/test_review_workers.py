@@ -11,23 +11,14 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from archive import evidence, sealing
-from archive.models import EvidenceItem, EvidenceKind, User
+from archive import sealing
+from archive.models import EvidenceItem, User
 from archive.users import add_user
+from tests.conftest import receive_directly
 
 
 def _receive(stack, case: dict, data: bytes) -> str:
-    """An original received without the worker (nothing enqueued), SM3 computed."""
-    db, store = stack.services.db, stack.services.store
-    with db.session() as session:
-        user, _token = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
-        user_id = user.id
-    item = evidence.receive_original(
-        db=db, store=store, user_id=user_id, retention_days=1, chunks=[data],
-        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.other, filename="r.bin"),
-    )
-    evidence.compute_sm3(db=db, store=store, item_id=item.id)
-    return item.id
+    return receive_directly(stack, case, data)
 
 
 def test_seal_after_interrupted_seal_of_an_older_manifest(stack, case):
@@ -76,17 +67,11 @@ def test_unreadable_original_leaves_no_step_pending(stack, case):
     """A crash while hashing the original must still close every step with a reason."""
     if stack.name != "embedded":
         pytest.skip("needs a local object file to break")
-    db = stack.services.db
-    with db.session() as session:
-        user, _token = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
-        user_id = user.id
-    item = evidence.receive_original(
-        db=db, store=stack.services.store, user_id=user_id, retention_days=1, chunks=[os.urandom(2000)],
-        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.other, filename="r.bin"),
-    )
-    item_id = item.id
+    item_id = receive_directly(stack, case, os.urandom(2000), sm3=False)
+    with stack.services.db.session() as session:
+        key = session.get(EvidenceItem, item_id).storage_key
     # An insider (or a disk fault) leaves something unreadable where the original was.
-    path = stack.services.store.root / item.storage_key
+    path = stack.services.store.root / key
     path.unlink()
     path.mkdir()
     stack.services.enqueue("evidence.process_item", item_id)
@@ -109,7 +94,6 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     import threading
 
     from archive import ledger
-    from archive.users import add_user
     from ingest import casework
 
     db = stack.services.db

@@ -30,6 +30,7 @@ from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import text
 
 from archive.models import LedgerEntry
+from tests.conftest import receive_directly
 from signing.cades import extract_timestamp_token, signature_value
 
 
@@ -505,21 +506,7 @@ def test_pades_copy_must_extend_the_original(tmp_path):
 
 
 def _received_pdf(stack, case: dict, pdf: bytes) -> str:
-    """A PDF document received without the worker (nothing enqueued), SM3 computed."""
-    from archive import evidence
-    from archive.models import EvidenceKind
-    from archive.users import add_user
-
-    db, store = stack.services.db, stack.services.store
-    with db.session() as session:
-        user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
-        user_id = user.id
-    item = evidence.receive_original(
-        db=db, store=store, user_id=user_id, retention_days=1, chunks=[pdf],
-        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.document, filename="r.pdf"),
-    )
-    evidence.compute_sm3(db=db, store=store, item_id=item.id)
-    return item.id
+    return receive_directly(stack, case, pdf, kind="document", filename="r.pdf")
 
 
 def _interrupted_seal(stack, item_id: str) -> dict:
