@@ -380,12 +380,19 @@ def processing_pending(processing: dict[str, Any] | None) -> bool:
 
 
 def case_pending(session: Session, *, case_id: str) -> bool:
-    """True while processing of the case's evidence or its continuity analysis is unfinished."""
-    state = session.get(ContinuityState, case_id)
-    if state is not None and state.analysed < state.requested:
+    """True while processing of the case's evidence or its continuity analysis is unfinished.
+
+    Items are read before the analysis counters, and the order matters: each statement
+    sees what was committed when it began (PostgreSQL's READ COMMITTED), and an item's
+    hand-off commits its analysis request before its step is marked done. Read the
+    other way round, a hand-off committing between the two reads looked finished while
+    its analysis had not run (a report of no gaps, not pending: seen once in CI).
+    """
+    states = session.execute(select(EvidenceItem.processing).where(EvidenceItem.case_id == case_id)).scalars().all()
+    if any(processing_pending(p) for p in states):
         return True
-    states = session.execute(select(EvidenceItem.processing).where(EvidenceItem.case_id == case_id)).scalars()
-    return any(processing_pending(p) for p in states)
+    state = session.execute(select(ContinuityState).where(ContinuityState.case_id == case_id)).scalar_one_or_none()
+    return state is not None and state.analysed < state.requested
 
 
 def continuity_report(
