@@ -227,9 +227,13 @@ def test_ledger_proofs_verify_offline(stack, officer, case):
                                 proof=[bytes.fromhex(p) for p in proof["path"]], root=bytes.fromhex(head["root_hash"]))
         _upload(c, case["id"], b"b")
         new_head = c.get("/api/v1/ledger/head").json()
-        cons = c.get("/api/v1/ledger/proof/consistency", params={"old_size": head["tree_size"]}).json()
+        # The worker keeps appending (processing the uploads): ask for the size of the head held.
+        cons = c.get("/api/v1/ledger/proof/consistency",
+                     params={"old_size": head["tree_size"], "new_size": new_head["tree_size"]}).json()
+        # The head comes from the running frontier, the proof's roots from the entries: they agree.
+        assert cons["new_root"] == new_head["root_hash"] and cons["old_root"] == head["root_hash"]
         merkle.verify_consistency(old_size=head["tree_size"], new_size=new_head["tree_size"],
-                                  old_root=bytes.fromhex(head["root_hash"]), new_root=bytes.fromhex(cons["new_root"]),
+                                  old_root=bytes.fromhex(head["root_hash"]), new_root=bytes.fromhex(new_head["root_hash"]),
                                   proof=[bytes.fromhex(p) for p in cons["path"]])
         with pytest.raises(merkle.ProofError):
             merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(b"forged"), index=entry["seq"] - 1,
