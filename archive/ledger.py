@@ -123,8 +123,8 @@ class TreeHead:
     """Chain hash of entry ``tree_size`` (GENESIS when empty)."""
 
 
-def _checked_size(session: Session, tree_size: int | None) -> int:
-    total = size(session)
+def _checked_size(session: Session, tree_size: int | None, *, total: int | None = None) -> int:
+    total = size(session) if total is None else total
     if tree_size is None:
         return total
     if tree_size < 0 or tree_size > total:
@@ -132,10 +132,14 @@ def _checked_size(session: Session, tree_size: int | None) -> int:
     return tree_size
 
 
+def _decoded(frontier: list[str]) -> list[bytes]:
+    return [bytes.fromhex(h) for h in frontier]
+
+
 def _frontier(session: Session, lock: LedgerLock) -> list[bytes]:
     """The Merkle frontier of the ledger's ``lock.size`` entries (computed once if unset)."""
     if lock.frontier is not None:
-        return [bytes.fromhex(h) for h in lock.frontier]
+        return _decoded(lock.frontier)
     frontier: list[bytes] = []
     for index, leaf in enumerate(leaf_hashes(session, lock.size)):
         frontier = merkle.frontier_append(frontier, index, leaf)
@@ -149,11 +153,9 @@ def tree_head(session: Session, *, tree_size: int | None = None) -> TreeHead:
     size is rehashed from its entries. ``verify`` checks the frontier against them.
     """
     total, stored = session.execute(select(LedgerLock.size, LedgerLock.frontier).where(LedgerLock.id == 1)).one()
-    if tree_size is None:
-        tree_size = total
-    n = _checked_size(session, tree_size)
+    n = _checked_size(session, tree_size, total=total)
     if n == total and stored is not None:
-        root = merkle.frontier_root([bytes.fromhex(h) for h in stored])
+        root = merkle.frontier_root(_decoded(stored))
     else:
         root = merkle.root_from_leaf_hashes(leaf_hashes(session, n))
     last = GENESIS
@@ -259,7 +261,7 @@ def verify(session: Session) -> LedgerReport:
             f"ledger holds entries past the {recorded_now} it recorded: entry {surplus} onward added"
         )
     root = merkle.root_from_leaf_hashes(leaves)
-    if stored is not None and merkle.frontier_root([bytes.fromhex(h) for h in stored]) != root:
+    if stored is not None and merkle.frontier_root(_decoded(stored)) != root:
         raise LedgerTampered("the ledger's running tree head does not match its entries (entries rewritten)")
     return LedgerReport(size=found, root_hash=root.hex(), last_entry_hash=expected_prev)
 
