@@ -117,7 +117,7 @@ def ledger_verify() -> None:
     settings = _settings()
     database = Database(settings)
     try:
-        with database.session() as session:
+        with database.snapshot() as session:
             report = archive_ledger.verify(session)
             click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
             checkpoints = sealing.verify_checkpoints(session, sealing.get_sealer(settings))

@@ -19,6 +19,7 @@ from archive.errors import InvalidInput
 from archive.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SNAPSHOT = "evidence_snapshot"
 
 
 def _has_nul(parameters: object) -> bool:
@@ -67,7 +68,9 @@ def _make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only snapshot (Database.snapshot) takes no write lock: under WAL a
+            # deferred transaction reads one snapshot and never blocks a writer.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(SNAPSHOT) else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -93,6 +96,28 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose every query sees one snapshot of the database.
+
+        Verification reads an item, its derived rows, its custody entries and the latest
+        checkpoint in several statements while workers keep committing. Under PostgreSQL's
+        default READ COMMITTED each statement would see a newer state (an item read as
+        unsealed, then its seal rows committed a moment later), and a half-old, half-new
+        picture looks exactly like tampering. REPEATABLE READ gives one snapshot; SQLite's
+        deferred ``BEGIN`` under WAL does the same without taking the write lock. Nothing is
+        written: it rolls back.
+        """
+        options: dict[str, object] = {SNAPSHOT: True}
+        if self.engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with self.sessions() as session:
+            try:
+                session.connection(execution_options=options)
+                yield session
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

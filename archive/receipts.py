@@ -101,7 +101,7 @@ def run_verification(
             checks.append(_check("item", item_id, "pending", detail + "; pending: " + ", ".join(report.pending)))
         else:
             checks.append(_check("item", item_id, "ok", detail))
-    with db.session() as session:
+    with db.snapshot() as session:
         try:
             lr = ledger.verify(session)
             checks.append(_check("ledger", "custody ledger", "ok", f"{lr.size} entries, root {lr.root_hash}"))
@@ -113,6 +113,7 @@ def run_verification(
                                  f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
         except VerificationError as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
+    with db.session() as session:
         summary = continuity_snapshot(session, case_id=case_id)["summary"]
         checks.append(_check(
             "continuity", "recording continuity", "ok" if summary["unresolved"] == 0 else "warning",

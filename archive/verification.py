@@ -182,7 +182,8 @@ def verify_item(
     problem: str | None = None
     try:
         fixity = verify_item_fixity(db=db, store=store, item_id=item_id, actor=actor)
-        with db.session() as session:
+        # One snapshot: a worker sealing the item meanwhile must not be seen half-done.
+        with db.snapshot() as session:
             report = _verify(session, store, sealer, item_id, fixity, require_sealed)
     except ArchiveError as exc:
         problem = exc.message

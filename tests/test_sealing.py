@@ -627,3 +627,31 @@ def test_full_temporary_directory_fails_the_seal_and_a_retry_succeeds(tmp_path):
     assert "temporary directory" in result["failure"]["message"], result
     assert result["after_failure"] == {"seal_status": "failed", "flags": [], "roles": []}, result
     assert result["pades_sha256"] is not None
+
+
+def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
+    """A seal committed between two reads of a verification must not look like tampering.
+
+    The item row is read unsealed, then the worker commits its seal rows and status, then
+    the verification reads the derived rows: inside ``Database.snapshot`` it still sees none
+    (one consistent state), so a verify-item racing the sealing worker reports the seal as
+    pending instead of "seal objects exist but seal_status is pending". The sealing commit
+    is not blocked by the reader (SQLite included).
+    """
+    from archive import sealing, verification
+    from archive.evidence import verify_item_fixity
+    from archive.models import EvidenceItem
+
+    db = stack.services.db
+    item_id = receive_directly(stack, case, os.urandom(50_000))
+    fixity = verify_item_fixity(db=db, store=stack.services.store, item_id=item_id, actor="test")
+    sealer = sealing.get_sealer(stack.services.settings)
+    with db.snapshot() as session:
+        assert session.get(EvidenceItem, item_id).seal_status == "pending"
+        sealing.seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)
+        report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False)  # noqa: SLF001
+        assert not report.sealed and any(p.startswith("seal") for p in report.pending), report
+    with db.session() as session:
+        assert session.get(EvidenceItem, item_id).seal_status == "sealed"
+    done = stack.cli("verify-item", item_id)
+    assert done.returncode == 0, done.stderr
