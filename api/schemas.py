@@ -71,6 +71,7 @@ class ItemPublic(BaseModel):
     size: int
     sha256: str
     sm3: str | None
+    sha512: str | None = Field(None, description="Taken with SM3 by a worker after receipt")
     storage_key: str
     storage_version: str | None
     retention_until: datetime | None
@@ -93,7 +94,7 @@ class ItemPublic(BaseModel):
             id=item.id, case_id=item.case_id, case_number=item.case.case_number, vault=item.vault.name,
             parent_id=item.parent_id, kind=item.kind, filename=item.original_filename,
             media_type=item.media_type, size=item.size, sha256=item.sha256, sm3=item.sm3,
-            storage_key=item.storage_key, storage_version=item.storage_version,
+            sha512=item.sha512, storage_key=item.storage_key, storage_version=item.storage_version,
             retention_until=item.retention_until, device_id=item.device_id,
             recorded_start=item.recorded_start, received_at=item.received_at, status=item.status.value,
             flags=item.flags or [], processing=item.processing or {}, seal_status=item.seal_status,

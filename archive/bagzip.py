@@ -7,7 +7,11 @@ write of the archive. Originals are stored (``ZIP_STORED``): video is already co
 and recompressing it would only burn time. Tag files (small text) are deflated.
 
 SHA-512 of each payload runs on a helper thread: :mod:`hashlib` releases the GIL on
-large buffers, so it overlaps with SHA-256, CRC-32 and the write on the main thread.
+large buffers, so it overlaps with SHA-256, CRC-32 and the write on the main thread. An
+original whose SHA-512 was recorded after receipt is not hashed with it again: its
+SHA-256, recomputed as it streams, must equal the recorded one, and so the bytes are the
+very bytes the recorded SHA-512 was taken from. SHA-512 is the slowest hash here (about
+half SHA-256's speed), so this is most of an export's CPU.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ class MemberDigest:
     size: int
     sha256: str
     sha512: str
+
+
+class MemberChanged(ArchiveError):
+    """A member's bytes are not the ones on record (fixity failure); the bag is void."""
+
+    code = "fixity_failed"
+    status = 409
 
 
 class SinkAborted(ArchiveError):
@@ -194,19 +205,29 @@ class BagZipWriter:
 
     def add_stream(
         self, path: str, chunks: Iterable[bytes], *, size: int, compress: bool = False,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], None] | None = None, sha256: str | None = None, sha512: str | None = None,
     ) -> MemberDigest:
-        """Stream one member of ``size`` bytes (the size decides ZIP64 up front)."""
+        """Stream one member of ``size`` bytes (the size decides ZIP64 up front).
+
+        ``sha256``, when given, is the hash on record for these bytes: a streamed SHA-256
+        that differs raises MemberChanged (after the member was written; the caller
+        aborts the whole ZIP). ``sha512`` is the SHA-512 on record for the same bytes; it
+        is used instead of hashing again, and only with ``sha256``, which vouches for it.
+        """
+        if sha512 is not None and sha256 is None:
+            raise ValueError("a recorded sha512 is only taken together with the recorded sha256 that vouches for it")
         info = self._info(path, size=size, compress=compress)
-        sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+        hasher256 = hashlib.sha256()
+        hasher512 = hashlib.sha512() if sha512 is None else None
         written = 0
         pending = None
         with self.zip.open(info, mode="w", force_zip64=size >= zipfile.ZIP64_LIMIT * 0.9) as out:
             for chunk in chunks:
-                if pending is not None:
-                    pending.result()
-                pending = self._pool.submit(sha512.update, chunk)
-                sha256.update(chunk)
+                if hasher512 is not None:
+                    if pending is not None:
+                        pending.result()
+                    pending = self._pool.submit(hasher512.update, chunk)
+                hasher256.update(chunk)
                 out.write(chunk)
                 written += len(chunk)
                 if on_progress is not None:
@@ -217,7 +238,12 @@ class BagZipWriter:
             raise ArchiveError(
                 f"bag member {path}: read {written} bytes where {size} were expected", code="export_source_changed",
             )
-        return self._record(MemberDigest(path, written, sha256.hexdigest(), sha512.hexdigest()))
+        if sha256 is not None and hasher256.hexdigest() != sha256:
+            raise MemberChanged(
+                f"bag member {path}: sha256 {hasher256.hexdigest()} differs from the recorded {sha256}"
+            )
+        digest512 = sha512 if hasher512 is None else hasher512.hexdigest()
+        return self._record(MemberDigest(path, written, hasher256.hexdigest(), digest512))
 
     def add_bytes(self, path: str, data: bytes, *, compress: bool = True) -> MemberDigest:
         """Write a small member held in memory (tag files, seals, the certificate)."""

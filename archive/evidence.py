@@ -375,7 +375,7 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
         if item is None:
             raise NotFound(f"no evidence item {item_id}", code="item_not_found")
     problem = None
-    algorithms = ("sha256", "sm3") if item.sm3 else ("sha256",)
+    algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
     try:
         stream = rehash(store, item, algorithms=algorithms)
         if stream.size != item.size:
@@ -384,6 +384,8 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
             problem = f"stored original of item {item_id}: sha256 {stream.hexdigest('sha256')} != received {item.sha256}"
         elif item.sm3 and stream.hexdigest("sm3") != item.sm3:
             problem = f"stored original of item {item_id}: sm3 differs from the one recorded"
+        elif item.sha512 and stream.hexdigest("sha512") != item.sha512:
+            problem = f"stored original of item {item_id}: sha512 differs from the one recorded"
     except ArchiveError as exc:
         problem = f"stored original of item {item_id} cannot be read: {exc.message}"
     with db.session() as session:
@@ -421,25 +423,29 @@ def add_flag(item: EvidenceItem, flag: str) -> None:
 
 
 def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
-    """Hash the stored original with SM3 and record it; safe to run twice."""
+    """Hash the stored original with SM3 (and SHA-512) and record both; safe to run twice.
+
+    SHA-512 rides along in a thread of its own during the same read, so it costs no extra
+    time (SM3 is the slower), and exports need not hash every original with it again.
+    """
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         if item is None:
             raise NotFound(f"no evidence item {item_id}", code="item_not_found")
         if item.sm3:
             return item.sm3
-    stream = rehash(store, item, algorithms=("sha256", "sm3"))
+    stream = rehash(store, item, algorithms=("sha256", "sm3", "sha512"))
     if stream.hexdigest("sha256") != item.sha256:
         raise VerificationError(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
-    digest = stream.hexdigest("sm3")
+    digest, sha512 = stream.hexdigest("sm3"), stream.hexdigest("sha512")
     with db.session() as session:
         item = lock_item(session, item_id)
         if item.sm3:
             return item.sm3
-        item.sm3 = digest
+        item.sm3, item.sha512 = digest, sha512
         ledger.append(
             session, actor="system:worker", action="sm3_computed", case_id=item.case_id, item_id=item_id,
-            details={"sm3": digest},
+            details={"sm3": digest, "sha512": sha512},
         )
     return digest
 

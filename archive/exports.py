@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from archive import ledger, merkle, sealing
 from archive.evidence import hash_chunks
-from archive.bagzip import BagZipWriter, MemberDigest, StorePipe, manifest_text, safe_member_name
+from archive.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe, manifest_text, safe_member_name
 from archive.db import Database
 from archive.errors import (
     ArchiveError, ConfigurationError, Conflict, Forbidden, InvalidInput, NotFound, ObjectExists, ObjectNotFound,
@@ -451,6 +451,7 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
         planned.append({
             "id": item.id, "kind": item.kind.value, "filename": item.original_filename,
             "media_type": item.media_type, "size": item.size, "sha256": item.sha256, "sm3": item.sm3,
+            "recorded_sha512": item.sha512,
             "storage_key": item.storage_key, "storage_version": item.storage_version,
             "parent": item.parent_id, "device": item.device_id, "flags": list(item.flags or []),
             "received_at": ledger.iso_utc(item.received_at),
@@ -539,22 +540,24 @@ def write_bag(
         # against the hash taken at receipt, so a rotten original never leaves sealed.
         first_seal = None
         for item in plan.items:
-            digest = bag.add_stream(
-                item["path"], store.read(item["storage_key"], version_id=item["storage_version"]),
-                size=item["size"], on_progress=progress,
-            )
-            if digest.sha256 != item["sha256"]:
+            try:
+                digest = bag.add_stream(
+                    item["path"], store.read(item["storage_key"], version_id=item["storage_version"]),
+                    size=item["size"], on_progress=progress, sha256=item["sha256"], sha512=item["recorded_sha512"],
+                )
+            except MemberChanged as exc:
                 raise ExportFailed(
                     f"original of item {item['id']} no longer matches its recorded sha256 (fixity failure)",
                     code="fixity_failed",
-                )
+                ) from exc
             item["sha512"] = digest.sha512
             for d in item["derived"]:
-                dd = bag.add_stream(d["path"], store.read(d["storage_key"], version_id=d["storage_version"]),
-                                    size=d["size"], on_progress=progress)
-                if dd.sha256 != d["sha256"]:
+                try:
+                    dd = bag.add_stream(d["path"], store.read(d["storage_key"], version_id=d["storage_version"]),
+                                        size=d["size"], on_progress=progress, sha256=d["sha256"])
+                except MemberChanged as exc:
                     raise ExportFailed(f"derived {d['role']} of item {item['id']} no longer matches its sha256",
-                                       code="fixity_failed")
+                                       code="fixity_failed") from exc
                 d["sha512"] = dd.sha512
             base = f"items/{item['id']}/manifest.json"
             (mkey, mver), (ckey, cver), (skey, sver) = (item["seals"][r] for r in SEAL_ROLES)

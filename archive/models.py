@@ -190,6 +190,8 @@ class EvidenceItem(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     sm3: Mapped[str | None] = mapped_column(String(64))
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    """Taken with SM3 by the worker (same read); exports list it in ``manifest-sha512.txt``."""
     storage_key: Mapped[str] = mapped_column(String(1000), unique=True)
     storage_version: Mapped[str | None] = mapped_column(String(200))
     retention_until: Mapped[datetime | None] = mapped_column(AwareDateTime())

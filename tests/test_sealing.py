@@ -272,6 +272,17 @@ def test_tampered_original_and_seal_row_are_named(stack, officer, case):
         s.execute(text("UPDATE evidence_items SET media_type = :m WHERE id = :i"),
                   {"m": item["media_type"], "i": item["id"]})
     assert stack.cli("verify-item", item["id"]).returncode == 0
+    # The SHA-512 exports list is taken with SM3 and is not in the sealed manifest: the
+    # re-hash catches an edit of it.
+    assert item["sha512"] == hashlib.sha512(data).hexdigest()
+    with stack.services.db.session() as s:
+        s.execute(text("UPDATE evidence_items SET sha512 = :h WHERE id = :i"),
+                  {"h": hashlib.sha512(b"other").hexdigest(), "i": item["id"]})
+    bad = stack.cli("verify-item", item["id"])
+    assert bad.returncode == 1 and "sha512 differs" in bad.stderr, bad.stderr
+    with stack.services.db.session() as s:
+        s.execute(text("UPDATE evidence_items SET sha512 = :h WHERE id = :i"), {"h": item["sha512"], "i": item["id"]})
+    assert stack.cli("verify-item", item["id"]).returncode == 0
     _overwrite(stack, item["storage_key"], item["storage_version"], _flip(data, 100),
                repoint=f"UPDATE evidence_items SET storage_version = :v WHERE id = '{item['id']}'")
     bad = stack.cli("verify-item", item["id"])
