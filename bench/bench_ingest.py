@@ -13,6 +13,9 @@ For each of two sizes (``--small``, then ``--size``) a file is generated and:
 * each is repeated, interleaved in an order that rotates every round; the best run of
   each is reported, and the median over rounds of each round's ratio to that round's
   baseline (the virtual disk's write speed drifts by 2x from minute to minute here);
+* the CPU each one used (the API process, curl and this process) is printed per GiB:
+  on a two-core machine the client, the server and the kernel's write-back share the
+  same cores, which the baseline's single process does not have to do;
 * the API runs as its own uvicorn process (started fresh for each size, with a user
   made by ``evidence user add``), so its peak RSS is VmHWM in /proc/PID/status.
 
@@ -105,6 +108,11 @@ class Api:
         if not wait_port(self.port, 60):
             raise SystemExit("the API did not start; see " + str(data / "api.log"))
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the API process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -172,6 +180,7 @@ def run(size: int, work: Path, repeat: int) -> dict[str, float]:
     _, sha256 = baseline(source, work / "copy.bin")
     api = Api(data)
     times: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
     try:
         with httpx.Client(base_url=api.url, headers=api.headers, timeout=600) as c:
             case = c.post("/api/v1/cases", json={"case_number": f"BENCH-{uuid.uuid4().hex[:8]}", "title": "bench"}).json()
@@ -189,8 +198,15 @@ def run(size: int, work: Path, repeat: int) -> dict[str, float]:
                     # Each contender starts with no dirty pages left by the one before:
                     # every one of them fsyncs its copy and pays only for its own writes.
                     os.sync()
+                    api_before, own_before = api.cpu_seconds(), os.times()
                     elapsed, item_id = contenders[name]()
+                    own_after = os.times()
                     times[name].append(elapsed)
+                    # CPU of everyone involved: the API, curl (our children) and this process.
+                    cpu[name].append(
+                        api.cpu_seconds() - api_before
+                        + sum(own_after[i] - own_before[i] for i in range(4))
+                    )
                     if item_id is not None:
                         item = c.get(f"/api/v1/evidence/{item_id}").json()
                         assert item["sha256"] == sha256 and item["size"] == size, item
@@ -203,8 +219,10 @@ def run(size: int, work: Path, repeat: int) -> dict[str, float]:
     # Also each round's ratio against the baseline of the same round, whose median is
     # steadier than best-vs-best while the disk's speed drifts.
     paired = {k: statistics.median(b / t for b, t in zip(times["baseline"], times[k])) for k in ("plain", "tus")}
+    gib = size / (1024 * MiB)
     return {"size_mib": mib, "rss": rss, **{k: mib / min(v) for k, v in times.items()},
-            **{f"{k}_paired": v for k, v in paired.items()}}
+            **{f"{k}_paired": v for k, v in paired.items()},
+            **{f"{k}_cpu": statistics.median(v) / gib for k, v in cpu.items()}}
 
 
 def main() -> None:
@@ -228,6 +246,10 @@ def main() -> None:
             f" {r['rss']:>9.0f} MB"
             f" {r['plain_paired']:>14.2f}x / {r['tus_paired']:.2f}x"
         )
+    print("CPU seconds per GiB (median; API + curl, or the baseline's own): "
+          + "; ".join(f"{r['size_mib']:.0f}MiB baseline {r['baseline_cpu']:.2f} plain {r['plain_cpu']:.2f} "
+                      f"tus {r['tus_cpu']:.2f}" for r in rows)
+          + f" -- this machine has {os.cpu_count()} cores")
     worst = min(min(r["plain"], r["tus"]) / r["baseline"] for r in rows)
     worst_paired = min(min(r["plain_paired"], r["tus_paired"]) for r in rows)
     peak = max(r["rss"] for r in rows)
