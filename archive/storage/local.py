@@ -14,6 +14,7 @@ the staging directory is on another filesystem.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -27,6 +28,43 @@ from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageEr
 from archive.storage import CHUNK, StageHandle, StoredObject
 
 log = logging.getLogger(__name__)
+
+WRITEBACK_EVERY = 8 * 1024 * 1024
+"""Bytes written between two requests to start writing them to disk (see _write_all)."""
+
+
+def _sync_file_range():  # type: ignore[no-untyped-def]
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None  # not Linux: the final fsync does all the work, as before
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _write_all(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
+    """Write ``chunks`` at ``f``'s position (``start``); return how many bytes were written.
+
+    Every :data:`WRITEBACK_EVERY` bytes the kernel is asked to start writing them out
+    (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: it returns at once). Without it the
+    dirty pages wait for the fsync that ends every write, and that fsync then does all
+    the disk work in the request's thread while the body stops flowing (a resumable
+    upload fsyncs every segment). With it the disk works while the bytes keep arriving,
+    and the fsync, which alone makes the bytes durable, only waits for the tail.
+    """
+    written = started = 0
+    for chunk in chunks:
+        f.write(chunk)
+        written += len(chunk)
+        if _SYNC_FILE_RANGE is not None and written - started >= WRITEBACK_EVERY:
+            f.flush()
+            _SYNC_FILE_RANGE(f.fileno(), start + started, written - started, _SYNC_FILE_RANGE_WRITE)
+            started = written
+    return written
 
 
 class LocalStore:
@@ -63,9 +101,7 @@ class LocalStore:
         size = 0
         try:
             with open(tmp, "xb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    size += len(chunk)
+                size = _write_all(f, chunks, 0)
                 f.flush()
                 os.fsync(f.fileno())
             # link() fails if the target exists, unlike rename(): no overwrite race.
@@ -194,8 +230,7 @@ class LocalStore:
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
                 f.seek(offset)
-                for chunk in chunks:
-                    f.write(chunk)
+                _write_all(f, chunks, offset)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
