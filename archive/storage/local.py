@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
 """Bytes written between two requests to start writing them to disk (see _write_all)."""
+KEEP_CACHED = 16 * 1024 * 1024
+"""The head of each written file stays in the page cache (see _forget_written)."""
 
 
 def _sync_file_range():  # type: ignore[no-untyped-def]
@@ -44,6 +46,24 @@ def _sync_file_range():  # type: ignore[no-untyped-def]
 
 _SYNC_FILE_RANGE = _sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
+
+
+def _forget_written(fd: int, offset: int, length: int) -> None:
+    """Let the kernel drop pages that are now safely on disk.
+
+    An archive writes originals once and reads them rarely: kept in the page cache they
+    only push out everything else, and once the cache is full every new write pays for
+    reclaiming it (here, a second 4 GiB upload cost the writing thread three times the
+    CPU of the first). Only called after fsync, so the pages are clean and dropping them
+    loses nothing; the first :data:`KEEP_CACHED` bytes stay, for the probe that reads
+    a file's header right after it arrives.
+    """
+    start = max(offset, KEEP_CACHED)
+    if length > 0 and offset + length > start and hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, start, offset + length - start, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # only advice
 
 
 def _write_all(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
@@ -104,6 +124,7 @@ class LocalStore:
                 size = _write_all(f, chunks, 0)
                 f.flush()
                 os.fsync(f.fileno())
+                _forget_written(f.fileno(), 0, size)
             # link() fails if the target exists, unlike rename(): no overwrite race.
             os.link(tmp, path)
         except FileExistsError as exc:
@@ -230,9 +251,10 @@ class LocalStore:
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
                 f.seek(offset)
-                _write_all(f, chunks, offset)
+                written = _write_all(f, chunks, offset)
                 f.flush()
                 os.fsync(f.fileno())
+                _forget_written(f.fileno(), offset, written)
         except OSError as exc:
             raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
         return handle
