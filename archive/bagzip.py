@@ -10,8 +10,8 @@ SHA-512 of each payload runs on a helper thread: :mod:`hashlib` releases the GIL
 large buffers, so it overlaps with SHA-256, CRC-32 and the write on the main thread. An
 original whose SHA-512 was recorded after receipt is not hashed with it again: its
 SHA-256, recomputed as it streams, must equal the recorded one, and so the bytes are the
-very bytes the recorded SHA-512 was taken from. SHA-512 is the slowest hash here (about
-half SHA-256's speed), so this is most of an export's CPU.
+very bytes the recorded SHA-512 was taken from. SHA-512 runs at about half SHA-256's
+speed here, so it was the largest single cost of an export.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def run(size: int, work: Path, repeat: int) -> dict[str, float]:
             # are noisy. The order rotates each round so no contender always runs last.
             names = list(contenders)
             for round_ in range(repeat):
-                for name in names[round_ % 3:] + names[: round_ % 3]:
+                for name in names[round_ % len(names):] + names[: round_ % len(names)]:
                     # Each contender starts with no dirty pages left by the one before:
                     # every one of them fsyncs its copy and pays only for its own writes.
                     os.sync()

@@ -30,7 +30,7 @@ from archive.storage import CHUNK, StageHandle, StoredObject
 log = logging.getLogger(__name__)
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
-"""Bytes written between two requests to start writing them to disk (see _write_all)."""
+"""Bytes written between two requests to start writing them to disk (see _write_durably)."""
 KEEP_CACHED = 16 * 1024 * 1024
 """The head of each written file stays in the page cache (see _forget_written)."""
 
@@ -66,15 +66,17 @@ def _forget_written(fd: int, offset: int, length: int) -> None:
             pass  # only advice
 
 
-def _write_all(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
-    """Write ``chunks`` at ``f``'s position (``start``); return how many bytes were written.
+def _write_durably(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
+    """Write ``chunks`` at ``f``'s position (``start``), fsync, and return how many bytes
+    were written; they are on disk when it returns.
 
     Every :data:`WRITEBACK_EVERY` bytes the kernel is asked to start writing them out
     (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: it returns at once). Without it the
     dirty pages wait for the fsync that ends every write, and that fsync then does all
     the disk work in the request's thread while the body stops flowing (a resumable
     upload fsyncs every segment). With it the disk works while the bytes keep arriving,
-    and the fsync, which alone makes the bytes durable, only waits for the tail.
+    and the fsync, which alone makes the bytes durable, only waits for the tail. The
+    written pages then leave the page cache (:func:`_forget_written`).
     """
     written = started = 0
     for chunk in chunks:
@@ -84,6 +86,9 @@ def _write_all(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[n
             f.flush()
             _SYNC_FILE_RANGE(f.fileno(), start + started, written - started, _SYNC_FILE_RANGE_WRITE)
             started = written
+    f.flush()
+    os.fsync(f.fileno())
+    _forget_written(f.fileno(), start, written)
     return written
 
 
@@ -118,13 +123,9 @@ class LocalStore:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-        size = 0
         try:
             with open(tmp, "xb") as f:
-                size = _write_all(f, chunks, 0)
-                f.flush()
-                os.fsync(f.fileno())
-                _forget_written(f.fileno(), 0, size)
+                size = _write_durably(f, chunks, 0)
             # link() fails if the target exists, unlike rename(): no overwrite race.
             os.link(tmp, path)
         except FileExistsError as exc:
@@ -251,10 +252,7 @@ class LocalStore:
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
                 f.seek(offset)
-                written = _write_all(f, chunks, offset)
-                f.flush()
-                os.fsync(f.fileno())
-                _forget_written(f.fileno(), offset, written)
+                _write_durably(f, chunks, offset)
         except OSError as exc:
             raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
         return handle
