@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     storage_backend: Literal["local", "s3"] = "local"
     storage_dir: Path | None = None
     """Local object directory; default ``DATA_DIR/objects``."""
+    storage_direct_io: bool = True
+    """Write originals to the local object directory with direct I/O (O_DIRECT), past
+    the page cache; used only where the filesystem has it."""
     s3_endpoint: str | None = None
     """host:port of the S3 server (MinIO in production)."""
     s3_access_key: SecretStr | None = None

@@ -121,4 +121,6 @@ def open_store(settings: Settings) -> ObjectStore:
         return S3Store.from_settings(settings)
     from archive.storage.local import LocalStore
 
-    return LocalStore(settings.resolved_storage_dir, staging_dir=settings.resolved_upload_dir)
+    return LocalStore(
+        settings.resolved_storage_dir, staging_dir=settings.resolved_upload_dir, direct_io=settings.storage_direct_io
+    )

@@ -1,7 +1,10 @@
 """Local-directory object store: for one machine only (development, embedded default).
 
-Objects are files under a root directory; a put writes a temporary file and renames it
-into place only when complete, so a reader never sees a partial object. Locking makes
+Objects are files under a root directory; a put writes a temporary file and links it
+into place only when complete, so a reader never sees a partial object. Files are
+written with direct I/O where the filesystem has it (``EVIDENCE_STORAGE_DIRECT_IO``,
+default on): originals are written once and read rarely, and passing them through the
+page cache costs more CPU than anything else in an upload (see :func:`_write_durably`). Locking makes
 the file read-only (0444) — a courtesy, not a guarantee: anyone with root on the machine
 can still change it, which is why production uses S3 object lock.
 
@@ -17,10 +20,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
+import mmap
 import os
 import stat as stat_mod
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -30,9 +36,16 @@ from archive.storage import CHUNK, StageHandle, StoredObject
 log = logging.getLogger(__name__)
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
-"""Bytes written between two requests to start writing them to disk (see _write_durably)."""
+"""Bytes written between two requests to start writing them to disk (see _write_buffered)."""
 KEEP_CACHED = 16 * 1024 * 1024
-"""The head of each written file stays in the page cache (see _forget_written)."""
+"""The head of each file written through the page cache stays there (see _forget_written)."""
+ALIGN = 4096
+"""File offset, length and memory alignment of direct writes (the largest logical block
+size in common use; every smaller one divides it)."""
+DIRECT_BLOCK = 4 * 1024 * 1024
+"""Size of the aligned buffers a direct write gathers the incoming chunks into..."""
+DIRECT_BUFFERS = 3
+"""...and how many of them: one filling while the others are written."""
 
 
 def _sync_file_range():  # type: ignore[no-untyped-def]
@@ -66,9 +79,151 @@ def _forget_written(fd: int, offset: int, length: int) -> None:
             pass  # only advice
 
 
-def _write_durably(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
-    """Write ``chunks`` at ``f``'s position (``start``), fsync, and return how many bytes
-    were written; they are on disk when it returns.
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
+def _open_direct(path: Path) -> int | None:
+    """A second descriptor on ``path`` that bypasses the page cache, or None where the
+    platform or filesystem has no direct I/O."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return None
+        raise
+
+
+_BUFFERS: list[mmap.mmap] = []
+_BUFFERS_LOCK = threading.Lock()
+_BUFFERS_KEPT = 2 * DIRECT_BUFFERS
+"""Aligned buffers kept for the next direct write (fresh ones cost page faults)."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_BUFFERS.clear)
+
+
+def _take_buffer() -> mmap.mmap:
+    with _BUFFERS_LOCK:
+        if _BUFFERS:
+            return _BUFFERS.pop()
+    # Private: a forked worker process never shares a buffer with its parent.
+    return mmap.mmap(-1, DIRECT_BLOCK, flags=mmap.MAP_PRIVATE)
+
+
+def _give_back(buffer: mmap.mmap) -> None:
+    with _BUFFERS_LOCK:
+        if len(_BUFFERS) < _BUFFERS_KEPT:
+            _BUFFERS.append(buffer)
+            return
+    buffer.close()
+
+
+class _DirectWriter:
+    """Aligned blocks written through an O_DIRECT descriptor by a thread of their own,
+    so that filling the next block overlaps writing the last: a direct write returns
+    only once the device has the bytes."""
+
+    def __init__(self, fd: int, direct: int):
+        self.fd, self.direct = fd, direct
+        self.buffers = [_take_buffer() for _ in range(DIRECT_BUFFERS)]
+        self.pending: list[Future[None] | None] = [None] * DIRECT_BUFFERS
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-write")
+
+    def buffer(self, index: int) -> memoryview:
+        """Buffer ``index`` once its last write is done (raising what that write raised)."""
+        slot = index % DIRECT_BUFFERS
+        if self.pending[slot] is not None:
+            self.pending[slot].result()  # type: ignore[union-attr]
+            self.pending[slot] = None
+        return memoryview(self.buffers[slot])
+
+    def submit(self, index: int, length: int, offset: int) -> None:
+        slot = index % DIRECT_BUFFERS
+        self.pending[slot] = self.thread.submit(self._write, slot, length, offset)
+
+    def _write(self, slot: int, length: int, offset: int) -> None:
+        with memoryview(self.buffers[slot]) as view:
+            block = view[:length]
+            if self.direct != self.fd:
+                try:
+                    _pwrite_all(self.direct, block, offset)
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    log.warning("direct I/O refused (%s); writing through the page cache", exc.strerror)
+                    self.direct = self.fd
+            _pwrite_all(self.fd, block, offset)
+
+    def close(self) -> None:
+        """Wait for every write (raising the first failure), then free the buffers."""
+        try:
+            for slot in range(DIRECT_BUFFERS):
+                self.buffer(slot).release()
+        finally:
+            self.thread.shutdown(wait=True)
+            for buffer in self.buffers:
+                _give_back(buffer)
+
+
+def _write_direct(fd: int, direct: int, chunks: Iterable[bytes], start: int) -> int:
+    """Write ``chunks`` at ``start``: whole aligned blocks through ``direct`` (O_DIRECT),
+    the unaligned head and tail through ``fd``; fsync; return the bytes written.
+
+    The chunks are gathered into page-aligned buffers (anonymous mmaps) of
+    :data:`DIRECT_BLOCK` bytes, each written with one ``pwrite`` by a thread of its own
+    while the next fills (:class:`_DirectWriter`). Direct writes skip the page cache: no
+    copy into it, no write-back later, nothing to reclaim. The head (up to the first
+    :data:`ALIGN` boundary, when a resumable upload appends at an odd offset) and the
+    tail go through the page cache; they lie on other pages than the direct blocks, so
+    the two never overlap. If the kernel refuses a direct write (a device with larger
+    blocks than :data:`ALIGN`) the rest goes through the page cache.
+    """
+    writer = _DirectWriter(fd, direct)
+    position = start  # file offset of the block being filled, once the head is written
+    head = -start % ALIGN
+    index = filled = 0
+    view = writer.buffer(index)
+    try:
+        for chunk in chunks:
+            data = memoryview(chunk).cast("B")
+            if head:
+                take = data[:head]
+                _pwrite_all(fd, take, position)
+                position += len(take)
+                head -= len(take)
+                data = data[len(take):]
+            while data:
+                take = min(len(data), DIRECT_BLOCK - filled)
+                view[filled : filled + take] = data[:take]
+                filled += take
+                data = data[take:]
+                if filled == DIRECT_BLOCK:
+                    view.release()
+                    writer.submit(index, filled, position)
+                    position += filled
+                    index, filled = index + 1, 0
+                    view = writer.buffer(index)
+        aligned = filled - filled % ALIGN
+        if filled > aligned:
+            _pwrite_all(fd, view[aligned:filled], position + aligned)
+        if aligned:
+            writer.submit(index, aligned, position)
+    finally:
+        view.release()
+        writer.close()
+    os.fsync(fd)
+    return position + filled - start
+
+
+def _write_buffered(f, chunks: Iterable[bytes], start: int) -> int:  # type: ignore[no-untyped-def]
+    """Write ``chunks`` at ``f``'s position (``start``) through the page cache, fsync, and
+    return how many bytes were written.
 
     Every :data:`WRITEBACK_EVERY` bytes the kernel is asked to start writing them out
     (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: it returns at once). Without it the
@@ -92,13 +247,34 @@ def _write_durably(f, chunks: Iterable[bytes], start: int) -> int:  # type: igno
     return written
 
 
+def _write_durably(path: Path, f, chunks: Iterable[bytes], start: int, *, direct_io: bool) -> int:  # type: ignore[no-untyped-def]
+    """Write ``chunks`` into the open file ``f`` (at ``path``) from offset ``start``; the
+    bytes are on disk when it returns, and their count is returned.
+
+    Direct I/O when asked for and the filesystem has it (:func:`_write_direct`), else
+    through the page cache (:func:`_write_buffered`). On the virtual disks measured here
+    a buffered write costs 0.3 to 2.8 CPU-seconds per GiB depending on the state of the
+    page cache (copying in, write-back, reclaim); a direct one costs 0.2, steadily.
+    """
+    direct = _open_direct(path) if direct_io else None
+    if direct is None:
+        f.seek(start)
+        return _write_buffered(f, chunks, start)
+    try:
+        f.flush()
+        return _write_direct(f.fileno(), direct, chunks, start)
+    finally:
+        os.close(direct)
+
+
 class LocalStore:
     """Objects as files under ``root``; ``<key>`` maps to ``root/<key>``."""
 
     supports_lock = True
 
-    def __init__(self, root: Path, *, staging_dir: Path | None = None):
+    def __init__(self, root: Path, *, staging_dir: Path | None = None, direct_io: bool = True):
         self.root = Path(root).resolve()
+        self.direct_io = direct_io
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging_dir = Path(staging_dir).resolve() if staging_dir else self.root.parent / (self.root.name + "-staging")
         self.description = f"local directory {self.root} (single machine only)"
@@ -125,7 +301,7 @@ class LocalStore:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
         try:
             with open(tmp, "xb") as f:
-                size = _write_durably(f, chunks, 0)
+                size = _write_durably(tmp, f, chunks, 0, direct_io=self.direct_io)
             # link() fails if the target exists, unlike rename(): no overwrite race.
             os.link(tmp, path)
         except FileExistsError as exc:
@@ -251,8 +427,7 @@ class LocalStore:
                     )
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
-                f.seek(offset)
-                _write_durably(f, chunks, offset)
+                _write_durably(path, f, chunks, offset, direct_io=self.direct_io)
         except OSError as exc:
             raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
         return handle
