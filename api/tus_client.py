@@ -1,7 +1,11 @@
 """The client side of ``evidence upload``: tus uploads with tuspy, resumable across runs.
 
 Per file: SHA-256 first (progress bar), then a tus upload in bounded chunks (progress
-bar), each chunk carrying ``Upload-Checksum: sha256``. The upload URL and the hash are
+bar), each chunk carrying ``Upload-Checksum: sha256``. The first pass also hashes each
+chunk (the whole file and the chunk in two threads, so it takes no longer), and the
+upload sends those digests instead of hashing every byte a second time; a chunk the
+pass did not see (a resumed upload, starting at the server's offset) is hashed as it
+is sent. The upload URL and the hash are
 kept in a small JSON state file keyed by absolute path, size and mtime, so running the
 same command again after an interruption resumes where the server says it stopped; a
 changed file gets a new upload. tuspy reads one chunk at a time into memory, so memory
@@ -15,6 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +39,33 @@ class Interrupted(Exception):
     """The upload stopped before the end (on request); running again resumes it."""
 
 
+class _Digest:
+    def __init__(self, digest: bytes):
+        self._digest = digest
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
 class _Sha256Uploader(Uploader):
-    """tuspy's uploader with sha256 per-chunk checksums (tuspy defaults to sha1)."""
+    """tuspy's uploader with sha256 per-chunk checksums (tuspy defaults to sha1), taken
+    from ``known`` (offset -> (length, digest), from the hashing pass) when it has the
+    chunk being sent. tuspy asks for the checksum of a chunk it has just read at
+    ``self.offset``; a chunk not in ``known`` is hashed then."""
 
     CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+    def __init__(self, *args, known: dict[int, tuple[int, bytes]] | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._known = known or {}
+
+    @property
+    def checksum_algorithm(self) -> Callable[[bytes], _Digest]:
+        def sha256(chunk: bytes) -> _Digest:
+            length, digest = self._known.get(self.offset, (-1, b""))
+            return _Digest(digest if length == len(chunk) else hashlib.sha256(chunk).digest())
+
+        return sha256
 
 
 def state_path() -> Path:
@@ -92,14 +120,30 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _sha256(path: Path, size: int, console: Console) -> str:
-    digest = hashlib.sha256()
-    with _progress(console) as progress, open(path, "rb") as f:
+def _hash_file(path: Path, size: int, chunk_size: int, console: Console) -> tuple[str, dict[int, tuple[int, bytes]]]:
+    """The file's SHA-256, and each ``chunk_size`` chunk's: offset -> (length, digest).
+
+    One read of the file; the whole-file hash runs in a second thread (hashlib lets go
+    of the GIL on large buffers) while this one hashes the chunks.
+    """
+    whole = hashlib.sha256()
+    chunks: dict[int, tuple[int, bytes]] = {}
+    piece, start, offset = hashlib.sha256(), 0, 0
+    step = min(chunk_size, 4 * 1024 * 1024)
+    with _progress(console) as progress, open(path, "rb") as f, ThreadPoolExecutor(1) as other:
         task = progress.add_task(f"hashing {path.name}", total=size)
-        for block in iter(lambda: f.read(4 * 1024 * 1024), b""):
-            digest.update(block)
+        while block := f.read(min(step, chunk_size - (offset - start))):
+            pending = other.submit(whole.update, block)
+            piece.update(block)
+            offset += len(block)
+            if offset - start == chunk_size:
+                chunks[start] = (chunk_size, piece.digest())
+                piece, start = hashlib.sha256(), offset
+            pending.result()
             progress.advance(task, len(block))
-    return digest.hexdigest()
+    if offset > start:
+        chunks[start] = (offset - start, piece.digest())
+    return whole.hexdigest(), chunks
 
 
 def _explain(exc: Exception) -> str:
@@ -127,7 +171,10 @@ def upload_file(
     st = request.path.stat()
     key = f"{request.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     saved = state.load().get(key) or {}
-    sha256 = saved.get("sha256") or _sha256(request.path, st.st_size, console)
+    known: dict[int, tuple[int, bytes]] = {}
+    sha256 = saved.get("sha256")
+    if not sha256:
+        sha256, known = _hash_file(request.path, st.st_size, chunk_size, console)
     headers = {"Authorization": f"Bearer {token}"}
     client = TusClient(base_url.rstrip("/") + "/api/v1/uploads", headers=headers)
     metadata = {"case_id": request.case_id, "kind": request.kind, "filename": request.path.name, "sha256": sha256}
@@ -141,7 +188,7 @@ def upload_file(
             try:
                 uploader = _Sha256Uploader(
                     file_stream=stream, client=client, chunk_size=chunk_size, metadata=metadata,
-                    url=saved["url"], upload_checksum=True, retries=3, retry_delay=1,
+                    url=saved["url"], upload_checksum=True, retries=3, retry_delay=1, known=known,
                 )
                 say(f"{request.path.name}: resuming at {uploader.offset} of {st.st_size} bytes")
             except TusCommunicationError:
@@ -151,7 +198,7 @@ def upload_file(
             if uploader is None:
                 uploader = _Sha256Uploader(
                     file_stream=stream, client=client, chunk_size=chunk_size, metadata=metadata,
-                    upload_checksum=True, retries=3, retry_delay=1,
+                    upload_checksum=True, retries=3, retry_delay=1, known=known,
                 )
                 uploader.set_url(uploader.create_url())
                 uploader.offset = 0

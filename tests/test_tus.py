@@ -394,3 +394,34 @@ def test_cli_upload_and_resume(stack, officer, case, tmp_path):
     finally:
         for key in env_extra:
             stack.env.pop(key, None)
+
+
+@pytest.mark.parametrize("chunk_size", [MiB, 3 * MiB, 5 * MiB + 3])
+def test_cli_hashing_pass_gives_the_file_and_chunk_digests(tmp_path, chunk_size):
+    """``evidence upload`` reads the file once for its SHA-256 and every chunk's, then
+    sends the chunk digests as Upload-Checksum without hashing again; a chunk the pass
+    did not see (another offset or length) is hashed when sent."""
+    import io
+
+    from rich.console import Console
+    from tusclient.client import TusClient
+
+    from api import tus_client
+
+    data = os.urandom(11 * MiB + 7)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    whole, known = tus_client._hash_file(path, len(data), chunk_size, Console(file=io.StringIO()))
+    assert whole == hashlib.sha256(data).hexdigest()
+    assert known == {
+        start: (len(data[start : start + chunk_size]), hashlib.sha256(data[start : start + chunk_size]).digest())
+        for start in range(0, len(data), chunk_size)
+    }
+    uploader = tus_client._Sha256Uploader(
+        file_stream=io.BytesIO(data), client=TusClient("http://127.0.0.1:9/none"), chunk_size=chunk_size,
+        upload_checksum=True, known={0: (4, b"\x01" * 32)},
+    )
+    assert uploader.checksum_algorithm(b"abcd").digest() == b"\x01" * 32  # taken, not computed
+    assert uploader.checksum_algorithm(b"abc").digest() == hashlib.sha256(b"abc").digest()
+    uploader.offset = 5
+    assert uploader.checksum_algorithm(b"abcd").digest() == hashlib.sha256(b"abcd").digest()
