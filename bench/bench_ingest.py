@@ -1,7 +1,7 @@
 """Ingest throughput through the API (plain POST and tus) against a local baseline, and
 the API process's peak memory, on the embedded default.
 
-Run: .venv/bin/python bench/bench_ingest.py [--size 1G] [--small 256M] [--repeat 3] [--dir DIR]
+Run: .venv/bin/python bench/bench_ingest.py [--size 1G] [--small 256M] [--repeat 3] [--dir DIR] [--buffered]
 
 For each of two sizes (``--small``, then ``--size``) a file is generated and:
 
@@ -88,9 +88,10 @@ def baseline(path: Path, copy: Path) -> tuple[float, str]:
 class Api:
     """uvicorn serving the API on the embedded default in ``data``."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, *, direct_io: bool = True):
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-        self.env.update(EVIDENCE_DATA_DIR=str(data), PYTHONPATH=str(ROOT), EVIDENCE_LOG_LEVEL="WARNING")
+        self.env.update(EVIDENCE_DATA_DIR=str(data), PYTHONPATH=str(ROOT), EVIDENCE_LOG_LEVEL="WARNING",
+                        EVIDENCE_STORAGE_DIRECT_IO=str(direct_io).lower())
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         token = subprocess.run(
@@ -171,14 +172,14 @@ def tus_upload(api: Api, case_id: str, path: Path, sha256: str) -> tuple[float, 
     return elapsed, done["evidence-item-id"]
 
 
-def run(size: int, work: Path, repeat: int) -> dict[str, float]:
+def run(size: int, work: Path, repeat: int, direct_io: bool) -> dict[str, float]:
     data = work / f"data-{size}"
     data.mkdir()
     source = work / f"source-{size}.bin"
     generate(source, size)
     # Warm the page cache the same way for every contender.
     _, sha256 = baseline(source, work / "copy.bin")
-    api = Api(data)
+    api = Api(data, direct_io=direct_io)
     times: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
     cpu: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
     try:
@@ -231,11 +232,14 @@ def main() -> None:
     parser.add_argument("--small", default="256M", help="smaller size, to show memory stays flat")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best of each is shown")
     parser.add_argument("--dir", default=None, help="work directory (needs about (2 x repeat + 1) x size free)")
+    parser.add_argument("--buffered", action="store_true",
+                        help="the API's local store writes through the page cache (EVIDENCE_STORAGE_DIRECT_IO=false)")
     args = parser.parse_args()
     if not shutil.which("curl"):
         raise SystemExit("curl is needed")
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ingest-") as tmp:
-        rows = [run(parse_size(s), Path(tmp), args.repeat) for s in (args.small, args.size)]
+        rows = [run(parse_size(s), Path(tmp), args.repeat, not args.buffered) for s in (args.small, args.size)]
+    print(f"local store writes: {'through the page cache' if args.buffered else 'direct I/O'}")
     print(f"{'size':>9} {'baseline':>12} {'plain POST':>18} {'tus PATCH':>18} {'API peak RSS':>13}"
           f" {'paired median plain/tus':>25}")
     for r in rows:
