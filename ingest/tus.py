@@ -409,17 +409,22 @@ def append(
             live.keep(upload_id, pos, hasher)
         else:
             pos = offset
-            body = _Body(chunks, length - offset)
+            received = _Body(chunks, length - offset)
             try:
-                while True:
-                    with _hashed(body.take(min(SEGMENT, length - pos)), [hasher]) as segment:
-                        handle = store.stage_write(handle, offset=pos, chunks=segment)
-                    if body.count + offset != pos:
-                        _record(db, upload_id, pos, body.count + offset, handle, expiry_hours)
-                        pos = body.count + offset
-                        live.keep(upload_id, pos, hasher)
-                    if body.ended or pos == length:
-                        break
+                # One hashing pass over the whole body, cut into segments for the store:
+                # its threads run on across segment boundaries (joined at each one, they
+                # stalled the body there). The running hash is kept for the next PATCH
+                # only once the pass has ended, at the last recorded offset.
+                with _hashed(received.take(length - offset), [hasher]) as hashed:
+                    body = _Body(hashed, length - offset)
+                    while True:
+                        handle = store.stage_write(handle, offset=pos, chunks=body.take(min(SEGMENT, length - pos)))
+                        if body.count + offset != pos:
+                            _record(db, upload_id, pos, body.count + offset, handle, expiry_hours)
+                            pos = body.count + offset
+                        if body.ended or pos == length:
+                            break
+                live.keep(upload_id, pos, hasher)
             except BaseException:
                 # The hasher may have seen bytes that were never recorded.
                 live.keep(upload_id, pos, None)
