@@ -409,13 +409,12 @@ def append(
             live.keep(upload_id, pos, hasher)
         else:
             pos = offset
-            received = _Body(chunks, length - offset)
             try:
                 # One hashing pass over the whole body, cut into segments for the store:
                 # its threads run on across segment boundaries (joined at each one, they
                 # stalled the body there). The running hash is kept for the next PATCH
                 # only once the pass has ended, at the last recorded offset.
-                with _hashed(received.take(length - offset), [hasher]) as hashed:
+                with _hashed(chunks, [hasher]) as hashed:
                     body = _Body(hashed, length - offset)
                     while True:
                         handle = store.stage_write(handle, offset=pos, chunks=body.take(min(SEGMENT, length - pos)))
