@@ -134,12 +134,16 @@ class _DirectWriter:
         self.pending: list[Future[None] | None] = [None] * DIRECT_BUFFERS
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-write")
 
+    def _wait(self, slot: int) -> None:
+        """Until the last write from ``slot`` is done (raising what it raised)."""
+        done, self.pending[slot] = self.pending[slot], None
+        if done is not None:
+            done.result()
+
     def buffer(self, index: int) -> memoryview:
-        """Buffer ``index`` once its last write is done (raising what that write raised)."""
+        """Buffer ``index``, once its last write is done."""
         slot = index % DIRECT_BUFFERS
-        if self.pending[slot] is not None:
-            self.pending[slot].result()  # type: ignore[union-attr]
-            self.pending[slot] = None
+        self._wait(slot)
         return memoryview(self.buffers[slot])
 
     def submit(self, index: int, length: int, offset: int) -> None:
@@ -164,7 +168,7 @@ class _DirectWriter:
         """Wait for every write (raising the first failure), then free the buffers."""
         try:
             for slot in range(DIRECT_BUFFERS):
-                self.buffer(slot).release()
+                self._wait(slot)
         finally:
             self.thread.shutdown(wait=True)
             for buffer in self.buffers:
