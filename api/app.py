@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from api import errors, logs, pages
 from api.deps import Services
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
+from archive import work
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
@@ -49,12 +51,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
-        """Liveness and readiness: the database and the object store answer."""
+        """Liveness and readiness: the database and the object store answer; background
+        work: ``pending`` (queue depth), ``running``, ``stuck`` (due and not taken up),
+        ``failed`` (used up its attempts) and the latest failures with their reasons."""
         checks: dict[str, str] = {}
         ok = True
+        queue: dict[str, object] = {}
         try:
-            with services.db.session() as session:
+            with services.db.read() as session:
                 session.execute(text("SELECT 1"))
+                counts = work.counts(session, settings)
+                queue = {**asdict(counts), "failures": [
+                    {"task": w.task, "subject": w.subject, "attempts": w.attempts, "reason": w.last_error,
+                     "at": w.updated_at.isoformat()} for w in work.failures(session, limit=20)]}
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             ok, checks["database"] = False, f"unavailable: {type(exc).__name__}"
@@ -63,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks["storage"] = "ok"
         except ArchiveError as exc:
             ok, checks["storage"] = False, exc.message
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+        # Stuck or failed work is reported (and degrades the status) but is no reason to
+        # restart the API: the reconciler and people deal with it.
+        status = "ok" if ok and not (queue.get("stuck") or queue.get("failed")) else "degraded"
+        return JSONResponse({"status": status, "checks": checks, "work": queue}, status_code=200 if ok else 503)
 
     return app

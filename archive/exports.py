@@ -48,7 +48,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger, merkle, sealing
+from archive import ledger, merkle, sealing, work
 from archive.evidence import hash_chunks
 from archive.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe, manifest_text, safe_member_name
 from archive.db import Database
@@ -168,6 +168,7 @@ def approve_export(session: Session, *, user: User, export_id: str) -> ExportReq
     export.status = "approved"
     export.approved_by = user.id
     export.approved_at = utcnow()
+    work.want(session, task=work.BUILD_EXPORT, subject=export.id)
     ledger.append(
         session, actor=actor_name(user), action="export_approved", case_id=export.case_id,
         details={"export": export.id, "requested_by": _user_name(session, export.requested_by)},
@@ -734,10 +735,11 @@ def build_export(
             raise
         return _finish(db, export_id, key, stored.version_id, pipe.size, sha256, len(members), settings, store)
     except ArchiveError as exc:
-        _fail(db, export_id, exc.message)
+        if not exc.transient:  # an outage is waited out: the export stays building
+            fail_export(db, export_id, exc.message)
         raise
     except Exception as exc:
-        _fail(db, export_id, f"internal error ({type(exc).__name__}); logged")
+        fail_export(db, export_id, f"internal error ({type(exc).__name__}); logged")
         raise
 
 
@@ -783,11 +785,12 @@ def _finish(
     return ExportResult(export_id=export_id, storage_key=key, size=size, sha256=sha256, members=members or 0)
 
 
-def _fail(db: Database, export_id: str, reason: str) -> None:
+def fail_export(db: Database, export_id: str, reason: str) -> None:
+    """Mark an export failed with its reason (and a custody entry); a ready one stays ready."""
     log.error("export %s failed: %s", export_id, reason)
     with db.session() as session:
         export = session.get(ExportRequest, export_id)
-        if export is None or export.status == "ready":
+        if export is None or export.status in ("ready", "failed"):
             return
         export.status = "failed"
         export.error = reason

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger, sealing, verification
+from archive import ledger, sealing, verification, work
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
 from archive.exports import continuity_snapshot
@@ -42,6 +42,7 @@ def request_verification(session: Session, *, user: User, case_id: str) -> Verif
     receipt = VerificationReceipt(case_id=case_id, requested_by=user.id, status="queued", checks=[])
     session.add(receipt)
     session.flush()
+    work.want(session, task=work.VERIFY_CASE, subject=receipt.id)
     ledger.append(session, actor=actor_name(user), action="verification_requested", case_id=case_id,
                   details={"receipt": receipt.id})
     return receipt
@@ -133,3 +134,16 @@ def run_verification(
     if failed:
         log.error("verification of case %s FAILED: %s", case_id, "; ".join(c["detail"] or "" for c in failed))
     return receipt
+
+
+def give_up(*, db: Database, receipt_id: str, reason: str) -> None:
+    """A queued verification that could not be carried out: say so on its receipt."""
+    with db.session() as session:
+        receipt = session.get(VerificationReceipt, receipt_id)
+        if receipt is None or receipt.status not in ("queued", "running"):
+            return
+        receipt.status = "failed"
+        receipt.checks = [*(receipt.checks or []), _check("run", "verification", "failed", reason)]
+        receipt.finished_at = utcnow()
+        ledger.append(session, actor="system:worker", action="case_verified", case_id=receipt.case_id,
+                      details={"receipt": receipt_id, "outcome": "failed", "failed": [reason]})

@@ -95,13 +95,15 @@ class TimestampUnavailable(SealingFailed):
     """The time-stamping authority refused or could not be reached."""
 
     code = "timestamp_unavailable"
+    transient = True
 
 
 class SealNotReady(ArchiveError):
-    """The item cannot be sealed yet (its SM3 hash is not known)."""
+    """The item cannot be sealed yet (its SM3 hash is not known, or it changed meanwhile)."""
 
     code = "seal_not_ready"
     status = 409
+    transient = True
 
 
 def _utc_text(moment: datetime | None) -> str | None:
@@ -720,6 +722,12 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
         if item.seal_status == "sealed":
             return _record_from_rows(item)
         if not item.sm3:
+            sm3_step = (item.processing or {}).get("sm3", {})
+            if sm3_step.get("state") == "failed":  # waiting cannot help: say why, for good
+                raise SealingFailed(
+                    f"item {item_id} cannot be sealed: its SM3 hash could not be computed ({sm3_step.get('reason')})",
+                    code="seal_not_ready", status=409,
+                )
             raise SealNotReady(f"item {item_id} cannot be sealed before its SM3 hash is computed")
         manifest = build_manifest(session, item)
         vault = item.vault.name

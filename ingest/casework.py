@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from archive import ledger
+from archive import ledger, work
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.models import (
     AwareDateTime,
@@ -111,6 +111,7 @@ def request_analysis(session: Session, *, case_id: str) -> None:
     state = _state(session, case_id)
     state.requested += 1
     session.flush()
+    work.want(session, task=work.ANALYSE_CONTINUITY, subject=case_id)
 
 
 # --- devices and actions ----------------------------------------------------------------
