@@ -175,12 +175,16 @@ def build_export(self: EvidenceTask, export_id: str) -> str | None:
     return result.sha256 if result else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.verify_case")
+@celery_app.task(
+    base=EvidenceTask, bind=True, name="evidence.verify_case",
+    autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),  # it may seal a checkpoint first
+)
 def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     """Carry out a reviewer's queued case verification; idempotent."""
     from archive import receipts
 
-    receipt = receipts.run_verification(db=self.db, store=self.store, settings=settings, receipt_id=receipt_id)
+    receipt = receipts.run_verification(db=self.db, store=self.store, settings=settings, receipt_id=receipt_id,
+                                        case_progress=casework.pending_work)
     return receipt.status if receipt else None
 
 
