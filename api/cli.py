@@ -1,7 +1,8 @@
 """The ``evidence`` command line.
 
 Exit codes: 0 all held; 1 a verification failed (the message names what); 2 bad usage
-or configuration.
+or configuration; 3 not finished yet: ``verify-case`` found nothing wrong but something
+is still pending (listed), ``upload`` was interrupted (run it again to resume).
 """
 
 from __future__ import annotations
@@ -267,7 +268,9 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
 def verify_case(case: str, as_user: str | None) -> None:
     """Verify every item, the ledger, the checkpoints and continuity of CASE (id or number), now.
 
-    Records a verification receipt in the custody ledger; exits 1 naming what failed.
+    Records a verification receipt in the custody ledger. Exit 0 passed (every item sealed
+    and proven in a sealed checkpoint, continuity complete); 1 failed, naming what; 3
+    incomplete: nothing failed, but what is still pending is listed.
     """
     from rich.console import Console
     from rich.table import Table
@@ -278,6 +281,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.models import Case, Role, User
     from archive.storage import open_store
     from archive.users import add_user
+    from ingest.casework import pending_work
 
     settings = _settings()
     database = Database(settings)
@@ -297,7 +301,7 @@ def verify_case(case: str, as_user: str | None) -> None:
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
         receipt = receipts.run_verification(db=database, store=open_store(settings), settings=settings,
-                                            receipt_id=receipt_id)
+                                            receipt_id=receipt_id, case_progress=pending_work)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     console = Console(highlight=False, soft_wrap=True)
@@ -308,11 +312,17 @@ def verify_case(case: str, as_user: str | None) -> None:
     for c in receipt.checks:
         table.add_row(c["what"], c["subject"], f"[{colour.get(c['outcome'], 'white')}]{c['outcome']}[/]", c["detail"] or "")
     console.print(table)
-    if receipt.status != "passed":
+    if receipt.status == "failed":
         for c in receipt.checks:
             if c["outcome"] == "failed":
                 click.echo(f"FAILED {c['what']} {c['subject']}: {c['detail']}", err=True)
         sys.exit(1)
+    if receipt.status != "passed":
+        for p in receipt.pending or []:
+            click.echo(f"PENDING {p['reason']} {p['what']} {p['subject']}: {p['detail']}", err=True)
+        click.echo(f"INCOMPLETE: case {number} is not yet fully verifiable ({len(receipt.pending or [])} pending)",
+                   err=True)
+        sys.exit(3)
     console.print(f"[green]case {number} verified[/]")
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive import ledger, merkle, sealing, work
@@ -368,13 +368,8 @@ def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
 
 def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
     """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
-    existing = session.execute(
-        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    checkpoint = sealing.create_checkpoint(session, sealer, store=store) or sealing.latest_checkpoint(session)
-    if checkpoint is None or checkpoint.tree_size < size:
+    checkpoint = sealing.checkpoint_covering(session, sealer, size=size, store=store)
+    if checkpoint is None:
         raise ExportFailed("the sealing service did not produce a checkpoint covering the case's entries",
                            code="checkpoint_missing")
     return checkpoint
@@ -463,7 +458,9 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
         })
         total += item.size + sum(d["size"] for d in derived)
     # The checkpoint must cover every case entry written so far, this build's own start included.
-    last_seq = ledger.size(session)
+    # (The case's entries, not the whole ledger: its last entry may be the record of the
+    # latest checkpoint, which no checkpoint covers until the ledger grows again.)
+    last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
     checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
     # One tree for all the case's proofs: O(log n) each instead of O(n).
     tree = merkle.MerkleTree(ledger.leaf_hashes(session, checkpoint.tree_size))

@@ -434,9 +434,11 @@ class VerificationReceipt(Base):
     item_id: Mapped[str | None] = mapped_column(String(36))
     requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    """queued, running, passed, failed."""
+    """queued, running, passed, incomplete, failed."""
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     """One entry per check: what, subject, outcome, detail."""
+    pending: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Why an ``incomplete`` verification is not ``passed``: what, subject, reason, detail."""
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 

@@ -236,8 +236,9 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     """Carry out a reviewer's queued case verification; idempotent."""
     from archive import receipts
 
+    # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
     receipt = self.durable(receipt_id, lambda: receipts.run_verification(
-        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id))
+        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id, case_progress=casework.pending_work))
     return receipt.status if receipt else None
 
 
