@@ -8,9 +8,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api import errors, logs, pages
+from api import errors, logs, metrics, pages
 from api.deps import Services
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
+from archive import metrics as archive_metrics
+from archive import preflight
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    # Production refuses bad key material, a silent TSA or a bucket without object lock
+    # here, before anything is served (one ConfigurationError listing every problem).
+    preflight.check(settings)
+    archive_metrics.configure(settings.resolved_metrics_dir)
     app = FastAPI(
         title="Evidence archive",
         version="0.1.0",
@@ -43,9 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(exports.router)
     app.include_router(verifications.router)
+    app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(seals.CheckpointTriggerMiddleware, trigger=seals.CheckpointTrigger(services))
+    app.add_middleware(metrics.HttpMetricsMiddleware)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

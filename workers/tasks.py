@@ -8,11 +8,12 @@ gives one result and one custody entry.
 from __future__ import annotations
 
 import logging
+import time
 from functools import cached_property
 
 from celery import Task
 
-from archive import evidence, sealing
+from archive import evidence, metrics, sealing
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -41,6 +42,11 @@ class EvidenceTask(Task):
     def store(self) -> ObjectStore:
         return open_store(settings)
 
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Duration and failures by task name, for /metrics (multiprocess files, see archive.metrics).
+        with metrics.timed_task(self.name):
+            return super().__call__(*args, **kwargs)
+
     def last_attempt(self) -> bool:
         """True when a failure now will not be retried (autoretry has run out)."""
         return self.max_retries is not None and self.request.retries >= self.max_retries
@@ -59,8 +65,10 @@ class EvidenceTask(Task):
             if (item.processing or {}).get(name, {}).get("state") == "done":
                 return
             evidence.set_task_state(item, name, "running")
+        started, failed = time.perf_counter(), True
         try:
             result = fn()
+            failed = False
         except StoreUnavailable as exc:
             # On the last attempt nothing will run it again: say so instead of "retrying" forever.
             state, reason = (("failed", f"object store unavailable: {exc.message}") if self.last_attempt()
@@ -79,6 +87,8 @@ class EvidenceTask(Task):
                     session.get(EvidenceItem, item_id), name, "failed", f"internal error ({type(exc).__name__}); logged"
                 )
             raise
+        finally:
+            metrics.record_step(name, seconds=time.perf_counter() - started, failed=failed)
         with self.db.session() as session:
             note = str(result) if isinstance(result, pipeline.StepNote) else None
             evidence.set_task_state(session.get(EvidenceItem, item_id), name, "done", note)

@@ -90,7 +90,7 @@ async def upload_evidence(
             retention_days=services.settings.retention_days, expected_size=expected_size,
         )
 
-    item = await consume_body(request.stream(), receive)
+    item = await consume_body(request.stream(), receive, protocol="direct")
     services.enqueue("evidence.process_item", item.id)
     with services.db.session() as session:
         return ItemPublic.of(session.get(EvidenceItem, item.id))

@@ -137,7 +137,7 @@ async def _receive(
             retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
         )
 
-    result = await consume_body(request.stream(), receive)
+    result = await consume_body(request.stream(), receive, protocol="tus")
     if result.item_id:
         # After the commit inside tus.append; processing is idempotent, so a retry re-sends harmlessly.
         services.enqueue("evidence.process_item", result.item_id)

@@ -113,10 +113,12 @@ class S3Store:
         region: str | None = None,
         part_size: int = 16 * 1024 * 1024,
         spool_dir: Path | None = None,
+        timeout: float | None = None,
     ):
+        # ``timeout`` (start-up checks) answers quickly instead of retrying a dead server.
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=120),
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=timeout or 5, read=timeout or 120),
+            retries=urllib3.Retry(total=0 if timeout else 3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=10,
         )
         self.client = Minio(
@@ -130,7 +132,7 @@ class S3Store:
         self.spool_dir = Path(spool_dir or Path(tempfile.gettempdir()) / "evidence-s3-spool").resolve()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3Store:
+    def from_settings(cls, settings: Settings, *, timeout: float | None = None) -> S3Store:
         """Build from settings; the endpoint and both keys are required."""
         if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
             raise StorageError("S3 storage needs EVIDENCE_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY")
@@ -143,6 +145,7 @@ class S3Store:
             region=settings.s3_region,
             part_size=settings.s3_part_size,
             spool_dir=settings.resolved_upload_dir,
+            timeout=timeout,
         )
 
     def _ensure_bucket(self) -> None:
