@@ -158,10 +158,14 @@ def checkpoint(self: EvidenceTask) -> int | None:
 
 @celery_app.task(base=EvidenceTask, bind=True, name="evidence.expire_uploads")
 def expire_uploads(self: EvidenceTask) -> int:
-    """Remove resumable uploads abandoned past ``upload_expiry_hours``; safe at any time."""
+    """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
+    of a write that never finished (partial files, orphan stages, abandoned multipart
+    uploads) older than that; safe at any time. Returns how many uploads expired."""
     from ingest import tus
 
-    return len(tus.expire_uploads(db=self.db, store=self.store))
+    expired = tus.expire_uploads(db=self.db, store=self.store)
+    tus.sweep_debris(db=self.db, store=self.store, expiry_hours=settings.upload_expiry_hours)
+    return len(expired)
 
 
 # Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.

@@ -435,6 +435,43 @@ class S3Store:
         shutil.rmtree(path.parent, ignore_errors=True)
         return StoredObject(key=key, size=size, version_id=result.version_id)
 
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        handles = [h for h in live if h.get("backend") == "s3"]
+        live_ids = {str(h.get("upload_id")) for h in handles}
+        live_spools = {str(h.get("spool")) for h in handles}
+        removed = {"multipart_upload": 0, "spool": 0}
+        # Multipart uploads no open upload names, started before the cutoff: a killed
+        # direct put (minio's multipart), or a resumable upload whose row never committed.
+        key_marker = upload_id_marker = None
+        try:
+            while True:
+                page = self.client._list_multipart_uploads(
+                    self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1000
+                )
+                for upload in page.uploads:
+                    if (upload.upload_id in live_ids or upload.initiated_time is None
+                            or upload.initiated_time >= older_than):
+                        continue
+                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    removed["multipart_upload"] += 1
+                    log.info("aborted abandoned multipart upload of %s", upload.object_name)
+                if not page.is_truncated or not page.uploads:
+                    break
+                key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise _translate(exc, "sweep multipart uploads") from exc
+        except _VENDOR as exc:
+            raise _translate(exc, "sweep multipart uploads") from exc
+        # Spool directories of stages nobody names any more.
+        if self.spool_dir.is_dir():
+            for path in self.spool_dir.iterdir():
+                if (path.is_dir() and len(path.name) == 32 and path.name not in live_spools
+                        and path.stat().st_mtime < older_than.timestamp()):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed["spool"] += 1
+        return removed
+
     def stage_abort(self, handle: StageHandle) -> None:
         try:
             self.client._abort_multipart_upload(self.bucket, handle["key"], handle["upload_id"])
