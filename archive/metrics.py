@@ -6,8 +6,9 @@ does exactly that: every process writes its counters and histograms into small
 memory-mapped files in one directory (``PROMETHEUS_MULTIPROC_DIR``; by default
 ``EVIDENCE_METRICS_DIR`` = ``DATA_DIR/metrics``), and the API merges every file there on
 each scrape. On the embedded default ``evidence serve`` starts all the processes and
-empties the directory first; in production the API, workers and beat must share it (a
-volume) for the API's ``/metrics`` to include the workers' task metrics.
+first removes the files of processes that have ended. Files are named by process id, so
+only processes of one pid namespace (one host, or containers sharing one) may share the
+directory; a production worker in a container of its own keeps its metrics in its own.
 
 Each entry point calls :func:`configure` before anything records a metric (the directory
 is read by prometheus-client when a metric's first value is created). Metrics are built
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,18 +44,32 @@ def configure(directory: Path, *, fresh: bool = False) -> Path:
     """Make this process (and the processes it starts) write metrics into ``directory``.
 
     ``PROMETHEUS_MULTIPROC_DIR``, when already set (by the operator, or by the
-    supervisor that started this process), wins. ``fresh`` empties the directory first:
-    only for the one process that starts every other writer (``evidence serve``), before
-    it starts them, as prometheus-client asks. Returns the directory in use.
+    supervisor that started this process), wins. ``fresh`` removes the files of
+    processes that are no longer running (prometheus-client asks for a clean directory
+    at start-up; files of live processes sharing it are kept): for the process that
+    starts the others (``evidence serve``), before it starts them. Returns the directory.
     """
     path = Path(os.environ.get(DIR_ENV) or directory).resolve()
-    if fresh and path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for file in path.glob("*.db"):
+            pid = file.stem.rpartition("_")[2]
+            if pid.isdigit() and not _running(int(pid)):
+                file.unlink(missing_ok=True)
     os.environ[DIR_ENV] = str(path)
     if _metrics is not None and not _multiprocess_values():
         log.warning("metrics were recorded before configure(); this process's metrics stay in memory only")
     return path
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _multiprocess_values() -> bool:
