@@ -74,7 +74,9 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         child.starts = [t for t in child.starts if time.monotonic() - t < self.window] + [time.monotonic()]
-        child.process = subprocess.Popen(child.args, env=self.env)
+        # A process group of its own: a terminal's Ctrl-C reaches the supervisor alone, which
+        # then stops its children in order (instead of racing them into a restart).
+        child.process = subprocess.Popen(child.args, env=self.env, process_group=0)
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
     def start(self) -> None:
@@ -124,7 +126,8 @@ def die_with_parent() -> None:
 
     Does nothing in a process the supervisor did not start.
     """
-    expected = os.environ.get(SUPERVISOR_ENV)
+    # Popped: a process this one starts is not the supervisor's child.
+    expected = os.environ.pop(SUPERVISOR_ENV, None)
     if not expected:
         return
     supervisor = int(expected)

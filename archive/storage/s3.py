@@ -452,14 +452,19 @@ class S3Store:
                     if (upload.upload_id in live_ids or upload.initiated_time is None
                             or upload.initiated_time >= older_than):
                         continue
-                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    try:
+                        self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    except S3Error as exc:
+                        if exc.code != "NoSuchUpload":  # another sweeper (or the upload) finished it first
+                            raise
+                        continue
                     removed["multipart_upload"] += 1
                     log.info("aborted abandoned multipart upload of %s", upload.object_name)
                 if not page.is_truncated or not page.uploads:
                     break
                 key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
         except S3Error as exc:
-            if exc.code != "NoSuchUpload":
+            if exc.code != "NoSuchBucket":  # no bucket yet: nothing was ever uploaded
                 raise _translate(exc, "sweep multipart uploads") from exc
         except _VENDOR as exc:
             raise _translate(exc, "sweep multipart uploads") from exc
