@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Services, ServicesDep
+from api.schemas import ErrorResponse
 from archive import ledger, metrics
 from archive.errors import Forbidden, Unauthenticated
 from archive.models import Role
@@ -63,7 +64,8 @@ class _LedgerSize:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}},
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"},
+               **{status: {"model": ErrorResponse} for status in (401, 403)}},
 )
 def get_metrics(
     services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
