@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api import errors, logs, pages
+from api import errors, logs, metrics, pages
 from api.deps import Services
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
-from archive import work
+from archive import metrics as archive_metrics
+from archive import preflight, work
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    # Production refuses bad key material, a silent TSA or a bucket without object lock
+    # here, before anything is served (one ConfigurationError listing every problem).
+    preflight.check(settings)
+    archive_metrics.configure(settings.resolved_metrics_dir)
     app = FastAPI(
         title="Evidence archive",
         version="0.1.0",
@@ -45,15 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(exports.router)
     app.include_router(verifications.router)
+    app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(seals.CheckpointTriggerMiddleware, trigger=seals.CheckpointTrigger(services))
+    app.add_middleware(metrics.HttpMetricsMiddleware)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
         """Liveness and readiness: the database and the object store answer; background
         work: ``pending`` (queue depth), ``running``, ``stuck`` (due and not taken up),
-        ``failed`` (used up its attempts) and the latest failures with their reasons."""
+        ``failed`` (used up its attempts; each item says why in its ``processing``)."""
         checks: dict[str, str] = {}
         ok = True
         queue: dict[str, object] = {}
@@ -61,9 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with services.db.read() as session:
                 session.execute(text("SELECT 1"))
                 counts = work.counts(session, settings)
-                queue = {**asdict(counts), "failures": [
-                    {"task": w.task, "subject": w.subject, "attempts": w.attempts, "reason": w.last_error,
-                     "at": w.updated_at.isoformat()} for w in work.failures(session, limit=20)]}
+                queue = asdict(counts)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             ok, checks["database"] = False, f"unavailable: {type(exc).__name__}"

@@ -10,8 +10,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -375,16 +373,25 @@ def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, 
     console.print("[green]EXPORT VERIFIED[/]: every file, seal, time-stamp and ledger proof holds.")
 
 
+class ConfigurationRefused(click.ClickException):
+    """Bad configuration: exit status 2, the message names every problem."""
+
+    exit_code = 2
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers/--no-workers", "with_worker", default=True, help="Also start a Celery worker.")
+@click.option("--workers/--no-workers", "with_worker", default=True,
+              help="Also start a Celery worker and the beat scheduler (as supervised child processes).")
 def serve(host: str, port: int, with_worker: bool) -> None:
-    """Run the API (and a worker) — on the embedded default with no server to install."""
+    """Run the API (and a worker and beat) — on the embedded default with no server to install."""
     import uvicorn
 
-    from archive import db as archive_db
     from api.app import create_app
+    from archive import db as archive_db
+    from archive import metrics
+    from workers.supervisor import Supervisor
 
     settings = _settings()
     logging.getLogger().setLevel(settings.log_level)
@@ -404,25 +411,33 @@ def serve(host: str, port: int, with_worker: bool) -> None:
             f"DEVELOPMENT PKI {'CREATED' if created else 'in use'} at {pki.directory}: seals and time-stamps "
             "made with it are for development only.", fg="red", bold=True, err=True,
         )
-    worker = None
     if with_worker:
-        worker = subprocess.Popen(
-            # -B runs the beat scheduler inside this one worker (timed checkpoints, fixity
-            # audits, upload expiry); production runs beat as its own service.
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
-             "--concurrency", "2", "--loglevel", "INFO", "-n", f"embedded-{os.getpid()}@%h",
-             "-B", "--schedule", str((settings.data_dir / "beat-schedule").resolve())],
+        # This process starts every writer of the metrics directory: start it empty.
+        metrics.configure(settings.resolved_metrics_dir, fresh=True)
+    try:
+        app = create_app(settings)  # in production: refuses bad material before any child starts
+    except ArchiveError as exc:
+        raise ConfigurationRefused(exc.message) from exc
+    supervisor = None
+    if with_worker:
+        celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
+        supervisor = Supervisor(
+            {
+                "worker": [*celery, "worker", "--pool", "threads", "--concurrency", "2", "--loglevel", "INFO",
+                           "-n", f"embedded-{os.getpid()}@%h"],
+                # Beat (timed checkpoints, fixity audits, upload expiry) is a child of its own, not
+                # `worker -B`, whose beat process was left running when the worker was killed.
+                "beat": [*celery, "beat", "--loglevel", "INFO",
+                         "--schedule", str((settings.data_dir / "beat-schedule").resolve())],
+            },
             env=dict(os.environ, EVIDENCE_DATA_DIR=str(settings.data_dir.resolve())),
         )
+        supervisor.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @main.command("upload")

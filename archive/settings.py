@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     fixity_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often Celery beat starts a fixity audit run."""
 
+    metrics_dir: Path | None = None
+    """Where every process writes its Prometheus metrics (multiprocess mode); default
+    ``DATA_DIR/metrics``. ``PROMETHEUS_MULTIPROC_DIR``, when set, wins. The API, workers
+    and beat must share it for ``/metrics`` to show the workers' task metrics."""
+    metrics_token: SecretStr | None = None
+    """Bearer token a Prometheus scraper presents to ``GET /metrics`` (32+ bytes); an
+    admin's API token is accepted too."""
+    preflight_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """Production start-up checks: how long the TSA and the S3 server get to answer."""
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -181,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def resolved_upload_dir(self) -> Path:
         return (self.upload_dir or self.data_dir / "uploads").resolve()
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        return (self.metrics_dir or self.data_dir / "metrics").resolve()
 
     @property
     def queue_dir(self) -> Path:

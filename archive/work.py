@@ -287,10 +287,3 @@ def counts(session: Session, settings: Settings, *, now: datetime | None = None)
         func.count().filter(Work.state == "failed"),
     )).one()
     return WorkCounts(pending=pending, running=running, stuck=stuck, failed=failed)
-
-
-def failures(session: Session, *, limit: int = 50) -> list[Work]:
-    """Work that failed for good, newest first, with its reasons."""
-    return list(session.execute(
-        select(Work).where(Work.state == "failed").order_by(Work.updated_at.desc()).limit(limit)
-    ).scalars())

@@ -279,5 +279,4 @@ def test_work_that_fails_for_good_shows_why(tmp_path):
     finally:
         api.stop()
     assert health["work"]["failed"] == 1 and health["status"] == "degraded"
-    assert health["work"]["failures"][0]["subject"] == item.id
     database.dispose()

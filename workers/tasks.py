@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cached_property
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 from celery import Task, signals
 
-from archive import evidence, sealing, work
+from archive import evidence, metrics, sealing, work
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -75,7 +76,9 @@ class EvidenceTask(Task):
                 work.fail(self.db, claim, exc.message)
                 _give_up(self.name, subject, exc.message)
                 raise
+            metrics.record_reconciler_action("retry_scheduled")
             if not work.retry_later(self.db, settings, claim, exc.message):
+                metrics.record_reconciler_action("gave_up")
                 _give_up(self.name, subject, f"gave up after {claim.attempts} attempts: {exc.message}")
             log.warning("%s %s: %s; retrying later", self.name, subject, exc.message)
             return None
@@ -112,8 +115,10 @@ class EvidenceTask(Task):
             if (item.processing or {}).get(name, {}).get("state") == "done":
                 return
             evidence.set_task_state(item, name, "running")
+        started, failed = time.perf_counter(), True
         try:
             result = fn()
+            failed = False
         except ArchiveError as exc:
             if exc.transient:
                 # On the last attempt nothing will run it again: say so instead of "retrying" forever.
@@ -129,6 +134,8 @@ class EvidenceTask(Task):
         except Exception as exc:
             self._record(item_id, name, "failed", f"internal error ({type(exc).__name__}); logged")
             raise
+        finally:
+            metrics.record_step(name, seconds=time.perf_counter() - started, failed=failed)
         note = str(result) if isinstance(result, pipeline.StepNote) else None
         self._record(item_id, name, "done", note)
 
@@ -208,10 +215,14 @@ def checkpoint(self: EvidenceTask) -> int | None:
 
 @celery_app.task(base=EvidenceTask, bind=True, name="evidence.expire_uploads")
 def expire_uploads(self: EvidenceTask) -> int:
-    """Remove resumable uploads abandoned past ``upload_expiry_hours``; safe at any time."""
+    """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
+    of a write that never finished (partial files, orphan stages, abandoned multipart
+    uploads) older than that; safe at any time. Returns how many uploads expired."""
     from ingest import tus
 
-    return len(tus.expire_uploads(db=self.db, store=self.store))
+    expired = tus.expire_uploads(db=self.db, store=self.store)
+    tus.sweep_debris(db=self.db, store=self.store, expiry_hours=settings.upload_expiry_hours)
+    return len(expired)
 
 
 # Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
@@ -273,7 +284,12 @@ def _give_up(task: str, subject: str, reason: str) -> None:
 def reconcile_once() -> work.Reconciled:
     """One reconciler pass: send again the durable work that is due (lost message, dead
     worker, back-off over); fail for good what used up its attempts."""
-    return work.reconcile(process_item.db, settings, send=_enqueue, give_up=_give_up)
+    result = work.reconcile(process_item.db, settings, send=_enqueue, give_up=_give_up)
+    for _ in result.sent:
+        metrics.record_reconciler_action("resent")
+    for _ in result.gave_up:
+        metrics.record_reconciler_action("gave_up")
+    return result
 
 
 class Reconciler:
@@ -305,3 +321,22 @@ class Reconciler:
 _reconciler = Reconciler()
 signals.worker_ready.connect(lambda **_: _reconciler.start(), weak=False)
 signals.worker_shutting_down.connect(lambda **_: _reconciler.stop(), weak=False)
+
+
+# Duration and failures of every task, for /metrics (multiprocess files, see archive.metrics).
+# Signals rather than an overridden Task.__call__, which would hide the worker's request
+# context (retries, delivery info) from the task.
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id: str | None = None, **_: object) -> None:
+    if task_id:
+        _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id: str | None = None, task: Task | None = None, state: str | None = None, **_: object) -> None:
+    start = _started.pop(task_id, None) if task_id else None
+    if start is not None and task is not None:
+        metrics.record_task(task.name, seconds=time.perf_counter() - start, failed=state != "SUCCESS")

@@ -96,7 +96,7 @@ async def upload_evidence(
             retention_days=services.settings.retention_days, expected_size=expected_size,
         )
 
-    item = await consume_body(request.stream(), receive)
+    item = await consume_body(request.stream(), receive, protocol="direct")
 
     def reply() -> ItemPublic:
         services.enqueue(work.PROCESS_ITEM, item.id)
