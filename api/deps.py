@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,6 +18,8 @@ from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.users import authenticate
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
@@ -28,8 +31,15 @@ class Services:
     celery: Celery
 
     def enqueue(self, task: str, *args: object) -> None:
-        """Send a task by name (call only after the database commit)."""
-        self.celery.send_task(task, args=list(args))
+        """Send a task by name (call only after the database commit); never raises.
+
+        What the task is for is committed by then, so the answer must report success: a
+        broker failure is logged, and the reconciler finds the work that was never sent.
+        """
+        try:
+            self.celery.send_task(task, args=list(args))
+        except Exception:  # noqa: BLE001 - see above: the request succeeded
+            log.exception("could not enqueue %s%r; the reconciler will pick it up", task, args)
 
 
 def get_services(request: Request) -> Services:

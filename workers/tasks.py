@@ -190,3 +190,18 @@ def fixity_audit(self: EvidenceTask) -> int:
     from archive import fixity
 
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
+
+
+@celery_app.task(base=EvidenceTask, bind=True, name="evidence.purge_idempotency_keys")
+def purge_idempotency_keys(self: EvidenceTask) -> int:
+    """Forget Idempotency-Keys answered more than a day ago; safe at any time."""
+    from archive import idempotency
+
+    with self.db.session() as session:
+        return idempotency.purge_expired(session)
+
+
+# Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
+celery_app.conf.beat_schedule["evidence-purge-idempotency-keys"] = {
+    "task": "evidence.purge_idempotency_keys", "schedule": 3600.0,
+}

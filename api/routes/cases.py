@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
+from api.idempotent import IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
 from archive import cases as case_service
 from archive import evidence as evidence_service
-from archive.errors import InvalidInput
+from archive import idempotency
+from archive.errors import IdempotencyKeyReused, InvalidInput
 from archive.models import EvidenceItem, EvidenceKind, User
 from archive.users import load_case
 
@@ -31,12 +36,23 @@ def list_cases(
 
 
 @router.post("", status_code=201, response_model=CasePublic, responses=ERRORS)
-def create_case(body: CaseCreate, session: SessionDep, user: CurrentUser, services: ServicesDep) -> CasePublic:
-    """Open a case in the caller's unit, with its one vault."""
-    case = case_service.create_case(
-        session, store=services.store, user=user, case_number=body.case_number, title=body.title
-    )
-    return CasePublic.of(case)
+def create_case(
+    body: CaseCreate, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Open a case in the caller's unit, with its one vault (409 ``case_number_taken`` if the number exists)."""
+    fingerprint = idempotency.fingerprint("POST", "/api/v1/cases", body.model_dump(mode="json"))
+    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            return replayed(held.replay)
+        with services.db.session() as session:
+            case = case_service.create_case(
+                session, store=services.store, user=session.get(User, user_id), case_number=body.case_number,
+                title=body.title,
+            )
+            reply = CasePublic.of(case).model_dump_json()
+            if held is not None:
+                idempotency.record_reply(session, held, status=201, body=reply)
+    return json_reply(201, reply)
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
@@ -69,8 +85,13 @@ async def upload_evidence(
     sha256: Annotated[str | None, Query(description="Declared SHA-256 (hex); a mismatch keeps nothing")] = None,
     device_id: Annotated[str | None, Query(max_length=200)] = None,
     recorded_start: Annotated[datetime | None, Query(description="ISO 8601 with zone")] = None,
-) -> ItemPublic:
-    """Upload one original as the raw request body; it is hashed while it streams in."""
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Upload one original as the raw request body; it is hashed while it streams in.
+
+    With an ``Idempotency-Key``, a retry of an upload that succeeded stores nothing: its body
+    is hashed as it arrives and, if it is the same, the first answer is given again.
+    """
     incoming = evidence_service.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
         device_id=device_id, recorded_start=recorded_start,
@@ -83,14 +104,47 @@ async def upload_evidence(
     # Refuse before a byte is stored when the case or the parameters are wrong.
     with services.db.session() as session:
         evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+    declared = evidence_service.normalise_sha256(sha256)
+    fingerprint = idempotency.fingerprint("POST", f"/api/v1/cases/{case_id}/evidence", {
+        "kind": kind.value, "filename": filename, "sha256": declared, "device_id": device_id,
+        "recorded_start": recorded_start.astimezone(timezone.utc).isoformat() if recorded_start else None,
+        # Without a declared hash the length is all that is known of the body before it arrives.
+        "length": expected_size if declared is None else None,
+    })
+    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            # The retry's body must be the one stored (its declared hash may be absent); hashed, never kept.
+            digest = await consume_body(request.stream(), _sha256_of)
+            if digest != held.replay.content_sha256:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for an upload of different bytes; use a new key",
+                    code="idempotency_key_reused",
+                )
+            return replayed(held.replay)
+        replies: list[str] = []
 
-    def receive(chunks):  # type: ignore[no-untyped-def]
-        return evidence_service.receive_original(
-            db=services.db, store=services.store, user_id=user_id, incoming=incoming, chunks=chunks,
-            retention_days=services.settings.retention_days, expected_size=expected_size,
-        )
+        def registered(session: Session, item: EvidenceItem) -> None:
+            # In the transaction that commits the item: the answer is fixed with it.
+            replies.append(ItemPublic.of(item).model_dump_json())
+            if held is not None:
+                idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
 
-    item = await consume_body(request.stream(), receive)
+        def receive(chunks):  # type: ignore[no-untyped-def]
+            return evidence_service.receive_original(
+                db=services.db, store=services.store, user_id=user_id, incoming=incoming,
+                chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
+                retention_days=services.settings.retention_days, expected_size=expected_size,
+                on_registered=registered,
+            )
+
+        item = await consume_body(request.stream(), receive)
+    # The item is committed: from here on the answer is a success (enqueue only logs a failure).
     services.enqueue("evidence.process_item", item.id)
-    with services.db.session() as session:
-        return ItemPublic.of(session.get(EvidenceItem, item.id))
+    return json_reply(201, replies[0])
+
+
+def _sha256_of(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()

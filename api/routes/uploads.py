@@ -22,8 +22,10 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUserId, ServicesDep
 from api.errors import error_response
+from api.idempotent import IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
 from api.streaming import consume_body
+from archive import idempotency
 from archive.errors import ArchiveError, InvalidInput
 from archive.models import User
 from ingest import tus
@@ -145,19 +147,39 @@ async def _receive(
 
 
 @router.post("", status_code=201, responses=ERRORS)
-async def create_upload(request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
-    """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``."""
+async def create_upload(
+    request: Request, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``.
+
+    With an ``Idempotency-Key``, a retried creation answers with the upload created first
+    (its ``Location`` and current ``Upload-Offset``), so the client resumes it instead of
+    starting a second one.
+    """
     _require_tus(request)
     if request.headers.get("upload-defer-length"):
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
-    with services.db.session() as session:
-        upload = tus.create_upload(
-            session, user=session.get(User, user_id), store=services.store, length=length or 0, metadata=metadata,
-            expiry_hours=services.settings.upload_expiry_hours,
-        )
-        upload_id = upload.id
+    fingerprint = idempotency.fingerprint("POST", "/api/v1/uploads", {"length": length, "metadata": metadata})
+    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            upload_id = held.replay.headers["Location"].rsplit("/", 1)[-1]
+            with services.db.session() as session:
+                info = tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+            current = _upload_headers(info)
+            del current["Cache-Control"]
+            return replayed(held.replay, current)
+        with services.db.session() as session:
+            upload = tus.create_upload(
+                session, user=session.get(User, user_id), store=services.store, length=length or 0, metadata=metadata,
+                expiry_hours=services.settings.upload_expiry_hours,
+            )
+            upload_id = upload.id
+            if held is not None:
+                # Recorded with the upload: a retry resumes this one even if the body below breaks.
+                idempotency.record_reply(session, held, status=201, body=None,
+                                         headers={"Location": f"/api/v1/uploads/{upload_id}"})
     if length == 0:
         item_id = tus.complete(
             db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
