@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from archive import ledger
-from archive.db import unique_conflict
+from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
 from archive.models import Case, Role, User, Vault, new_id
 from archive.storage import ObjectStore
@@ -43,15 +42,10 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     store.ensure_vault(vault.name)
     session.add(case)
     session.add(vault)
-    try:
-        # On PostgreSQL a concurrent creation of the same number passes the check above;
-        # its insert waits for ours and then fails here: a conflict, never a 500.
+    # On PostgreSQL a concurrent creation of the same number passes the check above; its
+    # insert waits for ours and then fails here: a conflict (case_number_taken), never a 500.
+    with unique_violations_as_conflicts():
         session.flush()
-    except IntegrityError as exc:
-        conflict = unique_conflict(exc)
-        if conflict is None:
-            raise
-        raise conflict from exc
     ledger.append(
         session, actor=actor_name(user), action="case_created", case_id=case.id,
         details={"case_number": case_number, "title": case.title, "unit": user.unit.name, "vault": vault.name},

@@ -176,6 +176,18 @@ def unique_conflict(exc: IntegrityError) -> Conflict | None:
     return Conflict(text, code=code)
 
 
+@contextmanager
+def unique_violations_as_conflicts() -> Iterator[None]:
+    """Raise the :func:`unique_conflict` (409) of a unique violation inside the block; other errors pass."""
+    try:
+        yield
+    except IntegrityError as exc:
+        conflict = unique_conflict(exc)
+        if conflict is None:
+            raise
+        raise conflict from exc
+
+
 def alembic_config(url: str) -> Config:
     """An Alembic configuration pointing at our migrations and ``url``."""
     cfg = Config()

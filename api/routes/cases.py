@@ -124,7 +124,9 @@ async def upload_evidence(
         replies: list[str] = []
 
         def registered(session: Session, item: EvidenceItem) -> None:
-            # In the transaction that commits the item: the answer is fixed with it.
+            # In the transaction that commits the item: the answer is fixed with it, as stored
+            # (refreshed: times come back in UTC, as every later read shows them).
+            session.refresh(item)
             replies.append(ItemPublic.of(item).model_dump_json())
             if held is not None:
                 idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
