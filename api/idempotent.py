@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 REPLAYED = "Idempotent-Replayed"
 """Response header marking an answer given again for a retried request."""
 
+REPLAY_DOC = {"headers": {REPLAYED: {
+    "description": "`true` when this is the recorded answer to an earlier request with the same Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}}}
+"""OpenAPI description of a creating route's success answer (``responses={201: REPLAY_DOC}``)."""
+
 IdempotencyKeyHeader = Annotated[str | None, Header(
     alias="Idempotency-Key",
     description=(

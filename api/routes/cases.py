@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
-from api.idempotent import IdempotencyKeyHeader, idempotent, json_reply, replayed
+from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
 from archive import cases as case_service
@@ -35,7 +35,7 @@ def list_cases(
     return [CasePublic.of(c) for c in case_service.list_cases(session, user=user, limit=limit, offset=offset)]
 
 
-@router.post("", status_code=201, response_model=CasePublic, responses=ERRORS)
+@router.post("", status_code=201, response_model=CasePublic, responses={**ERRORS, 201: REPLAY_DOC})
 def create_case(
     body: CaseCreate, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -72,7 +72,7 @@ def list_evidence(case_id: str, session: SessionDep, user: CurrentUser) -> list[
 
 
 @router.post(
-    "/{case_id}/evidence", status_code=201, response_model=ItemPublic, responses=ERRORS,
+    "/{case_id}/evidence", status_code=201, response_model=ItemPublic, responses={**ERRORS, 201: REPLAY_DOC},
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def upload_evidence(
@@ -101,19 +101,18 @@ async def upload_evidence(
         expected_size = int(expected) if expected is not None else None
     except ValueError as exc:
         raise InvalidInput("Content-Length is not a number", code="invalid_content_length") from exc
-    # Refuse before a byte is stored when the case or the parameters are wrong.
-    with services.db.session() as session:
-        evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
     declared = evidence_service.normalise_sha256(sha256)
     fingerprint = idempotency.fingerprint("POST", f"/api/v1/cases/{case_id}/evidence", {
         "kind": kind.value, "filename": filename, "sha256": declared, "device_id": device_id,
-        "recorded_start": recorded_start.astimezone(timezone.utc).isoformat() if recorded_start else None,
+        "recorded_start": recorded_start.isoformat() if recorded_start else None,
         # Without a declared hash the length is all that is known of the body before it arrives.
         "length": expected_size if declared is None else None,
     })
     with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
         if held is not None and held.replay is not None:
-            # The retry's body must be the one stored (its declared hash may be absent); hashed, never kept.
+            # Before any check of the case: a retry of what succeeded succeeds, even if the
+            # case has changed since. Its body must be the one stored (a declared hash may be
+            # absent): hashed as it arrives, never kept.
             digest = await consume_body(request.stream(), _sha256_of)
             if digest != held.replay.content_sha256:
                 raise IdempotencyKeyReused(
@@ -121,6 +120,9 @@ async def upload_evidence(
                     code="idempotency_key_reused",
                 )
             return replayed(held.replay)
+        # Refuse before a byte is stored when the case or the parameters are wrong.
+        with services.db.session() as session:
+            evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
         replies: list[str] = []
 
         def registered(session: Session, item: EvidenceItem) -> None:

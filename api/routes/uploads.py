@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUserId, ServicesDep
 from api.errors import error_response
-from api.idempotent import IdempotencyKeyHeader, idempotent, replayed
+from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
 from api.streaming import consume_body
 from archive import idempotency
@@ -146,7 +146,7 @@ async def _receive(
     return result
 
 
-@router.post("", status_code=201, responses=ERRORS)
+@router.post("", status_code=201, responses={**ERRORS, 201: REPLAY_DOC})
 async def create_upload(
     request: Request, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
