@@ -142,6 +142,12 @@ def claim(db: Database, *, user_id: str, key: str, fingerprint: str, now: dateti
     raise IdempotencyKeyInUse("this Idempotency-Key is changing hands; retry", code="idempotency_key_in_use")
 
 
+def _still_held(held: Claim) -> tuple[Any, ...]:
+    """Conditions on the key's row that hold while this claim has it (not answered, not taken over)."""
+    return (IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
+            IdempotencyKey.token == held.token, IdempotencyKey.state == "in_flight")
+
+
 def record_reply(
     session: Session, held: Claim, *, status: int, body: str | None, headers: dict[str, str] | None = None,
     content_sha256: str | None = None, now: datetime | None = None,
@@ -154,8 +160,7 @@ def record_reply(
     now = now or utcnow()
     result = session.execute(
         update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
-               IdempotencyKey.token == held.token, IdempotencyKey.state == "in_flight")
+        .where(*_still_held(held))
         .values(state="done", response_status=status, response_body=body, response_headers=headers or {},
                 content_sha256=content_sha256, lease_until=now, expires_at=now + KEY_TTL)
     )
@@ -172,8 +177,7 @@ def renew(db: Database, held: Claim, *, now: datetime | None = None) -> None:
     with db.session() as session:
         session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
-                   IdempotencyKey.token == held.token, IdempotencyKey.state == "in_flight")
+            .where(*_still_held(held))
             .values(lease_until=now + LEASE)
         )
 
@@ -197,10 +201,7 @@ def release(db: Database, held: Claim) -> None:
         return
     with db.session() as session:
         session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
-                IdempotencyKey.token == held.token, IdempotencyKey.state == "in_flight",
-            )
+            delete(IdempotencyKey).where(*_still_held(held))
         )
 
 

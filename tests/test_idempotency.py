@@ -263,3 +263,21 @@ def test_purge_forgets_only_expired_keys(stack, officer):
         assert idempotency.purge_expired(s) >= 1
         left = set(s.execute(select(IdempotencyKey.key).where(IdempotencyKey.key.in_([old, new]))).scalars())
     assert left == {new}
+
+
+def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, case, caplog):
+    from tests.conftest import ApiServer
+
+    # The same database and store, but a broker nothing listens on: sending the task fails
+    # after the item is committed, and the reply must still be the success.
+    api = ApiServer(stack.settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"}))
+    try:
+        with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {officer}"}, timeout=60) as c:
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "q.bin"},
+                       content=b"queued later", headers={"Idempotency-Key": _key()})
+    finally:
+        api.stop()
+        api.app.state.services.db.dispose()
+    assert r.status_code == 201, r.text
+    assert _items_of(stack, case["id"]) == 1 and r.json()["id"]
+    assert any("could not enqueue evidence.process_item" in rec.getMessage() for rec in caplog.records)
