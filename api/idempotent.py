@@ -1,6 +1,6 @@
 """The ``Idempotency-Key`` header on the routes that create things (see :mod:`archive.idempotency`).
 
-A route computes its request's fingerprint, enters :func:`idempotent`, answers a replay
+A route computes its request's fingerprint, enters :func:`idempotent` (``async with``), answers a replay
 with :func:`replayed` and otherwise records its answer with
 :func:`archive.idempotency.record_reply` in the transaction that commits what it created.
 """
@@ -8,11 +8,13 @@ with :func:`replayed` and otherwise records its answer with
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
+import anyio
 from fastapi import Header
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from archive import idempotency
@@ -43,23 +45,27 @@ IdempotencyKeyHeader = Annotated[str | None, Header(
 )]
 
 
-@contextmanager
-def idempotent(db: Database, *, user_id: str, header: str | None, fingerprint: str) -> Iterator[idempotency.Claim | None]:
-    """Claim the request's key for the ``with`` block (None: no key was sent).
+@asynccontextmanager
+async def idempotent(
+    db: Database, *, user_id: str, header: str | None, fingerprint: str,
+) -> AsyncIterator[idempotency.Claim | None]:
+    """Claim the request's key for the ``async with`` block (None: no key was sent).
 
     A claim whose ``replay`` is set is an answer already given. When the block raises,
-    the request kept nothing and its claim is released so a retry runs again.
+    the request kept nothing and its claim is released so a retry runs again. The database
+    work runs in a thread: a claim may wait for a concurrent one, never on the event loop.
     """
     key = idempotency.parse_key(header)
     if key is None:
         yield None
         return
-    held = idempotency.claim(db, user_id=user_id, key=key, fingerprint=fingerprint)
+    held = await run_in_threadpool(lambda: idempotency.claim(db, user_id=user_id, key=key, fingerprint=fingerprint))
     try:
         yield held
     except BaseException:
         try:
-            idempotency.release(db, held)
+            with anyio.CancelScope(shield=True):  # a cancelled request frees its key too
+                await run_in_threadpool(idempotency.release, db, held)
         except Exception:  # noqa: BLE001 - the lease runs out instead; the original error matters
             log.exception("could not release idempotency key of user %s", user_id)
         raise

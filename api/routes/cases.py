@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,22 +37,27 @@ def list_cases(
 
 
 @router.post("", status_code=201, response_model=CasePublic, responses={**ERRORS, 201: REPLAY_DOC})
-def create_case(
+async def create_case(
     body: CaseCreate, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Open a case in the caller's unit, with its one vault (409 ``case_number_taken`` if the number exists)."""
     fingerprint = idempotency.fingerprint("POST", "/api/v1/cases", body.model_dump(mode="json"))
-    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
         if held is not None and held.replay is not None:
             return replayed(held.replay)
-        with services.db.session() as session:
-            case = case_service.create_case(
-                session, store=services.store, user=session.get(User, user_id), case_number=body.case_number,
-                title=body.title,
-            )
-            reply = CasePublic.of(case).model_dump_json()
-            if held is not None:
-                idempotency.record_reply(session, held, status=201, body=reply)
+
+        def create() -> str:
+            with services.db.session() as session:
+                case = case_service.create_case(
+                    session, store=services.store, user=session.get(User, user_id), case_number=body.case_number,
+                    title=body.title,
+                )
+                reply = CasePublic.of(case).model_dump_json()
+                if held is not None:
+                    idempotency.record_reply(session, held, status=201, body=reply)
+            return reply
+
+        reply = await run_in_threadpool(create)
     return json_reply(201, reply)
 
 
@@ -108,7 +114,7 @@ async def upload_evidence(
         # Without a declared hash the length is all that is known of the body before it arrives.
         "length": expected_size if declared is None else None,
     })
-    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
         if held is not None and held.replay is not None:
             # Before any check of the case: a retry of what succeeded succeeds, even if the
             # case has changed since. Its body must be the one stored (a declared hash may be

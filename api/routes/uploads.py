@@ -162,7 +162,7 @@ async def create_upload(
     length = _int_header(request, "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     fingerprint = idempotency.fingerprint("POST", "/api/v1/uploads", {"length": length, "metadata": metadata})
-    with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
         if held is not None and held.replay is not None:
             upload_id = held.replay.headers["Location"].rsplit("/", 1)[-1]
             with services.db.session() as session:
