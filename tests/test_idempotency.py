@@ -281,3 +281,25 @@ def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, ca
     assert r.status_code == 201, r.text
     assert _items_of(stack, case["id"]) == 1 and r.json()["id"]
     assert any("could not enqueue evidence.process_item" in rec.getMessage() for rec in caplog.records)
+
+
+def test_concurrent_user_additions_share_a_new_unit_and_conflict_on_a_name(stack):
+    from archive.errors import Conflict
+    from archive.models import Unit, User
+    from archive.users import add_user
+
+    unit, name = f"unit-{uuid.uuid4().hex[:8]}", f"same-{uuid.uuid4().hex[:8]}"
+    db = stack.services.db
+
+    def add(i: int, *, same_name: bool = False) -> str:
+        with db.session() as session:
+            user, _token = add_user(session, name=name if same_name else f"{name}-{i}", unit=unit, role="officer")
+            return user.id
+
+    distinct = _at_once(6, add)
+    assert not [r for r in distinct if isinstance(r, BaseException)], distinct
+    assert _count(stack, select(func.count()).select_from(Unit).where(Unit.name == unit)) == 1
+    same = _at_once(6, lambda i: add(i, same_name=True))
+    errors = [r for r in same if isinstance(r, BaseException)]
+    assert len(errors) == 5 and all(isinstance(e, Conflict) and e.code == "user_exists" for e in errors), same
+    assert _count(stack, select(func.count()).select_from(User).where(User.name == name)) == 1
