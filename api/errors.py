@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archive.db import translate_busy
+from archive.db import translate_busy, unique_conflict
 from archive.errors import ArchiveError, DatabaseBusy
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,15 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests racing to create the same row: the loser gets a conflict, not a 500.
+        conflict = unique_conflict(exc)
+        if conflict is None:
+            log.exception("integrity error", exc_info=exc)
+            return error_response(500, "internal_error", "internal error; it has been logged")
+        return error_response(conflict.status, conflict.code, conflict.message)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from archive import ledger
+from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
 from archive.models import Case, Role, User, Vault, new_id
 from archive.storage import ObjectStore
@@ -41,12 +41,11 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     vault = Vault(id=vault_id, case_id=case.id, name=vault_name(vault_id), object_lock=store.supports_lock)
     store.ensure_vault(vault.name)
     session.add(case)
-    session.flush()
     session.add(vault)
-    try:
+    # On PostgreSQL a concurrent creation of the same number passes the check above; its
+    # insert waits for ours and then fails here: a conflict (case_number_taken), never a 500.
+    with unique_violations_as_conflicts():
         session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"case number {case_number} already exists", code="case_number_taken") from exc
     ledger.append(
         session, actor=actor_name(user), action="case_created", case_id=case.id,
         details={"case_number": case_number, "title": case.title, "unit": user.unit.name, "vault": vault.name},

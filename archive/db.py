@@ -13,17 +13,20 @@ a driver error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import DatabaseBusy, InvalidInput
+from archive.errors import Conflict, DatabaseBusy, InvalidInput
 from archive.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -205,6 +208,68 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_ignoring_duplicates(session: Session, model: type, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert ``rows`` into ``model``'s table, skipping each one whose key is already there.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` on both databases: two transactions inserting the
+    same row at once both succeed (on PostgreSQL the second waits for the first to commit,
+    then skips), where a look-then-insert would let the second fail with a unique
+    violation. Returns how many rows were inserted.
+    """
+    rows = list(rows)
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__  # type: ignore[attr-defined]
+    # RETURNING counts what went in (a driver's rowcount for this statement may be -1).
+    statement = insert(table).values(rows).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(session.execute(statement).all())
+
+
+UNIQUE_CONFLICTS = {
+    "cases": ("case_number_taken", "a case with this number already exists"),
+    "units": ("unit_exists", "a unit with this name already exists"),
+    "users": ("user_exists", "a user with this name already exists"),
+    "devices": ("device_exists", "this device was just created by another request; try again"),
+    "idempotency_keys": ("idempotency_key_in_use", "a request with this Idempotency-Key is being processed"),
+}
+"""Table -> (code, message) of the 409 a unique violation on it becomes; others: ``already_exists``."""
+
+
+def unique_conflict(exc: IntegrityError) -> Conflict | None:
+    """The 409 a unique-constraint violation means for a client, or None for other integrity errors.
+
+    PostgreSQL names the table (SQLSTATE 23505); SQLite says
+    ``UNIQUE constraint failed: table.column``. Two requests racing to create the same thing
+    must get a conflict, never an internal error.
+    """
+    orig = exc.orig
+    table: str | None = None
+    if getattr(orig, "sqlstate", None) == "23505":
+        table = getattr(getattr(orig, "diag", None), "table_name", None) or ""
+    else:
+        message = str(orig)
+        if message.startswith("UNIQUE constraint failed:"):
+            table = message.split(":", 1)[1].strip().split(".", 1)[0]
+    if table is None:
+        return None
+    code, text = UNIQUE_CONFLICTS.get(table, ("already_exists", "this already exists"))
+    return Conflict(text, code=code)
+
+
+@contextmanager
+def unique_violations_as_conflicts() -> Iterator[None]:
+    """Raise the :func:`unique_conflict` (409) of a unique violation inside the block; other errors pass."""
+    try:
+        yield
+    except IntegrityError as exc:
+        conflict = unique_conflict(exc)
+        if conflict is None:
+            raise
+        raise conflict from exc
 
 
 def alembic_config(url: str) -> Config:

@@ -67,6 +67,18 @@ class HashMismatch(Conflict):
     code = "hash_mismatch"
 
 
+class IdempotencyKeyInUse(Conflict):
+    """A request with this Idempotency-Key is still being processed; retry once it has answered."""
+
+    code = "idempotency_key_in_use"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """This Idempotency-Key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
 class UploadIncomplete(ArchiveError):
     """The upload ended before all of its bytes arrived; nothing was kept."""
 

@@ -173,13 +173,15 @@ def receive_original(
     chunks: Iterable[bytes],
     retention_days: int,
     expected_size: int | None = None,
-    on_stored: Callable[[EvidenceItem], None] | None = None,
+    on_registered: Callable[[Session, EvidenceItem], None] | None = None,
 ) -> EvidenceItem:
     """Stream an original into its case's vault and register it as evidence.
 
     No database transaction is held while bytes flow. Raises HashMismatch (nothing
     kept) when the declared SHA-256 differs, UploadIncomplete when fewer bytes than
-    announced arrived.
+    announced arrived. ``on_registered(session, item)`` runs in the transaction that
+    commits the item (to record something with it, e.g. an idempotent answer); if it
+    raises, nothing is registered.
     """
     with db.session() as session:
         user = session.get(User, user_id)
@@ -201,8 +203,8 @@ def receive_original(
             session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
             sha256=stream.hexdigest("sha256"),
         )
-        if on_stored is not None:
-            on_stored(item)
+        if on_registered is not None:
+            on_registered(session, item)
     log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
     return item
 

@@ -369,6 +369,35 @@ class Upload(Base):
     expires_at: Mapped[datetime] = mapped_column(AwareDateTime())
 
 
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a user sent, and the answer its request got (see :mod:`archive.idempotency`).
+
+    Keyed by (user, key): keys of different users never meet. ``in_flight`` while the first
+    request runs (its ``token`` holds the claim until ``lease_until``), ``done`` once the
+    answer was recorded in the transaction that committed what the request created.
+    """
+
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of what identifies the request (method, path, parameters, body or its digest)."""
+    token: Mapped[str] = mapped_column(String(36))
+    """Random id of the request holding (or that held) the claim."""
+    state: Mapped[str] = mapped_column(String(16), default="in_flight")
+    """in_flight, done."""
+    lease_until: Mapped[datetime] = mapped_column(AwareDateTime())
+    """An in-flight claim not renewed by then belongs to a request that died; a retry takes it over."""
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    """The JSON text answered, byte for byte."""
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    """For uploads: SHA-256 of the body stored, so a retry's body can be compared."""
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
+
+
 class TrustedCertificate(Base):
     """Every certificate that ever sealed or time-stamped for us; kept forever."""
 

@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 
 import signing
 from archive import ledger, merkle
-from archive.db import Database
+from archive.db import Database, insert_ignoring_duplicates
 from archive.errors import ArchiveError, ConfigurationError, NotFound, ObjectExists, VerificationError
 from archive.evidence import HashingStream, derived_key, lock_item
 from archive.models import (
@@ -474,30 +474,36 @@ def certificates_in_seal(cades: bytes) -> list[tuple[str, asn1_x509.Certificate]
 
 
 def record_certificates(session: Session, certs: Iterable[tuple[str, asn1_x509.Certificate]]) -> int:
-    """Keep each certificate in the ``certificates`` table (first use; never removed). Returns how many were new."""
-    added = 0
+    """Keep each certificate in the ``certificates`` table (first use; never removed). Returns how many were new.
+
+    An upsert that skips known ones: two workers sealing at once with the same new
+    certificate both succeed (a look-then-insert made one fail with a duplicate key).
+    Rows go in fingerprint order, so concurrent inserts wait for each other in one order.
+    """
+    rows: dict[str, dict[str, Any]] = {}
     for role, cert in certs:
         fp = signing_certs.sha256_fingerprint(cert)
-        if session.get(TrustedCertificate, fp) is not None:
+        if fp in rows:
             continue
         validity = cert["tbs_certificate"]["validity"]
-        session.add(TrustedCertificate(
-            fingerprint=fp, role=role, subject=signing_certs.subject_text(cert), pem=_pem(cert),
-            not_before=validity["not_before"].native, not_after=validity["not_after"].native,
-        ))
-        session.flush()
-        added += 1
-    return added
+        rows[fp] = {
+            "fingerprint": fp, "role": role, "subject": signing_certs.subject_text(cert), "pem": _pem(cert),
+            "not_before": validity["not_before"].native, "not_after": validity["not_after"].native,
+        }
+    known = set(session.execute(
+        select(TrustedCertificate.fingerprint).where(TrustedCertificate.fingerprint.in_(list(rows)))
+    ).scalars()) if rows else set()
+    return insert_ignoring_duplicates(session, TrustedCertificate, [rows[fp] for fp in sorted(rows) if fp not in known])
 
 
 def record_sm2_key(session: Session, public_key: signing_sm2.Sm2PublicKey) -> None:
-    """Keep an SM2 public key (role ``sm2``; ``pem`` is the SubjectPublicKeyInfo) forever."""
+    """Keep an SM2 public key (role ``sm2``; ``pem`` is the SubjectPublicKeyInfo) forever (an upsert)."""
     fp = public_key.fingerprint()
     if session.get(TrustedCertificate, fp) is None:
-        session.add(TrustedCertificate(
-            fingerprint=fp, role="sm2", subject="SM2 public key", pem=public_key.public_pem().decode("ascii"),
-        ))
-        session.flush()
+        insert_ignoring_duplicates(session, TrustedCertificate, [{
+            "fingerprint": fp, "role": "sm2", "subject": "SM2 public key",
+            "pem": public_key.public_pem().decode("ascii"),
+        }])
 
 
 def record_sealer_certificates(session: Session, sealer: Sealer) -> int:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import ledger
+from archive.db import insert_ignoring_duplicates, unique_violations_as_conflicts
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from archive.models import Case, Role, Unit, User
+from archive.models import Case, Role, Unit, User, new_id
 
 TOKEN_PREFIX = "ev_"
 
@@ -34,13 +35,9 @@ def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
     name = name.strip()
     if not name:
         raise InvalidInput("unit name is empty", code="invalid_unit")
-    unit = session.execute(select(Unit).where(Unit.name == name)).scalar_one_or_none()
-    if unit is not None:
-        return unit, False
-    unit = Unit(name=name)
-    session.add(unit)
-    session.flush()
-    return unit, True
+    # An upsert: two users added at once to a new unit both land in the one unit.
+    created = insert_ignoring_duplicates(session, Unit, [{"id": new_id(), "name": name}])
+    return session.execute(select(Unit).where(Unit.name == name)).scalar_one(), bool(created)
 
 
 def _record_unit(session: Session, unit: Unit) -> None:
@@ -61,7 +58,8 @@ def add_user(session: Session, *, name: str, unit: str, role: Role | str, actor:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(name=name, role=role, unit_id=unit_row.id, token_hash=hash_token(token))
     session.add(user)
-    session.flush()
+    with unique_violations_as_conflicts():  # a concurrent add of the same name won
+        session.flush()
     if unit_created:
         _record_unit(session, unit_row)
     ledger.append(

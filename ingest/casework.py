@@ -26,6 +26,7 @@ from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archive import ledger, work
+from archive.db import insert_ignoring_duplicates
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.models import (
     AwareDateTime,
@@ -159,11 +160,16 @@ def set_device_clock(
                 f"device {device_id} is used in another unit's cases; an administrator must set its clock",
                 code="device_of_other_unit",
             )
-    device = session.get(Device, device_id)
-    previous = device.clock_offset_seconds if device is not None else None
-    if device is None:
-        device = Device(id=device_id)
-        session.add(device)
+    # Upsert, then lock (the device row comes first in the lock order, see ledger.append):
+    # two requests naming a new device at once both succeed, the later one's offset last.
+    created = insert_ignoring_duplicates(session, Device, [{
+        "id": device_id, "clock_offset_seconds": float(offset_seconds), "offset_source": source, "updated_by": user.id,
+    }])
+    device = session.execute(
+        select(Device).where(Device.id == device_id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    previous = None if created else device.clock_offset_seconds
     device.clock_offset_seconds = float(offset_seconds)
     device.offset_source = source
     if description is not None:

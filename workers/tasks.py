@@ -340,3 +340,18 @@ def _task_ended(task_id: str | None = None, task: Task | None = None, state: str
     start = _started.pop(task_id, None) if task_id else None
     if start is not None and task is not None:
         metrics.record_task(task.name, seconds=time.perf_counter() - start, failed=state != "SUCCESS")
+
+
+@celery_app.task(base=EvidenceTask, bind=True, name="evidence.purge_idempotency_keys")
+def purge_idempotency_keys(self: EvidenceTask) -> int:
+    """Forget Idempotency-Keys answered more than a day ago; safe at any time."""
+    from archive import idempotency
+
+    with self.db.session() as session:
+        return idempotency.purge_expired(session)
+
+
+# Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
+celery_app.conf.beat_schedule["evidence-purge-idempotency-keys"] = {
+    "task": "evidence.purge_idempotency_keys", "schedule": 3600.0,
+}

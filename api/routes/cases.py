@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
+from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
 from archive import cases as case_service
 from archive import evidence as evidence_service
-from archive import work
-from archive.errors import InvalidInput
+from archive import idempotency, work
+from archive.errors import IdempotencyKeyReused, InvalidInput
 from archive.models import EvidenceItem, EvidenceKind, User
 from archive.users import load_case
 
@@ -32,13 +36,29 @@ def list_cases(
     return [CasePublic.of(c) for c in case_service.list_cases(session, user=user, limit=limit, offset=offset)]
 
 
-@router.post("", status_code=201, response_model=CasePublic, responses=ERRORS)
-def create_case(body: CaseCreate, session: SessionDep, user: CurrentUser, services: ServicesDep) -> CasePublic:
-    """Open a case in the caller's unit, with its one vault."""
-    case = case_service.create_case(
-        session, store=services.store, user=user, case_number=body.case_number, title=body.title
-    )
-    return CasePublic.of(case)
+@router.post("", status_code=201, response_model=CasePublic, responses={**ERRORS, 201: REPLAY_DOC})
+async def create_case(
+    body: CaseCreate, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Open a case in the caller's unit, with its one vault (409 ``case_number_taken`` if the number exists)."""
+    fingerprint = idempotency.fingerprint("POST", "/api/v1/cases", body.model_dump(mode="json"))
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            return replayed(held.replay)
+
+        def create() -> str:
+            with services.db.session() as session:
+                case = case_service.create_case(
+                    session, store=services.store, user=session.get(User, user_id), case_number=body.case_number,
+                    title=body.title,
+                )
+                reply = CasePublic.of(case).model_dump_json()
+                if held is not None:
+                    idempotency.record_reply(session, held, status=201, body=reply)
+            return reply
+
+        reply = await run_in_threadpool(create)
+    return json_reply(201, reply)
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
@@ -58,7 +78,7 @@ def list_evidence(case_id: str, session: SessionDep, user: CurrentUser) -> list[
 
 
 @router.post(
-    "/{case_id}/evidence", status_code=201, response_model=ItemPublic, responses=ERRORS,
+    "/{case_id}/evidence", status_code=201, response_model=ItemPublic, responses={**ERRORS, 201: REPLAY_DOC},
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def upload_evidence(
@@ -71,8 +91,13 @@ async def upload_evidence(
     sha256: Annotated[str | None, Query(description="Declared SHA-256 (hex); a mismatch keeps nothing")] = None,
     device_id: Annotated[str | None, Query(max_length=200)] = None,
     recorded_start: Annotated[datetime | None, Query(description="ISO 8601 with zone")] = None,
-) -> ItemPublic:
-    """Upload one original as the raw request body; it is hashed while it streams in."""
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Upload one original as the raw request body; it is hashed while it streams in.
+
+    With an ``Idempotency-Key``, a retry of an upload that succeeded stores nothing: its body
+    is hashed as it arrives and, if it is the same, the first answer is given again.
+    """
     incoming = evidence_service.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
         device_id=device_id, recorded_start=recorded_start,
@@ -82,25 +107,58 @@ async def upload_evidence(
         expected_size = int(expected) if expected is not None else None
     except ValueError as exc:
         raise InvalidInput("Content-Length is not a number", code="invalid_content_length") from exc
-    def check() -> None:
-        with services.db.read() as session:
-            evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+    declared = evidence_service.normalise_sha256(sha256)
+    fingerprint = idempotency.fingerprint("POST", f"/api/v1/cases/{case_id}/evidence", {
+        "kind": kind.value, "filename": filename, "sha256": declared, "device_id": device_id,
+        "recorded_start": recorded_start.isoformat() if recorded_start else None,
+        # Without a declared hash the length is all that is known of the body before it arrives.
+        "length": expected_size if declared is None else None,
+    })
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            # Before any check of the case: a retry of what succeeded succeeds, even if the
+            # case has changed since. Its body must be the one stored (a declared hash may be
+            # absent): hashed as it arrives, never kept.
+            digest = await consume_body(request.stream(), _sha256_of)
+            if digest != held.replay.content_sha256:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for an upload of different bytes; use a new key",
+                    code="idempotency_key_reused",
+                )
+            return replayed(held.replay)
+        def check() -> None:
+            with services.db.read() as session:
+                evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
 
-    # Refuse before a byte is stored when the case or the parameters are wrong. Database
-    # work runs in a thread: this route is async, and a wait on the event loop stalls all.
-    await run_in_threadpool(check)
+        # Refuse before a byte is stored when the case or the parameters are wrong. Database
+        # work runs in a thread: this route is async, and a wait on the event loop stalls all.
+        await run_in_threadpool(check)
+        replies: list[str] = []
 
-    def receive(chunks):  # type: ignore[no-untyped-def]
-        return evidence_service.receive_original(
-            db=services.db, store=services.store, user_id=user_id, incoming=incoming, chunks=chunks,
-            retention_days=services.settings.retention_days, expected_size=expected_size,
-        )
+        def registered(session: Session, item: EvidenceItem) -> None:
+            # In the transaction that commits the item: the answer is fixed with it, as stored
+            # (refreshed: times come back in UTC, as every later read shows them).
+            session.refresh(item)
+            replies.append(ItemPublic.of(item).model_dump_json())
+            if held is not None:
+                idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
 
-    item = await consume_body(request.stream(), receive, protocol="direct")
+        def receive(chunks):  # type: ignore[no-untyped-def]
+            return evidence_service.receive_original(
+                db=services.db, store=services.store, user_id=user_id, incoming=incoming,
+                chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
+                retention_days=services.settings.retention_days, expected_size=expected_size,
+                on_registered=registered,
+            )
 
-    def reply() -> ItemPublic:
-        services.enqueue(work.PROCESS_ITEM, item.id)
-        with services.db.read() as session:
-            return ItemPublic.of(session.get(EvidenceItem, item.id))
+        item = await consume_body(request.stream(), receive, protocol="direct")
+    # The item is committed: from here on the answer is a success (enqueue only logs a failure).
+    await run_in_threadpool(services.enqueue, work.PROCESS_ITEM, item.id)
+    return json_reply(201, replies[0])
 
-    return await run_in_threadpool(reply)
+
+def _sha256_of(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()

@@ -23,9 +23,10 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUserId, ServicesDep
 from api.errors import error_response
+from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
 from api.streaming import consume_body
-from archive import work
+from archive import idempotency, work
 from archive.errors import ArchiveError, InvalidInput
 from archive.models import User
 from ingest import tus
@@ -146,39 +147,59 @@ async def _receive(
     return result
 
 
-@router.post("", status_code=201, responses=ERRORS)
-async def create_upload(request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
-    """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``."""
+@router.post("", status_code=201, responses={**ERRORS, 201: REPLAY_DOC})
+async def create_upload(
+    request: Request, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``.
+
+    With an ``Idempotency-Key``, a retried creation answers with the upload created first
+    (its ``Location`` and current ``Upload-Offset``), so the client resumes it instead of
+    starting a second one.
+    """
     _require_tus(request)
     if request.headers.get("upload-defer-length"):
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
+    fingerprint = idempotency.fingerprint("POST", "/api/v1/uploads", {"length": length, "metadata": metadata})
 
-    def create() -> str:
+    def describe(upload_id: str) -> tus.UploadInfo:
+        with services.db.read() as session:
+            return tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+
+    def create(held: idempotency.Claim | None) -> str:
         with services.db.session() as session:
             upload = tus.create_upload(
                 session, user=session.get(User, user_id), store=services.store, length=length or 0,
                 metadata=metadata, expiry_hours=services.settings.upload_expiry_hours,
             )
-            upload_id = upload.id
-        if length == 0:
-            item_id = tus.complete(
-                db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
-                retention_days=services.settings.retention_days,
-            )
-            services.enqueue(work.PROCESS_ITEM, item_id)
-        return upload_id
+            if held is not None:
+                # Recorded with the upload: a retry resumes this one even if the body below breaks.
+                idempotency.record_reply(session, held, status=201, body=None,
+                                         headers={"Location": f"/api/v1/uploads/{upload.id}"})
+            return upload.id
 
-    def describe() -> tus.UploadInfo:
-        with services.db.read() as session:
-            return tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+    def complete(upload_id: str) -> None:
+        item_id = tus.complete(
+            db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
+            retention_days=services.settings.retention_days,
+        )
+        services.enqueue(work.PROCESS_ITEM, item_id)
 
     # Database work runs in threads: this route is async, and a wait on the event loop stalls all.
-    upload_id = await run_in_threadpool(create)
-    if length and (_int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding")):
+    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+        if held is not None and held.replay is not None:
+            upload_id = held.replay.headers["Location"].rsplit("/", 1)[-1]
+            current = _upload_headers(await run_in_threadpool(describe, upload_id))
+            del current["Cache-Control"]
+            return replayed(held.replay, current)
+        upload_id = await run_in_threadpool(create, held)
+    if length == 0:
+        await run_in_threadpool(complete, upload_id)
+    elif _int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding"):
         await _receive(request, services, user_id, upload_id, 0)
-    info = await run_in_threadpool(describe)
+    info = await run_in_threadpool(describe, upload_id)
     headers = _upload_headers(info)
     del headers["Cache-Control"]
     headers["Location"] = f"/api/v1/uploads/{upload_id}"
