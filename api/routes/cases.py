@@ -119,7 +119,7 @@ async def upload_evidence(
             # Before any check of the case: a retry of what succeeded succeeds, even if the
             # case has changed since. Its body must be the one stored (a declared hash may be
             # absent): hashed as it arrives, never kept.
-            digest = await consume_body(request.stream(), _sha256_of)
+            digest = await consume_body(request.stream(), _sha256_of, protocol="direct_replay")
             if digest != held.replay.content_sha256:
                 raise IdempotencyKeyReused(
                     "this Idempotency-Key was used for an upload of different bytes; use a new key",
