@@ -280,7 +280,7 @@ def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, ca
         api.app.state.services.db.dispose()
     assert r.status_code == 201, r.text
     assert _items_of(stack, case["id"]) == 1 and r.json()["id"]
-    assert any("could not enqueue evidence.process_item" in rec.getMessage() for rec in caplog.records)
+    assert any("could not send evidence.process_item" in rec.getMessage() for rec in caplog.records)
 
 
 def test_concurrent_user_additions_share_a_new_unit_and_conflict_on_a_name(stack):
