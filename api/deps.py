@@ -76,11 +76,25 @@ larger ones make the driver or PostgreSQL fail (a 500) instead of matching nothi
 _bearer = HTTPBearer(auto_error=False, description="API token from `evidence user add`")
 
 
+def authenticated(services: Services, session: Session, token: str | None) -> User:
+    """The user holding ``token``, looked up in a reading session of its own and attached
+    to the request's ``session`` without a query.
+
+    The lookup must not open the request's (writing) transaction: FastAPI resolves this
+    dependency in one pool thread and runs the route in another, and a request holding
+    SQLite's write lock while it waits for a free thread stalls every writer behind it.
+    """
+    with services.db.read() as reading:
+        user = authenticate(reading, token=token)
+    return session.merge(user, load=False)
+
+
 def get_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    services: ServicesDep, session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    return authenticate(session, token=token)
+    return authenticated(services, session, token)
 
 
 def get_user_id(services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:

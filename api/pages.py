@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from api.deps import SessionDep
+from api.deps import ServicesDep, SessionDep, authenticated
 from archive import cases as case_service
 from archive.errors import ArchiveError, Unauthenticated
 from archive.models import EvidenceItem, LedgerEntry, User
@@ -49,10 +49,10 @@ class LoginRequired(Exception):
     """The browser has no valid session cookie."""
 
 
-def page_user(request: Request, session: SessionDep) -> User:
+def page_user(request: Request, services: ServicesDep, session: SessionDep) -> User:
     """The user whose token is in the session cookie; otherwise off to the sign-in page."""
     try:
-        return authenticate(session, token=request.cookies.get(COOKIE))
+        return authenticated(services, session, request.cookies.get(COOKIE))
     except Unauthenticated as exc:
         raise LoginRequired from exc
 

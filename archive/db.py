@@ -13,6 +13,8 @@ a driver error.
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +67,37 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class FairLock:
+    """A lock granted in arrival order (FIFO hand-over), with a timeout."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._guard:
+            if not self._held and not self._waiters:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._guard:
+            if turn.is_set():  # handed over just as the wait ran out
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().set()  # the lock passes straight to the next in line
+            else:
+                self._held = False
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -90,11 +123,33 @@ def _make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
 
+        writers = FairLock()
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            # A read-only snapshot (Database.snapshot) takes no write lock: under WAL a
+            # A read-only snapshot (Database.read/snapshot) takes no write lock: under WAL a
             # deferred transaction reads one snapshot and never blocks a writer.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(SNAPSHOT) else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(SNAPSHOT):
+                conn.exec_driver_sql("BEGIN")
+                return
+            # Writers of this process queue here in arrival order: SQLite's own busy handler
+            # polls with growing sleeps, so under load forty waiting threads starve each
+            # other past any timeout. Only one thread per process then meets the handler.
+            if not writers.acquire(SQLITE_BUSY_MS / 1000):
+                raise DatabaseBusy("the database is busy; nothing was changed, please retry in a moment")
+            conn.info["holds_writer_lock"] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        def _release(conn):  # type: ignore[no-untyped-def]
+            if conn.info.pop("holds_writer_lock", False):
+                writers.release()
+
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     if url.startswith("postgresql://"):

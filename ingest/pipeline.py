@@ -99,7 +99,7 @@ class Workspace:
 
     def item(self) -> EvidenceItem:
         """The item as currently stored (detached snapshot)."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             item = session.get(EvidenceItem, self.item_id)
             if item is None:
                 raise StepFailed(f"no evidence item {self.item_id}", code="item_not_found", status=404)
@@ -445,7 +445,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
 def _members_by_name(ws: Workspace) -> dict[str, EvidenceItem]:
     from sqlalchemy import select
 
-    with ws.db.session() as session:
+    with ws.db.read() as session:
         children = session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == ws.item_id)).scalars()
         return {(c.details or {}).get("bundle_member", c.original_filename): c for c in children}
 

@@ -196,7 +196,7 @@ def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
 
 def enqueue_checkpoint_if_due(db: Database) -> None:
     """Queue a checkpoint when enough entries were added since the last one (never sign inline)."""
-    with db.session() as session:
+    with db.read() as session:
         due = sealing.checkpoint_due(session, settings)
     if due:
         checkpoint.delay()
