@@ -375,6 +375,7 @@ def serve(host: str, port: int, with_worker: bool) -> None:
 
     from archive import db as archive_db
     from api.app import create_app
+    from api.http import uvicorn_config
 
     settings = _settings()
     logging.getLogger().setLevel(settings.log_level)
@@ -405,7 +406,9 @@ def serve(host: str, port: int, with_worker: bool) -> None:
             env=dict(os.environ, EVIDENCE_DATA_DIR=str(settings.data_dir.resolve())),
         )
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        uvicorn.Server(uvicorn_config(
+            create_app(settings), settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+        )).run()
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

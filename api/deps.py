@@ -44,7 +44,10 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit when the route returns, before the response is sent. With
+# FastAPI's default ("request") the commit ran after the client already had its 201, so
+# a client that at once used what it had created could be told 404.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 MAX_DB_INT = 2**31 - 1
 """Largest integer a query may compare with an INTEGER column (ledger seq, tree size);

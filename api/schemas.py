@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
 
@@ -152,7 +152,8 @@ class ConsistencyProofPublic(BaseModel):
 
 class DeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    clock_offset_seconds: float = Field(description="Seconds the device clock runs ahead of true time (true = device - S)")
+    # Strict: JSON true/false or "1.5" are not offsets (lax pydantic would store true as 1.0).
+    clock_offset_seconds: StrictFloat = Field(allow_inf_nan=False, ge=-1e9, le=1e9, description="Seconds the device clock runs ahead of true time (true = device - S)")
     source: str = Field(default="declared", description="declared or measured (at docking)")
     description: str | None = Field(default=None, max_length=500)
 
@@ -234,5 +235,5 @@ class ExplanationCreate(BaseModel):
 
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    accept: bool
+    accept: StrictBool
     comment: str | None = Field(default=None, max_length=10_000)

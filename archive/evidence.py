@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from archive import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError
+from archive.filenames import check_filename
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.users import CASE_READERS, actor_name, load_case, require_role
@@ -120,15 +121,6 @@ def guess_media_type(filename: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def safe_filename(filename: str) -> str:
-    """The original file name as given, without path parts or control characters."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    name = "".join(ch for ch in name if ch.isprintable())
-    if not name or name in (".", ".."):
-        raise InvalidInput("filename is empty or not a file name", code="invalid_filename")
-    return name[:1000]
-
-
 @dataclass(frozen=True)
 class IncomingEvidence:
     """What the uploader says about a file before its bytes arrive."""
@@ -146,7 +138,7 @@ class IncomingEvidence:
 def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) -> str:
     """Validate an upload before any byte is stored; return the vault name to write to."""
     case = load_case(session, user=user, case_id=incoming.case_id, write=True)
-    safe_filename(incoming.filename)
+    check_filename(incoming.filename)
     normalise_sha256(incoming.declared_sha256)
     device = incoming.device_id
     # Checked before any byte is stored: a row refused after the upload would leave a locked orphan.
@@ -187,7 +179,7 @@ def receive_original(
             raise NotFound("user vanished", code="user_not_found")
         vault = check_incoming(session, user=user, incoming=incoming)
         actor = actor_name(user)
-    filename = safe_filename(incoming.filename)
+    filename = check_filename(incoming.filename)
     item_id = new_id()
     key = original_key(vault, item_id)
     stream = HashingStream(chunks, "sha256")
@@ -257,7 +249,7 @@ def register_original(
     The caller commits; enqueue processing only after that commit. The row's primary key
     is ``item_id``, so registering the same original twice fails in the database.
     """
-    filename = safe_filename(incoming.filename)
+    filename = check_filename(incoming.filename)
     declared = normalise_sha256(incoming.declared_sha256)
     item = EvidenceItem(
         id=item_id,
