@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from archive.errors import ArchiveError
 
@@ -95,7 +96,15 @@ def install(app: FastAPI) -> None:
         return error_response(400, "upload_incomplete", f"{_BODY_ENDED}; nothing was kept")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route of the path; a path such as
+            # /api/v1/cases has one route per method, so gather them all.
+            allowed = sorted({m for route in request.app.router.routes
+                              if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
+                              for m in route.methods})
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",
+                                  {"Allow": ", ".join(allowed)})
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "error parsing the body": a body cut short, or one that is not JSON at all.
             if isinstance(exc.__cause__, ClientDisconnect):

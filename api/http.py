@@ -137,6 +137,18 @@ class _Edge:
         cycle.keep_alive = False  # answer, then close
         return True  # keep the transport open for writing
 
+    def _write_error(self, status: int, reason: str, code: str, message: str) -> None:
+        body = _error_body(code, message)
+        self.transport.write(  # type: ignore[attr-defined]
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to an unparsable request, in the one error shape (not plain text)."""
+        self._write_error(400, "Bad Request", "bad_request", msg)
+        self.transport.close()  # type: ignore[attr-defined]
+
     def _count_head(self, data: bytes) -> bool:
         """Count ``data`` towards an unfinished head; False (after answering 431) when too much."""
         if self._refused:
@@ -150,12 +162,8 @@ class _Edge:
         if cycle is not None and not cycle.response_complete:
             transport.close()  # a response is under way: no room for ours
             return False
-        body = _error_body(HEADERS_TOO_LARGE,
-                           f"request header fields too large: the request head exceeds {self.limits.total_bytes} bytes")
-        transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
-        )
+        self._write_error(431, "Request Header Fields Too Large", HEADERS_TOO_LARGE,
+                          f"request header fields too large: the request head exceeds {self.limits.total_bytes} bytes")
         # Lingering close: closing with unread bytes would reset the connection and the
         # client would lose the answer, so read and drop the rest for a moment first.
         self.loop.call_later(_LINGER_SECONDS, transport.close)  # type: ignore[attr-defined]

@@ -93,6 +93,27 @@ def _int_header(request: Request, name: str, *, required: bool = True) -> int | 
     return int(value)
 
 
+def _header(name: str, schema: dict[str, Any], description: str, *, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema, "description": description}
+
+
+# tus headers, read from the request by the routes (tus answers 412/400 for them, not 422),
+# listed here so /openapi.json says what a client must send.
+TUS_RESUMABLE = _header("Tus-Resumable", {"type": "string", "enum": [tus.TUS_VERSION]}, "tus protocol version")
+_CREATE = {"parameters": [
+    TUS_RESUMABLE,
+    _header("Upload-Length", {"type": "integer", "minimum": 0, "maximum": tus.MAX_SIZE}, "Size of the whole upload"),
+    _header("Upload-Metadata", {"type": "string"},
+            "Comma-separated `key base64(value)` pairs: case_id, kind, filename, optional sha256, device_id, recorded_start"),
+]}
+_PATCH = {"parameters": [
+    TUS_RESUMABLE,
+    _header("Upload-Offset", {"type": "integer", "minimum": 0}, "Where this body starts"),
+    _header("Upload-Checksum", {"type": "string"}, "`<algorithm> <base64 digest>` of this body", required=False),
+], "requestBody": {"required": True, "content": {OFFSET_STREAM: {"schema": {"type": "string", "format": "binary"}}}}}
+_TUS_ONLY = {"parameters": [TUS_RESUMABLE]}
+
+
 def _upload_headers(info: tus.UploadInfo) -> dict[str, str]:
     headers = {"Upload-Offset": str(info.offset), "Upload-Length": str(info.length), "Cache-Control": "no-store"}
     if info.status == "open":
@@ -144,7 +165,7 @@ async def _receive(
     return result
 
 
-@router.post("", status_code=201, responses=ERRORS)
+@router.post("", status_code=201, responses=ERRORS, openapi_extra=_CREATE)
 async def create_upload(request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``."""
     _require_tus(request)
@@ -174,7 +195,7 @@ async def create_upload(request: Request, services: ServicesDep, user_id: Curren
     return Response(status_code=201, headers=headers)
 
 
-@router.head("/{upload_id}", responses=ERRORS)
+@router.head("/{upload_id}", responses=ERRORS, openapi_extra=_TUS_ONLY)
 def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus core: where to resume (``Upload-Offset``) and the announced ``Upload-Length``."""
     _require_tus(request)
@@ -183,7 +204,7 @@ def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id
     return Response(status_code=200, headers=_upload_headers(info))
 
 
-@router.patch("/{upload_id}", status_code=204, responses=ERRORS)
+@router.patch("/{upload_id}", status_code=204, responses=ERRORS, openapi_extra=_PATCH)
 async def patch_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus core: append the body at ``Upload-Offset`` (optionally checked by ``Upload-Checksum``)."""
     _require_tus(request)
@@ -192,7 +213,7 @@ async def patch_upload(upload_id: str, request: Request, services: ServicesDep, 
     return Response(status_code=204, headers=_upload_headers(result.upload))
 
 
-@router.delete("/{upload_id}", status_code=204, responses=ERRORS)
+@router.delete("/{upload_id}", status_code=204, responses=ERRORS, openapi_extra=_TUS_ONLY)
 def delete_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus termination: drop an unfinished upload. Refused (409) once it became evidence."""
     _require_tus(request)
