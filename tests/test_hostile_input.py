@@ -21,9 +21,9 @@ TUS = {"Tus-Resumable": "1.0.0"}
 CHINESE = "执法记录仪 2026-03-01 10点.mp4"
 
 
-def _exchange(stack, raw: bytes, *, half_close: bool = False, timeout: float = 30) -> tuple[int, dict]:
+def _exchange(stack, raw: bytes, *, half_close: bool = False, timeout: float = 30, port: int | None = None) -> tuple[int, dict]:
     """Send ``raw`` on a fresh connection (then half-close if asked); the status and JSON body."""
-    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", port or stack.api.port), timeout=timeout) as sock:
         try:
             sock.sendall(raw)
         except (BrokenPipeError, ConnectionResetError):
@@ -236,3 +236,24 @@ def test_every_operation_documents_the_common_errors(stack):
             assert expected <= codes, (method, path, expected - codes)
             assert operation["responses"]["431"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_the_h11_implementation_behaves_alike(stack, officer, case):
+    """uvicorn without httptools falls back to h11: the same 431, 400 and JSON shape."""
+    from tests.conftest import ApiServer
+
+    api = ApiServer(stack.settings, http="h11")
+    try:
+        big = b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        assert _exchange(stack, big, port=api.port)[1]["error"]["code"] == "headers_too_large"
+        many = b"".join(b"X-H-%d: v\r\n" % i for i in range(200))
+        status, body = _exchange(stack, b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + many + b"\r\n", port=api.port)
+        assert (status, body["error"]["code"]) == (431, "headers_too_large")
+        cut = _upload_head(case, officer, b"Content-Length: 1000\r\n") + b"0123456789"
+        status, body = _exchange(stack, cut, half_close=True, port=api.port)
+        assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+        status, body = _exchange(stack, b"GET /\x01 nonsense\r\n\r\n", port=api.port)
+        assert (status, body["error"]["code"]) == (400, "bad_request")
+    finally:
+        api.stop()
+    _nothing_stored(stack, officer, case)
