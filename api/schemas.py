@@ -163,7 +163,10 @@ class ConsistencyProofPublic(BaseModel):
 class DeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Strict: JSON true/false or "1.5" are not offsets (lax pydantic would store true as 1.0).
-    clock_offset_seconds: StrictFloat = Field(allow_inf_nan=False, ge=-1e9, le=1e9, description="Seconds the device clock runs ahead of true time (true = device - S)")
+    clock_offset_seconds: StrictFloat = Field(
+        allow_inf_nan=False, ge=-1e9, le=1e9,
+        description="Seconds the device clock runs ahead of true time (true = device - S)",
+    )
     source: Literal["declared", "measured"] = Field(default="declared", description="declared or measured (at docking)")
     description: str | None = Field(default=None, max_length=500)
 

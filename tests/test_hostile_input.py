@@ -257,3 +257,23 @@ def test_the_h11_implementation_behaves_alike(stack, officer, case):
     finally:
         api.stop()
     _nothing_stored(stack, officer, case)
+
+
+@pytest.mark.parametrize(("model", "body"), [
+    ("ReviewCreate", {"accept": "true"}),
+    ("ReviewCreate", {"accept": 1}),
+    ("DeviceUpdate", {"clock_offset_seconds": True}),
+    ("DeviceUpdate", {"clock_offset_seconds": "2"}),
+    ("DeviceUpdate", {"clock_offset_seconds": 1, "source": "guessed"}),
+    ("ExportCreate", {"include_derived": 1}),
+    ("ActionCreate", {"kind": "seizure", "start": 0, "end": "2026-03-01T10:00:00+08:00"}),
+])
+def test_request_schemas_refuse_lax_coercions(model, body):
+    from pydantic import ValidationError
+
+    from api import schemas
+    from api.routes import exports
+
+    cls = getattr(schemas, model, None) or getattr(exports, model)
+    with pytest.raises(ValidationError):
+        cls.model_validate(body)

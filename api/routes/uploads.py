@@ -5,7 +5,9 @@ as a header and the evidence description as ``Upload-Metadata`` (``case_id``, ``
 ``filename``, optional ``sha256``, ``device_id``, ``recorded_start``). Every response
 carries ``Tus-Resumable``; errors keep the JSON error shape with tus status codes (409
 offset mismatch, 410 expired/failed, 412 protocol version, 415 content type, 423 busy,
-460 checksum mismatch). The completing PATCH answers with ``Evidence-Item-Id``; ``GET``
+460 checksum mismatch); a PATCH whose body ends early (dropped, or half-closed by the
+client) answers 400 ``upload_incomplete`` after recording what arrived, so HEAD tells the
+client where to resume. The completing PATCH answers with ``Evidence-Item-Id``; ``GET``
 on an upload URL (not part of tus) shows its state as JSON.
 """
 
