@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import re
 import threading
 import mimetypes
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from archive.users import CASE_READERS, actor_name, load_case, require_role
 log = logging.getLogger(__name__)
 
 HEX64 = set("0123456789abcdef")
+_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
 
 
 def original_key(vault: str, item_id: str) -> str:
@@ -298,26 +300,26 @@ def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive from a single-range ``Range`` header; None for the whole file."""
-    if not header:
+    """(start, end) inclusive from a single-range ``Range`` header; None for the whole file.
+
+    As RFC 9110 section 14.2 has it, a Range that is not one ``bytes`` range (another unit,
+    several ranges, bad syntax) is ignored and the whole file served; only a well-formed
+    range that lies outside the file is refused (416).
+    """
+    match = _BYTES_RANGE.fullmatch((header or "").strip())
+    if match is None or match.group(1) == match.group(2) == "":
         return None
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec:
-        raise InvalidInput("only a single bytes range is supported", code="range_not_satisfiable", status=416)
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                raise ValueError
-            start, end = max(size - length, 0), size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-    except ValueError as exc:
-        raise InvalidInput(f"bad Range header {header!r}", code="range_not_satisfiable", status=416) from exc
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        length = int(last)
+        if length <= 0:
+            raise InvalidInput(f"range {header!r} asks for no bytes", code="range_not_satisfiable", status=416)
+        start, end = max(size - length, 0), size - 1
+    else:
+        start = int(first)
+        end = int(last) if last else size - 1
     end = min(end, size - 1)
-    if start < 0 or start > end:
+    if start > end:
         raise InvalidInput(f"range {header!r} outside 0..{size - 1}", code="range_not_satisfiable", status=416)
     return start, end
 
