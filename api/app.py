@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api import errors, logs, pages
+from api import errors, logs, metrics, pages
 from api.deps import Services
 from api.http import HeadLimits, RequestGuard
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
+from archive import metrics as archive_metrics
+from archive import preflight, work
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
@@ -24,6 +27,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    # Production refuses bad key material, a silent TSA or a bucket without object lock
+    # here, before anything is served (one ConfigurationError listing every problem).
+    preflight.check(settings)
+    archive_metrics.configure(settings.resolved_metrics_dir)
     app = FastAPI(
         title="Evidence archive",
         version="0.1.0",
@@ -45,20 +52,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(exports.router)
     app.include_router(verifications.router)
+    app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(seals.CheckpointTriggerMiddleware, trigger=seals.CheckpointTrigger(services))
+    app.add_middleware(metrics.HttpMetricsMiddleware)
     # Added last, so it runs first: an oversized head never reaches a route.
     app.add_middleware(RequestGuard, limits=HeadLimits.of(settings))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
-        """Liveness and readiness: the database and the object store answer."""
+        """Liveness and readiness: the database and the object store answer; background
+        work: ``pending`` (queue depth), ``running``, ``stuck`` (due and not taken up),
+        ``failed`` (used up its attempts; each item says why in its ``processing``)."""
         checks: dict[str, str] = {}
         ok = True
+        queue: dict[str, object] = {}
         try:
-            with services.db.session() as session:
+            with services.db.read() as session:
                 session.execute(text("SELECT 1"))
+                counts = work.counts(session, settings)
+                queue = asdict(counts)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             ok, checks["database"] = False, f"unavailable: {type(exc).__name__}"
@@ -67,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks["storage"] = "ok"
         except ArchiveError as exc:
             ok, checks["storage"] = False, exc.message
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+        # Stuck or failed work is reported (and degrades the status) but is no reason to
+        # restart the API: the reconciler and people deal with it.
+        status = "ok" if ok and not (queue.get("stuck") or queue.get("failed")) else "degraded"
+        return JSONResponse({"status": status, "checks": checks, "work": queue}, status_code=200 if ok else 503)
 
     return app

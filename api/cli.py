@@ -1,7 +1,8 @@
 """The ``evidence`` command line.
 
 Exit codes: 0 all held; 1 a verification failed (the message names what); 2 bad usage
-or configuration.
+or configuration; 3 not finished yet: ``verify-case`` found nothing wrong but something
+is still pending (listed), ``upload`` was interrupted (run it again to resume).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -267,7 +266,9 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
 def verify_case(case: str, as_user: str | None) -> None:
     """Verify every item, the ledger, the checkpoints and continuity of CASE (id or number), now.
 
-    Records a verification receipt in the custody ledger; exits 1 naming what failed.
+    Records a verification receipt in the custody ledger. Exit 0 passed (every item sealed
+    and proven in a sealed checkpoint, continuity complete); 1 failed, naming what; 3
+    incomplete: nothing failed, but what is still pending is listed.
     """
     from rich.console import Console
     from rich.table import Table
@@ -278,6 +279,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.models import Case, Role, User
     from archive.storage import open_store
     from archive.users import add_user
+    from ingest.casework import pending_work
 
     settings = _settings()
     database = Database(settings)
@@ -297,7 +299,7 @@ def verify_case(case: str, as_user: str | None) -> None:
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
         receipt = receipts.run_verification(db=database, store=open_store(settings), settings=settings,
-                                            receipt_id=receipt_id)
+                                            receipt_id=receipt_id, case_progress=pending_work)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     console = Console(highlight=False, soft_wrap=True)
@@ -308,11 +310,17 @@ def verify_case(case: str, as_user: str | None) -> None:
     for c in receipt.checks:
         table.add_row(c["what"], c["subject"], f"[{colour.get(c['outcome'], 'white')}]{c['outcome']}[/]", c["detail"] or "")
     console.print(table)
-    if receipt.status != "passed":
+    if receipt.status == "failed":
         for c in receipt.checks:
             if c["outcome"] == "failed":
                 click.echo(f"FAILED {c['what']} {c['subject']}: {c['detail']}", err=True)
         sys.exit(1)
+    if receipt.status != "passed":
+        for p in receipt.pending or []:
+            click.echo(f"PENDING {p['reason']} {p['what']} {p['subject']}: {p['detail']}", err=True)
+        click.echo(f"INCOMPLETE: case {number} is not yet fully verifiable ({len(receipt.pending or [])} pending)",
+                   err=True)
+        sys.exit(3)
     console.print(f"[green]case {number} verified[/]")
 
 
@@ -365,17 +373,26 @@ def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, 
     console.print("[green]EXPORT VERIFIED[/]: every file, seal, time-stamp and ledger proof holds.")
 
 
+class ConfigurationRefused(click.ClickException):
+    """Bad configuration: exit status 2, the message names every problem."""
+
+    exit_code = 2
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers/--no-workers", "with_worker", default=True, help="Also start a Celery worker.")
+@click.option("--workers/--no-workers", "with_worker", default=True,
+              help="Also start a Celery worker and the beat scheduler (as supervised child processes).")
 def serve(host: str, port: int, with_worker: bool) -> None:
-    """Run the API (and a worker) — on the embedded default with no server to install."""
+    """Run the API (and a worker and beat) — on the embedded default with no server to install."""
     import uvicorn
 
-    from archive import db as archive_db
     from api.app import create_app
     from api.http import uvicorn_config
+    from archive import db as archive_db
+    from archive import metrics
+    from workers.supervisor import Supervisor
 
     settings = _settings()
     logging.getLogger().setLevel(settings.log_level)
@@ -395,27 +412,35 @@ def serve(host: str, port: int, with_worker: bool) -> None:
             f"DEVELOPMENT PKI {'CREATED' if created else 'in use'} at {pki.directory}: seals and time-stamps "
             "made with it are for development only.", fg="red", bold=True, err=True,
         )
-    worker = None
     if with_worker:
-        worker = subprocess.Popen(
-            # -B runs the beat scheduler inside this one worker (timed checkpoints, fixity
-            # audits, upload expiry); production runs beat as its own service.
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
-             "--concurrency", "2", "--loglevel", "INFO", "-n", f"embedded-{os.getpid()}@%h",
-             "-B", "--schedule", str((settings.data_dir / "beat-schedule").resolve())],
+        # This process starts every writer of the metrics directory: start it empty.
+        metrics.configure(settings.resolved_metrics_dir, fresh=True)
+    try:
+        app = create_app(settings)  # in production: refuses bad material before any child starts
+    except ArchiveError as exc:
+        raise ConfigurationRefused(exc.message) from exc
+    supervisor = None
+    if with_worker:
+        celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
+        supervisor = Supervisor(
+            {
+                "worker": [*celery, "worker", "--pool", "threads", "--concurrency", "2", "--loglevel", "INFO",
+                           "-n", f"embedded-{os.getpid()}@%h"],
+                # Beat (timed checkpoints, fixity audits, upload expiry) is a child of its own, not
+                # `worker -B`, whose beat process was left running when the worker was killed.
+                "beat": [*celery, "beat", "--loglevel", "INFO",
+                         "--schedule", str((settings.data_dir / "beat-schedule").resolve())],
+            },
             env=dict(os.environ, EVIDENCE_DATA_DIR=str(settings.data_dir.resolve())),
         )
+        supervisor.start()
     try:
         uvicorn.Server(uvicorn_config(
-            create_app(settings), settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+            app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
         )).run()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @main.command("upload")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,6 +18,8 @@ from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.users import authenticate
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
@@ -28,8 +31,16 @@ class Services:
     celery: Celery
 
     def enqueue(self, task: str, *args: object) -> None:
-        """Send a task by name (call only after the database commit)."""
-        self.celery.send_task(task, args=list(args))
+        """Ring the workers' bell for a task (call only after the database commit).
+
+        Never raises: the work itself is recorded in the database (archive.work), and
+        the reconciler sends it if this bell is lost, so a broker outage cannot turn an
+        answer about committed evidence into an error.
+        """
+        try:
+            self.celery.send_task(task, args=list(args))
+        except Exception:  # noqa: BLE001 - see above; logged for operators
+            log.warning("could not send %s%s; the reconciler will", task, tuple(args), exc_info=True)
 
 
 def get_services(request: Request) -> Services:
@@ -39,14 +50,23 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.db.session() as session:
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
+    """The request's session: a reading one for GET/HEAD (no write lock), else a writing one.
+
+    A GET that must record something (a custody entry for a read of evidence) writes it
+    in a short session of its own (``services.db.session()``).
+    """
+    factory = services.db.read if request.method in READ_METHODS else services.db.session
+    with factory() as session:
         yield session
 
 
-# scope="function": commit when the route returns, before the response is sent. With
-# FastAPI's default ("request") the commit ran after the client already had its 201, so
-# a client that at once used what it had created could be told 404.
+# "function" scope: the transaction commits when the route returns, before the reply is
+# sent, so a client never reads "201 Created" for something a failed commit then lost,
+# nor fails to find, in its next request, what it was just told exists.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 MAX_DB_INT = 2**31 - 1
@@ -66,7 +86,7 @@ def get_user(
 def get_user_id(services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """Authenticate in a short session of its own (for streaming routes that hold none)."""
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    with services.db.session() as session:
+    with services.db.read() as session:
         return authenticate(session, token=token).id
 
 

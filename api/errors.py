@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from archive.errors import ArchiveError
+from archive.db import translate_busy
+from archive.errors import ArchiveError, DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def install(app: FastAPI) -> None:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if getattr(exc, "retry_after", None):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -114,6 +117,10 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        try:
+            translate_busy(exc)  # a busy database met outside a session's own handling
+        except DatabaseBusy as busy:
+            return await _archive(request, busy)
         log.exception("unexpected error")
         return error_response(500, "internal_error", "internal error; it has been logged")

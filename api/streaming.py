@@ -10,6 +10,7 @@ rather than a silently short stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+import time
 from typing import TypeVar
 
 import anyio
@@ -17,6 +18,7 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import ClientDisconnect
 
+from archive import metrics
 from archive.errors import UploadIncomplete
 
 T = TypeVar("T")
@@ -44,8 +46,15 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
         yield parts
 
 
-async def consume_body(body: AsyncIterator[bytes], consumer: Callable[[Iterator[bytes]], T]) -> T:
-    """Run ``consumer(chunks)`` in a worker thread, feeding it the streamed body."""
+async def consume_body(
+    body: AsyncIterator[bytes], consumer: Callable[[Iterator[bytes]], T], *, protocol: str
+) -> T:
+    """Run ``consumer(chunks)`` in a worker thread, feeding it the streamed body.
+
+    The bytes read and the time taken are recorded as upload metrics under ``protocol``.
+    """
+    started = time.perf_counter()
+    received = 0
     send, receive = anyio.create_memory_object_stream[list[bytes] | _Aborted](max_buffer_size=4)
 
     async def produce() -> None:
@@ -61,6 +70,7 @@ async def consume_body(body: AsyncIterator[bytes], consumer: Callable[[Iterator[
                 await send.send(_Aborted(f"the body could not be read: {exc}"))
 
     def chunks() -> Iterator[bytes]:
+        nonlocal received
         while True:
             try:
                 item = anyio.from_thread.run(receive.receive)
@@ -68,6 +78,7 @@ async def consume_body(body: AsyncIterator[bytes], consumer: Callable[[Iterator[
                 return
             if isinstance(item, _Aborted):
                 raise UploadIncomplete(item.reason + "; nothing was kept", code="upload_incomplete")
+            received += sum(len(chunk) for chunk in item)
             yield from item
 
     outcome: list[T] = []
@@ -83,9 +94,13 @@ async def consume_body(body: AsyncIterator[bytes], consumer: Callable[[Iterator[
             tg.cancel_scope.cancel()
             receive.close()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(produce)
-        tg.start_soon(run_consumer)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            tg.start_soon(run_consumer)
+    finally:
+        metrics.record_upload(protocol=protocol, size=received, seconds=time.perf_counter() - started,
+                              ok=bool(outcome) and not failure)
     if failure:
         raise failure[0]
     return outcome[0]

@@ -1,7 +1,14 @@
 """Engine and sessions, and schema migrations (Alembic).
 
-SQLite (embedded default) gets WAL, enforced foreign keys and ``BEGIN IMMEDIATE`` so
-that two writers never interleave a read-then-append of the custody ledger.
+Two kinds of session: :meth:`Database.session` for work that writes and
+:meth:`Database.read` for work that only reads. On SQLite (embedded default, WAL) a
+writing session starts with ``BEGIN IMMEDIATE`` so two writers never interleave a
+read-then-append of the custody ledger, while a reading one starts a deferred ``BEGIN``:
+under WAL it reads one snapshot and neither waits for the write lock nor holds it.
+
+A database that stays busy past its timeout (SQLite's lock, an exhausted pool, an
+unreachable server) surfaces as :class:`DatabaseBusy` (503 with ``Retry-After``), never as
+a driver error.
 """
 
 from __future__ import annotations
@@ -13,13 +20,19 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import InvalidInput
+from archive.errors import DatabaseBusy, InvalidInput
 from archive.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SNAPSHOT = "evidence_snapshot"
+SQLITE_BUSY_MS = 15_000
+"""How long a SQLite writer waits for the write lock before the request answers 503.
+Writers hold it only for their short transaction, so a wait this long means overload."""
+POOL_TIMEOUT = 15
+"""Seconds a request waits for a pooled connection before answering 503."""
 
 
 def _has_nul(parameters: object) -> bool:
@@ -54,7 +67,12 @@ def _make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        # Connections to a local file are cheap: enough for every API thread (anyio's 40)
+        # plus the worker's, so no request waits on the pool rather than on the lock.
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_MS / 1000, "check_same_thread": False},
+            pool_size=20, max_overflow=60, pool_timeout=POOL_TIMEOUT,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -63,7 +81,10 @@ def _make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            # Every commit reaches the disk before it is acknowledged (power loss loses
+            # no accepted evidence); WAL keeps that to one sequential write per commit.
+            cur.execute("PRAGMA synchronous=FULL")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -75,7 +96,37 @@ def _make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40, pool_timeout=POOL_TIMEOUT)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """True for a database that is busy or unreachable (retrying later can succeed)."""
+    if isinstance(exc, sa_exc.TimeoutError):  # the connection pool ran dry
+        return True
+    if isinstance(exc, sa_exc.OperationalError):
+        if type(exc.orig).__module__.startswith("sqlite3"):
+            text = str(exc.orig).lower()
+            return "locked" in text or "busy" in text  # SQLITE_BUSY / SQLITE_LOCKED
+        # PostgreSQL (psycopg): a lost or refused connection, too many clients, a
+        # deadlock or serialization failure: all transient, all safe to retry.
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return False
+
+
+def translate_busy(exc: BaseException) -> None:
+    """Raise :class:`DatabaseBusy` from ``exc`` when it says the database is busy."""
+    if _is_busy(exc):
+        raise DatabaseBusy(
+            "the database is busy; nothing was changed, please retry in a moment", code="database_busy"
+        ) from exc
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_in_read_sessions(session: Session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+    if session.info.get("read_only") and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("a read-only session was asked to write; use Database.session()")
 
 
 class Database:
@@ -88,14 +139,40 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
+        """A writing session: its transaction commits on success and rolls back on error.
+
+        Keep it short: on SQLite it holds the database's one write lock from its first
+        statement to its end. Stream, hash and compute outside it.
+        """
         with self.sessions() as session:
             try:
                 yield session
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                translate_busy(exc)
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A reading session: takes no write lock and writes nothing (it rolls back).
+
+        A flush with pending changes is refused, so a write hidden in a read path is a
+        loud programming error rather than a silent upgrade to the write lock.
+        """
+        with self.sessions() as session:
+            session.info["read_only"] = True
+            try:
+                session.connection(execution_options={SNAPSHOT: True})
+                yield session
+            except BaseException as exc:
+                translate_busy(exc)
+                raise
+            finally:
+                # Detach what was read before ending the transaction, so the objects
+                # keep their loaded values for the caller (a rollback would expire them).
+                session.expunge_all()
+                session.rollback()
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
@@ -113,10 +190,17 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             options["isolation_level"] = "REPEATABLE READ"
         with self.sessions() as session:
+            session.info["read_only"] = True
             try:
                 session.connection(execution_options=options)
                 yield session
+            except BaseException as exc:
+                translate_busy(exc)
+                raise
             finally:
+                # Detach what was read before ending the transaction, so the objects
+                # keep their loaded values for the caller (a rollback would expire them).
+                session.expunge_all()
                 session.rollback()
 
     def dispose(self) -> None:

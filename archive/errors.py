@@ -13,6 +13,9 @@ class ArchiveError(Exception):
 
     code = "archive_error"
     status = 400
+    transient = False
+    """True when the same work can succeed later unchanged (an outage, a busy database):
+    background work backs off and retries instead of failing."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
         super().__init__(message)
@@ -117,6 +120,17 @@ class StoreUnavailable(StorageError):
 
     code = "store_unavailable"
     status = 503
+    transient = True
+
+
+class DatabaseBusy(ArchiveError):
+    """The database did not answer in time (locked past its timeout, pool exhausted or
+    unreachable). Nothing was changed; the request can be repeated (503, Retry-After)."""
+
+    code = "database_busy"
+    status = 503
+    transient = True
+    retry_after = 2
 
 
 class ConfigurationError(ArchiveError):

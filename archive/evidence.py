@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from archive import ledger
+from archive import ledger, work
 from archive.db import Database
 from archive.errors import ArchiveError, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError
 from archive.filenames import check_filename
@@ -276,6 +276,8 @@ def register_original(
     )
     session.add(item)
     session.flush()
+    # Recorded with the item, so its processing survives a lost message or a dead worker.
+    work.want(session, task=work.PROCESS_ITEM, subject=item_id)
     ledger.append(
         session, actor=actor, action="evidence_received", case_id=incoming.case_id, item_id=item_id,
         details={

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import ledger, merkle, sealing
+from archive import ledger, merkle, sealing, work
 from archive.evidence import hash_chunks
 from archive.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe, manifest_text, safe_member_name
 from archive.db import Database
@@ -168,6 +168,7 @@ def approve_export(session: Session, *, user: User, export_id: str) -> ExportReq
     export.status = "approved"
     export.approved_by = user.id
     export.approved_at = utcnow()
+    work.want(session, task=work.BUILD_EXPORT, subject=export.id)
     ledger.append(
         session, actor=actor_name(user), action="export_approved", case_id=export.case_id,
         details={"export": export.id, "requested_by": _user_name(session, export.requested_by)},
@@ -367,13 +368,8 @@ def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
 
 def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
     """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
-    existing = session.execute(
-        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    checkpoint = sealing.create_checkpoint(session, sealer, store=store) or sealing.latest_checkpoint(session)
-    if checkpoint is None or checkpoint.tree_size < size:
+    checkpoint = sealing.checkpoint_covering(session, sealer, size=size, store=store)
+    if checkpoint is None:
         raise ExportFailed("the sealing service did not produce a checkpoint covering the case's entries",
                            code="checkpoint_missing")
     return checkpoint
@@ -462,7 +458,9 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
         })
         total += item.size + sum(d["size"] for d in derived)
     # The checkpoint must cover every case entry written so far, this build's own start included.
-    last_seq = ledger.size(session)
+    # (The case's entries, not the whole ledger: its last entry may be the record of the
+    # latest checkpoint, which no checkpoint covers until the ledger grows again.)
+    last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
     checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
     # One tree for all the case's proofs: O(log n) each instead of O(n).
     tree = merkle.MerkleTree(ledger.leaf_hashes(session, checkpoint.tree_size))
@@ -734,10 +732,11 @@ def build_export(
             raise
         return _finish(db, export_id, key, stored.version_id, pipe.size, sha256, len(members), settings, store)
     except ArchiveError as exc:
-        _fail(db, export_id, exc.message)
+        if not exc.transient:  # an outage is waited out: the export stays building
+            fail_export(db, export_id, exc.message)
         raise
     except Exception as exc:
-        _fail(db, export_id, f"internal error ({type(exc).__name__}); logged")
+        fail_export(db, export_id, f"internal error ({type(exc).__name__}); logged")
         raise
 
 
@@ -783,11 +782,12 @@ def _finish(
     return ExportResult(export_id=export_id, storage_key=key, size=size, sha256=sha256, members=members or 0)
 
 
-def _fail(db: Database, export_id: str, reason: str) -> None:
+def fail_export(db: Database, export_id: str, reason: str) -> None:
+    """Mark an export failed with its reason (and a custody entry); a ready one stays ready."""
     log.error("export %s failed: %s", export_id, reason)
     with db.session() as session:
         export = session.get(ExportRequest, export_id)
-        if export is None or export.status == "ready":
+        if export is None or export.status in ("ready", "failed"):
             return
         export.status = "failed"
         export.error = reason

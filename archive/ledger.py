@@ -69,11 +69,7 @@ def append(
     """
     lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1).with_for_update(key_share=True)).scalar_one()
     seq = lock.size + 1
-    prev = GENESIS
-    if lock.size:
-        prev = session.execute(
-            select(LedgerEntry.entry_hash).where(LedgerEntry.seq == lock.size)
-        ).scalar_one()
+    prev = _entry_hash(session, lock.size)
     entry = LedgerEntry(
         seq=seq,
         recorded_at=iso_utc(now or datetime.now(timezone.utc)),
@@ -107,9 +103,33 @@ def iter_entries(session: Session, *, start: int = 1, stop: int | None = None) -
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
 
 
+def _entry_hash(session: Session, seq: int) -> str:
+    """The chain hash of entry ``seq`` (GENESIS for 0); LedgerTampered when the row is gone."""
+    if seq == 0:
+        return GENESIS
+    found = session.execute(select(LedgerEntry.entry_hash).where(LedgerEntry.seq == seq)).scalar_one_or_none()
+    if found is None:
+        raise LedgerTampered(f"ledger entry {seq} is missing (the ledger recorded it; its row was deleted)")
+    return found
+
+
 def leaf_hashes(session: Session, tree_size: int) -> list[bytes]:
-    """Merkle leaf hashes of the first ``tree_size`` entries."""
-    return [merkle.leaf_hash(entry_bytes(entry_fields(e))) for e in iter_entries(session, stop=tree_size)]
+    """Merkle leaf hashes of the first ``tree_size`` entries.
+
+    Raises LedgerTampered naming the first entry missing from ``1..tree_size``: every
+    proof and root is computed from this list, and a short list must never reach the
+    Merkle code as if the tree were smaller.
+    """
+    leaves = []
+    for expected, entry in enumerate(iter_entries(session, stop=tree_size), start=1):
+        if entry.seq != expected:
+            raise LedgerTampered(f"ledger entry {expected} is missing (next present is {entry.seq})")
+        leaves.append(merkle.leaf_hash(entry_bytes(entry_fields(entry))))
+    if len(leaves) < tree_size:
+        raise LedgerTampered(
+            f"ledger entry {len(leaves) + 1} is missing: the ledger holds {len(leaves)} of the first {tree_size} entries"
+        )
+    return leaves
 
 
 @dataclass(frozen=True)
@@ -158,10 +178,7 @@ def tree_head(session: Session, *, tree_size: int | None = None) -> TreeHead:
         root = merkle.frontier_root(_decoded(stored))
     else:
         root = merkle.root_from_leaf_hashes(leaf_hashes(session, n))
-    last = GENESIS
-    if n:
-        last = session.execute(select(LedgerEntry.entry_hash).where(LedgerEntry.seq == n)).scalar_one()
-    return TreeHead(tree_size=n, root_hash=root.hex(), last_entry_hash=last)
+    return TreeHead(tree_size=n, root_hash=root.hex(), last_entry_hash=_entry_hash(session, n))
 
 
 @dataclass(frozen=True)

@@ -434,8 +434,39 @@ class VerificationReceipt(Base):
     item_id: Mapped[str | None] = mapped_column(String(36))
     requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    """queued, running, passed, failed."""
+    """queued, running, passed, incomplete, failed."""
     checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     """One entry per check: what, subject, outcome, detail."""
+    pending: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Why an ``incomplete`` verification is not ``passed``: what, subject, reason, detail."""
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+
+
+class Work(Base):
+    """Background work still to do: the durable record of it (the broker only rings the bell).
+
+    Written in the same transaction as what asks for it (an item received, an export
+    approved...). A worker takes a lease before it runs the task and renews it while it
+    runs; the row goes when the task is done. A reconciler sends the task again when a
+    row is due: never picked up (a lost message), its lease ran out (a dead worker), or a
+    transient failure's back-off has passed. After ``attempts`` reach the limit the row
+    stays ``failed`` with its reason, for operators to see.
+    """
+
+    __tablename__ = "work"
+    task: Mapped[str] = mapped_column(String(100), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The id the task takes (item, case, export, receipt)."""
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending or failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
+    """When the reconciler should (re)send the task if nothing has happened by then."""
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    again: Mapped[bool] = mapped_column(default=False)
+    """Asked for again while running: run once more after this run."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow, onupdate=utcnow)

@@ -8,24 +8,30 @@ and tree) and every sealed checkpoint, and reports the case's continuity status.
 receipt says who asked, when, what was checked and the outcome; it is itself a custody
 entry (``case_verified``).
 
-An item not sealed yet, or received after the latest checkpoint, is reported as
-*pending*, not as a failure. Unexplained gaps are reported, not failed: they are a fact
-about the recording, not about the archive's integrity.
+Three outcomes: ``passed`` only when everything is proven and complete; ``failed`` for a
+real defect (the check names it); ``incomplete`` when nothing failed but something is
+still awaited, listed machine-readably in the receipt's ``pending`` (an item still
+processing or not sealed, a receipt entry not yet in a sealed checkpoint, a continuity
+analysis queued, a gap not explained or not accepted). Unexplained gaps are not failures
+(they are a fact about the recording, not about the archive's integrity), but a case with
+one is not ``passed`` either. Before checking items, the verification seals a checkpoint
+itself when the case's receipts are not yet covered by one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import ledger, sealing, verification
+from archive import ledger, sealing, verification, work
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
 from archive.exports import continuity_snapshot
-from archive.models import Case, EvidenceItem, Role, User, VerificationReceipt, utcnow
+from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.users import actor_name, can_see_case, require_role
@@ -42,6 +48,7 @@ def request_verification(session: Session, *, user: User, case_id: str) -> Verif
     receipt = VerificationReceipt(case_id=case_id, requested_by=user.id, status="queued", checks=[])
     session.add(receipt)
     session.flush()
+    work.want(session, task=work.VERIFY_CASE, subject=receipt.id)
     ledger.append(session, actor=actor_name(user), action="verification_requested", case_id=case_id,
                   details={"receipt": receipt.id})
     return receipt
@@ -63,16 +70,64 @@ def _check(what: str, subject: str, outcome: str, detail: str | None = None) -> 
     return {"what": what, "subject": subject, "outcome": outcome, "detail": detail}
 
 
+def _pending(what: str, subject: str, reason: str, detail: str) -> dict[str, Any]:
+    return {"what": what, "subject": subject, "reason": reason, "detail": detail}
+
+
+CaseProgress = Callable[..., list[dict[str, Any]]]
+"""``(session, *, case_id) -> [{"what", "subject", "reason", "detail"}, ...]``: what keeps a
+case's processing and continuity from being complete (``ingest.casework.pending_work``).
+Passed in by the entry points because continuity lives above the archive core."""
+
+FINISHED = ("passed", "incomplete", "failed")
+"""Receipt statuses of a verification that has run."""
+
+
+def _anchor_case(db: Database, store: ObjectStore, sealer: Any, case_id: str) -> None:
+    """Seal a checkpoint now when the case's receipts of evidence are not covered by one yet.
+
+    Otherwise a reviewer would be told "incomplete" only because the timed checkpoint has
+    not run: something the system can do itself, before it proves inclusion.
+    """
+    with db.session() as session:
+        last = session.execute(
+            select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == case_id,
+                                                    LedgerEntry.action == "evidence_received")
+        ).scalar()
+        if last:
+            try:
+                sealing.checkpoint_covering(session, sealer, size=last, store=store)
+            except VerificationError:
+                pass  # a ledger that cannot be sealed is broken; the ledger check below names how
+
+
+def _item_pending(item_id: str, report: verification.ItemVerificationReport, seal_status: str | None) -> dict[str, Any]:
+    if not report.sealed:
+        reason = "seal_failed" if seal_status == "failed" else "awaiting_seal"
+        return _pending("item", item_id, reason, f"item is not sealed (seal_status {seal_status})")
+    return _pending("item", item_id, "awaiting_checkpoint",
+                    f"custody entry {report.received_seq} is not yet covered by a sealed checkpoint")
+
+
 def run_verification(
-    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, sealer: Any = None,
+    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, case_progress: CaseProgress,
+    sealer: Any = None,
 ) -> VerificationReceipt | None:
-    """Carry out a queued verification and complete its receipt; safe to run twice."""
+    """Carry out a queued verification and complete its receipt; safe to run twice.
+
+    The receipt's status is ``passed`` only when every item verified, is sealed and its
+    receipt entry is proven included in a sealed checkpoint, the ledger and every
+    checkpoint verify, and ``case_progress`` reports nothing unfinished (no item still
+    processing, no continuity analysis pending, every current gap accepted). ``failed``
+    when any check found a defect; otherwise ``incomplete``, with ``pending`` listing
+    what is awaited. Items received after the latest checkpoint get one sealed first.
+    """
     with db.session() as session:
         receipt = session.get(VerificationReceipt, receipt_id)
         if receipt is None:
             log.error("verification receipt %s does not exist", receipt_id)
             return None
-        if receipt.status in ("passed", "failed"):
+        if receipt.status in FINISHED:
             return receipt
         receipt.status = "running"
         case_id = receipt.case_id
@@ -82,7 +137,9 @@ def run_verification(
             select(EvidenceItem.id).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
         ).scalars())
     sealer = sealer or sealing.get_sealer(settings)
+    _anchor_case(db, store, sealer, case_id)
     checks: list[dict[str, Any]] = []
+    waiting: dict[str, dict[str, Any]] = {}
     for item_id in item_ids:
         try:
             report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor)
@@ -99,6 +156,8 @@ def run_verification(
             detail += f"; in checkpoint {report.checkpoint_tree_size}"
         if report.pending:
             checks.append(_check("item", item_id, "pending", detail + "; pending: " + ", ".join(report.pending)))
+            with db.session() as session:
+                waiting[item_id] = _item_pending(item_id, report, session.get(EvidenceItem, item_id).seal_status)
         else:
             checks.append(_check("item", item_id, "ok", detail))
     with db.snapshot() as session:
@@ -115,21 +174,64 @@ def run_verification(
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
     with db.session() as session:
         summary = continuity_snapshot(session, case_id=case_id)["summary"]
-        checks.append(_check(
-            "continuity", "recording continuity", "ok" if summary["unresolved"] == 0 else "warning",
-            f"{summary['gaps']} gaps, {summary['accepted']} accepted, {summary['unresolved']} unresolved",
-        ))
-        failed = [c for c in checks if c["outcome"] == "failed"]
-        receipt = session.get(VerificationReceipt, receipt_id)
-        receipt.checks = checks
-        receipt.status = "failed" if failed else "passed"
-        receipt.finished_at = utcnow()
-        ledger.append(
-            session, actor=actor, action="case_verified", case_id=case_id,
-            details={"receipt": receipt_id, "outcome": receipt.status, "items": len(item_ids),
-                     "failed": [f"{c['what']} {c['subject']}: {c['detail']}" for c in failed],
-                     "pending": sum(1 for c in checks if c["outcome"] == "pending")},
-        )
+        progress = case_progress(session, case_id=case_id)
+    # An item still being processed is listed once, as processing: its seal is part of that.
+    busy = {p["subject"] for p in progress if p["what"] == "item"}
+    pending = [p for item_id, p in waiting.items() if item_id not in busy] + progress
+    unfinished = [p for p in progress if p["what"] != "item"]
+    checks.append(_check(
+        "continuity", "recording continuity", "pending" if unfinished else "ok",
+        f"{summary['gaps']} gaps, {summary['accepted']} accepted, {summary['unresolved']} unresolved"
+        + ("; analysis pending" if any(p["reason"] == "continuity_analysis_pending" for p in unfinished) else ""),
+    ))
+    failed = [c for c in checks if c["outcome"] == "failed"]
+    status = "failed" if failed else "incomplete" if pending else "passed"
+    try:
+        receipt = _complete(db, receipt_id, checks=checks, pending=pending, status=status, actor=actor,
+                            items=len(item_ids), record=True)
+    except ArchiveError as exc:
+        # The ledger refuses the receipt's entry (e.g. its last row was deleted): the receipt
+        # still tells the reviewer, and says why it is not in the ledger.
+        checks.append(_check("ledger", "custody ledger", "failed",
+                             f"this verification could not be recorded in the ledger: {exc.message}"))
+        failed, status = [c for c in checks if c["outcome"] == "failed"], "failed"
+        receipt = _complete(db, receipt_id, checks=checks, pending=pending, status=status, actor=actor,
+                            items=len(item_ids), record=False)
     if failed:
         log.error("verification of case %s FAILED: %s", case_id, "; ".join(c["detail"] or "" for c in failed))
     return receipt
+
+
+def _complete(
+    db: Database, receipt_id: str, *, checks: list[dict[str, Any]], pending: list[dict[str, Any]], status: str,
+    actor: str, items: int, record: bool,
+) -> VerificationReceipt:
+    with db.session() as session:
+        receipt = session.get(VerificationReceipt, receipt_id)
+        receipt.checks = checks
+        receipt.pending = pending
+        receipt.status = status
+        receipt.finished_at = utcnow()
+        if record:
+            failed = [c for c in checks if c["outcome"] == "failed"]
+            ledger.append(
+                session, actor=actor, action="case_verified", case_id=receipt.case_id,
+                details={"receipt": receipt_id, "outcome": status, "items": items,
+                         "failed": [f"{c['what']} {c['subject']}: {c['detail']}" for c in failed],
+                         "pending": len(pending),
+                         "pending_reasons": sorted({p["reason"] for p in pending})},
+            )
+    return receipt
+
+
+def give_up(*, db: Database, receipt_id: str, reason: str) -> None:
+    """A queued verification that could not be carried out: say so on its receipt."""
+    with db.session() as session:
+        receipt = session.get(VerificationReceipt, receipt_id)
+        if receipt is None or receipt.status not in ("queued", "running"):
+            return
+        receipt.status = "failed"
+        receipt.checks = [*(receipt.checks or []), _check("run", "verification", "failed", reason)]
+        receipt.finished_at = utcnow()
+        ledger.append(session, actor="system:worker", action="case_verified", case_id=receipt.case_id,
+                      details={"receipt": receipt_id, "outcome": "failed", "failed": [reason]})

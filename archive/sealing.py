@@ -95,13 +95,15 @@ class TimestampUnavailable(SealingFailed):
     """The time-stamping authority refused or could not be reached."""
 
     code = "timestamp_unavailable"
+    transient = True
 
 
 class SealNotReady(ArchiveError):
-    """The item cannot be sealed yet (its SM3 hash is not known)."""
+    """The item cannot be sealed yet (its SM3 hash is not known, or it changed meanwhile)."""
 
     code = "seal_not_ready"
     status = 409
+    transient = True
 
 
 def _utc_text(moment: datetime | None) -> str | None:
@@ -720,6 +722,12 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
         if item.seal_status == "sealed":
             return _record_from_rows(item)
         if not item.sm3:
+            sm3_step = (item.processing or {}).get("sm3", {})
+            if sm3_step.get("state") == "failed":  # waiting cannot help: say why, for good
+                raise SealingFailed(
+                    f"item {item_id} cannot be sealed: its SM3 hash could not be computed ({sm3_step.get('reason')})",
+                    code="seal_not_ready", status=409,
+                )
             raise SealNotReady(f"item {item_id} cannot be sealed before its SM3 hash is computed")
         manifest = build_manifest(session, item)
         vault = item.vault.name
@@ -889,6 +897,9 @@ def check_pades_copy(sealer: Sealer, original: Content, copy: bytes | BinaryIO) 
 
 # ---------------------------------------------------------------------- checkpoints
 
+CHECKPOINT_ACTION = "checkpoint_sealed"
+"""The custody-ledger action that records each sealed checkpoint (see :func:`checkpoint_record`)."""
+
 
 def _serialise_checkpoints(session: Session) -> None:
     # SQLite already runs every transaction under BEGIN IMMEDIATE; PostgreSQL needs a lock
@@ -902,10 +913,28 @@ def latest_checkpoint(session: Session) -> Checkpoint | None:
     return session.execute(select(Checkpoint).order_by(Checkpoint.tree_size.desc()).limit(1)).scalar_one_or_none()
 
 
+def _new_entries(session: Session, last: Checkpoint | None, size: int) -> int:
+    """Entries appended since ``last`` was sealed, not counting the entry that records ``last``.
+
+    That entry always follows its checkpoint's tree (it is appended in the same
+    transaction, after the tree head was taken); counting it would make every checkpoint
+    "due" again and the timed checkpoint would seal forever on an idle ledger.
+    """
+    if last is None:
+        return size
+    grown = size - last.tree_size
+    if grown > 0:
+        first = session.execute(
+            select(LedgerEntry.action).where(LedgerEntry.seq == last.tree_size + 1)
+        ).scalar_one_or_none()
+        if first == CHECKPOINT_ACTION:
+            grown -= 1
+    return grown
+
+
 def checkpoint_due(session: Session, settings: Settings) -> bool:
     """True when at least ``checkpoint_every_entries`` entries were added since the last checkpoint."""
-    last = latest_checkpoint(session)
-    return ledger.size(session) - (last.tree_size if last else 0) >= settings.checkpoint_every_entries
+    return _new_entries(session, latest_checkpoint(session), ledger.size(session)) >= settings.checkpoint_every_entries
 
 
 def checkpoint_statement(cp: Checkpoint) -> dict[str, Any]:
@@ -923,6 +952,25 @@ def checkpoint_object_keys(vault: str, cp: Checkpoint) -> dict[str, str]:
     return {"statement": base + ".json", "cades": base + ".p7s", "sm2": base + ".sm2.json"}
 
 
+def checkpoint_record(cp: Checkpoint, previous: Checkpoint | None) -> dict[str, Any]:
+    """The details of the ``checkpoint_sealed`` custody entry that records ``cp``.
+
+    Names the checkpoint (id, tree size, root), the SHA-256 of its sealed statement, of
+    its CAdES seal and of its SM2 seal (canonical JSON), and the checkpoint before it.
+    :func:`verify_checkpoints` recomputes this from each row and compares.
+    """
+    return {
+        "checkpoint": cp.id,
+        "tree_size": cp.tree_size,
+        "root_hash": cp.root_hash,
+        "statement_sha256": hashlib.sha256(cp.statement.encode("utf-8")).hexdigest(),
+        "cades_sha256": hashlib.sha256(bytes(cp.cades)).hexdigest(),
+        "sm2_sha256": hashlib.sha256(canonical_bytes(cp.sm2)).hexdigest(),
+        "previous": None if previous is None else {
+            "id": previous.id, "tree_size": previous.tree_size, "root_hash": previous.root_hash},
+    }
+
+
 def create_checkpoint(
     session: Session, sealer: Sealer, *, store: ObjectStore | None = None, now: datetime | None = None
 ) -> Checkpoint | None:
@@ -931,13 +979,15 @@ def create_checkpoint(
     The statement (canonical JSON: format, tree size, root, last entry hash, time,
     previous checkpoint) gets a CAdES-B-T and an SM2 seal. With a ``store``, statement
     and seals are also written, locked, into every vault whose case has entries since
-    the previous checkpoint. Returns the new row (flushed in the caller's transaction),
-    or None when there was nothing new.
+    the previous checkpoint. The checkpoint is then itself recorded in the ledger (a
+    ``checkpoint_sealed`` entry, see :func:`checkpoint_record`), so deleting, altering or
+    reordering checkpoint rows is provable. Returns the new row (flushed in the caller's
+    transaction), or None when there was nothing new.
     """
     _serialise_checkpoints(session)
     last = latest_checkpoint(session)
     size = ledger.size(session)
-    if size == 0 or (last is not None and last.tree_size >= size):
+    if _new_entries(session, last, size) <= 0:
         return None
     head = ledger.tree_head(session, tree_size=size)
     statement = {
@@ -974,8 +1024,72 @@ def create_checkpoint(
     session.flush()
     record_certificates(session, certificates_in_seal(bundle.cades))
     record_sm2_key(session, sealer.sm2_key.public_key)
+    # Last, as everywhere: the ledger lock is the last lock a transaction takes.
+    ledger.append(session, actor="system:checkpoint", action=CHECKPOINT_ACTION, details=checkpoint_record(cp, last))
     log.info("sealed ledger checkpoint at tree size %d", cp.tree_size)
     return cp
+
+
+def checkpoint_covering(
+    session: Session, sealer: Sealer, *, size: int, store: ObjectStore | None = None
+) -> Checkpoint | None:
+    """The first sealed checkpoint whose tree covers entries ``1..size``, sealed now if
+    none does yet; None when the ledger itself holds fewer than ``size`` entries."""
+    existing = session.execute(
+        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    created = create_checkpoint(session, sealer, store=store)
+    return created if created is not None and created.tree_size >= size else None
+
+
+def _failure(message: str, code: str = "checkpoint_inconsistent") -> VerificationError:
+    return VerificationError(message, code=code)
+
+
+@dataclass(frozen=True)
+class RecordedCheckpoint:
+    """A ``checkpoint_sealed`` custody entry: what the ledger says was sealed."""
+
+    seq: int
+    """The entry's sequence number."""
+    details: dict[str, Any]
+    """:func:`checkpoint_record` of the checkpoint as sealed."""
+
+    @property
+    def checkpoint_id(self) -> Any:
+        """The id of the checkpoint row the entry names."""
+        return self.details.get("checkpoint")
+
+    def describe(self) -> str:
+        """``checkpoint N (tree size T, recorded in ledger entry S)``."""
+        return (f"checkpoint {self.checkpoint_id} (tree size {self.details.get('tree_size')}, "
+                f"recorded in ledger entry {self.seq})")
+
+
+def recorded_checkpoints(
+    session: Session, *, up_to: int | None = None, latest_only: bool = False
+) -> list[RecordedCheckpoint]:
+    """The ``checkpoint_sealed`` entries among the ledger's first ``up_to`` entries, in order
+    (only the last of them with ``latest_only``).
+
+    Raises VerificationError naming an entry whose details are not a checkpoint record.
+    """
+    query = select(LedgerEntry.seq, LedgerEntry.details).where(LedgerEntry.action == CHECKPOINT_ACTION)
+    if up_to is not None:
+        query = query.where(LedgerEntry.seq <= up_to)
+    query = query.order_by(LedgerEntry.seq.desc()).limit(1) if latest_only else query.order_by(LedgerEntry.seq)
+    found = []
+    for seq, details in session.execute(query):
+        try:
+            record = json.loads(details)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("tree_size"), int):
+            raise _failure(f"ledger entry {seq}: its checkpoint record is unreadable (entry edited)")
+        found.append(RecordedCheckpoint(seq=seq, details=record))
+    return found
 
 
 @dataclass(frozen=True)
@@ -991,9 +1105,10 @@ class CheckpointsReport:
 
 def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> dict[str, Any]:
     """Check a checkpoint's seals and that its row agrees with its statement; return the statement."""
-    statement_bytes = cp.statement.encode("utf-8")
+    statement_bytes = (cp.statement or "").encode("utf-8")
     try:
-        sealer.verify_seal(statement_bytes, (bytes(cp.cades), cp.sm2 or {}), known_sm2_keys=recorded_sm2_keys(session))
+        sealer.verify_seal(statement_bytes, (bytes(cp.cades or b""), cp.sm2 or {}),
+                           known_sm2_keys=recorded_sm2_keys(session))
     except VerificationError as exc:
         raise VerificationError(f"checkpoint {cp.id} (tree size {cp.tree_size}): {exc.message}",
                                 code="checkpoint_invalid") from exc
@@ -1001,7 +1116,8 @@ def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> 
         statement = json.loads(statement_bytes)
     except ValueError as exc:
         raise VerificationError(f"checkpoint {cp.id}: statement is not JSON", code="checkpoint_invalid") from exc
-    if canonical_bytes(statement) != statement_bytes or statement.get("format") != CHECKPOINT_FORMAT:
+    if (not isinstance(statement, dict) or canonical_bytes(statement) != statement_bytes
+            or statement.get("format") != CHECKPOINT_FORMAT):
         raise VerificationError(f"checkpoint {cp.id}: statement is not a canonical checkpoint statement",
                                 code="checkpoint_invalid")
     if statement.get("tree_size") != cp.tree_size or statement.get("root_hash") != cp.root_hash:
@@ -1013,43 +1129,100 @@ def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> 
     return statement
 
 
-def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
-    """Check every checkpoint's seals and that the current ledger is consistent with each.
+def _check_records(recorded: list[RecordedCheckpoint], rows: list[Checkpoint]) -> None:
+    """The ledger's checkpoint records chain, and name exactly the checkpoint rows present.
 
-    For each checkpoint: both seals verify over its statement; the row agrees with the
-    statement; its ``previous`` link names the preceding checkpoint; the current
-    ledger's first ``tree_size`` entries hash to the sealed root; and an RFC 9162
-    consistency proof links it to the next checkpoint. Raises VerificationError
-    naming the first failure.
+    Catches a deleted checkpoint row (an entry names it), an extra row (no entry names
+    it), reordered rows (tree-size order differs from the order they were recorded in)
+    and removed or reordered records themselves (their previous-links break).
     """
+    before: RecordedCheckpoint | None = None
+    for rec in recorded:
+        expected = None if before is None else {
+            "id": before.checkpoint_id, "tree_size": before.details.get("tree_size"),
+            "root_hash": before.details.get("root_hash")}
+        if rec.details.get("previous") != expected:
+            raise _failure(
+                f"{rec.describe()} names previous checkpoint {rec.details.get('previous')}, but the ledger's "
+                f"preceding checkpoint record is {expected} (a checkpoint or its record was removed or reordered)"
+            )
+        if before is not None and rec.details["tree_size"] <= before.details["tree_size"]:
+            raise _failure(f"{rec.describe()} does not extend the tree of {before.describe()} (checkpoints reordered)")
+        if rec.details["tree_size"] >= rec.seq:
+            raise _failure(f"{rec.describe()} claims to cover entries up to and past itself (entry edited)")
+        before = rec
+    present = {cp.id: cp for cp in rows}
+    for rec in recorded:
+        if rec.checkpoint_id not in present:
+            raise _failure(f"{rec.describe()} is missing: its checkpoint row was deleted",
+                           code="checkpoint_missing")
+    named = {rec.checkpoint_id for rec in recorded}
+    for cp in rows:
+        if cp.id not in named:
+            raise _failure(
+                f"checkpoint {cp.id} (tree size {cp.tree_size}) has no {CHECKPOINT_ACTION} entry in the ledger: "
+                "it was added behind the ledger's back, or sealed by a version that did not yet record "
+                "checkpoints in the ledger (such checkpoints are not accepted; see the README)",
+                code="checkpoint_unrecorded",
+            )
+    by_size = [cp.id for cp in rows]
+    by_record = [rec.checkpoint_id for rec in recorded]
+    if by_size != by_record:
+        raise _failure(
+            f"checkpoints out of order: by tree size the rows run {by_size}, the ledger recorded them as "
+            f"{by_record} (checkpoint rows reordered)"
+        )
+
+
+def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
+    """Check every checkpoint against its ledger record, its seals and the current ledger.
+
+    First the ledger's ``checkpoint_sealed`` records: they chain by their previous-links,
+    each names a checkpoint row that exists, every row is named by one, and the rows'
+    tree-size order is the order they were recorded in. Then for each checkpoint: both
+    seals verify over its statement; the row agrees with its statement and with the
+    record (statement, seal digests, previous checkpoint); its sealed ``previous`` link
+    names the preceding checkpoint; the current ledger's first ``tree_size`` entries
+    hash to the sealed root; and an RFC 9162 consistency proof links it to the next
+    checkpoint. Raises VerificationError naming the first failure.
+    """
+    total = ledger.size(session)
     cps = session.execute(select(Checkpoint).order_by(Checkpoint.tree_size)).scalars().all()
+    recorded = recorded_checkpoints(session, up_to=total)
+    _check_records(recorded, cps)
     if not cps:
         return CheckpointsReport(count=0, latest_tree_size=None, latest_root_hash=None, latest_timestamp_time=None)
-    total = ledger.size(session)
     if cps[-1].tree_size > total:
-        raise VerificationError(
+        raise _failure(
             f"checkpoint {cps[-1].id} covers {cps[-1].tree_size} entries but the ledger holds {total} "
-            "(entries removed after they were sealed)", code="checkpoint_inconsistent",
+            "(entries removed after they were sealed)",
         )
     leaves = ledger.leaf_hashes(session, total)
+    records = {rec.checkpoint_id: rec for rec in recorded}
     previous: Checkpoint | None = None
     previous_root: bytes | None = None
     for cp in cps:
         statement = verify_checkpoint_seal(session, sealer, cp)
+        rec = records[cp.id]
+        actual = checkpoint_record(cp, previous)
+        changed = sorted(k for k in actual.keys() | rec.details.keys() if actual.get(k) != rec.details.get(k))
+        if changed:
+            raise _failure(
+                f"checkpoint {cp.id} (tree size {cp.tree_size}) differs from its record in ledger entry {rec.seq} "
+                f"in {', '.join(changed)} (checkpoint row altered or replaced)", code="checkpoint_invalid",
+            )
         expected_prev = None if previous is None else {
             "id": previous.id, "tree_size": previous.tree_size, "root_hash": previous.root_hash}
         if statement.get("previous") != expected_prev:
-            raise VerificationError(
+            raise _failure(
                 f"checkpoint {cp.id}: its sealed previous-checkpoint link {statement.get('previous')} does not "
                 f"name the preceding checkpoint {expected_prev} (a checkpoint was removed or altered)",
-                code="checkpoint_inconsistent",
             )
         sealed_root = bytes.fromhex(cp.root_hash)
         if merkle.root_from_leaf_hashes(leaves[: cp.tree_size]) != sealed_root:
-            raise VerificationError(
+            raise _failure(
                 f"checkpoint {cp.id}: the ledger's first {cp.tree_size} entries no longer hash to the sealed root "
                 f"{cp.root_hash} (an entry at or before {cp.tree_size} was changed, removed or reordered)",
-                code="checkpoint_inconsistent",
             )
         if previous is not None and previous_root is not None:
             proof = merkle.consistency_proof(leaves[: cp.tree_size], previous.tree_size, cp.tree_size)
@@ -1057,10 +1230,7 @@ def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
                 merkle.verify_consistency(old_size=previous.tree_size, new_size=cp.tree_size,
                                           old_root=previous_root, new_root=sealed_root, proof=proof)
             except merkle.ProofError as exc:
-                raise VerificationError(
-                    f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}",
-                    code="checkpoint_inconsistent",
-                ) from exc
+                raise _failure(f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}") from exc
         previous, previous_root = cp, sealed_root
     last = cps[-1]
     return CheckpointsReport(count=len(cps), latest_tree_size=last.tree_size, latest_root_hash=last.root_hash,

@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(default=3600.0, gt=0)
     """...and at least this often while the ledger grows (Celery beat)."""
 
+    # Durable background work (archive/work.py): leases, retries and the reconciler.
+    work_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    """A running task renews its lease every third of this; a dead worker's work is taken
+    up again once its lease has run out."""
+    work_max_attempts: int = Field(default=8, ge=1, le=100)
+    """Runs of a task (transient failures and lost workers included) before it fails for good."""
+    work_retry_seconds: float = Field(default=5.0, gt=0)
+    """First back-off after a transient failure; doubles with every attempt..."""
+    work_retry_max_seconds: float = Field(default=600.0, gt=0)
+    """...up to this."""
+    work_reconcile_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How often each worker's reconciler looks for work that is due."""
+
     upload_dir: Path | None = None
     """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""
     upload_expiry_hours: float = 72.0
@@ -122,6 +135,16 @@ class Settings(BaseSettings):
     fixity_max_objects_per_run: int = Field(default=1000, ge=1)
     fixity_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often Celery beat starts a fixity audit run."""
+
+    metrics_dir: Path | None = None
+    """Where every process writes its Prometheus metrics (multiprocess mode); default
+    ``DATA_DIR/metrics``. ``PROMETHEUS_MULTIPROC_DIR``, when set, wins. The API, workers
+    and beat must share it for ``/metrics`` to show the workers' task metrics."""
+    metrics_token: SecretStr | None = None
+    """Bearer token a Prometheus scraper presents to ``GET /metrics`` (32+ bytes); an
+    admin's API token is accepted too."""
+    preflight_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """Production start-up checks: how long the TSA and the S3 server get to answer."""
 
     log_level: str = "INFO"
 
@@ -175,6 +198,10 @@ class Settings(BaseSettings):
     @property
     def resolved_upload_dir(self) -> Path:
         return (self.upload_dir or self.data_dir / "uploads").resolve()
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        return (self.metrics_dir or self.data_dir / "metrics").resolve()
 
     @property
     def queue_dir(self) -> Path:

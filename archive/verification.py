@@ -34,6 +34,7 @@ from archive.sealing import (
     Sealer,
     build_manifest,
     latest_checkpoint,
+    recorded_checkpoints,
     recorded_sm2_keys,
     check_pades_copy,
     spool,
@@ -110,12 +111,21 @@ def _manifest_differences(stored: bytes, expected: bytes) -> str:
 
 def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry: LedgerEntry):  # type: ignore[no-untyped-def]
     cp = latest_checkpoint(session)
+    recorded = recorded_checkpoints(session, up_to=ledger.size(session), latest_only=True)
+    if recorded and (cp is None or cp.tree_size < recorded[0].details["tree_size"]):
+        # The ledger says a newer checkpoint was sealed: its row is gone, not "not yet made".
+        raise _fail(item.id, f"{recorded[0].describe()} is missing: its checkpoint row was deleted",
+                    code="checkpoint_missing")
     if cp is None or cp.tree_size < entry.seq:
         return None
     verify_checkpoint_seal(session, sealer, cp)
     if ledger.size(session) < cp.tree_size:
         raise _fail(item.id, f"ledger holds fewer entries than checkpoint {cp.id} sealed ({cp.tree_size})")
-    leaves = ledger.leaf_hashes(session, cp.tree_size)
+    try:
+        leaves = ledger.leaf_hashes(session, cp.tree_size)
+    except VerificationError as exc:
+        raise _fail(item.id, f"checkpoint {cp.id} (tree size {cp.tree_size}) cannot be proven: {exc.message}",
+                    code=exc.code) from exc
     proof = merkle.inclusion_proof(leaves, entry.seq - 1, cp.tree_size)
     leaf = merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry)))
     try:
@@ -216,7 +226,12 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
     ).scalar_one_or_none()
     if received is None:
         raise _fail(item_id, "no evidence_received custody entry")
-    stated = json.loads(received.details)
+    try:
+        stated = json.loads(received.details)
+    except ValueError:
+        stated = None
+    if not isinstance(stated, dict):
+        raise _fail(item_id, f"custody entry {received.seq} (evidence_received) is not readable (entry edited)")
     if stated.get("sha256") != item.sha256 or stated.get("storage_version") != item.storage_version:
         raise _fail(item_id, f"custody entry {received.seq} states sha256 {stated.get('sha256')} / version "
                     f"{stated.get('storage_version')}, the item record {item.sha256} / {item.storage_version}")

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from archive import ledger
+from archive import ledger, work
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.models import (
     AwareDateTime,
@@ -111,6 +111,7 @@ def request_analysis(session: Session, *, case_id: str) -> None:
     state = _state(session, case_id)
     state.requested += 1
     session.flush()
+    work.want(session, task=work.ANALYSE_CONTINUITY, subject=case_id)
 
 
 # --- devices and actions ----------------------------------------------------------------
@@ -379,8 +380,8 @@ def processing_pending(processing: dict[str, Any] | None) -> bool:
     return (processing.get(PIPELINE_DONE_STEP) or {}).get("state") not in ("done", "failed")
 
 
-def case_pending(session: Session, *, case_id: str) -> bool:
-    """True while processing of the case's evidence or its continuity analysis is unfinished.
+def _unfinished(session: Session, *, case_id: str, stop_early: bool) -> tuple[list[str], bool]:
+    """(ids of items still being processed, whether a continuity analysis is unanswered).
 
     Items are read before the analysis counters, and the order matters: each statement
     sees what was committed when it began (PostgreSQL's READ COMMITTED), and an item's
@@ -388,11 +389,56 @@ def case_pending(session: Session, *, case_id: str) -> bool:
     other way round, a hand-off committing between the two reads looked finished while
     its analysis had not run (a report of no gaps, not pending: seen once in CI).
     """
-    states = session.execute(select(EvidenceItem.processing).where(EvidenceItem.case_id == case_id)).scalars().all()
-    if any(processing_pending(p) for p in states):
-        return True
+    rows = session.execute(
+        select(EvidenceItem.id, EvidenceItem.processing).where(EvidenceItem.case_id == case_id)
+        .order_by(EvidenceItem.received_at, EvidenceItem.id)
+    ).all()
+    busy = [item_id for item_id, processing in rows if processing_pending(processing)]
+    if busy and stop_early:
+        return busy, False
     state = session.execute(select(ContinuityState).where(ContinuityState.case_id == case_id)).scalar_one_or_none()
-    return state is not None and state.analysed < state.requested
+    return busy, state is not None and state.analysed < state.requested
+
+
+def case_pending(session: Session, *, case_id: str) -> bool:
+    """True while processing of the case's evidence or its continuity analysis is unfinished."""
+    busy, analysis = _unfinished(session, case_id=case_id, stop_early=True)
+    return bool(busy) or analysis
+
+
+GAP_PENDING_REASONS = {
+    GapStatus.open: "gap_unexplained",
+    GapStatus.explained: "gap_awaiting_review",
+    GapStatus.rejected: "gap_explanation_rejected",
+}
+"""Why a current gap keeps a case's continuity from being complete, by its status."""
+
+
+def pending_work(session: Session, *, case_id: str) -> list[dict[str, Any]]:
+    """What keeps the case's processing and continuity from being complete, machine-readable.
+
+    One ``{"what", "subject", "reason", "detail"}`` per item still being processed
+    (``processing``), for an unanswered continuity analysis (``continuity_analysis_pending``)
+    and per current gap not accepted (see :data:`GAP_PENDING_REASONS`). Empty when the
+    case's continuity is complete (case verification's ``passed`` needs that).
+    """
+    busy, analysis = _unfinished(session, case_id=case_id, stop_early=False)
+    out: list[dict[str, Any]] = []
+    for item_id in busy:
+        out.append({"what": "item", "subject": item_id, "reason": "processing",
+                    "detail": "processing of this item has not finished"})
+    if analysis:
+        out.append({"what": "continuity", "subject": case_id, "reason": "continuity_analysis_pending",
+                    "detail": "a continuity analysis of the case is queued or running"})
+    gaps = session.execute(
+        select(Gap).where(Gap.case_id == case_id, Gap.current.is_(True), Gap.status != GapStatus.accepted)
+        .order_by(Gap.start, Gap.level, Gap.key)
+    ).scalars()
+    for gap in gaps:
+        out.append({"what": "gap", "subject": gap.id, "reason": GAP_PENDING_REASONS[gap.status],
+                    "detail": f"{gap.level} gap of {gap.duration_seconds:.1f} s on {gap.device or 'no device'} "
+                              f"from {ledger.iso_utc(gap.start)}: {gap.status.value}"})
+    return out
 
 
 def continuity_report(

@@ -505,3 +505,25 @@ def mark_queued(db: Database, item_id: str, steps: tuple[str, ...] = STEPS) -> N
         for name in steps:
             if name not in (item.processing or {}):
                 evidence.set_task_state(item, name, "queued")
+
+
+def give_up(db: Database, item_id: str, *, reason: str) -> None:
+    """Processing of an item failed for good: every unfinished step says why, the item is
+    flagged ``processing_failed`` and, unless already sealed, its seal shows ``failed``.
+
+    The original stays as received; a person can see the reason and ask again.
+    """
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            return
+        item = evidence.lock_item(session, item_id)
+        for name, state in (item.processing or {}).items():
+            if state.get("state") in ("queued", "running"):
+                evidence.set_task_state(item, name, "failed", reason)
+        if item.seal_status != "sealed":
+            item.seal_status = "failed"
+            evidence.set_task_state(item, "seal", "failed", reason)
+        evidence.add_flag(item, "processing_failed")
+        ledger.append(session, actor=ACTOR, action="processing_failed", case_id=item.case_id, item_id=item_id,
+                      details={"reason": reason})

@@ -34,7 +34,8 @@ How an upload travels
   (``hash_mismatch``): nothing is kept, and the ledger says so.
 * **Expiry**: an open upload untouched for ``upload_expiry_hours`` is removed by
   :func:`expire_uploads` (Celery beat task ``evidence.expire_uploads``; safe at any
-  time) and never becomes evidence.
+  time) and never becomes evidence; the same task then removes older leftovers no
+  upload names (:func:`sweep_debris`).
 
 Limits, honestly: concurrent PATCHes of one upload are refused (423) within a process;
 across API replicas only the offset check protects them, so replicas should route an
@@ -57,7 +58,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import evidence, ledger
+from archive import evidence, ledger, metrics
 from archive.db import Database
 from archive.errors import ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete
 from archive.filenames import check_filename
@@ -602,4 +603,28 @@ def expire_uploads(*, db: Database, store: ObjectStore, now: datetime | None = N
             )
         expired.append(upload_id)
         log.info("expired upload %s", upload_id)
+    metrics.record_expired_uploads(len(expired))
     return expired
+
+
+def sweep_debris(*, db: Database, store: ObjectStore, expiry_hours: float, now: datetime | None = None) -> dict[str, int]:
+    """Remove leftovers of writes that never finished and are older than ``expiry_hours``.
+
+    Run after :func:`expire_uploads` (same beat task). What it removes: temporary files of
+    direct uploads whose process died (the local store keeps a lock on a file while it
+    writes it, so a live one is never touched), staged bytes and S3 multipart uploads that
+    no open upload names (e.g. a crash between staging and committing the upload row, or a
+    killed direct put to S3). Open uploads' stages are passed as live and always kept;
+    objects under their keys are never touched. Returns counts by kind, also counted in
+    the ``evidence_debris_removed`` metric.
+    """
+    now = now or utcnow()
+    with db.session() as session:
+        states = session.execute(select(Upload.state).where(Upload.status == "open")).scalars().all()
+    live = [state["handle"] for state in states if state and "handle" in state]
+    removed = store.sweep_debris(older_than=now - timedelta(hours=expiry_hours), live=live)
+    for kind, count in removed.items():
+        metrics.record_debris(kind, count)
+    if any(removed.values()):
+        log.info("debris sweep removed %s", removed)
+    return removed

@@ -78,7 +78,10 @@ def test_cli_seals_and_verifies_checkpoints(own_ledger):
 
 @pytest.fixture
 def sealed_ledger(own_ledger):
-    """A fresh database (same kind as the stack's) with two sealed checkpoints (sizes 6 and 9).
+    """A fresh database (same kind as the stack's) with two sealed checkpoints (sizes 6 and 10).
+
+    Entry 7 records the first checkpoint (``checkpoint_sealed``), entries 8-10 are notes
+    and entry 11 records the second.
 
     Made in-process (the CLI's ``ledger checkpoint`` is tested above and in
     test_cli.py); each tampering test then runs ``evidence ledger verify`` for real.
@@ -94,7 +97,8 @@ def sealed_ledger(own_ledger):
         assert sealing.create_checkpoint(s, sealer, store=store) is None
         for i in range(6, 9):
             ledger.append(s, actor="test", action="note", details={"i": i})
-        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 9
+        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 10
+        assert sealing.create_checkpoint(s, sealer, store=store) is None
         assert sealing.verify_checkpoints(s, sealer).count == 2
     return env, database
 
@@ -115,27 +119,27 @@ def _statement(database):
 
 def _seal_byte(database):
     with database.engine.begin() as conn:
-        raw = bytearray(conn.execute(text("SELECT cades FROM checkpoints WHERE tree_size = 9")).scalar_one())
+        raw = bytearray(conn.execute(text("SELECT cades FROM checkpoints WHERE tree_size = 10")).scalar_one())
         raw[len(raw) // 3] ^= 0x01
-        conn.execute(text("UPDATE checkpoints SET cades = :c WHERE tree_size = 9"), {"c": bytes(raw)})
-    return "tree size 9"
+        conn.execute(text("UPDATE checkpoints SET cades = :c WHERE tree_size = 10"), {"c": bytes(raw)})
+    return "tree size 10"
 
 
 def _sm2(database):
     with database.engine.begin() as conn:
-        seal = conn.execute(text("SELECT sm2 FROM checkpoints WHERE tree_size = 9")).scalar_one()
+        seal = conn.execute(text("SELECT sm2 FROM checkpoints WHERE tree_size = 10")).scalar_one()
         seal = json.loads(seal) if isinstance(seal, str) else seal
         sig = bytearray(base64.b64decode(seal["signature"]))
         sig[-1] ^= 0x01
         seal["signature"] = base64.b64encode(bytes(sig)).decode()
-        conn.execute(text("UPDATE checkpoints SET sm2 = :s WHERE tree_size = 9"), {"s": json.dumps(seal)})
+        conn.execute(text("UPDATE checkpoints SET sm2 = :s WHERE tree_size = 10"), {"s": json.dumps(seal)})
     return "SM2 seal"
 
 
 def _removed_checkpoint(database):
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM checkpoints WHERE tree_size = 6"))
-    return "previous-checkpoint link"
+    return "checkpoint 1 (tree size 6, recorded in ledger entry 7) is missing: its checkpoint row was deleted"
 
 
 def _entry_edit(database):

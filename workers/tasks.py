@@ -8,11 +8,16 @@ gives one result and one custody entry.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from functools import cached_property
+from typing import TypeVar
 
-from celery import Task
+from celery import Task, signals
 
-from archive import evidence, sealing
+from archive import evidence, metrics, sealing, work
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -21,10 +26,21 @@ from ingest import casework, pipeline
 from workers.app import celery_app, settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+_claim: ContextVar[work.Claim | None] = ContextVar("work_claim", default=None)
 
 
 class EvidenceTask(Task):
-    """Base of our tasks: owns the database and store, retries on store outages."""
+    """Base of our tasks: owns the database and store; runs durable work under a lease.
+
+    A durable task (one recorded in the work table, see :mod:`archive.work`) runs through
+    :meth:`durable`: it takes the lease, renews it while it runs, and on a transient
+    failure (store, TSA or database unavailable) releases it with a back-off instead of
+    failing; the reconciler sends it again when due. Non-durable tasks (checkpoint, fixity,
+    sweeps) are periodic and retried by Celery on store outages.
+    """
 
     acks_late = True
     reject_on_worker_lost = True
@@ -41,15 +57,55 @@ class EvidenceTask(Task):
     def store(self) -> ObjectStore:
         return open_store(settings)
 
+    def durable(self, subject: str, run: Callable[[], T]) -> T | None:
+        """Run ``run()`` as the durable work ``self.name`` for ``subject``."""
+        try:
+            claim = work.claim(self.db, settings, task=self.name, subject=subject)
+        except work.Busy as exc:
+            log.info("%s", exc)
+            return None
+        except ArchiveError as exc:  # the database is busy: the work stays due
+            log.warning("could not take the lease on %s %s: %s", self.name, subject, exc.message)
+            return None
+        token = _claim.set(claim)
+        try:
+            with work.keep(self.db, settings, claim):
+                result = run()
+        except ArchiveError as exc:
+            if not exc.transient:
+                work.fail(self.db, claim, exc.message)
+                _give_up(self.name, subject, exc.message)
+                raise
+            metrics.record_reconciler_action("retry_scheduled")
+            if not work.retry_later(self.db, settings, claim, exc.message):
+                metrics.record_reconciler_action("gave_up")
+                _give_up(self.name, subject, f"gave up after {claim.attempts} attempts: {exc.message}")
+            log.warning("%s %s: %s; retrying later", self.name, subject, exc.message)
+            return None
+        except Exception as exc:
+            reason = f"internal error ({type(exc).__name__}); logged"
+            work.fail(self.db, claim, reason)
+            _give_up(self.name, subject, reason)
+            raise
+        finally:
+            _claim.reset(token)
+        if work.done(self.db, claim):
+            _enqueue(self.name, subject)  # asked for again while it ran
+        return result
+
     def last_attempt(self) -> bool:
-        """True when a failure now will not be retried (autoretry has run out)."""
+        """True when a failure now will not be retried."""
+        claim = _claim.get()
+        if claim is not None:
+            return not claim.tracked or work.last_attempt(settings, claim)
         return self.max_retries is not None and self.request.retries >= self.max_retries
 
     def step(self, item_id: str, name: str, fn) -> None:  # type: ignore[no-untyped-def]
         """Run one processing step on an item, recording running/done/failed on it.
 
         A :class:`ingest.pipeline.StepNote` returned by ``fn`` becomes the reason shown
-        with the ``done`` state.
+        with the ``done`` state. A transient failure leaves the step ``queued`` (it runs
+        again after the back-off) unless this is the last attempt.
         """
         with self.db.session() as session:
             item = session.get(EvidenceItem, item_id)
@@ -59,34 +115,42 @@ class EvidenceTask(Task):
             if (item.processing or {}).get(name, {}).get("state") == "done":
                 return
             evidence.set_task_state(item, name, "running")
+        started, failed = time.perf_counter(), True
         try:
             result = fn()
-        except StoreUnavailable as exc:
-            # On the last attempt nothing will run it again: say so instead of "retrying" forever.
-            state, reason = (("failed", f"object store unavailable: {exc.message}") if self.last_attempt()
-                             else ("queued", "object store unavailable; retrying"))
-            with self.db.session() as session:
-                evidence.set_task_state(session.get(EvidenceItem, item_id), name, state, reason)
-            raise
+            failed = False
         except ArchiveError as exc:
-            with self.db.session() as session:
-                evidence.set_task_state(session.get(EvidenceItem, item_id), name, "failed", exc.message)
-            log.error("task %s failed on item %s: %s", name, item_id, exc.message)
+            if exc.transient:
+                # On the last attempt nothing will run it again: say so instead of "retrying" forever.
+                state, reason = (("failed", exc.message) if self.last_attempt()
+                                 else ("queued", f"{exc.message}; retrying"))
+            else:
+                state, reason = "failed", exc.message
+                log.error("task %s failed on item %s: %s", name, item_id, exc.message)
+            self._record(item_id, name, state, reason)
+            if exc.transient:
+                raise
             return
         except Exception as exc:
-            with self.db.session() as session:
-                evidence.set_task_state(
-                    session.get(EvidenceItem, item_id), name, "failed", f"internal error ({type(exc).__name__}); logged"
-                )
+            self._record(item_id, name, "failed", f"internal error ({type(exc).__name__}); logged")
             raise
+        finally:
+            metrics.record_step(name, seconds=time.perf_counter() - started, failed=failed)
+        note = str(result) if isinstance(result, pipeline.StepNote) else None
+        self._record(item_id, name, "done", note)
+
+    def _record(self, item_id: str, name: str, state: str, reason: str | None) -> None:
         with self.db.session() as session:
-            note = str(result) if isinstance(result, pipeline.StepNote) else None
-            evidence.set_task_state(session.get(EvidenceItem, item_id), name, "done", note)
+            evidence.set_task_state(session.get(EvidenceItem, item_id), name, state, reason)
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.process_item")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.PROCESS_ITEM)
 def process_item(self: EvidenceTask, item_id: str) -> None:
     """Everything that follows receipt of an original, in order; each step idempotent."""
+    self.durable(item_id, lambda: _process(self, item_id))
+
+
+def _process(self: EvidenceTask, item_id: str) -> None:
     pipeline.mark_queued(self.db, item_id)
     retrying = False
     try:
@@ -100,9 +164,9 @@ def process_item(self: EvidenceTask, item_id: str) -> None:
             self.step(item_id, "bundle", lambda: pipeline.bundle_step(ws, enqueue=_enqueue))
         self.step(item_id, "continuity", lambda: pipeline.continuity_step(ws, enqueue=_enqueue))
     except Exception as exc:
-        # A store outage is retried as a whole task: the remaining steps stay queued and
-        # the seal waits for them (sealing now would lock a manifest missing their facts).
-        retrying = isinstance(exc, StoreUnavailable) and not self.last_attempt()
+        # A transient failure is retried as a whole task: the remaining steps stay queued
+        # and the seal waits for them (sealing now would lock a manifest missing their facts).
+        retrying = isinstance(exc, ArchiveError) and exc.transient and not self.last_attempt()
         if not retrying:
             pipeline.mark_skipped(self.db, item_id, reason=f"not run: an earlier step crashed ({type(exc).__name__})")
         raise
@@ -120,11 +184,14 @@ def _enqueue(name: str, *args: object) -> None:
     celery_app.send_task(name, args=list(args))
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.analyse_continuity")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.ANALYSE_CONTINUITY)
 def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
     """Re-analyse a case's continuity if a request is unanswered; idempotent."""
-    with self.db.session() as session:
-        casework.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
+    def run() -> None:
+        with self.db.session() as session:
+            casework.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
+
+    self.durable(case_id, run)
 
 
 def enqueue_checkpoint_if_due(db: Database) -> None:
@@ -148,39 +215,41 @@ def checkpoint(self: EvidenceTask) -> int | None:
 
 @celery_app.task(base=EvidenceTask, bind=True, name="evidence.expire_uploads")
 def expire_uploads(self: EvidenceTask) -> int:
-    """Remove resumable uploads abandoned past ``upload_expiry_hours``; safe at any time."""
+    """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
+    of a write that never finished (partial files, orphan stages, abandoned multipart
+    uploads) older than that; safe at any time. Returns how many uploads expired."""
     from ingest import tus
 
-    return len(tus.expire_uploads(db=self.db, store=self.store))
+    expired = tus.expire_uploads(db=self.db, store=self.store)
+    tus.sweep_debris(db=self.db, store=self.store, expiry_hours=settings.upload_expiry_hours)
+    return len(expired)
 
 
 # Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
 celery_app.conf.beat_schedule["evidence-expire-uploads"] = {"task": "evidence.expire_uploads", "schedule": 3600.0}
 
 
-@celery_app.task(
-    base=EvidenceTask, bind=True, name="evidence.build_export",
-    autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),
-)
+@celery_app.task(base=EvidenceTask, bind=True, name=work.BUILD_EXPORT)
 def build_export(self: EvidenceTask, export_id: str) -> str | None:
     """Build an approved certified export into its case's vault; idempotent."""
     from archive import exports
 
     try:
-        result = exports.build_export(db=self.db, store=self.store, settings=settings, export_id=export_id)
-    except (StoreUnavailable, sealing.TimestampUnavailable):
-        raise
+        result = self.durable(export_id, lambda: exports.build_export(
+            db=self.db, store=self.store, settings=settings, export_id=export_id))
     except ArchiveError:
         return None  # recorded on the export as failed, with the reason
     return result.sha256 if result else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.verify_case")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.VERIFY_CASE)
 def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     """Carry out a reviewer's queued case verification; idempotent."""
     from archive import receipts
 
-    receipt = receipts.run_verification(db=self.db, store=self.store, settings=settings, receipt_id=receipt_id)
+    # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
+    receipt = self.durable(receipt_id, lambda: receipts.run_verification(
+        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id, case_progress=casework.pending_work))
     return receipt.status if receipt else None
 
 
@@ -190,3 +259,84 @@ def fixity_audit(self: EvidenceTask) -> int:
     from archive import fixity
 
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
+
+
+def _give_up(task: str, subject: str, reason: str) -> None:
+    """Show on the subject why its work failed for good (never raises: it only reports)."""
+    from archive import exports, receipts
+
+    db = process_item.db  # the one Database of this worker process
+    hooks: dict[str, Callable[[], None]] = {
+        work.PROCESS_ITEM: lambda: pipeline.give_up(db, subject, reason=reason),
+        work.BUILD_EXPORT: lambda: exports.fail_export(db, subject, reason),
+        work.VERIFY_CASE: lambda: receipts.give_up(db=db, receipt_id=subject, reason=reason),
+    }
+    log.error("%s %s failed for good: %s", task, subject, reason)
+    hook = hooks.get(task)
+    if hook is None:
+        return
+    try:
+        hook()
+    except Exception:  # noqa: BLE001 - the work row keeps the reason; /healthz shows it
+        log.exception("could not record the failure of %s %s", task, subject)
+
+
+def reconcile_once() -> work.Reconciled:
+    """One reconciler pass: send again the durable work that is due (lost message, dead
+    worker, back-off over); fail for good what used up its attempts."""
+    result = work.reconcile(process_item.db, settings, send=_enqueue, give_up=_give_up)
+    for _ in result.sent:
+        metrics.record_reconciler_action("resent")
+    for _ in result.gave_up:
+        metrics.record_reconciler_action("gave_up")
+    return result
+
+
+class Reconciler:
+    """Each worker's own reconciler loop: a pass at start-up (so work left by a power loss
+    is taken up at once), then every ``work_reconcile_seconds``. It needs neither beat nor
+    the broker to be healthy; several workers running it at once is safe."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                reconcile_once()
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.warning("reconciler pass failed", exc_info=True)
+            if self._stop.wait(settings.work_reconcile_seconds):
+                return
+
+
+_reconciler = Reconciler()
+signals.worker_ready.connect(lambda **_: _reconciler.start(), weak=False)
+signals.worker_shutting_down.connect(lambda **_: _reconciler.stop(), weak=False)
+
+
+# Duration and failures of every task, for /metrics (multiprocess files, see archive.metrics).
+# Signals rather than an overridden Task.__call__, which would hide the worker's request
+# context (retries, delivery info) from the task.
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id: str | None = None, **_: object) -> None:
+    if task_id:
+        _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id: str | None = None, task: Task | None = None, state: str | None = None, **_: object) -> None:
+    start = _started.pop(task_id, None) if task_id else None
+    if start is not None and task is not None:
+        metrics.record_task(task.name, seconds=time.perf_counter() - start, failed=state != "SUCCESS")

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
@@ -13,6 +14,7 @@ from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
 from archive import cases as case_service
 from archive import evidence as evidence_service
+from archive import work
 from archive.errors import InvalidInput
 from archive.models import EvidenceItem, EvidenceKind, User
 from archive.users import load_case
@@ -80,9 +82,13 @@ async def upload_evidence(
         expected_size = int(expected) if expected is not None else None
     except ValueError as exc:
         raise InvalidInput("Content-Length is not a number", code="invalid_content_length") from exc
-    # Refuse before a byte is stored when the case or the parameters are wrong.
-    with services.db.session() as session:
-        evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+    def check() -> None:
+        with services.db.read() as session:
+            evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+
+    # Refuse before a byte is stored when the case or the parameters are wrong. Database
+    # work runs in a thread: this route is async, and a wait on the event loop stalls all.
+    await run_in_threadpool(check)
 
     def receive(chunks):  # type: ignore[no-untyped-def]
         return evidence_service.receive_original(
@@ -90,7 +96,11 @@ async def upload_evidence(
             retention_days=services.settings.retention_days, expected_size=expected_size,
         )
 
-    item = await consume_body(request.stream(), receive)
-    services.enqueue("evidence.process_item", item.id)
-    with services.db.session() as session:
-        return ItemPublic.of(session.get(EvidenceItem, item.id))
+    item = await consume_body(request.stream(), receive, protocol="direct")
+
+    def reply() -> ItemPublic:
+        services.enqueue(work.PROCESS_ITEM, item.id)
+        with services.db.read() as session:
+            return ItemPublic.of(session.get(EvidenceItem, item.id))
+
+    return await run_in_threadpool(reply)

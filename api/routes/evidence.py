@@ -33,8 +33,8 @@ def get_content(
     """The original's bytes, streamed; a single ``Range`` is honoured (206)."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
     byte_range = evidence_service.parse_range(range_header, item.size) if item.size else None
-    evidence_service.record_read(session, user=user, item=item, byte_range=byte_range)
-    session.commit()
+    with services.db.session() as writing:
+        evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range)
     start, end = byte_range if byte_range else (0, None)
     body = services.store.read(item.storage_key, version_id=item.storage_version, start=start, end=end) if item.size else iter(())
     headers = {
@@ -65,8 +65,8 @@ def get_derived(
     if derived is None:
         raise NotFound(f"item {item_id} has no derived object {role!r}", code="derived_not_found")
     byte_range = evidence_service.parse_range(range_header, derived.size) if derived.size else None
-    evidence_service.record_read(session, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
-    session.commit()
+    with services.db.session() as writing:
+        evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
     start, end = byte_range if byte_range else (0, None)
     body = services.store.read(derived.storage_key, version_id=derived.storage_version, start=start, end=end)
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{derived.sha256}"', "Digest": f"sha-256={derived.sha256}"}

@@ -141,8 +141,8 @@ def download_export(
         raise Unauthenticated("a bearer token or a signed download link is required", code="missing_token")
     export = export_service.load_export(session, user=caller, export_id=export_id, download=True)
     export_service.check_downloadable(export)
-    export_service.record_download(session, export=export, actor=actor_name(caller), via=via)
-    session.commit()
+    with services.db.session() as writing:
+        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
     name = f"export-{export.id}.zip"
     headers = {
         "Content-Length": str(export.size), "ETag": f'"{export.sha256}"', "Digest": f"sha-256={export.sha256}",

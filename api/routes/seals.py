@@ -30,8 +30,8 @@ def _sealed_object(session, services, user, item_id: str, role: str) -> tuple[Ev
     derived = next((d for d in item.derived if d.role == role), None)
     if derived is None:
         raise NotFound(f"item {item_id} has no {role} yet (seal_status {item.seal_status})", code="not_sealed")
-    evidence_service.record_read(session, user=user, item=item, byte_range=None, purpose=f"seal:{role}")
-    session.commit()
+    with services.db.session() as writing:
+        evidence_service.record_read(writing, user=user, item=item, byte_range=None, purpose=f"seal:{role}")
     # The recorded version, never whatever was written over the key later.
     data = b"".join(services.store.read(derived.storage_key, version_id=derived.storage_version))
     return item, data
@@ -113,7 +113,7 @@ class CheckpointTrigger:
                 return
             self._last = now
         try:
-            with self.services.db.session() as session:
+            with self.services.db.read() as session:
                 due = sealing.checkpoint_due(session, self.services.settings)
             if due:
                 self.services.enqueue("evidence.checkpoint")

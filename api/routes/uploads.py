@@ -19,6 +19,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -26,6 +27,7 @@ from api.deps import CurrentUserId, ServicesDep
 from api.errors import error_response
 from api.schemas import ErrorResponse
 from api.streaming import consume_body
+from archive import work
 from archive.errors import ArchiveError, InvalidInput
 from archive.models import User
 from ingest import tus
@@ -160,10 +162,10 @@ async def _receive(
             retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
         )
 
-    result = await consume_body(request.stream(), receive)
+    result = await consume_body(request.stream(), receive, protocol="tus")
     if result.item_id:
         # After the commit inside tus.append; processing is idempotent, so a retry re-sends harmlessly.
-        services.enqueue("evidence.process_item", result.item_id)
+        await run_in_threadpool(services.enqueue, work.PROCESS_ITEM, result.item_id)
     return result
 
 
@@ -175,22 +177,31 @@ async def create_upload(request: Request, services: ServicesDep, user_id: Curren
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
-    with services.db.session() as session:
-        upload = tus.create_upload(
-            session, user=session.get(User, user_id), store=services.store, length=length or 0, metadata=metadata,
-            expiry_hours=services.settings.upload_expiry_hours,
-        )
-        upload_id = upload.id
-    if length == 0:
-        item_id = tus.complete(
-            db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
-            retention_days=services.settings.retention_days,
-        )
-        services.enqueue("evidence.process_item", item_id)
-    elif _int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding"):
+
+    def create() -> str:
+        with services.db.session() as session:
+            upload = tus.create_upload(
+                session, user=session.get(User, user_id), store=services.store, length=length or 0,
+                metadata=metadata, expiry_hours=services.settings.upload_expiry_hours,
+            )
+            upload_id = upload.id
+        if length == 0:
+            item_id = tus.complete(
+                db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
+                retention_days=services.settings.retention_days,
+            )
+            services.enqueue(work.PROCESS_ITEM, item_id)
+        return upload_id
+
+    def describe() -> tus.UploadInfo:
+        with services.db.read() as session:
+            return tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+
+    # Database work runs in threads: this route is async, and a wait on the event loop stalls all.
+    upload_id = await run_in_threadpool(create)
+    if length and (_int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding")):
         await _receive(request, services, user_id, upload_id, 0)
-    with services.db.session() as session:
-        info = tus.UploadInfo.of(tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id))
+    info = await run_in_threadpool(describe)
     headers = _upload_headers(info)
     del headers["Cache-Control"]
     headers["Location"] = f"/api/v1/uploads/{upload_id}"
@@ -201,7 +212,7 @@ async def create_upload(request: Request, services: ServicesDep, user_id: Curren
 def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus core: where to resume (``Upload-Offset``) and the announced ``Upload-Length``."""
     _require_tus(request)
-    with services.db.session() as session:
+    with services.db.read() as session:
         info = tus.status(session, user=session.get(User, user_id), upload_id=upload_id)
     return Response(status_code=200, headers=_upload_headers(info))
 
@@ -226,6 +237,6 @@ def delete_upload(upload_id: str, request: Request, services: ServicesDep, user_
 @router.get("/{upload_id}", response_model=UploadPublic, responses=ERRORS)
 def get_upload(upload_id: str, services: ServicesDep, user_id: CurrentUserId) -> UploadPublic:
     """The upload's state as JSON (not part of tus): offset, status, item id once complete."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         upload = tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id)
         return UploadPublic.of(tus.UploadInfo.of(upload))

@@ -22,7 +22,10 @@ class ReceiptPublic(BaseModel):
     case_id: str
     requested_by: str | None
     status: str
+    """queued, running, passed, incomplete (see ``pending``) or failed."""
     checks: list[dict[str, Any]]
+    pending: list[dict[str, Any]] = []
+    """Why an ``incomplete`` receipt is not ``passed``: one {what, subject, reason, detail} each."""
     created_at: datetime
     finished_at: datetime | None
 
@@ -31,7 +34,7 @@ class ReceiptPublic(BaseModel):
         user = session.get(User, receipt.requested_by)
         return cls(
             id=receipt.id, case_id=receipt.case_id, requested_by=user.name if user else None,
-            status=receipt.status, checks=receipt.checks or [], created_at=receipt.created_at,
+            status=receipt.status, checks=receipt.checks or [], pending=receipt.pending or [], created_at=receipt.created_at,
             finished_at=receipt.finished_at,
         )
 

@@ -112,6 +112,16 @@ class ObjectStore(Protocol):
     def stage_abort(self, handle: StageHandle) -> None:
         """Remove everything staged (idempotent); the key is left untouched."""
 
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        """Remove what writes that never finished left behind, last touched before ``older_than``.
+
+        Leftovers are temporary files of direct uploads of a killed process, staged
+        uploads no ``live`` handle names (their row was never written, or is gone) and
+        abandoned S3 multipart uploads. Never an object under its key, never a stage a
+        ``live`` handle names, never a file a live process is still writing. Returns the
+        count removed by kind (``partial_file``, ``staged_file``, ``spool``, ``multipart_upload``).
+        """
+
 
 def open_store(settings: Settings) -> ObjectStore:
     """The object store the settings name."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import logging
 import mmap
 import os
@@ -271,6 +272,36 @@ def _write_durably(path: Path, f, chunks: Iterable[bytes], start: int, *, direct
         os.close(direct)
 
 
+PARTIAL = ".partial"
+"""Suffix of a direct upload's temporary file (``.<name>.<uuid>.partial`` beside its key)."""
+
+
+def _remove_unused(path: Path, cutoff: float) -> int:
+    """Remove ``path`` if it was last modified before ``cutoff`` and no process holds its
+    lock (a writer holds it for as long as it writes); 1 if removed, else 0."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return 0  # gone meanwhile, or not a regular file we may open
+    try:
+        if os.fstat(fd).st_mtime >= cutoff:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live writer holds it
+        # Still the same file under that name (not replaced since we opened it)?
+        if not os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+            return 0
+        os.unlink(path)
+        log.info("removed leftover %s", path)
+        return 1
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
 class LocalStore:
     """Objects as files under ``root``; ``<key>`` maps to ``root/<key>``."""
 
@@ -302,12 +333,14 @@ class LocalStore:
         if path.exists():
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{PARTIAL}")
         try:
             with open(tmp, "xb") as f:
+                # Held while the file is written: the debris sweep never removes a locked one.
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
                 size = _write_durably(tmp, f, chunks, 0, direct_io=self.direct_io)
-            # link() fails if the target exists, unlike rename(): no overwrite race.
-            os.link(tmp, path)
+                # link() fails if the target exists, unlike rename(): no overwrite race.
+                os.link(tmp, path)
         except FileExistsError as exc:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten") from exc
         except OSError as exc:
@@ -384,7 +417,7 @@ class LocalStore:
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in sorted(files):
-                if name.endswith(".partial"):
+                if name.endswith(PARTIAL):
                     continue
                 key = str((Path(dirpath) / name).relative_to(self.root))
                 if key.startswith(prefix):
@@ -479,3 +512,19 @@ class LocalStore:
             self._staged(handle).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot remove staged bytes of {handle.get('key')}: {exc.strerror}") from exc
+
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        cutoff = older_than.timestamp()
+        removed = {"partial_file": 0, "staged_file": 0}
+        # Temporary files of direct uploads (a process killed mid-put leaves them).
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(".") and name.endswith(PARTIAL):
+                    removed["partial_file"] += _remove_unused(Path(dirpath) / name, cutoff)
+        # Staging files of resumable uploads that no open upload names.
+        kept = {str(h.get("file")) for h in live if h.get("backend") == "local"}
+        if self.staging_dir.is_dir():
+            for path in self.staging_dir.glob("*.upload"):
+                if path.name not in kept:
+                    removed["staged_file"] += _remove_unused(path, cutoff)
+        return removed

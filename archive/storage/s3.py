@@ -113,10 +113,12 @@ class S3Store:
         region: str | None = None,
         part_size: int = 16 * 1024 * 1024,
         spool_dir: Path | None = None,
+        timeout: float | None = None,
     ):
+        # ``timeout`` (start-up checks) answers quickly instead of retrying a dead server.
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=120),
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=timeout or 5, read=timeout or 120),
+            retries=urllib3.Retry(total=0 if timeout else 3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=10,
         )
         self.client = Minio(
@@ -130,7 +132,7 @@ class S3Store:
         self.spool_dir = Path(spool_dir or Path(tempfile.gettempdir()) / "evidence-s3-spool").resolve()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3Store:
+    def from_settings(cls, settings: Settings, *, timeout: float | None = None) -> S3Store:
         """Build from settings; the endpoint and both keys are required."""
         if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
             raise StorageError("S3 storage needs EVIDENCE_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY")
@@ -143,6 +145,7 @@ class S3Store:
             region=settings.s3_region,
             part_size=settings.s3_part_size,
             spool_dir=settings.resolved_upload_dir,
+            timeout=timeout,
         )
 
     def _ensure_bucket(self) -> None:
@@ -431,6 +434,48 @@ class S3Store:
             raise _translate(exc, f"complete upload of {key}") from exc
         shutil.rmtree(path.parent, ignore_errors=True)
         return StoredObject(key=key, size=size, version_id=result.version_id)
+
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        handles = [h for h in live if h.get("backend") == "s3"]
+        live_ids = {str(h.get("upload_id")) for h in handles}
+        live_spools = {str(h.get("spool")) for h in handles}
+        removed = {"multipart_upload": 0, "spool": 0}
+        # Multipart uploads no open upload names, started before the cutoff: a killed
+        # direct put (minio's multipart), or a resumable upload whose row never committed.
+        key_marker = upload_id_marker = None
+        try:
+            while True:
+                page = self.client._list_multipart_uploads(
+                    self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1000
+                )
+                for upload in page.uploads:
+                    if (upload.upload_id in live_ids or upload.initiated_time is None
+                            or upload.initiated_time >= older_than):
+                        continue
+                    try:
+                        self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    except S3Error as exc:
+                        if exc.code != "NoSuchUpload":  # another sweeper (or the upload) finished it first
+                            raise
+                        continue
+                    removed["multipart_upload"] += 1
+                    log.info("aborted abandoned multipart upload of %s", upload.object_name)
+                if not page.is_truncated or not page.uploads:
+                    break
+                key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+        except S3Error as exc:
+            if exc.code != "NoSuchBucket":  # no bucket yet: nothing was ever uploaded
+                raise _translate(exc, "sweep multipart uploads") from exc
+        except _VENDOR as exc:
+            raise _translate(exc, "sweep multipart uploads") from exc
+        # Spool directories of stages nobody names any more.
+        if self.spool_dir.is_dir():
+            for path in self.spool_dir.iterdir():
+                if (path.is_dir() and len(path.name) == 32 and path.name not in live_spools
+                        and path.stat().st_mtime < older_than.timestamp()):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed["spool"] += 1
+        return removed
 
     def stage_abort(self, handle: StageHandle) -> None:
         try:

@@ -1,0 +1,289 @@
+"""Durable background work: the database says what is still to do, the broker only rings.
+
+Whatever asks for background work (an original received, an export approved, a case
+verification requested, a continuity analysis asked for) calls :func:`want` in its own
+transaction, so the work is recorded exactly when its cause is, and sends the task after
+the commit as a doorbell. The task takes a lease (:func:`claim`) before it runs and renews
+it while it runs (:func:`keep`); when it ends the row goes (:func:`done`).
+
+Nothing is lost when the doorbell is: :func:`reconcile`, run by every worker every few
+seconds, sends again each task whose row is due: never picked up (a message lost with a
+killed worker or the filesystem queue), whose lease ran out (a worker killed, or the
+power gone), or whose back-off after a transient failure (database busy, store or TSA
+unavailable) has passed. A task that has used all its attempts stays ``failed`` with its
+reason; the caller's give-up hook shows that reason on the item, export or receipt.
+
+Tasks must be idempotent: a lease can run out under a worker that is merely slow, and
+the same task then runs twice; each step checks under its row lock whether it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from archive.db import Database
+from archive.models import Work, utcnow
+from archive.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The names of the durable tasks, in one place (workers register them, callers want them).
+PROCESS_ITEM = "evidence.process_item"
+ANALYSE_CONTINUITY = "evidence.analyse_continuity"
+BUILD_EXPORT = "evidence.build_export"
+VERIFY_CASE = "evidence.verify_case"
+
+DISPATCH_GRACE = timedelta(seconds=30)
+"""How long a recorded piece of work may wait for its doorbell before it is sent again."""
+
+
+def owner_name() -> str:
+    """Who holds a lease: host, process and thread, so a log names the worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def want(session: Session, *, task: str, subject: str, now: datetime | None = None) -> None:
+    """Record that ``task`` must run for ``subject`` (in the caller's transaction).
+
+    Asking again for work that is already recorded keeps one row: a running one is marked
+    to run once more when it ends (``again``), and a failed one starts over with fresh
+    attempts (a person asked anew). Safe against concurrent callers on both databases.
+    """
+    now = now or utcnow()
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Work)
+    statement = insert.values(
+        task=task, subject=subject, state="pending", attempts=0, due_at=now + DISPATCH_GRACE, again=False,
+        created_at=now, updated_at=now,
+    )
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Work.task, Work.subject],
+        set_={
+            "again": Work.lease_owner.is_not(None),
+            "attempts": case((Work.state == "failed", 0), else_=Work.attempts),
+            "state": "pending",
+            "due_at": case((Work.lease_owner.is_(None), statement.excluded.due_at), else_=Work.due_at),
+            "updated_at": now,
+        },
+    ))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lease on one piece of work (or a run without one: ``tracked`` False)."""
+
+    task: str
+    subject: str
+    owner: str
+    attempts: int
+    tracked: bool
+    """False when no row records this work (already done, or sent without one): the task
+    runs anyway, being idempotent, but there is no lease to renew or release."""
+
+
+class Busy(Exception):
+    """Another live worker holds the lease; this delivery does nothing."""
+
+
+def claim(db: Database, settings: Settings, *, task: str, subject: str) -> Claim:
+    """Take the lease on ``task``/``subject`` for ``work_lease_seconds``; count the attempt.
+
+    Raises :class:`Busy` when another worker's lease is still running, and returns an
+    untracked claim when no row records the work.
+    """
+    owner = owner_name()
+    now = utcnow()
+    with db.session() as session:
+        row = session.execute(
+            select(Work).where(Work.task == task, Work.subject == subject).with_for_update()
+        ).scalar_one_or_none()
+        if row is None or row.state == "failed":
+            return Claim(task=task, subject=subject, owner=owner, attempts=0, tracked=False)
+        if row.lease_until is not None and row.lease_until > now and row.lease_owner != owner:
+            raise Busy(f"{task} {subject} is leased by {row.lease_owner} until {row.lease_until.isoformat()}")
+        row.attempts += 1
+        row.lease_owner = owner
+        row.lease_until = row.due_at = now + timedelta(seconds=settings.work_lease_seconds)
+        row.again = False
+        return Claim(task=task, subject=subject, owner=owner, attempts=row.attempts, tracked=True)
+
+
+def _held(session: Session, c: Claim) -> Work | None:
+    row = session.execute(
+        select(Work).where(Work.task == c.task, Work.subject == c.subject).with_for_update()
+    ).scalar_one_or_none()
+    return row if row is not None and row.lease_owner == c.owner else None
+
+
+@contextmanager
+def keep(db: Database, settings: Settings, c: Claim) -> Iterator[None]:
+    """Renew the lease every third of its length while the body runs (long steps: SM3 of a
+    20 GB original, a proxy of a four-hour video). A killed worker stops renewing."""
+    if not c.tracked:
+        yield
+        return
+    stop = threading.Event()
+    period = settings.work_lease_seconds / 3
+
+    def renew() -> None:
+        while not stop.wait(period):
+            try:
+                with db.session() as session:
+                    row = _held(session, c)
+                    if row is None:
+                        return
+                    row.lease_until = row.due_at = utcnow() + timedelta(seconds=settings.work_lease_seconds)
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease is generous
+                log.warning("could not renew the lease on %s %s", c.task, c.subject, exc_info=True)
+
+    thread = threading.Thread(target=renew, name=f"lease-{c.task}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def done(db: Database, c: Claim) -> bool:
+    """The work ended: drop its row. Returns True when it was asked for again meanwhile
+    (the row stays, due now, and the caller should ring the bell)."""
+    if not c.tracked:
+        return False
+    with db.session() as session:
+        row = _held(session, c)
+        if row is None:
+            return False
+        if row.again:
+            row.lease_owner = row.lease_until = None
+            row.again, row.attempts, row.due_at = False, 0, utcnow()
+            return True
+        session.delete(row)
+        return False
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    """Wait before the next attempt: doubling from ``work_retry_seconds``, capped."""
+    return timedelta(seconds=min(settings.work_retry_seconds * 2 ** max(attempts - 1, 0),
+                                 settings.work_retry_max_seconds))
+
+
+def retry_later(db: Database, settings: Settings, c: Claim, error: str) -> bool:
+    """A transient failure: release the lease and come back after the back-off.
+
+    Returns False (and marks the work failed) when the attempts are used up.
+    """
+    if not c.tracked:
+        return False
+    with db.session() as session:
+        row = _held(session, c)
+        if row is None:
+            return True
+        row.lease_owner = row.lease_until = None
+        row.last_error = error
+        if row.attempts >= settings.work_max_attempts:
+            row.state = "failed"
+            return False
+        row.due_at = utcnow() + backoff(settings, row.attempts)
+        return True
+
+
+def fail(db: Database, c: Claim, error: str) -> None:
+    """The work failed for good (a reason waiting cannot fix); keep it, with its reason."""
+    if not c.tracked:
+        return
+    with db.session() as session:
+        row = _held(session, c)
+        if row is not None:
+            row.state, row.last_error = "failed", error
+            row.lease_owner = row.lease_until = None
+
+
+def last_attempt(settings: Settings, c: Claim) -> bool:
+    """True when a failure now will not be retried."""
+    return c.tracked and c.attempts >= settings.work_max_attempts
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one reconciler pass did."""
+
+    sent: tuple[tuple[str, str], ...]
+    """(task, subject) sent again: never picked up, or a lease that ran out."""
+    gave_up: tuple[tuple[str, str, str], ...]
+    """(task, subject, reason) that used up their attempts."""
+
+
+def reconcile(
+    db: Database, settings: Settings, *, send: Callable[[str, str], None],
+    give_up: Callable[[str, str, str], None], limit: int = 500,
+) -> Reconciled:
+    """Send again every piece of work that is due; fail for good what used its attempts.
+
+    Several workers may run this at once: PostgreSQL hands each row to one of them
+    (``SKIP LOCKED``), SQLite's write lock serialises them, and a row sent is not due again
+    before ``work_lease_seconds`` have passed. Tasks are sent after the commit.
+    """
+    now = utcnow()
+    sent: list[tuple[str, str]] = []
+    gave_up: list[tuple[str, str, str]] = []
+    with db.session() as session:
+        rows = session.execute(
+            select(Work).where(Work.state == "pending", Work.due_at <= now)
+            .order_by(Work.due_at).limit(limit).with_for_update(skip_locked=True)
+        ).scalars().all()
+        for row in rows:
+            if row.lease_owner is not None:  # its lease ran out: the worker died or stalled
+                row.last_error = f"worker {row.lease_owner} stopped before finishing (lease ran out)"
+                row.lease_owner = row.lease_until = None
+                if row.attempts >= settings.work_max_attempts:
+                    row.state = "failed"
+                    gave_up.append((row.task, row.subject, f"gave up after {row.attempts} attempts: {row.last_error}"))
+                    continue
+            row.due_at = now + timedelta(seconds=settings.work_lease_seconds)
+            sent.append((row.task, row.subject))
+    for task, subject, reason in gave_up:
+        log.error("work %s %s failed for good: %s", task, subject, reason)
+        give_up(task, subject, reason)
+    for task, subject in sent:
+        send(task, subject)
+    if sent:
+        log.info("reconciler sent %d task(s) again: %s", len(sent), ", ".join(f"{t}({s})" for t, s in sent[:10]))
+    return Reconciled(sent=tuple(sent), gave_up=tuple(gave_up))
+
+
+@dataclass(frozen=True)
+class WorkCounts:
+    """Background work as operators see it (``/healthz``, metrics)."""
+
+    pending: int
+    """Recorded and not finished (waiting, running or backing off)."""
+    running: int
+    """Under a lease that has not run out."""
+    stuck: int
+    """Due for longer than three reconciler periods: no worker is taking work up."""
+    failed: int
+    """Used up their attempts; each keeps its reason."""
+
+
+def counts(session: Session, settings: Settings, *, now: datetime | None = None) -> WorkCounts:
+    """Count the work table by state."""
+    now = now or utcnow()
+    late = now - timedelta(seconds=3 * settings.work_reconcile_seconds + settings.work_lease_seconds)
+    pending, running, stuck, failed = session.execute(select(
+        func.count().filter(Work.state == "pending"),
+        func.count().filter(Work.state == "pending", Work.lease_until > now),
+        func.count().filter(Work.state == "pending", Work.due_at < late),
+        func.count().filter(Work.state == "failed"),
+    )).one()
+    return WorkCounts(pending=pending, running=running, stuck=stuck, failed=failed)

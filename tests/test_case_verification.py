@@ -1,0 +1,237 @@
+"""Case verification says ``passed`` only when it truly is, and never crashes on tampering.
+
+* On the shared stack: a case whose item is still being processed, or that has a gap
+  not accepted, is ``incomplete`` (API receipt and ``evidence verify-case`` exit 3) with a
+  machine-readable pending list; the same case is ``passed`` once complete, its item
+  proven in a checkpoint the verification sealed itself when none covered it.
+* On a database of its own (same kind as the stack's): deleting, editing, reordering or
+  adding a checkpoint row, and deleting a ledger entry, are each named by ``evidence
+  ledger verify`` and ``evidence verify-case`` (exit 1, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+
+from archive.models import Checkpoint, LedgerEntry
+from tests.conftest import receive_directly, run_cli, settings_from_env, unprotect_ledger
+
+FINISHED = ("passed", "incomplete", "failed")
+
+
+def _verify_through_api(stack, token: str, case_id: str, timeout: float = 120) -> dict:
+    with stack.client(token) as c:
+        r = c.post(f"/api/v1/cases/{case_id}/verify")
+        assert r.status_code == 202, r.text
+        assert r.json()["pending"] == []
+        rid = r.json()["id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            mine = next(x for x in c.get(f"/api/v1/cases/{case_id}/verifications").json() if x["id"] == rid)
+            if mine["status"] in FINISHED:
+                return mine
+            assert time.monotonic() < deadline, mine
+            time.sleep(0.3)
+
+
+def _settled(stack, token: str, case_id: str, timeout: float = 120) -> dict:
+    """The continuity report once nothing is processing or queued for analysis."""
+    deadline = time.monotonic() + timeout
+    with stack.client(token) as c:
+        while True:
+            report = c.get(f"/api/v1/cases/{case_id}/continuity").json()
+            if not report["pending"]:
+                return report
+            assert time.monotonic() < deadline, report
+            time.sleep(0.3)
+
+
+def _reasons(pending: list[dict]) -> list[tuple[str, str, str]]:
+    return sorted((p["what"], p["subject"], p["reason"]) for p in pending)
+
+
+def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, officer, case):
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    # Received, but its processing (and so its seal) has not run: nothing is wrong, nothing is done.
+    item_id = receive_directly(stack, case, os.urandom(2500))
+    r = stack.cli("verify-case", case["case_number"])
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and f"PENDING processing item {item_id}" in r.stderr, r.stderr
+    receipt = _verify_through_api(stack, reviewer, case["id"])
+    assert receipt["status"] == "incomplete", receipt
+    assert _reasons(receipt["pending"]) == [("item", item_id, "processing")], receipt["pending"]
+    assert not [c for c in receipt["checks"] if c["outcome"] == "failed"], receipt["checks"]
+
+    # Processed and sealed by the worker; the verification anchors it in a checkpoint itself.
+    stack.services.enqueue("evidence.process_item", item_id)
+    _settled(stack, officer, case["id"])
+    stack.wait_item(officer, item_id, lambda i: i["seal_status"] in ("sealed", "failed"))
+    receipt = _verify_through_api(stack, reviewer, case["id"])
+    assert receipt["status"] == "passed" and receipt["pending"] == [], receipt
+    (item_check,) = [c for c in receipt["checks"] if c["what"] == "item"]
+    assert item_check["outcome"] == "ok" and "in checkpoint" in item_check["detail"], item_check
+    with stack.services.db.session() as s:
+        received = s.execute(select(LedgerEntry.seq).where(
+            LedgerEntry.item_id == item_id, LedgerEntry.action == "evidence_received")).scalar_one()
+        covering = s.execute(select(Checkpoint.id).where(Checkpoint.tree_size >= received)).first()
+        assert covering is not None
+        recorded = s.execute(select(LedgerEntry.details).where(LedgerEntry.action == "checkpoint_sealed")).scalars()
+        assert any(f'"checkpoint":{covering[0]},' in d for d in recorded)
+
+    # A seizure its camera did not record: an unexplained gap keeps the case incomplete.
+    cam = f"CAM-{uuid.uuid4().hex[:8]}"
+    start = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": start.isoformat(),
+                         "end": (start + timedelta(minutes=5)).isoformat(), "devices": [cam]})
+        assert r.status_code == 201, r.text
+    (gap,) = _settled(stack, officer, case["id"])["gaps"]
+    r = stack.cli("verify-case", case["case_number"])
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"PENDING gap_unexplained gap {gap['id']}" in r.stderr, r.stderr
+    with stack.client(officer) as c:
+        assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "camera not issued"}).status_code == 200
+    receipt = _verify_through_api(stack, reviewer, case["id"])
+    assert receipt["status"] == "incomplete", receipt
+    assert _reasons(receipt["pending"]) == [("gap", gap["id"], "gap_awaiting_review")], receipt["pending"]
+    continuity = next(c for c in receipt["checks"] if c["what"] == "continuity")
+    assert continuity["outcome"] == "pending", continuity
+
+    with stack.client(reviewer) as c:
+        assert c.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True}).status_code == 200
+    r = stack.cli("verify-case", case["case_number"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified" in r.stdout
+    with stack.services.db.session() as s:
+        outcomes = [d for d in s.execute(select(LedgerEntry.details).where(
+            LedgerEntry.case_id == case["id"], LedgerEntry.action == "case_verified").order_by(LedgerEntry.seq)
+        ).scalars()]
+    assert ['"outcome":"incomplete"' in d for d in outcomes] == [True, True, False, True, True, False], outcomes
+
+
+@pytest.fixture
+def verified_case(own_ledger):
+    """A database of its own with a case whose one item is sealed and processed, and two
+    checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
+    from archive import cases, evidence, ledger, sealing
+    from archive.models import EvidenceItem, EvidenceKind
+    from archive.storage import open_store
+    from archive.users import add_user
+
+    env, database = own_ledger
+    settings = settings_from_env(env)
+    sealer, store = sealing.get_sealer(settings), open_store(settings)
+    with database.session() as s:
+        user, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
+        number = f"OWN-{uuid.uuid4().hex[:8]}"
+        case_id = cases.create_case(s, store=store, user=user, case_number=number, title="Tampering").id
+        user_id = user.id
+    item = evidence.receive_original(
+        db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(1500)],
+        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
+    )
+    evidence.compute_sm3(db=database, store=store, item_id=item.id)
+    sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    with database.session() as s:
+        # The worker's pipeline is not running here: its last step is recorded as done.
+        s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+    with database.session() as s:
+        assert sealing.create_checkpoint(s, sealer, store=store) is not None
+        ledger.append(s, actor="test", action="note", details={"after": "first checkpoint"})
+        assert sealing.create_checkpoint(s, sealer, store=store) is not None
+    r = run_cli(env, "verify-case", number)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return env, database, number, sealer
+
+
+def _delete_first_checkpoint(database, sealer):
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM checkpoints WHERE id = 1"))
+    return "checkpoint 1 (tree size"
+
+
+def _delete_latest_checkpoint(database, sealer):
+    with database.engine.begin() as conn:
+        latest = conn.execute(text("SELECT max(id) FROM checkpoints")).scalar_one()
+        conn.execute(text("DELETE FROM checkpoints WHERE id = :i"), {"i": latest})
+    return f"checkpoint {latest} (tree size"
+
+
+def _reseal_first_checkpoint(database, sealer):
+    """An insider with the seal key re-signs checkpoint 1 with another time: every seal
+    verifies and the row agrees with its statement; only the ledger's record tells."""
+    import json
+
+    from archive import sealing
+
+    with database.engine.begin() as conn:
+        statement = json.loads(conn.execute(text("SELECT statement FROM checkpoints WHERE id = 1")).scalar_one())
+        statement["time"] = "2020-01-01T00:00:00.000000Z"
+        data = sealing.canonical_bytes(statement)
+        bundle = sealer.seal(data)
+        conn.execute(text("UPDATE checkpoints SET statement = :s, cades = :c, sm2 = :m WHERE id = 1"),
+                     {"s": data.decode(), "c": bundle.cades, "m": json.dumps(bundle.sm2)})
+    return "differs from its record in ledger entry"
+
+
+def _edit_latest_root(database, sealer):
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE checkpoints SET root_hash = :r WHERE id = (SELECT max(id) FROM checkpoints)"),
+                     {"r": "ab" * 32})
+    return "checkpoint row altered"
+
+
+def _swap_checkpoints(database, sealer):
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE checkpoints SET id = 1000 WHERE id = 1"))
+        conn.execute(text("UPDATE checkpoints SET id = 1 WHERE id = 2"))
+        conn.execute(text("UPDATE checkpoints SET id = 2 WHERE id = 1000"))
+    return "checkpoint rows reordered"
+
+
+def _extra_checkpoint(database, sealer):
+    with database.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO checkpoints (id, tree_size, root_hash, created_at, statement, cades, sm2, timestamp_time) "
+            "SELECT 77, tree_size + 1, root_hash, created_at, statement, cades, sm2, timestamp_time "
+            "FROM checkpoints WHERE id = 1"))
+    return "checkpoint 77 (tree size"
+
+
+def _delete_middle_entry(database, sealer):
+    unprotect_ledger(database)
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_entries WHERE seq = 3"))
+    return "ledger entry 3 is missing"
+
+
+def _delete_last_entry(database, sealer):
+    unprotect_ledger(database)
+    with database.engine.begin() as conn:
+        last = conn.execute(text("SELECT max(seq) FROM ledger_entries")).scalar_one()
+        conn.execute(text("DELETE FROM ledger_entries WHERE seq = :s"), {"s": last})
+    return f"entry {last}"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_delete_first_checkpoint, _delete_latest_checkpoint, _reseal_first_checkpoint, _edit_latest_root,
+     _swap_checkpoints, _extra_checkpoint, _delete_middle_entry, _delete_last_entry],
+    ids=["delete-checkpoint", "delete-latest-checkpoint", "resealed-checkpoint", "edit-root", "reorder-checkpoints",
+         "extra-checkpoint", "delete-entry", "delete-last-entry"],
+)
+def test_tampering_is_named_by_ledger_verify_and_verify_case(verified_case, tamper):
+    env, database, number, sealer = verified_case
+    named = tamper(database, sealer)
+    for command in (("ledger", "verify"), ("verify-case", number)):
+        r = run_cli(env, *command)
+        assert r.returncode == 1, (command, r.stdout + r.stderr)
+        assert "Traceback" not in r.stderr, (command, r.stderr)
+        assert named in r.stderr, (command, r.stderr)
