@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from api import errors, logs, metrics, pages
 from api.deps import Services
+from api.http import HeadLimits, RequestGuard
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
 from archive import metrics as archive_metrics
 from archive import preflight, work
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    errors.document_errors(app)
     logs.install()
     for module in (cases, evidence, ledger, continuity):
         app.include_router(module.router)
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(seals.CheckpointTriggerMiddleware, trigger=seals.CheckpointTrigger(services))
     app.add_middleware(metrics.HttpMetricsMiddleware)
+    # Added last, so it runs first: an oversized head never reaches a route.
+    app.add_middleware(RequestGuard, limits=HeadLimits.of(settings))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

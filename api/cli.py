@@ -389,6 +389,7 @@ def serve(host: str, port: int, with_worker: bool) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.http import uvicorn_config
     from archive import db as archive_db
     from archive import metrics
     from workers.supervisor import Supervisor
@@ -434,7 +435,9 @@ def serve(host: str, port: int, with_worker: bool) -> None:
         )
         supervisor.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        uvicorn.Server(uvicorn_config(
+            app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+        )).run()
     finally:
         if supervisor is not None:
             supervisor.stop()

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from archive.db import translate_busy, unique_conflict
 from archive.errors import ArchiveError, DatabaseBusy
@@ -19,7 +21,52 @@ _HTTP_CODES = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 411: "length_required", 413: "too_large",
     415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid_request",
+    431: "headers_too_large",
 }
+_BODY_ENDED = "the request body ended before all of it arrived"
+
+
+COMMON_STATUSES = {
+    400: "Bad request: a malformed header, or the body ended early (`upload_incomplete`)",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role or unit does not allow this",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflicts with the archive's state",
+    413: "Too large",
+    415: "Unsupported media type",
+    422: "Invalid request: schema, JSON, or a value the archive refuses",
+    431: "Request header fields too large (`headers_too_large`)",
+    503: "A backing service (database, object store) is unavailable",
+}
+"""Statuses any operation may answer, added to every operation of /openapi.json."""
+_NEEDS_TOKEN = {401, 403}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make /openapi.json list :data:`COMMON_STATUSES` (ErrorResponse) on every operation.
+
+    One place instead of every route's ``responses``: the route keeps only what is its own
+    (206, 416, tus's 412/460...). 401 and 403 go only on operations that need a token.
+    """
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in COMMON_STATUSES.items():
+                    if status in _NEEDS_TOKEN and not operation.get("security"):
+                        continue
+                    entry = responses.setdefault(str(status), {"description": description})
+                    entry.setdefault("content", {"application/json": {"schema": ref}})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -47,8 +94,26 @@ def install(app: FastAPI) -> None:
             parts.append(f"{where}: {err.get('msg')}")
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # Reaches the client only when it half-closed (api/http.py); otherwise no one listens.
+        return error_response(400, "upload_incomplete", f"{_BODY_ENDED}; nothing was kept")
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route of the path; a path such as
+            # /api/v1/cases has one route per method, so gather them all.
+            allowed = sorted({m for route in request.app.router.routes
+                              if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
+                              for m in route.methods})
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",
+                                  {"Allow": ", ".join(allowed)})
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body": a body cut short, or one that is not JSON at all.
+            if isinstance(exc.__cause__, ClientDisconnect):
+                return error_response(400, "upload_incomplete", f"{_BODY_ENDED}; nothing was kept")
+            return error_response(422, "invalid_request", f"the request body is not valid JSON: {exc.__cause__}")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 

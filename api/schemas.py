@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
 
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
+"""A date-time sent as ISO 8601 text only: lax pydantic would also take 0 as 1970-01-01."""
 
 
 class ErrorBody(BaseModel):
@@ -152,8 +162,12 @@ class ConsistencyProofPublic(BaseModel):
 
 class DeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    clock_offset_seconds: float = Field(description="Seconds the device clock runs ahead of true time (true = device - S)")
-    source: str = Field(default="declared", description="declared or measured (at docking)")
+    # Strict: JSON true/false or "1.5" are not offsets (lax pydantic would store true as 1.0).
+    clock_offset_seconds: StrictFloat = Field(
+        allow_inf_nan=False, ge=-1e9, le=1e9,
+        description="Seconds the device clock runs ahead of true time (true = device - S)",
+    )
+    source: Literal["declared", "measured"] = Field(default="declared", description="declared or measured (at docking)")
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -169,8 +183,8 @@ class DevicePublic(BaseModel):
 class ActionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=60, description="inspection, seizure, interview, remote_inspection...")
-    start: datetime = Field(description="ISO 8601 with time zone")
-    end: datetime = Field(description="ISO 8601 with time zone, after start")
+    start: IsoDateTime = Field(description="ISO 8601 with time zone")
+    end: IsoDateTime = Field(description="ISO 8601 with time zone, after start")
     devices: list[str] = Field(default_factory=list, max_length=1000, description="Devices or rooms assigned")
     description: str | None = Field(default=None, max_length=10_000)
 
@@ -234,5 +248,5 @@ class ExplanationCreate(BaseModel):
 
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    accept: bool
+    accept: StrictBool
     comment: str | None = Field(default=None, max_length=10_000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import re
 import threading
 import mimetypes
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from archive import ledger, work
 from archive.db import Database
 from archive.errors import ArchiveError, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError
+from archive.filenames import check_filename
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.users import CASE_READERS, actor_name, load_case, require_role
@@ -30,6 +32,7 @@ from archive.users import CASE_READERS, actor_name, load_case, require_role
 log = logging.getLogger(__name__)
 
 HEX64 = set("0123456789abcdef")
+_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
 
 
 def original_key(vault: str, item_id: str) -> str:
@@ -120,15 +123,6 @@ def guess_media_type(filename: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def safe_filename(filename: str) -> str:
-    """The original file name as given, without path parts or control characters."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    name = "".join(ch for ch in name if ch.isprintable())
-    if not name or name in (".", ".."):
-        raise InvalidInput("filename is empty or not a file name", code="invalid_filename")
-    return name[:1000]
-
-
 @dataclass(frozen=True)
 class IncomingEvidence:
     """What the uploader says about a file before its bytes arrive."""
@@ -146,7 +140,7 @@ class IncomingEvidence:
 def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) -> str:
     """Validate an upload before any byte is stored; return the vault name to write to."""
     case = load_case(session, user=user, case_id=incoming.case_id, write=True)
-    safe_filename(incoming.filename)
+    check_filename(incoming.filename)
     normalise_sha256(incoming.declared_sha256)
     device = incoming.device_id
     # Checked before any byte is stored: a row refused after the upload would leave a locked orphan.
@@ -189,7 +183,7 @@ def receive_original(
             raise NotFound("user vanished", code="user_not_found")
         vault = check_incoming(session, user=user, incoming=incoming)
         actor = actor_name(user)
-    filename = safe_filename(incoming.filename)
+    filename = check_filename(incoming.filename)
     item_id = new_id()
     key = original_key(vault, item_id)
     stream = HashingStream(chunks, "sha256")
@@ -259,7 +253,7 @@ def register_original(
     The caller commits; enqueue processing only after that commit. The row's primary key
     is ``item_id``, so registering the same original twice fails in the database.
     """
-    filename = safe_filename(incoming.filename)
+    filename = check_filename(incoming.filename)
     declared = normalise_sha256(incoming.declared_sha256)
     item = EvidenceItem(
         id=item_id,
@@ -310,26 +304,26 @@ def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive from a single-range ``Range`` header; None for the whole file."""
-    if not header:
+    """(start, end) inclusive from a single-range ``Range`` header; None for the whole file.
+
+    As RFC 9110 section 14.2 has it, a Range that is not one ``bytes`` range (another unit,
+    several ranges, bad syntax) is ignored and the whole file served; only a well-formed
+    range that lies outside the file is refused (416).
+    """
+    match = _BYTES_RANGE.fullmatch((header or "").strip())
+    if match is None or match.group(1) == match.group(2) == "":
         return None
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec:
-        raise InvalidInput("only a single bytes range is supported", code="range_not_satisfiable", status=416)
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                raise ValueError
-            start, end = max(size - length, 0), size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-    except ValueError as exc:
-        raise InvalidInput(f"bad Range header {header!r}", code="range_not_satisfiable", status=416) from exc
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        length = int(last)
+        if length <= 0:
+            raise InvalidInput(f"range {header!r} asks for no bytes", code="range_not_satisfiable", status=416)
+        start, end = max(size - length, 0), size - 1
+    else:
+        start = int(first)
+        end = int(last) if last else size - 1
     end = min(end, size - 1)
-    if start < 0 or start > end:
+    if start > end:
         raise InvalidInput(f"range {header!r} outside 0..{size - 1}", code="range_not_satisfiable", status=416)
     return start, end
 

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""
     upload_expiry_hours: float = 72.0
+
+    # Request heads (api/http.py): more is refused with 431 before any route runs.
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=1024, le=1024 * 1024)
+    """One header field line (name, ``: ``, value) or the request line."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
+    """The whole request head: request line and every header line."""
     gap_tolerance_seconds: float = 1.0
 
     # Certified exports and fixity audits.

@@ -5,7 +5,7 @@ member (screenshots, screen recordings, WARC page captures, logs). Members are h
 while streaming out of the archive, never extracted to disk or read whole.
 
 Untrusted archives are checked before any member is read: path traversal, duplicate
-names, links and device files, and declared sizes that would make a decompression bomb.
+names, path components that are not plain file names (:func:`archive.filenames.check_filename`), links and device files, and declared sizes that would make a decompression bomb.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from archive.errors import InvalidInput
+from archive.filenames import check_filename
 from ingest.documents import sniff_bytes
 from ingest.errors import BundleInvalid
 
@@ -267,8 +269,11 @@ def _safe_name(raw: str, seen: set[str]) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise BundleInvalid(message=f"member {raw!r} escapes the archive root (path traversal)")
-    if "\x00" in name:
-        raise BundleInvalid(message=f"member {raw!r} has a NUL byte in its name")
+    for part in parts:
+        try:
+            check_filename(part, what=f"member {raw!r}: path component")
+        except InvalidInput as exc:
+            raise BundleInvalid(message=exc.message) from exc
     normal = posixpath.join(*parts) if parts else ""
     if normal in seen:
         raise BundleInvalid(message=f"duplicate member name {raw!r}")

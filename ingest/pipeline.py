@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -412,7 +413,9 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         if member.name in registered:
             continue
         incoming = evidence.IncomingEvidence(
-            case_id=item.case_id, kind=EvidenceKind.remote_capture, filename=member.name,
+            # The item is named by the member's last path component (checked like any
+            # client-given name when the bundle was read); its full path is in details.
+            case_id=item.case_id, kind=EvidenceKind.remote_capture, filename=posixpath.basename(member.name.replace("\\", "/")),
             declared_sha256=member.sha256, details={"bundle_member": member.name, "bundle_id": item.id},
             parent_id=item.id,
         )

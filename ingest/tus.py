@@ -61,6 +61,7 @@ from sqlalchemy.orm import Session
 from archive import evidence, ledger, metrics
 from archive.db import Database
 from archive.errors import ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete
+from archive.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
 from archive.users import actor_name, load_case
@@ -239,7 +240,7 @@ def create_upload(
     incoming = _incoming(upload_id, metadata)
     vault = evidence.check_incoming(session, user=user, incoming=incoming)
     declared = evidence.normalise_sha256(incoming.declared_sha256)
-    filename = evidence.safe_filename(incoming.filename)
+    filename = check_filename(incoming.filename)
     item_id = new_id()
     handle = store.stage_begin(evidence.original_key(vault, item_id), content_type=evidence.guess_media_type(filename))
     params = {k: v for k, v in metadata.items() if k in {"case_id", "kind", "device_id", "recorded_start"} and v}
@@ -429,6 +430,12 @@ def append(
                 # The hasher may have seen bytes that were never recorded.
                 live.keep(upload_id, pos, None)
                 raise
+            if body.interrupted and pos < length:
+                # What arrived is recorded (tus resumes from it), but the client must hear
+                # that its body was cut short rather than a 204 that looks like success.
+                raise UploadIncomplete(
+                    f"the body ended early; the upload resumes at offset {pos}", code="upload_incomplete"
+                )
         if pos < length:
             with db.session() as session:
                 return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), None)

@@ -59,18 +59,19 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 
 
 class ApiServer:
-    """uvicorn serving our app in a thread of the test process."""
+    """uvicorn serving our app in a thread of the test process, configured as ``evidence serve`` does."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, http: str = "auto"):
         import uvicorn
 
         from api.app import create_app
+        from api.http import uvicorn_config
 
         self.port = free_port()
         self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        )
+        self.server = uvicorn.Server(uvicorn_config(
+            self.app, settings, http=http, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+        ))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         if not wait_port(self.port, 20):

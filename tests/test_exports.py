@@ -99,7 +99,7 @@ def people(stack: Stack) -> dict[str, str]:
 def sealed_case(stack: Stack, people: dict[str, str], tmp_path: Path) -> dict:
     with stack.client(people["officer"]) as c:
         case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Export case"}).json()
-        upload(c, case["id"], tiny_clip(tmp_path / "clip.mp4"), "bodycam_video", "cam 1/clip.mp4")
+        upload(c, case["id"], tiny_clip(tmp_path / "clip.mp4"), "bodycam_video", "cam 1 clip.mp4")
         upload(c, case["id"], tiny_pdf(), "document", "inspection record.pdf")
         upload(c, case["id"], capture_bundle(), "remote_capture", "capture.zip")
     # video + pdf + bundle + its 2 members (its manifest.json is metadata)

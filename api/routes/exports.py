@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
@@ -25,7 +25,7 @@ class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[str] | None = Field(default=None, description="Item ids; omit for every item of the case.")
     recipient: str | None = Field(default=None, description="User name of the court user who receives it.")
-    include_derived: bool = False
+    include_derived: StrictBool = False
 
 
 class ExportPublic(BaseModel):

@@ -24,7 +24,7 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}
 
 
 @router.get("/head", response_model=TreeHeadPublic, responses=ERRORS)
-def head(session: SessionDep, user: CurrentUser, tree_size: int | None = None) -> TreeHeadPublic:
+def head(session: SessionDep, user: CurrentUser, tree_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None) -> TreeHeadPublic:
     """Merkle tree head of the first ``tree_size`` entries (default: all)."""
     h = ledger.tree_head(session, tree_size=tree_size)
     return TreeHeadPublic(tree_size=h.tree_size, root_hash=h.root_hash, last_entry_hash=h.last_entry_hash)
@@ -53,7 +53,10 @@ def entries(
 
 
 @router.get("/proof/inclusion", response_model=InclusionProofPublic, responses=ERRORS)
-def proof_inclusion(session: SessionDep, user: CurrentUser, seq: int, tree_size: int | None = None) -> InclusionProofPublic:
+def proof_inclusion(
+    session: SessionDep, user: CurrentUser, seq: Annotated[int, Query(ge=1, le=MAX_DB_INT)],
+    tree_size: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
+) -> InclusionProofPublic:
     """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
     p = ledger.inclusion(session, seq=seq, tree_size=tree_size)
     return InclusionProofPublic(seq=p.seq, tree_size=p.tree_size, leaf_hash=p.leaf_hash, root_hash=p.root_hash, path=list(p.path))
@@ -61,7 +64,8 @@ def proof_inclusion(session: SessionDep, user: CurrentUser, seq: int, tree_size:
 
 @router.get("/proof/consistency", response_model=ConsistencyProofPublic, responses=ERRORS)
 def proof_consistency(
-    session: SessionDep, user: CurrentUser, old_size: int, new_size: int | None = None
+    session: SessionDep, user: CurrentUser, old_size: Annotated[int, Query(ge=0, le=MAX_DB_INT)],
+    new_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
 ) -> ConsistencyProofPublic:
     """Consistency proof that the ``old_size`` tree is a prefix of the ``new_size`` one."""
     p = ledger.consistency(session, old_size=old_size, new_size=new_size)

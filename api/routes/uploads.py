@@ -5,7 +5,9 @@ as a header and the evidence description as ``Upload-Metadata`` (``case_id``, ``
 ``filename``, optional ``sha256``, ``device_id``, ``recorded_start``). Every response
 carries ``Tus-Resumable``; errors keep the JSON error shape with tus status codes (409
 offset mismatch, 410 expired/failed, 412 protocol version, 415 content type, 423 busy,
-460 checksum mismatch). The completing PATCH answers with ``Evidence-Item-Id``; ``GET``
+460 checksum mismatch); a PATCH whose body ends early (dropped, or half-closed by the
+client) answers 400 ``upload_incomplete`` after recording what arrived, so HEAD tells the
+client where to resume. The completing PATCH answers with ``Evidence-Item-Id``; ``GET``
 on an upload URL (not part of tus) shows its state as JSON.
 """
 
@@ -96,6 +98,27 @@ def _int_header(request: Request, name: str, *, required: bool = True) -> int | 
     return int(value)
 
 
+def _header(name: str, schema: dict[str, Any], description: str, *, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema, "description": description}
+
+
+# tus headers, read from the request by the routes (tus answers 412/400 for them, not 422),
+# listed here so /openapi.json says what a client must send.
+TUS_RESUMABLE = _header("Tus-Resumable", {"type": "string", "enum": [tus.TUS_VERSION]}, "tus protocol version")
+_CREATE = {"parameters": [
+    TUS_RESUMABLE,
+    _header("Upload-Length", {"type": "integer", "minimum": 0, "maximum": tus.MAX_SIZE}, "Size of the whole upload"),
+    _header("Upload-Metadata", {"type": "string"},
+            "Comma-separated `key base64(value)` pairs: case_id, kind, filename, optional sha256, device_id, recorded_start"),
+]}
+_PATCH = {"parameters": [
+    TUS_RESUMABLE,
+    _header("Upload-Offset", {"type": "integer", "minimum": 0}, "Where this body starts"),
+    _header("Upload-Checksum", {"type": "string"}, "`<algorithm> <base64 digest>` of this body", required=False),
+], "requestBody": {"required": True, "content": {OFFSET_STREAM: {"schema": {"type": "string", "format": "binary"}}}}}
+_TUS_ONLY = {"parameters": [TUS_RESUMABLE]}
+
+
 def _upload_headers(info: tus.UploadInfo) -> dict[str, str]:
     headers = {"Upload-Offset": str(info.offset), "Upload-Length": str(info.length), "Cache-Control": "no-store"}
     if info.status == "open":
@@ -147,7 +170,7 @@ async def _receive(
     return result
 
 
-@router.post("", status_code=201, responses={**ERRORS, 201: REPLAY_DOC})
+@router.post("", status_code=201, responses={**ERRORS, 201: REPLAY_DOC}, openapi_extra=_CREATE)
 async def create_upload(
     request: Request, services: ServicesDep, user_id: CurrentUserId, idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -206,7 +229,7 @@ async def create_upload(
     return Response(status_code=201, headers=headers)
 
 
-@router.head("/{upload_id}", responses=ERRORS)
+@router.head("/{upload_id}", responses=ERRORS, openapi_extra=_TUS_ONLY)
 def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus core: where to resume (``Upload-Offset``) and the announced ``Upload-Length``."""
     _require_tus(request)
@@ -215,7 +238,7 @@ def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id
     return Response(status_code=200, headers=_upload_headers(info))
 
 
-@router.patch("/{upload_id}", status_code=204, responses=ERRORS)
+@router.patch("/{upload_id}", status_code=204, responses=ERRORS, openapi_extra=_PATCH)
 async def patch_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus core: append the body at ``Upload-Offset`` (optionally checked by ``Upload-Checksum``)."""
     _require_tus(request)
@@ -224,7 +247,7 @@ async def patch_upload(upload_id: str, request: Request, services: ServicesDep, 
     return Response(status_code=204, headers=_upload_headers(result.upload))
 
 
-@router.delete("/{upload_id}", status_code=204, responses=ERRORS)
+@router.delete("/{upload_id}", status_code=204, responses=ERRORS, openapi_extra=_TUS_ONLY)
 def delete_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus termination: drop an unfinished upload. Refused (409) once it became evidence."""
     _require_tus(request)

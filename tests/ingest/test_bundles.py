@@ -132,6 +132,11 @@ def test_tar_with_symlink_is_rejected(tmp_path: Path) -> None:
         ([("a.png", PNG), ("a.png", PNG)], MANIFEST, "duplicate member name 'a.png'"),
         ([("a.png", PNG), ("./a.png", PNG)], MANIFEST, "duplicate member name './a.png'"),
         ([("manifest.json", b"{}")], MANIFEST, "duplicate member name 'manifest.json'"),
+        # Path components follow the one file-name rule (archive/filenames.py).
+        ({"shots/report\u202egnp.exe": b"x"}, MANIFEST, r"bidirectional formatting character \(U\+202E\)"),
+        ({"con/a.png": b"x"}, MANIFEST, "'con' is a reserved device name"),
+        ({"a\x1b.png": b"x"}, MANIFEST, r"control character \(U\+001B\)"),
+        ({"dir./a.png": b"x"}, MANIFEST, "must not end with a dot or a space"),
     ],
 )
 def test_invalid_bundles_are_rejected_precisely(

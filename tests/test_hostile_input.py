@@ -1,0 +1,290 @@
+"""Hostile input gets its documented 4xx and leaves nothing behind, on both stacks.
+
+Raw sockets where an HTTP client would refuse to misbehave (huge heads, a body cut short
+by a half-close); httpx elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from archive.filenames import check_filename
+from archive.errors import InvalidInput
+
+TUS = {"Tus-Resumable": "1.0.0"}
+CHINESE = "执法记录仪 2026-03-01 10点.mp4"
+
+
+def _exchange(stack, raw: bytes, *, half_close: bool = False, timeout: float = 30, port: int | None = None) -> tuple[int, dict]:
+    """Send ``raw`` on a fresh connection (then half-close if asked); the status and JSON body."""
+    with socket.create_connection(("127.0.0.1", port or stack.api.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and stop reading before all of it was sent
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 "), answer[:200]
+    assert body, answer[:500]
+    return int(head.split()[1]), json.loads(body[: _length(answer)])
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def _auth(token: str) -> bytes:
+    return f"Authorization: Bearer {token}\r\nHost: test\r\n".encode()
+
+
+def _nothing_stored(stack, officer: str, case: dict) -> None:
+    """No item in the case, no object in its vault, no partial file in the local store."""
+    with stack.client(officer) as c:
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+    assert list(stack.services.store.list(case["vault"] + "/")) == []
+    root = getattr(stack.services.store, "root", None)
+    if root is not None:
+        assert [p for p in Path(root).rglob("*") if p.name.endswith(".partial")] == []
+
+
+# --- request heads ----------------------------------------------------------------------
+
+
+def test_a_huge_header_line_is_431(stack, officer):
+    raw = b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    status, body = _exchange(stack, raw)
+    assert (status, body["error"]["code"]) == (431, "headers_too_large")
+
+
+@pytest.mark.parametrize("count", [101, 20_000])
+def test_too_many_headers_are_431(stack, officer, count):
+    headers = b"".join(b"X-H-%d: v\r\n" % i for i in range(count))
+    status, body = _exchange(stack, b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + headers + b"\r\n")
+    assert (status, body["error"]["code"]) == (431, "headers_too_large")
+
+
+def test_a_field_over_8_kib_is_431_but_normal_heads_pass(stack, officer):
+    with stack.client(officer) as c:
+        r = c.get("/api/v1/cases", headers={"X-Long": "b" * 9000})
+        assert (r.status_code, r.json()["error"]["code"]) == (431, "headers_too_large")
+        assert "X-Long" in r.json()["error"]["message"] or "x-long" in r.json()["error"]["message"]
+        extra = {f"X-Fine-{i}": "c" * 100 for i in range(60)}
+        assert c.get("/api/v1/cases", headers=extra).status_code == 200
+
+
+# --- file names -----------------------------------------------------------------------
+
+BAD_NAMES = [
+    ("a\x00b.mp4", "nul_character"),
+    ("../evil.mp4", "invalid_filename"),
+    ("dir/clip.mp4", "invalid_filename"),
+    ("dir\\clip.mp4", "invalid_filename"),
+    ("..", "invalid_filename"),
+    (".", "invalid_filename"),
+    ("clip\x1b.mp4", "invalid_filename"),
+    ("clip\x85.mp4", "invalid_filename"),
+    ("clip\x7f.mp4", "invalid_filename"),
+    ("report\u202egpj.exe", "invalid_filename"),
+    ("a\u2066b.mp4", "invalid_filename"),
+    ("a\u200fb.mp4", "invalid_filename"),
+    ("CON", "invalid_filename"),
+    ("nul.txt", "invalid_filename"),
+    ("Com1.mp4", "invalid_filename"),
+    ("lpt9", "invalid_filename"),
+    ("clip.mp4.", "invalid_filename"),
+    ("clip.mp4 ", "invalid_filename"),
+    ("执" * 86, "invalid_filename"),  # 258 UTF-8 bytes
+]
+
+
+@pytest.mark.parametrize(("name", "code"), BAD_NAMES)
+def test_check_filename_refuses(name, code):
+    with pytest.raises(InvalidInput) as caught:
+        check_filename(name)
+    assert caught.value.code == code and caught.value.status == 422
+
+
+@pytest.mark.parametrize("name", [CHINESE, "clip.mp4", "a b.c.d", "console.log", "COM10.mp4", "执" * 85, "📹.mp4"])
+def test_check_filename_accepts_unchanged(name):
+    assert check_filename(name) == name
+
+
+def test_bad_names_are_refused_on_every_entry_point(stack, officer, case):
+    with stack.client(officer) as c:
+        for name, code in BAD_NAMES:
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name}, content=b"x")
+            assert (r.status_code, r.json()["error"]["code"]) == (422, code), (name, r.text)
+            meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
+                            for k, v in {"case_id": case["id"], "kind": "other", "filename": name}.items())
+            r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "1", "Upload-Metadata": meta})
+            assert (r.status_code, r.json()["error"]["code"]) == (422, code), (name, r.text)
+        assert r.json()["error"]["message"]
+    _nothing_stored(stack, officer, case)
+
+
+def test_a_chinese_name_is_kept_as_given(stack, officer, case):
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": CHINESE}, content=b"v")
+        assert r.status_code == 201, r.text
+        assert r.json()["filename"] == CHINESE
+
+
+# --- bodies that end early ------------------------------------------------------------
+
+
+def _upload_head(case: dict, token: str, extra: bytes) -> bytes:
+    return (f"POST /api/v1/cases/{case['id']}/evidence?kind=other&filename=cut.bin HTTP/1.1\r\n".encode()
+            + _auth(token) + extra + b"\r\n")
+
+
+def test_half_close_after_10_of_1000_bytes_is_answered_400(stack, officer, case):
+    raw = _upload_head(case, officer, b"Content-Length: 1000\r\n") + b"0123456789"
+    status, body = _exchange(stack, raw, half_close=True)
+    assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+    _nothing_stored(stack, officer, case)
+
+
+def test_chunked_body_cut_short_is_answered_400(stack, officer, case):
+    raw = _upload_head(case, officer, b"Transfer-Encoding: chunked\r\n") + b"a\r\n0123456789\r\n"
+    status, body = _exchange(stack, raw, half_close=True)
+    assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+    _nothing_stored(stack, officer, case)
+
+
+def test_tus_patch_cut_short_is_answered_400_and_stays_resumable(stack, officer, case):
+    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
+                    for k, v in {"case_id": case["id"], "kind": "other", "filename": "t.bin"}.items())
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "1000", "Upload-Metadata": meta})
+        assert r.status_code == 201, r.text
+        url = r.headers["Location"]
+    raw = (f"PATCH {url} HTTP/1.1\r\n".encode() + _auth(officer)
+           + b"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+           + b"Content-Length: 1000\r\n\r\n" + b"0123456789")
+    status, body = _exchange(stack, raw, half_close=True)
+    assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+    with stack.client(officer) as c:
+        # tus keeps what was recorded (at most the 10 bytes sent) for the client to resume from.
+        assert int(c.head(url, headers=TUS).headers["Upload-Offset"]) <= 10
+    _nothing_stored(stack, officer, case)
+
+
+def test_a_json_body_cut_short_is_answered_400(stack, officer):
+    raw = (b"POST /api/v1/cases HTTP/1.1\r\n" + _auth(officer)
+           + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"case_number": "X')
+    status, body = _exchange(stack, raw, half_close=True)
+    assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+
+
+# --- types and documented statuses ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [False, True, "1.5", None, "NaN"])
+def test_clock_offsets_are_numbers_only(stack, officer, value):
+    device = f"D-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        r = c.put(f"/api/v1/devices/{device}", json={"clock_offset_seconds": value})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        r = c.put(f"/api/v1/devices/{device}", json={"clock_offset_seconds": 2})
+        assert r.status_code == 200 and r.json()["clock_offset_seconds"] == 2.0
+
+
+def test_export_flags_are_booleans_only(stack, case):
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with stack.client(reviewer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/exports", json={"include_derived": "yes"})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", b"\xff\xfe not utf-8"), ("application/json", b"{nope"), ("text/plain", b"hello"),
+])
+def test_non_json_bodies_get_a_documented_status(stack, officer, content_type, body):
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/cases", content=body, headers={"Content-Type": content_type})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        documented = c.get("/openapi.json").json()["paths"]["/api/v1/cases"]["post"]["responses"]
+        assert "422" in documented
+
+
+def test_every_operation_documents_the_common_errors(stack):
+    with stack.client(None) as c:
+        schema = c.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            expected = {"400", "404", "409", "413", "415", "422", "431", "503"}
+            if operation.get("security"):
+                expected |= {"401", "403"}
+            assert expected <= codes, (method, path, expected - codes)
+            assert operation["responses"]["431"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_the_h11_implementation_behaves_alike(stack, officer, case):
+    """uvicorn without httptools falls back to h11: the same 431, 400 and JSON shape."""
+    from tests.conftest import ApiServer
+
+    api = ApiServer(stack.settings, http="h11")
+    try:
+        big = b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        assert _exchange(stack, big, port=api.port)[1]["error"]["code"] == "headers_too_large"
+        many = b"".join(b"X-H-%d: v\r\n" % i for i in range(200))
+        status, body = _exchange(stack, b"GET /api/v1/cases HTTP/1.1\r\n" + _auth(officer) + many + b"\r\n", port=api.port)
+        assert (status, body["error"]["code"]) == (431, "headers_too_large")
+        cut = _upload_head(case, officer, b"Content-Length: 1000\r\n") + b"0123456789"
+        status, body = _exchange(stack, cut, half_close=True, port=api.port)
+        assert (status, body["error"]["code"]) == (400, "upload_incomplete")
+        status, body = _exchange(stack, b"GET /\x01 nonsense\r\n\r\n", port=api.port)
+        assert (status, body["error"]["code"]) == (400, "bad_request")
+    finally:
+        api.stop()
+    _nothing_stored(stack, officer, case)
+
+
+@pytest.mark.parametrize(("model", "body"), [
+    ("ReviewCreate", {"accept": "true"}),
+    ("ReviewCreate", {"accept": 1}),
+    ("DeviceUpdate", {"clock_offset_seconds": True}),
+    ("DeviceUpdate", {"clock_offset_seconds": "2"}),
+    ("DeviceUpdate", {"clock_offset_seconds": 1, "source": "guessed"}),
+    ("ExportCreate", {"include_derived": 1}),
+    ("ActionCreate", {"kind": "seizure", "start": 0, "end": "2026-03-01T10:00:00+08:00"}),
+])
+def test_request_schemas_refuse_lax_coercions(model, body):
+    from pydantic import ValidationError
+
+    from api import schemas
+    from api.routes import exports
+
+    cls = getattr(schemas, model, None) or getattr(exports, model)
+    with pytest.raises(ValidationError):
+        cls.model_validate(body)
+
+
+def test_a_range_that_is_not_one_bytes_range_is_ignored(stack, officer, case):
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "r.bin"}, content=b"abcdef")
+        url = r.json()["content_url"]
+        for value in ("null", "items=0-1", "bytes=0-1,3-4", "bytes=x-y", "bytes=-"):
+            r = c.get(url, headers={"Range": value})
+            assert (r.status_code, r.content) == (200, b"abcdef"), value
+        assert c.get(url, headers={"Range": "bytes=2-3"}).content == b"cd"
+        assert c.get(url, headers={"Range": "bytes=9-"}).status_code == 416
