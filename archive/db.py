@@ -218,19 +218,8 @@ class Database:
         A flush with pending changes is refused, so a write hidden in a read path is a
         loud programming error rather than a silent upgrade to the write lock.
         """
-        with self.sessions() as session:
-            session.info["read_only"] = True
-            try:
-                session.connection(execution_options={SNAPSHOT: True})
-                yield session
-            except BaseException as exc:
-                translate_busy(exc)
-                raise
-            finally:
-                # Detach what was read before ending the transaction, so the objects
-                # keep their loaded values for the caller (a rollback would expire them).
-                session.expunge_all()
-                session.rollback()
+        with self._reading({SNAPSHOT: True}) as session:
+            yield session
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
@@ -247,6 +236,11 @@ class Database:
         options: dict[str, object] = {SNAPSHOT: True}
         if self.engine.dialect.name == "postgresql":
             options["isolation_level"] = "REPEATABLE READ"
+        with self._reading(options) as session:
+            yield session
+
+    @contextmanager
+    def _reading(self, options: dict[str, object]) -> Iterator[Session]:
         with self.sessions() as session:
             session.info["read_only"] = True
             try:
