@@ -287,7 +287,7 @@ def recording_of(item: EvidenceItem) -> continuity.Recording | None:
         return None
     holes = tuple(
         continuity.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
-                             duration=float(g["duration"]))
+                             duration=float(g["duration"]), stream=g.get("stream"))
         for g in scan.get("gaps") or ()
     )
     return continuity.Recording(

@@ -46,6 +46,10 @@ class InFileGap:
     """Where the media resumes: PTS of the first packet after the jump."""
     duration: float
     """``end_offset - start_offset``: seconds with no media."""
+    stream: str | None = None
+    """None when every stream stops (a recorder pause); ``"video"`` or ``"audio"`` when only
+    that stream stops (video frozen while audio runs on); ``"silence"`` for inserted digital
+    silence in a format without timestamps (WAV, MP3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +237,7 @@ def analyse(
                             rec.item_id,
                             None,
                             None,
-                            f"packet timestamps jump {hole.end_offset - hole.start_offset:.2f} s"
-                            f" at {_clock(hole.start_offset)}",
+                            _in_file_cause(hole),
                         )
                     )
         if rec.device_id is not None:
@@ -407,6 +410,19 @@ def _seconds(moment: datetime) -> float:
 def _datetime(seconds: float) -> datetime:
     # Rounded to the millisecond: float epoch seconds carry sub-microsecond noise.
     return _EPOCH + timedelta(milliseconds=round(seconds * 1000))
+
+
+_IN_FILE_CAUSES = {
+    None: "recording paused",
+    "video": "video stops while audio continues",
+    "audio": "audio stops while video continues",
+    "silence": "digital silence (inserted fill, no sound recorded)",
+}
+
+
+def _in_file_cause(hole: InFileGap) -> str:
+    what = _IN_FILE_CAUSES.get(hole.stream, f"{hole.stream} stops")
+    return f"{what} {hole.end_offset - hole.start_offset:.1f} s at {_clock(hole.start_offset)} into the file"
 
 
 def _clock(offset: float) -> str:

@@ -266,8 +266,9 @@ def packets_step(ws: Workspace) -> StepNote | None:
         "stream": scan.stream, "packet_count": scan.packet_count, "first_pts": scan.first_pts,
         "last_pts": scan.last_pts, "media_duration": scan.media_duration,
         "nominal_interval": scan.nominal_interval, "tolerance_seconds": scan.tolerance_seconds,
-        "gaps": [{"start_offset": g.start_offset, "end_offset": g.end_offset, "duration": g.duration}
-                 for g in scan.gaps],
+        "method": scan.method,
+        "gaps": [{"start_offset": g.start_offset, "end_offset": g.end_offset, "duration": g.duration,
+                  "stream": g.stream} for g in scan.gaps],
     }
     with ws.db.session() as session:
         item = evidence.lock_item(session, ws.item_id)

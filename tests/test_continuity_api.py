@@ -41,6 +41,19 @@ def clips(tmp_path_factory) -> dict[str, Path]:
             "-vf", f"setpts={shift}", "-fps_mode", "passthrough",
             "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", str(jump))
     out["jump"] = jump
+    # The recording: 113 s of H.264/AAC at 10 fps without B-frames, the recorder
+    # paused 7 s at second 40. In MP4 the frame before the pause "lasts" 7.1 s.
+    shift = "'if(gte(T,40),PTS+7/TB,PTS)'"
+    paused = d / "paused-no-bframes.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=106", "-f", "lavfi", "-i", "sine=duration=106",
+            "-vf", f"setpts={shift}", "-af", f"asetpts={shift}", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-c:a", "aac", str(paused))
+    out["paused"] = paused
+    # An interview room's audio-only recording, paused 5 s at second 20.
+    shift = "'if(gte(T,20),PTS+5/TB,PTS)'"
+    voice = d / "interview.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=duration=40", "-af", f"asetpts={shift}", "-c:a", "aac", str(voice))
+    out["voice"] = voice
     return out
 
 
@@ -96,6 +109,23 @@ def test_gap_inside_a_file(stack, officer, case, clips):
     assert abs(gap["duration_seconds"] - 5.0) <= 0.1
     assert gap["status"] == "open" and gap["explanation"] is None and gap["start"].endswith("Z")
     assert report["complete"] is False
+
+
+@pytest.mark.parametrize(("clip", "kind", "at", "pause"), [
+    ("paused", "bodycam_video", 40.0, 7.0),
+    ("voice", "interview_video", 20.0, 5.0),
+])
+def test_pause_without_b_frames_is_found(stack, officer, case, clips, clip, kind, at, pause):
+    cam = device()
+    with stack.client(officer) as c:
+        item = upload_clip(c, case["id"], clips[clip], device_id=cam, start=T0, kind=kind)
+        report = settled(c, case["id"])
+    (gap,) = report["gaps"]
+    assert gap["level"] == "in_file" and gap["item"] == item["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=at)), gap
+    assert close(gap["end"], T0 + timedelta(seconds=at + pause)), gap
+    assert abs(gap["duration_seconds"] - pause) <= 0.1
+    assert gap["cause"].startswith(f"recording paused {pause:.1f} s at 00:00:{at:04.1f}"), gap["cause"]
 
 
 def test_missing_middle_segment(stack, officer, case, clips):

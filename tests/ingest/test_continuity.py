@@ -117,7 +117,7 @@ def test_in_file_holes_are_reported_and_uncover_the_action_window() -> None:
     (f,) = in_file
     assert (f.device, f.item) == ("cam1", "clip")
     assert close(f.start, at(90)) and close(f.end, at(150))
-    assert f.cause == "packet timestamps jump 60.00 s at 00:01:40.0"
+    assert f.cause == "recording paused 60.0 s at 00:01:40.0 into the file"
     # True start is 10 s before the device's 0 s: the window 0-600 is short at the end.
     spans = sorted((g.start, g.end) for g in window)
     assert close(spans[0][0], at(90)) and close(spans[0][1], at(150))
