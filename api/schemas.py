@@ -170,9 +170,15 @@ class ActionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=60, description="inspection, seizure, interview, remote_inspection...")
     start: datetime = Field(description="ISO 8601 with time zone")
-    end: datetime = Field(description="ISO 8601 with time zone, after start")
+    end: datetime | None = Field(
+        default=None, description="ISO 8601 with time zone, after start; may be left out when record_item is given"
+    )
     devices: list[str] = Field(default_factory=list, max_length=1000, description="Devices or rooms assigned")
     description: str | None = Field(default=None, max_length=10_000)
+    record_item: str | None = Field(
+        default=None, max_length=36,
+        description="The action's record (a document of the case): its signing time closes the window",
+    )
 
 
 class ActionPublic(BaseModel):
@@ -180,16 +186,18 @@ class ActionPublic(BaseModel):
     case_id: str
     kind: str
     start: datetime
-    end: datetime
+    end: datetime | None = Field(description="Declared end; null when the record's signing closes the window")
     devices: list[str]
     description: str | None
+    record_item: str | None
     created_at: datetime
 
     @classmethod
     def of(cls, a: Any) -> ActionPublic:
         return cls(
             id=a.id, case_id=a.case_id, kind=a.kind, start=a.window_start, end=a.window_end,
-            devices=list(a.devices or []), description=a.description, created_at=a.created_at,
+            devices=list(a.devices or []), description=a.description, record_item=a.record_item_id,
+            created_at=a.created_at,
         )
 
 

@@ -349,7 +349,8 @@ def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
     ]
     actions = [
         {"id": a.id, "kind": a.kind, "window_start": ledger.iso_utc(a.window_start),
-         "window_end": ledger.iso_utc(a.window_end), "devices": a.devices, "description": a.description}
+         "window_end": ledger.iso_utc(a.window_end) if a.window_end else None, "record_item": a.record_item_id,
+         "devices": a.devices, "description": a.description}
         for a in session.execute(
             select(EnforcementAction).where(EnforcementAction.case_id == case_id).order_by(EnforcementAction.window_start)
         ).scalars()

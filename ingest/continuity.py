@@ -92,6 +92,8 @@ class Action:
     """Window end in true time; windows with ``end <= start`` have nothing to cover."""
     devices: tuple[str, ...]
     """Devices assigned to record it; their recordings together must cover the window."""
+    description: str | None = None
+    """What the officer wrote about it; named in the causes of its gaps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +360,8 @@ def _action_gaps(
             i += 1
     covered.sort()
     names = ", ".join(devices) if devices else "(none assigned)"
-    cause = f"window of {act.kind} {act.action_id} not covered by devices {names}"
+    what = f"{act.kind} ({act.description.strip()})" if act.description and act.description.strip() else act.kind
+    cause = f"window of {what} not covered by devices {names}"
     cursor = a_start
     for s, e in covered:
         if s - cursor > tol:

@@ -340,7 +340,7 @@ def document_step(ws: Workspace) -> StepNote | None:
         try:
             doc = document_facts(ws.original())
             result = {"media_type": doc.media_type, "page_count": doc.page_count, "text": doc.text,
-                      "truncated": doc.truncated, "encrypted": doc.encrypted}
+                      "truncated": doc.truncated, "encrypted": doc.encrypted, "signed_at": doc.signed_at}
         except IngestError as exc:
             result = {"error": exc.message}
     with ws.db.session() as session:
@@ -359,7 +359,8 @@ def document_step(ws: Workspace) -> StepNote | None:
             session, actor=ACTOR, action="document_read", case_id=item.case_id, item_id=item.id,
             details={"outcome": "failed" if "error" in result else "ok", "error": result.get("error"),
                      "page_count": result.get("page_count"), "chars": len(result.get("text") or ""),
-                     "truncated": result.get("truncated"), "encrypted": result.get("encrypted")},
+                     "truncated": result.get("truncated"), "encrypted": result.get("encrypted"),
+                     "signed_at": result.get("signed_at")},
         )
     return StepNote(f"unreadable document: {result['error']}") if "error" in result else None
 
@@ -403,6 +404,9 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     }
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
+        if locked.recorded_start is None:
+            # The capture window is this bundle's recording time (by its workstation).
+            locked.recorded_start = bundle.capture_start
         locked.details = {
             **(locked.details or {}), **manifest,
             "bundle": {"archive_format": bundle.archive_format, "manifest_sha256": bundle.manifest_sha256,

@@ -246,3 +246,119 @@ def test_action_validation(stack, officer, case):
         # Nothing changed: the case has no gaps and nothing pending, so it is complete.
         report = settled(c, case["id"])
         assert report == {**report, "complete": True, "pending": False, "gaps": []}
+
+
+def _bundle(start: str, end: str, members: dict[str, bytes]) -> bytes:
+    import io
+    import json
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("manifest.json", json.dumps({
+            "target_url": "https://shop.example.com/live/1", "capture_start": start, "capture_end": end,
+            "operator": "Officer Li", "tool": "CaptureKit 2.1"}))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _upload_bundle(c, case_id: str, data: bytes, workstation: str) -> dict:
+    r = c.post(f"/api/v1/cases/{case_id}/evidence", content=data,
+               params={"kind": "remote_capture", "filename": "capture.zip", "device_id": workstation})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _inspection(c, case_id: str, workstation: str) -> dict:
+    r = c.post(f"/api/v1/cases/{case_id}/actions", json={
+        "kind": "remote_inspection", "start": "2026-03-01T11:00:00+08:00", "end": "2026-03-01T11:05:00+08:00",
+        "devices": [workstation]})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_capture_bundle_window_covers_its_remote_inspection(stack, officer, case):
+    ws = f"WS-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        bundle = _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:05:00+08:00",
+                                                       {"page.html": b"<p>shop</p>"}), ws)
+        _inspection(c, case["id"], ws)
+        report = settled(c, case["id"])
+        item = c.get(f"/api/v1/evidence/{bundle['id']}").json()
+    assert report["gaps"] == [], report
+    assert parse(item["recorded_start"]) == datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+
+
+def test_missing_minute_of_a_capture_window_is_reported(stack, officer, case, tmp_path):
+    ws, ws_short = f"WS-{uuid.uuid4().hex[:8]}", f"WS-{uuid.uuid4().hex[:8]}"
+    # The screen recording inside paused for a minute at 00:02:00.
+    screen = tmp_path / "screen.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=1:duration=240",
+            "-vf", "setpts='if(gte(T,120),PTS+60/TB,PTS)'", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", str(screen))
+    t11 = datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+    with stack.client(officer) as c:
+        holed = _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:05:00+08:00",
+                                                      {"screen.mp4": screen.read_bytes()}), ws)
+        action = _inspection(c, case["id"], ws)
+        # A manifest that ends a minute early leaves the last minute of the inspection uncovered.
+        _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:04:00+08:00",
+                                              {"page.html": b"<p>shop</p>"}), ws_short)
+        short = _inspection(c, case["id"], ws_short)
+        report = settled(c, case["id"])
+    spans = sorted((g["level"], g["item"] or g["action"], parse(g["start"]), g["duration_seconds"])
+                   for g in report["gaps"])
+    assert spans == sorted([
+        ("in_file", holed["id"], t11 + timedelta(minutes=2), 60.0),
+        ("action_window", action["id"], t11 + timedelta(minutes=2), 60.0),
+        ("action_window", short["id"], t11 + timedelta(minutes=4), 60.0),
+    ]), report
+
+
+def signed_record_pdf(signed_at: str) -> bytes:
+    """A one-page PDF with a signature field whose signing time (/M) is ``signed_at``."""
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    sig = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Sig"), NameObject("/M"): TextStringObject(signed_at),
+    }))
+    field = writer._add_object(DictionaryObject({
+        NameObject("/FT"): NameObject("/Sig"), NameObject("/T"): TextStringObject("party"),
+        NameObject("/V"): sig, NameObject("/Subtype"): NameObject("/Widget"),
+        NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
+    }))
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): ArrayObject([field])})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips):
+    room = f"ROOM-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        upload_clip(c, case["id"], clips["s120"], device_id=room, start=T0, kind="interview_video")
+        # Signed three minutes after the start (10:03 +08:00): the last minute was not recorded.
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=signed_record_pdf("D:20260301100300+08'00'"),
+                   params={"kind": "document", "filename": "interview-record.pdf"})
+        assert r.status_code == 201, r.text
+        record = r.json()
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+            "kind": "interview", "start": iso(T0), "devices": [room], "record_item": record["id"],
+            "description": "interview of the shop owner"})
+        assert r.status_code == 201, r.text
+        action = r.json()
+        assert action["end"] is None and action["record_item"] == record["id"]
+        report = settled(c, case["id"])
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={"kind": "interview", "start": iso(T0),
+                                                               "devices": [room]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_window"
+    (gap,) = report["gaps"]
+    assert gap["level"] == "action_window" and gap["action"] == action["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=120)) and close(gap["end"], T0 + timedelta(seconds=180))
+    assert gap["cause"].startswith("window of interview (interview of the shop owner) not covered"), gap["cause"]

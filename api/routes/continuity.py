@@ -53,7 +53,7 @@ def create_action(
     """Record an enforcement action whose window its devices must cover end to end."""
     action = casework.create_action(
         session, user=user, case_id=case_id, kind=body.kind, start=body.start, end=body.end,
-        devices=body.devices, description=body.description,
+        devices=body.devices, description=body.description, record_item=body.record_item,
     )
     reply = ActionPublic.of(action)
     session.commit()
