@@ -86,10 +86,13 @@ class ItemPublic(BaseModel):
     details: dict[str, Any]
     derived: list[DerivedPublic]
     members: list[DerivedPublic] = Field(default_factory=list, description="Members of a capture bundle (role 'member')")
+    duplicate_of: list[str] = Field(
+        default_factory=list, description="Other items with the same content (SHA-256) in cases the caller may see"
+    )
     content_url: str
 
     @classmethod
-    def of(cls, item: EvidenceItem) -> ItemPublic:
+    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None) -> ItemPublic:
         return cls(
             id=item.id, case_id=item.case_id, case_number=item.case.case_number, vault=item.vault.name,
             parent_id=item.parent_id, kind=item.kind, filename=item.original_filename,
@@ -100,7 +103,7 @@ class ItemPublic(BaseModel):
             flags=item.flags or [], processing=item.processing or {}, seal_status=item.seal_status,
             media_facts=item.media_facts, details=item.details or {},
             derived=[DerivedPublic.of(d) for d in item.derived],
-            members=_members(item),
+            members=_members(item), duplicate_of=duplicate_of or [],
             content_url=f"/api/v1/evidence/{item.id}/content",
         )
 

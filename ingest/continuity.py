@@ -27,10 +27,10 @@ __all__ = [
     "gap_key",
 ]
 
-GapLevel = Literal["in_file", "between_segments", "action_window"]
+GapLevel = Literal["in_file", "between_segments", "action_window", "overlap"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2}
+_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2, "overlap": 3}
 # Keys round times to this many decimals so that recomputing a report (other float
 # noise, a re-probe) keeps the key an explanation was filed against.
 _KEY_DECIMALS = 1
@@ -101,7 +101,8 @@ class Gap:
     """One interruption of the record, in true time."""
 
     level: GapLevel
-    """``in_file``, ``between_segments`` or ``action_window``."""
+    """``in_file``, ``between_segments``, ``action_window``, or ``overlap`` (not a hole: two
+    recordings of one device claim the same stretch of true time)."""
     device: str | None
     """Device concerned; None for action windows (several devices) or unknown devices."""
     item: str | None
@@ -206,7 +207,10 @@ def analyse(
     - ``in_file``: each recording's timestamp jumps, mapped to true time;
     - ``between_segments``: per device, recordings sorted by true start; a gap where
       the next one starts more than ``segment_tolerance_seconds`` after the latest end
-      so far (overlaps are not gaps);
+      so far;
+    - ``overlap``: per device, the stretch where a recording starts more than
+      ``segment_tolerance_seconds`` before the latest end so far (one device cannot
+      record twice at once: a wrong clock, or the same recording twice);
     - ``action_window``: the parts of each action's window longer than
       ``tolerance_seconds`` not covered by the union of its devices' recordings, minus
       the recordings' own in-file holes.
@@ -293,6 +297,24 @@ def _segment_gaps(
                     f"no recording between clip {prev_item} and clip {item}",
                 )
             )
+        elif latest_end - start > seg_tol:
+            stop = min(end, latest_end)
+            if stop - start > seg_tol:
+                prev_item = recs[latest_idx].item_id
+                item = recs[idx].item_id
+                found.append(
+                    (
+                        start,
+                        stop,
+                        "overlap",
+                        device,
+                        item,
+                        prev_item,
+                        None,
+                        f"clip {item} overlaps clip {prev_item} of the same device by {stop - start:.1f} s"
+                        " (a wrong clock offset, or the same recording twice)",
+                    )
+                )
         if end > latest_end:
             latest_end, latest_idx = end, idx
 

@@ -362,3 +362,37 @@ def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips
     assert gap["level"] == "action_window" and gap["action"] == action["id"]
     assert close(gap["start"], T0 + timedelta(seconds=120)) and close(gap["end"], T0 + timedelta(seconds=180))
     assert gap["cause"].startswith("window of interview (interview of the shop owner) not covered"), gap["cause"]
+
+
+def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
+    cam = device()
+    with stack.client(officer) as c:
+        first = upload_clip(c, case["id"], clips["s60"], device_id=cam, start=T0)
+        # The same interview uploaded again (same device, same start): the existing item answers.
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=clips["s60"].read_bytes(),
+                   params={"kind": "bodycam_video", "filename": "again.mp4", "device_id": cam,
+                           "recorded_start": iso(T0)})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == first["id"] and r.headers["Duplicate-Of"] == first["id"]
+        # Another recording of the same camera claiming seconds 40-70: it overlaps the first by 20 s.
+        later = upload_clip(c, case["id"], clips["s30"], device_id=cam, start=T0 + timedelta(seconds=40))
+        report = settled(c, case["id"])
+        items = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        assert sorted(i["id"] for i in items) == sorted([first["id"], later["id"]])
+        # The same file brought into another case of the unit is kept there, and flagged.
+        r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Other"})
+        other = r.json()
+        copy = upload_clip(c, other["id"], clips["s60"], device_id=cam, start=T0)
+        assert copy["id"] != first["id"] and copy["duplicate_of"] == [first["id"]]
+        assert "duplicate_content" in copy["flags"]
+        assert c.get(f"/api/v1/evidence/{first['id']}").json()["duplicate_of"] == [copy["id"]]
+    # Someone of another unit does not learn that their copy is held elsewhere.
+    stranger = stack.user(role="officer", unit="unit-b")
+    with stack.client(stranger) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Theirs"})
+        theirs = upload_clip(c, r.json()["id"], clips["s60"], device_id=cam, start=T0)
+        assert theirs["duplicate_of"] == [] and "duplicate_content" not in theirs["flags"]
+    (gap,) = report["gaps"]
+    assert gap["level"] == "overlap" and gap["item"] == later["id"] and gap["previous_item"] == first["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=40)) and close(gap["end"], T0 + timedelta(seconds=60))
+    assert gap["duration_seconds"] == 20.0

@@ -19,7 +19,8 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 416)}
 @router.get("/{item_id}", response_model=ItemPublic, responses=ERRORS)
 def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> ItemPublic:
     """An item's record: hashes, storage, processing state, flags and derived files."""
-    return ItemPublic.of(evidence_service.load_item(session, user=user, item_id=item_id))
+    item = evidence_service.load_item(session, user=user, item_id=item_id)
+    return ItemPublic.of(item, duplicate_of=evidence_service.duplicates_of(session, user=user, items=[item])[item.id])
 
 
 @router.get(
