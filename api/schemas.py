@@ -206,7 +206,7 @@ class ActionPublic(BaseModel):
 
 class GapPublic(BaseModel):
     id: str
-    level: str = Field(description="in_file, between_segments or action_window")
+    level: str = Field(description="in_file, between_segments, action_window, or overlap (two recordings of one device at once)")
     device: str | None
     item: str | None
     previous_item: str | None
@@ -218,14 +218,21 @@ class GapPublic(BaseModel):
     explanation: str | None
     status: str = Field(description="open, explained, accepted or rejected")
     review_comment: str | None
+    explained_by: str | None = Field(description="Name of the officer who explained the gap")
+    explained_at: datetime | None
+    reviewed_by: str | None = Field(description="Name of the reviewer who accepted or rejected the explanation")
+    reviewed_at: datetime | None
     current: bool = Field(description="False when a later analysis no longer finds this gap")
 
     @classmethod
-    def of(cls, g: Any) -> GapPublic:
+    def of(cls, g: Any, people: dict[str, str] | None = None) -> GapPublic:
+        people = people or {}
         return cls(
             id=g.id, level=g.level, device=g.device, item=g.item_id, previous_item=g.previous_item_id,
             action=g.action_id, start=g.start, end=g.end, duration_seconds=g.duration_seconds, cause=g.cause,
-            explanation=g.explanation, status=g.status.value, review_comment=g.review_comment, current=g.current,
+            explanation=g.explanation, status=g.status.value, review_comment=g.review_comment,
+            explained_by=people.get(g.explained_by, g.explained_by), explained_at=g.explained_at,
+            reviewed_by=people.get(g.reviewed_by, g.reviewed_by), reviewed_at=g.reviewed_at, current=g.current,
         )
 
 

@@ -11,10 +11,11 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from archive.errors import ConfigurationError
+from archive.timefmt import DEFAULT_TIME_ZONE, check_zone
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,15 @@ class Settings(BaseSettings):
     """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""
     upload_expiry_hours: float = 72.0
     gap_tolerance_seconds: float = 1.0
+    time_zone: str = DEFAULT_TIME_ZONE
+    """IANA time zone in which pages, certificates and the CLI show times (with the offset);
+    storage, the ledger and the API stay in UTC."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        check_zone(value)  # fail at start-up, not on the first page
+        return value
 
     # Certified exports and fixity audits.
     export_organisation: str = "Evidence Archive"

@@ -543,6 +543,14 @@ def build_report(session: Session, *, case_id: str, include_history: bool = Fals
     )
 
 
+def people_of(session: Session, gaps: Iterable[Gap]) -> dict[str, str]:
+    """User id -> name of everyone who explained or reviewed one of ``gaps``."""
+    ids = {u for g in gaps for u in (g.explained_by, g.reviewed_by) if u}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())  # type: ignore[arg-type]
+
+
 def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -> Gap:
     """A gap of a case the user may read (locked for update when ``lock``)."""
     gap = session.get(Gap, gap_id)

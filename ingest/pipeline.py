@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from archive import evidence, ledger
+from archive import evidence, exports, ledger
 from archive.db import Database
 from archive.errors import ArchiveError, VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
@@ -527,5 +527,7 @@ def give_up(db: Database, item_id: str, *, reason: str) -> None:
             item.seal_status = "failed"
             evidence.set_task_state(item, "seal", "failed", reason)
         evidence.add_flag(item, "processing_failed")
+        # An export waiting for this item can now say why it cannot be built.
+        exports.wake_waiting_exports(session, case_id=item.case_id)
         ledger.append(session, actor=ACTOR, action="processing_failed", case_id=item.case_id, item_id=item_id,
                       details={"reason": reason})

@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -183,7 +184,18 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         assert r.status_code == 200 and r.json()["status"] == "accepted"
         report = settled(c, case["id"])
         assert report["complete"] is True
-        assert report["gaps"][0]["explanation"] == "battery swap; B covered the door"
+        accepted = report["gaps"][0]
+        assert accepted["explanation"] == "battery swap; B covered the door"
+        # Who explained and who reviewed, and when, by name.
+        assert accepted["explained_by"] and accepted["reviewed_by"] and accepted["explained_by"] != accepted["reviewed_by"]
+        assert parse(accepted["explained_at"]) <= parse(accepted["reviewed_at"])
+        # The page shows the gap in the corps' time (+08:00) at 0.1 s, and who accounted for it.
+        with httpx.Client(base_url=stack.url, timeout=60) as browser:
+            browser.post("/login", data={"token": reviewer})
+            page = browser.get(f"/cases/{case['id']}").text
+        assert "2026-03-01 10:01:00.0 +08:00" in page and "2026-03-01 10:06:00.0 +08:00" in page, page
+        assert "300.0 s" in page and f"explained by {accepted['explained_by']}" in page
+        assert f"reviewed by {accepted['reviewed_by']}" in page and "UTC" not in page
 
         # A re-analysis (another clip elsewhere in time) keeps the explanation and review.
         upload_clip(c, case["id"], clips["s30"], device_id=cam_a, start=start - timedelta(seconds=600))
