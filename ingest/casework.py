@@ -174,6 +174,10 @@ def set_device_clock(
     device.offset_source = source
     if description is not None:
         device.description = description[:500]
+    elif previous is not None and previous != float(offset_seconds):
+        # A description says how the old offset was found ("measured at docking 09:00");
+        # kept, it would vouch for a number it no longer describes.
+        device.description = None
     device.updated_at = utcnow()
     device.updated_by = user.id
     session.flush()

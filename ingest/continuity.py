@@ -116,7 +116,7 @@ class Gap:
     end: datetime
     """Instant the record resumes (UTC)."""
     duration_seconds: float
-    """``end - start`` in seconds; start, end and duration are all rounded to 0.1 s."""
+    """``end - start`` in seconds, rounded to 0.01 s."""
     cause: str
     """Human explanation of what is missing."""
     key: str
@@ -407,9 +407,8 @@ def _gap(
     cause: str,
 ) -> Gap:
     key = gap_key(level=level, device=device, item=item, action=action, start=start, end=end)
-    # One precision for start, end and duration (0.1 s): the duration is the difference of
-    # the times reported, so they always agree.
-    start, end = round(start, 1), round(end, 1)
+    # Kept to the millisecond here; what people read is shown at one precision, 0.1 s, for
+    # start, end and duration alike (archive.timefmt.gap_span).
     return Gap(
         level=level,  # type: ignore[arg-type]
         device=device,
@@ -418,7 +417,7 @@ def _gap(
         action=action,
         start=_datetime(start),
         end=_datetime(end),
-        duration_seconds=round(end - start, 1),
+        duration_seconds=round(end - start, 2),
         cause=cause,
         key=key,
     )

@@ -74,7 +74,18 @@ def device() -> str:
     return f"CAM-{uuid.uuid4().hex[:8]}"
 
 
-def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video") -> dict:
+def unique_copy(path: Path) -> Path:
+    """The same media with a tag of its own: other bytes, so not the same evidence twice
+    (one case holds one item per content)."""
+    out = path.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    _ffmpeg("-i", str(path), "-map", "0", "-c", "copy", "-metadata", f"comment={out.stem}", str(out))
+    return out
+
+
+def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video",
+                unique: bool = True) -> dict:
+    if unique:
+        path = unique_copy(path)
     r = client.post(
         f"/api/v1/cases/{case_id}/evidence", content=path.read_bytes(),
         params={"kind": kind, "filename": path.name, "device_id": device_id, "recorded_start": iso(start)},
@@ -220,9 +231,16 @@ def test_clock_offset_removes_false_gap(stack, officer, case, clips):
         assert r.status_code == 201
         before = settled(c, case["id"])
         assert [(g["level"], round(g["duration_seconds"])) for g in before["gaps"]] == [("action_window", 90)]
+        r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 30, "description": "declared 30 s"})
+        assert r.status_code == 200 and r.json()["description"] == "declared 30 s"
         r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90})
         assert r.status_code == 200, r.text
         assert r.json()["clock_offset_seconds"] == 90 and r.json()["cases"] == [case["id"]]
+        # The old description spoke of the old offset: it does not stay on the new one.
+        assert r.json()["description"] is None
+        r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90, "description": "measured at docking"})
+        assert r.json()["description"] == "measured at docking"
+        assert c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90}).json()["description"] == "measured at docking"
         after = settled(c, case["id"])
         assert after["gaps"] == [] and after["complete"] is True
         history = c.get(f"/api/v1/cases/{case['id']}/continuity", params={"history": "true"}).json()
@@ -235,7 +253,8 @@ def test_clock_offset_removes_false_gap(stack, officer, case, clips):
     with stack.services.db.session() as s:
         entries = s.execute(select(LedgerEntry).where(
             LedgerEntry.case_id == case["id"], LedgerEntry.action == "device_clock_set")).scalars().all()
-    assert len(entries) == 1 and cam in entries[0].details
+    # One per change of the clock (30 s, 90 s, its new description, 90 s again).
+    assert len(entries) == 4 and all(cam in e.details for e in entries)
 
 
 def test_action_validation(stack, officer, case):
@@ -378,10 +397,11 @@ def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips
 
 def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
     cam = device()
+    interview = unique_copy(clips["s60"])
     with stack.client(officer) as c:
-        first = upload_clip(c, case["id"], clips["s60"], device_id=cam, start=T0)
+        first = upload_clip(c, case["id"], interview, device_id=cam, start=T0, unique=False)
         # The same interview uploaded again (same device, same start): the existing item answers.
-        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=clips["s60"].read_bytes(),
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=interview.read_bytes(),
                    params={"kind": "bodycam_video", "filename": "again.mp4", "device_id": cam,
                            "recorded_start": iso(T0)})
         assert r.status_code == 200, r.text
@@ -394,7 +414,7 @@ def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, offic
         # The same file brought into another case of the unit is kept there, and flagged.
         r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Other"})
         other = r.json()
-        copy = upload_clip(c, other["id"], clips["s60"], device_id=cam, start=T0)
+        copy = upload_clip(c, other["id"], interview, device_id=cam, start=T0, unique=False)
         assert copy["id"] != first["id"] and copy["duplicate_of"] == [first["id"]]
         assert "duplicate_content" in copy["flags"]
         assert c.get(f"/api/v1/evidence/{first['id']}").json()["duplicate_of"] == [copy["id"]]
@@ -402,7 +422,7 @@ def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, offic
     stranger = stack.user(role="officer", unit="unit-b")
     with stack.client(stranger) as c:
         r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Theirs"})
-        theirs = upload_clip(c, r.json()["id"], clips["s60"], device_id=cam, start=T0)
+        theirs = upload_clip(c, r.json()["id"], interview, device_id=cam, start=T0, unique=False)
         assert theirs["duplicate_of"] == [] and "duplicate_content" not in theirs["flags"]
     (gap,) = report["gaps"]
     assert gap["level"] == "overlap" and gap["item"] == later["id"] and gap["previous_item"] == first["id"]
