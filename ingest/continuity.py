@@ -282,39 +282,15 @@ def _segment_gaps(
     # overlapping several short ones leaves no gap.
     latest_end, latest_idx = bucket[0][1], bucket[0][2]
     for start, end, idx in bucket[1:]:
+        prev_item, item = recs[latest_idx].item_id, recs[idx].item_id
+        stop = min(end, latest_end)
         if start - latest_end > seg_tol:
-            prev_item = recs[latest_idx].item_id
-            item = recs[idx].item_id
-            found.append(
-                (
-                    latest_end,
-                    start,
-                    "between_segments",
-                    device,
-                    item,
-                    prev_item,
-                    None,
-                    f"no recording between clip {prev_item} and clip {item}",
-                )
-            )
-        elif latest_end - start > seg_tol:
-            stop = min(end, latest_end)
-            if stop - start > seg_tol:
-                prev_item = recs[latest_idx].item_id
-                item = recs[idx].item_id
-                found.append(
-                    (
-                        start,
-                        stop,
-                        "overlap",
-                        device,
-                        item,
-                        prev_item,
-                        None,
-                        f"clip {item} overlaps clip {prev_item} of the same device by {stop - start:.1f} s"
-                        " (a wrong clock offset, or the same recording twice)",
-                    )
-                )
+            cause = f"no recording between clip {prev_item} and clip {item}"
+            found.append((latest_end, start, "between_segments", device, item, prev_item, None, cause))
+        elif stop - start > seg_tol:
+            cause = (f"clip {item} overlaps clip {prev_item} of the same device by {stop - start:.1f} s"
+                     " (a wrong clock offset, or the same recording twice)")
+            found.append((start, stop, "overlap", device, item, prev_item, None, cause))
         if end > latest_end:
             latest_end, latest_idx = end, idx
 

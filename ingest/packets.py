@@ -118,15 +118,9 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
 
 def _streams(path: Path) -> tuple[int | None, int | None, str]:
     """(index of the first video stream, of the first audio stream, format name)."""
-    cmd = [_FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
-           "-of", "json", str(path)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise ProbeFailed(message=f"cannot run ffprobe: {exc}") from exc
-    if proc.returncode != 0:
-        raise ProbeFailed(message=tool_message(proc.stderr, fallback=f"ffprobe failed on {path.name}"))
-    info = json.loads(proc.stdout or b"{}")
+    stdout = _run([_FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
+                   "-of", "json", str(path)], path)
+    info = json.loads(stdout or b"{}")
     video = audio = None
     for s in info.get("streams") or ():
         if s.get("codec_type") == "video" and video is None:
@@ -281,18 +275,24 @@ def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
         _FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", "-i", str(path), "-map", "0:a:0",
         "-af", f"silencedetect=noise={_SILENCE_DB}dB:duration={tolerance}", "-f", "null", "-",
     ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise ProbeFailed(message=f"cannot run ffmpeg: {exc}") from exc
-    if proc.returncode != 0:
-        raise ProbeFailed(message=tool_message(proc.stderr, fallback=f"ffmpeg failed on {path.name}"))
+    stderr = _run(cmd, path, output="stderr")
     gaps: list[InFileGap] = []
     start: float | None = None
-    for kind, value in _SILENCE_LINE.findall(proc.stderr):
+    for kind, value in _SILENCE_LINE.findall(stderr):
         if kind == b"start":
             start = max(float(value), origin)
         elif start is not None:
             gaps.append(_hole(start, float(value), origin, "silence"))
             start = None
     return gaps
+
+
+def _run(cmd: list[str], path: Path, *, output: str = "stdout") -> bytes:
+    """Run a short ffmpeg/ffprobe command; its stdout (or stderr), or ProbeFailed in its words."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as exc:
+        raise ProbeFailed(message=f"cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        raise ProbeFailed(message=tool_message(proc.stderr, fallback=f"{cmd[0]} failed on {path.name}"))
+    return proc.stdout if output == "stdout" else proc.stderr
