@@ -17,6 +17,7 @@ import click
 
 from archive.errors import ArchiveError, VerificationError
 from archive.settings import Settings, load_settings
+from archive.timefmt import local_time
 
 log = logging.getLogger("evidence")
 
@@ -129,7 +130,7 @@ def ledger_verify() -> None:
         click.echo(
             f"checkpoints OK: {checkpoints.count} sealed and consistent; latest tree size "
             f"{checkpoints.latest_tree_size}, root {checkpoints.latest_root_hash}, "
-            f"time-stamped {checkpoints.latest_timestamp_time:%Y-%m-%dT%H:%M:%SZ}"
+            f"time-stamped {local_time(checkpoints.latest_timestamp_time, settings.time_zone)}"
         )
     else:
         click.echo("checkpoints: none sealed yet")

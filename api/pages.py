@@ -23,6 +23,7 @@ from api.deps import ServicesDep, SessionDep, authenticated
 from archive import cases as case_service
 from archive.errors import ArchiveError, Unauthenticated
 from archive.models import EvidenceItem, LedgerEntry, User
+from archive.timefmt import gap_span, local_time
 from archive.users import authenticate, load_case
 from ingest import casework
 
@@ -42,6 +43,9 @@ def _size(n: int | None) -> str:
 
 
 templates.env.filters["size"] = _size
+# Times in the corps' zone with the offset written (the one helper, archive.timefmt).
+templates.env.filters["localtime"] = local_time
+templates.env.globals["gap_span"] = gap_span
 templates.env.filters["pretty"] = lambda text: ", ".join(f"{k}: {v}" for k, v in json.loads(text).items() if v not in (None, "", [], {}))
 
 
@@ -105,7 +109,7 @@ def cases_page(request: Request, session: SessionDep, user: PageUser) -> Respons
         rows = case_service.list_cases(session, user=user, limit=500)
     except ArchiveError as exc:
         return _error(request, user, exc)
-    return templates.TemplateResponse(request, "cases.html", {"user": user, "cases": rows})
+    return templates.TemplateResponse(request, "cases.html", {"user": user, "cases": rows, "zone": _zone(request)})
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
@@ -122,10 +126,17 @@ def case_page(case_id: str, request: Request, session: SessionDep, user: PageUse
         select(LedgerEntry).where(LedgerEntry.case_id == case_id).order_by(LedgerEntry.seq)
     ).scalars().all()
     busy = report.pending or any(i.seal_status == "pending" for i in items)
+    ids = {u for g in report.gaps for u in (g.explained_by, g.reviewed_by) if u}
+    people = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
     return templates.TemplateResponse(
         request, "case.html",
-        {"user": user, "case": case, "items": items, "report": report, "entries": entries, "refresh": busy},
+        {"user": user, "case": case, "items": items, "report": report, "entries": entries, "refresh": busy,
+         "zone": _zone(request), "people": people},
     )
+
+
+def _zone(request: Request) -> str:
+    return request.app.state.services.settings.time_zone
 
 
 def _error(request: Request, user: User, exc: ArchiveError) -> Response:

@@ -96,10 +96,13 @@ class ItemPublic(BaseModel):
     details: dict[str, Any]
     derived: list[DerivedPublic]
     members: list[DerivedPublic] = Field(default_factory=list, description="Members of a capture bundle (role 'member')")
+    duplicate_of: list[str] = Field(
+        default_factory=list, description="Other items with the same content (SHA-256) in cases the caller may see"
+    )
     content_url: str
 
     @classmethod
-    def of(cls, item: EvidenceItem) -> ItemPublic:
+    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None) -> ItemPublic:
         return cls(
             id=item.id, case_id=item.case_id, case_number=item.case.case_number, vault=item.vault.name,
             parent_id=item.parent_id, kind=item.kind, filename=item.original_filename,
@@ -110,7 +113,7 @@ class ItemPublic(BaseModel):
             flags=item.flags or [], processing=item.processing or {}, seal_status=item.seal_status,
             media_facts=item.media_facts, details=item.details or {},
             derived=[DerivedPublic.of(d) for d in item.derived],
-            members=_members(item),
+            members=_members(item), duplicate_of=duplicate_of or [],
             content_url=f"/api/v1/evidence/{item.id}/content",
         )
 
@@ -184,9 +187,15 @@ class ActionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=60, description="inspection, seizure, interview, remote_inspection...")
     start: IsoDateTime = Field(description="ISO 8601 with time zone")
-    end: IsoDateTime = Field(description="ISO 8601 with time zone, after start")
+    end: IsoDateTime | None = Field(
+        default=None, description="ISO 8601 with time zone, after start; may be left out when record_item is given"
+    )
     devices: list[str] = Field(default_factory=list, max_length=1000, description="Devices or rooms assigned")
     description: str | None = Field(default=None, max_length=10_000)
+    record_item: str | None = Field(
+        default=None, max_length=36,
+        description="The action's record (a document of the case): its signing time closes the window",
+    )
 
 
 class ActionPublic(BaseModel):
@@ -194,22 +203,24 @@ class ActionPublic(BaseModel):
     case_id: str
     kind: str
     start: datetime
-    end: datetime
+    end: datetime | None = Field(description="Declared end; null when the record's signing closes the window")
     devices: list[str]
     description: str | None
+    record_item: str | None
     created_at: datetime
 
     @classmethod
     def of(cls, a: Any) -> ActionPublic:
         return cls(
             id=a.id, case_id=a.case_id, kind=a.kind, start=a.window_start, end=a.window_end,
-            devices=list(a.devices or []), description=a.description, created_at=a.created_at,
+            devices=list(a.devices or []), description=a.description, record_item=a.record_item_id,
+            created_at=a.created_at,
         )
 
 
 class GapPublic(BaseModel):
     id: str
-    level: str = Field(description="in_file, between_segments or action_window")
+    level: str = Field(description="in_file, between_segments, action_window, or overlap (two recordings of one device at once)")
     device: str | None
     item: str | None
     previous_item: str | None
@@ -221,14 +232,21 @@ class GapPublic(BaseModel):
     explanation: str | None
     status: str = Field(description="open, explained, accepted or rejected")
     review_comment: str | None
+    explained_by: str | None = Field(description="Name of the officer who explained the gap")
+    explained_at: datetime | None
+    reviewed_by: str | None = Field(description="Name of the reviewer who accepted or rejected the explanation")
+    reviewed_at: datetime | None
     current: bool = Field(description="False when a later analysis no longer finds this gap")
 
     @classmethod
-    def of(cls, g: Any) -> GapPublic:
+    def of(cls, g: Any, people: dict[str, str] | None = None) -> GapPublic:
+        people = people or {}
         return cls(
             id=g.id, level=g.level, device=g.device, item=g.item_id, previous_item=g.previous_item_id,
             action=g.action_id, start=g.start, end=g.end, duration_seconds=g.duration_seconds, cause=g.cause,
-            explanation=g.explanation, status=g.status.value, review_comment=g.review_comment, current=g.current,
+            explanation=g.explanation, status=g.status.value, review_comment=g.review_comment,
+            explained_by=people.get(g.explained_by, g.explained_by), explained_at=g.explained_at,
+            reviewed_by=people.get(g.reviewed_by, g.reviewed_by), reviewed_at=g.reviewed_at, current=g.current,
         )
 
 

@@ -9,6 +9,7 @@ rather than a silently short stream.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable, Iterator
 import time
 from typing import TypeVar
@@ -104,3 +105,14 @@ async def consume_body(
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def digest_headers(sha256_hex: str) -> dict[str, str]:
+    """Integrity headers of a whole representation whose SHA-256 is ``sha256_hex``.
+
+    Both carry the digest in base64, as their RFCs define it: ``Digest`` (RFC 3230, with
+    the algorithm name of RFC 5843) and ``Repr-Digest`` (RFC 9530, a structured-field
+    byte sequence between colons). A range reply carries the digest of the whole file.
+    """
+    b64 = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+    return {"Digest": f"sha-256={b64}", "Repr-Digest": f"sha-256=:{b64}:"}

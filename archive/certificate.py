@@ -19,6 +19,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import LongTable, Paragraph, Preformatted, SimpleDocTemplate, Spacer
 
+from archive.timefmt import DEFAULT_TIME_ZONE, gap_span, local_time
+
 if TYPE_CHECKING:
     from archive.exports import _Plan
 
@@ -73,8 +75,8 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
-    """The certificate for one export, as unsigned PDF bytes."""
+def certificate_pdf(*, plan: _Plan, root: str, organisation: str, zone: str = DEFAULT_TIME_ZONE) -> bytes:
+    """The certificate for one export, as unsigned PDF bytes; times in ``zone`` with their offset."""
     s = _styles()
     out = io.BytesIO()
     doc = SimpleDocTemplate(
@@ -85,7 +87,7 @@ def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
     width = A4[0] - 28 * mm
     story: list[Any] = [
         _p("Certificate of certified export", s, "title"),
-        _p(f"Issued by {organisation} on {plan.when.strftime('%Y-%m-%d %H:%M:%S UTC')}. This certificate is sealed "
+        _p(f"Issued by {organisation} on {local_time(plan.when, zone)}. This certificate is sealed "
            "(PAdES-B-T, with an RFC 3161 time-stamp); every file it names is listed with its SHA-256 in "
            "export-manifest.json, which is sealed as well.", s, "body"),
         Spacer(1, 4 * mm),
@@ -99,7 +101,7 @@ def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
             [_p("Export", s), _p(plan.export_id, s)],
             [_p("Bag directory", s), _p(root, s)],
             [_p("Requested by", s), _p(plan.people["requested_by"], s)],
-            [_p("Approved by", s), _p(f"{plan.people['approved_by']} at {plan.people['approved_at']}", s)],
+            [_p("Approved by", s), _p(f"{plan.people['approved_by']} at {local_time(plan.people['approved_at'], zone)}", s)],
             [_p("Recipient", s), _p(plan.people["recipient"], s)],
             [_p("Sealed ledger checkpoint", s),
              _p(f"tree size {plan.checkpoint['tree_size']}, root {plan.checkpoint['root_hash']}", s)],
@@ -112,7 +114,7 @@ def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
         rows.append([
             Paragraph(label, s["cjk"] if any(ord(c) > 0x2FF for c in item["path"]) else s["cell"]),
             _p(item["kind"], s), _p(_size(item["size"]), s), _p(item["sha256"], s, "mono"),
-            _p(item["received_at"], s),
+            _p(local_time(item["received_at"], zone), s),
         ])
         for d in item["derived"]:
             rows.append([_p(f"derived {d['role']}: {d['path']}", s), _p(d["media_type"], s), _p(_size(d["size"]), s),
@@ -125,10 +127,10 @@ def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
         story.append(_p(f"The first {MAX_TIMELINE_ROWS} of {len(entries)} entries; all are in ledger/entries.jsonl.",
                         s, "body"))
         entries = entries[:MAX_TIMELINE_ROWS]
-    rows = [[_p(h, s) for h in ("Seq", "Time (UTC)", "Actor", "Action", "Item")]]
+    rows = [[_p(h, s) for h in ("Seq", "Time", "Actor", "Action", "Item")]]
     for e in entries:
         f = e["entry"]
-        rows.append([_p(f["seq"], s), _p(f["time"], s), _p(f["actor"], s), _p(f["action"], s),
+        rows.append([_p(f["seq"], s), _p(local_time(f["time"], zone), s), _p(f["actor"], s), _p(f["action"], s),
                      _p((f["item"] or "")[:8], s)])
     story.append(_table(rows, [14 * mm, 44 * mm, 50 * mm, 44 * mm, width - 152 * mm]))
 
@@ -137,13 +139,16 @@ def certificate_pdf(*, plan: _Plan, root: str, organisation: str) -> bytes:
     story.append(_p(f"{summary['gaps']} gap(s); {summary['accepted']} explained and accepted by a reviewer; "
                     f"{summary['unresolved']} not accepted. Status: {summary['status']}.", s, "body"))
     if plan.continuity["gaps"]:
-        rows = [[_p(h, s) for h in ("Level / device", "From - to (UTC)", "Duration", "Cause", "Explanation", "Review")]]
+        rows = [[_p(h, s) for h in ("Level / device", "From - to", "Duration", "Cause", "Explanation", "Review")]]
         for g in plan.continuity["gaps"]:
+            start, end, duration = gap_span(g["start"], g["end"], zone)
+            explained = f" - {g['explained_by']}, {local_time(g['explained_at'], zone)}" if g.get("explained_by") else ""
+            reviewed = f" {g['reviewed_by']}, {local_time(g['reviewed_at'], zone)}" if g.get("reviewed_by") else ""
             rows.append([
-                _p(f"{g['level']} {g['device'] or ''}", s), _p(f"{g['start']} - {g['end']}", s),
-                _p(f"{g['duration_seconds']:.1f} s", s), _p(g["cause"], s),
-                _p(f"{g['explanation'] or '(none)'} - {g['explained_by'] or ''}", s),
-                _p(f"{g['status']} {g['reviewed_by'] or ''} {g['review_comment'] or ''}", s),
+                _p(f"{g['level']} {g['device'] or ''}", s), _p(f"{start} - {end}", s),
+                _p(duration, s), _p(g["cause"], s),
+                _p(f"{g['explanation'] or '(none)'}{explained}", s),
+                _p(f"{g['status']}{reviewed} {g['review_comment'] or ''}", s),
             ])
         story.append(_table(rows, [26 * mm, 38 * mm, 16 * mm, 34 * mm, 40 * mm, width - 154 * mm]))
 

@@ -19,13 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import ledger, work
 from archive.db import Database
-from archive.errors import ArchiveError, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError
+from archive.errors import (
+    ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError,
+)
 from archive.filenames import check_filename
-from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
+from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, Role, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.users import CASE_READERS, actor_name, load_case, require_role
 
@@ -158,6 +161,68 @@ def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) 
     return case.vault.name
 
 
+class DuplicateEvidence(Conflict):
+    """The same content (SHA-256) is already evidence of this case: one piece of evidence
+    is one item. The new copy was discarded before it was locked; ``existing_id`` names
+    the item that holds it."""
+
+    code = "duplicate_evidence"
+
+    def __init__(self, message: str, *, existing_id: str):
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+def same_content_in_case(session: Session, *, case_id: str, sha256: str) -> EvidenceItem | None:
+    """The case's first item holding exactly this content, if any."""
+    return session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.sha256 == sha256)
+        .order_by(EvidenceItem.received_at, EvidenceItem.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def refuse_duplicate(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
+    """Raise DuplicateEvidence when the case already holds this content (before locking).
+
+    The refused copy is recorded in the custody ledger (``duplicate_received``), so the
+    attempt is part of the record although its bytes are not kept. Bundle members are
+    parts of their capture and are never refused.
+    """
+    if incoming.parent_id is not None:
+        return
+    with db.session() as session:
+        existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256)
+        if existing is None:
+            return
+        ledger.append(
+            session, actor=actor, action="duplicate_received", case_id=incoming.case_id, item_id=existing.id,
+            details={"filename": incoming.filename, "sha256": sha256, "existing_item": existing.id,
+                     "device_id": incoming.device_id, "kept": False},
+        )
+        existing_id, existing_name = existing.id, existing.original_filename
+    raise DuplicateEvidence(
+        f"this content (sha256 {sha256}) is already item {existing_id} ({existing_name}) of this case; "
+        "the new copy was not kept", existing_id=existing_id,
+    )
+
+
+def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem]) -> dict[str, list[str]]:
+    """For each item, the other items with the same content in cases the user may see."""
+    items = list(items)
+    hashes = {i.sha256 for i in items}
+    if not hashes:
+        return {}
+    query = select(EvidenceItem.id, EvidenceItem.sha256).join(Case, Case.id == EvidenceItem.case_id).where(
+        EvidenceItem.sha256.in_(hashes)
+    ).order_by(EvidenceItem.received_at, EvidenceItem.id)
+    if user.role != Role.admin:
+        query = query.where(Case.unit_id == user.unit_id)
+    holders: dict[str, list[str]] = {}
+    for item_id, sha in session.execute(query):
+        holders.setdefault(sha, []).append(item_id)
+    return {i.id: [other for other in holders.get(i.sha256, []) if other != i.id] for i in items}
+
+
 def receive_original(
     *,
     db: Database,
@@ -191,6 +256,7 @@ def receive_original(
     locked = accept_original(
         store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
         declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
+        before_lock=lambda: refuse_duplicate(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
     )
     with db.session() as session:
         item = register_original(
@@ -212,12 +278,15 @@ def accept_original(
     declared: str | None,
     retention_days: int,
     expected_size: int | None = None,
+    before_lock: Callable[[], None] | None = None,
 ) -> StoredObject:
     """Check a stored, still unlocked original against what was announced, then lock it.
 
     ``size`` and ``sha256`` are what was measured while the bytes went in. On a short
     upload (UploadIncomplete) or a declared-hash mismatch (HashMismatch) the object is
-    discarded, so nothing is kept. Returns the object as locked (COMPLIANCE retention).
+    discarded, so nothing is kept. ``before_lock`` runs last before locking: an
+    ArchiveError from it (e.g. DuplicateEvidence) discards the object the same way.
+    Returns the object as locked (COMPLIANCE retention).
     """
     declared = normalise_sha256(declared)
     try:
@@ -230,6 +299,8 @@ def accept_original(
                 f"declared sha256 {declared} but received bytes hash to {sha256}; nothing was kept",
                 code="hash_mismatch",
             )
+        if before_lock is not None:
+            before_lock()
     except ArchiveError:
         store.discard(stored.key, version_id=stored.version_id)
         raise
@@ -276,6 +347,9 @@ def register_original(
         flags=["empty_file"] if stored.size == 0 else [],
         processing={},
     )
+    elsewhere = _held_elsewhere(session, user_id=user_id, case_id=incoming.case_id, sha256=sha256)
+    if elsewhere:
+        item.flags = [*item.flags, "duplicate_content"]
     session.add(item)
     session.flush()
     # Recorded with the item, so its processing survives a lost message or a dead worker.
@@ -288,9 +362,21 @@ def register_original(
             "device_id": incoming.device_id,
             "recorded_start": incoming.recorded_start.isoformat() if incoming.recorded_start else None,
             "retention_until": item.retention_until.isoformat(), "parent": incoming.parent_id,
+            "duplicate_elsewhere": elsewhere,
         },
     )
     return item
+
+
+def _held_elsewhere(session: Session, *, user_id: str, case_id: str, sha256: str) -> bool:
+    """True when another case the uploader may see already holds this content."""
+    user = session.get(User, user_id)
+    query = select(EvidenceItem.id).join(Case, Case.id == EvidenceItem.case_id).where(
+        EvidenceItem.sha256 == sha256, EvidenceItem.case_id != case_id
+    )
+    if user is not None and user.role != Role.admin:
+        query = query.where(Case.unit_id == user.unit_id)
+    return session.execute(query.limit(1)).first() is not None
 
 
 def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
@@ -398,7 +484,6 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
 
 def lock_item(session: Session, item_id: str) -> EvidenceItem:
     """Load an item and lock its row until the transaction ends (serialises workers)."""
-    from sqlalchemy import select
 
     item = session.execute(
         select(EvidenceItem).where(EvidenceItem.id == item_id).with_for_update(of=EvidenceItem, key_share=True)
@@ -450,7 +535,6 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
 
 def find_derived(session: Session, *, item_id: str, role: str) -> DerivedObject | None:
     """The object of ``role`` derived from an item, if one was stored."""
-    from sqlalchemy import select
 
     return session.execute(
         select(DerivedObject).where(DerivedObject.item_id == item_id, DerivedObject.role == role)

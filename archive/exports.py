@@ -62,6 +62,7 @@ from archive.models import (
     utcnow,
 )
 from archive.settings import Settings
+from archive.timefmt import DEFAULT_TIME_ZONE
 from archive.storage import ObjectStore
 from archive.users import actor_name, can_see_case, require_role
 
@@ -72,7 +73,7 @@ SEAL_ROLES = sealing.SEAL_ROLES
 """Derived-object roles that hold an item's seal (exported under items/, not data/)."""
 NOT_DERIVED_COPIES = (*SEAL_ROLES, "member")
 """Roles never exported under data/derived/: seals go to items/, bundle members are items themselves."""
-STATUSES = ("requested", "approved", "building", "ready", "failed")
+STATUSES = ("requested", "approved", "waiting", "building", "ready", "failed")
 
 
 class ExportFailed(ArchiveError):
@@ -80,6 +81,17 @@ class ExportFailed(ArchiveError):
 
     code = "export_failed"
     status = 409
+
+
+class ExportWaiting(ArchiveError):
+    """Items of an approved export are still being processed or sealed: it waits for them."""
+
+    code = "export_waiting"
+    status = 409
+
+    def __init__(self, message: str, *, items: list[dict[str, str]]):
+        super().__init__(message)
+        self.items = items
 
 
 # ---------------------------------------------------------------------------------------
@@ -97,7 +109,7 @@ def shared_with(session: Session, *, user: User, case_id: str) -> bool:
     return session.execute(
         select(ExportRequest.id).where(
             ExportRequest.case_id == case_id, ExportRequest.recipient_id == user.id,
-            ExportRequest.status.in_(("approved", "building", "ready")),
+            ExportRequest.status.in_(("approved", "waiting", "building", "ready")),
         ).limit(1)
     ).first() is not None
 
@@ -215,7 +227,7 @@ def check_downloadable(export: ExportRequest) -> None:
     """Raise unless the export's ZIP exists and may be handed out."""
     if export.status == "requested":
         raise Conflict("this export has not been approved; it cannot be downloaded", code="export_not_approved")
-    if export.status in ("approved", "building"):
+    if export.status in ("approved", "waiting", "building"):
         raise Conflict(f"this export is {export.status}; download when it is ready", code="export_not_ready")
     if export.status == "failed" or not export.storage_key:
         raise Conflict(f"this export failed: {export.error or 'no archive'}", code="export_failed")
@@ -349,7 +361,8 @@ def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
     ]
     actions = [
         {"id": a.id, "kind": a.kind, "window_start": ledger.iso_utc(a.window_start),
-         "window_end": ledger.iso_utc(a.window_end), "devices": a.devices, "description": a.description}
+         "window_end": ledger.iso_utc(a.window_end) if a.window_end else None, "record_item": a.record_item_id,
+         "devices": a.devices, "description": a.description}
         for a in session.execute(
             select(EnforcementAction).where(EnforcementAction.case_id == case_id).order_by(EnforcementAction.window_start)
         ).scalars()
@@ -421,21 +434,44 @@ class _Plan:
     when: datetime = field(default_factory=utcnow)
 
 
+def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
+    """The items not sealed yet, each ``{"item", "filename", "seal_status"}``.
+
+    Raises ExportFailed, naming the item and its reason, when one failed for good
+    (flag ``processing_failed``): waiting cannot fix that.
+    """
+    out = []
+    for item in items:
+        roles = {d.role for d in item.derived}
+        if all(r in roles for r in SEAL_ROLES):
+            continue
+        if "processing_failed" in (item.flags or []):
+            reasons = sorted({(v or {}).get("reason") or "" for v in (item.processing or {}).values()
+                              if (v or {}).get("state") == "failed"} - {""})
+            raise ExportFailed(
+                f"item {item.id} ({item.original_filename}) could not be sealed and processing gave up"
+                f" ({'; '.join(reasons) or 'no reason recorded'}); waiting cannot fix this",
+                code="item_not_sealable",
+            )
+        out.append({"item": item.id, "filename": item.original_filename, "seal_status": item.seal_status})
+    return out
+
+
 def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer: Any) -> _Plan:
     case = session.get(Case, export.case_id)
     items = export_items(session, export)
     if not items:
         raise ExportFailed("the case holds no evidence to export", code="nothing_to_export")
+    unsealed = unsealed_items(items)
+    if unsealed:
+        raise ExportWaiting(
+            f"waiting for {len(unsealed)} item(s) to be sealed: "
+            + ", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]), items=unsealed,
+        )
     planned = []
     total = 0
     for item in items:
         seals = {d.role: d for d in item.derived if d.role in SEAL_ROLES}
-        missing = [r for r in SEAL_ROLES if r not in seals]
-        if missing:
-            raise ExportFailed(
-                f"item {item.id} ({item.original_filename}) is not sealed yet (no {', '.join(missing)}); "
-                "export once sealing has finished", code="item_not_sealed",
-            )
         derived = []
         if export.include_derived:
             derived = [
@@ -520,7 +556,7 @@ def _seal_beside(bag: BagZipWriter, sealer: Any, path: str, data: bytes) -> None
 
 def write_bag(
     fileobj, *, plan: _Plan, store: ObjectStore, sealer: Any, organisation: str,  # type: ignore[no-untyped-def]
-    contact: dict[str, str] | None = None, on_progress: Any = None,
+    contact: dict[str, str] | None = None, on_progress: Any = None, time_zone: str = DEFAULT_TIME_ZONE,
 ) -> list[MemberDigest]:
     """Write the whole bag for ``plan`` as a ZIP into ``fileobj``; return every member's digests."""
     root = sanitised_case_dir(plan.case["number"], plan.export_id)
@@ -586,7 +622,7 @@ def write_bag(
 
         from archive.certificate import certificate_pdf
 
-        pdf = certificate_pdf(plan=plan, root=root, organisation=organisation)
+        pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
         sealed = io.BytesIO()
         sealer.seal_pdf(pdf, sealed)
         bag.add_bytes("certificate.pdf", sealed.getvalue(), compress=False)
@@ -673,8 +709,10 @@ def build_export(
 ) -> ExportResult | None:
     """Build an approved export's ZIP into the case's vault; safe to run twice.
 
-    Returns None when there is nothing to do (unknown, not approved, already built).
-    Marks the export ``failed`` (and re-raises) on an ArchiveError.
+    Returns None when there is nothing to do (unknown, not approved, already built), or
+    when items are still being sealed: the export then shows ``waiting`` (and which items)
+    and the sealing of its last item asks for it again (:func:`wake_waiting_exports`).
+    Marks the export ``failed`` (and re-raises) on any other ArchiveError.
     """
     with db.session() as session:
         export = session.execute(
@@ -683,10 +721,10 @@ def build_export(
         if export is None:
             log.error("build_export: no export %s", export_id)
             return None
-        if export.status not in ("approved", "building"):
+        if export.status not in ("approved", "waiting", "building"):
             return None
         vault = session.get(Case, export.case_id).vault.name
-        if export.status == "approved":
+        if export.status in ("approved", "waiting"):
             export.status = "building"
             export.progress = {"phase": "gathering"}
             ledger.append(session, actor="system:worker", action="export_build_started", case_id=export.case_id,
@@ -701,9 +739,16 @@ def build_export(
             # complete (objects appear only whole), so record what is there.
             digest = hash_chunks(store.read(key, version_id=existing.version_id), "sha256").hexdigest("sha256")
             return _finish(db, export_id, key, existing.version_id, existing.size, digest, None, settings, store)
-        with db.session() as session:
-            export = session.get(ExportRequest, export_id)
-            plan = _plan(session, store=store, export=export, sealer=sealer)
+        try:
+            with db.session() as session:
+                export = session.get(ExportRequest, export_id)
+                plan = _plan(session, store=store, export=export, sealer=sealer)
+        except ExportWaiting as waiting:
+            if _wait(db, export_id, waiting):
+                return None
+            with db.session() as session:  # everything got sealed meanwhile
+                export = session.get(ExportRequest, export_id)
+                plan = _plan(session, store=store, export=export, sealer=sealer)
         last = [0.0]
 
         def on_progress(done: int, total: int) -> None:
@@ -720,7 +765,7 @@ def build_export(
             members = write_bag(
                 pipe, plan=plan, store=store, sealer=sealer,
                 organisation=getattr(settings, "export_organisation", "Evidence Archive"),
-                contact=_contact(settings), on_progress=on_progress,
+                contact=_contact(settings), on_progress=on_progress, time_zone=settings.time_zone,
             )
             stored, sha256 = pipe.close_and_wait()
         except ObjectExists:
@@ -738,6 +783,45 @@ def build_export(
     except Exception as exc:
         fail_export(db, export_id, f"internal error ({type(exc).__name__}); logged")
         raise
+
+
+def _wait(db: Database, export_id: str, waiting: ExportWaiting) -> bool:
+    """Show the export as ``waiting`` for its unsealed items; False if none is unsealed any more.
+
+    The mark is committed before the items are looked at again, under a share lock: a
+    sealing that committed first is seen here, and one that commits later sees the mark
+    and asks for the export again, so no wake-up is lost between the two.
+    """
+    with db.session() as session:
+        export = session.execute(
+            select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
+        ).scalar_one()
+        if export.status != "waiting":
+            ledger.append(session, actor="system:worker", action="export_waiting", case_id=export.case_id,
+                          details={"export": export_id, "items": [u["item"] for u in waiting.items]})
+        export.status = "waiting"
+        export.progress = {"phase": "waiting", "waiting_for": waiting.items}
+    with db.session() as session:
+        ids = [u["item"] for u in waiting.items]
+        session.execute(select(EvidenceItem.id).where(EvidenceItem.id.in_(ids)).with_for_update(read=True)).all()
+        items = list(session.execute(select(EvidenceItem).where(EvidenceItem.id.in_(ids))).scalars().unique())
+        still = unsealed_items(items)
+    log.info("export %s waits for %d item(s) to be sealed", export_id, len(still))
+    return bool(still)
+
+
+def wake_waiting_exports(session: Session, *, case_id: str) -> list[str]:
+    """Ask again for the case's exports that wait for sealing (in the caller's transaction).
+
+    Called when an item of the case is sealed or fails for good; returns the export ids
+    (enqueue them after the commit, or let the reconciler send them).
+    """
+    ids = list(session.execute(
+        select(ExportRequest.id).where(ExportRequest.case_id == case_id, ExportRequest.status == "waiting")
+    ).scalars())
+    for export_id in ids:
+        work.want(session, task=work.BUILD_EXPORT, subject=export_id)
+    return ids
 
 
 def _contact(settings: Settings) -> dict[str, str]:

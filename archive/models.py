@@ -296,12 +296,15 @@ class EnforcementAction(Base):
     """An enforcement step of a case whose declared window must be fully recorded."""
 
     __tablename__ = "enforcement_actions"
-    __table_args__ = (CheckConstraint("window_end > window_start", name="window_order"),)
+    __table_args__ = (CheckConstraint("window_end IS NULL OR window_end > window_start", name="window_order"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     kind: Mapped[str] = mapped_column(String(60))
     window_start: Mapped[datetime] = mapped_column(AwareDateTime())
-    window_end: Mapped[datetime] = mapped_column(AwareDateTime())
+    window_end: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    """Declared end; None when the signing of ``record_item_id`` closes the window."""
+    record_item_id: Mapped[str | None] = mapped_column(ForeignKey("evidence_items.id"))
+    """The action's record (e.g. an interview's record): its signing time ends the window."""
     devices: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))

@@ -765,6 +765,9 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
                     storage_key=w.key, storage_version=w.stored.version_id,
                 ))
         item.seal_status = "sealed"
+        from archive.exports import wake_waiting_exports  # exports builds on sealing
+
+        wake_waiting_exports(session, case_id=item.case_id)  # the reconciler sends them
         record_certificates(session, certificates_in_seal(objects["cades"]))
         record_sm2_key(session, sealer.sm2_key.public_key)
         report: SealVerification = objects["report"]

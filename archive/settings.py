@@ -11,10 +11,11 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from archive.errors import ConfigurationError
+from archive.timefmt import DEFAULT_TIME_ZONE, check_zone
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,15 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
     """The whole request head: request line and every header line."""
     gap_tolerance_seconds: float = 1.0
+    time_zone: str = DEFAULT_TIME_ZONE
+    """IANA time zone in which pages, certificates and the CLI show times (with the offset);
+    storage, the ledger and the API stay in UTC."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        check_zone(value)  # fail at start-up, not on the first page
+        return value
 
     # Certified exports and fixity audits.
     export_organisation: str = "Evidence Archive"

@@ -174,6 +174,10 @@ def set_device_clock(
     device.offset_source = source
     if description is not None:
         device.description = description[:500]
+    elif previous is not None and previous != float(offset_seconds):
+        # A description says how the old offset was found ("measured at docking 09:00");
+        # kept, it would vouch for a number it no longer describes.
+        device.description = None
     device.updated_at = utcnow()
     device.updated_by = user.id
     session.flush()
@@ -207,31 +211,42 @@ def create_action(
     case_id: str,
     kind: str,
     start: datetime,
-    end: datetime,
+    end: datetime | None,
     devices: Iterable[str],
     description: str | None = None,
+    record_item: str | None = None,
 ) -> EnforcementAction:
     """Record an enforcement action whose window the given devices must cover.
 
-    Requests a continuity analysis of the case (enqueue it after commit).
+    ``record_item`` names the action's record, a document of the case: its signing time
+    (the PDF's signature, else the ``recorded_start`` declared for it) closes the window,
+    so an interview runs from its start to the signing of its record and ``end`` may be
+    left out. Requests a continuity analysis of the case (enqueue it after commit).
     """
     load_case(session, user=user, case_id=case_id, write=True)
     kind = kind.strip()
     if not kind or len(kind) > 60:
         raise InvalidInput("kind must be 1-60 characters (inspection, seizure, interview...)", code="invalid_kind")
-    if start.tzinfo is None or end.tzinfo is None:
+    if end is None and record_item is None:
+        raise InvalidInput("give the action's end, or the record whose signing ends it", code="invalid_window")
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise InvalidInput("start and end need a time zone (e.g. Z or +08:00)", code="timezone_required")
     try:
         # Stored in UTC: a time at the edge of the calendar (0001-01-01+14:00) has no UTC form.
-        start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        start.astimezone(timezone.utc), end.astimezone(timezone.utc) if end is not None else None
     except OverflowError as exc:
         raise InvalidInput("start and end must fall within years 1-9999 in UTC", code="invalid_window") from exc
-    if end <= start:
+    if end is not None and end <= start:
         raise InvalidInput("the action's end must be after its start", code="invalid_window")
+    if record_item is not None:
+        record = session.get(EvidenceItem, record_item)
+        if record is None or record.case_id != case_id:
+            raise InvalidInput(f"no item {record_item} in this case to serve as the record",
+                               code="invalid_record_item")
     device_ids = list(dict.fromkeys(_check_device_id(d) for d in devices))
     action = EnforcementAction(
         case_id=case_id, kind=kind, window_start=start, window_end=end, devices=device_ids,
-        description=description, created_by=user.id,
+        description=description, record_item_id=record_item, created_by=user.id,
     )
     session.add(action)
     session.flush()
@@ -240,7 +255,8 @@ def create_action(
         session, actor=actor_name(user), action="action_recorded", case_id=case_id,
         details={
             "action": action.id, "kind": kind, "start": ledger.iso_utc(action.window_start),
-            "end": ledger.iso_utc(action.window_end), "devices": device_ids, "description": description,
+            "end": ledger.iso_utc(action.window_end) if action.window_end else None, "devices": device_ids,
+            "description": description, "record_item": record_item,
         },
     )
     return action
@@ -270,15 +286,16 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def recording_of(item: EvidenceItem) -> continuity.Recording | None:
+def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> continuity.Recording | None:
     """The item as a recording for continuity analysis, or None when it cannot be placed.
 
-    Start: the declared ``recorded_start``, else the media's creation time. Duration:
+    Start: the declared ``recorded_start``, else the media's creation time, else
+    ``default_start`` (a capture bundle's start for its screen recording). Duration:
     from the packet scan (gaps included), else the container's. In-file gaps: from the
     packet scan.
     """
     facts = item.media_facts or {}
-    start = item.recorded_start or _parse_time(facts.get("creation_time"))
+    start = item.recorded_start or _parse_time(facts.get("creation_time")) or default_start
     scan = facts.get("packet_scan") or {}
     duration = scan.get("media_duration") if "error" not in scan else None
     if duration is None:
@@ -287,12 +304,70 @@ def recording_of(item: EvidenceItem) -> continuity.Recording | None:
         return None
     holes = tuple(
         continuity.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
-                             duration=float(g["duration"]))
+                             duration=float(g["duration"]), stream=g.get("stream"))
         for g in scan.get("gaps") or ()
     )
     return continuity.Recording(
         item_id=item.id, device_id=item.device_id, start=start, duration_seconds=float(duration), in_file_gaps=holes
     )
+
+
+def capture_windows(session: Session, *, case_id: str) -> list[continuity.Recording]:
+    """The case's capture bundles as recordings of their workstation device.
+
+    A bundle's manifest window (``capture_start`` to ``capture_end``) counts as recording
+    by the device it was uploaded with. A screen recording inside it that paused punches
+    its pauses into the window, so a missing stretch is reported (level ``in_file``, on
+    the bundle) rather than covered by the manifest's claim.
+    """
+    bundles = session.execute(
+        select(EvidenceItem).where(
+            EvidenceItem.case_id == case_id, EvidenceItem.kind == EvidenceKind.remote_capture,
+            EvidenceItem.parent_id.is_(None), EvidenceItem.device_id.is_not(None),
+        )
+    ).scalars().all()
+    out = []
+    for bundle in bundles:
+        details = bundle.details or {}
+        start, end = _parse_time(details.get("capture_start")), _parse_time(details.get("capture_end"))
+        if start is None or end is None or end <= start:
+            continue
+        holes: list[continuity.InFileGap] = []
+        for member in session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == bundle.id)).scalars():
+            screen = recording_of(member, default_start=start)
+            if screen is None:
+                continue
+            shift = (screen.start - start).total_seconds()
+            holes += [
+                continuity.InFileGap(start_offset=h.start_offset + shift, end_offset=h.end_offset + shift,
+                                     duration=h.duration, stream=h.stream)
+                for h in screen.in_file_gaps
+            ]
+        out.append(continuity.Recording(
+            item_id=bundle.id, device_id=bundle.device_id, start=start,
+            duration_seconds=(end - start).total_seconds(), in_file_gaps=tuple(sorted(holes, key=lambda h: h.start_offset)),
+        ))
+    return out
+
+
+def signing_time(item: EvidenceItem) -> datetime | None:
+    """When a record was signed: its PDF signature's time, else the time declared for it."""
+    document = (item.media_facts or {}).get("document") or {}
+    return _parse_time(document.get("signed_at")) or item.recorded_start
+
+
+def action_end(session: Session, action: EnforcementAction) -> datetime | None:
+    """Where an action's window ends: its record's signing, else its declared end.
+
+    None while an action that waits for its record's signing has none yet (nothing to
+    check until then).
+    """
+    if action.record_item_id is not None:
+        record = session.get(EvidenceItem, action.record_item_id)
+        signed = signing_time(record) if record is not None else None
+        if signed is not None and signed > action.window_start:
+            return signed
+    return action.window_end
 
 
 def analyse_case(
@@ -320,6 +395,7 @@ def analyse_case(
         )
     ).scalars().all()
     recordings = [r for r in (recording_of(i) for i in items) if r is not None]
+    recordings += capture_windows(session, case_id=case_id)
     devices = {r.device_id for r in recordings}
     actions = session.execute(select(EnforcementAction).where(EnforcementAction.case_id == case_id)).scalars().all()
     for act in actions:
@@ -328,13 +404,14 @@ def analyse_case(
         d.id: d.clock_offset_seconds
         for d in session.execute(select(Device).where(Device.id.in_([d for d in devices if d]))).scalars()
     }
+    windows = [(a, action_end(session, a)) for a in actions]
     report = continuity.analyse(
         recordings=recordings,
         clocks=clocks,
         actions=[
-            continuity.Action(action_id=a.id, kind=a.kind, start=a.window_start, end=a.window_end,
-                              devices=tuple(a.devices or ()))
-            for a in actions
+            continuity.Action(action_id=a.id, kind=a.kind, start=a.window_start, end=end,
+                              devices=tuple(a.devices or ()), description=a.description)
+            for a, end in windows if end is not None
         ],
         tolerance_seconds=tolerance_seconds,
     )
@@ -468,6 +545,14 @@ def build_report(session: Session, *, case_id: str, include_history: bool = Fals
         case_id=case_id, complete=complete, pending=pending, gaps=gaps,
         analysed_at=state.analysed_at if state else None, summary=(state.summary if state else None) or {},
     )
+
+
+def people_of(session: Session, gaps: Iterable[Gap]) -> dict[str, str]:
+    """User id -> name of everyone who explained or reviewed one of ``gaps``."""
+    ids = {u for g in gaps for u in (g.explained_by, g.reviewed_by) if u}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())  # type: ignore[arg-type]
 
 
 def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -> Gap:

@@ -27,10 +27,10 @@ __all__ = [
     "gap_key",
 ]
 
-GapLevel = Literal["in_file", "between_segments", "action_window"]
+GapLevel = Literal["in_file", "between_segments", "action_window", "overlap"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2}
+_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2, "overlap": 3}
 # Keys round times to this many decimals so that recomputing a report (other float
 # noise, a re-probe) keeps the key an explanation was filed against.
 _KEY_DECIMALS = 1
@@ -46,6 +46,10 @@ class InFileGap:
     """Where the media resumes: PTS of the first packet after the jump."""
     duration: float
     """``end_offset - start_offset``: seconds with no media."""
+    stream: str | None = None
+    """None when every stream stops (a recorder pause); ``"video"`` or ``"audio"`` when only
+    that stream stops (video frozen while audio runs on); ``"silence"`` for inserted digital
+    silence in a format without timestamps (WAV, MP3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,8 @@ class Action:
     """Window end in true time; windows with ``end <= start`` have nothing to cover."""
     devices: tuple[str, ...]
     """Devices assigned to record it; their recordings together must cover the window."""
+    description: str | None = None
+    """What the officer wrote about it; named in the causes of its gaps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,8 @@ class Gap:
     """One interruption of the record, in true time."""
 
     level: GapLevel
-    """``in_file``, ``between_segments`` or ``action_window``."""
+    """``in_file``, ``between_segments``, ``action_window``, or ``overlap`` (not a hole: two
+    recordings of one device claim the same stretch of true time)."""
     device: str | None
     """Device concerned; None for action windows (several devices) or unknown devices."""
     item: str | None
@@ -200,7 +207,10 @@ def analyse(
     - ``in_file``: each recording's timestamp jumps, mapped to true time;
     - ``between_segments``: per device, recordings sorted by true start; a gap where
       the next one starts more than ``segment_tolerance_seconds`` after the latest end
-      so far (overlaps are not gaps);
+      so far;
+    - ``overlap``: per device, the stretch where a recording starts more than
+      ``segment_tolerance_seconds`` before the latest end so far (one device cannot
+      record twice at once: a wrong clock, or the same recording twice);
     - ``action_window``: the parts of each action's window longer than
       ``tolerance_seconds`` not covered by the union of its devices' recordings, minus
       the recordings' own in-file holes.
@@ -233,8 +243,7 @@ def analyse(
                             rec.item_id,
                             None,
                             None,
-                            f"packet timestamps jump {hole.end_offset - hole.start_offset:.2f} s"
-                            f" at {_clock(hole.start_offset)}",
+                            _in_file_cause(hole),
                         )
                     )
         if rec.device_id is not None:
@@ -273,21 +282,15 @@ def _segment_gaps(
     # overlapping several short ones leaves no gap.
     latest_end, latest_idx = bucket[0][1], bucket[0][2]
     for start, end, idx in bucket[1:]:
+        prev_item, item = recs[latest_idx].item_id, recs[idx].item_id
+        stop = min(end, latest_end)
         if start - latest_end > seg_tol:
-            prev_item = recs[latest_idx].item_id
-            item = recs[idx].item_id
-            found.append(
-                (
-                    latest_end,
-                    start,
-                    "between_segments",
-                    device,
-                    item,
-                    prev_item,
-                    None,
-                    f"no recording between clip {prev_item} and clip {item}",
-                )
-            )
+            cause = f"no recording between clip {prev_item} and clip {item}"
+            found.append((latest_end, start, "between_segments", device, item, prev_item, None, cause))
+        elif stop - start > seg_tol:
+            cause = (f"clip {item} overlaps clip {prev_item} of the same device by {stop - start:.1f} s"
+                     " (a wrong clock offset, or the same recording twice)")
+            found.append((start, stop, "overlap", device, item, prev_item, None, cause))
         if end > latest_end:
             latest_end, latest_idx = end, idx
 
@@ -355,7 +358,8 @@ def _action_gaps(
             i += 1
     covered.sort()
     names = ", ".join(devices) if devices else "(none assigned)"
-    cause = f"window of {act.kind} {act.action_id} not covered by devices {names}"
+    what = f"{act.kind} ({act.description.strip()})" if act.description and act.description.strip() else act.kind
+    cause = f"window of {what} not covered by devices {names}"
     cursor = a_start
     for s, e in covered:
         if s - cursor > tol:
@@ -378,6 +382,9 @@ def _gap(
     action: str | None,
     cause: str,
 ) -> Gap:
+    key = gap_key(level=level, device=device, item=item, action=action, start=start, end=end)
+    # Kept to the millisecond here; what people read is shown at one precision, 0.1 s, for
+    # start, end and duration alike (archive.timefmt.gap_span).
     return Gap(
         level=level,  # type: ignore[arg-type]
         device=device,
@@ -388,7 +395,7 @@ def _gap(
         end=_datetime(end),
         duration_seconds=round(end - start, 2),
         cause=cause,
-        key=gap_key(level=level, device=device, item=item, action=action, start=start, end=end),
+        key=key,
     )
 
 
@@ -407,6 +414,19 @@ def _seconds(moment: datetime) -> float:
 def _datetime(seconds: float) -> datetime:
     # Rounded to the millisecond: float epoch seconds carry sub-microsecond noise.
     return _EPOCH + timedelta(milliseconds=round(seconds * 1000))
+
+
+_IN_FILE_CAUSES = {
+    None: "recording paused",
+    "video": "video stops while audio continues",
+    "audio": "audio stops while video continues",
+    "silence": "digital silence (inserted fill, no sound recorded)",
+}
+
+
+def _in_file_cause(hole: InFileGap) -> str:
+    what = _IN_FILE_CAUSES.get(hole.stream, f"{hole.stream} stops")
+    return f"{what} {hole.end_offset - hole.start_offset:.1f} s at {_clock(hole.start_offset)} into the file"
 
 
 def _clock(offset: float) -> str:

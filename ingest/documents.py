@@ -14,9 +14,10 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from xml.etree.ElementTree import ParseError, iterparse
 
 from ingest.errors import ProbeFailed
@@ -49,6 +50,8 @@ class DocumentFacts:
     """True when more text was available than was returned."""
     encrypted: bool = False
     """True for an encrypted PDF whose text could not be read without a password."""
+    signed_at: str | None = None
+    """Latest signing time among the PDF's signatures (their ``/M``), ISO 8601; None if unsigned."""
 
 
 def sniff_media_type(path: Path) -> str:
@@ -225,6 +228,7 @@ def _pdf_facts(path: Path, max_chars: int) -> DocumentFacts:
                         truncated=False,
                         encrypted=True,
                     )
+                signed_at = _latest_signing_time(reader)
                 pages = reader.pages
                 count = len(pages)
                 parts: list[str] = []
@@ -243,8 +247,43 @@ def _pdf_facts(path: Path, max_chars: int) -> DocumentFacts:
     if len(text) > max_chars:
         text, truncated = text[:max_chars], True
     return DocumentFacts(
-        media_type="application/pdf", page_count=count, text=text, truncated=truncated
+        media_type="application/pdf", page_count=count, text=text, truncated=truncated, signed_at=signed_at
     )
+
+
+_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:([Zz+-])(?:(\d{2})'?(\d{2})?'?)?)?")
+
+
+def pdf_date(value: str) -> datetime | None:
+    """A PDF date string (``D:20260301113000+08'00'``) as an aware datetime; None if it has no zone
+    or does not parse (a signing time without a zone cannot be placed in time)."""
+    m = _PDF_DATE.match(value.strip())
+    if m is None or m.group(7) is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if m.group(7) in "Zz":
+        zone = timezone.utc
+    else:
+        sign = 1 if m.group(7) == "+" else -1
+        zone = timezone(sign * timedelta(hours=int(m.group(8) or 0), minutes=int(m.group(9) or 0)))
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError:
+        return None
+
+
+def _latest_signing_time(reader: Any) -> str | None:
+    """The latest ``/M`` of the signature fields of a PDF (the signing of a record)."""
+    times = []
+    for field in (reader.get_fields() or {}).values():
+        if field.get("/FT") != "/Sig":
+            continue
+        value = field.get("/V")
+        value = value.get_object() if hasattr(value, "get_object") else value
+        moment = pdf_date(str(value.get("/M", ""))) if isinstance(value, dict) else None
+        if moment is not None:
+            times.append(moment)
+    return max(times).isoformat() if times else None
 
 
 def _encrypted_page_count(reader: object) -> int | None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from archive import evidence, ledger
+from archive import evidence, exports, ledger
 from archive.db import Database
 from archive.errors import ArchiveError, VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
@@ -267,8 +267,9 @@ def packets_step(ws: Workspace) -> StepNote | None:
         "stream": scan.stream, "packet_count": scan.packet_count, "first_pts": scan.first_pts,
         "last_pts": scan.last_pts, "media_duration": scan.media_duration,
         "nominal_interval": scan.nominal_interval, "tolerance_seconds": scan.tolerance_seconds,
-        "gaps": [{"start_offset": g.start_offset, "end_offset": g.end_offset, "duration": g.duration}
-                 for g in scan.gaps],
+        "method": scan.method,
+        "gaps": [{"start_offset": g.start_offset, "end_offset": g.end_offset, "duration": g.duration,
+                  "stream": g.stream} for g in scan.gaps],
     }
     with ws.db.session() as session:
         item = evidence.lock_item(session, ws.item_id)
@@ -340,7 +341,7 @@ def document_step(ws: Workspace) -> StepNote | None:
         try:
             doc = document_facts(ws.original())
             result = {"media_type": doc.media_type, "page_count": doc.page_count, "text": doc.text,
-                      "truncated": doc.truncated, "encrypted": doc.encrypted}
+                      "truncated": doc.truncated, "encrypted": doc.encrypted, "signed_at": doc.signed_at}
         except IngestError as exc:
             result = {"error": exc.message}
     with ws.db.session() as session:
@@ -359,7 +360,8 @@ def document_step(ws: Workspace) -> StepNote | None:
             session, actor=ACTOR, action="document_read", case_id=item.case_id, item_id=item.id,
             details={"outcome": "failed" if "error" in result else "ok", "error": result.get("error"),
                      "page_count": result.get("page_count"), "chars": len(result.get("text") or ""),
-                     "truncated": result.get("truncated"), "encrypted": result.get("encrypted")},
+                     "truncated": result.get("truncated"), "encrypted": result.get("encrypted"),
+                     "signed_at": result.get("signed_at")},
         )
     return StepNote(f"unreadable document: {result['error']}") if "error" in result else None
 
@@ -403,6 +405,9 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     }
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
+        if locked.recorded_start is None:
+            # The capture window is this bundle's recording time (by its workstation).
+            locked.recorded_start = bundle.capture_start
         locked.details = {
             **(locked.details or {}), **manifest,
             "bundle": {"archive_format": bundle.archive_format, "manifest_sha256": bundle.manifest_sha256,
@@ -525,5 +530,7 @@ def give_up(db: Database, item_id: str, *, reason: str) -> None:
             item.seal_status = "failed"
             evidence.set_task_state(item, "seal", "failed", reason)
         evidence.add_flag(item, "processing_failed")
+        # An export waiting for this item can now say why it cannot be built.
+        exports.wake_waiting_exports(session, case_id=item.case_id)
         ledger.append(session, actor=ACTOR, action="processing_failed", case_id=item.case_id, item_id=item_id,
                       details={"reason": reason})

@@ -526,7 +526,17 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         locked = evidence.accept_original(
             store=store, stored=stored, size=length, sha256=sha256, declared=incoming.declared_sha256,
             retention_days=retention_days,
+            before_lock=lambda: evidence.refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor),
         )
+    except evidence.DuplicateEvidence as dup:
+        # The case already holds this content: the upload completes as that item, and the
+        # copy (discarded before it was locked) is not kept.
+        with db.session() as session:
+            upload = _lock_upload(session, upload_id)
+            upload.status, upload.item_id, upload.updated_at = "complete", dup.existing_id, utcnow()
+        live.forget(upload_id)
+        log.info("upload %s duplicates item %s: not kept", upload_id, dup.existing_id)
+        return dup.existing_id
     except HashMismatch as exc:
         with db.session() as session:
             upload = _lock_upload(session, upload_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import socket
@@ -42,9 +43,13 @@ def test_case_lifecycle_and_upload_roundtrip(stack, officer, case):
         assert item["recorded_start"].startswith("2026-03-01T02:00:00")
         got = c.get(item["content_url"])
         assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest
+        # RFC 3230 / RFC 9530: the digest in base64, not hex (a range reply names the whole file's).
+        b64 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        assert got.headers["digest"] == f"sha-256={b64}" and got.headers["repr-digest"] == f"sha-256=:{b64}:"
         part = c.get(item["content_url"], headers={"Range": "bytes=100-199"})
         assert part.status_code == 206 and part.content == data[100:200]
         assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+        assert part.headers["repr-digest"] == f"sha-256=:{b64}:"
         assert c.get(item["content_url"], headers={"Range": f"bytes={len(data) + 5}-"}).json()["error"]["code"] == "range_not_satisfiable"
         listed = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
         assert [i["id"] for i in listed] == [item["id"]]

@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -41,6 +42,19 @@ def clips(tmp_path_factory) -> dict[str, Path]:
             "-vf", f"setpts={shift}", "-fps_mode", "passthrough",
             "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", str(jump))
     out["jump"] = jump
+    # The issue's recording: 113 s of H.264/AAC at 10 fps without B-frames, the recorder
+    # paused 7 s at second 40. In MP4 the frame before the pause "lasts" 7.1 s.
+    shift = "'if(gte(T,40),PTS+7/TB,PTS)'"
+    paused = d / "paused-no-bframes.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=106", "-f", "lavfi", "-i", "sine=duration=106",
+            "-vf", f"setpts={shift}", "-af", f"asetpts={shift}", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-c:a", "aac", str(paused))
+    out["paused"] = paused
+    # An interview room's audio-only recording, paused 5 s at second 20.
+    shift = "'if(gte(T,20),PTS+5/TB,PTS)'"
+    voice = d / "interview.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=duration=40", "-af", f"asetpts={shift}", "-c:a", "aac", str(voice))
+    out["voice"] = voice
     return out
 
 
@@ -60,7 +74,18 @@ def device() -> str:
     return f"CAM-{uuid.uuid4().hex[:8]}"
 
 
-def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video") -> dict:
+def unique_copy(path: Path) -> Path:
+    """The same media with a tag of its own: other bytes, so not the same evidence twice
+    (one case holds one item per content)."""
+    out = path.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    _ffmpeg("-i", str(path), "-map", "0", "-c", "copy", "-metadata", f"comment={out.stem}", str(out))
+    return out
+
+
+def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video",
+                unique: bool = True) -> dict:
+    if unique:
+        path = unique_copy(path)
     r = client.post(
         f"/api/v1/cases/{case_id}/evidence", content=path.read_bytes(),
         params={"kind": kind, "filename": path.name, "device_id": device_id, "recorded_start": iso(start)},
@@ -96,6 +121,23 @@ def test_gap_inside_a_file(stack, officer, case, clips):
     assert abs(gap["duration_seconds"] - 5.0) <= 0.1
     assert gap["status"] == "open" and gap["explanation"] is None and gap["start"].endswith("Z")
     assert report["complete"] is False
+
+
+@pytest.mark.parametrize(("clip", "kind", "at", "pause"), [
+    ("paused", "bodycam_video", 40.0, 7.0),
+    ("voice", "interview_video", 20.0, 5.0),
+])
+def test_pause_without_b_frames_is_found(stack, officer, case, clips, clip, kind, at, pause):
+    cam = device()
+    with stack.client(officer) as c:
+        item = upload_clip(c, case["id"], clips[clip], device_id=cam, start=T0, kind=kind)
+        report = settled(c, case["id"])
+    (gap,) = report["gaps"]
+    assert gap["level"] == "in_file" and gap["item"] == item["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=at)), gap
+    assert close(gap["end"], T0 + timedelta(seconds=at + pause)), gap
+    assert abs(gap["duration_seconds"] - pause) <= 0.1
+    assert gap["cause"].startswith(f"recording paused {pause:.1f} s at 00:00:{at:04.1f}"), gap["cause"]
 
 
 def test_missing_middle_segment(stack, officer, case, clips):
@@ -153,7 +195,18 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         assert r.status_code == 200 and r.json()["status"] == "accepted"
         report = settled(c, case["id"])
         assert report["complete"] is True
-        assert report["gaps"][0]["explanation"] == "battery swap; B covered the door"
+        accepted = report["gaps"][0]
+        assert accepted["explanation"] == "battery swap; B covered the door"
+        # Who explained and who reviewed, and when, by name.
+        assert accepted["explained_by"] and accepted["reviewed_by"] and accepted["explained_by"] != accepted["reviewed_by"]
+        assert parse(accepted["explained_at"]) <= parse(accepted["reviewed_at"])
+        # The page shows the gap in the corps' time (+08:00) at 0.1 s, and who accounted for it.
+        with httpx.Client(base_url=stack.url, timeout=60) as browser:
+            browser.post("/login", data={"token": reviewer})
+            page = browser.get(f"/cases/{case['id']}").text
+        assert "2026-03-01 10:01:00.0 +08:00" in page and "2026-03-01 10:06:00.0 +08:00" in page, page
+        assert "300.0 s" in page and f"explained by {accepted['explained_by']}" in page
+        assert f"reviewed by {accepted['reviewed_by']}" in page and "UTC" not in page
 
         # A re-analysis (another clip elsewhere in time) keeps the explanation and review.
         upload_clip(c, case["id"], clips["s30"], device_id=cam_a, start=start - timedelta(seconds=600))
@@ -178,9 +231,16 @@ def test_clock_offset_removes_false_gap(stack, officer, case, clips):
         assert r.status_code == 201
         before = settled(c, case["id"])
         assert [(g["level"], round(g["duration_seconds"])) for g in before["gaps"]] == [("action_window", 90)]
+        r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 30, "description": "declared 30 s"})
+        assert r.status_code == 200 and r.json()["description"] == "declared 30 s"
         r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90})
         assert r.status_code == 200, r.text
         assert r.json()["clock_offset_seconds"] == 90 and r.json()["cases"] == [case["id"]]
+        # The old description spoke of the old offset: it does not stay on the new one.
+        assert r.json()["description"] is None
+        r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90, "description": "measured at docking"})
+        assert r.json()["description"] == "measured at docking"
+        assert c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 90}).json()["description"] == "measured at docking"
         after = settled(c, case["id"])
         assert after["gaps"] == [] and after["complete"] is True
         history = c.get(f"/api/v1/cases/{case['id']}/continuity", params={"history": "true"}).json()
@@ -193,7 +253,8 @@ def test_clock_offset_removes_false_gap(stack, officer, case, clips):
     with stack.services.db.session() as s:
         entries = s.execute(select(LedgerEntry).where(
             LedgerEntry.case_id == case["id"], LedgerEntry.action == "device_clock_set")).scalars().all()
-    assert len(entries) == 1 and cam in entries[0].details
+    # One per change of the clock (30 s, 90 s, its new description, 90 s again).
+    assert len(entries) == 4 and all(cam in e.details for e in entries)
 
 
 def test_action_validation(stack, officer, case):
@@ -216,3 +277,154 @@ def test_action_validation(stack, officer, case):
         # Nothing changed: the case has no gaps and nothing pending, so it is complete.
         report = settled(c, case["id"])
         assert report == {**report, "complete": True, "pending": False, "gaps": []}
+
+
+def _bundle(start: str, end: str, members: dict[str, bytes]) -> bytes:
+    import io
+    import json
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("manifest.json", json.dumps({
+            "target_url": "https://shop.example.com/live/1", "capture_start": start, "capture_end": end,
+            "operator": "Officer Li", "tool": "CaptureKit 2.1"}))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _upload_bundle(c, case_id: str, data: bytes, workstation: str) -> dict:
+    r = c.post(f"/api/v1/cases/{case_id}/evidence", content=data,
+               params={"kind": "remote_capture", "filename": "capture.zip", "device_id": workstation})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _inspection(c, case_id: str, workstation: str) -> dict:
+    r = c.post(f"/api/v1/cases/{case_id}/actions", json={
+        "kind": "remote_inspection", "start": "2026-03-01T11:00:00+08:00", "end": "2026-03-01T11:05:00+08:00",
+        "devices": [workstation]})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_capture_bundle_window_covers_its_remote_inspection(stack, officer, case):
+    ws = f"WS-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        bundle = _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:05:00+08:00",
+                                                       {"page.html": b"<p>shop</p>"}), ws)
+        _inspection(c, case["id"], ws)
+        report = settled(c, case["id"])
+        item = c.get(f"/api/v1/evidence/{bundle['id']}").json()
+    assert report["gaps"] == [], report
+    assert parse(item["recorded_start"]) == datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+
+
+def test_missing_minute_of_a_capture_window_is_reported(stack, officer, case, tmp_path):
+    ws, ws_short = f"WS-{uuid.uuid4().hex[:8]}", f"WS-{uuid.uuid4().hex[:8]}"
+    # The screen recording inside paused for a minute at 00:02:00.
+    screen = tmp_path / "screen.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=1:duration=240",
+            "-vf", "setpts='if(gte(T,120),PTS+60/TB,PTS)'", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", str(screen))
+    t11 = datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+    with stack.client(officer) as c:
+        holed = _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:05:00+08:00",
+                                                      {"screen.mp4": screen.read_bytes()}), ws)
+        action = _inspection(c, case["id"], ws)
+        # A manifest that ends a minute early leaves the last minute of the inspection uncovered.
+        _upload_bundle(c, case["id"], _bundle("2026-03-01T11:00:00+08:00", "2026-03-01T11:04:00+08:00",
+                                              {"page.html": b"<p>shop</p>"}), ws_short)
+        short = _inspection(c, case["id"], ws_short)
+        report = settled(c, case["id"])
+    spans = sorted((g["level"], g["item"] or g["action"], parse(g["start"]), g["duration_seconds"])
+                   for g in report["gaps"])
+    assert spans == sorted([
+        ("in_file", holed["id"], t11 + timedelta(minutes=2), 60.0),
+        ("action_window", action["id"], t11 + timedelta(minutes=2), 60.0),
+        ("action_window", short["id"], t11 + timedelta(minutes=4), 60.0),
+    ]), report
+
+
+def signed_record_pdf(signed_at: str) -> bytes:
+    """A one-page PDF with a signature field whose signing time (/M) is ``signed_at``."""
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    sig = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Sig"), NameObject("/M"): TextStringObject(signed_at),
+    }))
+    field = writer._add_object(DictionaryObject({
+        NameObject("/FT"): NameObject("/Sig"), NameObject("/T"): TextStringObject("party"),
+        NameObject("/V"): sig, NameObject("/Subtype"): NameObject("/Widget"),
+        NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
+    }))
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): ArrayObject([field])})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips):
+    room = f"ROOM-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        upload_clip(c, case["id"], clips["s120"], device_id=room, start=T0, kind="interview_video")
+        # Signed three minutes after the start (10:03 +08:00): the last minute was not recorded.
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=signed_record_pdf("D:20260301100300+08'00'"),
+                   params={"kind": "document", "filename": "interview-record.pdf"})
+        assert r.status_code == 201, r.text
+        record = r.json()
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+            "kind": "interview", "start": iso(T0), "devices": [room], "record_item": record["id"],
+            "description": "interview of the shop owner"})
+        assert r.status_code == 201, r.text
+        action = r.json()
+        assert action["end"] is None and action["record_item"] == record["id"]
+        report = settled(c, case["id"])
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={"kind": "interview", "start": iso(T0),
+                                                               "devices": [room]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_window"
+    (gap,) = report["gaps"]
+    assert gap["level"] == "action_window" and gap["action"] == action["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=120)) and close(gap["end"], T0 + timedelta(seconds=180))
+    assert gap["cause"].startswith("window of interview (interview of the shop owner) not covered"), gap["cause"]
+
+
+def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
+    cam = device()
+    interview = unique_copy(clips["s60"])
+    with stack.client(officer) as c:
+        first = upload_clip(c, case["id"], interview, device_id=cam, start=T0, unique=False)
+        # The same interview uploaded again (same device, same start): the existing item answers.
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=interview.read_bytes(),
+                   params={"kind": "bodycam_video", "filename": "again.mp4", "device_id": cam,
+                           "recorded_start": iso(T0)})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == first["id"] and r.headers["Duplicate-Of"] == first["id"]
+        # Another recording of the same camera claiming seconds 40-70: it overlaps the first by 20 s.
+        later = upload_clip(c, case["id"], clips["s30"], device_id=cam, start=T0 + timedelta(seconds=40))
+        report = settled(c, case["id"])
+        items = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        assert sorted(i["id"] for i in items) == sorted([first["id"], later["id"]])
+        # The same file brought into another case of the unit is kept there, and flagged.
+        r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Other"})
+        other = r.json()
+        copy = upload_clip(c, other["id"], interview, device_id=cam, start=T0, unique=False)
+        assert copy["id"] != first["id"] and copy["duplicate_of"] == [first["id"]]
+        assert "duplicate_content" in copy["flags"]
+        assert c.get(f"/api/v1/evidence/{first['id']}").json()["duplicate_of"] == [copy["id"]]
+    # Someone of another unit does not learn that their copy is held elsewhere.
+    stranger = stack.user(role="officer", unit="unit-b")
+    with stack.client(stranger) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Theirs"})
+        theirs = upload_clip(c, r.json()["id"], interview, device_id=cam, start=T0, unique=False)
+        assert theirs["duplicate_of"] == [] and "duplicate_content" not in theirs["flags"]
+    (gap,) = report["gaps"]
+    assert gap["level"] == "overlap" and gap["item"] == later["id"] and gap["previous_item"] == first["id"]
+    assert close(gap["start"], T0 + timedelta(seconds=40)) and close(gap["end"], T0 + timedelta(seconds=60))
+    assert gap["duration_seconds"] == 20.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,12 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
 
     out = pdfsig_trusting(pdf, root)
     assert "Signature is Valid" in out and "Certificate is Trusted" in out and "Total document signed" in out, out
+    from pypdf import PdfReader
+
+    # Times as the corps reads them: its zone (Asia/Shanghai by default), the offset written.
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert re.search(r"Issued by .* on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00", text), text[:500]
+    assert "UTC" not in text
 
     for source in (zpath, bag_dir):
         r = stack.cli("verify-export", str(source), "--trust", str(root))
@@ -256,3 +263,25 @@ def test_reviewer_verification_receipt(stack: Stack, people, sealed_case) -> Non
         assert sum(1 for c in mine["checks"] if c["what"] == "item") == 5
     r = stack.cli("verify-case", case["case_number"])
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_export_approved_before_sealing_waits_and_builds(stack: Stack, people) -> None:
+    """Approved while the bundle and its members are still being sealed: the export waits
+    (status ``waiting``, naming what it waits for) and becomes ready without a new request."""
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WT-{uuid.uuid4().hex[:8]}", "title": "Waiting"}).json()
+        upload(c, case["id"], capture_bundle(), "remote_capture", "capture.zip")
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
+        r = appr.post(f"/api/v1/exports/{eid}/approve")
+        assert r.status_code == 200, r.text
+        export = wait_export(stack, people["requester"], eid)
+        assert export["status"] == "ready", export
+        entries = req.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()
+    actions = [e["action"] for e in entries]
+    # It did wait (the bundle was not sealed when it was approved), then was built once.
+    assert "export_waiting" in actions and actions.count("export_built") == 1, actions
+    assert "export_failed" not in actions
+    assert actions.index("export_waiting") < actions.index("export_built")
+    items = wait_case_sealed(stack, people["officer"], case["id"], 3)
+    assert {i["filename"] for i in items} == {"capture.zip", "page.html", "one.png"}

@@ -158,8 +158,10 @@ def test_retried_upload_with_the_same_key_gives_the_same_item(stack, officer, ca
         assert first.status_code == again.status_code == 201, (first.text, again.text)
         assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
         # No declared hash: the retry's body is hashed (not stored) and compared with the first.
-        second = c.post(url, params=undeclared, content=data, headers={"Idempotency-Key": k2})
-        replay = c.post(url, params=undeclared, content=data, headers={"Idempotency-Key": k2})
+        # Other bytes: the same content again would be the same evidence (answered 200, not kept).
+        data2 = os.urandom(len(data))
+        second = c.post(url, params=undeclared, content=data2, headers={"Idempotency-Key": k2})
+        replay = c.post(url, params=undeclared, content=data2, headers={"Idempotency-Key": k2})
         other_bytes = c.post(url, params=undeclared, content=os.urandom(len(data)), headers={"Idempotency-Key": k2})
         other_params = c.post(url, params={**declared, "filename": "c.bin"}, content=data, headers={"Idempotency-Key": k1})
         listed = c.get(f"/api/v1/cases/{case['id']}/evidence").json()

@@ -283,6 +283,20 @@ def test_declared_hash_mismatch_keeps_nothing(stack, officer, case):
             stack.services.store.stat(row.state["handle"]["key"])
 
 
+def test_content_the_case_holds_completes_as_the_existing_item(stack, officer, case):
+    data = os.urandom(MiB + 3)
+    with stack.client(officer) as c:
+        first = _finish(stack, c, _create(c, case["id"], data), data)
+        url = _create(c, case["id"], data, filename="again.bin")
+        assert _finish(stack, c, url, data) == first
+        assert [i["id"] for i in _listed(c, case["id"])] == [first]
+        row = _upload_row(stack, url)
+        assert row.status == "complete" and row.item_id == first
+        # The second copy was discarded before it was locked: one object holds the content.
+        with pytest.raises(ObjectNotFound):
+            stack.services.store.stat(row.state["handle"]["key"])
+
+
 def test_zero_length_upload_and_creation_with_upload(stack, officer, case):
     with stack.client(officer) as c:
         url = _create(c, case["id"], b"")

@@ -73,12 +73,16 @@ def list_evidence(case_id: str, session: SessionDep, user: CurrentUser) -> list[
     load_case(session, user=user, case_id=case_id)
     items = session.execute(
         select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
-    ).scalars().unique()
-    return [ItemPublic.of(i) for i in items]
+    ).scalars().unique().all()
+    duplicates = evidence_service.duplicates_of(session, user=user, items=items)
+    return [ItemPublic.of(i, duplicate_of=duplicates[i.id]) for i in items]
 
 
 @router.post(
-    "/{case_id}/evidence", status_code=201, response_model=ItemPublic, responses={**ERRORS, 201: REPLAY_DOC},
+    "/{case_id}/evidence", status_code=201, response_model=ItemPublic,
+    responses={**ERRORS, 201: REPLAY_DOC, 200: {"model": ItemPublic, "description": (
+        "The case already holds this content (same SHA-256): the existing item, named again in the "
+        "Duplicate-Of header; the new copy was not kept")}},
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def upload_evidence(
@@ -96,7 +100,8 @@ async def upload_evidence(
     """Upload one original as the raw request body; it is hashed while it streams in.
 
     With an ``Idempotency-Key``, a retry of an upload that succeeded stores nothing: its body
-    is hashed as it arrives and, if it is the same, the first answer is given again.
+    is hashed as it arrives and, if it is the same, the first answer is given again. Content
+    the case already holds is one piece of evidence: the answer is 200 with that item.
     """
     incoming = evidence_service.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
@@ -114,44 +119,57 @@ async def upload_evidence(
         # Without a declared hash the length is all that is known of the body before it arrives.
         "length": expected_size if declared is None else None,
     })
-    async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
-        if held is not None and held.replay is not None:
-            # Before any check of the case: a retry of what succeeded succeeds, even if the
-            # case has changed since. Its body must be the one stored (a declared hash may be
-            # absent): hashed as it arrives, never kept.
-            digest = await consume_body(request.stream(), _sha256_of, protocol="direct_replay")
-            if digest != held.replay.content_sha256:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for an upload of different bytes; use a new key",
-                    code="idempotency_key_reused",
+    try:
+        async with idempotent(services.db, user_id=user_id, header=idempotency_key, fingerprint=fingerprint) as held:
+            if held is not None and held.replay is not None:
+                # Before any check of the case: a retry of what succeeded succeeds, even if the
+                # case has changed since. Its body must be the one stored (a declared hash may be
+                # absent): hashed as it arrives, never kept.
+                digest = await consume_body(request.stream(), _sha256_of, protocol="direct_replay")
+                if digest != held.replay.content_sha256:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used for an upload of different bytes; use a new key",
+                        code="idempotency_key_reused",
+                    )
+                return replayed(held.replay)
+            def check() -> None:
+                with services.db.read() as session:
+                    evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+
+            # Refuse before a byte is stored when the case or the parameters are wrong. Database
+            # work runs in a thread: this route is async, and a wait on the event loop stalls all.
+            await run_in_threadpool(check)
+            replies: list[str] = []
+
+            def registered(session: Session, item: EvidenceItem) -> None:
+                # In the transaction that commits the item: the answer is fixed with it, as stored
+                # (refreshed: times come back in UTC, as every later read shows them).
+                session.refresh(item)
+                duplicates = evidence_service.duplicates_of(session, user=session.get(User, user_id), items=[item])
+                replies.append(ItemPublic.of(item, duplicate_of=duplicates[item.id]).model_dump_json())
+                if held is not None:
+                    idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
+
+            def receive(chunks):  # type: ignore[no-untyped-def]
+                return evidence_service.receive_original(
+                    db=services.db, store=services.store, user_id=user_id, incoming=incoming,
+                    chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
+                    retention_days=services.settings.retention_days, expected_size=expected_size,
+                    on_registered=registered,
                 )
-            return replayed(held.replay)
-        def check() -> None:
+
+            item = await consume_body(request.stream(), receive, protocol="direct")
+    except evidence_service.DuplicateEvidence as dup:
+        # One piece of evidence is one item: the copy was discarded before it was locked,
+        # and the answer is the item that already holds this content.
+        def existing() -> str:
             with services.db.read() as session:
-                evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+                user = session.get(User, user_id)
+                item = evidence_service.load_item(session, user=user, item_id=dup.existing_id)
+                duplicates = evidence_service.duplicates_of(session, user=user, items=[item])
+                return ItemPublic.of(item, duplicate_of=duplicates[item.id]).model_dump_json()
 
-        # Refuse before a byte is stored when the case or the parameters are wrong. Database
-        # work runs in a thread: this route is async, and a wait on the event loop stalls all.
-        await run_in_threadpool(check)
-        replies: list[str] = []
-
-        def registered(session: Session, item: EvidenceItem) -> None:
-            # In the transaction that commits the item: the answer is fixed with it, as stored
-            # (refreshed: times come back in UTC, as every later read shows them).
-            session.refresh(item)
-            replies.append(ItemPublic.of(item).model_dump_json())
-            if held is not None:
-                idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
-
-        def receive(chunks):  # type: ignore[no-untyped-def]
-            return evidence_service.receive_original(
-                db=services.db, store=services.store, user_id=user_id, incoming=incoming,
-                chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
-                retention_days=services.settings.retention_days, expected_size=expected_size,
-                on_registered=registered,
-            )
-
-        item = await consume_body(request.stream(), receive, protocol="direct")
+        return json_reply(200, await run_in_threadpool(existing), headers={"Duplicate-Of": dup.existing_id})
     # The item is committed: from here on the answer is a success (enqueue only logs a failure).
     await run_in_threadpool(services.enqueue, work.PROCESS_ITEM, item.id)
     return json_reply(201, replies[0])

@@ -6,6 +6,8 @@ analysis task is enqueued only after that transaction commits.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
@@ -53,7 +55,7 @@ def create_action(
     """Record an enforcement action whose window its devices must cover end to end."""
     action = casework.create_action(
         session, user=user, case_id=case_id, kind=body.kind, start=body.start, end=body.end,
-        devices=body.devices, description=body.description,
+        devices=body.devices, description=body.description, record_item=body.record_item,
     )
     reply = ActionPublic.of(action)
     session.commit()
@@ -71,22 +73,23 @@ def list_actions(case_id: str, session: SessionDep, user: CurrentUser) -> list[A
 def get_continuity(case_id: str, session: SessionDep, user: CurrentUser, history: bool = False) -> ContinuityPublic:
     """Every current gap of the case (``history=true`` adds those no longer found)."""
     report = casework.continuity_report(session, user=user, case_id=case_id, include_history=history)
+    people = casework.people_of(session, report.gaps)
     return ContinuityPublic(
         case_id=report.case_id, complete=report.complete, pending=report.pending, analysed_at=report.analysed_at,
-        summary=report.summary, gaps=[GapPublic.of(g) for g in report.gaps],
+        summary=report.summary, gaps=[GapPublic.of(g, people) for g in report.gaps],
     )
 
 
 @router.get("/gaps/{gap_id}", response_model=GapPublic, responses=ERRORS)
 def get_gap(gap_id: str, session: SessionDep, user: CurrentUser) -> GapPublic:
     """One gap, with its explanation and review."""
-    return GapPublic.of(casework.load_gap(session, user=user, gap_id=gap_id))
+    return _public(session, casework.load_gap(session, user=user, gap_id=gap_id))
 
 
 @router.post("/gaps/{gap_id}/explanation", response_model=GapPublic, responses=ERRORS)
 def explain_gap(gap_id: str, body: ExplanationCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
     """An officer of the case's unit explains why the record is interrupted."""
-    reply = GapPublic.of(casework.explain_gap(session, user=user, gap_id=gap_id, reason=body.reason))
+    reply = _public(session, casework.explain_gap(session, user=user, gap_id=gap_id, reason=body.reason))
     session.commit()
     return reply
 
@@ -94,8 +97,12 @@ def explain_gap(gap_id: str, body: ExplanationCreate, session: SessionDep, user:
 @router.post("/gaps/{gap_id}/review", response_model=GapPublic, responses=ERRORS)
 def review_gap(gap_id: str, body: ReviewCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
     """A reviewer of the case's unit accepts or rejects a gap's explanation."""
-    reply = GapPublic.of(
-        casework.review_gap(session, user=user, gap_id=gap_id, accept=body.accept, comment=body.comment)
+    reply = _public(
+        session, casework.review_gap(session, user=user, gap_id=gap_id, accept=body.accept, comment=body.comment)
     )
     session.commit()
     return reply
+
+
+def _public(session: Any, gap: Any) -> GapPublic:
+    return GapPublic.of(gap, casework.people_of(session, [gap]))

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse, ItemPublic
+from api.streaming import digest_headers
 from archive import evidence as evidence_service
 from archive.errors import NotFound
 
@@ -19,7 +20,8 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 416)}
 @router.get("/{item_id}", response_model=ItemPublic, responses=ERRORS)
 def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> ItemPublic:
     """An item's record: hashes, storage, processing state, flags and derived files."""
-    return ItemPublic.of(evidence_service.load_item(session, user=user, item_id=item_id))
+    item = evidence_service.load_item(session, user=user, item_id=item_id)
+    return ItemPublic.of(item, duplicate_of=evidence_service.duplicates_of(session, user=user, items=[item])[item.id])
 
 
 @router.get(
@@ -40,7 +42,7 @@ def get_content(
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{item.sha256}"',
-        "Digest": f"sha-256={item.sha256}",
+        **digest_headers(item.sha256),
         "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(item.original_filename)}",
     }
     if byte_range:
@@ -69,7 +71,7 @@ def get_derived(
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
     start, end = byte_range if byte_range else (0, None)
     body = services.store.read(derived.storage_key, version_id=derived.storage_version, start=start, end=end)
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{derived.sha256}"', "Digest": f"sha-256={derived.sha256}"}
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{derived.sha256}"', **digest_headers(derived.sha256)}
     if byte_range:
         headers["Content-Range"] = f"bytes {start}-{end}/{derived.size}"
         headers["Content-Length"] = str(end - start + 1)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
+from api.streaming import digest_headers
 from archive import exports as export_service
 from archive.errors import Unauthenticated
 from archive.models import ExportRequest, User
@@ -145,7 +146,7 @@ def download_export(
         export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
     name = f"export-{export.id}.zip"
     headers = {
-        "Content-Length": str(export.size), "ETag": f'"{export.sha256}"', "Digest": f"sha-256={export.sha256}",
+        "Content-Length": str(export.size), "ETag": f'"{export.sha256}"', **digest_headers(export.sha256),
         "Content-Disposition": f'attachment; filename="{name}"',
     }
     return StreamingResponse(export_service.iter_export(services.store, export), media_type="application/zip",

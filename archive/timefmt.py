@@ -1,0 +1,60 @@
+"""Times as people read them: in the corps' time zone, with the offset written.
+
+Everything is stored and hashed in UTC; only what is shown to a person (pages, the export
+certificate, CLI output) goes through :func:`local_time`, so a page, a certificate and a
+terminal never disagree about a moment. Gap times use one precision, 0.1 s, for start,
+end and duration (:func:`gap_span`), so ``10:00:30.0 - 10:00:38.0, 8.0 s`` adds up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "local_time"]
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+@lru_cache(maxsize=16)
+def check_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; ValueError when the system does not know it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as Asia/Shanghai)") from exc
+
+
+def _moment(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def local_time(value: datetime | str | None, zone: str = DEFAULT_TIME_ZONE, *, tenths: bool = False) -> str:
+    """``2026-03-01 10:00:30 +08:00`` (``tenths``: ``10:00:30.0``); empty for None.
+
+    Accepts aware datetimes (naive ones are UTC, as the database gives them) and ISO 8601
+    text as the ledger stores it.
+    """
+    if value is None or value == "":
+        return ""
+    moment = _moment(value).astimezone(check_zone(zone))
+    if tenths:
+        # Rounded, not cut: 10:00:30.96 is 10:00:31.0, never 10:00:30.
+        moment = moment + timedelta(microseconds=50_000)
+        text = moment.strftime("%Y-%m-%d %H:%M:%S") + f".{moment.microsecond // 100_000}"
+    else:
+        moment = moment + timedelta(microseconds=500_000)
+        text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    offset = moment.strftime("%z")
+    return f"{text} {offset[:3]}:{offset[3:]}"
+
+
+def gap_span(start: datetime | str, end: datetime | str, zone: str = DEFAULT_TIME_ZONE) -> tuple[str, str, str]:
+    """(start, end, duration) of a gap at one precision, 0.1 s: the duration shown is the
+    difference of the times shown, so the three always agree."""
+    s, e = _moment(start), _moment(end)
+    ds = round(s.timestamp() * 10)
+    de = round(e.timestamp() * 10)
+    return local_time(s, zone, tenths=True), local_time(e, zone, tenths=True), f"{(de - ds) / 10:.1f} s"

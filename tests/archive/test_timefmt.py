@@ -1,0 +1,31 @@
+"""Times as people read them: the corps' zone, the offset written, gaps at one precision."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from archive.settings import Settings
+from archive.timefmt import gap_span, local_time
+
+
+def test_local_time_writes_the_zone_and_offset() -> None:
+    moment = datetime(2026, 3, 1, 2, 0, 30, 600_000, tzinfo=timezone.utc)
+    assert local_time(moment) == "2026-03-01 10:00:31 +08:00"  # rounded, not cut
+    assert local_time(moment, "Europe/Berlin", tenths=True) == "2026-03-01 03:00:30.6 +01:00"
+    assert local_time("2026-03-01T02:00:30.000000Z") == "2026-03-01 10:00:30 +08:00"
+    assert local_time(None) == ""
+
+
+def test_gap_span_agrees_with_itself_at_a_tenth() -> None:
+    # The issue's gap: 02:00:30.023 to 02:00:38.000 was shown as "02:00:30 -> 02:00:37, 8.0 s".
+    start, end, duration = gap_span("2026-03-01T02:00:30.023Z", "2026-03-01T02:00:38.000Z")
+    assert (start, end, duration) == ("2026-03-01 10:00:30.0 +08:00", "2026-03-01 10:00:38.0 +08:00", "8.0 s")
+    # Shown as 10:00:31.0 and 10:00:38.9: the duration shown is their difference.
+    assert gap_span("2026-03-01T02:00:30.96Z", "2026-03-01T02:00:38.94Z")[2] == "7.9 s"
+
+
+def test_unknown_time_zone_fails_at_start_up() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Settings(time_zone="Mars/Olympus")

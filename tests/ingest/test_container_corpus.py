@@ -1,0 +1,112 @@
+"""In-file pauses on every container officers bring, made by ffmpeg at test time.
+
+Each recording is 8 s of 160x90 video at 10 fps (or audio only). A "pause" file is the
+same recording with the recorder paused 3 s at second 4: the timestamps jump from 4.0 to
+7.0 (setpts with passthrough keeps ffmpeg from filling the hole). Formats without
+timestamps of their own (WAV, MP3) can only show a pause as inserted digital silence,
+so theirs is 4 s of tone, 3 s of silence, 4 s of tone. Clean files must give no gap,
+with and without B-frames, at a variable frame rate and at NTSC's 29.97 fps.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ingest.packets import scan_packets
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None, reason="ffmpeg/ffprobe not installed"
+)
+
+PAUSE_AT, PAUSE = 4.0, 3.0
+_SHIFT = f"'if(gte(T,{PAUSE_AT}),PTS+{PAUSE}/TB,PTS)'"
+_VIDEO = ["-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=8"]
+_AUDIO = ["-f", "lavfi", "-i", "sine=frequency=440:duration=8"]
+_H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]
+_PAUSED = ["-vf", f"setpts={_SHIFT}", "-af", f"asetpts={_SHIFT}", "-fps_mode", "passthrough"]
+_TONE_SILENCE_TONE = [
+    "-f", "lavfi", "-i", "sine=duration=4", "-f", "lavfi", "-i", f"anullsrc=r=44100:cl=mono:d={PAUSE}",
+    "-f", "lavfi", "-i", "sine=duration=4", "-filter_complex", "[0][1][2]concat=n=3:v=0:a=1",
+]  # fmt: skip
+
+# name -> (ffmpeg arguments before the output file, suffix, expected gap: None or (start, end, stream))
+CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]] = {
+    "mp4": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "aac"], ".mp4", None),
+    "mp4-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "aac"], ".mp4", (4.0, 7.0, None)),
+    "mp4-bframes": ([*_VIDEO, *_AUDIO, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-c:a", "aac"], ".mp4", None),
+    "mp4-bframes-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3",
+                           "-c:a", "aac"], ".mp4", (4.0, 7.0, None)),
+    "mov": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "aac"], ".mov", None),
+    "mov-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "aac"], ".mov", (4.0, 7.0, None)),
+    "fmp4": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"], ".mp4", None),
+    "fmp4-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"],
+                   ".mp4", (4.0, 7.0, None)),
+    "ts": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "aac"], ".ts", None),
+    "ts-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "aac"], ".ts", (4.0, 7.0, None)),
+    "mkv": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "aac"], ".mkv", None),
+    "mkv-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "aac"], ".mkv", (4.0, 7.0, None)),
+    "webm": ([*_VIDEO, *_AUDIO, "-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus"], ".webm", None),
+    "webm-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, "-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus"],
+                   ".webm", (4.0, 7.0, None)),
+    "avi": ([*_VIDEO, *_AUDIO, "-c:v", "mpeg4", "-c:a", "libmp3lame"], ".avi", None),
+    "avi-pause": ([*_VIDEO, "-vf", f"setpts={_SHIFT}", "-fps_mode", "vfr", "-c:v", "mpeg4"], ".avi",
+                  (4.0, 7.0, None)),
+    "m4a": ([*_AUDIO, "-c:a", "aac"], ".m4a", None),
+    "m4a-pause": ([*_AUDIO, "-af", f"asetpts={_SHIFT}", "-c:a", "aac"], ".m4a", (4.0, 7.0, None)),
+    "wav": ([*_AUDIO, "-c:a", "pcm_s16le"], ".wav", None),
+    "wav-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".wav", (4.0, 7.0, "silence")),
+    "mp3": ([*_AUDIO, "-c:a", "libmp3lame"], ".mp3", None),
+    "mp3-pause": ([*_TONE_SILENCE_TONE, "-c:a", "libmp3lame"], ".mp3", (4.0, 7.0, "silence")),
+    # Variable frame rate: frames 0.05-0.15 s apart.
+    "mp4-vfr": ([*_VIDEO, *_AUDIO, "-vf", "setpts='(N/10+0.05*sin(N))/TB'", "-fps_mode", "passthrough", *_H264,
+                 "-c:a", "aac"], ".mp4", None),
+    "mp4-vfr-pause": ([*_VIDEO, *_AUDIO, "-vf", f"setpts='(N/10+0.05*sin(N)+if(gte(N,40),{PAUSE},0))/TB'",
+                       "-af", f"asetpts={_SHIFT}", "-fps_mode", "passthrough", *_H264, "-c:a", "aac"], ".mp4",
+                      (4.0, 7.0, None)),
+    "mp4-ntsc": (["-f", "lavfi", "-i", "testsrc=size=160x90:rate=30000/1001:duration=8", *_AUDIO, *_H264,
+                  "-c:a", "aac"], ".mp4", None),
+    "ts-ntsc-bframes": (["-f", "lavfi", "-i", "testsrc=size=160x90:rate=30000/1001:duration=8", *_AUDIO,
+                         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-c:a", "aac"], ".ts", None),
+    # The camera's video froze while its microphone kept recording.
+    "mp4-video-frozen": ([*_VIDEO, *_AUDIO, "-vf", f"setpts={_SHIFT}", "-fps_mode", "passthrough", "-af",
+                          "atrim=0:11", *_H264, "-c:a", "aac"], ".mp4", (4.0, 7.0, "video")),
+}
+
+
+def _make(directory: Path, name: str) -> Path:
+    args, suffix, _ = CORPUS[name]
+    out = directory / f"{name}{suffix}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args, str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every file of the corpus, encoded a few at a time (ffmpeg start-up dominates)."""
+    directory = tmp_path_factory.mktemp("corpus")
+    with ThreadPoolExecutor(4) as pool:
+        paths = pool.map(lambda n: _make(directory, n), CORPUS)
+        return dict(zip(CORPUS, paths))
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_pause_found_and_clean_files_have_no_gap(corpus: dict[str, Path], name: str) -> None:
+    expected = CORPUS[name][2]
+    scan = scan_packets(corpus[name])
+    if expected is None:
+        assert scan.gaps == (), f"false gap in clean {name}: {scan.gaps}"
+        assert scan.media_duration == pytest.approx(8.0, abs=0.15)
+        return
+    start, end, stream = expected
+    assert len(scan.gaps) == 1, scan.gaps
+    gap = scan.gaps[0]
+    assert gap.start_offset == pytest.approx(start, abs=0.1)
+    assert gap.end_offset == pytest.approx(end, abs=0.1)
+    assert gap.duration == pytest.approx(end - start, abs=0.1)
+    assert gap.stream == stream
+    assert scan.media_duration == pytest.approx(11.0, abs=0.15)
