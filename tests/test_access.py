@@ -206,6 +206,18 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
             assert b.get(path).headers["location"] == "/login/second-factor"
         r = b.get("/api/v1/cases")
         assert r.status_code == 401 and _code(r) == "second_factor_required"
+        reached = []
+        second_factor_pages = {"/login/second-factor", "/account/totp", "/logout"}
+        for method, path in sorted(set(_routes(strict_api.app))):
+            if (method, path) in PASSWORDLESS_PUBLIC or path in second_factor_pages:
+                continue
+            r = b.request(method, _fill(path, {"case_id": case["id"]}), json={})
+            if path.startswith(("/api/", "/metrics")):
+                if r.status_code != 401 or (method != "HEAD" and "second_factor_required" not in r.text):
+                    reached.append((method, path, r.status_code))
+            elif not (r.status_code == 303 and r.headers["location"] == "/login/second-factor"):
+                reached.append((method, path, r.status_code))
+        assert reached == []
         totp, codes = _enrol(b)
         assert len(codes) == 10
         assert b.get("/cases").status_code == 200
@@ -308,3 +320,75 @@ def test_authorization_matrix_from_the_route_table(stack, case):
             if role != "admin" and other_case["case_number"] in listing.text:
                 leaks.append((role, "GET", "/api/v1/cases", "lists another unit's case"))
     assert leaks == []
+
+
+def test_tokens_issued_before_the_migration_keep_working(stack, tmp_path):
+    from sqlalchemy import text
+
+    from archive import db as archive_db
+    from archive.db import Database
+    from archive.users import authenticate, hash_token
+    from tests.conftest import settings_from_env
+    from tests.servers import create_pg_database, drop_pg_database
+
+    env = dict(stack.env, EVIDENCE_DATA_DIR=str(tmp_path / "data"))
+    pg = create_pg_database() if stack.name == "services" else None
+    if pg:
+        env["EVIDENCE_DATABASE_URL"] = pg
+    settings = settings_from_env(env)
+    try:
+        archive_db.upgrade(settings, revision="0008")
+        database = Database(settings)
+        old = "ev_" + uuid.uuid4().hex
+        with database.engine.begin() as c:
+            c.execute(text("INSERT INTO units (id, name, created_at) VALUES ('u1', 'team', :t)"), {"t": "2026-01-01T00:00:00+00:00"})
+            c.execute(text("INSERT INTO users (id, name, role, unit_id, token_hash, active, created_at) "
+                           "VALUES ('p1', 'old-timer', 'officer', 'u1', :h, :a, :t)"),
+                      {"h": hash_token(old), "a": True, "t": "2026-01-01T00:00:00+00:00"})
+        archive_db.upgrade(settings)
+        with database.read() as s:
+            assert authenticate(s, token=old).name == "old-timer"
+            # The retired column no longer holds anything a token hashes to.
+            assert s.execute(text("SELECT token_hash FROM users")).scalar_one() != hash_token(old)
+        database.dispose()
+    finally:
+        if pg:
+            drop_pg_database(pg)
+
+
+def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
+    officer = stack.user(role="officer")
+    forms = [path for method, path in _routes(stack.api.app) if method == "POST" and not path.startswith(("/api/", "/tsa"))]
+    assert "/login" in forms and "/logout" in forms
+    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, officer)
+        for path in forms:
+            r = b.post(_fill(path, {}), data={"token": officer, "code": "123456"})
+            assert r.status_code == 403 and "CSRF" in r.text, (path, r.status_code)
+            r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "0" * 64})
+            assert r.status_code == 403, path
+        assert b.get("/cases").status_code == 200  # still signed in: nothing was done
+
+
+def test_second_factor_guesses_are_throttled_per_account(stack, strict_api):
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with httpx.Client(base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, reviewer)
+        _enrol(b)
+    answers = []
+    for _ in range(11):  # a new client address for each guess: only the account limit applies
+        with stack.client(None, address=_address(), url=strict_api.url) as b:
+            b.follow_redirects = False
+            sign_in(b, reviewer)
+            form = b.get("/login/second-factor").text
+            answers.append(b.post("/login/second-factor", data={"code": "000000", "csrf_token": csrf_of(form)}).status_code)
+    assert answers == [401] * 10 + [429]
+    name = reviewer_name(stack, reviewer)
+    assert any(e.details["scope"] == "account" and e.details["key"] == name for e in _ledger(stack, "access_locked_out"))
+
+
+def reviewer_name(stack: Stack, token: str) -> str:
+    from archive.users import authenticate
+
+    with stack.services.db.read() as s:
+        return authenticate(s, token=token).name
