@@ -14,7 +14,10 @@ themselves while work on the case is still running.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from dataclasses import asdict
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -24,15 +27,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 import segno
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.deps import SESSION_COOKIE, ServicesDep, SessionDep, client_address, record_failure
+from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
 from archive import cases as case_service
-from archive import signin
+from archive import signin, sso
 from archive.errors import ArchiveError, Forbidden, TooManyAttempts, Unauthenticated
 from archive.models import EvidenceItem, LedgerEntry, User, WebSession
 from archive.users import authenticate, load_case
 from ingest import casework
 
+OIDC_COOKIE = "evidence_oidc"
+"""State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
 PRESESSION_COOKIE = "evidence_presession"
 """Random value that keys the sign-in form's CSRF token before there is a session."""
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -75,7 +81,8 @@ def render(request: Request, name: str, context: dict, *, status_code: int = 200
     fresh = None
     if secret is None:
         secret = fresh = secrets.token_urlsafe(32)
-    response = templates.TemplateResponse(request, name, {**context, "csrf": signin.csrf_token(secret)},
+    sso_offered = sso.enabled(request.app.state.services.settings)
+    response = templates.TemplateResponse(request, name, {**context, "csrf": signin.csrf_token(secret), "sso": sso_offered},
                                           status_code=status_code)
     if fresh:
         response.set_cookie(PRESESSION_COOKIE, fresh, httponly=True, samesite="strict",
@@ -137,40 +144,93 @@ def home() -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
+def login_form(request: Request, services: ServicesDep) -> Response:
     return render(request, "login.html", {"error": None})
 
 
 @router.post("/login", dependencies=[Csrf])
 def login(request: Request, session: SessionDep, services: ServicesDep, token: Annotated[str, Form()]) -> Response:
     """Sign in with an API token: a new session (every attempt is a custody entry)."""
+    if (locked := _throttled(request, services, "login.html")) is not None:
+        return locked
     client = client_address(request)
-    try:
-        services.throttle.check(client=client)
-    except TooManyAttempts as exc:
-        response = render(request, "login.html", {"error": "Too many failed attempts; try again later."}, status_code=429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     try:
         user = authenticate(session, token=token.strip())
     except Unauthenticated as exc:
         signin.record_sign_in(session, user=None, client=client, method="token", outcome="failure", reason=exc.code)
         record_failure(services, client=client, session=session)
         return render(request, "login.html", {"error": "That token is not valid."}, status_code=401)
+    return _signed_in(request, session, services, user=user, method="token")
+
+
+def _signed_in(request: Request, session: Session, services: Services, *, user: User, method: str) -> Response:
+    """Start the session of a user whose first factor held; on to the second if needed."""
     second = signin.needs_second_factor(user, services.settings.totp_roles)
-    secret = signin.start_session(session, user=user, ttl_seconds=services.settings.session_ttl_seconds)
-    signin.record_sign_in(session, user=user, client=client, method="token",
+    ttl = services.settings.session_ttl_seconds
+    secret = signin.start_session(session, user=user, ttl_seconds=ttl)
+    signin.record_sign_in(session, user=user, client=client_address(request), method=method,
                           outcome="second_factor_pending" if second else "success")
     target = "/cases"
     if second:
         target = "/login/second-factor" if user.totp_enrolled_at else "/account/totp"
-    return _with_session(request, RedirectResponse(target, status_code=303), secret, services.settings.session_ttl_seconds)
-
-
-def _with_session(request: Request, response: Response, secret: str, ttl: int) -> Response:
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", max_age=ttl)
     response.delete_cookie(PRESESSION_COOKIE)
+    return response
+
+
+def _throttled(request: Request, services: Services, template: str, account: str | None = None) -> Response | None:
+    """The 429 page while this client (or account) is locked out; None otherwise."""
+    try:
+        services.throttle.check(client=client_address(request), account=account)
+    except TooManyAttempts as exc:
+        response = render(request, template, {"user": None, "error": "Too many failed attempts; try again later."},
+                          status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return None
+
+
+def _oidc_redirect_uri(request: Request, services: Services) -> str:
+    return services.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+
+
+@router.get("/login/oidc")
+def oidc_start(request: Request, services: ServicesDep) -> Response:
+    """Off to the agency's OpenID Provider; state, nonce and PKCE verifier stay in a cookie."""
+    url, pending = sso.begin(services.settings, redirect_uri=_oidc_redirect_uri(request, services))
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: the provider's redirect back is a navigation from another site.
+    value = base64.urlsafe_b64encode(json.dumps(asdict(pending)).encode()).decode()
+    response.set_cookie(OIDC_COOKIE, value, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", max_age=600, path="/login/oidc")
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def oidc_callback(request: Request, services: ServicesDep) -> Response:
+    """Back from the provider: check state, code, ID token and nonce; then sign in."""
+    if (locked := _throttled(request, services, "login.html")) is not None:
+        return locked
+    client = client_address(request)
+    try:
+        pending = sso.PendingLogin(**json.loads(base64.urlsafe_b64decode(request.cookies[OIDC_COOKIE])))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        pending = None
+    with services.db.session() as session:  # a GET holds a read session; a sign-in writes
+        try:
+            claims = sso.finish(services.settings, pending=pending, params=dict(request.query_params),
+                                redirect_uri=_oidc_redirect_uri(request, services))
+            user = sso.user_for(session, settings=services.settings, claims=claims)
+        except Unauthenticated as exc:
+            signin.record_sign_in(session, user=None, client=client, method="oidc", outcome="failure", reason=exc.message)
+            record_failure(services, client=client, session=session)
+            response = render(request, "login.html", {"error": f"Single sign-on was refused: {exc.message}"},
+                              status_code=401)
+        else:
+            response = _signed_in(request, session, services, user=user, method="oidc")
+    response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
     return response
 
 
@@ -194,13 +254,8 @@ def second_factor(request: Request, session: SessionDep, services: ServicesDep, 
                   code: Annotated[str, Form()]) -> Response:
     """The TOTP code or a recovery code (each works once); throttled per client and account."""
     client, account = client_address(request), web.user.name
-    try:
-        services.throttle.check(client=client, account=account)
-    except TooManyAttempts as exc:
-        response = render(request, "second_factor.html", {"user": None, "error": "Too many failed attempts; try again later."},
-                          status_code=429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    if (locked := _throttled(request, services, "second_factor.html", account)) is not None:
+        return locked
     if signin.give_second_factor(session, web_session=web, code=code, client=client):
         return RedirectResponse("/cases", status_code=303)
     record_failure(services, client=client, account=account, session=session)

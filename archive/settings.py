@@ -154,6 +154,23 @@ class Settings(BaseSettings):
     require_totp_roles: str = ""
     """Comma-separated roles (e.g. ``reviewer,admin``) that must give a TOTP second factor."""
 
+    # Single sign-on with the agency's directory (OpenID Connect, archive/sso.py).
+    oidc_issuer: str | None = None
+    """Issuer URL of the OpenID Provider; sign-in with it is offered when set."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile"
+    oidc_redirect_url: str | None = None
+    """Where the provider sends the browser back; default ``<this server>/login/oidc/callback``."""
+    oidc_username_claim: str = "preferred_username"
+    """The claim a user is matched by (and named after when provisioned)."""
+    oidc_role_claim: str | None = "evidence_role"
+    """Claim holding the role; its value replaces the user's role at each sign-in."""
+    oidc_unit_claim: str | None = "evidence_unit"
+    """Claim holding the unit; likewise."""
+    oidc_provision: bool = True
+    """Create a user at first sign-in (needs the role and unit claims)."""
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

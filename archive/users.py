@@ -57,11 +57,13 @@ def parse_role(role: Role | str) -> Role:
 
 def add_user(
     session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin",
-    expires_in: int | None = None,
+    expires_in: int | None = None, initial_token: bool = True,
 ) -> tuple[User, str]:
     """Create a user in ``unit`` (created if needed) and return it with its first token.
 
-    The token stops working after ``expires_in`` seconds when given.
+    The token stops working after ``expires_in`` seconds when given. Without
+    ``initial_token`` (users who sign in through the directory) no token is made and the
+    second value is empty.
     """
     role = parse_role(role)
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
@@ -73,13 +75,13 @@ def add_user(
     session.add(user)
     with unique_violations_as_conflicts():  # a concurrent add of the same name won
         session.flush()
-    row, token = _new_token(session, user=user, name="initial", expires_in=expires_in)
+    row, token = _new_token(session, user=user, name="initial", expires_in=expires_in) if initial_token else (None, "")
     if unit_created:
         _record_unit(session, unit_row)
     ledger.append(
         session, actor=actor, action="user_created",
         details={"user": name, "user_id": user.id, "role": role.value, "unit": unit_row.name,
-                 "token_id": row.id, "expires_at": _iso(row.expires_at)},
+                 "token_id": row.id if row else None, "expires_at": _iso(row.expires_at) if row else None},
     )
     return user, token
 
