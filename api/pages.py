@@ -196,9 +196,15 @@ def _oidc_redirect_uri(request: Request, services: Services) -> str:
     return services.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
 
 
+def _no_sso(request: Request) -> Response:
+    return render(request, "login.html", {"error": "Single sign-on is not configured here."}, status_code=404)
+
+
 @router.get("/login/oidc")
 def oidc_start(request: Request, services: ServicesDep) -> Response:
     """Off to the agency's OpenID Provider; state, nonce and PKCE verifier stay in a cookie."""
+    if not sso.enabled(services.settings):
+        return _no_sso(request)
     url, pending = sso.begin(services.settings, redirect_uri=_oidc_redirect_uri(request, services))
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: the provider's redirect back is a navigation from another site.
@@ -211,6 +217,8 @@ def oidc_start(request: Request, services: ServicesDep) -> Response:
 @router.get("/login/oidc/callback", name="oidc_callback")
 def oidc_callback(request: Request, services: ServicesDep) -> Response:
     """Back from the provider: check state, code, ID token and nonce; then sign in."""
+    if not sso.enabled(services.settings):
+        return _no_sso(request)
     if (locked := _throttled(request, services, "login.html")) is not None:
         return locked
     client = client_address(request)

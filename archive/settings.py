@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     throttle_storage_url: str | None = None
     """``limits`` storage for the counters; default the Redis broker when it is Redis,
     else memory (one API process: the embedded default)."""
-    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    session_ttl_seconds: int = Field(default=2 * 3600, ge=60, le=7 * 24 * 3600)
     """A browser session ends this long after sign-in."""
     require_totp_roles: str = ""
     """Comma-separated roles (e.g. ``reviewer,admin``) that must give a TOTP second factor."""

@@ -25,7 +25,7 @@ PASSWORDLESS_PUBLIC = {
     # authority, tus discovery, the sign-in form). Everything else must authenticate.
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
     ("GET", "/healthz"), ("GET", "/api/v1/trust/chain.pem"), ("POST", "/tsa"), ("GET", "/"),
-    ("GET", "/login"), ("POST", "/login"), ("OPTIONS", "/api/v1/uploads"), ("OPTIONS", "/api/v1/uploads/{upload_id}"),
+    ("GET", "/login"), ("POST", "/login"), ("GET", "/login/oidc"), ("GET", "/login/oidc/callback"), ("OPTIONS", "/api/v1/uploads"), ("OPTIONS", "/api/v1/uploads/{upload_id}"),
 }
 
 
@@ -392,3 +392,43 @@ def reviewer_name(stack: Stack, token: str) -> str:
 
     with stack.services.db.read() as s:
         return authenticate(s, token=token).name
+
+
+def test_court_user_sees_only_what_is_shared_with_them(stack, case):
+    """A court user of the very unit that holds the case reaches none of it through any
+    route of the table; an export addressed to them is what they see."""
+    court = stack.user(role="court", unit="unit-a")
+    officer = stack.user(role="officer", unit="unit-a")
+    with stack.client(officer) as o:
+        item = o.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "c.bin"},
+                      content=b"court must not read this").json()["id"]
+    own = {"case_id": case["id"], "item_id": item}
+    reached = []
+    with stack.client(court) as c:
+        for method, path in sorted(set(_routes(stack.api.app))):
+            if method != "GET" or (method, path) in PASSWORDLESS_PUBLIC or not path.startswith("/api/v1/"):
+                continue
+            r = c.get(_fill(path, own))
+            if r.status_code == 200 and (case["id"] in r.text or case["case_number"] in r.text or item in r.text):
+                reached.append(path)
+        assert reached == []
+    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, court)
+        assert case["case_number"] not in b.get("/cases").text
+        assert b.get(f"/cases/{case['id']}").status_code in (403, 404)
+    court_name = reviewer_name(stack, court)
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with stack.client(reviewer) as r:
+        export = r.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court_name, "items": [item]})
+        assert export.status_code == 201, export.text
+    with stack.client(court) as c:
+        assert [e["id"] for e in c.get("/api/v1/exports").json()] == [export.json()["id"]]
+        assert [x["id"] for x in c.get("/api/v1/cases").json()] == [case["id"]]
+        assert c.get(f"/api/v1/evidence/{item}").status_code in (403, 404)
+
+
+def test_single_sign_on_is_not_found_when_not_configured(stack):
+    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        assert 'href="/login/oidc"' not in b.get("/login").text
+        assert b.get("/login/oidc").status_code == 404
+        assert b.get("/login/oidc/callback", params={"code": "x", "state": "y"}).status_code == 404
