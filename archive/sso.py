@@ -127,11 +127,12 @@ def user_for(session: Session, *, settings: Settings, claims: dict[str, Any], ac
     if user is None:
         if not (settings.oidc_provision and role and unit):
             raise SsoRefused(f"no user {subject!r}, and the directory gives no role and unit to create one")
-        user, _none = add_user(session, name=subject, unit=unit, role=role, actor=actor, initial_token=False)
+        user, _none = add_user(session, name=subject, unit=unit, role=role, actor=actor, initial_token=False,
+                               external_subject=subject)
     check_user_may_sign_in(user)
-    if user.external_subject is None:
+    if user.external_subject is None:  # a local user signing in through the directory the first time
         user.external_subject = subject
-        session.flush()
+        session.flush()  # before update_user's custody entry: the ledger lock is taken last
     if role or unit:
         user = update_user(session, name=user.name, actor=actor, role=role or None, unit=unit or None)
     return user

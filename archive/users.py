@@ -57,13 +57,13 @@ def parse_role(role: Role | str) -> Role:
 
 def add_user(
     session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin",
-    expires_in: int | None = None, initial_token: bool = True,
+    expires_in: int | None = None, initial_token: bool = True, external_subject: str | None = None,
 ) -> tuple[User, str]:
     """Create a user in ``unit`` (created if needed) and return it with its first token.
 
     The token stops working after ``expires_in`` seconds when given. Without
     ``initial_token`` (users who sign in through the directory) no token is made and the
-    second value is empty.
+    second value is empty; ``external_subject`` links the user to the directory.
     """
     role = parse_role(role)
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
@@ -71,7 +71,7 @@ def add_user(
     # Both rows go in before the first custody entry: the ledger lock is taken last, so a
     # concurrent add of the same name fails on its unique key instead of deadlocking.
     unit_row, unit_created = _find_or_add_unit(session, unit)
-    user = User(name=name, role=role, unit_id=unit_row.id)
+    user = User(name=name, role=role, unit_id=unit_row.id, external_subject=external_subject)
     session.add(user)
     with unique_violations_as_conflicts():  # a concurrent add of the same name won
         session.flush()

@@ -257,18 +257,14 @@ def _fill(path: str, ids: dict[str, str]) -> str:
 
 def _states(stack: Stack) -> dict[str, str | None]:
     """Credentials that must all be refused: none, expired, revoked, disabled."""
-    from archive.users import add_user, issue_token, revoke_token, update_user
+    from archive.users import add_user, list_tokens, revoke_token, update_user
 
     with stack.services.db.session() as s:
         _u, expired = add_user(s, name=f"exp-{uuid.uuid4().hex[:6]}", unit="unit-a", role="admin", expires_in=1)
         u, revoked = add_user(s, name=f"rev-{uuid.uuid4().hex[:6]}", unit="unit-a", role="admin")
-        row, _ = issue_token(s, user=u, name="x", expires_in=None, actor="test")
-        from archive.users import list_tokens
-
         for t in list_tokens(s, user=u):
             revoke_token(s, token_id=t.id, actor="test")
         d, disabled = add_user(s, name=f"dis-{uuid.uuid4().hex[:6]}", unit="unit-a", role="admin")
-        s.flush()
         update_user(s, name=d.name, actor="test", active=False)
     time.sleep(1.1)
     return {"anonymous": None, "expired": expired, "revoked": revoked, "disabled": disabled}
