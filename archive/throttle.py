@@ -9,6 +9,7 @@ stops there, and the lock-out itself is a custody ledger entry (written by the c
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from archive.errors import TooManyAttempts
 from archive.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _NAMESPACE = "evidence-signin"
 
@@ -63,17 +66,31 @@ class Throttle:
     def check(self, *, client: str | None, account: str | None = None) -> None:
         """Raise TooManyAttempts while the client or the account is locked out."""
         for scope, key in self._keys(client, account):
-            if not self._limiter.test(self._limits[scope], _NAMESPACE, scope, key):
-                raise TooManyAttempts(
-                    f"too many failed attempts from this {scope}; try again later",
-                    retry_after=self._retry_after(scope, key),
-                )
+            try:
+                allowed = self._limiter.test(self._limits[scope], _NAMESPACE, scope, key)
+                retry_after = 0 if allowed else self._retry_after(scope, key)
+            except Exception:  # noqa: BLE001 - see _unavailable
+                self._unavailable()
+                return
+            if not allowed:
+                raise TooManyAttempts(f"too many failed attempts from this {scope}; try again later",
+                                      retry_after=retry_after)
 
     def failed(self, *, client: str | None, account: str | None = None) -> list[Lockout]:
         """Count one failure; the lock-outs it started (each is reported once)."""
         started = []
         for scope, key in self._keys(client, account):
             limit = self._limits[scope]
-            if self._limiter.hit(limit, _NAMESPACE, scope, key) and not self._limiter.test(limit, _NAMESPACE, scope, key):
-                started.append(Lockout(scope=scope, key=key, retry_after=self._retry_after(scope, key)))
+            try:
+                if self._limiter.hit(limit, _NAMESPACE, scope, key) and not self._limiter.test(limit, _NAMESPACE, scope, key):
+                    started.append(Lockout(scope=scope, key=key, retry_after=self._retry_after(scope, key)))
+            except Exception:  # noqa: BLE001 - see _unavailable
+                self._unavailable()
         return started
+
+    @staticmethod
+    def _unavailable() -> None:
+        # The counters' store (Redis) is down. Credentials are still checked in full; only
+        # the guessing brake is off until it is back, so an outage of Redis does not lock
+        # every officer out of uploading evidence. Logged for operators.
+        log.warning("sign-in throttle storage unavailable; failures are not being counted", exc_info=True)

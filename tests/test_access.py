@@ -428,3 +428,20 @@ def test_single_sign_on_is_not_found_when_not_configured(stack):
         assert 'href="/login/oidc"' not in b.get("/login").text
         assert b.get("/login/oidc").status_code == 404
         assert b.get("/login/oidc/callback", params={"code": "x", "state": "y"}).status_code == 404
+
+
+def test_an_unreachable_throttle_store_does_not_lock_everyone_out(stack, caplog):
+    """Redis down: credentials are still checked in full, only the counting stops (logged)."""
+    settings = stack.settings.model_copy(update={"throttle_storage_url": "redis://127.0.0.1:9/0"})
+    api = ApiServer(settings)
+    officer = stack.user(role="officer")
+    try:
+        with stack.client(officer, url=api.url) as c:
+            assert c.get("/api/v1/cases").status_code == 200
+        with stack.client("ev_wrong", url=api.url) as c:
+            r = c.get("/api/v1/cases")
+            assert r.status_code == 401 and _code(r) == "invalid_token"
+    finally:
+        api.stop()
+        api.app.state.services.db.dispose()
+    assert any("throttle storage unavailable" in rec.getMessage() for rec in caplog.records)
