@@ -12,13 +12,14 @@ from sqlalchemy import text
 from api import errors, logs, metrics, pages
 from api.deps import Services
 from api.http import HeadLimits, RequestGuard
-from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, verifications
+from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, users, verifications
 from archive import metrics as archive_metrics
 from archive import preflight, work
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
 from archive.storage import open_store
+from archive.throttle import Throttle
 from workers.celery import make_celery
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Streamed ingest into case vaults, custody ledger, continuity and seals.",
     )
     services = Services(
-        settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings)
+        settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
+        throttle=Throttle.from_settings(settings),
     )
     app.state.services = services
     errors.install(app)
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(exports.router)
     app.include_router(verifications.router)
+    app.include_router(users.router)
     app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.

@@ -12,10 +12,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from archive import ledger, signin
 from archive.db import Database
+from archive.errors import Forbidden, Unauthenticated
 from archive.models import User
 from archive.settings import Settings
 from archive.storage import ObjectStore
+from archive.throttle import Throttle
 from archive.users import authenticate
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ class Services:
     db: Database
     store: ObjectStore
     celery: Celery
+    throttle: Throttle
 
     def enqueue(self, task: str, *args: object) -> None:
         """Ring the workers' bell for a task (call only after the database commit).
@@ -73,35 +77,75 @@ MAX_DB_INT = 2**31 - 1
 """Largest integer a query may compare with an INTEGER column (ledger seq, tree size);
 larger ones make the driver or PostgreSQL fail (a 500) instead of matching nothing."""
 
-_bearer = HTTPBearer(auto_error=False, description="API token from `evidence user add`")
+_bearer = HTTPBearer(auto_error=False, description="API token from `evidence user add` or `/api/v1/tokens`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+SESSION_COOKIE = "evidence_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
-def authenticated(services: Services, session: Session, token: str | None) -> User:
-    """The user holding ``token``, looked up in a reading session of its own and attached
-    to the request's ``session`` without a query.
+def client_address(request: Request) -> str:
+    """The address failures are counted against (the peer; a proxy must pass it on)."""
+    return request.client.host if request.client else "unknown"
 
-    The lookup must not open the request's (writing) transaction: FastAPI resolves this
-    dependency in one pool thread and runs the route in another, and a request holding
-    SQLite's write lock while it waits for a free thread stalls every writer behind it.
+
+def record_failure(services: Services, *, client: str, account: str | None = None, session: Session | None = None) -> None:
+    """Count a failed attempt; a lock-out it starts is a custody entry, written in
+    ``session`` or else in a short session of its own."""
+    for lockout in services.throttle.failed(client=client, account=account):
+        details = {"scope": lockout.scope, "key": lockout.key, "retry_after": lockout.retry_after}
+        if session is not None:
+            ledger.append(session, actor="system:throttle", action="access_locked_out", details=details)
+            continue
+        with services.db.session() as own:
+            ledger.append(own, actor="system:throttle", action="access_locked_out", details=details)
+
+
+def identify(services: Services, request: Request, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The user behind a request (detached): a bearer token, else the browser's session cookie.
+
+    Refused at once (429) while the client is locked out; every invalid credential counts
+    as a failure. A cookie alone may change nothing without the session's CSRF token in the
+    ``X-CSRF-Token`` header, so another site cannot make a browser act. The look-up runs in
+    a read session of its own, before the request's session holds any lock, so a failure
+    can be recorded without waiting for the request's own transaction.
     """
-    with services.db.read() as reading:
-        user = authenticate(reading, token=token)
+    client = client_address(request)
+    token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not token and not cookie:
+        raise Unauthenticated("a bearer token is required", code="missing_token")
+    services.throttle.check(client=client)
+    totp_roles = services.settings.totp_roles
+    try:
+        with services.db.read() as session:
+            if token:
+                return authenticate(session, token=token, totp_roles=totp_roles)
+            user = signin.session_user(session, secret=cookie, totp_roles=totp_roles)
+    except Unauthenticated as exc:
+        if exc.code != "second_factor_required":
+            record_failure(services, client=client)
+        raise
+    if request.method not in READ_METHODS and not signin.csrf_matches(cookie, request.headers.get(CSRF_HEADER)):
+        raise Forbidden(f"a signed-in browser must send the {CSRF_HEADER} header", code="csrf_failed")
+    return user
+
+
+def attach(session: Session, user: User) -> User:
+    """A user read in a session of its own, attached to the request's ``session`` without a
+    query. The request's (writing) transaction must not begin in a dependency: FastAPI
+    resolves dependencies in one pool thread and runs the route in another, and a request
+    holding SQLite's write lock while it waits for a free thread stalls every writer."""
     return session.merge(user, load=False)
 
 
-def get_user(
-    services: ServicesDep, session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    return authenticated(services, session, token)
+def get_user(request: Request, session: SessionDep, services: ServicesDep, credentials: BearerDep) -> User:
+    return attach(session, identify(services, request, credentials))
 
 
-def get_user_id(services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
-    """Authenticate in a short session of its own (for streaming routes that hold none)."""
-    token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    with services.db.read() as session:
-        return authenticate(session, token=token).id
+def get_user_id(request: Request, services: ServicesDep, credentials: BearerDep) -> str:
+    """Authenticate without the request's session (for streaming routes that hold none)."""
+    return identify(services, request, credentials).id
 
 
 CurrentUser = Annotated[User, Depends(get_user)]

@@ -14,33 +14,28 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import Services, ServicesDep
+from api.deps import Services, ServicesDep, identify
 from api.schemas import ErrorResponse
 from archive import ledger, metrics
-from archive.errors import Forbidden, Unauthenticated
+from archive.errors import Forbidden
 from archive.models import Role
-from archive.users import authenticate
 
 router = APIRouter(tags=["health"])
 _bearer = HTTPBearer(auto_error=False, description="EVIDENCE_METRICS_TOKEN or an admin's API token")
 
 
-def _authorise(services: Services, credentials: HTTPAuthorizationCredentials | None) -> None:
+def _authorise(services: Services, request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    if not token:
-        raise Unauthenticated("a bearer token is required", code="missing_token")
     expected = services.settings.metrics_token
-    if expected is not None and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+    if token and expected is not None and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
         return
-    with services.db.session() as session:
-        user = authenticate(session, token=token)
-        if user.role != Role.admin:
-            raise Forbidden("only an admin or the metrics token may read /metrics", code="forbidden_role")
+    if identify(services, request, credentials).role != Role.admin:
+        raise Forbidden("only an admin or the metrics token may read /metrics", code="forbidden_role")
 
 
 class _LedgerSize:
@@ -68,10 +63,10 @@ class _LedgerSize:
                **{status: {"model": ErrorResponse} for status in (401, 403)}},
 )
 def get_metrics(
-    services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Response:
     """Prometheus metrics of the API, the workers and beat (bearer: metrics token or an admin)."""
-    _authorise(services, credentials)
+    _authorise(services, request, credentials)
     body, content_type = metrics.exposition([_LedgerSize(services)])
     return Response(body, media_type=content_type)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from archive import ledger
 from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
-from archive.models import Case, Role, User, Vault, new_id
+from archive.models import Case, ExportRequest, Role, User, Vault, new_id
 from archive.storage import ObjectStore
 from archive.users import CASE_WRITERS, actor_name, require_role
 
@@ -54,8 +54,12 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
 
 
 def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 0) -> list[Case]:
-    """Cases the user may see, newest first."""
+    """Cases the user may see, newest first: a unit's (all for admins; for court users
+    only those with an export shared with them)."""
     query = select(Case).order_by(Case.created_at.desc()).limit(limit).offset(offset)
-    if user.role != Role.admin:
+    if user.role == Role.court:
+        # A court user sees only what was shared with them: cases with an export for them.
+        query = query.where(Case.id.in_(select(ExportRequest.case_id).where(ExportRequest.recipient_id == user.id)))
+    elif user.role != Role.admin:
         query = query.where(Case.unit_id == user.unit_id)
     return list(session.execute(query).scalars().unique())

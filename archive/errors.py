@@ -47,6 +47,18 @@ class Unauthenticated(ArchiveError):
     status = 401
 
 
+class TooManyAttempts(ArchiveError):
+    """Too many failed sign-ins or invalid credentials from one client or for one account;
+    nothing is checked until ``retry_after`` seconds have passed (429, Retry-After)."""
+
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class Conflict(ArchiveError):
     """The request contradicts the archive's state (duplicate number, hash mismatch...)."""
 

@@ -64,7 +64,7 @@ from archive.models import (
 from archive.settings import Settings
 from archive.timefmt import DEFAULT_TIME_ZONE
 from archive.storage import ObjectStore
-from archive.users import actor_name, can_see_case, require_role
+from archive.users import actor_name, can_see_case, load_case, require_role
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,9 @@ def load_export(session: Session, *, user: User, export_id: str, download: bool 
 def list_exports(session: Session, *, user: User, case_id: str | None = None, limit: int = 100) -> list[ExportRequest]:
     """Exports visible to the user, newest first: a court user's own; a unit's for others."""
     query = select(ExportRequest).order_by(ExportRequest.created_at.desc()).limit(limit)
+    if case_id is not None and user.role != Role.court:
+        # Another unit's case answers 404 like an unknown one, never an empty list.
+        load_case(session, user=user, case_id=case_id)
     if case_id is not None:
         query = query.where(ExportRequest.case_id == case_id)
     if user.role == Role.court:

@@ -13,6 +13,7 @@ Invariants held by constraints, not by convention:
 from __future__ import annotations
 
 import enum
+import secrets
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -47,6 +48,10 @@ NAMING = {
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
     return datetime.now(timezone.utc)
+
+
+def _unusable_hash() -> str:
+    return secrets.token_hex(32)
 
 
 def new_id() -> str:
@@ -129,12 +134,64 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    """SHA-256 of the bearer token; the token itself is never stored."""
+    retired_token_hash: Mapped[str] = mapped_column("token_hash", String(64), unique=True, default=_unusable_hash)
+    """Retired by revision 0010 (tokens live in ``api_tokens``); kept because SQLite cannot
+    drop a UNIQUE column of a table others reference. Holds a random value that is no
+    token's hash."""
     active: Mapped[bool] = mapped_column(default=True)
+    """False once an administrator disabled the user: every credential is refused."""
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Base32 RFC 6238 secret; set at enrolment, confirmed when ``totp_enrolled_at`` is set."""
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Time step of the last accepted code, so a code is accepted once only."""
+    external_subject: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    """The OpenID Connect claim value this user signs in with, when provisioned by SSO."""
 
     unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    """A bearer credential of a user: named, optionally expiring, revocable; stored as a hash."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the token; the token itself is never stored."""
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class WebSession(Base):
+    """A browser's sign-in: short-lived, kept on the server, its cookie stored as a hash."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    second_factor_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
+    """When the user gave their second factor in this session (None: not yet)."""
+    ended_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the TOTP code; stored as a hash."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
 
 
 class Case(Base):

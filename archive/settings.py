@@ -156,6 +156,38 @@ class Settings(BaseSettings):
     preflight_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     """Production start-up checks: how long the TSA and the S3 server get to answer."""
 
+    # Identity and access (archive/users.py, archive/signin.py, archive/throttle.py).
+    signin_max_failures_per_client: int = Field(default=20, ge=1)
+    """Failed sign-ins and invalid credentials one client address may present per window;
+    the next attempt answers 429 ``too_many_attempts``."""
+    signin_max_failures_per_account: int = Field(default=10, ge=1)
+    """Failed second-factor codes one account may receive per window."""
+    signin_failure_window_seconds: int = Field(default=900, ge=1)
+    throttle_storage_url: str | None = None
+    """``limits`` storage for the counters; default the Redis broker when it is Redis,
+    else memory (one API process: the embedded default)."""
+    session_ttl_seconds: int = Field(default=2 * 3600, ge=60, le=7 * 24 * 3600)
+    """A browser session ends this long after sign-in."""
+    require_totp_roles: str = ""
+    """Comma-separated roles (e.g. ``reviewer,admin``) that must give a TOTP second factor."""
+
+    # Single sign-on with the agency's directory (OpenID Connect, archive/sso.py).
+    oidc_issuer: str | None = None
+    """Issuer URL of the OpenID Provider; sign-in with it is offered when set."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile"
+    oidc_redirect_url: str | None = None
+    """Where the provider sends the browser back; default ``<this server>/login/oidc/callback``."""
+    oidc_username_claim: str = "preferred_username"
+    """The claim a user is matched by (and named after when provisioned)."""
+    oidc_role_claim: str | None = "evidence_role"
+    """Claim holding the role; its value replaces the user's role at each sign-in."""
+    oidc_unit_claim: str | None = "evidence_unit"
+    """Claim holding the unit; likewise."""
+    oidc_provision: bool = True
+    """Create a user at first sign-in (needs the role and unit claims)."""
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -216,6 +248,20 @@ class Settings(BaseSettings):
     @property
     def queue_dir(self) -> Path:
         return (self.data_dir / "queue").resolve()
+
+    @property
+    def resolved_throttle_storage_url(self) -> str:
+        """Where sign-in failure counters live (shared by every API process)."""
+        if self.throttle_storage_url:
+            return self.throttle_storage_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
+
+    @property
+    def totp_roles(self) -> frozenset[str]:
+        """The roles that must give a second factor."""
+        return frozenset(r.strip() for r in self.require_totp_roles.split(",") if r.strip())
 
     @property
     def is_embedded(self) -> bool:

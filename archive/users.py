@@ -1,7 +1,9 @@
-"""Units, users and their bearer tokens, and who may do what.
+"""Units, users, their bearer tokens, and who may do what.
 
-Tokens are random, shown once, and stored only as their SHA-256, so a copy of the
-database does not let anyone act as a user.
+Tokens are random, shown once, and stored only as their SHA-256 (``api_tokens``), so a
+copy of the database does not let anyone act as a user. Each is named, may expire and
+may be revoked; nothing is cached, so disabling a user or revoking a token holds from
+the next request on. Every administrative change is a custody ledger entry.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,8 +20,7 @@ from sqlalchemy.orm import Session
 from archive import ledger
 from archive.db import insert_ignoring_duplicates, unique_violations_as_conflicts
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from archive.models import Case, Role, Unit, User, new_id
-
+from archive.models import ApiToken, Case, Role, Unit, User, new_id
 TOKEN_PREFIX = "ev_"
 
 
@@ -44,41 +47,180 @@ def _record_unit(session: Session, unit: Unit) -> None:
     ledger.append(session, actor="system:admin", action="unit_created", details={"unit": unit.name, "unit_id": unit.id})
 
 
-def add_user(session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin") -> tuple[User, str]:
-    """Create a user in ``unit`` (created if needed) and return it with its new token."""
+def parse_role(role: Role | str) -> Role:
+    """The role named ``role``; InvalidInput otherwise."""
     try:
-        role = Role(role)
+        return Role(role)
     except ValueError as exc:
         raise InvalidInput(f"unknown role {role!r}; one of {[r.value for r in Role]}", code="invalid_role") from exc
+
+
+def add_user(
+    session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin",
+    expires_in: int | None = None, initial_token: bool = True, external_subject: str | None = None,
+) -> tuple[User, str]:
+    """Create a user in ``unit`` (created if needed) and return it with its first token.
+
+    The token stops working after ``expires_in`` seconds when given. Without
+    ``initial_token`` (users who sign in through the directory) no token is made and the
+    second value is empty; ``external_subject`` links the user to the directory.
+    """
+    role = parse_role(role)
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
         raise Conflict(f"a user called {name!r} already exists", code="user_exists")
     # Both rows go in before the first custody entry: the ledger lock is taken last, so a
     # concurrent add of the same name fails on its unique key instead of deadlocking.
     unit_row, unit_created = _find_or_add_unit(session, unit)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    user = User(name=name, role=role, unit_id=unit_row.id, token_hash=hash_token(token))
+    user = User(name=name, role=role, unit_id=unit_row.id, external_subject=external_subject)
     session.add(user)
     with unique_violations_as_conflicts():  # a concurrent add of the same name won
         session.flush()
+    row, token = _new_token(session, user=user, name="initial", expires_in=expires_in) if initial_token else (None, "")
     if unit_created:
         _record_unit(session, unit_row)
     ledger.append(
         session, actor=actor, action="user_created",
-        details={"user": name, "user_id": user.id, "role": role.value, "unit": unit_row.name},
+        details={"user": name, "user_id": user.id, "role": role.value, "unit": unit_row.name,
+                 "token_id": row.id if row else None, "expires_at": _iso(row.expires_at) if row else None},
     )
     return user, token
 
 
-def authenticate(session: Session, *, token: str | None) -> User:
-    """The active user holding ``token``; Unauthenticated otherwise."""
+def _iso(moment: datetime | None) -> str | None:
+    return ledger.iso_utc(moment) if moment else None
+
+
+def _new_token(session: Session, *, user: User, name: str, expires_in: int | None) -> tuple[ApiToken, str]:
+    if expires_in is not None and expires_in <= 0:
+        raise InvalidInput("expires_in must be a positive number of seconds", code="invalid_expiry")
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a token needs a name of 1-200 characters", code="invalid_token_name")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in) if expires_in else None
+    row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), expires_at=expires_at)
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def find_user(session: Session, *, name: str) -> User:
+    """The user called ``name``; NotFound otherwise."""
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {name!r}", code="user_not_found")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by name."""
+    return list(session.execute(select(User).order_by(User.name)).scalars().unique())
+
+
+def update_user(
+    session: Session, *, name: str, actor: str, active: bool | None = None, role: Role | str | None = None,
+    unit: str | None = None,
+) -> User:
+    """Disable or re-enable a user, or change their role or unit; each change is a custody entry.
+
+    Disabling holds from the next request: every credential is checked against the row.
+    """
+    user = find_user(session, name=name)
+    changes: dict[str, object] = {}
+    if role is not None and parse_role(role) != user.role:
+        changes["role"] = [user.role.value, parse_role(role).value]
+        user.role = parse_role(role)
+    unit_row, unit_created = (None, False)
+    if unit is not None:
+        unit_row, unit_created = _find_or_add_unit(session, unit)
+        if unit_row.id != user.unit_id:
+            changes["unit"] = [user.unit.name, unit_row.name]
+            user.unit_id = unit_row.id
+    if active is not None and active != user.active:
+        changes["active"] = [user.active, active]
+        user.active = active
+    # The user row changes before the ledger lock is taken (lock order: ledger last).
+    session.flush()
+    session.expire(user, ["unit"])
+    if unit_created and unit_row is not None:
+        _record_unit(session, unit_row)
+    if changes:
+        action = "user_changed"
+        if set(changes) == {"active"}:
+            action = "user_enabled" if active else "user_disabled"
+        ledger.append(session, actor=actor, action=action, details={"user": user.name, "user_id": user.id, "changes": changes})
+    return user
+
+
+def issue_token(
+    session: Session, *, user: User, name: str, expires_in: int | None, actor: str,
+    totp_roles: Collection[str] = (),
+) -> tuple[ApiToken, str]:
+    """A new personal access token for ``user``, shown once.
+
+    Where the user's role must give a second factor, tokens are issued only once the user
+    has enrolled one (a program's token must not be a way around it).
+    """
+    if not user.active:
+        raise Forbidden(f"user {user.name} is disabled", code="user_disabled")
+    if user.role.value in totp_roles and user.totp_enrolled_at is None:
+        raise Forbidden("enrol a second factor (TOTP) before creating tokens", code="second_factor_required")
+    row, token = _new_token(session, user=user, name=name, expires_in=expires_in)
+    ledger.append(session, actor=actor, action="token_created",
+                  details={"user": user.name, "token_id": row.id, "name": row.name, "expires_at": _iso(row.expires_at)})
+    return row, token
+
+
+def list_tokens(session: Session, *, user: User | None = None) -> list[ApiToken]:
+    """The tokens of ``user`` (every user's when None), newest first; never their secrets."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc())
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.execute(query).scalars().unique())
+
+
+def revoke_token(session: Session, *, token_id: str, actor: str, owner: User | None = None) -> ApiToken:
+    """Revoke a token at once. With ``owner``, only that user's token (another's answers
+    404 like an unknown one); without, any token (administrators, the CLI)."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (owner is not None and row.user_id != owner.id):
+        raise NotFound(f"no token {token_id}", code="token_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(timezone.utc)
+        session.flush()
+        ledger.append(session, actor=actor, action="token_revoked",
+                      details={"user": row.user.name, "token_id": row.id, "name": row.name})
+    return row
+
+
+def authenticate(session: Session, *, token: str | None, totp_roles: Collection[str] = ()) -> User:
+    """The active user holding ``token``; Unauthenticated (with the precise code) otherwise.
+
+    ``totp_roles``: roles whose tokens work only once the user enrolled a second factor.
+    """
     if not token:
         raise Unauthenticated("a bearer token is required", code="missing_token")
     digest = hash_token(token)
-    user = session.execute(select(User).where(User.token_hash == digest)).scalar_one_or_none()
+    row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
     # Compare again in constant time so the lookup's timing says nothing about near misses.
-    if user is None or not hmac.compare_digest(user.token_hash, digest) or not user.active:
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthenticated("the bearer token is not valid", code="invalid_token")
+    if row.revoked_at is not None:
+        raise Unauthenticated("the bearer token was revoked", code="token_revoked")
+    if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
+        raise Unauthenticated("the bearer token has expired", code="token_expired")
+    user = row.user
+    check_user_may_sign_in(user, totp_roles=totp_roles)
     return user
+
+
+def check_user_may_sign_in(user: User, *, totp_roles: Collection[str] = ()) -> None:
+    """Unauthenticated when the user is disabled, or must enrol a second factor first."""
+    if not user.active:
+        raise Unauthenticated(f"user {user.name} is disabled", code="user_disabled")
+    if user.role.value in totp_roles and user.totp_enrolled_at is None:
+        raise Unauthenticated("this role needs a second factor: sign in in a browser and enrol one",
+                              code="second_factor_required")
 
 
 # Who may do what. Court users reach evidence only through exports shared with them.

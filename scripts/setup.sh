@@ -12,6 +12,9 @@ command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v pdfsig >/dev/null || need_apt+=(poppler-utils)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# Node.js runs the real OpenID Provider (oidc-provider) the single sign-on tests use.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]}" >&2
@@ -31,4 +34,13 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
   rm -f .venv/.installed-* && touch "$stamp"
+fi
+
+# The test OpenID Provider's packages, exactly as locked in tests/oidc/package-lock.json.
+if command -v npm >/dev/null; then
+  oidc_stamp=tests/oidc/node_modules/.installed-$(sha256sum tests/oidc/package-lock.json | cut -c1-16)
+  if [ ! -f "$oidc_stamp" ]; then
+    npm ci --prefix tests/oidc --no-audit --no-fund --silent
+    touch "$oidc_stamp"
+  fi
 fi

@@ -26,7 +26,7 @@ from archive import db as archive_db
 from archive import evidence
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, LedgerEntry, User, Work
-from archive.users import add_user, hash_token
+from archive.users import add_user, authenticate
 from tests.conftest import ROOT, ApiServer, Worker, _base_env, settings_from_env
 from tests.servers import free_port, wait_port
 from workers.celery import make_celery
@@ -189,7 +189,7 @@ def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp
     env = dict(stack.env, EVIDENCE_QUEUE_NAME=f"evidence-kill-{uuid.uuid4().hex[:8]}",
                EVIDENCE_WORK_LEASE_SECONDS="3", EVIDENCE_WORK_RECONCILE_SECONDS="1")
     with stack.services.db.read() as s:
-        user_id = s.execute(select(User.id).where(User.token_hash == hash_token(officer))).scalar_one()
+        user_id = authenticate(s, token=officer).id
     ids = [
         evidence.receive_original(
             db=stack.services.db, store=stack.services.store, user_id=user_id, retention_days=1,

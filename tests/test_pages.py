@@ -7,6 +7,8 @@ import os
 
 import httpx
 
+from tests.tools import sign_in
+
 
 def _browser(stack) -> httpx.Client:
     return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60)
@@ -18,7 +20,7 @@ def test_pages_require_sign_in(stack):
         assert r.status_code == 303 and r.headers["location"] == "/login"
         b.cookies.set("evidence_token", "ev_forged")
         assert b.get("/cases").status_code == 303
-        r = b.post("/login", data={"token": "ev_forged"})
+        r = sign_in(b, "ev_forged")
         assert r.status_code == 401 and "not valid" in r.text
 
 
@@ -30,7 +32,7 @@ def test_case_page_shows_items_seals_gaps_and_custody(stack, officer, case):
     reviewer = stack.user(role="reviewer", unit="unit-a")
     stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
     with _browser(stack) as b:
-        r = b.post("/login", data={"token": reviewer})
+        r = sign_in(b, reviewer)
         assert r.status_code == 303
         set_cookie = r.headers["set-cookie"].lower()
         assert "httponly" in set_cookie and "samesite=strict" in set_cookie
@@ -47,7 +49,7 @@ def test_case_page_shows_items_seals_gaps_and_custody(stack, officer, case):
 def test_other_units_case_page_is_not_found(stack, case):
     stranger = stack.user(role="reviewer", unit="unit-z")
     with _browser(stack) as b:
-        b.post("/login", data={"token": stranger})
+        sign_in(b, stranger)
         r = b.get(f"/cases/{case['id']}")
         assert r.status_code == 404 and case["title"] not in r.text
         assert case["case_number"] not in b.get("/cases").text

@@ -11,7 +11,7 @@ import pytest
 
 from archive import evidence, ledger
 from archive.models import EvidenceItem, EvidenceKind, User
-from archive.users import hash_token
+from archive.users import authenticate
 from tests.conftest import Worker, settings_from_env
 from workers.celery import make_celery
 
@@ -45,7 +45,7 @@ def test_worker_killed_during_probe(stack, officer, case, tmp_path):
     with stack.services.db.session() as s:
         from sqlalchemy import select
 
-        user_id = s.execute(select(User.id).where(User.token_hash == hash_token(officer))).scalar_one()
+        user_id = authenticate(s, token=officer).id
     # Received through the service (not the API), so the stack's own worker never sees it.
     item = evidence.receive_original(
         db=stack.services.db, store=stack.services.store, user_id=user_id,

@@ -27,3 +27,18 @@ def pdfsig_trusting(pdf: Path, root_pem: Path) -> str:
         r = subprocess.run(["pdfsig", "-nssdir", db, str(pdf)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
+
+
+def csrf_of(page_html: str) -> str:
+    """The CSRF token in a page's forms."""
+    import re
+
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page_html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def sign_in(browser, token: str):  # type: ignore[no-untyped-def]
+    """Sign a browser (an httpx.Client) in with an API token through the sign-in form."""
+    csrf = csrf_of(browser.get("/login").text)
+    return browser.post("/login", data={"token": token, "csrf_token": csrf})

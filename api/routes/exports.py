@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.deps import CurrentUser, ServicesDep, SessionDep
+from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
 from archive import exports as export_service
-from archive.errors import Unauthenticated
 from archive.models import ExportRequest, User
-from archive.users import actor_name, authenticate
+from archive.users import actor_name
 
 router = APIRouter(tags=["exports"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -125,7 +124,7 @@ _bearer = HTTPBearer(auto_error=False)
     responses={**ERRORS, 200: {"content": {"application/zip": {}}}},
 )
 def download_export(
-    export_id: str, session: SessionDep, services: ServicesDep,
+    export_id: str, request: Request, session: SessionDep, services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     expires: int | None = None, user: str | None = Query(default=None, alias="user"), sig: str | None = None,
 ) -> StreamingResponse:
@@ -135,11 +134,9 @@ def download_export(
             session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
         )
         via = "signed_link"
-    elif credentials is not None and credentials.scheme.lower() == "bearer":
-        caller = authenticate(session, token=credentials.credentials)
-        via = "token"
     else:
-        raise Unauthenticated("a bearer token or a signed download link is required", code="missing_token")
+        caller = attach(session, identify(services, request, credentials))
+        via = "token"
     export = export_service.load_export(session, user=caller, export_id=export_id, download=True)
     export_service.check_downloadable(export)
     with services.db.session() as writing:
