@@ -265,44 +265,45 @@ class _NodeCheck:
     chunk at a time (one query per chunk), remembering the first mismatch."""
 
     def __init__(self, session: Session):
-        self.session = session
-        self.computed: dict[tuple[int, int], bytes] = {}
+        self.connection = session.connection()
+        # Per level: the index of the first node computed since the last flush, and the hashes.
+        self.first: dict[int, int] = {}
+        self.levels: dict[int, list[bytes]] = {}
+        self.pending = 0
         self.problem: str | None = None
 
-    def add(self, made: list[tuple[int, int, bytes]]) -> None:
-        for level, idx, h in made:
-            self.computed[(level, idx)] = h
-        if len(self.computed) >= 2 * _VERIFY_CHUNK:
-            self.flush()
-
     def flush(self) -> None:
-        if not self.computed or self.problem is not None:
-            self.computed = {}
+        if self.pending and self.problem is None:
+            self._compare()
+        self.first, self.levels, self.pending = {}, {}, 0
+
+    def _compare(self) -> None:
+        stored: dict[int, list[bytes]] = {level: [] for level in self.levels}
+        # Core rows (no ORM loading): each level's new nodes are consecutive, one range each.
+        query = select(LedgerNode.level, LedgerNode.hash).where(or_(*(
+            and_(LedgerNode.level == level, LedgerNode.idx.between(self.first[level],
+                                                                   self.first[level] + len(hashes) - 1))
+            for level, hashes in self.levels.items()
+        ))).order_by(LedgerNode.level, LedgerNode.idx)
+        for level, h in self.connection.execute(query).all():
+            stored[level].append(bytes(h))
+        if all(stored[level] == hashes for level, hashes in self.levels.items()):
             return
-        # Each level's new nodes are consecutive: one index range per level.
-        spans: dict[int, list[int]] = {}
-        for level, idx in self.computed:
-            lo, hi = spans.setdefault(level, [idx, idx])
-            spans[level] = [min(lo, idx), max(hi, idx)]
-        stored = {
-            (level, idx): bytes(h) for level, idx, h in self.session.execute(
-                select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(or_(*(
-                    and_(LedgerNode.level == level, LedgerNode.idx.between(lo, hi))
-                    for level, (lo, hi) in spans.items()
-                )))
-            )
-        }
-        # Report the bad node covering the earliest entries (lowest first at a tie).
-        for level, idx in sorted(self.computed, key=lambda k: ((k[1] + 1) << k[0], k[0])):
-            found = stored.get((level, idx))
-            if found is None:
-                self.problem = f"{_describe_node(level, idx)} is missing (node row deleted)"
-                break
-            if found != self.computed[(level, idx)]:
-                self.problem = (f"{_describe_node(level, idx)} does not match the entries "
-                                f"(node row altered, or entries rewritten under it)")
-                break
-        self.computed = {}
+        # Name the bad node covering the earliest entries (the lowest at a tie).
+        present = {(level, idx) for level, idx in self.connection.execute(
+            select(LedgerNode.level, LedgerNode.idx).where(query.whereclause))}
+        bad = []
+        for level, hashes in self.levels.items():
+            got = iter(stored[level])
+            for offset, h in enumerate(hashes):
+                idx = self.first[level] + offset
+                if (level, idx) not in present:
+                    bad.append(((idx + 1) << level, level, idx, "is missing (node row deleted)"))
+                elif next(got) != h:
+                    bad.append(((idx + 1) << level, level, idx,
+                                "does not match the entries (node row altered, or entries rewritten under it)"))
+        _, level, idx, what = min(bad)
+        self.problem = f"{_describe_node(level, idx)} {what}"
 
 
 def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
@@ -321,10 +322,11 @@ def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
     wanted = set(at_sizes)
     roots = {0: merkle.EMPTY_ROOT.hex()} if 0 in wanted else {}
     nodes = _NodeCheck(session)
+    levels, first = nodes.levels, nodes.first
     frontier: list[bytes] = []
     expected_prev = GENESIS
     expected_seq = 1
-    rows = session.execute(
+    rows = session.connection().execute(
         select(LedgerEntry.seq, LedgerEntry.recorded_at, LedgerEntry.actor, LedgerEntry.case_id,
                LedgerEntry.item_id, LedgerEntry.action, LedgerEntry.details, LedgerEntry.prev_hash,
                LedgerEntry.entry_hash)
@@ -343,8 +345,23 @@ def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
                             "action": action, "details": details, "prev": prev_hash})
         if hashlib.sha256(data).hexdigest() != entry_hash:
             raise LedgerTampered(f"ledger entry {seq}: content does not match its hash (edited)")
-        frontier, made = merkle.frontier_append_nodes(frontier, seq - 1, merkle.leaf_hash(data))
-        nodes.add(made)
+        # merkle.frontier_append_nodes inlined: this loop runs once per entry of the ledger,
+        # and the frontier is only ever extended here, so it is updated in place.
+        h, index, level = merkle.leaf_hash(data), seq - 1, 0
+        while True:
+            if level not in levels:
+                levels[level], first[level] = [], index
+            levels[level].append(h)
+            if not index & 1:
+                break
+            h = merkle.node_hash(frontier.pop(), h)
+            index >>= 1
+            level += 1
+        frontier.append(h)
+        nodes.pending += 1
+        if nodes.pending == _VERIFY_CHUNK:
+            nodes.flush()
+            levels, first = nodes.levels, nodes.first
         if seq in wanted:
             roots[seq] = merkle.frontier_root(frontier).hex()
         expected_prev = entry_hash
