@@ -47,6 +47,14 @@ def entry_fields(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def row_bytes(seq: int, recorded_at: str, actor: str, case_id: str | None, item_id: str | None, action: str,
+              details: str, prev_hash: str) -> bytes:
+    """:func:`entry_bytes` of an entry given as its columns, in table order (a row of
+    ``ledger_entries`` read with plain SQL)."""
+    return entry_bytes({"seq": seq, "time": recorded_at, "actor": actor, "case": case_id, "item": item_id,
+                        "action": action, "details": details, "prev": prev_hash})
+
+
 def new_entry(
     *, seq: int, prev_hash: str, recorded_at: str, actor: str, action: str,
     case_id: str | None = None, item_id: str | None = None, details: str = "{}",
@@ -55,8 +63,7 @@ def new_entry(
     ``entry_hash``, and its Merkle leaf hash: what :func:`append` stores."""
     row = {"seq": seq, "recorded_at": recorded_at, "actor": actor, "case_id": case_id, "item_id": item_id,
            "action": action, "details": details, "prev_hash": prev_hash}
-    data = entry_bytes({"seq": seq, "time": recorded_at, "actor": actor, "case": case_id, "item": item_id,
-                        "action": action, "details": details, "prev": prev_hash})
+    data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
     row["entry_hash"] = hashlib.sha256(data).hexdigest()
     return row, merkle.leaf_hash(data)
 
@@ -341,8 +348,7 @@ def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
             raise LedgerTampered(
                 f"ledger entry {seq}: previous-hash link broken (entry removed, inserted or reordered)"
             )
-        data = entry_bytes({"seq": seq, "time": recorded_at, "actor": actor, "case": case_id, "item": item_id,
-                            "action": action, "details": details, "prev": prev_hash})
+        data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
         if hashlib.sha256(data).hexdigest() != entry_hash:
             raise LedgerTampered(f"ledger entry {seq}: content does not match its hash (edited)")
         # merkle.frontier_append_nodes inlined: this loop runs once per entry of the ledger,
@@ -404,8 +410,7 @@ def backfill_nodes(connection: Connection, *, batch: int = 5000) -> int:
     pending: list[dict[str, Any]] = []
     count = 0
     for count, (seq, recorded_at, actor, case_id, item_id, action, details, prev_hash) in enumerate(rows, start=1):
-        data = entry_bytes({"seq": seq, "time": recorded_at, "actor": actor, "case": case_id, "item": item_id,
-                            "action": action, "details": details, "prev": prev_hash})
+        data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
         frontier, made = merkle.frontier_append_nodes(frontier, count - 1, merkle.leaf_hash(data))
         pending.extend(node_rows(made))
         if len(pending) >= batch:
