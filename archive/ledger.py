@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, column, func, insert, or_, select, table, text, tuple_
+from sqlalchemy import Connection, and_, column, func, insert, or_, select, table, text, type_coerce
+from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
 from archive import merkle
@@ -143,9 +144,14 @@ def _node_hashes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int
     """The stored hashes of these subtrees, in one query; LedgerTampered naming one that is missing."""
     if not keys:
         return {}
+    by_level: dict[int, list[int]] = {}
+    for level, idx in sorted(keys):
+        by_level.setdefault(level, []).append(idx)
+    # One primary-key lookup per level (SQLite scans the table for a row-value IN list).
     rows = session.execute(
-        select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash)
-        .where(tuple_(LedgerNode.level, LedgerNode.idx).in_(sorted(keys)))
+        select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(or_(*(
+            and_(LedgerNode.level == level, LedgerNode.idx.in_(idxs)) for level, idxs in by_level.items()
+        )))
     )
     found = {(level, idx): bytes(h) for level, idx, h in rows}
     missing = keys - found.keys()
@@ -287,13 +293,15 @@ class _NodeCheck:
     def _compare(self) -> None:
         stored: dict[int, list[bytes]] = {level: [] for level in self.levels}
         # Core rows (no ORM loading): each level's new nodes are consecutive, one range each.
-        query = select(LedgerNode.level, LedgerNode.hash).where(or_(*(
+        # The hashes untyped: the drivers already return bytes, and a per-row conversion
+        # is a third of this comparison's time.
+        query = select(LedgerNode.level, type_coerce(LedgerNode.hash, NULLTYPE)).where(or_(*(
             and_(LedgerNode.level == level, LedgerNode.idx.between(self.first[level],
                                                                    self.first[level] + len(hashes) - 1))
             for level, hashes in self.levels.items()
         ))).order_by(LedgerNode.level, LedgerNode.idx)
         for level, h in self.connection.execute(query).all():
-            stored[level].append(bytes(h))
+            stored[level].append(h)
         if all(stored[level] == hashes for level, hashes in self.levels.items()):
             return
         # Name the bad node covering the earliest entries (the lowest at a tie).
