@@ -54,7 +54,7 @@ from archive.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe,
 from archive.db import Database
 from archive.errors import (
     ArchiveError, ConfigurationError, Conflict, Forbidden, InvalidInput, NotFound, ObjectExists, ObjectNotFound,
-    Unauthenticated,
+    Unauthenticated, VerificationError,
 )
 from archive.ledger_format import canonical_json
 from archive.models import (
@@ -501,20 +501,24 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
     # latest checkpoint, which no checkpoint covers until the ledger grows again.)
     last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
     checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
-    # One tree for all the case's proofs: O(log n) each instead of O(n).
-    tree = merkle.MerkleTree(ledger.leaf_hashes(session, checkpoint.tree_size))
-    if tree.root.hex() != checkpoint.root_hash:
-        raise ExportFailed(
-            f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size}: refusing to export",
-            code="ledger_tampered",
-        )
+    # Each proof reads O(log n) stored subtree hashes and is checked here, against the
+    # sealed root, with the leaf recomputed from the entry as it stands.
+    sealed_root = bytes.fromhex(checkpoint.root_hash)
     entries = []
     rows = session.execute(
         select(LedgerEntry).where(LedgerEntry.case_id == export.case_id, LedgerEntry.seq <= checkpoint.tree_size)
         .order_by(LedgerEntry.seq)
     ).scalars()
     for entry in rows:
-        proof = tree.inclusion_proof(entry.seq - 1)
+        try:
+            proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=checkpoint.tree_size).path]
+            merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry))),
+                                    index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
+        except (merkle.ProofError, VerificationError) as exc:
+            raise ExportFailed(
+                f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq}: "
+                f"refusing to export ({exc})", code="ledger_tampered",
+            ) from exc
         entries.append({
             "entry": ledger.entry_fields(entry), "entry_hash": entry.entry_hash,
             "proof": {"leaf_index": entry.seq - 1, "tree_size": checkpoint.tree_size,

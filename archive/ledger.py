@@ -4,18 +4,21 @@ Each entry's canonical bytes (:func:`entry_bytes`) name its sequence number, tim
 actor, case, item, action, details and the previous entry's hash. ``entry_hash`` is the
 SHA-256 of those bytes (the chain); the same bytes are the leaves of an RFC 9162 Merkle
 tree, so the service can give a tree head for any size, an inclusion proof for an entry
-and a consistency proof between two sizes. The proof checks in :mod:`archive.merkle` are
+and a consistency proof between two sizes. Append stores the hash of every complete
+subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof checks in :mod:`archive.merkle` are
 pure and run offline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, and_, column, func, insert, or_, select, table, text, type_coerce
+from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
 from archive import merkle
@@ -23,7 +26,7 @@ from archive.errors import InvalidInput, LedgerTampered, NotFound
 # The entry format is pure and lives apart so the offline verifier needs no database;
 # the names stay importable from here for existing callers.
 from archive.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
-from archive.models import LedgerEntry, LedgerLock
+from archive.models import LedgerEntry, LedgerLock, LedgerNode
 
 
 def iso_utc(moment: datetime) -> str:
@@ -45,6 +48,32 @@ def entry_fields(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def row_bytes(seq: int, recorded_at: str, actor: str, case_id: str | None, item_id: str | None, action: str,
+              details: str, prev_hash: str) -> bytes:
+    """:func:`entry_bytes` of an entry given as its columns, in table order (a row of
+    ``ledger_entries`` read with plain SQL)."""
+    return entry_bytes({"seq": seq, "time": recorded_at, "actor": actor, "case": case_id, "item": item_id,
+                        "action": action, "details": details, "prev": prev_hash})
+
+
+def new_entry(
+    *, seq: int, prev_hash: str, recorded_at: str, actor: str, action: str,
+    case_id: str | None = None, item_id: str | None = None, details: str = "{}",
+) -> tuple[dict[str, Any], bytes]:
+    """The column values of entry ``seq`` (``details`` already canonical JSON), with its
+    ``entry_hash``, and its Merkle leaf hash: what :func:`append` stores."""
+    row = {"seq": seq, "recorded_at": recorded_at, "actor": actor, "case_id": case_id, "item_id": item_id,
+           "action": action, "details": details, "prev_hash": prev_hash}
+    data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
+    row["entry_hash"] = hashlib.sha256(data).hexdigest()
+    return row, merkle.leaf_hash(data)
+
+
+def node_rows(made: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
+    """``ledger_nodes`` rows for the subtrees :func:`archive.merkle.frontier_append_nodes` completed."""
+    return [{"level": level, "idx": idx, "hash": h} for level, idx, h in made]
+
+
 def append(
     session: Session,
     *,
@@ -58,7 +87,8 @@ def append(
     """Append one entry in the caller's transaction (it becomes visible on commit).
 
     The single ``ledger_lock`` row is locked first, so concurrent appenders queue up
-    and sequence numbers and the chain never fork.
+    and sequence numbers and the chain never fork. The Merkle subtrees the entry
+    completes are stored (``ledger_nodes``) in the same transaction.
 
     Lock order, in every transaction (the other order deadlocks on PostgreSQL): the
     device row, case rows (sorted by id), the item row, then export, upload, receipt
@@ -68,24 +98,17 @@ def append(
     UPDATE), which does not block inserts that reference the row.
     """
     lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1).with_for_update(key_share=True)).scalar_one()
-    seq = lock.size + 1
-    prev = _entry_hash(session, lock.size)
-    entry = LedgerEntry(
-        seq=seq,
-        recorded_at=iso_utc(now or datetime.now(timezone.utc)),
-        actor=actor,
-        case_id=case_id,
-        item_id=item_id,
-        action=action,
-        details=canonical_json(details or {}),
-        prev_hash=prev,
+    row, leaf = new_entry(
+        seq=lock.size + 1, prev_hash=_entry_hash(session, lock.size),
+        recorded_at=iso_utc(now or datetime.now(timezone.utc)), actor=actor, action=action,
+        case_id=case_id, item_id=item_id, details=canonical_json(details or {}),
     )
-    fields = entry_fields(entry)
-    entry.entry_hash = compute_entry_hash(fields)
-    frontier = _frontier(session, lock)
-    lock.frontier = [h.hex() for h in merkle.frontier_append(frontier, lock.size, merkle.leaf_hash(entry_bytes(fields)))]
+    entry = LedgerEntry(**row)
+    frontier, made = merkle.frontier_append_nodes(_frontier(session, lock), lock.size, leaf)
+    lock.frontier = [h.hex() for h in frontier]
     session.add(entry)
-    lock.size = seq
+    session.execute(insert(LedgerNode), node_rows(made))
+    lock.size = entry.seq
     session.flush()
     return entry
 
@@ -113,23 +136,35 @@ def _entry_hash(session: Session, seq: int) -> str:
     return found
 
 
-def leaf_hashes(session: Session, tree_size: int) -> list[bytes]:
-    """Merkle leaf hashes of the first ``tree_size`` entries.
+def _describe_node(level: int, idx: int) -> str:
+    return f"stored Merkle node (level {level}, index {idx}: entries {(idx << level) + 1}..{(idx + 1) << level})"
 
-    Raises LedgerTampered naming the first entry missing from ``1..tree_size``: every
-    proof and root is computed from this list, and a short list must never reach the
-    Merkle code as if the tree were smaller.
-    """
-    leaves = []
-    for expected, entry in enumerate(iter_entries(session, stop=tree_size), start=1):
-        if entry.seq != expected:
-            raise LedgerTampered(f"ledger entry {expected} is missing (next present is {entry.seq})")
-        leaves.append(merkle.leaf_hash(entry_bytes(entry_fields(entry))))
-    if len(leaves) < tree_size:
-        raise LedgerTampered(
-            f"ledger entry {len(leaves) + 1} is missing: the ledger holds {len(leaves)} of the first {tree_size} entries"
-        )
-    return leaves
+
+def _node_hashes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of these subtrees, in one query; LedgerTampered naming one that is missing."""
+    if not keys:
+        return {}
+    by_level: dict[int, list[int]] = {}
+    for level, idx in sorted(keys):
+        by_level.setdefault(level, []).append(idx)
+    # One primary-key lookup per level (SQLite scans the table for a row-value IN list).
+    rows = session.execute(
+        select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(or_(*(
+            and_(LedgerNode.level == level, LedgerNode.idx.in_(idxs)) for level, idxs in by_level.items()
+        )))
+    )
+    found = {(level, idx): bytes(h) for level, idx, h in rows}
+    missing = keys - found.keys()
+    if missing:
+        raise LedgerTampered(f"{_describe_node(*min(missing))} is missing (node row deleted)")
+    return found
+
+
+def _range_roots(session: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The Merkle Tree Hash of each leaf range, from the stored subtree hashes (O(log n) each)."""
+    pieces = [merkle.subtrees(start, end) for start, end in ranges]
+    stored = _node_hashes(session, {p for ps in pieces for p in ps})
+    return [merkle.fold([stored[p] for p in ps]) for ps in pieces]
 
 
 @dataclass(frozen=True)
@@ -157,27 +192,26 @@ def _decoded(frontier: list[str]) -> list[bytes]:
 
 
 def _frontier(session: Session, lock: LedgerLock) -> list[bytes]:
-    """The Merkle frontier of the ledger's ``lock.size`` entries (computed once if unset)."""
+    """The Merkle frontier of the ledger's ``lock.size`` entries (from the stored nodes if unset)."""
     if lock.frontier is not None:
         return _decoded(lock.frontier)
-    frontier: list[bytes] = []
-    for index, leaf in enumerate(leaf_hashes(session, lock.size)):
-        frontier = merkle.frontier_append(frontier, index, leaf)
-    return frontier
+    pieces = merkle.subtrees(0, lock.size)
+    stored = _node_hashes(session, set(pieces))
+    return [stored[p] for p in pieces]
 
 
 def tree_head(session: Session, *, tree_size: int | None = None) -> TreeHead:
     """The tree head for ``tree_size`` entries (default: all).
 
-    The current head comes from the frontier each append keeps (O(log n)); an older
-    size is rehashed from its entries. ``verify`` checks the frontier against them.
+    The current head comes from the frontier each append keeps; an older size from
+    the stored subtree hashes. Both O(log n); ``verify`` checks both against the entries.
     """
     total, stored = session.execute(select(LedgerLock.size, LedgerLock.frontier).where(LedgerLock.id == 1)).one()
     n = _checked_size(session, tree_size, total=total)
     if n == total and stored is not None:
         root = merkle.frontier_root(_decoded(stored))
     else:
-        root = merkle.root_from_leaf_hashes(leaf_hashes(session, n))
+        root = _range_roots(session, [(0, n)])[0]
     return TreeHead(tree_size=n, root_hash=root.hex(), last_entry_hash=_entry_hash(session, n))
 
 
@@ -193,16 +227,13 @@ class InclusionProof:
 
 
 def inclusion(session: Session, *, seq: int, tree_size: int | None = None) -> InclusionProof:
-    """An RFC 9162 inclusion proof for entry ``seq``."""
+    """An RFC 9162 inclusion proof for entry ``seq``, from O(log n) stored subtree hashes."""
     n = _checked_size(session, tree_size)
     if not 1 <= seq <= n:
         raise NotFound(f"entry {seq} is not in a tree of size {n}", code="entry_not_found")
-    leaves = leaf_hashes(session, n)
-    path = merkle.inclusion_proof(leaves, seq - 1, n)
-    return InclusionProof(
-        seq=seq, tree_size=n, leaf_hash=leaves[seq - 1].hex(),
-        root_hash=merkle.root_from_leaf_hashes(leaves).hex(), path=tuple(p.hex() for p in path),
-    )
+    root, leaf, *path = _range_roots(session, [(0, n), (seq - 1, seq), *merkle.inclusion_ranges(seq - 1, n)])
+    return InclusionProof(seq=seq, tree_size=n, leaf_hash=leaf.hex(), root_hash=root.hex(),
+                          path=tuple(p.hex() for p in path))
 
 
 @dataclass(frozen=True)
@@ -217,18 +248,14 @@ class ConsistencyProof:
 
 
 def consistency(session: Session, *, old_size: int, new_size: int | None = None) -> ConsistencyProof:
-    """An RFC 9162 consistency proof between two tree sizes."""
+    """An RFC 9162 consistency proof between two tree sizes, from O(log n) stored subtree hashes."""
     n = _checked_size(session, new_size)
     if not 0 <= old_size <= n:
         raise InvalidInput(f"old size {old_size} is outside 0..{n}", code="invalid_tree_size")
-    leaves = leaf_hashes(session, n)
-    path = merkle.consistency_proof(leaves, old_size, n)
-    return ConsistencyProof(
-        old_size=old_size, new_size=n,
-        old_root=merkle.root_from_leaf_hashes(leaves[:old_size]).hex(),
-        new_root=merkle.root_from_leaf_hashes(leaves).hex(),
-        path=tuple(p.hex() for p in path),
-    )
+    old_root, new_root, *path = _range_roots(session, [(0, old_size), (0, n),
+                                                       *merkle.consistency_ranges(old_size, n)])
+    return ConsistencyProof(old_size=old_size, new_size=n, old_root=old_root.hex(), new_root=new_root.hex(),
+                            path=tuple(p.hex() for p in path))
 
 
 @dataclass(frozen=True)
@@ -238,35 +265,120 @@ class LedgerReport:
     size: int
     root_hash: str
     last_entry_hash: str
+    roots: dict[int, str] = field(default_factory=dict)
+    """The hex root at each tree size :func:`verify` was asked for (``at_sizes``) within the ledger."""
 
 
-def verify(session: Session) -> LedgerReport:
-    """Recompute the chain and tree from the database; raise LedgerTampered on any defect.
+_VERIFY_CHUNK = 8192
+"""Entries per batch of stored subtree hashes compared in :func:`verify`."""
+
+
+class _NodeCheck:
+    """Compares the subtree hashes a verification pass computes with the stored ones, a
+    chunk at a time (one query per chunk), remembering the first mismatch."""
+
+    def __init__(self, session: Session):
+        self.connection = session.connection()
+        # Per level: the index of the first node computed since the last flush, and the hashes.
+        self.first: dict[int, int] = {}
+        self.levels: dict[int, list[bytes]] = {}
+        self.pending = 0
+        self.problem: str | None = None
+
+    def flush(self) -> None:
+        if self.pending and self.problem is None:
+            self._compare()
+        self.first, self.levels, self.pending = {}, {}, 0
+
+    def _compare(self) -> None:
+        stored: dict[int, list[bytes]] = {level: [] for level in self.levels}
+        # Core rows (no ORM loading): each level's new nodes are consecutive, one range each.
+        # The hashes untyped: the drivers already return bytes, and a per-row conversion
+        # is a third of this comparison's time.
+        query = select(LedgerNode.level, type_coerce(LedgerNode.hash, NULLTYPE)).where(or_(*(
+            and_(LedgerNode.level == level, LedgerNode.idx.between(self.first[level],
+                                                                   self.first[level] + len(hashes) - 1))
+            for level, hashes in self.levels.items()
+        ))).order_by(LedgerNode.level, LedgerNode.idx)
+        for level, h in self.connection.execute(query).all():
+            stored[level].append(h)
+        if all(stored[level] == hashes for level, hashes in self.levels.items()):
+            return
+        # Name the bad node covering the earliest entries (the lowest at a tie).
+        present = {(level, idx) for level, idx in self.connection.execute(
+            select(LedgerNode.level, LedgerNode.idx).where(query.whereclause))}
+        bad = []
+        for level, hashes in self.levels.items():
+            got = iter(stored[level])
+            for offset, h in enumerate(hashes):
+                idx = self.first[level] + offset
+                if (level, idx) not in present:
+                    bad.append(((idx + 1) << level, level, idx, "is missing (node row deleted)"))
+                elif next(got) != h:
+                    bad.append(((idx + 1) << level, level, idx,
+                                "does not match the entries (node row altered, or entries rewritten under it)"))
+        _, level, idx, what = min(bad)
+        self.problem = f"{_describe_node(level, idx)} {what}"
+
+
+def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
+    """Recompute the chain and tree from the database in one pass; raise LedgerTampered on any defect.
 
     Detects an edited entry (its hash no longer recomputes), a deleted or inserted entry
-    (sequence gap or surplus, broken chain, or a count different from the ledger's own)
-    and reordering (broken chain).
+    (sequence gap or surplus, broken chain, or a count different from the ledger's own),
+    reordering (broken chain), a running tree head that differs from the entries, and a
+    stored subtree hash (``ledger_nodes``) that is missing or differs from the one the
+    pass computes. Also returns the root at each of ``at_sizes`` (the sealed checkpoints'
+    sizes, so they are checked without rehashing each prefix).
     """
     # The count and running tree head are read first and the entries checked up to that
     # count, so entries appended meanwhile (the service keeps running) are no alarm.
     claimed, stored = session.execute(select(LedgerLock.size, LedgerLock.frontier).where(LedgerLock.id == 1)).one()
+    wanted = set(at_sizes)
+    roots = {0: merkle.EMPTY_ROOT.hex()} if 0 in wanted else {}
+    nodes = _NodeCheck(session)
+    levels, first = nodes.levels, nodes.first
+    frontier: list[bytes] = []
     expected_prev = GENESIS
     expected_seq = 1
-    leaves: list[bytes] = []
-    for entry in iter_entries(session, stop=claimed):
-        fields = entry_fields(entry)
-        if entry.seq != expected_seq:
-            if entry.seq > expected_seq:
-                raise LedgerTampered(f"ledger entry {expected_seq} is missing (next present is {entry.seq})")
-            raise LedgerTampered(f"ledger entry {entry.seq} appears out of order")
-        if entry.prev_hash != expected_prev:
+    rows = session.connection().execute(
+        select(LedgerEntry.seq, LedgerEntry.recorded_at, LedgerEntry.actor, LedgerEntry.case_id,
+               LedgerEntry.item_id, LedgerEntry.action, LedgerEntry.details, LedgerEntry.prev_hash,
+               LedgerEntry.entry_hash)
+        .where(LedgerEntry.seq <= claimed).order_by(LedgerEntry.seq).execution_options(yield_per=5000)
+    )
+    for seq, recorded_at, actor, case_id, item_id, action, details, prev_hash, entry_hash in rows:
+        if seq != expected_seq:
+            if seq > expected_seq:
+                raise LedgerTampered(f"ledger entry {expected_seq} is missing (next present is {seq})")
+            raise LedgerTampered(f"ledger entry {seq} appears out of order")
+        if prev_hash != expected_prev:
             raise LedgerTampered(
-                f"ledger entry {entry.seq}: previous-hash link broken (entry removed, inserted or reordered)"
+                f"ledger entry {seq}: previous-hash link broken (entry removed, inserted or reordered)"
             )
-        if compute_entry_hash(fields) != entry.entry_hash:
-            raise LedgerTampered(f"ledger entry {entry.seq}: content does not match its hash (edited)")
-        leaves.append(merkle.leaf_hash(entry_bytes(fields)))
-        expected_prev = entry.entry_hash
+        data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
+        if hashlib.sha256(data).hexdigest() != entry_hash:
+            raise LedgerTampered(f"ledger entry {seq}: content does not match its hash (edited)")
+        # merkle.frontier_append_nodes inlined: this loop runs once per entry of the ledger,
+        # and the frontier is only ever extended here, so it is updated in place.
+        h, index, level = merkle.leaf_hash(data), seq - 1, 0
+        while True:
+            if level not in levels:
+                levels[level], first[level] = [], index
+            levels[level].append(h)
+            if not index & 1:
+                break
+            h = merkle.node_hash(frontier.pop(), h)
+            index >>= 1
+            level += 1
+        frontier.append(h)
+        nodes.pending += 1
+        if nodes.pending == _VERIFY_CHUNK:
+            nodes.flush()
+            levels, first = nodes.levels, nodes.first
+        if seq in wanted:
+            roots[seq] = merkle.frontier_root(frontier).hex()
+        expected_prev = entry_hash
         expected_seq += 1
     found = expected_seq - 1
     if found != claimed:
@@ -277,10 +389,44 @@ def verify(session: Session) -> LedgerReport:
         raise LedgerTampered(
             f"ledger holds entries past the {recorded_now} it recorded: entry {surplus} onward added"
         )
-    root = merkle.root_from_leaf_hashes(leaves)
+    root = merkle.frontier_root(frontier)
     if stored is not None and merkle.frontier_root(_decoded(stored)) != root:
         raise LedgerTampered("the ledger's running tree head does not match its entries (entries rewritten)")
-    return LedgerReport(size=found, root_hash=root.hex(), last_entry_hash=expected_prev)
+    nodes.flush()
+    if nodes.problem is not None:
+        raise LedgerTampered(nodes.problem)
+    return LedgerReport(size=found, root_hash=root.hex(), last_entry_hash=expected_prev, roots=roots)
+
+
+_NODES = table("ledger_nodes", column("level"), column("idx"), column("hash"))
+
+
+def backfill_nodes(connection: Connection, *, batch: int = 5000) -> int:
+    """Store the subtree hashes of every entry present (an empty ``ledger_nodes`` assumed),
+    streamed: memory stays O(batch + log n). Returns the number of entries read.
+
+    For ledgers written before nodes were stored (migration 0012). A ledger tampered
+    with before that gets the nodes of its tampered entries; the chain check of
+    :func:`verify` and the sealed checkpoints still name the tampering.
+    """
+    # Options on the statement, not the connection: those would outlive this call.
+    rows = connection.execute(text(
+        "SELECT seq, recorded_at, actor, case_id, item_id, action, details, prev_hash "
+        "FROM ledger_entries ORDER BY seq"
+    ).execution_options(stream_results=True, yield_per=batch))
+    frontier: list[bytes] = []
+    pending: list[dict[str, Any]] = []
+    count = 0
+    for count, (seq, recorded_at, actor, case_id, item_id, action, details, prev_hash) in enumerate(rows, start=1):
+        data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
+        frontier, made = merkle.frontier_append_nodes(frontier, count - 1, merkle.leaf_hash(data))
+        pending.extend(node_rows(made))
+        if len(pending) >= batch:
+            connection.execute(insert(_NODES), pending)
+            pending = []
+    if pending:
+        connection.execute(insert(_NODES), pending)
+    return count
 
 
 def count_actions(session: Session, *, item_id: str, action: str) -> int:

@@ -18,9 +18,14 @@ ENTRY_FIELDS = ("seq", "time", "actor", "case", "item", "action", "details", "pr
 """The fields of a published entry, in the order they are documented."""
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+# json.dumps with these options builds a new encoder per call; ledger verification calls
+# this once per entry, so one encoder is kept (same output as json.dumps, same options).
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no insignificant whitespace: one text per value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def entry_bytes(fields: dict[str, Any]) -> bytes:

@@ -38,7 +38,12 @@ __all__ = [
     "root_from_inclusion",
     "verify_inclusion",
     "verify_consistency",
+    "inclusion_ranges",
+    "consistency_ranges",
+    "subtrees",
+    "fold",
     "frontier_append",
+    "frontier_append_nodes",
     "frontier_root",
 ]
 
@@ -90,23 +95,71 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, tree_size: int) ->
             ``[0, tree_size)``, or a leaf hash is not 32 bytes long.
     """
     _check_size(leaf_hashes, tree_size)
+    return [_range_root(leaf_hashes, start, end) for start, end in inclusion_ranges(index, tree_size)]
+
+
+def inclusion_ranges(index: int, tree_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[start, end)`` whose roots make up PATH(index, D[tree_size]), in proof order.
+
+    Each range starts at a multiple of a power of two at least as large as the range,
+    so its root is the fold of a few complete aligned subtrees (see :func:`subtrees`):
+    a log that stores those subtree hashes answers a proof with O(log n) of them.
+
+    Raises:
+        ValueError: ``index`` is not in ``[0, tree_size)``.
+    """
     if not 0 <= index < tree_size:
         raise ValueError(f"index {index} is out of range for a tree of size {tree_size}")
     # Walk down from the root as PATH recurses. Each step's sibling covers a range
     # disjoint from every other step's, so the whole proof hashes each leaf at most once.
-    siblings: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     start, end = 0, tree_size
     while end - start > 1:
         split = start + _largest_power_of_two_below(end - start)
         if index < split:
-            siblings.append(_range_root(leaf_hashes, split, end))
+            ranges.append((split, end))
             end = split
         else:
-            siblings.append(_range_root(leaf_hashes, start, split))
+            ranges.append((start, split))
             start = split
     # PATH appends the sibling after recursing, so the deepest sibling comes first.
-    siblings.reverse()
-    return siblings
+    ranges.reverse()
+    return ranges
+
+
+def subtrees(start: int, end: int) -> list[tuple[int, int]]:
+    """The complete aligned subtrees ``(level, index)`` that tile leaves ``[start, end)``, left to right.
+
+    Subtree ``(level, index)`` covers leaves ``index * 2**level`` to ``(index + 1) * 2**level``.
+    ``start`` must be a multiple of the largest power of two not above ``end - start``
+    (true of every range of :func:`inclusion_ranges`, :func:`consistency_ranges` and of
+    ``[0, n)``). The Merkle Tree Hash of the range is the right-to-left fold of their
+    hashes, as for a frontier (:func:`fold`).
+    """
+    pieces = []
+    position, remaining = start, end - start
+    for level in range(remaining.bit_length() - 1, -1, -1):
+        if remaining >> level & 1:
+            if position % (1 << level):
+                raise ValueError(f"range {start}..{end} is not aligned for subtree level {level}")
+            pieces.append((level, position >> level))
+            position += 1 << level
+    return pieces
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """The Merkle Tree Hash of consecutive complete subtrees given largest (leftmost) first.
+
+    MTH splits at the largest power of two, which is exactly the first subtree; the rest
+    folds the same way, so the root is the right-to-left fold. The empty list gives
+    :data:`EMPTY_ROOT`.
+    """
+    if not hashes:
+        return EMPTY_ROOT
+    root = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        root = node_hash(left, root)
+    return root
 
 
 class MerkleTree:
@@ -164,12 +217,23 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, new_size: int
             or a leaf hash is not 32 bytes long.
     """
     _check_size(leaf_hashes, new_size)
+    return [_range_root(leaf_hashes, start, end) for start, end in consistency_ranges(old_size, new_size)]
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[start, end)`` whose roots make up PROOF(old_size, D[new_size]), in proof order.
+
+    Aligned as in :func:`inclusion_ranges`, so stored subtree hashes answer the proof.
+
+    Raises:
+        ValueError: the sizes are not ``0 <= old_size <= new_size``.
+    """
     if not 0 <= old_size <= new_size:
         raise ValueError(f"old size {old_size} is not between 0 and the new size {new_size}")
     if old_size == 0 or old_size == new_size:
         return []
     # SUBPROOF(m, D[start:end], b), unrolled into a walk down from the root.
-    siblings: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     m, start, end = old_size, 0, new_size
     # b stays true only while the old tree is the left edge of the current subtree, in
     # which case the verifier already knows that subtree's root (it is the old root).
@@ -177,17 +241,17 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, new_size: int
     while m != end - start:
         k = _largest_power_of_two_below(end - start)
         if m <= k:
-            siblings.append(_range_root(leaf_hashes, start + k, end))
+            ranges.append((start + k, end))
             end = start + k
         else:
-            siblings.append(_range_root(leaf_hashes, start, start + k))
+            ranges.append((start, start + k))
             start += k
             m -= k
             known_to_verifier = False
-    siblings.reverse()
+    ranges.reverse()
     if known_to_verifier:
-        return siblings
-    return [_range_root(leaf_hashes, start, end), *siblings]
+        return ranges
+    return [(start, end), *ranges]
 
 
 def root_from_inclusion(*, leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes]) -> bytes:
@@ -418,28 +482,38 @@ def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[b
         ValueError: the frontier does not have one hash per set bit of ``size``, or a
             hash is not 32 bytes long.
     """
+    return frontier_append_nodes(frontier, size, leaf)[0]
+
+
+def frontier_append_nodes(
+    frontier: Sequence[bytes], size: int, leaf: bytes
+) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
+    """:func:`frontier_append`, also returning the complete subtrees the new leaf completes.
+
+    Those are ``(level, index, hash)`` (see :func:`subtrees`): the leaf itself at level 0,
+    then one more per merge. Storing them as a log grows keeps every complete aligned
+    subtree's hash, from which any proof or older root takes O(log n) hashes.
+
+    Raises:
+        ValueError: as :func:`frontier_append`.
+    """
     if size < 0 or len(frontier) != bin(size).count("1"):
         raise ValueError(f"a frontier of {len(frontier)} hashes does not fit a tree of size {size}")
     _check_hash("leaf hash", leaf)
     nodes = list(frontier)
     nodes.append(leaf)
+    made = [(0, size, leaf)]
+    level = 0
     # Each trailing 1 bit of ``size`` is a subtree as big as the one just completed: merge.
     while size & 1:
         right = nodes.pop()
         nodes[-1] = node_hash(nodes[-1], right)
         size >>= 1
-    return nodes
+        level += 1
+        made.append((level, size, nodes[-1]))
+    return nodes, made
 
 
 def frontier_root(frontier: Sequence[bytes]) -> bytes:
-    """The Merkle Tree Hash of the tree whose frontier this is (see :func:`frontier_append`).
-
-    MTH splits at the largest power of two, which is exactly the first subtree; the rest
-    folds the same way, so the root is the right-to-left fold of the subtree roots.
-    """
-    if not frontier:
-        return EMPTY_ROOT
-    root = frontier[-1]
-    for left in reversed(frontier[:-1]):
-        root = node_hash(left, root)
-    return root
+    """The Merkle Tree Hash of the tree whose frontier this is (see :func:`frontier_append`)."""
+    return fold(frontier)

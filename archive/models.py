@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -330,6 +331,22 @@ class LedgerLock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     frontier: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class LedgerNode(Base):
+    """The hash of one complete subtree of the ledger's RFC 9162 Merkle tree.
+
+    Node ``(level, idx)`` covers entries ``idx * 2**level + 1`` to ``(idx + 1) * 2**level``
+    (level 0 holds each entry's leaf hash). :func:`archive.ledger.append` writes the
+    nodes each entry completes, in its transaction; proofs and older tree heads then
+    read O(log n) of them (:func:`archive.merkle.subtrees`), and ``ledger verify``
+    recomputes every one from the entries.
+    """
+
+    __tablename__ = "ledger_nodes"
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class Device(Base):

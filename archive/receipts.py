@@ -161,13 +161,14 @@ def run_verification(
         else:
             checks.append(_check("item", item_id, "ok", detail))
     with db.snapshot() as session:
+        lr = None
         try:
-            lr = ledger.verify(session)
+            lr = ledger.verify(session, at_sizes=sealing.checkpoint_sizes(session))
             checks.append(_check("ledger", "custody ledger", "ok", f"{lr.size} entries, root {lr.root_hash}"))
         except VerificationError as exc:
             checks.append(_check("ledger", "custody ledger", "failed", exc.message))
         try:
-            cr = sealing.verify_checkpoints(session, sealer)
+            cr = sealing.verify_checkpoints(session, sealer, ledger_report=lr)
             checks.append(_check("checkpoints", "sealed checkpoints", "ok",
                                  f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
         except VerificationError as exc:

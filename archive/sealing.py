@@ -42,7 +42,7 @@ import json
 import logging
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -1183,7 +1183,15 @@ def _check_records(recorded: list[RecordedCheckpoint], rows: list[Checkpoint]) -
         )
 
 
-def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
+def checkpoint_sizes(session: Session) -> list[int]:
+    """The tree sizes of the checkpoint rows: pass them to :func:`archive.ledger.verify` as
+    ``at_sizes`` so its one pass yields the roots :func:`verify_checkpoints` compares."""
+    return list(session.execute(select(Checkpoint.tree_size).order_by(Checkpoint.tree_size)).scalars())
+
+
+def verify_checkpoints(
+    session: Session, sealer: Sealer, *, ledger_report: ledger.LedgerReport | None = None
+) -> CheckpointsReport:
     """Check every checkpoint against its ledger record, its seals and the current ledger.
 
     First the ledger's ``checkpoint_sealed`` records: they chain by their previous-links,
@@ -1194,7 +1202,23 @@ def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
     names the preceding checkpoint; the current ledger's first ``tree_size`` entries
     hash to the sealed root; and an RFC 9162 consistency proof links it to the next
     checkpoint. Raises VerificationError naming the first failure.
+
+    The roots come from one pass over the ledger (:func:`archive.ledger.verify` with
+    ``at_sizes=checkpoint_sizes(session)``): give its report as ``ledger_report`` when
+    the caller has just run it, else the pass runs here.
     """
+    return verify_checkpoint_chain(session, ledger_report=ledger_report,
+                                   statement_of=lambda cp: verify_checkpoint_seal(session, sealer, cp))
+
+
+def verify_checkpoint_chain(
+    session: Session, *, ledger_report: ledger.LedgerReport | None,
+    statement_of: Callable[[Checkpoint], dict[str, Any]],
+) -> CheckpointsReport:
+    """:func:`verify_checkpoints` with the seal check given as ``statement_of`` (which
+    returns the checkpoint's statement once its seals hold). The service always passes
+    :func:`verify_checkpoint_seal`; only the ledger benchmark passes the unchecked
+    :func:`checkpoint_statement`, to time the rest on checkpoints it could not seal."""
     total = ledger.size(session)
     cps = session.execute(select(Checkpoint).order_by(Checkpoint.tree_size)).scalars().all()
     recorded = recorded_checkpoints(session, up_to=total)
@@ -1206,12 +1230,13 @@ def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
             f"checkpoint {cps[-1].id} covers {cps[-1].tree_size} entries but the ledger holds {total} "
             "(entries removed after they were sealed)",
         )
-    leaves = ledger.leaf_hashes(session, total)
+    if ledger_report is None or any(cp.tree_size not in ledger_report.roots for cp in cps):
+        ledger_report = ledger.verify(session, at_sizes=[cp.tree_size for cp in cps])
     records = {rec.checkpoint_id: rec for rec in recorded}
     previous: Checkpoint | None = None
     previous_root: bytes | None = None
     for cp in cps:
-        statement = verify_checkpoint_seal(session, sealer, cp)
+        statement = statement_of(cp)
         rec = records[cp.id]
         actual = checkpoint_record(cp, previous)
         changed = sorted(k for k in actual.keys() | rec.details.keys() if actual.get(k) != rec.details.get(k))
@@ -1228,17 +1253,19 @@ def verify_checkpoints(session: Session, sealer: Sealer) -> CheckpointsReport:
                 f"name the preceding checkpoint {expected_prev} (a checkpoint was removed or altered)",
             )
         sealed_root = bytes.fromhex(cp.root_hash)
-        if merkle.root_from_leaf_hashes(leaves[: cp.tree_size]) != sealed_root:
+        if ledger_report.roots[cp.tree_size] != cp.root_hash:
             raise _failure(
                 f"checkpoint {cp.id}: the ledger's first {cp.tree_size} entries no longer hash to the sealed root "
                 f"{cp.root_hash} (an entry at or before {cp.tree_size} was changed, removed or reordered)",
             )
         if previous is not None and previous_root is not None:
-            proof = merkle.consistency_proof(leaves[: cp.tree_size], previous.tree_size, cp.tree_size)
+            # The proof the API serves, from the stored subtree hashes (O(log n)).
             try:
+                proof = ledger.consistency(session, old_size=previous.tree_size, new_size=cp.tree_size)
                 merkle.verify_consistency(old_size=previous.tree_size, new_size=cp.tree_size,
-                                          old_root=previous_root, new_root=sealed_root, proof=proof)
-            except merkle.ProofError as exc:
+                                          old_root=previous_root, new_root=sealed_root,
+                                          proof=[bytes.fromhex(p) for p in proof.path])
+            except (merkle.ProofError, VerificationError) as exc:
                 raise _failure(f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}") from exc
         previous, previous_root = cp, sealed_root
     last = cps[-1]

@@ -122,11 +122,11 @@ def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry
     if ledger.size(session) < cp.tree_size:
         raise _fail(item.id, f"ledger holds fewer entries than checkpoint {cp.id} sealed ({cp.tree_size})")
     try:
-        leaves = ledger.leaf_hashes(session, cp.tree_size)
+        proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=cp.tree_size).path]
     except VerificationError as exc:
         raise _fail(item.id, f"checkpoint {cp.id} (tree size {cp.tree_size}) cannot be proven: {exc.message}",
                     code=exc.code) from exc
-    proof = merkle.inclusion_proof(leaves, entry.seq - 1, cp.tree_size)
+    # The leaf is the entry as it stands, not the stored node: an edited entry fails here.
     leaf = merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry)))
     try:
         merkle.verify_inclusion(leaf_hash=leaf, index=entry.seq - 1, tree_size=cp.tree_size, proof=proof,

@@ -156,11 +156,35 @@ def _rewritten_entries(database):
 
 
 def _rewritten_history(database):
-    """The same, and the running tree head cleared too: only the checkpoints catch it."""
+    """The same, with the running tree head cleared and the stored subtree hashes rebuilt
+    from the rewritten entries: only the checkpoints catch it."""
     _rewrite_from_entry_3(database)
     with database.engine.begin() as conn:
         conn.execute(text("UPDATE ledger_lock SET frontier = NULL"))
+        conn.execute(text("DELETE FROM ledger_nodes"))
+        ledger.backfill_nodes(conn)
     return "no longer hash to the sealed root"
+
+
+def _stale_nodes(database):
+    """Entries rewritten and the running tree head cleared, but the stored subtree hashes
+    left as they were: the one pass names the first stale node."""
+    _rewrite_from_entry_3(database)
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_lock SET frontier = NULL"))
+    return "stored Merkle node (level 0, index 2: entries 3..3) does not match the entries"
+
+
+def _node_edit(database):
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_nodes SET hash = :h WHERE level = 1 AND idx = 2"), {"h": b"\x07" * 32})
+    return "stored Merkle node (level 1, index 2: entries 5..6) does not match the entries"
+
+
+def _node_delete(database):
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_nodes WHERE level = 2 AND idx = 1"))
+    return "stored Merkle node (level 2, index 1: entries 5..8) is missing"
 
 
 def _rewrite_from_entry_3(database):
@@ -182,9 +206,9 @@ def _rewrite_from_entry_3(database):
 
 @pytest.mark.parametrize(
     "tamper", [_root_hash, _statement, _seal_byte, _sm2, _removed_checkpoint, _entry_edit, _rewritten_entries,
-               _rewritten_history],
+               _rewritten_history, _stale_nodes, _node_edit, _node_delete],
     ids=["row-root", "statement", "cades-byte", "sm2", "removed-checkpoint", "entry-edit", "rewritten-entries",
-         "rewritten-history"],
+         "rewritten-history", "stale-nodes", "node-edit", "node-delete"],
 )
 def test_checkpoint_tampering_is_named(sealed_ledger, tamper):
     env, database = sealed_ledger
