@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
         throttle=Throttle.from_settings(settings),
     )
+    work.ring_with(services.db, services.enqueue)
     app.state.services = services
     errors.install(app)
     errors.document_errors(app)

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,8 +44,35 @@ ANALYSE_CONTINUITY = "evidence.analyse_continuity"
 BUILD_EXPORT = "evidence.build_export"
 VERIFY_CASE = "evidence.verify_case"
 
-DISPATCH_GRACE = timedelta(seconds=30)
-"""How long a recorded piece of work may wait for its doorbell before it is sent again."""
+DISPATCH_GRACE = timedelta(seconds=120)
+"""How long recorded work may wait in the queue before the reconciler sends it again. Long
+enough that a backlog is not flooded with duplicates (they would only be skipped), short
+enough that a bell lost between a commit and its send is soon rung again."""
+
+def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
+    """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).
+
+    Every transaction that :func:`want`-ed work then rings it right after its commit, so
+    no caller has to remember to enqueue, and none can enqueue before the commit.
+    """
+    db.sessions.kw.setdefault("info", {})["doorbell"] = send
+
+
+@event.listens_for(Session, "after_commit")
+def _ring_after_commit(session: Session) -> None:
+    wanted = session.info.pop("wanted", None)
+    send = session.info.get("doorbell")
+    if wanted and send is not None:
+        for task, subject in wanted:
+            try:
+                send(task, subject)
+            except Exception:  # noqa: BLE001 - the reconciler sends it when due
+                log.warning("could not send %s(%s); the reconciler will", task, subject, exc_info=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop("wanted", None)
 
 
 def owner_name() -> str:
@@ -76,46 +103,52 @@ def want(session: Session, *, task: str, subject: str, now: datetime | None = No
             "updated_at": now,
         },
     ))
+    session.info.setdefault("wanted", []).append((task, subject))
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A lease on one piece of work (or a run without one: ``tracked`` False)."""
+    """A lease on one piece of work."""
 
     task: str
     subject: str
     owner: str
     attempts: int
-    tracked: bool
-    """False when no row records this work (already done, or sent without one): the task
-    runs anyway, being idempotent, but there is no lease to renew or release."""
 
 
 class Busy(Exception):
     """Another live worker holds the lease; this delivery does nothing."""
 
 
-def claim(db: Database, settings: Settings, *, task: str, subject: str) -> Claim:
+def claim(db: Database, settings: Settings, *, task: str, subject: str) -> Claim | None:
     """Take the lease on ``task``/``subject`` for ``work_lease_seconds``; count the attempt.
 
-    Raises :class:`Busy` when another worker's lease is still running, and returns an
-    untracked claim when no row records the work.
+    Returns None when no pending row records the work: it is done (a duplicate delivery)
+    or failed for good (only a new request starts it again). Raises :class:`Busy` when
+    another worker's lease is still running. Looks first without the write lock, so the
+    duplicates a backlog collects cost one read each.
     """
     owner = owner_name()
     now = utcnow()
+    with db.read() as session:
+        row = session.get(Work, (task, subject))
+        if row is None or row.state != "pending":
+            return None
+        if row.lease_until is not None and row.lease_until > now and row.lease_owner != owner:
+            raise Busy(f"{task} {subject} is leased by {row.lease_owner} until {row.lease_until.isoformat()}")
     with db.session() as session:
         row = session.execute(
             select(Work).where(Work.task == task, Work.subject == subject).with_for_update()
         ).scalar_one_or_none()
-        if row is None or row.state == "failed":
-            return Claim(task=task, subject=subject, owner=owner, attempts=0, tracked=False)
+        if row is None or row.state != "pending":
+            return None
         if row.lease_until is not None and row.lease_until > now and row.lease_owner != owner:
             raise Busy(f"{task} {subject} is leased by {row.lease_owner} until {row.lease_until.isoformat()}")
         row.attempts += 1
         row.lease_owner = owner
         row.lease_until = row.due_at = now + timedelta(seconds=settings.work_lease_seconds)
         row.again = False
-        return Claim(task=task, subject=subject, owner=owner, attempts=row.attempts, tracked=True)
+        return Claim(task=task, subject=subject, owner=owner, attempts=row.attempts)
 
 
 def _held(session: Session, c: Claim) -> Work | None:
@@ -129,9 +162,6 @@ def _held(session: Session, c: Claim) -> Work | None:
 def keep(db: Database, settings: Settings, c: Claim) -> Iterator[None]:
     """Renew the lease every third of its length while the body runs (long steps: SM3 of a
     20 GB original, a proxy of a four-hour video). A killed worker stops renewing."""
-    if not c.tracked:
-        yield
-        return
     stop = threading.Event()
     period = settings.work_lease_seconds / 3
 
@@ -158,8 +188,6 @@ def keep(db: Database, settings: Settings, c: Claim) -> Iterator[None]:
 def done(db: Database, c: Claim) -> bool:
     """The work ended: drop its row. Returns True when it was asked for again meanwhile
     (the row stays, due now, and the caller should ring the bell)."""
-    if not c.tracked:
-        return False
     with db.session() as session:
         row = _held(session, c)
         if row is None:
@@ -183,8 +211,6 @@ def retry_later(db: Database, settings: Settings, c: Claim, error: str) -> bool:
 
     Returns False (and marks the work failed) when the attempts are used up.
     """
-    if not c.tracked:
-        return False
     with db.session() as session:
         row = _held(session, c)
         if row is None:
@@ -200,8 +226,6 @@ def retry_later(db: Database, settings: Settings, c: Claim, error: str) -> bool:
 
 def fail(db: Database, c: Claim, error: str) -> None:
     """The work failed for good (a reason waiting cannot fix); keep it, with its reason."""
-    if not c.tracked:
-        return
     with db.session() as session:
         row = _held(session, c)
         if row is not None:
@@ -211,7 +235,7 @@ def fail(db: Database, c: Claim, error: str) -> None:
 
 def last_attempt(settings: Settings, c: Claim) -> bool:
     """True when a failure now will not be retried."""
-    return c.tracked and c.attempts >= settings.work_max_attempts
+    return c.attempts >= settings.work_max_attempts
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     sealer = sealing.get_sealer(settings)
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
-                             ("../记录.pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
+                             ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
         item = evidence.receive_original(
             db=db, store=store, user_id=officer.id, retention_days=1,
             incoming=evidence.IncomingEvidence(case_id=case_id, kind=kind, filename=name),

@@ -51,7 +51,9 @@ class EvidenceTask(Task):
 
     @cached_property
     def db(self) -> Database:
-        return Database(settings)
+        db = Database(settings)
+        work.ring_with(db, _enqueue)
+        return db
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -61,6 +63,9 @@ class EvidenceTask(Task):
         """Run ``run()`` as the durable work ``self.name`` for ``subject``."""
         try:
             claim = work.claim(self.db, settings, task=self.name, subject=subject)
+            if claim is None:
+                log.info("%s %s: nothing to do (done, or failed for good)", self.name, subject)
+                return None
         except work.Busy as exc:
             log.info("%s", exc)
             return None
@@ -97,7 +102,7 @@ class EvidenceTask(Task):
         """True when a failure now will not be retried."""
         claim = _claim.get()
         if claim is not None:
-            return not claim.tracked or work.last_attempt(settings, claim)
+            return work.last_attempt(settings, claim)
         return self.max_retries is not None and self.request.retries >= self.max_retries
 
     def step(self, item_id: str, name: str, fn) -> None:  # type: ignore[no-untyped-def]
