@@ -35,9 +35,11 @@ ONCE_PER_ITEM = ("evidence_received", "sm3_computed", "media_probed", "packets_s
 
 
 def _clip(path: Path, seconds: int = 2) -> Path:
+    """A small clip; its name goes into its metadata, so every clip is distinct content."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc=size=160x90:rate=10:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast", str(path)],
+         f"testsrc=size=160x90:rate=10:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+         "-metadata", f"title={path.name}", str(path)],
         check=True,
     )
     return path
@@ -185,7 +187,7 @@ def func_count():  # type: ignore[no-untyped-def]
 @pytest.mark.redis
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp_path):
-    clip = _clip(tmp_path / "clip.mp4")
+    clips = [_clip(tmp_path / f"clip-{i}.mp4") for i in range(3)]
     env = dict(stack.env, EVIDENCE_QUEUE_NAME=f"evidence-kill-{uuid.uuid4().hex[:8]}",
                EVIDENCE_WORK_LEASE_SECONDS="3", EVIDENCE_WORK_RECONCILE_SECONDS="1")
     with stack.services.db.read() as s:
@@ -195,7 +197,7 @@ def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp
             db=stack.services.db, store=stack.services.store, user_id=user_id, retention_days=1,
             incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video,
                                                filename=f"clip-{i}.mp4", device_id=f"CAM-R{i}"),
-            chunks=[clip.read_bytes()],
+            chunks=[clips[i].read_bytes()],
         ).id
         for i in range(3)
     ]
