@@ -87,7 +87,7 @@ def bench_stack(name: str, env: dict[str, str], levels: list[int], operations: i
               f"{'5xx':>4} {'drop':>4} {'other':>5} {'case/s':>7} {'db/s':>7} {'case ratio':>10}")
         uploaded: list[str] = []
         for clients in levels:
-            results, wall = load.run(fx, clients=clients, operations=operations)
+            results, wall = load.run(fx, clients=clients, operations=operations, seed=clients)
             uploaded += results.uploaded
             p50, p99 = results.latency()
             _c50, case_p99 = results.latency("case_read")
