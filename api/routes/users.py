@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
@@ -15,6 +15,10 @@ from archive.models import ApiToken, Role, User
 router = APIRouter(tags=["access"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422, 429)}
 ADMINS = {Role.admin}
+
+
+MAX_EXPIRY = 10 * 366 * 24 * 3600
+"""Ten years: a token's expiry must stay a date the database can hold."""
 
 
 class UserPublic(BaseModel):
@@ -37,12 +41,12 @@ class UserCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=1, max_length=200)
     role: Role
-    expires_in: int | None = Field(None, ge=1, description="Seconds until the first token expires")
+    expires_in: StrictInt | None = Field(None, ge=1, le=MAX_EXPIRY, description="Seconds until the first token expires")
 
 
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    active: bool | None = Field(None, description="false disables the user at once; true re-enables")
+    active: StrictBool | None = Field(None, description="false disables the user at once; true re-enables")
     role: Role | None = None
     unit: str | None = Field(None, min_length=1, max_length=200)
 
@@ -68,7 +72,7 @@ class TokenIssued(TokenPublic):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    expires_in: int | None = Field(None, ge=1, description="Seconds until the token stops working")
+    expires_in: StrictInt | None = Field(None, ge=1, le=MAX_EXPIRY, description="Seconds until the token stops working")
 
 
 class UserCreated(BaseModel):
