@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
@@ -19,6 +20,16 @@ ADMINS = {Role.admin}
 
 MAX_EXPIRY = 10 * 366 * 24 * 3600
 """Ten years: a token's expiry must stay a date the database can hold."""
+
+
+def _number_only(value: object) -> object:
+    # JSON true/false and text are not seconds (lax pydantic would take true as 1).
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a number of seconds")
+    return value
+
+
+Seconds = Annotated[int, Field(ge=1, le=MAX_EXPIRY), BeforeValidator(_number_only)]
 
 
 class UserPublic(BaseModel):
@@ -41,7 +52,7 @@ class UserCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=1, max_length=200)
     role: Role
-    expires_in: StrictInt | None = Field(None, ge=1, le=MAX_EXPIRY, description="Seconds until the first token expires")
+    expires_in: Seconds | None = Field(None, description="Seconds until the first token expires")
 
 
 class UserChange(BaseModel):
@@ -72,7 +83,7 @@ class TokenIssued(TokenPublic):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    expires_in: StrictInt | None = Field(None, ge=1, le=MAX_EXPIRY, description="Seconds until the token stops working")
+    expires_in: Seconds | None = Field(None, description="Seconds until the token stops working")
 
 
 class UserCreated(BaseModel):
