@@ -49,8 +49,8 @@ class UserPublic(BaseModel):
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    unit: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    unit: str = Field(min_length=1, max_length=200, pattern=r"\S")
     role: Role
     expires_in: Seconds | None = Field(None, description="Seconds until the first token expires")
 
@@ -59,7 +59,7 @@ class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     active: StrictBool | None = Field(None, description="false disables the user at once; true re-enables")
     role: Role | None = None
-    unit: str | None = Field(None, min_length=1, max_length=200)
+    unit: str | None = Field(None, min_length=1, max_length=200, pattern=r"\S")
 
 
 class TokenPublic(BaseModel):
@@ -82,7 +82,7 @@ class TokenIssued(TokenPublic):
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     expires_in: Seconds | None = Field(None, description="Seconds until the token stops working")
 
 
