@@ -282,18 +282,36 @@ def receive_directly(
 
     For tests that drive a pipeline step themselves; returns the item id.
     """
+    from sqlalchemy import delete
+
     from archive import evidence
-    from archive.models import EvidenceKind
+    from archive.db import Database
+    from archive.models import EvidenceKind, Work
     from archive.users import add_user
 
-    db, store = stack.services.db, stack.services.store
-    with db.session() as session:
-        user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
-        user_id = user.id
-    item = evidence.receive_original(
-        db=db, store=store, user_id=user_id, retention_days=1, chunks=[data],
-        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind(kind), filename=filename),
-    )
-    if sm3:
-        evidence.compute_sm3(db=db, store=store, item_id=item.id)
-    return item.id
+    # A database handle of its own: the API's rings the workers' bell after each commit.
+    db, store = Database(stack.settings), stack.services.store
+    try:
+        with db.session() as session:
+            user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
+            user_id = user.id
+        item = evidence.receive_original(
+            db=db, store=store, user_id=user_id, retention_days=1, chunks=[data],
+            incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind(kind), filename=filename),
+        )
+        with db.session() as session:  # the test is the worker: no reconciler may send it
+            session.execute(delete(Work).where(Work.subject == item.id))
+        if sm3:
+            evidence.compute_sm3(db=db, store=store, item_id=item.id)
+        return item.id
+    finally:
+        db.dispose()
+
+
+def process(stack: Stack, item_id: str) -> None:
+    """Ask the stack's worker to process an item received with :func:`receive_directly`
+    (recorded as durable work, rung after the commit, as the service itself does)."""
+    from archive import work
+
+    with stack.services.db.session() as session:
+        work.want(session, task=work.PROCESS_ITEM, subject=item_id)

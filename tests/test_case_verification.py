@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, text
 
 from archive.models import Checkpoint, LedgerEntry
-from tests.conftest import receive_directly, run_cli, settings_from_env, unprotect_ledger
+from tests.conftest import process, receive_directly, run_cli, settings_from_env, unprotect_ledger
 
 FINISHED = ("passed", "incomplete", "failed")
 
@@ -69,7 +69,7 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
     assert not [c for c in receipt["checks"] if c["outcome"] == "failed"], receipt["checks"]
 
     # Processed and sealed by the worker; the verification anchors it in a checkpoint itself.
-    stack.services.enqueue("evidence.process_item", item_id)
+    process(stack, item_id)
     _settled(stack, officer, case["id"])
     stack.wait_item(officer, item_id, lambda i: i["seal_status"] in ("sealed", "failed"))
     receipt = _verify_through_api(stack, reviewer, case["id"])

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from archive.models import LedgerEntry
+from tests.tools import sign_in
 
 T0 = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)
 
@@ -202,7 +203,7 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         assert parse(accepted["explained_at"]) <= parse(accepted["reviewed_at"])
         # The page shows the gap in the corps' time (+08:00) at 0.1 s, and who accounted for it.
         with httpx.Client(base_url=stack.url, timeout=60) as browser:
-            browser.post("/login", data={"token": reviewer})
+            sign_in(browser, reviewer)
             page = browser.get(f"/cases/{case['id']}").text
         assert "2026-03-01 10:01:00.0 +08:00" in page and "2026-03-01 10:06:00.0 +08:00" in page, page
         assert "300.0 s" in page and f"explained by {accepted['explained_by']}" in page

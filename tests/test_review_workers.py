@@ -14,7 +14,7 @@ from sqlalchemy import text
 from archive import sealing
 from archive.models import EvidenceItem, User
 from archive.users import add_user
-from tests.conftest import receive_directly
+from tests.conftest import process, receive_directly
 
 
 def _receive(stack, case: dict, data: bytes) -> str:
@@ -74,7 +74,7 @@ def test_unreadable_original_leaves_no_step_pending(stack, case):
     path = stack.services.store.root / key
     path.unlink()
     path.mkdir()
-    stack.services.enqueue("evidence.process_item", item_id)
+    process(stack, item_id)
     token = stack.user(role="officer", unit="unit-a")
     done = stack.wait_item(
         token, item_id, lambda i: (i.get("processing") or {}).get("seal", {}).get("state") in ("done", "failed"),

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from archive import evidence, ledger
+from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, User
 from archive.users import authenticate
 from tests.conftest import Worker, settings_from_env
@@ -46,13 +47,16 @@ def test_worker_killed_during_probe(stack, officer, case, tmp_path):
         from sqlalchemy import select
 
         user_id = authenticate(s, token=officer).id
-    # Received through the service (not the API), so the stack's own worker never sees it.
+    # Received through a database handle of its own (the API's rings the stack's worker),
+    # so only the workers of this test are told of it.
+    quiet = Database(stack.settings)
     item = evidence.receive_original(
-        db=stack.services.db, store=stack.services.store, user_id=user_id,
+        db=quiet, store=stack.services.store, user_id=user_id,
         incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video, filename="clip.mp4",
                                            device_id="CAM-KILL"),
         chunks=[clip.read_bytes()], retention_days=1,
     )
+    quiet.dispose()
     make_celery(settings_from_env(env)).send_task("evidence.process_item", args=[item.id])
 
     slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow-worker.log", concurrency=1)

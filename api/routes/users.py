@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
@@ -15,6 +16,20 @@ from archive.models import ApiToken, Role, User
 router = APIRouter(tags=["access"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422, 429)}
 ADMINS = {Role.admin}
+
+
+MAX_EXPIRY = 10 * 366 * 24 * 3600
+"""Ten years: a token's expiry must stay a date the database can hold."""
+
+
+def _number_only(value: object) -> object:
+    # JSON true/false and text are not seconds (lax pydantic would take true as 1).
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a number of seconds")
+    return value
+
+
+Seconds = Annotated[int, Field(ge=1, le=MAX_EXPIRY), BeforeValidator(_number_only)]
 
 
 class UserPublic(BaseModel):
@@ -34,17 +49,17 @@ class UserPublic(BaseModel):
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    unit: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    unit: str = Field(min_length=1, max_length=200, pattern=r"\S")
     role: Role
-    expires_in: int | None = Field(None, ge=1, description="Seconds until the first token expires")
+    expires_in: Seconds | None = Field(None, description="Seconds until the first token expires")
 
 
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    active: bool | None = Field(None, description="false disables the user at once; true re-enables")
+    active: StrictBool | None = Field(None, description="false disables the user at once; true re-enables")
     role: Role | None = None
-    unit: str | None = Field(None, min_length=1, max_length=200)
+    unit: str | None = Field(None, min_length=1, max_length=200, pattern=r"\S")
 
 
 class TokenPublic(BaseModel):
@@ -67,8 +82,8 @@ class TokenIssued(TokenPublic):
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    expires_in: int | None = Field(None, ge=1, description="Seconds until the token stops working")
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    expires_in: Seconds | None = Field(None, description="Seconds until the token stops working")
 
 
 class UserCreated(BaseModel):
