@@ -166,24 +166,23 @@ def record_expired_uploads(count: int) -> None:
         _safely(lambda m: m.uploads_expired.inc(count))
 
 
-def record_task(task: str, *, seconds: float, failed: bool) -> None:
-    """A Celery task ran for ``seconds``; ``failed`` when it raised."""
+def _record_run(duration: str, failures: str, label: str, seconds: float, failed: bool) -> None:
     def record(m: SimpleNamespace) -> None:
-        m.task_duration.labels(task).observe(seconds)
+        getattr(m, duration).labels(label).observe(seconds)
         if failed:
-            m.task_failures.labels(task).inc()
+            getattr(m, failures).labels(label).inc()
 
     _safely(record)
+
+
+def record_task(task: str, *, seconds: float, failed: bool) -> None:
+    """A Celery task ran for ``seconds``; ``failed`` when it raised."""
+    _record_run("task_duration", "task_failures", task, seconds, failed)
 
 
 def record_step(step: str, *, seconds: float, failed: bool) -> None:
     """One processing step of an item ran for ``seconds``; ``failed`` when it ended failed or crashed."""
-    def record(m: SimpleNamespace) -> None:
-        m.step_duration.labels(step).observe(seconds)
-        if failed:
-            m.step_failures.labels(step).inc()
-
-    _safely(record)
+    _record_run("step_duration", "step_failures", step, seconds, failed)
 
 
 def exposition(extra: Iterable[Any] = ()) -> tuple[bytes, str]:
