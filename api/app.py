@@ -19,7 +19,7 @@ from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
 from archive.storage import open_store
-from archive.throttle import Throttle
+from archive.identity.throttle import Throttle
 from workers.celery import make_celery
 
 log = logging.getLogger(__name__)

@@ -95,7 +95,7 @@ def _user_session():  # type: ignore[no-untyped-def]
 @click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Seconds until the token stops working.")
 def user_add(name: str, unit: str, role: str, expires_in: int | None) -> None:
     """Create a user; the token is printed once, on the last line."""
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     try:
         with _user_session() as session:
@@ -109,7 +109,7 @@ def user_add(name: str, unit: str, role: str, expires_in: int | None) -> None:
 @user.command("list")
 def user_list() -> None:
     """Every user: name, role, unit, active or disabled, second factor."""
-    from archive.users import list_users
+    from archive.identity.users import list_users
 
     with _user_session() as session:
         for u in list_users(session):
@@ -119,7 +119,7 @@ def user_list() -> None:
 
 
 def _change_user(name: str, **changes: object) -> None:
-    from archive.users import update_user
+    from archive.identity.users import update_user
 
     try:
         with _user_session() as session:
@@ -164,7 +164,7 @@ def token() -> None:
 @click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Seconds until the token stops working.")
 def token_create(user_name: str, label: str, expires_in: int | None) -> None:
     """Issue a token; its id goes to stderr, the token itself is the last line."""
-    from archive.users import find_user, issue_token
+    from archive.identity.users import find_user, issue_token
 
     try:
         with _user_session() as session:
@@ -181,7 +181,7 @@ def token_create(user_name: str, label: str, expires_in: int | None) -> None:
 @click.option("--user", "user_name", default=None, help="Only this user's tokens.")
 def token_list(user_name: str | None) -> None:
     """Tokens (never their secrets): id, owner, label, expiry, revocation."""
-    from archive.users import find_user, list_tokens
+    from archive.identity.users import find_user, list_tokens
 
     try:
         with _user_session() as session:
@@ -196,7 +196,7 @@ def token_list(user_name: str | None) -> None:
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token: refused from the next request on."""
-    from archive.users import revoke_token
+    from archive.identity.users import revoke_token
 
     try:
         with _user_session() as session:
@@ -216,8 +216,8 @@ def ledger_verify() -> None:
     """Recompute the ledger's chain and Merkle tree, then check every sealed checkpoint
     (CAdES and SM2 seals, sealed root vs the ledger, consistency between checkpoints);
     exit 1 naming the first failure."""
-    from archive import ledger as archive_ledger
-    from archive import sealing
+    from archive.custody import ledger as archive_ledger
+    from archive.seals import sealing
     from archive.db import Database
 
     settings = _settings()
@@ -246,7 +246,7 @@ def ledger_verify() -> None:
 @ledger.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Seal a checkpoint of the ledger now (if it grew since the last one)."""
-    from archive import sealing
+    from archive.seals import sealing
     from archive.db import Database
     from archive.storage import open_store
 
@@ -269,7 +269,7 @@ def keys() -> None:
 @keys.command("init")
 def keys_init() -> None:
     """Create the development PKI (root CA, e-seal, TSA, SM2 key) if absent; print its paths."""
-    from archive import sealing
+    from archive.seals import sealing
 
     settings = _settings()
     try:
@@ -294,7 +294,7 @@ def keys_init() -> None:
 def keys_rotate() -> None:
     """Issue a new development e-seal key and certificate; retired certificates are kept."""
     import signing
-    from archive import sealing
+    from archive.seals import sealing
 
     settings = _settings()
     if settings.pkcs11_module or settings.seal_key:
@@ -319,7 +319,7 @@ def keys_rotate() -> None:
 def _record_keys(settings: Settings) -> None:
     """Record the configuration's certificates in the database, when it is reachable."""
     from archive import db as archive_db
-    from archive import sealing
+    from archive.seals import sealing
     from archive.db import Database
 
     try:
@@ -337,10 +337,10 @@ def _record_keys(settings: Settings) -> None:
 def verify_item(item_id: str, require_sealed: bool) -> None:
     """Verify an item: re-hash the original, then its manifest, CAdES and SM2 seals, PAdES copy,
     and its custody entry's inclusion in the latest sealed checkpoint; exit 1 naming what failed."""
-    from archive import sealing
+    from archive.seals import sealing
     from archive.db import Database
     from archive.storage import open_store
-    from archive.verification import verify_item as verify
+    from archive.cases.verification import verify_item as verify
 
     settings = _settings()
     try:
@@ -382,11 +382,11 @@ def verify_case(case: str, as_user: str | None) -> None:
     from rich.table import Table
     from sqlalchemy import select
 
-    from archive import receipts
+    from archive.cases import receipts
     from archive.db import Database
     from archive.models import Case, Role, User
     from archive.storage import open_store
-    from archive.users import add_user
+    from archive.identity.users import add_user
     from ingest.casework import pending_work
 
     settings = _settings()
@@ -513,7 +513,7 @@ def serve(host: str, port: int, with_worker: bool) -> None:
         )
         archive_db.upgrade(settings)
     if settings.mode == "development" and not (settings.seal_key or settings.pkcs11_module):
-        from archive import sealing
+        from archive.seals import sealing
 
         pki, created = sealing.ensure_development_keys(settings)
         click.secho(

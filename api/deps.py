@@ -12,14 +12,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from archive import ledger, signin
+from archive.custody import ledger
+from archive.identity import signin
 from archive.db import Database
 from archive.errors import Forbidden, Unauthenticated
 from archive.models import User
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from archive.throttle import Throttle
-from archive.users import authenticate
+from archive.identity.throttle import Throttle
+from archive.identity.users import authenticate
 
 log = logging.getLogger(__name__)
 

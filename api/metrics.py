@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Services, ServicesDep, identify
 from api.schemas import ErrorResponse
-from archive import ledger, metrics
+from archive import metrics
+from archive.custody import ledger
 from archive.errors import Forbidden
 from archive.models import Role
 

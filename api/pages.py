@@ -2,7 +2,7 @@
 
 Read-only views over the same services as the API. A browser signs in by pasting its
 API token once (or through single sign-on); it then holds a short-lived server-side
-session (archive/signin.py) in an HttpOnly, SameSite=Strict cookie, Secure over TLS.
+session (archive/identity/signin.py) in an HttpOnly, SameSite=Strict cookie, Secure over TLS.
 Every form carries the session's CSRF token in a hidden field and every POST checks it
 (403 without), and the API accepts the same cookie (with the token in ``X-CSRF-Token``
 for changes). A user who must give a second factor reaches nothing before giving it.
@@ -30,12 +30,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, client_address, record_failure
-from archive import cases as case_service
-from archive import signin, sso
+from archive.cases import service as case_service
+from archive.identity import signin
+from archive.identity import sso
 from archive.errors import ArchiveError, Forbidden, TooManyAttempts, Unauthenticated
 from archive.models import EvidenceItem, LedgerEntry, User, WebSession
 from archive.timefmt import gap_span, local_time
-from archive.users import authenticate, load_case
+from archive.identity.users import authenticate, load_case
 from ingest import casework
 
 OIDC_COOKIE = "evidence_oidc"

@@ -322,7 +322,7 @@ class LedgerLock(Base):
     """A single row locked by appenders so sequence numbers never race.
 
     It also carries the Merkle frontier of the ledger's ``size`` entries (JSON list of
-    hex subtree roots, see :func:`archive.merkle.frontier_append`), kept current by each
+    hex subtree roots, see :func:`archive.custody.merkle.frontier_append`), kept current by each
     append, so the tree head costs O(log n) instead of rehashing every entry. NULL in a
     ledger written before it existed: the next append computes it once.
     """
@@ -337,9 +337,9 @@ class LedgerNode(Base):
     """The hash of one complete subtree of the ledger's RFC 9162 Merkle tree.
 
     Node ``(level, idx)`` covers entries ``idx * 2**level + 1`` to ``(idx + 1) * 2**level``
-    (level 0 holds each entry's leaf hash). :func:`archive.ledger.append` writes the
+    (level 0 holds each entry's leaf hash). :func:`archive.custody.ledger.append` writes the
     nodes each entry completes, in its transaction; proofs and older tree heads then
-    read O(log n) of them (:func:`archive.merkle.subtrees`), and ``ledger verify``
+    read O(log n) of them (:func:`archive.custody.merkle.subtrees`), and ``ledger verify``
     recomputes every one from the entries.
     """
 

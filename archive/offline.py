@@ -2,7 +2,7 @@
 
 A court runs ``evidence verify-export EXPORT.zip --trust ROOT.pem`` on its own machine.
 This module needs only the standard library, :mod:`signing` (pyHanko, asn1crypto,
-gmssl), :mod:`archive.merkle` and :mod:`archive.ledger_format` — nothing that opens a
+gmssl), :mod:`archive.custody.merkle` and :mod:`archive.custody.ledger_format` — nothing that opens a
 database or reads our settings. It checks, and names every member that fails:
 
 * the bag (RFC 8493): ``bagit.txt``, ``Payload-Oxum``, both payload manifests and both
@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import signing
-from archive import merkle
-from archive.ledger_format import compute_entry_hash, entry_bytes
+from archive.custody import merkle
+from archive.custody.ledger_format import compute_entry_hash, entry_bytes
 from signing.certs import load_certificates
 from signing.sm2 import Sm2PublicKey, load_sm2_public_key
 

@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     preflight_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     """Production start-up checks: how long the TSA and the S3 server get to answer."""
 
-    # Identity and access (archive/users.py, archive/signin.py, archive/throttle.py).
+    # Identity and access (archive/identity/users.py, archive/identity/signin.py, archive/identity/throttle.py).
     signin_max_failures_per_client: int = Field(default=20, ge=1)
     """Failed sign-ins and invalid credentials one client address may present per window;
     the next attempt answers 429 ``too_many_attempts``."""
@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     require_totp_roles: str = ""
     """Comma-separated roles (e.g. ``reviewer,admin``) that must give a TOTP second factor."""
 
-    # Single sign-on with the agency's directory (OpenID Connect, archive/sso.py).
+    # Single sign-on with the agency's directory (OpenID Connect, archive/identity/sso.py).
     oidc_issuer: str | None = None
     """Issuer URL of the OpenID Provider; sign-in with it is offered when set."""
     oidc_client_id: str | None = None

@@ -8,7 +8,7 @@ a fresh child process so peak memory is the export's own:
 
 * baseline: copy every original out of the store to a file (fsync) while hashing it once
   with SHA-256;
-* export: ``archive.exports.build_export`` (read each original once; SHA-256, SHA-512 and
+* export: ``archive.exports.service.build_export`` (read each original once; SHA-256, SHA-512 and
   CRC-32 while writing the ZIP straight into the store; seals, ledger proofs, PDF).
 
 Each is run ``--repeat`` times, alternating; the best times are kept. Prints both times, the ratio (target <= 1.5) and the peak RSS of each child; a second,
@@ -44,13 +44,16 @@ def _child(code: str, data_dir: Path, *args: str) -> dict:
 SETUP = r"""
 import json, os, sys
 from pathlib import Path
-from archive import db as archive_db, evidence, exports, sealing
-from archive.cases import create_case
+from archive import db as archive_db
+from archive.evidence import items as evidence
+from archive.exports import service as exports
+from archive.seals import sealing
+from archive.cases.service import create_case
 from archive.db import Database
 from archive.models import EvidenceKind, User
 from archive.settings import load_settings
 from archive.storage import open_store
-from archive.users import add_user
+from archive.identity.users import add_user
 
 data_dir, sizes = Path(sys.argv[1]), [int(x) for x in sys.argv[2].split(",")]
 settings = load_settings(data_dir=data_dir)
@@ -119,7 +122,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total,
 EXPORT = r"""
 import json, sys, time
 from pathlib import Path
-from archive import exports, sealing
+from archive.exports import service as exports
+from archive.seals import sealing
 from archive.db import Database
 from archive.settings import load_settings
 from archive.storage import open_store

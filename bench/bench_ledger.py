@@ -2,8 +2,8 @@
 (1,000,000 with ``--big``) on SQLite and PostgreSQL, against a baseline measured in the
 same run: one SELECT of every entry's hash.
 
-The ledger is filled with bulk inserts of valid entries: :func:`archive.ledger.new_entry`
-and :func:`archive.merkle.frontier_append_nodes` compute hashes and subtree nodes exactly
+The ledger is filled with bulk inserts of valid entries: :func:`archive.custody.ledger.new_entry`
+and :func:`archive.custody.merkle.frontier_append_nodes` compute hashes and subtree nodes exactly
 as ``ledger.append`` does, and a checkpoint is recorded every ``--checkpoint-every``
 entries (a ``checkpoints`` row with the true root and canonical statement, and its
 ``checkpoint_sealed`` ledger entry). BENCH-ONLY: those checkpoints are NOT sealed (no
@@ -33,9 +33,11 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert, select, text, update  # noqa: E402
 
 from archive import db as archive_db  # noqa: E402
-from archive import ledger, merkle, sealing  # noqa: E402
+from archive.custody import ledger
+from archive.custody import merkle
+from archive.seals import sealing  # noqa: E402
 from archive.db import Database  # noqa: E402
-from archive.ledger_format import canonical_json  # noqa: E402
+from archive.custody.ledger_format import canonical_json  # noqa: E402
 from archive.models import Checkpoint, LedgerEntry, LedgerLock, LedgerNode  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 

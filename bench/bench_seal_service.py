@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archive import sealing  # noqa: E402
+from archive.seals import sealing  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 
 

@@ -5,7 +5,7 @@ member (screenshots, screen recordings, WARC page captures, logs). Members are h
 while streaming out of the archive, never extracted to disk or read whole.
 
 Untrusted archives are checked before any member is read: path traversal, duplicate
-names, path components that are not plain file names (:func:`archive.filenames.check_filename`), links and device files, and declared sizes that would make a decompression bomb.
+names, path components that are not plain file names (:func:`archive.evidence.filenames.check_filename`), links and device files, and declared sizes that would make a decompression bomb.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from archive.errors import InvalidInput
-from archive.filenames import check_filename
+from archive.evidence.filenames import check_filename
 from ingest.documents import sniff_bytes
 from ingest.errors import BundleInvalid
 

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from archive import ledger, work
+from archive import work
+from archive.custody import ledger
 from archive.db import insert_ignoring_duplicates
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.models import (
@@ -42,7 +43,7 @@ from archive.models import (
     User,
     utcnow,
 )
-from archive.users import CASE_WRITERS, actor_name, load_case, require_role
+from archive.identity.users import CASE_WRITERS, actor_name, load_case, require_role
 from ingest import continuity
 
 RECORDING_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)

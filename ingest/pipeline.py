@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from archive import evidence, exports, ledger
+from archive.evidence import items as evidence
+from archive.exports import service as exports
+from archive.custody import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus

@@ -4,7 +4,7 @@ creation-with-upload, termination, checksum, expiration).
 How an upload travels
 ---------------------
 * **Creation** validates the metadata exactly as a direct upload is validated
-  (:func:`archive.evidence.check_incoming`), reserves the future item id, and opens a
+  (:func:`archive.evidence.items.check_incoming`), reserves the future item id, and opens a
   *staged object* in the store aimed at that item's final key
   (:meth:`archive.storage.ObjectStore.stage_begin`: an append file outside the vaults
   locally, a real S3 multipart upload fed through a one-part local spool on S3). The
@@ -27,7 +27,7 @@ How an upload travels
 * **Completion** (offset reaches Upload-Length) commits the stage under the item's key
   (unlocked), checks the declared SHA-256 and locks the object with COMPLIANCE
   retention through the same code as the direct upload
-  (:func:`archive.evidence.accept_original` and :func:`~archive.evidence.register_original`:
+  (:func:`archive.evidence.items.accept_original` and :func:`~archive.evidence.items.register_original`:
   one row, one ``evidence_received`` entry). The item id was reserved at creation and
   the upload row is locked while the item is written, so a retried last PATCH or two
   racing ones yield one item. A mismatch discards the object and fails the upload
@@ -58,13 +58,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import evidence, ledger, metrics
+from archive import metrics
+from archive.evidence import items as evidence
+from archive.custody import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete
-from archive.filenames import check_filename
+from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
-from archive.users import actor_name, load_case
+from archive.identity.users import actor_name, load_case
 
 log = logging.getLogger(__name__)
 

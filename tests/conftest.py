@@ -136,7 +136,7 @@ class Stack:
 
     def user(self, *, role: str = "officer", unit: str | None = None, name: str | None = None) -> str:
         """Create a user through the service and return its token."""
-        from archive.users import add_user
+        from archive.identity.users import add_user
 
         name = name or f"{role}-{uuid.uuid4().hex[:8]}"
         with self.services.db.session() as session:
@@ -238,7 +238,7 @@ def own_ledger(stack: Stack, tmp_path: Path) -> Iterator[tuple[dict[str, str], o
     Tampering tests use it so the shared stack's ledger stays intact for the others.
     """
     from archive import db as archive_db
-    from archive import ledger
+    from archive.custody import ledger
     from archive.db import Database
 
     env = dict(stack.env)
@@ -284,10 +284,10 @@ def receive_directly(
     """
     from sqlalchemy import delete
 
-    from archive import evidence
+    from archive.evidence import items as evidence
     from archive.db import Database
     from archive.models import EvidenceKind, Work
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     # A database handle of its own: the API's rings the workers' bell after each commit.
     db, store = Database(stack.settings), stack.services.store

@@ -92,7 +92,7 @@ def test_tokens_listed_revoked_and_expiring(stack):
         with stack.client(other) as stranger:  # another user's token: unknown to them
             assert stranger.delete(f"/api/v1/tokens/{issued['id']}").status_code == 404
     with stack.services.db.session() as s:
-        from archive.users import add_user
+        from archive.identity.users import add_user
 
         _u, short = add_user(s, name=f"tmp-{uuid.uuid4().hex[:6]}", unit="unit-a", role="officer", expires_in=1)
     with stack.client(short) as c:
@@ -257,7 +257,7 @@ def _fill(path: str, ids: dict[str, str]) -> str:
 
 def _states(stack: Stack) -> dict[str, str | None]:
     """Credentials that must all be refused: none, expired, revoked, disabled."""
-    from archive.users import add_user, list_tokens, revoke_token, update_user
+    from archive.identity.users import add_user, list_tokens, revoke_token, update_user
 
     with stack.services.db.session() as s:
         _u, expired = add_user(s, name=f"exp-{uuid.uuid4().hex[:6]}", unit="unit-a", role="admin", expires_in=1)
@@ -323,7 +323,7 @@ def test_tokens_issued_before_the_migration_keep_working(stack, tmp_path):
 
     from archive import db as archive_db
     from archive.db import Database
-    from archive.users import authenticate, hash_token
+    from archive.identity.users import authenticate, hash_token
     from tests.conftest import settings_from_env
     from tests.servers import create_pg_database, drop_pg_database
 
@@ -384,7 +384,7 @@ def test_second_factor_guesses_are_throttled_per_account(stack, strict_api):
 
 
 def reviewer_name(stack: Stack, token: str) -> str:
-    from archive.users import authenticate
+    from archive.identity.users import authenticate
 
     with stack.services.db.read() as s:
         return authenticate(s, token=token).name

@@ -215,7 +215,7 @@ def test_openapi_and_health(stack):
 
 
 def test_ledger_proofs_verify_offline(stack, officer, case):
-    from archive import merkle
+    from archive.custody import merkle
 
     with stack.client(officer) as c:
         _upload(c, case["id"], b"a")
@@ -224,7 +224,7 @@ def test_ledger_proofs_verify_offline(stack, officer, case):
         assert [e["action"] for e in entries][:2] == ["case_created", "evidence_received"]
         entry = entries[1]
         proof = c.get("/api/v1/ledger/proof/inclusion", params={"seq": entry["seq"], "tree_size": head["tree_size"]}).json()
-        from archive.ledger import entry_bytes
+        from archive.custody.ledger import entry_bytes
 
         leaf = merkle.leaf_hash(entry_bytes(entry))
         assert leaf.hex() == proof["leaf_hash"]

@@ -120,10 +120,13 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
 def verified_case(own_ledger):
     """A database of its own with a case whose one item is sealed and processed, and two
     checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
-    from archive import cases, evidence, ledger, sealing
+    from archive.cases import service as cases
+    from archive.evidence import items as evidence
+    from archive.custody import ledger
+    from archive.seals import sealing
     from archive.models import EvidenceItem, EvidenceKind
     from archive.storage import open_store
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     env, database = own_ledger
     settings = settings_from_env(env)
@@ -169,7 +172,7 @@ def _reseal_first_checkpoint(database, sealer):
     verifies and the row agrees with its statement; only the ledger's record tells."""
     import json
 
-    from archive import sealing
+    from archive.seals import sealing
 
     with database.engine.begin() as conn:
         statement = json.loads(conn.execute(text("SELECT statement FROM checkpoints WHERE id = 1")).scalar_one())

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from archive import db as archive_db
-from archive import ledger
+from archive.custody import ledger
 from archive.db import Database
 from archive.models import LedgerEntry
 from tests.conftest import run_cli, settings_from_env, unprotect_ledger
@@ -86,7 +86,7 @@ def sealed_ledger(own_ledger):
     Made in-process (the CLI's ``ledger checkpoint`` is tested above and in
     test_cli.py); each tampering test then runs ``evidence ledger verify`` for real.
     """
-    from archive import sealing
+    from archive.seals import sealing
     from archive.storage import open_store
 
     env, database = own_ledger
@@ -219,7 +219,7 @@ def test_checkpoint_tampering_is_named(sealed_ledger, tamper):
 
 
 def test_checkpoint_due_counts_entries(stack, tmp_path):
-    from archive import sealing
+    from archive.seals import sealing
     from archive.settings import Settings
 
     env = dict(stack.env, EVIDENCE_DATA_DIR=str(tmp_path / "data"))

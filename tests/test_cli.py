@@ -13,7 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from archive import ledger
+from archive.custody import ledger
 from archive.models import LedgerEntry
 from tests.conftest import run_cli, unprotect_ledger
 

@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import select
 
 from archive import db as archive_db
-from archive import evidence
+from archive.evidence import items as evidence
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, LedgerEntry, User, Work
-from archive.users import add_user, authenticate
+from archive.identity.users import add_user, authenticate
 from tests.conftest import ROOT, ApiServer, Worker, _base_env, settings_from_env
 from tests.servers import free_port, wait_port
 from workers.celery import make_celery
@@ -244,7 +244,7 @@ def test_work_that_fails_for_good_shows_why(tmp_path):
     settings = settings_from_env(env)
     archive_db.upgrade(settings)
     database = Database(settings)
-    from archive import cases
+    from archive.cases import service as cases
     from archive.storage import open_store
 
     store = open_store(settings)

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from archive import fixity
+from archive.evidence import fixity
 from archive.models import EvidenceItem
 from tests.conftest import Stack
 
@@ -69,7 +69,7 @@ def test_intact_objects_pass_and_are_recorded(stack: Stack, officer, case, items
             row = s.get(EvidenceItem, i["id"])
             assert row.last_fixity_at is not None and "fixity_failed" not in row.flags
     # Running again checks again: one entry per check, never a duplicate of the same check.
-    from archive import ledger
+    from archive.custody import ledger
 
     with stack.services.db.session() as s:
         assert ledger.count_actions(s, item_id=items[0]["id"], action="fixity_checked") == 1
@@ -79,7 +79,7 @@ def test_flipped_byte_and_deleted_object_are_flagged(stack: Stack, officer, case
     flipped, deleted, fine = items
     _flip_in_store(stack, flipped["storage_key"])
     _delete_in_store(stack, deleted["storage_key"])
-    with caplog.at_level(logging.ERROR, logger="archive.fixity"):
+    with caplog.at_level(logging.ERROR, logger="archive.evidence.fixity"):
         run = _audit(stack, [i["id"] for i in items])
     outcomes = {a.item_id: {c.outcome for c in a.checks if c.role == "original"} for a in run.items}
     assert outcomes[flipped["id"]] == {"fixity_failed"}

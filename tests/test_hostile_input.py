@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.filenames import check_filename
+from archive.evidence.filenames import check_filename
 from archive.errors import InvalidInput
 
 TUS = {"Tus-Resumable": "1.0.0"}

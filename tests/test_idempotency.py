@@ -16,9 +16,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 from sqlalchemy import func, select, update
 
-from archive import idempotency, sealing
+from archive import idempotency
+from archive.seals import sealing
 from archive.models import Case, Device, EvidenceItem, IdempotencyKey, TrustedCertificate
-from archive.users import authenticate
+from archive.identity.users import authenticate
 
 
 def _key() -> str:
@@ -288,7 +289,7 @@ def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, ca
 def test_concurrent_user_additions_share_a_new_unit_and_conflict_on_a_name(stack):
     from archive.errors import Conflict
     from archive.models import Unit, User
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     unit, name = f"unit-{uuid.uuid4().hex[:8]}", f"same-{uuid.uuid4().hex[:8]}"
     db = stack.services.db

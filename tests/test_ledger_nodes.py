@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from archive import ledger, merkle
+from archive.custody import ledger
+from archive.custody import merkle
 from archive.errors import LedgerTampered
 from archive.models import LedgerNode
 

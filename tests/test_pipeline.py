@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from archive import ledger
+from archive.custody import ledger
 from archive.models import LedgerEntry
 from ingest.media import probe
 from tests.ingest.conftest import make_pdf

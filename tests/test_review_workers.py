@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from archive import sealing
+from archive.seals import sealing
 from archive.models import EvidenceItem, User
-from archive.users import add_user
+from archive.identity.users import add_user
 from tests.conftest import process, receive_directly
 
 
@@ -93,7 +93,7 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     case rows before the ledger lock."""
     import threading
 
-    from archive import ledger
+    from archive.custody import ledger
     from ingest import casework
 
     db = stack.services.db
@@ -171,7 +171,8 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     take the case row before the item row."""
     import threading
 
-    from archive import fixity, ledger
+    from archive.evidence import fixity
+    from archive.custody import ledger
     from archive.models import Case, ItemStatus
     from ingest import casework, pipeline
 

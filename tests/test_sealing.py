@@ -331,15 +331,15 @@ def pkcs11_scenario() -> None:
     """Run in a fresh process (SoftHSM2 reads its configuration once per process):
     receive an item, seal it and a checkpoint through a Sealer on the token, verify both."""
     from archive import db as archive_db
-    from archive import sealing
-    from archive.cases import create_case
+    from archive.seals import sealing
+    from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
-    from archive.users import add_user
-    from archive.verification import verify_item
+    from archive.identity.users import add_user
+    from archive.cases.verification import verify_item
 
     settings = load_settings()
     archive_db.upgrade(settings)
@@ -408,15 +408,15 @@ def pades_memory_scenario(pdf: str) -> None:
     verify it end to end."""
     import tracemalloc
 
-    from archive import sealing
-    from archive.cases import create_case
+    from archive.seals import sealing
+    from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
-    from archive.users import add_user
-    from archive.verification import verify_item
+    from archive.identity.users import add_user
+    from archive.cases.verification import verify_item
 
     settings = load_settings()
     database, store = Database(settings), open_store(settings)
@@ -452,7 +452,7 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
     """A 48 MiB scanned PDF gets its PAdES copy without the worker holding it in memory:
     original spooled to a temporary file, copy written to another, compared and stored in
     chunks. The copy extends the original byte for byte and validates (intact, trusted)."""
-    from archive.evidence import HashingStream
+    from archive.evidence.items import HashingStream
     from signing import verify_pdf
     from tests.bigpdf import same_prefix, write_scanned_pdf
 
@@ -484,7 +484,7 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
             f.write(chunk)
     assert digest.hexdigest() == row.sha256 == result["pades_sha256"] and copy.stat().st_size == row.size > size
     assert same_prefix(copy, original), "the sealed copy must begin with the original's bytes"
-    from archive.sealing import get_sealer
+    from archive.seals.sealing import get_sealer
 
     report = verify_pdf(data=copy, trust_roots=get_sealer(stack.services.settings).trust_roots())
     assert report.coverage == "ENTIRE_FILE" and report.signature_count == 1
@@ -494,7 +494,7 @@ def test_pades_copy_must_extend_the_original(tmp_path):
     """The incremental-update check streams both sides, whatever their chunking, and refuses
     a valid seal over other bytes, a copy shorter than the original, and one flipped byte."""
     from archive.errors import VerificationError
-    from archive.sealing import check_pades_copy, get_sealer
+    from archive.seals.sealing import check_pades_copy, get_sealer
     from archive.settings import load_settings
 
     sealer = get_sealer(load_settings(data_dir=tmp_path / "data"))
@@ -522,7 +522,7 @@ def _received_pdf(stack, case: dict, pdf: bytes) -> str:
 
 def _interrupted_seal(stack, item_id: str) -> dict:
     """What a seal run killed after writing its objects leaves: locked objects, no rows."""
-    from archive import sealing
+    from archive.seals import sealing
     from archive.models import EvidenceItem, EvidenceKind
 
     with stack.services.db.session() as session:
@@ -540,7 +540,7 @@ def _interrupted_seal(stack, item_id: str) -> dict:
 def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
     """The PAdES copy an interrupted run stored is checked (streamed, not loaded) and reused:
     the retry neither fails on the existing object nor records a different copy."""
-    from archive import sealing
+    from archive.seals import sealing
 
     item_id = _received_pdf(stack, case, blank_pdf())
     left = _interrupted_seal(stack, item_id)["stored"]["pades"]
@@ -557,7 +557,7 @@ def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
 def test_foreign_pades_copy_at_the_key_is_refused(stack, case):
     """An insider puts a validly sealed copy of *another* PDF where this item's interrupted
     run left its copy: the retry does not take it for this item's copy, the item is failed."""
-    from archive import sealing
+    from archive.seals import sealing
     from archive.models import EvidenceItem
 
     pdf = blank_pdf()
@@ -583,14 +583,14 @@ def full_temporary_space_scenario(pdf: str) -> None:
     import signal
 
     from archive import db as archive_db
-    from archive import sealing
-    from archive.cases import create_case
+    from archive.seals import sealing
+    from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
     from archive.models import EvidenceItem, EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     settings = load_settings()
     archive_db.upgrade(settings)
@@ -649,8 +649,9 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     pending instead of "seal objects exist but seal_status is pending". The sealing commit
     is not blocked by the reader (SQLite included).
     """
-    from archive import sealing, verification
-    from archive.evidence import verify_item_fixity
+    from archive.seals import sealing
+    from archive.cases import verification
+    from archive.evidence.items import verify_item_fixity
     from archive.models import EvidenceItem
 
     db = stack.services.db

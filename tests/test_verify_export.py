@@ -25,13 +25,15 @@ SEED = 20240605
 def build_sample_export(base: Path) -> tuple[Path, Path]:
     """A real export of a small case (3 sealed items); returns (zip path, root.pem)."""
     from archive import db as archive_db
-    from archive import evidence, exports, sealing
-    from archive.cases import create_case
+    from archive.evidence import items as evidence
+    from archive.exports import service as exports
+    from archive.seals import sealing
+    from archive.cases.service import create_case
     from archive.db import Database
     from archive.models import EvidenceKind, User
     from archive.settings import load_settings
     from archive.storage import open_store
-    from archive.users import add_user
+    from archive.identity.users import add_user
 
     settings = load_settings(data_dir=base / "data")
     archive_db.upgrade(settings)

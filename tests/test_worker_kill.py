@@ -9,10 +9,11 @@ import uuid
 
 import pytest
 
-from archive import evidence, ledger
+from archive.evidence import items as evidence
+from archive.custody import ledger
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, User
-from archive.users import authenticate
+from archive.identity.users import authenticate
 from tests.conftest import Worker, settings_from_env
 from workers.celery import make_celery
 

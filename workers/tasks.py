@@ -17,7 +17,9 @@ from typing import TypeVar
 
 from celery import Task, signals
 
-from archive import evidence, metrics, sealing, work
+from archive import metrics, work
+from archive.evidence import items as evidence
+from archive.seals import sealing
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -237,7 +239,7 @@ celery_app.conf.beat_schedule["evidence-expire-uploads"] = {"task": "evidence.ex
 @celery_app.task(base=EvidenceTask, bind=True, name=work.BUILD_EXPORT)
 def build_export(self: EvidenceTask, export_id: str) -> str | None:
     """Build an approved certified export into its case's vault; idempotent."""
-    from archive import exports
+    from archive.exports import service as exports
 
     try:
         result = self.durable(export_id, lambda: exports.build_export(
@@ -250,7 +252,7 @@ def build_export(self: EvidenceTask, export_id: str) -> str | None:
 @celery_app.task(base=EvidenceTask, bind=True, name=work.VERIFY_CASE)
 def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     """Carry out a reviewer's queued case verification; idempotent."""
-    from archive import receipts
+    from archive.cases import receipts
 
     # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
     receipt = self.durable(receipt_id, lambda: receipts.run_verification(
@@ -261,14 +263,15 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
 @celery_app.task(base=EvidenceTask, bind=True, name="evidence.fixity_audit")
 def fixity_audit(self: EvidenceTask) -> int:
     """One paced fixity audit run (Celery beat); returns how many items failed."""
-    from archive import fixity
+    from archive.evidence import fixity
 
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
 
 
 def _give_up(task: str, subject: str, reason: str) -> None:
     """Show on the subject why its work failed for good (never raises: it only reports)."""
-    from archive import exports, receipts
+    from archive.exports import service as exports
+    from archive.cases import receipts
 
     db = process_item.db  # the one Database of this worker process
     hooks: dict[str, Callable[[], None]] = {

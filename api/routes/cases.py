@@ -16,12 +16,12 @@ from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, Sessio
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
-from archive import cases as case_service
-from archive import evidence as evidence_service
+from archive.cases import service as case_service
+from archive.evidence import items as evidence_service
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
 from archive.models import EvidenceItem, EvidenceKind, User
-from archive.users import load_case
+from archive.identity.users import load_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
-from archive import evidence as evidence_service
+from archive.evidence import items as evidence_service
 from archive.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
-from archive import exports as export_service
+from archive.exports import service as export_service
 from archive.models import ExportRequest, User
-from archive.users import actor_name
+from archive.identity.users import actor_name
 
 router = APIRouter(tags=["exports"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}

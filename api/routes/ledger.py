@@ -15,9 +15,9 @@ from api.schemas import (
     LedgerEntryPublic,
     TreeHeadPublic,
 )
-from archive import ledger
+from archive.custody import ledger
 from archive.models import Case, LedgerEntry, Role
-from archive.users import CASE_READERS, load_case, require_role
+from archive.identity.users import CASE_READERS, load_case, require_role
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}

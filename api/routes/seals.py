@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
-from archive import evidence as evidence_service
-from archive import sealing
+from archive.evidence import items as evidence_service
+from archive.seals import sealing
 from archive.errors import NotFound
 from archive.models import Checkpoint, EvidenceItem
-from archive.users import CASE_READERS, require_role
+from archive.identity.users import CASE_READERS, require_role
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["seals"])
 checkpoints_router = APIRouter(prefix="/api/v1/ledger/checkpoints", tags=["ledger"])

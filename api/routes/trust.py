@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from api.deps import ServicesDep, SessionDep
 from api.schemas import ErrorResponse
-from archive import sealing
+from archive.seals import sealing
 from archive.errors import ArchiveError, InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1/trust", tags=["trust"])

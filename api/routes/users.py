@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
-from archive import users as user_service
+from archive.identity import users as user_service
 from archive.models import ApiToken, Role, User
 
 router = APIRouter(tags=["access"])

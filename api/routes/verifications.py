@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
-from archive import receipts
+from archive.cases import receipts
 from archive.models import User, VerificationReceipt
 
 router = APIRouter(prefix="/api/v1/cases", tags=["verification"])

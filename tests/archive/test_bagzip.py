@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from archive.bagzip import BagZipWriter, MemberChanged
+from archive.exports.bagzip import BagZipWriter, MemberChanged
 
 WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 

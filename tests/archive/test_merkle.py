@@ -1,4 +1,4 @@
-"""Tests for archive.merkle against RFC 9162 section 2.1.
+"""Tests for archive.custody.merkle against RFC 9162 section 2.1.
 
 The reference functions below transcribe the RFC's recursive definitions literally
 (MTH, PATH, PROOF, SUBPROOF) and hash with hashlib directly, so that the module under
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from archive.merkle import (
+from archive.custody.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,
@@ -440,7 +440,7 @@ def test_whole_tree_matches_the_rfc_definitions(n):
 @example(255)
 @example(256)
 def test_frontier_gives_the_same_root_as_the_whole_tree(n):
-    from archive.merkle import frontier_append, frontier_root
+    from archive.custody.merkle import frontier_append, frontier_root
 
     entries = entries_for(n)
     frontier: list[bytes] = []
@@ -451,7 +451,7 @@ def test_frontier_gives_the_same_root_as_the_whole_tree(n):
 
 
 def test_frontier_refuses_a_frontier_of_the_wrong_shape():
-    from archive.merkle import frontier_append
+    from archive.custody.merkle import frontier_append
 
     one = leaf_hash(b"x")
     with pytest.raises(ValueError):

@@ -132,7 +132,7 @@ def test_tar_with_symlink_is_rejected(tmp_path: Path) -> None:
         ([("a.png", PNG), ("a.png", PNG)], MANIFEST, "duplicate member name 'a.png'"),
         ([("a.png", PNG), ("./a.png", PNG)], MANIFEST, "duplicate member name './a.png'"),
         ([("manifest.json", b"{}")], MANIFEST, "duplicate member name 'manifest.json'"),
-        # Path components follow the one file-name rule (archive/filenames.py).
+        # Path components follow the one file-name rule (archive/evidence/filenames.py).
         ({"shots/report\u202egnp.exe": b"x"}, MANIFEST, r"bidirectional formatting character \(U\+202E\)"),
         ({"con/a.png": b"x"}, MANIFEST, "'con' is a reserved device name"),
         ({"a\x1b.png": b"x"}, MANIFEST, r"control character \(U\+001B\)"),

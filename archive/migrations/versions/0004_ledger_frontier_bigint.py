@@ -15,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # NULL until the next append computes it from the entries (archive.ledger).
+    # NULL until the next append computes it from the entries (archive.custody.ledger).
     op.add_column('ledger_lock', sa.Column('frontier', sa.JSON(), nullable=True))
     if op.get_bind().dialect.name == 'postgresql':
         # SQLite's INTEGER is already 64-bit; ALTER there would rebuild the table and

@@ -7,7 +7,7 @@ Create Date: 2026-12-02
 from alembic import op
 import sqlalchemy as sa
 
-from archive.ledger import backfill_nodes
+from archive.custody.ledger import backfill_nodes
 
 
 revision = '0011'

@@ -55,10 +55,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 import signing
-from archive import ledger, merkle
+from archive.custody import ledger
+from archive.custody import merkle
 from archive.db import Database, insert_ignoring_duplicates
 from archive.errors import ArchiveError, ConfigurationError, NotFound, ObjectExists, VerificationError
-from archive.evidence import HashingStream, derived_key, lock_item
+from archive.evidence.items import HashingStream, derived_key, lock_item
 from archive.models import (
     Case,
     Checkpoint,
@@ -765,7 +766,7 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
                     storage_key=w.key, storage_version=w.stored.version_id,
                 ))
         item.seal_status = "sealed"
-        from archive.exports import wake_waiting_exports  # exports builds on sealing
+        from archive.exports.service import wake_waiting_exports  # exports builds on sealing
 
         wake_waiting_exports(session, case_id=item.case_id)  # the reconciler sends them
         record_certificates(session, certificates_in_seal(objects["cades"]))
@@ -1184,7 +1185,7 @@ def _check_records(recorded: list[RecordedCheckpoint], rows: list[Checkpoint]) -
 
 
 def checkpoint_sizes(session: Session) -> list[int]:
-    """The tree sizes of the checkpoint rows: pass them to :func:`archive.ledger.verify` as
+    """The tree sizes of the checkpoint rows: pass them to :func:`archive.custody.ledger.verify` as
     ``at_sizes`` so its one pass yields the roots :func:`verify_checkpoints` compares."""
     return list(session.execute(select(Checkpoint.tree_size).order_by(Checkpoint.tree_size)).scalars())
 
@@ -1203,7 +1204,7 @@ def verify_checkpoints(
     hash to the sealed root; and an RFC 9162 consistency proof links it to the next
     checkpoint. Raises VerificationError naming the first failure.
 
-    The roots come from one pass over the ledger (:func:`archive.ledger.verify` with
+    The roots come from one pass over the ledger (:func:`archive.custody.ledger.verify` with
     ``at_sizes=checkpoint_sizes(session)``): give its report as ``ledger_report`` when
     the caller has just run it, else the pass runs here.
     """

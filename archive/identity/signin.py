@@ -21,10 +21,10 @@ import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from archive import ledger
+from archive.custody import ledger
 from archive.errors import Conflict, InvalidInput, Unauthenticated
 from archive.models import RecoveryCode, User, WebSession
-from archive.users import actor_name, check_user_may_sign_in, hash_token
+from archive.identity.users import actor_name, check_user_may_sign_in, hash_token
 
 ISSUER = "Evidence archive"
 RECOVERY_CODES = 10

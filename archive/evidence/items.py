@@ -22,15 +22,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger, work
+from archive import work
+from archive.custody import ledger
 from archive.db import Database
 from archive.errors import (
     ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError,
 )
-from archive.filenames import check_filename
+from archive.evidence.filenames import check_filename
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, Role, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
-from archive.users import CASE_READERS, actor_name, load_case, require_role
+from archive.identity.users import CASE_READERS, actor_name, load_case, require_role
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger
+from archive.custody import ledger
 from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
 from archive.models import Case, ExportRequest, Role, User, Vault, new_id
 from archive.storage import ObjectStore
-from archive.users import CASE_WRITERS, actor_name, require_role
+from archive.identity.users import CASE_WRITERS, actor_name, require_role
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger
+from archive.custody import ledger
 from archive.db import insert_ignoring_duplicates, unique_violations_as_conflicts
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from archive.models import ApiToken, Case, Role, Unit, User, new_id

@@ -28,8 +28,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import ledger
-from archive.evidence import hash_chunks, lock_item
+from archive.custody import ledger
+from archive.evidence.items import hash_chunks, lock_item
 from archive.db import Database
 from archive.errors import ObjectNotFound, StorageError
 from archive.models import Case, EvidenceItem, utcnow

@@ -5,7 +5,7 @@ actor, case, item, action, details and the previous entry's hash. ``entry_hash``
 SHA-256 of those bytes (the chain); the same bytes are the leaves of an RFC 9162 Merkle
 tree, so the service can give a tree head for any size, an inclusion proof for an entry
 and a consistency proof between two sizes. Append stores the hash of every complete
-subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof checks in :mod:`archive.merkle` are
+subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof checks in :mod:`archive.custody.merkle` are
 pure and run offline.
 """
 
@@ -21,11 +21,11 @@ from sqlalchemy import Connection, and_, column, func, insert, or_, select, tabl
 from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
-from archive import merkle
+from archive.custody import merkle
 from archive.errors import InvalidInput, LedgerTampered, NotFound
 # The entry format is pure and lives apart so the offline verifier needs no database;
 # the names stay importable from here for existing callers.
-from archive.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
+from archive.custody.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
 from archive.models import LedgerEntry, LedgerLock, LedgerNode
 
 
@@ -70,7 +70,7 @@ def new_entry(
 
 
 def node_rows(made: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
-    """``ledger_nodes`` rows for the subtrees :func:`archive.merkle.frontier_append_nodes` completed."""
+    """``ledger_nodes`` rows for the subtrees :func:`archive.custody.merkle.frontier_append_nodes` completed."""
     return [{"level": level, "idx": idx, "hash": h} for level, idx, h in made]
 
 

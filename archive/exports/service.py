@@ -48,15 +48,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import ledger, merkle, sealing, work
-from archive.evidence import hash_chunks
-from archive.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe, manifest_text, safe_member_name
+from archive import work
+from archive.custody import ledger
+from archive.custody import merkle
+from archive.seals import sealing
+from archive.evidence.items import hash_chunks
+from archive.exports.bagzip import BagZipWriter, MemberChanged, MemberDigest, StorePipe, manifest_text, safe_member_name
 from archive.db import Database
 from archive.errors import (
     ArchiveError, ConfigurationError, Conflict, Forbidden, InvalidInput, NotFound, ObjectExists, ObjectNotFound,
     Unauthenticated, VerificationError,
 )
-from archive.ledger_format import canonical_json
+from archive.custody.ledger_format import canonical_json
 from archive.models import (
     Case, Checkpoint, EnforcementAction, EvidenceItem, ExportRequest, Gap, LedgerEntry, Role, User,
     utcnow,
@@ -64,7 +67,7 @@ from archive.models import (
 from archive.settings import Settings
 from archive.timefmt import DEFAULT_TIME_ZONE
 from archive.storage import ObjectStore
-from archive.users import actor_name, can_see_case, load_case, require_role
+from archive.identity.users import actor_name, can_see_case, load_case, require_role
 
 log = logging.getLogger(__name__)
 
@@ -627,7 +630,7 @@ def write_bag(
         bag.add_bytes("bagit.txt", b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
         bag.add_bytes("bag-info.txt", _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
 
-        from archive.certificate import certificate_pdf
+        from archive.exports.certificate import certificate_pdf
 
         pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
         sealed = io.BytesIO()

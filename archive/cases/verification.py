@@ -25,12 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import signing
-from archive import ledger, merkle
+from archive.custody import ledger
+from archive.custody import merkle
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.evidence import FixityReport, verify_item_fixity
+from archive.evidence.items import FixityReport, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
-from archive.sealing import (
+from archive.seals.sealing import (
     Sealer,
     build_manifest,
     latest_checkpoint,

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from archive.errors import ConfigurationError, Unauthenticated
 from archive.models import User
 from archive.settings import Settings
-from archive.users import add_user, check_user_may_sign_in, update_user
+from archive.identity.users import add_user, check_user_may_sign_in, update_user
 
 PROVIDER_TIMEOUT = 10.0
 

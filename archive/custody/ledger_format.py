@@ -1,6 +1,6 @@
 """The byte format of custody-ledger entries: pure functions, standard library only.
 
-Kept apart from :mod:`archive.ledger` (which needs the database) so that the offline
+Kept apart from :mod:`archive.custody.ledger` (which needs the database) so that the offline
 verifier of certified exports (:mod:`archive.offline`) can recompute entry hashes and
 Merkle leaves on a court's machine with no database library loaded.
 """

@@ -1,7 +1,7 @@
 """Reviewer verification of a whole case, and its receipt in the custody ledger.
 
 A reviewer (or admin) of the case's unit asks for a verification; a worker (or the CLI,
-synchronously) then, for every item, runs :func:`archive.verification.verify_item`
+synchronously) then, for every item, runs :func:`archive.cases.verification.verify_item`
 (original re-hashed from its recorded version, manifest and seals, PAdES copy, inclusion
 of its receipt in the latest sealed checkpoint), verifies the whole custody ledger (chain
 and tree) and every sealed checkpoint, and reports the case's continuity status. The
@@ -27,14 +27,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import ledger, sealing, verification, work
+from archive import work
+from archive.custody import ledger
+from archive.seals import sealing
+from archive.cases import verification
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.exports import continuity_snapshot
+from archive.exports.service import continuity_snapshot
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from archive.users import actor_name, can_see_case, require_role
+from archive.identity.users import actor_name, can_see_case, require_role
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Case files, their verification and the receipts of it."""

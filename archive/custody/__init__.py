@@ -1,0 +1,1 @@
+"""The custody ledger: its byte format, the Merkle tree over it, proofs."""

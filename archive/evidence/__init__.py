@@ -1,0 +1,1 @@
+"""Evidence items: receiving into a vault, file names, fixity."""

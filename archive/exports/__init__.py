@@ -1,0 +1,1 @@
+"""Certified exports: planning, the bag, the certificate, the build lifecycle."""

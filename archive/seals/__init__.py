@@ -1,0 +1,1 @@
+"""Seals: the organisation's e-seal over items, documents and checkpoints."""
