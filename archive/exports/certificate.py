@@ -22,7 +22,7 @@ from reportlab.platypus import LongTable, Paragraph, Preformatted, SimpleDocTemp
 from archive.timefmt import DEFAULT_TIME_ZONE, gap_span, local_time
 
 if TYPE_CHECKING:
-    from archive.exports.service import _Plan
+    from archive.exports.plan import _Plan
 
 MAX_TIMELINE_ROWS = 2000
 """Beyond this the certificate lists the first entries and points to ledger/entries.jsonl."""
