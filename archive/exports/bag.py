@@ -21,12 +21,15 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from asn1crypto import pem
+
 from archive.custody import ledger
 from archive.custody.ledger_format import canonical_json
 from archive.errors import ObjectNotFound
 from archive.exports.bagzip import BagZipWriter, MemberChanged, MemberDigest, manifest_text, safe_member_name
 from archive.exports.errors import ExportFailed
-from archive.exports.plan import SEAL_ROLES, _Plan
+from archive.exports.certificate import certificate_pdf
+from archive.exports.plan import SEAL_ROLES, Plan
 from archive.seals import sealing
 from archive.storage import ObjectStore
 from archive.timefmt import DEFAULT_TIME_ZONE
@@ -43,8 +46,6 @@ def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str)
 
 def _tsa_pem_from_seal(cades: bytes) -> bytes:
     """The TSA certificate(s) carried in a CAdES seal's time-stamp token, as PEM."""
-    from asn1crypto import pem
-
     found = [cert for role, cert in sealing.certificates_in_seal(cades) if role == "tsa"]
     if not found:
         raise ExportFailed("the time-stamp token carries no TSA certificate", code="tsa_certificate_missing")
@@ -65,7 +66,7 @@ def _seal_beside(bag: BagZipWriter, sealer: Any, path: str, data: bytes) -> None
 
 
 def write_bag(
-    fileobj, *, plan: _Plan, store: ObjectStore, sealer: Any, organisation: str,  # type: ignore[no-untyped-def]
+    fileobj, *, plan: Plan, store: ObjectStore, sealer: Any, organisation: str,  # type: ignore[no-untyped-def]
     contact: dict[str, str] | None = None, on_progress: Any = None, time_zone: str = DEFAULT_TIME_ZONE,
 ) -> list[MemberDigest]:
     """Write the whole bag for ``plan`` as a ZIP into ``fileobj``; return every member's digests."""
@@ -130,8 +131,6 @@ def write_bag(
         bag.add_bytes("bagit.txt", b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
         bag.add_bytes("bag-info.txt", _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
 
-        from archive.exports.certificate import certificate_pdf
-
         pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
         sealed = io.BytesIO()
         sealer.seal_pdf(pdf, sealed)
@@ -167,7 +166,7 @@ def write_bag(
         bag.close()
 
 
-def _bag_info(plan: _Plan, organisation: str, contact: dict[str, str] | None, octets: int, count: int) -> bytes:
+def _bag_info(plan: Plan, organisation: str, contact: dict[str, str] | None, octets: int, count: int) -> bytes:
     def one_line(value: Any) -> str:
         return " ".join(str(value).split())
 

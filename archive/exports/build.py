@@ -19,7 +19,7 @@ from archive.evidence.items import hash_chunks
 from archive.exports.bag import write_bag
 from archive.exports.bagzip import StorePipe
 from archive.exports.errors import ExportWaiting
-from archive.exports.plan import _plan, unsealed_items
+from archive.exports.plan import gather_plan, unsealed_items
 from archive.models import Case, EvidenceItem, ExportRequest, utcnow
 from archive.seals import sealing
 from archive.settings import Settings
@@ -82,13 +82,13 @@ def build_export(
         try:
             with db.session() as session:
                 export = session.get(ExportRequest, export_id)
-                plan = _plan(session, store=store, export=export, sealer=sealer)
+                plan = gather_plan(session, store=store, export=export, sealer=sealer)
         except ExportWaiting as waiting:
             if _wait(db, export_id, waiting):
                 return None
             with db.session() as session:  # everything got sealed meanwhile
                 export = session.get(ExportRequest, export_id)
-                plan = _plan(session, store=store, export=export, sealer=sealer)
+                plan = gather_plan(session, store=store, export=export, sealer=sealer)
         last = [0.0]
 
         def on_progress(done: int, total: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,14 +54,12 @@ def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, s
 
 
 def _ext_for(media_type: str, fallback: str = "bin") -> str:
-    import mimetypes
-
     ext = mimetypes.guess_extension(media_type.split(";")[0].strip(), strict=False)
     return (ext or f".{fallback}").lstrip(".")
 
 
 @dataclass
-class _Plan:
+class Plan:
     """Everything gathered from the database before the bytes flow."""
 
     export_id: str
@@ -99,7 +98,11 @@ def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
     return out
 
 
-def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer: Any) -> _Plan:
+def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer: Any) -> Plan:
+    """Everything the export needs from the database, with each ledger proof checked against the sealed root.
+
+    Raises ExportWaiting while items are still being sealed, ExportFailed when the export cannot be built.
+    """
     case = session.get(Case, export.case_id)
     items = export_items(session, export)
     if not items:
@@ -163,7 +166,7 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
             "proof": {"leaf_index": entry.seq - 1, "tree_size": checkpoint.tree_size,
                       "path": [p.hex() for p in proof]},
         })
-    return _Plan(
+    return Plan(
         export_id=export.id,
         case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,
               "status": case.status.value, "created_at": ledger.iso_utc(case.created_at)},
