@@ -18,7 +18,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive.errors import Conflict, Forbidden, NotFound
+from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.identity.users import can_see_case, load_case, require_role
 from archive.models import Case, ExportRequest, Role, User
 
@@ -41,11 +41,48 @@ def shared_with(session: Session, *, user: User, case_id: str) -> bool:
     ).first() is not None
 
 
-def _user_name(session: Session, user_id: str | None) -> str | None:
-    if user_id is None:
-        return None
-    user = session.get(User, user_id)
-    return user.name if user else None
+def recipient_for_request(session: Session, *, user: User, case_id: str, recipient: str | None) -> User:
+    """The court user ``user`` may request an export of the case for, named by ``recipient``.
+
+    A court user asks for themselves, and only for a case already shared with them; a
+    unit's reviewer (or an admin) names an active court user.
+    """
+    case = session.get(Case, case_id)
+    if user.role == Role.court:
+        if case is None or not shared_with(session, user=user, case_id=case_id):
+            raise NotFound(f"no case {case_id} visible to you", code="case_not_found")
+        if recipient not in (None, user.name):
+            raise Forbidden("a court user may request an export only for themselves", code="forbidden_recipient")
+        return user
+    if case is None:
+        raise NotFound(f"no case {case_id} visible to you", code="case_not_found")
+    _require_unit_reviewer(user, case, doing="request exports")
+    if not recipient:
+        raise InvalidInput("name the court user who receives the export", code="recipient_required")
+    recipient_user = session.execute(select(User).where(User.name == recipient)).scalar_one_or_none()
+    if recipient_user is None or not recipient_user.active:
+        raise InvalidInput(f"no active user {recipient!r}", code="unknown_recipient")
+    if recipient_user.role != Role.court:
+        raise InvalidInput(f"recipient {recipient!r} is not a court user", code="recipient_not_court")
+    return recipient_user
+
+
+def export_to_approve(session: Session, *, user: User, export_id: str) -> ExportRequest:
+    """The requested export ``user`` may approve, locked for the change; never the requester's own."""
+    # Role first, so that whether an export id exists says nothing to those who may not approve.
+    require_role(user, {Role.reviewer, Role.admin}, doing="approve exports")
+    export = session.execute(
+        select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
+    ).scalar_one_or_none()
+    if export is None:
+        raise NotFound(f"no export {export_id} visible to you", code="export_not_found")
+    if not can_see_case(user, session.get(Case, export.case_id)):
+        raise NotFound(f"no export {export_id} visible to you", code="export_not_found")
+    if export.requested_by == user.id:
+        raise Forbidden("the person who requested an export cannot approve it", code="separation_of_duties")
+    if export.status != "requested":
+        raise Conflict(f"export {export_id} is {export.status}, not awaiting approval", code="export_not_pending")
+    return export
 
 
 def load_export(session: Session, *, user: User, export_id: str, download: bool = False) -> ExportRequest:
@@ -87,3 +124,10 @@ def check_downloadable(export: ExportRequest) -> None:
         raise Conflict(f"this export is {export.status}; download when it is ready", code="export_not_ready")
     if export.status == "failed" or not export.storage_key:
         raise Conflict(f"this export failed: {export.error or 'no archive'}", code="export_failed")
+
+
+def downloadable_export(session: Session, *, user: User, export_id: str) -> ExportRequest:
+    """The export, if ``user`` may download it and its ZIP may be handed out now."""
+    export = load_export(session, user=user, export_id=export_id, download=True)
+    check_downloadable(export)
+    return export

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
-from archive.exports.access import _user_name
+from archive.identity.users import user_name
 from archive.models import EnforcementAction, Gap
 
 
@@ -25,7 +25,7 @@ def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
 
     def name(user_id: str | None) -> str | None:
         if user_id not in names:
-            names[user_id] = _user_name(session, user_id)
+            names[user_id] = user_name(session, user_id)
         return names[user_id]
 
     rows = [

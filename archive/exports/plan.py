@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.custody import merkle
 from archive.errors import VerificationError
-from archive.exports.access import _user_name
 from archive.exports.bagzip import safe_member_name
 from archive.exports.continuity import continuity_snapshot
 from archive.exports.errors import ExportFailed, ExportWaiting
+from archive.identity.users import user_name
 from archive.models import Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, utcnow
 from archive.seals import sealing
 from archive.storage import ObjectStore
@@ -170,9 +170,9 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         export_id=export.id,
         case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,
               "status": case.status.value, "created_at": ledger.iso_utc(case.created_at)},
-        people={"requested_by": _user_name(session, export.requested_by),
-                "approved_by": _user_name(session, export.approved_by),
-                "recipient": _user_name(session, export.recipient_id),
+        people={"requested_by": user_name(session, export.requested_by),
+                "approved_by": user_name(session, export.approved_by),
+                "recipient": user_name(session, export.recipient_id),
                 "approved_at": ledger.iso_utc(export.approved_at) if export.approved_at else None},
         items=planned,
         entries=entries,
