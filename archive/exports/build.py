@@ -104,7 +104,7 @@ def build_export(
         try:
             members = write_bag(
                 pipe, plan=plan, store=store, sealer=sealer,
-                organisation=getattr(settings, "export_organisation", "Evidence Archive"),
+                organisation=settings.export_organisation,
                 contact=_contact(settings), on_progress=on_progress, time_zone=settings.time_zone,
             )
             stored, sha256 = pipe.close_and_wait()
@@ -166,8 +166,8 @@ def wake_waiting_exports(session: Session, *, case_id: str) -> list[str]:
 
 def _contact(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in {
-        "Contact-Name": getattr(settings, "export_contact_name", None),
-        "Contact-Email": getattr(settings, "export_contact_email", None),
+        "Contact-Name": settings.export_contact_name,
+        "Contact-Email": settings.export_contact_email,
     }.items() if v}
 
 

@@ -63,7 +63,7 @@ class DownloadLink:
 
 def make_link(*, settings: Settings, export: ExportRequest, user: User, now: float | None = None) -> DownloadLink:
     """Sign a download link for ``user``'s access to ``export`` (checked again on use)."""
-    ttl = int(getattr(settings, "export_link_ttl_seconds", 3600))
+    ttl = settings.export_link_ttl_seconds
     expires = int((now or time.time()) + ttl)
     mac = _link_mac(link_secret(settings), export.id, expires, user.id)
     return DownloadLink(
