@@ -9,9 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from archive import work
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, ObjectExists, ObjectNotFound
@@ -51,7 +49,8 @@ def build_export(
 
     Returns None when there is nothing to do (unknown, not approved, already built), or
     when items are still being sealed: the export then shows ``waiting`` (and which items)
-    and the sealing of its last item asks for it again (:func:`wake_waiting_exports`).
+    and the sealing of its last item asks for it again
+    (:func:`archive.exports.waiting.wake_waiting_exports`).
     Marks the export ``failed`` (and re-raises) on any other ArchiveError.
     """
     with db.session() as session:
@@ -148,20 +147,6 @@ def _wait(db: Database, export_id: str, waiting: ExportWaiting) -> bool:
         still = unsealed_items(items)
     log.info("export %s waits for %d item(s) to be sealed", export_id, len(still))
     return bool(still)
-
-
-def wake_waiting_exports(session: Session, *, case_id: str) -> list[str]:
-    """Ask again for the case's exports that wait for sealing (in the caller's transaction).
-
-    Called when an item of the case is sealed or fails for good; returns the export ids
-    (enqueue them after the commit, or let the reconciler send them).
-    """
-    ids = list(session.execute(
-        select(ExportRequest.id).where(ExportRequest.case_id == case_id, ExportRequest.status == "waiting")
-    ).scalars())
-    for export_id in ids:
-        work.want(session, task=work.BUILD_EXPORT, subject=export_id)
-    return ids
 
 
 def _contact(settings: Settings) -> dict[str, str]:

@@ -20,9 +20,10 @@ from archive.exports.access import (
     STATUSES, check_downloadable, downloadable_export, export_to_approve, list_exports, load_export,
     recipient_for_request, shared_with,
 )
-from archive.exports.build import ExportResult, build_export, export_key, fail_export, wake_waiting_exports
+from archive.exports.build import ExportResult, build_export, export_key, fail_export
 from archive.exports.errors import ExportFailed, ExportWaiting
 from archive.exports.links import DownloadLink, check_link, link_secret, make_link
+from archive.exports.waiting import wake_waiting_exports
 from archive.identity.users import actor_name, user_name
 from archive.models import EvidenceItem, ExportRequest, User, utcnow
 from archive.storage import ObjectStore
