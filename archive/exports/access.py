@@ -8,14 +8,15 @@
   (``separation_of_duties``). Request and approval are custody entries.
 * **Read and download.** The recipient court user, and reviewers/admins of the case's
   unit. Officers of the unit may see that an export exists, not download it. A court
-  user lists only the exports whose recipient they are. Only a ``ready`` export can be
-  downloaded; every download is a custody entry. A time-limited signed link (HMAC over
-  export, expiry and the user who asked for it) stands in for the bearer token.
+  user lists only the exports whose recipient they are and, from the request on, the
+  cases those exports are of. Only a ``ready`` export can be downloaded; every download
+  is a custody entry. A time-limited signed link (HMAC over export, expiry and the user
+  who asked for it) stands in for the bearer token.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -39,6 +40,14 @@ def shared_with(session: Session, *, user: User, case_id: str) -> bool:
             ExportRequest.status.in_(("approved", "waiting", "building", "ready")),
         ).limit(1)
     ).first() is not None
+
+
+def cases_with_exports_for(user: User) -> Select:
+    """The ids of the cases with an export (of any status) whose recipient is ``user``.
+
+    The cases a court user may list: a request made for them already names the case to them.
+    """
+    return select(ExportRequest.case_id).where(ExportRequest.recipient_id == user.id)
 
 
 def recipient_for_request(session: Session, *, user: User, case_id: str, recipient: str | None) -> User:
