@@ -12,7 +12,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 LAYERS = ("signing", "archive", "ingest", "workers", "api")
 """Our top-level packages, lowest layer first."""
 
