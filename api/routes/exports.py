@@ -14,8 +14,8 @@ from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
 from archive.exports import service as export_service
-from archive.models import ExportRequest, User
-from archive.identity.users import actor_name
+from archive.identity.users import actor_name, user_name
+from archive.models import ExportRequest
 
 router = APIRouter(tags=["exports"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -48,13 +48,10 @@ class ExportPublic(BaseModel):
 
     @classmethod
     def of(cls, session, export: ExportRequest) -> ExportPublic:  # type: ignore[no-untyped-def]
-        def name(user_id: str | None) -> str | None:
-            user = session.get(User, user_id) if user_id else None
-            return user.name if user else None
-
         return cls(
-            id=export.id, case_id=export.case_id, status=export.status, requested_by=name(export.requested_by),
-            recipient=name(export.recipient_id), approved_by=name(export.approved_by),
+            id=export.id, case_id=export.case_id, status=export.status,
+            requested_by=user_name(session, export.requested_by), recipient=user_name(session, export.recipient_id),
+            approved_by=user_name(session, export.approved_by),
             approved_at=export.approved_at, items=export.items, include_derived=export.include_derived,
             progress=export.progress or {}, size=export.size, sha256=export.sha256, error=export.error,
             created_at=export.created_at, finished_at=export.finished_at,
@@ -110,8 +107,7 @@ def get_export(export_id: str, session: SessionDep, user: CurrentUser) -> Export
 @router.post("/api/v1/exports/{export_id}/link", response_model=LinkPublic, responses=ERRORS)
 def make_link(export_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> LinkPublic:
     """A signed download URL usable without a token until it expires (settings TTL)."""
-    export = export_service.load_export(session, user=user, export_id=export_id, download=True)
-    export_service.check_downloadable(export)
+    export = export_service.downloadable_export(session, user=user, export_id=export_id)
     link = export_service.make_link(settings=services.settings, export=export, user=user)
     return LinkPublic(url=link.path, expires_at=link.expires_at)
 
@@ -137,8 +133,7 @@ def download_export(
     else:
         caller = attach(session, identify(services, request, credentials))
         via = "token"
-    export = export_service.load_export(session, user=caller, export_id=export_id, download=True)
-    export_service.check_downloadable(export)
+    export = export_service.downloadable_export(session, user=caller, export_id=export_id)
     with services.db.session() as writing:
         export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
     name = f"export-{export.id}.zip"

@@ -33,7 +33,7 @@ from archive.seals import sealing
 from archive.cases import verification
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.exports.service import continuity_snapshot
+from archive.exports.continuity import continuity_snapshot
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
-from archive.models import Case, ExportRequest, Role, User, Vault, new_id
+from archive.exports.access import cases_with_exports_for
+from archive.models import Case, Role, User, Vault, new_id
 from archive.storage import ObjectStore
 from archive.identity.users import CASE_WRITERS, actor_name, require_role
 
@@ -59,7 +60,7 @@ def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 
     query = select(Case).order_by(Case.created_at.desc()).limit(limit).offset(offset)
     if user.role == Role.court:
         # A court user sees only what was shared with them: cases with an export for them.
-        query = query.where(Case.id.in_(select(ExportRequest.case_id).where(ExportRequest.recipient_id == user.id)))
+        query = query.where(Case.id.in_(cases_with_exports_for(user)))
     elif user.role != Role.admin:
         query = query.where(Case.unit_id == user.unit_id)
     return list(session.execute(query).scalars().unique())

@@ -8,7 +8,7 @@ has to be embedded and nothing renders as empty boxes.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -19,10 +19,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import LongTable, Paragraph, Preformatted, SimpleDocTemplate, Spacer
 
+from archive.exports.plan import Plan
 from archive.timefmt import DEFAULT_TIME_ZONE, gap_span, local_time
-
-if TYPE_CHECKING:
-    from archive.exports.service import _Plan
 
 MAX_TIMELINE_ROWS = 2000
 """Beyond this the certificate lists the first entries and points to ledger/entries.jsonl."""
@@ -75,7 +73,7 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def certificate_pdf(*, plan: _Plan, root: str, organisation: str, zone: str = DEFAULT_TIME_ZONE) -> bytes:
+def certificate_pdf(*, plan: Plan, root: str, organisation: str, zone: str = DEFAULT_TIME_ZONE) -> bytes:
     """The certificate for one export, as unsigned PDF bytes; times in ``zone`` with their offset."""
     s = _styles()
     out = io.BytesIO()

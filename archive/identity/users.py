@@ -34,6 +34,14 @@ def actor_name(user: User) -> str:
     return f"user:{user.name}"
 
 
+def user_name(session: Session, user_id: str | None) -> str | None:
+    """The name of the user with ``user_id``; None when there is no id or no such user."""
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    return user.name if user else None
+
+
 def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
     name = name.strip()
     if not name:

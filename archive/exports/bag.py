@@ -1,0 +1,197 @@
+"""The certified export's bag: what goes where, written as one ZIP stream.
+
+The bag layout (RFC 8493, inside one top directory ``<case-number>-<export8>/``)::
+
+    bagit.txt  bag-info.txt  manifest-sha256.txt  manifest-sha512.txt
+    data/originals/<item-id>/<safe original name>
+    data/derived/<item-id>/<role>.<ext>                 (only when asked)
+    items/<item-id>/manifest.json (+ .p7s CAdES DER, + .sm2.json)
+    ledger/entries.jsonl  ledger/checkpoint.json (+ .p7s, + .sm2.json)
+    continuity/report.json (+ .p7s, + .sm2.json)
+    trust/chain.pem  trust/tsa.pem  trust/sm2-public.pem
+    certificate.pdf                                    (PAdES-B-T)
+    export-manifest.json (+ .p7s, + .sm2.json)         every file above, with SHA-256
+    tagmanifest-sha256.txt  tagmanifest-sha512.txt
+
+Every detached seal sits beside the file it seals, named ``<file>.p7s`` / ``<file>.sm2.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from asn1crypto import pem
+
+from archive.custody import ledger
+from archive.custody.ledger_format import canonical_json
+from archive.errors import ObjectNotFound
+from archive.exports.bagzip import BagZipWriter, MemberChanged, MemberDigest, manifest_text, safe_member_name
+from archive.exports.errors import ExportFailed
+from archive.exports.certificate import certificate_pdf
+from archive.exports.plan import SEAL_ROLES, Plan
+from archive.seals import sealing
+from archive.storage import ObjectStore
+from archive.timefmt import DEFAULT_TIME_ZONE
+
+EXPORT_FORMAT = "evidence-export/1"
+
+
+def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str) -> bytes:
+    try:
+        return b"".join(store.read(key, version_id=version))
+    except ObjectNotFound as exc:
+        raise ExportFailed(f"{what} is missing from the store ({key})", code="missing_object") from exc
+
+
+def _tsa_pem_from_seal(cades: bytes) -> bytes:
+    """The TSA certificate(s) carried in a CAdES seal's time-stamp token, as PEM."""
+    found = [cert for role, cert in sealing.certificates_in_seal(cades) if role == "tsa"]
+    if not found:
+        raise ExportFailed("the time-stamp token carries no TSA certificate", code="tsa_certificate_missing")
+    return b"".join(pem.armor("CERTIFICATE", cert.dump()) for cert in found)
+
+
+def sanitised_case_dir(case_number: str, export_id: str) -> str:
+    """The bag's top directory: a portable form of the case number and the export id."""
+    return f"{safe_member_name(case_number, fallback='case', limit=80)}-{export_id[:8]}"
+
+
+def _seal_beside(bag: BagZipWriter, sealer: Any, path: str, data: bytes) -> None:
+    """Write ``path`` and its two detached seals beside it."""
+    bundle = sealer.seal(data)
+    bag.add_bytes(path, data)
+    bag.add_bytes(f"{path}.p7s", bytes(bundle.cades), compress=False)
+    bag.add_bytes(f"{path}.sm2.json", canonical_json(bundle.sm2).encode())
+
+
+def write_bag(
+    fileobj, *, plan: Plan, store: ObjectStore, sealer: Any, organisation: str,  # type: ignore[no-untyped-def]
+    contact: dict[str, str] | None = None, on_progress: Any = None, time_zone: str = DEFAULT_TIME_ZONE,
+) -> list[MemberDigest]:
+    """Write the whole bag for ``plan`` as a ZIP into ``fileobj``; return every member's digests."""
+    root = sanitised_case_dir(plan.case["number"], plan.export_id)
+    bag = BagZipWriter(fileobj, root=root, when=plan.when)
+    try:
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_progress is not None:
+                on_progress(done, plan.total_bytes)
+
+        # Payload first: the bytes that matter, each hashed as it streams and checked
+        # against the hash taken at receipt, so a rotten original never leaves sealed.
+        first_seal = None
+        for item in plan.items:
+            try:
+                digest = bag.add_stream(
+                    item["path"], store.read(item["storage_key"], version_id=item["storage_version"]),
+                    size=item["size"], on_progress=progress, sha256=item["sha256"], sha512=item["recorded_sha512"],
+                )
+            except MemberChanged as exc:
+                raise ExportFailed(
+                    f"original of item {item['id']} no longer matches its recorded sha256 (fixity failure)",
+                    code="fixity_failed",
+                ) from exc
+            item["sha512"] = digest.sha512
+            for d in item["derived"]:
+                try:
+                    dd = bag.add_stream(d["path"], store.read(d["storage_key"], version_id=d["storage_version"]),
+                                        size=d["size"], on_progress=progress, sha256=d["sha256"])
+                except MemberChanged as exc:
+                    raise ExportFailed(f"derived {d['role']} of item {item['id']} no longer matches its sha256",
+                                       code="fixity_failed") from exc
+                d["sha512"] = dd.sha512
+            base = f"items/{item['id']}/manifest.json"
+            (mkey, mver), (ckey, cver), (skey, sver) = (item["seals"][r] for r in SEAL_ROLES)
+            manifest = _read_small(store, mkey, mver, what=f"manifest of item {item['id']}")
+            cades = _read_small(store, ckey, cver, what=f"CAdES seal of item {item['id']}")
+            sm2 = _read_small(store, skey, sver, what=f"SM2 seal of item {item['id']}")
+            bag.add_bytes(base, manifest)
+            bag.add_bytes(f"{base}.p7s", cades, compress=False)
+            bag.add_bytes(f"{base}.sm2.json", sm2)
+            first_seal = first_seal or cades
+
+        entries = "".join(canonical_json(e) + "\n" for e in plan.entries).encode()
+        bag.add_bytes("ledger/entries.jsonl", entries)
+        bag.add_bytes("ledger/checkpoint.json", plan.checkpoint["statement"].encode())
+        bag.add_bytes("ledger/checkpoint.json.p7s", plan.checkpoint["cades"], compress=False)
+        bag.add_bytes("ledger/checkpoint.json.sm2.json", canonical_json(plan.checkpoint["sm2"] or {}).encode())
+        _seal_beside(bag, sealer, "continuity/report.json", canonical_json(plan.continuity).encode())
+
+        bag.add_bytes("trust/chain.pem", plan.chain_pem)
+        bag.add_bytes("trust/tsa.pem", _tsa_pem_from_seal(first_seal or plan.checkpoint["cades"]))
+        bag.add_bytes("trust/sm2-public.pem", plan.sm2_keys_pem)
+
+        payload_bytes = sum(d.size for d in bag.payload)
+        bag.add_bytes("manifest-sha256.txt", manifest_text(bag.payload, "sha256"))
+        bag.add_bytes("manifest-sha512.txt", manifest_text(bag.payload, "sha512"))
+        bag.add_bytes("bagit.txt", b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        bag.add_bytes("bag-info.txt", _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
+
+        pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
+        sealed = io.BytesIO()
+        sealer.seal_pdf(pdf, sealed)
+        bag.add_bytes("certificate.pdf", sealed.getvalue(), compress=False)
+
+        listed = sorted(bag.payload + bag.tags, key=lambda d: d.path)
+        manifest_doc = {
+            "format": EXPORT_FORMAT,
+            "export": plan.export_id,
+            "bag": root,
+            "created_at": ledger.iso_utc(plan.when),
+            "organisation": organisation,
+            "case": plan.case,
+            "people": plan.people,
+            "checkpoint": {"tree_size": plan.checkpoint["tree_size"], "root_hash": plan.checkpoint["root_hash"]},
+            "items": [
+                {k: item[k] for k in ("id", "kind", "filename", "media_type", "size", "sha256", "sha512", "sm3",
+                                      "parent", "device", "received_at", "recorded_start", "flags", "path")}
+                | {"manifest": f"items/{item['id']}/manifest.json",
+                   "derived": [{k: d[k] for k in ("role", "media_type", "size", "sha256", "sha512", "path")}
+                               for d in item["derived"]]}
+                for item in plan.items
+            ],
+            "continuity": plan.continuity["summary"],
+            "files": [{"path": d.path, "size": d.size, "sha256": d.sha256} for d in listed],
+        }
+        _seal_beside(bag, sealer, "export-manifest.json", canonical_json(manifest_doc).encode())
+        tags = [d for d in bag.tags]
+        bag.add_bytes("tagmanifest-sha256.txt", manifest_text(tags, "sha256"))
+        bag.add_bytes("tagmanifest-sha512.txt", manifest_text(tags, "sha512"))
+        return bag.payload + bag.tags
+    finally:
+        bag.close()
+
+
+def _bag_info(plan: Plan, organisation: str, contact: dict[str, str] | None, octets: int, count: int) -> bytes:
+    def one_line(value: Any) -> str:
+        return " ".join(str(value).split())
+
+    fields = [
+        ("Source-Organization", organisation),
+        ("External-Identifier", plan.case["number"]),
+        ("External-Description", f"Certified export of case {plan.case['number']}: {plan.case['title']}"),
+        ("Bagging-Date", plan.when.date().isoformat()),
+        ("Payload-Oxum", f"{octets}.{count}"),
+        ("Bag-Size", _human_size(octets)),
+        ("Bag-Group-Identifier", plan.case["id"]),
+        ("Internal-Sender-Identifier", plan.export_id),
+        ("Internal-Sender-Description",
+         f"Requested by {plan.people['requested_by']}, approved by {plan.people['approved_by']}, "
+         f"for {plan.people['recipient']}; custody ledger checkpoint {plan.checkpoint['tree_size']}"),
+    ]
+    for key in ("Contact-Name", "Contact-Email", "Contact-Phone"):
+        if contact and contact.get(key):
+            fields.append((key, contact[key]))
+    return "".join(f"{k}: {one_line(v)}\n" for k, v in fields).encode()
+
+
+def _human_size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} TB"

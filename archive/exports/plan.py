@@ -1,0 +1,195 @@
+"""What goes into a certified export, gathered from the database before the bytes flow."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.custody import merkle
+from archive.errors import VerificationError
+from archive.exports.bagzip import safe_member_name
+from archive.exports.continuity import continuity_snapshot
+from archive.exports.errors import ExportFailed, ExportWaiting
+from archive.identity.users import user_name
+from archive.models import Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, utcnow
+from archive.seals import sealing
+from archive.storage import ObjectStore
+
+SEAL_ROLES = sealing.SEAL_ROLES
+"""Derived-object roles that hold an item's seal (exported under items/, not data/)."""
+NOT_DERIVED_COPIES = (*SEAL_ROLES, "member")
+"""Roles never exported under data/derived/: seals go to items/, bundle members are items themselves."""
+
+
+def export_items(session: Session, export: ExportRequest) -> list[EvidenceItem]:
+    """The items an export holds: the selection (with the members of selected bundles) or all."""
+    query = select(EvidenceItem).where(EvidenceItem.case_id == export.case_id).order_by(
+        EvidenceItem.received_at, EvidenceItem.id
+    )
+    items = list(session.execute(query).scalars().unique())
+    if export.items is None:
+        return items
+    wanted = set(export.items)
+    grew = True
+    while grew:  # members of a selected bundle come with it, at any depth
+        extra = {i.id for i in items if i.parent_id in wanted and i.id not in wanted}
+        wanted |= extra
+        grew = bool(extra)
+    return [i for i in items if i.id in wanted]
+
+
+def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
+    """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
+    checkpoint = sealing.checkpoint_covering(session, sealer, size=size, store=store)
+    if checkpoint is None:
+        raise ExportFailed("the sealing service did not produce a checkpoint covering the case's entries",
+                           code="checkpoint_missing")
+    return checkpoint
+
+
+def _ext_for(media_type: str, fallback: str = "bin") -> str:
+    ext = mimetypes.guess_extension(media_type.split(";")[0].strip(), strict=False)
+    return (ext or f".{fallback}").lstrip(".")
+
+
+@dataclass
+class Plan:
+    """Everything gathered from the database before the bytes flow."""
+
+    export_id: str
+    case: dict[str, Any]
+    people: dict[str, Any]
+    items: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
+    checkpoint: dict[str, Any]
+    continuity: dict[str, Any]
+    chain_pem: bytes
+    sm2_keys_pem: bytes
+    total_bytes: int = 0
+    when: datetime = field(default_factory=utcnow)
+
+
+def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
+    """The items not sealed yet, each ``{"item", "filename", "seal_status"}``.
+
+    Raises ExportFailed, naming the item and its reason, when one failed for good
+    (flag ``processing_failed``): waiting cannot fix that.
+    """
+    out = []
+    for item in items:
+        roles = {d.role for d in item.derived}
+        if all(r in roles for r in SEAL_ROLES):
+            continue
+        if "processing_failed" in (item.flags or []):
+            reasons = sorted({(v or {}).get("reason") or "" for v in (item.processing or {}).values()
+                              if (v or {}).get("state") == "failed"} - {""})
+            raise ExportFailed(
+                f"item {item.id} ({item.original_filename}) could not be sealed and processing gave up"
+                f" ({'; '.join(reasons) or 'no reason recorded'}); waiting cannot fix this",
+                code="item_not_sealable",
+            )
+        out.append({"item": item.id, "filename": item.original_filename, "seal_status": item.seal_status})
+    return out
+
+
+def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer: Any) -> Plan:
+    """Everything the export needs from the database, with each ledger proof checked against the sealed root.
+
+    Raises ExportWaiting while items are still being sealed, ExportFailed when the export cannot be built.
+    """
+    case = session.get(Case, export.case_id)
+    items = export_items(session, export)
+    if not items:
+        raise ExportFailed("the case holds no evidence to export", code="nothing_to_export")
+    unsealed = unsealed_items(items)
+    if unsealed:
+        raise ExportWaiting(
+            f"waiting for {len(unsealed)} item(s) to be sealed: "
+            + ", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]), items=unsealed,
+        )
+    planned = []
+    total = 0
+    for item in items:
+        seals = {d.role: d for d in item.derived if d.role in SEAL_ROLES}
+        derived = []
+        if export.include_derived:
+            derived = [
+                {"role": d.role, "media_type": d.media_type, "size": d.size, "sha256": d.sha256,
+                 "storage_key": d.storage_key, "storage_version": d.storage_version,
+                 "path": f"data/derived/{item.id}/{safe_member_name(d.role)}.{_ext_for(d.media_type)}"}
+                for d in item.derived if d.role not in NOT_DERIVED_COPIES
+            ]
+        planned.append({
+            "id": item.id, "kind": item.kind.value, "filename": item.original_filename,
+            "media_type": item.media_type, "size": item.size, "sha256": item.sha256, "sm3": item.sm3,
+            "recorded_sha512": item.sha512,
+            "storage_key": item.storage_key, "storage_version": item.storage_version,
+            "parent": item.parent_id, "device": item.device_id, "flags": list(item.flags or []),
+            "received_at": ledger.iso_utc(item.received_at),
+            "recorded_start": ledger.iso_utc(item.recorded_start) if item.recorded_start else None,
+            "path": f"data/originals/{item.id}/{safe_member_name(item.original_filename, fallback='original')}",
+            "seals": {r: (seals[r].storage_key, seals[r].storage_version) for r in SEAL_ROLES},
+            "derived": derived,
+        })
+        total += item.size + sum(d["size"] for d in derived)
+    # The checkpoint must cover every case entry written so far, this build's own start included.
+    # (The case's entries, not the whole ledger: its last entry may be the record of the
+    # latest checkpoint, which no checkpoint covers until the ledger grows again.)
+    last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
+    checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
+    # Each proof reads O(log n) stored subtree hashes and is checked here, against the
+    # sealed root, with the leaf recomputed from the entry as it stands.
+    sealed_root = bytes.fromhex(checkpoint.root_hash)
+    entries = []
+    rows = session.execute(
+        select(LedgerEntry).where(LedgerEntry.case_id == export.case_id, LedgerEntry.seq <= checkpoint.tree_size)
+        .order_by(LedgerEntry.seq)
+    ).scalars()
+    for entry in rows:
+        try:
+            proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=checkpoint.tree_size).path]
+            merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry))),
+                                    index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
+        except (merkle.ProofError, VerificationError) as exc:
+            raise ExportFailed(
+                f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq}: "
+                f"refusing to export ({exc})", code="ledger_tampered",
+            ) from exc
+        entries.append({
+            "entry": ledger.entry_fields(entry), "entry_hash": entry.entry_hash,
+            "proof": {"leaf_index": entry.seq - 1, "tree_size": checkpoint.tree_size,
+                      "path": [p.hex() for p in proof]},
+        })
+    return Plan(
+        export_id=export.id,
+        case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,
+              "status": case.status.value, "created_at": ledger.iso_utc(case.created_at)},
+        people={"requested_by": user_name(session, export.requested_by),
+                "approved_by": user_name(session, export.approved_by),
+                "recipient": user_name(session, export.recipient_id),
+                "approved_at": ledger.iso_utc(export.approved_at) if export.approved_at else None},
+        items=planned,
+        entries=entries,
+        checkpoint={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
+                    "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},
+        continuity=continuity_snapshot(session, case_id=export.case_id),
+        chain_pem=sealing.published_chain_pem(session, sealer),
+        sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *sealing.recorded_sm2_keys(session)]),
+        total_bytes=total,
+    )
+
+
+def _sm2_keys_pem(keys: list[Any]) -> bytes:
+    """Every SM2 public key that sealed for us, one PEM block each, without repeats."""
+    blocks: list[bytes] = []
+    for key in keys:
+        pem = key.public_pem()
+        if pem not in blocks:
+            blocks.append(pem)
+    return b"".join(blocks)
