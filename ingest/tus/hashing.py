@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from archive.evidence import items as evidence
+from ingest.tus.errors import UploadBusy
 
 
 class LiveUploads:
@@ -25,9 +26,18 @@ class LiveUploads:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def lock(self, upload_id: str) -> threading.Lock:
+    @contextmanager
+    def writing(self, upload_id: str, refusal: str) -> Iterator[None]:
+        """Hold the upload's write lock for the block; UploadBusy (``refusal``) when another
+        request of this process holds it."""
         with self._guard:
-            return self._locks.setdefault(upload_id, threading.Lock())
+            lock = self._locks.setdefault(upload_id, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise UploadBusy(refusal)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def take(self, upload_id: str, offset: int) -> Any | None:
         """The hasher that has consumed exactly ``offset`` bytes of the upload, if any."""

@@ -22,7 +22,7 @@ from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
 from archive.identity.users import actor_name, load_case
 from ingest.tus import streaming
-from ingest.tus.errors import UploadBusy, UploadGone
+from ingest.tus.errors import UploadGone
 from ingest.tus.hashing import LiveUploads
 from ingest.tus.headers import MAX_SIZE
 
@@ -169,13 +169,9 @@ def append(
     ChecksumMismatch (460, the body is discarded), UploadGone (410) for an expired or
     failed upload, HashMismatch when the completed file is not the declared one.
     """
-    lock = live.lock(upload_id)
-    if not lock.acquire(blocking=False):
-        raise UploadBusy(f"another request is writing upload {upload_id}; retry after it ends")
-    try:
+    with live.writing(upload_id, f"another request is writing upload {upload_id}; retry after it ends"):
         with db.session() as session:
-            user = _user(session, user_id)
-            upload = load_upload(session, user=user, upload_id=upload_id, lock=True)
+            user, upload = _own_upload(session, user_id, upload_id)
             now = utcnow()
             _usable(upload, now)
             load_case(session, user=user, case_id=upload.case_id, write=True)
@@ -205,8 +201,6 @@ def append(
         item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
         with db.session() as session:
             return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), item_id)
-    finally:
-        lock.release()
 
 
 def _record(db: Database, upload_id: str, old: int, new: int, handle: StageHandle, expiry_hours: float) -> None:
@@ -220,6 +214,12 @@ def _record(db: Database, upload_id: str, old: int, new: int, handle: StageHandl
         upload.state = {**upload.state, "handle": handle}
         upload.updated_at = now
         upload.expires_at = now + timedelta(hours=expiry_hours)
+
+
+def _own_upload(session: Session, user_id: str, upload_id: str) -> tuple[User, Upload]:
+    """The user and their upload, its row locked for writing."""
+    user = _user(session, user_id)
+    return user, load_upload(session, user=user, upload_id=upload_id, lock=True)
 
 
 def _user(session: Session, user_id: str) -> User:
@@ -301,13 +301,9 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
 
 def terminate(*, db: Database, store: ObjectStore, live: LiveUploads, user_id: str, upload_id: str) -> None:
     """tus termination: remove an open upload's staged bytes. Refused once it is evidence."""
-    lock = live.lock(upload_id)
-    if not lock.acquire(blocking=False):
-        raise UploadBusy(f"a request is writing upload {upload_id}; terminate after it ends")
-    try:
+    with live.writing(upload_id, f"a request is writing upload {upload_id}; terminate after it ends"):
         with db.session() as session:
-            user = _user(session, user_id)
-            upload = load_upload(session, user=user, upload_id=upload_id, lock=True)
+            user, upload = _own_upload(session, user_id, upload_id)
             if upload.status == "complete":
                 raise Conflict(
                     f"upload {upload_id} became evidence item {upload.item_id}; evidence is never deleted",
@@ -321,8 +317,6 @@ def terminate(*, db: Database, store: ObjectStore, live: LiveUploads, user_id: s
                     details={"upload": upload_id, "offset": upload.offset, "length": upload.length},
                 )
         live.forget(upload_id)
-    finally:
-        lock.release()
 
 
 def expire_uploads(*, db: Database, store: ObjectStore, now: datetime | None = None) -> list[str]:

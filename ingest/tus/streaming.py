@@ -37,17 +37,9 @@ class _Body:
         """Up to ``limit`` bytes; raises 413 when the body outgrows the upload's length."""
         taken = 0
         while taken < limit:
-            if self._pending:
-                chunk, self._pending = self._pending, b""
-            else:
-                try:
-                    chunk = next(self._it)
-                except StopIteration:
-                    self.ended = True
-                    return
-                except UploadIncomplete:
-                    self.interrupted = self.ended = True
-                    return
+            chunk = self._next()
+            if chunk is None:
+                return
             if self.count + len(chunk) > self.budget:
                 raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
             if taken + len(chunk) > limit:
@@ -58,18 +50,23 @@ class _Body:
         if self.count == self.budget and not self.ended:
             self._expect_end()
 
+    def _next(self) -> bytes | None:
+        """The next piece of the body (held-back bytes first), or None once it has ended
+        (``ended`` is then set, and ``interrupted`` too when the client went away)."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.ended = True
+        except UploadIncomplete:
+            self.interrupted = self.ended = True
+        return None
+
     def _expect_end(self) -> None:
         """The budget is used up: the body must end here (a cut-off is fine too)."""
-        while True:
-            try:
-                chunk = self._pending or next(self._it)
-            except StopIteration:
-                self.ended = True
-                return
-            except UploadIncomplete:
-                self.interrupted = self.ended = True
-                return
-            self._pending = b""
+        while (chunk := self._next()) is not None:
             if chunk:
                 raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
 
