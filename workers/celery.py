@@ -1,7 +1,8 @@
 """The Celery application, configured from settings.
 
 Embedded default: a filesystem queue under the data directory (no server). Production:
-Redis. Tasks are sent by name, so the API never imports task code.
+Redis. Tasks are sent by name, so the API never imports task code. The beat schedule
+lives here, whole.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def make_celery(settings: Settings) -> Celery:
             "evidence-checkpoint": {"task": "evidence.checkpoint", "schedule": settings.checkpoint_interval_seconds},
             # Re-hash stored objects, oldest-checked first, paced by fixity_bytes_per_second.
             "evidence-fixity-audit": {"task": "evidence.fixity_audit", "schedule": settings.fixity_interval_seconds},
+            # Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
+            "evidence-expire-uploads": {"task": "evidence.expire_uploads", "schedule": 3600.0},
+            # Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
+            "evidence-purge-idempotency-keys": {"task": "evidence.purge_idempotency_keys", "schedule": 3600.0},
         },
     }
     if settings.broker_url:

@@ -1,5 +1,8 @@
 """Celery tasks. Thin: each takes ids, reloads state and calls a service function.
 
+Registered on :data:`workers.app.celery_app`, which names this module in its ``include``
+so a worker imports it at start-up (this module imports the app, never the reverse).
+
 Every task is declared with ``acks_late`` and ``reject_on_worker_lost`` (a worker killed
 mid-task leaves the message to be redelivered) and is idempotent, so running it twice
 gives one result and one custody entry.
@@ -232,9 +235,6 @@ def expire_uploads(self: EvidenceTask) -> int:
     return len(expired)
 
 
-# Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
-celery_app.conf.beat_schedule["evidence-expire-uploads"] = {"task": "evidence.expire_uploads", "schedule": 3600.0}
-
 
 @celery_app.task(base=EvidenceTask, bind=True, name=work.BUILD_EXPORT)
 def build_export(self: EvidenceTask, export_id: str) -> str | None:
@@ -357,9 +357,3 @@ def purge_idempotency_keys(self: EvidenceTask) -> int:
 
     with self.db.session() as session:
         return idempotency.purge_expired(session)
-
-
-# Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
-celery_app.conf.beat_schedule["evidence-purge-idempotency-keys"] = {
-    "task": "evidence.purge_idempotency_keys", "schedule": 3600.0,
-}
