@@ -213,7 +213,7 @@ def enqueue_checkpoint_if_due(db: Database) -> None:
 
 
 @celery_app.task(
-    base=EvidenceTask, bind=True, name="evidence.checkpoint",
+    base=EvidenceTask, bind=True, name=work.CHECKPOINT,
     autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),
 )
 def checkpoint(self: EvidenceTask) -> int | None:
@@ -223,7 +223,7 @@ def checkpoint(self: EvidenceTask) -> int | None:
         return cp.tree_size if cp is not None else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.expire_uploads")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.EXPIRE_UPLOADS)
 def expire_uploads(self: EvidenceTask) -> int:
     """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
     of a write that never finished (partial files, orphan stages, abandoned multipart
@@ -260,7 +260,7 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     return receipt.status if receipt else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.fixity_audit")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.FIXITY_AUDIT)
 def fixity_audit(self: EvidenceTask) -> int:
     """One paced fixity audit run (Celery beat); returns how many items failed."""
     from archive.evidence import fixity
@@ -350,7 +350,7 @@ def _task_ended(task_id: str | None = None, task: Task | None = None, state: str
         metrics.record_task(task.name, seconds=time.perf_counter() - start, failed=state != "SUCCESS")
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.purge_idempotency_keys")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.PURGE_IDEMPOTENCY_KEYS)
 def purge_idempotency_keys(self: EvidenceTask) -> int:
     """Forget Idempotency-Keys answered more than a day ago; safe at any time."""
     from archive import idempotency
