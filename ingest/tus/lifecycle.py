@@ -256,10 +256,8 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         sha256 = hasher.hexdigest()
     else:
         # No running hash in this process (restart, another replica): hash what was stored.
-        stream = evidence.HashingStream(store.read(stored.key, version_id=stored.version_id), "sha256")
-        for _ in stream:
-            pass
-        sha256 = stream.hexdigest("sha256")
+        committed = store.read(stored.key, version_id=stored.version_id)
+        sha256 = evidence.hash_chunks(committed, "sha256").hexdigest("sha256")
         log.info("upload %s: hashed the committed object (no running hash in this process)", upload_id)
     try:
         locked = evidence.accept_original(
