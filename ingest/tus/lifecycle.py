@@ -21,7 +21,7 @@ from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
 from archive.identity.users import actor_name, load_case
-from ingest.tus import streaming
+from ingest.tus.streaming import receive
 from ingest.tus.errors import UploadGone
 from ingest.tus.hashing import LiveUploads
 from ingest.tus.headers import MAX_SIZE
@@ -191,7 +191,7 @@ def append(
         hasher = live.take(upload_id, offset)
         if hasher is None and offset == 0:
             hasher = hashlib.sha256()
-        pos = streaming.receive(
+        pos = receive(
             store, live, upload_id, handle, offset, length, chunks, hasher, checksum,
             record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours),
         )
