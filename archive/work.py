@@ -38,11 +38,17 @@ from archive.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The names of the durable tasks, in one place (workers register them, callers want them).
+# The names of every task, in one place (workers register them, callers send them).
+# Durable ones (recorded in the work table):
 PROCESS_ITEM = "evidence.process_item"
 ANALYSE_CONTINUITY = "evidence.analyse_continuity"
 BUILD_EXPORT = "evidence.build_export"
 VERIFY_CASE = "evidence.verify_case"
+# Periodic ones (the beat schedule, workers/celery.py):
+CHECKPOINT = "evidence.checkpoint"
+EXPIRE_UPLOADS = "evidence.expire_uploads"
+FIXITY_AUDIT = "evidence.fixity_audit"
+PURGE_IDEMPOTENCY_KEYS = "evidence.purge_idempotency_keys"
 
 DISPATCH_GRACE = timedelta(seconds=120)
 """How long recorded work may wait in the queue before the reconciler sends it again. Long

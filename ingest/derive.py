@@ -1,6 +1,7 @@
 """Derived objects made with ffmpeg: a thumbnail strip and a browser-playable proxy.
 
-Derived files are new objects that name their original (design invariant 1): the source
+The filter graphs are built here with ffmpeg-python and run by
+:mod:`ingest.ffmpeg_adapter`. Derived files are new objects that name their original (design invariant 1): the source
 is only ever read, and output goes to a temporary name beside ``dest`` that is renamed
 into place once ffmpeg has succeeded, so no half-written file is ever seen at ``dest``.
 """
@@ -16,7 +17,8 @@ from typing import Iterator
 import ffmpeg
 
 from ingest.errors import DeriveFailed, ProbeFailed
-from ingest.media import MediaFacts, StreamFacts, probe, tool_message
+from ingest.ffmpeg_adapter import run_graph
+from ingest.media import MediaFacts, StreamFacts, probe
 
 __all__ = ["DerivedFile", "make_proxy", "make_thumbnail_strip"]
 
@@ -144,18 +146,7 @@ def _first_video(facts: MediaFacts, source: Path) -> StreamFacts:
 
 
 def _run(graph, tmp: Path, *, what: str) -> None:
-    try:
-        graph = graph.global_args("-nostdin", "-v", "error").overwrite_output()
-        graph.run(capture_stdout=True, capture_stderr=True)
-    except ValueError as exc:
-        # ffmpeg-python validates the filter graph before running it.
-        raise DeriveFailed(message=f"cannot build the {what} filter graph: {exc}") from exc
-    except ffmpeg.Error as exc:
-        raise DeriveFailed(
-            message=tool_message(exc.stderr, fallback=f"ffmpeg failed making the {what}")
-        ) from exc
-    except FileNotFoundError as exc:
-        raise DeriveFailed(message=f"ffmpeg is not installed: {exc}") from exc
+    run_graph(graph, what=what, failure=DeriveFailed)
     if not tmp.exists() or tmp.stat().st_size == 0:
         raise DeriveFailed(message=f"ffmpeg produced no {what}")
 

@@ -1,6 +1,6 @@
 """Media facts from ffprobe: container, duration, streams, device tags, creation time.
 
-This is the only module that calls ``ffmpeg.probe``; ``ffmpeg.Error`` never leaves it.
+ffprobe runs through :mod:`ingest.ffmpeg_adapter`, the one module that runs the tools.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-
 from ingest.errors import ProbeFailed
+from ingest.ffmpeg_adapter import probe_json
 
-__all__ = ["MediaFacts", "StreamFacts", "probe", "tool_message"]
+__all__ = ["MediaFacts", "StreamFacts", "probe"]
 
 # Tags in which cameras and phones record when the recording started, best first.
 # QuickTime's creationdate carries the local zone, creation_time is usually UTC.
@@ -104,18 +103,6 @@ class MediaFacts:
         }
 
 
-def tool_message(stderr: bytes | str | None, *, fallback: str) -> str:
-    """Return the meaningful tail of a tool's stderr, or ``fallback`` when it said nothing."""
-    if isinstance(stderr, bytes):
-        stderr = stderr.decode("utf-8", "replace")
-    text = (stderr or "").strip()
-    if not text:
-        return fallback
-    # The last lines hold the fatal error; earlier ones are mostly per-packet noise.
-    lines = text.splitlines()
-    return "\n".join(lines[-5:])[-2000:]
-
-
 def probe(path: Path) -> MediaFacts:
     """Probe ``path`` with ffprobe and return its container and stream facts.
 
@@ -124,16 +111,7 @@ def probe(path: Path) -> MediaFacts:
             streams; the message is ffprobe's own explanation.
     """
     path = Path(path)
-    try:
-        raw = ffmpeg.probe(str(path), v="error")
-    except ffmpeg.Error as exc:
-        raise ProbeFailed(
-            message=tool_message(exc.stderr, fallback=f"ffprobe could not read {path.name}")
-        ) from exc
-    except FileNotFoundError as exc:
-        raise ProbeFailed(message=f"ffprobe is not installed: {exc}") from exc
-    except ValueError as exc:  # ffprobe printed something that is not JSON
-        raise ProbeFailed(message=f"ffprobe output unreadable for {path.name}: {exc}") from exc
+    raw = probe_json(path)
 
     fmt = raw.get("format") or {}
     raw_streams = raw.get("streams") or []

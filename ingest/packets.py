@@ -23,21 +23,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import tempfile
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.continuity import InFileGap
 from ingest.errors import ProbeFailed
-from ingest.media import tool_message
+from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, run, stream
 
 __all__ = ["InFileGap", "PacketScan", "scan_packets"]
 
 _CHUNK = 1 << 20
-_FFPROBE = "ffprobe"
-_FFMPEG = "ffmpeg"
 # Steps sampled for the nominal interval: enough to outvote a VFR stretch, cheap to sort.
 _NOMINAL_SAMPLE = 5000
 # Containers whose audio packets carry no timestamps: the demuxer counts samples.
@@ -118,8 +114,8 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
 
 def _streams(path: Path) -> tuple[int | None, int | None, str]:
     """(index of the first video stream, of the first audio stream, format name)."""
-    stdout = _run([_FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
-                   "-of", "json", str(path)], path)
+    stdout = run([FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
+                  "-of", "json", str(path)], fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
     video = audio = None
     for s in info.get("streams") or ():
@@ -135,17 +131,16 @@ def _streams(path: Path) -> tuple[int | None, int | None, str]:
 def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, array]:
     try:
         return _run_ffprobe(path, wanted, buffered=True)
-    except _OldFFprobe:
+    except ProbeFailed as exc:
+        if "Unrecognized option 'o'" not in exc.message:
+            raise
+        # ffprobe predates the -o option (FFmpeg < 5.0).
         return _run_ffprobe(path, wanted, buffered=False)
-
-
-class _OldFFprobe(Exception):
-    """ffprobe predates the -o option (FFmpeg < 5.0)."""
 
 
 def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[str, array]:
     cmd = [
-        _FFPROBE, "-v", "error",
+        FFPROBE, "-v", "error",
         "-show_entries", "packet=stream_index,pts_time,dts_time", "-of", "csv=p=0",
     ]  # fmt: skip
     if buffered:
@@ -155,34 +150,17 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
         cmd += ["-o", "pipe:1"]
     cmd.append(str(path))
     by_index: dict[int, array] = {i: array("d") for i in wanted}
-    # stderr goes to a file, not a pipe: a damaged file can make ffprobe write more
-    # than a pipe buffer of warnings while we are still reading stdout.
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        except OSError as exc:
-            raise ProbeFailed(message=f"cannot run ffprobe: {exc}") from exc
-        with proc:
-            assert proc.stdout is not None
-            rest = b""
-            while chunk := proc.stdout.read(_CHUNK):
-                cut = chunk.rfind(b"\n")
-                if cut < 0:
-                    rest += chunk
-                    continue
-                _parse_block(rest + chunk[:cut], by_index)
-                rest = chunk[cut + 1 :]
-            if rest:
-                _parse_block(rest, by_index)
-            code = proc.wait()
-        if code != 0:
-            err.seek(0)
-            stderr = err.read()
-            if buffered and b"Unrecognized option 'o'" in stderr:
-                raise _OldFFprobe()
-            raise ProbeFailed(
-                message=tool_message(stderr, fallback=f"ffprobe failed on {path.name} ({code})")
-            )
+    with stream(cmd, fallback=f"ffprobe failed on {path.name}") as stdout:
+        rest = b""
+        while chunk := stdout.read(_CHUNK):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                continue
+            _parse_block(rest + chunk[:cut], by_index)
+            rest = chunk[cut + 1 :]
+        if rest:
+            _parse_block(rest, by_index)
     return {wanted[i]: ts for i, ts in by_index.items()}
 
 
@@ -272,10 +250,10 @@ _SILENCE_LINE = re.compile(rb"silence_(start|end): (-?[0-9.]+)")
 def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
     """Stretches of digital silence longer than the tolerance in the first audio stream."""
     cmd = [
-        _FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", "-i", str(path), "-map", "0:a:0",
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", "-i", str(path), "-map", "0:a:0",
         "-af", f"silencedetect=noise={_SILENCE_DB}dB:duration={tolerance}", "-f", "null", "-",
     ]  # fmt: skip
-    stderr = _run(cmd, path, output="stderr")
+    stderr = run(cmd, fallback=f"ffmpeg failed on {path.name}", output="stderr")
     gaps: list[InFileGap] = []
     start: float | None = None
     for kind, value in _SILENCE_LINE.findall(stderr):
@@ -286,13 +264,3 @@ def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
             start = None
     return gaps
 
-
-def _run(cmd: list[str], path: Path, *, output: str = "stdout") -> bytes:
-    """Run a short ffmpeg/ffprobe command; its stdout (or stderr), or ProbeFailed in its words."""
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise ProbeFailed(message=f"cannot run {cmd[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        raise ProbeFailed(message=tool_message(proc.stderr, fallback=f"{cmd[0]} failed on {path.name}"))
-    return proc.stdout if output == "stdout" else proc.stderr

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from archive import work
 from archive.evidence import items as evidence
 from archive.exports import service as exports
 from archive.custody import ledger
@@ -438,7 +439,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     for child in registered.values():
         # Members registered by an earlier, interrupted run may never have been queued.
         if not (child.processing or {}).get(casework.PIPELINE_DONE_STEP):
-            enqueue("evidence.process_item", child.id)
+            enqueue(work.PROCESS_ITEM, child.id)
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
         if ledger.count_actions(session, item_id=locked.id, action="bundle_unpacked"):
@@ -488,7 +489,7 @@ def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         item = evidence.lock_item(session, ws.item_id)
         if item.status == ItemStatus.received:
             item.status = ItemStatus.processed
-    enqueue("evidence.analyse_continuity", case_id)
+    enqueue(work.ANALYSE_CONTINUITY, case_id)
     return None
 
 

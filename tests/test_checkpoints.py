@@ -17,7 +17,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from archive import db as archive_db
+from archive import db as archive_db, work
 from archive.custody import ledger
 from archive.db import Database
 from archive.models import LedgerEntry
@@ -29,7 +29,7 @@ def test_worker_checkpoint_served_and_verified(stack, officer, case, tmp_path):
     item = wait_sealed(stack, officer, upload(stack, officer, case, os.urandom(3000))["id"])
     with stack.services.db.session() as s:
         received = s.query(LedgerEntry).filter_by(item_id=item["id"], action="evidence_received").one().seq
-    stack.services.enqueue("evidence.checkpoint")
+    stack.services.enqueue(work.CHECKPOINT)
     deadline = time.monotonic() + 60
     with stack.client(officer) as c:
         while True:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from archive import db as archive_db
+from archive import db as archive_db, work
 from archive.evidence import items as evidence
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, LedgerEntry, User, Work
@@ -171,7 +171,7 @@ def test_power_loss_of_the_embedded_default_loses_no_work(tmp_path):
             for item_id in ids:
                 _assert_once_per_step(database, item_id)
             with database.read() as s:
-                assert s.execute(select(Work).where(Work.task == "evidence.process_item")).scalars().all() == []
+                assert s.execute(select(Work).where(Work.task == work.PROCESS_ITEM)).scalars().all() == []
         finally:
             database.dispose()
     finally:
@@ -205,7 +205,7 @@ def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp
     quiet.dispose()
     sender = make_celery(settings_from_env(env))
     for item_id in ids:
-        sender.send_task("evidence.process_item", args=[item_id])
+        sender.send_task(work.PROCESS_ITEM, args=[item_id])
     slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow.log", concurrency=2)
     slow.start()
     try:
@@ -256,7 +256,7 @@ def test_work_that_fails_for_good_shows_why(tmp_path):
         db=database, store=store, user_id=user_id, retention_days=1, chunks=[b"a document"],
         incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="note.txt"),
     )
-    make_celery(settings).send_task("evidence.process_item", args=[item.id])
+    make_celery(settings).send_task(work.PROCESS_ITEM, args=[item.id])
     worker = Worker(env, tmp_path / "worker.log", concurrency=1)
     worker.start()
     try:
@@ -276,7 +276,7 @@ def test_work_that_fails_for_good_shows_why(tmp_path):
     assert row.processing["sm3"]["state"] == "done"  # what could be done was done
     with database.read() as s:
         failed = s.execute(select(Work).where(Work.state == "failed")).scalars().all()
-        assert [(w.task, w.subject) for w in failed] == [("evidence.process_item", item.id)]
+        assert [(w.task, w.subject) for w in failed] == [(work.PROCESS_ITEM, item.id)]
     api = ApiServer(settings)
     try:
         health = httpx.get(f"{api.url}/healthz", timeout=30).json()

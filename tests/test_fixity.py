@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from archive import work
 from archive.evidence import fixity
 from archive.models import EvidenceItem
 from tests.conftest import Stack
@@ -107,5 +108,5 @@ def test_beat_runs_the_audit_task(stack: Stack) -> None:
     from workers.celery import make_celery
 
     schedule = make_celery(stack.settings).conf.beat_schedule
-    assert schedule["evidence-fixity-audit"]["task"] == "evidence.fixity_audit"
+    assert schedule["evidence-fixity-audit"]["task"] == work.FIXITY_AUDIT
     assert schedule["evidence-fixity-audit"]["schedule"] == stack.settings.fixity_interval_seconds

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from archive import work
 from archive.custody import ledger
 from archive.models import LedgerEntry
 from ingest.media import probe
@@ -114,8 +115,8 @@ def test_video_is_probed_scanned_and_derived(stack, officer, case, media):
         ]
     assert purposes.count("derived:proxy") == 2 and purposes.count("derived:thumbnail") == 2
     # Running the whole pipeline again adds nothing.
-    stack.services.enqueue("evidence.process_item", item["id"])
-    stack.services.enqueue("evidence.process_item", item["id"])
+    stack.services.enqueue(work.PROCESS_ITEM, item["id"])
+    stack.services.enqueue(work.PROCESS_ITEM, item["id"])
     again = stack.wait_item(officer, item["id"], finished, timeout=60)
     assert sorted(d["role"] for d in again["derived"] if d["role"] in MEDIA_ROLES) == ["proxy", "thumbnail"]
     assert count(stack, item["id"], "media_probed") == 1 and count(stack, item["id"], "derived_created") == 2

@@ -144,19 +144,19 @@ def test_staged_object_built_in_pieces(store):
     data = os.urandom(12 * 1024 * 1024 + 77)  # crosses two 5 MiB part boundaries
     store.ensure_vault("vault-a")
     key = _key()
-    handle = _roundtrip(store.stage_begin(key, content_type="video/mp4"))
+    handle = _roundtrip(store.staging.begin(key, content_type="video/mp4"))
     offset = 0
     for size in (100, 3 * 1024 * 1024, 4 * 1024 * 1024, 1, len(data)):
         piece = data[offset : offset + size]
-        handle = _roundtrip(store.stage_write(handle, offset=offset, chunks=_chunks(piece, 64 * 1024)))
+        handle = _roundtrip(store.staging.write(handle, offset=offset, chunks=_chunks(piece, 64 * 1024)))
         offset += len(piece)
     with pytest.raises(ObjectNotFound):
         store.stat(key)  # nothing under the key before commit
-    committed = store.stage_commit(handle, size=len(data))
+    committed = store.staging.commit(handle, size=len(data))
     assert committed.size == len(data) and not committed.locked
     assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
     # A retried commit (crash before the caller recorded it) returns the same object.
-    assert store.stage_commit(handle, size=len(data)).size == len(data)
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
     locked = store.lock(key, version_id=committed.version_id, until=datetime.now(timezone.utc) + timedelta(days=1))
     assert locked.locked
 
@@ -165,41 +165,41 @@ def test_staged_write_drops_unrecorded_bytes(store):
     """A request killed mid-body leaves bytes past the recorded offset; the next write drops them."""
     store.ensure_vault("vault-a")
     key = _key()
-    handle = store.stage_begin(key, content_type="application/octet-stream")
+    handle = store.staging.begin(key, content_type="application/octet-stream")
     first = os.urandom(2 * 1024 * 1024)
-    recorded = store.stage_write(handle, offset=0, chunks=[first])
-    store.stage_write(recorded, offset=len(first), chunks=[b"junk" * 1000])  # never recorded
+    recorded = store.staging.write(handle, offset=0, chunks=[first])
+    store.staging.write(recorded, offset=len(first), chunks=[b"junk" * 1000])  # never recorded
     rest = os.urandom(1024 * 1024)
-    handle = store.stage_write(recorded, offset=len(first), chunks=[rest])
-    store.stage_commit(handle, size=len(first) + len(rest))
+    handle = store.staging.write(recorded, offset=len(first), chunks=[rest])
+    store.staging.commit(handle, size=len(first) + len(rest))
     assert b"".join(store.read(key)) == first + rest
 
 
 def test_staged_hold_can_be_retracted(store):
     store.ensure_vault("vault-a")
     key = _key()
-    handle = store.stage_begin(key, content_type="application/octet-stream")
+    handle = store.staging.begin(key, content_type="application/octet-stream")
     good = os.urandom(1024 * 1024)
-    handle = store.stage_write(handle, offset=0, chunks=[good])
-    handle = store.stage_write(handle, offset=len(good), chunks=_chunks(os.urandom(6 * 1024 * 1024)), hold=True)
-    handle = store.stage_truncate(handle, size=len(good))
+    handle = store.staging.write(handle, offset=0, chunks=[good])
+    handle = store.staging.write(handle, offset=len(good), chunks=_chunks(os.urandom(6 * 1024 * 1024)), hold=True)
+    handle = store.staging.truncate(handle, size=len(good))
     tail = os.urandom(6 * 1024 * 1024)
-    handle = store.stage_write(handle, offset=len(good), chunks=_chunks(tail), hold=True)
-    handle = store.stage_flush(handle)
-    store.stage_commit(handle, size=len(good) + len(tail))
+    handle = store.staging.write(handle, offset=len(good), chunks=_chunks(tail), hold=True)
+    handle = store.staging.flush(handle)
+    store.staging.commit(handle, size=len(good) + len(tail))
     assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(good + tail).digest()
 
 
 def test_staged_commit_refuses_wrong_size_and_gap(store):
     store.ensure_vault("vault-a")
     key = _key()
-    handle = store.stage_begin(key, content_type="application/octet-stream")
-    handle = store.stage_write(handle, offset=0, chunks=[b"abc"])
+    handle = store.staging.begin(key, content_type="application/octet-stream")
+    handle = store.staging.write(handle, offset=0, chunks=[b"abc"])
     with pytest.raises(StorageError) as gap:
-        store.stage_write(handle, offset=10, chunks=[b"def"])
+        store.staging.write(handle, offset=10, chunks=[b"def"])
     assert gap.value.code == "staging_lost"
     with pytest.raises(StorageError) as short:
-        store.stage_commit(handle, size=10)
+        store.staging.commit(handle, size=10)
     assert short.value.code == "staging_incomplete"
     with pytest.raises(ObjectNotFound):
         store.stat(key)
@@ -208,12 +208,12 @@ def test_staged_commit_refuses_wrong_size_and_gap(store):
 def test_staged_abort_leaves_nothing(store):
     store.ensure_vault("vault-a")
     key = _key()
-    handle = store.stage_begin(key, content_type="application/octet-stream")
-    handle = store.stage_write(handle, offset=0, chunks=_chunks(os.urandom(6 * 1024 * 1024)))
-    store.stage_abort(handle)
-    store.stage_abort(handle)  # idempotent
+    handle = store.staging.begin(key, content_type="application/octet-stream")
+    handle = store.staging.write(handle, offset=0, chunks=_chunks(os.urandom(6 * 1024 * 1024)))
+    store.staging.abort(handle)
+    store.staging.abort(handle)  # idempotent
     with pytest.raises(StorageError):
-        store.stage_commit(handle, size=6 * 1024 * 1024)
+        store.staging.commit(handle, size=6 * 1024 * 1024)
     with pytest.raises(ObjectNotFound):
         store.stat(key)
     assert not [o for o in store.list("vault-a/") if o.key == key]
@@ -222,6 +222,6 @@ def test_staged_abort_leaves_nothing(store):
 def test_staged_empty_object(store):
     store.ensure_vault("vault-a")
     key = _key()
-    handle = store.stage_begin(key, content_type="application/octet-stream")
-    assert store.stage_commit(handle, size=0).size == 0
+    handle = store.staging.begin(key, content_type="application/octet-stream")
+    assert store.staging.commit(handle, size=0).size == 0
     assert b"".join(store.read(key)) == b""

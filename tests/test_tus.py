@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from archive import work
 from archive.errors import ObjectNotFound
 from archive.models import LedgerEntry, Upload, utcnow
 from ingest import tus
@@ -261,7 +262,7 @@ def test_expiry_task_runs_in_the_worker(stack, officer, case):
         assert _patch(c, url, 0, data[:10]).status_code == 204
     with stack.services.db.session() as s:
         s.get(Upload, url.rsplit("/", 1)[-1]).expires_at = utcnow() - timedelta(seconds=1)  # as if long idle
-    stack.services.enqueue("evidence.expire_uploads")
+    stack.services.enqueue(work.EXPIRE_UPLOADS)
     deadline = time.monotonic() + 60
     while _upload_row(stack, url).status != "expired":
         assert time.monotonic() < deadline, "the worker never expired the upload"

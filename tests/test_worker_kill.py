@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from archive import work
 from archive.evidence import items as evidence
 from archive.custody import ledger
 from archive.db import Database
@@ -58,7 +59,7 @@ def test_worker_killed_during_probe(stack, officer, case, tmp_path):
         chunks=[clip.read_bytes()], retention_days=1,
     )
     quiet.dispose()
-    make_celery(settings_from_env(env)).send_task("evidence.process_item", args=[item.id])
+    make_celery(settings_from_env(env)).send_task(work.PROCESS_ITEM, args=[item.id])
 
     slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow-worker.log", concurrency=1)
     slow.start()

@@ -24,6 +24,8 @@ logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s 
 # Before any task records a metric: the API's /metrics merges what every process writes there.
 metrics.configure(settings.resolved_metrics_dir)
 celery_app = make_celery(settings)
+# The worker imports the task module at start-up; it imports this one (no cycle).
+celery_app.conf.include = ["workers.tasks"]
 app = celery_app
 
 
@@ -37,6 +39,3 @@ def _preflight(**_kwargs: object) -> None:
         preflight.check(settings)
     except ConfigurationError as exc:
         sys.exit(exc.message)
-
-
-import workers.tasks  # noqa: E402,F401  (registers the tasks on celery_app)

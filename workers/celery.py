@@ -1,13 +1,15 @@
 """The Celery application, configured from settings.
 
 Embedded default: a filesystem queue under the data directory (no server). Production:
-Redis. Tasks are sent by name, so the API never imports task code.
+Redis. Tasks are sent by name, so the API never imports task code. The beat schedule
+lives here, whole.
 """
 
 from __future__ import annotations
 
 from celery import Celery
 
+from archive import work
 from archive.settings import Settings
 
 
@@ -26,9 +28,13 @@ def make_celery(settings: Settings) -> Celery:
         "task_default_queue": settings.queue_name,
         "beat_schedule": {
             # Seal a checkpoint at least this often while the ledger grows (no-op otherwise).
-            "evidence-checkpoint": {"task": "evidence.checkpoint", "schedule": settings.checkpoint_interval_seconds},
+            "evidence-checkpoint": {"task": work.CHECKPOINT, "schedule": settings.checkpoint_interval_seconds},
             # Re-hash stored objects, oldest-checked first, paced by fixity_bytes_per_second.
-            "evidence-fixity-audit": {"task": "evidence.fixity_audit", "schedule": settings.fixity_interval_seconds},
+            "evidence-fixity-audit": {"task": work.FIXITY_AUDIT, "schedule": settings.fixity_interval_seconds},
+            # Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
+            "evidence-expire-uploads": {"task": work.EXPIRE_UPLOADS, "schedule": 3600.0},
+            # Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
+            "evidence-purge-idempotency-keys": {"task": work.PURGE_IDEMPOTENCY_KEYS, "schedule": 3600.0},
         },
     }
     if settings.broker_url:

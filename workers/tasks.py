@@ -1,5 +1,8 @@
 """Celery tasks. Thin: each takes ids, reloads state and calls a service function.
 
+Registered on :data:`workers.app.celery_app`, which names this module in its ``include``
+so a worker imports it at start-up (this module imports the app, never the reverse).
+
 Every task is declared with ``acks_late`` and ``reject_on_worker_lost`` (a worker killed
 mid-task leaves the message to be redelivered) and is idempotent, so running it twice
 gives one result and one custody entry.
@@ -210,7 +213,7 @@ def enqueue_checkpoint_if_due(db: Database) -> None:
 
 
 @celery_app.task(
-    base=EvidenceTask, bind=True, name="evidence.checkpoint",
+    base=EvidenceTask, bind=True, name=work.CHECKPOINT,
     autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),
 )
 def checkpoint(self: EvidenceTask) -> int | None:
@@ -220,7 +223,7 @@ def checkpoint(self: EvidenceTask) -> int | None:
         return cp.tree_size if cp is not None else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.expire_uploads")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.EXPIRE_UPLOADS)
 def expire_uploads(self: EvidenceTask) -> int:
     """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
     of a write that never finished (partial files, orphan stages, abandoned multipart
@@ -231,9 +234,6 @@ def expire_uploads(self: EvidenceTask) -> int:
     tus.sweep_debris(db=self.db, store=self.store, expiry_hours=settings.upload_expiry_hours)
     return len(expired)
 
-
-# Hourly sweep; an upload is only removed once it has been idle for upload_expiry_hours.
-celery_app.conf.beat_schedule["evidence-expire-uploads"] = {"task": "evidence.expire_uploads", "schedule": 3600.0}
 
 
 @celery_app.task(base=EvidenceTask, bind=True, name=work.BUILD_EXPORT)
@@ -260,7 +260,7 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     return receipt.status if receipt else None
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.fixity_audit")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.FIXITY_AUDIT)
 def fixity_audit(self: EvidenceTask) -> int:
     """One paced fixity audit run (Celery beat); returns how many items failed."""
     from archive.evidence import fixity
@@ -350,16 +350,10 @@ def _task_ended(task_id: str | None = None, task: Task | None = None, state: str
         metrics.record_task(task.name, seconds=time.perf_counter() - start, failed=state != "SUCCESS")
 
 
-@celery_app.task(base=EvidenceTask, bind=True, name="evidence.purge_idempotency_keys")
+@celery_app.task(base=EvidenceTask, bind=True, name=work.PURGE_IDEMPOTENCY_KEYS)
 def purge_idempotency_keys(self: EvidenceTask) -> int:
     """Forget Idempotency-Keys answered more than a day ago; safe at any time."""
     from archive import idempotency
 
     with self.db.session() as session:
         return idempotency.purge_expired(session)
-
-
-# Hourly: a key is only forgotten KEY_TTL (24 h) after its answer.
-celery_app.conf.beat_schedule["evidence-purge-idempotency-keys"] = {
-    "task": "evidence.purge_idempotency_keys", "schedule": 3600.0,
-}

@@ -22,11 +22,11 @@ from api.schemas import (
     GapPublic,
     ReviewCreate,
 )
+from archive import work
 from ingest import casework
 
 router = APIRouter(prefix="/api/v1", tags=["continuity"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
-ANALYSE = "evidence.analyse_continuity"
 
 
 @router.put("/devices/{device_id}", response_model=DevicePublic, responses=ERRORS)
@@ -44,7 +44,7 @@ def put_device(
     )
     session.commit()
     for case_id in cases:
-        services.enqueue(ANALYSE, case_id)
+        services.enqueue(work.ANALYSE_CONTINUITY, case_id)
     return reply
 
 
@@ -59,7 +59,7 @@ def create_action(
     )
     reply = ActionPublic.of(action)
     session.commit()
-    services.enqueue(ANALYSE, case_id)
+    services.enqueue(work.ANALYSE_CONTINUITY, case_id)
     return reply
 
 

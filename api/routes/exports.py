@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
+from archive import work
 from archive.exports import service as export_service
 from archive.identity.users import actor_name, user_name
 from archive.models import ExportRequest
@@ -94,7 +95,7 @@ def approve_export(export_id: str, session: SessionDep, user: CurrentUser, servi
     export = export_service.approve_export(session, user=user, export_id=export_id)
     reply = ExportPublic.of(session, export)
     session.commit()
-    services.enqueue("evidence.build_export", export_id)
+    services.enqueue(work.BUILD_EXPORT, export_id)
     return reply
 
 

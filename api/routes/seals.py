@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
+from archive import work
 from archive.evidence import items as evidence_service
 from archive.seals import sealing
 from archive.errors import NotFound
@@ -116,7 +117,7 @@ class CheckpointTrigger:
             with self.services.db.read() as session:
                 due = sealing.checkpoint_due(session, self.services.settings)
             if due:
-                self.services.enqueue("evidence.checkpoint")
+                self.services.enqueue(work.CHECKPOINT)
         except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
             logging.getLogger(__name__).exception("could not check or enqueue a ledger checkpoint")
 

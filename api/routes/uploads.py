@@ -18,10 +18,10 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
+import pydantic.dataclasses
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
 from api.deps import CurrentUserId, ServicesDep
 from api.errors import error_response
@@ -63,20 +63,9 @@ router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], route_class=TusRo
 ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)}
 
 
-class UploadPublic(BaseModel):
-    id: str
-    case_id: str
-    length: int
-    offset: int
-    status: str
-    expires_at: datetime
-    item_id: str | None
-    error: str | None
-    metadata: dict[str, str]
-
-    @classmethod
-    def of(cls, info: tus.UploadInfo) -> UploadPublic:
-        return cls(**info.__dict__)
+@pydantic.dataclasses.dataclass(frozen=True)
+class UploadPublic(tus.UploadInfo):
+    """An upload's state as JSON: the fields of :class:`ingest.tus.UploadInfo`."""
 
 
 def _require_tus(request: Request) -> None:
@@ -260,4 +249,4 @@ def get_upload(upload_id: str, services: ServicesDep, user_id: CurrentUserId) ->
     """The upload's state as JSON (not part of tus): offset, status, item id once complete."""
     with services.db.read() as session:
         upload = tus.load_upload(session, user=session.get(User, user_id), upload_id=upload_id)
-        return UploadPublic.of(tus.UploadInfo.of(upload))
+        return UploadPublic.of(upload)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
+from archive import work
 from archive.cases import receipts
 from archive.models import User, VerificationReceipt
 
@@ -45,7 +46,7 @@ def verify_case(case_id: str, session: SessionDep, user: CurrentUser, services: 
     receipt = receipts.request_verification(session, user=user, case_id=case_id)
     reply = ReceiptPublic.of(session, receipt)
     session.commit()
-    services.enqueue("evidence.verify_case", receipt.id)
+    services.enqueue(work.VERIFY_CASE, receipt.id)
     return reply
 
 

@@ -5,18 +5,19 @@ Originals are written once, then *locked*: COMPLIANCE retention on S3, read-only
 locally. Nothing in the service deletes a locked object; :meth:`ObjectStore.discard`
 exists only for objects that failed their checks before being locked.
 
-*Staged objects* serve resumable uploads: an object is built up over many requests
-(possibly across restarts of the API process) before it exists under its key.
-``stage_begin`` returns a JSON-serialisable *handle* that the caller persists (the
-``uploads.state`` column) and passes back to every later call; the backend keeps its
-bookkeeping in it. Bytes are appended at an explicit offset (anything staged beyond
+*Staged objects* serve resumable uploads only, so they are a protocol of their own,
+:class:`Staging`, which every store hands out as ``store.staging``: an object is built
+up over many requests (possibly across restarts of the API process) before it exists
+under its key. ``begin`` returns a JSON-serialisable *handle* that the caller persists
+(the ``uploads.state`` column) and passes back to every later call; the backend keeps
+its bookkeeping in it. Bytes are appended at an explicit offset (anything staged beyond
 that offset — left by a killed request — is discarded first); ``hold=True`` keeps the
-bytes of one write retractable with ``stage_truncate`` until the caller has checked
-them; ``stage_commit`` makes the object appear under its key (unlocked, like ``put``)
-and is safe to call again after a crash. Locally the stage is an append file in a
-staging directory outside every vault, hard-linked into place; on S3 it is a real
-multipart upload whose parts are filled through a small local spool (see
-:mod:`archive.storage.s3`). Neither holds more than one part in memory.
+bytes of one write retractable with ``truncate`` until the caller has checked them;
+``commit`` makes the object appear under its key (unlocked, like ``put``) and is safe
+to call again after a crash. Locally the stage is an append file in a staging directory
+outside every vault, hard-linked into place (:mod:`archive.storage.local_staging`); on
+S3 it is a real multipart upload whose parts are filled through a small local spool
+(:mod:`archive.storage.s3_staging`). Neither holds more than one part in memory.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class ObjectStore(Protocol):
     """Human description (backend and location), for logs and health checks."""
     supports_lock: bool
     """True when the store enforces retention (S3 object lock) or read-only files."""
+    staging: Staging
+    """Where objects are built up over many requests before they appear (resumable uploads)."""
 
     def ensure_vault(self, vault: str) -> None:
         """Create the vault's space (idempotent)."""
@@ -83,33 +86,38 @@ class ObjectStore(Protocol):
     def check(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 
-    def stage_begin(self, key: str, *, content_type: str) -> StageHandle:
+
+@runtime_checkable
+class Staging(Protocol):
+    """Staged objects of a store: built up over many requests, then committed under their key."""
+
+    def begin(self, key: str, *, content_type: str) -> StageHandle:
         """Start staging a new object that will appear under ``key`` on commit."""
 
-    def stage_write(
+    def write(
         self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
     ) -> StageHandle:
         """Write ``chunks`` at ``offset`` (dropping staged bytes past it); return the new handle.
 
         Raises StorageError (code ``staging_lost``) when fewer than ``offset`` bytes are
-        staged. With ``hold`` the written bytes stay retractable by ``stage_truncate``
-        until ``stage_flush``.
+        staged. With ``hold`` the written bytes stay retractable by ``truncate``
+        until ``flush``.
         """
 
-    def stage_truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
+    def truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
         """Drop staged bytes past ``size`` (only bytes written with ``hold`` or not yet flushed)."""
 
-    def stage_flush(self, handle: StageHandle) -> StageHandle:
+    def flush(self, handle: StageHandle) -> StageHandle:
         """Move held bytes towards their final place; afterwards they cannot be retracted."""
 
-    def stage_commit(self, handle: StageHandle, *, size: int) -> StoredObject:
+    def commit(self, handle: StageHandle, *, size: int) -> StoredObject:
         """Make the staged ``size`` bytes the object under the handle's key (unlocked).
 
         Idempotent: after a crash between commit and the caller's bookkeeping, a second
         call returns the object already committed.
         """
 
-    def stage_abort(self, handle: StageHandle) -> None:
+    def abort(self, handle: StageHandle) -> None:
         """Remove everything staged (idempotent); the key is left untouched."""
 
     def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:

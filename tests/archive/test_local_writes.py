@@ -13,8 +13,9 @@ import uuid
 
 import pytest
 
-from archive.storage import local
-from archive.storage.local import ALIGN, DIRECT_BLOCK, DIRECT_BUFFERS, LocalStore
+from archive.storage import files
+from archive.storage.files import ALIGN, DIRECT_BLOCK, DIRECT_BUFFERS
+from archive.storage.local import LocalStore
 
 MiB = 1024 * 1024
 
@@ -57,20 +58,20 @@ def test_appends_at_odd_offsets_store_the_bytes_sent(store, caplog):
     """A resumable upload appends at whatever offset the last request reached: the head up
     to the next block boundary goes through the page cache, the rest direct (and the
     kernel never has to refuse a misaligned direct write)."""
-    caplog.set_level(logging.WARNING, logger="archive.storage.local")
+    caplog.set_level(logging.WARNING, logger="archive.storage.files")
     rng = random.Random(7)
     data = os.urandom(3 * DIRECT_BLOCK + 999)
-    handle = store.stage_begin(f"vault-a/originals/{uuid.uuid4()}", content_type="video/mp4")
+    handle = store.staging.begin(f"vault-a/originals/{uuid.uuid4()}", content_type="video/mp4")
     offset = 0
     for size in (1, ALIGN - 2, 3, ALIGN, DIRECT_BLOCK + 5, 1, 2 * ALIGN + 1, len(data)):
         piece = data[offset : offset + size]
-        handle = store.stage_write(handle, offset=offset, chunks=pieces(piece, rng))
+        handle = store.staging.write(handle, offset=offset, chunks=pieces(piece, rng))
         offset += len(piece)
         assert staged_file(store, handle) == data[:offset]
     # A killed request leaves bytes past the recorded offset; the next write drops them.
-    store.stage_write(handle, offset=offset - 100, chunks=[os.urandom(50_000)])
-    handle = store.stage_write(handle, offset=offset - 100, chunks=[data[offset - 100 :]])
-    assert store.stage_commit(handle, size=len(data)).size == len(data)
+    store.staging.write(handle, offset=offset - 100, chunks=[os.urandom(50_000)])
+    handle = store.staging.write(handle, offset=offset - 100, chunks=[data[offset - 100 :]])
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
     assert "direct I/O refused" not in caplog.text
 
 
@@ -89,7 +90,7 @@ def test_a_body_cut_off_mid_write_leaves_nothing_and_returns_the_buffers(store):
             store.put(key, body(), content_type="application/octet-stream")
     assert not list(store.list("vault-a/"))
     assert not [p for p in store.root.rglob("*") if p.is_file()]
-    assert len(local._BUFFERS) <= local._BUFFERS_KEPT
+    assert len(files._BUFFERS) <= files._BUFFERS_KEPT
 
 
 @pytest.mark.skipif(not shutil.which("fincore"), reason="needs util-linux fincore")
@@ -107,13 +108,13 @@ def test_direct_writes_stay_out_of_the_page_cache(tmp_path):
 def test_kernel_refusing_direct_io_falls_back_to_the_page_cache(tmp_path, monkeypatch, caplog):
     """Pretend blocks need no alignment: the kernel then refuses a direct write at an odd
     offset (EINVAL), and the rest of the write goes through the page cache, intact."""
-    monkeypatch.setattr(local, "ALIGN", 1)
+    monkeypatch.setattr(files, "ALIGN", 1)
     store = LocalStore(tmp_path / "objects", direct_io=True)
-    handle = store.stage_begin("vault-a/originals/y", content_type="application/octet-stream")
+    handle = store.staging.begin("vault-a/originals/y", content_type="application/octet-stream")
     data = os.urandom(2 * DIRECT_BLOCK + 77)
-    handle = store.stage_write(handle, offset=0, chunks=[data[:1]])
-    with caplog.at_level(logging.WARNING, logger="archive.storage.local"):
-        handle = store.stage_write(handle, offset=1, chunks=pieces(data[1:], random.Random(3)))
+    handle = store.staging.write(handle, offset=0, chunks=[data[:1]])
+    with caplog.at_level(logging.WARNING, logger="archive.storage.files"):
+        handle = store.staging.write(handle, offset=1, chunks=pieces(data[1:], random.Random(3)))
     assert "direct I/O refused" in caplog.text
-    assert store.stage_commit(handle, size=len(data)).size == len(data)
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
     assert b"".join(store.read("vault-a/originals/y")) == data

@@ -1,7 +1,4 @@
-import hashlib
-import io
-
-from signing.hashing import MultiHasher, Sm3, sm3_hex
+from signing.hashing import Sm3, sm3_hex
 
 
 def test_sm3_known_answer():
@@ -12,10 +9,3 @@ def test_sm3_known_answer():
     h.update(b"bc")
     assert h.hexdigest() == sm3_hex(b"abc")
 
-
-def test_multi_hasher_matches_one_shot():
-    data = bytes(range(256)) * 5000
-    d = MultiHasher.of_stream(io.BytesIO(data), chunk_size=4096)
-    assert d.sha256 == hashlib.sha256(data).hexdigest()
-    assert d.sha512 == hashlib.sha512(data).hexdigest()
-    assert d.sm3 == sm3_hex(data) and d.size == len(data)

@@ -1,0 +1,29 @@
+"""S3 vendor errors (``minio``, ``urllib3``) translated into ours, for the S3 store and its
+staging: none of them leaves these modules."""
+
+from __future__ import annotations
+
+import urllib3
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+
+from archive.errors import ObjectNotFound, StorageError, StoreUnavailable
+
+NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket"}
+NO_RETENTION = {
+    "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError", "NoSuchObjectRetention",
+}
+LOCKED = {"AccessDenied", "ObjectLocked", "InvalidRequest"}
+
+
+def translate(exc: Exception, what: str) -> StorageError:
+    """Our error for a vendor error raised while doing ``what``."""
+    if isinstance(exc, S3Error):
+        if exc.code in NOT_FOUND:
+            return ObjectNotFound(f"{what}: not found ({exc.code})")
+        return StorageError(f"{what}: S3 refused ({exc.code}: {exc.message})")
+    if isinstance(exc, (ServerError, InvalidResponseError)):
+        return StoreUnavailable(f"{what}: S3 server error ({exc})")
+    return StoreUnavailable(f"{what}: S3 server unreachable ({type(exc).__name__})")
+
+
+VENDOR_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)

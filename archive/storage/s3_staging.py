@@ -1,0 +1,259 @@
+"""Staged objects of the S3 store: real S3 multipart uploads aimed at the final key,
+driven through minio's low-level multipart calls. S3 parts must be at least 5 MiB
+(except the last) while a resumable client may send far smaller pieces, so incoming
+bytes first go to a *spool file* on local disk (``EVIDENCE_UPLOAD_DIR``); every time
+it holds a full part, that part is uploaded and the remainder moves to a new spool
+file named by its starting offset. Memory holds at most one part (``s3_part_size``).
+The handle (upload id, part etags, bytes already in parts) lives in the database, so
+a restarted API process carries on; re-uploading a part number after a crash simply
+replaces that part. Caveats, honestly: the spool is local, so several API replicas
+must share ``EVIDENCE_UPLOAD_DIR`` (or route an upload to one replica); and parts of
+an unfinished multipart upload cannot be read back from S3, so a caller that lost its
+running hash must re-hash the committed object instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from minio.datatypes import Part
+from minio.error import S3Error
+
+from archive.errors import ObjectExists, ObjectNotFound, StorageError
+from archive.storage import CHUNK, StageHandle, StoredObject
+from archive.storage.s3_errors import NOT_FOUND, VENDOR_ERRORS, translate
+
+if TYPE_CHECKING:
+    from archive.storage.s3 import S3Store
+
+log = logging.getLogger(__name__)
+
+
+class S3Staging:
+    """The :class:`~archive.storage.Staging` of an :class:`~archive.storage.s3.S3Store`."""
+
+    def __init__(self, store: S3Store):
+        self.store = store
+
+    def _spool(self, handle: StageHandle, start: int | None = None) -> Path:
+        name = str(handle.get("spool", ""))
+        if len(name) != 32 or not name.isalnum():
+            raise StorageError(f"malformed staging handle {handle!r}")
+        return self.store.spool_dir / name / f"{handle['flushed'] if start is None else start}.spool"
+
+    def begin(self, key: str, *, content_type: str) -> StageHandle:
+        self.store._ensure_bucket()
+        try:
+            upload_id = self.store.client._create_multipart_upload(self.store.bucket, key, {"Content-Type": content_type})
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"start multipart upload of {key}") from exc
+        handle: StageHandle = {
+            "backend": "s3", "key": key, "upload_id": upload_id, "parts": [], "flushed": 0,
+            "content_type": content_type, "spool": hashlib.sha256(upload_id.encode()).hexdigest()[:32],
+        }
+        path = self._spool(handle)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError as exc:
+            raise StorageError(f"cannot create spool for {key}: {exc.strerror}") from exc
+        return handle
+
+    def _open_spool(self, handle: StageHandle, offset: int):  # type: ignore[no-untyped-def]
+        """The current spool file, positioned at ``offset`` with anything after it dropped."""
+        path = self._spool(handle)
+        rel = offset - handle["flushed"]
+        # Spool files of other offsets are leftovers: older ones were flushed and recorded,
+        # newer ones belong to progress that was never recorded (a killed request).
+        for other in path.parent.glob("*.spool"):
+            if other != path:
+                other.unlink(missing_ok=True)
+        try:
+            f = open(path, "r+b")
+        except FileNotFoundError as exc:
+            raise StorageError(
+                f"the spool of {handle['key']} is missing (another API host, or a lost disk)",
+                code="staging_lost", status=409,
+            ) from exc
+        held = os.fstat(f.fileno()).st_size
+        if rel < 0 or held < rel:
+            f.close()
+            raise StorageError(
+                f"{handle['flushed'] + held} bytes of {handle['key']} are staged, not {offset}",
+                code="staging_lost", status=409,
+            )
+        f.truncate(rel)
+        f.seek(rel)
+        return f
+
+    def _flush(self, handle: StageHandle, *, final: bool = False) -> StageHandle:
+        """Upload every full part in the spool (and the rest when ``final``); new handle."""
+        path = self._spool(handle)
+        parts = [list(p) for p in handle["parts"]]
+        flushed = handle["flushed"]
+        key = handle["key"]
+        with open(path, "rb") as f:
+            held = os.fstat(f.fileno()).st_size
+            used = 0
+            while held - used >= self.store.part_size or (final and held > used):
+                data = f.read(self.store.part_size)
+                number = len(parts) + 1
+                try:
+                    etag = self.store.client._upload_part(self.store.bucket, key, data, None, handle["upload_id"], number)
+                except VENDOR_ERRORS as exc:
+                    raise translate(exc, f"upload part {number} of {key}") from exc
+                parts.append([number, etag])
+                used += len(data)
+            if not used:
+                return handle
+            new = dict(handle, parts=parts, flushed=flushed + used)
+            # The old spool stays until the next write: the database may still name it.
+            with open(self._spool(new), "wb") as out:
+                shutil.copyfileobj(f, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+        return new
+
+    def write(
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+    ) -> StageHandle:
+        try:
+            f = self._open_spool(handle, offset)
+            try:
+                size = f.tell()
+                for chunk in chunks:
+                    f.write(chunk)
+                    size += len(chunk)
+                    if not hold and size >= self.store.part_size:
+                        f.flush()
+                        f.close()
+                        handle = self._flush(handle)
+                        f = open(self._spool(handle), "r+b")
+                        size = f.seek(0, os.SEEK_END)
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+        except OSError as exc:
+            raise StorageError(f"cannot spool bytes of {handle['key']}: {exc.strerror}") from exc
+        return handle
+
+    def truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
+        try:
+            self._open_spool(handle, size).close()
+        except OSError as exc:
+            raise StorageError(f"cannot truncate spool of {handle['key']}: {exc.strerror}") from exc
+        return handle
+
+    def flush(self, handle: StageHandle) -> StageHandle:
+        try:
+            return self._flush(handle)
+        except OSError as exc:
+            raise StorageError(f"cannot flush spool of {handle['key']}: {exc.strerror}") from exc
+
+    def _committed(self, key: str, size: int) -> StoredObject | None:
+        try:
+            obj = self.store.stat(key)
+        except ObjectNotFound:
+            return None
+        if obj.size != size:
+            raise ObjectExists(f"object {key} already exists with another size; originals are never overwritten")
+        return obj
+
+    def commit(self, handle: StageHandle, *, size: int) -> StoredObject:
+        key = handle["key"]
+        done = self._committed(key, size)
+        if done is not None:
+            self.abort(handle)  # only the spool remains to be cleaned
+            return done
+        path = self._spool(handle)
+        try:
+            held = path.stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageError(f"the spool of {key} is missing", code="staging_lost", status=409) from exc
+        if handle["flushed"] + held != size:
+            raise StorageError(
+                f"{handle['flushed'] + held} bytes of {key} are staged, expected {size}",
+                code="staging_incomplete", status=409,
+            )
+        if size == 0:
+            # S3 cannot complete a multipart upload without parts; an empty object is a plain put.
+            self.abort(handle)
+            return self.store.put(key, [], content_type=handle.get("content_type") or "application/octet-stream")
+        try:
+            handle = self._flush(handle, final=True)
+        except OSError as exc:
+            raise StorageError(f"cannot flush spool of {key}: {exc.strerror}") from exc
+        try:
+            result = self.store.client._complete_multipart_upload(
+                self.store.bucket, key, handle["upload_id"], [Part(n, etag) for n, etag in handle["parts"]]
+            )
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                done = self._committed(key, size)
+                if done is not None:
+                    return done
+            raise translate(exc, f"complete upload of {key}") from exc
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"complete upload of {key}") from exc
+        shutil.rmtree(path.parent, ignore_errors=True)
+        return StoredObject(key=key, size=size, version_id=result.version_id)
+
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        handles = [h for h in live if h.get("backend") == "s3"]
+        live_ids = {str(h.get("upload_id")) for h in handles}
+        live_spools = {str(h.get("spool")) for h in handles}
+        removed = {"multipart_upload": 0, "spool": 0}
+        # Multipart uploads no open upload names, started before the cutoff: a killed
+        # direct put (minio's multipart), or a resumable upload whose row never committed.
+        key_marker = upload_id_marker = None
+        try:
+            while True:
+                page = self.store.client._list_multipart_uploads(
+                    self.store.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1000
+                )
+                for upload in page.uploads:
+                    if (upload.upload_id in live_ids or upload.initiated_time is None
+                            or upload.initiated_time >= older_than):
+                        continue
+                    try:
+                        self.store.client._abort_multipart_upload(self.store.bucket, upload.object_name, upload.upload_id)
+                    except S3Error as exc:
+                        if exc.code != "NoSuchUpload":  # another sweeper (or the upload) finished it first
+                            raise
+                        continue
+                    removed["multipart_upload"] += 1
+                    log.info("aborted abandoned multipart upload of %s", upload.object_name)
+                if not page.is_truncated or not page.uploads:
+                    break
+                key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+        except S3Error as exc:
+            if exc.code != "NoSuchBucket":  # no bucket yet: nothing was ever uploaded
+                raise translate(exc, "sweep multipart uploads") from exc
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, "sweep multipart uploads") from exc
+        # Spool directories of stages nobody names any more.
+        if self.store.spool_dir.is_dir():
+            for path in self.store.spool_dir.iterdir():
+                if (path.is_dir() and len(path.name) == 32 and path.name not in live_spools
+                        and path.stat().st_mtime < older_than.timestamp()):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed["spool"] += 1
+        return removed
+
+    def abort(self, handle: StageHandle) -> None:
+        try:
+            self.store.client._abort_multipart_upload(self.store.bucket, handle["key"], handle["upload_id"])
+        except S3Error as exc:
+            if exc.code not in NOT_FOUND | {"NoSuchUpload"}:
+                raise translate(exc, f"abort upload of {handle['key']}") from exc
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"abort upload of {handle['key']}") from exc
+        shutil.rmtree(self._spool(handle).parent, ignore_errors=True)

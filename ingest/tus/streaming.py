@@ -1,0 +1,141 @@
+"""Streaming a PATCH body into an upload's stage: the body as a byte budget, progress
+recorded every :data:`SEGMENT` bytes, and bodies with ``Upload-Checksum`` held
+retractable until their checksum is verified. Knows nothing of the database: the
+caller records progress through the ``record`` callback."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from archive.errors import InvalidInput, UploadIncomplete
+from archive.storage import ObjectStore, StageHandle
+from ingest.tus.errors import ChecksumMismatch
+from ingest.tus.hashing import LiveUploads, hashed
+
+SEGMENT = 64 * 1024 * 1024
+"""Progress of a long PATCH is recorded at least this often (bytes)."""
+
+Record = Callable[[int, int, StageHandle], None]
+"""``record(old, new, handle)``: commit durable progress from offset ``old`` to ``new``
+(the stage was fsynced before it is called)."""
+
+
+class _Body:
+    """The PATCH body as a byte budget: stops quietly when the client goes away."""
+
+    def __init__(self, chunks: Iterable[bytes], budget: int):
+        self._it = iter(chunks)
+        self._pending = b""
+        self.budget = budget
+        self.count = 0
+        self.interrupted = False
+        self.ended = False
+
+    def take(self, limit: int) -> Iterator[bytes]:
+        """Up to ``limit`` bytes; raises 413 when the body outgrows the upload's length."""
+        taken = 0
+        while taken < limit:
+            chunk = self._next()
+            if chunk is None:
+                return
+            if self.count + len(chunk) > self.budget:
+                raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
+            if taken + len(chunk) > limit:
+                chunk, self._pending = chunk[: limit - taken], chunk[limit - taken :]
+            taken += len(chunk)
+            self.count += len(chunk)
+            yield chunk
+        if self.count == self.budget and not self.ended:
+            self._expect_end()
+
+    def _next(self) -> bytes | None:
+        """The next piece of the body (held-back bytes first), or None once it has ended
+        (``ended`` is then set, and ``interrupted`` too when the client went away)."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.ended = True
+        except UploadIncomplete:
+            self.interrupted = self.ended = True
+        return None
+
+    def _expect_end(self) -> None:
+        """The budget is used up: the body must end here (a cut-off is fine too)."""
+        while (chunk := self._next()) is not None:
+            if chunk:
+                raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
+
+
+
+def receive(
+    store: ObjectStore, live: LiveUploads, upload_id: str, handle: StageHandle, offset: int, length: int,
+    chunks: Iterable[bytes], hasher: Any | None, checksum: tuple[str, bytes] | None, record: Record,
+) -> int:
+    """Stream one PATCH body into the stage at ``offset``; return the offset reached.
+
+    The running hash is kept in ``live`` at the last recorded offset. Raises
+    ChecksumMismatch (the body is discarded) and UploadIncomplete when the body ends
+    early (what arrived is recorded unless the body was checked).
+    """
+    if checksum is not None:
+        pos, handle = _append_checked(store, live, upload_id, handle, offset, length, chunks, hasher, checksum)
+        record(offset, pos, handle)
+        live.keep(upload_id, pos, hasher)
+        return pos
+    pos = offset
+    try:
+        # One hashing pass over the whole body, cut into segments for the store:
+        # its threads run on across segment boundaries (joined at each one, they
+        # stalled the body there). The running hash is kept for the next PATCH
+        # only once the pass has ended, at the last recorded offset.
+        with hashed(chunks, [hasher]) as stream:
+            body = _Body(stream, length - offset)
+            while True:
+                handle = store.staging.write(handle, offset=pos, chunks=body.take(min(SEGMENT, length - pos)))
+                if body.count + offset != pos:
+                    record(pos, body.count + offset, handle)
+                    pos = body.count + offset
+                if body.ended or pos == length:
+                    break
+        live.keep(upload_id, pos, hasher)
+    except BaseException:
+        # The hasher may have seen bytes that were never recorded.
+        live.keep(upload_id, pos, None)
+        raise
+    if body.interrupted and pos < length:
+        # What arrived is recorded (tus resumes from it), but the client must hear
+        # that its body was cut short rather than a 204 that looks like success.
+        raise UploadIncomplete(
+            f"the body ended early; the upload resumes at offset {pos}", code="upload_incomplete"
+        )
+    return pos
+
+
+def _append_checked(
+    store: ObjectStore, live: LiveUploads, upload_id: str, handle: StageHandle, offset: int, length: int,
+    chunks: Iterable[bytes], hasher: Any | None, checksum: tuple[str, bytes],
+) -> tuple[int, StageHandle]:
+    """A PATCH with Upload-Checksum: held until verified, discarded whole otherwise."""
+    algorithm, expected = checksum
+    before = hasher.copy() if hasher is not None else None
+    check = hashlib.new(algorithm)
+    body = _Body(chunks, length - offset)
+    try:
+        with hashed(body.take(length - offset), [hasher, check]) as stream:
+            handle = store.staging.write(handle, offset=offset, chunks=stream, hold=True)
+    except BaseException:
+        live.keep(upload_id, offset, before)  # the next write at ``offset`` drops what was staged
+        raise
+    if body.interrupted or check.digest() != expected:
+        handle = store.staging.truncate(handle, size=offset)
+        live.keep(upload_id, offset, before)
+        if body.interrupted:
+            raise UploadIncomplete("the body was cut off before its checksum could be verified; it was discarded")
+        raise ChecksumMismatch(f"the body's {algorithm} does not match Upload-Checksum; it was discarded")
+    return offset + body.count, store.staging.flush(handle)
+
