@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
-from archive.storage import CHUNK, StoredObject
+from archive.storage.protocol import CHUNK, StoredObject
 from archive.storage.files import PARTIAL, write_durably
 from archive.storage.local_staging import LocalStaging
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archive.errors import ObjectExists, StorageError
-from archive.storage import CHUNK, StageHandle, StoredObject
+from archive.storage.protocol import CHUNK, StageHandle, StoredObject
 from archive.storage.files import PARTIAL, remove_unused, write_durably
 
 if TYPE_CHECKING:

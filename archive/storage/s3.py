@@ -27,7 +27,7 @@ from minio.retention import Retention
 
 from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
-from archive.storage import CHUNK, StoredObject
+from archive.storage.protocol import CHUNK, StoredObject
 from archive.storage.s3_errors import LOCKED, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
 from archive.storage.s3_staging import S3Staging
 

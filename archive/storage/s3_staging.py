@@ -27,7 +27,7 @@ from minio.datatypes import Part
 from minio.error import S3Error
 
 from archive.errors import ObjectExists, ObjectNotFound, StorageError
-from archive.storage import CHUNK, StageHandle, StoredObject
+from archive.storage.protocol import CHUNK, StageHandle, StoredObject
 from archive.storage.s3_errors import NOT_FOUND, VENDOR_ERRORS, translate
 
 if TYPE_CHECKING:

@@ -1,0 +1,113 @@
+"""The object store protocol (:class:`ObjectStore`) and its staging protocol (:class:`Staging`).
+
+See the package docstring for what they promise; the backends implement them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+CHUNK = 1024 * 1024
+
+StageHandle = dict[str, Any]
+"""A staged object's bookkeeping, JSON-serialisable, owned by the backend."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store says about an object it holds."""
+
+    key: str
+    size: int
+    version_id: str | None
+    """The store's version id (S3 with versioning), None for the local backend."""
+    retention_until: datetime | None = None
+    """End of COMPLIANCE retention (S3) or None; locally, ``locked`` tells."""
+    locked: bool = False
+    """True when the store itself refuses to delete or change the object."""
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """What the archive needs of an object store."""
+
+    description: str
+    """Human description (backend and location), for logs and health checks."""
+    supports_lock: bool
+    """True when the store enforces retention (S3 object lock) or read-only files."""
+    staging: Staging
+    """Where objects are built up over many requests before they appear (resumable uploads)."""
+
+    def ensure_vault(self, vault: str) -> None:
+        """Create the vault's space (idempotent)."""
+
+    def put(self, key: str, chunks: Iterable[bytes], *, content_type: str) -> StoredObject:
+        """Stream ``chunks`` into a new object; refuse (ObjectExists) to overwrite."""
+
+    def lock(self, key: str, *, version_id: str | None, until: datetime) -> StoredObject:
+        """Put the object under retention until ``until``; afterwards no one may delete it."""
+
+    def discard(self, key: str, *, version_id: str | None) -> None:
+        """Remove an object that was never locked (failed checks). Refuses locked ones."""
+
+    def read(
+        self, key: str, *, version_id: str | None = None, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
+        """Stream bytes ``start``..``end`` (inclusive, None = to the end) of an object."""
+
+    def stat(self, key: str, *, version_id: str | None = None) -> StoredObject:
+        """Size, version and lock of an object; ObjectNotFound when absent."""
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        """Every current object whose key starts with ``prefix``."""
+
+    def check(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+
+@runtime_checkable
+class Staging(Protocol):
+    """Staged objects of a store: built up over many requests, then committed under their key."""
+
+    def begin(self, key: str, *, content_type: str) -> StageHandle:
+        """Start staging a new object that will appear under ``key`` on commit."""
+
+    def write(
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+    ) -> StageHandle:
+        """Write ``chunks`` at ``offset`` (dropping staged bytes past it); return the new handle.
+
+        Raises StorageError (code ``staging_lost``) when fewer than ``offset`` bytes are
+        staged. With ``hold`` the written bytes stay retractable by ``truncate``
+        until ``flush``.
+        """
+
+    def truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
+        """Drop staged bytes past ``size`` (only bytes written with ``hold`` or not yet flushed)."""
+
+    def flush(self, handle: StageHandle) -> StageHandle:
+        """Move held bytes towards their final place; afterwards they cannot be retracted."""
+
+    def commit(self, handle: StageHandle, *, size: int) -> StoredObject:
+        """Make the staged ``size`` bytes the object under the handle's key (unlocked).
+
+        Idempotent: after a crash between commit and the caller's bookkeeping, a second
+        call returns the object already committed.
+        """
+
+    def abort(self, handle: StageHandle) -> None:
+        """Remove everything staged (idempotent); the key is left untouched."""
+
+    def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
+        """Remove what writes that never finished left behind, last touched before ``older_than``.
+
+        Leftovers are temporary files of direct uploads of a killed process, staged
+        uploads no ``live`` handle names (their row was never written, or is gone) and
+        abandoned S3 multipart uploads. Never an object under its key, never a stage a
+        ``live`` handle names, never a file a live process is still writing. Returns the
+        count removed by kind (``partial_file``, ``staged_file``, ``spool``, ``multipart_upload``).
+        """
