@@ -26,17 +26,18 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 import segno
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, client_address, record_failure
 from archive.cases import service as case_service
+from archive.custody import ledger
+from archive.evidence import items as evidence_service
 from archive.identity import signin
 from archive.identity import sso
 from archive.errors import ArchiveError, Forbidden, TooManyAttempts, Unauthenticated
-from archive.models import EvidenceItem, LedgerEntry, User, WebSession
+from archive.models import User, WebSession
 from archive.timefmt import gap_span, local_time
-from archive.identity.users import authenticate, load_case
+from archive.identity.users import authenticate, load_case, user_names
 from ingest import casework
 
 OIDC_COOKIE = "evidence_oidc"
@@ -318,16 +319,12 @@ def case_page(case_id: str, request: Request, session: SessionDep, user: PageUse
         case = load_case(session, user=user, case_id=case_id)
     except ArchiveError as exc:
         return _error(request, user, exc)
-    items = session.execute(
-        select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
-    ).scalars().unique().all()
+    items = evidence_service.case_items(session, case_id=case_id)
     report = casework.build_report(session, case_id=case_id)
-    entries = session.execute(
-        select(LedgerEntry).where(LedgerEntry.case_id == case_id).order_by(LedgerEntry.seq)
-    ).scalars().all()
+    entries = ledger.entries(session, case_id=case_id)
     busy = report.pending or any(i.seal_status == "pending" for i in items)
     ids = {u for g in report.gaps for u in (g.explained_by, g.reviewed_by) if u}
-    people = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    people = user_names(session, ids)
     return render(
         request, "case.html",
         {"user": user, "case": case, "items": items, "report": report, "entries": entries, "refresh": busy,

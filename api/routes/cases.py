@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
@@ -71,9 +70,7 @@ def get_case(case_id: str, session: SessionDep, user: CurrentUser) -> CasePublic
 def list_evidence(case_id: str, session: SessionDep, user: CurrentUser) -> list[ItemPublic]:
     """Every evidence item of a case, oldest first."""
     load_case(session, user=user, case_id=case_id)
-    items = session.execute(
-        select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
-    ).scalars().unique().all()
+    items = evidence_service.case_items(session, case_id=case_id)
     duplicates = evidence_service.duplicates_of(session, user=user, items=items)
     return [ItemPublic.of(i, duplicate_of=duplicates[i.id]) for i in items]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, SessionDep
 from api.schemas import (
@@ -16,8 +15,7 @@ from api.schemas import (
     TreeHeadPublic,
 )
 from archive.custody import ledger
-from archive.models import Case, LedgerEntry, Role
-from archive.identity.users import CASE_READERS, load_case, require_role
+from archive.identity.users import CASE_READERS, load_case, readable_cases, require_role
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}
@@ -39,16 +37,12 @@ def entries(
 ) -> list[LedgerEntryPublic]:
     """Entries from ``start``, optionally of one case. Non-admins see their unit's cases only."""
     require_role(user, CASE_READERS, doing="read the custody ledger")
-    query = select(LedgerEntry).where(LedgerEntry.seq >= start).order_by(LedgerEntry.seq).limit(limit)
     if case_id is not None:
         load_case(session, user=user, case_id=case_id)
-        query = query.where(LedgerEntry.case_id == case_id)
-    elif user.role != Role.admin:
-        visible = select(Case.id).where(Case.unit_id == user.unit_id)
-        query = query.where(LedgerEntry.case_id.in_(visible))
+    cases = None if case_id is not None else readable_cases(user)
     return [
         LedgerEntryPublic(**ledger.entry_fields(e), entry_hash=e.entry_hash)
-        for e in session.execute(query).scalars()
+        for e in ledger.entries(session, start=start, limit=limit, case_id=case_id, cases=cases)
     ]
 
 

@@ -13,7 +13,7 @@ from archive.errors import Conflict, InvalidInput
 from archive.exports.access import cases_with_exports_for
 from archive.models import Case, Role, User, Vault, new_id
 from archive.storage import ObjectStore
-from archive.identity.users import CASE_WRITERS, actor_name, require_role
+from archive.identity.users import CASE_WRITERS, actor_name, require_role, unit_scope
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
 
@@ -61,6 +61,6 @@ def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 
     if user.role == Role.court:
         # A court user sees only what was shared with them: cases with an export for them.
         query = query.where(Case.id.in_(cases_with_exports_for(user)))
-    elif user.role != Role.admin:
-        query = query.where(Case.unit_id == user.unit_id)
+    else:
+        query = query.where(unit_scope(user))
     return list(session.execute(query).scalars().unique())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, column, func, insert, or_, select, table, text, type_coerce
+from sqlalchemy import Connection, Select, and_, column, func, insert, or_, select, table, text, type_coerce
 from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
@@ -436,3 +436,15 @@ def count_actions(session: Session, *, item_id: str, action: str) -> int:
             LedgerEntry.item_id == item_id, LedgerEntry.action == action
         )
     ).scalar_one()
+
+
+def entries(
+    session: Session, *, start: int = 1, limit: int | None = None, case_id: str | None = None, cases: Select | None = None
+) -> list[LedgerEntry]:
+    """Entries from ``start`` in order: of one case, of the cases ``cases`` selects, or all of them."""
+    query = select(LedgerEntry).where(LedgerEntry.seq >= start).order_by(LedgerEntry.seq).limit(limit)
+    if case_id is not None:
+        query = query.where(LedgerEntry.case_id == case_id)
+    if cases is not None:
+        query = query.where(LedgerEntry.case_id.in_(cases))
+    return list(session.execute(query).scalars())

@@ -31,7 +31,7 @@ from archive.errors import (
 from archive.evidence.filenames import check_filename
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, Role, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
-from archive.identity.users import CASE_READERS, actor_name, load_case, require_role
+from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,12 @@ def refuse_duplicate(db: Database, *, incoming: IncomingEvidence, sha256: str, a
     )
 
 
+def case_items(session: Session, *, case_id: str) -> list[EvidenceItem]:
+    """Every evidence item of a case, oldest first (the caller has checked access to the case)."""
+    query = select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
+    return list(session.execute(query).scalars().unique())
+
+
 def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem]) -> dict[str, list[str]]:
     """For each item, the other items with the same content in cases the user may see."""
     items = list(items)
@@ -215,9 +221,7 @@ def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem]
         return {}
     query = select(EvidenceItem.id, EvidenceItem.sha256).join(Case, Case.id == EvidenceItem.case_id).where(
         EvidenceItem.sha256.in_(hashes)
-    ).order_by(EvidenceItem.received_at, EvidenceItem.id)
-    if user.role != Role.admin:
-        query = query.where(Case.unit_id == user.unit_id)
+    ).order_by(EvidenceItem.received_at, EvidenceItem.id).where(unit_scope(user))
     holders: dict[str, list[str]] = {}
     for item_id, sha in session.execute(query):
         holders.setdefault(sha, []).append(item_id)
@@ -375,8 +379,8 @@ def _held_elsewhere(session: Session, *, user_id: str, case_id: str, sha256: str
     query = select(EvidenceItem.id).join(Case, Case.id == EvidenceItem.case_id).where(
         EvidenceItem.sha256 == sha256, EvidenceItem.case_id != case_id
     )
-    if user is not None and user.role != Role.admin:
-        query = query.where(Case.unit_id == user.unit_id)
+    if user is not None:
+        query = query.where(unit_scope(user))
     return session.execute(query.limit(1)).first() is not None
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
-from archive.identity.users import can_see_case, load_case, require_role
+from archive.identity.users import can_see_case, load_case, require_role, unit_scope
 from archive.models import Case, ExportRequest, Role, User
 
 STATUSES = ("requested", "approved", "waiting", "building", "ready", "failed")
@@ -120,8 +120,8 @@ def list_exports(session: Session, *, user: User, case_id: str | None = None, li
         query = query.where(ExportRequest.case_id == case_id)
     if user.role == Role.court:
         query = query.where(ExportRequest.recipient_id == user.id)
-    elif user.role != Role.admin:
-        query = query.join(Case, Case.id == ExportRequest.case_id).where(Case.unit_id == user.unit_id)
+    else:
+        query = query.join(Case, Case.id == ExportRequest.case_id).where(unit_scope(user))
     return list(session.execute(query).scalars())
 
 

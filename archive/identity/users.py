@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -40,6 +40,13 @@ def user_name(session: Session, user_id: str | None) -> str | None:
         return None
     user = session.get(User, user_id)
     return user.name if user else None
+
+
+def user_names(session: Session, user_ids: Collection[str]) -> dict[str, str]:
+    """The names of the users with these ids (unknown ids are left out)."""
+    if not user_ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all())
 
 
 def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
@@ -240,6 +247,20 @@ def require_role(user: User, allowed: set[Role], *, doing: str) -> None:
     """Raise Forbidden unless the user's role is in ``allowed``."""
     if user.role not in allowed:
         raise Forbidden(f"role {user.role.value} may not {doing}", code="forbidden_role")
+
+
+def unit_scope(user: User) -> ColumnElement[bool]:
+    """The condition on ``Case`` rows the user may see: every case for admins, else their unit's.
+
+    The SQL form of :func:`can_see_case`, for queries joined to ``Case``.
+    """
+    return true() if user.role == Role.admin else Case.unit_id == user.unit_id
+
+
+def readable_cases(user: User) -> Select | None:
+    """The ids of the cases whose records the user may read; None for admins, who read all
+    (including records of no case, such as sign-ins)."""
+    return None if user.role == Role.admin else select(Case.id).where(unit_scope(user))
 
 
 def can_see_case(user: User, case: Case) -> bool:
