@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
-from archive.evidence.items import hash_chunks, lock_item
+from archive.evidence.items import add_flag, hash_chunks, lock_item
 from archive.db import Database
 from archive.errors import ObjectNotFound, StorageError
 from archive.models import Case, EvidenceItem, utcnow
@@ -124,10 +124,6 @@ def _check_object(
     return ObjectCheck(key, role, "ok")
 
 
-def _add_flag(flags: list[str] | None, flag: str) -> list[str]:
-    return sorted(set(flags or []) | {flag})
-
-
 def _lock_case(session: Session, case_id: str) -> Case:
     return session.execute(
         select(Case).where(Case.id == case_id).with_for_update(of=Case, key_share=True)
@@ -160,8 +156,8 @@ def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, 
         item.last_fixity_at = utcnow()
         if case is not None:
             for c in bad:
-                item.flags = _add_flag(item.flags, c.outcome)
-                case.flags = _add_flag(case.flags, c.outcome)
+                add_flag(item, c.outcome)
+                add_flag(case, c.outcome)
                 log.error("FIXITY ALERT case %s item %s: %s", case.case_number, item_id, c.problem)
         ledger.append(
             session, actor=actor, action="fixity_checked", case_id=case_id, item_id=item_id,

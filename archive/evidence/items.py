@@ -354,7 +354,7 @@ def register_original(
     )
     elsewhere = _held_elsewhere(session, user_id=user_id, case_id=incoming.case_id, sha256=sha256)
     if elsewhere:
-        item.flags = [*item.flags, "duplicate_content"]
+        add_flag(item, "duplicate_content")
     session.add(item)
     session.flush()
     # Recorded with the item, so its processing survives a lost message or a dead worker.
@@ -505,9 +505,9 @@ def set_task_state(item: EvidenceItem, task: str, state: str, reason: str | None
     item.processing = processing
 
 
-def add_flag(item: EvidenceItem, flag: str) -> None:
-    """Add a flag to the item (kept as a sorted set)."""
-    item.flags = sorted(set(item.flags or []) | {flag})
+def add_flag(row: EvidenceItem | Case, flag: str) -> None:
+    """Add a flag to an item or a case (kept as a sorted set); the one way flags are added."""
+    row.flags = sorted(set(row.flags or []) | {flag})
 
 
 def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
