@@ -18,11 +18,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -257,6 +257,25 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+Row = TypeVar("Row")
+
+
+def lock_row(session: Session, model: type[Row], row_id: object) -> Row | None:
+    """Load the ``model`` row with id ``row_id`` and lock it until the transaction ends
+    (None when there is no such row). The one way rows are locked for a change.
+
+    Lock order, in every transaction (the other order deadlocks on PostgreSQL): the device
+    row, case rows (sorted by id), the item row, then export, upload, receipt or gap rows,
+    and the custody ledger's lock last (:func:`archive.custody.ledger.append`). An UPDATE
+    locks its row too: change (or lock) rows before the first ledger append, since a change
+    made after it is flushed, and its row locked, after the ledger lock. The lock is
+    FOR NO KEY UPDATE (``key_share``), which does not block inserts that reference the row;
+    on SQLite the write transaction itself serialises writers.
+    """
+    query = select(model).where(model.id == row_id).with_for_update(of=model, key_share=True)  # type: ignore[attr-defined]
+    return session.execute(query).scalar_one_or_none()
 
 
 def insert_ignoring_duplicates(session: Session, model: type, rows: Iterable[dict[str, Any]]) -> int:

@@ -8,7 +8,7 @@ sealing code never opens key files itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import pkcs11
 from asn1crypto import keys as asn1_keys

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Union
 
 from asn1crypto import algos as asn1_algos
-from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
 from gmssl import sm2 as gm_sm2

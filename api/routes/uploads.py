@@ -14,7 +14,6 @@ on an upload URL (not part of tus) shows its state as JSON.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 

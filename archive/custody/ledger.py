@@ -22,6 +22,7 @@ from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
 from archive.custody import merkle
+from archive.db import lock_row
 from archive.errors import InvalidInput, LedgerTampered, NotFound
 # The entry format is pure and lives apart so the offline verifier needs no database;
 # the names stay importable from here for existing callers.
@@ -90,14 +91,10 @@ def append(
     and sequence numbers and the chain never fork. The Merkle subtrees the entry
     completes are stored (``ledger_nodes``) in the same transaction.
 
-    Lock order, in every transaction (the other order deadlocks on PostgreSQL): the
-    device row, case rows (sorted by id), the item row, then export, upload, receipt
-    or gap rows, and this ledger lock last. An UPDATE locks its row too: change (or
-    lock) rows before the first append, since a change made after it is flushed, and
-    its row locked, after the ledger lock. Lock with ``key_share=True`` (FOR NO KEY
-    UPDATE), which does not block inserts that reference the row.
+    This lock comes last in the lock order (see :func:`archive.db.lock_row`).
     """
-    lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1).with_for_update(key_share=True)).scalar_one()
+    lock = lock_row(session, LedgerLock, 1)
+    assert lock is not None, "the ledger lock row is created by the first migration"
     row, leaf = new_entry(
         seq=lock.size + 1, prev_hash=_entry_hash(session, lock.size),
         recorded_at=iso_utc(now or datetime.now(timezone.utc)), actor=actor, action=action,

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.evidence.items import add_flag, hash_chunks, lock_item
-from archive.db import Database
+from archive.db import Database, lock_row
 from archive.errors import ObjectNotFound, StorageError
 from archive.models import Case, EvidenceItem, utcnow
 from archive.settings import Settings
@@ -124,12 +123,6 @@ def _check_object(
     return ObjectCheck(key, role, "ok")
 
 
-def _lock_case(session: Session, case_id: str) -> Case:
-    return session.execute(
-        select(Case).where(Case.id == case_id).with_for_update(of=Case, key_share=True)
-    ).scalar_one()
-
-
 def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, actor: str) -> ItemAudit | None:
     """Re-hash one item's original and derived objects; record the outcome and flag failures."""
     with db.session() as session:
@@ -151,7 +144,7 @@ def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, 
         # Case row, item row, then the ledger (the rule at ledger.append), locked here
         # rather than left to the flush's order, and read under the lock so a flag
         # another transaction has just added is kept.
-        case = _lock_case(session, case_id) if bad else None
+        case = lock_row(session, Case, case_id) if bad else None
         item = lock_item(session, item_id)
         item.last_fixity_at = utcnow()
         if case is not None:

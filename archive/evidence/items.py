@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from archive import work
 from archive.custody import ledger
-from archive.db import Database
+from archive.db import Database, lock_row
 from archive.errors import (
     ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete, VerificationError,
 )
 from archive.evidence.filenames import check_filename
-from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, Role, User, new_id, utcnow
+from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
 
@@ -490,9 +490,7 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
 def lock_item(session: Session, item_id: str) -> EvidenceItem:
     """Load an item and lock its row until the transaction ends (serialises workers)."""
 
-    item = session.execute(
-        select(EvidenceItem).where(EvidenceItem.id == item_id).with_for_update(of=EvidenceItem, key_share=True)
-    ).scalar_one_or_none()
+    item = lock_row(session, EvidenceItem, item_id)
     if item is None:
         raise NotFound(f"no evidence item {item_id}", code="item_not_found")
     return item

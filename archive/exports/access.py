@@ -19,6 +19,7 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from archive.db import lock_row
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.identity.users import can_see_case, load_case, require_role, unit_scope
 from archive.models import Case, ExportRequest, Role, User
@@ -80,9 +81,7 @@ def export_to_approve(session: Session, *, user: User, export_id: str) -> Export
     """The requested export ``user`` may approve, locked for the change; never the requester's own."""
     # Role first, so that whether an export id exists says nothing to those who may not approve.
     require_role(user, {Role.reviewer, Role.admin}, doing="approve exports")
-    export = session.execute(
-        select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
-    ).scalar_one_or_none()
+    export = lock_row(session, ExportRequest, export_id)
     if export is None:
         raise NotFound(f"no export {export_id} visible to you", code="export_not_found")
     if not can_see_case(user, session.get(Case, export.case_id)):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from archive.custody import ledger
-from archive.db import Database
+from archive.db import Database, lock_row
 from archive.errors import ArchiveError, ObjectExists, ObjectNotFound
 from archive.evidence.items import hash_chunks
 from archive.exports.bag import write_bag
@@ -54,9 +54,7 @@ def build_export(
     Marks the export ``failed`` (and re-raises) on any other ArchiveError.
     """
     with db.session() as session:
-        export = session.execute(
-            select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
-        ).scalar_one_or_none()
+        export = lock_row(session, ExportRequest, export_id)
         if export is None:
             log.error("build_export: no export %s", export_id)
             return None
@@ -132,9 +130,7 @@ def _wait(db: Database, export_id: str, waiting: ExportWaiting) -> bool:
     and asks for the export again, so no wake-up is lost between the two.
     """
     with db.session() as session:
-        export = session.execute(
-            select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
-        ).scalar_one()
+        export = lock_row(session, ExportRequest, export_id)
         if export.status != "waiting":
             ledger.append(session, actor="system:worker", action="export_waiting", case_id=export.case_id,
                           details={"export": export_id, "items": [u["item"] for u in waiting.items]})
@@ -170,9 +166,7 @@ def _finish(
     until = utcnow() + timedelta(days=settings.retention_days)
     store.lock(key, version_id=version, until=until)
     with db.session() as session:
-        export = session.execute(
-            select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
-        ).scalar_one()
+        export = lock_row(session, ExportRequest, export_id)
         if export.status != "ready":
             export.status = "ready"
             export.storage_key = key

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from archive import metrics
 from archive.evidence import items as evidence
 from archive.custody import ledger
-from archive.db import Database
+from archive.db import Database, lock_row
 from archive.errors import Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
@@ -110,15 +110,14 @@ def create_upload(
 
 
 def _lock_upload(session: Session, upload_id: str) -> Upload:
-    return session.execute(select(Upload).where(Upload.id == upload_id).with_for_update(key_share=True)).scalar_one()
+    upload = lock_row(session, Upload, upload_id)
+    assert upload is not None, f"upload {upload_id} was created in an earlier transaction"
+    return upload
 
 
 def load_upload(session: Session, *, user: User, upload_id: str, lock: bool = False) -> Upload:
     """An upload of ``user``'s; anyone else's (or a terminated one) is NotFound."""
-    query = select(Upload).where(Upload.id == upload_id)
-    if lock:
-        query = query.with_for_update(key_share=True)
-    upload = session.execute(query).scalar_one_or_none()
+    upload = lock_row(session, Upload, upload_id) if lock else session.get(Upload, upload_id)
     if upload is None or upload.user_id != user.id or upload.status == "terminated":
         raise NotFound(f"no upload {upload_id} of yours", code="upload_not_found")
     return upload
