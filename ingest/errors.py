@@ -1,22 +1,22 @@
 """Errors raised by the ingest package.
 
-Entry points catch only :class:`IngestError`; each subclass carries a human
-explanation so a reviewer or officer can see why a file could not be understood.
-Failing to understand a file never decides whether it is kept (design invariant 5).
+:class:`IngestError` is the package's one root; it is an :class:`~archive.errors.ArchiveError`,
+so the API and the CLI answer it like every other error (a code, a status, a human message).
+Each subclass carries a human explanation so a reviewer or officer can see why a file could
+not be understood. Failing to understand a file never decides whether it is kept (design
+invariant 5).
 """
 
 from __future__ import annotations
 
+from archive.errors import ArchiveError
 
-class IngestError(Exception):
+
+class IngestError(ArchiveError):
     """Root of every error the ingest package raises."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+    code = "ingest_failed"
+    status = 422
 
 
 class ProbeFailed(IngestError):

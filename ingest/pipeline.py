@@ -32,7 +32,7 @@ from archive.evidence import items as evidence
 from archive.exports import service as exports
 from archive.custody import ledger
 from archive.db import Database
-from archive.errors import ArchiveError, VerificationError
+from archive.errors import VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -66,7 +66,7 @@ class StepNote(str):
     """A step's remark, shown as the reason of its ``done`` state (e.g. why unprobeable)."""
 
 
-class StepFailed(ArchiveError):
+class StepFailed(IngestError):
     """A processing step could not do its work; the item itself is kept unchanged."""
 
     code = "processing_failed"
