@@ -387,7 +387,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.models import Case, Role, User
     from archive.storage import open_store
     from archive.identity.users import add_user
-    from ingest.casework import pending_work
+    from archive.continuity.report import pending_work
 
     settings = _settings()
     database = Database(settings)

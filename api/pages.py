@@ -31,13 +31,13 @@ from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, client_address, record_failure
 from archive.cases import service as case_service
+from archive.continuity.report import build_report
 from archive.identity import signin
 from archive.identity import sso
 from archive.errors import ArchiveError, Forbidden, TooManyAttempts, Unauthenticated
 from archive.models import EvidenceItem, LedgerEntry, User, WebSession
 from archive.timefmt import gap_span, local_time
 from archive.identity.users import authenticate, load_case
-from ingest import casework
 
 OIDC_COOKIE = "evidence_oidc"
 """State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
@@ -321,7 +321,7 @@ def case_page(case_id: str, request: Request, session: SessionDep, user: PageUse
     items = session.execute(
         select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
     ).scalars().unique().all()
-    report = casework.build_report(session, case_id=case_id)
+    report = build_report(session, case_id=case_id)
     entries = session.execute(
         select(LedgerEntry).where(LedgerEntry.case_id == case_id).order_by(LedgerEntry.seq)
     ).scalars().all()

@@ -29,13 +29,13 @@ from typing import Any
 
 from archive.evidence import items as evidence
 from archive.exports import service as exports
+from archive.continuity import runs
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from ingest import casework
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.documents import document_facts, sniff_media_type
@@ -46,7 +46,7 @@ from ingest.packets import scan_packets
 log = logging.getLogger(__name__)
 
 ACTOR = "system:worker"
-STEPS = ("probe", "packets", "derive", "document", "bundle", casework.PIPELINE_DONE_STEP)
+STEPS = ("probe", "packets", "derive", "document", "bundle", runs.PIPELINE_DONE_STEP)
 """The steps of this module, in the order the worker runs them."""
 VIDEO_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
 DOCUMENT_TYPES = (
@@ -238,7 +238,7 @@ def probe_step(ws: Workspace) -> StepNote | None:
             )
             created = facts.get("creation_time")
             if item.recorded_start is None and created and is_recording(facts):
-                item.recorded_start = casework._parse_time(created)
+                item.recorded_start = runs._parse_time(created)
                 details["recorded_start_from"] = "creation_time"
                 item.details = {**(item.details or {}), "recorded_start_source": "creation_time"}
         else:
@@ -437,7 +437,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         registered[member.name] = child
     for child in registered.values():
         # Members registered by an earlier, interrupted run may never have been queued.
-        if not (child.processing or {}).get(casework.PIPELINE_DONE_STEP):
+        if not (child.processing or {}).get(runs.PIPELINE_DONE_STEP):
             enqueue("evidence.process_item", child.id)
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
@@ -484,7 +484,7 @@ def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     with ws.db.session() as session:
         # The case row before the item row (lock order: see ledger.append); a fixity
         # alarm flags both in that order, and the other order deadlocks against it.
-        casework.request_analysis(session, case_id=case_id)
+        runs.request_analysis(session, case_id=case_id)
         item = evidence.lock_item(session, ws.item_id)
         if item.status == ItemStatus.received:
             item.status = ItemStatus.processed

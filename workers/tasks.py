@@ -18,13 +18,15 @@ from typing import TypeVar
 from celery import Task, signals
 
 from archive import metrics, work
+from archive.continuity import runs
+from archive.continuity.report import pending_work
 from archive.evidence import items as evidence
 from archive.seals import sealing
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
 from archive.storage import ObjectStore, open_store
-from ingest import casework, pipeline
+from ingest import pipeline
 from workers.app import celery_app, settings
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
     """Re-analyse a case's continuity if a request is unanswered; idempotent."""
     def run() -> None:
         with self.db.session() as session:
-            casework.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
+            runs.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
 
     self.durable(case_id, run)
 
@@ -256,7 +258,7 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
 
     # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
     receipt = self.durable(receipt_id, lambda: receipts.run_verification(
-        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id, case_progress=casework.pending_work))
+        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id, case_progress=pending_work))
     return receipt.status if receipt else None
 
 

@@ -79,7 +79,7 @@ def _pending(what: str, subject: str, reason: str, detail: str) -> dict[str, Any
 
 CaseProgress = Callable[..., list[dict[str, Any]]]
 """``(session, *, case_id) -> [{"what", "subject", "reason", "detail"}, ...]``: what keeps a
-case's processing and continuity from being complete (``ingest.casework.pending_work``).
+case's processing and continuity from being complete (``archive.continuity.report.pending_work``).
 Passed in by the entry points because continuity lives above the archive core."""
 
 FINISHED = ("passed", "incomplete", "failed")

@@ -60,8 +60,9 @@ from archive.errors import (
     Unauthenticated, VerificationError,
 )
 from archive.custody.ledger_format import canonical_json
+from archive.continuity.models import EnforcementAction, Gap
 from archive.models import (
-    Case, Checkpoint, EnforcementAction, EvidenceItem, ExportRequest, Gap, LedgerEntry, Role, User,
+    Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, Role, User,
     utcnow,
 )
 from archive.settings import Settings

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from archive.continuity import models as continuity_models  # noqa: F401  (registers its tables)
 from archive.db import make_engine
 from archive.models import Base
 
