@@ -326,12 +326,10 @@ def case_page(case_id: str, request: Request, session: SessionDep, user: PageUse
         select(LedgerEntry).where(LedgerEntry.case_id == case_id).order_by(LedgerEntry.seq)
     ).scalars().all()
     busy = report.pending or any(i.seal_status == "pending" for i in items)
-    ids = {u for g in report.gaps for u in (g.explained_by, g.reviewed_by) if u}
-    people = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
     return render(
         request, "case.html",
         {"user": user, "case": case, "items": items, "report": report, "entries": entries, "refresh": busy,
-         "people": people},
+         "people": report.people},
     )
 
 

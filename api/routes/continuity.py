@@ -74,10 +74,9 @@ def list_actions(case_id: str, session: SessionDep, user: CurrentUser) -> list[A
 def get_continuity(case_id: str, session: SessionDep, user: CurrentUser, history: bool = False) -> ContinuityPublic:
     """Every current gap of the case (``history=true`` adds those no longer found)."""
     report = continuity_report(session, user=user, case_id=case_id, include_history=history)
-    people = people_of(session, report.gaps)
     return ContinuityPublic(
         case_id=report.case_id, complete=report.complete, pending=report.pending, analysed_at=report.analysed_at,
-        summary=report.summary, gaps=[GapPublic.of(g, people) for g in report.gaps],
+        summary=report.summary, gaps=[GapPublic.of(g, report.people) for g in report.gaps],
     )
 
 

@@ -169,8 +169,13 @@ def create_action(
 
 
 def list_actions(session: Session, *, user: User, case_id: str) -> list[EnforcementAction]:
-    """The enforcement actions of a case, by window start."""
+    """The enforcement actions of a case, by window start, for a user who may read the case."""
     load_case(session, user=user, case_id=case_id)
+    return actions_of(session, case_id=case_id)
+
+
+def actions_of(session: Session, *, case_id: str) -> list[EnforcementAction]:
+    """The enforcement actions of a case, by window start (no access check)."""
     return list(
         session.execute(
             select(EnforcementAction).where(EnforcementAction.case_id == case_id)

@@ -60,7 +60,7 @@ from archive.errors import (
     Unauthenticated, VerificationError,
 )
 from archive.custody.ledger_format import canonical_json
-from archive.continuity.models import EnforcementAction, Gap
+from archive.continuity.report import build_report, report_document
 from archive.models import (
     Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, Role, User,
     utcnow,
@@ -88,14 +88,17 @@ class ExportFailed(ArchiveError):
 
 
 class ExportWaiting(ArchiveError):
-    """Items of an approved export are still being processed or sealed: it waits for them."""
+    """Items of an approved export are still being sealed, or the case's continuity report
+    is pending (processing or its analysis unfinished): it waits for them."""
 
     code = "export_waiting"
     status = 409
 
-    def __init__(self, message: str, *, items: list[dict[str, str]]):
+    def __init__(self, message: str, *, items: list[dict[str, str]], continuity: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.items = items
+        self.continuity = continuity or []
+        """What keeps the continuity report pending (the report's ``outstanding`` entries)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,55 +340,6 @@ def export_items(session: Session, export: ExportRequest) -> list[EvidenceItem]:
     return [i for i in items if i.id in wanted]
 
 
-def continuity_snapshot(session: Session, *, case_id: str) -> dict[str, Any]:
-    """The case's continuity status: every current gap, its explanation and review.
-
-    Uses the continuity service's own report when it is installed (it knows coverage);
-    otherwise the gap rows, which hold everything a court needs to read.
-    """
-    gaps = session.execute(
-        select(Gap).where(Gap.case_id == case_id, Gap.current.is_(True)).order_by(Gap.start, Gap.key)
-    ).scalars()
-    names: dict[str | None, str | None] = {}
-
-    def name(user_id: str | None) -> str | None:
-        if user_id not in names:
-            names[user_id] = _user_name(session, user_id)
-        return names[user_id]
-
-    rows = [
-        {
-            "key": g.key, "level": g.level, "device": g.device, "item": g.item_id,
-            "previous_item": g.previous_item_id, "action": g.action_id,
-            "start": ledger.iso_utc(g.start), "end": ledger.iso_utc(g.end),
-            "duration_seconds": g.duration_seconds, "cause": g.cause, "status": g.status.value,
-            "explanation": g.explanation, "explained_by": name(g.explained_by),
-            "explained_at": ledger.iso_utc(g.explained_at) if g.explained_at else None,
-            "review_comment": g.review_comment, "reviewed_by": name(g.reviewed_by),
-            "reviewed_at": ledger.iso_utc(g.reviewed_at) if g.reviewed_at else None,
-        }
-        for g in gaps
-    ]
-    actions = [
-        {"id": a.id, "kind": a.kind, "window_start": ledger.iso_utc(a.window_start),
-         "window_end": ledger.iso_utc(a.window_end) if a.window_end else None, "record_item": a.record_item_id,
-         "devices": a.devices, "description": a.description}
-        for a in session.execute(
-            select(EnforcementAction).where(EnforcementAction.case_id == case_id).order_by(EnforcementAction.window_start)
-        ).scalars()
-    ]
-    unresolved = [r["key"] for r in rows if r["status"] != "accepted"]
-    return {
-        "case": case_id,
-        "gaps": rows,
-        "actions": actions,
-        "summary": {
-            "gaps": len(rows), "accepted": len(rows) - len(unresolved), "unresolved": len(unresolved),
-            "status": "continuous" if not rows else ("explained" if not unresolved else "unexplained_gaps"),
-        },
-    }
-
-
 def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
     """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
     checkpoint = sealing.checkpoint_covering(session, sealer, size=size, store=store)
@@ -475,6 +429,14 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
             f"waiting for {len(unsealed)} item(s) to be sealed: "
             + ", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]), items=unsealed,
         )
+    # The sealed report must be the one reviewers see, final: no analysis left to run.
+    continuity = build_report(session, case_id=export.case_id)
+    if continuity.pending:
+        unfinished = [o for o in continuity.outstanding if o["what"] != "gap"]
+        raise ExportWaiting(
+            "waiting for the case's continuity report: "
+            + ", ".join(f"{o['reason']} ({o['subject']})" for o in unfinished[:10]), items=[], continuity=unfinished,
+        )
     planned = []
     total = 0
     for item in items:
@@ -540,7 +502,7 @@ def _plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer
         entries=entries,
         checkpoint={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
                     "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},
-        continuity=continuity_snapshot(session, case_id=export.case_id),
+        continuity=report_document(continuity),
         chain_pem=sealing.published_chain_pem(session, sealer),
         sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *sealing.recorded_sm2_keys(session)]),
         total_bytes=total,
@@ -721,8 +683,9 @@ def build_export(
     """Build an approved export's ZIP into the case's vault; safe to run twice.
 
     Returns None when there is nothing to do (unknown, not approved, already built), or
-    when items are still being sealed: the export then shows ``waiting`` (and which items)
-    and the sealing of its last item asks for it again (:func:`wake_waiting_exports`).
+    when items are still being sealed or the case's continuity report is pending: the
+    export then shows ``waiting`` (and for what), and the sealing of its last item or the
+    analysis that settles the report asks for it again (:func:`wake_waiting_exports`).
     Marks the export ``failed`` (and re-raises) on any other ArchiveError.
     """
     with db.session() as session:
@@ -797,34 +760,46 @@ def build_export(
 
 
 def _wait(db: Database, export_id: str, waiting: ExportWaiting) -> bool:
-    """Show the export as ``waiting`` for its unsealed items; False if none is unsealed any more.
+    """Show the export as ``waiting`` for its unsealed items or its pending continuity
+    report; False if it waits for nothing any more.
 
-    The mark is committed before the items are looked at again, under a share lock: a
-    sealing that committed first is seen here, and one that commits later sees the mark
-    and asks for the export again, so no wake-up is lost between the two.
+    The mark is committed before the items and the report are looked at again, under a
+    share lock on the case and the items: a sealing or an analysis that committed first
+    is seen here, and one that commits later sees the mark and asks for the export again,
+    so no wake-up is lost between the two.
     """
     with db.session() as session:
         export = session.execute(
             select(ExportRequest).where(ExportRequest.id == export_id).with_for_update(key_share=True)
         ).scalar_one()
+        case_id = export.case_id
         if export.status != "waiting":
-            ledger.append(session, actor="system:worker", action="export_waiting", case_id=export.case_id,
-                          details={"export": export_id, "items": [u["item"] for u in waiting.items]})
+            details: dict[str, Any] = {"export": export_id, "items": [u["item"] for u in waiting.items]}
+            if waiting.continuity:
+                details["continuity"] = sorted({o["reason"] for o in waiting.continuity})
+            ledger.append(session, actor="system:worker", action="export_waiting", case_id=case_id, details=details)
         export.status = "waiting"
         export.progress = {"phase": "waiting", "waiting_for": waiting.items}
+        if waiting.continuity:
+            export.progress["waiting_for_continuity"] = waiting.continuity
     with db.session() as session:
+        # Case row, then item rows (the lock order of ledger.append).
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update(read=True)).all()
         ids = [u["item"] for u in waiting.items]
         session.execute(select(EvidenceItem.id).where(EvidenceItem.id.in_(ids)).with_for_update(read=True)).all()
         items = list(session.execute(select(EvidenceItem).where(EvidenceItem.id.in_(ids))).scalars().unique())
         still = unsealed_items(items)
-    log.info("export %s waits for %d item(s) to be sealed", export_id, len(still))
-    return bool(still)
+        pending = bool(waiting.continuity) and build_report(session, case_id=case_id).pending
+    log.info("export %s waits for %d item(s) to be sealed%s", export_id, len(still),
+             " and for the continuity report" if pending else "")
+    return bool(still) or pending
 
 
 def wake_waiting_exports(session: Session, *, case_id: str) -> list[str]:
-    """Ask again for the case's exports that wait for sealing (in the caller's transaction).
+    """Ask again for the case's exports that wait (in the caller's transaction).
 
-    Called when an item of the case is sealed or fails for good; returns the export ids
+    Called when an item of the case is sealed or fails for good, and when an analysis
+    answers the case's continuity requests; returns the export ids
     (enqueue them after the commit, or let the reconciler send them).
     """
     ids = list(session.execute(
