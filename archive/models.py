@@ -26,6 +26,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -131,6 +132,9 @@ class User(Base):
     """A person or system with a role in one unit; authenticates with a bearer token."""
 
     __tablename__ = "users"
+    # Revision 0010 made external_subject unique with an index (SQLite cannot add a
+    # constraint to a table others reference); the model says the same.
+    __table_args__ = (Index("uq_users_external_subject", "external_subject", unique=True),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
@@ -147,7 +151,7 @@ class User(Base):
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), default=None)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
     """Time step of the last accepted code, so a code is accepted once only."""
-    external_subject: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    external_subject: Mapped[str | None] = mapped_column(String(255), default=None)
     """The OpenID Connect claim value this user signs in with, when provisioned by SSO."""
 
     unit: Mapped[Unit] = relationship(lazy="joined")
