@@ -238,7 +238,7 @@ def probe_step(ws: Workspace) -> StepNote | None:
             )
             created = facts.get("creation_time")
             if item.recorded_start is None and created and is_recording(facts):
-                item.recorded_start = runs._parse_time(created)
+                item.recorded_start = runs.parse_time(created)
                 details["recorded_start_from"] = "creation_time"
                 item.details = {**(item.details or {}), "recorded_start_source": "creation_time"}
         else:

@@ -5,5 +5,6 @@
 * :mod:`~archive.continuity.runs` - requests for analysis, and running it against the database;
 * :mod:`~archive.continuity.devices` - device clocks and enforcement actions;
 * :mod:`~archive.continuity.gaps` - explanations of gaps and their review;
-* :mod:`~archive.continuity.report` - the case's continuity report.
+* :mod:`~archive.continuity.report` - the case's continuity report, the one the API, the case
+  page, case verification and certified exports all use.
 """

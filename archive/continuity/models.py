@@ -88,11 +88,8 @@ class Gap(Base):
 
 
 class ContinuityState(Base):
-    """Per case: how many analyses were requested and which request was last answered.
-
-    Lives here rather than in ``archive.models`` because only continuity uses it
-    (table created by migration 0003).
-    """
+    """Per case: how many analyses were requested and which request was last answered
+    (see :mod:`archive.continuity.runs`); table created by revision 0003."""
 
     __tablename__ = "continuity_state"
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)

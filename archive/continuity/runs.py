@@ -27,7 +27,7 @@ from archive.custody import ledger
 from archive.errors import NotFound
 from archive.continuity.models import ContinuityState, Device, EnforcementAction, Gap, GapStatus
 from archive.models import Case, EvidenceItem, EvidenceKind, utcnow
-from archive.continuity import analysis as continuity
+from archive.continuity import analysis
 
 RECORDING_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
 """Kinds whose items are recordings of a device (camera or interview room)."""
@@ -69,7 +69,8 @@ def request_analysis(session: Session, *, case_id: str) -> None:
 # --- analysis ---------------------------------------------------------------------------
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time with its zone (as media tools and manifests write them), else None."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -79,7 +80,7 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> continuity.Recording | None:
+def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> analysis.Recording | None:
     """The item as a recording for continuity analysis, or None when it cannot be placed.
 
     Start: the declared ``recorded_start``, else the media's creation time, else
@@ -88,7 +89,7 @@ def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -
     packet scan.
     """
     facts = item.media_facts or {}
-    start = item.recorded_start or _parse_time(facts.get("creation_time")) or default_start
+    start = item.recorded_start or parse_time(facts.get("creation_time")) or default_start
     scan = facts.get("packet_scan") or {}
     duration = scan.get("media_duration") if "error" not in scan else None
     if duration is None:
@@ -96,16 +97,16 @@ def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -
     if start is None or not isinstance(duration, (int, float)) or duration <= 0:
         return None
     holes = tuple(
-        continuity.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
+        analysis.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
                              duration=float(g["duration"]), stream=g.get("stream"))
         for g in scan.get("gaps") or ()
     )
-    return continuity.Recording(
+    return analysis.Recording(
         item_id=item.id, device_id=item.device_id, start=start, duration_seconds=float(duration), in_file_gaps=holes
     )
 
 
-def capture_windows(session: Session, *, case_id: str) -> list[continuity.Recording]:
+def capture_windows(session: Session, *, case_id: str) -> list[analysis.Recording]:
     """The case's capture bundles as recordings of their workstation device.
 
     A bundle's manifest window (``capture_start`` to ``capture_end``) counts as recording
@@ -122,21 +123,21 @@ def capture_windows(session: Session, *, case_id: str) -> list[continuity.Record
     out = []
     for bundle in bundles:
         details = bundle.details or {}
-        start, end = _parse_time(details.get("capture_start")), _parse_time(details.get("capture_end"))
+        start, end = parse_time(details.get("capture_start")), parse_time(details.get("capture_end"))
         if start is None or end is None or end <= start:
             continue
-        holes: list[continuity.InFileGap] = []
+        holes: list[analysis.InFileGap] = []
         for member in session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == bundle.id)).scalars():
             screen = recording_of(member, default_start=start)
             if screen is None:
                 continue
             shift = (screen.start - start).total_seconds()
             holes += [
-                continuity.InFileGap(start_offset=h.start_offset + shift, end_offset=h.end_offset + shift,
+                analysis.InFileGap(start_offset=h.start_offset + shift, end_offset=h.end_offset + shift,
                                      duration=h.duration, stream=h.stream)
                 for h in screen.in_file_gaps
             ]
-        out.append(continuity.Recording(
+        out.append(analysis.Recording(
             item_id=bundle.id, device_id=bundle.device_id, start=start,
             duration_seconds=(end - start).total_seconds(), in_file_gaps=tuple(sorted(holes, key=lambda h: h.start_offset)),
         ))
@@ -146,7 +147,7 @@ def capture_windows(session: Session, *, case_id: str) -> list[continuity.Record
 def signing_time(item: EvidenceItem) -> datetime | None:
     """When a record was signed: its PDF signature's time, else the time declared for it."""
     document = (item.media_facts or {}).get("document") or {}
-    return _parse_time(document.get("signed_at")) or item.recorded_start
+    return parse_time(document.get("signed_at")) or item.recorded_start
 
 
 def action_end(session: Session, action: EnforcementAction) -> datetime | None:
@@ -198,11 +199,11 @@ def analyse_case(
         for d in session.execute(select(Device).where(Device.id.in_([d for d in devices if d]))).scalars()
     }
     windows = [(a, action_end(session, a)) for a in actions]
-    report = continuity.analyse(
+    report = analysis.analyse(
         recordings=recordings,
         clocks=clocks,
         actions=[
-            continuity.Action(action_id=a.id, kind=a.kind, start=a.window_start, end=end,
+            analysis.Action(action_id=a.id, kind=a.kind, start=a.window_start, end=end,
                               devices=tuple(a.devices or ()), description=a.description)
             for a, end in windows if end is not None
         ],
