@@ -713,16 +713,17 @@ def build_export(
             # complete (objects appear only whole), so record what is there.
             digest = hash_chunks(store.read(key, version_id=existing.version_id), "sha256").hexdigest("sha256")
             return _finish(db, export_id, key, existing.version_id, existing.size, digest, None, settings, store)
-        try:
-            with db.session() as session:
-                export = session.get(ExportRequest, export_id)
-                plan = _plan(session, store=store, export=export, sealer=sealer)
-        except ExportWaiting as waiting:
-            if _wait(db, export_id, waiting):
-                return None
-            with db.session() as session:  # everything got sealed meanwhile
-                export = session.get(ExportRequest, export_id)
-                plan = _plan(session, store=store, export=export, sealer=sealer)
+        while True:
+            try:
+                with db.session() as session:
+                    export = session.get(ExportRequest, export_id)
+                    plan = _plan(session, store=store, export=export, sealer=sealer)
+                break
+            except ExportWaiting as waiting:
+                if _wait(db, export_id, waiting):
+                    return None
+                # What it waited for was done meanwhile; plan again (a new analysis may
+                # have been asked for since, and the export then waits for it).
         last = [0.0]
 
         def on_progress(done: int, total: int) -> None:
