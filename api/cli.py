@@ -387,7 +387,6 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.models import Case, Role, User
     from archive.storage import open_store
     from archive.identity.users import add_user
-    from ingest.casework import pending_work
 
     settings = _settings()
     database = Database(settings)
@@ -407,7 +406,7 @@ def verify_case(case: str, as_user: str | None) -> None:
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
         receipt = receipts.run_verification(db=database, store=open_store(settings), settings=settings,
-                                            receipt_id=receipt_id, case_progress=pending_work)
+                                            receipt_id=receipt_id)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     console = Console(highlight=False, soft_wrap=True)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, client_address, record_failure
 from archive.cases import service as case_service
+from archive.continuity.report import build_report
 from archive.custody import ledger
 from archive.evidence import items as evidence_service
 from archive.identity import signin
@@ -37,8 +38,7 @@ from archive.identity import sso
 from archive.errors import ArchiveError, Forbidden, TooManyAttempts, Unauthenticated
 from archive.models import User, WebSession
 from archive.timefmt import gap_span, local_time
-from archive.identity.users import authenticate, load_case, user_names
-from ingest import casework
+from archive.identity.users import authenticate, load_case
 
 OIDC_COOKIE = "evidence_oidc"
 """State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
@@ -320,15 +320,13 @@ def case_page(case_id: str, request: Request, session: SessionDep, user: PageUse
     except ArchiveError as exc:
         return _error(request, user, exc)
     items = evidence_service.case_items(session, case_id=case_id)
-    report = casework.build_report(session, case_id=case_id)
+    report = build_report(session, case_id=case_id)
     entries = ledger.entries(session, case_id=case_id)
     busy = report.pending or any(i.seal_status == "pending" for i in items)
-    ids = {u for g in report.gaps for u in (g.explained_by, g.reviewed_by) if u}
-    people = user_names(session, ids)
     return render(
         request, "case.html",
         {"user": user, "case": case, "items": items, "report": report, "entries": entries, "refresh": busy,
-         "people": people},
+         "people": report.people},
     )
 
 

@@ -14,6 +14,7 @@ a driver error.
 from __future__ import annotations
 
 import collections
+import importlib
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, Integer, MetaData, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -338,6 +339,33 @@ def unique_violations_as_conflicts() -> Iterator[None]:
         if conflict is None:
             raise
         raise conflict from exc
+
+
+MODEL_MODULES = ("archive.models", "archive.continuity.models")
+"""Every module that declares tables; Alembic's environment imports them all, so that
+autogenerate sees every model (a table missing here would be dropped by it)."""
+
+
+def model_metadata() -> MetaData:
+    """The metadata of every table of the archive (each module of :data:`MODEL_MODULES` imported)."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    from archive.models import Base
+
+    return Base.metadata
+
+
+def compare_type(context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any,
+                 metadata_type: Any) -> bool | None:
+    """Autogenerate's type comparison, knowing that SQLite's INTEGER is BIGINT.
+
+    SQLite stores every integer in up to 8 bytes, so revision 0004 widened the ledger's
+    counters on PostgreSQL only (an ALTER on SQLite would rebuild the table and lose its
+    triggers). None lets Alembic compare every other type as usual.
+    """
+    if context.dialect.name == "sqlite" and isinstance(inspected_type, Integer) and isinstance(metadata_type, Integer):
+        return False
+    return None
 
 
 def alembic_config(url: str) -> Config:

@@ -10,7 +10,7 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 
-from ingest.continuity import Action, InFileGap, Recording, analyse
+from archive.continuity.analysis import Action, InFileGap, Recording, analyse
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 

@@ -27,7 +27,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.continuity import InFileGap
+from archive.continuity.analysis import InFileGap
 from ingest.errors import ProbeFailed
 from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, run, stream
 

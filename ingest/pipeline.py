@@ -29,14 +29,14 @@ from typing import Any
 
 from archive import work
 from archive.evidence import items as evidence
-from archive.exports import service as exports
+from archive.exports.waiting import wake_waiting_exports
+from archive.continuity import runs
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from ingest import casework
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.documents import document_facts, sniff_media_type
@@ -47,7 +47,7 @@ from ingest.packets import scan_packets
 log = logging.getLogger(__name__)
 
 ACTOR = "system:worker"
-STEPS = ("probe", "packets", "derive", "document", "bundle", casework.PIPELINE_DONE_STEP)
+STEPS = ("probe", "packets", "derive", "document", "bundle", runs.PIPELINE_DONE_STEP)
 """The steps of this module, in the order the worker runs them."""
 VIDEO_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
 DOCUMENT_TYPES = (
@@ -239,7 +239,7 @@ def probe_step(ws: Workspace) -> StepNote | None:
             )
             created = facts.get("creation_time")
             if item.recorded_start is None and created and is_recording(facts):
-                item.recorded_start = casework._parse_time(created)
+                item.recorded_start = runs.parse_time(created)
                 details["recorded_start_from"] = "creation_time"
                 item.details = {**(item.details or {}), "recorded_start_source": "creation_time"}
         else:
@@ -438,7 +438,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         registered[member.name] = child
     for child in registered.values():
         # Members registered by an earlier, interrupted run may never have been queued.
-        if not (child.processing or {}).get(casework.PIPELINE_DONE_STEP):
+        if not (child.processing or {}).get(runs.PIPELINE_DONE_STEP):
             enqueue(work.PROCESS_ITEM, child.id)
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
@@ -485,7 +485,7 @@ def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     with ws.db.session() as session:
         # The case row before the item row (lock order: see ledger.append); a fixity
         # alarm flags both in that order, and the other order deadlocks against it.
-        casework.request_analysis(session, case_id=case_id)
+        runs.request_analysis(session, case_id=case_id)
         item = evidence.lock_item(session, ws.item_id)
         if item.status == ItemStatus.received:
             item.status = ItemStatus.processed
@@ -534,6 +534,6 @@ def give_up(db: Database, item_id: str, *, reason: str) -> None:
             evidence.set_task_state(item, "seal", "failed", reason)
         evidence.add_flag(item, "processing_failed")
         # An export waiting for this item can now say why it cannot be built.
-        exports.wake_waiting_exports(session, case_id=item.case_id)
+        wake_waiting_exports(session, case_id=item.case_id)
         ledger.append(session, actor=ACTOR, action="processing_failed", case_id=item.case_id, item_id=item_id,
                       details={"reason": reason})

@@ -12,12 +12,14 @@ import sys
 import time
 import uuid
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import bagit
 import pytest
+from sqlalchemy import delete
 
-from tests.conftest import Stack
+from tests.conftest import Stack, settings_from_env
 
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -285,3 +287,112 @@ def test_export_approved_before_sealing_waits_and_builds(stack: Stack, people) -
     assert actions.index("export_waiting") < actions.index("export_built")
     items = wait_case_sealed(stack, people["officer"], case["id"], 3)
     assert {i["filename"] for i in items} == {"capture.zip", "page.html", "one.png"}
+
+
+def test_export_seals_the_continuity_report_reviewers_see(stack: Stack, people, tmp_path: Path) -> None:
+    """One continuity report: approved while its case is still being processed, an export
+    seals the report the API shows once processing and analysis are done."""
+    cam, start, end = f"CAM-{uuid.uuid4().hex[:8]}", "2026-03-01T02:00:00Z", "2026-03-01T02:01:00Z"
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WC-{uuid.uuid4().hex[:8]}", "title": "Gaps"}).json()
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=tiny_clip(tmp_path / "clip.mp4"),
+                   params={"kind": "bodycam_video", "filename": "clip.mp4", "device_id": cam, "recorded_start": start})
+        assert r.status_code == 201, r.text
+        action = c.post(f"/api/v1/cases/{case['id']}/actions",
+                        json={"kind": "seizure", "start": start, "end": end, "devices": [cam]}).json()
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
+        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+        export = wait_export(stack, people["requester"], eid)
+        assert export["status"] == "ready", export
+        report = req.get(f"/api/v1/cases/{case['id']}/continuity").json()
+        download = req.get(f"/api/v1/exports/{eid}/download")
+        assert download.status_code == 200, download.text
+    sealed, manifest = _continuity_of(download.content)
+
+    assert report["pending"] is False and sealed["pending"] is False
+    assert report["complete"] is False and sealed["complete"] is False
+    assert sealed["case"] == case["id"] and sealed["analysis"] == report["summary"]
+    assert [g["level"] for g in report["gaps"]] == ["action_window"], report
+    assert [_gap_shape(g) for g in sealed["gaps"]] == [_gap_shape(g) for g in report["gaps"]]
+    counts = {"gaps": 1, "accepted": 0, "unresolved": 1, "status": "unexplained_gaps"}
+    assert sealed["summary"] == manifest["continuity"] == counts
+    assert [a["id"] for a in sealed["actions"]] == [action["id"]]
+
+
+def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledger) -> None:
+    """On a database of its own (the test is the worker): an approved export of a case whose
+    analysis is still owed waits, naming it; the analysis asks for it again, and it then
+    seals the report as it stands."""
+    from archive import work
+    from archive.cases import service as cases
+    from archive.continuity import devices, runs
+    from archive.continuity.report import build_report, report_document
+    from archive.evidence import items as evidence
+    from archive.exports import service as exports
+    from archive.identity.users import add_user
+    from archive.models import EvidenceItem, EvidenceKind, ExportRequest, User, Work
+    from archive.seals import sealing
+    from archive.storage import open_store
+
+    env, database = own_ledger
+    settings = settings_from_env(env)
+    sealer, store = sealing.get_sealer(settings), open_store(settings)
+    with database.session() as s:
+        officer, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
+        requester, _ = add_user(s, name="reviewer-own-1", unit="unit-a", role="reviewer")
+        approver, _ = add_user(s, name="reviewer-own-2", unit="unit-a", role="reviewer")
+        add_user(s, name="judge-own", unit="court", role="court")
+        case_id = cases.create_case(s, store=store, user=officer, case_number="OWN-1", title="Owed").id
+        officer_id, requester_id, approver_id = officer.id, requester.id, approver.id
+    item = evidence.receive_original(
+        db=database, store=store, user_id=officer_id, retention_days=1, chunks=[b"not a video" * 100],
+        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
+    )
+    evidence.compute_sm3(db=database, store=store, item_id=item.id)
+    sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    with database.session() as s:
+        s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+        devices.create_action(s, user=s.get(User, officer_id), case_id=case_id, kind="seizure", devices=["CAM-OWN"],
+                              start=datetime(2026, 3, 1, 2, tzinfo=timezone.utc),
+                              end=datetime(2026, 3, 1, 3, tzinfo=timezone.utc))
+        export_id = exports.request_export(s, user=s.get(User, requester_id), case_id=case_id,
+                                           items=None, recipient="judge-own").id
+        exports.approve_export(s, user=s.get(User, approver_id), export_id=export_id)
+
+    assert exports.build_export(db=database, store=store, settings=settings, export_id=export_id,
+                                sealer=sealer) is None
+    with database.session() as s:
+        export = s.get(ExportRequest, export_id)
+        assert export.status == "waiting", export.progress
+        owed = export.progress["waiting_for_continuity"]
+        assert [(o["what"], o["reason"]) for o in owed] == [("continuity", "continuity_analysis_pending")]
+        s.execute(delete(Work).where(Work.task == work.BUILD_EXPORT))
+
+    with database.session() as s:  # what the analysis task does
+        assert runs.analyse_case(s, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
+        assert exports.wake_waiting_exports(s, case_id=case_id) == [export_id]
+    result = exports.build_export(db=database, store=store, settings=settings, export_id=export_id, sealer=sealer)
+    assert result is not None
+    with database.session() as s:
+        export = s.get(ExportRequest, export_id)
+        assert export.status == "ready"
+        expected = report_document(build_report(s, case_id=case_id))
+        zip_bytes = b"".join(store.read(export.storage_key, version_id=export.storage_version))
+    sealed, manifest = _continuity_of(zip_bytes)
+    assert sealed == json.loads(json.dumps(expected))
+    assert sealed["pending"] is False and [g["level"] for g in sealed["gaps"]] == ["action_window"]
+    assert manifest["continuity"] == sealed["summary"]
+
+
+def _continuity_of(zip_bytes: bytes) -> tuple[dict, dict]:
+    """(continuity/report.json, export-manifest.json) of an export."""
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
+        names = zf.namelist()
+        report = json.loads(zf.read(next(n for n in names if n.endswith("/continuity/report.json"))))
+        manifest = json.loads(zf.read(next(n for n in names if n.endswith("/export-manifest.json"))))
+    return report, manifest
+
+
+def _gap_shape(g: dict) -> tuple:
+    return g["level"], g["device"], g["item"], g["action"], g["status"], g["cause"], g["duration_seconds"]

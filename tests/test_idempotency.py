@@ -18,7 +18,8 @@ from sqlalchemy import func, select, update
 
 from archive import idempotency
 from archive.seals import sealing
-from archive.models import Case, Device, EvidenceItem, IdempotencyKey, TrustedCertificate
+from archive.continuity.models import Device
+from archive.models import Case, EvidenceItem, IdempotencyKey, TrustedCertificate
 from archive.identity.users import authenticate
 
 

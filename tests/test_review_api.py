@@ -7,7 +7,8 @@ import uuid
 
 from sqlalchemy import select
 
-from archive.models import Device, LedgerEntry
+from archive.continuity.models import Device
+from archive.models import LedgerEntry
 
 TUS = {"Tus-Resumable": "1.0.0"}
 

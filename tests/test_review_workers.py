@@ -94,13 +94,13 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     import threading
 
     from archive.custody import ledger
-    from ingest import casework
+    from archive.continuity import devices, runs
 
     db = stack.services.db
     cam = f"CAM-{uuid.uuid4().hex[:8]}"
     with db.session() as session:
         user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
-        casework.create_action(session, user=user, case_id=case["id"], kind="inspection",
+        devices.create_action(session, user=user, case_id=case["id"], kind="inspection",
                                start=datetime(2026, 3, 1, 9, tzinfo=timezone.utc),
                                end=datetime(2026, 3, 1, 10, tzinfo=timezone.utc), devices=[cam])
         user_id = user.id
@@ -110,7 +110,7 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     def analysis_like() -> None:  # the worker's order: case row, then the ledger
         try:
             with db.session() as session:
-                casework.request_analysis(session, case_id=case["id"])
+                runs.request_analysis(session, case_id=case["id"])
                 holding.set()
                 time.sleep(1.5)  # the clock change starts meanwhile
                 ledger.append(session, actor="test", action="note", case_id=case["id"])
@@ -125,7 +125,7 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     assert holding.wait(30)
     with db.session() as session:
         user = session.get(User, user_id)
-        casework.set_device_clock(session, user=user, device_id=cam, offset_seconds=4)
+        devices.set_device_clock(session, user=user, device_id=cam, offset_seconds=4)
     thread.join(timeout=60)
     assert outcome.get("analysis") == "committed", outcome
 
@@ -174,7 +174,8 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     from archive.evidence import fixity
     from archive.custody import ledger
     from archive.models import Case, ItemStatus
-    from ingest import casework, pipeline
+    from archive.continuity import runs
+    from ingest import pipeline
 
     db, store, settings = stack.services.db, stack.services.store, stack.services.settings
     item_id = _receive(stack, case, os.urandom(5000))
@@ -188,7 +189,7 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     def analysis() -> None:  # a continuity analysis of the case, holding its row
         try:
             with db.session() as session:
-                casework.analyse_case(session, case_id=case["id"], tolerance_seconds=settings.gap_tolerance_seconds)
+                runs.analyse_case(session, case_id=case["id"], tolerance_seconds=settings.gap_tolerance_seconds)
                 holding.set()
                 assert release.wait(30)
             outcome["analysis"] = "committed"

@@ -21,13 +21,14 @@ from typing import TypeVar
 from celery import Task, signals
 
 from archive import metrics, work
+from archive.continuity import runs
 from archive.evidence import items as evidence
 from archive.seals import sealing
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
 from archive.storage import ObjectStore, open_store
-from ingest import casework, pipeline
+from ingest import pipeline
 from workers.app import celery_app, settings
 
 log = logging.getLogger(__name__)
@@ -196,10 +197,17 @@ def _enqueue(name: str, *args: object) -> None:
 
 @celery_app.task(base=EvidenceTask, bind=True, name=work.ANALYSE_CONTINUITY)
 def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
-    """Re-analyse a case's continuity if a request is unanswered; idempotent."""
+    """Re-analyse a case's continuity if a request is unanswered; idempotent.
+
+    Exports of the case that wait for its continuity report are asked for again in the
+    same transaction: the report they seal may no longer be pending.
+    """
+    from archive.exports.waiting import wake_waiting_exports
+
     def run() -> None:
         with self.db.session() as session:
-            casework.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
+            if runs.analyse_case(session, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds):
+                wake_waiting_exports(session, case_id=case_id)
 
     self.durable(case_id, run)
 
@@ -256,7 +264,7 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
 
     # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
     receipt = self.durable(receipt_id, lambda: receipts.run_verification(
-        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id, case_progress=casework.pending_work))
+        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id))
     return receipt.status if receipt else None
 
 

@@ -23,7 +23,8 @@ from api.schemas import (
     ReviewCreate,
 )
 from archive import work
-from ingest import casework
+from archive.continuity import devices, gaps
+from archive.continuity.report import continuity_report, people_of
 
 router = APIRouter(prefix="/api/v1", tags=["continuity"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -34,7 +35,7 @@ def put_device(
     device_id: str, body: DeviceUpdate, session: SessionDep, user: CurrentUser, services: ServicesDep
 ) -> DevicePublic:
     """Set a device's clock offset: S > 0 means its clock runs ahead (true = device - S)."""
-    device, cases = casework.set_device_clock(
+    device, cases = devices.set_device_clock(
         session, user=user, device_id=device_id, offset_seconds=body.clock_offset_seconds, source=body.source,
         description=body.description,
     )
@@ -53,7 +54,7 @@ def create_action(
     case_id: str, body: ActionCreate, session: SessionDep, user: CurrentUser, services: ServicesDep
 ) -> ActionPublic:
     """Record an enforcement action whose window its devices must cover end to end."""
-    action = casework.create_action(
+    action = devices.create_action(
         session, user=user, case_id=case_id, kind=body.kind, start=body.start, end=body.end,
         devices=body.devices, description=body.description, record_item=body.record_item,
     )
@@ -66,30 +67,29 @@ def create_action(
 @router.get("/cases/{case_id}/actions", response_model=list[ActionPublic], responses=ERRORS)
 def list_actions(case_id: str, session: SessionDep, user: CurrentUser) -> list[ActionPublic]:
     """The enforcement actions of a case."""
-    return [ActionPublic.of(a) for a in casework.list_actions(session, user=user, case_id=case_id)]
+    return [ActionPublic.of(a) for a in devices.list_actions(session, user=user, case_id=case_id)]
 
 
 @router.get("/cases/{case_id}/continuity", response_model=ContinuityPublic, responses=ERRORS)
 def get_continuity(case_id: str, session: SessionDep, user: CurrentUser, history: bool = False) -> ContinuityPublic:
     """Every current gap of the case (``history=true`` adds those no longer found)."""
-    report = casework.continuity_report(session, user=user, case_id=case_id, include_history=history)
-    people = casework.people_of(session, report.gaps)
+    report = continuity_report(session, user=user, case_id=case_id, include_history=history)
     return ContinuityPublic(
         case_id=report.case_id, complete=report.complete, pending=report.pending, analysed_at=report.analysed_at,
-        summary=report.summary, gaps=[GapPublic.of(g, people) for g in report.gaps],
+        summary=report.summary, gaps=[GapPublic.of(g, report.people) for g in report.gaps],
     )
 
 
 @router.get("/gaps/{gap_id}", response_model=GapPublic, responses=ERRORS)
 def get_gap(gap_id: str, session: SessionDep, user: CurrentUser) -> GapPublic:
     """One gap, with its explanation and review."""
-    return _public(session, casework.load_gap(session, user=user, gap_id=gap_id))
+    return _public(session, gaps.load_gap(session, user=user, gap_id=gap_id))
 
 
 @router.post("/gaps/{gap_id}/explanation", response_model=GapPublic, responses=ERRORS)
 def explain_gap(gap_id: str, body: ExplanationCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
     """An officer of the case's unit explains why the record is interrupted."""
-    reply = _public(session, casework.explain_gap(session, user=user, gap_id=gap_id, reason=body.reason))
+    reply = _public(session, gaps.explain_gap(session, user=user, gap_id=gap_id, reason=body.reason))
     session.commit()
     return reply
 
@@ -98,11 +98,11 @@ def explain_gap(gap_id: str, body: ExplanationCreate, session: SessionDep, user:
 def review_gap(gap_id: str, body: ReviewCreate, session: SessionDep, user: CurrentUser) -> GapPublic:
     """A reviewer of the case's unit accepts or rejects a gap's explanation."""
     reply = _public(
-        session, casework.review_gap(session, user=user, gap_id=gap_id, accept=body.accept, comment=body.comment)
+        session, gaps.review_gap(session, user=user, gap_id=gap_id, accept=body.accept, comment=body.comment)
     )
     session.commit()
     return reply
 
 
 def _public(session: Any, gap: Any) -> GapPublic:
-    return GapPublic.of(gap, casework.people_of(session, [gap]))
+    return GapPublic.of(gap, people_of(session, [gap]))

@@ -21,7 +21,6 @@ itself when the case's receipts are not yet covered by one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,9 +30,9 @@ from archive import work
 from archive.custody import ledger
 from archive.seals import sealing
 from archive.cases import verification
+from archive.continuity.report import build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.exports.continuity import continuity_snapshot
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -77,11 +76,6 @@ def _pending(what: str, subject: str, reason: str, detail: str) -> dict[str, Any
     return {"what": what, "subject": subject, "reason": reason, "detail": detail}
 
 
-CaseProgress = Callable[..., list[dict[str, Any]]]
-"""``(session, *, case_id) -> [{"what", "subject", "reason", "detail"}, ...]``: what keeps a
-case's processing and continuity from being complete (``ingest.casework.pending_work``).
-Passed in by the entry points because continuity lives above the archive core."""
-
 FINISHED = ("passed", "incomplete", "failed")
 """Receipt statuses of a verification that has run."""
 
@@ -113,14 +107,13 @@ def _item_pending(item_id: str, report: verification.ItemVerificationReport, sea
 
 
 def run_verification(
-    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, case_progress: CaseProgress,
-    sealer: Any = None,
+    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, sealer: Any = None,
 ) -> VerificationReceipt | None:
     """Carry out a queued verification and complete its receipt; safe to run twice.
 
     The receipt's status is ``passed`` only when every item verified, is sealed and its
     receipt entry is proven included in a sealed checkpoint, the ledger and every
-    checkpoint verify, and ``case_progress`` reports nothing unfinished (no item still
+    checkpoint verify, and the case's continuity report is complete (no item still
     processing, no continuity analysis pending, every current gap accepted). ``failed``
     when any check found a defect; otherwise ``incomplete``, with ``pending`` listing
     what is awaited. Items received after the latest checkpoint get one sealed first.
@@ -177,8 +170,8 @@ def run_verification(
         except VerificationError as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
     with db.session() as session:
-        summary = continuity_snapshot(session, case_id=case_id)["summary"]
-        progress = case_progress(session, case_id=case_id)
+        continuity = build_report(session, case_id=case_id)
+    summary, progress = gap_counts(continuity), list(continuity.outstanding)
     # An item still being processed is listed once, as processing: its seal is part of that.
     busy = {p["subject"] for p in progress if p["what"] == "item"}
     pending = [p for item_id, p in waiting.items() if item_id not in busy] + progress

@@ -8,6 +8,5 @@
   streams it as a ZIP; :mod:`~archive.exports.certificate` is its sealed PDF certificate.
 * :mod:`~archive.exports.build`: the build lifecycle (building, waiting, ready, failed);
   :mod:`~archive.exports.waiting` wakes exports that wait for sealing.
-* :mod:`~archive.exports.continuity`: the continuity snapshot sealed into exports and receipts.
 * :mod:`~archive.exports.errors`: ``ExportFailed`` and ``ExportWaiting``.
 """

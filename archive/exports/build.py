@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from archive.continuity.report import build_report
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import ArchiveError, ObjectExists, ObjectNotFound
@@ -48,8 +49,9 @@ def build_export(
     """Build an approved export's ZIP into the case's vault; safe to run twice.
 
     Returns None when there is nothing to do (unknown, not approved, already built), or
-    when items are still being sealed: the export then shows ``waiting`` (and which items)
-    and the sealing of its last item asks for it again
+    when items are still being sealed or the case's continuity report is pending: the
+    export then shows ``waiting`` (and for what), and the sealing of its last item or the
+    analysis that settles the report asks for it again
     (:func:`archive.exports.waiting.wake_waiting_exports`).
     Marks the export ``failed`` (and re-raises) on any other ArchiveError.
     """
@@ -76,16 +78,17 @@ def build_export(
             # complete (objects appear only whole), so record what is there.
             digest = hash_chunks(store.read(key, version_id=existing.version_id), "sha256").hexdigest("sha256")
             return _finish(db, export_id, key, existing.version_id, existing.size, digest, None, settings, store)
-        try:
-            with db.session() as session:
-                export = session.get(ExportRequest, export_id)
-                plan = gather_plan(session, store=store, export=export, sealer=sealer)
-        except ExportWaiting as waiting:
-            if _wait(db, export_id, waiting):
-                return None
-            with db.session() as session:  # everything got sealed meanwhile
-                export = session.get(ExportRequest, export_id)
-                plan = gather_plan(session, store=store, export=export, sealer=sealer)
+        while True:
+            try:
+                with db.session() as session:
+                    export = session.get(ExportRequest, export_id)
+                    plan = gather_plan(session, store=store, export=export, sealer=sealer)
+                break
+            except ExportWaiting as waiting:
+                if _wait(db, export_id, waiting):
+                    return None
+                # What it waited for was done meanwhile; plan again (a new analysis may
+                # have been asked for since, and the export then waits for it).
         last = [0.0]
 
         def on_progress(done: int, total: int) -> None:
@@ -123,26 +126,37 @@ def build_export(
 
 
 def _wait(db: Database, export_id: str, waiting: ExportWaiting) -> bool:
-    """Show the export as ``waiting`` for its unsealed items; False if none is unsealed any more.
+    """Show the export as ``waiting`` for its unsealed items or its pending continuity
+    report; False if it waits for nothing any more.
 
-    The mark is committed before the items are looked at again, under a share lock: a
-    sealing that committed first is seen here, and one that commits later sees the mark
-    and asks for the export again, so no wake-up is lost between the two.
+    The mark is committed before the items and the report are looked at again, under a
+    share lock on the case and the items: a sealing or an analysis that committed first
+    is seen here, and one that commits later sees the mark and asks for the export again,
+    so no wake-up is lost between the two.
     """
     with db.session() as session:
         export = lock_row(session, ExportRequest, export_id)
+        case_id = export.case_id
         if export.status != "waiting":
-            ledger.append(session, actor="system:worker", action="export_waiting", case_id=export.case_id,
-                          details={"export": export_id, "items": [u["item"] for u in waiting.items]})
+            details: dict[str, Any] = {"export": export_id, "items": [u["item"] for u in waiting.items]}
+            if waiting.continuity:
+                details["continuity"] = sorted({o["reason"] for o in waiting.continuity})
+            ledger.append(session, actor="system:worker", action="export_waiting", case_id=case_id, details=details)
         export.status = "waiting"
         export.progress = {"phase": "waiting", "waiting_for": waiting.items}
+        if waiting.continuity:
+            export.progress["waiting_for_continuity"] = waiting.continuity
     with db.session() as session:
+        # Case row, then item rows (the lock order of archive.db.lock_row).
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update(read=True)).all()
         ids = [u["item"] for u in waiting.items]
         session.execute(select(EvidenceItem.id).where(EvidenceItem.id.in_(ids)).with_for_update(read=True)).all()
         items = list(session.execute(select(EvidenceItem).where(EvidenceItem.id.in_(ids))).scalars().unique())
         still = unsealed_items(items)
-    log.info("export %s waits for %d item(s) to be sealed", export_id, len(still))
-    return bool(still)
+        pending = bool(waiting.continuity) and build_report(session, case_id=case_id).pending
+    log.info("export %s waits for %d item(s) to be sealed%s", export_id, len(still),
+             " and for the continuity report" if pending else "")
+    return bool(still) or pending
 
 
 def _contact(settings: Settings) -> dict[str, str]:

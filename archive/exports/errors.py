@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from archive.errors import ArchiveError
 
 
@@ -13,11 +15,14 @@ class ExportFailed(ArchiveError):
 
 
 class ExportWaiting(ArchiveError):
-    """Items of an approved export are still being processed or sealed: it waits for them."""
+    """Items of an approved export are still being sealed, or the case's continuity report
+    is pending (processing or its analysis unfinished): it waits for them."""
 
     code = "export_waiting"
     status = 409
 
-    def __init__(self, message: str, *, items: list[dict[str, str]]):
+    def __init__(self, message: str, *, items: list[dict[str, str]], continuity: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.items = items
+        self.continuity = continuity or []
+        """What keeps the continuity report pending (the report's ``outstanding`` entries)."""

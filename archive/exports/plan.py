@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from archive.continuity.report import build_report, report_document
 from archive.custody import ledger
 from archive.custody import merkle
 from archive.errors import VerificationError
 from archive.exports.bagzip import safe_member_name
-from archive.exports.continuity import continuity_snapshot
 from archive.exports.errors import ExportFailed, ExportWaiting
 from archive.identity.users import user_name
 from archive.models import Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, utcnow
@@ -101,7 +101,7 @@ def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
 def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, sealer: Any) -> Plan:
     """Everything the export needs from the database, with each ledger proof checked against the sealed root.
 
-    Raises ExportWaiting while items are still being sealed, ExportFailed when the export cannot be built.
+    Raises ExportWaiting while items are still being sealed or the continuity report is pending, ExportFailed when the export cannot be built.
     """
     case = session.get(Case, export.case_id)
     items = export_items(session, export)
@@ -112,6 +112,14 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         raise ExportWaiting(
             f"waiting for {len(unsealed)} item(s) to be sealed: "
             + ", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]), items=unsealed,
+        )
+    # The sealed report must be the one reviewers see, final: no analysis left to run.
+    continuity = build_report(session, case_id=export.case_id)
+    if continuity.pending:
+        unfinished = [o for o in continuity.outstanding if o["what"] != "gap"]
+        raise ExportWaiting(
+            "waiting for the case's continuity report: "
+            + ", ".join(f"{o['reason']} ({o['subject']})" for o in unfinished[:10]), items=[], continuity=unfinished,
         )
     planned = []
     total = 0
@@ -178,7 +186,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         entries=entries,
         checkpoint={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
                     "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},
-        continuity=continuity_snapshot(session, case_id=export.case_id),
+        continuity=report_document(continuity),
         chain_pem=sealing.published_chain_pem(session, sealer),
         sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *sealing.recorded_sm2_keys(session)]),
         total_bytes=total,

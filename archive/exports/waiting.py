@@ -14,9 +14,10 @@ from archive.models import ExportRequest
 
 
 def wake_waiting_exports(session: Session, *, case_id: str) -> list[str]:
-    """Ask again for the case's exports that wait for sealing (in the caller's transaction).
+    """Ask again for the case's exports that wait (in the caller's transaction).
 
-    Called when an item of the case is sealed or fails for good; returns the export ids
+    Called when an item of the case is sealed or fails for good, and when an analysis
+    answers the case's continuity requests; returns the export ids
     (enqueue them after the commit, or let the reconciler send them).
     """
     ids = list(session.execute(

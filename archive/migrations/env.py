@@ -1,12 +1,15 @@
-"""Alembic environment: runs migrations with the engine our settings describe."""
+"""Alembic environment: runs migrations with the engine our settings describe.
+
+Its target is every model module's metadata (:func:`archive.db.model_metadata`), so
+``alembic revision --autogenerate`` sees every table.
+"""
 
 from alembic import context
 
-from archive.db import make_engine
-from archive.models import Base
+from archive.db import compare_type, make_engine, model_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = model_metadata()
 
 
 def run_migrations_online() -> None:
@@ -16,6 +19,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=compare_type,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -23,7 +27,9 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, compare_type=compare_type
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ingest.continuity import (
+from archive.continuity.analysis import (
     Action,
     DeviceClock,
     InFileGap,

@@ -1,0 +1,66 @@
+"""Gap explanations by officers and their review by reviewers; each is a custody entry."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.errors import Conflict, InvalidInput, NotFound
+from archive.continuity.models import Gap, GapStatus
+from archive.models import Role, User, utcnow
+from archive.identity.users import actor_name, load_case, require_role
+
+
+def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -> Gap:
+    """A gap of a case the user may read (locked for update when ``lock``)."""
+    gap = session.get(Gap, gap_id)
+    if gap is None:
+        raise NotFound(f"no gap {gap_id} visible to you", code="gap_not_found")
+    try:
+        load_case(session, user=user, case_id=gap.case_id)
+    except NotFound:
+        raise NotFound(f"no gap {gap_id} visible to you", code="gap_not_found") from None
+    if lock:
+        session.execute(select(Gap.id).where(Gap.id == gap_id).with_for_update(key_share=True))
+        session.refresh(gap)
+    return gap
+
+
+def explain_gap(session: Session, *, user: User, gap_id: str, reason: str) -> Gap:
+    """An officer of the case's unit says why the record is interrupted."""
+    require_role(user, {Role.officer}, doing="explain gaps")
+    gap = load_gap(session, user=user, gap_id=gap_id, lock=True)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("reason is empty", code="invalid_reason")
+    if not gap.current:
+        raise Conflict("this gap is no longer found by the analysis", code="gap_not_current")
+    if gap.status == GapStatus.accepted:
+        raise Conflict("this gap's explanation was already accepted", code="gap_already_accepted")
+    gap.explanation, gap.explained_by, gap.explained_at = reason, user.id, utcnow()
+    gap.status = GapStatus.explained
+    gap.review_comment = gap.reviewed_by = gap.reviewed_at = None
+    ledger.append(
+        session, actor=actor_name(user), action="gap_explained", case_id=gap.case_id, item_id=gap.item_id,
+        details={"gap": gap.id, "key": gap.key, "level": gap.level, "reason": reason},
+    )
+    return gap
+
+
+def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comment: str | None = None) -> Gap:
+    """A reviewer of the case's unit accepts or rejects a gap's explanation."""
+    require_role(user, {Role.reviewer}, doing="review gap explanations")
+    gap = load_gap(session, user=user, gap_id=gap_id, lock=True)
+    if not gap.current:
+        raise Conflict("this gap is no longer found by the analysis", code="gap_not_current")
+    if gap.status != GapStatus.explained:
+        raise Conflict(f"only an explained gap can be reviewed (this one is {gap.status.value})",
+                       code="gap_not_explained")
+    gap.status = GapStatus.accepted if accept else GapStatus.rejected
+    gap.review_comment, gap.reviewed_by, gap.reviewed_at = comment, user.id, utcnow()
+    ledger.append(
+        session, actor=actor_name(user), action="gap_reviewed", case_id=gap.case_id, item_id=gap.item_id,
+        details={"gap": gap.id, "key": gap.key, "accepted": bool(accept), "comment": comment},
+    )
+    return gap

@@ -1,0 +1,245 @@
+"""Requesting and running a case's continuity analysis, and keeping its findings.
+
+:mod:`archive.continuity.analysis` computes gaps from plain values; this module feeds it from the
+database (recordings of a case, device clock offsets, actions) and keeps its findings:
+
+* a gap is stored under its stable key (:func:`archive.continuity.analysis.gap_key`), so a
+  re-analysis finds the same row and its explanation and review stay attached;
+* a gap a later analysis no longer finds is kept, marked not current;
+* each change that can move a gap (evidence processed, an action recorded, a clock
+  offset set) *requests* an analysis by bumping the case's ``requested`` counter in the
+  same transaction; the analysis task records which request it answered, so the
+  report can say whether it is ``pending`` and a task run twice does the work once.
+
+Every action here that concerns a case is a custody entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import work
+from archive.custody import ledger
+from archive.errors import NotFound
+from archive.continuity.models import ContinuityState, Device, EnforcementAction, Gap, GapStatus
+from archive.models import Case, EvidenceItem, EvidenceKind, utcnow
+from archive.continuity import analysis
+
+RECORDING_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
+"""Kinds whose items are recordings of a device (camera or interview room)."""
+PIPELINE_DONE_STEP = "continuity"
+"""The processing step that hands a processed item to continuity analysis."""
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def _lock_case(session: Session, case_id: str) -> None:
+    # The case row is the lock for its continuity state (the state row may not exist
+    # yet). Lock order everywhere (see ledger.append): case rows (sorted by id), then
+    # item rows, then the ledger lock; another order deadlocks against a running analysis.
+    # FOR NO KEY UPDATE: inserts referencing the case (items, gaps) need not wait for it.
+    found = session.execute(select(Case.id).where(Case.id == case_id).with_for_update(key_share=True)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no case {case_id}", code="case_not_found")
+
+
+def _state(session: Session, case_id: str) -> ContinuityState:
+    state = session.get(ContinuityState, case_id)
+    if state is None:
+        state = ContinuityState(case_id=case_id, requested=0, analysed=0)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def request_analysis(session: Session, *, case_id: str) -> None:
+    """Ask for the case's continuity to be analysed again (enqueue the task after commit)."""
+    _lock_case(session, case_id)
+    state = _state(session, case_id)
+    state.requested += 1
+    session.flush()
+    work.want(session, task=work.ANALYSE_CONTINUITY, subject=case_id)
+
+
+# --- analysis ---------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time with its zone (as media tools and manifests write them), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> analysis.Recording | None:
+    """The item as a recording for continuity analysis, or None when it cannot be placed.
+
+    Start: the declared ``recorded_start``, else the media's creation time, else
+    ``default_start`` (a capture bundle's start for its screen recording). Duration:
+    from the packet scan (gaps included), else the container's. In-file gaps: from the
+    packet scan.
+    """
+    facts = item.media_facts or {}
+    start = item.recorded_start or parse_time(facts.get("creation_time")) or default_start
+    scan = facts.get("packet_scan") or {}
+    duration = scan.get("media_duration") if "error" not in scan else None
+    if duration is None:
+        duration = facts.get("duration_seconds")
+    if start is None or not isinstance(duration, (int, float)) or duration <= 0:
+        return None
+    holes = tuple(
+        analysis.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
+                             duration=float(g["duration"]), stream=g.get("stream"))
+        for g in scan.get("gaps") or ()
+    )
+    return analysis.Recording(
+        item_id=item.id, device_id=item.device_id, start=start, duration_seconds=float(duration), in_file_gaps=holes
+    )
+
+
+def capture_windows(session: Session, *, case_id: str) -> list[analysis.Recording]:
+    """The case's capture bundles as recordings of their workstation device.
+
+    A bundle's manifest window (``capture_start`` to ``capture_end``) counts as recording
+    by the device it was uploaded with. A screen recording inside it that paused punches
+    its pauses into the window, so a missing stretch is reported (level ``in_file``, on
+    the bundle) rather than covered by the manifest's claim.
+    """
+    bundles = session.execute(
+        select(EvidenceItem).where(
+            EvidenceItem.case_id == case_id, EvidenceItem.kind == EvidenceKind.remote_capture,
+            EvidenceItem.parent_id.is_(None), EvidenceItem.device_id.is_not(None),
+        )
+    ).scalars().all()
+    out = []
+    for bundle in bundles:
+        details = bundle.details or {}
+        start, end = parse_time(details.get("capture_start")), parse_time(details.get("capture_end"))
+        if start is None or end is None or end <= start:
+            continue
+        holes: list[analysis.InFileGap] = []
+        for member in session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == bundle.id)).scalars():
+            screen = recording_of(member, default_start=start)
+            if screen is None:
+                continue
+            shift = (screen.start - start).total_seconds()
+            holes += [
+                analysis.InFileGap(start_offset=h.start_offset + shift, end_offset=h.end_offset + shift,
+                                     duration=h.duration, stream=h.stream)
+                for h in screen.in_file_gaps
+            ]
+        out.append(analysis.Recording(
+            item_id=bundle.id, device_id=bundle.device_id, start=start,
+            duration_seconds=(end - start).total_seconds(), in_file_gaps=tuple(sorted(holes, key=lambda h: h.start_offset)),
+        ))
+    return out
+
+
+def signing_time(item: EvidenceItem) -> datetime | None:
+    """When a record was signed: its PDF signature's time, else the time declared for it."""
+    document = (item.media_facts or {}).get("document") or {}
+    return parse_time(document.get("signed_at")) or item.recorded_start
+
+
+def action_end(session: Session, action: EnforcementAction) -> datetime | None:
+    """Where an action's window ends: its record's signing, else its declared end.
+
+    None while an action that waits for its record's signing has none yet (nothing to
+    check until then).
+    """
+    if action.record_item_id is not None:
+        record = session.get(EvidenceItem, action.record_item_id)
+        signed = signing_time(record) if record is not None else None
+        if signed is not None and signed > action.window_start:
+            return signed
+    return action.window_end
+
+
+def analyse_case(
+    session: Session, *, case_id: str, tolerance_seconds: float, actor: str = "system:worker"
+) -> ContinuityState | None:
+    """Analyse a case's continuity and persist the gaps, if a request is unanswered.
+
+    Idempotent: when the latest request was already answered nothing happens (no
+    custody entry). Otherwise gaps are upserted by key, gaps no longer found become
+    not current, and one ``continuity_analysed`` custody entry is written.
+    """
+    if session.get(Case, case_id) is None:
+        return None
+    _lock_case(session, case_id)
+    state = _state(session, case_id)
+    if state.requested == 0:
+        state.requested = 1  # analysed on demand without a recorded request
+    if state.analysed >= state.requested:
+        return state
+    target = state.requested
+    items = session.execute(
+        select(EvidenceItem).where(
+            EvidenceItem.case_id == case_id, EvidenceItem.device_id.is_not(None),
+            EvidenceItem.kind.in_(RECORDING_KINDS),
+        )
+    ).scalars().all()
+    recordings = [r for r in (recording_of(i) for i in items) if r is not None]
+    recordings += capture_windows(session, case_id=case_id)
+    devices = {r.device_id for r in recordings}
+    actions = session.execute(select(EnforcementAction).where(EnforcementAction.case_id == case_id)).scalars().all()
+    for act in actions:
+        devices.update(act.devices or [])
+    clocks = {
+        d.id: d.clock_offset_seconds
+        for d in session.execute(select(Device).where(Device.id.in_([d for d in devices if d]))).scalars()
+    }
+    windows = [(a, action_end(session, a)) for a in actions]
+    report = analysis.analyse(
+        recordings=recordings,
+        clocks=clocks,
+        actions=[
+            analysis.Action(action_id=a.id, kind=a.kind, start=a.window_start, end=end,
+                              devices=tuple(a.devices or ()), description=a.description)
+            for a, end in windows if end is not None
+        ],
+        tolerance_seconds=tolerance_seconds,
+    )
+    found = {g.key: g for g in report.gaps}
+    rows = {g.key: g for g in session.execute(select(Gap).where(Gap.case_id == case_id)).scalars()}
+    new_keys, resolved = [], []
+    for key, gap in found.items():
+        row = rows.get(key)
+        if row is None:
+            row = Gap(case_id=case_id, key=key, status=GapStatus.open)
+            session.add(row)
+            new_keys.append(key)
+        row.level, row.device, row.item_id = gap.level, gap.device, gap.item
+        row.previous_item_id, row.action_id = gap.previous_item, gap.action
+        row.start, row.end, row.duration_seconds, row.cause = gap.start, gap.end, gap.duration_seconds, gap.cause
+        row.current = True
+    for key, row in rows.items():
+        if key not in found and row.current:
+            row.current = False
+            resolved.append(key)
+    state.analysed = target
+    state.analysed_at = utcnow()
+    state.summary = {
+        "tolerance_seconds": report.tolerance_seconds,
+        "segment_tolerance_seconds": report.segment_tolerance_seconds,
+        "recording_count": report.recording_count,
+        "action_count": report.action_count,
+        "gap_count": len(found),
+        "clocks": clocks,
+    }
+    session.flush()
+    ledger.append(
+        session, actor=actor, action="continuity_analysed", case_id=case_id,
+        details={"request": target, **state.summary, "gaps": sorted(found), "new": sorted(new_keys),
+                 "no_longer_found": sorted(resolved)},
+    )
+    return state
