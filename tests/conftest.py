@@ -175,7 +175,7 @@ def _base_env(tmp: Path) -> dict[str, str]:
     env["EVIDENCE_QUEUE_NAME"] = f"evidence-test-{uuid.uuid4().hex[:8]}"
     env["PYTHONPATH"] = str(ROOT)
     # Every test talks from 127.0.0.1: the shared stack must not lock that address out
-    # after the suite's deliberate bad tokens. tests/test_access.py runs its own API with
+    # after the suite's deliberate bad tokens. tests/api/test_access.py runs its own API with
     # the default limits and clients on addresses of their own.
     env["EVIDENCE_SIGNIN_MAX_FAILURES_PER_CLIENT"] = "100000"
     return env

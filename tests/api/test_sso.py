@@ -24,7 +24,7 @@ from archive.models import LedgerEntry, User
 from tests.conftest import ApiServer, Stack
 from tests.servers import free_port, wait_port
 
-OIDC_DIR = Path(__file__).parent / "oidc"
+OIDC_DIR = Path(__file__).parents[1] / "oidc"
 CLIENT = {"client_id": "evidence-archive", "client_secret": "test-secret-" + uuid.uuid4().hex}
 
 

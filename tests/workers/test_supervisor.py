@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.servers import free_port
-from tests.test_metrics import _value
+from tests.api.test_metrics import _value
 
 
 def _children(pid: int) -> dict[int, str]:

@@ -373,7 +373,7 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
     conf = tmp_path / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(SOFTHSM2_CONF=str(conf), PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    env.update(SOFTHSM2_CONF=str(conf), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                EVIDENCE_DATA_DIR=str(tmp_path / "data"), EVIDENCE_PKCS11_MODULE=module,
                EVIDENCE_PKCS11_TOKEN_LABEL="archive", EVIDENCE_PKCS11_PIN="1234", EVIDENCE_PKCS11_KEY_LABEL="seal",
                EVIDENCE_SEAL_CERT=str(pki.seal_cert), EVIDENCE_SEAL_CHAIN=str(pki.root_cert),
@@ -389,8 +389,8 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
             "cert_path=sys.argv[3], label='seal')", module, pki.seal_key, pki.seal_cert, env=env)
     assert r.returncode == 0, r.stderr
     pki.seal_key.unlink()  # from now on the key exists only on the token
-    r = run(sys.executable, "-c", "from tests.test_sealing import pkcs11_scenario as s; s()", env=env,
-            cwd=Path(__file__).resolve().parent.parent)
+    r = run(sys.executable, "-c", "from tests.archive.test_sealing import pkcs11_scenario as s; s()", env=env,
+            cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     seal_cert = x509.load_pem_x509_certificate(pki.seal_cert.read_bytes())
@@ -398,7 +398,7 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
 
     assert result["signer"] == hashlib.sha256(seal_cert.public_bytes(Encoding.DER)).hexdigest()
     verified = run(sys.executable, "-m", "api.cli", "ledger", "verify", env=env,
-                   cwd=Path(__file__).resolve().parent.parent)
+                   cwd=Path(__file__).resolve().parents[2])
     assert verified.returncode == 0 and "checkpoints OK: 1" in verified.stdout, verified.stdout + verified.stderr
 
 
@@ -458,8 +458,8 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
 
     original = tmp_path / "scan.pdf"
     size = write_scanned_pdf(original, side=4096)
-    r = run(sys.executable, "-c", "import sys; from tests.test_sealing import pades_memory_scenario as s; "
-            "s(sys.argv[1])", original, env=stack.env, cwd=Path(__file__).resolve().parent.parent)
+    r = run(sys.executable, "-c", "import sys; from tests.archive.test_sealing import pades_memory_scenario as s; "
+            "s(sys.argv[1])", original, env=stack.env, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     # The old code held original and copy in memory: over twice the file. What remains must
@@ -629,9 +629,9 @@ def test_full_temporary_directory_fails_the_seal_and_a_retry_succeeds(tmp_path):
     pdf = tmp_path / "scan.pdf"
     write_scanned_pdf(pdf, side=1024)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(EVIDENCE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    r = run(sys.executable, "-c", "import sys; from tests.test_sealing import full_temporary_space_scenario as s; "
-            "s(sys.argv[1])", pdf, env=env, cwd=Path(__file__).resolve().parent.parent)
+    env.update(EVIDENCE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    r = run(sys.executable, "-c", "import sys; from tests.archive.test_sealing import full_temporary_space_scenario as s; "
+            "s(sys.argv[1])", pdf, env=env, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["failure"] is not None and result["failure"]["code"] == "temporary_space_failed", result
