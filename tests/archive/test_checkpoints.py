@@ -22,7 +22,8 @@ from archive.custody import ledger
 from archive.db import Database
 from archive.models import LedgerEntry
 from tests.conftest import run_cli, settings_from_env, unprotect_ledger
-from tests.archive.test_sealing import need, run, upload, wait_sealed
+from tests.archive.test_sealing import run, upload, wait_sealed
+from tests.tools import need
 
 
 def test_worker_checkpoint_served_and_verified(stack, officer, case, tmp_path):

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -31,16 +30,8 @@ from sqlalchemy import text
 
 from archive.models import LedgerEntry
 from tests.conftest import receive_directly
+from tests.tools import need, softhsm_module
 from signing.cades import extract_timestamp_token, signature_value
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool) or (str(Path(sys.executable).parent / tool) if (Path(sys.executable).parent / tool).exists() else None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed")
-        pytest.skip(f"{tool} is not installed")
-    return path
 
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:
@@ -324,7 +315,6 @@ def test_unknown_item_seal_is_404(stack, officer):
     assert r.status_code == 404 and r.json()["error"]["code"] == "item_not_found"
 
 
-SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 
 
 def pkcs11_scenario() -> None:
@@ -364,10 +354,7 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
     """SoftHSM2 token made here; the e-seal key lives only on it (imported, non-extractable)."""
     from signing import devpki, keys
 
-    need("softhsm2-util")
-    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
-    if module is None:
-        pytest.skip("libsofthsm2.so not found")
+    module = softhsm_module()
     pki = devpki.create_dev_pki(tmp_path / "pki")
     (tmp_path / "tokens").mkdir()
     conf = tmp_path / "softhsm2.conf"
