@@ -15,6 +15,7 @@ from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, User
 from archive.identity.users import authenticate
 from tests.conftest import Worker, settings_from_env
+from tests.faults import slow_ffprobe
 from workers.celery import make_celery
 
 
@@ -60,7 +61,7 @@ def test_worker_killed_during_probe(stack, officer, case, tmp_path):
     quiet.dispose()
     make_celery(settings_from_env(env)).send_task("evidence.process_item", args=[item.id])
 
-    slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow-worker.log", concurrency=1)
+    slow = Worker(slow_ffprobe(tmp_path / "slow", 60, env), tmp_path / "slow-worker.log", concurrency=1)
     slow.start()
     try:
         _wait(stack, item.id, lambda i: (i.processing or {}).get("probe", {}).get("state") == "running", 60)
