@@ -37,6 +37,25 @@ from tests.servers import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = Path(__file__).resolve().parent / "system"
+# The servers each marker stands for: the services stack needs all three.
+SERVICES_STACK = ("postgres", "redis", "s3")
+FIXTURE_NEEDS = {"pg_url": "postgres", "s3_server": "s3"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what each test needs, so ``-m`` can choose: ``postgres``, ``redis`` and ``s3``
+    for tests on the services stack or on those servers' fixtures, ``slow`` for the
+    whole-stack tests of tests/system (see the README's test section)."""
+    for item in items:
+        needs = {FIXTURE_NEEDS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_NEEDS}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("stack") == "services":
+            needs.update(SERVICES_STACK)
+        if SYSTEM in item.path.parents:
+            needs.add("slow")
+        for name in sorted(needs):
+            item.add_marker(name)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ from tests.conftest import ApiServer, Stack
 from tests.servers import free_port, wait_port
 from tests.tools import unavailable
 
+# A Node.js OpenID Provider and browser-like sign-in flows through it.
+pytestmark = pytest.mark.slow
 OIDC_DIR = Path(__file__).parents[1] / "oidc"
 CLIENT = {"client_id": "evidence-archive", "client_secret": "test-secret-" + uuid.uuid4().hex}
 

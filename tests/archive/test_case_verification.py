@@ -56,6 +56,7 @@ def _reasons(pending: list[dict]) -> list[tuple[str, str, str]]:
     return sorted((p["what"], p["subject"], p["reason"]) for p in pending)
 
 
+@pytest.mark.slow  # a case taken through processing, gaps and checkpoints
 def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, officer, case):
     reviewer = stack.user(role="reviewer", unit="unit-a")
     # Received, but its processing (and so its seal) has not run: nothing is wrong, nothing is done.

@@ -435,6 +435,7 @@ def pades_memory_scenario(pdf: str) -> None:
                       "verified_coverage": report.pades.coverage}))
 
 
+@pytest.mark.slow  # a 48 MiB PDF sealed in a process of its own
 def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
     """A 48 MiB scanned PDF gets its PAdES copy without the worker holding it in memory:
     original spooled to a temporary file, copy written to another, compared and stored in

@@ -185,7 +185,6 @@ def func_count():  # type: ignore[no-untyped-def]
     return func.count(EvidenceItem.id)
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp_path):
     clips = [_clip(tmp_path / f"clip-{i}.mp4") for i in range(3)]
