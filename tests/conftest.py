@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,15 +201,15 @@ def _base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session", params=["embedded", "services"])
-def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    """The service running on one stack; every test using it runs on both."""
-    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+@contextmanager
+def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, database_url: str | None = None) -> Iterator[Stack]:
+    """The service on stack ``name`` (``embedded`` or ``services``): migrated, API and worker
+    running, under ``tmp``; on ``services`` with ``database_url`` (default: the session's)."""
     env = _base_env(tmp)
-    if request.param == "services":
+    if name == "services":
         s3: S3Server = request.getfixturevalue("s3_server")
         env.update(
-            EVIDENCE_DATABASE_URL=request.getfixturevalue("pg_url"),
+            EVIDENCE_DATABASE_URL=database_url or request.getfixturevalue("pg_url"),
             EVIDENCE_STORAGE_BACKEND="s3",
             EVIDENCE_S3_ENDPOINT=s3.endpoint,
             EVIDENCE_S3_ACCESS_KEY=s3.access_key,
@@ -225,11 +226,20 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     api = ApiServer(settings)
     worker = Worker(env, tmp / "worker.log")
     worker.start()
-    s = Stack(name=request.param, env=env, settings=settings, api=api, worker=worker, tmp=tmp)
-    yield s
-    worker.stop()
-    api.stop()
-    s.services.db.dispose()
+    s = Stack(name=name, env=env, settings=settings, api=api, worker=worker, tmp=tmp)
+    try:
+        yield s
+    finally:
+        worker.stop()
+        api.stop()
+        s.services.db.dispose()
+
+
+@pytest.fixture(scope="session", params=["embedded", "services"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    """The service running on one stack; every test using it runs on both."""
+    with running_stack(request, request.param, tmp_path_factory.mktemp(f"stack-{request.param}")) as s:
+        yield s
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
