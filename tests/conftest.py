@@ -47,7 +47,7 @@ FIXTURE_NEEDS = {"pg_url": "postgres", "s3_server": "s3"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what each test needs, so ``-m`` can choose: ``postgres``, ``redis`` and ``s3``
     for tests on the services stack or on those servers' fixtures, ``slow`` for the
-    whole-stack tests of tests/system (see the README's test section)."""
+    whole-system tests of tests/system (other slow tests are marked where they are)."""
     for item in items:
         needs = {FIXTURE_NEEDS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_NEEDS}
         callspec = getattr(item, "callspec", None)

@@ -22,6 +22,9 @@ from sqlalchemy import select, text
 from archive.models import Checkpoint, LedgerEntry
 from tests.conftest import process, receive_directly, run_cli, settings_from_env, unprotect_ledger
 
+# Slow: cases taken through the worker's pipeline, sealed checkpoints and tampering.
+pytestmark = pytest.mark.slow
+
 FINISHED = ("passed", "incomplete", "failed")
 
 
@@ -56,7 +59,6 @@ def _reasons(pending: list[dict]) -> list[tuple[str, str, str]]:
     return sorted((p["what"], p["subject"], p["reason"]) for p in pending)
 
 
-@pytest.mark.slow  # a case taken through processing, gaps and checkpoints
 def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, officer, case):
     reviewer = stack.user(role="reviewer", unit="unit-a")
     # Received, but its processing (and so its seal) has not run: nothing is wrong, nothing is done.

@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import Stack
 
+# Slow: exports built by the worker and checked with standard tools.
+pytestmark = pytest.mark.slow
+
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=180, **kw)

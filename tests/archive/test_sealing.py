@@ -22,16 +22,18 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms
 from cryptography import x509
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import text
 
 from archive.models import LedgerEntry
+from tests.bigpdf import blank_pdf
 from tests.conftest import receive_directly
 from tests.tools import need, softhsm_module
 from signing.cades import extract_timestamp_token, signature_value
+
+# Slow: items sealed by the worker and checked with standard tools.
+pytestmark = pytest.mark.slow
 
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:
@@ -141,15 +143,6 @@ def test_sealed_item_verifies_with_openssl_and_pyhanko(stack, officer, case, tmp
     ok = stack.cli("verify-item", item["id"])
     assert ok.returncode == 0, ok.stderr
     assert "CAdES-B-T seal OK" in ok.stdout and "SM2 seal OK" in ok.stdout
-
-
-def blank_pdf() -> bytes:
-    writer = PdfFileWriter()
-    contents = writer.add_object(generic.StreamObject(stream_data=b"0 0 1 rg 100 100 200 200 re f"))
-    writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def test_pdf_document_gets_pades_copy(stack, officer, case, tmp_path):
@@ -435,7 +428,6 @@ def pades_memory_scenario(pdf: str) -> None:
                       "verified_coverage": report.pades.coverage}))
 
 
-@pytest.mark.slow  # a 48 MiB PDF sealed in a process of its own
 def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
     """A 48 MiB scanned PDF gets its PAdES copy without the worker holding it in memory:
     original spooled to a temporary file, copy written to another, compared and stored in

@@ -338,6 +338,7 @@ class OwnApi:
         self.process.wait(10)
 
 
+@pytest.mark.slow  # an API process killed mid-upload and started again
 def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
     data = random.Random(7).randbytes(13 * MiB + 12345)
     api = OwnApi(stack, tmp_path / "api.log")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 from signing import devpki, keys, tsa
 from signing.certs import load_certificates
+from tests import bigpdf
 from tests.tools import need as need_tool
 from tests.tools import softhsm_module
 
@@ -60,12 +58,7 @@ def manifest() -> bytes:
 @pytest.fixture(scope="session")
 def blank_pdf() -> bytes:
     """A one-page PDF drawn with pyHanko's writer (no extra dependencies)."""
-    writer = PdfFileWriter()
-    contents = writer.add_object(generic.StreamObject(stream_data=b"0 0 1 rg 100 100 200 200 re f"))
-    writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return bigpdf.blank_pdf()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ from tests.conftest import ROOT
 from tests.servers import free_port
 from tests.api.test_metrics import _value
 
+# Slow: evidence serve started, its children killed and its supervisor killed.
+pytestmark = pytest.mark.slow
+
 
 def _children(pid: int) -> dict[int, str]:
     """Live (non-zombie) children of ``pid``: {pid: command line}."""
