@@ -559,9 +559,8 @@ def serve(host: str, port: int, with_worker: bool) -> None:
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="EVIDENCE_URL", help="API base URL.")
 @click.option("--token", envvar="EVIDENCE_TOKEN", required=True, help="API token (or EVIDENCE_TOKEN).")
 @click.option("--chunk-size", default=8, show_default=True, type=click.IntRange(1, 1024), help="MiB per request.")
-@click.option("--stop-after-chunks", type=int, default=None, hidden=True, help="Testing: stop as if interrupted.")
 def upload(case_id: str, files: tuple[Path, ...], kind: str, device_id: str | None, recorded_start: str | None,
-           url: str, token: str, chunk_size: int, stop_after_chunks: int | None) -> None:
+           url: str, token: str, chunk_size: int) -> None:
     """Upload files resumably (tus); each file's item id is printed on its last line.
 
     Run the same command again after an interruption and it resumes where it stopped.
@@ -579,7 +578,7 @@ def upload(case_id: str, files: tuple[Path, ...], kind: str, device_id: str | No
         try:
             item_id = tus_client.upload_file(
                 request, base_url=url, token=token, chunk_size=chunk_size * 1024 * 1024, console=console,
-                state=state, stop_after_chunks=stop_after_chunks,
+                state=state,
             )
         except tus_client.Interrupted as exc:
             click.echo(f"{path.name}: {exc}; run the same command again to resume", err=True)

@@ -36,7 +36,7 @@ class UploadError(Exception):
 
 
 class Interrupted(Exception):
-    """The upload stopped before the end (on request); running again resumes it."""
+    """The upload was stopped before the end (Ctrl-C); running again resumes it."""
 
 
 class _Digest:
@@ -70,8 +70,6 @@ class _Sha256Uploader(Uploader):
 
 def state_path() -> Path:
     """Where upload URLs are remembered between runs."""
-    if os.environ.get("EVIDENCE_UPLOAD_STATE"):
-        return Path(os.environ["EVIDENCE_UPLOAD_STATE"])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "evidence" / "uploads.json"
 
@@ -163,7 +161,6 @@ def upload_file(
     chunk_size: int,
     console: Console,
     state: UploadState,
-    stop_after_chunks: int | None = None,
     say: Callable[[str], None] | None = None,
 ) -> str:
     """Upload (or resume) one file; return the evidence item id."""
@@ -204,15 +201,14 @@ def upload_file(
                 uploader.offset = 0
                 state.update(key, {"url": uploader.url, "sha256": sha256})
             uploader.stop_at = st.st_size
-            chunks = 0
             with _progress(console) as progress:
                 task = progress.add_task(f"uploading {request.path.name}", total=st.st_size, completed=uploader.offset)
-                while uploader.offset < st.st_size:
-                    if stop_after_chunks is not None and chunks >= stop_after_chunks:
-                        raise Interrupted(f"stopped after {chunks} chunks at {uploader.offset} bytes")
-                    uploader.upload_chunk()
-                    chunks += 1
-                    progress.update(task, completed=uploader.offset)
+                try:
+                    while uploader.offset < st.st_size:
+                        uploader.upload_chunk()
+                        progress.update(task, completed=uploader.offset)
+                except KeyboardInterrupt:
+                    raise Interrupted(f"interrupted at {uploader.offset} bytes") from None
         except (TusCommunicationError, TusUploadFailed) as exc:
             raise UploadError(f"{request.path.name}: {_explain(exc)}") from exc
     try:

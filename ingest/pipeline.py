@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 import posixpath
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -143,16 +141,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _test_delay(settings: Settings) -> None:
-    # A hook for the killed-worker test only: makes the probe slow enough to kill the
-    # worker in the middle of it. Never read in production mode.
-    if settings.mode == "production":
-        return
-    delay = os.environ.get("EVIDENCE_TEST_PROBE_DELAY")
-    if delay:
-        time.sleep(float(delay))
-
-
 def _looks_like_video(item: EvidenceItem, sniffed: str) -> bool:
     guessed = mimetypes.guess_type(item.original_filename, strict=False)[0] or ""
     return item.kind in VIDEO_KINDS or guessed.startswith("video/") or sniffed.startswith("video/")
@@ -199,7 +187,6 @@ def probe_step(ws: Workspace) -> StepNote | None:
             return None
     item = ws.item()
     path = ws.original()
-    _test_delay(ws.settings)
     sniffed = sniff_media_type(path) if item.size else "application/octet-stream"
     facts: dict[str, Any] | None = None
     error: str | None = None

@@ -1,12 +1,24 @@
-"""Large PDFs made at test time: one page, one big uncompressed RGB scan of noise."""
+"""PDFs made at test time: a blank page, and large ones (one page, one big uncompressed RGB
+scan of noise)."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+
+def blank_pdf() -> bytes:
+    """A one-page PDF with a blue square, drawn with pyHanko's writer."""
+    writer = PdfFileWriter()
+    contents = writer.add_object(generic.StreamObject(stream_data=b"0 0 1 rg 100 100 200 200 re f"))
+    writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def write_scanned_pdf(path: Path, *, side: int) -> int:

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,25 @@ from tests.servers import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = Path(__file__).resolve().parent / "system"
+# The servers each marker stands for: the services stack needs all three.
+SERVICES_STACK = ("postgres", "redis", "s3")
+FIXTURE_NEEDS = {"pg_url": "postgres", "s3_server": "s3"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what each test needs, so ``-m`` can choose: ``postgres``, ``redis`` and ``s3``
+    for tests on the services stack or on those servers' fixtures, ``slow`` for the
+    whole-system tests of tests/system (other slow tests are marked where they are)."""
+    for item in items:
+        needs = {FIXTURE_NEEDS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_NEEDS}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("stack") == "services":
+            needs.update(SERVICES_STACK)
+        if SYSTEM in item.path.parents:
+            needs.add("slow")
+        for name in sorted(needs):
+            item.add_marker(name)
 
 
 @pytest.fixture(scope="session")
@@ -175,21 +195,21 @@ def _base_env(tmp: Path) -> dict[str, str]:
     env["EVIDENCE_QUEUE_NAME"] = f"evidence-test-{uuid.uuid4().hex[:8]}"
     env["PYTHONPATH"] = str(ROOT)
     # Every test talks from 127.0.0.1: the shared stack must not lock that address out
-    # after the suite's deliberate bad tokens. tests/test_access.py runs its own API with
+    # after the suite's deliberate bad tokens. tests/api/test_access.py runs its own API with
     # the default limits and clients on addresses of their own.
     env["EVIDENCE_SIGNIN_MAX_FAILURES_PER_CLIENT"] = "100000"
     return env
 
 
-@pytest.fixture(scope="session", params=["embedded", "services"])
-def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    """The service running on one stack; every test using it runs on both."""
-    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+@contextmanager
+def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, database_url: str | None = None) -> Iterator[Stack]:
+    """The service on stack ``name`` (``embedded`` or ``services``): migrated, API and worker
+    running, under ``tmp``; on ``services`` with ``database_url`` (default: the session's)."""
     env = _base_env(tmp)
-    if request.param == "services":
+    if name == "services":
         s3: S3Server = request.getfixturevalue("s3_server")
         env.update(
-            EVIDENCE_DATABASE_URL=request.getfixturevalue("pg_url"),
+            EVIDENCE_DATABASE_URL=database_url or request.getfixturevalue("pg_url"),
             EVIDENCE_STORAGE_BACKEND="s3",
             EVIDENCE_S3_ENDPOINT=s3.endpoint,
             EVIDENCE_S3_ACCESS_KEY=s3.access_key,
@@ -206,11 +226,20 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     api = ApiServer(settings)
     worker = Worker(env, tmp / "worker.log")
     worker.start()
-    s = Stack(name=request.param, env=env, settings=settings, api=api, worker=worker, tmp=tmp)
-    yield s
-    worker.stop()
-    api.stop()
-    s.services.db.dispose()
+    s = Stack(name=name, env=env, settings=settings, api=api, worker=worker, tmp=tmp)
+    try:
+        yield s
+    finally:
+        worker.stop()
+        api.stop()
+        s.services.db.dispose()
+
+
+@pytest.fixture(scope="session", params=["embedded", "services"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    """The service running on one stack; every test using it runs on both."""
+    with running_stack(request, request.param, tmp_path_factory.mktemp(f"stack-{request.param}")) as s:
+        yield s
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -17,18 +17,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.tools import unavailable
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EVIDENCE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test for a missing service — or fail it when running in CI."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing service fails the run)", pytrace=False)
-    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import need
+
 _SRC = "testsrc=size=160x90:rate=25"
 
 
 def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> None:
+    """ffmpeg and ffprobe, which make and read the media of these tests."""
+    need("ffmpeg"), need("ffprobe")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ with and without B-frames, at a variable frame rate and at NTSC's 29.97 fps.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,9 +18,7 @@ import pytest
 
 from ingest.packets import scan_packets
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None, reason="ffmpeg/ffprobe not installed"
-)
+pytestmark = pytest.mark.usefixtures("ffmpeg")
 
 PAUSE_AT, PAUSE = 4.0, 3.0
 _SHIFT = f"'if(gte(T,{PAUSE_AT}),PTS+{PAUSE}/TB,PTS)'"

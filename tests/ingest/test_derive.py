@@ -13,10 +13,7 @@ from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.errors import DeriveFailed
 from ingest.media import probe
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None,
-    reason="ffmpeg/ffprobe not installed",
-)
+pytestmark = pytest.mark.usefixtures("ffmpeg")
 
 
 def sha256(path: Path) -> str:

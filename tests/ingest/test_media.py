@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,10 +12,7 @@ from ingest.errors import IngestError, ProbeFailed
 from ingest.media import probe
 from ingest.packets import scan_packets
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None,
-    reason="ffmpeg/ffprobe not installed",
-)
+pytestmark = pytest.mark.usefixtures("ffmpeg")
 
 
 def test_probe_reports_container_streams_and_tags(clip: Path) -> None:

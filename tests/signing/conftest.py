@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 from signing import devpki, keys, tsa
 from signing.certs import load_certificates
-
-SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
-
-
-def require_tool(name: str) -> str:
-    """Path of a CLI tool; fail under CI=true, else skip, when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
+from tests import bigpdf
+from tests.tools import need as need_tool
+from tests.tools import softhsm_module
 
 def run(args: list, **kwargs) -> subprocess.CompletedProcess:
     """Run a CLI with text output captured; never raises on a non-zero exit."""
@@ -73,23 +58,13 @@ def manifest() -> bytes:
 @pytest.fixture(scope="session")
 def blank_pdf() -> bytes:
     """A one-page PDF drawn with pyHanko's writer (no extra dependencies)."""
-    writer = PdfFileWriter()
-    contents = writer.add_object(generic.StreamObject(stream_data=b"0 0 1 rg 100 100 200 200 re f"))
-    writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return bigpdf.blank_pdf()
 
 
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory, pki):
     """A SoftHSM2 token 'test' (user PIN 1234) holding the e-seal key and certificate as 'seal'."""
-    require_tool("softhsm2-util")
-    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
-    if module is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("libsofthsm2.so not found")
-        pytest.skip("libsofthsm2.so not found")
+    module = softhsm_module()
     base = tmp_path_factory.mktemp("softhsm")
     (base / "tokens").mkdir()
     conf = base / "softhsm2.conf"
@@ -114,7 +89,7 @@ def softhsm(tmp_path_factory, pki):
 @pytest.fixture(scope="session")
 def need():
     """``need("openssl")``: the tool's path, or skip (fail under CI=true)."""
-    return require_tool
+    return need_tool
 
 
 @pytest.fixture(scope="session")

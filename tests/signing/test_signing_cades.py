@@ -95,6 +95,7 @@ def test_flipped_token_imprint(seal, manifest, roots):
         cades.verify_detached(data=manifest, seal=_flip(seal, imprint), trust_roots=roots)
 
 
+@pytest.mark.slow  # a verification per flipped byte of the SignerInfo
 def test_flipped_bytes_in_signer_info_raise_verification_error(seal, manifest, roots):
     """Sweep the SignerInfo: every 7th byte up to the end of the signature value, and
     40 seeded positions in the time-stamp token after it (1.5 KB, mostly the TSA's

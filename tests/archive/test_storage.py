@@ -16,7 +16,7 @@ from archive.storage.local import LocalStore
 from archive.storage.s3 import S3Store
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request, tmp_path) -> ObjectStore:
     if request.param == "local":
         return LocalStore(tmp_path / "objects")

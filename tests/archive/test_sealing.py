@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -23,24 +22,18 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms
 from cryptography import x509
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import text
 
 from archive.models import LedgerEntry
+from tests.bigpdf import blank_pdf
 from tests.conftest import receive_directly
+from tests.tools import need, softhsm_module
 from signing.cades import extract_timestamp_token, signature_value
 
-
-def need(tool: str) -> str:
-    path = shutil.which(tool) or (str(Path(sys.executable).parent / tool) if (Path(sys.executable).parent / tool).exists() else None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed")
-        pytest.skip(f"{tool} is not installed")
-    return path
+# Slow: items sealed by the worker and checked with standard tools.
+pytestmark = pytest.mark.slow
 
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:
@@ -150,15 +143,6 @@ def test_sealed_item_verifies_with_openssl_and_pyhanko(stack, officer, case, tmp
     ok = stack.cli("verify-item", item["id"])
     assert ok.returncode == 0, ok.stderr
     assert "CAdES-B-T seal OK" in ok.stdout and "SM2 seal OK" in ok.stdout
-
-
-def blank_pdf() -> bytes:
-    writer = PdfFileWriter()
-    contents = writer.add_object(generic.StreamObject(stream_data=b"0 0 1 rg 100 100 200 200 re f"))
-    writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def test_pdf_document_gets_pades_copy(stack, officer, case, tmp_path):
@@ -324,7 +308,6 @@ def test_unknown_item_seal_is_404(stack, officer):
     assert r.status_code == 404 and r.json()["error"]["code"] == "item_not_found"
 
 
-SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 
 
 def pkcs11_scenario() -> None:
@@ -364,16 +347,13 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
     """SoftHSM2 token made here; the e-seal key lives only on it (imported, non-extractable)."""
     from signing import devpki, keys
 
-    need("softhsm2-util")
-    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
-    if module is None:
-        pytest.skip("libsofthsm2.so not found")
+    module = softhsm_module()
     pki = devpki.create_dev_pki(tmp_path / "pki")
     (tmp_path / "tokens").mkdir()
     conf = tmp_path / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(SOFTHSM2_CONF=str(conf), PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    env.update(SOFTHSM2_CONF=str(conf), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                EVIDENCE_DATA_DIR=str(tmp_path / "data"), EVIDENCE_PKCS11_MODULE=module,
                EVIDENCE_PKCS11_TOKEN_LABEL="archive", EVIDENCE_PKCS11_PIN="1234", EVIDENCE_PKCS11_KEY_LABEL="seal",
                EVIDENCE_SEAL_CERT=str(pki.seal_cert), EVIDENCE_SEAL_CHAIN=str(pki.root_cert),
@@ -389,8 +369,8 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
             "cert_path=sys.argv[3], label='seal')", module, pki.seal_key, pki.seal_cert, env=env)
     assert r.returncode == 0, r.stderr
     pki.seal_key.unlink()  # from now on the key exists only on the token
-    r = run(sys.executable, "-c", "from tests.test_sealing import pkcs11_scenario as s; s()", env=env,
-            cwd=Path(__file__).resolve().parent.parent)
+    r = run(sys.executable, "-c", "from tests.archive.test_sealing import pkcs11_scenario as s; s()", env=env,
+            cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     seal_cert = x509.load_pem_x509_certificate(pki.seal_cert.read_bytes())
@@ -398,7 +378,7 @@ def test_sealing_through_pkcs11_softhsm(tmp_path):
 
     assert result["signer"] == hashlib.sha256(seal_cert.public_bytes(Encoding.DER)).hexdigest()
     verified = run(sys.executable, "-m", "api.cli", "ledger", "verify", env=env,
-                   cwd=Path(__file__).resolve().parent.parent)
+                   cwd=Path(__file__).resolve().parents[2])
     assert verified.returncode == 0 and "checkpoints OK: 1" in verified.stdout, verified.stdout + verified.stderr
 
 
@@ -458,8 +438,8 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
 
     original = tmp_path / "scan.pdf"
     size = write_scanned_pdf(original, side=4096)
-    r = run(sys.executable, "-c", "import sys; from tests.test_sealing import pades_memory_scenario as s; "
-            "s(sys.argv[1])", original, env=stack.env, cwd=Path(__file__).resolve().parent.parent)
+    r = run(sys.executable, "-c", "import sys; from tests.archive.test_sealing import pades_memory_scenario as s; "
+            "s(sys.argv[1])", original, env=stack.env, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     # The old code held original and copy in memory: over twice the file. What remains must
@@ -629,9 +609,9 @@ def test_full_temporary_directory_fails_the_seal_and_a_retry_succeeds(tmp_path):
     pdf = tmp_path / "scan.pdf"
     write_scanned_pdf(pdf, side=1024)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(EVIDENCE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    r = run(sys.executable, "-c", "import sys; from tests.test_sealing import full_temporary_space_scenario as s; "
-            "s(sys.argv[1])", pdf, env=env, cwd=Path(__file__).resolve().parent.parent)
+    env.update(EVIDENCE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    r = run(sys.executable, "-c", "import sys; from tests.archive.test_sealing import full_temporary_space_scenario as s; "
+            "s(sys.argv[1])", pdf, env=env, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["failure"] is not None and result["failure"]["code"] == "temporary_space_failed", result

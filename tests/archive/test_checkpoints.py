@@ -22,7 +22,11 @@ from archive.custody import ledger
 from archive.db import Database
 from archive.models import LedgerEntry
 from tests.conftest import run_cli, settings_from_env, unprotect_ledger
-from tests.test_sealing import need, run, upload, wait_sealed
+from tests.archive.test_sealing import run, upload, wait_sealed
+from tests.tools import need
+
+# Slow: sealed checkpoints made by the worker and the CLI, and tampering with them.
+pytestmark = pytest.mark.slow
 
 
 def test_worker_checkpoint_served_and_verified(stack, officer, case, tmp_path):

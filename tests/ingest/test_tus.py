@@ -23,6 +23,7 @@ from archive.errors import ObjectNotFound
 from archive.models import LedgerEntry, Upload, utcnow
 from ingest import tus
 from tests.conftest import ROOT
+from tests.faults import Link
 from tests.servers import free_port, wait_port
 
 MiB = 1024 * 1024
@@ -338,6 +339,7 @@ class OwnApi:
         self.process.wait(10)
 
 
+@pytest.mark.slow  # an API process killed mid-upload and started again
 def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
     data = random.Random(7).randbytes(13 * MiB + 12345)
     api = OwnApi(stack, tmp_path / "api.log")
@@ -381,34 +383,44 @@ def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
 # --- the command line ---------------------------------------------------------------------
 
 
-def test_cli_upload_and_resume(stack, officer, case, tmp_path):
+def test_cli_upload_interrupted_and_resumed(stack, officer, case, tmp_path):
+    """The network goes quiet in the middle of ``evidence upload``, the officer presses
+    Ctrl-C, and the same command run again resumes where the server stopped."""
     data = os.urandom(9 * MiB + 5)
     path = tmp_path / "interview.mp4"
     path.write_bytes(data)
-    state = tmp_path / "uploads.json"
-    env_extra = {"EVIDENCE_TOKEN": officer, "EVIDENCE_UPLOAD_STATE": str(state)}
-    stack.env.update(env_extra)
-    try:
-        first = stack.cli("upload", case["id"], str(path), "--kind", "interview_video", "--url", stack.url,
-                          "--chunk-size", "2", "--stop-after-chunks", "2")
-        assert first.returncode == 3, first.stderr  # interrupted on purpose
+    env = dict(stack.env, EVIDENCE_TOKEN=officer, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    state = tmp_path / "cache" / "evidence" / "uploads.json"
+    command = [sys.executable, "-m", "api.cli", "upload", case["id"], str(path), "--kind", "interview_video",
+               "--chunk-size", "2"]
+    # tuspy opens a connection per request: creation, two 2 MiB PATCHes, then the third is held.
+    with Link(stack.api.port, carry=3) as link:
+        first = subprocess.Popen([*command, "--url", link.url], env=env, cwd=ROOT, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert link.held.wait(120), "the upload never reached its third chunk"
+            first.send_signal(signal.SIGINT)
+            _, err = first.communicate(timeout=60)
+        finally:
+            first.kill()
+        assert first.returncode == 3, err
+        assert "interrupted at 4194304 bytes; run the same command again to resume" in err
+        link.restore()
         saved = json.loads(state.read_text())
         assert len(saved) == 1
         url = next(iter(saved.values()))["url"]
         with stack.client(officer) as c:
             assert c.get(url).json()["offset"] == 4 * MiB
             assert _listed(c, case["id"]) == []
-        second = stack.cli("upload", case["id"], str(path), "--kind", "interview_video", "--url", stack.url)
+        second = subprocess.run([*command, "--url", stack.url], env=env, cwd=ROOT, text=True, capture_output=True,
+                                timeout=300)
         assert second.returncode == 0, second.stderr
         assert "resuming at 4194304" in second.stderr
         item_id = second.stdout.strip().splitlines()[-1]
         with stack.client(officer) as c:
             _check_item(stack, c, item_id, data)
             assert c.get(url).json()["item_id"] == item_id
-        assert json.loads(state.read_text()) == {}
-    finally:
-        for key in env_extra:
-            stack.env.pop(key, None)
+    assert json.loads(state.read_text()) == {}
 
 
 @pytest.mark.parametrize("chunk_size", [MiB, 3 * MiB, 5 * MiB + 3])

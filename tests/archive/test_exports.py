@@ -21,6 +21,9 @@ from sqlalchemy import delete
 
 from tests.conftest import Stack, settings_from_env
 
+# Slow: exports built by the worker and checked with standard tools.
+pytestmark = pytest.mark.slow
+
 
 def run(*args: object, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=180, **kw)

@@ -15,7 +15,10 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.servers import free_port
-from tests.test_metrics import _value
+from tests.api.test_metrics import _value
+
+# Slow: evidence serve started, its children killed and its supervisor killed.
+pytestmark = pytest.mark.slow
 
 
 def _children(pid: int) -> dict[int, str]:

@@ -28,6 +28,7 @@ from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, LedgerEntry, User, Work
 from archive.identity.users import add_user, authenticate
 from tests.conftest import ROOT, ApiServer, Worker, _base_env, settings_from_env
+from tests.faults import slow_ffprobe
 from tests.servers import free_port, wait_port
 from workers.celery import make_celery
 
@@ -129,8 +130,8 @@ class Service:
 def test_power_loss_of_the_embedded_default_loses_no_work(tmp_path):
     clips = [_clip(tmp_path / f"clip-{i}.mp4") for i in range(5)]
     service = Service(tmp_path)
-    # Slow probes, so the power goes while several clips are in the middle of processing.
-    service.start(EVIDENCE_TEST_PROBE_DELAY="3")
+    # A slow ffprobe, so the power goes while several clips are in the middle of processing.
+    service.start(**slow_ffprobe(tmp_path / "slow", 3, {"PATH": service.env["PATH"]}))
     try:
         token = service.cli("user", "add", "--name", "li.wei", "--unit", "Team 1", "--role", "officer")
         with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
@@ -184,7 +185,6 @@ def func_count():  # type: ignore[no-untyped-def]
     return func.count(EvidenceItem.id)
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp_path):
     clips = [_clip(tmp_path / f"clip-{i}.mp4") for i in range(3)]
@@ -206,7 +206,7 @@ def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp
     sender = make_celery(settings_from_env(env))
     for item_id in ids:
         sender.send_task(work.PROCESS_ITEM, args=[item_id])
-    slow = Worker(dict(env, EVIDENCE_TEST_PROBE_DELAY="60"), tmp_path / "slow.log", concurrency=2)
+    slow = Worker(slow_ffprobe(tmp_path / "slow", 60, env), tmp_path / "slow.log", concurrency=2)
     slow.start()
     try:
         deadline = time.monotonic() + 60

@@ -18,8 +18,8 @@ from archive import metrics
 from archive.models import Upload, utcnow
 from ingest import tus
 from tests.conftest import ROOT
-from tests.test_metrics import _value
-from tests.test_tus import _create, _patch
+from tests.api.test_metrics import _value
+from tests.ingest.test_tus import _create, _patch
 
 MiB = 1024 * 1024
 

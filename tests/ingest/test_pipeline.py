@@ -21,6 +21,9 @@ from archive.models import LedgerEntry
 from ingest.media import probe
 from tests.ingest.conftest import make_pdf
 
+# Slow: media made by ffmpeg and taken through the worker's pipeline.
+pytestmark = pytest.mark.slow
+
 TERMINAL = ("done", "failed")
 MEDIA_ROLES = {"thumbnail", "proxy"}
 

@@ -23,8 +23,11 @@ from sqlalchemy import select
 from archive.models import LedgerEntry, User
 from tests.conftest import ApiServer, Stack
 from tests.servers import free_port, wait_port
+from tests.tools import unavailable
 
-OIDC_DIR = Path(__file__).parent / "oidc"
+# A Node.js OpenID Provider and browser-like sign-in flows through it.
+pytestmark = pytest.mark.slow
+OIDC_DIR = Path(__file__).parents[1] / "oidc"
 CLIENT = {"client_id": "evidence-archive", "client_secret": "test-secret-" + uuid.uuid4().hex}
 
 
@@ -32,9 +35,7 @@ CLIENT = {"client_id": "evidence-archive", "client_secret": "test-secret-" + uui
 def sso(stack: Stack, tmp_path_factory) -> Iterator[SimpleNamespace]:
     """The stack's database behind an API configured for the provider, and the provider."""
     if not shutil.which("node") or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("Node.js and tests/oidc/node_modules are needed (bash scripts/setup.sh)")
-        pytest.skip("Node.js or the test OpenID Provider is not installed (bash scripts/setup.sh)")
+        unavailable("Node.js or the test OpenID Provider is not installed (bash scripts/setup.sh)")
     tmp_path = tmp_path_factory.mktemp("oidc")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"

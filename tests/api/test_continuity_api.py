@@ -20,6 +20,9 @@ from sqlalchemy import select
 from archive.models import LedgerEntry
 from tests.tools import sign_in
 
+# Slow: recordings made by ffmpeg and analysed through the worker's pipeline.
+pytestmark = pytest.mark.slow
+
 T0 = datetime(2026, 3, 1, 2, 0, 0, tzinfo=timezone.utc)
 
 

@@ -22,6 +22,9 @@ from sqlalchemy import select, text
 from archive.models import Checkpoint, LedgerEntry
 from tests.conftest import process, receive_directly, run_cli, settings_from_env, unprotect_ledger
 
+# Slow: cases taken through the worker's pipeline, sealed checkpoints and tampering.
+pytestmark = pytest.mark.slow
+
 FINISHED = ("passed", "incomplete", "failed")
 
 

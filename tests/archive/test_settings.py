@@ -11,7 +11,7 @@ import yaml
 from archive.errors import ConfigurationError
 from archive.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compose_env(values: dict[str, str]) -> dict[str, str]:

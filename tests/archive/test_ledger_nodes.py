@@ -2,7 +2,7 @@
 heads read from them are byte for byte the ones RFC 9162 defines over the leaves, at
 every size (powers of two or not); the backfill of existing ledgers stores the same
 nodes as append; and ``ledger verify`` recomputes them (tampered nodes are named in
-tests/test_checkpoints.py)."""
+tests/archive/test_checkpoints.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""Real faults the tests cause from outside the service: a slow ffprobe, a network that
+goes quiet. Nothing in the service knows it is being tested."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.tools import need
+
+
+def slow_ffprobe(directory: Path, seconds: float, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with an ffprobe first on PATH that takes ``seconds`` longer, as on a slow
+    disk: it waits while its caller lives (a killed worker leaves no waiting probe behind),
+    then runs the real ffprobe."""
+    real = need("ffprobe")
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "ffprobe"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"end=$(( $(date +%s) + {math.ceil(seconds)} ))\n"
+        'while [ "$(date +%s)" -lt "$end" ]; do\n'
+        '    kill -0 "$PPID" 2>/dev/null || exit 1\n'
+        "    sleep 0.2\n"
+        "done\n"
+        f'exec {shlex.quote(real)} "$@"\n'
+    )
+    script.chmod(0o755)
+    return dict(env, PATH=f"{directory}{os.pathsep}{env.get('PATH', os.defpath)}")
+
+
+class Link:
+    """A TCP link to ``target_port`` on 127.0.0.1 that goes quiet: it carries its first
+    ``carry`` connections, then holds every new one without passing a byte (the client
+    waits as on a dead network) until :meth:`restore`, which drops the held ones and
+    carries what comes after."""
+
+    def __init__(self, target_port: int, *, carry: int):
+        self.target_port, self.carry = target_port, carry
+        self.held = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._sockets: list[socket.socket] = []
+        self._holding: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def restore(self) -> None:
+        with self._lock:
+            self.carry = None  # type: ignore[assignment]
+            held, self._holding = self._holding, []
+        for sock in held:
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets + self._holding, []
+        for sock in sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self.carry is not None and self.carry <= 0:
+                    self._holding.append(client)
+                    self.held.set()
+                    continue
+                if self.carry is not None:
+                    self.carry -= 1
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
