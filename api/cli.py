@@ -449,11 +449,11 @@ def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, 
     from rich.console import Console
     from rich.table import Table
 
-    from archive.offline import check_export, summarise
+    from evidence_verify import SigningError, check_export, summarise
 
     try:
         report = check_export(export, trust=trust, tsa_trust=tsa_trust or None, sm2_keys=sm2_key or None)
-    except (ValueError, OSError) as exc:
+    except (SigningError, ValueError, OSError) as exc:
         raise click.ClickException(f"cannot verify {export}: {exc}") from exc
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"Export [bold]{report.export_id or '?'}[/] of case [bold]{report.case_number or '?'}[/] "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.offline import SealCache, check_export
+from evidence_verify import SealCache, check_export
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240605
