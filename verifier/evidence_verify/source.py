@@ -93,6 +93,8 @@ class DirSource(Source):
     def __init__(self, path: Path):
         self.problems = []
         self.sizes = {}
+        # Absolute, so that '.' run inside the bag gives the bag its own directory's name.
+        path = path.absolute()
         if not (path / BAGIT).exists():
             subdirs = [p for p in path.iterdir() if p.is_dir()]
             others = [p for p in path.iterdir() if not p.is_dir()]
