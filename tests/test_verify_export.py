@@ -30,7 +30,8 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     from archive.seals import sealing
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.models import EvidenceKind, User
+    from archive.continuity.runs import PIPELINE_DONE_STEP
+    from archive.models import EvidenceItem, EvidenceKind, User
     from archive.settings import load_settings
     from archive.storage import open_store
     from archive.identity.users import add_user
@@ -55,6 +56,10 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         )
         evidence.compute_sm3(db=db, store=store, item_id=item.id)
         sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+        with db.session() as s:
+            # The test is the worker: processing has reached its continuity hand-off, so the
+            # case's continuity report is not pending and the export is built, not held.
+            s.get(EvidenceItem, item.id).processing = {PIPELINE_DONE_STEP: {"state": "done"}}
     with db.session() as s:
         export_id = exports.request_export(
             s, user=s.get(User, requester.id), case_id=case_id, items=None, recipient="judge"
@@ -62,6 +67,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     with db.session() as s:
         exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
     result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id)
+    assert result is not None, "the export was held back instead of built"
     zpath = base / "export.zip"
     with open(zpath, "wb") as f:
         for chunk in store.read(result.storage_key):
