@@ -8,7 +8,8 @@ COPY ingest ingest
 COPY signing signing
 COPY api api
 COPY workers workers
-RUN pip install --no-cache-dir .
+COPY verifier verifier
+RUN pip install --no-cache-dir ./verifier .
 RUN useradd --system --uid 10001 evidence
 USER evidence
 EXPOSE 8000

@@ -445,39 +445,17 @@ def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, 
     """Verify a certified export (ZIP or unpacked directory) offline; exit 1 naming each failing member.
 
     Needs no server, no database and no settings: only the export and the roots you trust.
+    The same check and report as the stand-alone ``evidence-verify`` command courts install.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from archive.offline import check_export, summarise
+    from evidence_verify import SigningError
+    from evidence_verify.cli import verify_and_render
 
     try:
-        report = check_export(export, trust=trust, tsa_trust=tsa_trust or None, sm2_keys=sm2_key or None)
-    except (ValueError, OSError) as exc:
+        code = verify_and_render(export, trust=trust, tsa_trust=tsa_trust, sm2_keys=sm2_key, show_all=show_all)
+    except (SigningError, OSError) as exc:
         raise click.ClickException(f"cannot verify {export}: {exc}") from exc
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(f"Export [bold]{report.export_id or '?'}[/] of case [bold]{report.case_number or '?'}[/] "
-                  f"({report.bag}): {report.files} files, {report.payload_bytes:,} payload bytes, "
-                  f"ledger checkpoint {report.checkpoint_tree_size}, sealed {report.sealed_at or '?'}")
-    table = Table(title="Checks")
-    for column in ("check", "passed", "failed"):
-        table.add_column(column)
-    for check, passed, failed in summarise(report):
-        table.add_row(check, str(passed), f"[red]{failed}[/]" if failed else "0")
-    console.print(table)
-    rows = report.findings if show_all else report.failures
-    if rows:
-        detail = Table(title="Failures" if not show_all else "Every check", show_lines=False)
-        for column in ("result", "check", "member", "detail"):
-            detail.add_column(column, overflow="fold")
-        for f in rows:
-            detail.add_row("[green]ok[/]" if f.ok else "[red]FAIL[/]", f.check, f.member or "(bag)", f.detail)
-        console.print(detail)
-    if not report.ok:
-        for f in report.failures:
-            click.echo(f"FAILED {f.check}: {f.member or '(bag)'}: {f.detail}", err=True)
-        sys.exit(1)
-    console.print("[green]EXPORT VERIFIED[/]: every file, seal, time-stamp and ledger proof holds.")
+    if code:
+        sys.exit(code)
 
 
 class ConfigurationRefused(click.ClickException):

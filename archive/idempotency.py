@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from archive.db import Database, insert_ignoring_duplicates
 from archive.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidInput
-from archive.custody.ledger_format import canonical_json
+from evidence_verify.ledger_format import canonical_json
 from archive.models import IdempotencyKey, new_id, utcnow
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~:+/=-]{8,255}$")

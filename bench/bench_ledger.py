@@ -37,7 +37,7 @@ from archive.custody import ledger
 from archive.custody import merkle
 from archive.seals import sealing  # noqa: E402
 from archive.db import Database  # noqa: E402
-from archive.custody.ledger_format import canonical_json  # noqa: E402
+from evidence_verify.ledger_format import canonical_json  # noqa: E402
 from archive.models import Checkpoint, LedgerEntry, LedgerLock, LedgerNode  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 

@@ -29,10 +29,11 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml verifier/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # The offline verifier (verifier/) is its own distribution; the project depends on it.
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ./verifier -e '.[test]'
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 

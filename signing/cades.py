@@ -1,33 +1,27 @@
-"""Detached CAdES-B-T seals over arbitrary bytes (manifests).
+"""Making detached CAdES-B-T seals over arbitrary bytes (manifests).
 
-A seal is a DER CMS ``SignedData`` without encapsulated content, carrying the
-e-seal certificate, the signed attributes contentType, messageDigest,
-signingTime and signingCertificateV2 (the CAdES-B-B set), and an RFC 3161
-signature time-stamp token as unsigned attribute (making it B-T). A court
-checks it with nothing but OpenSSL::
-
-    openssl cms -verify -binary -inform DER -in SEAL -content MANIFEST -CAfile root.pem
+The seal's structure, and how a court checks it with OpenSSL, are described with its
+verification in the offline verifier (:mod:`evidence_verify.cades`), the same code a
+court runs; its names are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Iterable
 
 import pkcs11
-from asn1crypto import cms
+from evidence_verify.cades import (
+    SealReport,
+    async_verify_detached,
+    extract_timestamp_token,
+    signature_value,
+    verify_detached,
+)
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.validation import errors as validation_errors
-from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
-from pyhanko.sign.validation.status import StandardCMSSignatureStatus
-from pyhanko_certvalidator import ValidationContext
 
-from .certs import AnyCertificate, sha256_fingerprint, subject_text, to_asn1_certificates
-from .errors import SealFailed, TimestampFailed, VerificationError
+from .errors import SealFailed, TimestampFailed
 
 __all__ = [
     "SealReport",
@@ -35,6 +29,7 @@ __all__ = [
     "async_verify_detached",
     "extract_timestamp_token",
     "seal_detached",
+    "signature_value",
     "verify_detached",
 ]
 
@@ -81,239 +76,4 @@ def seal_detached(
     """
     return asyncio.run(
         async_seal_detached(data=data, signer=signer, timestamper=timestamper, digest_algorithm=digest_algorithm)
-    )
-
-
-_ACCEPTED_DIGESTS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512"})
-
-
-def _parse_signed_data(seal: bytes) -> cms.SignedData:
-    try:
-        info = cms.ContentInfo.load(bytes(seal), strict=True)
-        if info["content_type"].native != "signed_data":
-            raise VerificationError("seal is a CMS object but not SignedData")
-        signed_data = info["content"]
-        # asn1crypto parses lazily; force everything now so a corrupted
-        # structure fails here, with this message, not deep inside validation.
-        # Part by part, not ``signed_data.native`` in one go: on the time-stamp
-        # token nested in a SET OF, asn1crypto re-encodes the same values over
-        # and over (seconds per seal); a token loaded on its own parses in ms.
-        for part in ("version", "digest_algorithms", "encap_content_info", "certificates"):
-            signed_data[part].native
-        for signer_info in signed_data["signer_infos"]:
-            for part in ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
-                signer_info[part].native
-            unsigned = signer_info["unsigned_attrs"]
-            for attr in unsigned if unsigned.contents else ():
-                attr["type"].native
-                for value in attr["values"]:
-                    cms.ContentInfo.load(value.dump(), strict=True).native
-    except VerificationError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise VerificationError(f"seal is not well-formed DER CMS: {exc}") from exc
-    return signed_data
-
-
-def extract_timestamp_token(seal_der: bytes) -> bytes:
-    """Return the DER signature time-stamp token (a CMS ContentInfo) inside a seal.
-
-    Its message imprint is over the seal's signature value, so it verifies
-    with ``openssl ts -verify -token_in -in TOKEN -digest <sha256 of signature>``.
-    Raises :class:`VerificationError` if the seal is malformed or carries none.
-    """
-    signed_data = _parse_signed_data(seal_der)
-    signer_info = _single_signer(signed_data)
-    tokens = _attr_values(signer_info["unsigned_attrs"], "signature_time_stamp_token")
-    if len(tokens) != 1:
-        raise VerificationError(f"seal carries {len(tokens)} signature time-stamp tokens, expected 1")
-    return tokens[0].dump()
-
-
-def _claimed_timestamp_time(seal_der: bytes) -> datetime | None:
-    """genTime of the seal's time-stamp token as written, not yet verified.
-
-    Certificates are judged at this moment: the token proves the seal existed then
-    (ETSI EN 319 102-1 proof of existence), so a seal made while its certificate was
-    valid still verifies years after that certificate expired. The token's own
-    signature is verified at the same moment, so a forged time needs the TSA's key.
-    """
-    try:
-        token = cms.ContentInfo.load(extract_timestamp_token(seal_der))
-        return token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
-    except (VerificationError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # verification below reports what is wrong with the token
-
-
-def signature_value(seal_der: bytes) -> bytes:
-    """The raw signature value of the seal's SignerInfo (what the time-stamp imprint covers)."""
-    return bytes(_single_signer(_parse_signed_data(seal_der))["signature"].native)
-
-
-def _single_signer(signed_data: cms.SignedData) -> cms.SignerInfo:
-    infos = signed_data["signer_infos"]
-    if len(infos) != 1:
-        raise VerificationError(f"seal has {len(infos)} signers, expected exactly 1")
-    return infos[0]
-
-
-def _attr_values(attrs, name: str) -> list:
-    if attrs.native is None:
-        return []
-    return [v for a in attrs if a["type"].native == name for v in a["values"]]
-
-
-@dataclass(frozen=True)
-class SealReport:
-    """What :func:`verify_detached` established about a detached seal."""
-
-    signer_subject: str
-    """Subject of the e-seal certificate (RFC 4514)."""
-    signer_cert_sha256: str
-    """Hex SHA-256 fingerprint of the e-seal certificate."""
-    chain_subjects: tuple[str, ...]
-    """Validated path, trust anchor first, e-seal certificate last."""
-    digest_algorithm: str
-    """Digest over the data, e.g. ``sha256``."""
-    signature_algorithm: str
-    """Signature mechanism, e.g. ``sha256_ecdsa``."""
-    signing_time: datetime | None
-    """Signer-claimed signingTime attribute (not trusted on its own)."""
-    timestamp_time: datetime
-    """genTime of the trusted signature time-stamp: the seal existed by then."""
-    tsa_subject: str
-    """Subject of the TSA certificate that signed the time-stamp."""
-    tsa_chain_subjects: tuple[str, ...]
-    """Validated TSA path, trust anchor first."""
-
-
-def _path_subjects(path) -> tuple[str, ...]:
-    if path is None:
-        return ()
-    return tuple(subject_text(c) for c in path.iter_certs(include_root=True))
-
-
-def _check_status(status: StandardCMSSignatureStatus) -> None:
-    if not status.intact:
-        raise VerificationError(
-            "data does not match the seal's message digest (the data, or the seal's digest, was altered)"
-        )
-    if not status.valid:
-        raise VerificationError("seal signature is invalid (signed attributes or signature value altered)")
-    if not status.trusted:
-        raise VerificationError(
-            f"e-seal certificate {subject_text(status.signing_cert)!r} is not trusted: "
-            f"{status.trust_problem_indic.name if status.trust_problem_indic else 'no path to a trusted root'}"
-        )
-    ts = status.timestamp_validity
-    if ts is None:
-        raise VerificationError("seal carries no signature time-stamp (CAdES-B-T required)")
-    if not ts.intact:
-        raise VerificationError(
-            "time-stamp token does not cover this seal's signature value (token or signature altered)"
-        )
-    if not ts.valid:
-        raise VerificationError("time-stamp token signature is invalid (token altered)")
-    if not ts.trusted:
-        raise VerificationError(
-            f"time-stamping authority {subject_text(ts.signing_cert)!r} is not trusted: "
-            f"{ts.trust_problem_indic.name if ts.trust_problem_indic else 'no path to a trusted root'}"
-        )
-
-
-def _precheck(signed_data: cms.SignedData) -> None:
-    signer_info = _single_signer(signed_data)
-    if signed_data["encap_content_info"]["content"].native is not None:
-        raise VerificationError("seal embeds its content; a detached seal is expected")
-    digest_algo = signer_info["digest_algorithm"]["algorithm"].native
-    if digest_algo not in _ACCEPTED_DIGESTS:
-        raise VerificationError(f"seal digest algorithm {digest_algo!r} is not accepted")
-    if not _attr_values(signer_info["signed_attrs"], "signing_certificate_v2"):
-        raise VerificationError("seal lacks the signingCertificateV2 attribute (not CAdES)")
-    if len(_attr_values(signer_info["unsigned_attrs"], "signature_time_stamp_token")) != 1:
-        raise VerificationError("seal must carry exactly one signature time-stamp token (CAdES-B-T)")
-
-
-async def async_verify_detached(
-    *,
-    data: bytes,
-    seal: bytes,
-    trust_roots: Iterable[AnyCertificate],
-    tsa_trust_roots: Iterable[AnyCertificate] | None = None,
-    validation_time: datetime | None = None,
-) -> SealReport:
-    """Async form of :func:`verify_detached`."""
-    roots = to_asn1_certificates(trust_roots)
-    if not roots:
-        raise VerificationError("no trust roots given: nothing can be trusted")
-    tsa_roots = roots if tsa_trust_roots is None else to_asn1_certificates(tsa_trust_roots)
-    signed_data = _parse_signed_data(seal)
-    try:
-        _precheck(signed_data)
-    except VerificationError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise VerificationError(f"seal is structurally broken: {type(exc).__name__} {exc}") from exc
-
-    if validation_time is None:
-        validation_time = _claimed_timestamp_time(seal)
-
-    def context(anchors):
-        # No fetching: verification must give the same answer offline, on a
-        # court's machine, as here.
-        return ValidationContext(trust_roots=anchors, allow_fetching=False, moment=validation_time)
-
-    try:
-        status = await async_validate_detached_cms(
-            data,
-            signed_data,
-            signer_validation_context=context(roots),
-            ts_validation_context=context(tsa_roots),
-        )
-    except validation_errors.SignatureValidationError as exc:
-        raise VerificationError(f"seal could not be validated: {exc.failure_message}") from exc
-    except (ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as exc:
-        # pyHanko/asn1crypto surface corrupted OIDs and structures as any of
-        # these; all mean the same thing to the caller.
-        raise VerificationError(f"seal is structurally broken: {type(exc).__name__} {exc}") from exc
-    _check_status(status)
-    ts = status.timestamp_validity
-    assert ts is not None  # _check_status guarantees it
-    return SealReport(
-        signer_subject=subject_text(status.signing_cert),
-        signer_cert_sha256=sha256_fingerprint(status.signing_cert),
-        chain_subjects=_path_subjects(status.validation_path),
-        digest_algorithm=status.md_algorithm,
-        signature_algorithm=status.pkcs7_signature_mechanism,
-        signing_time=status.signer_reported_dt,
-        timestamp_time=ts.timestamp,
-        tsa_subject=subject_text(ts.signing_cert),
-        tsa_chain_subjects=_path_subjects(ts.validation_path),
-    )
-
-
-def verify_detached(
-    *,
-    data: bytes,
-    seal: bytes,
-    trust_roots: Iterable[AnyCertificate],
-    tsa_trust_roots: Iterable[AnyCertificate] | None = None,
-    validation_time: datetime | None = None,
-) -> SealReport:
-    """Verify a detached CAdES-B-T seal over ``data``; return a report or raise.
-
-    Raises :class:`VerificationError` naming what failed unless: the data
-    matches the message digest, the signature is valid, the e-seal
-    certificate chains to one of ``trust_roots`` (with keyUsage
-    nonRepudiation), and exactly one signature time-stamp token is present,
-    covers the signature value, and is signed by a TSA (EKU timeStamping)
-    chaining to ``tsa_trust_roots`` (default: ``trust_roots``). Certificates
-    are checked at ``validation_time`` (default: the time the seal's time-stamp
-    proves, so expired certificates do not void old seals). No network access.
-    """
-    return asyncio.run(
-        async_verify_detached(
-            data=data, seal=seal, trust_roots=trust_roots,
-            tsa_trust_roots=tsa_trust_roots, validation_time=validation_time,
-        )
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.offline import SealCache, check_export
+from evidence_verify import SealCache, check_export
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240605
@@ -30,7 +30,8 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     from archive.seals import sealing
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.models import EvidenceKind, User
+    from archive.continuity.runs import PIPELINE_DONE_STEP
+    from archive.models import EvidenceItem, EvidenceKind, User
     from archive.settings import load_settings
     from archive.storage import open_store
     from archive.identity.users import add_user
@@ -55,6 +56,10 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         )
         evidence.compute_sm3(db=db, store=store, item_id=item.id)
         sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+        with db.session() as s:
+            # The test is the worker: processing has reached its continuity hand-off, so the
+            # case's continuity report is not pending and the export is built, not held.
+            s.get(EvidenceItem, item.id).processing = {PIPELINE_DONE_STEP: {"state": "done"}}
     with db.session() as s:
         export_id = exports.request_export(
             s, user=s.get(User, requester.id), case_id=case_id, items=None, recipient="judge"
@@ -62,6 +67,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     with db.session() as s:
         exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
     result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id)
+    assert result is not None, "the export was held back instead of built"
     zpath = base / "export.zip"
     with open(zpath, "wb") as f:
         for chunk in store.read(result.storage_key):
@@ -93,11 +99,14 @@ def rezip(bag: Path, target: Path) -> Path:
     return target
 
 
-def test_pristine_export_verifies_as_zip_and_directory(sample) -> None:
+def test_pristine_export_verifies_as_zip_directory_and_dot(sample, monkeypatch) -> None:
     zpath, bag, root = sample
-    for source in (zpath, bag, bag.parent):
+    for source in (zpath, bag, bag.parent, "."):
+        if source == ".":
+            monkeypatch.chdir(bag)  # run inside the unpacked bag, as a court would
         report = check_export(source, trust=[root])
         assert report.ok, report.failures
+        assert report.bag == bag.name
         assert report.payload_bytes == 205_300
         assert {f.check for f in report.findings} >= {"bag", "manifest", "tagmanifest", "cades", "sm2", "item",
                                                       "ledger", "pdf", "export-manifest"}
@@ -121,6 +130,45 @@ def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert victim.relative_to(broken / bag.name).as_posix() in bad.stderr
+    # Inside the unpacked bag, '.' is the export.
+    dot = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", ".", "--trust", str(root)],
+                         cwd=bag, env=env, capture_output=True, text=True, timeout=120)
+    assert dot.returncode == 0, dot.stdout + dot.stderr
+    assert "EXPORT VERIFIED" in dot.stdout
+
+
+def test_stand_alone_evidence_verify(sample, tmp_path) -> None:
+    """The court's command: the zip, the directory and '.', and a tampered export's members named."""
+    zpath, bag, root = sample
+    command = Path(sys.executable).with_name("evidence-verify")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_") and k != "PYTHONPATH"}
+    for source, cwd in ((zpath, tmp_path), (bag, tmp_path), (Path("."), bag)):
+        ok = subprocess.run([str(command), str(source), "--trust", str(root)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "EXPORT VERIFIED" in ok.stdout
+        assert f"({bag.name})" in ok.stdout
+
+    broken = tmp_path / "broken" / bag.name
+    shutil.copytree(bag, broken)
+    tampered = ["data/originals/" + next((broken / "data" / "originals").rglob("*.txt")).relative_to(
+        broken / "data" / "originals").as_posix(), "ledger/entries.jsonl", "certificate.pdf"]
+    for member in tampered:
+        path = broken / member
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    (broken / "items" / "planted.txt").write_bytes(b"planted")
+    bad = subprocess.run([str(command), ".", "--trust", str(root)], cwd=broken, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    named = {line.split(": ")[1] for line in bad.stderr.splitlines() if line.startswith("FAILED ")}
+    assert {*tampered, "items/planted.txt"} <= named, bad.stderr
+
+    unreadable = subprocess.run([str(command), str(root), "--trust", str(root)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+    assert unreadable.returncode == 2
+    assert "neither a ZIP file nor a directory" in unreadable.stderr
 
 
 def test_untrusted_root_fails(sample, tmp_path) -> None:

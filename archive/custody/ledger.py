@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from archive.custody import merkle
 from archive.db import lock_row
 from archive.errors import InvalidInput, LedgerTampered, NotFound
-# The entry format is pure and lives apart so the offline verifier needs no database;
+# The entry format lives in the offline verifier (evidence_verify), which needs no database;
 # the names stay importable from here for existing callers.
-from archive.custody.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
+from evidence_verify.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
 from archive.models import LedgerEntry, LedgerLock, LedgerNode
 
 

@@ -1,19 +1,9 @@
 """The certified export's bag: what goes where, written as one ZIP stream.
 
-The bag layout (RFC 8493, inside one top directory ``<case-number>-<export8>/``)::
-
-    bagit.txt  bag-info.txt  manifest-sha256.txt  manifest-sha512.txt
-    data/originals/<item-id>/<safe original name>
-    data/derived/<item-id>/<role>.<ext>                 (only when asked)
-    items/<item-id>/manifest.json (+ .p7s CAdES DER, + .sm2.json)
-    ledger/entries.jsonl  ledger/checkpoint.json (+ .p7s, + .sm2.json)
-    continuity/report.json (+ .p7s, + .sm2.json)
-    trust/chain.pem  trust/tsa.pem  trust/sm2-public.pem
-    certificate.pdf                                    (PAdES-B-T)
-    export-manifest.json (+ .p7s, + .sm2.json)         every file above, with SHA-256
-    tagmanifest-sha256.txt  tagmanifest-sha512.txt
-
-Every detached seal sits beside the file it seals, named ``<file>.p7s`` / ``<file>.sm2.json``.
+The bag (RFC 8493) sits inside one top directory ``<case-number>-<export8>/``. Its layout,
+member names and fixed texts are the export format, defined once in the offline verifier's
+:mod:`evidence_verify.layout` (which draws the layout), so the verifier reads back exactly
+what is written here, by the same names.
 """
 
 from __future__ import annotations
@@ -24,7 +14,6 @@ from typing import Any
 from asn1crypto import pem
 
 from archive.custody import ledger
-from archive.custody.ledger_format import canonical_json
 from archive.errors import ObjectNotFound
 from archive.exports.bagzip import BagZipWriter, MemberChanged, MemberDigest, manifest_text, safe_member_name
 from archive.exports.errors import ExportFailed
@@ -33,8 +22,10 @@ from archive.exports.plan import SEAL_ROLES, Plan
 from archive.seals import sealing
 from archive.storage import ObjectStore
 from archive.timefmt import DEFAULT_TIME_ZONE
+from evidence_verify import layout
+from evidence_verify.ledger_format import canonical_json
 
-EXPORT_FORMAT = "evidence-export/1"
+EXPORT_FORMAT = layout.EXPORT_FORMAT
 
 
 def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str) -> bytes:
@@ -61,8 +52,8 @@ def _seal_beside(bag: BagZipWriter, sealer: Any, path: str, data: bytes) -> None
     """Write ``path`` and its two detached seals beside it."""
     bundle = sealer.seal(data)
     bag.add_bytes(path, data)
-    bag.add_bytes(f"{path}.p7s", bytes(bundle.cades), compress=False)
-    bag.add_bytes(f"{path}.sm2.json", canonical_json(bundle.sm2).encode())
+    bag.add_bytes(path + layout.CADES_SUFFIX, bytes(bundle.cades), compress=False)
+    bag.add_bytes(path + layout.SM2_SUFFIX, canonical_json(bundle.sm2).encode())
 
 
 def write_bag(
@@ -104,37 +95,37 @@ def write_bag(
                     raise ExportFailed(f"derived {d['role']} of item {item['id']} no longer matches its sha256",
                                        code="fixity_failed") from exc
                 d["sha512"] = dd.sha512
-            base = f"items/{item['id']}/manifest.json"
+            base = layout.item_manifest(item["id"])
             (mkey, mver), (ckey, cver), (skey, sver) = (item["seals"][r] for r in SEAL_ROLES)
             manifest = _read_small(store, mkey, mver, what=f"manifest of item {item['id']}")
             cades = _read_small(store, ckey, cver, what=f"CAdES seal of item {item['id']}")
             sm2 = _read_small(store, skey, sver, what=f"SM2 seal of item {item['id']}")
             bag.add_bytes(base, manifest)
-            bag.add_bytes(f"{base}.p7s", cades, compress=False)
-            bag.add_bytes(f"{base}.sm2.json", sm2)
+            bag.add_bytes(base + layout.CADES_SUFFIX, cades, compress=False)
+            bag.add_bytes(base + layout.SM2_SUFFIX, sm2)
             first_seal = first_seal or cades
 
         entries = "".join(canonical_json(e) + "\n" for e in plan.entries).encode()
-        bag.add_bytes("ledger/entries.jsonl", entries)
-        bag.add_bytes("ledger/checkpoint.json", plan.checkpoint["statement"].encode())
-        bag.add_bytes("ledger/checkpoint.json.p7s", plan.checkpoint["cades"], compress=False)
-        bag.add_bytes("ledger/checkpoint.json.sm2.json", canonical_json(plan.checkpoint["sm2"] or {}).encode())
-        _seal_beside(bag, sealer, "continuity/report.json", canonical_json(plan.continuity).encode())
+        bag.add_bytes(layout.LEDGER_ENTRIES, entries)
+        bag.add_bytes(layout.CHECKPOINT, plan.checkpoint["statement"].encode())
+        bag.add_bytes(layout.CHECKPOINT + layout.CADES_SUFFIX, plan.checkpoint["cades"], compress=False)
+        bag.add_bytes(layout.CHECKPOINT + layout.SM2_SUFFIX, canonical_json(plan.checkpoint["sm2"] or {}).encode())
+        _seal_beside(bag, sealer, layout.CONTINUITY_REPORT, canonical_json(plan.continuity).encode())
 
         bag.add_bytes("trust/chain.pem", plan.chain_pem)
         bag.add_bytes("trust/tsa.pem", _tsa_pem_from_seal(first_seal or plan.checkpoint["cades"]))
-        bag.add_bytes("trust/sm2-public.pem", plan.sm2_keys_pem)
+        bag.add_bytes(layout.SM2_KEYS, plan.sm2_keys_pem)
 
         payload_bytes = sum(d.size for d in bag.payload)
-        bag.add_bytes("manifest-sha256.txt", manifest_text(bag.payload, "sha256"))
-        bag.add_bytes("manifest-sha512.txt", manifest_text(bag.payload, "sha512"))
-        bag.add_bytes("bagit.txt", b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
-        bag.add_bytes("bag-info.txt", _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
+        for algorithm in layout.ALGORITHMS:
+            bag.add_bytes(layout.payload_manifest(algorithm), manifest_text(bag.payload, algorithm))
+        bag.add_bytes(layout.BAGIT, layout.BAGIT_TXT)
+        bag.add_bytes(layout.BAG_INFO, _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
 
         pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
         sealed = io.BytesIO()
         sealer.seal_pdf(pdf, sealed)
-        bag.add_bytes("certificate.pdf", sealed.getvalue(), compress=False)
+        bag.add_bytes(layout.CERTIFICATE_PDF, sealed.getvalue(), compress=False)
 
         listed = sorted(bag.payload + bag.tags, key=lambda d: d.path)
         manifest_doc = {
@@ -149,7 +140,7 @@ def write_bag(
             "items": [
                 {k: item[k] for k in ("id", "kind", "filename", "media_type", "size", "sha256", "sha512", "sm3",
                                       "parent", "device", "received_at", "recorded_start", "flags", "path")}
-                | {"manifest": f"items/{item['id']}/manifest.json",
+                | {"manifest": layout.item_manifest(item["id"]),
                    "derived": [{k: d[k] for k in ("role", "media_type", "size", "sha256", "sha512", "path")}
                                for d in item["derived"]]}
                 for item in plan.items
@@ -157,10 +148,10 @@ def write_bag(
             "continuity": plan.continuity["summary"],
             "files": [{"path": d.path, "size": d.size, "sha256": d.sha256} for d in listed],
         }
-        _seal_beside(bag, sealer, "export-manifest.json", canonical_json(manifest_doc).encode())
+        _seal_beside(bag, sealer, layout.EXPORT_MANIFEST, canonical_json(manifest_doc).encode())
         tags = [d for d in bag.tags]
-        bag.add_bytes("tagmanifest-sha256.txt", manifest_text(tags, "sha256"))
-        bag.add_bytes("tagmanifest-sha512.txt", manifest_text(tags, "sha512"))
+        for algorithm in layout.ALGORITHMS:
+            bag.add_bytes(layout.tag_manifest(algorithm), manifest_text(tags, algorithm))
         return bag.payload + bag.tags
     finally:
         bag.close()

@@ -152,9 +152,9 @@ def certificate_pdf(*, plan: Plan, root: str, organisation: str, zone: str = DEF
 
     story.append(_p("How to verify this export", s, "h2"))
     story.append(_p("You need the organisation's root certificate (ROOT.pem), obtained from the organisation "
-                    "through a channel you trust, not from this export. With the project's offline verifier "
-                    "(no server, no account):", s, "body"))
-    story.append(Preformatted("evidence verify-export EXPORT.zip --trust ROOT.pem", s["code"]))
+                    "through a channel you trust, not from this export. With the project's offline verifier, "
+                    "installed on its own (pip install evidence-verifier; no server, no account):", s, "body"))
+    story.append(Preformatted("evidence-verify EXPORT.zip --trust ROOT.pem", s["code"]))
     story.append(_p("Or each part with standard tools, from inside the unpacked bag directory:", s, "body"))
     story.append(Preformatted(
         "bagit.py --validate .                        # completeness, manifests, Payload-Oxum\n"

@@ -1,8 +1,8 @@
 """The byte format of custody-ledger entries: pure functions, standard library only.
 
-Kept apart from :mod:`archive.custody.ledger` (which needs the database) so that the offline
-verifier of certified exports (:mod:`archive.offline`) can recompute entry hashes and
-Merkle leaves on a court's machine with no database library loaded.
+Written once, here in the verifier, and used by both sides: the server's ledger
+(``archive.custody.ledger``) writes entries with it, and the offline verifier recomputes
+entry hashes and Merkle leaves with it on a court's machine, with no database library.
 """
 
 from __future__ import annotations
