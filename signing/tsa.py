@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
 
 from .certs import AnyCertificate, load_certificates, to_asn1_certificate
 from .errors import KeyUnavailable, TimestampFailed
@@ -267,7 +267,7 @@ def http_timestamper(url: str, *, timeout: float = 10.0, auth: tuple[str, str] |
 
     Failures surface from the sealing functions as :class:`TimestampFailed`.
     """
-    return RequestsHTTPTimeStamper(url, https=url.lower().startswith("https:"), timeout=timeout, auth=auth)
+    return HTTPTimeStamper(url, https=url.lower().startswith("https:"), timeout=timeout, auth=auth)
 
 
 def make_http_server(tsa: TimeStampAuthority, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VERIFIER = ROOT / "verifier"
 PACKAGE = VERIFIER / "evidence_verify"
 
 FORBIDDEN = {
     # web frameworks and servers
-    "fastapi", "starlette", "uvicorn", "flask", "django", "python-multipart", "jinja2", "authlib",
+    "fastapi", "starlette", "uvicorn", "flask", "django", "aiohttp", "tornado", "python-multipart", "jinja2", "authlib",
     # databases
     "sqlalchemy", "alembic", "psycopg", "psycopg2", "psycopg-binary",
     # queues, object stores, server settings

@@ -18,7 +18,7 @@ import pytest
 
 from evidence_verify import SealCache, check_export
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20240605
 
 
