@@ -69,3 +69,20 @@ def subject_text(cert: AnyCertificate) -> str:
     """The subject as an RFC 4514 string (as ``openssl -nameopt RFC2253`` shows it)."""
     der = to_asn1_certificate(cert).dump()
     return pyca_x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def to_pem(cert: AnyCertificate) -> str:
+    """The certificate as one PEM block."""
+    return asn1_pem.armor("CERTIFICATE", to_asn1_certificate(cert).dump()).decode("ascii")
+
+
+def pem_bundle(certs: Iterable[AnyCertificate]) -> bytes:
+    """A PEM bundle of ``certs`` in the order given, each certificate once."""
+    seen: set[str] = set()
+    out = []
+    for cert in certs:
+        fp = sha256_fingerprint(cert)
+        if fp not in seen:
+            seen.add(fp)
+            out.append(to_pem(cert))
+    return "".join(out).encode("ascii")

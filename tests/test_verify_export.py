@@ -27,7 +27,8 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     from archive import db as archive_db
     from archive.evidence import items as evidence
     from archive.exports import service as exports
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import get_sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.models import EvidenceKind, User
@@ -44,7 +45,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         approver, _ = add_user(s, name="reviewer-2", unit="u", role="reviewer")
         add_user(s, name="judge", unit="court", role="court")
         case_id = create_case(s, store=store, user=officer, case_number="WH-2024 (17)", title="Sample 样本").id
-    sealer = sealing.get_sealer(settings)
+    sealer = get_sealer(settings)
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
                              ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
@@ -54,7 +55,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
             chunks=[rng.randbytes(size)],
         )
         evidence.compute_sm3(db=db, store=store, item_id=item.id)
-        sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+        seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
     with db.session() as s:
         export_id = exports.request_export(
             s, user=s.get(User, requester.id), case_id=case_id, items=None, recipient="judge"

@@ -23,7 +23,10 @@ from celery import Task, signals
 from archive import metrics, work
 from archive.continuity import runs
 from archive.evidence import items as evidence
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_due, create_checkpoint
+from archive.seals.errors import TimestampUnavailable
+from archive.seals.items import seal_item
+from archive.seals.sealer import get_sealer
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -185,8 +188,8 @@ def _process(self: EvidenceTask, item_id: str) -> None:
         # Keep sealing LAST (the manifest states what the steps above found), and seal
         # even when one of them crashed: parsing never decides what is kept and sealed.
         if not retrying:
-            self.step(item_id, "seal", lambda: sealing.seal_item(
-                db=self.db, store=self.store, sealer=sealing.get_sealer(settings), item_id=item_id))
+            self.step(item_id, "seal", lambda: seal_item(
+                db=self.db, store=self.store, sealer=get_sealer(settings), item_id=item_id))
             enqueue_checkpoint_if_due(self.db)
 
 
@@ -215,19 +218,19 @@ def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
 def enqueue_checkpoint_if_due(db: Database) -> None:
     """Queue a checkpoint when enough entries were added since the last one (never sign inline)."""
     with db.read() as session:
-        due = sealing.checkpoint_due(session, settings)
+        due = checkpoint_due(session, settings)
     if due:
         checkpoint.delay()
 
 
 @celery_app.task(
     base=EvidenceTask, bind=True, name=work.CHECKPOINT,
-    autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),
+    autoretry_for=(StoreUnavailable, TimestampUnavailable),
 )
 def checkpoint(self: EvidenceTask) -> int | None:
     """Seal a ledger checkpoint if the ledger grew since the last one; returns its tree size."""
     with self.db.session() as session:
-        cp = sealing.create_checkpoint(session, sealing.get_sealer(settings), store=self.store)
+        cp = create_checkpoint(session, get_sealer(settings), store=self.store)
         return cp.tree_size if cp is not None else None
 
 

@@ -16,7 +16,7 @@ from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
 from archive import work
 from archive.evidence import items as evidence_service
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_due, checkpoint_public, latest_checkpoint
 from archive.errors import NotFound
 from archive.models import Checkpoint, EvidenceItem
 from archive.identity.users import CASE_READERS, require_role
@@ -75,17 +75,17 @@ def list_checkpoints(
     rows = session.execute(
         select(Checkpoint).where(Checkpoint.tree_size >= start).order_by(Checkpoint.tree_size).limit(limit)
     ).scalars()
-    return [sealing.checkpoint_public(cp) for cp in rows]
+    return [checkpoint_public(cp) for cp in rows]
 
 
 @checkpoints_router.get("/latest", responses=ERRORS)
 def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """The newest sealed checkpoint."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
-    cp = sealing.latest_checkpoint(session)
+    cp = latest_checkpoint(session)
     if cp is None:
         raise NotFound("no checkpoint has been sealed yet", code="no_checkpoint")
-    return sealing.checkpoint_public(cp)
+    return checkpoint_public(cp)
 
 
 class CheckpointTrigger:
@@ -115,7 +115,7 @@ class CheckpointTrigger:
             self._last = now
         try:
             with self.services.db.read() as session:
-                due = sealing.checkpoint_due(session, self.services.settings)
+                due = checkpoint_due(session, self.services.settings)
             if due:
                 self.services.enqueue(work.CHECKPOINT)
         except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
