@@ -218,7 +218,7 @@ def ledger_verify() -> None:
     exit 1 naming the first failure."""
     from archive.custody import ledger as archive_ledger
     from archive.custody.checkpoints import checkpoint_sizes, verify_checkpoints
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.db import Database
 
     settings = _settings()
@@ -228,7 +228,7 @@ def ledger_verify() -> None:
             # One pass over the entries yields the roots every checkpoint is compared with.
             report = archive_ledger.verify(session, at_sizes=checkpoint_sizes(session))
             click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
-            checkpoints = verify_checkpoints(session, get_sealer(settings), ledger_report=report)
+            checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
     except VerificationError as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
@@ -248,14 +248,14 @@ def ledger_verify() -> None:
 def ledger_checkpoint() -> None:
     """Seal a checkpoint of the ledger now (if it grew since the last one)."""
     from archive.custody.checkpoints import create_checkpoint
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.db import Database
     from archive.storage import open_store
 
     settings = _settings()
     try:
         with Database(settings).session() as session:
-            cp = create_checkpoint(session, get_sealer(settings), store=open_store(settings))
+            cp = create_checkpoint(session, Sealer(settings), store=open_store(settings))
             message = (f"checkpoint {cp.id} sealed: tree size {cp.tree_size}, root {cp.root_hash}"
                        if cp else "ledger unchanged since the last checkpoint; nothing sealed")
     except ArchiveError as exc:
@@ -322,14 +322,14 @@ def _record_keys(settings: Settings) -> None:
     """Record the configuration's certificates in the database, when it is reachable."""
     from archive import db as archive_db
     from archive.seals.registry import record_sealer_certificates
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.db import Database
 
     try:
         if settings.is_embedded:
             archive_db.upgrade(settings)
         with Database(settings).session() as session:
-            record_sealer_certificates(session, get_sealer(settings))
+            record_sealer_certificates(session, Sealer(settings))
     except Exception as exc:  # noqa: BLE001 - keys exist either way; sealing records them at first use
         click.echo(f"note: certificates not recorded in the database now ({type(exc).__name__})", err=True)
 
@@ -340,14 +340,14 @@ def _record_keys(settings: Settings) -> None:
 def verify_item(item_id: str, require_sealed: bool) -> None:
     """Verify an item: re-hash the original, then its manifest, CAdES and SM2 seals, PAdES copy,
     and its custody entry's inclusion in the latest sealed checkpoint; exit 1 naming what failed."""
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.db import Database
     from archive.storage import open_store
     from archive.cases.verification import verify_item as verify
 
     settings = _settings()
     try:
-        report = verify(db=Database(settings), store=open_store(settings), sealer=get_sealer(settings),
+        report = verify(db=Database(settings), store=open_store(settings), sealer=Sealer(settings),
                         item_id=item_id, actor=_cli_actor(), require_sealed=require_sealed)
     except VerificationError as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
@@ -388,6 +388,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.cases import receipts
     from archive.db import Database
     from archive.models import Case, Role, User
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
     from archive.identity.users import add_user
 
@@ -408,7 +409,7 @@ def verify_case(case: str, as_user: str | None) -> None:
                 raise click.ClickException(f"no user {as_user!r}")
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
-        receipt = receipts.run_verification(db=database, store=open_store(settings), settings=settings,
+        receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
                                             receipt_id=receipt_id)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc

@@ -48,7 +48,7 @@ from archive import db as archive_db
 from archive.evidence import items as evidence
 from archive.exports import service as exports
 from archive.seals.items import seal_item
-from archive.seals.sealer import get_sealer
+from archive.seals.sealer import Sealer
 from archive.cases.service import create_case
 from archive.db import Database
 from archive.models import EvidenceKind, User
@@ -66,7 +66,7 @@ with db.session() as s:
     approver, _ = add_user(s, name="rev2", unit="u", role="reviewer")
     add_user(s, name="judge", unit="court", role="court")
     case_id = create_case(s, store=store, user=officer, case_number="BENCH-1", title="bench").id
-sealer = get_sealer(settings)
+sealer = Sealer(settings)
 
 def chunks(n):
     block = os.urandom(8 * 1024 * 1024)
@@ -125,7 +125,7 @@ import json, sys, time
 from pathlib import Path
 from archive.exports import service as exports
 from archive.seals.items import seal_item
-from archive.seals.sealer import get_sealer
+from archive.seals.sealer import Sealer
 from archive.db import Database
 from archive.settings import load_settings
 from archive.storage import open_store
@@ -133,7 +133,7 @@ from archive.storage import open_store
 data_dir, eid = Path(sys.argv[1]), sys.argv[2]
 settings = load_settings(data_dir=data_dir)
 db, store = Database(settings), open_store(settings)
-sealer = get_sealer(settings)
+sealer = Sealer(settings)
 t = time.perf_counter()
 result = exports.build_export(db=db, store=store, settings=settings, export_id=eid, sealer=sealer)
 import resource

@@ -40,7 +40,7 @@ from archive.custody.checkpoints import (  # noqa: E402
     verify_checkpoint_chain,
 )
 from archive.seals.manifests import canonical_bytes  # noqa: E402
-from archive.seals.sealer import get_sealer  # noqa: E402
+from archive.seals.sealer import Sealer  # noqa: E402
 from archive.db import Database  # noqa: E402
 from archive.custody.ledger_format import canonical_json  # noqa: E402
 from archive.models import Checkpoint, LedgerEntry, LedgerLock, LedgerNode  # noqa: E402
@@ -136,7 +136,7 @@ def measure(database: Database, entries: int, *, checkpoint_every: int, repeat: 
 
 def seal_check_seconds(workdir: Path) -> float:
     """Median time of one real checkpoint seal check (CAdES-B-T and SM2 over a statement)."""
-    sealer = get_sealer(Settings(data_dir=workdir / "seal"))
+    sealer = Sealer(Settings(data_dir=workdir / "seal"))
     data = b'{"format":"bench"}'
     bundle = sealer.seal(data)
     return timed(lambda: sealer.verify_seal(data, bundle), 5)

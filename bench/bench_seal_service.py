@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive.seals.manifests import MANIFEST_FORMAT, canonical_bytes  # noqa: E402
-from archive.seals.sealer import Sealer, get_sealer  # noqa: E402
+from archive.seals.sealer import Sealer  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 
 
@@ -68,9 +68,9 @@ def main() -> None:
     docs = manifests(args.count)
     with tempfile.TemporaryDirectory() as tmp:
         local = Settings(data_dir=Path(tmp))
-        builtin = get_sealer(local)
+        builtin = Sealer(local)
         url, server = serve_api(local)
-        http = get_sealer(Settings(data_dir=Path(tmp), tsa_url=url))
+        http = Sealer(Settings(data_dir=Path(tmp), tsa_url=url))
         results = {
             "built-in TSA (in-process)": measure(builtin, docs, timestamp=True),
             "HTTP TSA on 127.0.0.1 (POST /tsa)": measure(http, docs, timestamp=True),

@@ -28,7 +28,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     from archive.evidence import items as evidence
     from archive.exports import service as exports
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.models import EvidenceKind, User
@@ -45,7 +45,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         approver, _ = add_user(s, name="reviewer-2", unit="u", role="reviewer")
         add_user(s, name="judge", unit="court", role="court")
         case_id = create_case(s, store=store, user=officer, case_number="WH-2024 (17)", title="Sample 样本").id
-    sealer = get_sealer(settings)
+    sealer = Sealer(settings)
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
                              ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
@@ -62,7 +62,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         ).id
     with db.session() as s:
         exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
-    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id)
+    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id, sealer=sealer)
     zpath = base / "export.zip"
     with open(zpath, "wb") as f:
         for chunk in store.read(result.storage_key):

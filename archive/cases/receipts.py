@@ -29,13 +29,12 @@ from sqlalchemy.orm import Session
 from archive import work
 from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, checkpoint_sizes, verify_checkpoints
-from archive.seals.sealer import get_sealer
+from archive.seals.sealer import Sealer
 from archive.cases import verification
 from archive.continuity.report import build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
-from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.identity.users import actor_name, can_see_case, require_role
 
@@ -81,7 +80,7 @@ FINISHED = ("passed", "incomplete", "failed")
 """Receipt statuses of a verification that has run."""
 
 
-def _anchor_case(db: Database, store: ObjectStore, sealer: Any, case_id: str) -> None:
+def _anchor_case(db: Database, store: ObjectStore, sealer: Sealer, case_id: str) -> None:
     """Seal a checkpoint now when the case's receipts of evidence are not covered by one yet.
 
     Otherwise a reviewer would be told "incomplete" only because the timed checkpoint has
@@ -108,7 +107,7 @@ def _item_pending(item_id: str, report: verification.ItemVerificationReport, sea
 
 
 def run_verification(
-    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, sealer: Any = None,
+    *, db: Database, store: ObjectStore, sealer: Sealer, receipt_id: str,
 ) -> VerificationReceipt | None:
     """Carry out a queued verification and complete its receipt; safe to run twice.
 
@@ -133,7 +132,6 @@ def run_verification(
         item_ids = list(session.execute(
             select(EvidenceItem.id).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
         ).scalars())
-    sealer = sealer or get_sealer(settings)
     _anchor_case(db, store, sealer, case_id)
     checks: list[dict[str, Any]] = []
     waiting: dict[str, dict[str, Any]] = {}

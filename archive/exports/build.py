@@ -19,7 +19,6 @@ from archive.exports.bagzip import StorePipe
 from archive.exports.errors import ExportWaiting
 from archive.exports.plan import gather_plan, unsealed_items
 from archive.models import Case, EvidenceItem, ExportRequest, utcnow
-from archive.seals.sealer import get_sealer
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.storage.streams import hash_chunks
@@ -44,7 +43,7 @@ class ExportResult:
 
 
 def build_export(
-    *, db: Database, store: ObjectStore, settings: Settings, export_id: str, sealer: Any = None,
+    *, db: Database, store: ObjectStore, settings: Settings, export_id: str, sealer: Any,
 ) -> ExportResult | None:
     """Build an approved export's ZIP into the case's vault; safe to run twice.
 
@@ -70,8 +69,6 @@ def build_export(
                           details={"export": export_id})
     key = export_key(vault, export_id)
     try:
-        if sealer is None:
-            sealer = get_sealer(settings)
         existing = _stat_or_none(store, key)
         if existing is not None:
             # A previous run stored the ZIP and died before recording it: the ZIP is

@@ -3,7 +3,8 @@
 :class:`Sealer` knows where the e-seal key lives (the development PKI, key files, or a
 PKCS#11 token), where time-stamps come from (an external RFC 3161 TSA, or the built-in
 one in development), and which roots to trust; it seals bytes (detached CAdES-B-T and
-SM2/SM3) and PDFs (PAdES-B-T), and verifies such seals.
+SM2/SM3) and PDFs (PAdES-B-T), and verifies such seals. Entry points hold it in a
+:class:`SealerSource` and pass it to the services that seal; no service looks one up.
 
 Errors: signing failures are translated to :class:`SealingFailed` /
 :class:`TimestampUnavailable`; a seal that does not verify raises
@@ -98,8 +99,8 @@ def ensure_development_keys(settings: Settings) -> tuple[signing.DevPKI, bool]:
 class Sealer:
     """Seals bytes and PDFs with the configured e-seal key, TSA and SM2 key; verifies seals.
 
-    Build it with :func:`get_sealer`. The key is opened lazily at the first seal, so
-    processes that only publish certificates or serve the TSA never touch the token.
+    A process keeps one in a :class:`SealerSource`. The key is opened lazily at the first
+    seal, so processes that only publish certificates or serve the TSA never touch the token.
     Thread-safe: a PKCS#11 session is used by one thread at a time.
     """
 
@@ -130,7 +131,7 @@ class Sealer:
         return [self.settings.seal_chain] if self.settings.seal_chain else []
 
     def stamp(self) -> tuple:
-        """Identifies the key material on disk; :func:`get_sealer` rebuilds when it changes (rotation)."""
+        """Identifies the key material on disk; :class:`SealerSource` rebuilds when it changes (rotation)."""
         path = self.dev.seal_cert if self.dev else (self.settings.seal_cert or self.settings.seal_key)
         try:
             st = Path(path).stat() if path else None
@@ -237,6 +238,11 @@ class Sealer:
         """
         return signing_certs.pem_bundle(cert for _role, cert in self.local_certificates())
 
+    def close(self) -> None:
+        """Close the PKCS#11 session, if one was opened (a key file needs nothing)."""
+        if self.source == "pkcs11" and "signer" in self.__dict__:
+            self.signer.close()
+
     # Sealing ------------------------------------------------------------------------
 
     def seal(self, data: bytes, *, timestamp: bool = True) -> SealBundle:
@@ -332,19 +338,28 @@ class Sealer:
             raise VerificationError(f"PAdES copy: {exc.reason}", code="seal_invalid") from exc
 
 
-_sealers: dict[Settings, Sealer] = {}
-_sealers_lock = threading.Lock()
+class SealerSource:
+    """The one :class:`Sealer` of a process, rebuilt when the key material on disk changes.
 
+    Each entry point builds one at start-up (the API in its services object, a worker
+    process for its tasks) and hands :meth:`current` to the services that seal; a key
+    rotation (``evidence keys rotate``) is picked up without a restart. Thread-safe.
+    """
 
-def get_sealer(settings: Settings) -> Sealer:
-    """The :class:`Sealer` for ``settings``, cached; rebuilt when the key files change (rotation)."""
-    with _sealers_lock:
-        sealer = _sealers.get(settings)
-        if sealer is not None and sealer.stamp() == sealer._stamp_at_build:  # noqa: SLF001
+    def __init__(self, settings: Settings):
+        """Nothing is opened or created until the first :meth:`current`."""
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._sealer: Sealer | None = None
+        self._stamp: tuple | None = None
+
+    def current(self) -> Sealer:
+        """The sealer for the key material on disk now (built at first use, again after a rotation)."""
+        with self._lock:
+            if self._sealer is not None and self._sealer.stamp() == self._stamp:
+                return self._sealer
+            if self._sealer is not None:
+                self._sealer.close()
+            sealer = Sealer(self.settings)
+            self._sealer, self._stamp = sealer, sealer.stamp()
             return sealer
-        if sealer is not None and sealer.source == "pkcs11" and "signer" in sealer.__dict__:
-            sealer.signer.close()
-        sealer = Sealer(settings)
-        sealer._stamp_at_build = sealer.stamp()  # noqa: SLF001
-        _sealers[settings] = sealer
-        return sealer

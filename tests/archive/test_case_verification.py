@@ -128,14 +128,14 @@ def verified_case(own_ledger):
     from archive.custody import ledger
     from archive.custody.checkpoints import create_checkpoint
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.models import EvidenceItem, EvidenceKind
     from archive.storage import open_store
     from archive.identity.users import add_user
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
         user, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
         number = f"OWN-{uuid.uuid4().hex[:8]}"

@@ -91,12 +91,12 @@ def sealed_ledger(own_ledger):
     test_cli.py); each tampering test then runs ``evidence ledger verify`` for real.
     """
     from archive.custody.checkpoints import create_checkpoint, verify_checkpoints
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
         assert create_checkpoint(s, sealer, store=store).tree_size == 6
         assert create_checkpoint(s, sealer, store=store) is None
@@ -225,7 +225,7 @@ def test_checkpoint_tampering_is_named(sealed_ledger, tamper):
 
 def test_checkpoint_due_counts_entries(stack, tmp_path):
     from archive.custody.checkpoints import checkpoint_due, create_checkpoint
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.settings import Settings
 
     env = dict(stack.env, EVIDENCE_DATA_DIR=str(tmp_path / "data"))
@@ -240,9 +240,9 @@ def test_checkpoint_due_counts_entries(stack, tmp_path):
         for i in range(3):
             ledger.append(s, actor="t", action="note", details={"i": i})
         assert checkpoint_due(s, every3)
-        cp = create_checkpoint(s, get_sealer(settings))
+        cp = create_checkpoint(s, Sealer(settings))
         assert cp is not None and cp.tree_size == 3
         assert not checkpoint_due(s, every3)
-        assert create_checkpoint(s, get_sealer(settings)) is None
+        assert create_checkpoint(s, Sealer(settings)) is None
         assert hashlib.sha256(cp.statement.encode()).hexdigest()
     database.dispose()

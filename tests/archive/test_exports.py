@@ -336,12 +336,12 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
     from archive.identity.users import add_user
     from archive.models import EvidenceItem, EvidenceKind, ExportRequest, User, Work
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
         officer, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
         requester, _ = add_user(s, name="reviewer-own-1", unit="unit-a", role="reviewer")

@@ -316,7 +316,7 @@ def pkcs11_scenario() -> None:
     from archive import db as archive_db
     from archive.custody.checkpoints import create_checkpoint
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -329,7 +329,7 @@ def pkcs11_scenario() -> None:
     settings = load_settings()
     archive_db.upgrade(settings)
     database, store = Database(settings), open_store(settings)
-    sealer = get_sealer(settings)
+    sealer = Sealer(settings)
     assert sealer.source == "pkcs11"
     with database.session() as s:
         user, _ = add_user(s, name="hsm-officer", unit="u", role="officer")
@@ -391,7 +391,7 @@ def pades_memory_scenario(pdf: str) -> None:
     import tracemalloc
 
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -403,7 +403,7 @@ def pades_memory_scenario(pdf: str) -> None:
 
     settings = load_settings()
     database, store = Database(settings), open_store(settings)
-    sealer = get_sealer(settings)
+    sealer = Sealer(settings)
     tag = uuid.uuid4().hex[:8]
     with database.session() as s:
         user, _ = add_user(s, name=f"scanner-{tag}", unit=f"scans-{tag}", role="officer")
@@ -467,9 +467,8 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
             f.write(chunk)
     assert digest.hexdigest() == row.sha256 == result["pades_sha256"] and copy.stat().st_size == row.size > size
     assert same_prefix(copy, original), "the sealed copy must begin with the original's bytes"
-    from archive.seals.sealer import get_sealer
 
-    report = verify_pdf(data=copy, trust_roots=get_sealer(stack.services.settings).trust_roots())
+    report = verify_pdf(data=copy, trust_roots=stack.services.sealer.trust_roots())
     assert report.coverage == "ENTIRE_FILE" and report.signature_count == 1
 
 
@@ -478,10 +477,10 @@ def test_pades_copy_must_extend_the_original(tmp_path):
     a valid seal over other bytes, a copy shorter than the original, and one flipped byte."""
     from archive.errors import VerificationError
     from archive.seals.pades import check_pades_copy
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.settings import load_settings
 
-    sealer = get_sealer(load_settings(data_dir=tmp_path / "data"))
+    sealer = Sealer(load_settings(data_dir=tmp_path / "data"))
     pdf = blank_pdf()
     copy = tmp_path / "copy.pdf"
     with open(copy, "w+b") as out:
@@ -508,7 +507,6 @@ def _interrupted_seal(stack, item_id: str) -> dict:
     """What a seal run killed after writing its objects leaves: locked objects, no rows."""
     from archive.seals.items import _make_seal_objects  # noqa: SLF001
     from archive.seals.manifests import build_manifest
-    from archive.seals.sealer import get_sealer
     from archive.models import EvidenceItem, EvidenceKind
 
     with stack.services.db.session() as session:
@@ -519,7 +517,7 @@ def _interrupted_seal(stack, item_id: str) -> dict:
             snapshot={"sha256": item.sha256, "size": item.size, "key": item.storage_key,
                       "version": item.storage_version},
         )
-    sealer = get_sealer(stack.services.settings)
+    sealer = stack.services.sealer
     return _make_seal_objects(store=stack.services.store, sealer=sealer, **args)  # noqa: SLF001
 
 
@@ -527,12 +525,11 @@ def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
     """The PAdES copy an interrupted run stored is checked (streamed, not loaded) and reused:
     the retry neither fails on the existing object nor records a different copy."""
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
 
     item_id = _received_pdf(stack, case, blank_pdf())
     left = _interrupted_seal(stack, item_id)["stored"]["pades"]
     record = seal_item(db=stack.services.db, store=stack.services.store,
-                               sealer=get_sealer(stack.services.settings), item_id=item_id)
+                               sealer=stack.services.sealer, item_id=item_id)
     assert record.pades_sha256 == left.sha256
     with stack.services.db.session() as s:
         row = s.execute(text("SELECT storage_key, storage_version, size FROM derived_objects "
@@ -546,7 +543,6 @@ def test_foreign_pades_copy_at_the_key_is_refused(stack, case):
     run left its copy: the retry does not take it for this item's copy, the item is failed."""
     from archive.seals.errors import SealingFailed
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
     from archive.models import EvidenceItem
 
     pdf = blank_pdf()
@@ -558,7 +554,7 @@ def test_foreign_pades_copy_at_the_key_is_refused(stack, case):
     _overwrite(stack, left.key, left.stored.version_id,
                b"".join(store.read(foreign.key, version_id=foreign.stored.version_id)))
     with pytest.raises(SealingFailed, match="earlier, invalid PAdES copy") as failed:
-        seal_item(db=stack.services.db, store=store, sealer=get_sealer(stack.services.settings),
+        seal_item(db=stack.services.db, store=store, sealer=stack.services.sealer,
                           item_id=item_id)
     assert "does not begin with the original's bytes" in failed.value.__cause__.message
     with stack.services.db.session() as s:
@@ -574,7 +570,7 @@ def full_temporary_space_scenario(pdf: str) -> None:
     from archive import db as archive_db
     from archive.seals.errors import SealingFailed
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -586,7 +582,7 @@ def full_temporary_space_scenario(pdf: str) -> None:
     settings = load_settings()
     archive_db.upgrade(settings)
     database, store = Database(settings), open_store(settings)
-    sealer = get_sealer(settings)
+    sealer = Sealer(settings)
     with database.session() as s:
         user, _ = add_user(s, name="scanner", unit="u", role="officer")
         case_id, user_id = create_case(s, store=store, user=user, case_number="TMP-1", title="t").id, user.id
@@ -641,7 +637,6 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     is not blocked by the reader (SQLite included).
     """
     from archive.seals.items import seal_item
-    from archive.seals.sealer import get_sealer
     from archive.cases import verification
     from archive.evidence.items import verify_item_fixity
     from archive.models import EvidenceItem
@@ -649,7 +644,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     db = stack.services.db
     item_id = receive_directly(stack, case, os.urandom(50_000))
     fixity = verify_item_fixity(db=db, store=stack.services.store, item_id=item_id, actor="test")
-    sealer = get_sealer(stack.services.settings)
+    sealer = stack.services.sealer
     with db.snapshot() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "pending"
         seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)

@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from archive.seals.items import _make_seal_objects, seal_item  # noqa: SLF001
 from archive.seals.manifests import build_manifest
-from archive.seals.sealer import get_sealer
 from archive.models import EvidenceItem, User
 from archive.identity.users import add_user
 from tests.conftest import process, receive_directly
@@ -27,7 +26,7 @@ def test_seal_after_interrupted_seal_of_an_older_manifest(stack, case):
     """A seal run interrupted after writing its objects, then a step that changes the row
     (a retried probe), must not make the item unsealable forever."""
     db, store = stack.services.db, stack.services.store
-    sealer = get_sealer(stack.services.settings)
+    sealer = stack.services.sealer
     item_id = _receive(stack, case, os.urandom(3000))
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
