@@ -401,9 +401,7 @@ def verify_checkpoint_chain(
 
 
 def checkpoint_public(cp: Checkpoint) -> dict[str, Any]:
-    """A checkpoint as published: statement text, seals, and where to get proofs against it."""
-    statement = checkpoint_statement(cp)
-    previous = statement.get("previous")
+    """A checkpoint as published: statement text and seals (the API adds where to get proofs against it)."""
     return {
         "id": cp.id,
         "tree_size": cp.tree_size,
@@ -413,12 +411,4 @@ def checkpoint_public(cp: Checkpoint) -> dict[str, Any]:
         "statement": cp.statement,
         "cades": base64.b64encode(bytes(cp.cades)).decode("ascii"),
         "sm2": cp.sm2,
-        "proofs": {
-            "inclusion": f"/api/v1/ledger/proof/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
-            "consistency_from_previous": (
-                f"/api/v1/ledger/proof/consistency?old_size={previous['tree_size']}&new_size={cp.tree_size}"
-                if previous else None
-            ),
-            "consistency_to_current": f"/api/v1/ledger/proof/consistency?old_size={cp.tree_size}",
-        },
     }
