@@ -18,7 +18,7 @@ from typing import Any
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.evidence.items import derived_key, lock_item
+from archive.evidence.items import add_flag, derived_key, lock_item
 from archive.exports.waiting import wake_waiting_exports
 from archive.models import DerivedObject, EvidenceItem, EvidenceKind, utcnow
 from archive.seals.errors import SealingFailed, SealNotReady
@@ -137,9 +137,7 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
             },
         )
         if objects["pades_problem"]:
-            flags = set(item.flags or [])
-            flags.add("pdf_not_sealable")
-            item.flags = sorted(flags)
+            add_flag(item, "pdf_not_sealable")
     log.info("sealed item %s", item_id)
     return ItemSealRecord(
         item_id=item_id, manifest_sha256=digests["manifest"], cades_sha256=digests["cades"],
