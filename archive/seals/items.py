@@ -50,6 +50,20 @@ class ItemSealRecord:
     """genTime of the CAdES time-stamp (None when the item was already sealed)."""
 
 
+@dataclass(frozen=True)
+class SealObjects:
+    """The seal objects of one manifest, written (or found from an interrupted run) and locked."""
+
+    stored: dict[str, Written]
+    """Each role's object (manifest, cades, sm2, and pades when the PDF copy was made)."""
+    cades: bytes
+    """The CAdES seal, for the certificate registry."""
+    report: SealVerification
+    """What verifying both seals over the manifest established."""
+    pades_problem: str | None
+    """Why a PDF got no PAdES copy (pyHanko could not update it), else None."""
+
+
 def _record_from_rows(item: EvidenceItem) -> ItemSealRecord:
     by_role = {d.role: d for d in item.derived}
     return ItemSealRecord(
@@ -112,7 +126,7 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
             # The row changed while we sealed (e.g. a late processing step); seal again later.
             raise SealNotReady(f"item {item_id} changed while being sealed; sealing again is needed")
         have = {d.role for d in item.derived}
-        written: dict[str, Written] = objects["stored"]
+        written = objects.stored
         for role, w in written.items():
             if role not in have:
                 session.add(DerivedObject(
@@ -121,22 +135,22 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
                 ))
         item.seal_status = "sealed"
         wake_waiting_exports(session, case_id=item.case_id)  # the reconciler sends them
-        record_certificates(session, certificates_in_seal(objects["cades"]))
+        record_certificates(session, certificates_in_seal(objects.cades))
         record_sm2_key(session, sealer.sm2_key.public_key)
-        report: SealVerification = objects["report"]
+        report = objects.report
         digests = {role: w.sha256 for role, w in written.items()}
         ledger.append(
             session, actor=actor, action="item_sealed", case_id=item.case_id, item_id=item_id,
             details={
                 "manifest_sha256": digests["manifest"], "cades_sha256": digests["cades"],
                 "sm2_sha256": digests["sm2"], "pades_sha256": digests.get("pades"),
-                "pades_problem": objects["pades_problem"],
+                "pades_problem": objects.pades_problem,
                 "signer": report.cades.signer_subject, "signer_cert_sha256": report.cades.signer_cert_sha256,
                 "timestamp_time": utc_text(report.cades.timestamp_time), "tsa": report.cades.tsa_subject,
                 "sm2_key_sha256": report.sm2.public_key_fingerprint,
             },
         )
-        if objects["pades_problem"]:
+        if objects.pades_problem:
             add_flag(item, "pdf_not_sealable")
     log.info("sealed item %s", item_id)
     return ItemSealRecord(
@@ -148,7 +162,7 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
 def _make_seal_objects(
     *, store: ObjectStore, sealer: Sealer, item_id: str, vault: str, manifest: bytes, until: datetime,
     snapshot: dict[str, Any], wants_pdf: bool,
-) -> dict[str, Any]:
+) -> SealObjects:
     # Named by the manifest's hash: objects locked by a run interrupted before the row
     # changed (a retried probe adds media facts) are harmless orphans, not a roadblock.
     tag = "." + hashlib.sha256(manifest).hexdigest()[:16]
@@ -203,4 +217,4 @@ def _make_seal_objects(
             f"the worker's temporary directory failed while making the PAdES copy of item {item_id}: {exc}",
             code="temporary_space_failed",
         ) from exc
-    return {"stored": result, "cades": cades, "report": report, "pades_problem": pades_problem}
+    return SealObjects(stored=result, cades=cades, report=report, pades_problem=pades_problem)

@@ -503,7 +503,7 @@ def _received_pdf(stack, case: dict, pdf: bytes) -> str:
     return receive_directly(stack, case, pdf, kind="document", filename="r.pdf")
 
 
-def _interrupted_seal(stack, item_id: str) -> dict:
+def _interrupted_seal(stack, item_id: str):  # type: ignore[no-untyped-def]
     """What a seal run killed after writing its objects leaves: locked objects, no rows."""
     from archive.seals.items import _make_seal_objects  # noqa: SLF001
     from archive.seals.manifests import build_manifest
@@ -527,9 +527,9 @@ def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
     from archive.seals.items import seal_item
 
     item_id = _received_pdf(stack, case, blank_pdf())
-    left = _interrupted_seal(stack, item_id)["stored"]["pades"]
+    left = _interrupted_seal(stack, item_id).stored["pades"]
     record = seal_item(db=stack.services.db, store=stack.services.store,
-                               sealer=stack.services.sealer, item_id=item_id)
+                       sealer=stack.services.sealer, item_id=item_id)
     assert record.pades_sha256 == left.sha256
     with stack.services.db.session() as s:
         row = s.execute(text("SELECT storage_key, storage_version, size FROM derived_objects "
@@ -548,14 +548,13 @@ def test_foreign_pades_copy_at_the_key_is_refused(stack, case):
     pdf = blank_pdf()
     item_id = _received_pdf(stack, case, pdf)
     other = _received_pdf(stack, case, pdf.replace(b"0 0 1 rg", b"1 0 0 rg"))
-    left = _interrupted_seal(stack, item_id)["stored"]["pades"]
-    foreign = _interrupted_seal(stack, other)["stored"]["pades"]
+    left = _interrupted_seal(stack, item_id).stored["pades"]
+    foreign = _interrupted_seal(stack, other).stored["pades"]
     store = stack.services.store
     _overwrite(stack, left.key, left.stored.version_id,
                b"".join(store.read(foreign.key, version_id=foreign.stored.version_id)))
     with pytest.raises(SealingFailed, match="earlier, invalid PAdES copy") as failed:
-        seal_item(db=stack.services.db, store=store, sealer=stack.services.sealer,
-                          item_id=item_id)
+        seal_item(db=stack.services.db, store=store, sealer=stack.services.sealer, item_id=item_id)
     assert "does not begin with the original's bytes" in failed.value.__cause__.message
     with stack.services.db.session() as s:
         assert s.get(EvidenceItem, item_id).seal_status == "failed"
