@@ -20,6 +20,7 @@ from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
 from archive.storage import open_store
 from archive.identity.throttle import Throttle
+from archive.seals.sealer import SealerSource
 from workers.celery import make_celery
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     services = Services(
         settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
-        throttle=Throttle.from_settings(settings),
+        throttle=Throttle.from_settings(settings), sealers=SealerSource(settings),
     )
     work.ring_with(services.db, services.enqueue)
     app.state.services = services

@@ -217,7 +217,8 @@ def ledger_verify() -> None:
     (CAdES and SM2 seals, sealed root vs the ledger, consistency between checkpoints);
     exit 1 naming the first failure."""
     from archive.custody import ledger as archive_ledger
-    from archive.seals import sealing
+    from archive.custody.checkpoints import checkpoint_sizes, verify_checkpoints
+    from archive.seals.sealer import Sealer
     from archive.db import Database
 
     settings = _settings()
@@ -225,9 +226,9 @@ def ledger_verify() -> None:
     try:
         with database.snapshot() as session:
             # One pass over the entries yields the roots every checkpoint is compared with.
-            report = archive_ledger.verify(session, at_sizes=sealing.checkpoint_sizes(session))
+            report = archive_ledger.verify(session, at_sizes=checkpoint_sizes(session))
             click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
-            checkpoints = sealing.verify_checkpoints(session, sealing.get_sealer(settings), ledger_report=report)
+            checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
     except VerificationError as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
@@ -246,14 +247,15 @@ def ledger_verify() -> None:
 @ledger.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Seal a checkpoint of the ledger now (if it grew since the last one)."""
-    from archive.seals import sealing
+    from archive.custody.checkpoints import create_checkpoint
+    from archive.seals.sealer import Sealer
     from archive.db import Database
     from archive.storage import open_store
 
     settings = _settings()
     try:
         with Database(settings).session() as session:
-            cp = sealing.create_checkpoint(session, sealing.get_sealer(settings), store=open_store(settings))
+            cp = create_checkpoint(session, Sealer(settings), store=open_store(settings))
             message = (f"checkpoint {cp.id} sealed: tree size {cp.tree_size}, root {cp.root_hash}"
                        if cp else "ledger unchanged since the last checkpoint; nothing sealed")
     except ArchiveError as exc:
@@ -269,11 +271,11 @@ def keys() -> None:
 @keys.command("init")
 def keys_init() -> None:
     """Create the development PKI (root CA, e-seal, TSA, SM2 key) if absent; print its paths."""
-    from archive.seals import sealing
+    from archive.seals.sealer import ensure_development_keys
 
     settings = _settings()
     try:
-        pki, created = sealing.ensure_development_keys(settings)
+        pki, created = ensure_development_keys(settings)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     if created:
@@ -294,7 +296,7 @@ def keys_init() -> None:
 def keys_rotate() -> None:
     """Issue a new development e-seal key and certificate; retired certificates are kept."""
     import signing
-    from archive.seals import sealing
+    from archive.seals.sealer import ensure_development_keys, keys_lock
 
     settings = _settings()
     if settings.pkcs11_module or settings.seal_key:
@@ -303,9 +305,9 @@ def keys_rotate() -> None:
             "EVIDENCE_SEAL_* at them (keep the old certificate in EVIDENCE_PREVIOUS_SEAL_CERTS)"
         )
     try:
-        pki, _ = sealing.ensure_development_keys(settings)
+        pki, _ = ensure_development_keys(settings)
         _record_keys(settings)  # the retiring certificate, in case it never sealed
-        with sealing._keys_lock(pki.directory):  # noqa: SLF001
+        with keys_lock(pki.directory):
             signing.rotate_seal_key(pki.directory)
     except signing.SigningError as exc:
         raise click.ClickException(f"rotation failed: {exc.reason}") from exc
@@ -319,14 +321,15 @@ def keys_rotate() -> None:
 def _record_keys(settings: Settings) -> None:
     """Record the configuration's certificates in the database, when it is reachable."""
     from archive import db as archive_db
-    from archive.seals import sealing
+    from archive.seals.registry import record_sealer_certificates
+    from archive.seals.sealer import Sealer
     from archive.db import Database
 
     try:
         if settings.is_embedded:
             archive_db.upgrade(settings)
         with Database(settings).session() as session:
-            sealing.record_sealer_certificates(session, sealing.get_sealer(settings))
+            record_sealer_certificates(session, Sealer(settings))
     except Exception as exc:  # noqa: BLE001 - keys exist either way; sealing records them at first use
         click.echo(f"note: certificates not recorded in the database now ({type(exc).__name__})", err=True)
 
@@ -337,14 +340,14 @@ def _record_keys(settings: Settings) -> None:
 def verify_item(item_id: str, require_sealed: bool) -> None:
     """Verify an item: re-hash the original, then its manifest, CAdES and SM2 seals, PAdES copy,
     and its custody entry's inclusion in the latest sealed checkpoint; exit 1 naming what failed."""
-    from archive.seals import sealing
+    from archive.seals.sealer import Sealer
     from archive.db import Database
     from archive.storage import open_store
     from archive.cases.verification import verify_item as verify
 
     settings = _settings()
     try:
-        report = verify(db=Database(settings), store=open_store(settings), sealer=sealing.get_sealer(settings),
+        report = verify(db=Database(settings), store=open_store(settings), sealer=Sealer(settings),
                         item_id=item_id, actor=_cli_actor(), require_sealed=require_sealed)
     except VerificationError as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
@@ -385,6 +388,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.cases import receipts
     from archive.db import Database
     from archive.models import Case, Role, User
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
     from archive.identity.users import add_user
 
@@ -405,7 +409,7 @@ def verify_case(case: str, as_user: str | None) -> None:
                 raise click.ClickException(f"no user {as_user!r}")
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
-        receipt = receipts.run_verification(db=database, store=open_store(settings), settings=settings,
+        receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
                                             receipt_id=receipt_id)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
@@ -490,9 +494,9 @@ def serve(host: str, port: int, with_worker: bool) -> None:
         )
         archive_db.upgrade(settings)
     if settings.mode == "development" and not (settings.seal_key or settings.pkcs11_module):
-        from archive.seals import sealing
+        from archive.seals.sealer import ensure_development_keys
 
-        pki, created = sealing.ensure_development_keys(settings)
+        pki, created = ensure_development_keys(settings)
         click.secho(
             f"DEVELOPMENT PKI {'CREATED' if created else 'in use'} at {pki.directory}: seals and time-stamps "
             "made with it are for development only.", fg="red", bold=True, err=True,

@@ -17,6 +17,7 @@ from archive.identity import signin
 from archive.db import Database
 from archive.errors import Forbidden, Unauthenticated
 from archive.models import User
+from archive.seals.sealer import Sealer, SealerSource
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.identity.throttle import Throttle
@@ -34,6 +35,12 @@ class Services:
     store: ObjectStore
     celery: Celery
     throttle: Throttle
+    sealers: SealerSource
+
+    @property
+    def sealer(self) -> Sealer:
+        """The e-seal as configured now (built at first use; may create the development PKI)."""
+        return self.sealers.current()
 
     def enqueue(self, task: str, *args: object) -> None:
         """Ring the workers' bell for a task (call only after the database commit).

@@ -47,7 +47,8 @@ from pathlib import Path
 from archive import db as archive_db
 from archive.evidence import items as evidence
 from archive.exports import service as exports
-from archive.seals import sealing
+from archive.seals.items import seal_item
+from archive.seals.sealer import Sealer
 from archive.cases.service import create_case
 from archive.db import Database
 from archive.models import EvidenceKind, User
@@ -65,7 +66,7 @@ with db.session() as s:
     approver, _ = add_user(s, name="rev2", unit="u", role="reviewer")
     add_user(s, name="judge", unit="court", role="court")
     case_id = create_case(s, store=store, user=officer, case_number="BENCH-1", title="bench").id
-sealer = sealing.get_sealer(settings)
+sealer = Sealer(settings)
 
 def chunks(n):
     block = os.urandom(8 * 1024 * 1024)
@@ -82,7 +83,7 @@ for i, size in enumerate(sizes):
     item = evidence.receive_original(db=db, store=store, user_id=officer.id, retention_days=1, chunks=chunks(size),
         incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.bodycam_video, filename=f"cam-{i}.mp4"))
     evidence.compute_sm3(db=db, store=store, item_id=item.id)
-    sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+    seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
     keys.append(item.storage_key)
 eids = []
 for _ in range(int(sys.argv[3])):
@@ -123,7 +124,8 @@ EXPORT = r"""
 import json, sys, time
 from pathlib import Path
 from archive.exports import service as exports
-from archive.seals import sealing
+from archive.seals.items import seal_item
+from archive.seals.sealer import Sealer
 from archive.db import Database
 from archive.settings import load_settings
 from archive.storage import open_store
@@ -131,7 +133,7 @@ from archive.storage import open_store
 data_dir, eid = Path(sys.argv[1]), sys.argv[2]
 settings = load_settings(data_dir=data_dir)
 db, store = Database(settings), open_store(settings)
-sealer = sealing.get_sealer(settings)
+sealer = Sealer(settings)
 t = time.perf_counter()
 result = exports.build_export(db=db, store=store, settings=settings, export_id=eid, sealer=sealer)
 import resource

@@ -7,7 +7,7 @@ and :func:`archive.custody.merkle.frontier_append_nodes` compute hashes and subt
 as ``ledger.append`` does, and a checkpoint is recorded every ``--checkpoint-every``
 entries (a ``checkpoints`` row with the true root and canonical statement, and its
 ``checkpoint_sealed`` ledger entry). BENCH-ONLY: those checkpoints are NOT sealed (no
-CAdES, no SM2), so the verify timing runs ``sealing.verify_checkpoint_chain`` with the
+CAdES, no SM2), so the verify timing runs ``verify_checkpoint_chain`` with the
 unchecked ``checkpoint_statement``: every check of ``evidence ledger verify`` except the
 seals. The cost of one real seal check is timed separately and printed, so the seal
 share of a real verify is (number of checkpoints) x (that time).
@@ -35,7 +35,12 @@ from sqlalchemy import insert, select, text, update  # noqa: E402
 from archive import db as archive_db  # noqa: E402
 from archive.custody import ledger
 from archive.custody import merkle
-from archive.seals import sealing  # noqa: E402
+from archive.custody.checkpoints import (  # noqa: E402
+    CHECKPOINT_ACTION, CHECKPOINT_FORMAT, checkpoint_record, checkpoint_sizes, checkpoint_statement,
+    verify_checkpoint_chain,
+)
+from archive.seals.manifests import canonical_bytes  # noqa: E402
+from archive.seals.sealer import Sealer  # noqa: E402
 from archive.db import Database  # noqa: E402
 from evidence_verify.ledger_format import canonical_json  # noqa: E402
 from archive.models import Checkpoint, LedgerEntry, LedgerLock, LedgerNode  # noqa: E402
@@ -60,8 +65,8 @@ def fill(database: Database, entries: int, *, checkpoint_every: int, batch: int 
                     # A checkpoint of the tree so far, then its record as the next entry.
                     root = merkle.frontier_root(frontier).hex()
                     checkpoints += 1
-                    statement = sealing.canonical_bytes({
-                        "format": sealing.CHECKPOINT_FORMAT, "tree_size": size, "root_hash": root,
+                    statement = canonical_bytes({
+                        "format": CHECKPOINT_FORMAT, "tree_size": size, "root_hash": root,
                         "last_entry_hash": prev, "time": _TIME,
                         "previous": None if previous_cp is None else {
                             "id": previous_cp.id, "tree_size": previous_cp.tree_size,
@@ -71,7 +76,7 @@ def fill(database: Database, entries: int, *, checkpoint_every: int, batch: int 
                                     cades=b"bench: not sealed", sm2={})
                     cps.append({"id": cp.id, "tree_size": size, "root_hash": root, "statement": statement,
                                 "cades": cp.cades, "sm2": cp.sm2})
-                    action, details = sealing.CHECKPOINT_ACTION, sealing.checkpoint_record(cp, previous_cp)
+                    action, details = CHECKPOINT_ACTION, checkpoint_record(cp, previous_cp)
                     previous_cp, since = cp, 0
                 else:
                     action, details = "note", {"i": size + 1}
@@ -121,9 +126,9 @@ def measure(database: Database, entries: int, *, checkpoint_every: int, repeat: 
         out["consistency_s"] = timed(consistency, repeat)
         out["tree_head_s"] = timed(lambda: ledger.tree_head(s, tree_size=rng.randint(0, entries - 1)), repeat)
         t0 = time.perf_counter()
-        report = ledger.verify(s, at_sizes=sealing.checkpoint_sizes(s))
+        report = ledger.verify(s, at_sizes=checkpoint_sizes(s))
         out["ledger_pass_s"] = time.perf_counter() - t0
-        checked = sealing.verify_checkpoint_chain(s, ledger_report=report, statement_of=sealing.checkpoint_statement)
+        checked = verify_checkpoint_chain(s, ledger_report=report, statement_of=checkpoint_statement)
         assert checked.count == count, (checked.count, count)
         out["verify_s"] = time.perf_counter() - t0
     return out
@@ -131,7 +136,7 @@ def measure(database: Database, entries: int, *, checkpoint_every: int, repeat: 
 
 def seal_check_seconds(workdir: Path) -> float:
     """Median time of one real checkpoint seal check (CAdES-B-T and SM2 over a statement)."""
-    sealer = sealing.get_sealer(Settings(data_dir=workdir / "seal"))
+    sealer = Sealer(Settings(data_dir=workdir / "seal"))
     data = b'{"format":"bench"}'
     bundle = sealer.seal(data)
     return timed(lambda: sealer.verify_seal(data, bundle), 5)

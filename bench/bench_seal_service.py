@@ -20,14 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archive.seals import sealing  # noqa: E402
+from archive.seals.manifests import MANIFEST_FORMAT, canonical_bytes  # noqa: E402
+from archive.seals.sealer import Sealer  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 
 
 def manifests(count: int) -> list[bytes]:
     return [
-        sealing.canonical_bytes({
-            "format": sealing.MANIFEST_FORMAT, "item_id": f"item-{i:06d}", "case_number": "BENCH-1",
+        canonical_bytes({
+            "format": MANIFEST_FORMAT, "item_id": f"item-{i:06d}", "case_number": "BENCH-1",
             "sha256": f"{i:064x}", "sm3": f"{i * 7:064x}", "size": 1_000_000 + i, "media_type": "video/mp4",
             "received_time": "2024-01-01T00:00:00.000000Z", "media_facts": {"duration_seconds": 600.0 + i},
         })
@@ -35,7 +36,7 @@ def manifests(count: int) -> list[bytes]:
     ]
 
 
-def measure(sealer: sealing.Sealer, docs: list[bytes], *, timestamp: bool) -> float:
+def measure(sealer: Sealer, docs: list[bytes], *, timestamp: bool) -> float:
     sealer.seal(docs[0], timestamp=timestamp)  # warm up: key loading, first TSA connection
     start = time.perf_counter()
     for doc in docs:
@@ -67,9 +68,9 @@ def main() -> None:
     docs = manifests(args.count)
     with tempfile.TemporaryDirectory() as tmp:
         local = Settings(data_dir=Path(tmp))
-        builtin = sealing.get_sealer(local)
+        builtin = Sealer(local)
         url, server = serve_api(local)
-        http = sealing.get_sealer(Settings(data_dir=Path(tmp), tsa_url=url))
+        http = Sealer(Settings(data_dir=Path(tmp), tsa_url=url))
         results = {
             "built-in TSA (in-process)": measure(builtin, docs, timestamp=True),
             "HTTP TSA on 127.0.0.1 (POST /tsa)": measure(http, docs, timestamp=True),

@@ -35,6 +35,7 @@ from archive.errors import VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from archive.settings import Settings
 from archive.storage import ObjectStore
+from archive.storage.streams import HashingStream
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.documents import document_facts, sniff_media_type
@@ -120,7 +121,7 @@ class Workspace:
         suffix = Path(item.original_filename).suffix
         suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""
         path = self.dir / f"original{suffix}"
-        stream = evidence.HashingStream(
+        stream = HashingStream(
             self.store.read(item.storage_key, version_id=item.storage_version) if item.size else iter(()), "sha256"
         )
         with path.open("wb") as fh:

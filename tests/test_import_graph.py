@@ -19,14 +19,10 @@ LAYERS = ("evidence_verify", "signing", "archive", "ingest", "workers", "api")
 HOMES = {"evidence_verify": ROOT / "verifier"}
 """Where a package lives when not at the project root."""
 
-KNOWN_BACK_EDGES: set[tuple[str, str]] = {
-    # Imports that close a cycle, found when this test was written; each is being removed by
-    # work on issue 11, and whoever removes one deletes its line (the test fails while a
-    # listed import is gone, so the list cannot outlive the cycles).
-    # Sealing wakes the exports waiting for an item; exports seal with sealing. Importing
-    # archive.exports.waiting (which imports no sealing) instead of service.py ends it.
-    ("archive.seals.sealing", "archive.exports.service"),
-}
+KNOWN_BACK_EDGES: set[tuple[str, str]] = set()
+# Imports that close a cycle, found when this test was written; each was removed by work
+# on issue 11. Should one have to be listed again, whoever removes it deletes its line (the
+# test fails while a listed import is gone, so the list cannot outlive the cycles).
 
 
 def _modules() -> dict[str, Path]:

@@ -23,7 +23,10 @@ from celery import Task, signals
 from archive import metrics, work
 from archive.continuity import runs
 from archive.evidence import items as evidence
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_due, create_checkpoint
+from archive.seals.errors import TimestampUnavailable
+from archive.seals.items import seal_item
+from archive.seals.sealer import Sealer, SealerSource
 from archive.db import Database
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
@@ -36,6 +39,9 @@ T = TypeVar("T")
 
 
 _claim: ContextVar[work.Claim | None] = ContextVar("work_claim", default=None)
+
+_sealers = SealerSource(settings)
+# The worker process's one e-seal, shared by its tasks (see EvidenceTask.sealer).
 
 
 class EvidenceTask(Task):
@@ -64,6 +70,11 @@ class EvidenceTask(Task):
     @cached_property
     def store(self) -> ObjectStore:
         return open_store(settings)
+
+    @property
+    def sealer(self) -> Sealer:
+        """The worker's e-seal as configured now (rebuilt after a key rotation)."""
+        return _sealers.current()
 
     def durable(self, subject: str, run: Callable[[], T]) -> T | None:
         """Run ``run()`` as the durable work ``self.name`` for ``subject``."""
@@ -185,8 +196,8 @@ def _process(self: EvidenceTask, item_id: str) -> None:
         # Keep sealing LAST (the manifest states what the steps above found), and seal
         # even when one of them crashed: parsing never decides what is kept and sealed.
         if not retrying:
-            self.step(item_id, "seal", lambda: sealing.seal_item(
-                db=self.db, store=self.store, sealer=sealing.get_sealer(settings), item_id=item_id))
+            self.step(item_id, "seal", lambda: seal_item(
+                db=self.db, store=self.store, sealer=self.sealer, item_id=item_id))
             enqueue_checkpoint_if_due(self.db)
 
 
@@ -215,19 +226,19 @@ def analyse_continuity(self: EvidenceTask, case_id: str) -> None:
 def enqueue_checkpoint_if_due(db: Database) -> None:
     """Queue a checkpoint when enough entries were added since the last one (never sign inline)."""
     with db.read() as session:
-        due = sealing.checkpoint_due(session, settings)
+        due = checkpoint_due(session, settings)
     if due:
         checkpoint.delay()
 
 
 @celery_app.task(
     base=EvidenceTask, bind=True, name=work.CHECKPOINT,
-    autoretry_for=(StoreUnavailable, sealing.TimestampUnavailable),
+    autoretry_for=(StoreUnavailable, TimestampUnavailable),
 )
 def checkpoint(self: EvidenceTask) -> int | None:
     """Seal a ledger checkpoint if the ledger grew since the last one; returns its tree size."""
     with self.db.session() as session:
-        cp = sealing.create_checkpoint(session, sealing.get_sealer(settings), store=self.store)
+        cp = create_checkpoint(session, self.sealer, store=self.store)
         return cp.tree_size if cp is not None else None
 
 
@@ -251,7 +262,7 @@ def build_export(self: EvidenceTask, export_id: str) -> str | None:
 
     try:
         result = self.durable(export_id, lambda: exports.build_export(
-            db=self.db, store=self.store, settings=settings, export_id=export_id))
+            db=self.db, store=self.store, settings=settings, export_id=export_id, sealer=self.sealer))
     except ArchiveError:
         return None  # recorded on the export as failed, with the reason
     return result.sha256 if result else None
@@ -264,7 +275,7 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
 
     # An outage (it may seal a checkpoint first) is waited out by the durable work's back-off.
     receipt = self.durable(receipt_id, lambda: receipts.run_verification(
-        db=self.db, store=self.store, settings=settings, receipt_id=receipt_id))
+        db=self.db, store=self.store, sealer=self.sealer, receipt_id=receipt_id))
     return receipt.status if receipt else None
 
 

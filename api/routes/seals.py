@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
+from api.routes import ledger as ledger_routes
 from api.schemas import ErrorResponse
 from archive import work
 from archive.evidence import items as evidence_service
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_due, checkpoint_public, checkpoint_statement, latest_checkpoint
 from archive.errors import NotFound
 from archive.models import Checkpoint, EvidenceItem
 from archive.identity.users import CASE_READERS, require_role
@@ -64,6 +65,19 @@ def get_sm2(item_id: str, session: SessionDep, user: CurrentUser, services: Serv
     return json.loads(data)
 
 
+def _published(cp: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as served: what it publishes, and where to get proofs against it."""
+    previous = checkpoint_statement(cp).get("previous")
+    proof = ledger_routes.router.prefix + "/proof"
+    return {**checkpoint_public(cp), "proofs": {
+        "inclusion": f"{proof}/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
+        "consistency_from_previous": (
+            f"{proof}/consistency?old_size={previous['tree_size']}&new_size={cp.tree_size}" if previous else None
+        ),
+        "consistency_to_current": f"{proof}/consistency?old_size={cp.tree_size}",
+    }}
+
+
 @checkpoints_router.get("", responses=ERRORS)
 def list_checkpoints(
     session: SessionDep, user: CurrentUser,
@@ -75,17 +89,17 @@ def list_checkpoints(
     rows = session.execute(
         select(Checkpoint).where(Checkpoint.tree_size >= start).order_by(Checkpoint.tree_size).limit(limit)
     ).scalars()
-    return [sealing.checkpoint_public(cp) for cp in rows]
+    return [_published(cp) for cp in rows]
 
 
 @checkpoints_router.get("/latest", responses=ERRORS)
 def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """The newest sealed checkpoint."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
-    cp = sealing.latest_checkpoint(session)
+    cp = latest_checkpoint(session)
     if cp is None:
         raise NotFound("no checkpoint has been sealed yet", code="no_checkpoint")
-    return sealing.checkpoint_public(cp)
+    return _published(cp)
 
 
 class CheckpointTrigger:
@@ -115,7 +129,7 @@ class CheckpointTrigger:
             self._last = now
         try:
             with self.services.db.read() as session:
-                due = sealing.checkpoint_due(session, self.services.settings)
+                due = checkpoint_due(session, self.services.settings)
             if due:
                 self.services.enqueue(work.CHECKPOINT)
         except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this

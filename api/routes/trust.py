@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from api.deps import ServicesDep, SessionDep
 from api.schemas import ErrorResponse
-from archive.seals import sealing
+from archive.seals.registry import published_chain_pem
 from archive.errors import ArchiveError, InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1/trust", tags=["trust"])
@@ -31,8 +31,7 @@ MAX_TSA_REQUEST = 64 * 1024
 @router.get("/chain.pem", responses={200: {"content": {"application/pem-certificate-chain": {}}}})
 def chain_pem(session: SessionDep, services: ServicesDep) -> Response:
     """Root CA, every e-seal certificate that ever sealed (retired ones too), and the TSA certificate(s)."""
-    sealer = sealing.get_sealer(services.settings)
-    return Response(sealing.published_chain_pem(session, sealer), media_type="application/pem-certificate-chain")
+    return Response(published_chain_pem(session, services.sealer), media_type="application/pem-certificate-chain")
 
 
 class UnsupportedMediaType(ArchiveError):
@@ -57,7 +56,7 @@ async def tsa(request: Request, services: ServicesDep) -> Response:
     settings = services.settings
     if settings.mode == "production" and not settings.serve_tsa:
         raise NotFound("the built-in TSA is not served in production (EVIDENCE_SERVE_TSA)", code="tsa_disabled")
-    sealer = await run_in_threadpool(sealing.get_sealer, settings)
+    sealer = await run_in_threadpool(lambda: services.sealer)  # may create the development PKI
     authority = sealer.builtin_tsa
     if authority is None:
         raise NotFound("no built-in TSA is configured", code="tsa_disabled")

@@ -28,13 +28,13 @@ from sqlalchemy.orm import Session
 
 from archive import work
 from archive.custody import ledger
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_covering, checkpoint_sizes, verify_checkpoints
+from archive.seals.sealer import Sealer
 from archive.cases import verification
 from archive.continuity.report import build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
-from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.identity.users import actor_name, can_see_case, require_role
 
@@ -80,7 +80,7 @@ FINISHED = ("passed", "incomplete", "failed")
 """Receipt statuses of a verification that has run."""
 
 
-def _anchor_case(db: Database, store: ObjectStore, sealer: Any, case_id: str) -> None:
+def _anchor_case(db: Database, store: ObjectStore, sealer: Sealer, case_id: str) -> None:
     """Seal a checkpoint now when the case's receipts of evidence are not covered by one yet.
 
     Otherwise a reviewer would be told "incomplete" only because the timed checkpoint has
@@ -93,7 +93,7 @@ def _anchor_case(db: Database, store: ObjectStore, sealer: Any, case_id: str) ->
         ).scalar()
         if last:
             try:
-                sealing.checkpoint_covering(session, sealer, size=last, store=store)
+                checkpoint_covering(session, sealer, size=last, store=store)
             except VerificationError:
                 pass  # a ledger that cannot be sealed is broken; the ledger check below names how
 
@@ -107,7 +107,7 @@ def _item_pending(item_id: str, report: verification.ItemVerificationReport, sea
 
 
 def run_verification(
-    *, db: Database, store: ObjectStore, settings: Settings, receipt_id: str, sealer: Any = None,
+    *, db: Database, store: ObjectStore, sealer: Sealer, receipt_id: str,
 ) -> VerificationReceipt | None:
     """Carry out a queued verification and complete its receipt; safe to run twice.
 
@@ -132,7 +132,6 @@ def run_verification(
         item_ids = list(session.execute(
             select(EvidenceItem.id).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
         ).scalars())
-    sealer = sealer or sealing.get_sealer(settings)
     _anchor_case(db, store, sealer, case_id)
     checks: list[dict[str, Any]] = []
     waiting: dict[str, dict[str, Any]] = {}
@@ -159,12 +158,12 @@ def run_verification(
     with db.snapshot() as session:
         lr = None
         try:
-            lr = ledger.verify(session, at_sizes=sealing.checkpoint_sizes(session))
+            lr = ledger.verify(session, at_sizes=checkpoint_sizes(session))
             checks.append(_check("ledger", "custody ledger", "ok", f"{lr.size} entries, root {lr.root_hash}"))
         except VerificationError as exc:
             checks.append(_check("ledger", "custody ledger", "failed", exc.message))
         try:
-            cr = sealing.verify_checkpoints(session, sealer, ledger_report=lr)
+            cr = verify_checkpoints(session, sealer, ledger_report=lr)
             checks.append(_check("checkpoints", "sealed checkpoints", "ok",
                                  f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
         except VerificationError as exc:

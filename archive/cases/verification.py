@@ -31,16 +31,12 @@ from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
 from archive.evidence.items import FixityReport, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
-from archive.seals.sealing import (
-    Sealer,
-    build_manifest,
-    latest_checkpoint,
-    recorded_checkpoints,
-    recorded_sm2_keys,
-    check_pades_copy,
-    spool,
-    verify_checkpoint_seal,
-)
+from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
+from archive.seals.manifests import build_manifest
+from archive.seals.pades import check_pades_copy
+from archive.seals.registry import recorded_sm2_keys
+from archive.seals.sealer import Sealer
+from archive.storage.streams import spool
 from archive.storage import ObjectStore
 
 

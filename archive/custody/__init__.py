@@ -1,1 +1,1 @@
-"""The custody ledger: its byte format, the Merkle tree over it, proofs."""
+"""The custody ledger: its byte format, the Merkle tree over it, proofs, sealed checkpoints."""

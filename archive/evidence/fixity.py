@@ -28,12 +28,13 @@ from datetime import datetime
 from sqlalchemy import select
 
 from archive.custody import ledger
-from archive.evidence.items import add_flag, hash_chunks, lock_item
+from archive.evidence.items import add_flag, lock_item
 from archive.db import Database, lock_row
 from archive.errors import ObjectNotFound, StorageError
 from archive.models import Case, EvidenceItem, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
+from archive.storage.streams import hash_chunks
 
 log = logging.getLogger(__name__)
 

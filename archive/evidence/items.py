@@ -8,13 +8,10 @@ upload discards the unlocked object, so nothing is kept as evidence.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import queue
 import re
-import threading
 import mimetypes
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,6 +28,7 @@ from archive.errors import (
 from archive.evidence.filenames import check_filename
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
+from archive.storage.streams import HashingStream, hash_chunks
 from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
 
 log = logging.getLogger(__name__)
@@ -47,68 +45,6 @@ def original_key(vault: str, item_id: str) -> str:
 def derived_key(vault: str, item_id: str, role: str, suffix: str = "") -> str:
     """Where an object derived from an original lives (same vault, names its original)."""
     return f"{vault}/derived/{item_id}/{role}{suffix}"
-
-
-class HashingStream:
-    """Passes chunks through while hashing them and counting bytes.
-
-    Each algorithm hashes in a thread of its own, fed through a small bounded queue,
-    while the caller writes the same chunk: hashlib releases the GIL for large
-    buffers, so hashing overlaps the write (or the network send) instead of adding to
-    it, and memory stays bounded by the queues. Chunks go to the hashing threads in
-    batches of about :data:`BATCH` bytes: a network body arrives in pieces of tens of
-    KiB, and waking a thread for each piece cost more than hashing it. Digests are
-    final once the iteration has ended (normally or not).
-    """
-
-    BATCH = 1024 * 1024
-    QUEUE_BATCHES = 8
-
-    def __init__(self, chunks: Iterable[bytes], *algorithms: str, feed: Iterable[Any] = ()):
-        """Hash with new ``algorithms`` (see :meth:`hexdigest`) and update the hashlib
-        objects in ``feed`` (for a hash carried over from earlier bytes)."""
-        self._chunks = chunks
-        self.hashers = {name: hashlib.new(name) for name in algorithms}
-        self._all = [*self.hashers.values(), *(h for h in feed if h is not None)]
-        self.size = 0
-
-    @staticmethod
-    def _drain(hasher, batches: queue.Queue) -> None:  # type: ignore[no-untyped-def]
-        update = hasher.update
-        while (batch := batches.get()) is not None:
-            for chunk in batch:
-                update(chunk)
-
-    def __iter__(self) -> Iterator[bytes]:
-        queues = [queue.Queue(maxsize=self.QUEUE_BATCHES) for _ in self._all]
-        threads = [
-            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{hasher.name}")
-            for hasher, q in zip(self._all, queues)
-        ]
-        for thread in threads:
-            thread.start()
-        batch: list[bytes] = []
-        batched = 0
-        try:
-            for chunk in self._chunks:
-                batch.append(chunk)
-                batched += len(chunk)
-                self.size += len(chunk)
-                if batched >= self.BATCH:
-                    for q in queues:
-                        q.put(batch)
-                    batch, batched = [], 0
-                yield chunk
-        finally:
-            for q in queues:
-                if batch:
-                    q.put(batch)
-                q.put(None)
-            for thread in threads:
-                thread.join()
-
-    def hexdigest(self, name: str) -> str:
-        return self.hashers[name].hexdigest()
 
 
 def normalise_sha256(value: str | None) -> str | None:
@@ -438,14 +374,6 @@ class FixityReport:
     sha256: str
     sm3: str | None
     checked_at: datetime
-
-
-def hash_chunks(chunks: Iterable[bytes], *algorithms: str) -> HashingStream:
-    """Consume ``chunks`` and return the finished hashers (with the byte count)."""
-    stream = HashingStream(chunks, *algorithms)
-    for _ in stream:
-        pass
-    return stream
 
 
 def rehash(store: ObjectStore, item: EvidenceItem, *, algorithms: tuple[str, ...] = ("sha256", "sm3")) -> HashingStream:

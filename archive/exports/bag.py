@@ -19,7 +19,7 @@ from archive.exports.bagzip import BagZipWriter, MemberChanged, MemberDigest, ma
 from archive.exports.errors import ExportFailed
 from archive.exports.certificate import certificate_pdf
 from archive.exports.plan import SEAL_ROLES, Plan
-from archive.seals import sealing
+from archive.seals.registry import certificates_in_seal
 from archive.storage import ObjectStore
 from archive.timefmt import DEFAULT_TIME_ZONE
 from evidence_verify import layout
@@ -37,7 +37,7 @@ def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str)
 
 def _tsa_pem_from_seal(cades: bytes) -> bytes:
     """The TSA certificate(s) carried in a CAdES seal's time-stamp token, as PEM."""
-    found = [cert for role, cert in sealing.certificates_in_seal(cades) if role == "tsa"]
+    found = [cert for role, cert in certificates_in_seal(cades) if role == "tsa"]
     if not found:
         raise ExportFailed("the time-stamp token carries no TSA certificate", code="tsa_certificate_missing")
     return b"".join(pem.armor("CERTIFICATE", cert.dump()) for cert in found)

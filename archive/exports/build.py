@@ -14,15 +14,14 @@ from archive.continuity.report import build_report
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import ArchiveError, ObjectExists, ObjectNotFound
-from archive.evidence.items import hash_chunks
 from archive.exports.bag import write_bag
 from archive.exports.bagzip import StorePipe
 from archive.exports.errors import ExportWaiting
 from archive.exports.plan import gather_plan, unsealed_items
 from archive.models import Case, EvidenceItem, ExportRequest, utcnow
-from archive.seals import sealing
 from archive.settings import Settings
 from archive.storage import ObjectStore
+from archive.storage.streams import hash_chunks
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class ExportResult:
 
 
 def build_export(
-    *, db: Database, store: ObjectStore, settings: Settings, export_id: str, sealer: Any = None,
+    *, db: Database, store: ObjectStore, settings: Settings, export_id: str, sealer: Any,
 ) -> ExportResult | None:
     """Build an approved export's ZIP into the case's vault; safe to run twice.
 
@@ -70,8 +69,6 @@ def build_export(
                           details={"export": export_id})
     key = export_key(vault, export_id)
     try:
-        if sealer is None:
-            sealer = sealing.get_sealer(settings)
         existing = _stat_or_none(store, key)
         if existing is not None:
             # A previous run stored the ZIP and died before recording it: the ZIP is

@@ -18,11 +18,11 @@ from archive.exports.bagzip import safe_member_name
 from archive.exports.errors import ExportFailed, ExportWaiting
 from archive.identity.users import user_name
 from archive.models import Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, utcnow
-from archive.seals import sealing
+from archive.custody.checkpoints import checkpoint_covering
+from archive.seals.items import SEAL_ROLES
+from archive.seals.registry import published_chain_pem, recorded_sm2_keys
 from archive.storage import ObjectStore
 
-SEAL_ROLES = sealing.SEAL_ROLES
-"""Derived-object roles that hold an item's seal (exported under items/, not data/)."""
 NOT_DERIVED_COPIES = (*SEAL_ROLES, "member")
 """Roles never exported under data/derived/: seals go to items/, bundle members are items themselves."""
 
@@ -46,7 +46,7 @@ def export_items(session: Session, export: ExportRequest) -> list[EvidenceItem]:
 
 def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
     """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
-    checkpoint = sealing.checkpoint_covering(session, sealer, size=size, store=store)
+    checkpoint = checkpoint_covering(session, sealer, size=size, store=store)
     if checkpoint is None:
         raise ExportFailed("the sealing service did not produce a checkpoint covering the case's entries",
                            code="checkpoint_missing")
@@ -187,8 +187,8 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         checkpoint={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
                     "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},
         continuity=report_document(continuity),
-        chain_pem=sealing.published_chain_pem(session, sealer),
-        sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *sealing.recorded_sm2_keys(session)]),
+        chain_pem=published_chain_pem(session, sealer),
+        sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *recorded_sm2_keys(session)]),
         total_bytes=total,
     )
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from archive.evidence import items as evidence
+from archive.storage.streams import HashingStream
 from ingest.tus.errors import UploadBusy
 
 
@@ -66,7 +66,7 @@ class LiveUploads:
 def hashed(chunks: Iterable[bytes], hashers: list[Any]) -> Iterator[Iterator[bytes]]:
     """``chunks`` passed through while ``hashers`` hash them in threads of their own
     (overlapping the write); when the block ends the hashers have seen every byte passed."""
-    stream = iter(evidence.HashingStream(chunks, feed=hashers))
+    stream = iter(HashingStream(chunks, feed=hashers))
     try:
         yield stream
     finally:

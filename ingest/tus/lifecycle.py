@@ -20,6 +20,7 @@ from archive.errors import Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
+from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
 from ingest.tus.streaming import receive
 from ingest.tus.errors import UploadGone
@@ -256,7 +257,7 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
     else:
         # No running hash in this process (restart, another replica): hash what was stored.
         committed = store.read(stored.key, version_id=stored.version_id)
-        sha256 = evidence.hash_chunks(committed, "sha256").hexdigest("sha256")
+        sha256 = hash_chunks(committed, "sha256").hexdigest("sha256")
         log.info("upload %s: hashed the committed object (no running hash in this process)", upload_id)
     try:
         locked = evidence.accept_original(

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import func, select, update
 
 from archive import idempotency
-from archive.seals import sealing
+from archive.seals.registry import record_certificates, record_sm2_key
 from archive.continuity.models import Device
 from archive.models import Case, EvidenceItem, IdempotencyKey, TrustedCertificate
 from archive.identity.users import authenticate
@@ -244,8 +244,8 @@ def test_concurrent_sealing_records_each_certificate_once(stack):
 
     def record(_i: int) -> int:
         with db.session() as session:  # a worker's sealing transaction, held open a moment
-            added = sealing.record_certificates(session, certs)
-            sealing.record_sm2_key(session, sm2_key)
+            added = record_certificates(session, certs)
+            record_sm2_key(session, sm2_key)
             time.sleep(0.3)
         return added
 

@@ -126,14 +126,16 @@ def verified_case(own_ledger):
     from archive.cases import service as cases
     from archive.evidence import items as evidence
     from archive.custody import ledger
-    from archive.seals import sealing
+    from archive.custody.checkpoints import create_checkpoint
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.models import EvidenceItem, EvidenceKind
     from archive.storage import open_store
     from archive.identity.users import add_user
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = sealing.get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
         user, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
         number = f"OWN-{uuid.uuid4().hex[:8]}"
@@ -144,14 +146,14 @@ def verified_case(own_ledger):
         incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
     )
     evidence.compute_sm3(db=database, store=store, item_id=item.id)
-    sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     with database.session() as s:
         # The worker's pipeline is not running here: its last step is recorded as done.
         s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
     with database.session() as s:
-        assert sealing.create_checkpoint(s, sealer, store=store) is not None
+        assert create_checkpoint(s, sealer, store=store) is not None
         ledger.append(s, actor="test", action="note", details={"after": "first checkpoint"})
-        assert sealing.create_checkpoint(s, sealer, store=store) is not None
+        assert create_checkpoint(s, sealer, store=store) is not None
     r = run_cli(env, "verify-case", number)
     assert r.returncode == 0, r.stdout + r.stderr
     return env, database, number, sealer
@@ -175,12 +177,12 @@ def _reseal_first_checkpoint(database, sealer):
     verifies and the row agrees with its statement; only the ledger's record tells."""
     import json
 
-    from archive.seals import sealing
+    from archive.seals.manifests import canonical_bytes
 
     with database.engine.begin() as conn:
         statement = json.loads(conn.execute(text("SELECT statement FROM checkpoints WHERE id = 1")).scalar_one())
         statement["time"] = "2020-01-01T00:00:00.000000Z"
-        data = sealing.canonical_bytes(statement)
+        data = canonical_bytes(statement)
         bundle = sealer.seal(data)
         conn.execute(text("UPDATE checkpoints SET statement = :s, cades = :c, sm2 = :m WHERE id = 1"),
                      {"s": data.decode(), "c": bundle.cades, "m": json.dumps(bundle.sm2)})

@@ -90,20 +90,21 @@ def sealed_ledger(own_ledger):
     Made in-process (the CLI's ``ledger checkpoint`` is tested above and in
     test_cli.py); each tampering test then runs ``evidence ledger verify`` for real.
     """
-    from archive.seals import sealing
+    from archive.custody.checkpoints import create_checkpoint, verify_checkpoints
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = sealing.get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
-        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 6
-        assert sealing.create_checkpoint(s, sealer, store=store) is None
+        assert create_checkpoint(s, sealer, store=store).tree_size == 6
+        assert create_checkpoint(s, sealer, store=store) is None
         for i in range(6, 9):
             ledger.append(s, actor="test", action="note", details={"i": i})
-        assert sealing.create_checkpoint(s, sealer, store=store).tree_size == 10
-        assert sealing.create_checkpoint(s, sealer, store=store) is None
-        assert sealing.verify_checkpoints(s, sealer).count == 2
+        assert create_checkpoint(s, sealer, store=store).tree_size == 10
+        assert create_checkpoint(s, sealer, store=store) is None
+        assert verify_checkpoints(s, sealer).count == 2
     return env, database
 
 
@@ -223,7 +224,8 @@ def test_checkpoint_tampering_is_named(sealed_ledger, tamper):
 
 
 def test_checkpoint_due_counts_entries(stack, tmp_path):
-    from archive.seals import sealing
+    from archive.custody.checkpoints import checkpoint_due, create_checkpoint
+    from archive.seals.sealer import Sealer
     from archive.settings import Settings
 
     env = dict(stack.env, EVIDENCE_DATA_DIR=str(tmp_path / "data"))
@@ -234,13 +236,13 @@ def test_checkpoint_due_counts_entries(stack, tmp_path):
     database = Database(settings)
     every3 = Settings(**{**settings.model_dump(), "checkpoint_every_entries": 3})
     with database.session() as s:
-        assert not sealing.checkpoint_due(s, every3)
+        assert not checkpoint_due(s, every3)
         for i in range(3):
             ledger.append(s, actor="t", action="note", details={"i": i})
-        assert sealing.checkpoint_due(s, every3)
-        cp = sealing.create_checkpoint(s, sealing.get_sealer(settings))
+        assert checkpoint_due(s, every3)
+        cp = create_checkpoint(s, Sealer(settings))
         assert cp is not None and cp.tree_size == 3
-        assert not sealing.checkpoint_due(s, every3)
-        assert sealing.create_checkpoint(s, sealing.get_sealer(settings)) is None
+        assert not checkpoint_due(s, every3)
+        assert create_checkpoint(s, Sealer(settings)) is None
         assert hashlib.sha256(cp.statement.encode()).hexdigest()
     database.dispose()

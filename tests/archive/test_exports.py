@@ -335,12 +335,13 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
     from archive.exports import service as exports
     from archive.identity.users import add_user
     from archive.models import EvidenceItem, EvidenceKind, ExportRequest, User, Work
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.storage import open_store
 
     env, database = own_ledger
     settings = settings_from_env(env)
-    sealer, store = sealing.get_sealer(settings), open_store(settings)
+    sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
         officer, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
         requester, _ = add_user(s, name="reviewer-own-1", unit="unit-a", role="reviewer")
@@ -353,7 +354,7 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
         incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
     )
     evidence.compute_sm3(db=database, store=store, item_id=item.id)
-    sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     with database.session() as s:
         s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
         devices.create_action(s, user=s.get(User, officer_id), case_id=case_id, kind="seizure", devices=["CAM-OWN"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from archive.evidence.items import hash_chunks
+from archive.storage.streams import hash_chunks
 from signing.hashing import sm3_hex
 
 

@@ -314,7 +314,9 @@ def pkcs11_scenario() -> None:
     """Run in a fresh process (SoftHSM2 reads its configuration once per process):
     receive an item, seal it and a checkpoint through a Sealer on the token, verify both."""
     from archive import db as archive_db
-    from archive.seals import sealing
+    from archive.custody.checkpoints import create_checkpoint
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -327,7 +329,7 @@ def pkcs11_scenario() -> None:
     settings = load_settings()
     archive_db.upgrade(settings)
     database, store = Database(settings), open_store(settings)
-    sealer = sealing.get_sealer(settings)
+    sealer = Sealer(settings)
     assert sealer.source == "pkcs11"
     with database.session() as s:
         user, _ = add_user(s, name="hsm-officer", unit="u", role="officer")
@@ -335,9 +337,9 @@ def pkcs11_scenario() -> None:
     item = receive_original(db=database, store=store, user_id=user_id, retention_days=1, chunks=[b"on the token"],
                             incoming=IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="x.bin"))
     compute_sm3(db=database, store=store, item_id=item.id)
-    record = sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    record = seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     with database.session() as s:
-        cp = sealing.create_checkpoint(s, sealer, store=store)
+        cp = create_checkpoint(s, sealer, store=store)
     report = verify_item(db=database, store=store, sealer=sealer, item_id=item.id, actor="test")
     assert report.sealed and report.checkpoint_id == cp.id and not report.pending, report
     print(json.dumps({"item": item.id, "cades_sha256": record.cades_sha256, "signer": report.cades.signer_cert_sha256}))
@@ -388,7 +390,8 @@ def pades_memory_scenario(pdf: str) -> None:
     verify it end to end."""
     import tracemalloc
 
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -400,7 +403,7 @@ def pades_memory_scenario(pdf: str) -> None:
 
     settings = load_settings()
     database, store = Database(settings), open_store(settings)
-    sealer = sealing.get_sealer(settings)
+    sealer = Sealer(settings)
     tag = uuid.uuid4().hex[:8]
     with database.session() as s:
         user, _ = add_user(s, name=f"scanner-{tag}", unit=f"scans-{tag}", role="officer")
@@ -417,7 +420,7 @@ def pades_memory_scenario(pdf: str) -> None:
                                                       filename="scan.pdf"))
     compute_sm3(db=database, store=store, item_id=item.id)
     tracemalloc.start()
-    record = sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    record = seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     seal_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     # Verified through the same path as `evidence verify-item`: the copy is spooled and
@@ -432,7 +435,7 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
     """A 48 MiB scanned PDF gets its PAdES copy without the worker holding it in memory:
     original spooled to a temporary file, copy written to another, compared and stored in
     chunks. The copy extends the original byte for byte and validates (intact, trusted)."""
-    from archive.evidence.items import HashingStream
+    from archive.storage.streams import HashingStream
     from signing import verify_pdf
     from tests.bigpdf import same_prefix, write_scanned_pdf
 
@@ -464,9 +467,8 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
             f.write(chunk)
     assert digest.hexdigest() == row.sha256 == result["pades_sha256"] and copy.stat().st_size == row.size > size
     assert same_prefix(copy, original), "the sealed copy must begin with the original's bytes"
-    from archive.seals.sealing import get_sealer
 
-    report = verify_pdf(data=copy, trust_roots=get_sealer(stack.services.settings).trust_roots())
+    report = verify_pdf(data=copy, trust_roots=stack.services.sealer.trust_roots())
     assert report.coverage == "ENTIRE_FILE" and report.signature_count == 1
 
 
@@ -474,10 +476,11 @@ def test_pades_copy_must_extend_the_original(tmp_path):
     """The incremental-update check streams both sides, whatever their chunking, and refuses
     a valid seal over other bytes, a copy shorter than the original, and one flipped byte."""
     from archive.errors import VerificationError
-    from archive.seals.sealing import check_pades_copy, get_sealer
+    from archive.seals.pades import check_pades_copy
+    from archive.seals.sealer import Sealer
     from archive.settings import load_settings
 
-    sealer = get_sealer(load_settings(data_dir=tmp_path / "data"))
+    sealer = Sealer(load_settings(data_dir=tmp_path / "data"))
     pdf = blank_pdf()
     copy = tmp_path / "copy.pdf"
     with open(copy, "w+b") as out:
@@ -500,32 +503,33 @@ def _received_pdf(stack, case: dict, pdf: bytes) -> str:
     return receive_directly(stack, case, pdf, kind="document", filename="r.pdf")
 
 
-def _interrupted_seal(stack, item_id: str) -> dict:
+def _interrupted_seal(stack, item_id: str):  # type: ignore[no-untyped-def]
     """What a seal run killed after writing its objects leaves: locked objects, no rows."""
-    from archive.seals import sealing
+    from archive.seals.items import _make_seal_objects  # noqa: SLF001
+    from archive.seals.manifests import build_manifest
     from archive.models import EvidenceItem, EvidenceKind
 
     with stack.services.db.session() as session:
         item = session.get(EvidenceItem, item_id)
         args = dict(
-            item_id=item_id, vault=item.vault.name, manifest=sealing.build_manifest(session, item),
+            item_id=item_id, vault=item.vault.name, manifest=build_manifest(session, item),
             until=item.retention_until, wants_pdf=item.kind == EvidenceKind.document,
             snapshot={"sha256": item.sha256, "size": item.size, "key": item.storage_key,
                       "version": item.storage_version},
         )
-    sealer = sealing.get_sealer(stack.services.settings)
-    return sealing._make_seal_objects(store=stack.services.store, sealer=sealer, **args)  # noqa: SLF001
+    sealer = stack.services.sealer
+    return _make_seal_objects(store=stack.services.store, sealer=sealer, **args)  # noqa: SLF001
 
 
 def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
     """The PAdES copy an interrupted run stored is checked (streamed, not loaded) and reused:
     the retry neither fails on the existing object nor records a different copy."""
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
 
     item_id = _received_pdf(stack, case, blank_pdf())
-    left = _interrupted_seal(stack, item_id)["stored"]["pades"]
-    record = sealing.seal_item(db=stack.services.db, store=stack.services.store,
-                               sealer=sealing.get_sealer(stack.services.settings), item_id=item_id)
+    left = _interrupted_seal(stack, item_id).stored["pades"]
+    record = seal_item(db=stack.services.db, store=stack.services.store,
+                       sealer=stack.services.sealer, item_id=item_id)
     assert record.pades_sha256 == left.sha256
     with stack.services.db.session() as s:
         row = s.execute(text("SELECT storage_key, storage_version, size FROM derived_objects "
@@ -537,20 +541,20 @@ def test_retried_pdf_seal_reuses_the_copy_it_left(stack, case):
 def test_foreign_pades_copy_at_the_key_is_refused(stack, case):
     """An insider puts a validly sealed copy of *another* PDF where this item's interrupted
     run left its copy: the retry does not take it for this item's copy, the item is failed."""
-    from archive.seals import sealing
+    from archive.seals.errors import SealingFailed
+    from archive.seals.items import seal_item
     from archive.models import EvidenceItem
 
     pdf = blank_pdf()
     item_id = _received_pdf(stack, case, pdf)
     other = _received_pdf(stack, case, pdf.replace(b"0 0 1 rg", b"1 0 0 rg"))
-    left = _interrupted_seal(stack, item_id)["stored"]["pades"]
-    foreign = _interrupted_seal(stack, other)["stored"]["pades"]
+    left = _interrupted_seal(stack, item_id).stored["pades"]
+    foreign = _interrupted_seal(stack, other).stored["pades"]
     store = stack.services.store
     _overwrite(stack, left.key, left.stored.version_id,
                b"".join(store.read(foreign.key, version_id=foreign.stored.version_id)))
-    with pytest.raises(sealing.SealingFailed, match="earlier, invalid PAdES copy") as failed:
-        sealing.seal_item(db=stack.services.db, store=store, sealer=sealing.get_sealer(stack.services.settings),
-                          item_id=item_id)
+    with pytest.raises(SealingFailed, match="earlier, invalid PAdES copy") as failed:
+        seal_item(db=stack.services.db, store=store, sealer=stack.services.sealer, item_id=item_id)
     assert "does not begin with the original's bytes" in failed.value.__cause__.message
     with stack.services.db.session() as s:
         assert s.get(EvidenceItem, item_id).seal_status == "failed"
@@ -563,7 +567,9 @@ def full_temporary_space_scenario(pdf: str) -> None:
     import signal
 
     from archive import db as archive_db
-    from archive.seals import sealing
+    from archive.seals.errors import SealingFailed
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
@@ -575,7 +581,7 @@ def full_temporary_space_scenario(pdf: str) -> None:
     settings = load_settings()
     archive_db.upgrade(settings)
     database, store = Database(settings), open_store(settings)
-    sealer = sealing.get_sealer(settings)
+    sealer = Sealer(settings)
     with database.session() as s:
         user, _ = add_user(s, name="scanner", unit="u", role="officer")
         case_id, user_id = create_case(s, store=store, user=user, case_number="TMP-1", title="t").id, user.id
@@ -587,8 +593,8 @@ def full_temporary_space_scenario(pdf: str) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (len(data) // 2, hard))
     try:
-        sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
-    except sealing.SealingFailed as exc:
+        seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    except SealingFailed as exc:
         failure = {"code": exc.code, "message": exc.message}
     else:
         failure = None
@@ -596,7 +602,7 @@ def full_temporary_space_scenario(pdf: str) -> None:
     with database.session() as s:
         row = s.get(EvidenceItem, item.id)
         after_failure = {"seal_status": row.seal_status, "flags": row.flags, "roles": [d.role for d in row.derived]}
-    record = sealing.seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    record = seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     database.dispose()
     print(json.dumps({"failure": failure, "after_failure": after_failure, "pades_sha256": record.pades_sha256}))
 
@@ -629,7 +635,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     pending instead of "seal objects exist but seal_status is pending". The sealing commit
     is not blocked by the reader (SQLite included).
     """
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
     from archive.cases import verification
     from archive.evidence.items import verify_item_fixity
     from archive.models import EvidenceItem
@@ -637,10 +643,10 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     db = stack.services.db
     item_id = receive_directly(stack, case, os.urandom(50_000))
     fixity = verify_item_fixity(db=db, store=stack.services.store, item_id=item_id, actor="test")
-    sealer = sealing.get_sealer(stack.services.settings)
+    sealer = stack.services.sealer
     with db.snapshot() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "pending"
-        sealing.seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)
+        seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)
         report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False)  # noqa: SLF001
         assert not report.sealed and any(p.startswith("seal") for p in report.pending), report
     with db.session() as session:

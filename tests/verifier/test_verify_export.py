@@ -27,7 +27,8 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     from archive import db as archive_db
     from archive.evidence import items as evidence
     from archive.exports import service as exports
-    from archive.seals import sealing
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
     from archive.continuity.runs import PIPELINE_DONE_STEP
@@ -45,7 +46,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         approver, _ = add_user(s, name="reviewer-2", unit="u", role="reviewer")
         add_user(s, name="judge", unit="court", role="court")
         case_id = create_case(s, store=store, user=officer, case_number="WH-2024 (17)", title="Sample 样本").id
-    sealer = sealing.get_sealer(settings)
+    sealer = Sealer(settings)
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
                              ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
@@ -55,7 +56,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
             chunks=[rng.randbytes(size)],
         )
         evidence.compute_sm3(db=db, store=store, item_id=item.id)
-        sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
+        seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
         with db.session() as s:
             # The test is the worker: processing has reached its continuity hand-off, so the
             # case's continuity report is not pending and the export is built, not held.
@@ -66,7 +67,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
         ).id
     with db.session() as s:
         exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
-    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id)
+    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id, sealer=sealer)
     assert result is not None, "the export was held back instead of built"
     zpath = base / "export.zip"
     with open(zpath, "wb") as f:

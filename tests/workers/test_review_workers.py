@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from archive.seals import sealing
+from archive.seals.items import _make_seal_objects, seal_item  # noqa: SLF001
+from archive.seals.manifests import build_manifest
 from archive.models import EvidenceItem, User
 from archive.identity.users import add_user
 from tests.conftest import process, receive_directly
@@ -25,30 +26,30 @@ def test_seal_after_interrupted_seal_of_an_older_manifest(stack, case):
     """A seal run interrupted after writing its objects, then a step that changes the row
     (a retried probe), must not make the item unsealable forever."""
     db, store = stack.services.db, stack.services.store
-    sealer = sealing.get_sealer(stack.services.settings)
+    sealer = stack.services.sealer
     item_id = _receive(stack, case, os.urandom(3000))
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
-        old_manifest = sealing.build_manifest(session, item)
+        old_manifest = build_manifest(session, item)
         vault, until = item.vault.name, item.retention_until
         snapshot = {"sha256": item.sha256, "size": item.size, "key": item.storage_key,
                     "version": item.storage_version}
     # The interrupted run: objects written and locked, no rows (the worker died).
-    sealing._make_seal_objects(  # noqa: SLF001
+    _make_seal_objects(  # noqa: SLF001
         store=store, sealer=sealer, item_id=item_id, vault=vault, manifest=old_manifest, until=until,
         snapshot=snapshot, wants_pdf=False,
     )
     with db.session() as session:
         session.get(EvidenceItem, item_id).media_facts = {"sniffed_media_type": "application/octet-stream"}
-    record = sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item_id)
+    record = seal_item(db=db, store=store, sealer=sealer, item_id=item_id)
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         assert item.seal_status == "sealed"
         manifest = next(d for d in item.derived if d.role == "manifest")
         stored = b"".join(store.read(manifest.storage_key, version_id=manifest.storage_version))
-        assert stored == sealing.build_manifest(session, item) != old_manifest
+        assert stored == build_manifest(session, item) != old_manifest
         assert record.manifest_sha256 == manifest.sha256
-    assert sealing.seal_item(db=db, store=store, sealer=sealer, item_id=item_id).manifest_sha256 == record.manifest_sha256
+    assert seal_item(db=db, store=store, sealer=sealer, item_id=item_id).manifest_sha256 == record.manifest_sha256
 
 
 def test_local_store_translates_os_errors(tmp_path):

@@ -1,0 +1,414 @@
+"""Sealed checkpoints of the custody ledger's Merkle tree.
+
+:func:`create_checkpoint` seals the ledger's tree head (CAdES-B-T and SM2) and records
+the checkpoint in the ledger itself; :func:`verify_checkpoints` checks every checkpoint
+against its record, its seals and the current ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.custody import merkle
+from archive.errors import VerificationError
+from archive.models import Case, Checkpoint, LedgerEntry, Vault, utcnow
+from archive.seals.manifests import canonical_bytes, utc_text
+from archive.seals.registry import certificates_in_seal, record_certificates, record_sm2_key, recorded_sm2_keys
+from archive.seals.sealer import Sealer
+from archive.settings import Settings
+from archive.storage import ObjectStore
+from archive.storage.streams import put_locked
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "evidence-ledger-checkpoint/1"
+CHECKPOINT_ACTION = "checkpoint_sealed"
+"""The custody-ledger action that records each sealed checkpoint (see :func:`checkpoint_record`)."""
+
+
+def _serialise_checkpoints(session: Session) -> None:
+    # SQLite already runs every transaction under BEGIN IMMEDIATE; PostgreSQL needs a lock
+    # so two workers never seal competing checkpoints with crossed "previous" links.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7310241)"))
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    """The checkpoint with the largest tree size, or None."""
+    return session.execute(select(Checkpoint).order_by(Checkpoint.tree_size.desc()).limit(1)).scalar_one_or_none()
+
+
+def _new_entries(session: Session, last: Checkpoint | None, size: int) -> int:
+    """Entries appended since ``last`` was sealed, not counting the entry that records ``last``.
+
+    That entry always follows its checkpoint's tree (it is appended in the same
+    transaction, after the tree head was taken); counting it would make every checkpoint
+    "due" again and the timed checkpoint would seal forever on an idle ledger.
+    """
+    if last is None:
+        return size
+    grown = size - last.tree_size
+    if grown > 0:
+        first = session.execute(
+            select(LedgerEntry.action).where(LedgerEntry.seq == last.tree_size + 1)
+        ).scalar_one_or_none()
+        if first == CHECKPOINT_ACTION:
+            grown -= 1
+    return grown
+
+
+def checkpoint_due(session: Session, settings: Settings) -> bool:
+    """True when at least ``checkpoint_every_entries`` entries were added since the last checkpoint."""
+    return _new_entries(session, latest_checkpoint(session), ledger.size(session)) >= settings.checkpoint_every_entries
+
+
+def checkpoint_statement(cp: Checkpoint) -> dict[str, Any]:
+    """The parsed statement of a checkpoint."""
+    return json.loads(cp.statement)
+
+
+def checkpoint_object_keys(vault: str, cp: Checkpoint) -> dict[str, str]:
+    """Where a checkpoint is kept in a vault.
+
+    The name carries the tree size (sortable) and the statement's hash, so a
+    retried, re-signed checkpoint never collides with an orphan from a crashed run.
+    """
+    base = f"{vault}/checkpoints/{cp.tree_size:012d}-{hashlib.sha256(cp.statement.encode()).hexdigest()[:16]}"
+    return {"statement": base + ".json", "cades": base + ".p7s", "sm2": base + ".sm2.json"}
+
+
+def checkpoint_record(cp: Checkpoint, previous: Checkpoint | None) -> dict[str, Any]:
+    """The details of the ``checkpoint_sealed`` custody entry that records ``cp``.
+
+    Names the checkpoint (id, tree size, root), the SHA-256 of its sealed statement, of
+    its CAdES seal and of its SM2 seal (canonical JSON), and the checkpoint before it.
+    :func:`verify_checkpoints` recomputes this from each row and compares.
+    """
+    return {
+        "checkpoint": cp.id,
+        "tree_size": cp.tree_size,
+        "root_hash": cp.root_hash,
+        "statement_sha256": hashlib.sha256(cp.statement.encode("utf-8")).hexdigest(),
+        "cades_sha256": hashlib.sha256(bytes(cp.cades)).hexdigest(),
+        "sm2_sha256": hashlib.sha256(canonical_bytes(cp.sm2)).hexdigest(),
+        "previous": None if previous is None else {
+            "id": previous.id, "tree_size": previous.tree_size, "root_hash": previous.root_hash},
+    }
+
+
+def create_checkpoint(
+    session: Session, sealer: Sealer, *, store: ObjectStore | None = None, now: datetime | None = None
+) -> Checkpoint | None:
+    """Seal the ledger's current tree head if the ledger grew since the last checkpoint.
+
+    The statement (canonical JSON: format, tree size, root, last entry hash, time,
+    previous checkpoint) gets a CAdES-B-T and an SM2 seal. With a ``store``, statement
+    and seals are also written, locked, into every vault whose case has entries since
+    the previous checkpoint. The checkpoint is then itself recorded in the ledger (a
+    ``checkpoint_sealed`` entry, see :func:`checkpoint_record`), so deleting, altering or
+    reordering checkpoint rows is provable. Returns the new row (flushed in the caller's
+    transaction), or None when there was nothing new.
+    """
+    _serialise_checkpoints(session)
+    last = latest_checkpoint(session)
+    size = ledger.size(session)
+    if _new_entries(session, last, size) <= 0:
+        return None
+    head = ledger.tree_head(session, tree_size=size)
+    statement = {
+        "format": CHECKPOINT_FORMAT,
+        "tree_size": head.tree_size,
+        "root_hash": head.root_hash,
+        "last_entry_hash": head.last_entry_hash,
+        "time": ledger.iso_utc(now or datetime.now(timezone.utc)),
+        "previous": None if last is None else {"id": last.id, "tree_size": last.tree_size, "root_hash": last.root_hash},
+    }
+    statement_bytes = canonical_bytes(statement)
+    bundle = sealer.seal(statement_bytes)
+    report = sealer.verify_seal(statement_bytes, bundle)
+    cp = Checkpoint(
+        tree_size=head.tree_size, root_hash=head.root_hash, statement=statement_bytes.decode("utf-8"),
+        cades=bundle.cades, sm2=bundle.sm2, timestamp_time=report.cades.timestamp_time,
+    )
+    if store is not None:
+        vaults = session.execute(
+            select(Vault.name).join(Case, Case.id == Vault.case_id).where(
+                Case.id.in_(select(LedgerEntry.case_id).where(
+                    LedgerEntry.seq > (last.tree_size if last else 0), LedgerEntry.seq <= size,
+                    LedgerEntry.case_id.is_not(None),
+                ))
+            )
+        ).scalars().all()
+        until = utcnow() + timedelta(days=sealer.settings.retention_days)
+        for vault in vaults:
+            keys = checkpoint_object_keys(vault, cp)
+            put_locked(store, keys["statement"], statement_bytes, media_type="application/json", until=until)
+            put_locked(store, keys["cades"], bundle.cades, media_type="application/pkcs7-signature", until=until)
+            put_locked(store, keys["sm2"], bundle.sm2_json(), media_type="application/json", until=until)
+    session.add(cp)
+    session.flush()
+    record_certificates(session, certificates_in_seal(bundle.cades))
+    record_sm2_key(session, sealer.sm2_key.public_key)
+    # Last, as everywhere: the ledger lock is the last lock a transaction takes.
+    ledger.append(session, actor="system:checkpoint", action=CHECKPOINT_ACTION, details=checkpoint_record(cp, last))
+    log.info("sealed ledger checkpoint at tree size %d", cp.tree_size)
+    return cp
+
+
+def checkpoint_covering(
+    session: Session, sealer: Sealer, *, size: int, store: ObjectStore | None = None
+) -> Checkpoint | None:
+    """The first sealed checkpoint whose tree covers entries ``1..size``, sealed now if
+    none does yet; None when the ledger itself holds fewer than ``size`` entries."""
+    existing = session.execute(
+        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    created = create_checkpoint(session, sealer, store=store)
+    return created if created is not None and created.tree_size >= size else None
+
+
+def _failure(message: str, code: str = "checkpoint_inconsistent") -> VerificationError:
+    return VerificationError(message, code=code)
+
+
+@dataclass(frozen=True)
+class RecordedCheckpoint:
+    """A ``checkpoint_sealed`` custody entry: what the ledger says was sealed."""
+
+    seq: int
+    """The entry's sequence number."""
+    details: dict[str, Any]
+    """:func:`checkpoint_record` of the checkpoint as sealed."""
+
+    @property
+    def checkpoint_id(self) -> Any:
+        """The id of the checkpoint row the entry names."""
+        return self.details.get("checkpoint")
+
+    def describe(self) -> str:
+        """``checkpoint N (tree size T, recorded in ledger entry S)``."""
+        return (f"checkpoint {self.checkpoint_id} (tree size {self.details.get('tree_size')}, "
+                f"recorded in ledger entry {self.seq})")
+
+
+def recorded_checkpoints(
+    session: Session, *, up_to: int | None = None, latest_only: bool = False
+) -> list[RecordedCheckpoint]:
+    """The ``checkpoint_sealed`` entries among the ledger's first ``up_to`` entries, in order
+    (only the last of them with ``latest_only``).
+
+    Raises VerificationError naming an entry whose details are not a checkpoint record.
+    """
+    query = select(LedgerEntry.seq, LedgerEntry.details).where(LedgerEntry.action == CHECKPOINT_ACTION)
+    if up_to is not None:
+        query = query.where(LedgerEntry.seq <= up_to)
+    query = query.order_by(LedgerEntry.seq.desc()).limit(1) if latest_only else query.order_by(LedgerEntry.seq)
+    found = []
+    for seq, details in session.execute(query):
+        try:
+            record = json.loads(details)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("tree_size"), int):
+            raise _failure(f"ledger entry {seq}: its checkpoint record is unreadable (entry edited)")
+        found.append(RecordedCheckpoint(seq=seq, details=record))
+    return found
+
+
+@dataclass(frozen=True)
+class CheckpointsReport:
+    """What :func:`verify_checkpoints` established."""
+
+    count: int
+    """Number of checkpoints checked."""
+    latest_tree_size: int | None
+    latest_root_hash: str | None
+    latest_timestamp_time: datetime | None
+
+
+def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> dict[str, Any]:
+    """Check a checkpoint's seals and that its row agrees with its statement; return the statement."""
+    statement_bytes = (cp.statement or "").encode("utf-8")
+    try:
+        sealer.verify_seal(statement_bytes, (bytes(cp.cades or b""), cp.sm2 or {}),
+                           known_sm2_keys=recorded_sm2_keys(session))
+    except VerificationError as exc:
+        raise VerificationError(f"checkpoint {cp.id} (tree size {cp.tree_size}): {exc.message}",
+                                code="checkpoint_invalid") from exc
+    try:
+        statement = json.loads(statement_bytes)
+    except ValueError as exc:
+        raise VerificationError(f"checkpoint {cp.id}: statement is not JSON", code="checkpoint_invalid") from exc
+    if (not isinstance(statement, dict) or canonical_bytes(statement) != statement_bytes
+            or statement.get("format") != CHECKPOINT_FORMAT):
+        raise VerificationError(f"checkpoint {cp.id}: statement is not a canonical checkpoint statement",
+                                code="checkpoint_invalid")
+    if statement.get("tree_size") != cp.tree_size or statement.get("root_hash") != cp.root_hash:
+        raise VerificationError(
+            f"checkpoint {cp.id}: row says tree size {cp.tree_size} root {cp.root_hash}, but the sealed statement "
+            f"says {statement.get('tree_size')} root {statement.get('root_hash')} (checkpoint row altered)",
+            code="checkpoint_invalid",
+        )
+    return statement
+
+
+def _check_records(recorded: list[RecordedCheckpoint], rows: list[Checkpoint]) -> None:
+    """The ledger's checkpoint records chain, and name exactly the checkpoint rows present.
+
+    Catches a deleted checkpoint row (an entry names it), an extra row (no entry names
+    it), reordered rows (tree-size order differs from the order they were recorded in)
+    and removed or reordered records themselves (their previous-links break).
+    """
+    before: RecordedCheckpoint | None = None
+    for rec in recorded:
+        expected = None if before is None else {
+            "id": before.checkpoint_id, "tree_size": before.details.get("tree_size"),
+            "root_hash": before.details.get("root_hash")}
+        if rec.details.get("previous") != expected:
+            raise _failure(
+                f"{rec.describe()} names previous checkpoint {rec.details.get('previous')}, but the ledger's "
+                f"preceding checkpoint record is {expected} (a checkpoint or its record was removed or reordered)"
+            )
+        if before is not None and rec.details["tree_size"] <= before.details["tree_size"]:
+            raise _failure(f"{rec.describe()} does not extend the tree of {before.describe()} (checkpoints reordered)")
+        if rec.details["tree_size"] >= rec.seq:
+            raise _failure(f"{rec.describe()} claims to cover entries up to and past itself (entry edited)")
+        before = rec
+    present = {cp.id: cp for cp in rows}
+    for rec in recorded:
+        if rec.checkpoint_id not in present:
+            raise _failure(f"{rec.describe()} is missing: its checkpoint row was deleted",
+                           code="checkpoint_missing")
+    named = {rec.checkpoint_id for rec in recorded}
+    for cp in rows:
+        if cp.id not in named:
+            raise _failure(
+                f"checkpoint {cp.id} (tree size {cp.tree_size}) has no {CHECKPOINT_ACTION} entry in the ledger: "
+                "it was added behind the ledger's back, or sealed by a version that did not yet record "
+                "checkpoints in the ledger (such checkpoints are not accepted; see the README)",
+                code="checkpoint_unrecorded",
+            )
+    by_size = [cp.id for cp in rows]
+    by_record = [rec.checkpoint_id for rec in recorded]
+    if by_size != by_record:
+        raise _failure(
+            f"checkpoints out of order: by tree size the rows run {by_size}, the ledger recorded them as "
+            f"{by_record} (checkpoint rows reordered)"
+        )
+
+
+def checkpoint_sizes(session: Session) -> list[int]:
+    """The tree sizes of the checkpoint rows: pass them to :func:`archive.custody.ledger.verify` as
+    ``at_sizes`` so its one pass yields the roots :func:`verify_checkpoints` compares."""
+    return list(session.execute(select(Checkpoint.tree_size).order_by(Checkpoint.tree_size)).scalars())
+
+
+def verify_checkpoints(
+    session: Session, sealer: Sealer, *, ledger_report: ledger.LedgerReport | None = None
+) -> CheckpointsReport:
+    """Check every checkpoint against its ledger record, its seals and the current ledger.
+
+    First the ledger's ``checkpoint_sealed`` records: they chain by their previous-links,
+    each names a checkpoint row that exists, every row is named by one, and the rows'
+    tree-size order is the order they were recorded in. Then for each checkpoint: both
+    seals verify over its statement; the row agrees with its statement and with the
+    record (statement, seal digests, previous checkpoint); its sealed ``previous`` link
+    names the preceding checkpoint; the current ledger's first ``tree_size`` entries
+    hash to the sealed root; and an RFC 9162 consistency proof links it to the next
+    checkpoint. Raises VerificationError naming the first failure.
+
+    The roots come from one pass over the ledger (:func:`archive.custody.ledger.verify` with
+    ``at_sizes=checkpoint_sizes(session)``): give its report as ``ledger_report`` when
+    the caller has just run it, else the pass runs here.
+    """
+    return verify_checkpoint_chain(session, ledger_report=ledger_report,
+                                   statement_of=lambda cp: verify_checkpoint_seal(session, sealer, cp))
+
+
+def verify_checkpoint_chain(
+    session: Session, *, ledger_report: ledger.LedgerReport | None,
+    statement_of: Callable[[Checkpoint], dict[str, Any]],
+) -> CheckpointsReport:
+    """:func:`verify_checkpoints` with the seal check given as ``statement_of`` (which
+    returns the checkpoint's statement once its seals hold). The service always passes
+    :func:`verify_checkpoint_seal`; only the ledger benchmark passes the unchecked
+    :func:`checkpoint_statement`, to time the rest on checkpoints it could not seal."""
+    total = ledger.size(session)
+    cps = session.execute(select(Checkpoint).order_by(Checkpoint.tree_size)).scalars().all()
+    recorded = recorded_checkpoints(session, up_to=total)
+    _check_records(recorded, cps)
+    if not cps:
+        return CheckpointsReport(count=0, latest_tree_size=None, latest_root_hash=None, latest_timestamp_time=None)
+    if cps[-1].tree_size > total:
+        raise _failure(
+            f"checkpoint {cps[-1].id} covers {cps[-1].tree_size} entries but the ledger holds {total} "
+            "(entries removed after they were sealed)",
+        )
+    if ledger_report is None or any(cp.tree_size not in ledger_report.roots for cp in cps):
+        ledger_report = ledger.verify(session, at_sizes=[cp.tree_size for cp in cps])
+    records = {rec.checkpoint_id: rec for rec in recorded}
+    previous: Checkpoint | None = None
+    previous_root: bytes | None = None
+    for cp in cps:
+        statement = statement_of(cp)
+        rec = records[cp.id]
+        actual = checkpoint_record(cp, previous)
+        changed = sorted(k for k in actual.keys() | rec.details.keys() if actual.get(k) != rec.details.get(k))
+        if changed:
+            raise _failure(
+                f"checkpoint {cp.id} (tree size {cp.tree_size}) differs from its record in ledger entry {rec.seq} "
+                f"in {', '.join(changed)} (checkpoint row altered or replaced)", code="checkpoint_invalid",
+            )
+        expected_prev = None if previous is None else {
+            "id": previous.id, "tree_size": previous.tree_size, "root_hash": previous.root_hash}
+        if statement.get("previous") != expected_prev:
+            raise _failure(
+                f"checkpoint {cp.id}: its sealed previous-checkpoint link {statement.get('previous')} does not "
+                f"name the preceding checkpoint {expected_prev} (a checkpoint was removed or altered)",
+            )
+        sealed_root = bytes.fromhex(cp.root_hash)
+        if ledger_report.roots[cp.tree_size] != cp.root_hash:
+            raise _failure(
+                f"checkpoint {cp.id}: the ledger's first {cp.tree_size} entries no longer hash to the sealed root "
+                f"{cp.root_hash} (an entry at or before {cp.tree_size} was changed, removed or reordered)",
+            )
+        if previous is not None and previous_root is not None:
+            # The proof the API serves, from the stored subtree hashes (O(log n)).
+            try:
+                proof = ledger.consistency(session, old_size=previous.tree_size, new_size=cp.tree_size)
+                merkle.verify_consistency(old_size=previous.tree_size, new_size=cp.tree_size,
+                                          old_root=previous_root, new_root=sealed_root,
+                                          proof=[bytes.fromhex(p) for p in proof.path])
+            except (merkle.ProofError, VerificationError) as exc:
+                raise _failure(f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}") from exc
+        previous, previous_root = cp, sealed_root
+    last = cps[-1]
+    return CheckpointsReport(count=len(cps), latest_tree_size=last.tree_size, latest_root_hash=last.root_hash,
+                             latest_timestamp_time=last.timestamp_time)
+
+
+def checkpoint_public(cp: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as published: statement text and seals (the API adds where to get proofs against it)."""
+    return {
+        "id": cp.id,
+        "tree_size": cp.tree_size,
+        "root_hash": cp.root_hash,
+        "created_at": utc_text(cp.created_at),
+        "timestamp_time": utc_text(cp.timestamp_time),
+        "statement": cp.statement,
+        "cades": base64.b64encode(bytes(cp.cades)).decode("ascii"),
+        "sm2": cp.sm2,
+    }
