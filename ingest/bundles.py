@@ -179,11 +179,7 @@ def _read_zip(path: Path, limits: BundleLimits) -> Bundle:
                         f"{info.compress_size} (ratio above {limits.max_ratio:g}, possible zip bomb)"
                     )
                 files.append(info)
-            manifest_info = next((i for i in files if i.filename == MANIFEST_NAME), None)
-            if manifest_info is None:
-                raise BundleInvalid(message=f"no {MANIFEST_NAME} at the root of {path.name}")
-            if manifest_info.file_size > _MANIFEST_MAX:
-                raise BundleInvalid(message=f"{MANIFEST_NAME} is larger than {_MANIFEST_MAX} bytes")
+            manifest_info = _manifest_entry({i.filename: (i, i.file_size) for i in files}, path)
             with zf.open(manifest_info) as fh:
                 raw = fh.read(_MANIFEST_MAX + 1)
             members = []
@@ -202,6 +198,17 @@ def _read_zip(path: Path, limits: BundleLimits) -> Bundle:
     ) as exc:
         raise BundleInvalid(message=f"cannot read {path.name}: {exc}") from exc
     return _bundle("zip", raw, members)
+
+
+def _manifest_entry(entries: dict[str, tuple[Any, int]], path: Path) -> Any:
+    """The manifest's entry among ``entries`` (name -> (entry, declared size)), checked."""
+    found = entries.get(MANIFEST_NAME)
+    if found is None:
+        raise BundleInvalid(message=f"no {MANIFEST_NAME} at the root of {path.name}")
+    entry, size = found
+    if size > _MANIFEST_MAX:
+        raise BundleInvalid(message=f"{MANIFEST_NAME} is larger than {_MANIFEST_MAX} bytes")
+    return entry
 
 
 def _read_tar(path: Path, limits: BundleLimits) -> Bundle:
@@ -228,11 +235,7 @@ def _read_tar(path: Path, limits: BundleLimits) -> Bundle:
                         f"{limits.max_total_bytes} bytes (possible archive bomb)"
                     )
                 infos.append(info)
-            manifest_info = next((i for i in infos if i.name == MANIFEST_NAME), None)
-            if manifest_info is None:
-                raise BundleInvalid(message=f"no {MANIFEST_NAME} at the root of {path.name}")
-            if manifest_info.size > _MANIFEST_MAX:
-                raise BundleInvalid(message=f"{MANIFEST_NAME} is larger than {_MANIFEST_MAX} bytes")
+            manifest_info = _manifest_entry({i.name: (i, i.size) for i in infos}, path)
             raw = b""
             members = []
             for info in infos:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 from asn1crypto import cms
 from pyhanko.sign.validation import errors as validation_errors
@@ -146,30 +146,33 @@ def _path_subjects(path) -> tuple[str, ...]:
 
 
 def _check_status(status: StandardCMSSignatureStatus) -> None:
-    if not status.intact:
-        raise VerificationError(
-            "data does not match the seal's message digest (the data, or the seal's digest, was altered)"
-        )
-    if not status.valid:
-        raise VerificationError("seal signature is invalid (signed attributes or signature value altered)")
-    if not status.trusted:
-        raise VerificationError(
-            f"e-seal certificate {subject_text(status.signing_cert)!r} is not trusted: "
-            f"{status.trust_problem_indic.name if status.trust_problem_indic else 'no path to a trusted root'}"
-        )
+    _check_signature(
+        status,
+        altered="data does not match the seal's message digest (the data, or the seal's digest, was altered)",
+        invalid="seal signature is invalid (signed attributes or signature value altered)",
+        signer="e-seal certificate",
+    )
     ts = status.timestamp_validity
     if ts is None:
         raise VerificationError("seal carries no signature time-stamp (CAdES-B-T required)")
-    if not ts.intact:
+    _check_signature(
+        ts,
+        altered="time-stamp token does not cover this seal's signature value (token or signature altered)",
+        invalid="time-stamp token signature is invalid (token altered)",
+        signer="time-stamping authority",
+    )
+
+
+def _check_signature(status: Any, *, altered: str, invalid: str, signer: str) -> None:
+    """Intact, valid and trusted, in that order; each failure in the words given."""
+    if not status.intact:
+        raise VerificationError(altered)
+    if not status.valid:
+        raise VerificationError(invalid)
+    if not status.trusted:
         raise VerificationError(
-            "time-stamp token does not cover this seal's signature value (token or signature altered)"
-        )
-    if not ts.valid:
-        raise VerificationError("time-stamp token signature is invalid (token altered)")
-    if not ts.trusted:
-        raise VerificationError(
-            f"time-stamping authority {subject_text(ts.signing_cert)!r} is not trusted: "
-            f"{ts.trust_problem_indic.name if ts.trust_problem_indic else 'no path to a trusted root'}"
+            f"{signer} {subject_text(status.signing_cert)!r} is not trusted: "
+            f"{status.trust_problem_indic.name if status.trust_problem_indic else 'no path to a trusted root'}"
         )
 
 
