@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentUser, ServicesDep, SessionDep
+from api.deps import CurrentUser, Services, ServicesDep, SessionDep
 from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
 from archive.evidence import items as evidence_service
@@ -37,20 +37,11 @@ def get_content(
     byte_range = evidence_service.parse_range(range_header, item.size) if item.size else None
     with services.db.session() as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range)
-    start, end = byte_range if byte_range else (0, None)
-    body = services.store.read(item.storage_key, version_id=item.storage_version, start=start, end=end) if item.size else iter(())
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": f'"{item.sha256}"',
-        **digest_headers(item.sha256),
-        "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(item.original_filename)}",
-    }
-    if byte_range:
-        headers["Content-Range"] = f"bytes {start}-{end}/{item.size}"
-        headers["Content-Length"] = str(end - start + 1)
-        return StreamingResponse(body, status_code=206, media_type=item.media_type, headers=headers)
-    headers["Content-Length"] = str(item.size)
-    return StreamingResponse(body, media_type=item.media_type, headers=headers)
+    return _stream(
+        services, key=item.storage_key, version=item.storage_version, size=item.size, sha256=item.sha256,
+        media_type=item.media_type, byte_range=byte_range,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(item.original_filename)}"},
+    )
 
 
 @router.get(
@@ -69,15 +60,26 @@ def get_derived(
     byte_range = evidence_service.parse_range(range_header, derived.size) if derived.size else None
     with services.db.session() as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
+    return _stream(
+        services, key=derived.storage_key, version=derived.storage_version, size=derived.size,
+        sha256=derived.sha256, media_type=derived.media_type, byte_range=byte_range,
+    )
+
+
+def _stream(
+    services: Services, *, key: str, version: str | None, size: int, sha256: str, media_type: str,
+    byte_range: tuple[int, int] | None, headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    """A stored object's bytes (all, or the one range asked for: 206), with its digest headers."""
     start, end = byte_range if byte_range else (0, None)
-    body = services.store.read(derived.storage_key, version_id=derived.storage_version, start=start, end=end)
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{derived.sha256}"', **digest_headers(derived.sha256)}
+    body = services.store.read(key, version_id=version, start=start, end=end) if size else iter(())
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{sha256}"', **digest_headers(sha256), **(headers or {})}
     if byte_range:
-        headers["Content-Range"] = f"bytes {start}-{end}/{derived.size}"
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
-        return StreamingResponse(body, status_code=206, media_type=derived.media_type, headers=headers)
-    headers["Content-Length"] = str(derived.size)
-    return StreamingResponse(body, media_type=derived.media_type, headers=headers)
+        return StreamingResponse(body, status_code=206, media_type=media_type, headers=headers)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
 def _quote(name: str) -> str:
