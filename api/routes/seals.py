@@ -15,9 +15,8 @@ from sqlalchemy import select
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.routes import ledger as ledger_routes
 from api.schemas import ErrorResponse
-from archive import work
 from archive.evidence import items as evidence_service
-from archive.custody.checkpoints import checkpoint_due, checkpoint_public, checkpoint_statement, latest_checkpoint
+from archive.custody.checkpoints import checkpoint_public, checkpoint_statement, latest_checkpoint
 from archive.errors import NotFound
 from archive.models import Checkpoint, EvidenceItem
 from archive.identity.users import CASE_READERS, require_role
@@ -100,56 +99,3 @@ def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     if cp is None:
         raise NotFound("no checkpoint has been sealed yet", code="no_checkpoint")
     return _published(cp)
-
-
-class CheckpointTrigger:
-    """Queues a checkpoint task when enough entries were appended (checked after requests).
-
-    Requests never sign: they only look at two counters, at most once a second per
-    process, and enqueue ``evidence.checkpoint`` when it is due.
-    """
-
-    def __init__(self, services, *, min_interval: float = 1.0):  # type: ignore[no-untyped-def]
-        import threading
-
-        self.services = services
-        self.min_interval = min_interval
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> None:
-        """Check (throttled) and enqueue when due; never raises into the request."""
-        import logging
-        import time
-
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < self.min_interval:
-                return
-            self._last = now
-        try:
-            with self.services.db.read() as session:
-                due = checkpoint_due(session, self.services.settings)
-            if due:
-                self.services.enqueue(work.CHECKPOINT)
-        except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
-            logging.getLogger(__name__).exception("could not check or enqueue a ledger checkpoint")
-
-
-class CheckpointTriggerMiddleware:
-    """Pure ASGI middleware running a :class:`CheckpointTrigger` after each API request.
-
-    Pure ASGI (not ``BaseHTTPMiddleware``) so streamed uploads and downloads pass through
-    untouched; the check runs after the response has been sent.
-    """
-
-    def __init__(self, app, *, trigger: CheckpointTrigger):  # type: ignore[no-untyped-def]
-        self.app = app
-        self.trigger = trigger
-
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        from fastapi.concurrency import run_in_threadpool
-
-        await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            await run_in_threadpool(self.trigger)
