@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.routes import ledger as ledger_routes
-from api.schemas import ErrorResponse
+from api.schemas import CheckpointProofLinks, CheckpointPublic, ErrorResponse
 from archive.evidence import items as evidence_service
 from archive.custody.checkpoints import checkpoint_public, checkpoint_statement, latest_checkpoint
 from archive.errors import NotFound
@@ -64,17 +64,17 @@ def get_sm2(item_id: str, session: SessionDep, user: CurrentUser, services: Serv
     return json.loads(data)
 
 
-def _published(cp: Checkpoint) -> dict[str, Any]:
+def _published(cp: Checkpoint) -> CheckpointPublic:
     """A checkpoint as served: what it publishes, and where to get proofs against it."""
     previous = checkpoint_statement(cp).get("previous")
     proof = ledger_routes.router.prefix + "/proof"
-    return {**checkpoint_public(cp), "proofs": {
-        "inclusion": f"{proof}/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
-        "consistency_from_previous": (
+    return CheckpointPublic(**checkpoint_public(cp), proofs=CheckpointProofLinks(
+        inclusion=f"{proof}/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
+        consistency_from_previous=(
             f"{proof}/consistency?old_size={previous['tree_size']}&new_size={cp.tree_size}" if previous else None
         ),
-        "consistency_to_current": f"{proof}/consistency?old_size={cp.tree_size}",
-    }}
+        consistency_to_current=f"{proof}/consistency?old_size={cp.tree_size}",
+    ))
 
 
 @checkpoints_router.get("", responses=ERRORS)
@@ -82,7 +82,7 @@ def list_checkpoints(
     session: SessionDep, user: CurrentUser,
     start: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Smallest tree size")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[CheckpointPublic]:
     """Sealed checkpoints in tree-size order: statement, CAdES (base64), SM2 seal, proof links."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
     rows = session.execute(
@@ -92,7 +92,7 @@ def list_checkpoints(
 
 
 @checkpoints_router.get("/latest", responses=ERRORS)
-def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def latest(session: SessionDep, user: CurrentUser) -> CheckpointPublic:
     """The newest sealed checkpoint."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
     cp = latest_checkpoint(session)
