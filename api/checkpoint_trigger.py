@@ -6,8 +6,18 @@ a worker seals.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
+from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.deps import Services
 from archive import work
 from archive.custody.checkpoints import checkpoint_due
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointTrigger:
@@ -17,9 +27,7 @@ class CheckpointTrigger:
     process, and enqueue ``evidence.checkpoint`` when it is due.
     """
 
-    def __init__(self, services, *, min_interval: float = 1.0):  # type: ignore[no-untyped-def]
-        import threading
-
+    def __init__(self, services: Services, *, min_interval: float = 1.0):
         self.services = services
         self.min_interval = min_interval
         self._last = 0.0
@@ -27,9 +35,6 @@ class CheckpointTrigger:
 
     def __call__(self) -> None:
         """Check (throttled) and enqueue when due; never raises into the request."""
-        import logging
-        import time
-
         now = time.monotonic()
         with self._lock:
             if now - self._last < self.min_interval:
@@ -41,7 +46,7 @@ class CheckpointTrigger:
             if due:
                 self.services.enqueue(work.CHECKPOINT)
         except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
-            logging.getLogger(__name__).exception("could not check or enqueue a ledger checkpoint")
+            log.exception("could not check or enqueue a ledger checkpoint")
 
 
 class CheckpointTriggerMiddleware:
@@ -51,13 +56,11 @@ class CheckpointTriggerMiddleware:
     untouched; the check runs after the response has been sent.
     """
 
-    def __init__(self, app, *, trigger: CheckpointTrigger):  # type: ignore[no-untyped-def]
+    def __init__(self, app: ASGIApp, *, trigger: CheckpointTrigger):
         self.app = app
         self.trigger = trigger
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        from fastapi.concurrency import run_in_threadpool
-
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             await run_in_threadpool(self.trigger)
