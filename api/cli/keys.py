@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli.root import _settings, main
+from api.cli.root import cli_settings, main
 from archive.errors import ArchiveError
 from archive.settings import Settings
 
@@ -19,7 +19,7 @@ def keys_init() -> None:
     """Create the development PKI (root CA, e-seal, TSA, SM2 key) if absent; print its paths."""
     from archive.seals.sealer import ensure_development_keys
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         pki, created = ensure_development_keys(settings)
     except ArchiveError as exc:
@@ -44,7 +44,7 @@ def keys_rotate() -> None:
     import signing
     from archive.seals.sealer import ensure_development_keys, keys_lock
 
-    settings = _settings()
+    settings = cli_settings()
     if settings.pkcs11_module or settings.seal_key:
         raise click.ClickException(
             "production keys are rotated by installing the organisation's new key/certificate and pointing "

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from api.cli.root import _settings, main
+from api.cli.root import cli_settings, main
 from archive.errors import ArchiveError
 
 
@@ -22,7 +22,7 @@ def db_upgrade() -> None:
     """Bring the database schema to the newest revision."""
     from archive import db as archive_db
 
-    settings = _settings()
+    settings = cli_settings()
     archive_db.upgrade(settings)
     click.echo(f"database at head: {_redact(settings.resolved_database_url)}")
 
@@ -57,7 +57,7 @@ def serve(host: str, port: int, with_worker: bool) -> None:
     from archive import metrics
     from workers.supervisor import Supervisor
 
-    settings = _settings()
+    settings = cli_settings()
     logging.getLogger().setLevel(settings.log_level)
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

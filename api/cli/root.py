@@ -11,10 +11,9 @@ import click
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
 
-log = logging.getLogger("evidence")
 
-
-def _settings() -> Settings:
+def cli_settings() -> Settings:
+    """The settings from the environment; a bad environment is a usage error, not a traceback."""
     try:
         return load_settings()
     except ArchiveError as exc:
@@ -23,7 +22,8 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
-def _cli_actor() -> str:
+def cli_actor() -> str:
+    """Who the custody ledger records as acting through this command line."""
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # noqa: BLE001 - no login name in some containers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli.root import _cli_actor, _settings, main
+from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError
 
 
@@ -18,7 +18,7 @@ def _user_session():  # type: ignore[no-untyped-def]
     from archive import db as archive_db
     from archive.db import Database
 
-    settings = _settings()
+    settings = cli_settings()
     if settings.is_embedded:
         archive_db.upgrade(settings)
     return Database(settings).session()
@@ -35,7 +35,7 @@ def user_add(name: str, unit: str, role: str, expires_in: int | None) -> None:
 
     try:
         with _user_session() as session:
-            created, token = add_user(session, name=name, unit=unit, role=role, actor=_cli_actor(), expires_in=expires_in)
+            created, token = add_user(session, name=name, unit=unit, role=role, actor=cli_actor(), expires_in=expires_in)
             click.echo(f"created {role} {created.name} in unit {unit}; token (shown once):", err=True)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
@@ -59,7 +59,7 @@ def _change_user(name: str, **changes: object) -> None:
 
     try:
         with _user_session() as session:
-            changed = update_user(session, name=name, actor=_cli_actor(), **changes)  # type: ignore[arg-type]
+            changed = update_user(session, name=name, actor=cli_actor(), **changes)  # type: ignore[arg-type]
             click.echo(f"{changed.name}: {changed.role.value} in {changed.unit.name}, "
                        f"{'active' if changed.active else 'disabled'}")
     except ArchiveError as exc:
@@ -105,8 +105,8 @@ def token_create(user_name: str, label: str, expires_in: int | None) -> None:
     try:
         with _user_session() as session:
             owner = find_user(session, name=user_name)
-            row, secret = issue_token(session, user=owner, name=label, expires_in=expires_in, actor=_cli_actor(),
-                                      totp_roles=_settings().totp_roles)
+            row, secret = issue_token(session, user=owner, name=label, expires_in=expires_in, actor=cli_actor(),
+                                      totp_roles=cli_settings().totp_roles)
             click.echo(f"token {row.id} for {owner.name} (shown once):", err=True)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
@@ -136,7 +136,7 @@ def token_revoke(token_id: str) -> None:
 
     try:
         with _user_session() as session:
-            row = revoke_token(session, token_id=token_id, actor=_cli_actor())
+            row = revoke_token(session, token_id=token_id, actor=cli_actor())
             click.echo(f"revoked {row.id} ({row.name}) of {row.user.name}")
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from api.cli.root import _cli_actor, _settings, main
+from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError, VerificationError
 from archive.timefmt import local_time
 
@@ -27,7 +27,7 @@ def ledger_verify() -> None:
     from archive.seals.sealer import Sealer
     from archive.db import Database
 
-    settings = _settings()
+    settings = cli_settings()
     database = Database(settings)
     try:
         with database.snapshot() as session:
@@ -58,7 +58,7 @@ def ledger_checkpoint() -> None:
     from archive.db import Database
     from archive.storage import open_store
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         with Database(settings).session() as session:
             cp = create_checkpoint(session, Sealer(settings), store=open_store(settings))
@@ -80,10 +80,10 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
     from archive.storage import open_store
     from archive.cases.verification import verify_item as verify
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         report = verify(db=Database(settings), store=open_store(settings), sealer=Sealer(settings),
-                        item_id=item_id, actor=_cli_actor(), require_sealed=require_sealed)
+                        item_id=item_id, actor=cli_actor(), require_sealed=require_sealed)
     except VerificationError as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
@@ -127,7 +127,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from archive.storage import open_store
     from archive.identity.users import add_user
 
-    settings = _settings()
+    settings = cli_settings()
     database = Database(settings)
     try:
         with database.session() as session:
@@ -139,7 +139,7 @@ def verify_case(case: str, as_user: str | None) -> None:
             user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
             if user is None and as_user is None:
                 # A token-less system identity: its random token is discarded, nobody can log in as it.
-                user, _ = add_user(session, name=name, unit="system", role=Role.admin, actor=_cli_actor())
+                user, _ = add_user(session, name=name, unit="system", role=Role.admin, actor=cli_actor())
             if user is None:
                 raise click.ClickException(f"no user {as_user!r}")
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
