@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors, logs, metrics, pages
+from api.checkpoint_trigger import CheckpointTrigger, CheckpointTriggerMiddleware
 from api.deps import Services
 from api.http import HeadLimits, RequestGuard
 from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, users, verifications
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
-    app.add_middleware(seals.CheckpointTriggerMiddleware, trigger=seals.CheckpointTrigger(services))
+    app.add_middleware(CheckpointTriggerMiddleware, trigger=CheckpointTrigger(services))
     app.add_middleware(metrics.HttpMetricsMiddleware)
     # Added last, so it runs first: an oversized head never reaches a route.
     app.add_middleware(RequestGuard, limits=HeadLimits.of(settings))

@@ -163,6 +163,28 @@ class ConsistencyProofPublic(BaseModel):
     path: list[str]
 
 
+class CheckpointProofLinks(BaseModel):
+    """Where to get proofs against a checkpoint (``{seq}`` is filled in by the client)."""
+
+    inclusion: str
+    consistency_from_previous: str | None = Field(description="None for the first checkpoint")
+    consistency_to_current: str = Field(description="Without new_size: to the ledger's current size")
+
+
+class CheckpointPublic(BaseModel):
+    """A sealed ledger checkpoint as published: its statement, its seals, and proof links."""
+
+    id: int
+    tree_size: int
+    root_hash: str
+    created_at: str
+    timestamp_time: str | None
+    statement: str = Field(description="The statement's JSON text, exactly as sealed")
+    cades: str = Field(description="Detached CAdES-B-T signature over the statement, base64 DER")
+    sm2: dict[str, Any] | None = Field(description="SM2/SM3 seal over the statement")
+    proofs: CheckpointProofLinks
+
+
 class DeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Strict: JSON true/false or "1.5" are not offsets (lax pydantic would store true as 1.0).

@@ -14,10 +14,9 @@ from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep
 from api.routes import ledger as ledger_routes
-from api.schemas import ErrorResponse
-from archive import work
+from api.schemas import CheckpointProofLinks, CheckpointPublic, ErrorResponse
 from archive.evidence import items as evidence_service
-from archive.custody.checkpoints import checkpoint_due, checkpoint_public, checkpoint_statement, latest_checkpoint
+from archive.custody.checkpoints import checkpoint_public, checkpoint_statement, latest_checkpoint
 from archive.errors import NotFound
 from archive.models import Checkpoint, EvidenceItem
 from archive.identity.users import CASE_READERS, require_role
@@ -65,17 +64,17 @@ def get_sm2(item_id: str, session: SessionDep, user: CurrentUser, services: Serv
     return json.loads(data)
 
 
-def _published(cp: Checkpoint) -> dict[str, Any]:
+def _published(cp: Checkpoint) -> CheckpointPublic:
     """A checkpoint as served: what it publishes, and where to get proofs against it."""
     previous = checkpoint_statement(cp).get("previous")
     proof = ledger_routes.router.prefix + "/proof"
-    return {**checkpoint_public(cp), "proofs": {
-        "inclusion": f"{proof}/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
-        "consistency_from_previous": (
+    return CheckpointPublic(**checkpoint_public(cp), proofs=CheckpointProofLinks(
+        inclusion=f"{proof}/inclusion?tree_size={cp.tree_size}&seq={{seq}}",
+        consistency_from_previous=(
             f"{proof}/consistency?old_size={previous['tree_size']}&new_size={cp.tree_size}" if previous else None
         ),
-        "consistency_to_current": f"{proof}/consistency?old_size={cp.tree_size}",
-    }}
+        consistency_to_current=f"{proof}/consistency?old_size={cp.tree_size}",
+    ))
 
 
 @checkpoints_router.get("", responses=ERRORS)
@@ -83,7 +82,7 @@ def list_checkpoints(
     session: SessionDep, user: CurrentUser,
     start: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Smallest tree size")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[CheckpointPublic]:
     """Sealed checkpoints in tree-size order: statement, CAdES (base64), SM2 seal, proof links."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
     rows = session.execute(
@@ -93,63 +92,10 @@ def list_checkpoints(
 
 
 @checkpoints_router.get("/latest", responses=ERRORS)
-def latest(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def latest(session: SessionDep, user: CurrentUser) -> CheckpointPublic:
     """The newest sealed checkpoint."""
     require_role(user, CASE_READERS, doing="read ledger checkpoints")
     cp = latest_checkpoint(session)
     if cp is None:
         raise NotFound("no checkpoint has been sealed yet", code="no_checkpoint")
     return _published(cp)
-
-
-class CheckpointTrigger:
-    """Queues a checkpoint task when enough entries were appended (checked after requests).
-
-    Requests never sign: they only look at two counters, at most once a second per
-    process, and enqueue ``evidence.checkpoint`` when it is due.
-    """
-
-    def __init__(self, services, *, min_interval: float = 1.0):  # type: ignore[no-untyped-def]
-        import threading
-
-        self.services = services
-        self.min_interval = min_interval
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> None:
-        """Check (throttled) and enqueue when due; never raises into the request."""
-        import logging
-        import time
-
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < self.min_interval:
-                return
-            self._last = now
-        try:
-            with self.services.db.read() as session:
-                due = checkpoint_due(session, self.services.settings)
-            if due:
-                self.services.enqueue(work.CHECKPOINT)
-        except Exception:  # noqa: BLE001 - the beat schedule catches up; a reply must not fail for this
-            logging.getLogger(__name__).exception("could not check or enqueue a ledger checkpoint")
-
-
-class CheckpointTriggerMiddleware:
-    """Pure ASGI middleware running a :class:`CheckpointTrigger` after each API request.
-
-    Pure ASGI (not ``BaseHTTPMiddleware``) so streamed uploads and downloads pass through
-    untouched; the check runs after the response has been sent.
-    """
-
-    def __init__(self, app, *, trigger: CheckpointTrigger):  # type: ignore[no-untyped-def]
-        self.app = app
-        self.trigger = trigger
-
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        from fastapi.concurrency import run_in_threadpool
-
-        await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            await run_in_threadpool(self.trigger)

@@ -1,0 +1,106 @@
+"""Operating the service: the database schema and ``evidence serve``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from api.cli.root import cli_settings, main
+from archive.errors import ArchiveError
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest revision."""
+    from archive import db as archive_db
+
+    settings = cli_settings()
+    archive_db.upgrade(settings)
+    click.echo(f"database at head: {_redact(settings.resolved_database_url)}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<database>"
+
+
+class ConfigurationRefused(click.ClickException):
+    """Bad configuration: exit status 2, the message names every problem."""
+
+    exit_code = 2
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers/--no-workers", "with_worker", default=True,
+              help="Also start a Celery worker and the beat scheduler (as supervised child processes).")
+def serve(host: str, port: int, with_worker: bool) -> None:
+    """Run the API (and a worker and beat) — on the embedded default with no server to install."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.http import uvicorn_config
+    from archive import db as archive_db
+    from archive import metrics
+    from workers.supervisor import Supervisor
+
+    settings = cli_settings()
+    logging.getLogger().setLevel(settings.log_level)
+    if settings.is_embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        click.secho(
+            f"EMBEDDED DEFAULT: SQLite, local object directory and local queue under {settings.data_dir.resolve()}.\n"
+            "For one machine and for trying the service; production uses PostgreSQL, MinIO and Redis "
+            "(see docker-compose.yml).", fg="yellow", err=True,
+        )
+        archive_db.upgrade(settings)
+    if settings.mode == "development" and not (settings.seal_key or settings.pkcs11_module):
+        from archive.seals.sealer import ensure_development_keys
+
+        pki, created = ensure_development_keys(settings)
+        click.secho(
+            f"DEVELOPMENT PKI {'CREATED' if created else 'in use'} at {pki.directory}: seals and time-stamps "
+            "made with it are for development only.", fg="red", bold=True, err=True,
+        )
+    if with_worker:
+        # This process starts every writer of the metrics directory: start it empty.
+        metrics.configure(settings.resolved_metrics_dir, fresh=True)
+    try:
+        app = create_app(settings)  # in production: refuses bad material before any child starts
+    except ArchiveError as exc:
+        raise ConfigurationRefused(exc.message) from exc
+    supervisor = None
+    if with_worker:
+        celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
+        supervisor = Supervisor(
+            {
+                "worker": [*celery, "worker", "--pool", "threads", "--concurrency", "2", "--loglevel", "INFO",
+                           "-n", f"embedded-{os.getpid()}@%h"],
+                # Beat (timed checkpoints, fixity audits, upload expiry) is a child of its own, not
+                # `worker -B`, whose beat process was left running when the worker was killed.
+                "beat": [*celery, "beat", "--loglevel", "INFO",
+                         "--schedule", str((settings.data_dir / "beat-schedule").resolve())],
+            },
+            env=dict(os.environ, EVIDENCE_DATA_DIR=str(settings.data_dir.resolve())),
+        )
+        supervisor.start()
+    try:
+        uvicorn.Server(uvicorn_config(
+            app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+        )).run()
+    finally:
+        if supervisor is not None:
+            supervisor.stop()

@@ -1,0 +1,197 @@
+"""The custody ledger, its checkpoints, and verifying items, cases and exports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from api.cli.root import cli_actor, cli_settings, main
+from archive.errors import ArchiveError, VerificationError
+from archive.timefmt import local_time
+
+
+@main.group()
+def ledger() -> None:
+    """The custody ledger."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Recompute the ledger's chain and Merkle tree, then check every sealed checkpoint
+    (CAdES and SM2 seals, sealed root vs the ledger, consistency between checkpoints);
+    exit 1 naming the first failure."""
+    from archive.custody import ledger as archive_ledger
+    from archive.custody.checkpoints import checkpoint_sizes, verify_checkpoints
+    from archive.seals.sealer import Sealer
+    from archive.db import Database
+
+    settings = cli_settings()
+    database = Database(settings)
+    try:
+        with database.snapshot() as session:
+            # One pass over the entries yields the roots every checkpoint is compared with.
+            report = archive_ledger.verify(session, at_sizes=checkpoint_sizes(session))
+            click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
+            checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
+    except VerificationError as exc:
+        click.echo(f"FAILED: {exc.message}", err=True)
+        sys.exit(1)
+    except ArchiveError as exc:
+        raise click.ClickException(exc.message) from exc
+    if checkpoints.count:
+        click.echo(
+            f"checkpoints OK: {checkpoints.count} sealed and consistent; latest tree size "
+            f"{checkpoints.latest_tree_size}, root {checkpoints.latest_root_hash}, "
+            f"time-stamped {local_time(checkpoints.latest_timestamp_time, settings.time_zone)}"
+        )
+    else:
+        click.echo("checkpoints: none sealed yet")
+
+
+@ledger.command("checkpoint")
+def ledger_checkpoint() -> None:
+    """Seal a checkpoint of the ledger now (if it grew since the last one)."""
+    from archive.custody.checkpoints import create_checkpoint
+    from archive.seals.sealer import Sealer
+    from archive.db import Database
+    from archive.storage import open_store
+
+    settings = cli_settings()
+    try:
+        with Database(settings).session() as session:
+            cp = create_checkpoint(session, Sealer(settings), store=open_store(settings))
+            message = (f"checkpoint {cp.id} sealed: tree size {cp.tree_size}, root {cp.root_hash}"
+                       if cp else "ledger unchanged since the last checkpoint; nothing sealed")
+    except ArchiveError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(message)
+
+
+@main.command("verify-item")
+@click.argument("item_id")
+@click.option("--require-sealed", is_flag=True, help="Fail when the item is not sealed or not yet in a checkpoint.")
+def verify_item(item_id: str, require_sealed: bool) -> None:
+    """Verify an item: re-hash the original, then its manifest, CAdES and SM2 seals, PAdES copy,
+    and its custody entry's inclusion in the latest sealed checkpoint; exit 1 naming what failed."""
+    from archive.seals.sealer import Sealer
+    from archive.db import Database
+    from archive.storage import open_store
+    from archive.cases.verification import verify_item as verify
+
+    settings = cli_settings()
+    try:
+        report = verify(db=Database(settings), store=open_store(settings), sealer=Sealer(settings),
+                        item_id=item_id, actor=cli_actor(), require_sealed=require_sealed)
+    except VerificationError as exc:
+        click.echo(f"FAILED: {exc.message}", err=True)
+        sys.exit(1)
+    except ArchiveError as exc:
+        raise click.ClickException(exc.message) from exc
+    f = report.fixity
+    click.echo(f"item {report.item_id} OK: {f.size} bytes, sha256 {f.sha256}" + (f", sm3 {f.sm3}" if f.sm3 else ""))
+    if report.cades is not None and report.sm2 is not None:
+        c = report.cades
+        click.echo(f"manifest sha256 {report.manifest_sha256}")
+        click.echo(f"CAdES-B-T seal OK: {c.signer_subject}; signing time {c.signing_time}; "
+                   f"time-stamp {c.timestamp_time} by {c.tsa_subject}")
+        click.echo(f"SM2 seal OK: key {report.sm2.public_key_fingerprint[:16]}…, id {report.sm2.distinguishing_id}")
+    if report.pades is not None:
+        click.echo(f"PAdES copy OK: time-stamp {report.pades.timestamp_time}, coverage {report.pades.coverage}")
+    if report.checkpoint_id is not None:
+        click.echo(f"custody entry {report.received_seq} included in sealed checkpoint {report.checkpoint_id} "
+                   f"(tree size {report.checkpoint_tree_size}, time-stamped {report.checkpoint_time})")
+    for what in report.pending:
+        click.echo(f"PENDING (not yet made, not a failure): {what}")
+
+
+@main.command("verify-case")
+@click.argument("case")
+@click.option("--as", "as_user", default=None, help="Reviewer or admin to record as requester (default: a system user).")
+def verify_case(case: str, as_user: str | None) -> None:
+    """Verify every item, the ledger, the checkpoints and continuity of CASE (id or number), now.
+
+    Records a verification receipt in the custody ledger. Exit 0 passed (every item sealed
+    and proven in a sealed checkpoint, continuity complete); 1 failed, naming what; 3
+    incomplete: nothing failed, but what is still pending is listed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from archive.cases import receipts
+    from archive.db import Database
+    from archive.models import Case, Role, User
+    from archive.seals.sealer import Sealer
+    from archive.storage import open_store
+    from archive.identity.users import add_user
+
+    settings = cli_settings()
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            row = session.get(Case, case) or session.execute(
+                select(Case).where(Case.case_number == case)).scalar_one_or_none()
+            if row is None:
+                raise click.ClickException(f"no case {case!r}")
+            name = as_user or "system-cli"
+            user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+            if user is None and as_user is None:
+                # A token-less system identity: its random token is discarded, nobody can log in as it.
+                user, _ = add_user(session, name=name, unit="system", role=Role.admin, actor=cli_actor())
+            if user is None:
+                raise click.ClickException(f"no user {as_user!r}")
+            receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
+            number = row.case_number
+        receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
+                                            receipt_id=receipt_id)
+    except ArchiveError as exc:
+        raise click.ClickException(exc.message) from exc
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"Verification of case {number} (receipt {receipt_id})")
+    for column in ("check", "subject", "outcome", "detail"):
+        table.add_column(column, overflow="fold")
+    colour = {"ok": "green", "failed": "red", "pending": "yellow", "warning": "yellow"}
+    for c in receipt.checks:
+        table.add_row(c["what"], c["subject"], f"[{colour.get(c['outcome'], 'white')}]{c['outcome']}[/]", c["detail"] or "")
+    console.print(table)
+    if receipt.status == "failed":
+        for c in receipt.checks:
+            if c["outcome"] == "failed":
+                click.echo(f"FAILED {c['what']} {c['subject']}: {c['detail']}", err=True)
+        sys.exit(1)
+    if receipt.status != "passed":
+        for p in receipt.pending or []:
+            click.echo(f"PENDING {p['reason']} {p['what']} {p['subject']}: {p['detail']}", err=True)
+        click.echo(f"INCOMPLETE: case {number} is not yet fully verifiable ({len(receipt.pending or [])} pending)",
+                   err=True)
+        sys.exit(3)
+    console.print(f"[green]case {number} verified[/]")
+
+
+@main.command("verify-export")
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
+@click.option("--trust", "trust", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM file of the root certificate(s) you trust (repeatable).")
+@click.option("--tsa-trust", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Roots for the time-stamping authority, if not the same as --trust.")
+@click.option("--sm2-key", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pin the SM2 public key(s) instead of those the sealed export manifest vouches for.")
+@click.option("--all", "show_all", is_flag=True, help="List every check, not only the failures.")
+def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, ...], sm2_key: tuple[Path, ...],
+                  show_all: bool) -> None:
+    """Verify a certified export (ZIP or unpacked directory) offline; exit 1 naming each failing member.
+
+    Needs no server, no database and no settings: only the export and the roots you trust.
+    The same check and report as the stand-alone ``evidence-verify`` command courts install.
+    """
+    from evidence_verify import SigningError
+    from evidence_verify.cli import verify_and_render
+
+    try:
+        code = verify_and_render(export, trust=trust, tsa_trust=tsa_trust, sm2_keys=sm2_key, show_all=show_all)
+    except (SigningError, OSError) as exc:
+        raise click.ClickException(f"cannot verify {export}: {exc}") from exc
+    if code:
+        sys.exit(code)
