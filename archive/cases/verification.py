@@ -29,7 +29,7 @@ from archive.custody import ledger
 from archive.custody import merkle
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.evidence.items import FixityReport, verify_item_fixity
+from archive.evidence.fixity import FixityReport, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
 from archive.seals.manifests import build_manifest

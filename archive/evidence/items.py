@@ -1,4 +1,4 @@
-"""Evidence items: receiving originals, reading them back, checking their fixity.
+"""Evidence items: receiving originals, reading them back, deriving objects from them.
 
 Receiving is *object first, row second*: bytes stream into the case's vault while
 SHA-256 is computed; only when the declared hash (if any) matches is the object locked
@@ -365,56 +365,6 @@ def record_read(
     )
 
 
-@dataclass(frozen=True)
-class FixityReport:
-    """An original re-hashed from storage and found identical to what was received."""
-
-    item_id: str
-    size: int
-    sha256: str
-    sm3: str | None
-    checked_at: datetime
-
-
-def rehash(store: ObjectStore, item: EvidenceItem, *, algorithms: tuple[str, ...] = ("sha256", "sm3")) -> HashingStream:
-    """Stream the stored original through the hashers and return them."""
-    return hash_chunks(store.read(item.storage_key, version_id=item.storage_version), *algorithms)
-
-
-def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:
-    """Re-hash an original from storage and compare with the hashes taken at receipt.
-
-    The outcome, good or bad, is a custody entry; a bad one raises VerificationError
-    naming what failed.
-    """
-    with db.session() as session:
-        item = session.get(EvidenceItem, item_id)
-        if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
-    problem = None
-    algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
-    try:
-        stream = rehash(store, item, algorithms=algorithms)
-        if stream.size != item.size:
-            problem = f"stored original of item {item_id} is {stream.size} bytes, received {item.size}"
-        elif stream.hexdigest("sha256") != item.sha256:
-            problem = f"stored original of item {item_id}: sha256 {stream.hexdigest('sha256')} != received {item.sha256}"
-        elif item.sm3 and stream.hexdigest("sm3") != item.sm3:
-            problem = f"stored original of item {item_id}: sm3 differs from the one recorded"
-        elif item.sha512 and stream.hexdigest("sha512") != item.sha512:
-            problem = f"stored original of item {item_id}: sha512 differs from the one recorded"
-    except ArchiveError as exc:
-        problem = f"stored original of item {item_id} cannot be read: {exc.message}"
-    with db.session() as session:
-        ledger.append(
-            session, actor=actor, action="fixity_checked", case_id=item.case_id, item_id=item_id,
-            details={"outcome": "failed" if problem else "ok", "problem": problem},
-        )
-    if problem:
-        raise VerificationError(problem, code="fixity_failed")
-    return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
-
-
 def lock_item(session: Session, item_id: str) -> EvidenceItem:
     """Load an item and lock its row until the transaction ends (serialises workers)."""
 
@@ -448,7 +398,7 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
             raise NotFound(f"no evidence item {item_id}", code="item_not_found")
         if item.sm3:
             return item.sm3
-    stream = rehash(store, item, algorithms=("sha256", "sm3", "sha512"))
+    stream = hash_chunks(store.read(item.storage_key, version_id=item.storage_version), "sha256", "sm3", "sha512")
     if stream.hexdigest("sha256") != item.sha256:
         raise VerificationError(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
     digest, sha512 = stream.hexdigest("sm3"), stream.hexdigest("sha512")

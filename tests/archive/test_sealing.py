@@ -637,7 +637,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     """
     from archive.seals.items import seal_item
     from archive.cases import verification
-    from archive.evidence.items import verify_item_fixity
+    from archive.evidence.fixity import verify_item_fixity
     from archive.models import EvidenceItem
 
     db = stack.services.db
