@@ -27,6 +27,7 @@ from typing import Any
 
 from archive import work
 from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.exports.waiting import wake_waiting_exports
 from archive.continuity import runs
 from archive.custody import ledger
@@ -408,7 +409,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     for member in bundle.members:
         if member.name in registered:
             continue
-        incoming = evidence.IncomingEvidence(
+        incoming = receiving.IncomingEvidence(
             # The item is named by the member's last path component (checked like any
             # client-given name when the bundle was read); its full path is in details.
             case_id=item.case_id, kind=EvidenceKind.remote_capture, filename=posixpath.basename(member.name.replace("\\", "/")),
@@ -416,7 +417,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
             parent_id=item.id,
         )
         try:
-            child = evidence.receive_original(
+            child = receiving.receive_original(
                 db=ws.db, store=ws.store, user_id=item.uploaded_by, incoming=incoming,
                 chunks=iter_member(path, member.name), retention_days=ws.settings.retention_days,
                 expected_size=member.size,
