@@ -1,0 +1,84 @@
+"""A worker's private copy of one original, fetched once per task run and re-hashed.
+
+The steps in :mod:`ingest.pipeline` run the media tools on this copy; the original in
+the store is only ever read.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from archive.db import Database
+from archive.errors import VerificationError
+from archive.models import EvidenceItem
+from archive.settings import Settings
+from archive.storage import ObjectStore
+from archive.storage.streams import HashingStream
+from ingest.errors import StepFailed
+
+
+class Workspace:
+    """A private temporary directory holding one verified copy of an original.
+
+    Used as a context manager around the steps of one task run, so the original is
+    downloaded at most once per run, only when a step needs it.
+    """
+
+    def __init__(self, *, db: Database, store: ObjectStore, settings: Settings, item_id: str):
+        self.db, self.store, self.settings, self.item_id = db, store, settings, item_id
+        self._dir: Path | None = None
+        self._original: Path | None = None
+
+    def __enter__(self) -> Workspace:
+        self._dir = Path(tempfile.mkdtemp(prefix="evidence-work-"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def dir(self) -> Path:
+        """The temporary directory (only inside ``with``)."""
+        if self._dir is None:
+            raise RuntimeError("Workspace used outside its with-block")
+        return self._dir
+
+    def item(self) -> EvidenceItem:
+        """The item as currently stored (detached snapshot)."""
+        with self.db.read() as session:
+            item = session.get(EvidenceItem, self.item_id)
+            if item is None:
+                raise StepFailed(f"no evidence item {self.item_id}", code="item_not_found", status=404)
+            return item
+
+    def original(self) -> Path:
+        """The original's bytes in a local file, streamed from the store and re-hashed.
+
+        Raises VerificationError when the stored bytes no longer hash to the SHA-256
+        taken at receipt (nothing is derived from a damaged original).
+        """
+        if self._original is not None:
+            return self._original
+        item = self.item()
+        # Keep the extension: some tools pick the demuxer from it (.ts, .dav, .h264).
+        suffix = Path(item.original_filename).suffix
+        suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""
+        path = self.dir / f"original{suffix}"
+        stream = HashingStream(
+            self.store.read(item.storage_key, version_id=item.storage_version) if item.size else iter(()), "sha256"
+        )
+        with path.open("wb") as fh:
+            for chunk in stream:
+                fh.write(chunk)
+        if stream.size != item.size or stream.hexdigest("sha256") != item.sha256:
+            path.unlink(missing_ok=True)
+            raise VerificationError(
+                f"stored original of item {item.id} no longer matches its sha256; nothing derived", code="fixity_failed"
+            )
+        self._original = path
+        return path
