@@ -13,10 +13,10 @@ from pathlib import Path
 
 from archive.db import Database
 from archive.errors import VerificationError
+from archive.evidence.fixity import check_object
 from archive.models import EvidenceItem
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from archive.storage.streams import HashingStream
 from ingest.errors import StepFailed
 
 
@@ -60,7 +60,8 @@ class Workspace:
         """The original's bytes in a local file, streamed from the store and re-hashed.
 
         Raises VerificationError when the stored bytes no longer hash to the SHA-256
-        taken at receipt (nothing is derived from a damaged original).
+        taken at receipt, or a newer version hides the recorded one (nothing is derived
+        from a damaged original).
         """
         if self._original is not None:
             return self._original
@@ -69,16 +70,12 @@ class Workspace:
         suffix = Path(item.original_filename).suffix
         suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""
         path = self.dir / f"original{suffix}"
-        stream = HashingStream(
-            self.store.read(item.storage_key, version_id=item.storage_version) if item.size else iter(()), "sha256"
-        )
         with path.open("wb") as fh:
-            for chunk in stream:
-                fh.write(chunk)
-        if stream.size != item.size or stream.hexdigest("sha256") != item.sha256:
+            fault = check_object(self.store, key=item.storage_key, version=item.storage_version, size=item.size,
+                                 digests={"sha256": item.sha256}, sink=fh) if item.size else None
+        if fault is not None:
             path.unlink(missing_ok=True)
-            raise VerificationError(
-                f"stored original of item {item.id} no longer matches its sha256; nothing derived", code="fixity_failed"
-            )
+            what = "no longer matches its sha256" if fault.what in ("size", "sha256") else f"is not intact: {fault.reason}"
+            raise VerificationError(f"stored original of item {item.id} {what}; nothing derived", code="fixity_failed")
         self._original = path
         return path
