@@ -46,6 +46,7 @@ import json, os, sys
 from pathlib import Path
 from archive import db as archive_db
 from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.exports import service as exports
 from archive.seals.items import seal_item
 from archive.seals.sealer import Sealer
@@ -80,8 +81,8 @@ def chunks(n):
 
 keys = []
 for i, size in enumerate(sizes):
-    item = evidence.receive_original(db=db, store=store, user_id=officer.id, retention_days=1, chunks=chunks(size),
-        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.bodycam_video, filename=f"cam-{i}.mp4"))
+    item = receiving.receive_original(db=db, store=store, user_id=officer.id, retention_days=1, chunks=chunks(size),
+        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.bodycam_video, filename=f"cam-{i}.mp4"))
     evidence.compute_sm3(db=db, store=store, item_id=item.id)
     seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
     keys.append(item.storage_key)

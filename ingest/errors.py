@@ -31,4 +31,11 @@ class BundleInvalid(IngestError):
     """A capture bundle is malformed, unsafe or incomplete."""
 
 
-__all__ = ["IngestError", "ProbeFailed", "DeriveFailed", "BundleInvalid"]
+class StepFailed(IngestError):
+    """A processing step could not do its work; the item itself is kept unchanged."""
+
+    code = "processing_failed"
+    status = 422
+
+
+__all__ = ["IngestError", "ProbeFailed", "DeriveFailed", "BundleInvalid", "StepFailed"]

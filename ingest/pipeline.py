@@ -18,30 +18,25 @@ from __future__ import annotations
 import logging
 import mimetypes
 import posixpath
-import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from archive import work
 from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.exports.waiting import wake_waiting_exports
 from archive.continuity import runs
 from archive.custody import ledger
 from archive.db import Database
-from archive.errors import VerificationError
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
-from archive.settings import Settings
-from archive.storage import ObjectStore
-from archive.storage.streams import HashingStream
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.documents import document_facts, sniff_media_type
-from ingest.errors import IngestError
+from ingest.errors import IngestError, StepFailed
 from ingest.media import probe
 from ingest.packets import scan_packets
+from ingest.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -63,77 +58,6 @@ Enqueue = Callable[..., None]
 
 class StepNote(str):
     """A step's remark, shown as the reason of its ``done`` state (e.g. why unprobeable)."""
-
-
-class StepFailed(IngestError):
-    """A processing step could not do its work; the item itself is kept unchanged."""
-
-    code = "processing_failed"
-    status = 422
-
-
-class Workspace:
-    """A private temporary directory holding one verified copy of an original.
-
-    Used as a context manager around the steps of one task run, so the original is
-    downloaded at most once per run, only when a step needs it.
-    """
-
-    def __init__(self, *, db: Database, store: ObjectStore, settings: Settings, item_id: str):
-        self.db, self.store, self.settings, self.item_id = db, store, settings, item_id
-        self._dir: Path | None = None
-        self._original: Path | None = None
-
-    def __enter__(self) -> Workspace:
-        self._dir = Path(tempfile.mkdtemp(prefix="evidence-work-"))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    @property
-    def dir(self) -> Path:
-        """The temporary directory (only inside ``with``)."""
-        if self._dir is None:
-            raise RuntimeError("Workspace used outside its with-block")
-        return self._dir
-
-    def item(self) -> EvidenceItem:
-        """The item as currently stored (detached snapshot)."""
-        with self.db.read() as session:
-            item = session.get(EvidenceItem, self.item_id)
-            if item is None:
-                raise StepFailed(f"no evidence item {self.item_id}", code="item_not_found", status=404)
-            return item
-
-    def original(self) -> Path:
-        """The original's bytes in a local file, streamed from the store and re-hashed.
-
-        Raises VerificationError when the stored bytes no longer hash to the SHA-256
-        taken at receipt (nothing is derived from a damaged original).
-        """
-        if self._original is not None:
-            return self._original
-        item = self.item()
-        # Keep the extension: some tools pick the demuxer from it (.ts, .dav, .h264).
-        suffix = Path(item.original_filename).suffix
-        suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ""
-        path = self.dir / f"original{suffix}"
-        stream = HashingStream(
-            self.store.read(item.storage_key, version_id=item.storage_version) if item.size else iter(()), "sha256"
-        )
-        with path.open("wb") as fh:
-            for chunk in stream:
-                fh.write(chunk)
-        if stream.size != item.size or stream.hexdigest("sha256") != item.sha256:
-            path.unlink(missing_ok=True)
-            raise VerificationError(
-                f"stored original of item {item.id} no longer matches its sha256; nothing derived", code="fixity_failed"
-            )
-        self._original = path
-        return path
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -408,7 +332,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     for member in bundle.members:
         if member.name in registered:
             continue
-        incoming = evidence.IncomingEvidence(
+        incoming = receiving.IncomingEvidence(
             # The item is named by the member's last path component (checked like any
             # client-given name when the bundle was read); its full path is in details.
             case_id=item.case_id, kind=EvidenceKind.remote_capture, filename=posixpath.basename(member.name.replace("\\", "/")),
@@ -416,7 +340,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
             parent_id=item.id,
         )
         try:
-            child = evidence.receive_original(
+            child = receiving.receive_original(
                 db=ws.db, store=ws.store, user_id=item.uploaded_by, incoming=incoming,
                 chunks=iter_member(path, member.name), retention_days=ws.settings.retention_days,
                 expected_size=member.size,

@@ -314,6 +314,7 @@ def receive_directly(
     from sqlalchemy import delete
 
     from archive.evidence import items as evidence
+    from archive.evidence import receiving
     from archive.db import Database
     from archive.models import EvidenceKind, Work
     from archive.identity.users import add_user
@@ -324,9 +325,9 @@ def receive_directly(
         with db.session() as session:
             user, _ = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer")
             user_id = user.id
-        item = evidence.receive_original(
+        item = receiving.receive_original(
             db=db, store=store, user_id=user_id, retention_days=1, chunks=[data],
-            incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind(kind), filename=filename),
+            incoming=receiving.IncomingEvidence(case_id=case["id"], kind=EvidenceKind(kind), filename=filename),
         )
         with db.session() as session:  # the test is the worker: no reconciler may send it
             session.execute(delete(Work).where(Work.subject == item.id))

@@ -32,6 +32,7 @@ from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
 from archive.storage import ObjectStore, open_store
 from ingest import pipeline
+from ingest.workspace import Workspace
 from workers.app import celery_app, settings
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def _process(self: EvidenceTask, item_id: str) -> None:
     try:
         # Inside the try: a crash here must still close the queued steps and the seal with a reason.
         self.step(item_id, "sm3", lambda: evidence.compute_sm3(db=self.db, store=self.store, item_id=item_id))
-        with pipeline.Workspace(db=self.db, store=self.store, settings=settings, item_id=item_id) as ws:
+        with Workspace(db=self.db, store=self.store, settings=settings, item_id=item_id) as ws:
             self.step(item_id, "probe", lambda: pipeline.probe_step(ws))
             self.step(item_id, "packets", lambda: pipeline.packets_step(ws))
             self.step(item_id, "derive", lambda: pipeline.derive_step(ws))

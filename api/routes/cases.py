@@ -17,6 +17,7 @@ from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
 from archive.cases import service as case_service
 from archive.evidence import items as evidence_service
+from archive.evidence import receiving
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
 from archive.models import EvidenceItem, EvidenceKind, User
@@ -100,7 +101,7 @@ async def upload_evidence(
     is hashed as it arrives and, if it is the same, the first answer is given again. Content
     the case already holds is one piece of evidence: the answer is 200 with that item.
     """
-    incoming = evidence_service.IncomingEvidence(
+    incoming = receiving.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
         device_id=device_id, recorded_start=recorded_start,
     )
@@ -109,7 +110,7 @@ async def upload_evidence(
         expected_size = int(expected) if expected is not None else None
     except ValueError as exc:
         raise InvalidInput("Content-Length is not a number", code="invalid_content_length") from exc
-    declared = evidence_service.normalise_sha256(sha256)
+    declared = receiving.normalise_sha256(sha256)
     fingerprint = idempotency.fingerprint("POST", f"/api/v1/cases/{case_id}/evidence", {
         "kind": kind.value, "filename": filename, "sha256": declared, "device_id": device_id,
         "recorded_start": recorded_start.isoformat() if recorded_start else None,
@@ -131,7 +132,7 @@ async def upload_evidence(
                 return replayed(held.replay)
             def check() -> None:
                 with services.db.read() as session:
-                    evidence_service.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
+                    receiving.check_incoming(session, user=session.get(User, user_id), incoming=incoming)
 
             # Refuse before a byte is stored when the case or the parameters are wrong. Database
             # work runs in a thread: this route is async, and a wait on the event loop stalls all.
@@ -148,7 +149,7 @@ async def upload_evidence(
                     idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
 
             def receive(chunks):  # type: ignore[no-untyped-def]
-                return evidence_service.receive_original(
+                return receiving.receive_original(
                     db=services.db, store=services.store, user_id=user_id, incoming=incoming,
                     chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
                     retention_days=services.settings.retention_days, expected_size=expected_size,
@@ -156,7 +157,7 @@ async def upload_evidence(
                 )
 
             item = await consume_body(request.stream(), receive, protocol="direct")
-    except evidence_service.DuplicateEvidence as dup:
+    except receiving.DuplicateEvidence as dup:
         # One piece of evidence is one item: the copy was discarded before it was locked,
         # and the answer is the item that already holds this content.
         def existing() -> str:

@@ -29,14 +29,13 @@ from archive.custody import ledger
 from archive.custody import merkle
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationError
-from archive.evidence.items import FixityReport, verify_item_fixity
+from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
 from archive.seals.manifests import build_manifest
 from archive.seals.pades import check_pades_copy
 from archive.seals.registry import recorded_sm2_keys
 from archive.seals.sealer import Sealer
-from archive.storage.streams import spool
 from archive.storage import ObjectStore
 
 
@@ -70,24 +69,24 @@ def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> Ve
 
 
 def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: BinaryIO) -> None:
-    """Copy the recorded version of a derived object into ``into`` and check its hash and size.
+    """Copy the recorded version of a derived object into ``into`` (rewound) and check its hash and size.
 
     A newer version written over the recorded one is itself a failure.
     """
+    where = f"{d.role} object {d.storage_key}"
     try:
-        spooled = spool(store.read(d.storage_key, version_id=d.storage_version), into, "sha256")
-        current = store.stat(d.storage_key)
+        fault = check_object(store, key=d.storage_key, version=d.storage_version, size=d.size,
+                             digests={"sha256": d.sha256}, sink=into)
     except ArchiveError as exc:
-        raise _fail(item_id, f"{d.role} object {d.storage_key} cannot be read: {exc.message}") from exc
-    if d.storage_version is not None and current.version_id != d.storage_version:
-        raise _fail(
-            item_id,
-            f"{d.role} object {d.storage_key}: a newer version {current.version_id} was written over the recorded "
-            f"version {d.storage_version} (an attempt to replace it)",
-        )
-    digest = spooled.hexdigest("sha256")
-    if digest != d.sha256 or spooled.size != d.size:
-        raise _fail(item_id, f"{d.role} object {d.storage_key} altered: sha256 {digest} != recorded {d.sha256}")
+        raise _fail(item_id, f"{where} cannot be read: {exc.message}") from exc
+    into.seek(0)
+    if fault is None:
+        return
+    if fault.outcome == MISSING_OBJECT:
+        raise _fail(item_id, f"{where} cannot be read: {fault.reason}")
+    if fault.what == "newer_version":
+        raise _fail(item_id, f"{where}: {fault.reason} (an attempt to replace it)")
+    raise _fail(item_id, f"{where} altered: sha256 {fault.digests['sha256']} != recorded {d.sha256}")
 
 
 def _check_derived(store: ObjectStore, item_id: str, d: DerivedObject) -> bytes:

@@ -15,26 +15,32 @@ reads the key without a version. Both are reported too.
 Each item checked gets one ``fixity_checked`` custody entry and ``last_fixity_at``. A
 mismatch or a missing object is logged at error level and flags the item and its case
 (``fixity_failed`` or ``missing_object``), which the API shows.
+
+:func:`check_object` is the one comparison of a stored object with its record; the audit,
+:func:`verify_item_fixity`, item verification (``archive.cases.verification``) and the
+workers' local copy of an original (``ingest.workspace``) all use it and word its
+outcome their own way.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy import select
 
 from archive.custody import ledger
 from archive.evidence.items import add_flag, lock_item
 from archive.db import Database, lock_row
-from archive.errors import ObjectNotFound, StorageError
+from archive.errors import ArchiveError, NotFound, ObjectNotFound, VerificationError
 from archive.models import Case, EvidenceItem, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from archive.storage.streams import hash_chunks
+from archive.storage.streams import HashingStream
 
 log = logging.getLogger(__name__)
 
@@ -98,30 +104,87 @@ class Pacer:
             yield chunk
 
 
-def _check_object(
-    store: ObjectStore, pacer: Pacer, *, key: str, version: str | None, role: str, size: int, sha256: str,
-) -> ObjectCheck:
+@dataclass(frozen=True)
+class ObjectFault:
+    """What :func:`check_object` found wrong with one stored object."""
+
+    outcome: str
+    """``missing_object`` (the recorded version is gone, or a delete marker hides it) or ``fixity_failed``."""
+    what: str
+    """``missing``, ``deleted``, ``newer_version``, ``size``, or the algorithm whose digest differs."""
+    size: int | None = None
+    """Bytes read back (None when nothing could be read)."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """The digests of what was read back, by algorithm."""
+    current_version: str | None = None
+    """For ``newer_version``: the version now on top of the recorded one."""
+    version: str | None = None
+    """The recorded version that was checked."""
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, in words (without naming the object)."""
+        if self.what == "missing":
+            return "the recorded version is missing from the store"
+        if self.what == "deleted":
+            return f"a delete marker hides the recorded version {self.version}"
+        if self.what == "newer_version":
+            return f"a newer version {self.current_version} was written over the recorded version {self.version}"
+        if self.what == "size":
+            return f"{self.size} bytes read back differ from the size recorded"
+        return f"{self.what} differs from the one recorded"
+
+
+def check_object(
+    store: ObjectStore, *, key: str, version: str | None, size: int, digests: Mapping[str, str],
+    sink: BinaryIO | None = None, pace: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None,
+) -> ObjectFault | None:
+    """Re-read the recorded version of a stored object and compare it with what was recorded.
+
+    ``digests`` are the hex digests recorded when the object was stored, by algorithm; each
+    is recomputed. The bytes also go to ``sink`` when given (a local copy to work on), and
+    through ``pace`` (e.g. :meth:`Pacer.paced`). For a versioned object the store is then
+    asked which version is current: a newer version or a delete marker put on top hides
+    the recorded one from anyone reading the key, and is a fault too. Returns None when
+    everything holds. Only ObjectNotFound becomes a fault; any other StorageError is
+    raised, since a store that cannot answer says nothing about the object.
+    """
     try:
-        hashed = hash_chunks(pacer.paced(store.read(key, version_id=version)), "sha256")
+        chunks: Iterable[bytes] = store.read(key, version_id=version)
+        stream = HashingStream(pace(chunks) if pace is not None else chunks, *digests)
+        for chunk in stream:
+            if sink is not None:
+                sink.write(chunk)
     except ObjectNotFound:
-        return ObjectCheck(key, role, MISSING_OBJECT, f"{role} object {key} is missing from the store")
-    got, digest = hashed.size, hashed.hexdigest("sha256")
-    if got != size or digest != sha256:
-        return ObjectCheck(key, role, FIXITY_FAILED,
-                           f"{role} object {key}: {got} bytes with sha256 {digest}, "
-                           f"recorded {size} bytes with sha256 {sha256}")
+        return ObjectFault(MISSING_OBJECT, "missing", version=version)
+    if sink is not None:
+        sink.flush()
+    found = {name: stream.hexdigest(name) for name in digests}
+    if stream.size != size:
+        return ObjectFault(FIXITY_FAILED, "size", stream.size, found, version=version)
+    for name, recorded in digests.items():
+        if found[name] != recorded:
+            return ObjectFault(FIXITY_FAILED, name, stream.size, found, version=version)
     if version is not None:
-        # The recorded version is intact; check nobody put something over it.
         try:
             current = store.stat(key)
         except ObjectNotFound:
-            return ObjectCheck(key, role, MISSING_OBJECT,
-                               f"{role} object {key} was deleted (a delete marker hides recorded version {version})")
+            return ObjectFault(MISSING_OBJECT, "deleted", stream.size, found, version=version)
         if current.version_id != version:
-            return ObjectCheck(key, role, FIXITY_FAILED,
-                               f"{role} object {key}: newer version {current.version_id} written over recorded "
-                               f"version {version}")
-    return ObjectCheck(key, role, "ok")
+            return ObjectFault(FIXITY_FAILED, "newer_version", stream.size, found, current.version_id, version)
+    return None
+
+
+def _audit_problem(fault: ObjectFault, *, role: str, key: str, size: int, sha256: str) -> str:
+    if fault.what == "missing":
+        return f"{role} object {key} is missing from the store"
+    if fault.what == "deleted":
+        return f"{role} object {key} was deleted (a delete marker hides recorded version {fault.version})"
+    if fault.what == "newer_version":
+        return (f"{role} object {key}: newer version {fault.current_version} written over recorded "
+                f"version {fault.version}")
+    return (f"{role} object {key}: {fault.size} bytes with sha256 {fault.digests['sha256']}, "
+            f"recorded {size} bytes with sha256 {sha256}")
 
 
 def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, actor: str) -> ItemAudit | None:
@@ -135,10 +198,10 @@ def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, 
         case_id = item.case_id
     checks = []
     for role, key, version, size, sha256 in targets:
-        try:
-            checks.append(_check_object(store, pacer, key=key, version=version, role=role, size=size, sha256=sha256))
-        except StorageError:
-            raise  # the store is down: nothing was learnt about the object; retry later
+        # A StorageError (the store is down) propagates: nothing was learnt; retry later.
+        fault = check_object(store, key=key, version=version, size=size, digests={"sha256": sha256}, pace=pacer.paced)
+        checks.append(ObjectCheck(key, role, "ok") if fault is None else ObjectCheck(
+            key, role, fault.outcome, _audit_problem(fault, role=role, key=key, size=size, sha256=sha256)))
     result = ItemAudit(item_id=item_id, case_id=case_id, checks=tuple(checks))
     bad = [c for c in checks if c.outcome != "ok"]
     with db.session() as session:
@@ -195,3 +258,53 @@ def run_audit(
     log.info("fixity audit: %d items, %d bytes in %.1f s, %d failing",
              len(run.items), run.bytes_read, run.seconds, len(run.failures))
     return run
+
+
+@dataclass(frozen=True)
+class FixityReport:
+    """An original re-hashed from storage and found identical to what was received."""
+
+    item_id: str
+    size: int
+    sha256: str
+    sm3: str | None
+    checked_at: datetime
+
+
+def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:
+    """Re-hash an original from storage and compare with the hashes taken at receipt.
+
+    The outcome, good or bad, is a custody entry; a bad one raises VerificationError
+    naming what failed.
+    """
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+    where = f"stored original of item {item_id}"
+    algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
+    try:
+        fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,
+                             digests={a: getattr(item, a) for a in algorithms})
+    except ArchiveError as exc:
+        problem: str | None = f"{where} cannot be read: {exc.message}"
+    else:
+        problem = None if fault is None else _original_problem(fault, where=where, item=item)
+    with db.session() as session:
+        ledger.append(
+            session, actor=actor, action="fixity_checked", case_id=item.case_id, item_id=item_id,
+            details={"outcome": "failed" if problem else "ok", "problem": problem},
+        )
+    if problem:
+        raise VerificationError(problem, code="fixity_failed")
+    return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
+
+
+def _original_problem(fault: ObjectFault, *, where: str, item: EvidenceItem) -> str:
+    if fault.outcome == MISSING_OBJECT:
+        return f"{where} cannot be read: {fault.reason}"
+    if fault.what == "size":
+        return f"{where} is {fault.size} bytes, received {item.size}"
+    if fault.what == "sha256":
+        return f"{where}: sha256 {fault.digests['sha256']} != received {item.sha256}"
+    return f"{where}: {fault.reason}"

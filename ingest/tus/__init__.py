@@ -4,7 +4,7 @@ creation-with-upload, termination, checksum, expiration).
 How an upload travels
 ---------------------
 * **Creation** validates the metadata exactly as a direct upload is validated
-  (:func:`archive.evidence.items.check_incoming`), reserves the future item id, and opens a
+  (:func:`archive.evidence.receiving.check_incoming`), reserves the future item id, and opens a
   *staged object* in the store aimed at that item's final key
   (:meth:`archive.storage.Staging.begin`: an append file outside the vaults
   locally, a real S3 multipart upload fed through a one-part local spool on S3). The
@@ -27,7 +27,7 @@ How an upload travels
 * **Completion** (offset reaches Upload-Length) commits the stage under the item's key
   (unlocked), checks the declared SHA-256 and locks the object with COMPLIANCE
   retention through the same code as the direct upload
-  (:func:`archive.evidence.items.accept_original` and :func:`~archive.evidence.items.register_original`:
+  (:func:`archive.evidence.receiving.accept_original` and :func:`~archive.evidence.receiving.register_original`:
   one row, one ``evidence_received`` entry). The item id was reserved at creation and
   the upload row is locked while the item is written, so a retried last PATCH or two
   racing ones yield one item. A mismatch discards the object and fails the upload

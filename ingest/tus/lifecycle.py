@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from archive import metrics
 from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import Conflict, HashMismatch, InvalidInput, NotFound
@@ -56,7 +57,7 @@ class UploadInfo:
 
 
 
-def _incoming(upload_id: str, params: dict[str, str]) -> evidence.IncomingEvidence:
+def _incoming(upload_id: str, params: dict[str, str]) -> receiving.IncomingEvidence:
     """The evidence description an upload's metadata gives."""
     recorded = params.get("recorded_start") or None
     try:
@@ -69,7 +70,7 @@ def _incoming(upload_id: str, params: dict[str, str]) -> evidence.IncomingEviden
         raise InvalidInput(
             f"metadata kind must be one of {[k.value for k in EvidenceKind]}", code="invalid_kind"
         ) from exc
-    return evidence.IncomingEvidence(
+    return receiving.IncomingEvidence(
         case_id=params.get("case_id") or "", kind=kind, filename=params.get("filename") or params.get("name") or "",
         declared_sha256=params.get("sha256") or None, device_id=params.get("device_id") or None,
         recorded_start=recorded_start, details={"upload": upload_id},
@@ -92,11 +93,11 @@ def create_upload(
         raise InvalidInput("Upload-Metadata needs case_id", code="missing_case_id")
     upload_id = new_id()
     incoming = _incoming(upload_id, metadata)
-    vault = evidence.check_incoming(session, user=user, incoming=incoming)
-    declared = evidence.normalise_sha256(incoming.declared_sha256)
+    vault = receiving.check_incoming(session, user=user, incoming=incoming)
+    declared = receiving.normalise_sha256(incoming.declared_sha256)
     filename = check_filename(incoming.filename)
     item_id = new_id()
-    handle = store.staging.begin(evidence.original_key(vault, item_id), content_type=evidence.guess_media_type(filename))
+    handle = store.staging.begin(evidence.original_key(vault, item_id), content_type=receiving.guess_media_type(filename))
     params = {k: v for k, v in metadata.items() if k in {"case_id", "kind", "device_id", "recorded_start"} and v}
     params.update(filename=filename, **({"sha256": declared} if declared else {}))
     now = utcnow()
@@ -260,12 +261,12 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         sha256 = hash_chunks(committed, "sha256").hexdigest("sha256")
         log.info("upload %s: hashed the committed object (no running hash in this process)", upload_id)
     try:
-        locked = evidence.accept_original(
+        locked = receiving.accept_original(
             store=store, stored=stored, size=length, sha256=sha256, declared=incoming.declared_sha256,
             retention_days=retention_days,
-            before_lock=lambda: evidence.refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor),
+            before_lock=lambda: receiving.refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor),
         )
-    except evidence.DuplicateEvidence as dup:
+    except receiving.DuplicateEvidence as dup:
         # The case already holds this content: the upload completes as that item, and the
         # copy (discarded before it was locked) is not kept.
         with db.session() as session:
@@ -288,7 +289,7 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
     with db.session() as session:
         upload = _lock_upload(session, upload_id)
         if upload.status != "complete":
-            evidence.register_original(
+            receiving.register_original(
                 session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked, sha256=sha256,
             )
             upload.status, upload.item_id, upload.updated_at = "complete", item_id, utcnow()

@@ -125,6 +125,7 @@ def verified_case(own_ledger):
     checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
     from archive.cases import service as cases
     from archive.evidence import items as evidence
+    from archive.evidence import receiving
     from archive.custody import ledger
     from archive.custody.checkpoints import create_checkpoint
     from archive.seals.items import seal_item
@@ -141,9 +142,9 @@ def verified_case(own_ledger):
         number = f"OWN-{uuid.uuid4().hex[:8]}"
         case_id = cases.create_case(s, store=store, user=user, case_number=number, title="Tampering").id
         user_id = user.id
-    item = evidence.receive_original(
+    item = receiving.receive_original(
         db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(1500)],
-        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
+        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
     )
     evidence.compute_sm3(db=database, store=store, item_id=item.id)
     seal_item(db=database, store=store, sealer=sealer, item_id=item.id)

@@ -332,6 +332,7 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
     from archive.continuity import devices, runs
     from archive.continuity.report import build_report, report_document
     from archive.evidence import items as evidence
+    from archive.evidence import receiving
     from archive.exports import service as exports
     from archive.identity.users import add_user
     from archive.models import EvidenceItem, EvidenceKind, ExportRequest, User, Work
@@ -349,9 +350,9 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
         add_user(s, name="judge-own", unit="court", role="court")
         case_id = cases.create_case(s, store=store, user=officer, case_number="OWN-1", title="Owed").id
         officer_id, requester_id, approver_id = officer.id, requester.id, approver.id
-    item = evidence.receive_original(
+    item = receiving.receive_original(
         db=database, store=store, user_id=officer_id, retention_days=1, chunks=[b"not a video" * 100],
-        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
+        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
     )
     evidence.compute_sm3(db=database, store=store, item_id=item.id)
     seal_item(db=database, store=store, sealer=sealer, item_id=item.id)

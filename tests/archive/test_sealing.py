@@ -319,7 +319,8 @@ def pkcs11_scenario() -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import compute_sm3
+    from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
@@ -394,7 +395,8 @@ def pades_memory_scenario(pdf: str) -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import compute_sm3
+    from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
@@ -572,7 +574,8 @@ def full_temporary_space_scenario(pdf: str) -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import IncomingEvidence, compute_sm3, receive_original
+    from archive.evidence.items import compute_sm3
+    from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceItem, EvidenceKind
     from archive.settings import load_settings
     from archive.storage import open_store
@@ -637,7 +640,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     """
     from archive.seals.items import seal_item
     from archive.cases import verification
-    from archive.evidence.items import verify_item_fixity
+    from archive.evidence.fixity import verify_item_fixity
     from archive.models import EvidenceItem
 
     db = stack.services.db

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from archive import db as archive_db, work
-from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, LedgerEntry, User, Work
 from archive.identity.users import add_user, authenticate
@@ -194,9 +194,9 @@ def test_worker_killed_on_redis_is_taken_up_by_another(stack, officer, case, tmp
         user_id = authenticate(s, token=officer).id
     quiet = Database(stack.settings)  # the API's handle would ring the stack's own worker
     ids = [
-        evidence.receive_original(
+        receiving.receive_original(
             db=quiet, store=stack.services.store, user_id=user_id, retention_days=1,
-            incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video,
+            incoming=receiving.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video,
                                                filename=f"clip-{i}.mp4", device_id=f"CAM-R{i}"),
             chunks=[clips[i].read_bytes()],
         ).id
@@ -252,9 +252,9 @@ def test_work_that_fails_for_good_shows_why(tmp_path):
         user, _ = add_user(s, name="wang.fang", unit="Team 2", role="officer")
         case = cases.create_case(s, store=store, user=user, case_number="FAIL-1", title="No TSA")
         user_id, case_id = user.id, case.id
-    item = evidence.receive_original(
+    item = receiving.receive_original(
         db=database, store=store, user_id=user_id, retention_days=1, chunks=[b"a document"],
-        incoming=evidence.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="note.txt"),
+        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="note.txt"),
     )
     make_celery(settings).send_task(work.PROCESS_ITEM, args=[item.id])
     worker = Worker(env, tmp_path / "worker.log", concurrency=1)

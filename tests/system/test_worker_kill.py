@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from archive import work
-from archive.evidence import items as evidence
+from archive.evidence import receiving
 from archive.custody import ledger
 from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, User
@@ -54,9 +54,9 @@ def test_worker_killed_during_probe(stack, officer, case, tmp_path):
     # Received through a database handle of its own (the API's rings the stack's worker),
     # so only the workers of this test are told of it.
     quiet = Database(stack.settings)
-    item = evidence.receive_original(
+    item = receiving.receive_original(
         db=quiet, store=stack.services.store, user_id=user_id,
-        incoming=evidence.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video, filename="clip.mp4",
+        incoming=receiving.IncomingEvidence(case_id=case["id"], kind=EvidenceKind.bodycam_video, filename="clip.mp4",
                                            device_id="CAM-KILL"),
         chunks=[clip.read_bytes()], retention_days=1,
     )

@@ -26,6 +26,7 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     """A real export of a small case (3 sealed items); returns (zip path, root.pem)."""
     from archive import db as archive_db
     from archive.evidence import items as evidence
+    from archive.evidence import receiving
     from archive.exports import service as exports
     from archive.seals.items import seal_item
     from archive.seals.sealer import Sealer
@@ -50,9 +51,9 @@ def build_sample_export(base: Path) -> tuple[Path, Path]:
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
                              ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
-        item = evidence.receive_original(
+        item = receiving.receive_original(
             db=db, store=store, user_id=officer.id, retention_days=1,
-            incoming=evidence.IncomingEvidence(case_id=case_id, kind=kind, filename=name),
+            incoming=receiving.IncomingEvidence(case_id=case_id, kind=kind, filename=name),
             chunks=[rng.randbytes(size)],
         )
         evidence.compute_sm3(db=db, store=store, item_id=item.id)

@@ -177,6 +177,7 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     from archive.models import Case, ItemStatus
     from archive.continuity import runs
     from ingest import pipeline
+    from ingest.workspace import Workspace
 
     db, store, settings = stack.services.db, stack.services.store, stack.services.settings
     item_id = _receive(stack, case, os.urandom(5000))
@@ -207,7 +208,7 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
 
     def hand_off() -> None:
         try:
-            ws = pipeline.Workspace(db=db, store=store, settings=settings, item_id=item_id)
+            ws = Workspace(db=db, store=store, settings=settings, item_id=item_id)
             outcome["hand_off"] = pipeline.continuity_step(ws, enqueue=stack.services.enqueue)
         except Exception as exc:  # noqa: BLE001
             outcome["hand_off"] = exc

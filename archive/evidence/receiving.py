@@ -1,0 +1,286 @@
+"""Receiving originals: checking an upload, refusing duplicates, storing, locking, registering.
+
+Receiving is *object first, row second*: bytes stream into the case's vault while
+SHA-256 is computed; only when the declared hash (if any) matches is the object locked
+and the row and custody entry written in one transaction. A mismatch or a broken
+upload discards the unlocked object, so nothing is kept as evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import work
+from archive.custody import ledger
+from archive.db import Database
+from archive.errors import ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete
+from archive.evidence.filenames import check_filename
+from archive.evidence.items import add_flag, original_key
+from archive.models import Case, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
+from archive.storage import ObjectStore, StoredObject
+from archive.storage.streams import HashingStream
+from archive.identity.users import actor_name, load_case, unit_scope
+
+log = logging.getLogger(__name__)
+
+HEX64 = set("0123456789abcdef")
+
+
+def normalise_sha256(value: str | None) -> str | None:
+    """A declared SHA-256 in lower-case hex, or InvalidInput when it is not one."""
+    if value is None or value == "":
+        return None
+    value = value.strip().lower()
+    if len(value) != 64 or not set(value) <= HEX64:
+        raise InvalidInput("sha256 must be 64 hexadecimal characters", code="invalid_sha256")
+    return value
+
+
+def guess_media_type(filename: str) -> str:
+    """A media type from the file name; workers refine it from the bytes."""
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class IncomingEvidence:
+    """What the uploader says about a file before its bytes arrive."""
+
+    case_id: str
+    kind: EvidenceKind
+    filename: str
+    declared_sha256: str | None = None
+    device_id: str | None = None
+    recorded_start: datetime | None = None
+    details: dict[str, Any] | None = None
+    parent_id: str | None = None
+
+
+def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) -> str:
+    """Validate an upload before any byte is stored; return the vault name to write to."""
+    case = load_case(session, user=user, case_id=incoming.case_id, write=True)
+    check_filename(incoming.filename)
+    normalise_sha256(incoming.declared_sha256)
+    device = incoming.device_id
+    # Checked before any byte is stored: a row refused after the upload would leave a locked orphan.
+    if device is not None and (not device.strip() or len(device) > 200 or not device.isprintable()):
+        raise InvalidInput("device id must be 1-200 printable characters", code="invalid_device_id")
+    if incoming.recorded_start is not None and incoming.recorded_start.tzinfo is None:
+        raise InvalidInput("recorded_start needs a time zone (e.g. Z or +08:00)", code="invalid_recorded_start")
+    if incoming.recorded_start is not None:
+        try:
+            # Stored in UTC: a time at the edge of the calendar (0001-01-01+14:00) has no UTC form.
+            incoming.recorded_start.astimezone(timezone.utc)
+        except OverflowError as exc:
+            raise InvalidInput("recorded_start must fall within years 1-9999 in UTC",
+                               code="invalid_recorded_start") from exc
+    return case.vault.name
+
+
+class DuplicateEvidence(Conflict):
+    """The same content (SHA-256) is already evidence of this case: one piece of evidence
+    is one item. The new copy was discarded before it was locked; ``existing_id`` names
+    the item that holds it."""
+
+    code = "duplicate_evidence"
+
+    def __init__(self, message: str, *, existing_id: str):
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+def same_content_in_case(session: Session, *, case_id: str, sha256: str) -> EvidenceItem | None:
+    """The case's first item holding exactly this content, if any."""
+    return session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.sha256 == sha256)
+        .order_by(EvidenceItem.received_at, EvidenceItem.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def refuse_duplicate(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
+    """Raise DuplicateEvidence when the case already holds this content (before locking).
+
+    The refused copy is recorded in the custody ledger (``duplicate_received``), so the
+    attempt is part of the record although its bytes are not kept. Bundle members are
+    parts of their capture and are never refused.
+    """
+    if incoming.parent_id is not None:
+        return
+    with db.session() as session:
+        existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256)
+        if existing is None:
+            return
+        ledger.append(
+            session, actor=actor, action="duplicate_received", case_id=incoming.case_id, item_id=existing.id,
+            details={"filename": incoming.filename, "sha256": sha256, "existing_item": existing.id,
+                     "device_id": incoming.device_id, "kept": False},
+        )
+        existing_id, existing_name = existing.id, existing.original_filename
+    raise DuplicateEvidence(
+        f"this content (sha256 {sha256}) is already item {existing_id} ({existing_name}) of this case; "
+        "the new copy was not kept", existing_id=existing_id,
+    )
+
+
+def receive_original(
+    *,
+    db: Database,
+    store: ObjectStore,
+    user_id: str,
+    incoming: IncomingEvidence,
+    chunks: Iterable[bytes],
+    retention_days: int,
+    expected_size: int | None = None,
+    on_registered: Callable[[Session, EvidenceItem], None] | None = None,
+) -> EvidenceItem:
+    """Stream an original into its case's vault and register it as evidence.
+
+    No database transaction is held while bytes flow. Raises HashMismatch (nothing
+    kept) when the declared SHA-256 differs, UploadIncomplete when fewer bytes than
+    announced arrived. ``on_registered(session, item)`` runs in the transaction that
+    commits the item (to record something with it, e.g. an idempotent answer); if it
+    raises, nothing is registered.
+    """
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("user vanished", code="user_not_found")
+        vault = check_incoming(session, user=user, incoming=incoming)
+        actor = actor_name(user)
+    filename = check_filename(incoming.filename)
+    item_id = new_id()
+    key = original_key(vault, item_id)
+    stream = HashingStream(chunks, "sha256")
+    stored = store.put(key, stream, content_type=guess_media_type(filename))
+    locked = accept_original(
+        store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
+        declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
+        before_lock=lambda: refuse_duplicate(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
+    )
+    with db.session() as session:
+        item = register_original(
+            session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
+            sha256=stream.hexdigest("sha256"),
+        )
+        if on_registered is not None:
+            on_registered(session, item)
+    log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
+    return item
+
+
+def accept_original(
+    *,
+    store: ObjectStore,
+    stored: StoredObject,
+    size: int,
+    sha256: str,
+    declared: str | None,
+    retention_days: int,
+    expected_size: int | None = None,
+    before_lock: Callable[[], None] | None = None,
+) -> StoredObject:
+    """Check a stored, still unlocked original against what was announced, then lock it.
+
+    ``size`` and ``sha256`` are what was measured while the bytes went in. On a short
+    upload (UploadIncomplete) or a declared-hash mismatch (HashMismatch) the object is
+    discarded, so nothing is kept. ``before_lock`` runs last before locking: an
+    ArchiveError from it (e.g. DuplicateEvidence) discards the object the same way.
+    Returns the object as locked (COMPLIANCE retention).
+    """
+    declared = normalise_sha256(declared)
+    try:
+        if expected_size is not None and size != expected_size:
+            raise UploadIncomplete(
+                f"received {size} of {expected_size} bytes; nothing was kept", code="upload_incomplete"
+            )
+        if declared is not None and declared != sha256:
+            raise HashMismatch(
+                f"declared sha256 {declared} but received bytes hash to {sha256}; nothing was kept",
+                code="hash_mismatch",
+            )
+        if before_lock is not None:
+            before_lock()
+    except ArchiveError:
+        store.discard(stored.key, version_id=stored.version_id)
+        raise
+    until = utcnow() + timedelta(days=retention_days)
+    locked = store.lock(stored.key, version_id=stored.version_id, until=until)
+    return replace(locked, size=size, retention_until=locked.retention_until or until)
+
+
+def register_original(
+    session: Session,
+    *,
+    user_id: str,
+    actor: str,
+    incoming: IncomingEvidence,
+    item_id: str,
+    stored: StoredObject,
+    sha256: str,
+) -> EvidenceItem:
+    """Write the evidence row and its ``evidence_received`` custody entry for a locked original.
+
+    The caller commits; enqueue processing only after that commit. The row's primary key
+    is ``item_id``, so registering the same original twice fails in the database.
+    """
+    filename = check_filename(incoming.filename)
+    declared = normalise_sha256(incoming.declared_sha256)
+    item = EvidenceItem(
+        id=item_id,
+        case_id=incoming.case_id,
+        vault_id=session.get(Case, incoming.case_id).vault.id,
+        parent_id=incoming.parent_id,
+        kind=incoming.kind,
+        original_filename=filename,
+        media_type=guess_media_type(filename),
+        size=stored.size,
+        sha256=sha256,
+        storage_key=stored.key,
+        storage_version=stored.version_id,
+        retention_until=stored.retention_until,
+        uploaded_by=user_id,
+        device_id=incoming.device_id,
+        recorded_start=incoming.recorded_start,
+        details=incoming.details or {},
+        status=ItemStatus.received,
+        flags=["empty_file"] if stored.size == 0 else [],
+        processing={},
+    )
+    elsewhere = _held_elsewhere(session, user_id=user_id, case_id=incoming.case_id, sha256=sha256)
+    if elsewhere:
+        add_flag(item, "duplicate_content")
+    session.add(item)
+    session.flush()
+    # Recorded with the item, so its processing survives a lost message or a dead worker.
+    work.want(session, task=work.PROCESS_ITEM, subject=item_id)
+    ledger.append(
+        session, actor=actor, action="evidence_received", case_id=incoming.case_id, item_id=item_id,
+        details={
+            "filename": filename, "kind": incoming.kind.value, "size": stored.size, "sha256": sha256,
+            "declared_sha256": declared, "storage_key": stored.key, "storage_version": stored.version_id,
+            "device_id": incoming.device_id,
+            "recorded_start": incoming.recorded_start.isoformat() if incoming.recorded_start else None,
+            "retention_until": item.retention_until.isoformat(), "parent": incoming.parent_id,
+            "duplicate_elsewhere": elsewhere,
+        },
+    )
+    return item
+
+
+def _held_elsewhere(session: Session, *, user_id: str, case_id: str, sha256: str) -> bool:
+    """True when another case the uploader may see already holds this content."""
+    user = session.get(User, user_id)
+    query = select(EvidenceItem.id).join(Case, Case.id == EvidenceItem.case_id).where(
+        EvidenceItem.sha256 == sha256, EvidenceItem.case_id != case_id
+    )
+    if user is not None:
+        query = query.where(unit_scope(user))
+    return session.execute(query.limit(1)).first() is not None
