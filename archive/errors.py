@@ -98,14 +98,14 @@ class UploadIncomplete(ArchiveError):
     status = 400
 
 
-class VerificationError(ArchiveError):
+class VerificationFailed(ArchiveError):
     """A verification found something that does not hold; the message names it."""
 
     code = "verification_failed"
     status = 409
 
 
-class LedgerTampered(VerificationError):
+class LedgerTampered(VerificationFailed):
     """The custody ledger's chain or tree does not recompute."""
 
     code = "ledger_tampered"

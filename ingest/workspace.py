@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from archive.db import Database
-from archive.errors import VerificationError
+from archive.errors import VerificationFailed
 from archive.evidence.fixity import check_object
 from archive.models import EvidenceItem
 from archive.settings import Settings
@@ -59,7 +59,7 @@ class Workspace:
     def original(self) -> Path:
         """The original's bytes in a local file, streamed from the store and re-hashed.
 
-        Raises VerificationError when the stored bytes no longer hash to the SHA-256
+        Raises VerificationFailed when the stored bytes no longer hash to the SHA-256
         taken at receipt, or a newer version hides the recorded one (nothing is derived
         from a damaged original).
         """
@@ -76,6 +76,6 @@ class Workspace:
         if fault is not None:
             path.unlink(missing_ok=True)
             what = "no longer matches its sha256" if fault.what in ("size", "sha256") else f"is not intact: {fault.reason}"
-            raise VerificationError(f"stored original of item {item.id} {what}; nothing derived", code="fixity_failed")
+            raise VerificationFailed(f"stored original of item {item.id} {what}; nothing derived", code="fixity_failed")
         self._original = path
         return path

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from api.cli.root import cli_actor, cli_settings, main
-from archive.errors import ArchiveError, VerificationError
+from archive.errors import ArchiveError, VerificationFailed
 from archive.timefmt import local_time
 
 
@@ -35,7 +35,7 @@ def ledger_verify() -> None:
             report = archive_ledger.verify(session, at_sizes=checkpoint_sizes(session))
             click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
             checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
-    except VerificationError as exc:
+    except VerificationFailed as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
     except ArchiveError as exc:
@@ -84,7 +84,7 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
     try:
         report = verify(db=Database(settings), store=open_store(settings), sealer=Sealer(settings),
                         item_id=item_id, actor=cli_actor(), require_sealed=require_sealed)
-    except VerificationError as exc:
+    except VerificationFailed as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
     except ArchiveError as exc:

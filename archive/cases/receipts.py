@@ -33,7 +33,7 @@ from archive.seals.sealer import Sealer
 from archive.cases import verification
 from archive.continuity.report import build_report, gap_counts
 from archive.db import Database
-from archive.errors import ArchiveError, NotFound, VerificationError
+from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
 from archive.storage import ObjectStore
 from archive.identity.users import actor_name, can_see_case, require_role
@@ -94,7 +94,7 @@ def _anchor_case(db: Database, store: ObjectStore, sealer: Sealer, case_id: str)
         if last:
             try:
                 checkpoint_covering(session, sealer, size=last, store=store)
-            except VerificationError:
+            except VerificationFailed:
                 pass  # a ledger that cannot be sealed is broken; the ledger check below names how
 
 
@@ -138,7 +138,7 @@ def run_verification(
     for item_id in item_ids:
         try:
             report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor)
-        except VerificationError as exc:
+        except VerificationFailed as exc:
             checks.append(_check("item", item_id, "failed", exc.message))
             continue
         except ArchiveError as exc:
@@ -160,13 +160,13 @@ def run_verification(
         try:
             lr = ledger.verify(session, at_sizes=checkpoint_sizes(session))
             checks.append(_check("ledger", "custody ledger", "ok", f"{lr.size} entries, root {lr.root_hash}"))
-        except VerificationError as exc:
+        except VerificationFailed as exc:
             checks.append(_check("ledger", "custody ledger", "failed", exc.message))
         try:
             cr = verify_checkpoints(session, sealer, ledger_report=lr)
             checks.append(_check("checkpoints", "sealed checkpoints", "ok",
                                  f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
-        except VerificationError as exc:
+        except VerificationFailed as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
     with db.session() as session:
         continuity = build_report(session, case_id=case_id)

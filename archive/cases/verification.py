@@ -28,7 +28,7 @@ import signing
 from archive.custody import ledger
 from archive.custody import merkle
 from archive.db import Database
-from archive.errors import ArchiveError, NotFound, VerificationError
+from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
@@ -64,8 +64,8 @@ class ItemVerificationReport:
     """What could not be checked yet because it does not exist yet (not a failure)."""
 
 
-def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> VerificationError:
-    return VerificationError(f"item {item_id}: {what}", code=code)
+def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> VerificationFailed:
+    return VerificationFailed(f"item {item_id}: {what}", code=code)
 
 
 def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: BinaryIO) -> None:
@@ -119,7 +119,7 @@ def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry
         raise _fail(item.id, f"ledger holds fewer entries than checkpoint {cp.id} sealed ({cp.tree_size})")
     try:
         proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=cp.tree_size).path]
-    except VerificationError as exc:
+    except VerificationFailed as exc:
         raise _fail(item.id, f"checkpoint {cp.id} (tree size {cp.tree_size}) cannot be proven: {exc.message}",
                     code=exc.code) from exc
     # The leaf is the entry as it stands, not the stored node: an edited entry fails here.
@@ -151,7 +151,7 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
         raise _fail(item.id, "sm2 seal object is not JSON") from exc
     try:
         report = sealer.verify_seal(manifest, (cades, sm2_record), known_sm2_keys=recorded_sm2_keys(session))
-    except VerificationError as exc:
+    except VerificationFailed as exc:
         raise _fail(item.id, f"manifest seal fails: {exc.message}", code=exc.code) from exc
     pades = None
     if "pades" in by_role:
@@ -162,7 +162,7 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
                 original = store.read(item.storage_key, version_id=item.storage_version)
                 try:
                     pades = check_pades_copy(sealer, original, copy)
-                except VerificationError as exc:
+                except VerificationFailed as exc:
                     raise _fail(item.id, exc.message, code=exc.code) from exc
         except OSError as exc:
             raise _fail(item.id, f"the PAdES copy could not be checked: temporary directory failed: {exc}",
@@ -173,7 +173,7 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
 def verify_item(
     *, db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str, require_sealed: bool = False
 ) -> ItemVerificationReport:
-    """Verify one item end to end; return a report or raise VerificationError naming what failed.
+    """Verify one item end to end; return a report or raise VerificationFailed naming what failed.
 
     Checks, in order: the original re-hashed from its recorded storage version
     (SHA-256 and SM3) equals what was received, and no newer version was written over

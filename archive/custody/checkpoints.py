@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.custody import merkle
-from archive.errors import VerificationError
+from archive.errors import VerificationFailed
 from archive.models import Case, Checkpoint, LedgerEntry, Vault, utcnow
 from archive.seals.manifests import canonical_bytes, utc_text
 from archive.seals.registry import certificates_in_seal, record_certificates, record_sm2_key, recorded_sm2_keys
@@ -180,8 +180,8 @@ def checkpoint_covering(
     return created if created is not None and created.tree_size >= size else None
 
 
-def _failure(message: str, code: str = "checkpoint_inconsistent") -> VerificationError:
-    return VerificationError(message, code=code)
+def _failure(message: str, code: str = "checkpoint_inconsistent") -> VerificationFailed:
+    return VerificationFailed(message, code=code)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def recorded_checkpoints(
     """The ``checkpoint_sealed`` entries among the ledger's first ``up_to`` entries, in order
     (only the last of them with ``latest_only``).
 
-    Raises VerificationError naming an entry whose details are not a checkpoint record.
+    Raises VerificationFailed naming an entry whose details are not a checkpoint record.
     """
     query = select(LedgerEntry.seq, LedgerEntry.details).where(LedgerEntry.action == CHECKPOINT_ACTION)
     if up_to is not None:
@@ -245,19 +245,19 @@ def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> 
     try:
         sealer.verify_seal(statement_bytes, (bytes(cp.cades or b""), cp.sm2 or {}),
                            known_sm2_keys=recorded_sm2_keys(session))
-    except VerificationError as exc:
-        raise VerificationError(f"checkpoint {cp.id} (tree size {cp.tree_size}): {exc.message}",
+    except VerificationFailed as exc:
+        raise VerificationFailed(f"checkpoint {cp.id} (tree size {cp.tree_size}): {exc.message}",
                                 code="checkpoint_invalid") from exc
     try:
         statement = json.loads(statement_bytes)
     except ValueError as exc:
-        raise VerificationError(f"checkpoint {cp.id}: statement is not JSON", code="checkpoint_invalid") from exc
+        raise VerificationFailed(f"checkpoint {cp.id}: statement is not JSON", code="checkpoint_invalid") from exc
     if (not isinstance(statement, dict) or canonical_bytes(statement) != statement_bytes
             or statement.get("format") != CHECKPOINT_FORMAT):
-        raise VerificationError(f"checkpoint {cp.id}: statement is not a canonical checkpoint statement",
+        raise VerificationFailed(f"checkpoint {cp.id}: statement is not a canonical checkpoint statement",
                                 code="checkpoint_invalid")
     if statement.get("tree_size") != cp.tree_size or statement.get("root_hash") != cp.root_hash:
-        raise VerificationError(
+        raise VerificationFailed(
             f"checkpoint {cp.id}: row says tree size {cp.tree_size} root {cp.root_hash}, but the sealed statement "
             f"says {statement.get('tree_size')} root {statement.get('root_hash')} (checkpoint row altered)",
             code="checkpoint_invalid",
@@ -328,7 +328,7 @@ def verify_checkpoints(
     record (statement, seal digests, previous checkpoint); its sealed ``previous`` link
     names the preceding checkpoint; the current ledger's first ``tree_size`` entries
     hash to the sealed root; and an RFC 9162 consistency proof links it to the next
-    checkpoint. Raises VerificationError naming the first failure.
+    checkpoint. Raises VerificationFailed naming the first failure.
 
     The roots come from one pass over the ledger (:func:`archive.custody.ledger.verify` with
     ``at_sizes=checkpoint_sizes(session)``): give its report as ``ledger_report`` when
@@ -392,7 +392,7 @@ def verify_checkpoint_chain(
                 merkle.verify_consistency(old_size=previous.tree_size, new_size=cp.tree_size,
                                           old_root=previous_root, new_root=sealed_root,
                                           proof=[bytes.fromhex(p) for p in proof.path])
-            except (merkle.ProofError, VerificationError) as exc:
+            except (merkle.ProofError, VerificationFailed) as exc:
                 raise _failure(f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}") from exc
         previous, previous_root = cp, sealed_root
     last = cps[-1]

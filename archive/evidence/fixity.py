@@ -36,7 +36,7 @@ from sqlalchemy import select
 from archive.custody import ledger
 from archive.evidence.items import add_flag, lock_item
 from archive.db import Database, lock_row
-from archive.errors import ArchiveError, NotFound, ObjectNotFound, VerificationError
+from archive.errors import ArchiveError, NotFound, ObjectNotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -274,7 +274,7 @@ class FixityReport:
 def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:
     """Re-hash an original from storage and compare with the hashes taken at receipt.
 
-    The outcome, good or bad, is a custody entry; a bad one raises VerificationError
+    The outcome, good or bad, is a custody entry; a bad one raises VerificationFailed
     naming what failed.
     """
     with db.session() as session:
@@ -296,7 +296,7 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
             details={"outcome": "failed" if problem else "ok", "problem": problem},
         )
     if problem:
-        raise VerificationError(problem, code="fixity_failed")
+        raise VerificationFailed(problem, code="fixity_failed")
     return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
 
 

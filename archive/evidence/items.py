@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.db import Database, lock_row
-from archive.errors import InvalidInput, NotFound, VerificationError
+from archive.errors import InvalidInput, NotFound, VerificationFailed
 from archive.models import Case, DerivedObject, EvidenceItem, User, new_id, utcnow
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream, hash_chunks
@@ -136,7 +136,7 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
             return item.sm3
     stream = hash_chunks(store.read(item.storage_key, version_id=item.storage_version), "sha256", "sm3", "sha512")
     if stream.hexdigest("sha256") != item.sha256:
-        raise VerificationError(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
+        raise VerificationFailed(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
     digest, sha512 = stream.hexdigest("sm3"), stream.hexdigest("sha512")
     with db.session() as session:
         item = lock_item(session, item_id)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from archive.continuity.report import build_report, report_document
 from archive.custody import ledger
 from archive.custody import merkle
-from archive.errors import VerificationError
+from archive.errors import VerificationFailed
 from archive.exports.bagzip import safe_member_name
 from archive.exports.errors import ExportFailed, ExportWaiting
 from archive.identity.users import user_name
@@ -164,7 +164,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
             proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=checkpoint.tree_size).path]
             merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry))),
                                     index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
-        except (merkle.ProofError, VerificationError) as exc:
+        except (merkle.ProofError, VerificationFailed) as exc:
             raise ExportFailed(
                 f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq}: "
                 f"refusing to export ({exc})", code="ledger_tampered",

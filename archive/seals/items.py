@@ -17,7 +17,7 @@ from typing import Any
 
 from archive.custody import ledger
 from archive.db import Database
-from archive.errors import ArchiveError, NotFound, VerificationError
+from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.items import add_flag, derived_key, lock_item
 from archive.exports.waiting import wake_waiting_exports
 from archive.models import DerivedObject, EvidenceItem, EvidenceKind, utcnow
@@ -177,14 +177,14 @@ def _make_seal_objects(
     try:
         if cades is not None:
             sealer.verify_cades(manifest, cades)
-    except VerificationError:
+    except VerificationFailed:
         raise SealingFailed(f"an earlier, invalid seal object sits at {keys['cades']}; refusing to continue")
     sm2_record = None
     if sm2 is not None:
         try:
             sm2_record = json.loads(sm2)
             sealer.verify_sm2(manifest, sm2_record)
-        except (ValueError, VerificationError):
+        except (ValueError, VerificationFailed):
             raise SealingFailed(f"an earlier, invalid seal object sits at {keys['sm2']}; refusing to continue")
     if cades is None or sm2_record is None:
         bundle = sealer.seal(manifest)

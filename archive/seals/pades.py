@@ -19,7 +19,7 @@ import tempfile
 from typing import Any, BinaryIO
 
 import signing
-from archive.errors import VerificationError
+from archive.errors import VerificationFailed
 from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.seals.sealer import Sealer
 from archive.storage import ObjectStore
@@ -45,7 +45,7 @@ def pades_copy(
     original = files.enter_context(temporary_file())
     spooled = spool(store.read(snapshot["key"], version_id=snapshot["version"]), original, "sha256")
     if spooled.hexdigest("sha256") != snapshot["sha256"] or spooled.size != snapshot["size"]:
-        raise VerificationError(
+        raise VerificationFailed(
             f"stored original of item {item_id} no longer matches its sha256; not sealing a copy",
             code="fixity_failed",
         )
@@ -55,7 +55,7 @@ def pades_copy(
     if spool_existing(store, key, copy):
         try:
             check_pades_copy(sealer, original, copy)
-        except VerificationError as exc:
+        except VerificationFailed as exc:
             raise SealingFailed(f"an earlier, invalid PAdES copy sits at {key}") from exc
         return copy, None
     try:
@@ -77,6 +77,6 @@ def check_pades_copy(sealer: Sealer, original: Content, copy: bytes | BinaryIO) 
     the copy is validated in place, so neither is loaded into memory.
     """
     if not starts_with(copy, original):
-        raise VerificationError("PAdES copy: does not begin with the original's bytes (not an incremental update)",
+        raise VerificationFailed("PAdES copy: does not begin with the original's bytes (not an incremental update)",
                                 code="seal_invalid")
     return sealer.verify_pdf(copy)

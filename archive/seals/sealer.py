@@ -27,7 +27,7 @@ from asn1crypto import x509 as asn1_x509
 
 import signing
 from archive.custody import ledger
-from archive.errors import ConfigurationError, VerificationError
+from archive.errors import ConfigurationError, VerificationFailed
 from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.settings import Settings
 from signing import certs as signing_certs
@@ -285,38 +285,38 @@ class Sealer:
         return [self.sm2_key.public_key]
 
     def verify_cades(self, data: bytes, cades: bytes) -> signing.SealReport:
-        """Verify a detached CAdES-B-T seal over ``data``; raise VerificationError naming what failed."""
+        """Verify a detached CAdES-B-T seal over ``data``; raise VerificationFailed naming what failed."""
         try:
             return signing.verify_detached(data=data, seal=cades, trust_roots=self.trust_roots())
         except signing.VerificationError as exc:
-            raise VerificationError(f"CAdES seal: {exc.reason}", code="seal_invalid") from exc
+            raise VerificationFailed(f"CAdES seal: {exc.reason}", code="seal_invalid") from exc
 
     def verify_sm2(
         self, data: bytes, seal: dict[str, Any], *, known_keys: Iterable[signing_sm2.Sm2PublicKey] = ()
     ) -> signing.Sm2Report:
         """Verify an SM2 seal made with one of our SM2 keys (current or ``known_keys``)."""
         if not isinstance(seal, dict):
-            raise VerificationError("SM2 seal: not a JSON object", code="seal_invalid")
+            raise VerificationFailed("SM2 seal: not a JSON object", code="seal_invalid")
         try:
             embedded = signing_sm2.load_sm2_public_key(str(seal.get("public_key", "")).encode("ascii"))
         except (signing.SigningError, UnicodeEncodeError) as exc:
-            raise VerificationError("SM2 seal: public key unreadable", code="seal_invalid") from exc
+            raise VerificationFailed("SM2 seal: public key unreadable", code="seal_invalid") from exc
         known = [*self.sm2_public_keys(), *known_keys]
         if embedded not in known:
-            raise VerificationError(
+            raise VerificationFailed(
                 f"SM2 seal: made with key {embedded.fingerprint()[:16]}…, which is not one of this archive's SM2 keys",
                 code="seal_invalid",
             )
         try:
             return signing.verify_sm2(data=data, seal=seal, expected_public_key=embedded)
         except signing.VerificationError as exc:
-            raise VerificationError(f"SM2 seal: {exc.reason}", code="seal_invalid") from exc
+            raise VerificationFailed(f"SM2 seal: {exc.reason}", code="seal_invalid") from exc
 
     def verify_seal(
         self, data: bytes, bundle_or_parts: SealBundle | tuple[bytes, dict] | dict[str, Any], *,
         known_sm2_keys: Iterable[signing_sm2.Sm2PublicKey] = (),
     ) -> SealVerification:
-        """Verify both seals over ``data``; raise VerificationError naming the failing one.
+        """Verify both seals over ``data``; raise VerificationFailed naming the failing one.
 
         ``bundle_or_parts`` is a :class:`SealBundle`, a ``(cades, sm2)`` pair or a
         ``{"cades": ..., "sm2": ...}`` mapping.
@@ -331,11 +331,11 @@ class Sealer:
         return SealVerification(cades=report, sm2=self.verify_sm2(data, sm2, known_keys=known_sm2_keys))
 
     def verify_pdf(self, data: signing.pades.PdfSource) -> signing.PdfSealReport:
-        """Verify a PAdES sealed copy (bytes, a binary file or a path); raise VerificationError naming what failed."""
+        """Verify a PAdES sealed copy (bytes, a binary file or a path); raise VerificationFailed naming what failed."""
         try:
             return signing.verify_pdf(data=data, trust_roots=self.trust_roots())
         except signing.VerificationError as exc:
-            raise VerificationError(f"PAdES copy: {exc.reason}", code="seal_invalid") from exc
+            raise VerificationFailed(f"PAdES copy: {exc.reason}", code="seal_invalid") from exc
 
 
 class SealerSource:

@@ -477,7 +477,7 @@ def test_large_scanned_pdf_is_sealed_in_bounded_memory(stack, tmp_path):
 def test_pades_copy_must_extend_the_original(tmp_path):
     """The incremental-update check streams both sides, whatever their chunking, and refuses
     a valid seal over other bytes, a copy shorter than the original, and one flipped byte."""
-    from archive.errors import VerificationError
+    from archive.errors import VerificationFailed
     from archive.seals.pades import check_pades_copy
     from archive.seals.sealer import Sealer
     from archive.settings import load_settings
@@ -495,9 +495,9 @@ def test_pades_copy_must_extend_the_original(tmp_path):
     other = pdf.replace(b"0 0 1 rg", b"1 0 0 rg")
     assert other != pdf and len(other) == len(pdf)
     for original in (other, pdf + copy.read_bytes()):
-        with open(copy, "rb") as f, pytest.raises(VerificationError, match="does not begin with the original"):
+        with open(copy, "rb") as f, pytest.raises(VerificationFailed, match="does not begin with the original"):
             check_pades_copy(sealer, original, f)
-    with pytest.raises(VerificationError, match="does not begin with the original"):
+    with pytest.raises(VerificationFailed, match="does not begin with the original"):
         check_pades_copy(sealer, pdf, _flip(copy.read_bytes(), len(pdf) // 2))
 
 
