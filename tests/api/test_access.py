@@ -102,6 +102,7 @@ def test_tokens_listed_revoked_and_expiring(stack):
         assert r.status_code == 401 and _code(r) == "token_expired"
 
 
+@pytest.mark.slow  # a dozen CLI processes
 def test_cli_manages_users_and_tokens(stack):
     name = f"cli-{uuid.uuid4().hex[:6]}"
     out = stack.cli("user", "add", "--name", name, "--unit", "team-9", "--role", "officer", "--expires-in", "3600")

@@ -98,6 +98,7 @@ def test_discovery_and_protocol_version(stack, officer):
         assert r.status_code == 401 and r.json()["error"]["code"] == "missing_token"
 
 
+@pytest.mark.slow  # a 7 MiB upload processed and sealed by the worker
 def test_tuspy_end_to_end(stack, officer, case, tmp_path):
     from tusclient import client as tus_client
 
@@ -256,6 +257,7 @@ def test_abandoned_upload_expires(stack, officer, case):
     assert _upload_row(stack, url).status == "expired"
 
 
+@pytest.mark.slow  # waits for the worker's periodic expiry
 def test_expiry_task_runs_in_the_worker(stack, officer, case):
     data = os.urandom(1000)
     with stack.client(officer) as c:

@@ -183,6 +183,7 @@ def test_untrusted_root_fails(sample, tmp_path) -> None:
     assert {"cades", "pdf"} <= {f.check for f in report.failures}
 
 
+@pytest.mark.slow  # a hundred verifications of a whole export
 def test_100_random_single_byte_mutations_are_all_detected(sample, tmp_path) -> None:
     _zpath, pristine, root = sample
     bag = tmp_path / pristine.name

@@ -64,6 +64,7 @@ def test_local_store_translates_os_errors(tmp_path):
     assert not isinstance(info.value.__cause__, StorageError)
 
 
+@pytest.mark.slow  # waits for the worker to run every step
 def test_unreadable_original_leaves_no_step_pending(stack, case):
     """A crash while hashing the original must still close every step with a reason."""
     if stack.name != "embedded":
