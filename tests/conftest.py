@@ -248,6 +248,14 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def run_sql(database, statement: str, params: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Play an insider: run one SQL statement straight on the database, in its own transaction."""
+    from sqlalchemy import text
+
+    with database.engine.begin() as conn:
+        conn.execute(text(statement), params or {})
+
+
 def unprotect_ledger(database) -> None:  # type: ignore[no-untyped-def]
     """Play an insider with superuser rights: drop the ledger's append-only triggers."""
     from sqlalchemy import text

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from archive.custody import ledger
 from archive.models import LedgerEntry
-from tests.conftest import run_cli, unprotect_ledger
+from tests.conftest import run_cli, run_sql, unprotect_ledger
 
 
 def test_user_add_prints_token_last(stack):
@@ -46,20 +46,17 @@ def test_database_refuses_update_and_delete(own_ledger):
 
 
 def _edit(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_entries SET details = :d WHERE seq = 3"), {"d": '{"i":99}'})
+    run_sql(database, "UPDATE ledger_entries SET details = :d WHERE seq = 3", {"d": '{"i":99}'})
     return "entry 3"
 
 
 def _delete(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM ledger_entries WHERE seq = 3"))
+    run_sql(database, "DELETE FROM ledger_entries WHERE seq = 3")
     return "entry 3"
 
 
 def _delete_last(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM ledger_entries WHERE seq = 6"))
+    run_sql(database, "DELETE FROM ledger_entries WHERE seq = 6")
     return "entry 6"
 
 

@@ -21,7 +21,7 @@ from archive import db as archive_db, work
 from archive.custody import ledger
 from archive.db import Database
 from archive.models import LedgerEntry
-from tests.conftest import run_cli, settings_from_env, unprotect_ledger
+from tests.conftest import run_cli, run_sql, settings_from_env, unprotect_ledger
 from tests.archive.test_sealing import run, upload, wait_sealed
 from tests.tools import need
 
@@ -109,8 +109,7 @@ def sealed_ledger(own_ledger):
 
 
 def _root_hash(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("UPDATE checkpoints SET root_hash = :r WHERE tree_size = 6"), {"r": "ab" * 32})
+    run_sql(database, "UPDATE checkpoints SET root_hash = :r WHERE tree_size = 6", {"r": "ab" * 32})
     return "row altered"
 
 
@@ -142,15 +141,13 @@ def _sm2(database):
 
 
 def _removed_checkpoint(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM checkpoints WHERE tree_size = 6"))
+    run_sql(database, "DELETE FROM checkpoints WHERE tree_size = 6")
     return "checkpoint 1 (tree size 6, recorded in ledger entry 7) is missing: its checkpoint row was deleted"
 
 
 def _entry_edit(database):
     unprotect_ledger(database)
-    with database.engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_entries SET details = :d WHERE seq = 3"), {"d": '{"i":99}'})
+    run_sql(database, "UPDATE ledger_entries SET details = :d WHERE seq = 3", {"d": '{"i":99}'})
     return "entry 3"
 
 
@@ -175,20 +172,17 @@ def _stale_nodes(database):
     """Entries rewritten and the running tree head cleared, but the stored subtree hashes
     left as they were: the one pass names the first stale node."""
     _rewrite_from_entry_3(database)
-    with database.engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_lock SET frontier = NULL"))
+    run_sql(database, "UPDATE ledger_lock SET frontier = NULL")
     return "stored Merkle node (level 0, index 2: entries 3..3) does not match the entries"
 
 
 def _node_edit(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_nodes SET hash = :h WHERE level = 1 AND idx = 2"), {"h": b"\x07" * 32})
+    run_sql(database, "UPDATE ledger_nodes SET hash = :h WHERE level = 1 AND idx = 2", {"h": b"\x07" * 32})
     return "stored Merkle node (level 1, index 2: entries 5..6) does not match the entries"
 
 
 def _node_delete(database):
-    with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM ledger_nodes WHERE level = 2 AND idx = 1"))
+    run_sql(database, "DELETE FROM ledger_nodes WHERE level = 2 AND idx = 1")
     return "stored Merkle node (level 2, index 1: entries 5..8) is missing"
 
 
