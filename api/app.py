@@ -13,7 +13,10 @@ from api import errors, logs, metrics, pages
 from api.checkpoint_trigger import CheckpointTrigger, CheckpointTriggerMiddleware
 from api.deps import Services
 from api.http import HeadLimits, RequestGuard
-from api.routes import cases, continuity, evidence, exports, ledger, seals, trust, uploads, users, verifications
+from api.routes import (
+    case_life, cases, continuity, court_requests, evidence, exports, inspections, ledger, records, seals, trust,
+    uploads, users, verifications,
+)
 from archive import metrics as archive_metrics
 from archive import preflight, work
 from archive.db import Database
@@ -27,12 +30,14 @@ from workers.celery import make_celery
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API for ``settings`` (default: from the environment)."""
+def create_app(settings: Settings | None = None, *, checked: bool = False) -> FastAPI:
+    """Build the API for ``settings`` (default: from the environment); ``checked``: the
+    production start-up checks have passed already for these settings."""
     settings = settings or load_settings()
     # Production refuses bad key material, a silent TSA or a bucket without object lock
     # here, before anything is served (one ConfigurationError listing every problem).
-    preflight.check(settings)
+    if not checked:
+        preflight.check(settings)
     archive_metrics.configure(settings.resolved_metrics_dir)
     app = FastAPI(
         title="Evidence archive",
@@ -48,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     errors.document_errors(app)
     logs.install()
-    for module in (cases, evidence, ledger, continuity):
+    for module in (cases, case_life, evidence, ledger, continuity):
         app.include_router(module.router)
     app.include_router(seals.router)
     app.include_router(seals.checkpoints_router)
@@ -56,8 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trust.tsa_router)
     app.include_router(uploads.router)
     app.include_router(exports.router)
+    app.include_router(court_requests.router)
     app.include_router(verifications.router)
+    app.include_router(inspections.router)
     app.include_router(users.router)
+    app.include_router(records.router)
     app.include_router(metrics.router)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
@@ -93,3 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": status, "checks": checks, "work": queue}, status_code=200 if ok else 503)
 
     return app
+
+
+def server_process_app() -> FastAPI:
+    """The app of one of several server processes of ``evidence serve --processes N``: the
+    parent ran the production checks on the same environment before it started them (and
+    uvicorn builds this app inside the running event loop, where those checks cannot run)."""
+    return create_app(load_settings(), checked=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -74,6 +75,18 @@ def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
     factory = services.db.read if request.method in READ_METHODS else services.db.session
     with factory() as session:
         yield session
+
+
+@contextmanager
+def custody_session(services: Services, reading: Session) -> Iterator[Session]:
+    """A short writing session for what a read must record (its custody entry), opened once
+    the request's reading session has given its connection back (what it loaded stays
+    readable). A request never holds two connections at once: otherwise a burst of readers
+    takes every pooled connection in their reading sessions and each then waits for a
+    second one to write, until the pool's timeout answers 503."""
+    reading.close()
+    with services.db.session() as writing:
+        yield writing
 
 
 # "function" scope: the transaction commits when the route returns, before the reply is

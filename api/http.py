@@ -220,10 +220,27 @@ def http_protocol(settings: Settings, implementation: str = "auto") -> type:
 
 
 def uvicorn_config(app: Any, settings: Settings, *, http: str = "auto", **kwargs: Any) -> uvicorn.Config:
-    """The uvicorn configuration every entry point (``evidence serve``, the tests) serves with."""
+    """The uvicorn configuration every entry point (``evidence serve``, the tests) serves with.
+
+    Several server processes (``workers`` > 1) need ``app`` as an import string; the protocol is
+    then named by :data:`ENV_PROTOCOL`, which each process builds from its environment (a class
+    made here cannot be sent to a spawned process)."""
+    several = kwargs.get("workers", 1) > 1
     return uvicorn.Config(
-        app, http=http_protocol(settings, http),
+        app, http=ENV_PROTOCOL if several else http_protocol(settings, http),
         # Above our own bound, so h11's plain-text refusal never comes first.
         h11_max_incomplete_event_size=HeadLimits.of(settings).unparsed_bytes + _READ_SLACK,
         **kwargs,
     )
+
+
+ENV_PROTOCOL = "api.http:EnvProtocol"
+"""Import string of the protocol class for the settings in the environment (``auto``)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EnvProtocol":
+        from archive.settings import load_settings
+
+        return http_protocol(load_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,9 +20,16 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
 """A date-time sent as ISO 8601 text only: lax pydantic would also take 0 as 1970-01-01."""
 
 
+class ReasonPublic(BaseModel):
+    code: str = Field(description="Machine-readable reason")
+    message: str = Field(description="Human explanation")
+
+
 class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable error code")
     message: str = Field(description="Human explanation")
+    reasons: list[ReasonPublic] | None = Field(
+        default=None, description="Every reason, where an error has several (`case_not_ready`)")
 
 
 class ErrorResponse(BaseModel):
@@ -41,15 +48,22 @@ class CasePublic(BaseModel):
     title: str
     unit: str
     status: str
+    stage: str
+    """Where the case stands in its legal life (``filed`` ... ``closed``, see ``POST /cases/{id}/stage``)."""
     vault: str
     created_at: datetime
     flags: list[str]
+    legal_hold: bool
+    """True while an administrator's legal hold is in force (``POST /cases/{id}/hold``)."""
+    retention_class: str
+    """The case's retention class (``GET /api/v1/retention/classes``)."""
 
     @classmethod
-    def of(cls, case: Case) -> CasePublic:
+    def of(cls, case: Case, *, legal_hold: bool, retention_class: str) -> CasePublic:
         return cls(
             id=case.id, case_number=case.case_number, title=case.title, unit=case.unit.name,
-            status=case.status.value, vault=case.vault.name, created_at=case.created_at, flags=case.flags or [],
+            status=case.status.value, stage=case.stage.value, vault=case.vault.name, created_at=case.created_at,
+            flags=case.flags or [], legal_hold=legal_hold, retention_class=retention_class,
         )
 
 
@@ -290,3 +304,145 @@ class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accept: StrictBool
     comment: str | None = Field(default=None, max_length=10_000)
+
+
+# The case's legal life ---------------------------------------------------------------
+
+
+StageName = Literal["filed", "investigation", "notice", "hearing", "legal_review", "discussion", "decision",
+                    "service", "enforcement", "closed", "withdrawn", "terminated", "referred"]
+
+
+class StageMoveCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: StageName = Field(description="The stage to move to (``closed`` only by closing: 409 ``use_close``)")
+    reason: str = Field(min_length=1, max_length=4000, description="Why (more than white space)")
+
+
+class StageMovePublic(BaseModel):
+    id: str
+    case_id: str
+    from_stage: str
+    to_stage: str
+    reason: str | None
+    actor_id: str | None
+    review_id: str | None
+    at: datetime
+    ledger_seq: int
+
+    @classmethod
+    def of(cls, m: Any) -> StageMovePublic:
+        return cls(id=m.id, case_id=m.case_id, from_stage=m.from_stage.value, to_stage=m.to_stage.value,
+                   reason=m.reason, actor_id=m.actor_id, review_id=m.review_id, at=m.at, ledger_seq=m.ledger_seq)
+
+
+DocumentRole = Literal["filing_approval", "notice", "statement_record", "hearing_record", "discussion_record",
+                       "decision", "service_proof", "public_notice", "enforcement_record", "closing_report", "other"]
+
+
+class StageDocumentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: str = Field(min_length=1, max_length=36, description="An evidence item of the case")
+    role: DocumentRole = Field(description="What the item is to the stage (e.g. ``notice``, ``decision``, "
+                                           "``service_proof``, ``public_notice``)")
+    stage: StageName | None = Field(default=None, description="The stage; default the case's current stage. "
+                                                               "It must be one the case has reached.")
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class StageDocumentPublic(BaseModel):
+    id: str
+    item: str
+    stage: str
+    role: str
+    note: str | None
+    linked_by: str
+    at: datetime
+    ledger_seq: int
+
+    @classmethod
+    def of(cls, d: Any, people: dict[str, str] | None = None) -> StageDocumentPublic:
+        return cls(id=d.id, item=d.item_id, stage=d.stage.value, role=d.role.value, note=d.note,
+                   linked_by=(people or {}).get(d.linked_by, d.linked_by), at=d.at, ledger_seq=d.ledger_seq)
+
+
+class CaseLifePublic(BaseModel):
+    """A case's stage, its handlers, every stage move and the stages' documents."""
+
+    case_id: str
+    stage: str
+    handlers: list[str]
+    moves: list[StageMovePublic]
+    documents: list[StageDocumentPublic]
+
+
+class AspectVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ok: StrictBool
+    comment: str = Field(default="", max_length=10_000)
+
+
+class ReviewAspects(BaseModel):
+    """The five aspects every legal review judges (主体、事实、依据、自由裁量、程序)."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: AspectVerdict
+    facts: AspectVerdict
+    basis: AspectVerdict
+    discretion: AspectVerdict
+    procedure: AspectVerdict
+
+
+class LegalReviewCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: Literal["filing", "committee", "approval", "closing"]
+    aspects: ReviewAspects
+    decision: Literal["approve", "return"] = Field(
+        description="approve (every aspect ok), or return (with reasons in the opinion)")
+    opinion: str = Field(default="", max_length=20_000)
+    discussion_minutes: str | None = Field(default=None, max_length=200_000,
+                                           description="Minutes of the collective discussion, when it met")
+
+
+class ReviewSealsPublic(BaseModel):
+    cades: str = Field(description="Detached CAdES-B-T signature over `record` (base64 DER)")
+    sm2: dict[str, Any] = Field(description="SM2/SM3 seal over `record`")
+    timestamp_time: str | None
+
+
+class LegalReviewPublic(BaseModel):
+    id: str
+    checkpoint: str
+    stage: str
+    decision: str
+    opinion: str
+    aspects: dict[str, Any]
+    discussion_minutes: str | None
+    reviewer: str | None
+    reviewer_id: str
+    created_at: str
+    ledger_seq: int
+    record: str = Field(description="The sealed canonical JSON of the review, exactly as sealed")
+    record_sha256: str
+    seals: ReviewSealsPublic
+
+
+class HandlerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=200, description="The name of an officer of the case's unit")
+
+
+class ClosingGatesPublic(BaseModel):
+    case_id: str
+    stage: str
+    reasons: list[ReasonPublic] = Field(description="Every reason the case cannot close now; empty when it can")
+
+
+class CaseClosedPublic(BaseModel):
+    id: str = Field(description="The case archive record's id")
+    case_id: str
+    stage: str
+    sha256: str
+    created_at: datetime
+    record_url: str
+    seal_url: str

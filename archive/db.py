@@ -279,6 +279,19 @@ def lock_row(session: Session, model: type[Row], row_id: object) -> Row | None:
     return session.execute(query).scalar_one_or_none()
 
 
+def share_row(session: Session, model: type[Row], row_id: object) -> Row | None:
+    """Load the ``model`` row and hold it unchanged until the transaction ends (FOR SHARE).
+
+    Many transactions may share a row at once; a :func:`lock_row` of it waits for them all,
+    and they wait for it. Evidence registration shares its case row, so a case cannot close
+    between the check that it is open and the commit of the new item. A transaction that
+    shares a row must not change that row later (two sharers upgrading would deadlock).
+    On SQLite the write transaction itself serialises writers.
+    """
+    query = select(model).where(model.id == row_id).with_for_update(of=model, read=True)  # type: ignore[attr-defined]
+    return session.execute(query).scalar_one_or_none()
+
+
 def insert_ignoring_duplicates(session: Session, model: type, rows: Iterable[dict[str, Any]]) -> int:
     """Insert ``rows`` into ``model``'s table, skipping each one whose key is already there.
 
@@ -341,7 +354,10 @@ def unique_violations_as_conflicts() -> Iterator[None]:
         raise conflict from exc
 
 
-MODEL_MODULES = ("archive.models", "archive.continuity.models")
+MODEL_MODULES = (
+    "archive.models", "archive.continuity.models", "archive.cases.models", "archive.records.models",
+    "archive.exports.models", "archive.inspections.models",
+)
 """Every module that declares tables; Alembic's environment imports them all, so that
 autogenerate sees every model (a table missing here would be dropped by it)."""
 

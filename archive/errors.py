@@ -13,6 +13,8 @@ class ArchiveError(Exception):
 
     code = "archive_error"
     status = 400
+    extra: dict | None = None
+    """More machine-readable fields of the error object (e.g. ``reasons``), or None."""
     transient = False
     """True when the same work can succeed later unchanged (an outage, a busy database):
     background work backs off and retries instead of failing."""
@@ -64,6 +66,12 @@ class Conflict(ArchiveError):
 
     code = "conflict"
     status = 409
+
+
+class CaseClosed(Conflict):
+    """The case is closed: its vault accepts no new evidence (reopen it first)."""
+
+    code = "case_closed"
 
 
 class InvalidInput(ArchiveError):

@@ -8,6 +8,11 @@ Invariants held by constraints, not by convention:
   ``vaults(case_id, id)``, so an item can never point at another case's vault;
 * storage keys are unique, so one object is never claimed by two rows;
 * ledger entries are append-only (database triggers refuse UPDATE and DELETE).
+
+Why one module of some 500 lines: these are the core tables whose constraints refer to each
+other (cases, vaults, items, derived objects, users, the ledger); split, one invariant would
+be spread over several files. The tables of each domain live in its own package
+(``archive/continuity``, ``cases``, ``records``, ``exports``, ``inspections``).
 """
 
 from __future__ import annotations
@@ -98,6 +103,24 @@ class CaseStatus(str, enum.Enum):
     under_review = "under_review"
     decided = "decided"
     closed = "closed"
+
+
+class CaseStage(str, enum.Enum):
+    """Where a case stands in the administrative penalty procedure (see :mod:`archive.cases.stages`)."""
+
+    filed = "filed"
+    investigation = "investigation"
+    notice = "notice"
+    hearing = "hearing"
+    legal_review = "legal_review"
+    discussion = "discussion"
+    decision = "decision"
+    service = "service"
+    enforcement = "enforcement"
+    closed = "closed"
+    withdrawn = "withdrawn"
+    terminated = "terminated"
+    referred = "referred"
 
 
 class EvidenceKind(str, enum.Enum):
@@ -208,6 +231,8 @@ class Case(Base):
     title: Mapped[str] = mapped_column(String(500))
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), default=CaseStatus.filed)
+    stage: Mapped[CaseStage] = mapped_column(_enum(CaseStage, "case_stage"), default=CaseStage.filed)
+    """Where the case stands in its legal life; moved only by :func:`archive.cases.stages.move`."""
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)

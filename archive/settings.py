@@ -8,6 +8,7 @@ directory under ``EVIDENCE_DATA_DIR``, a filesystem Celery broker and a developm
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -46,9 +47,24 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     s3_region: str | None = None
     s3_bucket: str = "evidence-vaults"
-    s3_part_size: int = Field(default=16 * MiB, ge=5 * MiB, le=512 * MiB)
+    s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, le=512 * MiB)
+    """Part size of multipart uploads; an object has at most 10,000 parts (78 GiB at 8 MiB)."""
+    api_processes: int | None = Field(default=None, ge=1, le=64)
+    """API server processes of ``evidence serve`` (default: one per core, at most 8, on PostgreSQL
+    with Redis; one on SQLite, whose one writer they would queue behind)."""
+    s3_parallel_parts: int = Field(default=4, ge=1, le=16)
+    """Parts of one upload sent to S3 at once while the next is received (memory: this many
+    parts plus one, per upload)."""
     retention_days: int = Field(default=30 * 365 + 7, ge=1)
     """COMPLIANCE retention put on every original (default 30 years)."""
+    retention_classes: dict[str, int | None] = Field(
+        default_factory=lambda: {"permanent": None, "fixed_30y": 30, "fixed_10y": 10}
+    )
+    """Retention classes of case files: name -> years kept after closing (counted from 1
+    January of the year after it, as archives count), None for permanent (永久, 定期30年,
+    定期10年). JSON in ``EVIDENCE_RETENTION_CLASSES``."""
+    retention_default_class: str = "permanent"
+    """The class of a case no administrator has classed (evidence is kept permanently)."""
 
     broker_url: str | None = None
     """Celery broker; default a filesystem queue under DATA_DIR (no server needed)."""
@@ -120,9 +136,53 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
     """The whole request head: request line and every header line."""
     gap_tolerance_seconds: float = 1.0
+    capture_allow_networks: str = ""
+    """Comma-separated CIDRs the inspection browser may reach although they are loopback,
+    private or link-local (refused by default, so the browser is no way into our network)."""
+    capture_max_seconds: int = 600
+    """Longest inspection an officer may ask for."""
+    capture_max_bytes: int = 512 << 20
+    """Most bytes one inspection may download (page resources or stream) before it stops."""
+    capture_max_response_bytes: int = 64 << 20
+    """Largest single response the inspection browser accepts."""
+    capture_extra_roots: Path | None = None
+    """PEM bundle of CAs the inspection trusts besides the system's (an agency's own CA)."""
+    capture_browser: str = "/usr/bin/chromium"
+    """The Chromium the inspections drive (Debian's; Playwright never downloads one)."""
     time_zone: str = DEFAULT_TIME_ZONE
     """IANA time zone in which pages, certificates and the CLI show times (with the offset);
     storage, the ledger and the API stay in UTC."""
+
+    @field_validator("retention_classes")
+    @classmethod
+    def _sane_classes(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        for name, years in value.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,40}", name):
+                raise ValueError(f"retention class name {name!r}: 1-40 of a-z, 0-9 and _")
+            if years is not None and not 1 <= years <= 1000:
+                raise ValueError(f"retention class {name}: years must be 1-1000, or null for permanent")
+        return value
+
+    @model_validator(mode="after")
+    def _default_class_exists(self) -> Settings:
+        if self.retention_default_class not in self.retention_classes:
+            raise ValueError(
+                f"EVIDENCE_RETENTION_DEFAULT_CLASS {self.retention_default_class!r} is not one of "
+                f"EVIDENCE_RETENTION_CLASSES {sorted(self.retention_classes)}"
+            )
+        return self
+
+    @field_validator("capture_allow_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:  # fail at start-up, not at the first inspection
+                raise ValueError(f"capture_allow_networks: {part!r} is not a CIDR network") from exc
+        return value
 
     @field_validator("time_zone")
     @classmethod

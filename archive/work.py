@@ -44,6 +44,7 @@ PROCESS_ITEM = "evidence.process_item"
 ANALYSE_CONTINUITY = "evidence.analyse_continuity"
 BUILD_EXPORT = "evidence.build_export"
 VERIFY_CASE = "evidence.verify_case"
+INSPECT = "evidence.inspect"
 # Periodic ones (the beat schedule, workers/celery.py):
 CHECKPOINT = "evidence.checkpoint"
 EXPIRE_UPLOADS = "evidence.expire_uploads"
@@ -309,7 +310,7 @@ class WorkCounts:
 def counts(session: Session, settings: Settings, *, now: datetime | None = None) -> WorkCounts:
     """Count the work table by state."""
     now = now or utcnow()
-    late = now - timedelta(seconds=3 * settings.work_reconcile_seconds + settings.work_lease_seconds)
+    late = _stuck_before(settings, now)
     pending, running, stuck, failed = session.execute(select(
         func.count().filter(Work.state == "pending"),
         func.count().filter(Work.state == "pending", Work.lease_until > now),
@@ -317,3 +318,17 @@ def counts(session: Session, settings: Settings, *, now: datetime | None = None)
         func.count().filter(Work.state == "failed"),
     )).one()
     return WorkCounts(pending=pending, running=running, stuck=stuck, failed=failed)
+
+
+def _stuck_before(settings: Settings, now: datetime) -> datetime:
+    """Work due before this moment and still pending is stuck: no worker is taking work up."""
+    return now - timedelta(seconds=3 * settings.work_reconcile_seconds + settings.work_lease_seconds)
+
+
+def troubled(session: Session, settings: Settings, *, limit: int = 50, now: datetime | None = None) -> list[Work]:
+    """The failed and the stuck work (the rows :func:`counts` counts as such), oldest first."""
+    late = _stuck_before(settings, now or utcnow())
+    return list(session.execute(
+        select(Work).where((Work.state == "failed") | ((Work.state == "pending") & (Work.due_at < late)))
+        .order_by(Work.due_at).limit(limit)
+    ).scalars())

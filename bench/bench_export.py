@@ -8,7 +8,7 @@ a fresh child process so peak memory is the export's own:
 
 * baseline: copy every original out of the store to a file (fsync) while hashing it once
   with SHA-256;
-* export: ``archive.exports.service.build_export`` (read each original once; SHA-256, SHA-512 and
+* export: ``archive.exports.build.build_export`` (read each original once; SHA-256, SHA-512 and
   CRC-32 while writing the ZIP straight into the store; seals, ledger proofs, PDF).
 
 Each is run ``--repeat`` times, alternating; the best times are kept. Prints both times, the ratio (target <= 1.5) and the peak RSS of each child; a second,
@@ -45,29 +45,18 @@ SETUP = r"""
 import json, os, sys
 from pathlib import Path
 from archive import db as archive_db
-from archive.evidence import items as evidence
-from archive.evidence import receiving
-from archive.exports import service as exports
-from archive.seals.items import seal_item
-from archive.seals.sealer import Sealer
-from archive.cases.service import create_case
 from archive.db import Database
-from archive.models import EvidenceKind, User
+from archive.models import EvidenceKind
+from archive.seals.sealer import Sealer
 from archive.settings import load_settings
 from archive.storage import open_store
-from archive.identity.users import add_user
+from tests.casefile import open_case_file
 
 data_dir, sizes = Path(sys.argv[1]), [int(x) for x in sys.argv[2].split(",")]
 settings = load_settings(data_dir=data_dir)
 archive_db.upgrade(settings)
 db, store = Database(settings), open_store(settings)
-with db.session() as s:
-    officer, _ = add_user(s, name="officer", unit="u", role="officer")
-    requester, _ = add_user(s, name="rev1", unit="u", role="reviewer")
-    approver, _ = add_user(s, name="rev2", unit="u", role="reviewer")
-    add_user(s, name="judge", unit="court", role="court")
-    case_id = create_case(s, store=store, user=officer, case_number="BENCH-1", title="bench").id
-sealer = Sealer(settings)
+casefile = open_case_file(db, store, Sealer(settings), case_number="BENCH-1", title="bench")
 
 def chunks(n):
     block = os.urandom(8 * 1024 * 1024)
@@ -79,21 +68,9 @@ def chunks(n):
         yield block[:k]
         left -= k
 
-keys = []
-for i, size in enumerate(sizes):
-    item = receiving.receive_original(db=db, store=store, user_id=officer.id, retention_days=1, chunks=chunks(size),
-        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.bodycam_video, filename=f"cam-{i}.mp4"))
-    evidence.compute_sm3(db=db, store=store, item_id=item.id)
-    seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
-    keys.append(item.storage_key)
-eids = []
-for _ in range(int(sys.argv[3])):
-    with db.session() as s:
-        eid = exports.request_export(s, user=s.get(User, requester.id), case_id=case_id, items=None,
-                                     recipient="judge").id
-    with db.session() as s:
-        exports.approve_export(s, user=s.get(User, approver.id), export_id=eid)
-    eids.append(eid)
+keys = [casefile.add_sealed(f"cam-{i}.mp4", chunks(size), kind=EvidenceKind.bodycam_video).storage_key
+        for i, size in enumerate(sizes)]
+eids = [casefile.approved_export() for _ in range(int(sys.argv[3]))]
 print(json.dumps({"exports": eids, "keys": keys}))
 """
 
@@ -124,7 +101,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total,
 EXPORT = r"""
 import json, sys, time
 from pathlib import Path
-from archive.exports import service as exports
+from archive.exports import build
 from archive.seals.items import seal_item
 from archive.seals.sealer import Sealer
 from archive.db import Database
@@ -136,7 +113,7 @@ settings = load_settings(data_dir=data_dir)
 db, store = Database(settings), open_store(settings)
 sealer = Sealer(settings)
 t = time.perf_counter()
-result = exports.build_export(db=db, store=store, settings=settings, export_id=eid, sealer=sealer)
+result = build.build_export(db=db, store=store, settings=settings, export_id=eid, sealer=sealer)
 import resource
 print(json.dumps({"seconds": time.perf_counter() - t, "bytes": result.size, "members": result.members,
                   "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

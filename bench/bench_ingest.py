@@ -1,7 +1,12 @@
-"""Ingest throughput through the API (plain POST and tus) against a local baseline, and
-the API process's peak memory, on the embedded default.
+"""Ingest throughput through the API (plain POST and tus) against a baseline, and the API
+process's peak memory, on the embedded default's local store or (``--store s3``) an S3 server.
 
 Run: .venv/bin/python bench/bench_ingest.py [--size 1G] [--small 256M] [--repeat 3] [--dir DIR] [--buffered]
+     .venv/bin/python bench/bench_ingest.py --store s3 [--size 1G] ...
+
+With ``--store s3`` the bench starts SeaweedFS (as the tests do), the API stores originals in
+it, and the baseline is ``Minio.fput_object`` of the same file into the same bucket (minio's
+own parallel multipart upload, nothing hashed): the S3 server's speed on this machine.
 
 For each of two sizes (``--small``, then ``--size``) a file is generated and:
 
@@ -88,12 +93,14 @@ def baseline(path: Path, copy: Path) -> tuple[float, str]:
 class Api:
     """uvicorn serving the API on the embedded default in ``data``."""
 
-    def __init__(self, data: Path, *, direct_io: bool = True):
+    def __init__(self, data: Path, *, direct_io: bool = True, extra_env: dict[str, str] | None = None):
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
         self.env.update(EVIDENCE_DATA_DIR=str(data), PYTHONPATH=str(ROOT), EVIDENCE_LOG_LEVEL="WARNING",
-                        EVIDENCE_STORAGE_DIRECT_IO=str(direct_io).lower())
+                        EVIDENCE_STORAGE_DIRECT_IO=str(direct_io).lower(), **(extra_env or {}))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        subprocess.run([sys.executable, "-m", "api.cli", "db", "upgrade"], env=self.env, cwd=ROOT,
+                       capture_output=True, check=True)
         token = subprocess.run(
             [sys.executable, "-m", "api.cli", "user", "add", "--name", f"bench-{uuid.uuid4().hex[:6]}",
              "--unit", "bench", "--role", "officer"],
@@ -172,21 +179,46 @@ def tus_upload(api: Api, case_id: str, path: Path, sha256: str) -> tuple[float, 
     return elapsed, done["evidence-item-id"]
 
 
-def run(size: int, work: Path, repeat: int, direct_io: bool) -> dict[str, float]:
+class S3Baseline:
+    """SeaweedFS for the API's store, and ``fput_object`` into its bucket as the baseline."""
+
+    def __init__(self, work: Path):
+        from minio import Minio
+
+        from tests.servers import start_s3
+
+        self.server = start_s3(work / "seaweedfs")
+        self.bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        self.client = Minio(self.server.endpoint, self.server.access_key, self.server.secret_key, secure=False)
+        self.client.make_bucket(self.bucket, object_lock=True)
+        self.env = {"EVIDENCE_STORAGE_BACKEND": "s3", "EVIDENCE_S3_ENDPOINT": self.server.endpoint,
+                    "EVIDENCE_S3_ACCESS_KEY": self.server.access_key, "EVIDENCE_S3_SECRET_KEY": self.server.secret_key,
+                    "EVIDENCE_S3_SECURE": "false", "EVIDENCE_S3_BUCKET": self.bucket}
+
+    def put(self, path: Path) -> float:
+        began = time.perf_counter()
+        self.client.fput_object(self.bucket, f"baseline/{uuid.uuid4()}", str(path))
+        return time.perf_counter() - began
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def run(size: int, work: Path, repeat: int, direct_io: bool, s3: S3Baseline | None = None) -> dict[str, float]:
     data = work / f"data-{size}"
     data.mkdir()
     source = work / f"source-{size}.bin"
     generate(source, size)
     # Warm the page cache the same way for every contender.
     _, sha256 = baseline(source, work / "copy.bin")
-    api = Api(data, direct_io=direct_io)
+    api = Api(data, direct_io=direct_io, extra_env=s3.env if s3 else None)
     times: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
     cpu: dict[str, list[float]] = {"baseline": [], "plain": [], "tus": []}
     try:
         with httpx.Client(base_url=api.url, headers=api.headers, timeout=600) as c:
             case = c.post("/api/v1/cases", json={"case_number": f"BENCH-{uuid.uuid4().hex[:8]}", "title": "bench"}).json()
             contenders = {
-                "baseline": lambda: (baseline(source, work / "copy.bin")[0], None),
+                "baseline": (lambda: (s3.put(source), None)) if s3 else (lambda: (baseline(source, work / "copy.bin")[0], None)),
                 "plain": lambda: plain_upload(api, case["id"], source, sha256),
                 "tus": lambda: tus_upload(api, case["id"], source, sha256),
             }
@@ -232,14 +264,24 @@ def main() -> None:
     parser.add_argument("--small", default="256M", help="smaller size, to show memory stays flat")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best of each is shown")
     parser.add_argument("--dir", default=None, help="work directory (needs about (2 x repeat + 1) x size free)")
+    parser.add_argument("--store", choices=["local", "s3"], default="local",
+                        help="where the API keeps originals; s3: SeaweedFS, against fput_object into it")
     parser.add_argument("--buffered", action="store_true",
                         help="the API's local store writes through the page cache (EVIDENCE_STORAGE_DIRECT_IO=false)")
     args = parser.parse_args()
     if not shutil.which("curl"):
         raise SystemExit("curl is needed")
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ingest-") as tmp:
-        rows = [run(parse_size(s), Path(tmp), args.repeat, not args.buffered) for s in (args.small, args.size)]
-    print(f"local store writes: {'through the page cache' if args.buffered else 'direct I/O'}")
+        s3 = S3Baseline(Path(tmp)) if args.store == "s3" else None
+        try:
+            rows = [run(parse_size(s), Path(tmp), args.repeat, not args.buffered, s3) for s in (args.small, args.size)]
+        finally:
+            if s3:
+                s3.stop()
+    if s3:
+        print("S3 store (SeaweedFS); baseline: Minio.fput_object of the same file into the same bucket")
+    else:
+        print(f"local store writes: {'through the page cache' if args.buffered else 'direct I/O'}")
     print(f"{'size':>9} {'baseline':>12} {'plain POST':>18} {'tus PATCH':>18} {'API peak RSS':>13}"
           f" {'paired median plain/tus':>25}")
     for r in rows:

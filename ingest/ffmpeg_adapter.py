@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from ingest.errors import IngestError, ProbeFailed
 
-__all__ = ["FFMPEG", "FFPROBE", "probe_json", "run", "run_graph", "stream", "tool_message"]
+__all__ = ["FFMPEG", "FFPROBE", "probe_json", "run", "run_bounded", "run_graph", "stream", "tool_message"]
 
 FFPROBE = "ffprobe"
 FFMPEG = "ffmpeg"
@@ -99,3 +99,20 @@ def stream(cmd: list[str], *, fallback: str) -> Iterator[IO[bytes]]:
             stderr = err.read()
             failed = subprocess.CalledProcessError(code, cmd, stderr=stderr)
             raise ProbeFailed(message=tool_message(stderr, fallback=f"{fallback} ({code})")) from failed
+
+
+def run_bounded(cmd: list[str], *, timeout: float, fallback: str, failure: type[IngestError] = ProbeFailed) -> str:
+    """Run a long ffmpeg command (a livestream recording) for at most ``timeout`` seconds.
+
+    Returns its stderr (warnings: what it said about the stream); ``failure`` when it cannot
+    start, is killed at the time limit, or fails."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise failure(message=f"{fallback}: still running after {timeout:.0f} s, stopped") from exc
+    except OSError as exc:
+        raise _cannot_start(cmd, exc, failure) from exc
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise failure(message=tool_message(stderr, fallback=fallback))
+    return stderr

@@ -188,11 +188,8 @@ def packets_step(ws: Workspace) -> StepNote | None:
     }
     with ws.db.session() as session:
         item = evidence.lock_item(session, ws.item_id)
-        facts = dict(item.media_facts or {})
-        if "packet_scan" in facts:
+        if not evidence.add_fact(item, "packet_scan", result):
             return None
-        facts["packet_scan"] = result
-        item.media_facts = facts
         ledger.append(session, actor=ACTOR, action="packets_scanned", case_id=item.case_id, item_id=item.id,
                       details={k: result[k] for k in ("stream", "packet_count", "media_duration", "gaps")})
     return StepNote(f"{len(scan.gaps)} timestamp jump(s)") if scan.gaps else None
@@ -261,11 +258,8 @@ def document_step(ws: Workspace) -> StepNote | None:
             result = {"error": exc.message}
     with ws.db.session() as session:
         item = evidence.lock_item(session, ws.item_id)
-        facts = dict(item.media_facts or {})
-        if "document" in facts:
+        if not evidence.add_fact(item, "document", result):
             return None
-        facts["document"] = result
-        item.media_facts = facts
         if "error" in result:
             evidence.add_flag(item, "unreadable_document")
             item.status = ItemStatus.flagged
@@ -296,6 +290,8 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     item = ws.item()
     if item.kind != EvidenceKind.remote_capture or item.parent_id is not None:
         return None
+    if (item.details or {}).get("inspection"):
+        return None  # the archive's own capture (a WACZ): its members were received with it
     with ws.db.session() as session:
         if ledger.count_actions(session, item_id=item.id, action="bundle_unpacked"):
             return None

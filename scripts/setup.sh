@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the service and its tests need on a fresh machine:
-# system tools (ffmpeg, SoftHSM2, OpenSC, poppler, openssl) when missing and we are root,
+# system tools (ffmpeg, SoftHSM2, OpenSC, poppler, openssl, chromium) when missing and we are root,
 # a virtual environment in .venv with the project and its test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +12,17 @@ command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v pdfsig >/dev/null || need_apt+=(poppler-utils)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# Debian's Chromium is the remote-inspection capture browser (Playwright drives it; no
+# browser is ever downloaded by Playwright itself).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # Node.js runs the real OpenID Provider (oidc-provider) the single sign-on tests use.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# Debian's Chromium is the browser the browser tests (tests/browser/, Playwright) drive;
+# Playwright never downloads a browser of its own here.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A Chinese font, so the browser (and the workspace's screenshots) draws the Chinese pages.
+{ command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || need_apt+=(fonts-wqy-zenhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]}" >&2

@@ -19,6 +19,8 @@ from asn1crypto import algos as asn1_algos
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
 from evidence_verify.sm2 import (
+    native_ec,
+    native_hashes,
     ALGORITHM,
     CURVE_TABLE,
     DEFAULT_DISTINGUISHING_ID,
@@ -110,7 +112,11 @@ def load_sm2_private_key(source: Union[Path, str, bytes]) -> Sm2PrivateKey:
 
 def sm2_signature_der(*, data: bytes, private_key: Sm2PrivateKey,
                       distinguishing_id: str = DEFAULT_DISTINGUISHING_ID) -> bytes:
-    """Sign ``data`` with SM2/SM3; return the DER ``SEQUENCE {r, s}`` signature."""
+    """Sign ``data`` with SM2/SM3; return the DER ``SEQUENCE {r, s}`` signature (by OpenSSL's
+    SM2 through tongsuopy for the default ID, its nonce from OpenSSL's CSPRNG; else gmssl)."""
+    if native_ec is not None and distinguishing_id == DEFAULT_DISTINGUISHING_ID:
+        key = native_ec.derive_private_key(private_key.d, native_ec.SM2())
+        return key.sign(data, native_ec.ECDSA(native_hashes.SM3()))
     e = e_value(data, private_key.public_key, encode_id(distinguishing_id))
     engine = gm_sm2.CryptSM2(private_key=f"{private_key.d:064x}", public_key="")
     engine.public_key = private_key.public_key.point_hex()

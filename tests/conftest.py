@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = Path(__file__).resolve().parent / "system"
 # The servers each marker stands for: the services stack needs all three.
 SERVICES_STACK = ("postgres", "redis", "s3")
-FIXTURE_NEEDS = {"pg_url": "postgres", "s3_server": "s3"}
+FIXTURE_NEEDS = {"pg_url": "postgres", "own_pg_url": "postgres", "s3_server": "s3"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,6 +68,15 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database for one test whose service runs with keys of its own: sharing the
+    session's database, it would seal checkpoints there that the session's stack cannot verify."""
     url = create_pg_database()
     yield url
     drop_pg_database(url)
@@ -202,10 +211,12 @@ def _base_env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, database_url: str | None = None) -> Iterator[Stack]:
+def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, database_url: str | None = None,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """The service on stack ``name`` (``embedded`` or ``services``): migrated, API and worker
-    running, under ``tmp``; on ``services`` with ``database_url`` (default: the session's)."""
-    env = _base_env(tmp)
+    running, under ``tmp``; on ``services`` with ``database_url`` (default: the session's);
+    ``extra_env`` adds settings (e.g. ``EVIDENCE_CAPTURE_ALLOW_NETWORKS``)."""
+    env = {**_base_env(tmp), **(extra_env or {})}
     if name == "services":
         s3: S3Server = request.getfixturevalue("s3_server")
         env.update(
@@ -215,7 +226,7 @@ def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, datab
             EVIDENCE_S3_ACCESS_KEY=s3.access_key,
             EVIDENCE_S3_SECRET_KEY=s3.secret_key,
             EVIDENCE_S3_SECURE="false",
-            EVIDENCE_S3_BUCKET=f"vaults-{uuid.uuid4().hex[:8]}",
+            EVIDENCE_S3_BUCKET=_bucket_of(tmp),
             EVIDENCE_S3_PART_SIZE=str(5 * 1024 * 1024),
             EVIDENCE_BROKER_URL=redis_db_url(),
         )
@@ -235,10 +246,44 @@ def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, datab
         s.services.db.dispose()
 
 
+@contextmanager
+def own_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, prefix: str, *,
+              extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A stack of its own (``request.param``: embedded or services, with a PostgreSQL
+    database of its own), for a module whose work must not delay the shared stack's tests, or
+    whose settings differ (``extra_env``): two stacks with keys of their own must never share a
+    database, or one would verify the other's checkpoints against the wrong roots."""
+    database_url = create_pg_database() if request.param == "services" else None
+    try:
+        with running_stack(request, request.param, tmp_path_factory.mktemp(f"{prefix}-{request.param}"),
+                           database_url=database_url, extra_env=extra_env) as s:
+            yield s
+    finally:
+        if database_url:
+            drop_pg_database(database_url)
+
+
+def _bucket_of(tmp: Path) -> str:
+    """The S3 bucket of the stack whose files are under ``tmp``: the same one when the stack is
+    started again there (its database still names the objects in it)."""
+    name = tmp / "s3-bucket"
+    if not name.exists():
+        name.parent.mkdir(parents=True, exist_ok=True)
+        name.write_text(f"vaults-{uuid.uuid4().hex[:8]}")
+    return name.read_text()
+
+
 @pytest.fixture(scope="session", params=["embedded", "services"])
 def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    """The service running on one stack; every test using it runs on both."""
-    with running_stack(request, request.param, tmp_path_factory.mktemp(f"stack-{request.param}")) as s:
+    """The service running on one stack; every test using it runs on both.
+
+    pytest may stop a session fixture and start it again when the tests of a process alternate
+    between its parameters (as under pytest-xdist): a stack started again keeps its folder,
+    so its keys, its embedded database and its bucket, as the session's PostgreSQL database
+    does; with new keys, the checkpoints its first run sealed there would not verify."""
+    tmp = tmp_path_factory.getbasetemp() / f"stack-{request.param}"
+    tmp.mkdir(exist_ok=True)
+    with running_stack(request, request.param, tmp) as s:
         yield s
 
 
@@ -321,7 +366,7 @@ def receive_directly(
     """
     from sqlalchemy import delete
 
-    from archive.evidence import items as evidence
+    from archive.evidence import fixity
     from archive.evidence import receiving
     from archive.db import Database
     from archive.models import EvidenceKind, Work
@@ -340,7 +385,7 @@ def receive_directly(
         with db.session() as session:  # the test is the worker: no reconciler may send it
             session.execute(delete(Work).where(Work.subject == item.id))
         if sm3:
-            evidence.compute_sm3(db=db, store=store, item_id=item.id)
+            fixity.compute_sm3(db=db, store=store, item_id=item.id)
         return item.id
     finally:
         db.dispose()

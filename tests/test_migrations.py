@@ -57,3 +57,32 @@ def test_every_model_module_is_seen_by_the_migrations() -> None:
                 declaring.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
     assert declaring == set(MODEL_MODULES)
     assert "continuity_state" in model_metadata().tables
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_case_life_revision_gives_existing_cases_a_stage_and_a_handler(kind: str, tmp_path: Path) -> None:
+    """Revision 0012: cases get ``filed`` (``closed`` when their status is closed); creators handle them."""
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if kind == "sqlite" else create_pg_database()
+    try:
+        command.upgrade(alembic_config(url), "0011")
+        engine = make_engine(url)
+        t = "2026-01-01T00:00:00+00:00"
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO units (id, name, created_at) VALUES ('u1', 'team', :t)"), {"t": t})
+            c.execute(text("INSERT INTO users (id, name, role, unit_id, token_hash, active, created_at) "
+                           "VALUES ('p1', 'li', 'officer', 'u1', :h, :a, :t)"), {"h": "0" * 64, "a": True, "t": t})
+            for case_id, status in (("c1", "filed"), ("c2", "closed"), ("c3", "decided")):
+                c.execute(text("INSERT INTO cases (id, case_number, title, unit_id, status, created_by, created_at, flags) "
+                               "VALUES (:i, :i, 'old', 'u1', :s, 'p1', :t, '[]')"), {"i": case_id, "s": status, "t": t})
+        command.upgrade(alembic_config(url), "head")
+        with engine.connect() as c:
+            stages = dict(c.execute(text("SELECT id, stage FROM cases")).all())
+            handlers = sorted(c.execute(text("SELECT case_id, user_id FROM case_handlers")).all())
+        engine.dispose()
+        assert stages == {"c1": "filed", "c2": "closed", "c3": "filed"}
+        assert handlers == [("c1", "p1"), ("c2", "p1"), ("c3", "p1")]
+    finally:
+        if kind == "postgres":
+            drop_pg_database(url)

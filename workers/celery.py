@@ -47,12 +47,16 @@ def make_celery(settings: Settings) -> Celery:
         (queue / "processed").mkdir(parents=True, exist_ok=True)
         (queue / "control").mkdir(parents=True, exist_ok=True)
         conf["broker_url"] = "filesystem://"
+        conf["broker_transport"] = "workers.fsqueue:Transport"  # kombu's, with whole messages only
         conf["broker_transport_options"] = {
             "data_folder_in": str(queue / "messages"),
             "data_folder_out": str(queue / "messages"),
             "data_folder_processed": str(queue / "processed"),
             "store_processed": False,
             "control_folder": str(queue / "control"),
+            # The folder is listed this often (kombu's default is 1 s, which each pipeline
+            # step would wait on average half of); a listing of a near-empty folder is cheap.
+            "polling_interval": 0.1,
         }
     app.conf.update(conf)
     return app

@@ -22,8 +22,8 @@ from celery import Task, signals
 
 from archive import metrics, work
 from archive.continuity import runs
-from archive.evidence import items as evidence
-from archive.custody.checkpoints import checkpoint_due, create_checkpoint
+from archive.evidence import fixity, items as evidence
+from archive.custody.checkpoints import checkpoint_due, seal_checkpoint
 from archive.seals.errors import TimestampUnavailable
 from archive.seals.items import seal_item
 from archive.seals.sealer import Sealer, SealerSource
@@ -178,7 +178,7 @@ def _process(self: EvidenceTask, item_id: str) -> None:
     retrying = False
     try:
         # Inside the try: a crash here must still close the queued steps and the seal with a reason.
-        self.step(item_id, "sm3", lambda: evidence.compute_sm3(db=self.db, store=self.store, item_id=item_id))
+        self.step(item_id, "sm3", lambda: fixity.compute_sm3(db=self.db, store=self.store, item_id=item_id))
         with Workspace(db=self.db, store=self.store, settings=settings, item_id=item_id) as ws:
             self.step(item_id, "probe", lambda: pipeline.probe_step(ws))
             self.step(item_id, "packets", lambda: pipeline.packets_step(ws))
@@ -238,9 +238,8 @@ def enqueue_checkpoint_if_due(db: Database) -> None:
 )
 def checkpoint(self: EvidenceTask) -> int | None:
     """Seal a ledger checkpoint if the ledger grew since the last one; returns its tree size."""
-    with self.db.session() as session:
-        cp = create_checkpoint(session, self.sealer, store=self.store)
-        return cp.tree_size if cp is not None else None
+    cp = seal_checkpoint(self.db, self.sealer, store=self.store)
+    return cp.tree_size if cp is not None else None
 
 
 @celery_app.task(base=EvidenceTask, bind=True, name=work.EXPIRE_UPLOADS)
@@ -259,10 +258,10 @@ def expire_uploads(self: EvidenceTask) -> int:
 @celery_app.task(base=EvidenceTask, bind=True, name=work.BUILD_EXPORT)
 def build_export(self: EvidenceTask, export_id: str) -> str | None:
     """Build an approved certified export into its case's vault; idempotent."""
-    from archive.exports import service as exports
+    from archive.exports import build
 
     try:
-        result = self.durable(export_id, lambda: exports.build_export(
+        result = self.durable(export_id, lambda: build.build_export(
             db=self.db, store=self.store, settings=settings, export_id=export_id, sealer=self.sealer))
     except ArchiveError:
         return None  # recorded on the export as failed, with the reason
@@ -280,24 +279,34 @@ def verify_case(self: EvidenceTask, receipt_id: str) -> str | None:
     return receipt.status if receipt else None
 
 
+@celery_app.task(base=EvidenceTask, bind=True, name=work.INSPECT, time_limit=settings.capture_max_seconds + 900)
+def inspect(self: EvidenceTask, inspection_id: str) -> None:
+    """Carry out a remote online inspection: capture, package, seal, receive; bounded in time
+    (Celery's hard limit), bytes and memory (see :mod:`ingest.capture`)."""
+    from ingest.capture.run import run_inspection
+
+    self.durable(inspection_id, lambda: run_inspection(
+        db=self.db, store=self.store, settings=settings, sealer=self.sealer, inspection_id=inspection_id))
+
+
 @celery_app.task(base=EvidenceTask, bind=True, name=work.FIXITY_AUDIT)
 def fixity_audit(self: EvidenceTask) -> int:
     """One paced fixity audit run (Celery beat); returns how many items failed."""
-    from archive.evidence import fixity
-
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
 
 
 def _give_up(task: str, subject: str, reason: str) -> None:
     """Show on the subject why its work failed for good (never raises: it only reports)."""
-    from archive.exports import service as exports
+    from archive.exports import build
     from archive.cases import receipts
+    from archive.inspections import service as inspections
 
     db = process_item.db  # the one Database of this worker process
     hooks: dict[str, Callable[[], None]] = {
         work.PROCESS_ITEM: lambda: pipeline.give_up(db, subject, reason=reason),
-        work.BUILD_EXPORT: lambda: exports.fail_export(db, subject, reason),
+        work.BUILD_EXPORT: lambda: build.fail_export(db, subject, reason),
         work.VERIFY_CASE: lambda: receipts.give_up(db=db, receipt_id=subject, reason=reason),
+        work.INSPECT: lambda: inspections.finish(db, subject, item_id=None, record_id=None, error=reason),
     }
     log.error("%s %s failed for good: %s", task, subject, reason)
     hook = hooks.get(task)

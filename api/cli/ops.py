@@ -10,6 +10,7 @@ import click
 
 from api.cli.root import cli_settings, main
 from archive.errors import ArchiveError
+from archive.settings import Settings
 
 
 @main.group()
@@ -36,6 +37,12 @@ def _redact(url: str) -> str:
         return "<database>"
 
 
+def _default_processes(settings: Settings) -> int:
+    """One per core where every process counts sign-in failures together (PostgreSQL and Redis)."""
+    shared = not settings.resolved_database_url.startswith("sqlite") and (settings.broker_url or "").startswith("redis")
+    return max(1, min(os.cpu_count() or 1, 8)) if shared else 1
+
+
 class ConfigurationRefused(click.ClickException):
     """Bad configuration: exit status 2, the message names every problem."""
 
@@ -47,7 +54,10 @@ class ConfigurationRefused(click.ClickException):
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers/--no-workers", "with_worker", default=True,
               help="Also start a Celery worker and the beat scheduler (as supervised child processes).")
-def serve(host: str, port: int, with_worker: bool) -> None:
+@click.option("--processes", type=click.IntRange(1, 64), default=None,
+              help="API server processes sharing the port (default EVIDENCE_API_PROCESSES, else one per core "
+                   "on PostgreSQL with Redis, one on SQLite).")
+def serve(host: str, port: int, with_worker: bool, processes: int | None) -> None:
     """Run the API (and a worker and beat) — on the embedded default with no server to install."""
     import uvicorn
 
@@ -78,6 +88,10 @@ def serve(host: str, port: int, with_worker: bool) -> None:
     if with_worker:
         # This process starts every writer of the metrics directory: start it empty.
         metrics.configure(settings.resolved_metrics_dir, fresh=True)
+    processes = processes or settings.api_processes or _default_processes(settings)
+    if processes > 1 and settings.resolved_database_url.startswith("sqlite"):
+        raise ConfigurationRefused("SQLite has one writer: the embedded default serves with one API process "
+                                   "(use PostgreSQL for several)")
     try:
         app = create_app(settings)  # in production: refuses bad material before any child starts
     except ArchiveError as exc:
@@ -98,9 +112,18 @@ def serve(host: str, port: int, with_worker: bool) -> None:
         )
         supervisor.start()
     try:
-        uvicorn.Server(uvicorn_config(
-            app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
-        )).run()
+        if processes == 1:
+            uvicorn.Server(uvicorn_config(
+                app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+            )).run()
+        else:
+            # uvicorn's supervisor: the processes share the socket, and one that dies is replaced.
+            from uvicorn.supervisors import Multiprocess
+
+            del app  # each process builds its own from the same environment
+            config = uvicorn_config("api.app:server_process_app", settings, factory=True, workers=processes,
+                                    host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         if supervisor is not None:
             supervisor.stop()

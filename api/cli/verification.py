@@ -53,17 +53,16 @@ def ledger_verify() -> None:
 @ledger.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Seal a checkpoint of the ledger now (if it grew since the last one)."""
-    from archive.custody.checkpoints import create_checkpoint
+    from archive.custody.checkpoints import seal_checkpoint
     from archive.seals.sealer import Sealer
     from archive.db import Database
     from archive.storage import open_store
 
     settings = cli_settings()
     try:
-        with Database(settings).session() as session:
-            cp = create_checkpoint(session, Sealer(settings), store=open_store(settings))
-            message = (f"checkpoint {cp.id} sealed: tree size {cp.tree_size}, root {cp.root_hash}"
-                       if cp else "ledger unchanged since the last checkpoint; nothing sealed")
+        cp = seal_checkpoint(Database(settings), Sealer(settings), store=open_store(settings))
+        message = (f"checkpoint {cp.id} sealed: tree size {cp.tree_size}, root {cp.root_hash}"
+                   if cp else "ledger unchanged since the last checkpoint (or another run sealed it); nothing sealed")
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(message)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, ServicesDep, SessionDep
+from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic
 from api.streaming import consume_body
@@ -20,7 +20,9 @@ from archive.evidence import items as evidence_service
 from archive.evidence import receiving
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
-from archive.models import EvidenceItem, EvidenceKind, User
+from archive.models import Case, EvidenceItem, EvidenceKind, User
+from archive.records import holds, retention
+from archive.settings import Settings
 from archive.identity.users import load_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -29,11 +31,11 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
 
 @router.get("", response_model=list[CasePublic], responses=ERRORS)
 def list_cases(
-    session: SessionDep, user: CurrentUser,
+    session: SessionDep, services: ServicesDep, user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> list[CasePublic]:
     """Cases of the caller's unit (all cases for admins), newest first."""
-    return [CasePublic.of(c) for c in case_service.list_cases(session, user=user, limit=limit, offset=offset)]
+    return public_cases(session, services.settings, case_service.list_cases(session, user=user, limit=limit, offset=offset))
 
 
 @router.post("", status_code=201, response_model=CasePublic, responses={**ERRORS, 201: REPLAY_DOC})
@@ -52,7 +54,7 @@ async def create_case(
                     session, store=services.store, user=session.get(User, user_id), case_number=body.case_number,
                     title=body.title,
                 )
-                reply = CasePublic.of(case).model_dump_json()
+                reply = public_cases(session, services.settings, [case])[0].model_dump_json()
                 if held is not None:
                     idempotency.record_reply(session, held, status=201, body=reply)
             return reply
@@ -62,9 +64,17 @@ async def create_case(
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
-def get_case(case_id: str, session: SessionDep, user: CurrentUser) -> CasePublic:
+def get_case(case_id: str, session: SessionDep, services: ServicesDep, user: CurrentUser) -> CasePublic:
     """One case, if it is the caller's unit's."""
-    return CasePublic.of(load_case(session, user=user, case_id=case_id))
+    return public_cases(session, services.settings, [load_case(session, user=user, case_id=case_id)])[0]
+
+
+def public_cases(session: Session, settings: Settings, cases: list[Case]) -> list[CasePublic]:
+    """Cases as the API shows them, with their legal hold and retention class."""
+    ids = [c.id for c in cases]
+    held = holds.active_holds(session, ids)
+    classes = retention.classes_of(session, settings=settings, case_ids=ids)
+    return [CasePublic.of(c, legal_hold=c.id in held, retention_class=classes[c.id]) for c in cases]
 
 
 @router.get("/{case_id}/evidence", response_model=list[ItemPublic], responses=ERRORS)
@@ -160,17 +170,21 @@ async def upload_evidence(
     except receiving.DuplicateEvidence as dup:
         # One piece of evidence is one item: the copy was discarded before it was locked,
         # and the answer is the item that already holds this content.
-        def existing() -> str:
-            with services.db.read() as session:
-                user = session.get(User, user_id)
-                item = evidence_service.load_item(session, user=user, item_id=dup.existing_id)
-                duplicates = evidence_service.duplicates_of(session, user=user, items=[item])
-                return ItemPublic.of(item, duplicate_of=duplicates[item.id]).model_dump_json()
-
-        return json_reply(200, await run_in_threadpool(existing), headers={"Duplicate-Of": dup.existing_id})
+        existing_id = dup.existing_id
+        body = await run_in_threadpool(_existing_item_json, services, user_id, existing_id)
+        return json_reply(200, body, headers={"Duplicate-Of": existing_id})
     # The item is committed: from here on the answer is a success (enqueue only logs a failure).
     await run_in_threadpool(services.enqueue, work.PROCESS_ITEM, item.id)
     return json_reply(201, replies[0])
+
+
+def _existing_item_json(services: Services, user_id: str, item_id: str) -> str:
+    """The answer for an upload whose content the case already holds: that item, as JSON."""
+    with services.db.read() as session:
+        user = session.get(User, user_id)
+        item = evidence_service.load_item(session, user=user, item_id=item_id)
+        duplicates = evidence_service.duplicates_of(session, user=user, items=[item])
+        return ItemPublic.of(item, duplicate_of=duplicates[item.id]).model_dump_json()
 
 
 def _sha256_of(chunks: Iterable[bytes]) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentUser, Services, ServicesDep, SessionDep
+from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
 from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
 from archive.evidence import items as evidence_service
@@ -31,16 +31,18 @@ def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> ItemPublic
 def get_content(
     item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
+    inline: Annotated[bool, Query(description="Show an image or PDF in the browser instead of downloading it "
+                                              "(other types are still sent as a download)")] = False,
 ) -> StreamingResponse:
     """The original's bytes, streamed; a single ``Range`` is honoured (206)."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
     byte_range = evidence_service.parse_range(range_header, item.size) if item.size else None
-    with services.db.session() as writing:
+    with custody_session(services, session) as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range)
     return _stream(
         services, key=item.storage_key, version=item.storage_version, size=item.size, sha256=item.sha256,
         media_type=item.media_type, byte_range=byte_range,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(item.original_filename)}"},
+        headers=_disposition(item.original_filename, item.media_type, inline=inline),
     )
 
 
@@ -58,7 +60,7 @@ def get_derived(
     if derived is None:
         raise NotFound(f"item {item_id} has no derived object {role!r}", code="derived_not_found")
     byte_range = evidence_service.parse_range(range_header, derived.size) if derived.size else None
-    with services.db.session() as writing:
+    with custody_session(services, session) as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
     return _stream(
         services, key=derived.storage_key, version=derived.storage_version, size=derived.size,
@@ -80,6 +82,22 @@ def _stream(
         return StreamingResponse(body, status_code=206, media_type=media_type, headers=headers)
     headers["Content-Length"] = str(size)
     return StreamingResponse(body, media_type=media_type, headers=headers)
+
+
+IMAGE_POLICY = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+"""An image shown in place: a sandboxed document (no script, no form), fetching only itself."""
+
+
+def _disposition(filename: str, media_type: str, *, inline: bool) -> dict[str, str]:
+    """How the browser treats an original: a download, or (asked for, and a viewable type)
+    shown in place with nothing able to run."""
+    shown = inline and media_type in evidence_service.VIEWABLE_TYPES
+    headers = {"Content-Disposition": f"{'inline' if shown else 'attachment'}; filename*=UTF-8''{_quote(filename)}",
+               "X-Content-Type-Options": "nosniff"}
+    # A PDF opens in the browser's own viewer, isolated from the page (a sandbox would block it).
+    if shown and media_type != "application/pdf":
+        headers["Content-Security-Policy"] = IMAGE_POLICY
+    return headers
 
 
 def _quote(name: str) -> str:

@@ -10,10 +10,11 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify
+from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
 from archive import work
+from archive.exports import access, links
 from archive.exports import service as export_service
 from archive.identity.users import actor_name, user_name
 from archive.models import ExportRequest
@@ -27,6 +28,7 @@ class ExportCreate(BaseModel):
     items: list[str] | None = Field(default=None, description="Item ids; omit for every item of the case.")
     recipient: str | None = Field(default=None, description="User name of the court user who receives it.")
     include_derived: StrictBool = False
+    request: str | None = Field(default=None, description="The court request (from /api/v1/export-requests) this export answers.")
 
 
 class ExportPublic(BaseModel):
@@ -70,7 +72,7 @@ def request_export(case_id: str, body: ExportCreate, session: SessionDep, user: 
     """Request a certified export for a court recipient; another reviewer must approve it."""
     export = export_service.request_export(
         session, user=user, case_id=case_id, items=body.items, recipient=body.recipient,
-        include_derived=body.include_derived,
+        include_derived=body.include_derived, court_request=body.request,
     )
     return ExportPublic.of(session, export)
 
@@ -78,7 +80,7 @@ def request_export(case_id: str, body: ExportCreate, session: SessionDep, user: 
 @router.get("/api/v1/cases/{case_id}/exports", response_model=list[ExportPublic], responses=ERRORS)
 def list_case_exports(case_id: str, session: SessionDep, user: CurrentUser) -> list[ExportPublic]:
     """Exports of one case visible to the caller."""
-    return [ExportPublic.of(session, e) for e in export_service.list_exports(session, user=user, case_id=case_id)]
+    return [ExportPublic.of(session, e) for e in access.list_exports(session, user=user, case_id=case_id)]
 
 
 @router.get("/api/v1/exports", response_model=list[ExportPublic], responses=ERRORS)
@@ -86,7 +88,7 @@ def list_exports(
     session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ExportPublic]:
     """Exports visible to the caller: a court user's own; their unit's for others."""
-    return [ExportPublic.of(session, e) for e in export_service.list_exports(session, user=user, limit=limit)]
+    return [ExportPublic.of(session, e) for e in access.list_exports(session, user=user, limit=limit)]
 
 
 @router.post("/api/v1/exports/{export_id}/approve", response_model=ExportPublic, responses=ERRORS)
@@ -102,14 +104,14 @@ def approve_export(export_id: str, session: SessionDep, user: CurrentUser, servi
 @router.get("/api/v1/exports/{export_id}", response_model=ExportPublic, responses=ERRORS)
 def get_export(export_id: str, session: SessionDep, user: CurrentUser) -> ExportPublic:
     """An export's status (requested, approved, building, ready, failed) and progress."""
-    return ExportPublic.of(session, export_service.load_export(session, user=user, export_id=export_id))
+    return ExportPublic.of(session, access.load_export(session, user=user, export_id=export_id))
 
 
 @router.post("/api/v1/exports/{export_id}/link", response_model=LinkPublic, responses=ERRORS)
 def make_link(export_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> LinkPublic:
     """A signed download URL usable without a token until it expires (settings TTL)."""
-    export = export_service.downloadable_export(session, user=user, export_id=export_id)
-    link = export_service.make_link(settings=services.settings, export=export, user=user)
+    export = access.downloadable_export(session, user=user, export_id=export_id)
+    link = links.make_link(settings=services.settings, export=export, user=user)
     return LinkPublic(url=link.path, expires_at=link.expires_at)
 
 
@@ -127,15 +129,15 @@ def download_export(
 ) -> StreamingResponse:
     """The export's ZIP (bearer token, or a signed link); each download is a custody entry."""
     if sig is not None and expires is not None and user is not None:
-        caller = export_service.check_link(
+        caller = links.check_link(
             session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
         )
         via = "signed_link"
     else:
         caller = attach(session, identify(services, request, credentials))
         via = "token"
-    export = export_service.downloadable_export(session, user=caller, export_id=export_id)
-    with services.db.session() as writing:
+    export = access.downloadable_export(session, user=caller, export_id=export_id)
+    with custody_session(services, session) as writing:
         export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
     name = f"export-{export.id}.zip"
     headers = {

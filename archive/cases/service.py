@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive.cases.models import CaseHandler
 from archive.custody import ledger
 from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
@@ -47,6 +49,8 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     # insert waits for ours and then fails here: a conflict (case_number_taken), never a 500.
     with unique_violations_as_conflicts():
         session.flush()
+    session.add(CaseHandler(case_id=case.id, user_id=user.id, added_by=user.id))
+    session.flush()
     ledger.append(
         session, actor=actor_name(user), action="case_created", case_id=case.id,
         details={"case_number": case_number, "title": case.title, "unit": user.unit.name, "vault": vault.name},
@@ -64,3 +68,11 @@ def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 
     else:
         query = query.where(unit_scope(user))
     return list(session.execute(query).scalars().unique())
+
+
+def case_numbers(session: Session, *, case_ids: Iterable[str]) -> dict[str, str]:
+    """Case id -> case number, for ids the caller already may show (no access check here)."""
+    ids = set(case_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(Case.id, Case.case_number).where(Case.id.in_(ids))).all())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Collection
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.continuity.models import Gap, GapStatus
-from archive.models import Role, User, utcnow
-from archive.identity.users import actor_name, load_case, require_role
+from archive.models import Case, Role, User, utcnow
+from archive.identity.users import actor_name, load_case, require_role, unit_scope
 
 
 def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -> Gap:
@@ -64,3 +66,26 @@ def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comme
         details={"gap": gap.id, "key": gap.key, "accepted": bool(accept), "comment": comment},
     )
     return gap
+
+
+def open_gap_counts(session: Session, *, case_ids: Collection[str]) -> dict[str, int]:
+    """Per case, how many of its current gaps still wait for an officer's explanation
+    (open, or their explanation rejected); cases without any are left out."""
+    if not case_ids:
+        return {}
+    rows = session.execute(
+        select(Gap.case_id, func.count()).where(
+            Gap.case_id.in_(list(case_ids)), Gap.current.is_(True),
+            Gap.status.in_((GapStatus.open, GapStatus.rejected)),
+        ).group_by(Gap.case_id)
+    )
+    return {case_id: count for case_id, count in rows}
+
+
+def gaps_awaiting_review(session: Session, *, user: User, limit: int = 200) -> list[Gap]:
+    """Current explained gaps of the cases ``user`` sees (a reviewer's queue), oldest first."""
+    return list(session.execute(
+        select(Gap).join(Case, Case.id == Gap.case_id)
+        .where(unit_scope(user), Gap.current.is_(True), Gap.status == GapStatus.explained)
+        .order_by(Gap.explained_at).limit(limit)
+    ).scalars())

@@ -1,7 +1,7 @@
 """Sealed checkpoints of the custody ledger's Merkle tree.
 
-:func:`create_checkpoint` seals the ledger's tree head (CAdES-B-T and SM2) and records
-the checkpoint in the ledger itself; :func:`verify_checkpoints` checks every checkpoint
+:func:`seal_checkpoint` (and, inside a caller's transaction, :func:`create_checkpoint`) seals
+the ledger's tree head (CAdES-B-T and SM2) and records the checkpoint in the ledger itself; :func:`verify_checkpoints` checks every checkpoint
 against its record, its seals and the current ledger.
 """
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.custody import merkle
+from archive.db import Database
 from archive.errors import VerificationFailed
 from archive.models import Case, Checkpoint, LedgerEntry, Vault, utcnow
 from archive.seals.manifests import canonical_bytes, utc_text
@@ -107,20 +108,18 @@ def checkpoint_record(cp: Checkpoint, previous: Checkpoint | None) -> dict[str, 
     }
 
 
-def create_checkpoint(
-    session: Session, sealer: Sealer, *, store: ObjectStore | None = None, now: datetime | None = None
-) -> Checkpoint | None:
-    """Seal the ledger's current tree head if the ledger grew since the last checkpoint.
+@dataclass(frozen=True)
+class _Plan:
+    """What a new checkpoint will seal: read in one short transaction."""
 
-    The statement (canonical JSON: format, tree size, root, last entry hash, time,
-    previous checkpoint) gets a CAdES-B-T and an SM2 seal. With a ``store``, statement
-    and seals are also written, locked, into every vault whose case has entries since
-    the previous checkpoint. The checkpoint is then itself recorded in the ledger (a
-    ``checkpoint_sealed`` entry, see :func:`checkpoint_record`), so deleting, altering or
-    reordering checkpoint rows is provable. Returns the new row (flushed in the caller's
-    transaction), or None when there was nothing new.
-    """
-    _serialise_checkpoints(session)
+    last: Checkpoint | None
+    statement: bytes
+    tree_size: int
+    root_hash: str
+    vaults: list[str]
+
+
+def _plan(session: Session, now: datetime | None) -> _Plan | None:
     last = latest_checkpoint(session)
     size = ledger.size(session)
     if _new_entries(session, last, size) <= 0:
@@ -134,35 +133,94 @@ def create_checkpoint(
         "time": ledger.iso_utc(now or datetime.now(timezone.utc)),
         "previous": None if last is None else {"id": last.id, "tree_size": last.tree_size, "root_hash": last.root_hash},
     }
-    statement_bytes = canonical_bytes(statement)
-    bundle = sealer.seal(statement_bytes)
-    report = sealer.verify_seal(statement_bytes, bundle)
+    vaults = session.execute(
+        select(Vault.name).join(Case, Case.id == Vault.case_id).where(
+            Case.id.in_(select(LedgerEntry.case_id).where(
+                LedgerEntry.seq > (last.tree_size if last else 0), LedgerEntry.seq <= size,
+                LedgerEntry.case_id.is_not(None),
+            ))
+        )
+    ).scalars().all()
+    return _Plan(last=last, statement=canonical_bytes(statement), tree_size=head.tree_size,
+                 root_hash=head.root_hash, vaults=list(vaults))
+
+
+def _sealed(plan: _Plan, sealer: Sealer, store: ObjectStore | None) -> Checkpoint:
+    """The checkpoint row of ``plan``, sealed (and its seals verified), its objects written
+    and locked in every vault of ``plan`` (objects of a checkpoint that is then not recorded
+    are named by its statement's hash: harmless orphans, as after a crash)."""
+    bundle = sealer.seal(plan.statement)
+    report = sealer.verify_seal(plan.statement, bundle)
     cp = Checkpoint(
-        tree_size=head.tree_size, root_hash=head.root_hash, statement=statement_bytes.decode("utf-8"),
+        tree_size=plan.tree_size, root_hash=plan.root_hash, statement=plan.statement.decode("utf-8"),
         cades=bundle.cades, sm2=bundle.sm2, timestamp_time=report.cades.timestamp_time,
     )
     if store is not None:
-        vaults = session.execute(
-            select(Vault.name).join(Case, Case.id == Vault.case_id).where(
-                Case.id.in_(select(LedgerEntry.case_id).where(
-                    LedgerEntry.seq > (last.tree_size if last else 0), LedgerEntry.seq <= size,
-                    LedgerEntry.case_id.is_not(None),
-                ))
-            )
-        ).scalars().all()
         until = utcnow() + timedelta(days=sealer.settings.retention_days)
-        for vault in vaults:
+        for vault in plan.vaults:
             keys = checkpoint_object_keys(vault, cp)
-            put_locked(store, keys["statement"], statement_bytes, media_type="application/json", until=until)
+            put_locked(store, keys["statement"], plan.statement, media_type="application/json", until=until)
             put_locked(store, keys["cades"], bundle.cades, media_type="application/pkcs7-signature", until=until)
             put_locked(store, keys["sm2"], bundle.sm2_json(), media_type="application/json", until=until)
+    return cp
+
+
+def _record(session: Session, sealer: Sealer, cp: Checkpoint, last: Checkpoint | None) -> Checkpoint:
     session.add(cp)
     session.flush()
-    record_certificates(session, certificates_in_seal(bundle.cades))
+    record_certificates(session, certificates_in_seal(bytes(cp.cades)))
     record_sm2_key(session, sealer.sm2_key.public_key)
     # Last, as everywhere: the ledger lock is the last lock a transaction takes.
     ledger.append(session, actor="system:checkpoint", action=CHECKPOINT_ACTION, details=checkpoint_record(cp, last))
     log.info("sealed ledger checkpoint at tree size %d", cp.tree_size)
+    return cp
+
+
+def create_checkpoint(
+    session: Session, sealer: Sealer, *, store: ObjectStore | None = None, now: datetime | None = None
+) -> Checkpoint | None:
+    """Seal the ledger's current tree head if the ledger grew since the last checkpoint, in
+    the caller's transaction (for a caller that needs the checkpoint in it, such as an
+    export; timed checkpoints use :func:`seal_checkpoint`, which holds no transaction while
+    it seals).
+
+    The statement (canonical JSON: format, tree size, root, last entry hash, time,
+    previous checkpoint) gets a CAdES-B-T and an SM2 seal. With a ``store``, statement
+    and seals are also written, locked, into every vault whose case has entries since
+    the previous checkpoint. The checkpoint is then itself recorded in the ledger (a
+    ``checkpoint_sealed`` entry, see :func:`checkpoint_record`), so deleting, altering or
+    reordering checkpoint rows is provable. Returns the new row (flushed in the caller's
+    transaction), or None when there was nothing new.
+    """
+    _serialise_checkpoints(session)
+    plan = _plan(session, now)
+    if plan is None:
+        return None
+    return _record(session, sealer, _sealed(plan, sealer, store), plan.last)
+
+
+def seal_checkpoint(db: Database, sealer: Sealer, *, store: ObjectStore | None = None,
+                    now: datetime | None = None) -> Checkpoint | None:
+    """:func:`create_checkpoint` in three steps, so that no transaction is open while the seal
+    is made (a time-stamping authority may take seconds): the tree head is read, then sealed
+    and written to the vaults, then recorded, unless another checkpoint was recorded
+    meanwhile (then None: that one stands, and the next run seals what is new). Entries
+    appended while it seals come after the tree it seals; its ledger record follows them,
+    which verification allows. Returns the new row (detached), or None."""
+    with db.read() as session:
+        plan = _plan(session, now)
+    if plan is None:
+        return None
+    cp = _sealed(plan, sealer, store)
+    with db.session() as session:
+        _serialise_checkpoints(session)
+        last = latest_checkpoint(session)
+        if (last.id if last else None) != (plan.last.id if plan.last else None):
+            log.info("a checkpoint was recorded while this one was sealed; tree size %d not recorded", cp.tree_size)
+            return None
+        _record(session, sealer, cp, last)
+        session.flush()
+        session.expunge(cp)
     return cp
 
 
@@ -178,6 +236,39 @@ def checkpoint_covering(
         return existing
     created = create_checkpoint(session, sealer, store=store)
     return created if created is not None and created.tree_size >= size else None
+
+
+def proven_case_entries(session: Session, *, case_id: str, checkpoint: Checkpoint) -> list[dict[str, Any]]:
+    """Every custody entry of a case within ``checkpoint``'s tree, each with its RFC 9162 inclusion proof.
+
+    Each item is ``{"entry": fields, "entry_hash", "proof": {"leaf_index", "tree_size", "path"}}``
+    (the form exports and case archive records carry). Each proof reads O(log n) stored
+    subtree hashes and is checked here, against the sealed root, with the leaf recomputed
+    from the entry as it stands: raises VerificationFailed (``ledger_tampered``) naming the
+    first entry that no longer matches.
+    """
+    sealed_root = bytes.fromhex(checkpoint.root_hash)
+    entries = []
+    rows = session.execute(
+        select(LedgerEntry).where(LedgerEntry.case_id == case_id, LedgerEntry.seq <= checkpoint.tree_size)
+        .order_by(LedgerEntry.seq)
+    ).scalars()
+    for entry in rows:
+        try:
+            proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=checkpoint.tree_size).path]
+            merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry))),
+                                    index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
+        except (merkle.ProofError, VerificationFailed) as exc:
+            raise VerificationFailed(
+                f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq} ({exc})",
+                code="ledger_tampered",
+            ) from exc
+        entries.append({
+            "entry": ledger.entry_fields(entry), "entry_hash": entry.entry_hash,
+            "proof": {"leaf_index": entry.seq - 1, "tree_size": checkpoint.tree_size,
+                      "path": [p.hex() for p in proof]},
+        })
+    return entries
 
 
 def _failure(message: str, code: str = "checkpoint_inconsistent") -> VerificationFailed:

@@ -149,30 +149,76 @@ def check_object(
     everything holds. Only ObjectNotFound becomes a fault; any other StorageError is
     raised, since a store that cannot answer says nothing about the object.
     """
+    return rehash_object(store, key=key, version=version, size=size, digests=digests, sink=sink, pace=pace)[0]
+
+
+def rehash_object(
+    store: ObjectStore, *, key: str, version: str | None, size: int, digests: Mapping[str, str],
+    also: Iterable[str] = (), sink: BinaryIO | None = None,
+    pace: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None,
+) -> tuple[ObjectFault | None, dict[str, str]]:
+    """:func:`check_object`, also computing the digests named in ``also`` during the same read.
+
+    Returns the fault (or None) and every digest computed (empty when the object is missing).
+    """
     try:
         chunks: Iterable[bytes] = store.read(key, version_id=version)
-        stream = HashingStream(pace(chunks) if pace is not None else chunks, *digests)
+        stream = HashingStream(pace(chunks) if pace is not None else chunks, *digests, *also)
         for chunk in stream:
             if sink is not None:
                 sink.write(chunk)
     except ObjectNotFound:
-        return ObjectFault(MISSING_OBJECT, "missing", version=version)
+        return ObjectFault(MISSING_OBJECT, "missing", version=version), {}
     if sink is not None:
         sink.flush()
-    found = {name: stream.hexdigest(name) for name in digests}
+    found = {name: stream.hexdigest(name) for name in (*digests, *also)}
+    recorded_found = {name: found[name] for name in digests}
     if stream.size != size:
-        return ObjectFault(FIXITY_FAILED, "size", stream.size, found, version=version)
+        return ObjectFault(FIXITY_FAILED, "size", stream.size, recorded_found, version=version), found
     for name, recorded in digests.items():
         if found[name] != recorded:
-            return ObjectFault(FIXITY_FAILED, name, stream.size, found, version=version)
+            return ObjectFault(FIXITY_FAILED, name, stream.size, recorded_found, version=version), found
     if version is not None:
         try:
             current = store.stat(key)
         except ObjectNotFound:
-            return ObjectFault(MISSING_OBJECT, "deleted", stream.size, found, version=version)
+            return ObjectFault(MISSING_OBJECT, "deleted", stream.size, recorded_found, version=version), found
         if current.version_id != version:
-            return ObjectFault(FIXITY_FAILED, "newer_version", stream.size, found, current.version_id, version)
-    return None
+            return (ObjectFault(FIXITY_FAILED, "newer_version", stream.size, recorded_found, current.version_id,
+                                version), found)
+    return None, found
+
+
+def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
+    """Hash the stored original with SM3 (and SHA-512) and record both; safe to run twice.
+
+    The original is re-read from its recorded version and checked against its recorded size
+    and SHA-256 first (:func:`rehash_object`); SHA-512 rides along in the same read, so
+    exports need not hash every original with it again.
+    """
+    with db.session() as session:
+        item = session.get(EvidenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+        if item.sm3:
+            return item.sm3
+        key, version, size, sha256 = item.storage_key, item.storage_version, item.size, item.sha256
+    fault, found = rehash_object(store, key=key, version=version, size=size, digests={"sha256": sha256},
+                                 also=("sm3", "sha512"))
+    if fault is not None:
+        raise VerificationFailed(f"stored original of item {item_id} no longer matches its record ({fault.what})",
+                                 code=fault.outcome)
+    digest, sha512 = found["sm3"], found["sha512"]
+    with db.session() as session:
+        item = lock_item(session, item_id)
+        if item.sm3:
+            return item.sm3
+        item.sm3, item.sha512 = digest, sha512
+        ledger.append(
+            session, actor="system:worker", action="sm3_computed", case_id=item.case_id, item_id=item_id,
+            details={"sm3": digest, "sha512": sha512},
+        )
+    return digest
 
 
 def _audit_problem(fault: ObjectFault, *, role: str, key: str, size: int, sha256: str) -> str:

@@ -12,14 +12,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, lazyload
 
 from archive.custody import ledger
 from archive.db import Database, lock_row
-from archive.errors import InvalidInput, NotFound, VerificationFailed
+from archive.errors import InvalidInput, NotFound
 from archive.models import Case, DerivedObject, EvidenceItem, User, new_id, utcnow
 from archive.storage import ObjectStore
-from archive.storage.streams import HashingStream, hash_chunks
+from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
 
 _BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
@@ -35,9 +35,32 @@ def derived_key(vault: str, item_id: str, role: str, suffix: str = "") -> str:
     return f"{vault}/derived/{item_id}/{role}{suffix}"
 
 
-def case_items(session: Session, *, case_id: str) -> list[EvidenceItem]:
-    """Every evidence item of a case, oldest first (the caller has checked access to the case)."""
+def is_wacz(item: EvidenceItem) -> bool:
+    """A web archive package (WACZ) a browser can replay: a top-level item named ``*.wacz``
+    (the archive's own captures, ``inspection.wacz``, and uploaded packages alike)."""
+    return item.parent_id is None and item.original_filename.lower().endswith(".wacz")
+
+
+VIEWABLE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"})
+"""Types a browser may show in place (raster images and PDF): nothing in them runs script."""
+
+
+def is_viewable(item: EvidenceItem) -> bool:
+    """An original the workspace shows in the browser: its type as the archive sniffed it from
+    the bytes (never the uploader's claim) is a raster image or PDF."""
+    return item.media_type in VIEWABLE_TYPES
+
+
+def case_items(session: Session, *, case_id: str, listing: bool = False) -> list[EvidenceItem]:
+    """Every evidence item of a case, oldest first (the caller has checked access to the case).
+
+    ``listing``: for a list of many items, leave out what a list does not show (media
+    facts, upload details) and the case and vault each item would join (the caller has the case).
+    """
     query = select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
+    if listing:
+        query = query.options(defer(EvidenceItem.media_facts), defer(EvidenceItem.details),
+                              lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
     return list(session.execute(query).scalars().unique())
 
 
@@ -117,37 +140,20 @@ def set_task_state(item: EvidenceItem, task: str, state: str, reason: str | None
     item.processing = processing
 
 
+def add_fact(item: EvidenceItem, name: str, value: Any) -> bool:
+    """Record a fact found by a processing step once (``media_facts[name]``).
+
+    Returns False, changing nothing, when the fact is already recorded (a step run twice).
+    """
+    if name in (item.media_facts or {}):
+        return False
+    item.media_facts = {**(item.media_facts or {}), name: value}
+    return True
+
+
 def add_flag(row: EvidenceItem | Case, flag: str) -> None:
     """Add a flag to an item or a case (kept as a sorted set); the one way flags are added."""
     row.flags = sorted(set(row.flags or []) | {flag})
-
-
-def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
-    """Hash the stored original with SM3 (and SHA-512) and record both; safe to run twice.
-
-    SHA-512 rides along in a thread of its own during the same read, so it costs no extra
-    time (SM3 is the slower), and exports need not hash every original with it again.
-    """
-    with db.session() as session:
-        item = session.get(EvidenceItem, item_id)
-        if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
-        if item.sm3:
-            return item.sm3
-    stream = hash_chunks(store.read(item.storage_key, version_id=item.storage_version), "sha256", "sm3", "sha512")
-    if stream.hexdigest("sha256") != item.sha256:
-        raise VerificationFailed(f"stored original of item {item_id} no longer matches its sha256", code="fixity_failed")
-    digest, sha512 = stream.hexdigest("sm3"), stream.hexdigest("sha512")
-    with db.session() as session:
-        item = lock_item(session, item_id)
-        if item.sm3:
-            return item.sm3
-        item.sm3, item.sha512 = digest, sha512
-        ledger.append(
-            session, actor="system:worker", action="sm3_computed", case_id=item.case_id, item_id=item_id,
-            details={"sm3": digest, "sha512": sha512},
-        )
-    return digest
 
 
 def find_derived(session: Session, *, item_id: str, role: str) -> DerivedObject | None:

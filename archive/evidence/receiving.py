@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 
 from archive import work
 from archive.custody import ledger
-from archive.db import Database
-from archive.errors import ArchiveError, Conflict, HashMismatch, InvalidInput, NotFound, UploadIncomplete
+from archive.db import Database, share_row
+from archive.errors import (
+    ArchiveError, CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound, ObjectLocked, UploadIncomplete,
+)
 from archive.evidence.filenames import check_filename
 from archive.evidence.items import add_flag, original_key
-from archive.models import Case, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
+from archive.models import Case, CaseStage, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.storage.streams import HashingStream
 from archive.identity.users import actor_name, load_case, unit_scope
@@ -67,6 +69,7 @@ class IncomingEvidence:
 def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) -> str:
     """Validate an upload before any byte is stored; return the vault name to write to."""
     case = load_case(session, user=user, case_id=incoming.case_id, write=True)
+    refuse_closed(case)
     check_filename(incoming.filename)
     normalise_sha256(incoming.declared_sha256)
     device = incoming.device_id
@@ -103,6 +106,21 @@ def same_content_in_case(session: Session, *, case_id: str, sha256: str) -> Evid
         select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.sha256 == sha256)
         .order_by(EvidenceItem.received_at, EvidenceItem.id).limit(1)
     ).scalar_one_or_none()
+
+
+def refuse_closed(case: Case) -> None:
+    """Raise CaseClosed (409 ``case_closed``) when the case is closed: its vault accepts nothing new."""
+    if case.stage == CaseStage.closed:
+        raise CaseClosed(f"case {case.case_number} is closed: its vault accepts no new evidence "
+                         "(a legal reviewer may reopen it)")
+
+
+def before_locking(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
+    """The last checks before a received original is locked: its case is still open
+    (CaseClosed) and does not hold this content already (DuplicateEvidence)."""
+    with db.read() as session:
+        refuse_closed(session.get(Case, incoming.case_id))
+    refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor)
 
 
 def refuse_duplicate(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
@@ -163,7 +181,7 @@ def receive_original(
     locked = accept_original(
         store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
         declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
-        before_lock=lambda: refuse_duplicate(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
+        before_lock=lambda: before_locking(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
     )
     with db.session() as session:
         item = register_original(
@@ -209,7 +227,12 @@ def accept_original(
         if before_lock is not None:
             before_lock()
     except ArchiveError:
-        store.discard(stored.key, version_id=stored.version_id)
+        try:
+            store.discard(stored.key, version_id=stored.version_id)
+        except ObjectLocked:
+            # The case is under legal hold, and a held vault gives up nothing: the refused
+            # bytes stay, unregistered (never evidence); the answer is still the refusal.
+            log.warning("kept refused object %s: its vault is under legal hold", stored.key)
         raise
     until = utcnow() + timedelta(days=retention_days)
     locked = store.lock(stored.key, version_id=stored.version_id, until=until)
@@ -233,10 +256,14 @@ def register_original(
     """
     filename = check_filename(incoming.filename)
     declared = normalise_sha256(incoming.declared_sha256)
+    # Shared, not locked: uploads to one case do not wait for each other, but a close (which
+    # locks the case row) cannot slip between this check and the item's commit.
+    case = share_row(session, Case, incoming.case_id)
+    refuse_closed(case)
     item = EvidenceItem(
         id=item_id,
         case_id=incoming.case_id,
-        vault_id=session.get(Case, incoming.case_id).vault.id,
+        vault_id=case.vault.id,
         parent_id=incoming.parent_id,
         kind=incoming.kind,
         original_filename=filename,

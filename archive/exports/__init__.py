@@ -1,6 +1,6 @@
 """Certified exports: requested, approved by another person, built by a worker as one ZIP.
 
-* :mod:`~archive.exports.service`: the entry points routes, tasks and the CLI call.
+* :mod:`~archive.exports.service`: requesting, approving and downloading (what routes call).
 * :mod:`~archive.exports.access`: who may request, approve, see and download an export.
 * :mod:`~archive.exports.links`: signed, time-limited download links.
 * :mod:`~archive.exports.plan`: what goes in, gathered and checked before the bytes flow.

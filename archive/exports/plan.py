@@ -12,15 +12,14 @@ from sqlalchemy.orm import Session
 
 from archive.continuity.report import build_report, report_document
 from archive.custody import ledger
-from archive.custody import merkle
 from archive.errors import VerificationFailed
 from archive.exports.bagzip import safe_member_name
 from archive.exports.errors import ExportFailed, ExportWaiting
 from archive.identity.users import user_name
 from archive.models import Case, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, utcnow
-from archive.custody.checkpoints import checkpoint_covering
+from archive.custody.checkpoints import checkpoint_covering, proven_case_entries
 from archive.seals.items import SEAL_ROLES
-from archive.seals.registry import published_chain_pem, recorded_sm2_keys
+from archive.seals.registry import published_chain_pem, recorded_sm2_keys, sm2_keys_pem
 from archive.storage import ObjectStore
 
 NOT_DERIVED_COPIES = (*SEAL_ROLES, "member")
@@ -151,29 +150,10 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     # latest checkpoint, which no checkpoint covers until the ledger grows again.)
     last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
     checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
-    # Each proof reads O(log n) stored subtree hashes and is checked here, against the
-    # sealed root, with the leaf recomputed from the entry as it stands.
-    sealed_root = bytes.fromhex(checkpoint.root_hash)
-    entries = []
-    rows = session.execute(
-        select(LedgerEntry).where(LedgerEntry.case_id == export.case_id, LedgerEntry.seq <= checkpoint.tree_size)
-        .order_by(LedgerEntry.seq)
-    ).scalars()
-    for entry in rows:
-        try:
-            proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=checkpoint.tree_size).path]
-            merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry))),
-                                    index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
-        except (merkle.ProofError, VerificationFailed) as exc:
-            raise ExportFailed(
-                f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq}: "
-                f"refusing to export ({exc})", code="ledger_tampered",
-            ) from exc
-        entries.append({
-            "entry": ledger.entry_fields(entry), "entry_hash": entry.entry_hash,
-            "proof": {"leaf_index": entry.seq - 1, "tree_size": checkpoint.tree_size,
-                      "path": [p.hex() for p in proof]},
-        })
+    try:
+        entries = proven_case_entries(session, case_id=export.case_id, checkpoint=checkpoint)
+    except VerificationFailed as exc:
+        raise ExportFailed(f"{exc.message}: refusing to export", code="ledger_tampered") from exc
     return Plan(
         export_id=export.id,
         case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,
@@ -188,16 +168,6 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
                     "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},
         continuity=report_document(continuity),
         chain_pem=published_chain_pem(session, sealer),
-        sm2_keys_pem=_sm2_keys_pem([*sealer.sm2_public_keys(), *recorded_sm2_keys(session)]),
+        sm2_keys_pem=sm2_keys_pem([*sealer.sm2_public_keys(), *recorded_sm2_keys(session)]),
         total_bytes=total,
     )
-
-
-def _sm2_keys_pem(keys: list[Any]) -> bytes:
-    """Every SM2 public key that sealed for us, one PEM block each, without repeats."""
-    blocks: list[bytes] = []
-    for key in keys:
-        pem = key.public_pem()
-        if pem not in blocks:
-            blocks.append(pem)
-    return b"".join(blocks)

@@ -1,6 +1,6 @@
 """Certified exports: requested, approved by another person, built by a worker as one ZIP.
 
-The entry points routes, tasks and the command line call. Who may do what is in
+Requesting, approving, downloading: the entry points routes and the command line call. Who may do what is in
 :mod:`archive.exports.access`, signed links in :mod:`archive.exports.links`, what goes
 into the bag in :mod:`archive.exports.plan` and :mod:`archive.exports.bag`, and the build
 lifecycle in :mod:`archive.exports.build`.
@@ -16,31 +16,30 @@ from sqlalchemy.orm import Session
 from archive import work
 from archive.custody import ledger
 from archive.errors import InvalidInput
-from archive.exports.access import (
-    STATUSES, check_downloadable, downloadable_export, export_to_approve, list_exports, load_export,
-    recipient_for_request, shared_with,
-)
-from archive.exports.build import ExportResult, build_export, export_key, fail_export
-from archive.exports.errors import ExportFailed, ExportWaiting
-from archive.exports.links import DownloadLink, check_link, link_secret, make_link
-from archive.exports.waiting import wake_waiting_exports
+from archive.exports import court_requests
+from archive.exports.access import export_to_approve, recipient_for_request
 from archive.identity.users import actor_name, user_name
 from archive.models import EvidenceItem, ExportRequest, User, utcnow
 from archive.storage import ObjectStore
 
-__all__ = [
-    "STATUSES", "DownloadLink", "ExportFailed", "ExportResult", "ExportWaiting", "approve_export", "build_export",
-    "check_downloadable", "check_link", "downloadable_export", "export_key", "fail_export", "iter_export",
-    "link_secret", "list_exports", "load_export", "make_link", "record_download", "request_export", "shared_with",
-    "wake_waiting_exports",
-]
-
 
 def request_export(
     session: Session, *, user: User, case_id: str, items: list[str] | None, recipient: str | None,
-    include_derived: bool = False,
+    include_derived: bool = False, court_request: str | None = None,
 ) -> ExportRequest:
-    """Record a request for a certified export (who may: :mod:`archive.exports.access`)."""
+    """Record a request for a certified export (who may: :mod:`archive.exports.access`).
+
+    With ``court_request``, the export answers that pending request of a court user for
+    this case: the recipient is its requester, and the request is marked fulfilled.
+    """
+    answered = None
+    if court_request is not None:
+        answered = court_requests.check_fulfilment(session, user=user, request_id=court_request, case_id=case_id)
+        requester = user_name(session, answered.requested_by)
+        if recipient not in (None, requester):
+            raise InvalidInput("an export answering a court request goes to the court user who asked",
+                               code="recipient_not_requester")
+        recipient = requester
     recipient_user = recipient_for_request(session, user=user, case_id=case_id, recipient=recipient)
     selected = None
     if items is not None:
@@ -62,8 +61,10 @@ def request_export(
     ledger.append(
         session, actor=actor_name(user), action="export_requested", case_id=case_id,
         details={"export": export.id, "recipient": recipient_user.name, "items": selected,
-                 "include_derived": include_derived},
+                 "include_derived": include_derived, "court_request": court_request},
     )
+    if answered is not None:
+        court_requests.fulfil(session, user=user, request=answered, export=export)
     return export
 
 

@@ -106,3 +106,13 @@ def published_chain_pem(session: Session, sealer: Sealer) -> bytes:
     order = {"root": 0, "ca": 1, "seal": 2, "tsa": 3}
     ordered = sorted([*local, *recorded], key=lambda rc: order.get(rc[0], 4))
     return signing_certs.pem_bundle(cert for _role, cert in ordered)
+
+
+def sm2_keys_pem(keys: Iterable[signing_sm2.Sm2PublicKey]) -> bytes:
+    """Every SM2 public key given, one PEM block each, without repeats."""
+    blocks: list[bytes] = []
+    for key in keys:
+        pem = key.public_pem()
+        if pem not in blocks:
+            blocks.append(pem)
+    return b"".join(blocks)

@@ -278,6 +278,20 @@ class Sealer:
         except signing.SigningError as exc:
             raise SealingFailed(f"PAdES sealing failed: {exc.reason}") from exc
 
+    def sign_wacz(self, digest: str, created: str, *, software: str) -> dict[str, Any]:
+        """The WACZ ``signedData`` for a datapackage digest (see :mod:`signing.wacz`)."""
+        from signing import wacz as signing_wacz
+
+        try:
+            with self._sign_lock:
+                return signing_wacz.sign_wacz_hash(
+                    digest=digest, created=created, signer=self.signer, timestamper=self.timestamper,
+                    pool=self.trust_roots(), software=software)
+        except signing.TimestampFailed as exc:
+            raise TimestampUnavailable(f"time-stamping the WACZ signature failed: {exc.reason}") from exc
+        except signing.SigningError as exc:
+            raise SealingFailed(f"WACZ signing failed: {exc.reason}") from exc
+
     # Verifying ----------------------------------------------------------------------
 
     def sm2_public_keys(self) -> list[signing_sm2.Sm2PublicKey]:

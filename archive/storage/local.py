@@ -6,7 +6,9 @@ written with direct I/O where the filesystem has it (``EVIDENCE_STORAGE_DIRECT_I
 default on): originals are written once and read rarely, and passing them through the
 page cache costs more CPU than anything else in an upload (see :func:`archive.storage.files.write_durably`). Locking makes
 the file read-only (0444) — a courtesy, not a guarantee: anyone with root on the machine
-can still change it, which is why production uses S3 object lock.
+can still change it, which is why production uses S3 object lock. A legal hold is a marker
+file in the vault's directory (``.legal-hold``): while it is there :meth:`LocalStore.discard`
+removes nothing in that vault.
 
 How bytes reach the disk is :mod:`archive.storage.files`; staged objects (resumable
 uploads) are :mod:`archive.storage.local_staging`.
@@ -29,6 +31,9 @@ from archive.storage.files import PARTIAL, write_durably
 from archive.storage.local_staging import LocalStaging
 
 log = logging.getLogger(__name__)
+
+HOLD_MARKER = ".legal-hold"
+"""Name, inside a vault's directory, of the marker that puts the vault under legal hold."""
 
 
 class LocalStore:
@@ -91,6 +96,8 @@ class LocalStore:
 
     def discard(self, key: str, *, version_id: str | None) -> None:
         path = self._path(key)
+        if self._hold_marker(key).exists():
+            raise ObjectLocked(f"object {key} is under legal hold and cannot be removed")
         try:
             if not os.access(path, os.W_OK) or not (path.stat().st_mode & stat_mod.S_IWUSR):
                 raise ObjectLocked(f"object {key} is locked and cannot be removed")
@@ -147,11 +154,30 @@ class LocalStore:
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in sorted(files):
-                if name.endswith(PARTIAL):
+                if name.endswith(PARTIAL) or name == HOLD_MARKER:
                     continue
                 key = str((Path(dirpath) / name).relative_to(self.root))
                 if key.startswith(prefix):
                     yield self.stat(key)
+
+    def _hold_marker(self, key: str) -> Path:
+        return self._path(key.split("/", 1)[0]) / HOLD_MARKER
+
+    def set_legal_hold(self, vault: str, *, on: bool) -> int:
+        marker = self._hold_marker(vault)
+        try:
+            if on:
+                self.ensure_vault(vault)
+                marker.write_text("legal hold\n", encoding="ascii")
+            else:
+                marker.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot {'place' if on else 'lift'} the legal hold on {vault}: {exc.strerror}") from exc
+        return sum(1 for _ in self.list(f"{vault}/"))
+
+    def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
+        self.stat(key)
+        return self._hold_marker(key).exists()
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):

@@ -65,6 +65,18 @@ class ObjectStore(Protocol):
     def list(self, prefix: str) -> Iterator[StoredObject]:
         """Every current object whose key starts with ``prefix``."""
 
+    def set_legal_hold(self, vault: str, *, on: bool) -> int:
+        """Place (``on``) or lift the legal hold on a whole vault; idempotent.
+
+        While it is placed the store removes nothing in the vault, whatever its retention,
+        objects locked later included. On S3 every object version under the vault carries
+        an S3 object legal hold; locally a marker in the vault that :meth:`discard` honours.
+        Returns how many object versions the vault holds.
+        """
+
+    def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
+        """True when the store holds the object (version) under legal hold."""
+
     def check(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

@@ -3,8 +3,16 @@
 Vaults are prefixes of one bucket created with object lock (and therefore versioning).
 Every original gets COMPLIANCE retention: until it expires, nobody — administrator or
 root account included — can delete that version. Uploads of unknown length go up as a
-multipart upload with a bounded part size, so memory stays flat whatever the file size.
+multipart upload with a bounded part size: parts received are uploaded while the next ones
+arrive, at most ``parallel_parts`` in flight, so memory stays flat (that many parts plus the
+one being read) whatever the file size. The parts are sent by :meth:`S3Store._put_parts`, not
+minio's ``put_object(num_parallel_uploads=N)``: minio's upload pool leaves its threads waiting
+forever when the stream fails (a client that goes away mid-upload), one set per failed upload.
 ``minio``/``urllib3`` errors never leave this module and its staging; callers see ours.
+
+A vault under legal hold has a marker object (``<vault>/.legal-hold``); while it is there
+every object version under the vault carries an S3 object legal hold, and :meth:`S3Store.lock`
+gives one to each object it locks, so nothing arriving later escapes the hold.
 
 Staged objects (resumable uploads) are :mod:`archive.storage.s3_staging`; vendor
 errors are translated in :mod:`archive.storage.s3_errors`.
@@ -15,23 +23,29 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE
+from minio.datatypes import Part
 from minio.error import S3Error
 from minio.retention import Retention
 
 from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
 from archive.storage.protocol import CHUNK, StoredObject
-from archive.storage.s3_errors import LOCKED, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
+from archive.storage.s3_errors import LOCKED, NO_LEGAL_HOLD, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
 from archive.storage.s3_staging import S3Staging
 
 log = logging.getLogger(__name__)
+
+HOLD_MARKER = ".legal-hold"
+"""Name, inside a vault, of the marker object that says the vault is under legal hold."""
 
 
 class _ChunkReader(io.RawIOBase):
@@ -46,23 +60,19 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
-        parts = []
-        have = len(self._buf)
-        parts.append(self._buf)
-        while n < 0 or have < n:
+        # One growing buffer and one copy out of it: a part is held at most twice while read.
+        data = bytearray(self._buf)
+        self._buf = b""
+        while n < 0 or len(data) < n:
             try:
-                chunk = next(self._it)
+                data += next(self._it)
             except StopIteration:
                 break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if n >= 0:
-            data, self._buf = data[:n], data[n:]
-        else:
-            self._buf = b""
+        if 0 <= n < len(data):
+            self._buf = bytes(data[n:])
+            del data[n:]
         self.size += len(data)
-        return data
+        return bytes(data)
 
 
 class S3Store:
@@ -79,7 +89,8 @@ class S3Store:
         bucket: str,
         secure: bool = True,
         region: str | None = None,
-        part_size: int = 16 * 1024 * 1024,
+        part_size: int = 8 * 1024 * 1024,
+        parallel_parts: int = 4,
         spool_dir: Path | None = None,
         timeout: float | None = None,
     ):
@@ -87,7 +98,7 @@ class S3Store:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout or 5, read=timeout or 120),
             retries=urllib3.Retry(total=0 if timeout else 3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
-            maxsize=10,
+            maxsize=max(10, 2 * parallel_parts),
         )
         self.client = Minio(
             endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
@@ -95,6 +106,7 @@ class S3Store:
         )
         self.bucket = bucket
         self.part_size = part_size
+        self.parallel_parts = parallel_parts
         self.description = f"S3 {'https' if secure else 'http'}://{endpoint}/{bucket}"
         self._bucket_ready = False
         self.spool_dir = Path(spool_dir or Path(tempfile.gettempdir()) / "evidence-s3-spool").resolve()
@@ -113,6 +125,7 @@ class S3Store:
             secure=settings.s3_secure,
             region=settings.s3_region,
             part_size=settings.s3_part_size,
+            parallel_parts=settings.s3_parallel_parts,
             spool_dir=settings.resolved_upload_dir,
             timeout=timeout,
         )
@@ -153,14 +166,58 @@ class S3Store:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
         reader = _ChunkReader(chunks)
         try:
-            result = self.client.put_object(
-                self.bucket, key, reader, length=-1, content_type=content_type,
-                part_size=self.part_size, num_parallel_uploads=1,
-            )
+            first = reader.read(self.part_size)
+            second = reader.read(self.part_size) if len(first) == self.part_size else b""
+            if not second:
+                result = self.client.put_object(self.bucket, key, io.BytesIO(first), len(first),
+                                                content_type=content_type)
+                return StoredObject(key=key, size=len(first), version_id=result.version_id)
+            head = [second, first]
+            del first, second
+            return self._put_parts(key, reader, head, content_type=content_type)
         except StorageError:
             raise
         except VENDOR_ERRORS as exc:
             raise translate(exc, f"upload {key}") from exc
+
+    def _put_parts(self, key: str, reader: _ChunkReader, head: list[bytes], *, content_type: str) -> StoredObject:
+        """A multipart upload of ``head`` (parts read already, last first) then the rest of
+        ``reader``: each part is uploaded while the next is read, at most ``parallel_parts`` at
+        once. Any failure (of a part, or of the stream) waits for the parts in flight, aborts the
+        upload and re-raises; the pool's threads end with the call."""
+
+        def parts() -> Iterator[bytes]:
+            while head:
+                yield head.pop()  # the list lets go of each part once it is sent
+            while data := reader.read(self.part_size):
+                yield data
+
+        upload_id = self.client._create_multipart_upload(self.bucket, key, {"Content-Type": content_type})
+        done: list[Part] = []
+        in_flight: deque[tuple[int, Future[str]]] = deque()
+        try:
+            with ThreadPoolExecutor(max_workers=self.parallel_parts, thread_name_prefix="s3-part") as pool:
+                try:
+                    for number, data in enumerate(parts(), 1):
+                        while len(in_flight) >= self.parallel_parts:
+                            n, sent = in_flight.popleft()
+                            done.append(Part(n, sent.result()))
+                        in_flight.append((number, pool.submit(
+                            self.client._upload_part, self.bucket, key, data, None, upload_id, number)))
+                        del data
+                    while in_flight:
+                        n, sent = in_flight.popleft()
+                        done.append(Part(n, sent.result()))
+                finally:
+                    for _n, sent in in_flight:
+                        sent.cancel()
+            result = self.client._complete_multipart_upload(self.bucket, key, upload_id, done)
+        except BaseException:
+            try:
+                self.client._abort_multipart_upload(self.bucket, key, upload_id)
+            except VENDOR_ERRORS as exc:  # the stale parts are debris for the sweep, not a second error
+                log.warning("could not abort the multipart upload of %s: %s", key, exc)
+            raise
         return StoredObject(key=key, size=reader.size, version_id=result.version_id)
 
     def lock(self, key: str, *, version_id: str | None, until: datetime) -> StoredObject:
@@ -168,13 +225,67 @@ class S3Store:
             self.client.set_object_retention(
                 self.bucket, key, Retention(COMPLIANCE, until), version_id=version_id
             )
+            # Checked after the retention: a hold placed meanwhile has its marker written
+            # before it lists the vault, so an object is covered by one or the other.
+            if self._held(key.split("/", 1)[0]):
+                self.client.enable_object_legal_hold(self.bucket, key, version_id=version_id)
         except VENDOR_ERRORS as exc:
             raise translate(exc, f"lock {key}") from exc
         return self.stat(key, version_id=version_id)
 
+    def _held(self, vault: str) -> bool:
+        try:
+            self.client.stat_object(self.bucket, f"{vault}/{HOLD_MARKER}")
+        except S3Error as exc:
+            if exc.code in NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def set_legal_hold(self, vault: str, *, on: bool) -> int:
+        self._ensure_bucket()
+        marker = f"{vault}/{HOLD_MARKER}"
+        try:
+            # Placing: the marker first, so whatever is locked from now on is held by lock().
+            # Lifting: the marker first too, so nothing locked after the listing stays held.
+            if on:
+                self.client.put_object(self.bucket, marker, io.BytesIO(b"legal hold\n"), 11, content_type="text/plain")
+            else:
+                # A delete marker on top, not the removal of a version: that works even where
+                # the bucket gives every new version a default retention.
+                self.client.remove_object(self.bucket, marker)
+            count = 0
+            for obj in self.client.list_objects(self.bucket, prefix=f"{vault}/", recursive=True, include_version=True):
+                if obj.is_delete_marker or obj.object_name == marker:
+                    continue
+                if on:
+                    self.client.enable_object_legal_hold(self.bucket, obj.object_name, version_id=obj.version_id)
+                else:
+                    self.client.disable_object_legal_hold(self.bucket, obj.object_name, version_id=obj.version_id)
+                count += 1
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"{'place' if on else 'lift'} the legal hold on {vault}") from exc
+        return count
+
+    def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
+        try:
+            return bool(self.client.is_object_legal_hold_enabled(self.bucket, key, version_id=version_id))
+        except S3Error as exc:
+            if exc.code in NO_LEGAL_HOLD:
+                return False
+            raise translate(exc, f"read the legal hold of {key}") from exc
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"read the legal hold of {key}") from exc
+
     def discard(self, key: str, *, version_id: str | None) -> None:
         if self.stat(key, version_id=version_id).locked:
             raise ObjectLocked(f"object {key} is under retention and cannot be removed")
+        try:
+            held = self._held(key.split("/", 1)[0]) or self.legal_hold(key, version_id=version_id)
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"discard {key}") from exc
+        if held:
+            raise ObjectLocked(f"object {key} is under legal hold and cannot be removed")
         try:
             self.client.remove_object(self.bucket, key, version_id=version_id)
         except S3Error as exc:
@@ -230,6 +341,8 @@ class S3Store:
     def list(self, prefix: str) -> Iterator[StoredObject]:
         try:
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if obj.object_name.endswith(f"/{HOLD_MARKER}"):
+                    continue
                 yield StoredObject(key=obj.object_name, size=obj.size or 0, version_id=obj.version_id)
         except VENDOR_ERRORS as exc:
             raise translate(exc, f"list {prefix}") from exc

@@ -12,6 +12,8 @@ NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket"}
 NO_RETENTION = {
     "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError", "NoSuchObjectRetention",
 }
+NO_LEGAL_HOLD = {"NoSuchObjectLegalHold", "NoSuchObjectLockConfiguration"}
+"""How servers say "this version never had a legal hold" (SeaweedFS, MinIO)."""
 LOCKED = {"AccessDenied", "ObjectLocked", "InvalidRequest"}
 
 

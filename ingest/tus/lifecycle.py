@@ -16,10 +16,10 @@ from archive import metrics
 from archive.evidence import items as evidence
 from archive.evidence import receiving
 from archive.custody import ledger
-from archive.db import Database, lock_row
-from archive.errors import Conflict, HashMismatch, InvalidInput, NotFound
+from archive.db import Database, lock_row, share_row
+from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
-from archive.models import EvidenceKind, Upload, User, new_id, utcnow
+from archive.models import Case, EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
@@ -264,7 +264,7 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         locked = receiving.accept_original(
             store=store, stored=stored, size=length, sha256=sha256, declared=incoming.declared_sha256,
             retention_days=retention_days,
-            before_lock=lambda: receiving.refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor),
+            before_lock=lambda: receiving.before_locking(db, incoming=incoming, sha256=sha256, actor=actor),
         )
     except receiving.DuplicateEvidence as dup:
         # The case already holds this content: the upload completes as that item, and the
@@ -275,18 +275,19 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         live.forget(upload_id)
         log.info("upload %s duplicates item %s: not kept", upload_id, dup.existing_id)
         return dup.existing_id
-    except HashMismatch as exc:
+    except (HashMismatch, CaseClosed) as exc:
         with db.session() as session:
             upload = _lock_upload(session, upload_id)
             upload.status, upload.error, upload.updated_at = "failed", exc.message, utcnow()
             ledger.append(
                 session, actor=actor, action="upload_failed", case_id=upload.case_id,
-                details={"upload": upload_id, "reason": "hash_mismatch", "declared_sha256": incoming.declared_sha256,
+                details={"upload": upload_id, "reason": exc.code, "declared_sha256": incoming.declared_sha256,
                          "received_sha256": sha256, "size": length},
             )
         live.forget(upload_id)
         raise
     with db.session() as session:
+        share_row(session, Case, incoming.case_id)  # lock order: the case row before the upload row
         upload = _lock_upload(session, upload_id)
         if upload.status != "complete":
             receiving.register_original(

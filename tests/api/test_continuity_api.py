@@ -207,7 +207,7 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         # The page shows the gap in the corps' time (+08:00) at 0.1 s, and who accounted for it.
         with httpx.Client(base_url=stack.url, timeout=60) as browser:
             sign_in(browser, reviewer)
-            page = browser.get(f"/cases/{case['id']}").text
+            page = browser.get(f"/cases/{case['id']}", params={"lang": "en"}).text
         assert "2026-03-01 10:01:00.0 +08:00" in page and "2026-03-01 10:06:00.0 +08:00" in page, page
         assert "300.0 s" in page and f"explained by {accepted['explained_by']}" in page
         assert f"reviewed by {accepted['reviewed_by']}" in page and "UTC" not in page

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import uuid
 
 import httpx
 
 from tests.tools import sign_in
 
 
-def _browser(stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60)
+def _browser(stack, lang: str = "en") -> httpx.Client:
+    """A browser reading the pages in ``lang`` (the cookie ``?lang=`` sets)."""
+    return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60, cookies={"evidence_lang": lang})
 
 
 def test_pages_require_sign_in(stack):
@@ -53,3 +56,134 @@ def test_other_units_case_page_is_not_found(stack, case):
         r = b.get(f"/cases/{case['id']}")
         assert r.status_code == 404 and case["title"] not in r.text
         assert case["case_number"] not in b.get("/cases").text
+
+
+def test_each_role_reaches_its_own_pages_only(stack):
+    """Each role lands on its main page; another role's page answers 403 in the page's language."""
+    from tests.tools import csrf_of
+
+    tokens = {role: stack.user(role=role, unit="unit-a") for role in ("officer", "reviewer", "court", "admin")}
+    homes = {"officer": "/cases", "reviewer": "/queue", "court": "/court", "admin": "/admin"}
+    for role, token in tokens.items():
+        with _browser(stack, lang="zh") as b:
+            assert sign_in(b, token).headers["location"] == homes[role]
+            assert b.get(homes[role]).status_code == 200
+            for other, path in homes.items():
+                if other != role and not (role == "admin" and path in ("/cases", "/queue")) and path != "/cases":
+                    page = b.get(path)
+                    assert page.status_code == 403 and 'lang="zh-CN"' in page.text, (role, path)
+            if role != "admin":
+                form = csrf_of(b.get(homes[role]).text)
+                r = b.post("/admin/users", data={"csrf_token": form, "name": "x", "role": "admin", "unit": "x"})
+                assert r.status_code == 403
+            else:
+                name = f"target-{uuid.uuid4().hex[:6]}"
+                target = stack.user(role="officer", unit="unit-a", name=name)
+                page = b.get("/admin").text
+                assert name in re.findall(r'data-user="([^"]+)"', page)
+                r = b.post(f"/admin/users/{name}", data={"csrf_token": csrf_of(page), "role": "reviewer",
+                                                         "unit": "unit-b"})
+                assert r.status_code == 303
+                assert f'data-user="{name}"' in b.get("/admin").text
+                with stack.services.db.read() as s:
+                    from archive.identity.users import find_user
+
+                    changed = find_user(s, name=name)
+                    assert changed.role.value == "reviewer" and changed.unit.name == "unit-b"
+                device = f"CAM-{uuid.uuid4().hex[:6]}"
+                page = b.get("/admin").text
+                bad = b.post("/admin/devices", data={"csrf_token": csrf_of(page), "device_id": device, "offset": "abc"})
+                assert bad.status_code == 422 and "invalid_clock_offset" in bad.text
+                ok = b.post("/admin/devices", data={"csrf_token": csrf_of(page), "device_id": device, "offset": "2.5",
+                                                    "source": "measured"})
+                assert ok.status_code == 303
+                assert device in b.get("/admin").text
+                # Revoking the target's token: its next request is refused.
+                page = b.get("/admin").text
+                row = page[page.index(f'data-user="{name}"'):]
+                token_id = re.search(r'action="/admin/tokens/([^/]+)/revoke"', row).group(1)
+                assert b.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf_of(page)}).status_code == 303
+                with stack.client(target) as api:
+                    assert api.get("/api/v1/cases").status_code == 401
+
+
+def test_officer_sees_the_units_cases_or_only_their_own(stack):
+    a, b = stack.user(role="officer", unit="unit-mine"), stack.user(role="officer", unit="unit-mine")
+    numbers = {}
+    for who, token in (("a", a), ("b", b)):
+        with stack.client(token) as c:
+            numbers[who] = c.post("/api/v1/cases", json={"case_number": f"M-{uuid.uuid4().hex[:8]}",
+                                                         "title": who}).json()["case_number"]
+    with _browser(stack) as browser:
+        sign_in(browser, a)
+        every = browser.get("/cases").text
+        mine = browser.get("/cases?mine=true").text
+    assert numbers["a"] in every and numbers["b"] in every
+    assert numbers["a"] in mine and numbers["b"] not in mine
+
+
+def test_admin_sees_failed_work_with_its_reason(stack):
+    from sqlalchemy import delete
+
+    from archive.models import Work, utcnow
+
+    subject = str(uuid.uuid4())
+    with stack.services.db.session() as s:
+        s.add(Work(task="evidence.process_item", subject=subject, state="failed", attempts=5, due_at=utcnow(),
+                   last_error="probe gave up: the store was unreachable"))
+    try:
+        with _browser(stack) as b:
+            sign_in(b, stack.user(role="admin", unit="hq"))
+            page = b.get("/admin").text
+        assert 'data-testid="troubled-work"' in page and subject in page
+        assert "probe gave up: the store was unreachable" in page
+    finally:
+        with stack.services.db.session() as s:
+            s.execute(delete(Work).where(Work.subject == subject))
+
+
+def test_images_and_pdfs_are_viewable_in_place_and_nothing_else(stack, officer, case):
+    """A reviewer opens a photo or a PDF in the browser (a read: a custody entry); the type is
+    what the archive sniffed from the bytes, so a page of HTML named like a photo is only ever
+    a download, and an image is shown in a sandbox where nothing can run."""
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    from tests.capture.support import PNG
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out)
+    pdf.drawString(72, 720, "record of statements")
+    pdf.save()
+    files = {"photo.png": PNG, "record.pdf": out.getvalue(),
+             "disguised.png": b"<html><script>alert(document.cookie)</script></html>"}
+    with stack.client(officer) as c:
+        items = {name: c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name},
+                              content=data).json() for name, data in files.items()}
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    for item in items.values():
+        stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    with _browser(stack) as b:
+        sign_in(b, reviewer)
+        page = b.get(f"/cases/{case['id']}").text
+        views = set(re.findall(r'href="/api/v1/evidence/([0-9a-f-]+)/content\?inline=true"[^>]*data-testid="item-view"',
+                               page))
+        assert views == {items["photo.png"]["id"], items["record.pdf"]["id"]}, views
+    with stack.client(reviewer) as c:
+        def reads() -> int:
+            entries = c.get("/api/v1/ledger/entries", params={"case_id": case["id"], "limit": 5000}).json()
+            return sum(e["action"] == "content_read" for e in entries)
+
+        before = reads()
+        photo = c.get(f"/api/v1/evidence/{items['photo.png']['id']}/content", params={"inline": "true"})
+        assert photo.status_code == 200 and photo.content == PNG
+        assert photo.headers["content-type"] == "image/png" and photo.headers["content-disposition"].startswith("inline")
+        assert "sandbox" in photo.headers["content-security-policy"] and photo.headers["x-content-type-options"] == "nosniff"
+        record = c.get(f"/api/v1/evidence/{items['record.pdf']['id']}/content", params={"inline": "true"})
+        assert record.headers["content-type"] == "application/pdf" and record.headers["content-disposition"].startswith("inline")
+        disguised = c.get(f"/api/v1/evidence/{items['disguised.png']['id']}/content", params={"inline": "true"})
+        assert disguised.status_code == 200 and disguised.content == files["disguised.png"]
+        assert disguised.headers["content-disposition"].startswith("attachment")
+        assert disguised.headers["x-content-type-options"] == "nosniff"
+        assert reads() == before + 3  # each view is a read of evidence like any other

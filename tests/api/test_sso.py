@@ -129,7 +129,8 @@ def test_sso_role_and_unit_follow_the_directory(sso):
 
 @pytest.mark.parametrize("tamper", ["state", "nonce"])
 def test_sso_refuses_a_wrong_state_or_nonce(sso, tamper):
-    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30,
+                      cookies={"evidence_lang": "en"}) as b:  # the reason is read in English
         start = b.get("/login/oidc")
         back = _through_provider(b, b.get(start.headers["location"]), "dir.officer", sso.api.url)
         if tamper == "state":

@@ -124,7 +124,7 @@ def verified_case(own_ledger):
     """A database of its own with a case whose one item is sealed and processed, and two
     checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
     from archive.cases import service as cases
-    from archive.evidence import items as evidence
+    from archive.evidence import fixity
     from archive.evidence import receiving
     from archive.custody import ledger
     from archive.custody.checkpoints import create_checkpoint
@@ -146,7 +146,7 @@ def verified_case(own_ledger):
         db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(1500)],
         incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
     )
-    evidence.compute_sm3(db=database, store=store, item_id=item.id)
+    fixity.compute_sm3(db=database, store=store, item_id=item.id)
     seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
     with database.session() as s:
         # The worker's pipeline is not running here: its last step is recorded as done.

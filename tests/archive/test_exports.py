@@ -328,44 +328,28 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
     analysis is still owed waits, naming it; the analysis asks for it again, and it then
     seals the report as it stands."""
     from archive import work
-    from archive.cases import service as cases
     from archive.continuity import devices, runs
     from archive.continuity.report import build_report, report_document
-    from archive.evidence import items as evidence
-    from archive.evidence import receiving
-    from archive.exports import service as exports
-    from archive.identity.users import add_user
-    from archive.models import EvidenceItem, EvidenceKind, ExportRequest, User, Work
-    from archive.seals.items import seal_item
+    from archive.exports import build, waiting
+    from archive.models import ExportRequest, User, Work
     from archive.seals.sealer import Sealer
     from archive.storage import open_store
+    from tests.casefile import open_case_file
 
     env, database = own_ledger
     settings = settings_from_env(env)
     sealer, store = Sealer(settings), open_store(settings)
+    casefile = open_case_file(database, store, sealer, case_number="OWN-1", title="Owed", unit="unit-a",
+                              prefix="own-")
+    case_id = casefile.case_id
+    casefile.add_sealed("a.bin", [b"not a video" * 100])
     with database.session() as s:
-        officer, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
-        requester, _ = add_user(s, name="reviewer-own-1", unit="unit-a", role="reviewer")
-        approver, _ = add_user(s, name="reviewer-own-2", unit="unit-a", role="reviewer")
-        add_user(s, name="judge-own", unit="court", role="court")
-        case_id = cases.create_case(s, store=store, user=officer, case_number="OWN-1", title="Owed").id
-        officer_id, requester_id, approver_id = officer.id, requester.id, approver.id
-    item = receiving.receive_original(
-        db=database, store=store, user_id=officer_id, retention_days=1, chunks=[b"not a video" * 100],
-        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
-    )
-    evidence.compute_sm3(db=database, store=store, item_id=item.id)
-    seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
-    with database.session() as s:
-        s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
-        devices.create_action(s, user=s.get(User, officer_id), case_id=case_id, kind="seizure", devices=["CAM-OWN"],
-                              start=datetime(2026, 3, 1, 2, tzinfo=timezone.utc),
+        devices.create_action(s, user=s.get(User, casefile.officer_id), case_id=case_id, kind="seizure",
+                              devices=["CAM-OWN"], start=datetime(2026, 3, 1, 2, tzinfo=timezone.utc),
                               end=datetime(2026, 3, 1, 3, tzinfo=timezone.utc))
-        export_id = exports.request_export(s, user=s.get(User, requester_id), case_id=case_id,
-                                           items=None, recipient="judge-own").id
-        exports.approve_export(s, user=s.get(User, approver_id), export_id=export_id)
+    export_id = casefile.approved_export()
 
-    assert exports.build_export(db=database, store=store, settings=settings, export_id=export_id,
+    assert build.build_export(db=database, store=store, settings=settings, export_id=export_id,
                                 sealer=sealer) is None
     with database.session() as s:
         export = s.get(ExportRequest, export_id)
@@ -376,8 +360,8 @@ def test_export_waits_while_a_continuity_analysis_is_owed(stack: Stack, own_ledg
 
     with database.session() as s:  # what the analysis task does
         assert runs.analyse_case(s, case_id=case_id, tolerance_seconds=settings.gap_tolerance_seconds)
-        assert exports.wake_waiting_exports(s, case_id=case_id) == [export_id]
-    result = exports.build_export(db=database, store=store, settings=settings, export_id=export_id, sealer=sealer)
+        assert waiting.wake_waiting_exports(s, case_id=case_id) == [export_id]
+    result = build.build_export(db=database, store=store, settings=settings, export_id=export_id, sealer=sealer)
     assert result is not None
     with database.session() as s:
         export = s.get(ExportRequest, export_id)

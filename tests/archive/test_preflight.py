@@ -194,11 +194,11 @@ def test_celery_refuses_bad_material(pki, s3_server, tmp_path, role):
     assert "production start-up refused" in r.stderr and "EVIDENCE_TSA_URL" in r.stderr, r.stderr
 
 
-def test_serve_starts_with_good_material(pki, tsa_url, s3_server, pg_url, tmp_path):
+def test_serve_starts_with_good_material(pki, tsa_url, s3_server, own_pg_url, tmp_path):
     """With good material production ``evidence serve`` starts and answers /healthz."""
     from archive import db
 
-    env = production_env(pki, tsa_url, s3_server, tmp_path, EVIDENCE_DATABASE_URL=pg_url)
+    env = production_env(pki, tsa_url, s3_server, tmp_path, EVIDENCE_DATABASE_URL=own_pg_url)
     db.upgrade(settings_of(env))
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")

@@ -319,7 +319,7 @@ def pkcs11_scenario() -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import compute_sm3
+    from archive.evidence.fixity import compute_sm3
     from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
@@ -395,7 +395,7 @@ def pades_memory_scenario(pdf: str) -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import compute_sm3
+    from archive.evidence.fixity import compute_sm3
     from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceKind
     from archive.settings import load_settings
@@ -574,7 +574,7 @@ def full_temporary_space_scenario(pdf: str) -> None:
     from archive.seals.sealer import Sealer
     from archive.cases.service import create_case
     from archive.db import Database
-    from archive.evidence.items import compute_sm3
+    from archive.evidence.fixity import compute_sm3
     from archive.evidence.receiving import IncomingEvidence, receive_original
     from archive.models import EvidenceItem, EvidenceKind
     from archive.settings import load_settings
@@ -650,7 +650,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     with db.snapshot() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "pending"
         seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)
-        report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False)  # noqa: SLF001
+        report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False, None)  # noqa: SLF001
         assert not report.sealed and any(p.startswith("seal") for p in report.pending), report
     with db.session() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "sealed"

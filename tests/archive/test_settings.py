@@ -62,3 +62,17 @@ def test_embedded_default_layout(tmp_path):
     assert s.is_embedded
     assert s.resolved_database_url == f"sqlite:///{tmp_path.resolve() / 'evidence.db'}"
     assert s.resolved_storage_dir == tmp_path.resolve() / "objects"
+
+
+def test_retention_classes_fail_fast(monkeypatch):
+    monkeypatch.setenv("EVIDENCE_RETENTION_CLASSES", '{"permanent": null, "fixed_5y": 5}')
+    assert Settings().retention_classes == {"permanent": None, "fixed_5y": 5}
+    for classes, default, wrong in (
+        ('{"permanent": null, "Bad Name": 5}', "permanent", "Bad Name"),
+        ('{"permanent": null, "fixed_0y": 0}', "permanent", "years must be 1-1000"),
+        ('{"fixed_10y": 10}', "permanent", "EVIDENCE_RETENTION_DEFAULT_CLASS"),
+    ):
+        monkeypatch.setenv("EVIDENCE_RETENTION_CLASSES", classes)
+        monkeypatch.setenv("EVIDENCE_RETENTION_DEFAULT_CLASS", default)
+        with pytest.raises(ValueError, match=wrong):
+            Settings()

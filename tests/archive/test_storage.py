@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreUnavailable
+from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreUnavailable, UploadIncomplete
 from archive.storage import ObjectStore
 from archive.storage.local import LocalStore
 from archive.storage.s3 import S3Store
@@ -45,6 +45,55 @@ def test_put_read_stat_roundtrip_multipart(store):
     assert put.size == len(data)
     assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
     assert store.stat(key).size == len(data)
+
+
+def test_s3_parts_go_up_in_parallel_and_a_broken_stream_leaves_nothing(s3_server, tmp_path):
+    """Parts are sent while the next are read (more than one in flight, never more than the
+    setting); a stream that breaks after several parts leaves no object, no unfinished
+    multipart upload and no thread behind; the store then takes the same key whole."""
+    import threading
+
+    store = S3Store(
+        endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
+        bucket="parts-" + uuid.uuid4().hex[:8], secure=False, part_size=5 * 1024 * 1024, parallel_parts=3,
+        spool_dir=tmp_path / "spool",
+    )
+    store.ensure_vault("vault-a")
+    sending, most, lock = 0, 0, threading.Lock()
+    real = store.client._upload_part
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        nonlocal sending, most
+        with lock:
+            sending += 1
+            most = max(most, sending)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                sending -= 1
+
+    store.client._upload_part = counted  # the real upload, counted
+    data = os.urandom(31 * 1024 * 1024 + 7)  # seven parts
+    key = _key()
+    assert store.put(key, _chunks(data), content_type="video/mp4").size == len(data)
+    assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
+    assert 2 <= most <= 3, most
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield from _chunks(data[: 17 * 1024 * 1024])
+        raise UploadIncomplete("the client disconnected before the whole body arrived", code="upload_incomplete")
+
+    before = set(threading.enumerate())
+    cut = _key()
+    with pytest.raises(UploadIncomplete):
+        store.put(cut, broken(), content_type="video/mp4")
+    with pytest.raises(ObjectNotFound):
+        store.stat(cut)
+    unfinished = store.client._list_multipart_uploads(store.bucket, prefix=cut).uploads
+    assert unfinished == [], unfinished
+    assert set(threading.enumerate()) - before == set()  # no upload thread left waiting
+    assert store.put(cut, _chunks(data), content_type="video/mp4").size == len(data)
 
 
 def test_range_reads(store):
@@ -103,12 +152,80 @@ def test_list_is_per_vault(store):
     assert a in keys and b not in keys
 
 
+def _s3_store(s3_server, prefix: str) -> S3Store:
+    """An S3 store on a bucket of its own."""
+    return S3Store(
+        endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
+        bucket=prefix + uuid.uuid4().hex[:8], secure=False,
+    )
+
+
+def test_legal_hold_covers_the_vault_and_later_objects(store):
+    """A held vault gives up nothing, not even an object never locked; lifting restores discard."""
+    store.ensure_vault("vault-h")
+    store.ensure_vault("vault-free")
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    first = _key("vault-h")
+    put = store.put(first, [b"before"], content_type="text/plain")
+    store.lock(first, version_id=put.version_id, until=until)
+    assert store.legal_hold(first, version_id=put.version_id) is False
+    assert store.set_legal_hold("vault-h", on=True) == 1
+    assert store.set_legal_hold("vault-h", on=True) == 1  # idempotent
+    assert store.legal_hold(first, version_id=put.version_id) is True
+    later = _key("vault-h")
+    later_put = store.put(later, [b"after"], content_type="text/plain")
+    store.lock(later, version_id=later_put.version_id, until=until)
+    assert store.legal_hold(later, version_id=later_put.version_id) is True
+    unlocked = _key("vault-h")
+    unlocked_put = store.put(unlocked, [b"never locked"], content_type="text/plain")
+    # Locally the marker holds all the vault; S3 holds each version it locked or found.
+    assert store.legal_hold(unlocked, version_id=unlocked_put.version_id) is store.description.startswith("local")
+    with pytest.raises(ObjectLocked, match="legal hold"):
+        store.discard(unlocked, version_id=unlocked_put.version_id)
+    # Another vault is not held, and the marker is no object of the vault.
+    free = _key("vault-free")
+    free_put = store.put(free, [b"free"], content_type="text/plain")
+    assert store.legal_hold(free, version_id=free_put.version_id) is False
+    assert {o.key for o in store.list("vault-h/")} == {first, later, unlocked}
+
+    assert store.set_legal_hold("vault-h", on=False) == 3
+    assert store.legal_hold(first, version_id=put.version_id) is False
+    assert store.legal_hold(later, version_id=later_put.version_id) is False
+    store.discard(unlocked, version_id=unlocked_put.version_id)
+    with pytest.raises(ObjectLocked):  # the retention still holds the originals
+        store.discard(first, version_id=put.version_id)
+    assert b"".join(store.read(first)) == b"before"
+    # A vault can be held again (a new hold after the first was lifted).
+    assert store.set_legal_hold("vault-h", on=True) == 2
+    assert store.legal_hold(later, version_id=later_put.version_id) is True
+    store.set_legal_hold("vault-h", on=False)
+    assert store.legal_hold(later, version_id=later_put.version_id) is False
+
+
+def test_s3_legal_hold_is_an_object_legal_hold(s3_server):
+    """Read back from the S3 server itself: the version carries a legal hold (ON) and the
+    server refuses its deletion, even without any retention; after lifting it is OFF."""
+    from minio import Minio
+    from minio.error import S3Error
+
+    store = _s3_store(s3_server, "hold-")
+    store.ensure_vault("v")
+    key = _key("v")
+    put = store.put(key, [b"original"], content_type="text/plain")
+    store.set_legal_hold("v", on=True)
+    server = Minio(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, secure=False)
+    assert server.is_object_legal_hold_enabled(store.bucket, key, version_id=put.version_id) is True
+    with pytest.raises(S3Error) as refused:
+        server.remove_object(store.bucket, key, version_id=put.version_id)
+    assert refused.value.code == "AccessDenied"
+    store.set_legal_hold("v", on=False)
+    assert server.is_object_legal_hold_enabled(store.bucket, key, version_id=put.version_id) is False
+    assert b"".join(store.read(key, version_id=put.version_id)) == b"original"
+
+
 def test_s3_compliance_retention_refuses_delete(s3_server):
     """Not even the owner's credentials can delete a version under COMPLIANCE retention."""
-    store = S3Store(
-        endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
-        bucket="lock-" + uuid.uuid4().hex[:8], secure=False,
-    )
+    store = _s3_store(s3_server, "lock-")
     store.ensure_vault("v")
     key = _key("v")
     put = store.put(key, [b"original"], content_type="text/plain")

@@ -81,3 +81,30 @@ def test_key_round_trip(tmp_path):
     path.write_bytes(key.private_pem())
     assert sm2.load_sm2_private_key(path) == key
     assert sm2.load_sm2_public_key(key.public_key.public_pem()) == key.public_key
+
+
+@pytest.mark.parametrize("signer_native, checker_native", [(True, False), (False, True), (False, False)])
+def test_openssl_sm2_and_pure_python_sm2_agree(monkeypatch, sm2_key, manifest, signer_native, checker_native):
+    """The fast path (OpenSSL's SM2 through tongsuopy) and the pure-Python path make and check
+    the same signatures: each accepts the other's, and each refuses altered data."""
+    import evidence_verify.sm2 as verify_module
+    import signing.sm2 as sign_module
+
+    assert verify_module.native_ec is not None, "tongsuopy is a dependency of the server"
+    native = verify_module.native_ec
+    monkeypatch.setattr(sign_module, "native_ec", native if signer_native else None)
+    seal = sm2.sm2_seal(data=manifest, private_key=sm2_key)
+    monkeypatch.setattr(verify_module, "native_ec", native if checker_native else None)
+    assert sm2.verify_sm2(data=manifest, seal=seal, expected_public_key=sm2_key.public_key).distinguishing_id \
+        == sm2.DEFAULT_DISTINGUISHING_ID
+    with pytest.raises(VerificationError, match="does not match"):
+        sm2.verify_sm2(data=manifest + b" ", seal=seal, expected_public_key=sm2_key.public_key)
+
+
+def test_another_distinguishing_id_is_signed_and_checked_in_pure_python(sm2_key, manifest):
+    seal = sm2.sm2_seal(data=manifest, private_key=sm2_key, distinguishing_id="ALICE123@YAHOO.COM")
+    assert sm2.verify_sm2(data=manifest, seal=seal, expected_public_key=sm2_key.public_key).distinguishing_id \
+        == "ALICE123@YAHOO.COM"
+    seal["distinguishing_id"] = sm2.DEFAULT_DISTINGUISHING_ID  # the ID is part of what is signed
+    with pytest.raises(VerificationError, match="does not match"):
+        sm2.verify_sm2(data=manifest, seal=seal, expected_public_key=sm2_key.public_key)

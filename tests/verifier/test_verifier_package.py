@@ -36,7 +36,8 @@ FORBIDDEN = {
 """Distributions the verifier must never pull in, directly or through another package."""
 
 SERVER_PACKAGES = {"archive", "ingest", "api", "workers", "signing"}
-ALLOWED_IMPORTS = {"asn1crypto", "cryptography", "gmssl", "pyhanko", "pyhanko_certvalidator"}
+# tongsuopy: the optional "fast" extra (OpenSSL's SM2); every module works without it.
+ALLOWED_IMPORTS = {"asn1crypto", "cryptography", "gmssl", "pyhanko", "pyhanko_certvalidator", "rich", "tongsuopy"}
 """Third-party packages the verifier's modules may import (besides the standard library)."""
 
 
@@ -66,7 +67,7 @@ def _closure(requirements: list[Requirement]) -> set[str]:
 
 def test_declared_dependencies_are_only_for_verification() -> None:
     names = {_normal(r.name) for r in _declared()}
-    assert names == {"cryptography", "asn1crypto", "gmssl", "pyhanko", "pyhanko-certvalidator"}
+    assert names == {"cryptography", "asn1crypto", "gmssl", "pyhanko", "pyhanko-certvalidator", "rich"}
 
 
 def test_no_web_database_or_queue_package_is_pulled_in() -> None:

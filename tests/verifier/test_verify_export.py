@@ -25,50 +25,25 @@ SEED = 20240605
 def build_sample_export(base: Path) -> tuple[Path, Path]:
     """A real export of a small case (3 sealed items); returns (zip path, root.pem)."""
     from archive import db as archive_db
-    from archive.evidence import items as evidence
-    from archive.evidence import receiving
-    from archive.exports import service as exports
-    from archive.seals.items import seal_item
-    from archive.seals.sealer import Sealer
-    from archive.cases.service import create_case
     from archive.db import Database
-    from archive.continuity.runs import PIPELINE_DONE_STEP
-    from archive.models import EvidenceItem, EvidenceKind, User
+    from archive.exports import build
+    from archive.models import EvidenceKind
+    from archive.seals.sealer import Sealer
     from archive.settings import load_settings
     from archive.storage import open_store
-    from archive.identity.users import add_user
+    from tests.casefile import open_case_file
 
     settings = load_settings(data_dir=base / "data")
     archive_db.upgrade(settings)
     db, store = Database(settings), open_store(settings)
-    with db.session() as s:
-        officer, _ = add_user(s, name="officer", unit="u", role="officer")
-        requester, _ = add_user(s, name="reviewer-1", unit="u", role="reviewer")
-        approver, _ = add_user(s, name="reviewer-2", unit="u", role="reviewer")
-        add_user(s, name="judge", unit="court", role="court")
-        case_id = create_case(s, store=store, user=officer, case_number="WH-2024 (17)", title="Sample 样本").id
     sealer = Sealer(settings)
+    casefile = open_case_file(db, store, sealer, case_number="WH-2024 (17)", title="Sample 样本")
     rng = random.Random(SEED)
     for name, kind, size in (("clip 1.mp4", EvidenceKind.bodycam_video, 200_000),
                              ("记录 ..pdf", EvidenceKind.other, 5_000), ("a%b.txt", EvidenceKind.other, 300)):
-        item = receiving.receive_original(
-            db=db, store=store, user_id=officer.id, retention_days=1,
-            incoming=receiving.IncomingEvidence(case_id=case_id, kind=kind, filename=name),
-            chunks=[rng.randbytes(size)],
-        )
-        evidence.compute_sm3(db=db, store=store, item_id=item.id)
-        seal_item(db=db, store=store, sealer=sealer, item_id=item.id)
-        with db.session() as s:
-            # The test is the worker: processing has reached its continuity hand-off, so the
-            # case's continuity report is not pending and the export is built, not held.
-            s.get(EvidenceItem, item.id).processing = {PIPELINE_DONE_STEP: {"state": "done"}}
-    with db.session() as s:
-        export_id = exports.request_export(
-            s, user=s.get(User, requester.id), case_id=case_id, items=None, recipient="judge"
-        ).id
-    with db.session() as s:
-        exports.approve_export(s, user=s.get(User, approver.id), export_id=export_id)
-    result = exports.build_export(db=db, store=store, settings=settings, export_id=export_id, sealer=sealer)
+        casefile.add_sealed(name, [rng.randbytes(size)], kind=kind)
+    export_id = casefile.approved_export()
+    result = build.build_export(db=db, store=store, settings=settings, export_id=export_id, sealer=sealer)
     assert result is not None, "the export was held back instead of built"
     zpath = base / "export.zip"
     with open(zpath, "wb") as f:

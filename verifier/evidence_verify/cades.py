@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from pyhanko.sign.validation import errors as validation_errors
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko.sign.validation.status import StandardCMSSignatureStatus
@@ -40,31 +40,53 @@ _ACCEPTED_DIGESTS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_3
 
 
 def _parse_signed_data(seal: bytes) -> cms.SignedData:
+    """The seal's SignedData, after checking that all of it parses.
+
+    asn1crypto parses lazily; everything is forced here, on a parse of its own, so a
+    corrupted structure fails here, with this message, not deep inside validation. What is
+    returned is a fresh lazy parse of the same bytes: once ``.native`` has been read from a
+    value asn1crypto re-encodes it on every later ``dump()``, and pyHanko dumps the
+    time-stamp token and attributes many times (that cost 0.1-0.2 s per seal).
+    """
     try:
         info = cms.ContentInfo.load(bytes(seal), strict=True)
         if info["content_type"].native != "signed_data":
             raise VerificationError("seal is a CMS object but not SignedData")
-        signed_data = info["content"]
-        # asn1crypto parses lazily; force everything now so a corrupted
-        # structure fails here, with this message, not deep inside validation.
-        # Part by part, not ``signed_data.native`` in one go: on the time-stamp
-        # token nested in a SET OF, asn1crypto re-encodes the same values over
-        # and over (seconds per seal); a token loaded on its own parses in ms.
-        for part in ("version", "digest_algorithms", "encap_content_info", "certificates"):
-            signed_data[part].native
-        for signer_info in signed_data["signer_infos"]:
-            for part in ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
-                signer_info[part].native
-            unsigned = signer_info["unsigned_attrs"]
-            for attr in unsigned if unsigned.contents else ():
-                attr["type"].native
-                for value in attr["values"]:
-                    cms.ContentInfo.load(value.dump(), strict=True).native
+        _force(info["content"])
     except VerificationError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise VerificationError(f"seal is not well-formed DER CMS: {exc}") from exc
-    return signed_data
+    return cms.ContentInfo.load(bytes(seal))["content"]
+
+
+def _force(signed_data: cms.SignedData) -> None:
+    """Parse every part of ``signed_data``, part by part (``signed_data.native`` in one go makes
+    asn1crypto re-encode the time-stamp token nested in a SET OF over and over); each token in
+    the unsigned attributes is taken as its original bytes first and checked the same way."""
+    for part in ("version", "digest_algorithms", "certificates"):
+        signed_data[part].native
+    encap = signed_data["encap_content_info"]
+    encap["content_type"].native
+    content = encap["content"]
+    if isinstance(content, core.ParsableOctetString) and encap["content_type"].native == "tst_info":
+        content.parsed.native
+    else:
+        content.native
+    for signer_info in signed_data["signer_infos"]:
+        unsigned = signer_info["unsigned_attrs"]
+        nested = [(attr["type"].native, [value.dump() for value in attr["values"]])
+                  for attr in (unsigned if unsigned.contents else ())]
+        for part in ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+            signer_info[part].native
+        for _type, values in nested:
+            for raw in values:
+                token = cms.ContentInfo.load(raw, strict=True)
+                token["content_type"].native
+                if isinstance(token["content"], cms.SignedData):
+                    _force(token["content"])
+                else:
+                    token["content"].native
 
 
 def extract_timestamp_token(seal_der: bytes) -> bytes:
@@ -82,7 +104,7 @@ def extract_timestamp_token(seal_der: bytes) -> bytes:
     return tokens[0].dump()
 
 
-def _claimed_timestamp_time(seal_der: bytes) -> datetime | None:
+def _claimed_timestamp_time(signed_data: cms.SignedData) -> datetime | None:
     """genTime of the seal's time-stamp token as written, not yet verified.
 
     Certificates are judged at this moment: the token proves the seal existed then
@@ -91,7 +113,10 @@ def _claimed_timestamp_time(seal_der: bytes) -> datetime | None:
     signature is verified at the same moment, so a forged time needs the TSA's key.
     """
     try:
-        token = cms.ContentInfo.load(extract_timestamp_token(seal_der))
+        tokens = _attr_values(_single_signer(signed_data)["unsigned_attrs"], "signature_time_stamp_token")
+        if len(tokens) != 1:
+            return None
+        token = cms.ContentInfo.load(tokens[0].dump())
         return token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
     except (VerificationError, ValueError, TypeError, KeyError, AttributeError):
         return None  # verification below reports what is wrong with the token
@@ -110,7 +135,8 @@ def _single_signer(signed_data: cms.SignedData) -> cms.SignerInfo:
 
 
 def _attr_values(attrs, name: str) -> list:
-    if attrs.native is None:
+    # Not ``attrs.native``: reading it would make every later dump() of a value re-encode.
+    if isinstance(attrs, core.Void) or not attrs.contents:
         return []
     return [v for a in attrs if a["type"].native == name for v in a["values"]]
 
@@ -211,7 +237,7 @@ async def async_verify_detached(
         raise VerificationError(f"seal is structurally broken: {type(exc).__name__} {exc}") from exc
 
     if validation_time is None:
-        validation_time = _claimed_timestamp_time(seal)
+        validation_time = _claimed_timestamp_time(signed_data)
 
     def context(anchors):
         # No fetching: verification must give the same answer offline, on a

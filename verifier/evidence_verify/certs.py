@@ -69,3 +69,11 @@ def subject_text(cert: AnyCertificate) -> str:
     """The subject as an RFC 4514 string (as ``openssl -nameopt RFC2253`` shows it)."""
     der = to_asn1_certificate(cert).dump()
     return pyca_x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def load_roots(paths: Iterable[Path | str]) -> list[pyca_x509.Certificate]:
+    """Every certificate of the PEM files ``paths`` (the roots a user trusts)."""
+    roots: list[pyca_x509.Certificate] = []
+    for path in paths:
+        roots.extend(load_certificates(Path(path)))
+    return roots

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .bagcheck import check_bagit, check_manifests, hash_all
-from .certs import load_certificates
+from .certs import load_roots
 from .errors import ExportUnreadable
 from .layout import EXPORT_MANIFEST, PAYLOAD_DIR
 from .records import check_export_manifest, check_items, check_ledger, read_json
@@ -38,13 +38,6 @@ from .sm2 import load_sm2_public_key
 from .source import open_source
 
 __all__ = ["check_export", "verify_export"]
-
-
-def _load_roots(trust: Iterable[Path | str]) -> list[Any]:
-    roots: list[Any] = []
-    for path in trust:
-        roots.extend(load_certificates(Path(path)))
-    return roots
 
 
 def check_export(
@@ -61,10 +54,10 @@ def check_export(
     that cannot be read, an export that is no ZIP and no directory) or :class:`OSError`.
     """
     path = Path(path)
-    roots = _load_roots(trust)
+    roots = load_roots(trust)
     if not roots:
         raise ExportUnreadable("no trust roots given: nothing can be trusted")
-    tsa_roots = _load_roots(tsa_trust) if tsa_trust else None
+    tsa_roots = load_roots(tsa_trust) if tsa_trust else None
     pinned = [load_sm2_public_key(Path(p).read_bytes()) for p in sm2_keys] if sm2_keys else None
     source = open_source(path)
     try:

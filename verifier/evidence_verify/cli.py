@@ -1,4 +1,8 @@
-"""``evidence-verify``: check a certified export on a machine with nothing else installed.
+"""``evidence-verify``: check a certified export, or a sealed case archive record, on a
+machine with nothing else installed.
+
+A directory or ZIP holding ``record.json`` (and no ``bagit.txt``), or a ``.json`` file, is
+checked as a case archive record (:mod:`.case_archive`); anything else as an export.
 
 Exit codes: 0 every check held; 1 a check failed (each failing member is named on
 standard error); 2 bad usage, or the export or a trust file cannot be read at all.
@@ -12,37 +16,71 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from rich.markup import escape
+
+from .case_archive import CaseArchiveReport, check_case_archive, is_case_archive
 from .check import check_export
 from .errors import SigningError
-from .report import ExportReport, summarise
+from .report import ExportReport, Findings, summarise
 
 
-def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
-        if n == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+def _console(out: TextIO):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(file=out, highlight=False, soft_wrap=True)
 
 
-def render(report: ExportReport, *, show_all: bool, out: TextIO, err: TextIO) -> int:
-    """Print what ``report`` found (failures on ``err``); return the exit code, 0 or 1."""
-    print(f"Export {report.export_id or '?'} of case {report.case_number or '?'} ({report.bag}): "
-          f"{report.files} files, {report.payload_bytes:,} payload bytes, ledger checkpoint "
-          f"{report.checkpoint_tree_size}, sealed {report.sealed_at or '?'}", file=out)
-    print("\nChecks", file=out)
-    _table([("check", "passed", "failed"), *((c, str(p), str(f)) for c, p, f in summarise(report))], out)
+def _findings(report: Findings, *, show_all: bool, out: TextIO, err: TextIO, verified: str) -> int:
+    """Print the failures (or every finding) as a table, and the verdict; return the exit code, 0 or 1."""
+    from rich.table import Table
+
+    console = _console(out)
     rows = report.findings if show_all else report.failures
     if rows:
-        print("\nEvery check" if show_all else "\nFailures", file=out)
-        _table([("result", "check", "member", "detail"),
-                *(("ok" if f.ok else "FAIL", f.check, f.member or "(bag)", f.detail) for f in rows)], out)
+        detail = Table(title="Every check" if show_all else "Failures")
+        for column in ("result", "check", "member", "detail"):
+            detail.add_column(column, overflow="fold")
+        for f in rows:
+            detail.add_row("[green]ok[/]" if f.ok else "[red]FAIL[/]", f.check, escape(f.member or "(bag)"),
+                           escape(f.detail))
+        console.print(detail)
     if not report.ok:
         for f in report.failures:
             print(f"FAILED {f.check}: {f.member or '(bag)'}: {f.detail}", file=err)
         return 1
-    print("EXPORT VERIFIED: every file, seal, time-stamp and ledger proof holds.", file=out)
+    head, _, rest = verified.partition(":")
+    console.print(f"[green]{head}[/]:{escape(rest)}")
     return 0
+
+
+def render(report: ExportReport, *, show_all: bool, out: TextIO, err: TextIO) -> int:
+    """Print what ``report`` found (failures also on ``err``); return the exit code, 0 or 1."""
+    from rich.table import Table
+
+    console = _console(out)
+    console.print(f"Export [bold]{escape(report.export_id or '?')}[/] of case "
+                  f"[bold]{escape(report.case_number or '?')}[/] ({escape(report.bag)}): {report.files} files, "
+                  f"{report.payload_bytes:,} payload bytes, ledger checkpoint {report.checkpoint_tree_size}, "
+                  f"sealed {report.sealed_at or '?'}")
+    table = Table(title="Checks")
+    for column in ("check", "passed", "failed"):
+        table.add_column(column)
+    for check, passed, failed in summarise(report):
+        table.add_row(check, str(passed), f"[red]{failed}[/]" if failed else "0")
+    console.print(table)
+    return _findings(report, show_all=show_all, out=out, err=err,
+                     verified="EXPORT VERIFIED: every file, seal, time-stamp and ledger proof holds.")
+
+
+def render_case_archive(report: CaseArchiveReport, *, show_all: bool, out: TextIO, err: TextIO) -> int:
+    """Print what a case archive record check found (failures also on ``err``); return 0 or 1."""
+    _console(out).print(
+        f"Case archive record [bold]{escape(report.archive_id or '?')}[/] of case "
+        f"[bold]{escape(report.case_number or '?')}[/] ({escape(str(report.source))}): "
+        f"ledger checkpoint {report.checkpoint_tree_size}, sealed {report.sealed_at or '?'}")
+    return _findings(report, show_all=show_all, out=out, err=err,
+                     verified="CASE ARCHIVE RECORD VERIFIED: its seals, every review's seals and every ledger "
+                              "proof hold.")
 
 
 def verify_and_render(
@@ -54,6 +92,9 @@ def verify_and_render(
     Raises :class:`~.errors.SigningError` or :class:`OSError` when the export or a trust
     file cannot be read at all (the caller chooses how to say so).
     """
+    if is_case_archive(export):
+        record = check_case_archive(export, trust=trust, tsa_trust=tsa_trust or None, sm2_keys=sm2_keys or None)
+        return render_case_archive(record, show_all=show_all, out=out or sys.stdout, err=err or sys.stderr)
     report = check_export(export, trust=trust, tsa_trust=tsa_trust or None, sm2_keys=sm2_keys or None)
     return render(report, show_all=show_all, out=out or sys.stdout, err=err or sys.stderr)
 
@@ -61,7 +102,8 @@ def verify_and_render(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evidence-verify",
-        description="Verify a certified export (its ZIP, the unpacked directory, or '.' inside it) offline; "
+        description="Verify a certified export (its ZIP, the unpacked directory, or '.' inside it), or a case "
+                    "archive record (a directory or ZIP with record.json and its seals), offline; "
                     "exit 1 naming each failing member. Needs no server, no account and no settings: only "
                     "the export and the roots you trust.",
     )

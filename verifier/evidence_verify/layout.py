@@ -66,3 +66,19 @@ def payload_manifest(algorithm: str) -> str:
 def tag_manifest(algorithm: str) -> str:
     """Path of the tag manifest for ``algorithm`` (``tagmanifest-sha256.txt``)."""
     return f"tagmanifest-{algorithm}.txt"
+
+
+# The sealed case archive record, written when a case closes (``archive.cases.closing``)::
+#
+#     record.json            the record (canonical JSON, format CASE_ARCHIVE_FORMAT)
+#     record.json.p7s        its detached CAdES-B-T seal (DER)
+#     record.json.sm2.json   its SM2/SM3 seal
+#
+# ``evidence-verify`` checks a directory or ZIP holding these three (or the record's path).
+
+CASE_ARCHIVE_FORMAT = "evidence-case-archive/1"
+"""The ``format`` of a case archive record."""
+CASE_ARCHIVE_RECORD = "record.json"
+"""Name of the case archive record; its seals sit beside it (:data:`CADES_SUFFIX`, :data:`SM2_SUFFIX`)."""
+LEGAL_REVIEW_FORMAT = "evidence-legal-review/1"
+"""The ``format`` of a sealed legal review record (carried inside the case archive record)."""

@@ -96,6 +96,36 @@ def check_items(run: Run, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
+def check_proven_entry(
+    record: Any, *, case_id: Any, previous: tuple[int, str] | None, tree_size: int, root: bytes,
+) -> dict[str, Any]:
+    """Check one ``{"entry", "entry_hash", "proof"}`` record against the sealed tree; return its fields.
+
+    The entry recomputes to its hash, belongs to ``case_id``, follows ``previous`` (seq and
+    hash of the entry before it in the list: in order, and chained when consecutive), and
+    its RFC 9162 inclusion proof leads to ``root``. Raises ValueError, KeyError or
+    TypeError naming the entry, or :class:`merkle.ProofError`.
+    """
+    fields, proof = record["entry"], record["proof"]
+    seq = int(fields["seq"])
+    leaf = merkle.leaf_hash(entry_bytes(fields))
+    if compute_entry_hash(fields) != record["entry_hash"]:
+        raise ValueError(f"entry {seq} does not recompute to its hash")
+    if fields["case"] != case_id:
+        raise ValueError(f"entry {seq} belongs to another case")
+    if previous is not None and seq <= previous[0]:
+        raise ValueError(f"entry {seq} out of order")
+    if previous is not None and seq == previous[0] + 1 and fields["prev"] != previous[1]:
+        raise ValueError(f"entry {seq} does not chain to entry {previous[0]}")
+    if proof["tree_size"] != tree_size or proof["leaf_index"] != seq - 1:
+        raise ValueError(f"entry {seq}: proof is not against the sealed checkpoint")
+    merkle.verify_inclusion(
+        leaf_hash=leaf, index=seq - 1, tree_size=tree_size,
+        proof=[bytes.fromhex(p) for p in proof["path"]], root=root,
+    )
+    return fields
+
+
 def check_ledger(run: Run, manifest: dict[str, Any], items: list[dict[str, Any]]) -> int | None:
     """Each custody entry recomputes, chains and is proven in the sealed checkpoint; return its tree size.
 
@@ -134,23 +164,7 @@ def check_ledger(run: Run, manifest: dict[str, Any], items: list[dict[str, Any]]
         where = f"line {number}"
         try:
             record = json.loads(line)
-            fields, proof = record["entry"], record["proof"]
-            seq = int(fields["seq"])
-            leaf = merkle.leaf_hash(entry_bytes(fields))
-            if compute_entry_hash(fields) != record["entry_hash"]:
-                raise ValueError(f"entry {seq} does not recompute to its hash")
-            if fields["case"] != case_id:
-                raise ValueError(f"entry {seq} belongs to another case")
-            if previous is not None and seq <= previous[0]:
-                raise ValueError(f"entry {seq} out of order")
-            if previous is not None and seq == previous[0] + 1 and fields["prev"] != previous[1]:
-                raise ValueError(f"entry {seq} does not chain to entry {previous[0]}")
-            if proof["tree_size"] != tree_size or proof["leaf_index"] != seq - 1:
-                raise ValueError(f"entry {seq}: proof is not against the sealed checkpoint")
-            merkle.verify_inclusion(
-                leaf_hash=leaf, index=seq - 1, tree_size=tree_size,
-                proof=[bytes.fromhex(p) for p in proof["path"]], root=root,
-            )
+            fields = check_proven_entry(record, case_id=case_id, previous=previous, tree_size=tree_size, root=root)
         except merkle.ProofError as exc:
             run.fail("ledger", member, f"{where}: inclusion proof fails ({exc})")
             bad = True
@@ -159,7 +173,7 @@ def check_ledger(run: Run, manifest: dict[str, Any], items: list[dict[str, Any]]
             run.fail("ledger", member, f"{where}: {exc}")
             bad = True
             continue
-        previous = (seq, record["entry_hash"])
+        previous = (int(fields["seq"]), record["entry_hash"])
         count += 1
         if fields["action"] == "evidence_received" and fields["item"]:
             try:

@@ -24,8 +24,24 @@ class Finding:
     detail: str
 
 
+class Findings:
+    """What every report has: its ``findings``, whether all held, and the failures."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when there was something to check and every check held."""
+        return bool(self.findings) and all(f.ok for f in self.findings)
+
+    @property
+    def failures(self) -> tuple[Finding, ...]:
+        """The findings that did not hold."""
+        return tuple(f for f in self.findings if not f.ok)
+
+
 @dataclass(frozen=True)
-class ExportReport:
+class ExportReport(Findings):
     """Everything the verifier found about one export."""
 
     source: str
@@ -39,16 +55,6 @@ class ExportReport:
     checkpoint_tree_size: int | None = None
     sealed_at: str | None = None
     """Time-stamp time of the export manifest's CAdES seal."""
-
-    @property
-    def ok(self) -> bool:
-        """True when there was something to check and every check held."""
-        return bool(self.findings) and all(f.ok for f in self.findings)
-
-    @property
-    def failures(self) -> tuple[Finding, ...]:
-        """The findings that did not hold."""
-        return tuple(f for f in self.findings if not f.ok)
 
 
 class ExportInvalid(VerificationError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 
 from .cades import SealReport, verify_detached
 from .errors import SigningError, VerificationError
@@ -40,13 +41,18 @@ def trusted_sm2_keys(run: Run, manifest_ok: bool, files_ok: set[str]) -> tuple[l
     raw = run.tags.get(SM2_KEYS)
     if raw is None or not manifest_ok or SM2_KEYS not in files_ok:
         return [], "no SM2 key vouched for by a verified export manifest"
+    return pem_sm2_keys(raw), f"the SM2 keys in {SM2_KEYS}, vouched for by the CAdES-sealed export manifest"
+
+
+def pem_sm2_keys(raw: bytes) -> list[Sm2PublicKey]:
+    """The SM2 public keys among the PEM blocks of ``raw`` (other blocks are passed over)."""
     keys = []
     for block in re.findall(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----\n?", raw, re.S):
         try:
             keys.append(load_sm2_public_key(block))
         except SigningError:
             continue
-    return keys, f"the SM2 keys in {SM2_KEYS}, vouched for by the CAdES-sealed export manifest"
+    return keys
 
 
 def check_seals(run: Run) -> tuple[bool, str | None]:
@@ -84,19 +90,25 @@ def check_sm2(run: Run, keys: list[Sm2PublicKey], source: str) -> None:
             continue
         try:
             record = json.loads(run.tags[name])
-            embedded = load_sm2_public_key(str(record.get("public_key", "")).encode("ascii"))
-        except (ValueError, AttributeError, UnicodeEncodeError, SigningError):
-            run.fail("sm2", name, "not an SM2 seal record")
-            continue
-        if embedded not in keys:
-            run.fail("sm2", name, f"made with an SM2 key that is not trusted ({source})")
-            continue
-        try:
-            verify_sm2(data=run.tags[target], seal=record, expected_public_key=embedded)
-        except VerificationError as exc:
-            run.fail("sm2", name, f"seal over {target} does not verify: {exc.reason}")
-            continue
-        run.add("sm2", name, True, f"SM2/SM3 key {embedded.fingerprint()[:16]}")
+        except ValueError:
+            record = None
+        ok, detail = check_sm2_seal(run.tags[target], record, keys, source=source, target=target)
+        run.add("sm2", name, ok, detail)
+
+
+def check_sm2_seal(data: bytes, record: Any, keys: list[Sm2PublicKey], *, source: str, target: str) -> tuple[bool, str]:
+    """Whether the SM2 seal ``record`` (parsed JSON) verifies over ``data`` with one of ``keys``; and why."""
+    try:
+        embedded = load_sm2_public_key(str(record.get("public_key", "")).encode("ascii"))
+    except (ValueError, AttributeError, UnicodeEncodeError, SigningError):
+        return False, "not an SM2 seal record"
+    if embedded not in keys:
+        return False, f"made with an SM2 key that is not trusted ({source})"
+    try:
+        verify_sm2(data=data, seal=record, expected_public_key=embedded)
+    except VerificationError as exc:
+        return False, f"seal over {target} does not verify: {exc.reason}"
+    return True, f"SM2/SM3 key {embedded.fingerprint()[:16]}"
 
 
 def check_pdf(run: Run) -> None:

@@ -28,6 +28,12 @@ nonce comes from :mod:`secrets` (gmssl's own uses :mod:`random`), and the
 public key is set directly because gmssl's constructor mangles keys that
 begin with the hex digits 0 or 4.
 
+When tongsuopy is installed (pyca/cryptography's interface on Tongsuo, OpenSSL's fork with
+the Chinese national algorithms; the verifier's ``fast`` extra, and always on the server), a
+seal with the default distinguishing ID is checked by OpenSSL's SM2 instead, in about 0.3 ms
+rather than 30: it computes the same Z_A (GB/T 32918.2) from that ID. The result is the same;
+a seal with another ID, or no tongsuopy, takes the pure-Python path.
+
 This module verifies; the server signs with :mod:`signing.sm2`, on the same curve
 arithmetic and the same Z_A, defined here once.
 """
@@ -47,6 +53,13 @@ from asn1crypto import pem as asn1_pem
 from gmssl import sm2 as gm_sm2
 
 from .errors import KeyUnavailable, VerificationError
+
+try:
+    from tongsuopy.crypto import hashes as native_hashes
+    from tongsuopy.crypto.asymciphers import ec as native_ec
+    from tongsuopy.crypto.exceptions import InvalidSignature as NativeInvalidSignature
+except ImportError:  # the pure-Python path below does the same check, slower
+    native_ec = None
 
 SM2_CURVE_OID = "1.2.156.10197.1.301"
 """OID of the SM2 prime curve (sm2p256v1)."""
@@ -260,13 +273,16 @@ def verify_sm2(
     if not (1 <= r < ORDER and 1 <= s < ORDER):
         raise VerificationError("SM2 signature values r, s are out of range")
 
-    e = e_value(data, public_key, id_bytes)
-    engine = gm_sm2.CryptSM2(private_key=None, public_key="")
-    engine.public_key = public_key.point_hex()
-    try:
-        ok = engine.verify(f"{r:064x}{s:064x}", e)
-    except (ValueError, TypeError) as exc:
-        raise VerificationError("SM2 signature could not be checked") from exc
+    if native_ec is not None and str(dist_id) == DEFAULT_DISTINGUISHING_ID:
+        ok = _native_verify(public_key, sig_der, data)
+    else:
+        e = e_value(data, public_key, id_bytes)
+        engine = gm_sm2.CryptSM2(private_key=None, public_key="")
+        engine.public_key = public_key.point_hex()
+        try:
+            ok = engine.verify(f"{r:064x}{s:064x}", e)
+        except (ValueError, TypeError) as exc:
+            raise VerificationError("SM2 signature could not be checked") from exc
     if not ok:
         raise VerificationError("SM2 signature does not match the data (data or signature altered)")
     return Sm2Report(
@@ -276,3 +292,13 @@ def verify_sm2(
         data_sm3=hashlib.new("sm3", data).hexdigest(),
         trusted_by=trusted_by,
     )
+
+
+def _native_verify(public_key: Sm2PublicKey, sig_der: bytes, data: bytes) -> bool:
+    """OpenSSL's SM2/SM3 check (Z_A of the default ID) of a canonical DER signature."""
+    key = native_ec.EllipticCurvePublicNumbers(public_key.x, public_key.y, native_ec.SM2()).public_key()
+    try:
+        key.verify(sig_der, data, native_ec.ECDSA(native_hashes.SM3()))
+    except NativeInvalidSignature:
+        return False
+    return True

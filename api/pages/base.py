@@ -1,0 +1,206 @@
+"""What every page shares: the templates, rendering in the reader's language and zone,
+the CSRF check of forms, and the signed-in user.
+
+A browser signs in by pasting its API token once (or through single sign-on); it then
+holds a short-lived server-side session (archive/identity/signin.py) in an HttpOnly,
+SameSite=Strict cookie, Secure over TLS. Every form carries the session's CSRF token in a
+hidden field and every POST checks it (403 without); scripts on the pages send the same
+token in ``X-CSRF-Token`` to the API, which accepts the session cookie. A user who must
+give a second factor reaches nothing before giving it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach
+from api.pages.i18n import LANG_COOKIE, enum_label, language_of, translate, translator
+from archive.errors import ArchiveError, Unauthenticated
+from archive.identity import signin, sso
+from archive.models import Role, User, WebSession
+from archive.timefmt import gap_span, local_time
+
+PRESESSION_COOKIE = "evidence_presession"
+"""Random value that keys the sign-in form's CSRF token before there is a session."""
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+templates.env.filters["size"] = _size
+# Times in the corps' zone with the offset written (the one helper, archive.timefmt).
+templates.env.filters["localtime"] = local_time
+templates.env.globals["gap_span"] = gap_span
+templates.env.filters["pretty"] = lambda text: ", ".join(
+    f"{k}: {v}" for k, v in json.loads(text).items() if v not in (None, "", [], {})
+)
+
+
+class LoginRequired(Exception):
+    """The browser has no valid session cookie (or must give its second factor: ``to``)."""
+
+    def __init__(self, to: str = "/login"):
+        super().__init__(to)
+        self.to = to
+
+
+class CsrfFailed(Exception):
+    """A form was posted without its session's CSRF token."""
+
+
+def cookie_secret(request: Request) -> str | None:
+    """The value the page's CSRF token is derived from: the session's, else the pre-session's."""
+    return request.cookies.get(SESSION_COOKIE) or request.cookies.get(PRESESSION_COOKIE)
+
+
+def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> Response:
+    """A page in the reader's language and the corps' zone, its forms carrying the CSRF token
+    of the browser's (pre-)session cookie."""
+    secret = cookie_secret(request)
+    fresh = None
+    if secret is None:
+        secret = fresh = secrets.token_urlsafe(32)
+    services = request.app.state.services
+    lang = language_of(request)
+    code = lang.code
+    response = templates.TemplateResponse(
+        request, name,
+        {"zone": services.settings.time_zone, "user": None, **context, "csrf": signin.csrf_token(secret),
+         "sso": sso.enabled(services.settings), "lang": lang, "t": translator(code),
+         "label": lambda group, value: enum_label(code, group, value)},
+        status_code=status_code,
+    )
+    secure = request.url.scheme == "https"
+    if fresh:
+        response.set_cookie(PRESESSION_COOKIE, fresh, httponly=True, samesite="strict", secure=secure, max_age=3600)
+    if lang.chosen_now:
+        response.set_cookie(LANG_COOKIE, lang.code, samesite="lax", secure=secure, max_age=365 * 24 * 3600)
+    return response
+
+
+def error_page(request: Request, exc: ArchiveError) -> Response:
+    """The error's page, with its status (404 for another unit's case, like an unknown one)."""
+    return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": exc},
+                  status_code=exc.status)
+
+
+class PageRoute(APIRoute):
+    """A page route: an :class:`ArchiveError` a domain raises becomes the error page (after
+    the request's session rolled back), never the API's JSON error."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ArchiveError as exc:
+                return error_page(request, exc)
+
+        return page_handler
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in, as the page header shows them (kept for an error page, which is
+    rendered after the request's session closed)."""
+
+    name: str
+    role: Role
+    unit: SimpleNamespace
+
+
+def back_to(url: str, *, notice: str | None = None) -> Response:
+    """Post/redirect/get: back to ``url`` (303), with a notice key shown there (in the query,
+    before any ``#fragment``, so the page receives it)."""
+    if notice:
+        path, hash_, fragment = url.partition("#")
+        url = path + ("&" if "?" in path else "?") + f"notice={notice}" + hash_ + fragment
+    return RedirectResponse(url, status_code=303)
+
+
+def message(request: Request, key: str, **values: object) -> str:
+    """A message in the reader's language (for texts built outside templates)."""
+    return translate(language_of(request).code, key, **values)
+
+
+def check_csrf(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> None:
+    """Every page form: the hidden ``csrf_token`` must match the browser's cookie."""
+    if not signin.csrf_matches(cookie_secret(request), csrf_token):
+        raise CsrfFailed
+
+
+Csrf = Depends(check_csrf)
+
+
+def _signed_in(request: Request, services: Services) -> User:
+    """The user of the browser's session (read in a session of its own), if it gave every
+    factor; otherwise off to sign in."""
+    try:
+        with services.db.read() as reading:
+            user = signin.session_user(reading, secret=request.cookies.get(SESSION_COOKIE),
+                                       totp_roles=services.settings.totp_roles)
+    except Unauthenticated as exc:
+        if exc.code == "second_factor_required":
+            raise LoginRequired("/login/second-factor") from exc
+        raise LoginRequired from exc
+    request.state.viewer = Viewer(name=user.name, role=user.role, unit=SimpleNamespace(name=user.unit.name))
+    return user
+
+
+def page_user(request: Request, session: SessionDep, services: ServicesDep) -> User:
+    """The signed-in user of a session that gave every factor; otherwise off to sign in."""
+    return attach(session, _signed_in(request, services))
+
+
+def pending_session(request: Request, session: SessionDep) -> WebSession:
+    """A live session that may still owe its second factor (the second-factor pages)."""
+    try:
+        return signin.find_session(session, secret=request.cookies.get(SESSION_COOKIE))
+    except Unauthenticated as exc:
+        raise LoginRequired from exc
+
+
+PageUser = Annotated[User, Depends(page_user)]
+
+
+def form_user(request: Request, user: PageUser, csrf_token: Annotated[str | None, Form()] = None) -> User:
+    """The signed-in user of a posted form whose CSRF token holds (the user first: one who
+    still owes the second factor is sent there, whatever the form)."""
+    check_csrf(request, csrf_token)
+    return user
+
+
+FormUser = Annotated[User, Depends(form_user)]
+PendingSession = Annotated[WebSession, Depends(pending_session)]
+
+
+def form_user_id(request: Request, services: ServicesDep, csrf_token: Annotated[str | None, Form()] = None) -> str:
+    """The signed-in user's id for a posted form whose CSRF token holds, without the request's
+    session: for forms whose domain call runs its own transactions around a network call
+    (sealing with a time-stamp), as the API's routes do with ``CurrentUserId``."""
+    user = _signed_in(request, services)
+    check_csrf(request, csrf_token)
+    return user.id
+
+
+FormUserId = Annotated[str, Depends(form_user_id)]

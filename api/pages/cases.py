@@ -1,0 +1,193 @@
+"""The officer's and reviewer's case pages: the case list (and a new case), one case's
+record with its upload area, live item rows, gaps and their explanations, custody.
+
+Pages never stream evidence content themselves: the player and the links use the API
+(each read a custody entry). Forms post here and come back (post/redirect/get); every
+change goes through the same domain functions as the API, so it is a custody entry too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import ServicesDep, SessionDep
+from api.pages.life import life_view
+from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
+from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
+from api.pages.views import CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow
+from archive.cases import receipts
+from archive.cases import service as case_service
+from archive.continuity import gaps as gap_service
+from archive.continuity.report import CaseContinuity, build_report
+from archive.evidence import items as evidence_service
+from archive.exports import court_requests
+from archive.exports import access as export_access
+from archive.exports.models import CourtRequestStatus
+from archive.records import holds
+from archive.identity.users import load_case, user_names
+from archive.timefmt import check_zone
+from archive.models import Case, EvidenceKind, LedgerEntry, Role, User
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+CUSTODY_PAGE = 200
+"""Custody entries shown at once (newest first); the filters narrow the rest."""
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(user: PageUser) -> Response:
+    """Each role's main page."""
+    return RedirectResponse({"court": "/court", "admin": "/admin", "reviewer": "/queue"}.get(user.role.value, "/cases"),
+                            status_code=303)
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def cases_page(request: Request, session: SessionDep, user: PageUser, notice: str | None = None,
+               mine: bool = False) -> Response:
+    """My unit's cases (every case for an administrator; ``mine``: those I opened), each with
+    its gaps still to explain."""
+    cases = case_service.list_cases(session, user=user, limit=500)
+    zone = request.app.state.services.settings.time_zone
+    counts = gap_service.open_gap_counts(session, case_ids=[c.id for c in cases])
+    held = holds.active_holds(session, [c.id for c in cases])
+    rows = [CaseRow.of(c, zone=zone, open_gaps=counts.get(c.id, 0), reader_id=user.id, held=c.id in held)
+            for c in cases]
+    if mine:
+        rows = [r for r in rows if r.mine]
+    return render(request, "cases.html", {"user": user, "cases": rows, "notice": notice, "mine": mine,
+                                          "may_create": user.role in (Role.officer, Role.admin), "error": None})
+
+
+@router.post("/cases")
+def create_case(request: Request, session: SessionDep, services: ServicesDep, user: FormUser,
+                case_number: Annotated[str, Form()], title: Annotated[str, Form()]) -> Response:
+    """A new case in the officer's unit, then its page."""
+    case = case_service.create_case(session, store=services.store, user=user, case_number=case_number,
+                                    title=title)
+    return back_to(f"/cases/{case.id}", notice="case_created")
+
+
+def _item_rows(session: Session, case_id: str, zone: str) -> list[ItemRow]:
+    return [ItemRow.of(i, zone=zone) for i in evidence_service.case_items(session, case_id=case_id, listing=True)]
+
+
+def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity, list[GapRow], Timeline | None]:
+    """The continuity report, its gaps as rows (each with where to play it) and the timeline."""
+    report = build_report(session, case_id=case_id)
+    placed = placed_recordings(session, case_id=case_id)
+    starts = {p.item_id: p.start for p in placed}
+    rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts)) for g in report.gaps]
+    return report, rows, build_timeline(placed, report.gaps, zone=zone)
+
+
+def _entries(session: Session, case_id: str, zone: str, *, item: str | None, actor: str | None,
+             action: str | None) -> tuple[list[EntryRow], list[str], list[str]]:
+    """The case's custody entries (newest first, filtered), and the actors and actions to filter by."""
+    query = select(LedgerEntry).where(LedgerEntry.case_id == case_id)
+    if item:
+        query = query.where(LedgerEntry.item_id == item)
+    if actor:
+        query = query.where(LedgerEntry.actor == actor)
+    if action:
+        query = query.where(LedgerEntry.action == action)
+    rows = session.execute(query.order_by(LedgerEntry.seq.desc()).limit(CUSTODY_PAGE)).scalars()
+    actors = sorted(session.execute(select(LedgerEntry.actor).where(LedgerEntry.case_id == case_id).distinct()).scalars())
+    actions = sorted(session.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case_id).distinct()).scalars())
+    return [EntryRow.of(e, zone=zone) for e in rows], actors, actions
+
+
+def zone_offset(zone: str) -> str:
+    """The corps' zone's offset now, as ISO 8601 writes it (``+08:00``)."""
+    text = datetime.now(check_zone(zone)).strftime("%z")
+    return f"{text[:3]}:{text[3:]}"
+
+
+def case_view(session: Session, *, user: User, case: Case, zone: str, item: str | None = None,
+              actor: str | None = None, action: str | None = None) -> dict[str, object]:
+    """Everything the case page shows (also what the bench measures)."""
+    items = _item_rows(session, case.id, zone)
+    report, gaps, timeline = _gap_rows(session, case.id, zone)
+    entries, actors, actions = _entries(session, case.id, zone, item=item, actor=actor, action=action)
+    exports = export_access.list_exports(session, user=user, case_id=case.id)
+    people = user_names(session, {p for e in exports for p in (e.requested_by, e.recipient_id, e.approved_by) if p})
+    return {
+        "user": user, "case": case, "items": items, "report": report, "gaps": gaps, "entries": entries,
+        "actors": actors, "actions": actions, "filters": {"item": item or "", "actor": actor or "", "action": action or ""},
+        "exports": [ExportRow.of(e, zone=zone, people=people) for e in exports],
+        "kinds": [k.value for k in EvidenceKind], "items_busy": any(i.busy for i in items),
+        "gaps_busy": report.pending, "custody_page": CUSTODY_PAGE, "zone_offset": zone_offset(zone),
+        "timeline": timeline,
+        "receipts": receipt_rows(session, user=user, case_id=case.id, zone=zone),
+        "court_requests": court_request_rows(session, user=user, zone=zone, case_id=case.id)
+        if user.role in (Role.reviewer, Role.admin) else [],
+    }
+
+
+def court_request_rows(session: Session, *, user: User, zone: str, case_id: str | None = None,
+                       pending_only: bool = True) -> list[CourtRequestRow]:
+    """The court requests ``user`` may see (pending ones by default), as rows."""
+    requests = court_requests.list_requests(session, user=user, case_id=case_id,
+                                            status=CourtRequestStatus.pending if pending_only else None)
+    people = user_names(session, {r.requested_by for r in requests})
+    return [CourtRequestRow.of(r, zone=zone, people=people, show_case=user.role != Role.court) for r in requests]
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: str, request: Request, session: SessionDep, user: PageUser, item: str | None = None,
+              actor: str | None = None, action: str | None = None, notice: str | None = None) -> Response:
+    """One case: upload, items (live), gaps, exports, custody filtered by item, actor, action."""
+    case = load_case(session, user=user, case_id=case_id)
+    zone = request.app.state.services.settings.time_zone
+    view = case_view(session, user=user, case=case, zone=zone, item=item, actor=actor, action=action)
+    life = life_view(session, user=user, case=case, settings=request.app.state.services.settings,
+                     continuity=view["report"])  # type: ignore[arg-type]
+    return render(request, "case.html", {**view, **life, "notice": notice})
+
+
+@router.get("/cases/{case_id}/items", response_class=HTMLResponse)
+def items_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The item rows alone: the case page asks for them while something is still processing
+    (a fragment: an unknown case answers with the API's error, 404)."""
+    case = load_case(session, user=user, case_id=case_id)
+    items = _item_rows(session, case.id, request.app.state.services.settings.time_zone)
+    return render(request, "_items.html", {"user": user, "case": case, "items": items,
+                                           "items_busy": any(i.busy for i in items)})
+
+
+@router.get("/cases/{case_id}/gaps", response_class=HTMLResponse)
+def gaps_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The gaps alone, asked for while the continuity analysis is pending."""
+    case = load_case(session, user=user, case_id=case_id)
+    report, gaps, _timeline = _gap_rows(session, case.id, request.app.state.services.settings.time_zone)
+    return render(request, "_gaps.html", {"user": user, "case": case, "report": report, "gaps": gaps,
+                                          "gaps_busy": report.pending})
+
+
+@router.post("/gaps/{gap_id}/explain")
+def explain_gap(gap_id: str, request: Request, session: SessionDep, user: FormUser,
+                reason: Annotated[str, Form()]) -> Response:
+    """An officer explains a gap (a custody entry)."""
+    gap = gap_service.explain_gap(session, user=user, gap_id=gap_id, reason=reason)
+    return back_to(f"/cases/{gap.case_id}#gap-{gap.id}", notice="gap_explained")
+
+
+@router.post("/gaps/{gap_id}/review")
+def review_gap(gap_id: str, request: Request, session: SessionDep, user: FormUser,
+               decision: Annotated[str, Form()], comment: Annotated[str, Form()] = "") -> Response:
+    """A reviewer accepts or rejects a gap's explanation (a custody entry)."""
+    gap = gap_service.review_gap(session, user=user, gap_id=gap_id, accept=decision == "accept",
+                                 comment=comment.strip() or None)
+    return back_to(f"/cases/{gap.case_id}#gap-{gap.id}", notice="gap_reviewed")
+
+
+
+def receipt_rows(session: Session, *, user: User, case_id: str, zone: str) -> list[ReceiptRow]:
+    """The case's verification receipts (newest first, at most 5), as rows."""
+    found = receipts.list_receipts(session, user=user, case_id=case_id, limit=5)
+    people = user_names(session, {r.requested_by for r in found})
+    return [ReceiptRow.of(r, zone=zone, people=people) for r in found]

@@ -1,0 +1,183 @@
+"""Signing in and out: a token or single sign-on, then the second factor where required.
+
+Every attempt, successful or not, is a custody entry and failures are throttled per client
+(and per account for second-factor codes); see :mod:`archive.identity.signin`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+import segno
+from sqlalchemy.orm import Session
+
+from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
+from api.pages.base import PRESESSION_COOKIE, Csrf, PendingSession, message, render
+from archive.errors import ArchiveError, TooManyAttempts, Unauthenticated
+from archive.identity import signin, sso
+from archive.identity.users import authenticate
+from archive.models import User
+
+OIDC_COOKIE = "evidence_oidc"
+"""State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return render(request, "login.html", {"error": None})
+
+
+@router.post("/login", dependencies=[Csrf])
+def login(request: Request, session: SessionDep, services: ServicesDep, token: Annotated[str, Form()]) -> Response:
+    """Sign in with an API token: a new session (every attempt is a custody entry)."""
+    if (locked := _throttled(request, services, "login.html")) is not None:
+        return locked
+    client = client_address(request)
+    try:
+        user = authenticate(session, token=token.strip())
+    except Unauthenticated as exc:
+        signin.record_sign_in(session, user=None, client=client, method="token", outcome="failure", reason=exc.code)
+        record_failure(services, client=client, session=session)
+        return render(request, "login.html", {"error": message(request, "signin.invalid_token")}, status_code=401)
+    return _signed_in(request, session, services, user=user, method="token")
+
+
+def home_of(user: User) -> str:
+    """Where a user lands after signing in: their role's main page."""
+    return {"court": "/court", "admin": "/admin", "reviewer": "/queue"}.get(user.role.value, "/cases")
+
+
+def _signed_in(request: Request, session: Session, services: Services, *, user: User, method: str) -> Response:
+    """Start the session of a user whose first factor held; on to the second if needed."""
+    second = signin.needs_second_factor(user, services.settings.totp_roles)
+    ttl = services.settings.session_ttl_seconds
+    secret = signin.start_session(session, user=user, ttl_seconds=ttl)
+    signin.record_sign_in(session, user=user, client=client_address(request), method=method,
+                          outcome="second_factor_pending" if second else "success")
+    target = home_of(user)
+    if second:
+        target = "/login/second-factor" if user.totp_enrolled_at else "/account/totp"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", max_age=ttl)
+    response.delete_cookie(PRESESSION_COOKIE)
+    return response
+
+
+def _throttled(request: Request, services: Services, template: str, account: str | None = None) -> Response | None:
+    """The 429 page while this client (or account) is locked out; None otherwise."""
+    try:
+        services.throttle.check(client=client_address(request), account=account)
+    except TooManyAttempts as exc:
+        response = render(request, template, {"user": None, "error": message(request, "signin.too_many")},
+                          status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return None
+
+
+def _oidc_redirect_uri(request: Request, services: Services) -> str:
+    return services.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+
+
+def _no_sso(request: Request) -> Response:
+    return render(request, "login.html", {"error": message(request, "signin.no_sso")}, status_code=404)
+
+
+@router.get("/login/oidc")
+def oidc_start(request: Request, services: ServicesDep) -> Response:
+    """Off to the agency's OpenID Provider; state, nonce and PKCE verifier stay in a cookie."""
+    if not sso.enabled(services.settings):
+        return _no_sso(request)
+    url, pending = sso.begin(services.settings, redirect_uri=_oidc_redirect_uri(request, services))
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: the provider's redirect back is a navigation from another site.
+    value = base64.urlsafe_b64encode(json.dumps(asdict(pending)).encode()).decode()
+    response.set_cookie(OIDC_COOKIE, value, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", max_age=600, path="/login/oidc")
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def oidc_callback(request: Request, services: ServicesDep) -> Response:
+    """Back from the provider: check state, code, ID token and nonce; then sign in."""
+    if not sso.enabled(services.settings):
+        return _no_sso(request)
+    if (locked := _throttled(request, services, "login.html")) is not None:
+        return locked
+    client = client_address(request)
+    try:
+        pending = sso.PendingLogin(**json.loads(base64.urlsafe_b64decode(request.cookies[OIDC_COOKIE])))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        pending = None
+    with services.db.session() as session:  # a GET holds a read session; a sign-in writes
+        try:
+            claims = sso.finish(services.settings, pending=pending, params=dict(request.query_params),
+                                redirect_uri=_oidc_redirect_uri(request, services))
+            user = sso.user_for(session, settings=services.settings, claims=claims)
+        except Unauthenticated as exc:
+            signin.record_sign_in(session, user=None, client=client, method="oidc", outcome="failure", reason=exc.message)
+            record_failure(services, client=client, session=session)
+            response = render(request, "login.html", {"error": message(request, "signin.sso_refused", reason=exc.message)},
+                              status_code=401)
+        else:
+            response = _signed_in(request, session, services, user=user, method="oidc")
+    response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
+    return response
+
+
+@router.post("/logout", dependencies=[Csrf])
+def logout(request: Request, session: SessionDep) -> Response:
+    signin.end_session(session, secret=request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/login/second-factor", response_class=HTMLResponse)
+def second_factor_form(request: Request, web: PendingSession) -> Response:
+    if web.user.totp_enrolled_at is None:
+        return RedirectResponse("/account/totp", status_code=303)
+    return render(request, "second_factor.html", {"user": None, "error": None})
+
+
+@router.post("/login/second-factor", dependencies=[Csrf])
+def second_factor(request: Request, session: SessionDep, services: ServicesDep, web: PendingSession,
+                  code: Annotated[str, Form()]) -> Response:
+    """The TOTP code or a recovery code (each works once); throttled per client and account."""
+    client, account = client_address(request), web.user.name
+    if (locked := _throttled(request, services, "second_factor.html", account)) is not None:
+        return locked
+    if signin.give_second_factor(session, web_session=web, code=code, client=client):
+        return RedirectResponse(home_of(web.user), status_code=303)
+    record_failure(services, client=client, account=account, session=session)
+    return render(request, "second_factor.html", {"user": None, "error": message(request, "signin.invalid_code")}, status_code=401)
+
+
+@router.get("/account/totp", response_class=HTMLResponse)
+def totp_form(request: Request, services: ServicesDep, web: PendingSession) -> Response:
+    """Enrolment: the secret as a QR code (an SVG data URL) and as text."""
+    if web.user.totp_enrolled_at is not None:
+        return RedirectResponse("/cases" if web.second_factor_at else "/login/second-factor", status_code=303)
+    with services.db.session() as writing:  # a GET holds a read session; the secret is kept
+        enrolment = signin.begin_totp(writing, user=writing.get(User, web.user_id))
+    qr = segno.make(enrolment.uri, error="m").svg_data_uri(scale=4)
+    return render(request, "totp.html", {"user": None, "secret": enrolment.secret, "qr": qr, "error": None, "codes": None})
+
+
+@router.post("/account/totp", dependencies=[Csrf])
+def totp_confirm(request: Request, session: SessionDep, web: PendingSession, code: Annotated[str, Form()]) -> Response:
+    """Confirm enrolment with a first code; shows the recovery codes once."""
+    try:
+        codes = signin.confirm_totp(session, user=web.user, code=code, web_session=web)
+    except ArchiveError as exc:
+        return render(request, "totp.html", {"user": None, "secret": web.user.totp_secret, "qr": None,
+                                             "error": exc.message, "codes": None}, status_code=exc.status)
+    return render(request, "totp.html", {"user": web.user, "secret": None, "qr": None, "error": None, "codes": codes})

@@ -1,0 +1,115 @@
+"""The case page's timeline: per device, its recordings and the gaps between or inside them,
+on one time axis (true time: each device's clock offset applied), so a reviewer sees at a
+glance where the record is interrupted and can play any piece of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, load_only
+
+from archive.continuity.models import Device, Gap
+from archive.continuity.runs import recording_of
+from archive.models import EvidenceItem
+from archive.timefmt import local_time
+
+LEAD_SECONDS = 3.0
+"""A gap plays from this many seconds before it starts."""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A recording placed in true time (the continuity analysis's own reading of the item)."""
+
+    item_id: str
+    device: str
+    start: datetime
+    end: datetime
+    name: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One span on a device's track: a recording (``rec``) or a gap (``gap``)."""
+
+    kind: str
+    left: float
+    """Percent of the axis from its start."""
+    width: float
+    label: str
+    item_id: str | None
+    at: float
+    """Seconds into the item's proxy where playing starts."""
+
+
+@dataclass(frozen=True)
+class Track:
+    device: str
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    start: str
+    end: str
+    tracks: tuple[Track, ...]
+
+
+def placed_recordings(session: Session, *, case_id: str) -> list[Placed]:
+    """The case's recordings of a device that can be placed in time, in true time."""
+    items = session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.device_id.is_not(None))
+        .options(load_only(EvidenceItem.id, EvidenceItem.device_id, EvidenceItem.recorded_start,
+                           EvidenceItem.media_facts, EvidenceItem.original_filename, raiseload=True))
+    ).scalars().all()
+    devices = {i.device_id for i in items}
+    offsets = dict(session.execute(select(Device.id, Device.clock_offset_seconds).where(Device.id.in_(devices))).all()) \
+        if devices else {}
+    placed = []
+    for item in items:
+        rec = recording_of(item)
+        if rec is None or rec.device_id is None:
+            continue
+        start = rec.start - timedelta(seconds=offsets.get(rec.device_id, 0.0))
+        placed.append(Placed(item.id, rec.device_id, start, start + timedelta(seconds=rec.duration_seconds),
+                             item.original_filename))
+    return sorted(placed, key=lambda p: p.start)
+
+
+def play_point(gap: Gap, starts: dict[str, datetime]) -> tuple[str | None, float | None]:
+    """Which item's proxy shows a gap and from when: a few seconds before it, in the item that
+    holds it (a gap inside a file) or the one that ends at it."""
+    item = gap.item_id if gap.level == "in_file" or not gap.previous_item_id else gap.previous_item_id
+    if item is None or item not in starts:
+        return None, None
+    return item, max(0.0, (gap.start - starts[item]).total_seconds() - LEAD_SECONDS)
+
+
+def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> Timeline | None:
+    """The tracks of the devices with placed recordings, or None when there are none."""
+    if not placed:
+        return None
+    devices = {p.device for p in placed}
+    gaps = [g for g in gaps if g.device in devices]
+    lo = min([p.start for p in placed] + [g.start for g in gaps])
+    hi = max([p.end for p in placed] + [g.end for g in gaps])
+    total = max((hi - lo).total_seconds(), 1.0)
+    starts = {p.item_id: p.start for p in placed}
+
+    def bar(kind: str, a: datetime, b: datetime, label: str, item: str | None, at: float) -> Bar:
+        left = (a - lo).total_seconds() / total * 100
+        return Bar(kind, round(left, 3), round(max((b - a).total_seconds() / total * 100, 0.5), 3), label, item, at)
+
+    tracks = []
+    for device in sorted(devices):
+        bars = [bar("rec", p.start, p.end, f"{p.name} {local_time(p.start, zone)}", p.item_id, 0.0)
+                for p in placed if p.device == device]
+        for g in gaps:
+            if g.device == device:
+                item, at = play_point(g, starts)
+                bars.append(bar("gap", g.start, g.end, f"{g.cause} ({g.duration_seconds:.1f} s)", item, at or 0.0))
+        tracks.append(Track(device, tuple(bars)))
+    return Timeline(local_time(lo, zone), local_time(hi, zone), tuple(tracks))

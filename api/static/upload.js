@@ -1,0 +1,165 @@
+// Browser uploads of evidence: several files (chosen or dropped), each described (kind,
+// device, start time), hashed with SHA-256 in the browser (hash-wasm, read in slices, never
+// whole in memory), then sent with tus (tus-js-client) declaring that hash, which the server
+// checks. tus-js-client remembers each upload's URL in localStorage under the file's
+// fingerprint (name, type, size, modification time, endpoint): after a dropped connection it
+// retries, and after a page reload choosing the same file again resumes where it stopped.
+"use strict";
+(function () {
+  const HASH_SLICE = 4 * 1024 * 1024;
+  const CHUNK = function () { return window.EVIDENCE_UPLOAD_CHUNK || 16 * 1024 * 1024; };
+  let texts = {};
+  let queue = [];
+
+  function guessKind(file) {
+    if (file.type.startsWith("video/") || /\.(mp4|mov|mkv|avi|ts)$/i.test(file.name)) return "bodycam_video";
+    if (file.type === "application/pdf" || /\.(pdf|ofd|docx?)$/i.test(file.name)) return "document";
+    if (/\.(wacz|warc)$/i.test(file.name)) return "remote_capture";
+    return "other";
+  }
+
+  async function sha256(file, onProgress) {
+    const hasher = await hashwasm.createSHA256();
+    hasher.init();
+    for (let at = 0; at < file.size; at += HASH_SLICE) {
+      const slice = file.slice(at, Math.min(file.size, at + HASH_SLICE));
+      hasher.update(new Uint8Array(await slice.arrayBuffer()));
+      onProgress(Math.min(file.size, at + HASH_SLICE) / file.size);
+    }
+    return hasher.digest("hex");
+  }
+
+  function isoWithOffset(local, offset) {
+    // <input type=datetime-local> gives wall time; it is the corps' zone's (label says so).
+    if (!local) return "";
+    return (local.length === 16 ? local + ":00" : local) + offset;
+  }
+
+  function addFiles(form, files) {
+    const kindChoice = form.querySelector("#upload-kind").value;
+    const device = form.querySelector("#upload-device").value.trim();
+    const start = isoWithOffset(form.querySelector("#upload-start").value, form.dataset.offset);
+    const body = form.querySelector("#upload-queue");
+    for (const file of files) {
+      const row = document.createElement("tr");
+      row.dataset.testid = "upload-row";
+      row.setAttribute("data-testid", "upload-row");
+      row.dataset.filename = file.name;
+      row.dataset.state = "waiting";
+      const kind = kindChoice || guessKind(file);
+      const cells = [file.name, kind, device || "—"];
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        row.appendChild(td);
+      }
+      const progressCell = document.createElement("td");
+      const bar = document.createElement("progress");
+      bar.max = 1; bar.value = 0;
+      bar.setAttribute("data-testid", "upload-progress");
+      bar.setAttribute("aria-label", file.name);
+      progressCell.appendChild(bar);
+      row.appendChild(progressCell);
+      const state = document.createElement("td");
+      state.setAttribute("role", "status");
+      state.textContent = texts.waiting || "";
+      row.appendChild(state);
+      body.appendChild(row);
+      queue.push({ file: file, kind: kind, device: device, start: start, row: row, bar: bar, state: state });
+    }
+  }
+
+  function show(entry, key, fraction) {
+    entry.row.dataset.state = key;
+    entry.state.textContent = texts[key] || key;
+    if (fraction !== undefined) entry.bar.value = fraction;
+  }
+
+  async function send(form, entry) {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    show(entry, "hashing", 0);
+    const digest = await sha256(entry.file, function (f) { entry.bar.value = f; });
+    entry.row.dataset.sha256 = digest;
+    const metadata = { case_id: form.dataset.caseId, kind: entry.kind, filename: entry.file.name, sha256: digest };
+    if (entry.device) metadata.device_id = entry.device;
+    if (entry.start) metadata.recorded_start = entry.start;
+    return new Promise(function (resolve) {
+      const upload = new tus.Upload(entry.file, {
+        endpoint: form.dataset.endpoint,
+        chunkSize: CHUNK(),
+        retryDelays: [0, 1000, 3000, 5000, 10000],
+        headers: { "X-CSRF-Token": csrf },
+        metadata: metadata,
+        storeFingerprintForResuming: true,
+        removeFingerprintOnSuccess: true,
+        // tus retries a 409 (an offset out of step); a 409 that says the declared hash does
+        // not match the bytes is final: nothing was kept, sending again cannot help.
+        onShouldRetry: function (err, attempt, options) {
+          const res = err.originalResponse;
+          if (res && /"code"\s*:\s*"hash_mismatch"/.test(res.getBody() || "")) return false;
+          const status = res ? res.getStatus() : 0;
+          return (status < 400 || status >= 500 || status === 409 || status === 423) && navigator.onLine;
+        },
+        onProgress: function (sent, total) {
+          show(entry, entry.row.dataset.resumed ? "resumed" : "uploading", total ? sent / total : 1);
+        },
+        onAfterResponse: function (req, res) {
+          const item = res.getHeader("Evidence-Item-Id");
+          if (item) entry.row.dataset.itemId = item;
+        },
+        onSuccess: function () { show(entry, "done", 1); resolve(true); },
+        onError: function (error) {
+          if (!navigator.onLine) {
+            // tus-js-client does not retry while the browser is offline: go on when it is back
+            // (start() asks the server where the upload stands and resumes from there).
+            show(entry, "offline");
+            window.addEventListener("online", function () { upload.start(); }, { once: true });
+            return;
+          }
+          show(entry, "failed");
+          entry.state.textContent += ": " + (error.originalResponse ? error.originalResponse.getBody() : error.message);
+          resolve(false);
+        },
+      });
+      upload.findPreviousUploads().then(function (previous) {
+        if (previous.length) {
+          entry.row.dataset.resumed = "true";
+          upload.resumeFromPreviousUpload(previous[0]);
+        }
+        // The bar showed the hashing; it starts again for the sending (onProgress moves it).
+        show(entry, entry.row.dataset.resumed ? "resumed" : "uploading", 0);
+        upload.start();
+      });
+    });
+  }
+
+  async function sendAll(form) {
+    const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
+    for (const entry of waiting) {
+      await send(form, entry);
+      const items = document.getElementById("items");
+      if (window.htmx && items) htmx.trigger(items, "refresh");
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const form = document.getElementById("upload");
+    if (!form || !window.tus || !window.hashwasm) return;
+    texts = JSON.parse(document.getElementById("upload-texts").innerHTML);
+    const input = form.querySelector("#upload-input");
+    const zone = form.querySelector("#dropzone");
+    input.addEventListener("change", function () { addFiles(form, input.files); input.value = ""; });
+    zone.addEventListener("dragover", function (e) { e.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", function () { zone.classList.remove("over"); });
+    zone.addEventListener("drop", function (e) {
+      e.preventDefault();
+      zone.classList.remove("over");
+      addFiles(form, e.dataTransfer.files);
+    });
+    form.querySelector("#upload-start-button").addEventListener("click", function () { sendAll(form); });
+    // Unfinished uploads of an earlier visit: say that choosing the same file resumes them.
+    tus.defaultOptions.urlStorage.findAllUploads().then(function (all) {
+      if (all.length) form.querySelector("#upload-resumable").hidden = false;
+    });
+  });
+})();

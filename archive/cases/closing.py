@@ -1,0 +1,288 @@
+"""Closing a case (结案): every gate checked, the case's one electronic store sealed in a record.
+
+:func:`closing_gates` lists *every* reason a case cannot close yet, each ``{"code",
+"message"}``:
+
+* ``stage_not_closable``: the case is not in service, enforcement, withdrawn, terminated
+  or referred (``case_closed`` when it is closed already);
+* ``gap_unexplained``, ``gap_awaiting_review``, ``gap_explanation_rejected``: a current gap of
+  the continuity report is not accepted; ``processing``, ``continuity_analysis_pending``:
+  an item is still being processed or an analysis is owed (:mod:`archive.continuity.report`);
+* ``item_failed``: an item's processing or seal failed; ``item_unsealed``: an item is not
+  sealed yet;
+* ``export_in_progress``: an export of the case is requested, approved or building;
+* ``too_few_reviews``: fewer than :data:`MIN_APPROVING_REVIEWS` approving legal reviews;
+* ``closing_review_missing`` / ``closing_review_returned``: the latest closing review does
+  not approve.
+
+:func:`close_case` refuses with :class:`CaseNotReady` (409 ``case_not_ready``, ``reasons``)
+or writes the **case archive record** (format ``evidence-case-archive/1``): the case, its
+handlers, stage moves, reviews with their sealed records and seals, every item with its
+hashes and seal objects, the continuity report, the case's custody entries with RFC 9162
+inclusion proofs against a sealed checkpoint (statement and seals included), and the SM2
+keys that sealed. The record is sealed (CAdES-B-T + SM2), verified, written locked into the
+case's vault (``<vault>/case-archive/<id>/record.json`` with ``.p7s`` and ``.sm2.json``
+beside it) and kept in ``case_archives``; then the case moves to ``closed`` (a custody
+entry naming the record and its hash). From then on the vault accepts no new evidence
+(``case_closed``) until a reviewer reopens the case.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence_verify import layout
+
+from archive.cases import stages
+from archive.cases.documents import documents_of
+from archive.cases.models import CaseArchive, CaseHandler, ReviewCheckpoint
+from archive.cases.reviews import approving_count, review_document, reviews_of
+from archive.continuity.report import CaseContinuity, build_report, report_document
+from archive.custody.checkpoints import checkpoint_covering, proven_case_entries
+from archive.db import Database
+from archive.errors import ArchiveError, CaseClosed, Conflict, NotFound
+from archive.identity.users import load_case, user_names
+from archive.models import Case, CaseStage, Checkpoint, EvidenceItem, ExportRequest, LedgerEntry, User, new_id, utcnow
+from archive.seals.items import SEAL_ROLES
+from archive.seals.manifests import canonical_bytes, utc_text
+from archive.seals.registry import (
+    certificates_in_seal, record_certificates, record_sm2_key, recorded_sm2_keys, sm2_keys_pem,
+)
+from archive.seals.sealer import Sealer
+from archive.storage import ObjectStore
+from archive.storage.streams import put_locked
+
+MIN_APPROVING_REVIEWS = 3
+"""Every case is legally reviewed, approvingly, at least three times before it closes."""
+EXPORTS_IN_PROGRESS = ("requested", "approved", "waiting", "building")
+
+
+class CaseNotReady(Conflict):
+    """The case cannot close yet; ``extra["reasons"]`` lists every reason."""
+
+    code = "case_not_ready"
+
+    def __init__(self, reasons: list[dict[str, str]]):
+        super().__init__(f"the case cannot close yet: {len(reasons)} reason(s): "
+                         + "; ".join(r["message"] for r in reasons[:5]) + ("; ..." if len(reasons) > 5 else ""))
+        self.extra = {"reasons": reasons}
+
+
+def _reason(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | None = None) -> list[dict[str, str]]:
+    """Every reason ``case`` cannot close now (empty when it can); see the module's doc.
+
+    ``continuity``: the case's continuity report when the caller built it already (a page)."""
+    reasons = []
+    if case.stage not in stages.CLOSABLE:
+        reasons.append(_reason(
+            "stage_not_closable",
+            f"a case in {case.stage.value} cannot close; it closes from "
+            + ", ".join(sorted(s.value for s in stages.CLOSABLE))))
+    continuity = continuity or build_report(session, case_id=case.id)
+    for o in continuity.outstanding:
+        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}"))
+    items = session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case.id).order_by(EvidenceItem.received_at, EvidenceItem.id)
+    ).scalars().unique()
+    for item in items:
+        failed = "processing_failed" in (item.flags or []) or item.seal_status == "failed"
+        if failed:
+            reasons.append(_reason("item_failed", f"item {item.id} ({item.original_filename}): processing or "
+                                                  f"sealing failed (seal {item.seal_status})"))
+        elif item.seal_status != "sealed":
+            reasons.append(_reason("item_unsealed", f"item {item.id} ({item.original_filename}) is not sealed yet "
+                                                    f"(seal {item.seal_status})"))
+    for export_id, status in session.execute(
+        select(ExportRequest.id, ExportRequest.status).where(
+            ExportRequest.case_id == case.id, ExportRequest.status.in_(EXPORTS_IN_PROGRESS))
+        .order_by(ExportRequest.created_at)
+    ).all():
+        reasons.append(_reason("export_in_progress", f"export {export_id} is {status}"))
+    approving = approving_count(session, case_id=case.id)
+    if approving < MIN_APPROVING_REVIEWS:
+        reasons.append(_reason("too_few_reviews", f"the case has {approving} approving legal review(s); it needs "
+                                                  f"at least {MIN_APPROVING_REVIEWS}"))
+    shut = stages.review_gate(session, case_id=case.id, checkpoint=ReviewCheckpoint.closing)
+    if shut is not None:
+        reasons.append(_reason(*shut))
+    return reasons
+
+
+def _refuse(session: Session, case: Case) -> None:
+    if case.stage == CaseStage.closed:
+        raise CaseClosed(f"case {case.case_number} is closed already")
+    reasons = closing_gates(session, case=case)
+    if reasons:
+        raise CaseNotReady(reasons)
+
+
+def _stage_at(moves: list[Any], moment: Any) -> str:
+    """The case's stage at ``moment``, from its moves (oldest first)."""
+    stage = CaseStage.filed.value
+    for m in moves:
+        if m.at > moment:
+            break
+        stage = m.to_stage.value
+    return stage
+
+
+def _items(session: Session, case_id: str, moves: list[Any]) -> list[dict[str, Any]]:
+    """Every item of the case with its hashes, its seal objects and the stage it arrived in."""
+    out = []
+    items = session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at, EvidenceItem.id)
+    ).scalars().unique()
+    for item in items:
+        seals = {d.role: {"storage_key": d.storage_key, "storage_version": d.storage_version, "sha256": d.sha256,
+                          "size": d.size} for d in item.derived if d.role in (*SEAL_ROLES, "pades")}
+        out.append({
+            "id": item.id, "kind": item.kind.value, "filename": item.original_filename, "media_type": item.media_type,
+            "size": item.size, "sha256": item.sha256, "sm3": item.sm3, "sha512": item.sha512,
+            "storage_key": item.storage_key, "storage_version": item.storage_version, "parent": item.parent_id,
+            "device": item.device_id, "received_at": utc_text(item.received_at),
+            "recorded_start": utc_text(item.recorded_start), "flags": list(item.flags or []),
+            "seal_status": item.seal_status, "seals": seals, "stage": _stage_at(moves, item.received_at),
+        })
+    return out
+
+
+def build_record(
+    session: Session, *, case: Case, archive_id: str, closed_by: User, checkpoint: Any, sealer: Sealer,
+) -> dict[str, Any]:
+    """The case archive record (a JSON-able dict) of ``case`` as it stands, proven against ``checkpoint``."""
+    reviews = reviews_of(session, case_id=case.id)
+    moves = stages.moves_of(session, case_id=case.id)
+    handlers = list(session.execute(select(CaseHandler).where(CaseHandler.case_id == case.id)
+                                    .order_by(CaseHandler.at, CaseHandler.user_id)).scalars())
+    docs = documents_of(session, case_id=case.id)
+    names = user_names(session, {*(r.reviewer_id for r in reviews), *(m.actor_id for m in moves if m.actor_id),
+                                 *(h.user_id for h in handlers), *(d.linked_by for d in docs), case.created_by})
+    entries = proven_case_entries(session, case_id=case.id, checkpoint=checkpoint)
+    seqs = [e["entry"]["seq"] for e in entries]
+    return {
+        "format": layout.CASE_ARCHIVE_FORMAT,
+        "archive_id": archive_id,
+        "created_at": utc_text(utcnow()),
+        "closed_by": {"id": closed_by.id, "name": closed_by.name},
+        "case": {
+            "id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,
+            "created_at": utc_text(case.created_at), "created_by": names.get(case.created_by, case.created_by),
+            "vault": case.vault.name, "stage_at_closing": case.stage.value,
+        },
+        "handlers": [{"id": h.user_id, "name": names.get(h.user_id), "since": utc_text(h.at)} for h in handlers],
+        "stages": [{"from": m.from_stage.value, "to": m.to_stage.value, "reason": m.reason,
+                    "actor": names.get(m.actor_id) if m.actor_id else "system", "at": utc_text(m.at),
+                    "review": m.review_id, "ledger_seq": m.ledger_seq} for m in moves],
+        "documents": [{"item": d.item_id, "stage": d.stage.value, "role": d.role.value, "note": d.note,
+                       "linked_by": names.get(d.linked_by, d.linked_by), "at": utc_text(d.at),
+                       "ledger_seq": d.ledger_seq} for d in docs],
+        "reviews": [review_document(r, reviewer=names.get(r.reviewer_id)) for r in reviews],
+        "items": _items(session, case.id, moves),
+        "continuity": report_document(build_report(session, case_id=case.id)),
+        "ledger": {
+            "first_seq": min(seqs) if seqs else None, "last_seq": max(seqs) if seqs else None,
+            "checkpoint": {"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
+                           "statement": checkpoint.statement,
+                           "cades": base64.b64encode(bytes(checkpoint.cades)).decode("ascii"), "sm2": checkpoint.sm2},
+            "entries": entries,
+        },
+        "trust": {"sm2_public_keys": sm2_keys_pem([*sealer.sm2_public_keys(), *recorded_sm2_keys(session)])
+                  .decode("ascii")},
+    }
+
+
+def archive_keys(vault: str, archive_id: str) -> dict[str, str]:
+    """Where a case archive record and its seals are kept in the case's vault."""
+    base = f"{vault}/case-archive/{archive_id}/{layout.CASE_ARCHIVE_RECORD}"
+    return {"record": base, "cades": base + layout.CADES_SUFFIX, "sm2": base + layout.SM2_SUFFIX}
+
+
+def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str, case_id: str) -> CaseArchive:
+    """Close a case: check every gate, seal the case archive record, keep it, move the case to ``closed``.
+
+    Raises CaseNotReady listing every reason when a gate fails. The gates are checked again,
+    under the case's row lock, when the case moves; the record's objects are written
+    (locked) before the row, so a failed close leaves at most an orphan object.
+    """
+    with db.session() as session:  # gates first; then a checkpoint covering the case's entries
+        user = session.get(User, user_id)
+        case = stages.lock_case(session, user=user, case_id=case_id, write=True)
+        stages.require_handler(session, user=user, case=case, doing="close it")
+        _refuse(session, case)
+        last_seq = session.execute(
+            select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == case_id)).scalar() or 0
+        checkpoint = checkpoint_covering(session, sealer, size=last_seq, store=store)
+        if checkpoint is None:  # pragma: no cover - the ledger holds the case's entries
+            raise ArchiveError("no sealed checkpoint covers the case's custody entries", code="checkpoint_missing",
+                               status=503)
+        checkpoint_id = checkpoint.id
+    archive_id = new_id()
+    with db.read() as session:
+        user = session.get(User, user_id)
+        case = session.get(Case, case_id)
+        record = build_record(session, case=case, archive_id=archive_id, closed_by=user,
+                              checkpoint=session.get(Checkpoint, checkpoint_id), sealer=sealer)
+        vault = case.vault.name
+        stage_before = case.stage
+    data = canonical_bytes(record)
+    bundle = sealer.seal(data)
+    report = sealer.verify_seal(data, bundle)
+    keys = archive_keys(vault, archive_id)
+    until = utcnow() + timedelta(days=sealer.settings.retention_days)
+    put_locked(store, keys["record"], data, media_type="application/json", until=until)
+    put_locked(store, keys["cades"], bundle.cades, media_type="application/pkcs7-signature", until=until)
+    put_locked(store, keys["sm2"], bundle.sm2_json(), media_type="application/json", until=until)
+    sha = hashlib.sha256(data).hexdigest()
+    with db.session() as session:
+        user = session.get(User, user_id)
+        case = stages.lock_case(session, user=user, case_id=case_id, write=True)
+        if case.stage != stage_before:
+            raise Conflict(f"the case moved to {case.stage.value} while it was being closed", code="case_moved")
+        _refuse(session, case)
+        record_certificates(session, certificates_in_seal(bundle.cades))
+        record_sm2_key(session, sealer.sm2_key.public_key)
+        row = CaseArchive(
+            id=archive_id, case_id=case_id, created_by=user.id, record=data, sha256=sha, cades=bundle.cades,
+            sm2=bundle.sm2, timestamp_time=report.cades.timestamp_time, storage_prefix=keys["record"].rsplit("/", 1)[0],
+            ledger_first_seq=record["ledger"]["first_seq"], ledger_last_seq=record["ledger"]["last_seq"],
+            checkpoint_tree_size=record["ledger"]["checkpoint"]["tree_size"], item_count=len(record["items"]),
+        )
+        session.add(row)
+        session.flush()
+        stages.record_move(
+            session, case=case, to=CaseStage.closed, reason="closed: every gate held; case archive record sealed",
+            actor=user, details={"archive": archive_id, "archive_sha256": sha,
+                                 "timestamp_time": utc_text(report.cades.timestamp_time),
+                                 "ledger_range": [row.ledger_first_seq, row.ledger_last_seq],
+                                 "checkpoint_tree_size": row.checkpoint_tree_size},
+        )
+        session.expunge(row)
+    return row
+
+
+def case_archive(session: Session, *, user: User, case_id: str) -> CaseArchive:
+    """The case's latest archive record, for a user who may read the case."""
+    load_case(session, user=user, case_id=case_id)
+    return latest_archive(session, case_id=case_id)
+
+
+def latest_archive(session: Session, *, case_id: str) -> CaseArchive:
+    """The case's latest archive record (404 ``archive_not_found`` when it was never closed);
+    no access check here."""
+    row = session.execute(
+        select(CaseArchive).where(CaseArchive.case_id == case_id).order_by(CaseArchive.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"case {case_id} has no archive record: it was never closed", code="archive_not_found")
+    return row
+

@@ -1,0 +1,115 @@
+"""Court requests: a court user asks for a certified export of a case by its number.
+
+* **Request.** Only court users. The answer is the same whether or not the number names a
+  case (a new request id, nothing else), and both paths do the same work (one look-up,
+  one row, one custody entry), so neither the reply nor its timing tells a court which
+  case numbers exist. The request reaches the reviewers of the case's unit.
+* **List.** A court user sees their own requests (never the case id); a reviewer (or an
+  admin) those naming a case of their unit, with its ``case_id``.
+* **Decide.** A reviewer of the case's unit fulfils a request by requesting an export for
+  the court user (:func:`fulfil`, called by ``request_export``; the usual approval by a
+  second reviewer follows) or declines it with a reason. Every step is a custody entry.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.db import lock_row
+from archive.errors import Conflict, InvalidInput, NotFound
+from archive.exports.models import CourtRequest, CourtRequestStatus
+from archive.identity.users import actor_name, can_see_case, require_role, unit_scope
+from archive.models import Case, ExportRequest, Role, User, utcnow
+
+REVIEWERS = {Role.reviewer, Role.admin}
+
+
+def _text(value: str, *, name: str, limit: int) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > limit:
+        raise InvalidInput(f"{name} must be 1-{limit} characters", code=f"invalid_{name}")
+    return value
+
+
+def submit(session: Session, *, user: User, case_number: str, court_reference: str, legal_basis: str) -> CourtRequest:
+    """Record a court user's request; the same reply whether or not the case exists."""
+    require_role(user, {Role.court}, doing="request exports by case number")
+    number = _text(case_number, name="case_number", limit=100)
+    request = CourtRequest(
+        case_number=number, court_reference=_text(court_reference, name="court_reference", limit=200),
+        legal_basis=_text(legal_basis, name="legal_basis", limit=2000), requested_by=user.id,
+        status=CourtRequestStatus.pending,
+    )
+    request.case_id = session.execute(select(Case.id).where(Case.case_number == number)).scalar_one_or_none()
+    session.add(request)
+    session.flush()
+    # Entries naming no case are read by administrators only: a court user's request for a
+    # number that does not exist is recorded, not shown to anyone in a unit.
+    ledger.append(
+        session, actor=actor_name(user), action="court_request_received", case_id=request.case_id,
+        details={"request": request.id, "case_number": number, "court_reference": request.court_reference,
+                 "legal_basis": request.legal_basis},
+    )
+    return request
+
+
+def list_requests(session: Session, *, user: User, status: CourtRequestStatus | None = None,
+                  case_id: str | None = None, limit: int = 200) -> list[CourtRequest]:
+    """A court user's own requests; for reviewers and admins, those of their unit's cases."""
+    query = select(CourtRequest).order_by(CourtRequest.created_at.desc()).limit(limit)
+    if user.role == Role.court:
+        query = query.where(CourtRequest.requested_by == user.id)
+    else:
+        require_role(user, REVIEWERS, doing="read court requests")
+        query = query.join(Case, Case.id == CourtRequest.case_id).where(unit_scope(user))
+    if status is not None:
+        query = query.where(CourtRequest.status == status)
+    if case_id is not None:
+        query = query.where(CourtRequest.case_id == case_id)
+    return list(session.execute(query).scalars())
+
+
+def _pending_for_reviewer(session: Session, *, user: User, request_id: str) -> CourtRequest:
+    """The request, locked, if ``user`` reviews its case's unit and it still waits."""
+    require_role(user, REVIEWERS, doing="decide court requests")
+    request = lock_row(session, CourtRequest, request_id)
+    case = session.get(Case, request.case_id) if request is not None and request.case_id else None
+    if case is None or not can_see_case(user, case):
+        raise NotFound(f"no court request {request_id} visible to you", code="court_request_not_found")
+    if request.status != CourtRequestStatus.pending:
+        raise Conflict(f"court request {request_id} is already {request.status.value}", code="court_request_decided")
+    return request
+
+
+def decline(session: Session, *, user: User, request_id: str, reason: str) -> CourtRequest:
+    """A reviewer of the case's unit declines a court request, saying why."""
+    request = _pending_for_reviewer(session, user=user, request_id=request_id)
+    request.reason = _text(reason, name="reason", limit=2000)
+    request.status = CourtRequestStatus.declined
+    request.decided_by, request.decided_at = user.id, utcnow()
+    ledger.append(
+        session, actor=actor_name(user), action="court_request_declined", case_id=request.case_id,
+        details={"request": request.id, "reason": request.reason},
+    )
+    return request
+
+
+def check_fulfilment(session: Session, *, user: User, request_id: str, case_id: str) -> CourtRequest:
+    """The pending request an export of ``case_id`` answers (for its requester only)."""
+    request = _pending_for_reviewer(session, user=user, request_id=request_id)
+    if request.case_id != case_id:
+        raise InvalidInput(f"court request {request_id} is not for this case", code="court_request_other_case")
+    return request
+
+
+def fulfil(session: Session, *, user: User, request: CourtRequest, export: ExportRequest) -> None:
+    """Mark ``request`` answered by ``export`` (requested in the same transaction)."""
+    request.status = CourtRequestStatus.fulfilled
+    request.export_id = export.id
+    request.decided_by, request.decided_at = user.id, utcnow()
+    ledger.append(
+        session, actor=actor_name(user), action="court_request_fulfilled", case_id=request.case_id,
+        details={"request": request.id, "export": export.id},
+    )

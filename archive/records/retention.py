@@ -1,0 +1,82 @@
+"""Retention classes of case files (configured in settings) and the class of each case.
+
+A class keeps a case permanently or for a number of years after it ends; the years count
+from 1 January of the year after the case ended, in the corps' time zone, as archives
+count them. A case no administrator has classed has the default class (permanent unless
+configured otherwise). Originals keep their COMPLIANCE retention in the store whatever
+the class: the class only says when disposal would be allowed, and the service never
+disposes of anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.db import lock_row
+from archive.errors import InvalidInput
+from archive.identity.users import actor_name, load_case, require_role
+from archive.models import Case, User, utcnow
+from archive.records.common import ADMINS, case_row, require_reason
+from archive.records.models import CaseRetention
+from archive.settings import Settings
+
+
+@dataclass(frozen=True)
+class RetentionClass:
+    """A configured class: ``years`` kept after the case ends, None for permanent."""
+
+    name: str
+    years: int | None
+
+    @property
+    def permanent(self) -> bool:
+        return self.years is None
+
+
+def retention_classes(settings: Settings) -> list[RetentionClass]:
+    """Every configured class, permanent first, then by years, longest first."""
+    classes = [RetentionClass(name, years) for name, years in settings.retention_classes.items()]
+    return sorted(classes, key=lambda c: (c.years is not None, -(c.years or 0), c.name))
+
+
+def classes_of(session: Session, *, settings: Settings, case_ids: Collection[str]) -> dict[str, str]:
+    """The retention class name of each case (the default where none was set)."""
+    rows = dict(session.execute(
+        select(CaseRetention.case_id, CaseRetention.retention_class).where(CaseRetention.case_id.in_(case_ids))
+    ).all()) if case_ids else {}
+    return {case_id: rows.get(case_id, settings.retention_default_class) for case_id in case_ids}
+
+
+def set_retention_class(
+    session: Session, *, settings: Settings, user: User, case_id: str, retention_class: str, reason: str,
+) -> CaseRetention:
+    """Give a case a retention class (administrators only), with a reason; a custody entry.
+
+    422 ``unknown_retention_class`` for a class the settings do not name.
+    """
+    require_role(user, ADMINS, doing="set retention classes")
+    reason = require_reason(reason)
+    if retention_class not in settings.retention_classes:
+        raise InvalidInput(
+            f"no retention class {retention_class!r}; one of {sorted(settings.retention_classes)}",
+            code="unknown_retention_class",
+        )
+    case = load_case(session, user=user, case_id=case_id)
+    lock_row(session, Case, case.id)
+    row = case_row(session, CaseRetention, case.id)
+    previous = row.retention_class or settings.retention_default_class
+    row.retention_class, row.reason, row.set_by, row.set_at = retention_class, reason, user.id, utcnow()
+    session.flush()
+    ledger.append(
+        session, actor=actor_name(user), action="retention_class_set", case_id=case.id,
+        details={
+            "retention_class": retention_class, "years": settings.retention_classes[retention_class],
+            "previous": previous, "reason": reason,
+        },
+    )
+    return row

@@ -1,0 +1,80 @@
+"""Court requests by case number: the same answer whether or not the case exists; reviewers of
+the case's unit fulfil them (an export for the court user, approved by a second reviewer) or
+decline them; every step is a custody entry."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from archive.models import LedgerEntry
+
+
+def _request(c, number: str, **extra):  # type: ignore[no-untyped-def]
+    body = {"case_number": number, "court_reference": "(2026)京0101刑初123号", "legal_basis": "刑事诉讼法第54条", **extra}
+    return c.post("/api/v1/export-requests", json=body)
+
+
+def test_request_answers_alike_and_reaches_only_the_unit(stack, case):
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(court) as c:
+        real = _request(c, case["case_number"])
+        fake = _request(c, f"NO-SUCH-{uuid.uuid4().hex[:6]}")
+        assert real.status_code == fake.status_code == 202
+        assert set(real.json()) == set(fake.json()) == {"id", "status"}
+        assert real.json()["status"] == fake.json()["status"] == "pending"
+        mine = c.get("/api/v1/export-requests").json()
+        assert {r["id"] for r in mine} == {real.json()["id"], fake.json()["id"]}
+        assert all(r["case_id"] is None for r in mine)  # the court never learns the case id
+        assert _request(c, "").status_code == 422
+    with stack.client(stack.user(role="officer", unit="unit-a")) as officer:
+        r = _request(officer, case["case_number"])
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role"
+        assert officer.get("/api/v1/export-requests").status_code == 403
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as reviewer:
+        seen = reviewer.get("/api/v1/export-requests").json()
+        ours = [r for r in seen if r["id"] == real.json()["id"]]
+        assert ours and ours[0]["case_id"] == case["id"] and ours[0]["requested_by"] == court_name
+        assert fake.json()["id"] not in {r["id"] for r in seen}
+    with stack.client(stack.user(role="reviewer", unit="unit-z")) as stranger:
+        assert real.json()["id"] not in {r["id"] for r in stranger.get("/api/v1/export-requests").json()}
+        r = stranger.post(f"/api/v1/export-requests/{real.json()['id']}/decline", json={"reason": "x"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "court_request_not_found"
+
+
+def test_reviewer_fulfils_second_approves_or_declines(stack, case):
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    other_court = f"court-{uuid.uuid4().hex[:6]}"
+    stack.user(role="court", unit="court-2", name=other_court)
+    with stack.client(court) as c:
+        wanted = _request(c, case["case_number"]).json()["id"]
+        unwanted = _request(c, case["case_number"]).json()["id"]
+    a, b = stack.user(role="reviewer", unit="unit-a"), stack.user(role="reviewer", unit="unit-a")
+    with stack.client(a) as ra:
+        wrong = ra.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": other_court, "request": wanted})
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "recipient_not_requester"
+        export = ra.post(f"/api/v1/cases/{case['id']}/exports", json={"request": wanted})
+        assert export.status_code == 201, export.text
+        assert export.json()["recipient"] == court_name and export.json()["status"] == "requested"
+        again = ra.post(f"/api/v1/cases/{case['id']}/exports", json={"request": wanted})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "court_request_decided"
+        assert ra.post(f"/api/v1/exports/{export.json()['id']}/approve").json()["error"]["code"] == "separation_of_duties"
+        declined = ra.post(f"/api/v1/export-requests/{unwanted}/decline", json={"reason": "重复申请"})
+        assert declined.status_code == 200 and declined.json()["status"] == "declined"
+        assert ra.post(f"/api/v1/export-requests/{unwanted}/decline", json={"reason": "again"}).status_code == 409
+        assert ra.post(f"/api/v1/export-requests/{unwanted}/decline", json={}).status_code == 422
+    with stack.client(b) as rb:
+        assert rb.post(f"/api/v1/exports/{export.json()['id']}/approve").status_code == 200
+    with stack.client(court) as c:
+        states = {r["id"]: r for r in c.get("/api/v1/export-requests").json()}
+        assert states[wanted]["status"] == "fulfilled" and states[wanted]["export_id"] == export.json()["id"]
+        assert states[unwanted]["status"] == "declined" and states[unwanted]["reason"] == "重复申请"
+        assert export.json()["id"] in {e["id"] for e in c.get("/api/v1/exports").json()}
+    with stack.services.db.read() as s:
+        actions = s.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case["id"])).scalars().all()
+    for action in ("court_request_received", "export_requested", "court_request_fulfilled", "court_request_declined",
+                   "export_approved"):
+        assert action in actions, action

@@ -1,0 +1,86 @@
+"""The upload area on its own: files dropped on it are uploaded; a file whose hash the browser
+declares wrongly is refused by the server and kept nowhere as evidence."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from archive.models import EvidenceItem
+from tests.browser.conftest import open_as
+
+pytestmark = pytest.mark.slow
+
+DROP = """([name, text]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], name, {type: 'text/plain'}));
+  const zone = document.getElementById('dropzone');
+  zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+  zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+}"""
+
+
+def _case(stack, officer: str) -> dict:  # type: ignore[type-arg]
+    with stack.client(officer) as c:
+        return c.post("/api/v1/cases", json={"case_number": f"U-{uuid.uuid4().hex[:8]}", "title": "upload"}).json()
+
+
+def test_dropped_files_are_uploaded(browser, stack):
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="en")
+    page.goto(f"/cases/{case['id']}")
+    page.evaluate(DROP, ["note-1.txt", "first dropped note"])
+    page.evaluate(DROP, ["note-2.txt", "second dropped note"])
+    assert page.get_by_test_id("upload-row").count() == 2
+    page.get_by_test_id("upload-begin").click()
+    page.locator("[data-testid=upload-row][data-state=done]").nth(1).wait_for()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=item-row]').length === 2")
+    with stack.services.db.read() as s:
+        names = set(s.execute(select(EvidenceItem.original_filename).where(EvidenceItem.case_id == case["id"])).scalars())
+    assert names == {"note-1.txt", "note-2.txt"}
+
+
+def test_a_wrong_declared_hash_is_refused(browser, stack):
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="en")
+    # The browser lies about the hash (as a corrupted read would): the server must refuse.
+    page.add_init_script("""window.addEventListener('DOMContentLoaded', () => {
+        const real = hashwasm.createSHA256;
+        hashwasm.createSHA256 = async () => { const h = await real(); const d = h.digest.bind(h);
+            h.digest = () => d('hex').replace(/^./, c => c === '0' ? '1' : '0'); return h; };
+    });""")
+    page.goto(f"/cases/{case['id']}")
+    page.evaluate(DROP, ["tampered.txt", "these bytes are not what was declared"])
+    page.get_by_test_id("upload-begin").click()
+    row = page.locator("[data-testid=upload-row][data-state=failed]")
+    row.wait_for(timeout=60_000)
+    assert "hash" in row.inner_text().lower()
+    with stack.services.db.read() as s:
+        assert s.execute(select(EvidenceItem.id).where(EvidenceItem.case_id == case["id"])).first() is None
+
+
+def test_an_upload_survives_a_dropped_connection(browser, stack):
+    from archive.models import Upload
+
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="en")
+    page.context.add_init_script("window.EVIDENCE_UPLOAD_CHUNK = 128 * 1024;")
+    page.goto(f"/cases/{case['id']}")
+    page.evaluate(DROP, ["long-note.txt", "x" * (6 * 1024 * 1024)])
+    page.get_by_test_id("upload-begin").click()
+    page.wait_for_function("() => { const r = document.querySelector('[data-testid=upload-row]');"
+                           " return r.dataset.state === 'uploading' && r.querySelector('progress').value > 0.1; }")
+    page.context.set_offline(True)  # the link drops: requests fail until it is back
+    page.locator("[data-testid=upload-row][data-state=offline]").wait_for(timeout=30_000)
+    page.context.set_offline(False)
+    page.locator("[data-testid=upload-row][data-state=done]").wait_for(timeout=60_000)
+    with stack.services.db.read() as s:
+        uploads = s.execute(select(Upload).where(Upload.case_id == case["id"])).scalars().all()
+        items = s.execute(select(EvidenceItem).where(EvidenceItem.case_id == case["id"])).scalars().all()
+    assert [u.status for u in uploads] == ["complete"]  # the same upload went on, none started anew
+    assert [i.size for i in items] == [6 * 1024 * 1024]

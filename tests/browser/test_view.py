@@ -1,0 +1,31 @@
+"""A reviewer opens a photo from the case page and sees it in the browser, in a sandboxed
+document where nothing of the evidence can run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import open_as
+from tests.capture.support import PNG
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)  # the page, not the store, is under test
+def test_reviewer_views_a_photo_in_place(browser, stack, officer, case) -> None:
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "现场照片.png"},
+                      content=PNG).json()
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    page = open_as(browser, stack, reviewer)
+    page.goto(f"/cases/{case['id']}")
+    row = page.locator(f'[data-testid="item-row"][data-item-id="{item["id"]}"]')
+    with page.context.expect_page() as opened:
+        row.get_by_test_id("item-view").click()
+    view = opened.value
+    view.wait_for_load_state()
+    assert view.url.endswith(f"/api/v1/evidence/{item['id']}/content?inline=true")
+    assert view.evaluate("document.images.length === 1 && document.images[0].naturalWidth === 1")
+    assert view.evaluate("(() => { try { return window.localStorage && 'storage'; } catch (e) { return 'sandboxed'; } })()") \
+        == "sandboxed"  # an opaque origin: the evidence cannot reach the archive's storage or cookies
