@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import collections
 import importlib
+import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,9 +30,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import Conflict, DatabaseBusy, InvalidInput
+from archive.errors import ArchiveError, Conflict, DatabaseBusy, InvalidInput
 from archive.settings import Settings
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 SNAPSHOT = "evidence_snapshot"
 SQLITE_BUSY_MS = 15_000
@@ -188,6 +190,48 @@ def _refuse_writes_in_read_sessions(session: Session, _context, _instances) -> N
         raise RuntimeError("a read-only session was asked to write; use Database.session()")
 
 
+AFTER_COMMIT = "evidence_after_commit"
+
+
+Action = TypeVar("Action", bound=Callable[[Engine], object])
+
+
+def after_commit(session: Session, key: str, make: Callable[[], Action]) -> Action:
+    """Run an action once, after ``session``'s transaction commits (never after a rollback),
+    with the engine, in transactions of its own; return it. The first call for ``key`` in a
+    transaction makes the action (``make()``); later ones return the same action, so callers
+    can hand it more work. The work must be safe to leave for later: if it fails (or the
+    process dies first), what was committed stands and the action's own recovery picks it up.
+    """
+    actions = session.info.setdefault(AFTER_COMMIT, {})
+    if key not in actions:
+        actions[key] = make()
+    return actions[key]  # type: ignore[no-any-return]
+
+
+def will_run_after_commit(session: Session, key: str) -> bool:
+    """True when :func:`after_commit` was asked for ``key`` in this transaction."""
+    return key in session.info.get(AFTER_COMMIT, {})
+
+
+def _run_after_commit(session: Session) -> None:
+    actions = session.info.pop(AFTER_COMMIT, None)
+    if not actions:
+        return
+    engine = session.get_bind()
+    for key, action in actions.items():
+        try:
+            action(engine)
+        except ArchiveError as exc:  # the transaction committed: its outcome stands; the action recovers later
+            log.warning("after-commit step %s did not run (%s); it is retried by its recovery", key, exc.message)
+        except Exception:
+            log.warning("after-commit step %s did not run; it is retried by its recovery", key, exc_info=True)
+
+
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(AFTER_COMMIT, None)
+
+
 class Database:
     """An engine plus its session factory, built once per process from settings."""
 
@@ -195,6 +239,8 @@ class Database:
         self.url = settings.resolved_database_url
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_commit", _run_after_commit)
+        event.listen(self.sessions, "after_rollback", _drop_after_commit)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -347,6 +347,29 @@ class LedgerEntry(Base):
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class LedgerPending(Base):
+    """A custody entry committed with its action but not yet given its place in the ledger.
+
+    On PostgreSQL :func:`archive.custody.ledger.append` writes here, in the caller's
+    transaction, without taking the ledger's lock; as that transaction commits, the entries
+    every committed transaction left here are sequenced into ``ledger_entries`` in one batch
+    under one lock (:func:`archive.custody.ledger.sequence_pending`), as transparency logs
+    integrate queued leaves. ``id`` orders them (the order they were written). Rows are
+    never updated (a trigger refuses it); the sequencer deletes each one in the transaction
+    that writes its ledger entry.
+    """
+
+    __tablename__ = "ledger_pending"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    recorded_at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[str | None] = mapped_column(String(36))
+    item_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(60))
+    details: Mapped[str] = mapped_column(Text)
+
+
 class LedgerLock(Base):
     """A single row locked by appenders so sequence numbers never race.
 

@@ -34,6 +34,8 @@ def ledger_verify() -> None:
             # One pass over the entries yields the roots every checkpoint is compared with.
             report = archive_ledger.verify(session, at_sizes=checkpoint_sizes(session))
             click.echo(f"ledger OK: {report.size} entries, root {report.root_hash}")
+            if waiting := archive_ledger.waiting(session):
+                click.echo(f"{waiting} committed entries wait to be sequenced (the next append or checkpoint does it)")
             checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
     except VerificationFailed as exc:
         click.echo(f"FAILED: {exc.message}", err=True)

@@ -58,7 +58,7 @@ def link_document(
     )).scalar_one_or_none()
     if existing is not None:
         return existing
-    entry = ledger.append(
+    entry = ledger.append_now(
         session, actor=actor_name(user), action="stage_document_linked", case_id=case.id, item_id=item.id,
         details={"stage": target.value, "role": kind.value, "note": text, "sha256": item.sha256},
     )

@@ -126,7 +126,7 @@ def record_review(*, db: Database, sealer: Sealer, user_id: str, case_id: str, b
         record_certificates(session, certificates_in_seal(bundle.cades))
         record_sm2_key(session, sealer.sm2_key.public_key)
         sha = hashlib.sha256(data).hexdigest()
-        entry = ledger.append(
+        entry = ledger.append_now(
             session, actor=actor_name(user), action=ACTION, case_id=case.id,
             details={
                 "review": review_id, "checkpoint": checkpoint.value, "stage": stage.value, "decision": body.decision,

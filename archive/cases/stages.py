@@ -165,7 +165,7 @@ def record_move(
     case.stage = to
     case.status = _status_for(to)
     session.flush()
-    entry = ledger.append(
+    entry = ledger.append_now(
         session, actor=actor_name(actor) if actor else "system", action=MOVE_ACTION, case_id=case.id,
         details={"from": from_stage.value, "to": to.value, "reason": reason, "review": review_id, **(details or {})},
     )

@@ -171,7 +171,7 @@ def _record(session: Session, sealer: Sealer, cp: Checkpoint, last: Checkpoint |
     record_certificates(session, certificates_in_seal(bytes(cp.cades)))
     record_sm2_key(session, sealer.sm2_key.public_key)
     # Last, as everywhere: the ledger lock is the last lock a transaction takes.
-    ledger.append(session, actor="system:checkpoint", action=CHECKPOINT_ACTION, details=checkpoint_record(cp, last))
+    ledger.append_now(session, actor="system:checkpoint", action=CHECKPOINT_ACTION, details=checkpoint_record(cp, last))
     log.info("sealed ledger checkpoint at tree size %d", cp.tree_size)
     return cp
 
@@ -190,9 +190,11 @@ def create_checkpoint(
     the previous checkpoint. The checkpoint is then itself recorded in the ledger (a
     ``checkpoint_sealed`` entry, see :func:`checkpoint_record`), so deleting, altering or
     reordering checkpoint rows is provable. Returns the new row (flushed in the caller's
-    transaction), or None when there was nothing new.
+    transaction), or None when there was nothing new. Entries the caller appended in its
+    transaction are sequenced first, so the checkpoint covers them.
     """
     _serialise_checkpoints(session)
+    ledger.sequence_own(session)
     plan = _plan(session, now)
     if plan is None:
         return None
@@ -206,7 +208,10 @@ def seal_checkpoint(db: Database, sealer: Sealer, *, store: ObjectStore | None =
     and written to the vaults, then recorded, unless another checkpoint was recorded
     meanwhile (then None: that one stands, and the next run seals what is new). Entries
     appended while it seals come after the tree it seals; its ledger record follows them,
-    which verification allows. Returns the new row (detached), or None."""
+    which verification allows. Entries committed but not yet sequenced (a process died
+    between its commit and the sequencing) are sequenced first. Returns the new row
+    (detached), or None."""
+    ledger.sequence_pending(db.engine)
     with db.read() as session:
         plan = _plan(session, now)
     if plan is None:

@@ -12,22 +12,24 @@ pure and run offline.
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, column, func, insert, or_, select, table, text, type_coerce
+from sqlalchemy import Connection, Engine, Select, and_, column, delete, func, insert, or_, select, table, text, type_coerce
 from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
 from archive.custody import merkle
-from archive.db import lock_row
+from archive.db import after_commit, lock_row, will_run_after_commit
 from archive.errors import InvalidInput, LedgerTampered, NotFound
 # The entry format lives in the offline verifier (evidence_verify), which needs no database;
 # the names stay importable from here for existing callers.
 from evidence_verify.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
-from archive.models import LedgerEntry, LedgerLock, LedgerNode
+from archive.models import LedgerEntry, LedgerLock, LedgerNode, LedgerPending
 
 
 def iso_utc(moment: datetime) -> str:
@@ -75,6 +77,11 @@ def node_rows(made: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
     return [{"level": level, "idx": idx, "hash": h} for level, idx, h in made]
 
 
+SEQUENCER = "custody-ledger-sequencer"
+BATCH = 2000
+"""Most waiting entries one sequencing transaction takes (the rest go in the next one)."""
+
+
 def append(
     session: Session,
     *,
@@ -84,30 +91,212 @@ def append(
     item_id: str | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> LedgerEntry:
-    """Append one entry in the caller's transaction (it becomes visible on commit).
+) -> None:
+    """Record one custody entry with the caller's transaction: it commits (or rolls back)
+    with the action it records.
 
-    The single ``ledger_lock`` row is locked first, so concurrent appenders queue up
-    and sequence numbers and the chain never fork. The Merkle subtrees the entry
-    completes are stored (``ledger_nodes``) in the same transaction.
+    On PostgreSQL the entry waits in ``ledger_pending`` and takes no lock; as the transaction
+    commits, the entries every committed transaction left there are sequenced into the ledger
+    in one batch (:func:`sequence_pending`), so many concurrent writers share one lock and one
+    flush per batch instead of queueing on the ledger's lock through each commit. The caller
+    sees its entry in the ledger once its transaction has committed, and entries keep the
+    order they were written in. On SQLite, where the write transaction already serialises
+    writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
+    where the caller needs the entry's sequence number inside its transaction.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        append_now(session, actor=actor, action=action, case_id=case_id, item_id=item_id, details=details, now=now)
+        return
+    row = LedgerPending(
+        recorded_at=iso_utc(now or datetime.now(timezone.utc)), actor=actor, action=action,
+        case_id=case_id, item_id=item_id, details=canonical_json(details or {}),
+    )
+    session.add(row)
+    after_commit(session, SEQUENCER, _Sequencing).rows.append(row)
+
+
+class _Sequencing:
+    """What a transaction asks of the sequencer once it commits: see its entries sequenced."""
+
+    def __init__(self) -> None:
+        self.rows: list[LedgerPending] = []
+
+    def __call__(self, engine: Engine) -> None:
+        _group(engine).wait([r.id for r in self.rows])
+
+
+class _GroupSequencer:
+    """Committers of one process share sequencing passes (group commit): a committer that
+    arrives while a pass runs waits for the next one, which one of the waiters runs for all of
+    them; across processes the ledger's lock orders the passes."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.cond = threading.Condition()
+        self.started = self.finished = 0
+        self.running = False
+        self.ids: list[int] = []
+        """Entries the committers waiting for the next pass wrote."""
+
+    def wait(self, mine: list[int]) -> None:
+        """Return once a pass that started after this call has ended (its entries sequenced,
+        unless that pass failed: then they wait for the next one, see :func:`sequence_pending`)."""
+        with self.cond:
+            ticket = self.started + 1
+            self.ids.extend(mine)
+            while self.finished < ticket:
+                if self.running:
+                    self.cond.wait()
+                    continue
+                self.running, self.started = True, self.started + 1
+                number, ids, self.ids = self.started, self.ids, []
+                self.cond.release()
+                try:
+                    sequence_pending(self.engine, mine=ids)
+                finally:
+                    self.cond.acquire()
+                    self.running, self.finished = False, number
+                    self.cond.notify_all()
+
+
+_groups: weakref.WeakKeyDictionary[Engine, _GroupSequencer] = weakref.WeakKeyDictionary()
+_groups_lock = threading.Lock()
+
+
+def _group(engine: Engine) -> _GroupSequencer:
+    with _groups_lock:
+        group = _groups.get(engine)
+        if group is None:
+            group = _groups[engine] = _GroupSequencer(engine)
+        return group
+
+
+def append_now(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    case_id: str | None = None,
+    item_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> LedgerEntry:
+    """Append one entry in the caller's transaction and return it with its sequence number.
+
+    The single ``ledger_lock`` row is locked first and held to the end of the transaction, so
+    sequence numbers and the chain never fork. Entries already waiting to be sequenced
+    (committed ones, and this transaction's own) go first, so the ledger keeps the order
+    entries were written in. The Merkle subtrees the entry completes are stored
+    (``ledger_nodes``) in the same transaction.
 
     This lock comes last in the lock order (see :func:`archive.db.lock_row`).
     """
     lock = lock_row(session, LedgerLock, 1)
     assert lock is not None, "the ledger lock row is created by the first migration"
-    row, leaf = new_entry(
-        seq=lock.size + 1, prev_hash=_entry_hash(session, lock.size),
-        recorded_at=iso_utc(now or datetime.now(timezone.utc)), actor=actor, action=action,
-        case_id=case_id, item_id=item_id, details=canonical_json(details or {}),
-    )
-    entry = LedgerEntry(**row)
-    frontier, made = merkle.frontier_append_nodes(_frontier(session, lock), lock.size, leaf)
-    lock.frontier = [h.hex() for h in frontier]
-    session.add(entry)
-    session.execute(insert(LedgerNode), node_rows(made))
-    lock.size = entry.seq
-    session.flush()
+    if session.get_bind().dialect.name == "postgresql":  # elsewhere nothing waits (see append)
+        _sequence_waiting(session, lock)
+    row = {"recorded_at": iso_utc(now or datetime.now(timezone.utc)), "actor": actor, "action": action,
+           "case_id": case_id, "item_id": item_id, "details": canonical_json(details or {})}
+    seq = _sequence(session, lock, [row])[0]["seq"]
+    entry = session.get(LedgerEntry, seq)
+    assert entry is not None
     return entry
+
+
+def sequence_pending(engine: Engine, *, mine: list[int] | None = None) -> int:
+    """Sequence every committed waiting entry into the ledger, in batches of at most
+    :data:`BATCH` entries, each batch one transaction under the ledger's lock; return how
+    many. Run after each commit that left entries waiting (``mine``: their ids), and by the
+    timed checkpoint (which also picks up entries a process died before sequencing).
+
+    A committer finding the lock free sequences at once, in one transaction. One finding it
+    taken does not queue behind that sequencing: it waits for it in shared mode, sees whether
+    its entries were taken, and is done if so; a burst of committers thus costs one
+    exclusive turn, not one each.
+    """
+    done = 0
+    if mine:
+        with Session(engine) as session:
+            lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1)
+                                   .with_for_update(skip_locked=True)).scalar_one_or_none()
+            if lock is not None:
+                done = _sequence_waiting(session, lock, limit=BATCH)
+                session.commit()
+                if done < BATCH:
+                    return done
+            else:
+                session.execute(select(LedgerLock.id).where(LedgerLock.id == 1).with_for_update(read=True))
+                left = session.execute(select(func.count()).select_from(LedgerPending)
+                                       .where(LedgerPending.id.in_(mine))).scalar_one()
+                session.rollback()
+                if not left:
+                    return 0
+    while True:
+        with Session(engine) as session:
+            lock = lock_row(session, LedgerLock, 1)
+            assert lock is not None, "the ledger lock row is created by the first migration"
+            count = _sequence_waiting(session, lock, limit=BATCH)
+            if not count:
+                return done
+            session.commit()
+            done += count
+            if count < BATCH:
+                return done
+
+
+def sequence_own(session: Session) -> None:
+    """Sequence now, in the caller's transaction, the entries it appended (and those other
+    transactions committed before them), for a caller that needs them in the ledger before it
+    commits, such as a checkpoint over them. The ledger's lock is then held to its end."""
+    if not will_run_after_commit(session, SEQUENCER):
+        return
+    lock = lock_row(session, LedgerLock, 1)
+    assert lock is not None, "the ledger lock row is created by the first migration"
+    _sequence_waiting(session, lock)
+
+
+def waiting(session: Session) -> int:
+    """How many committed entries wait to be sequenced."""
+    return session.execute(select(func.count()).select_from(LedgerPending)).scalar_one()
+
+
+def _sequence_waiting(session: Session, lock: LedgerLock, *, limit: int | None = None) -> int:
+    """Sequence the waiting entries this transaction sees (under the held ``lock``), oldest
+    first: each is taken out of ``ledger_pending`` and written to the ledger in one step."""
+    oldest = select(LedgerPending.id).order_by(LedgerPending.id)
+    if limit is not None:
+        oldest = oldest.limit(limit)
+    session.flush()  # this transaction's own waiting entries too
+    taken = session.execute(
+        delete(LedgerPending).where(LedgerPending.id.in_(oldest.scalar_subquery()))
+        .returning(LedgerPending.id, LedgerPending.recorded_at, LedgerPending.actor, LedgerPending.action,
+                   LedgerPending.case_id, LedgerPending.item_id, LedgerPending.details)
+        .execution_options(synchronize_session=False)
+    ).mappings().all()
+    if not taken:
+        return 0
+    _sequence(session, lock, [{k: v for k, v in w.items() if k != "id"} for w in sorted(taken, key=lambda w: w["id"])])
+    return len(taken)
+
+
+def _sequence(session: Session, lock: LedgerLock, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give ``rows`` (entry columns without seq and hashes) the next sequence numbers under the
+    held ``lock``: write the entries and the Merkle subtrees they complete, advance the lock."""
+    prev, size = _entry_hash(session, lock.size), lock.size
+    frontier = _frontier(session, lock)
+    entries, nodes = [], []
+    for r in rows:
+        row, leaf = new_entry(seq=size + 1, prev_hash=prev, **r)
+        frontier, made = merkle.frontier_append_nodes(frontier, size, leaf)
+        entries.append(row)
+        nodes.extend(node_rows(made))
+        prev, size = row["entry_hash"], size + 1
+    session.execute(insert(LedgerEntry), entries)
+    if nodes:
+        session.execute(insert(LedgerNode), nodes)
+    lock.frontier = [h.hex() for h in frontier]
+    lock.size = size
+    return entries
 
 
 def size(session: Session) -> int:

@@ -188,7 +188,7 @@ def _move(session, case, moves: list[tuple[str, str]], *, actor_id: str | None =
 
     stage = case.stage
     for to, when in moves:
-        seq = ledger.append(session, actor="test:seed", action="case_stage_moved", case_id=case.id,
+        seq = ledger.append_now(session, actor="test:seed", action="case_stage_moved", case_id=case.id,
                             details={"from": stage.value, "to": to}).seq
         session.add(CaseStageMove(case_id=case.id, from_stage=stage, to_stage=CaseStage(to), at=at(when),
                                   actor_id=actor_id, ledger_seq=seq))

@@ -272,24 +272,33 @@ def test_reviewer_verification_receipt(stack: Stack, people, sealed_case) -> Non
 
 def test_export_approved_before_sealing_waits_and_builds(stack: Stack, people) -> None:
     """Approved while the bundle and its members are still being sealed: the export waits
-    (status ``waiting``, naming what it waits for) and becomes ready without a new request."""
-    with stack.client(people["officer"]) as c:
-        case = c.post("/api/v1/cases", json={"case_number": f"WT-{uuid.uuid4().hex[:8]}", "title": "Waiting"}).json()
-        upload(c, case["id"], capture_bundle(), "remote_capture", "capture.zip")
-    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
-        eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
-        r = appr.post(f"/api/v1/exports/{eid}/approve")
-        assert r.status_code == 200, r.text
-        export = wait_export(stack, people["requester"], eid)
-        assert export["status"] == "ready", export
-        entries = req.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()
-    actions = [e["action"] for e in entries]
-    # It did wait (the bundle was not sealed when it was approved), then was built once.
-    assert "export_waiting" in actions and actions.count("export_built") == 1, actions
-    assert "export_failed" not in actions
-    assert actions.index("export_waiting") < actions.index("export_built")
-    items = wait_case_sealed(stack, people["officer"], case["id"], 3)
-    assert {i["filename"] for i in items} == {"capture.zip", "page.html", "one.png"}
+    (status ``waiting``, naming what it waits for) and becomes ready without a new request.
+
+    Whether the workers seal the bundle before the builder looks is a race the test cannot
+    hold still on a shared stack, so it tries up to four cases: every one must be built
+    exactly once and never fail, and at least one must have been caught waiting."""
+    waited = 0
+    for _ in range(4):
+        with stack.client(people["officer"]) as c:
+            case = c.post("/api/v1/cases", json={"case_number": f"WT-{uuid.uuid4().hex[:8]}", "title": "Waiting"}).json()
+            upload(c, case["id"], capture_bundle(), "remote_capture", "capture.zip")
+        with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+            eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
+            r = appr.post(f"/api/v1/exports/{eid}/approve")
+            assert r.status_code == 200, r.text
+            export = wait_export(stack, people["requester"], eid)
+            assert export["status"] == "ready", export
+            entries = req.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()
+        actions = [e["action"] for e in entries]
+        assert actions.count("export_built") == 1 and "export_failed" not in actions, actions
+        items = wait_case_sealed(stack, people["officer"], case["id"], 3)
+        assert {i["filename"] for i in items} == {"capture.zip", "page.html", "one.png"}
+        if "export_waiting" in actions:
+            # It did wait (the bundle was not sealed when it was approved), then was built once.
+            assert actions.index("export_waiting") < actions.index("export_built")
+            waited += 1
+            break
+    assert waited, "the export never waited: the bundle was sealed before every approval"
 
 
 def test_export_seals_the_continuity_report_reviewers_see(stack: Stack, people, tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ def test_backfill_stores_what_append_stored(own_ledger):
     with database.session() as s:
         for i in range(6, 21):
             ledger.append(s, actor="test", action="note", details={"i": i})
+    with database.snapshot() as s:  # sequenced as the appends commit
         appended = _nodes(s)
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger_nodes"))

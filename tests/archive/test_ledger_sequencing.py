@@ -1,0 +1,141 @@
+"""Custody entries sequenced in batches: many writers at once get one unbroken ledger with
+every entry exactly once and in each writer's order; an entry whose process died between
+its commit and its sequencing is not lost (the next append or checkpoint sequences it); a
+rolled-back action leaves no entry; a waiting entry cannot be edited.
+
+On PostgreSQL an entry waits in ``ledger_pending`` until its transaction commits, then a
+batch of them takes the ledger's lock once; on SQLite it is sequenced at once. The
+concurrency test runs on both."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from archive.custody import ledger
+from archive.models import LedgerEntry, LedgerPending
+from tests.conftest import run_cli, settings_from_env
+
+WRITERS = 16
+EACH = 25
+
+
+def _notes(database) -> list[tuple[int, dict]]:  # type: ignore[no-untyped-def]
+    with database.snapshot() as s:
+        rows = s.execute(select(LedgerEntry.seq, LedgerEntry.details).where(LedgerEntry.action == "note")
+                         .order_by(LedgerEntry.seq)).all()
+    return [(seq, json.loads(details)) for seq, details in rows]
+
+
+def test_many_writers_at_once_get_one_unbroken_ledger_in_each_writers_order(own_ledger):
+    _, database = own_ledger
+    with database.snapshot() as s:
+        before = ledger.size(s)
+    failures: list[BaseException] = []
+    start = threading.Barrier(WRITERS)
+
+    def writer(w: int) -> None:
+        try:
+            start.wait()
+            for i in range(EACH):
+                with database.session() as s:
+                    if i % 10 == 9:  # some callers need their sequence number in the transaction
+                        entry = ledger.append_now(s, actor=f"w{w}", action="note", details={"w": w, "i": i})
+                        assert entry.seq > before
+                    else:
+                        ledger.append(s, actor=f"w{w}", action="note", details={"w": w, "i": i})
+                # Read your own write: once committed, the entry is in the ledger.
+                with database.snapshot() as s:
+                    assert s.execute(select(LedgerEntry.seq).where(
+                        LedgerEntry.actor == f"w{w}",
+                        LedgerEntry.details == ledger.canonical_json({"w": w, "i": i}))).scalar_one_or_none(), (w, i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures, failures[:3]
+    with database.snapshot() as s:
+        assert ledger.size(s) == before + WRITERS * EACH
+        assert ledger.waiting(s) == 0
+        report = ledger.verify(s)
+        assert report.size == before + WRITERS * EACH
+    notes = [(seq, d) for seq, d in _notes(database) if "w" in d]
+    assert sorted((d["w"], d["i"]) for _, d in notes) == [(w, i) for w in range(WRITERS) for i in range(EACH)]
+    for w in range(WRITERS):
+        assert [d["i"] for _, d in notes if d["w"] == w] == list(range(EACH)), f"writer {w} out of order"
+
+
+def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_append(own_ledger, stack):
+    if stack.name != "services":
+        pytest.skip("SQLite sequences each entry in its own transaction; nothing waits")
+    env, database = own_ledger
+    with database.snapshot() as s:
+        before = ledger.size(s)
+    # A process that committed its action and its entries, then died before sequencing them:
+    # a plain session runs no after-commit step.
+    with Session(database.engine) as s:
+        for i in range(3):
+            ledger.append(s, actor="died", action="note", details={"lost?": i})
+        s.commit()
+    with database.snapshot() as s:
+        assert ledger.size(s) == before and ledger.waiting(s) == 3
+    shown = run_cli(env, "ledger", "verify")
+    assert shown.returncode == 0, shown.stderr
+    assert "3 committed entries wait to be sequenced" in shown.stdout
+    with database.session() as s:
+        ledger.append(s, actor="next", action="note", details={"after": True})
+    notes = _notes(database)
+    assert [d for _, d in notes[-4:]] == [{"lost?": 0}, {"lost?": 1}, {"lost?": 2}, {"after": True}]
+    with database.snapshot() as s:
+        assert ledger.waiting(s) == 0
+        ledger.verify(s)
+
+    # The timed checkpoint sequences them too (no later append needed).
+    with Session(database.engine) as s:
+        ledger.append(s, actor="died", action="note", details={"again": 1})
+        s.commit()
+    from archive.custody.checkpoints import seal_checkpoint
+    from archive.seals.sealer import Sealer
+    cp = seal_checkpoint(database, Sealer(settings_from_env(env)))
+    with database.snapshot() as s:
+        assert ledger.waiting(s) == 0
+        assert cp is not None and cp.tree_size == ledger.size(s) - 1  # its own record follows the tree
+    assert _notes(database)[-1][1] == {"again": 1}
+
+
+def test_a_rolled_back_action_leaves_no_entry(own_ledger):
+    _, database = own_ledger
+    with database.snapshot() as s:
+        before = ledger.size(s)
+    with pytest.raises(RuntimeError):
+        with database.session() as s:
+            ledger.append(s, actor="t", action="note", details={"rolled": "back"})
+            raise RuntimeError("the action failed")
+    with database.session() as s:
+        ledger.append(s, actor="t", action="note", details={"kept": True})
+    with database.snapshot() as s:
+        assert ledger.size(s) == before + 1 and ledger.waiting(s) == 0
+    assert _notes(database)[-1][1] == {"kept": True}
+
+
+def test_a_waiting_entry_cannot_be_edited(own_ledger, stack):
+    if stack.name != "services":
+        pytest.skip("nothing waits on SQLite")
+    _, database = own_ledger
+    with Session(database.engine) as s:
+        ledger.append(s, actor="t", action="note", details={"i": 1})
+        s.commit()
+    with pytest.raises(DBAPIError, match="append-only"):
+        with database.engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_pending SET actor = 'someone else'"))
+    with database.snapshot() as s:
+        assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
