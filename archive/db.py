@@ -60,12 +60,13 @@ def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany) 
         raise InvalidInput("text must not contain NUL characters", code="nul_character")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` with the per-dialect settings the archive relies on.
+def make_engine(url: str, *, connections: int = 20) -> Engine:
+    """Create an engine for ``url`` with the per-dialect settings the archive relies on;
+    on PostgreSQL it holds at most ``connections`` at once.
 
     Every statement whose parameters hold a NUL character is refused (InvalidInput).
     """
-    engine = _make_engine(url)
+    engine = _make_engine(url, connections)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
     return engine
 
@@ -101,7 +102,7 @@ class FairLock:
                 self._held = False
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, connections: int) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -157,7 +158,9 @@ def _make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40, pool_timeout=POOL_TIMEOUT)
+    kept = max(1, connections // 2)
+    return create_engine(url, pool_pre_ping=True, pool_size=kept, max_overflow=connections - kept,
+                         pool_timeout=POOL_TIMEOUT)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -191,14 +194,15 @@ def _refuse_writes_in_read_sessions(session: Session, _context, _instances) -> N
 
 
 AFTER_COMMIT = "evidence_after_commit"
+COMMITTED = "evidence_committed"
 
 
 Action = TypeVar("Action", bound=Callable[[Engine], object])
 
 
 def after_commit(session: Session, key: str, make: Callable[[], Action]) -> Action:
-    """Run an action once, after ``session``'s transaction commits (never after a rollback),
-    with the engine, in transactions of its own; return it. The first call for ``key`` in a
+    """Run an action once, after ``session``'s transaction commits (never after a rollback)
+    and has given its connection back, with the engine, in transactions of its own; return it. The first call for ``key`` in a
     transaction makes the action (``make()``); later ones return the same action, so callers
     can hand it more work. The work must be safe to leave for later: if it fails (or the
     process dies first), what was committed stands and the action's own recovery picks it up.
@@ -214,8 +218,18 @@ def will_run_after_commit(session: Session, key: str) -> bool:
     return key in session.info.get(AFTER_COMMIT, {})
 
 
-def _run_after_commit(session: Session) -> None:
+def _committed(session: Session) -> None:
+    # Not run here: the session still holds its connection until its transaction ends, and
+    # an action taking a second one per request could exhaust the pool under a burst.
     actions = session.info.pop(AFTER_COMMIT, None)
+    if actions:
+        session.info.setdefault(COMMITTED, {}).update(actions)
+
+
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None or transaction.nested:
+        return
+    actions = session.info.pop(COMMITTED, None)
     if not actions:
         return
     engine = session.get_bind()
@@ -237,10 +251,15 @@ class Database:
 
     def __init__(self, settings: Settings):
         self.url = settings.resolved_database_url
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, connections=settings.database_connections)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        event.listen(self.sessions, "after_commit", _run_after_commit)
+        # Reading sessions use the same pool with their options set on each connection they take.
+        self._read_engine = self.engine.execution_options(**{SNAPSHOT: True})
+        self._snapshot_engine = (self._read_engine.execution_options(isolation_level="REPEATABLE READ")
+                                 if self.engine.dialect.name == "postgresql" else self._read_engine)
+        event.listen(self.sessions, "after_commit", _committed)
         event.listen(self.sessions, "after_rollback", _drop_after_commit)
+        event.listen(self.sessions, "after_transaction_end", _transaction_ended)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -265,7 +284,7 @@ class Database:
         A flush with pending changes is refused, so a write hidden in a read path is a
         loud programming error rather than a silent upgrade to the write lock.
         """
-        with self._reading({SNAPSHOT: True}) as session:
+        with self._reading(self._read_engine) as session:
             yield session
 
     @contextmanager
@@ -280,18 +299,18 @@ class Database:
         deferred ``BEGIN`` under WAL does the same without taking the write lock. Nothing is
         written: it rolls back.
         """
-        options: dict[str, object] = {SNAPSHOT: True}
-        if self.engine.dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"
-        with self._reading(options) as session:
+        with self._reading(self._snapshot_engine) as session:
             yield session
 
     @contextmanager
-    def _reading(self, options: dict[str, object]) -> Iterator[Session]:
-        with self.sessions() as session:
+    def _reading(self, engine: Engine) -> Iterator[Session]:
+        # The connection is taken by the first query, not here: a request opens its reading
+        # session before it authenticates (in a short session of its own), and one holding a
+        # connection while it waits for a second would, under a burst, leave every pooled
+        # connection held by requests waiting for another.
+        with self.sessions(bind=engine) as session:
             session.info["read_only"] = True
             try:
-                session.connection(execution_options=options)
                 yield session
             except BaseException as exc:
                 translate_busy(exc)

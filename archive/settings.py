@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     api_processes: int | None = Field(default=None, ge=1, le=64)
     """API server processes of ``evidence serve`` (default: one per core, at most 8, on PostgreSQL
     with Redis; one on SQLite, whose one writer they would queue behind)."""
+    database_connections: int = Field(default=20, ge=2, le=1000)
+    """Most connections to PostgreSQL one process holds at once (its pool; requests beyond it
+    wait for one, up to 15 s, then 503). ``evidence serve`` lowers it so that all its processes
+    together stay within the server's ``max_connections``."""
     s3_parallel_parts: int = Field(default=4, ge=1, le=16)
     """Parts of one upload sent to S3 at once while the next is received (memory: this many
     parts plus one, per upload)."""

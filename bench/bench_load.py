@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,20 +125,27 @@ def main() -> None:
     if args.stack in ("embedded", "both"):
         bench_stack("embedded", _base_env(tmp / "embedded"), levels, args.operations, tmp)
     if args.stack in ("services", "both"):
-        s3 = start_s3(tmp / "seaweedfs")
-        pg = create_pg_database()
-        try:
-            env = dict(_base_env(tmp / "services"), EVIDENCE_DATABASE_URL=pg, EVIDENCE_STORAGE_BACKEND="s3",
-                       EVIDENCE_S3_ENDPOINT=s3.endpoint, EVIDENCE_S3_ACCESS_KEY=s3.access_key,
-                       EVIDENCE_S3_SECRET_KEY=s3.secret_key, EVIDENCE_S3_SECURE="false",
-                       EVIDENCE_S3_BUCKET="bench-load", EVIDENCE_BROKER_URL=redis_db_url())
-            from archive import db
-
-            db.upgrade(settings_from_env(env))
+        with services_env(tmp, "bench-load") as env:
             bench_stack("services", env, levels, args.operations, tmp)
-        finally:
-            s3.stop()
-            drop_pg_database(pg)
+
+
+@contextmanager
+def services_env(tmp: Path, bucket: str) -> Iterator[dict[str, str]]:
+    """The settings of a migrated PostgreSQL + SeaweedFS (S3) + Redis stack, removed after."""
+    s3 = start_s3(tmp / "seaweedfs")
+    pg = create_pg_database()
+    try:
+        env = dict(_base_env(tmp / "services"), EVIDENCE_DATABASE_URL=pg, EVIDENCE_STORAGE_BACKEND="s3",
+                   EVIDENCE_S3_ENDPOINT=s3.endpoint, EVIDENCE_S3_ACCESS_KEY=s3.access_key,
+                   EVIDENCE_S3_SECRET_KEY=s3.secret_key, EVIDENCE_S3_SECURE="false",
+                   EVIDENCE_S3_BUCKET=bucket, EVIDENCE_BROKER_URL=redis_db_url())
+        from archive import db
+
+        db.upgrade(settings_from_env(env))
+        yield env
+    finally:
+        s3.stop()
+        drop_pg_database(pg)
 
 
 if __name__ == "__main__":

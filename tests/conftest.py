@@ -44,10 +44,24 @@ SERVICES_STACK = ("postgres", "redis", "s3")
 FIXTURE_NEEDS = {"pg_url": "postgres", "own_pg_url": "postgres", "s3_server": "s3"}
 
 
+LONG_FIRST = ("system", "capture", "browser")
+"""Test folders whose files run longest (a minute or more each): collected first, so the two
+test processes (``--dist loadfile``) start them early and end together, instead of one of them
+starting a long file when the other has nothing left."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what each test needs, so ``-m`` can choose: ``postgres``, ``redis`` and ``s3``
     for tests on the services stack or on those servers' fixtures, ``slow`` for the
-    whole-system tests of tests/system (other slow tests are marked where they are)."""
+    whole-system tests of tests/system (other slow tests are marked where they are). The
+    long folders (:data:`LONG_FIRST`) go first, in that order; the rest keep theirs."""
+    tests = Path(__file__).resolve().parent
+
+    def rank(item: pytest.Item) -> int:
+        top = item.path.relative_to(tests).parts[0] if tests in item.path.parents else ""
+        return LONG_FIRST.index(top) if top in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each rank stands
     for item in items:
         needs = {FIXTURE_NEEDS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_NEEDS}
         callspec = getattr(item, "callspec", None)

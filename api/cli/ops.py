@@ -12,6 +12,8 @@ from api.cli.root import cli_settings, main
 from archive.errors import ArchiveError
 from archive.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 @main.group()
 def db() -> None:
@@ -41,6 +43,40 @@ def _default_processes(settings: Settings) -> int:
     """One per core where every process counts sign-in failures together (PostgreSQL and Redis)."""
     shared = not settings.resolved_database_url.startswith("sqlite") and (settings.broker_url or "").startswith("redis")
     return max(1, min(os.cpu_count() or 1, 8)) if shared else 1
+
+
+RESERVED_CONNECTIONS = 10
+"""PostgreSQL connections ``evidence serve`` leaves to others (the CLI, an administrator's psql)."""
+
+
+def _share_connections(settings: Settings, processes: int) -> Settings:
+    """On PostgreSQL, the per-process pool so that ``processes`` (API processes, the worker and
+    beat) together stay within the server's ``max_connections``: past it the server refuses new
+    connections and requests fail, where a full pool only makes them wait their turn. Exported
+    in the environment, so every child process gets the same."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return settings
+    from sqlalchemy import text
+
+    from archive.db import make_engine
+
+    engine = make_engine(settings.resolved_database_url, connections=1)
+    try:
+        with engine.connect() as conn:
+            limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+    except Exception as exc:  # noqa: BLE001 - the API's own start-up names an unreachable database
+        log.warning("could not read PostgreSQL's max_connections (%s); pools keep %d connections each",
+                    exc, settings.database_connections)
+        return settings
+    finally:
+        engine.dispose()
+    share = max(2, (limit - RESERVED_CONNECTIONS) // processes)
+    if share >= settings.database_connections:
+        return settings
+    log.warning("PostgreSQL allows %d connections: each of %d processes keeps at most %d (not %d)",
+                limit, processes, share, settings.database_connections)
+    os.environ["EVIDENCE_DATABASE_CONNECTIONS"] = str(share)
+    return settings.model_copy(update={"database_connections": share})
 
 
 class ConfigurationRefused(click.ClickException):
@@ -92,6 +128,7 @@ def serve(host: str, port: int, with_worker: bool, processes: int | None) -> Non
     if processes > 1 and settings.resolved_database_url.startswith("sqlite"):
         raise ConfigurationRefused("SQLite has one writer: the embedded default serves with one API process "
                                    "(use PostgreSQL for several)")
+    settings = _share_connections(settings, processes + (2 if with_worker else 0))
     try:
         app = create_app(settings)  # in production: refuses bad material before any child starts
     except ArchiveError as exc:

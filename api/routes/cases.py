@@ -78,11 +78,19 @@ def public_cases(session: Session, settings: Settings, cases: list[Case]) -> lis
 
 
 @router.get("/{case_id}/evidence", response_model=list[ItemPublic], responses=ERRORS)
-def list_evidence(case_id: str, session: SessionDep, user: CurrentUser) -> list[ItemPublic]:
-    """Every evidence item of a case, oldest first."""
+def list_evidence(
+    case_id: str, session: SessionDep, user: CurrentUser, response: Response,
+    after: Annotated[str | None, Query(max_length=36, description=(
+        "Continue after this item (the last one of the previous page)"))] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[ItemPublic]:
+    """The evidence items of a case, oldest first, a page at a time: when more follow, the
+    ``Link`` header (``rel="next"``) names the next page (``after`` = the page's last item)."""
     load_case(session, user=user, case_id=case_id)
-    items = evidence_service.case_items(session, case_id=case_id)
+    items = evidence_service.case_items(session, case_id=case_id, after=after, limit=limit)
     duplicates = evidence_service.duplicates_of(session, user=user, items=items)
+    if len(items) == limit:
+        response.headers["Link"] = f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
     return [ItemPublic.of(i, duplicate_of=duplicates[i.id]) for i in items]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer, lazyload
 
 from archive.custody import ledger
@@ -51,13 +51,27 @@ def is_viewable(item: EvidenceItem) -> bool:
     return item.media_type in VIEWABLE_TYPES
 
 
-def case_items(session: Session, *, case_id: str, listing: bool = False) -> list[EvidenceItem]:
-    """Every evidence item of a case, oldest first (the caller has checked access to the case).
+def case_items(session: Session, *, case_id: str, listing: bool = False, after: str | None = None,
+               limit: int | None = None) -> list[EvidenceItem]:
+    """The evidence items of a case, oldest first (the caller has checked access to the case).
 
     ``listing``: for a list of many items, leave out what a list does not show (media
     facts, upload details) and the case and vault each item would join (the caller has the case).
+    ``after`` (an item of the case) and ``limit`` page through them: at most ``limit`` items
+    that come after it, in the same order (by time received, then id); an ``after`` that is no
+    item of this case is refused (``invalid_cursor``).
     """
-    query = select(EvidenceItem).where(EvidenceItem.case_id == case_id).order_by(EvidenceItem.received_at)
+    query = select(EvidenceItem).where(EvidenceItem.case_id == case_id)
+    if after is not None:
+        mark = session.execute(select(EvidenceItem.received_at).where(
+            EvidenceItem.id == after, EvidenceItem.case_id == case_id)).scalar_one_or_none()
+        if mark is None:
+            raise InvalidInput(f"{after!r} is no item of this case to continue after", code="invalid_cursor")
+        query = query.where(or_(EvidenceItem.received_at > mark,
+                                and_(EvidenceItem.received_at == mark, EvidenceItem.id > after)))
+    query = query.order_by(EvidenceItem.received_at, EvidenceItem.id)
+    if limit is not None:
+        query = query.limit(limit)
     if listing:
         query = query.options(defer(EvidenceItem.media_facts), defer(EvidenceItem.details),
                               lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))

@@ -244,3 +244,26 @@ def test_ledger_proofs_verify_offline(stack, officer, case):
             merkle.verify_inclusion(leaf_hash=merkle.leaf_hash(b"forged"), index=entry["seq"] - 1,
                                     tree_size=head["tree_size"], proof=[bytes.fromhex(p) for p in proof["path"]],
                                     root=bytes.fromhex(head["root_hash"]))
+
+
+def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"PAGE-{uuid.uuid4().hex[:8]}", "title": "pages"}).json()
+        other = c.post("/api/v1/cases", json={"case_number": f"PAGE-{uuid.uuid4().hex[:8]}", "title": "other"}).json()
+        made = [_upload(c, case["id"], os.urandom(100), filename=f"f{i}.bin").json()["id"] for i in range(7)]
+        foreign = _upload(c, other["id"], os.urandom(100)).json()["id"]
+        everything = c.get(f"/api/v1/cases/{case['id']}/evidence")
+        assert [i["id"] for i in everything.json()] == made and "link" not in everything.headers
+        seen, url, pages = [], f"/api/v1/cases/{case['id']}/evidence?limit=3", 0
+        while url:
+            r = c.get(url)
+            assert r.status_code == 200, r.text
+            assert len(r.json()) <= 3
+            seen += [i["id"] for i in r.json()]
+            pages += 1
+            url = r.links.get("next", {}).get("url")
+        assert seen == made and pages == 3  # 3 + 3 + 1; the last page names no next one
+        for bad in (foreign, "no-such-item"):
+            r = c.get(f"/api/v1/cases/{case['id']}/evidence", params={"after": bad})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor", r.text
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence", params={"limit": 1001}).status_code == 422

@@ -138,3 +138,24 @@ def test_verify_item_detects_flipped_byte(stack, officer, case):
     with stack.services.db.session() as s:
         outcomes = [e.details for e in s.query(LedgerEntry).filter_by(item_id=item["id"], action="fixity_checked")]
     assert any('"failed"' in d for d in outcomes) and any('"ok"' in d for d in outcomes)
+
+
+def test_serve_shares_postgresqls_connections_among_its_processes(pg_url, tmp_path, monkeypatch):
+    """Ten processes of 20 connections each would pass PostgreSQL's 100 and have the server refuse
+    requests; ``evidence serve`` gives each a share that fits, and its children inherit it."""
+    from sqlalchemy import create_engine
+
+    from api.cli.ops import RESERVED_CONNECTIONS, _share_connections
+    from archive.settings import Settings
+
+    with create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://")).connect() as conn:
+        limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+    monkeypatch.delenv("EVIDENCE_DATABASE_CONNECTIONS", raising=False)
+    settings = Settings(data_dir=tmp_path, database_url=pg_url)
+    few = _share_connections(settings, 2)
+    assert few.database_connections == min(20, (limit - RESERVED_CONNECTIONS) // 2)
+    many = _share_connections(settings, 10)
+    assert 10 * many.database_connections <= limit - RESERVED_CONNECTIONS
+    assert os.environ["EVIDENCE_DATABASE_CONNECTIONS"] == str(many.database_connections)
+    monkeypatch.delenv("EVIDENCE_DATABASE_CONNECTIONS")
+    assert _share_connections(Settings(data_dir=tmp_path), 10).database_connections == 20  # SQLite: one file

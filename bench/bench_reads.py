@@ -1,0 +1,162 @@
+"""Reads at 1, 10 and 100 concurrent clients: a case, an item's record, a case's evidence list
+and an item's content (each content read a custody entry), on PostgreSQL + S3 + Redis with
+``evidence serve`` as users run it (its default API processes and its worker), or on the
+embedded default.
+
+For each read and client count it prints requests/s, p50 and p99 and any answer that is not
+200. The baseline, measured in the same run, is 50 threads reading the case row straight from
+the database (``db/s``); ``ratio`` is the API's case-read rate at 50 clients over it (target
+>= 0.1 on PostgreSQL with 2 cores; p99 under 250 ms at 100 clients for every metadata read).
+After the 100-client burst it times single case reads to show whether the API stalls.
+
+    .venv/bin/python bench/bench_reads.py [--stack services|embedded] [--items 200] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_load import _db_reads, _serve, _user, services_env  # noqa: E402
+from tests import load  # noqa: E402
+from tests.conftest import _base_env  # noqa: E402
+
+P99_TARGET_MS = 250.0
+RATIO_TARGET = 0.1
+
+
+def _prepare(url: str, token: str, items: int) -> tuple[str, str]:
+    """A case holding ``items`` small documents, all sealed; (case id, one item id)."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"READS-{uuid.uuid4().hex[:10]}", "title": "reads"})
+        case.raise_for_status()
+        case_id = case.json()["id"]
+        ids = []
+        for i in range(items):
+            body = f"statement {i} {uuid.uuid4()}\n".encode() * 200
+            r = c.post(f"/api/v1/cases/{case_id}/evidence", content=body,
+                       params={"kind": "document", "filename": f"statement-{i}.txt",
+                               "sha256": hashlib.sha256(body).hexdigest()})
+            r.raise_for_status()
+            ids.append(r.json()["id"])
+    return case_id, ids[0]
+
+
+def _burst(url: str, token: str, path: str, clients: int, requests: int) -> tuple[float, list[float], Counter]:
+    """``clients`` threads, each with its own connection, share ``requests`` GETs of ``path``."""
+    per = max(1, requests // clients)
+    times: list[float] = []
+    statuses: Counter = Counter()
+    examples: dict[int, str] = {}
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+            start.wait()
+            for _ in range(per):
+                t0 = time.perf_counter()
+                try:
+                    r = c.get(path)
+                    status, body = r.status_code, r.text[:200] if r.status_code != 200 else ""
+                except httpx.HTTPError as exc:
+                    status, body = 0, repr(exc)
+                if body:
+                    examples.setdefault(status, body)
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    times.append(elapsed)
+                    statuses[status] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    for status, body in examples.items():
+        print(f"        {status}: {body}")
+    return len(times) / (time.perf_counter() - t0), sorted(times), statuses
+
+
+def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path) -> None:
+    process, url = _serve(env, tmp / f"{name}-serve.log")
+    try:
+        token = _user(env, "bench-reader", "Bench unit", "officer")
+        admin = _user(env, "bench-admin", "Bench HQ", "admin")
+        case_id, item_id = _prepare(url, token, items)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+            all_items = [i["id"] for i in c.get(f"/api/v1/cases/{case_id}/evidence").json()]
+        left = load.wait_sealed(url, admin, all_items, timeout=900)
+        assert not left, f"not sealed: {left}"
+        reads = {
+            "case": f"/api/v1/cases/{case_id}",
+            "item": f"/api/v1/evidence/{item_id}",
+            f"list ({items})": f"/api/v1/cases/{case_id}/evidence",
+            "content": f"/api/v1/evidence/{item_id}/content",
+        }
+        print(f"\n== {name}: {os.cpu_count()} cores, {items} items in the case, {requests} requests per level")
+        print(f"{'read':<12} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  other answers")
+        case_rate_50 = 0.0
+        for label, path in reads.items():
+            for clients in (1, 10, 50, 100):
+                if clients == 50 and label != "case":
+                    continue
+                rate, times, statuses = _burst(url, token, path, clients, requests)
+                p50 = statistics.median(times) * 1000
+                p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+                other = {s: n for s, n in statuses.items() if s != 200}
+                flag = "  (p99 over target)" if clients == 100 and label != "content" and p99 > P99_TARGET_MS else ""
+                print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}  {other or ''}{flag}", flush=True)
+                if label == "case" and clients == 50:
+                    case_rate_50 = rate
+        db_rate = _db_reads(env, case_id, 50, max(1, requests // 50) * 10)
+        print(f"baseline: 50 threads read the case row from the database at {db_rate:,.0f}/s; "
+              f"API case reads at 50 clients {case_rate_50:,.1f}/s: ratio {case_rate_50 / db_rate:.3f} "
+              f"(target {RATIO_TARGET})")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+            after = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                c.get(reads["case"]).raise_for_status()
+                after.append((time.perf_counter() - t0) * 1000)
+        print(f"after the bursts: single case reads took {', '.join(f'{a:.0f}' for a in after)} ms (no stall if small)")
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except Exception:  # noqa: BLE001 - a bench cleans up whatever happened
+            process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", choices=["embedded", "services"], default="services")
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=400, help="requests per read and client count")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-reads-"))
+    if args.stack == "embedded":
+        bench("embedded", _base_env(tmp / "embedded"), args.items, args.requests, tmp)
+        return
+    with services_env(tmp, "bench-reads") as env:
+        bench("services", env, args.items, args.requests, tmp)
+
+
+if __name__ == "__main__":
+    main()
