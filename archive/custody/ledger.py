@@ -5,8 +5,14 @@ actor, case, item, action, details and the previous entry's hash. ``entry_hash``
 SHA-256 of those bytes (the chain); the same bytes are the leaves of an RFC 9162 Merkle
 tree, so the service can give a tree head for any size, an inclusion proof for an entry
 and a consistency proof between two sizes. Append stores the hash of every complete
-subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof checks in :mod:`archive.custody.merkle` are
-pure and run offline.
+subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof
+checks in :mod:`archive.custody.merkle` are pure and run offline. On PostgreSQL entries are
+written with their action and sequenced in batches after it commits (:func:`append`).
+
+Why one module of some 600 lines: appending, batch sequencing, tree heads, proofs and the
+verifying pass all read and write the same three tables (entries, nodes, the lock row with its
+frontier) under one lock discipline, and share their private readers (:func:`_entry_hash`,
+:func:`_frontier`, :func:`_node_hashes`); split, each part would import the others' internals.
 """
 
 from __future__ import annotations
