@@ -128,7 +128,7 @@ class _Sequencing:
         self.rows: list[LedgerPending] = []
 
     def __call__(self, engine: Engine) -> None:
-        _group(engine).wait([r.id for r in self.rows])
+        _group(engine).wait(engine, [r.id for r in self.rows])
 
 
 class _GroupSequencer:
@@ -136,15 +136,14 @@ class _GroupSequencer:
     arrives while a pass runs waits for the next one, which one of the waiters runs for all of
     them; across processes the ledger's lock orders the passes."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self) -> None:
         self.cond = threading.Condition()
         self.started = self.finished = 0
         self.running = False
         self.ids: list[int] = []
         """Entries the committers waiting for the next pass wrote."""
 
-    def wait(self, mine: list[int]) -> None:
+    def wait(self, engine: Engine, mine: list[int]) -> None:
         """Return once a pass that started after this call has ended (its entries sequenced,
         unless that pass failed: then they wait for the next one, see :func:`sequence_pending`)."""
         with self.cond:
@@ -158,7 +157,7 @@ class _GroupSequencer:
                 number, ids, self.ids = self.started, self.ids, []
                 self.cond.release()
                 try:
-                    sequence_pending(self.engine, mine=ids)
+                    sequence_pending(engine, mine=ids)
                 finally:
                     self.cond.acquire()
                     self.running, self.finished = False, number
@@ -173,7 +172,7 @@ def _group(engine: Engine) -> _GroupSequencer:
     with _groups_lock:
         group = _groups.get(engine)
         if group is None:
-            group = _groups[engine] = _GroupSequencer(engine)
+            group = _groups[engine] = _GroupSequencer()  # holds no reference to its engine
         return group
 
 

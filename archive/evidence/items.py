@@ -59,14 +59,14 @@ def case_items(session: Session, *, case_id: str, listing: bool = False, after: 
     facts, upload details) and the case and vault each item would join (the caller has the case).
     ``after`` (an item of the case) and ``limit`` page through them: at most ``limit`` items
     that come after it, in the same order (by time received, then id); an ``after`` that is no
-    item of this case is refused (``invalid_cursor``).
+    item of this case is not found (``cursor_not_found``).
     """
     query = select(EvidenceItem).where(EvidenceItem.case_id == case_id)
     if after is not None:
         mark = session.execute(select(EvidenceItem.received_at).where(
             EvidenceItem.id == after, EvidenceItem.case_id == case_id)).scalar_one_or_none()
         if mark is None:
-            raise InvalidInput(f"{after!r} is no item of this case to continue after", code="invalid_cursor")
+            raise NotFound(f"{after!r} is no item of this case to continue after", code="cursor_not_found")
         query = query.where(or_(EvidenceItem.received_at > mark,
                                 and_(EvidenceItem.received_at == mark, EvidenceItem.id > after)))
     query = query.order_by(EvidenceItem.received_at, EvidenceItem.id)

@@ -57,7 +57,10 @@ def record_certificates(session: Session, certs: Iterable[tuple[str, asn1_x509.C
     Rows go in fingerprint order, so concurrent inserts wait for each other in one order.
     """
     rows: dict[str, dict[str, Any]] = {}
-    for role, cert in certs:
+    for role, shared in certs:
+        # A private parse: asn1crypto parses lazily and not thread-safely, and the same
+        # certificate objects may be read by several sealing threads at once.
+        cert = asn1_x509.Certificate.load(shared.dump())
         fp = signing_certs.sha256_fingerprint(cert)
         if fp in rows:
             continue

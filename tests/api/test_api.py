@@ -265,5 +265,5 @@ def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
         assert seen == made and pages == 3  # 3 + 3 + 1; the last page names no next one
         for bad in (foreign, "no-such-item"):
             r = c.get(f"/api/v1/cases/{case['id']}/evidence", params={"after": bad})
-            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor", r.text
+            assert r.status_code == 404 and r.json()["error"]["code"] == "cursor_not_found", r.text
         assert c.get(f"/api/v1/cases/{case['id']}/evidence", params={"limit": 1001}).status_code == 422

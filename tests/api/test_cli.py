@@ -148,8 +148,10 @@ def test_serve_shares_postgresqls_connections_among_its_processes(pg_url, tmp_pa
     from api.cli.ops import RESERVED_CONNECTIONS, _share_connections
     from archive.settings import Settings
 
-    with create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://")).connect() as conn:
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
         limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+    engine.dispose()
     monkeypatch.delenv("EVIDENCE_DATABASE_CONNECTIONS", raising=False)
     settings = Settings(data_dir=tmp_path, database_url=pg_url)
     few = _share_connections(settings, 2)
