@@ -181,7 +181,7 @@ class Sealer:
     def timestamper(self):  # type: ignore[no-untyped-def]
         """External TSA over HTTP when ``tsa_url`` is set, else the built-in TSA in-process."""
         if self.settings.tsa_url:
-            return signing.http_timestamper(self.settings.tsa_url)
+            return signing.http_timestamper(self.settings.tsa_url, timeout=self.settings.tsa_timeout_seconds)
         if self.builtin_tsa is None:
             raise ConfigurationError("no time-stamping authority configured (EVIDENCE_TSA_URL)")
         return signing.local_timestamper(self.builtin_tsa)

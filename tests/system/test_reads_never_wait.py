@@ -51,7 +51,9 @@ def test_reads_are_answered_while_seals_and_checkpoints_wait_for_the_tsa(request
     gated = GatedTsa(tsa.TimeStampAuthority.from_files(cert_path=pki.tsa_cert, key_path=pki.tsa_key))
     server = tsa.make_http_server(gated)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {"EVIDENCE_TSA_URL": f"http://127.0.0.1:{server.server_address[1]}/tsa"}
+    # The authority is held for as long as the 100 reads take (over 10 s on a loaded machine):
+    # the seal and the checkpoint must still be waiting for it then, not have given up.
+    env = {"EVIDENCE_TSA_URL": f"http://127.0.0.1:{server.server_address[1]}/tsa", "EVIDENCE_TSA_TIMEOUT_SECONDS": "180"}
     checkpointing = None
     try:
         with running_stack(request, name, root, database_url=own_pg_url if name == "services" else None,
