@@ -113,12 +113,16 @@ def append(
     if session.get_bind().dialect.name != "postgresql":
         append_now(session, actor=actor, action=action, case_id=case_id, item_id=item_id, details=details, now=now)
         return
-    row = LedgerPending(
-        recorded_at=iso_utc(now or datetime.now(timezone.utc)), actor=actor, action=action,
-        case_id=case_id, item_id=item_id, details=canonical_json(details or {}),
-    )
+    row = LedgerPending(**_columns(actor, action, case_id, item_id, details, now))
     session.add(row)
     after_commit(session, SEQUENCER, _Sequencing).rows.append(row)
+
+
+def _columns(actor: str, action: str, case_id: str | None, item_id: str | None,
+             details: dict[str, Any] | None, now: datetime | None) -> dict[str, Any]:
+    """An entry's columns before it has a place (no sequence number or hashes yet)."""
+    return {"recorded_at": iso_utc(now or datetime.now(timezone.utc)), "actor": actor, "action": action,
+            "case_id": case_id, "item_id": item_id, "details": canonical_json(details or {})}
 
 
 class _Sequencing:
@@ -200,9 +204,7 @@ def append_now(
     assert lock is not None, "the ledger lock row is created by the first migration"
     if session.get_bind().dialect.name == "postgresql":  # elsewhere nothing waits (see append)
         _sequence_waiting(session, lock)
-    row = {"recorded_at": iso_utc(now or datetime.now(timezone.utc)), "actor": actor, "action": action,
-           "case_id": case_id, "item_id": item_id, "details": canonical_json(details or {})}
-    seq = _sequence(session, lock, [row])[0]["seq"]
+    seq = _sequence(session, lock, [_columns(actor, action, case_id, item_id, details, now)])[0]["seq"]
     entry = session.get(LedgerEntry, seq)
     assert entry is not None
     return entry
