@@ -38,6 +38,7 @@ from archive.custody import ledger  # noqa: E402
 from archive.db import Database  # noqa: E402
 from archive.settings import Settings  # noqa: E402
 from bench.bench_ledger import open_stack  # noqa: E402
+from bench.together import run_together  # noqa: E402
 
 TARGET = 5_000.0
 
@@ -75,15 +76,11 @@ def run_writers(settings: Settings, mode: str, writers: int, seconds: float, *, 
     start = ctx.Barrier(writers + 1)
     stop = time.time() + seconds + 2.0  # processes start within the first moment
     procs = [ctx.Process(target=_writer, args=(settings, mode, w, stop, start, counts)) for w in range(writers)]
+    elapsed = run_together(procs, start)
     for p in procs:
-        p.start()
-    start.wait()
-    t0 = time.time()
-    for p in procs:
-        p.join()
         if p.exitcode:
             raise SystemExit(f"a {mode} writer failed (exit {p.exitcode})")
-    return sum(counts) / (stop - t0)
+    return sum(counts) / elapsed
 
 
 def _run_threads(settings: Settings, mode: str, writers: int, seconds: float) -> float:
@@ -98,14 +95,9 @@ def _run_threads(settings: Settings, mode: str, writers: int, seconds: float) ->
 
     shared = Database(settings)
     pool = [threading.Thread(target=one, args=(w,)) for w in range(writers)]
-    for t in pool:
-        t.start()
-    start.wait()
-    t0 = time.time()
-    for t in pool:
-        t.join()
+    elapsed = run_together(pool, start)
     shared.dispose()
-    return sum(counts) / (stop - t0)
+    return sum(counts) / elapsed
 
 
 def measure(database: Database, settings: Settings, writers: int, seconds: float, threads: bool) -> dict[str, float]:

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_load import _db_reads, _serve, _user, services_env  # noqa: E402
+from bench.together import run_together  # noqa: E402
 from tests import load  # noqa: E402
 from tests.conftest import _base_env  # noqa: E402
 
@@ -83,15 +84,10 @@ def _burst(url: str, token: str, path: str, clients: int, requests: int) -> tupl
                     statuses[status] += 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
+    elapsed = run_together(threads, start)
     for status, body in examples.items():
         print(f"        {status}: {body}")
-    return len(times) / (time.perf_counter() - t0), sorted(times), statuses
+    return len(times) / elapsed, sorted(times), statuses
 
 
 def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path) -> None:

@@ -271,6 +271,7 @@ def _states(stack: Stack) -> dict[str, str | None]:
     return {"anonymous": None, "expired": expired, "revoked": revoked, "disabled": disabled}
 
 
+@pytest.mark.slow  # every route, every role
 def test_authorization_matrix_from_the_route_table(stack, case):
     with stack.client(stack.user(role="officer", unit="unit-other")) as c:
         other_case = c.post("/api/v1/cases", json={"case_number": f"O-{uuid.uuid4().hex[:8]}", "title": "other"}).json()

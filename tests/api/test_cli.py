@@ -18,6 +18,7 @@ from archive.models import LedgerEntry
 from tests.conftest import run_cli, run_sql, unprotect_ledger
 
 
+@pytest.mark.slow  # the CLI as a process, twice a stack
 def test_user_add_prints_token_last(stack):
     name = f"cli-{uuid.uuid4().hex[:6]}"
     r = stack.cli("user", "add", "--name", name, "--unit", "unit-cli", "--role", "reviewer")
@@ -30,6 +31,7 @@ def test_user_add_prints_token_last(stack):
     assert again.returncode != 0 and "already exists" in again.stderr
 
 
+@pytest.mark.slow  # the CLI as a process
 def test_ledger_verify_passes_on_intact_ledger(own_ledger):
     env, _ = own_ledger
     r = run_cli(env, "ledger", "verify")
@@ -98,6 +100,7 @@ def _reorder(database):
 
 @pytest.mark.parametrize("tamper", [_edit, _delete, _delete_last, _insert, _append_forged, _reorder],
                          ids=["edit", "delete", "delete-last", "insert", "append-forged", "reorder"])
+@pytest.mark.slow  # the CLI as a process for each of six tamperings
 def test_ledger_tampering_is_detected(own_ledger, tamper):
     env, database = own_ledger
     unprotect_ledger(database)
@@ -107,6 +110,7 @@ def test_ledger_tampering_is_detected(own_ledger, tamper):
     assert "FAILED" in r.stderr and named in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # waits for the worker to seal, then runs the CLI
 def test_verify_item_detects_flipped_byte(stack, officer, case):
     data = os.urandom(200_000)
     with stack.client(officer) as c:

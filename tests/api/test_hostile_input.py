@@ -55,13 +55,14 @@ def _auth(token: str) -> bytes:
 
 
 def _nothing_stored(stack, officer: str, case: dict) -> None:
-    """No item in the case, no object in its vault, no partial file in the local store."""
+    """No item in the case, no object in its vault, no partial file in it on the local store
+    (other tests' items are still being sealed beside it in the shared stack)."""
     with stack.client(officer) as c:
         assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
     assert list(stack.services.store.list(case["vault"] + "/")) == []
     root = getattr(stack.services.store, "root", None)
     if root is not None:
-        assert [p for p in Path(root).rglob("*") if p.name.endswith(".partial")] == []
+        assert [p for p in (Path(root) / case["vault"]).rglob("*") if p.name.endswith(".partial")] == []
 
 
 # --- request heads ----------------------------------------------------------------------

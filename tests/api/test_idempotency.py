@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 
 from archive import idempotency
@@ -269,6 +270,7 @@ def test_purge_forgets_only_expired_keys(stack, officer):
     assert left == {new}
 
 
+@pytest.mark.slow  # starts an API server of its own
 def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, case, caplog):
     from tests.conftest import ApiServer
 

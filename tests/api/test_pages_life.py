@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from tests.tools import csrf_of, sign_in
 
@@ -186,6 +187,7 @@ def test_yearly_figures_page_for_reviewers_and_admins(stack):
         assert b.get("/figures").status_code == 403
 
 
+@pytest.mark.slow  # waits for the closing record to be sealed
 def test_handler_closes_the_case_on_the_page_and_reads_its_sealed_record(stack):
     """A case with no items, reviewed three times (filing, approval, closing): the page shows
     it ready, the handler's close button seals its archive record, and the page links to it."""

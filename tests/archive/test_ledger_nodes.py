@@ -26,6 +26,7 @@ def _nodes(session) -> dict[tuple[int, int], bytes]:  # type: ignore[no-untyped-
     return {(lv, i): bytes(h) for lv, i, h in session.execute(select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash))}
 
 
+@pytest.mark.slow  # every proof of every tree size up to 37, from nodes and from leaves
 def test_proofs_from_nodes_equal_proofs_from_leaves(own_ledger):
     _, database = own_ledger
     with database.session() as s:

@@ -32,6 +32,7 @@ def _notes(database) -> list[tuple[int, dict]]:  # type: ignore[no-untyped-def]
     return [(seq, json.loads(details)) for seq, details in rows]
 
 
+@pytest.mark.slow  # sixteen writers racing
 def test_many_writers_at_once_get_one_unbroken_ledger_in_each_writers_order(own_ledger):
     _, database = own_ledger
     with database.snapshot() as s:
@@ -74,6 +75,7 @@ def test_many_writers_at_once_get_one_unbroken_ledger_in_each_writers_order(own_
         assert [d["i"] for _, d in notes if d["w"] == w] == list(range(EACH)), f"writer {w} out of order"
 
 
+@pytest.mark.slow  # runs the CLI as a process and seals a checkpoint
 def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_append(own_ledger, stack):
     if stack.name != "services":
         pytest.skip("SQLite sequences each entry in its own transaction; nothing waits")

@@ -163,6 +163,7 @@ def test_small_trees_match_the_rfc_definitions() -> None:
             assert consistency_proof(hashes, m, n) == ref_proof(m, entries[:n]), (m, n)
 
 
+@pytest.mark.slow  # a million leaves
 def test_million_leaf_tree_matches_level_by_level_hashing() -> None:
     # An independent construction of the same tree: hash pairs level by level and
     # promote an odd last node unchanged, which is what MTH's split yields.
@@ -317,6 +318,7 @@ def _consistency_rejected(**claim: object) -> None:
         verify_consistency(**claim)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # every pair of sizes up to 40, each byte flipped
 def test_every_consistency_proof_up_to_40_verifies_and_tampering_breaks_it() -> None:
     hashes, roots = CONSISTENCY_HASHES, CONSISTENCY_ROOTS
     for n in range(41):
@@ -418,6 +420,7 @@ def test_consistency_proof_rejects_impossible_requests() -> None:
         consistency_proof(CONSISTENCY_HASHES, 3, 41)
 
 
+@pytest.mark.slow  # the RFC's recursive definition, quadratic
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(st.integers(min_value=0, max_value=300))
 def test_whole_tree_matches_the_rfc_definitions(n):

@@ -170,6 +170,7 @@ def _entry_env(env: dict[str, str]) -> dict[str, str]:
     return {**base, **env, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow  # starts evidence serve as a process
 def test_serve_refuses_bad_material(pki, tsa_url, s3_server, tmp_path):
     """The real entry point: ``evidence serve`` exits 2 with one message listing both problems."""
     empty = tmp_path / "empty.pem"
@@ -183,6 +184,7 @@ def test_serve_refuses_bad_material(pki, tsa_url, s3_server, tmp_path):
     assert "EVIDENCE_SEAL_KEY" in r.stderr and "EVIDENCE_EXPORT_LINK_SECRET" in r.stderr
 
 
+@pytest.mark.slow  # starts a Celery process
 @pytest.mark.parametrize("role", ["worker", "beat"])
 def test_celery_refuses_bad_material(pki, s3_server, tmp_path, role):
     """The worker and beat entry points refuse too, naming the problem."""
@@ -194,6 +196,7 @@ def test_celery_refuses_bad_material(pki, s3_server, tmp_path, role):
     assert "production start-up refused" in r.stderr and "EVIDENCE_TSA_URL" in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # starts evidence serve with its workers
 def test_serve_starts_with_good_material(pki, tsa_url, s3_server, own_pg_url, tmp_path):
     """With good material production ``evidence serve`` starts and answers /healthz."""
     from archive import db

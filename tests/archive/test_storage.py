@@ -47,6 +47,7 @@ def test_put_read_stat_roundtrip_multipart(store):
     assert store.stat(key).size == len(data)
 
 
+@pytest.mark.slow  # several 5 MiB parts through the S3 server
 def test_s3_parts_go_up_in_parallel_and_a_broken_stream_leaves_nothing(s3_server, tmp_path):
     """Parts are sent while the next are read (more than one in flight, never more than the
     setting); a stream that breaks after several parts leaves no object, no unfinished

@@ -385,6 +385,7 @@ def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
 # --- the command line ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the upload CLI as a process, killed and resumed
 def test_cli_upload_interrupted_and_resumed(stack, officer, case, tmp_path):
     """The network goes quiet in the middle of ``evidence upload``, the officer presses
     Ctrl-C, and the same command run again resumes where the server stopped."""

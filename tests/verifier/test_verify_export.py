@@ -89,6 +89,7 @@ def test_pristine_export_verifies_as_zip_directory_and_dot(sample, monkeypatch) 
                                                       "ledger", "pdf", "export-manifest"}
 
 
+@pytest.mark.slow  # the CLI as a process, several times
 def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
     zpath, bag, root = sample
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
@@ -114,6 +115,7 @@ def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
     assert "EXPORT VERIFIED" in dot.stdout
 
 
+@pytest.mark.slow  # the verifier as a process outside the server's packages
 def test_stand_alone_evidence_verify(sample, tmp_path) -> None:
     """The court's command: the zip, the directory and '.', and a tampered export's members named."""
     zpath, bag, root = sample

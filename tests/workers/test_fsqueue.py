@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from archive.settings import Settings
 from workers.celery import make_celery
 
@@ -23,6 +25,7 @@ def _produce(data_dir: str, count: int) -> None:
     connection.release()
 
 
+@pytest.mark.slow  # producer processes racing a consumer for seconds
 def test_consumer_racing_producers_only_ever_sees_whole_messages(tmp_path):
     """Two producer processes (the API and a worker) and a consumer polling without pause."""
     import multiprocessing

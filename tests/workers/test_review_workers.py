@@ -88,6 +88,7 @@ def test_unreadable_original_leaves_no_step_pending(stack, case):
     assert states["seal"]["state"] == "failed" and states["seal"]["reason"], states
 
 
+@pytest.mark.slow  # races the worker for seconds
 def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     """CI found a deadlock on PostgreSQL: a continuity analysis locked the case row and then
     appended to the custody ledger, while a device-clock change appended first (holding the
@@ -165,6 +166,7 @@ def _wait_for_lock_waiters(db, count: int) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # races the worker for seconds
 def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, case):
     """A failing fixity audit flags the case and the item; the pipeline's last step marks
     the item processed and requests the case's analysis. The audit's flush updated the
