@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from archive.settings import Settings
+from tests.tools import CLIENT_TLS
 from tests.servers import (
     REDIS_URL,
     S3Server,
@@ -189,8 +190,9 @@ class Stack:
     def client(self, token: str | None, *, address: str | None = None, url: str | None = None) -> httpx.Client:
         """A client of the API, with ``token``, from a local ``address`` (127.x.y.z) if given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.HTTPTransport(local_address=address) if address else None
-        return httpx.Client(base_url=url or self.url, headers=headers, timeout=60, transport=transport)
+        transport = httpx.HTTPTransport(local_address=address, verify=CLIENT_TLS) if address else None
+        return httpx.Client(base_url=url or self.url, headers=headers, timeout=60, transport=transport,
+                            verify=CLIENT_TLS)
 
     def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         """Run the ``evidence`` command line with the stack's environment."""

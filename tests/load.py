@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import httpx
+from tests.tools import CLIENT_TLS
 
 # Operation mix (weights): mostly reads, as in a working day.
 MIX = {
@@ -76,7 +77,7 @@ def prepare(base_url: str, tokens: list[str]) -> Fixture:
     """One case with one uploaded item per token's unit (tokens[i] owns cases[i])."""
     cases, items = [], []
     for token in tokens:
-        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             r = c.post("/api/v1/cases", json={"case_number": f"LOAD-{uuid.uuid4().hex[:12]}", "title": "load"})
             r.raise_for_status()
             cases.append(r.json()["id"])
@@ -96,7 +97,7 @@ def _client(fx: Fixture, index: int, operations: int, results: Results, seed: in
     rng = random.Random(seed * 1000 + index)
     slot = index % len(fx.tokens)
     token, case_id, item_id = fx.tokens[slot], fx.cases[slot], fx.items[slot]
-    with httpx.Client(base_url=fx.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+    with httpx.Client(verify=CLIENT_TLS, base_url=fx.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         for n in range(operations):
             op = _operation(rng)
             call = _CALLS[op]
@@ -163,7 +164,7 @@ def wait_sealed(base_url: str, admin_token: str, item_ids: list[str], timeout: f
     with their seal status."""
     deadline = time.monotonic() + timeout
     waiting = {item_id: "unknown" for item_id in item_ids}
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60) as c:
+    with httpx.Client(verify=CLIENT_TLS, base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60) as c:
         while waiting:
             for item_id in list(waiting):
                 r = c.get(f"/api/v1/evidence/{item_id}")

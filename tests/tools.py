@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+CLIENT_TLS = ssl.create_default_context()
+"""One TLS context for every test client (``httpx.Client(verify=CLIENT_TLS)``): httpx otherwise
+loads the CA bundle for each new client, some 50 ms of CPU, even for the plain-HTTP API the
+tests talk to."""
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")

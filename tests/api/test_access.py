@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from archive.models import LedgerEntry, User
 from tests.conftest import ApiServer, Stack
-from tests.tools import csrf_of, sign_in
+from tests.tools import CLIENT_TLS, csrf_of, sign_in
 
 PASSWORDLESS_PUBLIC = {
     # Routes anyone may reach (documentation, health, trust anchors, the time-stamping
@@ -165,7 +165,7 @@ def test_random_tokens_are_throttled_on_the_api(stack, strict_api):
 
 def test_browser_session_csrf_and_cookie_on_the_api(stack, case):
     officer = stack.user(role="officer", unit="unit-a")
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
         assert b.post("/login", data={"token": officer}).status_code == 403  # no CSRF field
         r = sign_in(b, officer)
         cookie = r.headers["set-cookie"].lower()
@@ -200,7 +200,7 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
         r = api.get("/api/v1/cases")
         assert r.status_code == 401 and _code(r) == "second_factor_required"
         assert api.post("/api/v1/tokens", json={"name": "x"}).status_code == 401
-    with httpx.Client(base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
         r = sign_in(b, reviewer)
         assert r.headers["location"] == "/account/totp"
         for path in ("/cases", f"/cases/{case['id']}"):
@@ -224,7 +224,7 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
         assert b.get("/cases").status_code == 200
         assert b.get(f"/api/v1/cases/{case['id']}").status_code == 200
     for code, expected in ((codes[0], 303), (codes[0], 401), ("000000", 401), (codes[1], 303)):
-        with httpx.Client(base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
             sign_in(b, reviewer)
             assert b.get("/cases").headers["location"] == "/login/second-factor"
             form = b.get("/login/second-factor").text
@@ -283,7 +283,7 @@ def test_authorization_matrix_from_the_route_table(stack, case):
     routes = sorted(set(_routes(stack.api.app)))
     assert ("GET", "/api/v1/users") in routes and ("DELETE", "/api/v1/tokens/{token_id}") in routes
     leaks = []
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as c:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as c:
         for state, token in _states(stack).items():
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             for method, path in routes:
@@ -358,7 +358,7 @@ def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
     officer = stack.user(role="officer")
     forms = [path for method, path in _routes(stack.api.app) if method == "POST" and not path.startswith(("/api/", "/tsa"))]
     assert "/login" in forms and "/logout" in forms
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
         sign_in(b, officer)
         for path in forms:
             r = b.post(_fill(path, {}), data={"token": officer, "code": "123456"})
@@ -370,7 +370,7 @@ def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
 
 def test_second_factor_guesses_are_throttled_per_account(stack, strict_api):
     reviewer = stack.user(role="reviewer", unit="unit-a")
-    with httpx.Client(base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
         sign_in(b, reviewer)
         _enrol(b)
     answers = []
@@ -410,7 +410,7 @@ def test_court_user_sees_only_what_is_shared_with_them(stack, case):
             if r.status_code == 200 and (case["id"] in r.text or case["case_number"] in r.text or item in r.text):
                 reached.append(path)
         assert reached == []
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
         sign_in(b, court)
         assert case["case_number"] not in b.get("/cases").text
         assert b.get(f"/cases/{case['id']}").status_code in (403, 404)
@@ -426,7 +426,7 @@ def test_court_user_sees_only_what_is_shared_with_them(stack, case):
 
 
 def test_single_sign_on_is_not_found_when_not_configured(stack):
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
         assert 'href="/login/oidc"' not in b.get("/login").text
         assert b.get("/login/oidc").status_code == 404
         assert b.get("/login/oidc/callback", params={"code": "x", "state": "y"}).status_code == 404

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from archive.models import LedgerEntry
-from tests.tools import sign_in
+from tests.tools import CLIENT_TLS, sign_in
 
 # Slow: recordings made by ffmpeg and analysed through the worker's pipeline.
 pytestmark = pytest.mark.slow
@@ -205,7 +205,7 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         assert accepted["explained_by"] and accepted["reviewed_by"] and accepted["explained_by"] != accepted["reviewed_by"]
         assert parse(accepted["explained_at"]) <= parse(accepted["reviewed_at"])
         # The page shows the gap in the corps' time (+08:00) at 0.1 s, and who accounted for it.
-        with httpx.Client(base_url=stack.url, timeout=60) as browser:
+        with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as browser:
             sign_in(browser, reviewer)
             page = browser.get(f"/cases/{case['id']}", params={"lang": "en"}).text
         assert "2026-03-01 10:01:00.0 +08:00" in page and "2026-03-01 10:06:00.0 +08:00" in page, page

@@ -22,6 +22,7 @@ from archive.seals.registry import record_certificates, record_sm2_key
 from archive.continuity.models import Device
 from archive.models import Case, EvidenceItem, IdempotencyKey, TrustedCertificate
 from archive.identity.users import authenticate
+from tests.tools import CLIENT_TLS
 
 
 def _key() -> str:
@@ -278,7 +279,7 @@ def test_committed_upload_answers_201_when_the_broker_is_down(stack, officer, ca
     # after the item is committed, and the reply must still be the success.
     api = ApiServer(stack.settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"}))
     try:
-        with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {officer}"}, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=api.url, headers={"Authorization": f"Bearer {officer}"}, timeout=60) as c:
             r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "q.bin"},
                        content=b"queued later", headers={"Idempotency-Key": _key()})
     finally:

@@ -9,12 +9,12 @@ import uuid
 
 import httpx
 
-from tests.tools import sign_in
+from tests.tools import CLIENT_TLS, sign_in
 
 
 def _browser(stack, lang: str = "en") -> httpx.Client:
     """A browser reading the pages in ``lang`` (the cookie ``?lang=`` sets)."""
-    return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60, cookies={"evidence_lang": lang})
+    return httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60, cookies={"evidence_lang": lang})
 
 
 def test_pages_require_sign_in(stack):

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from api.pages.messages import MESSAGES
+from tests.tools import CLIENT_TLS
 
 ROOT = Path(__file__).resolve().parents[2]
 USES = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
@@ -38,7 +39,7 @@ def test_every_message_used_exists_in_both_languages_with_the_same_placeholders(
 
 
 def test_chinese_by_default_english_when_asked_and_remembered(stack):
-    with httpx.Client(base_url=stack.url, timeout=60) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as b:
         page = b.get("/login")
         assert '<html lang="zh-CN">' in page.text and "登录" in page.text
         english = b.get("/login?lang=en")

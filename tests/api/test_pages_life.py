@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.tools import csrf_of, sign_in
+from tests.tools import CLIENT_TLS, csrf_of, sign_in
 
 ASPECTS = ("subject", "facts", "basis", "discretion", "procedure")
 
@@ -21,7 +21,7 @@ ASPECTS = ("subject", "facts", "basis", "discretion", "procedure")
 @contextmanager
 def _browser(stack, token: str, lang: str = "en") -> Iterator[httpx.Client]:
     """A browser signed in with ``token``, reading the pages in ``lang``."""
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60, cookies={"evidence_lang": lang}) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60, cookies={"evidence_lang": lang}) as b:
         assert sign_in(b, token).status_code == 303
         yield b
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.tools import sign_in
+from tests.tools import CLIENT_TLS, sign_in
 from tests.wacz import make_wacz
 
 VENDOR = Path(__file__).resolve().parents[2] / "api/static/vendor/replaywebpage"
@@ -30,7 +30,7 @@ def wacz_item(stack, officer, case, tmp_path) -> dict:
 @contextmanager
 def _signed_in(stack, token: str) -> Iterator[httpx.Client]:
     """A browser (Chinese, the default) signed in with ``token``."""
-    with httpx.Client(base_url=stack.url, follow_redirects=False, timeout=60) as browser:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as browser:
         assert sign_in(browser, token).status_code == 303
         yield browser
 
@@ -50,7 +50,7 @@ def test_replay_page_for_those_who_may_read_the_case(stack, case, wacz_item):
     with _signed_in(stack, stranger) as b:
         refused = b.get(f"/evidence/{wacz_item['id']}/replay")
     assert refused.status_code == 404 and "capture.wacz" not in refused.text
-    with httpx.Client(base_url=stack.url, follow_redirects=False) as anonymous:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False) as anonymous:
         assert anonymous.get(f"/evidence/{wacz_item['id']}/replay").status_code == 303
 
 
@@ -76,7 +76,7 @@ def test_player_scripts_are_served_under_the_replay_base_to_signed_in_users(stac
     assert worker.headers["cache-control"] == "no-cache"
     assert ui.status_code == 200 and ui.content == (VENDOR / "ui.js").read_bytes()
     assert frame.status_code == 200 and '<script src="./ui.js">' in frame.text and "<replay-app-main>" in frame.text
-    with httpx.Client(base_url=stack.url, follow_redirects=False) as anonymous:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False) as anonymous:
         for path in ("/replay/sw.js", "/replay/ui.js", "/replay/"):
             r = anonymous.get(path)
             assert r.status_code == 303 and r.headers["location"] == "/login", path

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from archive.models import LedgerEntry, User
 from tests.conftest import ApiServer, Stack
 from tests.servers import free_port, wait_port
-from tests.tools import unavailable
+from tests.tools import CLIENT_TLS, unavailable
 
 # A Node.js OpenID Provider and browser-like sign-in flows through it.
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def _sign_ins(stack: Stack, method: str = "oidc") -> list[dict]:
 
 
 def test_sso_provisions_a_user_from_the_directory_and_signs_in(sso):
-    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
         assert 'href="/login/oidc"' in b.get("/login").text
         start = b.get("/login/oidc")
         assert start.headers["location"].startswith(sso.issuer)
@@ -118,7 +118,7 @@ def test_sso_provisions_a_user_from_the_directory_and_signs_in(sso):
 
 def test_sso_role_and_unit_follow_the_directory(sso):
     sso.stack.user(role="officer", unit="unit-a", name="dir.mover")  # a local user of that name
-    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
         start = b.get("/login/oidc")
         back = _through_provider(b, b.get(start.headers["location"]), "dir.mover", sso.api.url)
         assert b.get(back).status_code == 303
@@ -129,7 +129,7 @@ def test_sso_role_and_unit_follow_the_directory(sso):
 
 @pytest.mark.parametrize("tamper", ["state", "nonce"])
 def test_sso_refuses_a_wrong_state_or_nonce(sso, tamper):
-    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30,
+    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30,
                       cookies={"evidence_lang": "en"}) as b:  # the reason is read in English
         start = b.get("/login/oidc")
         back = _through_provider(b, b.get(start.headers["location"]), "dir.officer", sso.api.url)
@@ -149,7 +149,7 @@ def test_sso_refuses_a_wrong_state_or_nonce(sso, tamper):
 
 
 def test_sso_refuses_a_directory_user_without_role_and_unit(sso):
-    with httpx.Client(base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
         start = b.get("/login/oidc")
         back = _through_provider(b, b.get(start.headers["location"]), "dir.nobody", sso.api.url)
         r = b.get(back)

@@ -25,6 +25,7 @@ from ingest import tus
 from tests.conftest import ROOT
 from tests.faults import Link
 from tests.servers import free_port, wait_port
+from tests.tools import CLIENT_TLS
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -348,7 +349,7 @@ def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
     api.start()
     try:
         headers = {"Authorization": f"Bearer {officer}"}
-        with httpx.Client(base_url=api.url, headers=headers, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=api.url, headers=headers, timeout=60) as c:
             url = _create(c, case["id"], data)
             assert _patch(c, url, 0, data[: 6 * MiB]).status_code == 204  # recorded, hash running in process 1
 
@@ -371,7 +372,7 @@ def test_api_killed_mid_upload_and_restarted(stack, officer, case, tmp_path):
         with stack.client(officer) as sc:
             assert _listed(sc, case["id"]) == []
         api.start()  # a new process: no running hash, the stage and the offset are all it has
-        with httpx.Client(base_url=api.url, headers=headers, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=api.url, headers=headers, timeout=60) as c:
             assert _offset(c, url) == 6 * MiB
             item_id = _finish(stack, c, url, data)
             _check_item(stack, c, item_id, data)

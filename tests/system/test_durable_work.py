@@ -31,6 +31,7 @@ from tests.conftest import ROOT, ApiServer, Worker, _base_env, settings_from_env
 from tests.faults import slow_ffprobe
 from tests.servers import free_port, wait_port
 from workers.celery import make_celery
+from tests.tools import CLIENT_TLS
 
 ONCE_PER_ITEM = ("evidence_received", "sm3_computed", "media_probed", "packets_scanned", "item_sealed")
 
@@ -134,7 +135,7 @@ def test_power_loss_of_the_embedded_default_loses_no_work(tmp_path):
     service.start(**slow_ffprobe(tmp_path / "slow", 3, {"PATH": service.env["PATH"]}))
     try:
         token = service.cli("user", "add", "--name", "li.wei", "--unit", "Team 1", "--role", "officer")
-        with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             case = c.post("/api/v1/cases", json={"case_number": "PL-0001", "title": "Power loss"}).json()
             ids = []
             for i, clip in enumerate(clips):
@@ -158,7 +159,7 @@ def test_power_loss_of_the_embedded_default_loses_no_work(tmp_path):
         database.dispose()
 
         service.start()
-        with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        with httpx.Client(verify=CLIENT_TLS, base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             deadline = time.monotonic() + 180
             while True:
                 items = c.get(f"/api/v1/cases/{case['id']}/evidence").json()

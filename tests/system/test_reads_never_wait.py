@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from archive.models import Checkpoint, LedgerEntry
 from signing import devpki, tsa
 from tests.conftest import ROOT, running_stack
+from tests.tools import CLIENT_TLS
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +82,7 @@ def test_reads_are_answered_while_seals_and_checkpoints_wait_for_the_tsa(request
                 reads_before = _reads(s, read_me["id"])
 
             def read(_: int) -> tuple[int, bytes]:
-                with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {officer}"},
+                with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, headers={"Authorization": f"Bearer {officer}"},
                                   timeout=60) as client:
                     r = client.get(f"/api/v1/evidence/{read_me['id']}/content")
                     return r.status_code, r.content

@@ -14,6 +14,7 @@ import httpx
 
 from tests.conftest import ROOT
 from tests.servers import free_port
+from tests.tools import CLIENT_TLS
 
 
 def test_serve_embedded_default_end_to_end(tmp_path):
@@ -95,7 +96,7 @@ def test_serve_runs_several_processes_on_postgresql_and_replaces_a_dead_one(tmp_
     def all_answer(case_id: str) -> list[int]:
         from concurrent.futures import ThreadPoolExecutor
 
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as c, ThreadPoolExecutor(25) as pool:
+        with httpx.Client(verify=CLIENT_TLS, base_url=url, headers=headers, timeout=30) as c, ThreadPoolExecutor(25) as pool:
             return list(pool.map(lambda _: c.get(f"/api/v1/cases/{case_id}").status_code, range(100)))
 
     try:
