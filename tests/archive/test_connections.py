@@ -1,0 +1,75 @@
+"""PostgreSQL connections of a process: a burst reuses the pooled ones instead of opening
+and closing new ones, a connection the server dropped while it rested is replaced before a
+request meets it, and one dropped in use costs one "busy" answer, never a stuck pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from archive import db as archive_db
+from archive.db import Database
+from archive.errors import DatabaseBusy
+from archive.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def database(pg_url: str, tmp_path) -> Iterator[Database]:
+    database = Database(Settings(data_dir=tmp_path, database_url=pg_url, database_connections=5))
+    yield database
+    database.dispose()
+
+
+def _backend(database: Database, *, hold: float = 0.0) -> int:
+    """The server process behind a read (which holds its connection ``hold`` seconds)."""
+    with database.read() as s:
+        return s.execute(text("SELECT pg_backend_pid() FROM pg_sleep(:hold)"), {"hold": hold}).scalar_one()
+
+
+def _terminate(pg_url: str, pid: int) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_bursts_of_readers_reuse_the_pooled_connections(database):
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def reader() -> None:
+        for _ in range(10):
+            pid = _backend(database, hold=0.005)
+            with lock:
+                seen.add(pid)
+
+    for _burst in range(2):  # between bursts every connection goes back to the pool
+        threads = [threading.Thread(target=reader) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    # 600 reads by 30 threads through 5 connections, in two bursts: never a sixth server
+    # process (an overflow connection closed after the first burst was opened anew after).
+    assert 1 <= len(seen) <= 5, seen
+
+
+def test_a_connection_dropped_while_it_rested_is_replaced_unseen(database, pg_url, monkeypatch):
+    monkeypatch.setattr(archive_db, "PING_AFTER_IDLE", 0.2)
+    first = _backend(database)
+    _terminate(pg_url, first)
+    time.sleep(0.4)
+    assert _backend(database) != first  # pinged, found dead, replaced: the read never saw it
+
+
+def test_a_connection_dropped_in_use_answers_busy_once_then_reads_go_on(database, pg_url):
+    first = _backend(database)
+    _terminate(pg_url, first)  # and used again at once, before any ping would be due
+    with pytest.raises(DatabaseBusy):
+        _backend(database)
+    assert _backend(database) != first
