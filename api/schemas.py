@@ -23,6 +23,8 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
 class ReasonPublic(BaseModel):
     code: str = Field(description="Machine-readable reason")
     message: str = Field(description="Human explanation")
+    subject: str = Field(default="", description=(
+        "What the reason is about, in words that need no translation (a file name, a stage, a count); may be empty"))
 
 
 class ErrorBody(BaseModel):
@@ -116,9 +118,11 @@ class ItemPublic(BaseModel):
     content_url: str
 
     @classmethod
-    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None) -> ItemPublic:
+    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None, case: Case | None = None) -> ItemPublic:
+        """``case``: the item's case, when the caller has it (a case's list), else loaded."""
+        case = case or item.case
         return cls(
-            id=item.id, case_id=item.case_id, case_number=item.case.case_number, vault=item.vault.name,
+            id=item.id, case_id=item.case_id, case_number=case.case_number, vault=case.vault.name,
             parent_id=item.parent_id, kind=item.kind, filename=item.original_filename,
             media_type=item.media_type, size=item.size, sha256=item.sha256, sm3=item.sm3,
             sha512=item.sha512, storage_key=item.storage_key, storage_version=item.storage_version,

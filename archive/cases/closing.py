@@ -1,7 +1,7 @@
 """Closing a case (结案): every gate checked, the case's one electronic store sealed in a record.
 
 :func:`closing_gates` lists *every* reason a case cannot close yet, each ``{"code",
-"message"}``:
+"message", "subject"}`` (``subject``: a file name, a stage or a count, for pages in any language):
 
 * ``stage_not_closable``: the case is not in service, enforcement, withdrawn, terminated
   or referred (``case_closed`` when it is closed already);
@@ -74,8 +74,10 @@ class CaseNotReady(Conflict):
         self.extra = {"reasons": reasons}
 
 
-def _reason(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message}
+def _reason(code: str, message: str, subject: str = "") -> dict[str, str]:
+    """A closing gate: its code, its explanation (English), and what it is about in words that
+    need no translation (a file name, a stage, a count), for pages in any language."""
+    return {"code": code, "message": message, "subject": subject}
 
 
 def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | None = None) -> list[dict[str, str]]:
@@ -87,31 +89,33 @@ def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | 
         reasons.append(_reason(
             "stage_not_closable",
             f"a case in {case.stage.value} cannot close; it closes from "
-            + ", ".join(sorted(s.value for s in stages.CLOSABLE))))
+            + ", ".join(sorted(s.value for s in stages.CLOSABLE)), case.stage.value))
+    items = list(session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case.id).order_by(EvidenceItem.received_at, EvidenceItem.id)
+    ).scalars().unique())
+    names = {item.id: item.original_filename for item in items}
     continuity = continuity or build_report(session, case_id=case.id)
     for o in continuity.outstanding:
-        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}"))
-    items = session.execute(
-        select(EvidenceItem).where(EvidenceItem.case_id == case.id).order_by(EvidenceItem.received_at, EvidenceItem.id)
-    ).scalars().unique()
+        subject = names.get(o["subject"], "") if o["what"] == "item" else ""
+        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}", subject))
     for item in items:
         failed = "processing_failed" in (item.flags or []) or item.seal_status == "failed"
         if failed:
             reasons.append(_reason("item_failed", f"item {item.id} ({item.original_filename}): processing or "
-                                                  f"sealing failed (seal {item.seal_status})"))
+                                                  f"sealing failed (seal {item.seal_status})", item.original_filename))
         elif item.seal_status != "sealed":
             reasons.append(_reason("item_unsealed", f"item {item.id} ({item.original_filename}) is not sealed yet "
-                                                    f"(seal {item.seal_status})"))
+                                                    f"(seal {item.seal_status})", item.original_filename))
     for export_id, status in session.execute(
         select(ExportRequest.id, ExportRequest.status).where(
             ExportRequest.case_id == case.id, ExportRequest.status.in_(EXPORTS_IN_PROGRESS))
         .order_by(ExportRequest.created_at)
     ).all():
-        reasons.append(_reason("export_in_progress", f"export {export_id} is {status}"))
+        reasons.append(_reason("export_in_progress", f"export {export_id} is {status}", export_id[:8]))
     approving = approving_count(session, case_id=case.id)
     if approving < MIN_APPROVING_REVIEWS:
         reasons.append(_reason("too_few_reviews", f"the case has {approving} approving legal review(s); it needs "
-                                                  f"at least {MIN_APPROVING_REVIEWS}"))
+                                                  f"at least {MIN_APPROVING_REVIEWS}", f"{approving}/{MIN_APPROVING_REVIEWS}"))
     shut = stages.review_gate(session, case_id=case.id, checkpoint=ReviewCheckpoint.closing)
     if shut is not None:
         reasons.append(_reason(*shut))

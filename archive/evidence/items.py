@@ -12,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, defer, lazyload, selectinload
+from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import InvalidInput, NotFound
-from archive.models import Case, DerivedObject, EvidenceItem, User, new_id, utcnow
+from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, User, new_id, utcnow
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
@@ -56,7 +57,7 @@ def case_items(session: Session, *, case_id: str, listing: bool = False, after: 
     """The evidence items of a case, oldest first (the caller has checked access to the case).
 
     ``listing``: for a list of many items, leave out what a list does not show (media
-    facts, upload details) and the case and vault each item would join (the caller has the case).
+    facts, upload details). The items' case and vault are not loaded (the caller has them).
     ``after`` (an item of the case) and ``limit`` page through them: at most ``limit`` items
     that come after it, in the same order (by time received, then id); an ``after`` that is no
     item of this case is not found (``cursor_not_found``).
@@ -72,12 +73,32 @@ def case_items(session: Session, *, case_id: str, listing: bool = False, after: 
     query = query.order_by(EvidenceItem.received_at, EvidenceItem.id)
     if limit is not None:
         query = query.limit(limit)
+    # Every item has the caller's case and its vault: joined to each row they made a page's
+    # rows several times wider (the case, its unit and vault, the item's vault) for nothing.
+    query = query.options(lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
     if listing:
-        query = query.options(defer(EvidenceItem.media_facts), defer(EvidenceItem.details),
-                              lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
-    else:  # capture bundles show their members: one query for the page's bundles, not one each
-        query = query.options(selectinload(EvidenceItem.members))
-    return list(session.execute(query).scalars().unique())
+        query = query.options(defer(EvidenceItem.media_facts), defer(EvidenceItem.details))
+    items = list(session.execute(query).scalars().unique())
+    if not listing:
+        _load_members(session, items)
+    return items
+
+
+def _load_members(session: Session, items: list[EvidenceItem]) -> None:
+    """Give the capture bundles among ``items`` their members, in one query for them all (not
+    one per bundle, and none when there is no bundle: a selectin load of every item's members
+    cost a 200-item page a third of its time even when it held no bundle)."""
+    bundles = {i.id: i for i in items if i.kind == EvidenceKind.remote_capture and i.parent_id is None}
+    if not bundles:
+        return
+    members: dict[str, list[EvidenceItem]] = {bundle_id: [] for bundle_id in bundles}
+    query = (select(EvidenceItem).where(EvidenceItem.parent_id.in_(bundles))
+             .options(lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
+             .order_by(EvidenceItem.received_at, EvidenceItem.id))
+    for member in session.execute(query).scalars().unique():
+        members[member.parent_id].append(member)  # type: ignore[index]
+    for bundle_id, bundle in bundles.items():
+        set_committed_value(bundle, "members", members[bundle_id])
 
 
 def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem]) -> dict[str, list[str]]:

@@ -62,7 +62,7 @@ def codes(r) -> list[str]:  # type: ignore[no-untyped-def]
     assert r.status_code == 409, r.text
     body = r.json()["error"]
     assert body["code"] == "case_not_ready", body
-    assert all(set(x) == {"code", "message"} and x["message"] for x in body["reasons"]), body
+    assert all(set(x) == {"code", "message", "subject"} and x["message"] for x in body["reasons"]), body
     return [x["code"] for x in body["reasons"]]
 
 

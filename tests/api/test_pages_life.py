@@ -295,3 +295,31 @@ def test_handler_links_a_stage_document_on_the_page(stack):
         assert 'data-testid="stage-document"' in page and 'data-testid="document-form"' not in page
         assert b.post(f"{path}/stage-documents", data={"csrf_token": csrf_of(page), "item": item["id"],
                                                        "role": "decision"}).status_code == 403
+
+
+def test_closing_gates_speak_the_pages_language(stack):
+    """A Chinese page names each gate in Chinese with what it is about (a stage, a count, a
+    file name), never the API's English explanation; the English page gives that."""
+    officer = stack.user(role="officer", unit=f"unit-{uuid.uuid4().hex[:6]}")
+    case = _new_case(stack, officer)
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"statement\n",
+                   params={"kind": "document", "filename": "询问笔录.txt"})
+        assert r.status_code == 201, r.text
+    with stack.client(officer) as c:
+        reasons = c.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]
+    by_code = {g["code"]: g for g in reasons}
+    assert by_code["stage_not_closable"]["subject"] == "filed"
+    assert by_code["too_few_reviews"]["subject"] == "0/3"
+
+    def gates(page: str) -> list[str]:
+        return re.findall(r'data-testid="closing-gate"[^>]*>(.*?)</li>', page)
+
+    with _browser(stack, officer, lang="zh") as b:
+        shown = gates(b.get(f"/cases/{case['id']}").text)
+    assert any("当前阶段不能结案" in g and "立案" in g for g in shown), shown
+    assert any("通过的法制审核少于三次" in g and "0/3" in g for g in shown), shown
+    assert not any(re.search(r"[a-z]{4,} [a-z]{4,}", re.sub(r"<[^>]+>", "", g)) for g in shown), shown
+    with _browser(stack, officer, lang="en") as b:
+        shown = gates(b.get(f"/cases/{case['id']}").text)
+    assert any("cannot close" in g for g in shown), shown
