@@ -1,8 +1,13 @@
 """Sealed checkpoints of the custody ledger's Merkle tree.
 
 :func:`seal_checkpoint` (and, inside a caller's transaction, :func:`create_checkpoint`) seals
-the ledger's tree head (CAdES-B-T and SM2) and records the checkpoint in the ledger itself; :func:`verify_checkpoints` checks every checkpoint
-against its record, its seals and the current ledger.
+the ledger's tree head (CAdES-B-T and SM2) and records the checkpoint in the ledger itself;
+:func:`verify_checkpoints` checks every checkpoint against its record, its seals and the
+current ledger.
+
+Why one module of some 500 lines: sealing a checkpoint and verifying one read the same record
+format, seal names and frontier arithmetic; split, the writer and the checker of one format
+would drift apart.
 """
 
 from __future__ import annotations
