@@ -159,9 +159,8 @@ def _make_engine(url: str, connections: int) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # Every connection stays open once made: an overflow connection closed at each return
-    # made a burst of readers open and close PostgreSQL connections (a backend started for
-    # each), the costliest thing a read did.
+    # Every connection stays open once made: overflow connections were closed whenever a
+    # burst ebbed and opened anew (a server process started for each) at the next one.
     engine = create_engine(url, pool_size=connections, max_overflow=0, pool_timeout=POOL_TIMEOUT)
     _ping_when_idle(engine)
     return engine

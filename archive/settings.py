@@ -81,10 +81,10 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     """Development PKI and seal keys; default ``DATA_DIR/keys``."""
     tsa_url: str | None = None
+    """External RFC 3161 TSA; default the built-in one (development only)."""
     tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     """How long a seal waits for the time-stamping authority's answer; past it the seal fails
     as an outage and its work is retried."""
-    """External RFC 3161 TSA; default the built-in one (development only)."""
 
     # Seal keys. Nothing set in development: a development PKI under keys_dir is
     # created on first use with a loud warning. Production sets either the key files
