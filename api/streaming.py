@@ -17,6 +17,7 @@ from typing import TypeVar
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from starlette.requests import ClientDisconnect
 
 from archive import metrics
@@ -45,6 +46,24 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
             size = 0
     if parts:
         yield parts
+
+
+UPLOAD_THREADS = 40
+"""Uploads streamed at once per API process; further ones wait (their clients' sends with them)."""
+
+_upload_threads: RunVar[anyio.CapacityLimiter] = RunVar("upload_threads")
+
+
+def upload_threads() -> anyio.CapacityLimiter:
+    """The threads uploads stream in, apart from the request threads: an upload holds its
+    thread for as long as its body takes to arrive (minutes for a large video), and twenty
+    slow uploads must not leave reads without a thread."""
+    try:
+        return _upload_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(UPLOAD_THREADS)
+        _upload_threads.set(limiter)
+        return limiter
 
 
 async def consume_body(
@@ -87,7 +106,7 @@ async def consume_body(
 
     async def run_consumer() -> None:
         try:
-            outcome.append(await anyio.to_thread.run_sync(consumer, chunks()))
+            outcome.append(await anyio.to_thread.run_sync(consumer, chunks(), limiter=upload_threads()))
         except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
             failure.append(exc)
         finally:
