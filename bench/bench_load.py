@@ -39,9 +39,11 @@ from tests.servers import (  # noqa: E402
 )
 
 
-def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+def _serve(env: dict[str, str], log: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """``evidence serve`` with ``options`` on a free port; the process and its URL."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), *options],
+                               env=env, cwd=ROOT,
                                stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     if not wait_port(port, 90):
         raise RuntimeError(f"the service did not start; see {log}")

@@ -12,6 +12,8 @@ process, once per test session.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -130,17 +132,23 @@ class ApiServer:
 class Worker:
     """A real Celery worker process with the stack's environment."""
 
-    def __init__(self, env: dict[str, str], log: Path, *, concurrency: int = 2):
-        self.env, self.log_path, self.concurrency = env, log, concurrency
+    def __init__(self, env: dict[str, str], log: Path, *, concurrency: int = 2, core: int | None = None):
+        """``core``: pin the worker (and the ffmpeg it runs) to that one core, as on a host of its own."""
+        self.env, self.log_path, self.concurrency, self.core = env, log, concurrency, core
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")
+        pinned = None
+        if self.core is not None:
+            cores = sorted(os.sched_getaffinity(0))
+            core = cores[self.core % len(cores)]
+            pinned = lambda: os.sched_setaffinity(0, {core})  # noqa: E731 - runs in the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
              "--concurrency", str(self.concurrency), "--loglevel", "INFO", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
-            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=pinned,
         )
 
     def stop(self, *, kill: bool = False) -> None:
@@ -156,6 +164,34 @@ class Worker:
                 self.process.wait()
         if self.process is not None:
             self.log.close()
+
+
+class WorkerHost:
+    """A worker host: a Celery worker with a data directory of its own and the seal keys an
+    administrator deployed to it (a copy of ``keys``), sharing only the network services."""
+
+    FINISHED = re.compile(r"Task evidence\.process_item\[[^\]]+\] succeeded")
+
+    def __init__(self, name: str, base_env: dict[str, str], keys: Path, root: Path, *,
+                 concurrency: int = 2, core: int | None = None):
+        home = root / name
+        (home / "data").mkdir(parents=True)
+        shutil.copytree(keys, home / "keys")
+        env = dict(base_env, EVIDENCE_DATA_DIR=str(home / "data"), EVIDENCE_KEYS_DIR=str(home / "keys"))
+        self.name, self.log = name, home / "worker.log"
+        self.worker = Worker(env, self.log, concurrency=concurrency, core=core)
+
+    @property
+    def pid(self) -> int:
+        assert self.worker.process is not None
+        return self.worker.process.pid
+
+    def finished(self) -> int:
+        """process_item tasks this host finished, from its log (an item takes more than one)."""
+        return len(self.FINISHED.findall(self.log.read_text(errors="replace"))) if self.log.exists() else 0
+
+    def ready(self) -> bool:
+        return self.log.exists() and " ready." in self.log.read_text(errors="replace")
 
 
 @dataclass

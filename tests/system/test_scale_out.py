@@ -9,47 +9,19 @@ every item ends sealed with exactly one custody entry per processing step.
 
 from __future__ import annotations
 
-import re
-import shutil
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from archive.models import Work, utcnow
-from tests.conftest import Worker, running_stack
+from tests.conftest import WorkerHost, running_stack
 from tests.system.test_durable_work import _assert_once_per_step, _clip
 
 pytestmark = pytest.mark.slow
 
 ITEMS = 16
-FINISHED = re.compile(r"Task evidence\.process_item\[[^\]]+\] succeeded")
-
-
-class Host:
-    """One worker host: its own data directory, the deployed keys, its own Celery node name."""
-
-    def __init__(self, name: str, base_env: dict[str, str], keys: Path, root: Path):
-        data = root / name / "data"
-        data.mkdir(parents=True)
-        deployed = root / name / "keys"
-        shutil.copytree(keys, deployed)
-        env = dict(base_env, EVIDENCE_DATA_DIR=str(data), EVIDENCE_KEYS_DIR=str(deployed))
-        self.name, self.log = name, root / name / "worker.log"
-        self.worker = Worker(env, self.log, concurrency=2)
-
-    @property
-    def pid(self) -> int:
-        assert self.worker.process is not None
-        return self.worker.process.pid
-
-    def finished(self) -> int:
-        return len(FINISHED.findall(self.log.read_text(errors="replace"))) if self.log.exists() else 0
-
-    def ready(self) -> bool:
-        return self.log.exists() and " ready." in self.log.read_text(errors="replace")
 
 
 def test_two_worker_hosts_share_the_work_and_losing_one_loses_nothing(request, own_pg_url, tmp_path):
@@ -65,7 +37,7 @@ def test_two_worker_hosts_share_the_work_and_losing_one_loses_nothing(request, o
         assert made.returncode == 0, made.stderr
         keys = api_host.settings.resolved_keys_dir
         worker_env = {k: v for k, v in api_host.env.items() if k not in ("EVIDENCE_DATA_DIR", "EVIDENCE_KEYS_DIR")}
-        hosts = [Host(f"worker-host-{n}", worker_env, keys, root) for n in (1, 2)]
+        hosts = [WorkerHost(f"worker-host-{n}", worker_env, keys, root) for n in (1, 2)]
         for host in hosts:
             host.worker.start()
         try:
