@@ -201,3 +201,32 @@ def test_seal_outlives_its_certificates(tmp_path, manifest):
     assert report.timestamp_time.date() == (then + timedelta(days=1)).date()
     with pytest.raises(VerificationError):
         _verify(data=manifest, seal=seal, trust_roots=roots, validation_time=datetime.now(timezone.utc))
+
+
+def _signing_certificate_attribute(seal: bytes) -> bytes:
+    signer_info = cms.ContentInfo.load(seal)["content"]["signer_infos"][0]
+    (attribute,) = [a for a in signer_info["signed_attrs"] if a["type"].native == "signing_certificate_v2"]
+    return attribute.dump()
+
+
+def test_every_seal_names_its_own_signing_certificate(tmp_path, manifest, roots, other_pki, timestamper):
+    """The signing-certificate-v2 attribute, encoded once per certificate, is in each seal
+    exactly as pyHanko encodes it for that certificate; a signer whose certificate is another
+    (another key, after a rotation) names that one, and every seal still verifies."""
+    from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
+
+    rotated = devpki.create_dev_pki(tmp_path / "rotated")
+    for pki in (rotated, other_pki):
+        signer = keys.signer_from_files(key_path=pki.seal_key, cert_path=pki.seal_cert, chain_paths=[pki.root_cert])
+        expected = simple_cms_attribute("signing_certificate_v2", as_signing_certificate_v2(signer.signing_cert)).dump()
+        seals = [cades.seal_detached(data=manifest + bytes([i]), signer=signer, timestamper=timestamper)
+                 for i in range(3)]
+        assert {_signing_certificate_attribute(s) for s in seals} == {expected}
+        trust = [*roots, *load_certificates(pki.root_cert)]  # the seal's root and the TSA's
+        for i, s in enumerate(seals):
+            report = cades.verify_detached(data=manifest + bytes([i]), seal=s, trust_roots=trust)
+            assert report.signer_cert_sha256 == hashlib.sha256(signer.signing_cert.dump()).hexdigest()
+    assert _signing_certificate_attribute(seals[0]) != _signing_certificate_attribute(
+        cades.seal_detached(data=manifest, signer=keys.signer_from_files(
+            key_path=rotated.seal_key, cert_path=rotated.seal_cert, chain_paths=[rotated.root_cert]),
+            timestamper=timestamper))
