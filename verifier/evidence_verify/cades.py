@@ -14,11 +14,12 @@ The server seals with :mod:`signing.cades` and verifies with this module, as a c
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from asn1crypto import cms, core
+from asn1crypto import cms, core, x509
 from pyhanko.sign.validation import errors as validation_errors
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko.sign.validation.status import StandardCMSSignatureStatus
@@ -64,8 +65,17 @@ def _force(signed_data: cms.SignedData) -> None:
     """Parse every part of ``signed_data``, part by part (``signed_data.native`` in one go makes
     asn1crypto re-encode the time-stamp token nested in a SET OF over and over); each token in
     the unsigned attributes is taken as its original bytes first and checked the same way."""
-    for part in ("version", "digest_algorithms", "certificates"):
+    for part in ("version", "digest_algorithms"):
         signed_data[part].native
+    certificates = signed_data["certificates"]
+    if isinstance(certificates, cms.CertificateSet):
+        for choice in certificates:
+            if choice.name == "certificate":
+                _parses(x509.Certificate, choice.chosen.dump())
+            else:
+                choice.native
+    else:
+        certificates.native
     encap = signed_data["encap_content_info"]
     encap["content_type"].native
     content = encap["content"]
@@ -77,8 +87,14 @@ def _force(signed_data: cms.SignedData) -> None:
         unsigned = signer_info["unsigned_attrs"]
         nested = [(attr["type"].native, [value.dump() for value in attr["values"]])
                   for attr in (unsigned if unsigned.contents else ())]
-        for part in ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+        for part in ("version", "sid", "digest_algorithm", "signature_algorithm", "signature"):
             signer_info[part].native
+        signed_attrs = signer_info["signed_attrs"]
+        if isinstance(signed_attrs, cms.CMSAttributes):
+            for attr in signed_attrs:
+                _parses(cms.CMSAttribute, attr.dump())
+        else:
+            signed_attrs.native
         for _type, values in nested:
             for raw in values:
                 token = cms.ContentInfo.load(raw, strict=True)
@@ -87,6 +103,14 @@ def _force(signed_data: cms.SignedData) -> None:
                     _force(token["content"])
                 else:
                     token["content"].native
+
+
+@functools.lru_cache(maxsize=256)
+def _parses(spec: type[core.Asn1Value], der: bytes) -> None:
+    """Parse all of ``der`` as ``spec``, raising if any part does not parse. The same bytes
+    parse the same way, so what recurs from seal to seal (the certificates, the
+    signing-certificate attribute: some 5 ms of a seal's 19) is parsed once."""
+    spec.load(der, strict=True).native
 
 
 def extract_timestamp_token(seal_der: bytes) -> bytes:
