@@ -3,6 +3,8 @@ import random
 
 import pytest
 from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from signing import cades, devpki, keys
 from signing.certs import load_certificates
@@ -126,6 +128,31 @@ def test_flipped_bytes_in_signer_info_raise_verification_error(seal, manifest, r
         except VerificationError:
             continue
         assert report == baseline
+
+
+def test_a_damaged_certificate_fails_after_the_intact_seal_verified(seal, manifest, roots):
+    """The verifier parses a certificate it has met before only once: a seal carrying the
+    e-seal's certificate with one byte changed (its tag, a length, a name, its key or
+    signature) is a new encoding, parsed and checked in full, and fails, though the intact seal
+    verified just before and verifies again after. A changed byte in the seal's copy of the
+    root may pass (the trusted root is the verifier's own), but then with the same verdict."""
+    baseline = cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
+    trusted = {root.fingerprint(hashes.SHA256()) for root in roots}
+    for choice in cms.ContentInfo.load(seal)["content"]["certificates"]:
+        certificate = choice.chosen.dump()
+        is_root = x509.load_der_x509_certificate(certificate).fingerprint(hashes.SHA256()) in trusted
+        start = seal.index(certificate)
+        for at in (*range(start, start + 8), *range(start + 8, start + len(certificate), 37)):
+            tampered = seal[:at] + bytes([seal[at] ^ 0x01]) + seal[at + 1:]
+            if not is_root:
+                with pytest.raises(VerificationError):
+                    cades.verify_detached(data=manifest, seal=tampered, trust_roots=roots)
+                continue
+            try:
+                assert cades.verify_detached(data=manifest, seal=tampered, trust_roots=roots) == baseline
+            except VerificationError:
+                pass
+    assert cades.verify_detached(data=manifest, seal=seal, trust_roots=roots) == baseline
 
 
 def test_untrusted_root_is_rejected(seal, manifest, other_pki):
