@@ -56,8 +56,8 @@ _upload_threads: RunVar[anyio.CapacityLimiter] = RunVar("upload_threads")
 
 def upload_threads() -> anyio.CapacityLimiter:
     """The threads uploads stream in, apart from the request threads: an upload holds its
-    thread for as long as its body takes to arrive (minutes for a large video), and twenty
-    slow uploads must not leave reads without a thread."""
+    thread for as long as its body takes to arrive (minutes for a large video), and slow
+    uploads must not leave reads without a thread."""
     try:
         return _upload_threads.get()
     except LookupError:

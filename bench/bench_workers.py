@@ -72,11 +72,7 @@ def _round(hosts: list[WorkerHost], database: Database, ids: list[str], timeout:
     for host in hosts:
         host.worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while not all(h.ready() for h in hosts):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker hosts did not start; see {[str(h.log) for h in hosts]}")
-            time.sleep(0.02)
+        WorkerHost.wait_ready(hosts, timeout=120)
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         while True:

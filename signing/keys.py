@@ -25,7 +25,7 @@ from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign.signers import SimpleSigner, Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from .certs import load_certificates, to_asn1_certificate
+from .certs import load_certificates, signing_certificate_attribute, to_asn1_certificate
 from .errors import KeyUnavailable
 
 __all__ = [
@@ -122,25 +122,16 @@ def signer_from_files(
     )
 
 
-class _SigningCertificateOnce(CMSAttributeProvider):
-    """The signing-certificate-v2 attribute (RFC 5035) of pyHanko's own provider, encoded once
-    per certificate and reused: the same bytes in every seal, where asn1crypto took some 13 ms
-    of a seal's 19 to encode it afresh from the parsed certificate."""
+class _SigningCertificate(CMSAttributeProvider):
+    """pyHanko's signing-certificate-v2 provider, with the attribute encoded once per certificate."""
 
     attribute_type = "signing_certificate_v2"
 
-    def __init__(self, provider: SigningCertificateV2Provider, encoded: dict[bytes, bytes]):
-        self._provider, self._encoded = provider, encoded
+    def __init__(self, provider: SigningCertificateV2Provider):
+        self._cert = provider.signing_cert
 
-    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute | None:
-        key = self._provider.signing_cert.dump()
-        der = self._encoded.get(key)
-        if der is None:
-            attribute = await self._provider.get_attribute(dry_run=dry_run)
-            if attribute is None:
-                return None
-            der = self._encoded[key] = attribute.dump()
-        return cms.CMSAttribute.load(der)
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return signing_certificate_attribute(self._cert)
 
 
 class _EncodesSigningCertificateOnce:
@@ -148,11 +139,8 @@ class _EncodesSigningCertificateOnce:
     every signed attribute is pyHanko's own, the signing certificate's encoded once."""
 
     def _signed_attr_providers(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        encoded = self.__dict__.setdefault("_signing_certificate_der", {})
         for provider in super()._signed_attr_providers(*args, **kwargs):  # type: ignore[misc]
-            if isinstance(provider, SigningCertificateV2Provider):
-                provider = _SigningCertificateOnce(provider, encoded)
-            yield provider
+            yield _SigningCertificate(provider) if isinstance(provider, SigningCertificateV2Provider) else provider
 
 
 class FileSigner(_EncodesSigningCertificateOnce, SimpleSigner):

@@ -26,11 +26,11 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
+from pyhanko.sign.general import simple_cms_attribute
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
 
-from .certs import AnyCertificate, load_certificates, to_asn1_certificate
+from .certs import AnyCertificate, load_certificates, signing_certificate_attribute, to_asn1_certificate
 from .errors import KeyUnavailable, TimestampFailed
 from .keys import load_private_key
 
@@ -97,10 +97,6 @@ class TimeStampAuthority:
         ext_critical = {e["extn_id"].native: e["critical"].native for e in self._cert["tbs_certificate"]["extensions"]}
         if not ext_critical.get("extended_key_usage"):
             raise KeyUnavailable("TSA certificate's extendedKeyUsage must be critical (RFC 3161 2.3)")
-        # The same for every token, and costly to build: asn1crypto took some 9 ms to encode
-        # it from the parsed certificate, three quarters of a whole token.
-        self._signing_certificate = simple_cms_attribute(
-            "signing_certificate_v2", as_signing_certificate_v2(self._cert, "sha256")).dump()
         self._serial_lock = threading.Lock()
         self._last_serial = 0
 
@@ -207,7 +203,7 @@ class TimeStampAuthority:
                 simple_cms_attribute("content_type", "tst_info"),
                 simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(gen_time)})),
                 simple_cms_attribute("message_digest", hashlib.sha256(tst_der).digest()),
-                cms.CMSAttribute.load(self._signing_certificate),
+                signing_certificate_attribute(self._cert),
             ]
         )
         to_sign = signed_attrs.dump()

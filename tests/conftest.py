@@ -193,6 +193,15 @@ class WorkerHost:
     def ready(self) -> bool:
         return self.log.exists() and " ready." in self.log.read_text(errors="replace")
 
+    @staticmethod
+    def wait_ready(hosts: list[WorkerHost], timeout: float) -> None:
+        """Wait until every one of ``hosts`` has started consuming; RuntimeError naming their logs if not."""
+        deadline = time.monotonic() + timeout
+        while not all(h.ready() for h in hosts):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker hosts did not start; see {[str(h.log) for h in hosts]}")
+            time.sleep(0.02)
+
 
 @dataclass
 class Stack:

@@ -41,10 +41,7 @@ def test_two_worker_hosts_share_the_work_and_losing_one_loses_nothing(request, o
         for host in hosts:
             host.worker.start()
         try:
-            deadline = time.monotonic() + 60
-            while not all(h.ready() for h in hosts):
-                assert time.monotonic() < deadline, "worker hosts did not start"
-                time.sleep(0.1)
+            WorkerHost.wait_ready(hosts, timeout=60)
             officer = api_host.user(role="officer", unit="unit-a")
             with api_host.client(officer) as c:
                 case = c.post("/api/v1/cases", json={"case_number": f"HOSTS-{uuid.uuid4().hex[:8]}",
