@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     together stay within the server's ``max_connections``."""
     s3_parallel_parts: int = Field(default=4, ge=1, le=16)
     """Parts of one upload sent to S3 at once while the next is received (memory: this many
-    parts plus one, per upload)."""
+    parts plus the one being received, which is held twice while it is cut from the stream)."""
     retention_days: int = Field(default=30 * 365 + 7, ge=1)
     """COMPLIANCE retention put on every original (default 30 years)."""
     retention_classes: dict[str, int | None] = Field(
