@@ -163,6 +163,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "gaps.accept": {"zh": "接受", "en": "Accept"},
     "gaps.reject": {"zh": "退回", "en": "Reject"},
     "gaps.none": {"zh": "未发现中断。", "en": "No gaps found."},
+    "gaps.unplaced": {"zh": "有 {n} 段录像没有开始时间（上传时未声明，文件中也没有）：其内部中断按“录像在存档接收时结束”推定的时间列出；它们与同一设备其他录像之间的中断无法查出。",
+                      "en": "{n} recording(s) have no start time (none declared at upload, none in the file): their pauses "
+                            "are listed at times assuming each ended when the archive received it; gaps between them and "
+                            "the device's other recordings cannot be found."},
     "exports.title": {"zh": "认证导出", "en": "Certified exports"},
     "exports.request_legend": {"zh": "申请导出给法院用户", "en": "Request an export for a court user"},
     "exports.recipient": {"zh": "接收人（法院用户名）", "en": "Recipient (court user)"},

@@ -66,6 +66,10 @@ class Recording:
     """Media duration including any in-file gaps."""
     in_file_gaps: tuple[InFileGap, ...] = ()
     """Timestamp jumps inside the file, offsets relative to ``start``."""
+    placed: bool = True
+    """False when the recording's start is unknown (none declared, none in the file): then
+    ``start`` is an assumed placement, its in-file gaps are reported at times that say so,
+    and it neither sits between the device's other recordings nor covers an action window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,8 @@ class ContinuityReport:
     """Recordings analysed."""
     action_count: int
     """Actions analysed."""
+    unplaced: tuple[str, ...] = ()
+    """Items of the recordings whose start is unknown (see :attr:`Recording.placed`)."""
 
     def by_level(self, level: GapLevel) -> tuple[Gap, ...]:
         """Return the gaps of one level, in report order."""
@@ -164,6 +170,7 @@ class ContinuityReport:
             "segment_tolerance_seconds": self.segment_tolerance_seconds,
             "recording_count": self.recording_count,
             "action_count": self.action_count,
+            "unplaced": list(self.unplaced),
             "gaps": [g.as_dict() for g in self.gaps],
         }
 
@@ -215,6 +222,8 @@ def analyse(
       ``tolerance_seconds`` not covered by the union of its devices' recordings, minus
       the recordings' own in-file holes.
 
+    A recording whose start is unknown (``placed`` false) gets its in-file gaps only.
+
     ``clocks`` maps device id to its offset (or is an iterable of :class:`DeviceClock`);
     devices without an entry are taken to be on true time.
     """
@@ -243,10 +252,10 @@ def analyse(
                             rec.item_id,
                             None,
                             None,
-                            _in_file_cause(hole),
+                            _in_file_cause(hole) + ("" if rec.placed else UNPLACED_NOTE),
                         )
                     )
-        if rec.device_id is not None:
+        if rec.device_id is not None and rec.placed:
             bucket = per_device.get(rec.device_id)
             if bucket is None:
                 bucket = per_device[rec.device_id] = []
@@ -268,6 +277,7 @@ def analyse(
         segment_tolerance_seconds=seg_tol,
         recording_count=len(recs),
         action_count=len(acts),
+        unplaced=tuple(r.item_id for r in recs if not r.placed),
     )
 
 
@@ -422,6 +432,10 @@ _IN_FILE_CAUSES = {
     "audio": "audio stops while video continues",
     "silence": "digital silence (inserted fill, no sound recorded)",
 }
+
+
+UNPLACED_NOTE = ("; the recording's start time is unknown (none declared, none in the file), so these times"
+                 " assume it ended when the archive received it")
 
 
 def _in_file_cause(hole: InFileGap) -> str:

@@ -16,7 +16,7 @@ Every action here that concerns a case is a custody entry.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -81,10 +81,12 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> analysis.Recording | None:
-    """The item as a recording for continuity analysis, or None when it cannot be placed.
+    """The item as a recording for continuity analysis, or None when it has no duration.
 
     Start: the declared ``recorded_start``, else the media's creation time, else
-    ``default_start`` (a capture bundle's start for its screen recording). Duration:
+    ``default_start`` (a capture bundle's start for its screen recording). With none of
+    them the recording is not placed (:attr:`analysis.Recording.placed`): its pauses are
+    still found, at times that assume it ended when the archive received it. Duration:
     from the packet scan (gaps included), else the container's. In-file gaps: from the
     packet scan.
     """
@@ -94,15 +96,19 @@ def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -
     duration = scan.get("media_duration") if "error" not in scan else None
     if duration is None:
         duration = facts.get("duration_seconds")
-    if start is None or not isinstance(duration, (int, float)) or duration <= 0:
+    if not isinstance(duration, (int, float)) or duration <= 0:
         return None
+    placed = start is not None
+    if start is None:
+        start = item.received_at - timedelta(seconds=float(duration))
     holes = tuple(
         analysis.InFileGap(start_offset=float(g["start_offset"]), end_offset=float(g["end_offset"]),
                              duration=float(g["duration"]), stream=g.get("stream"))
         for g in scan.get("gaps") or ()
     )
     return analysis.Recording(
-        item_id=item.id, device_id=item.device_id, start=start, duration_seconds=float(duration), in_file_gaps=holes
+        item_id=item.id, device_id=item.device_id, start=start, duration_seconds=float(duration), in_file_gaps=holes,
+        placed=placed,
     )
 
 
@@ -184,8 +190,8 @@ def analyse_case(
     target = state.requested
     items = session.execute(
         select(EvidenceItem).where(
-            EvidenceItem.case_id == case_id, EvidenceItem.device_id.is_not(None),
-            EvidenceItem.kind.in_(RECORDING_KINDS),
+            # Without a device a recording still has its own pauses (in-file gaps only).
+            EvidenceItem.case_id == case_id, EvidenceItem.kind.in_(RECORDING_KINDS),
         )
     ).scalars().all()
     recordings = [r for r in (recording_of(i) for i in items) if r is not None]
@@ -233,6 +239,7 @@ def analyse_case(
         "segment_tolerance_seconds": report.segment_tolerance_seconds,
         "recording_count": report.recording_count,
         "action_count": report.action_count,
+        "unplaced_items": list(report.unplaced),
         "gap_count": len(found),
         "clocks": clocks,
     }

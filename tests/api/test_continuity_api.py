@@ -86,14 +86,14 @@ def unique_copy(path: Path) -> Path:
     return out
 
 
-def upload_clip(client, case_id: str, path: Path, *, device_id: str, start: datetime, kind: str = "bodycam_video",
-                unique: bool = True) -> dict:
+def upload_clip(client, case_id: str, path: Path, *, device_id: str | None, start: datetime | None,
+                kind: str = "bodycam_video", unique: bool = True) -> dict:
     if unique:
         path = unique_copy(path)
-    r = client.post(
-        f"/api/v1/cases/{case_id}/evidence", content=path.read_bytes(),
-        params={"kind": kind, "filename": path.name, "device_id": device_id, "recorded_start": iso(start)},
-    )
+    params = {"kind": kind, "filename": path.name, "device_id": device_id,
+              "recorded_start": iso(start) if start else None}
+    r = client.post(f"/api/v1/cases/{case_id}/evidence", content=path.read_bytes(),
+                    params={k: v for k, v in params.items() if v is not None})
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -125,6 +125,27 @@ def test_gap_inside_a_file(stack, officer, case, clips):
     assert abs(gap["duration_seconds"] - 5.0) <= 0.1
     assert gap["status"] == "open" and gap["explanation"] is None and gap["start"].endswith("Z")
     assert report["complete"] is False
+
+
+@pytest.mark.parametrize("device_id", [None, "CAM-NO-CLOCK"])
+def test_a_pause_is_found_in_a_recording_with_no_start_time(stack, officer, case, clips, device_id):
+    """No recorded_start and no creation time in the file (the README's own upload): the
+    pause is still a gap to account for, at times that say they are assumed, and the
+    report names the recording it could not place; a placed clip of the same device is not
+    compared with it."""
+    with stack.client(officer) as c:
+        item = upload_clip(c, case["id"], clips["jump"], device_id=device_id, start=None)
+        if device_id:
+            upload_clip(c, case["id"], clips["s30"], device_id=device_id, start=T0)
+        report = settled(c, case["id"])
+        received = datetime.fromisoformat(c.get(f"/api/v1/evidence/{item['id']}").json()["received_at"])
+    (gap,) = report["gaps"]
+    assert gap["level"] == "in_file" and gap["item"] == item["id"] and gap["device"] == device_id, gap
+    assert abs(gap["duration_seconds"] - 5.0) <= 0.1
+    assert gap["cause"].startswith("recording paused 5.0 s at 00:00:03.0 into the file"), gap["cause"]
+    assert "start time is unknown" in gap["cause"], gap["cause"]
+    assert datetime.fromisoformat(gap["end"].replace("Z", "+00:00")) < received
+    assert report["complete"] is False and report["summary"]["unplaced_items"] == [item["id"]], report
 
 
 @pytest.mark.parametrize(("clip", "kind", "at", "pause"), [
