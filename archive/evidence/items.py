@@ -117,12 +117,16 @@ def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem]
 
 
 def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
-    """An item the user may read (its case must be visible to them)."""
+    """An item the user may read (its case must be visible to them). Another unit's item
+    answers exactly like an unknown one: the answer names neither its case nor its unit."""
     require_role(user, CASE_READERS, doing="read evidence")
     item = session.get(EvidenceItem, item_id)
     if item is None:
         raise NotFound(f"no evidence item {item_id} visible to you", code="item_not_found")
-    load_case(session, user=user, case_id=item.case_id)
+    try:
+        load_case(session, user=user, case_id=item.case_id)
+    except NotFound:
+        raise NotFound(f"no evidence item {item_id} visible to you", code="item_not_found") from None
     return item
 
 
