@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -76,6 +78,16 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
                         headers=headers)
 
 
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route of the app, those of included routers too (FastAPI keeps them nested)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one shape."""
 
@@ -106,7 +118,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette's Allow names only the first route of the path; a path such as
             # /api/v1/cases has one route per method, so gather them all.
-            allowed = sorted({m for route in request.app.router.routes
+            allowed = sorted({m for route in _leaf_routes(request.app.router.routes)
                               if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
                               for m in route.methods})
             return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -237,6 +238,22 @@ def test_every_operation_documents_the_common_errors(stack):
             assert expected <= codes, (method, path, expected - codes)
             assert operation["responses"]["431"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_a_method_a_path_does_not_serve_is_405_naming_those_it_does(stack, officer):
+    """For every documented path: a method it does not serve answers 405 in the error shape,
+    with an Allow header naming exactly the methods the path documents (RFC 9110 15.5.6)."""
+    with stack.client(officer) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+        assert len(paths) > 20
+        for template, operations in paths.items():
+            served = {m.upper() for m in operations}
+            other = next(m for m in ("PUT", "PATCH", "DELETE", "POST", "GET") if m not in served)
+            path = re.sub(r"\{[^}]+\}", lambda _m: str(uuid.uuid4()), template)
+            r = c.request(other, path, json={})
+            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", (other, path, r.text)
+            allowed = {m.strip() for m in r.headers["allow"].split(",")}
+            assert served <= allowed and allowed - served <= {"HEAD"}, (other, template, r.headers["allow"])
 
 
 def test_the_h11_implementation_behaves_alike(stack, officer, case):
