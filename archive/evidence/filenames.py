@@ -24,6 +24,21 @@ _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\
 _DEVICE = re.compile(r"(?i)(con|prn|aux|nul|com[1-9\u00b9\u00b2\u00b3]|lpt[1-9\u00b9\u00b2\u00b3])")
 
 
+def bad_character(text: str) -> str | None:
+    """What is wrong with the first character of ``text`` that would make a name lie about
+    itself or break the tools that show it (a control or bidirectional-formatting
+    character, an unpaired surrogate), e.g. ``"a control character (U+0001)"``; None if none."""
+    bad = _BAD_CHAR.search(text)
+    if bad is None:
+        return None
+    ch = bad.group()
+    kind = (
+        "a bidirectional formatting character" if ch in _BIDI
+        else "an unpaired surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
+    )
+    return f"{kind} (U+{ord(ch):04X})"
+
+
 def check_filename(name: str, *, what: str = "filename") -> str:
     """Return ``name`` unchanged when it is a plain file name; raise InvalidInput otherwise.
 
@@ -41,14 +56,9 @@ def check_filename(name: str, *, what: str = "filename") -> str:
         raise InvalidInput(f"{what} {name!r} is not a file name", code="invalid_filename")
     if "/" in name or "\\" in name:
         raise InvalidInput(f"{what} must be a bare file name without '/' or '\\' (got {name!r})", code="invalid_filename")
-    bad = _BAD_CHAR.search(name)
+    bad = bad_character(name)
     if bad:
-        ch = bad.group()
-        kind = (
-            "a bidirectional formatting character" if ch in _BIDI
-            else "an unpaired surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
-        )
-        raise InvalidInput(f"{what} contains {kind} (U+{ord(ch):04X})", code="invalid_filename")
+        raise InvalidInput(f"{what} contains {bad}", code="invalid_filename")
     if name[-1] in ". ":
         raise InvalidInput(f"{what} must not end with a dot or a space (got {name!r})", code="invalid_filename")
     if _DEVICE.fullmatch(name.split(".", 1)[0].rstrip(" ")):

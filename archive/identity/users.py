@@ -14,12 +14,13 @@ import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.db import insert_ignoring_duplicates, unique_violations_as_conflicts
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from archive.evidence.filenames import bad_character
 from archive.models import ApiToken, Case, Role, Unit, User, new_id
 TOKEN_PREFIX = "ev_"
 
@@ -49,7 +50,27 @@ def user_names(session: Session, user_ids: Collection[str]) -> dict[str, str]:
     return dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all())
 
 
+def check_user_name(name: str) -> str:
+    """Return ``name`` when it can name a user; raise InvalidInput (``invalid_user_name``)
+    otherwise. A user's name is an actor in custody entries and a path segment of the
+    users API, so it is shown and typed as given: no control or bidirectional-formatting
+    character, no leading or trailing space, no ``/`` or ``\\``, not ``.`` or ``..``."""
+    bad = bad_character(name)
+    if bad:
+        raise InvalidInput(f"user name contains {bad}", code="invalid_user_name")
+    if not name.strip() or name != name.strip():
+        raise InvalidInput(f"user name must not be empty or begin or end with a space (got {name!r})",
+                           code="invalid_user_name")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise InvalidInput(f"user name must not contain '/' or '\\' nor be '.' or '..' (got {name!r})",
+                           code="invalid_user_name")
+    return name
+
+
 def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
+    bad = bad_character(name)
+    if bad:
+        raise InvalidInput(f"unit name contains {bad}", code="invalid_unit")
     name = name.strip()
     if not name:
         raise InvalidInput("unit name is empty", code="invalid_unit")
@@ -81,8 +102,11 @@ def add_user(
     second value is empty; ``external_subject`` links the user to the directory.
     """
     role = parse_role(role)
-    if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
-        raise Conflict(f"a user called {name!r} already exists", code="user_exists")
+    check_user_name(name)
+    # Names differing only in case read as one person in the custody ledger.
+    same = session.execute(select(User.name).where(func.lower(User.name) == name.lower())).scalars().first()
+    if same is not None:
+        raise Conflict(f"a user called {same!r} already exists", code="user_exists")
     # Both rows go in before the first custody entry: the ledger lock is taken last, so a
     # concurrent add of the same name fails on its unique key instead of deadlocking.
     unit_row, unit_created = _find_or_add_unit(session, unit)
