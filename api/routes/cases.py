@@ -114,7 +114,7 @@ async def upload_evidence(
     services: ServicesDep,
     user_id: CurrentUserId,
     kind: EvidenceKind,
-    filename: Annotated[str, Query(min_length=1, max_length=1000)],
+    filename: Annotated[str, Query(description="The file's name as given (see README, File names)")],
     sha256: Annotated[str | None, Query(description="Declared SHA-256 (hex); a mismatch keeps nothing")] = None,
     device_id: Annotated[str | None, Query(max_length=200)] = None,
     recorded_start: Annotated[datetime | None, Query(description="ISO 8601 with zone")] = None,
