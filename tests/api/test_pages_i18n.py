@@ -3,6 +3,7 @@ Chinese and English, with the same placeholders; the language is chosen and reme
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from pathlib import Path
@@ -36,6 +37,60 @@ def test_every_message_used_exists_in_both_languages_with_the_same_placeholders(
         assert set(texts) == {"zh", "en"}, key
         assert texts["zh"].strip() and texts["en"].strip(), key
         assert _fields(texts["zh"]) == _fields(texts["en"]), key
+
+
+def _literal_arguments(function: str, *, keyword: str | None = None, position: int | None = None) -> set[str]:
+    """String literals the server's code passes to ``function`` (by ``keyword`` or at
+    ``position``), and the values of module constants passed there by name."""
+    found: set[str] = set()
+    for package in ("archive", "ingest", "workers", "api"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            constants = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                         for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+                         and isinstance(n.value.value, str)}
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name != function:
+                    continue
+                args = [k.value for k in node.keywords if k.arg == keyword] if keyword else []
+                if position is not None and len(node.args) > position:
+                    args.append(node.args[position])
+                for arg in args:
+                    formatted = {id(n) for j in ast.walk(arg) if isinstance(j, ast.JoinedStr) for n in ast.walk(j)}
+                    for leaf in ast.walk(arg):  # also both sides of `"a" if x else "b"`; not f-string parts
+                        if id(leaf) in formatted:
+                            continue
+                        if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                            found.add(leaf.value)
+                        elif isinstance(leaf, ast.Name) and leaf.id in constants:
+                            found.add(constants[leaf.id])
+    return found
+
+
+def test_every_stored_value_a_page_shows_has_a_label_in_both_languages():
+    """Custody actions, processing steps, flags, seal objects and verification rows are shown
+    through the catalogue (``group.value``); a value without an entry would show raw in the
+    Chinese pages. The values are read from the code that records them."""
+    from archive.evidence.fixity import FIXITY_FAILED, MISSING_OBJECT
+    from archive.inspections.models import InspectionStatus
+    from archive.seals.items import SEAL_ROLES
+    from ingest.pipeline import STEPS
+
+    actions = _literal_arguments("append", keyword="action") | _literal_arguments("append_now", keyword="action")
+    actions |= {"user_enabled", "user_disabled", "user_changed"} | {f"inspection_{s.value}" for s in InspectionStatus}
+    assert {"evidence_received", "item_sealed", "case_stage_moved", "checkpoint_sealed"} <= actions
+    flags = _literal_arguments("add_flag", position=1) | {"empty_file", FIXITY_FAILED, MISSING_OBJECT}
+    assert {"processing_failed", "duplicate_content"} <= flags
+    steps = set(STEPS) | _literal_arguments("set_task_state", position=1) | _literal_arguments("step", position=1)
+    assert {"probe", "sm3", "seal"} <= steps
+    wanted = ({f"action.{a}" for a in actions} | {f"flag.{f}" for f in flags} | {f"step.{s}" for s in steps}
+              | {f"derived.{r}" for r in (*SEAL_ROLES, "pades", "thumbnail", "proxy")}
+              | {f"check.{w}" for w in ("item", "ledger", "checkpoints", "continuity", "run", "gap")}
+              | {f"check_outcome.{o}" for o in ("ok", "failed", "pending")})
+    assert sorted(wanted - set(MESSAGES)) == []
 
 
 def test_chinese_by_default_english_when_asked_and_remembered(stack):
