@@ -237,8 +237,6 @@ def after_commit(session: Session, key: str, make: Callable[[], Action]) -> Acti
     transaction makes the action (``make()``); later ones return the same action, so callers
     can hand it more work. The work must be safe to leave for later: if it fails (or the
     process dies first), what was committed stands and the action's own recovery picks it up.
-    An action with a ``settle_before_commit(session)`` method is offered the transaction
-    itself as it is about to commit, to do its work there when that needs no waiting.
     """
     actions = session.info.setdefault(AFTER_COMMIT, {})
     if key not in actions:
@@ -275,17 +273,6 @@ def _transaction_ended(session: Session, transaction: Any) -> None:
             log.warning("after-commit step %s did not run; it is retried by its recovery", key, exc_info=True)
 
 
-def _committing(session: Session) -> None:
-    # An action that can do its work inside the transaction without waiting for anyone does
-    # it here (``settle_before_commit``), and then has nothing left for after the commit.
-    if session.in_nested_transaction():
-        return
-    for action in list(session.info.get(AFTER_COMMIT, {}).values()):
-        settle = getattr(action, "settle_before_commit", None)
-        if settle is not None:
-            settle(session)
-
-
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(AFTER_COMMIT, None)
 
@@ -301,7 +288,6 @@ class Database:
         self._read_engine = self.engine.execution_options(**{SNAPSHOT: True})
         self._snapshot_engine = (self._read_engine.execution_options(isolation_level="REPEATABLE READ")
                                  if self.engine.dialect.name == "postgresql" else self._read_engine)
-        event.listen(self.sessions, "before_commit", _committing)
         event.listen(self.sessions, "after_commit", _committed)
         event.listen(self.sessions, "after_rollback", _drop_after_commit)
         event.listen(self.sessions, "after_transaction_end", _transaction_ended)

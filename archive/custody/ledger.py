@@ -7,7 +7,7 @@ tree, so the service can give a tree head for any size, an inclusion proof for a
 and a consistency proof between two sizes. Append stores the hash of every complete
 subtree it finishes (``ledger_nodes``), so each of those reads O(log n) hashes. The proof
 checks in :mod:`archive.custody.merkle` are pure and run offline. On PostgreSQL entries are
-written with their action and sequenced in batches as or after it commits (:func:`append`).
+written with their action and sequenced in batches after it commits (:func:`append`).
 
 Why one module of some 600 lines: appending, batch sequencing, tree heads, proofs and the
 verifying pass all read and write the same three tables (entries, nodes, the lock row with its
@@ -101,12 +101,10 @@ def append(
     """Record one custody entry with the caller's transaction: it commits (or rolls back)
     with the action it records.
 
-    On PostgreSQL the entry waits in ``ledger_pending`` and takes no lock until the
-    transaction commits. Then, if the ledger's lock is free, the transaction takes it and
-    sequences its entries, with those every committed transaction left waiting, in its own
-    commit; if a pass holds the lock, they are sequenced after the commit in one batch
-    (:func:`sequence_pending`). So many concurrent writers share one lock and one flush per
-    batch instead of queueing on the ledger's lock through each commit. The caller
+    On PostgreSQL the entry waits in ``ledger_pending`` and takes no lock; as the transaction
+    commits, the entries every committed transaction left there are sequenced into the ledger
+    in one batch (:func:`sequence_pending`), so many concurrent writers share one lock and one
+    flush per batch instead of queueing on the ledger's lock through each commit. The caller
     sees its entry in the ledger once its transaction has committed, and entries keep the
     order they were written in. On SQLite, where the write transaction already serialises
     writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
@@ -128,30 +126,13 @@ def _columns(actor: str, action: str, case_id: str | None, item_id: str | None,
 
 
 class _Sequencing:
-    """What a transaction asks of the sequencer once it commits: see its entries sequenced.
-
-    As the transaction is about to commit it sequences them itself if the ledger's lock is
-    free (:meth:`settle_before_commit`): one commit instead of two, the lock held only
-    through that commit, as long as a sequencing pass holds it. If another transaction
-    holds the lock it does not wait for it: its entries are sequenced after its commit."""
+    """What a transaction asks of the sequencer once it commits: see its entries sequenced."""
 
     def __init__(self) -> None:
         self.rows: list[LedgerPending] = []
 
-    def settle_before_commit(self, session: Session) -> None:
-        if not self.rows:
-            return
-        session.flush()  # every other row this transaction changes is locked before the ledger's
-        lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1)
-                               .with_for_update(skip_locked=True)).scalar_one_or_none()
-        if lock is None:
-            return  # a pass is running: wait for one after the commit
-        if _sequence_waiting(session, lock, limit=BATCH) < BATCH:
-            self.rows.clear()  # a full batch may have left this transaction's own entries waiting
-
     def __call__(self, engine: Engine) -> None:
-        if self.rows:
-            _group(engine).wait(engine, [r.id for r in self.rows])
+        _group(engine).wait(engine, [r.id for r in self.rows])
 
 
 class _GroupSequencer:
