@@ -62,7 +62,7 @@ def placed_recordings(session: Session, *, case_id: str) -> list[Placed]:
     """The case's recordings of a device that can be placed in time, in true time."""
     items = session.execute(
         select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.device_id.is_not(None))
-        .options(load_only(EvidenceItem.id, EvidenceItem.device_id, EvidenceItem.recorded_start,
+        .options(load_only(EvidenceItem.id, EvidenceItem.device_id, EvidenceItem.recorded_start, EvidenceItem.received_at,
                            EvidenceItem.media_facts, EvidenceItem.original_filename, raiseload=True))
     ).scalars().all()
     devices = {i.device_id for i in items}
@@ -71,8 +71,8 @@ def placed_recordings(session: Session, *, case_id: str) -> list[Placed]:
     placed = []
     for item in items:
         rec = recording_of(item)
-        if rec is None or rec.device_id is None:
-            continue
+        if rec is None or rec.device_id is None or not rec.placed:
+            continue  # a recording with no start time has no place on the timeline
         start = rec.start - timedelta(seconds=offsets.get(rec.device_id, 0.0))
         placed.append(Placed(item.id, rec.device_id, start, start + timedelta(seconds=rec.duration_seconds),
                              item.original_filename))
@@ -93,11 +93,12 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
     if not placed:
         return None
     devices = {p.device for p in placed}
-    gaps = [g for g in gaps if g.device in devices]
+    starts = {p.item_id: p.start for p in placed}
+    # A pause inside a recording that has no place in time is listed with the gaps, not drawn.
+    gaps = [g for g in gaps if g.device in devices and (g.level != "in_file" or g.item_id in starts)]
     lo = min([p.start for p in placed] + [g.start for g in gaps])
     hi = max([p.end for p in placed] + [g.end for g in gaps])
     total = max((hi - lo).total_seconds(), 1.0)
-    starts = {p.item_id: p.start for p in placed}
 
     def bar(kind: str, a: datetime, b: datetime, label: str, item: str | None, at: float) -> Bar:
         left = (a - lo).total_seconds() / total * 100

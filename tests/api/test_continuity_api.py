@@ -146,6 +146,12 @@ def test_a_pause_is_found_in_a_recording_with_no_start_time(stack, officer, case
     assert "start time is unknown" in gap["cause"], gap["cause"]
     assert datetime.fromisoformat(gap["end"].replace("Z", "+00:00")) < received
     assert report["complete"] is False and report["summary"]["unplaced_items"] == [item["id"]], report
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60, cookies={"evidence_lang": "zh"}) as b:
+        assert sign_in(b, officer).status_code == 303
+        page = b.get(f"/cases/{case['id']}")
+    assert page.status_code == 200
+    assert 'data-testid="gaps-unplaced"' in page.text and "有 1 段录像没有开始时间" in page.text
+    assert page.text.count('data-testid="gap-row"') == 1
 
 
 @pytest.mark.parametrize(("clip", "kind", "at", "pause"), [
