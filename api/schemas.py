@@ -297,6 +297,10 @@ class ContinuityPublic(BaseModel):
     analysed_at: datetime | None
     summary: dict[str, Any]
     gaps: list[GapPublic]
+    outstanding: list[dict[str, Any]] = Field(
+        description="What keeps the continuity from being complete: {what, subject, reason, detail} per item "
+                    "still processing, a queued analysis, and each current gap not accepted or whose record the "
+                    "custody ledger contradicts (reason gap_record_altered)")
 
 
 class ExplanationCreate(BaseModel):

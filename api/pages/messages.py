@@ -367,6 +367,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "pending_reason.continuity_analysis_pending": {"zh": "连续性分析未完成", "en": "continuity analysis pending"},
     "pending_reason.gap_unexplained": {"zh": "中断未说明", "en": "gap not explained"},
     "pending_reason.gap_awaiting_review": {"zh": "中断说明待审核", "en": "explanation awaiting review"},
+    "pending_reason.gap_record_altered": {"zh": "中断记录与监管日志不符（疑被篡改）", "en": "gap record contradicts the custody ledger (altered)"},
     "pending_reason.gap_explanation_rejected": {"zh": "中断说明被退回", "en": "explanation rejected"},
     "check_outcome.ok": {"zh": "通过", "en": "ok"},
     "check_outcome.failed": {"zh": "未通过", "en": "failed"},

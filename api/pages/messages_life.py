@@ -142,6 +142,7 @@ LIFE_MESSAGES: dict[str, dict[str, str]] = {
     "gate.gap_unexplained": {"zh": "有中断未说明", "en": "gap unexplained"},
     "gate.gap_awaiting_review": {"zh": "有中断说明待审核", "en": "gap explanation awaiting review"},
     "gate.gap_explanation_rejected": {"zh": "有中断说明被退回", "en": "gap explanation rejected"},
+    "gate.gap_record_altered": {"zh": "有中断记录与监管日志不符（疑被篡改）", "en": "gap record contradicts the custody ledger"},
     "gate.processing": {"zh": "证据处理中", "en": "processing"},
     "gate.continuity_analysis_pending": {"zh": "连续性分析未完成", "en": "continuity analysis pending"},
     "gate.item_unsealed": {"zh": "证据未签章", "en": "item unsealed"},

@@ -77,6 +77,7 @@ def get_continuity(case_id: str, session: SessionDep, user: CurrentUser, history
     return ContinuityPublic(
         case_id=report.case_id, complete=report.complete, pending=report.pending, analysed_at=report.analysed_at,
         summary=report.summary, gaps=[GapPublic.of(g, report.people) for g in report.gaps],
+        outstanding=list(report.outstanding),
     )
 
 

@@ -32,7 +32,7 @@ from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, checkpoint_sizes, verify_checkpoints
 from archive.seals.sealer import Sealer
 from archive.cases import verification
-from archive.continuity.report import build_report, gap_counts
+from archive.continuity.report import GAP_ALTERED, build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
@@ -183,16 +183,22 @@ def run_verification(
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
     with db.session() as session:
         continuity = build_report(session, case_id=case_id)
-    summary, progress = gap_counts(continuity), list(continuity.outstanding)
+    summary = gap_counts(continuity)
+    altered = [p for p in continuity.outstanding if p["reason"] == GAP_ALTERED]
+    progress = [p for p in continuity.outstanding if p["reason"] != GAP_ALTERED]
     # An item still being processed is listed once, as processing: its seal is part of that.
     busy = {p["subject"] for p in progress if p["what"] == "item"}
     pending = [p for item_id, p in waiting.items() if item_id not in busy] + progress
     unfinished = [p for p in progress if p["what"] != "item"]
-    checks.append(_check(
-        "continuity", "recording continuity", "pending" if unfinished else "ok",
-        f"{summary['gaps']} gaps, {summary['accepted']} accepted, {summary['unresolved']} unresolved"
-        + ("; analysis pending" if any(p["reason"] == "continuity_analysis_pending" for p in unfinished) else ""),
-    ))
+    if altered:
+        checks.append(_check("continuity", "recording continuity", "failed", "; ".join(
+            f"gap {p['subject']} ({p['detail']})" for p in altered)))
+    else:
+        checks.append(_check(
+            "continuity", "recording continuity", "pending" if unfinished else "ok",
+            f"{summary['gaps']} gaps, {summary['accepted']} accepted, {summary['unresolved']} unresolved"
+            + ("; analysis pending" if any(p["reason"] == "continuity_analysis_pending" for p in unfinished) else ""),
+        ))
     failed = [c for c in checks if c["outcome"] == "failed"]
     status = "failed" if failed else "incomplete" if pending else "passed"
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.continuity.models import Gap, GapStatus
-from archive.models import Case, Role, User, utcnow
+from archive.models import Case, LedgerEntry, Role, User, utcnow
 from archive.identity.users import actor_name, load_case, require_role, unit_scope
 
 
@@ -66,6 +68,40 @@ def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comme
         details={"gap": gap.id, "key": gap.key, "accepted": bool(accept), "comment": comment},
     )
     return gap
+
+
+def gap_record_faults(session: Session, *, case_id: str, gaps: Iterable[Gap]) -> dict[str, str]:
+    """Gaps whose explanation or review, as their rows hold it, is not what the custody ledger
+    recorded (``gap_explained`` and ``gap_reviewed`` entries, in order): gap id -> what
+    differs. A status written straight into the database (an "accepted" no reviewer gave)
+    is named here, so it cannot clear the gate that every gap be accepted."""
+    told: dict[str, dict[str, Any]] = {}
+    for details in session.execute(
+        select(LedgerEntry.details).where(LedgerEntry.case_id == case_id,
+                                          LedgerEntry.action.in_(("gap_explained", "gap_reviewed")))
+        .order_by(LedgerEntry.seq)
+    ).scalars():
+        try:
+            entry = json.loads(details)
+        except ValueError:
+            continue  # an unreadable entry is the ledger verification's finding
+        state = told.setdefault(str(entry.get("gap")), {"status": GapStatus.open, "explanation": None})
+        if "reason" in entry:
+            state.update(status=GapStatus.explained, explanation=entry["reason"], comment=None)
+        else:
+            state.update(status=GapStatus.accepted if entry.get("accepted") else GapStatus.rejected,
+                         comment=entry.get("comment"))
+    faults = {}
+    for gap in gaps:
+        state = told.get(gap.id, {"status": GapStatus.open, "explanation": None})
+        if gap.status != state["status"]:
+            faults[gap.id] = (f"its record says {gap.status.value}, the custody ledger "
+                              f"{state['status'].value} (no entry recorded the change)")
+        elif gap.status != GapStatus.open and (gap.explanation or "") != (state["explanation"] or ""):
+            faults[gap.id] = "its explanation is not the one the custody ledger recorded"
+        elif gap.status in (GapStatus.accepted, GapStatus.rejected) and (gap.review_comment or None) != (state.get("comment") or None):
+            faults[gap.id] = "its review comment is not the one the custody ledger recorded"
+    return faults
 
 
 def open_gap_counts(session: Session, *, case_ids: Collection[str]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.continuity.models import ContinuityState, EnforcementAction, Gap, GapStatus
 from archive.continuity.devices import actions_of
+from archive.continuity.gaps import gap_record_faults
 from archive.continuity.runs import PIPELINE_DONE_STEP
 from archive.models import EvidenceItem, User
 from archive.identity.users import load_case, user_names
@@ -30,6 +31,9 @@ GAP_PENDING_REASONS = {
     GapStatus.rejected: "gap_explanation_rejected",
 }
 """Why a current gap keeps a case's continuity from being complete, by its status."""
+GAP_ALTERED = "gap_record_altered"
+"""A gap whose status or explanation is not what the custody ledger recorded: a failure of
+the case's verification, not something to wait for (:func:`gap_record_faults`)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ class CaseContinuity:
     """What keeps the continuity from being complete: ``{"what", "subject", "reason",
     "detail"}`` per item still processing (``processing``), for an unanswered analysis
     (``continuity_analysis_pending``) and per current gap not accepted (see
-    :data:`GAP_PENDING_REASONS`). Empty exactly when ``complete``."""
+    :data:`GAP_PENDING_REASONS`) or whose record the custody ledger contradicts
+    (:data:`GAP_ALTERED`). Empty exactly when ``complete``."""
     people: dict[str, str]
     """User id -> name of everyone who explained or reviewed one of ``gaps``."""
 
@@ -106,11 +111,15 @@ def build_report(session: Session, *, case_id: str, include_history: bool = Fals
     if analysis:
         outstanding.append({"what": "continuity", "subject": case_id, "reason": "continuity_analysis_pending",
                             "detail": "a continuity analysis of the case is queued or running"})
+    current = [gap for gap in gaps if gap.current]
+    altered = gap_record_faults(session, case_id=case_id, gaps=current)
     outstanding += [
-        {"what": "gap", "subject": gap.id, "reason": GAP_PENDING_REASONS[gap.status],
+        {"what": "gap", "subject": gap.id,
+         "reason": GAP_ALTERED if gap.id in altered else GAP_PENDING_REASONS[gap.status],
          "detail": f"{gap.level} gap of {gap.duration_seconds:.1f} s on {gap.device or 'no device'} "
-                   f"from {ledger.iso_utc(gap.start)}: {gap.status.value}"}
-        for gap in gaps if gap.current and gap.status != GapStatus.accepted
+                   f"from {ledger.iso_utc(gap.start)}: "
+                   + (altered[gap.id] if gap.id in altered else gap.status.value)}
+        for gap in current if gap.id in altered or gap.status != GapStatus.accepted
     ]
     return CaseContinuity(
         case_id=case_id, complete=not outstanding, pending=bool(busy) or analysis, gaps=gaps,

@@ -250,6 +250,41 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
     assert "action_recorded" in actions and "continuity_analysed" in actions
 
 
+@pytest.mark.slow  # waits for a case verification
+def test_a_gap_accepted_in_the_database_without_a_review_fails_verification(stack, officer, case, clips):
+    """Two pauses: one explained, rejected, explained again and accepted through the API; the
+    other marked accepted by writing its row. The continuity report names only the second as
+    altered (it does not count as accepted), and the case's verification fails naming it."""
+    from sqlalchemy import text
+
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with stack.client(officer) as c, stack.client(reviewer) as rv:
+        upload_clip(c, case["id"], clips["jump"], device_id=device(), start=T0)
+        upload_clip(c, case["id"], clips["jump"], device_id=device(), start=T0 + timedelta(seconds=60))
+        honest, forged = (g["id"] for g in settled(c, case["id"])["gaps"])
+        c.post(f"/api/v1/gaps/{honest}/explanation", json={"reason": "battery swap"})
+        rv.post(f"/api/v1/gaps/{honest}/review", json={"accept": False, "comment": "which battery?"})
+        c.post(f"/api/v1/gaps/{honest}/explanation", json={"reason": "battery swap on the second camera"})
+        assert rv.post(f"/api/v1/gaps/{honest}/review", json={"accept": True}).json()["status"] == "accepted"
+        with stack.services.db.session() as s:
+            s.execute(text("UPDATE gaps SET status = 'accepted', explanation = 'forged', reviewed_at = explained_at "
+                           "WHERE id = :g"), {"g": forged})
+        report = settled(c, case["id"])
+        assert [(o["subject"], o["reason"]) for o in report["outstanding"]] == [(forged, "gap_record_altered")], report
+        assert report["complete"] is False
+        r = rv.post(f"/api/v1/cases/{case['id']}/verify")
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 120
+        while (receipt := next(x for x in rv.get(f"/api/v1/cases/{case['id']}/verifications").json()
+                               if x["id"] == r.json()["id"]))["status"] not in ("passed", "incomplete", "failed"):
+            assert time.monotonic() < deadline, receipt
+            time.sleep(0.3)
+    assert receipt["status"] == "failed", receipt
+    (check,) = [x for x in receipt["checks"] if x["what"] == "continuity"]
+    assert check["outcome"] == "failed" and forged in check["detail"] and honest not in check["detail"], check
+    assert "custody ledger" in check["detail"]
+
+
 def test_clock_offset_removes_false_gap(stack, officer, case, clips):
     cam = device()
     start = T0 + timedelta(hours=1)
