@@ -8,11 +8,12 @@ end and duration (:func:`gap_span`), so ``10:00:30.0 - 10:00:38.0, 8.0 s`` adds 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "local_time"]
+__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "local_time", "shown"]
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
@@ -58,3 +59,24 @@ def gap_span(start: datetime | str, end: datetime | str, zone: str = DEFAULT_TIM
     ds = round(s.timestamp() * 10)
     de = round(e.timestamp() * 10)
     return local_time(s, zone, tenths=True), local_time(e, zone, tenths=True), f"{(de - ds) / 10:.1f} s"
+
+
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def shown(value: object, zone: str = DEFAULT_TIME_ZONE) -> object:
+    """A stored value as a person reads it: a datetime, and every moment written in ISO 8601
+    with its zone inside a text (custody details, receipt lines), in local time; anything
+    else unchanged."""
+    if isinstance(value, datetime):
+        return local_time(value, zone)
+    if not isinstance(value, str):
+        return value
+
+    def local(match: re.Match[str]) -> str:
+        try:
+            return local_time(match.group(), zone)
+        except ValueError:
+            return match.group()
+
+    return _ISO_MOMENT.sub(local, value)

@@ -6,6 +6,7 @@ import click
 
 from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError
+from archive.timefmt import local_time
 
 
 @main.group()
@@ -122,8 +123,10 @@ def token_list(user_name: str | None) -> None:
     try:
         with _user_session() as session:
             owner = find_user(session, name=user_name) if user_name else None
+            zone = cli_settings().time_zone
             for t in list_tokens(session, user=owner):
-                click.echo(f"{t.id}\t{t.user.name}\t{t.name}\texpires={t.expires_at or '-'}\trevoked={t.revoked_at or '-'}")
+                click.echo(f"{t.id}\t{t.user.name}\t{t.name}\texpires={local_time(t.expires_at, zone) or '-'}"
+                           f"\trevoked={local_time(t.revoked_at, zone) or '-'}")
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
 

@@ -9,7 +9,7 @@ import click
 
 from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError, VerificationFailed
-from archive.timefmt import local_time
+from archive.timefmt import local_time, shown
 
 
 @main.group()
@@ -155,16 +155,18 @@ def verify_case(case: str, as_user: str | None) -> None:
         table.add_column(column, overflow="fold")
     colour = {"ok": "green", "failed": "red", "pending": "yellow", "warning": "yellow"}
     for c in receipt.checks:
-        table.add_row(c["what"], c["subject"], f"[{colour.get(c['outcome'], 'white')}]{c['outcome']}[/]", c["detail"] or "")
+        table.add_row(c["what"], c["subject"], f"[{colour.get(c['outcome'], 'white')}]{c['outcome']}[/]",
+                      shown(c["detail"] or "", settings.time_zone))
     console.print(table)
     if receipt.status == "failed":
         for c in receipt.checks:
             if c["outcome"] == "failed":
-                click.echo(f"FAILED {c['what']} {c['subject']}: {c['detail']}", err=True)
+                click.echo(f"FAILED {c['what']} {c['subject']}: {shown(c['detail'], settings.time_zone)}", err=True)
         sys.exit(1)
     if receipt.status != "passed":
         for p in receipt.pending or []:
-            click.echo(f"PENDING {p['reason']} {p['what']} {p['subject']}: {p['detail']}", err=True)
+            click.echo(f"PENDING {p['reason']} {p['what']} {p['subject']}: {shown(p['detail'], settings.time_zone)}",
+                       err=True)
         click.echo(f"INCOMPLETE: case {number} is not yet fully verifiable ({len(receipt.pending or [])} pending)",
                    err=True)
         sys.exit(3)

@@ -13,7 +13,7 @@ from typing import Any
 from archive.continuity.models import Gap
 from archive.evidence.items import is_viewable, is_wacz
 from archive.models import Case, EvidenceItem, ExportRequest, LedgerEntry
-from archive.timefmt import gap_span, local_time
+from archive.timefmt import gap_span, local_time, shown
 
 PLAYABLE_ROLE = "proxy"
 """The derived object a browser plays (an H.264/AAC MP4 made by ingest.derive)."""
@@ -149,7 +149,7 @@ class EntryRow:
     @classmethod
     def of(cls, entry: LedgerEntry, *, zone: str) -> EntryRow:
         details: dict[str, Any] = json.loads(entry.details) if isinstance(entry.details, str) else dict(entry.details or {})
-        text = ", ".join(f"{k}: {v}" for k, v in details.items() if v not in (None, "", [], {}))
+        text = ", ".join(f"{k}: {shown(v, zone)}" for k, v in details.items() if v not in (None, "", [], {}))
         return cls(seq=entry.seq, at=local_time(entry.recorded_at, zone), actor=entry.actor, action=entry.action,
                    item_id=entry.item_id, details=text, entry_hash=entry.entry_hash)
 
@@ -228,7 +228,7 @@ class ReceiptRow:
         return cls(
             id=receipt.id, status=receipt.status, requested_by=people.get(receipt.requested_by),
             created=local_time(receipt.created_at, zone), finished=local_time(receipt.finished_at, zone),
-            checks=tuple((c.get("what", ""), c.get("subject", ""), c.get("outcome", ""), c.get("detail") or "")
+            checks=tuple((c.get("what", ""), c.get("subject", ""), c.get("outcome", ""), shown(c.get("detail") or "", zone))
                          for c in receipt.checks or ()),
             pending=tuple((p.get("what", ""), p.get("subject", ""), p.get("reason", "")) for p in receipt.pending or ()),
         )

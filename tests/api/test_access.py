@@ -143,6 +143,10 @@ def test_cli_manages_users_and_tokens(stack):
         assert c.get("/api/v1/cases").status_code == 200
         assert stack.cli("token", "revoke", token_id).returncode == 0
         assert c.get("/api/v1/cases").status_code == 401
+    # Expiry and revocation as the corps reads them: local, with the offset, to the second.
+    (line,) = [x for x in stack.cli("token", "list", "--user", name).stdout.splitlines() if x.startswith(token_id)]
+    assert re.search(r"\texpires=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00\trevoked=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00$",
+                     line), line
     assert stack.cli("user", "disable", "nobody-" + name).returncode != 0
 
 

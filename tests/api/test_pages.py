@@ -47,6 +47,10 @@ def test_case_page_shows_items_seals_gaps_and_custody(stack, officer, case):
     assert hashlib.new("sm3", data).hexdigest() in page.text
     assert "sealed" in page.text and "evidence_received" in page.text and "case_created" in page.text
     assert "No gaps found." in page.text
+    # Every moment a person reads is local with its offset, custody details included
+    # (retention_until, time-stamp times), never the stored UTC text.
+    shown_text = re.sub(r"<[^>]*>", " ", page.text)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", shown_text), re.findall(r"\S*\d{4}-\d{2}-\d{2}T\S*", shown_text)[:5]
 
 
 def test_other_units_case_page_is_not_found(stack, case):
