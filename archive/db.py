@@ -207,7 +207,20 @@ def _is_busy(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
-    return False
+    # A connection the server closed under us ("the connection is closed") on PostgreSQL.
+    return isinstance(exc, sa_exc.InterfaceError) and not type(exc.orig).__module__.startswith("sqlite3")
+
+
+def _end(session: Session) -> None:
+    """Roll back what is left of ``session``'s transaction. A connection the server has
+    dropped cannot roll back, and needs not: its transaction is gone with it. That must not
+    replace the error being raised, or fail a read that already has its rows."""
+    try:
+        session.rollback()
+    except sa_exc.DBAPIError as exc:
+        if not _is_busy(exc):
+            raise
+        session.invalidate()
 
 
 def translate_busy(exc: BaseException) -> None:
@@ -304,7 +317,7 @@ class Database:
                 yield session
                 session.commit()
             except BaseException as exc:
-                session.rollback()
+                _end(session)
                 translate_busy(exc)
                 raise
 
@@ -350,7 +363,7 @@ class Database:
                 # Detach what was read before ending the transaction, so the objects
                 # keep their loaded values for the caller (a rollback would expire them).
                 session.expunge_all()
-                session.rollback()
+                _end(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

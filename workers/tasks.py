@@ -27,7 +27,7 @@ from archive.custody.checkpoints import checkpoint_due, seal_checkpoint
 from archive.seals.errors import TimestampUnavailable
 from archive.seals.items import seal_item
 from archive.seals.sealer import Sealer, SealerSource
-from archive.db import Database
+from archive.db import Database, translate_busy
 from archive.errors import ArchiveError, StoreUnavailable
 from archive.models import EvidenceItem
 from archive.storage import ObjectStore, open_store
@@ -92,8 +92,12 @@ class EvidenceTask(Task):
             return None
         token = _claim.set(claim)
         try:
-            with work.keep(self.db, settings, claim):
-                result = run()
+            try:
+                with work.keep(self.db, settings, claim):
+                    result = run()
+            except Exception as exc:
+                translate_busy(exc)  # a database lost for a moment: retried, never given up at once
+                raise
         except ArchiveError as exc:
             if not exc.transient:
                 work.fail(self.db, claim, exc.message)
@@ -140,7 +144,11 @@ class EvidenceTask(Task):
             evidence.set_task_state(item, name, "running")
         started, failed = time.perf_counter(), True
         try:
-            result = fn()
+            try:
+                result = fn()
+            except Exception as exc:
+                translate_busy(exc)  # a database lost for a moment is transient, wherever it was met
+                raise
             failed = False
         except ArchiveError as exc:
             if exc.transient:

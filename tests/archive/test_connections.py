@@ -73,3 +73,22 @@ def test_a_connection_dropped_in_use_answers_busy_once_then_reads_go_on(database
     with pytest.raises(DatabaseBusy):
         _backend(database)
     assert _backend(database) != first
+
+
+
+def test_a_connection_dropped_mid_transaction_is_busy_never_a_raw_driver_error(database, pg_url):
+    """The server drops the connection after a read got its rows, and in the middle of a
+    write: the read keeps its rows (ending its transaction cannot fail it), the write raises
+    DatabaseBusy (503 database_busy), although neither can roll back on a dead connection;
+    reads then go on with fresh connections. Before, the rollback's own OperationalError
+    escaped: a reset connection for a client, an item's processing given up for good."""
+    with database.read() as s:
+        pid, answer = s.execute(text("SELECT pg_backend_pid(), 42")).one()
+        _terminate(pg_url, pid)
+    assert answer == 42
+    with pytest.raises(DatabaseBusy):
+        with database.session() as s:
+            pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            _terminate(pg_url, pid)
+            s.execute(text("SELECT 1"))
+    assert _backend(database) not in (pid, None)
