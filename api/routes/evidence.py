@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -37,11 +39,11 @@ def get_content(
     """The original's bytes, streamed; a single ``Range`` is honoured (206)."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
     byte_range = evidence_service.parse_range(range_header, item.size) if item.size else None
-    with custody_session(services, session) as writing:
+    body = _open(services, key=item.storage_key, version=item.storage_version, size=item.size, byte_range=byte_range)
+    with _closed_on_error(body), custody_session(services, session) as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range)
     return _stream(
-        services, key=item.storage_key, version=item.storage_version, size=item.size, sha256=item.sha256,
-        media_type=item.media_type, byte_range=byte_range,
+        body, size=item.size, sha256=item.sha256, media_type=item.media_type, byte_range=byte_range,
         headers=_disposition(item.original_filename, item.media_type, inline=inline),
     )
 
@@ -60,21 +62,40 @@ def get_derived(
     if derived is None:
         raise NotFound(f"item {item_id} has no derived object {role!r}", code="derived_not_found")
     byte_range = evidence_service.parse_range(range_header, derived.size) if derived.size else None
-    with custody_session(services, session) as writing:
+    body = _open(services, key=derived.storage_key, version=derived.storage_version, size=derived.size,
+                 byte_range=byte_range)
+    with _closed_on_error(body), custody_session(services, session) as writing:
         evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
-    return _stream(
-        services, key=derived.storage_key, version=derived.storage_version, size=derived.size,
-        sha256=derived.sha256, media_type=derived.media_type, byte_range=byte_range,
-    )
+    return _stream(body, size=derived.size, sha256=derived.sha256, media_type=derived.media_type,
+                   byte_range=byte_range)
+
+
+def _open(services: Services, *, key: str, version: str | None, size: int,
+          byte_range: tuple[int, int] | None) -> Iterator[bytes]:
+    """The stored bytes to send, opened before the read is recorded: a store that cannot
+    give them answers 503 and leaves no custody entry for a read that delivered nothing."""
+    start, end = byte_range if byte_range else (0, None)
+    return services.store.read(key, version_id=version, start=start, end=end) if size else iter(())
+
+
+@contextmanager
+def _closed_on_error(body: Iterator[bytes]) -> Iterator[None]:
+    """Let go of an opened object (its file or connection) if the read cannot be recorded."""
+    try:
+        yield
+    except BaseException:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        raise
 
 
 def _stream(
-    services: Services, *, key: str, version: str | None, size: int, sha256: str, media_type: str,
+    body: Iterator[bytes], *, size: int, sha256: str, media_type: str,
     byte_range: tuple[int, int] | None, headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
     """A stored object's bytes (all, or the one range asked for: 206), with its digest headers."""
     start, end = byte_range if byte_range else (0, None)
-    body = services.store.read(key, version_id=version, start=start, end=end) if size else iter(())
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{sha256}"', **digest_headers(sha256), **(headers or {})}
     if byte_range:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"

@@ -69,6 +69,38 @@ def test_case_lifecycle_and_upload_roundtrip(stack, officer, case):
     assert reads == 2
 
 
+def test_a_read_the_store_cannot_serve_is_503_and_leaves_no_custody_entry(stack, officer, case, monkeypatch):
+    """Reads are custody entries, of what was read: with the object store unreachable the
+    content and a derived object answer 503 store_unavailable and record nothing; once it
+    is back, one read is one entry."""
+    from archive.errors import StoreUnavailable
+
+    data = os.urandom(3000)
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "s.bin"},
+                      content=data).json()
+        stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+
+        def reads() -> int:
+            with stack.services.db.read() as s:
+                return s.scalar(select(func.count()).select_from(LedgerEntry).where(
+                    LedgerEntry.item_id == item["id"], LedgerEntry.action == "content_read"))
+
+        before = reads()
+
+        def down(*_args, **_kwargs):
+            raise StoreUnavailable("the object store is not answering")
+
+        monkeypatch.setattr(type(stack.services.store), "read", down)
+        for path in (f"/api/v1/evidence/{item['id']}/content", f"/api/v1/evidence/{item['id']}/derived/manifest"):
+            r = c.get(path)
+            assert (r.status_code, r.json()["error"]["code"]) == (503, "store_unavailable"), r.text
+        assert reads() == before
+        monkeypatch.undo()
+        assert c.get(f"/api/v1/evidence/{item['id']}/content").content == data
+        assert reads() == before + 1
+
+
 def test_original_is_locked_in_store(stack, officer, case):
     with stack.client(officer) as c:
         item = _upload(c, case["id"], b"locked evidence").json()
