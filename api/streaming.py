@@ -10,6 +10,7 @@ rather than a silently short stream.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import AsyncIterator, Callable, Iterator
 import time
 from typing import TypeVar
@@ -21,7 +22,7 @@ from anyio.lowlevel import RunVar
 from starlette.requests import ClientDisconnect
 
 from archive import metrics
-from archive.errors import UploadIncomplete
+from archive.errors import UploadIncomplete, UploadsBusy
 
 T = TypeVar("T")
 BLOCK = 1024 * 1024
@@ -50,20 +51,32 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
 
 UPLOAD_THREADS = 40
 """Uploads streamed at once per API process; further ones wait (their clients' sends with them)."""
+UPLOAD_WAIT = 15.0
+"""Seconds an upload waits for a slot before it is answered 503 ``uploads_busy``: slow links
+holding every slot must not leave other uploads hanging with no answer."""
 
 _upload_threads: RunVar[anyio.CapacityLimiter] = RunVar("upload_threads")
+_upload_runners: RunVar[anyio.CapacityLimiter] = RunVar("upload_runners")
+
+
+def _loop_limiter(var: RunVar[anyio.CapacityLimiter], tokens: float) -> anyio.CapacityLimiter:
+    try:
+        return var.get()
+    except LookupError:  # made once per event loop, inside it
+        limiter = anyio.CapacityLimiter(tokens)
+        var.set(limiter)
+        return limiter
 
 
 def upload_threads() -> anyio.CapacityLimiter:
     """The threads uploads stream in, apart from the request threads: an upload holds its
     thread for as long as its body takes to arrive (minutes for a large video), and slow
     uploads must not leave reads without a thread."""
-    try:
-        return _upload_threads.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(UPLOAD_THREADS)
-        _upload_threads.set(limiter)
-        return limiter
+    return _loop_limiter(_upload_threads, UPLOAD_THREADS)
+
+
+def _unbounded() -> anyio.CapacityLimiter:
+    return _loop_limiter(_upload_runners, math.inf)
 
 
 async def consume_body(
@@ -105,8 +118,19 @@ async def consume_body(
     failure: list[BaseException] = []
 
     async def run_consumer() -> None:
+        slots, acquired = upload_threads(), False
         try:
-            outcome.append(await anyio.to_thread.run_sync(consumer, chunks(), limiter=upload_threads()))
+            with anyio.move_on_after(UPLOAD_WAIT):
+                await slots.acquire()
+                acquired = True
+            if not acquired:
+                raise UploadsBusy(f"all {slots.total_tokens:g} upload slots of this server are taken by uploads "
+                                  "still arriving; nothing was kept, please retry in a moment")
+            try:
+                # The slot taken above is the bound; the thread itself needs no second one.
+                outcome.append(await anyio.to_thread.run_sync(consumer, chunks(), limiter=_unbounded()))
+            finally:
+                slots.release()
         except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
             failure.append(exc)
         finally:

@@ -165,6 +165,16 @@ class DatabaseBusy(ArchiveError):
     retry_after = 2
 
 
+class UploadsBusy(ArchiveError):
+    """Every upload slot of the API process is taken by bodies still arriving, and none came
+    free in time. Nothing was kept; the upload can be repeated (503, Retry-After)."""
+
+    code = "uploads_busy"
+    status = 503
+    transient = True
+    retry_after = 30
+
+
 class ConfigurationError(ArchiveError):
     """Settings are missing or contradictory; the service refuses to start."""
 

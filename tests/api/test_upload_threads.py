@@ -70,3 +70,51 @@ def test_reads_are_answered_while_more_uploads_than_request_threads_trickle_in(s
     assert {f"interview-{i}.txt" for i in range(uploads)} <= names
     sizes = {i["filename"]: i["size"] for i in listed}
     assert all(sizes[f"interview-{i}.txt"] == len(b"".join(body(i))) for i in range(uploads))
+
+
+@pytest.mark.slow  # 40 uploads held open at once
+def test_an_upload_finding_every_slot_taken_is_answered_503_in_bounded_time(stack: Stack, officer: str, case: dict,
+                                                                            monkeypatch) -> None:
+    """Every upload slot held by bodies that trickle in (poor links): another upload is not
+    left hanging with no answer; after the bounded wait it is 503 uploads_busy with
+    Retry-After, and nothing of it is kept. The slow uploads then complete whole."""
+    import api.streaming
+
+    monkeypatch.setattr(api.streaming, "UPLOAD_WAIT", 2.0)
+    release = threading.Event()
+    started = threading.Barrier(UPLOAD_THREADS + 1, timeout=60)
+    statuses: list[int] = []
+
+    def trickle(i: int) -> Iterator[bytes]:
+        yield b"%d " % i + CHUNK
+        started.wait()
+        release.wait(120)
+        yield CHUNK
+
+    def upload(i: int) -> None:
+        with stack.client(officer) as c:
+            c.timeout = 180
+            statuses.append(c.post(f"/api/v1/cases/{case['id']}/evidence", content=trickle(i),
+                                   params={"kind": "document", "filename": f"slow-{i}.txt"}).status_code)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(UPLOAD_THREADS)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait()
+        time.sleep(1.0)
+        with stack.client(officer) as c:
+            t0 = time.monotonic()
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"one more statement",
+                       params={"kind": "document", "filename": "one-more.txt"}, timeout=30)
+            waited = time.monotonic() - t0
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "uploads_busy"), r.text
+        assert int(r.headers["Retry-After"]) > 0 and 1.5 < waited < 10, waited
+    finally:
+        release.set()
+        for t in threads:
+            t.join(180)
+    assert statuses == [201] * UPLOAD_THREADS
+    with stack.client(officer) as c:
+        names = {i["filename"] for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json()}
+    assert "one-more.txt" not in names and {f"slow-{i}.txt" for i in range(UPLOAD_THREADS)} <= names
