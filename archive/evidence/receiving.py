@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -22,7 +23,8 @@ from archive import work
 from archive.custody import ledger
 from archive.db import Database, share_row
 from archive.errors import (
-    ArchiveError, CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound, ObjectLocked, UploadIncomplete,
+    ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
+    UploadIncomplete,
 )
 from archive.evidence.filenames import check_filename
 from archive.evidence.items import add_flag, original_key
@@ -183,15 +185,35 @@ def receive_original(
         declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
         before_lock=lambda: before_locking(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
     )
-    with db.session() as session:
-        item = register_original(
-            session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
-            sha256=stream.hexdigest("sha256"),
-        )
-        if on_registered is not None:
-            on_registered(session, item)
+    delay, deadline = 0.2, time.monotonic() + REGISTER_PATIENCE
+    while True:
+        # The original is stored and locked for decades now: a database lost for a moment
+        # must not leave it without its item, so registering is tried again for a while.
+        try:
+            with db.session() as session:
+                item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
+                if item is None:
+                    item = register_original(
+                        session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
+                        sha256=stream.hexdigest("sha256"),
+                    )
+                    if on_registered is not None:
+                        on_registered(session, item)
+            break
+        except DatabaseBusy:
+            if time.monotonic() + delay > deadline:
+                log.error("original %s is stored and locked but could not be registered: the database stayed "
+                          "busy for %.0f s", key, REGISTER_PATIENCE)
+                raise
+            log.warning("registering item %s: the database is busy; trying again in %.1f s", item_id, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
     log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
     return item
+
+
+REGISTER_PATIENCE = 30.0
+"""Seconds an original already stored and locked waits for the database to register it."""
 
 
 def accept_original(

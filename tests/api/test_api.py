@@ -101,6 +101,33 @@ def test_a_read_the_store_cannot_serve_is_503_and_leaves_no_custody_entry(stack,
         assert reads() == before + 1
 
 
+def test_an_upload_stored_while_the_database_blinks_is_registered_not_orphaned(stack, officer, case, monkeypatch):
+    """The original is stored and locked for decades before its row is written: a database
+    lost for a moment then (twice here) must not leave a locked object without an item
+    and answer 503; registering is tried again and the upload answers 201, once."""
+    from archive.errors import DatabaseBusy
+    from archive.evidence import receiving
+
+    real, failures = receiving.register_original, []
+
+    def blinking(*args, **kwargs):
+        if len(failures) < 2:
+            failures.append(1)
+            raise DatabaseBusy("the database is busy; nothing was changed, please retry in a moment")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(receiving, "register_original", blinking)
+    data = os.urandom(4000)
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "blink.bin"},
+                   content=data)
+        assert r.status_code == 201, r.text
+        assert len(failures) == 2
+        listed = [i for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json() if i["filename"] == "blink.bin"]
+    assert [i["id"] for i in listed] == [r.json()["id"]]
+    assert b"".join(stack.services.store.read(r.json()["storage_key"])) == data
+
+
 def test_original_is_locked_in_store(stack, officer, case):
     with stack.client(officer) as c:
         item = _upload(c, case["id"], b"locked evidence").json()
