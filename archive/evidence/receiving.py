@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -185,31 +185,41 @@ def receive_original(
         declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
         before_lock=lambda: before_locking(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
     )
-    delay, deadline = 0.2, time.monotonic() + REGISTER_PATIENCE
-    while True:
-        # The original is stored and locked for decades now: a database lost for a moment
-        # must not leave it without its item, so registering is tried again for a while.
-        try:
-            with db.session() as session:
-                item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
-                if item is None:
-                    item = register_original(
-                        session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked,
-                        sha256=stream.hexdigest("sha256"),
-                    )
-                    if on_registered is not None:
-                        on_registered(session, item)
-            break
-        except DatabaseBusy:
-            if time.monotonic() + delay > deadline:
-                log.error("original %s is stored and locked but could not be registered: the database stayed "
-                          "busy for %.0f s", key, REGISTER_PATIENCE)
-                raise
-            log.warning("registering item %s: the database is busy; trying again in %.1f s", item_id, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+
+    def register(session: Session) -> EvidenceItem:
+        item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
+        if item is None:
+            item = register_original(session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id,
+                                     stored=locked, sha256=stream.hexdigest("sha256"))
+            if on_registered is not None:
+                on_registered(session, item)
+        return item
+
+    item = with_patience(db, f"registering item {item_id}", register)
     log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
     return item
+
+
+T = TypeVar("T")
+
+
+def with_patience(db: Database, what: str, write: Callable[[Session], T]) -> T:
+    """``write(session)`` in a writing session, tried again for up to :data:`REGISTER_PATIENCE`
+    seconds while the database is busy (back-off 0.2-2 s). For what follows an original
+    already stored and locked for decades: a database lost for a moment then must not leave
+    the object without its item. ``write`` must be safe to run again."""
+    delay, deadline = 0.2, time.monotonic() + REGISTER_PATIENCE
+    while True:
+        try:
+            with db.session() as session:
+                return write(session)
+        except DatabaseBusy:
+            if time.monotonic() + delay > deadline:
+                log.error("%s: the database stayed busy for %.0f s", what, REGISTER_PATIENCE)
+                raise
+            log.warning("%s: the database is busy; trying again in %.1f s", what, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 REGISTER_PATIENCE = 30.0

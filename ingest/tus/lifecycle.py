@@ -286,7 +286,7 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
             )
         live.forget(upload_id)
         raise
-    with db.session() as session:
+    def register(session: Session) -> None:
         share_row(session, Case, incoming.case_id)  # lock order: the case row before the upload row
         upload = _lock_upload(session, upload_id)
         if upload.status != "complete":
@@ -294,6 +294,8 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
                 session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked, sha256=sha256,
             )
             upload.status, upload.item_id, upload.updated_at = "complete", item_id, utcnow()
+
+    receiving.with_patience(db, f"registering upload {upload_id} as item {item_id}", register)
     live.forget(upload_id)
     log.info("upload %s complete: item %s (%d bytes)", upload_id, item_id, length)
     return item_id
