@@ -138,8 +138,9 @@ def create_action(
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise InvalidInput("start and end need a time zone (e.g. Z or +08:00)", code="timezone_required")
     try:
-        # Stored in UTC: a time at the edge of the calendar (0001-01-01+14:00) has no UTC form.
-        start.astimezone(timezone.utc), end.astimezone(timezone.utc) if end is not None else None
+        # Stored and answered in UTC, as read back later: a time at the edge of the calendar
+        # (0001-01-01+14:00) has no UTC form.
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc) if end is not None else None
     except OverflowError as exc:
         raise InvalidInput("start and end must fall within years 1-9999 in UTC", code="invalid_window") from exc
     if end is not None and end <= start:

@@ -343,6 +343,12 @@ def test_action_validation(stack, officer, case):
         # Nothing changed: the case has no gaps and nothing pending, so it is complete.
         report = settled(c, case["id"])
         assert report == {**report, "complete": True, "pending": False, "gaps": []}
+        # Given in local time, answered in UTC, the same at creation as when read back.
+        made = c.post(url, json={"kind": "seizure", "start": "2026-03-01T09:59:50+08:00",
+                                 "end": "2026-03-01T10:00:30+08:00", "devices": []}).json()
+        assert (made["start"], made["end"]) == ("2026-03-01T01:59:50Z", "2026-03-01T02:00:30Z"), made
+        (listed,) = [a for a in c.get(url).json() if a["id"] == made["id"]]
+        assert (listed["start"], listed["end"]) == (made["start"], made["end"])
 
 
 def _bundle(start: str, end: str, members: dict[str, bytes]) -> bytes:
