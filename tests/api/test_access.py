@@ -75,16 +75,19 @@ def test_admin_manages_users_and_changes_hold_at_once(stack, admin):
     assert "/api/v1/users" in paths and "/api/v1/tokens" in paths
 
 
-@pytest.mark.parametrize("name", ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../../x", "team/x", "..", "a\\b"])
-def test_a_user_name_that_would_not_read_or_route_as_given_is_refused(stack, admin, name):
+BAD_USER_NAMES = ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../../x", "team/x", "..", "a\\b"]
+
+
+def test_a_user_name_that_would_not_read_or_route_as_given_is_refused(stack, admin):
     """A user's name is an actor in custody entries and a path segment of the users API:
     a name with a control or bidi character, padding, or a path separator is 422
     invalid_user_name and no user is made; one differing only in case from an existing
     user is 409 user_exists. A Chinese name is kept as given and can be managed."""
     with stack.client(admin) as a:
         before = len(a.get("/api/v1/users").json())
-        r = a.post("/api/v1/users", json={"name": name, "unit": "team-1", "role": "officer"})
-        assert (r.status_code, _code(r)) == (422, "invalid_user_name"), r.text
+        for name in BAD_USER_NAMES:
+            r = a.post("/api/v1/users", json={"name": name, "unit": "team-1", "role": "officer"})
+            assert (r.status_code, _code(r)) == (422, "invalid_user_name"), (name, r.text)
         assert len(a.get("/api/v1/users").json()) == before
         plain = f"王芳.{uuid.uuid4().hex[:6]}"
         assert a.post("/api/v1/users", json={"name": plain, "unit": "执法一队", "role": "officer"}).status_code == 201
