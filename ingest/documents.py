@@ -1,18 +1,16 @@
-"""Documents: media-type sniffing by magic bytes, page count and text of PDFs and
-office files.
+"""Documents: media-type sniffing of a file, page count and text of PDFs and office files.
 
-Sniffing reads only the first few kilobytes. Text extraction stops after
-``max_chars`` characters and reads office XML incrementally, so a huge document costs
-little memory. Whether a file can be parsed never decides whether it is kept.
+The bytes rule of sniffing is :func:`archive.evidence.media_types.sniff_bytes` (the first
+few kilobytes); this module adds the ZIP central directory of Office files. Text extraction
+stops after ``max_chars`` characters and reads office XML incrementally, so a huge document
+costs little memory. Whether a file can be parsed never decides whether it is kept.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -20,18 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import ParseError, iterparse
 
+from archive.evidence.media_types import DOCX, HEAD, OFFICE_PREFIX, PPTX, XLSX, sniff_bytes
 from ingest.errors import ProbeFailed
 
 __all__ = ["DocumentFacts", "document_facts", "sniff_bytes", "sniff_media_type"]
 
-_HEAD = 8192
 DEFAULT_MAX_CHARS = 200_000
-
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-_OFFICE_PREFIX = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
-_OFFICE_EXT = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}
 # Office XML parts larger than this are not parsed (a compressed XML bomb).
 _MAX_XML_PART = 512 << 20
 
@@ -64,70 +56,11 @@ def sniff_media_type(path: Path) -> str:
     """
     path = Path(path)
     with path.open("rb") as fh:
-        head = fh.read(_HEAD)
+        head = fh.read(HEAD)
     kind = sniff_bytes(head, name=path.name)
     if kind == "application/zip":
         kind = _office_kind(path) or kind
     return kind
-
-
-def sniff_bytes(head: bytes, *, name: str | None = None) -> str:
-    """Return the media type of content starting with ``head`` (a few KB suffice).
-
-    ``name`` breaks ties the bytes cannot (an Office file whose first entry does not
-    reveal its kind).
-    """
-    lower_name = (name or "").lower()
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand == b"qt  ":
-            return "video/quicktime"
-        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
-            return "image/heic"
-        if brand in (b"M4A ", b"M4B "):
-            return "audio/mp4"
-        return "video/mp4"
-    if head[4:8] in (b"moov", b"mdat", b"wide", b"free") and len(head) >= 8:
-        return "video/quicktime"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
-    if head.startswith(b"RIFF") and len(head) >= 12:
-        return {b"AVI ": "video/x-msvideo", b"WAVE": "audio/wav", b"WEBP": "image/webp"}.get(
-            head[8:12], "application/octet-stream"
-        )
-    if _is_ts(head, 188, 0) or _is_ts(head, 192, 4):
-        return "video/mp2t"
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return "video/mpeg"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "image/tiff"
-    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio/mpeg"
-    if 0 <= head.find(b"%PDF-") < 1024:
-        return "application/pdf"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _office_from_head(head) or _OFFICE_EXT.get(Path(lower_name).suffix, "application/zip")
-    if head.startswith(b"WARC/"):
-        return "application/warc"
-    if head.startswith(b"\x1f\x8b"):
-        return "application/warc" if _gunzip_head(head).startswith(b"WARC/") else "application/gzip"
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return "application/x-tar"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "application/x-7z-compressed"
-    text = _as_text(head)
-    if text is not None:
-        probe = text.lstrip("\ufeff \t\r\n").lower()
-        if probe.startswith(("<!doctype html", "<html")) or "<html" in probe[:1024]:
-            return "text/html"
-        return "text/plain"
-    return "application/octet-stream"
 
 
 def document_facts(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> DocumentFacts:
@@ -150,51 +83,6 @@ def document_facts(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Documen
     raise ProbeFailed(message=f"{path.name}: {kind} is not a document type this service reads")
 
 
-def _is_ts(head: bytes, size: int, skip: int) -> bool:
-    # Three sync bytes at packet spacing: one 0x47 alone is common in any binary.
-    return len(head) >= skip + 2 * size + 1 and all(
-        head[skip + i * size] == 0x47 for i in range(3)
-    )
-
-
-def _gunzip_head(head: bytes) -> bytes:
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
-    except zlib.error:
-        return b""
-
-
-def _as_text(head: bytes) -> str | None:
-    if not head:
-        return None
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return head[: len(head) // 2 * 2].decode("utf-16")
-        except UnicodeDecodeError:
-            return None
-    if b"\x00" in head:
-        return None
-    for encoding in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            # Not final: the head may end in the middle of a multi-byte character.
-            text = decoder.decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-        if not any(ch < " " and ch not in "\t\r\n\f" for ch in text):
-            return text
-    return None
-
-
-def _office_from_head(head: bytes) -> str | None:
-    # The first local headers usually name the parts; Word writes [Content_Types].xml
-    # then word/..., so the head often reveals the kind without opening the archive.
-    for prefix, kind in _OFFICE_PREFIX.items():
-        if re.search(rb"PK\x03\x04.{26}" + re.escape(prefix.encode()), head, re.S):
-            return kind
-    return None
-
-
 def _office_kind(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -203,7 +91,7 @@ def _office_kind(path: Path) -> str | None:
         return None
     if "[Content_Types].xml" not in names:
         return None
-    for prefix, kind in _OFFICE_PREFIX.items():
+    for prefix, kind in OFFICE_PREFIX.items():
         if any(n.startswith(prefix) for n in names):
             return kind
     return None

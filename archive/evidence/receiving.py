@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from archive.errors import (
     UploadIncomplete,
 )
 from archive.evidence.filenames import check_filename
+from archive.evidence.media_types import HEAD, sniff_bytes
 from archive.evidence.items import add_flag, original_key
 from archive.models import Case, CaseStage, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
@@ -178,7 +179,15 @@ def receive_original(
     filename = check_filename(incoming.filename)
     item_id = new_id()
     key = original_key(vault, item_id)
-    stream = HashingStream(chunks, "sha256")
+    head = bytearray()
+
+    def noting_head(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if len(head) < HEAD:
+                head.extend(chunk[:HEAD - len(head)])
+            yield chunk
+
+    stream = HashingStream(noting_head(chunks), "sha256")
     stored = store.put(key, stream, content_type=guess_media_type(filename))
     locked = accept_original(
         store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
@@ -190,7 +199,8 @@ def receive_original(
         item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
         if item is None:
             item = register_original(session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id,
-                                     stored=locked, sha256=stream.hexdigest("sha256"))
+                                     stored=locked, sha256=stream.hexdigest("sha256"),
+                                     media_type=sniff_bytes(bytes(head), name=filename))
             if on_registered is not None:
                 on_registered(session, item)
         return item
@@ -280,8 +290,12 @@ def register_original(
     item_id: str,
     stored: StoredObject,
     sha256: str,
+    media_type: str,
 ) -> EvidenceItem:
     """Write the evidence row and its ``evidence_received`` custody entry for a locked original.
+
+    ``media_type`` is what the original's first bytes say it is (:func:`sniff_bytes`), never
+    the uploader's name or claim; the worker's probe may refine it from the whole file.
 
     The caller commits; enqueue processing only after that commit. The row's primary key
     is ``item_id``, so registering the same original twice fails in the database.
@@ -299,7 +313,7 @@ def register_original(
         parent_id=incoming.parent_id,
         kind=incoming.kind,
         original_filename=filename,
-        media_type=guess_media_type(filename),
+        media_type=media_type,
         size=stored.size,
         sha256=sha256,
         storage_key=stored.key,

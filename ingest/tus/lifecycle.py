@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from archive import metrics
 from archive.evidence import items as evidence
 from archive.evidence import receiving
+from archive.evidence.media_types import HEAD, sniff_bytes
 from archive.custody import ledger
 from archive.db import Database, lock_row, share_row
 from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
@@ -286,12 +287,17 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
             )
         live.forget(upload_id)
         raise
+    # What the original is, from its first bytes (read back once, outside any transaction).
+    head = b"".join(store.read(locked.key, version_id=locked.version_id, start=0, end=HEAD - 1)) if length else b""
+    media_type = sniff_bytes(head, name=incoming.filename)
+
     def register(session: Session) -> None:
         share_row(session, Case, incoming.case_id)  # lock order: the case row before the upload row
         upload = _lock_upload(session, upload_id)
         if upload.status != "complete":
             receiving.register_original(
                 session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked, sha256=sha256,
+                media_type=media_type,
             )
             upload.status, upload.item_id, upload.updated_at = "complete", item_id, utcnow()
 

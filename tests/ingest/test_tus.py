@@ -456,3 +456,21 @@ def test_cli_hashing_pass_gives_the_file_and_chunk_digests(tmp_path, chunk_size)
     assert uploader.checksum_algorithm(b"abc").digest() == hashlib.sha256(b"abc").digest()
     uploader.offset = 5
     assert uploader.checksum_algorithm(b"abcd").digest() == hashlib.sha256(b"abcd").digest()
+
+
+def test_a_received_originals_type_comes_from_its_bytes_not_its_name(stack, officer, case):
+    """The record says what an original is from the moment it is answered, by its first bytes,
+    on a direct upload and on tus alike: an MPEG-TS file named .ts is video/mp2t (the name
+    alone reads as a Qt translation file), an HTML page named .jpg is text/html, a JPEG
+    named .txt is image/jpeg."""
+    ts = b"".join(bytes([0x47, 0x40, 0x00, 0x10]) + os.urandom(184) for _ in range(8))
+    samples = {"paused.ts": (ts, "video/mp2t"),
+               "photo.jpg": (b"<!DOCTYPE html><html><body>not a photo</body></html>", "text/html"),
+               "notes.txt": (b"\xff\xd8\xff\xe0" + os.urandom(2000), "image/jpeg")}
+    with stack.client(officer) as c:
+        for name, (data, expected) in samples.items():
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name}, content=data)
+            assert r.status_code == 201 and r.json()["media_type"] == expected, (name, r.text)
+            url = _create(c, case["id"], data + b"\n", filename=f"tus-{name}")
+            item_id = _finish(stack, c, url, data + b"\n")
+            assert c.get(f"/api/v1/evidence/{item_id}").json()["media_type"] == expected, name
