@@ -76,9 +76,10 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
-        """Liveness and readiness: the database and the object store answer; background
-        work: ``pending`` (queue depth), ``running``, ``stuck`` (due and not taken up),
-        ``failed`` (used up its attempts; each item says why in its ``processing``)."""
+        """Liveness and readiness: the database and the object store answer (else 503); the
+        task queue (broker) answers (else ``degraded``); background work: ``pending`` (queue
+        depth), ``running``, ``stuck`` (due and not taken up), ``failed`` (used up its
+        attempts; each item says why in its ``processing``)."""
         checks: dict[str, str] = {}
         ok = True
         queue: dict[str, object] = {}
@@ -95,9 +96,17 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
             checks["storage"] = "ok"
         except ArchiveError as exc:
             ok, checks["storage"] = False, exc.message
-        # Stuck or failed work is reported (and degrades the status) but is no reason to
-        # restart the API: the reconciler and people deal with it.
-        status = "ok" if ok and not (queue.get("stuck") or queue.get("failed")) else "degraded"
+        # The task queue unreachable, and stuck or failed work, are reported (and degrade the
+        # status) but are no reason to restart the API: uploads are still accepted and kept,
+        # and the reconciler hands their work over once the queue answers.
+        try:
+            with services.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            checks["queue"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            checks["queue"] = f"unavailable: {type(exc).__name__}"
+        busy = queue.get("stuck") or queue.get("failed") or checks["queue"] != "ok"
+        status = "ok" if ok and not busy else "degraded"
         return JSONResponse({"status": status, "checks": checks, "work": queue}, status_code=200 if ok else 503)
 
     return app

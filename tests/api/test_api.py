@@ -270,7 +270,25 @@ def test_openapi_and_health(stack):
                  "/api/v1/ledger/head", "/api/v1/ledger/proof/inclusion", "/api/v1/ledger/proof/consistency"):
         assert path in spec["paths"]
     health = httpx.get(stack.url + "/healthz")
-    assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "storage": "ok"}
+    assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "storage": "ok", "queue": "ok"}
+
+
+def test_health_says_degraded_when_the_task_queue_does_not_answer(stack):
+    """An API whose broker is unreachable still takes uploads (the reconciler hands their
+    work over later), so it stays up (200), but says so: status degraded, queue unavailable."""
+    import httpx
+
+    from tests.conftest import ApiServer
+
+    api = ApiServer(stack.settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0",
+                                                      "throttle_storage_url": "memory://"}))
+    try:
+        health = httpx.get(api.url + "/healthz", timeout=30)
+    finally:
+        api.stop()
+    body = health.json()
+    assert health.status_code == 200 and body["status"] == "degraded", body
+    assert body["checks"]["queue"].startswith("unavailable") and body["checks"]["database"] == "ok", body
 
 
 def test_ledger_proofs_verify_offline(stack, officer, case):
