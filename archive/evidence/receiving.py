@@ -194,13 +194,13 @@ def receive_original(
         declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
         before_lock=lambda: before_locking(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
     )
+    media_type = sniff_bytes(bytes(head), name=filename)
 
     def register(session: Session) -> EvidenceItem:
         item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
         if item is None:
             item = register_original(session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id,
-                                     stored=locked, sha256=stream.hexdigest("sha256"),
-                                     media_type=sniff_bytes(bytes(head), name=filename))
+                                     stored=locked, sha256=stream.hexdigest("sha256"), media_type=media_type)
             if on_registered is not None:
                 on_registered(session, item)
         return item
