@@ -341,8 +341,12 @@ class Database:
         unsealed, then its seal rows committed a moment later), and a half-old, half-new
         picture looks exactly like tampering. REPEATABLE READ gives one snapshot; SQLite's
         deferred ``BEGIN`` under WAL does the same without taking the write lock. Nothing is
-        written: it rolls back.
+        written: it rolls back. The snapshot holds every custody entry committed before it
+        was taken: those still waiting to be sequenced are sequenced first.
         """
+        from archive.custody import ledger  # the ledger imports this module
+
+        ledger.settle(self.engine)
         with self._reading(self._snapshot_engine) as session:
             yield session
 

@@ -362,6 +362,21 @@ def run_sql(database, statement: str, params: dict | None = None) -> None:  # ty
         conn.execute(text(statement), params or {})
 
 
+def sequenced_soon(database, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until no committed custody entry waits to be sequenced (on PostgreSQL each
+    process's sequencer does it just after the commit, see archive.custody.ledger.append);
+    fail after ``timeout`` seconds."""
+    from archive.custody import ledger
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.snapshot() as s:
+            if not ledger.waiting(s):
+                return
+        assert time.monotonic() < deadline, "custody entries still wait to be sequenced"
+        time.sleep(0.02)
+
+
 def unprotect_ledger(database) -> None:  # type: ignore[no-untyped-def]
     """Play an insider with superuser rights: drop the ledger's append-only triggers."""
     from sqlalchemy import text
@@ -396,6 +411,7 @@ def own_ledger(stack: Stack, tmp_path: Path) -> Iterator[tuple[dict[str, str], o
     with database.session() as s:
         for i in range(6):
             ledger.append(s, actor="test", action="note", details={"i": i})
+    sequenced_soon(database)
     yield env, database
     database.dispose()
     if pg:

@@ -25,6 +25,7 @@ from archive.cases import receipts
 from archive.cases import service as case_service
 from archive.continuity import gaps as gap_service
 from archive.continuity.report import CaseContinuity, build_report
+from archive.custody import ledger
 from archive.evidence import items as evidence_service
 from archive.exports import court_requests
 from archive.exports import access as export_access
@@ -88,6 +89,7 @@ def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity
 def _entries(session: Session, case_id: str, zone: str, *, item: str | None, actor: str | None,
              action: str | None) -> tuple[list[EntryRow], list[str], list[str]]:
     """The case's custody entries (newest first, filtered), and the actors and actions to filter by."""
+    ledger.settle(session)
     query = select(LedgerEntry).where(LedgerEntry.case_id == case_id)
     if item:
         query = query.where(LedgerEntry.item_id == item)

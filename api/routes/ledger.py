@@ -24,6 +24,7 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}
 @router.get("/head", response_model=TreeHeadPublic, responses=ERRORS)
 def head(session: SessionDep, user: CurrentUser, tree_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None) -> TreeHeadPublic:
     """Merkle tree head of the first ``tree_size`` entries (default: all)."""
+    ledger.settle(session)
     h = ledger.tree_head(session, tree_size=tree_size)
     return TreeHeadPublic(tree_size=h.tree_size, root_hash=h.root_hash, last_entry_hash=h.last_entry_hash)
 
@@ -39,6 +40,7 @@ def entries(
     require_role(user, CASE_READERS, doing="read the custody ledger")
     if case_id is not None:
         load_case(session, user=user, case_id=case_id)
+    ledger.settle(session)
     cases = None if case_id is not None else readable_cases(user)
     return [
         LedgerEntryPublic(**ledger.entry_fields(e), entry_hash=e.entry_hash)
@@ -52,6 +54,7 @@ def proof_inclusion(
     tree_size: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
 ) -> InclusionProofPublic:
     """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
+    ledger.settle(session)
     p = ledger.inclusion(session, seq=seq, tree_size=tree_size)
     return InclusionProofPublic(seq=p.seq, tree_size=p.tree_size, leaf_hash=p.leaf_hash, root_hash=p.root_hash, path=list(p.path))
 
@@ -62,6 +65,7 @@ def proof_consistency(
     new_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
 ) -> ConsistencyProofPublic:
     """Consistency proof that the ``old_size`` tree is a prefix of the ``new_size`` one."""
+    ledger.settle(session)
     p = ledger.consistency(session, old_size=old_size, new_size=new_size)
     return ConsistencyProofPublic(
         old_size=p.old_size, new_size=p.new_size, old_root=p.old_root, new_root=p.new_root, path=list(p.path)

@@ -44,6 +44,7 @@ from archive.cases.documents import documents_of
 from archive.cases.models import CaseArchive, CaseHandler, ReviewCheckpoint
 from archive.cases.reviews import approving_count, review_document, reviews_of
 from archive.continuity.report import CaseContinuity, build_report, report_document
+from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, proven_case_entries
 from archive.db import Database
 from archive.errors import ArchiveError, CaseClosed, Conflict, NotFound
@@ -218,6 +219,7 @@ def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str
     under the case's row lock, when the case moves; the record's objects are written
     (locked) before the row, so a failed close leaves at most an orphan object.
     """
+    ledger.settle(db.engine)  # the checkpoint must cover every entry of the case so far
     with db.session() as session:  # gates first; then a checkpoint covering the case's entries
         user = session.get(User, user_id)
         case = stages.lock_case(session, user=user, case_id=case_id, write=True)

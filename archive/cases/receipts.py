@@ -87,6 +87,7 @@ def _anchor_case(db: Database, store: ObjectStore, sealer: Sealer, case_id: str)
     Otherwise a reviewer would be told "incomplete" only because the timed checkpoint has
     not run: something the system can do itself, before it proves inclusion.
     """
+    ledger.settle(db.engine)
     with db.session() as session:
         last = session.execute(
             select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == case_id,

@@ -6,13 +6,13 @@ import json
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.continuity.models import Gap, GapStatus
-from archive.models import Case, LedgerEntry, Role, User, utcnow
+from archive.models import Case, LedgerEntry, LedgerPending, Role, User, utcnow
 from archive.identity.users import actor_name, load_case, require_role, unit_scope
 
 
@@ -76,11 +76,14 @@ def gap_record_faults(session: Session, *, case_id: str, gaps: Iterable[Gap]) ->
     differs. A status written straight into the database (an "accepted" no reviewer gave)
     is named here, so it cannot clear the gate that every gap be accepted."""
     told: dict[str, dict[str, Any]] = {}
-    for details in session.execute(
-        select(LedgerEntry.details).where(LedgerEntry.case_id == case_id,
-                                          LedgerEntry.action.in_(("gap_explained", "gap_reviewed")))
-        .order_by(LedgerEntry.seq)
-    ).scalars():
+    actions = ("gap_explained", "gap_reviewed")
+    # The ledger's entries, then those committed and still waiting to be sequenced (they
+    # come after every sequenced one): a change answered a moment ago is already told.
+    sequenced = select(LedgerEntry.details, literal(0).label("waiting"), LedgerEntry.seq.label("n")).where(
+        LedgerEntry.case_id == case_id, LedgerEntry.action.in_(actions))
+    waiting = select(LedgerPending.details, literal(1), LedgerPending.id).where(
+        LedgerPending.case_id == case_id, LedgerPending.action.in_(actions))
+    for details in session.execute(union_all(sequenced, waiting).order_by("waiting", "n")).scalars():
         try:
             entry = json.loads(details)
         except ValueError:

@@ -18,8 +18,10 @@ frontier) under one lock discipline, and share their private readers (:func:`_en
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import threading
-import weakref
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,6 +38,8 @@ from archive.errors import InvalidInput, LedgerTampered, NotFound
 # the names stay importable from here for existing callers.
 from evidence_verify.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
 from archive.models import LedgerEntry, LedgerLock, LedgerNode, LedgerPending
+
+log = logging.getLogger(__name__)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -101,12 +105,12 @@ def append(
     """Record one custody entry with the caller's transaction: it commits (or rolls back)
     with the action it records.
 
-    On PostgreSQL the entry waits in ``ledger_pending`` and takes no lock; as the transaction
-    commits, the entries every committed transaction left there are sequenced into the ledger
-    in one batch (:func:`sequence_pending`), so many concurrent writers share one lock and one
-    flush per batch instead of queueing on the ledger's lock through each commit. The caller
-    sees its entry in the ledger once its transaction has committed, and entries keep the
-    order they were written in. On SQLite, where the write transaction already serialises
+    On PostgreSQL the entry waits in ``ledger_pending`` and takes no lock. Once the transaction
+    commits, the process's sequencer (:class:`_Sequencer`) puts what every committed
+    transaction left there into the ledger in batches (:func:`sequence_pending`), so many
+    concurrent writers share one lock and one flush per batch, and none waits for it. Entries
+    keep the order they were written in. A reader of the ledger calls :func:`settle` first to
+    see every entry committed before it asked. On SQLite, where the write transaction already serialises
     writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
     where the caller needs the entry's sequence number inside its transaction.
     """
@@ -126,58 +130,101 @@ def _columns(actor: str, action: str, case_id: str | None, item_id: str | None,
 
 
 class _Sequencing:
-    """What a transaction asks of the sequencer once it commits: see its entries sequenced."""
+    """What a transaction asks once it commits: that its entries be sequenced soon."""
 
     def __init__(self) -> None:
         self.rows: list[LedgerPending] = []
 
     def __call__(self, engine: Engine) -> None:
-        _group(engine).wait(engine, [r.id for r in self.rows])
+        _sequencer(engine).poke(engine)
 
 
-class _GroupSequencer:
-    """Committers of one process share sequencing passes (group commit): a committer that
-    arrives while a pass runs waits for the next one, which one of the waiters runs for all of
-    them; across processes the ledger's lock orders the passes."""
+class _Sequencer:
+    """The thread that sequences, in batches, the entries its process's committers left
+    waiting: committers do not wait for it (an append costs its caller one insert in its own
+    transaction), and entries that commit while a pass runs all go in the next pass. Across
+    processes the ledger's lock orders the passes; a pass takes every committed waiting entry,
+    whichever process wrote it.
+
+    The thread runs while there is work and ends when there is none; a later commit starts
+    another. If a pass fails (the database unreachable), it tries again a few times, then
+    leaves the entries waiting (committed, so nothing is lost) for the next commit's pass or
+    the timed checkpoint, which sequences whatever waits (see
+    :func:`archive.custody.checkpoints.make_due_checkpoint`)."""
+
+    RETRIES = (0.1, 0.5, 2.0, 5.0)
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.started = self.finished = 0
+        self.lock = threading.Lock()
+        self.wanted = False
         self.running = False
-        self.ids: list[int] = []
-        """Entries the committers waiting for the next pass wrote."""
 
-    def wait(self, engine: Engine, mine: list[int]) -> None:
-        """Return once a pass that started after this call has ended (its entries sequenced,
-        unless that pass failed: then they wait for the next one, see :func:`sequence_pending`)."""
-        with self.cond:
-            ticket = self.started + 1
-            self.ids.extend(mine)
-            while self.finished < ticket:
-                if self.running:
-                    self.cond.wait()
-                    continue
-                self.running, self.started = True, self.started + 1
-                number, ids, self.ids = self.started, self.ids, []
-                self.cond.release()
-                try:
-                    sequence_pending(engine, mine=ids)
-                finally:
-                    self.cond.acquire()
-                    self.running, self.finished = False, number
-                    self.cond.notify_all()
+    def poke(self, engine: Engine) -> None:
+        with self.lock:
+            self.wanted = True
+            if self.running:
+                return
+            self.running = True
+        threading.Thread(target=self._run, args=(engine,), name="ledger-sequencer", daemon=True).start()
+
+    def _run(self, engine: Engine) -> None:
+        failures = 0
+        while True:
+            with self.lock:
+                if not self.wanted:
+                    self.running = False
+                    return
+                self.wanted = False
+            try:
+                sequence_pending(engine)
+                failures = 0
+            except Exception as exc:  # the entries stay waiting, committed; see the class's text
+                if failures == len(self.RETRIES):
+                    log.warning("custody entries wait to be sequenced (%s); the next commit or the "
+                                "timed checkpoint sequences them", type(exc).__name__)
+                    with self.lock:
+                        self.running = False
+                    return
+                time.sleep(self.RETRIES[failures])
+                failures += 1
+                with self.lock:
+                    self.wanted = True
 
 
-_groups: weakref.WeakKeyDictionary[Engine, _GroupSequencer] = weakref.WeakKeyDictionary()
-_groups_lock = threading.Lock()
+_sequencers: dict[object, _Sequencer] = {}
+_sequencers_lock = threading.Lock()
 
 
-def _group(engine: Engine) -> _GroupSequencer:
-    with _groups_lock:
-        group = _groups.get(engine)
-        if group is None:
-            group = _groups[engine] = _GroupSequencer()  # holds no reference to its engine
-        return group
+def _sequencer(engine: Engine) -> _Sequencer:
+    """The process's sequencer for this database (its engines share one connection pool)."""
+    with _sequencers_lock:
+        return _sequencers.setdefault(id(engine.pool), _Sequencer())
+
+
+def _forget_sequencers() -> None:
+    # A forked child has none of its parent's threads, and a lock the parent held at the
+    # fork would never be released in it.
+    global _sequencers_lock
+    _sequencers.clear()
+    _sequencers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_sequencers)
+
+
+def settle(bind: Session | Engine) -> None:
+    """Sequence now every entry committed before this call and still waiting, so that what
+    a session (``bind``, or one opened after this call) reads next of the ledger holds them: for readers of the ledger (proofs, a
+    case's custody entries, verification), who must find the entries of actions that were
+    answered before they asked. Call it before the reading session's first query when that
+    session keeps one snapshot. Nothing to do on SQLite, where appends are sequenced at once."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        if not conn.execute(select(LedgerPending.id).limit(1)).first():
+            return
+    sequence_pending(engine.execution_options(isolation_level="READ COMMITTED"))
 
 
 def append_now(
@@ -210,34 +257,14 @@ def append_now(
     return entry
 
 
-def sequence_pending(engine: Engine, *, mine: list[int] | None = None) -> int:
+def sequence_pending(engine: Engine) -> int:
     """Sequence every committed waiting entry into the ledger, in batches of at most
     :data:`BATCH` entries, each batch one transaction under the ledger's lock; return how
-    many. Run after each commit that left entries waiting (``mine``: their ids), and by the
-    timed checkpoint (which also picks up entries a process died before sequencing).
-
-    A committer finding the lock free sequences at once, in one transaction. One finding it
-    taken does not queue behind that sequencing: it waits for it in shared mode, sees whether
-    its entries were taken, and is done if so; a burst of committers thus costs one
-    exclusive turn, not one each.
-    """
+    many. Run by each process's sequencer after commits that left entries waiting, by
+    :func:`settle`, and by the timed checkpoint (which also picks up entries a process died
+    before sequencing). A pass that finds the lock held waits for it, then takes what is
+    left, often nothing."""
     done = 0
-    if mine:
-        with Session(engine) as session:
-            lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1)
-                                   .with_for_update(skip_locked=True)).scalar_one_or_none()
-            if lock is not None:
-                done = _sequence_waiting(session, lock, limit=BATCH)
-                session.commit()
-                if done < BATCH:
-                    return done
-            else:
-                session.execute(select(LedgerLock.id).where(LedgerLock.id == 1).with_for_update(read=True))
-                left = session.execute(select(func.count()).select_from(LedgerPending)
-                                       .where(LedgerPending.id.in_(mine))).scalar_one()
-                session.rollback()
-                if not left:
-                    return 0
     while True:
         with Session(engine) as session:
             lock = lock_row(session, LedgerLock, 1)

@@ -77,6 +77,7 @@ def build_export(
             return _finish(db, export_id, key, existing.version_id, existing.size, digest, None, settings, store)
         while True:
             try:
+                ledger.settle(db.engine)  # the plan covers every entry of the case so far
                 with db.session() as session:
                     export = session.get(ExportRequest, export_id)
                     plan = gather_plan(session, store=store, export=export, sealer=sealer)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.models import LedgerEntry, LedgerPending
-from tests.conftest import run_cli, settings_from_env
+from tests.conftest import run_cli, sequenced_soon, settings_from_env
 
 WRITERS = 16
 EACH = 25
@@ -50,7 +50,7 @@ def test_many_writers_at_once_get_one_unbroken_ledger_in_each_writers_order(own_
                         assert entry.seq > before
                     else:
                         ledger.append(s, actor=f"w{w}", action="note", details={"w": w, "i": i})
-                # Read your own write: once committed, the entry is in the ledger.
+                # Read your own write: a snapshot holds every committed entry.
                 with database.snapshot() as s:
                     assert s.execute(select(LedgerEntry.seq).where(
                         LedgerEntry.actor == f"w{w}",
@@ -76,7 +76,7 @@ def test_many_writers_at_once_get_one_unbroken_ledger_in_each_writers_order(own_
 
 
 @pytest.mark.slow  # runs the CLI as a process and seals a checkpoint
-def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_append(own_ledger, stack):
+def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_append_checkpoint_or_reader(own_ledger, stack):
     if stack.name != "services":
         pytest.skip("SQLite sequences each entry in its own transaction; nothing waits")
     env, database = own_ledger
@@ -88,13 +88,11 @@ def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_
         for i in range(3):
             ledger.append(s, actor="died", action="note", details={"lost?": i})
         s.commit()
-    with database.snapshot() as s:
+    with database.read() as s:  # a plain read: a snapshot would sequence them first
         assert ledger.size(s) == before and ledger.waiting(s) == 3
-    shown = run_cli(env, "ledger", "verify")
-    assert shown.returncode == 0, shown.stderr
-    assert "3 committed entries wait to be sequenced" in shown.stdout
     with database.session() as s:
         ledger.append(s, actor="next", action="note", details={"after": True})
+    sequenced_soon(database)  # by the sequencer that commit woke, not by this reader
     notes = _notes(database)
     assert [d for _, d in notes[-4:]] == [{"lost?": 0}, {"lost?": 1}, {"lost?": 2}, {"after": True}]
     with database.snapshot() as s:
@@ -113,6 +111,17 @@ def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_
         assert cp is not None and cp.tree_size == ledger.size(s) - 1  # its own record follows the tree
     assert _notes(database)[-1][1] == {"again": 1}
 
+    # So does a reader of the ledger: `evidence ledger verify` verifies them with the rest.
+    with Session(database.engine) as s:
+        ledger.append(s, actor="died", action="note", details={"verified": 1})
+        s.commit()
+    with database.read() as s:
+        expected = ledger.size(s) + 1
+    shown = run_cli(env, "ledger", "verify")
+    assert shown.returncode == 0, shown.stderr
+    assert f"ledger OK: {expected} entries" in shown.stdout
+    assert _notes(database)[-1][1] == {"verified": 1}
+
 
 def test_a_rolled_back_action_leaves_no_entry(own_ledger):
     _, database = own_ledger
@@ -124,6 +133,7 @@ def test_a_rolled_back_action_leaves_no_entry(own_ledger):
             raise RuntimeError("the action failed")
     with database.session() as s:
         ledger.append(s, actor="t", action="note", details={"kept": True})
+    sequenced_soon(database)
     with database.snapshot() as s:
         assert ledger.size(s) == before + 1 and ledger.waiting(s) == 0
     assert _notes(database)[-1][1] == {"kept": True}
@@ -139,5 +149,5 @@ def test_a_waiting_entry_cannot_be_edited(own_ledger, stack):
     with pytest.raises(DBAPIError, match="append-only"):
         with database.engine.begin() as conn:
             conn.execute(text("UPDATE ledger_pending SET actor = 'someone else'"))
-    with database.snapshot() as s:
+    with database.read() as s:
         assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
