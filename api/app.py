@@ -24,6 +24,7 @@ from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
 from archive.storage import open_store
 from archive.identity.throttle import Throttle
+from archive.identity.token_cache import TokenCache
 from archive.seals.sealer import SealerSource
 from workers.celery import make_celery
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     services = Services(
         settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
         throttle=Throttle.from_settings(settings), sealers=SealerSource(settings),
+        tokens=TokenCache(settings.resolved_database_url),
     )
     work.ring_with(services.db, services.enqueue)
     app.state.services = services

@@ -22,6 +22,7 @@ from archive.seals.sealer import Sealer, SealerSource
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.identity.throttle import Throttle
+from archive.identity.token_cache import TokenCache
 from archive.identity.users import authenticate
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Services:
     celery: Celery
     throttle: Throttle
     sealers: SealerSource
+    tokens: TokenCache
+    """Bearer tokens checked lately (PostgreSQL only; emptied at once by any change)."""
 
     @property
     def sealer(self) -> Sealer:
@@ -145,7 +148,7 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     try:
         with nullcontext(reading) if reading is not None else services.db.read() as session:
             if token:
-                return authenticate(session, token=token, totp_roles=totp_roles)
+                return authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
             user = signin.session_user(session, secret=cookie, totp_roles=totp_roles)
     except Unauthenticated as exc:
         if exc.code != "second_factor_required":

@@ -262,6 +262,22 @@ def will_run_after_commit(session: Session, key: str) -> bool:
     return key in session.info.get(AFTER_COMMIT, {})
 
 
+_BEFORE_SNAPSHOT: list[Callable[[Engine], object]] = []
+_BEFORE_DISPOSE: list[Callable[[Engine], object]] = []
+
+
+def before_snapshot(hook: Callable[[Engine], object]) -> None:
+    """Run ``hook(engine)`` before each :meth:`Database.snapshot` is taken, so that the
+    snapshot holds what it does (the custody ledger sequences its committed entries there)."""
+    _BEFORE_SNAPSHOT.append(hook)
+
+
+def before_dispose(hook: Callable[[Engine], object]) -> None:
+    """Run ``hook(engine)`` before :meth:`Database.dispose` closes the engine's connections
+    (the ledger's sequencer finishes its pass there, not on a connection left behind)."""
+    _BEFORE_DISPOSE.append(hook)
+
+
 def _committed(session: Session) -> None:
     # Not run here: the session still holds its connection until its transaction ends, and
     # an action taking a second one per request could exhaust the pool under a burst.
@@ -344,9 +360,8 @@ class Database:
         written: it rolls back. The snapshot holds every custody entry committed before it
         was taken: those still waiting to be sequenced are sequenced first.
         """
-        from archive.custody import ledger  # the ledger imports this module
-
-        ledger.settle(self.engine)
+        for hook in _BEFORE_SNAPSHOT:
+            hook(self.engine)
         with self._reading(self._snapshot_engine) as session:
             yield session
 
@@ -370,6 +385,8 @@ class Database:
                 _end(session)
 
     def dispose(self) -> None:
+        for hook in _BEFORE_DISPOSE:
+            hook(self.engine)
         self.engine.dispose()
 
 

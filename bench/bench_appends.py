@@ -6,7 +6,10 @@ and Celery workers are (threads of one process would measure Python's interprete
 Three figures per writer count, measured in the same run on a fresh database:
 
 - ``appends/s``: ``ledger.append`` as the service calls it (on PostgreSQL the entry waits in
-  ``ledger_pending`` and is sequenced in a batch after its commit; on SQLite at once);
+  ``ledger_pending`` and the writer goes on: its process's sequencer thread puts it in the
+  ledger in a batch just after the commit; on SQLite it is sequenced at once);
+- ``left``: entries still waiting when the appends' writers had ended (their processes
+  sequence what they committed before they exit, so 0 is expected);
 - ``one-lock/s``: every append takes the ledger's lock and holds it through its commit
   (``ledger.append_now``, the way every append worked before batching);
 - ``baseline/s``: the same writers inserting the same row into a table with no ledger at all,
@@ -62,6 +65,7 @@ def _writer(settings: Settings, mode: str, w: int, stop: float, start, counts,  
         n += 1
     counts[0 if not own else w] = n
     if own:
+        ledger.finish_sequencing()  # as the service's processes do at a normal exit
         database.dispose()
 
 
@@ -109,6 +113,9 @@ def measure(database: Database, settings: Settings, writers: int, seconds: float
     out: dict[str, float] = {}
     for mode in ("baseline", "appends", "one_lock"):
         out[mode] = run_writers(settings, mode, writers, seconds, threads=threads)
+        if mode == "appends":  # what the writers' sequencers had not yet sequenced when they ended
+            with database.read() as s:
+                out["left"] = ledger.waiting(s)
     with database.snapshot() as s:
         report = ledger.verify(s)
         assert report.size == ledger.size(s), report.size
@@ -129,7 +136,7 @@ def main() -> None:
                         help="writers are threads of one process (one API process's requests), not processes")
     parser.add_argument("--stacks", nargs="+", default=["postgresql", "sqlite"], choices=["sqlite", "postgresql"])
     args = parser.parse_args()
-    print(f"{'stack':<10} {'writers':>7} {'appends/s':>10} {'one-lock/s':>10} {'baseline/s':>10} "
+    print(f"{'stack':<10} {'writers':>7} {'appends/s':>10} {'left':>5} {'one-lock/s':>10} {'baseline/s':>10} "
           f"{'vs base':>8} {'vs one-lock':>11}")
     with tempfile.TemporaryDirectory(prefix="bench-appends-") as tmp:
         for stack in args.stacks:
@@ -140,7 +147,7 @@ def main() -> None:
                     r = measure(database, settings, writers, args.seconds, args.threads)
                     flag = "" if stack != "postgresql" or writers != 16 or r["appends"] >= TARGET else \
                         f"  (target {TARGET:,.0f}/s not met)"
-                    print(f"{stack:<10} {writers:>7} {r['appends']:>10,.0f} {r['one_lock']:>10,.0f} "
+                    print(f"{stack:<10} {writers:>7} {r['appends']:>10,.0f} {r['left']:>5.0f} {r['one_lock']:>10,.0f} "
                           f"{r['baseline']:>10,.0f} {r['appends'] / r['baseline']:>7.2f}x "
                           f"{r['appends'] / r['one_lock']:>10.2f}x{flag}", flush=True)
             finally:

@@ -96,6 +96,7 @@ def main() -> None:
                           "    def __init__(self, **_): super().__init__(self)\n"
                           "    map = staticmethod(map)\n"
                           "r.ThreadPoolExecutor = Inline\n"
+                          "r.PROCESS_POOL_FROM = 10 ** 9\n"
                           "from api.cli import main\n"
                           f"cProfile.run('main([\"verify-case\", \"{case['case_number']}\"], standalone_mode=False)', "
                           f"{args.profile!r})")

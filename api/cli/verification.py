@@ -146,7 +146,7 @@ def verify_case(case: str, as_user: str | None) -> None:
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
         receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
-                                            receipt_id=receipt_id)
+                                            receipt_id=receipt_id, settings=settings)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     console = Console(highlight=False, soft_wrap=True)

@@ -21,7 +21,10 @@ itself when the case's receipts are not yet covered by one.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import func, select
@@ -36,7 +39,8 @@ from archive.continuity.report import GAP_ALTERED, build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
-from archive.storage import ObjectStore
+from archive.settings import Settings
+from archive.storage import ObjectStore, open_store
 from archive.identity.users import actor_name, can_see_case, require_role
 
 log = logging.getLogger(__name__)
@@ -110,10 +114,68 @@ def _item_pending(item_id: str, report: verification.ItemVerificationReport, sea
 
 ITEM_CHECKERS = 4
 """Items of a case verified at once (threads) by :func:`run_verification`."""
+PROCESS_POOL_FROM = 16
+"""Cases of at least this many items are verified in a pool of processes (one per core) when
+the caller allows it (``settings``): the seal checks are Python (pyHanko, asn1crypto) and
+hold the interpreter's lock, so threads of one process share one core for them."""
+
+
+def _check_item(db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str,
+                checked_checkpoints: set[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One item's check for the receipt, and what it still waits for (None when nothing)."""
+    try:
+        report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor,
+                                          checked_checkpoints=checked_checkpoints)
+    except VerificationFailed as exc:
+        return _check("item", item_id, "failed", exc.message), None
+    except ArchiveError as exc:
+        if exc.status >= 500:
+            raise  # store or TSA down: nothing learnt; the task retries
+        return _check("item", item_id, "failed", exc.message), None
+    detail = f"sha256 {report.fixity.sha256}; sealed {report.sealed}"
+    if report.checkpoint_tree_size:
+        detail += f"; in checkpoint {report.checkpoint_tree_size}"
+    if not report.pending:
+        return _check("item", item_id, "ok", detail), None
+    with db.read() as session:
+        pending = _item_pending(item_id, report, session.get(EvidenceItem, item_id).seal_status)
+    return _check("item", item_id, "pending", detail + "; pending: " + ", ".join(report.pending)), pending
+
+
+_checker: dict[str, Any] = {}
+"""A verifying process's own database, store and e-seal (see :func:`_start_checker`)."""
+
+
+def _start_checker(settings: Settings) -> None:
+    # Forked from the caller: its connections are not shared, each process opens its own.
+    _checker.update(db=Database(settings), store=open_store(settings), sealer=Sealer(settings), seen=set())
+
+
+def _check_in_checker(item_id: str, actor: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    return _check_item(_checker["db"], _checker["store"], _checker["sealer"], item_id, actor, _checker["seen"])
+
+
+def _item_checks(db: Database, store: ObjectStore, sealer: Sealer, item_ids: list[str], actor: str,
+                 settings: Settings | None) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each item's check, in the order of ``item_ids``, made side by side: in processes (one
+    per core) for a large case when ``settings`` allow a verifying process to open its own
+    connections and this process may have children; else in threads, where re-hashing
+    originals (I/O and OpenSSL) runs outside the interpreter's lock."""
+    cores = os.cpu_count() or 1
+    if (settings is not None and cores > 1 and len(item_ids) >= PROCESS_POOL_FROM
+            and not multiprocessing.current_process().daemon):
+        ledger.finish_sequencing(engine=db.engine)  # no thread of this process is mid-query at the fork
+        with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_start_checker, initargs=(settings,)) as pool:
+            yield from pool.map(_check_in_checker, item_ids, [actor] * len(item_ids), chunksize=4)
+        return
+    checked_checkpoints: set[str] = set()
+    with ThreadPoolExecutor(max_workers=ITEM_CHECKERS, thread_name_prefix="verify-item") as pool:
+        yield from pool.map(lambda i: _check_item(db, store, sealer, i, actor, checked_checkpoints), item_ids)
 
 
 def run_verification(
-    *, db: Database, store: ObjectStore, sealer: Sealer, receipt_id: str,
+    *, db: Database, store: ObjectStore, sealer: Sealer, receipt_id: str, settings: Settings | None = None,
 ) -> VerificationReceipt | None:
     """Carry out a queued verification and complete its receipt; safe to run twice.
 
@@ -123,6 +185,8 @@ def run_verification(
     processing, no continuity analysis pending, every current gap accepted). ``failed``
     when any check found a defect; otherwise ``incomplete``, with ``pending`` listing
     what is awaited. Items received after the latest checkpoint get one sealed first.
+    With ``settings``, a large case's items are checked in a pool of processes
+    (:func:`_item_checks`).
     """
     with db.session() as session:
         receipt = session.get(VerificationReceipt, receipt_id)
@@ -141,34 +205,11 @@ def run_verification(
     _anchor_case(db, store, sealer, case_id)
     checks: list[dict[str, Any]] = []
     waiting: dict[str, dict[str, Any]] = {}
-    checked_checkpoints: set[str] = set()
-
-    def check_item(item_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        try:
-            report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor,
-                                              checked_checkpoints=checked_checkpoints)
-        except VerificationFailed as exc:
-            return _check("item", item_id, "failed", exc.message), None
-        except ArchiveError as exc:
-            if exc.status >= 500:
-                raise  # store or TSA down: nothing learnt; the task retries
-            return _check("item", item_id, "failed", exc.message), None
-        detail = f"sha256 {report.fixity.sha256}; sealed {report.sealed}"
-        if report.checkpoint_tree_size:
-            detail += f"; in checkpoint {report.checkpoint_tree_size}"
-        if not report.pending:
-            return _check("item", item_id, "ok", detail), None
-        with db.read() as session:
-            pending = _item_pending(item_id, report, session.get(EvidenceItem, item_id).seal_status)
-        return _check("item", item_id, "pending", detail + "; pending: " + ", ".join(report.pending)), pending
-
-    # Items are checked side by side: re-hashing originals is I/O and OpenSSL, which run
-    # outside the GIL. The receipt lists them in the order they were received.
-    with ThreadPoolExecutor(max_workers=ITEM_CHECKERS, thread_name_prefix="verify-item") as pool:
-        for item_id, (check, pending) in zip(item_ids, pool.map(check_item, item_ids)):
-            checks.append(check)
-            if pending is not None:
-                waiting[item_id] = pending
+    # The receipt lists the items in the order they were received.
+    for item_id, (check, pending) in zip(item_ids, _item_checks(db, store, sealer, item_ids, actor, settings)):
+        checks.append(check)
+        if pending is not None:
+            waiting[item_id] = pending
     with db.snapshot() as session:
         lr = None
         try:

@@ -17,6 +17,7 @@ frontier) under one lock discipline, and share their private readers (:func:`_en
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -32,7 +33,7 @@ from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
 from archive.custody import merkle
-from archive.db import after_commit, lock_row, will_run_after_commit
+from archive.db import after_commit, before_dispose, before_snapshot, lock_row, will_run_after_commit
 from archive.errors import InvalidInput, LedgerTampered, NotFound
 # The entry format lives in the offline verifier (evidence_verify), which needs no database;
 # the names stay importable from here for existing callers.
@@ -117,9 +118,8 @@ def append(
     if session.get_bind().dialect.name != "postgresql":
         append_now(session, actor=actor, action=action, case_id=case_id, item_id=item_id, details=details, now=now)
         return
-    row = LedgerPending(**_columns(actor, action, case_id, item_id, details, now))
-    session.add(row)
-    after_commit(session, SEQUENCER, _Sequencing).rows.append(row)
+    session.execute(insert(LedgerPending), [_columns(actor, action, case_id, item_id, details, now)])
+    after_commit(session, SEQUENCER, _Sequencing)
 
 
 def _columns(actor: str, action: str, case_id: str | None, item_id: str | None,
@@ -131,9 +131,6 @@ def _columns(actor: str, action: str, case_id: str | None, item_id: str | None,
 
 class _Sequencing:
     """What a transaction asks once it commits: that its entries be sequenced soon."""
-
-    def __init__(self) -> None:
-        self.rows: list[LedgerPending] = []
 
     def __call__(self, engine: Engine) -> None:
         _sequencer(engine).poke(engine)
@@ -158,6 +155,7 @@ class _Sequencer:
         self.lock = threading.Lock()
         self.wanted = False
         self.running = False
+        self.thread: threading.Thread | None = None
 
     def poke(self, engine: Engine) -> None:
         with self.lock:
@@ -165,7 +163,13 @@ class _Sequencer:
             if self.running:
                 return
             self.running = True
-        threading.Thread(target=self._run, args=(engine,), name="ledger-sequencer", daemon=True).start()
+            self.thread = threading.Thread(target=self._run, args=(engine,), name="ledger-sequencer", daemon=True)
+            self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _run(self, engine: Engine) -> None:
         failures = 0
@@ -209,7 +213,22 @@ def _forget_sequencers() -> None:
     _sequencers_lock = threading.Lock()
 
 
+def finish_sequencing(timeout: float = 5.0, *, engine: Engine | None = None) -> None:
+    """Let this process's sequencers (or the one of ``engine``) finish what its commits left
+    waiting, at most ``timeout`` seconds. Run as the process exits normally, and before a
+    database is disposed; whatever is left waits, committed, for another process's pass or
+    the timed checkpoint."""
+    deadline = time.monotonic() + timeout
+    with _sequencers_lock:
+        sequencers = list(_sequencers.values()) if engine is None else \
+            [s for s in [_sequencers.pop(id(engine.pool), None)] if s is not None]
+    for sequencer in sequencers:
+        sequencer.join(max(0.0, deadline - time.monotonic()))
+
+
 os.register_at_fork(after_in_child=_forget_sequencers)
+atexit.register(finish_sequencing)
+before_dispose(lambda engine: finish_sequencing(engine=engine))
 
 
 def settle(bind: Session | Engine) -> None:
@@ -225,6 +244,9 @@ def settle(bind: Session | Engine) -> None:
         if not conn.execute(select(LedgerPending.id).limit(1)).first():
             return
     sequence_pending(engine.execution_options(isolation_level="READ COMMITTED"))
+
+
+before_snapshot(settle)
 
 
 def append_now(

@@ -22,6 +22,7 @@ from archive.db import insert_ignoring_duplicates, unique_violations_as_conflict
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from archive.evidence.filenames import bad_character
 from archive.models import ApiToken, Case, Role, Unit, User, new_id
+from archive.identity.token_cache import TokenCache
 TOKEN_PREFIX = "ev_"
 
 
@@ -232,23 +233,33 @@ def revoke_token(session: Session, *, token_id: str, actor: str, owner: User | N
     return row
 
 
-def authenticate(session: Session, *, token: str | None, totp_roles: Collection[str] = ()) -> User:
+def authenticate(session: Session, *, token: str | None, totp_roles: Collection[str] = (),
+                 cache: TokenCache | None = None) -> User:
     """The active user holding ``token``; Unauthenticated (with the precise code) otherwise.
 
     ``totp_roles``: roles whose tokens work only once the user enrolled a second factor.
+    ``cache``: the API process's cache of tokens checked lately (the user comes back attached
+    to ``session`` without a query); expiry and the user's state are checked on every use.
     """
     if not token:
         raise Unauthenticated("a bearer token is required", code="missing_token")
     digest = hash_token(token)
-    row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
-    # Compare again in constant time so the lookup's timing says nothing about near misses.
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
-        raise Unauthenticated("the bearer token is not valid", code="invalid_token")
-    if row.revoked_at is not None:
-        raise Unauthenticated("the bearer token was revoked", code="token_revoked")
-    if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
+    found = cache.get(digest) if cache is not None else None
+    if found is not None:
+        user, expires_at = session.merge(found[0], load=False), found[1]
+    else:
+        generation = cache.generation() if cache is not None else 0
+        row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
+        # Compare again in constant time so the lookup's timing says nothing about near misses.
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            raise Unauthenticated("the bearer token is not valid", code="invalid_token")
+        if row.revoked_at is not None:
+            raise Unauthenticated("the bearer token was revoked", code="token_revoked")
+        user, expires_at = row.user, row.expires_at
+        if cache is not None:
+            cache.keep(digest, generation, user, expires_at)
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
         raise Unauthenticated("the bearer token has expired", code="token_expired")
-    user = row.user
     check_user_may_sign_in(user, totp_roles=totp_roles)
     return user
 

@@ -36,7 +36,7 @@ def _address() -> str:
 
 def _ledger(stack: Stack, action: str) -> list[SimpleNamespace]:
     """Custody entries of ``action``, with their details parsed."""
-    with stack.services.db.read() as s:
+    with stack.services.db.snapshot() as s:
         rows = s.execute(select(LedgerEntry).where(LedgerEntry.action == action)).scalars()
         return [SimpleNamespace(action=e.action, details=json.loads(e.details)) for e in rows]
 

@@ -82,7 +82,7 @@ def test_a_read_the_store_cannot_serve_is_503_and_leaves_no_custody_entry(stack,
         stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
 
         def reads() -> int:
-            with stack.services.db.read() as s:
+            with stack.services.db.snapshot() as s:
                 return s.scalar(select(func.count()).select_from(LedgerEntry).where(
                     LedgerEntry.item_id == item["id"], LedgerEntry.action == "content_read"))
 

@@ -73,7 +73,7 @@ def test_reviewer_fulfils_second_approves_or_declines(stack, case):
         assert states[wanted]["status"] == "fulfilled" and states[wanted]["export_id"] == export.json()["id"]
         assert states[unwanted]["status"] == "declined" and states[unwanted]["reason"] == "重复申请"
         assert export.json()["id"] in {e["id"] for e in c.get("/api/v1/exports").json()}
-    with stack.services.db.read() as s:
+    with stack.services.db.snapshot() as s:
         actions = s.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case["id"])).scalars().all()
     for action in ("court_request_received", "export_requested", "court_request_fulfilled", "court_request_declined",
                    "export_approved"):

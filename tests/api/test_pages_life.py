@@ -119,7 +119,7 @@ def test_handler_moves_the_stage_through_the_page_after_the_reviewers_filing_rev
         assert re.search(rf'data-case-id="{case["id"]}".*?data-testid="case-stage" data-stage="investigation"',
                          listing, re.S)
     assert _stage(stack, officer, case["id"]) == "investigation"
-    with stack.services.db.read() as s:
+    with stack.services.db.snapshot() as s:
         from sqlalchemy import select
 
         from archive.models import LedgerEntry

@@ -25,7 +25,7 @@ def _code(r) -> str:  # type: ignore[no-untyped-def]
 
 
 def _entries(stack: Stack, case_id: str, action: str) -> list[dict]:
-    with stack.services.db.read() as s:
+    with stack.services.db.snapshot() as s:
         rows = s.execute(select(LedgerEntry).where(LedgerEntry.case_id == case_id, LedgerEntry.action == action)
                          .order_by(LedgerEntry.seq)).scalars()
         return [{"actor": e.actor, **json.loads(e.details)} for e in rows]

@@ -92,7 +92,7 @@ def _through_provider(browser: httpx.Client, start: httpx.Response, login: str, 
 
 
 def _sign_ins(stack: Stack, method: str = "oidc") -> list[dict]:
-    with stack.services.db.read() as s:
+    with stack.services.db.snapshot() as s:
         rows = s.execute(select(LedgerEntry.details).where(LedgerEntry.action == "sign_in")).scalars()
         return [d for d in (json.loads(r) for r in rows) if d["method"] == method]
 

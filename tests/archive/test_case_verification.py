@@ -244,3 +244,67 @@ def test_tampering_is_named_by_ledger_verify_and_verify_case(verified_case, tamp
         assert r.returncode == 1, (command, r.stdout + r.stderr)
         assert "Traceback" not in r.stderr, (command, r.stderr)
         assert named in r.stderr, (command, r.stderr)
+
+
+def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own_ledger):
+    """A case of more items than :data:`receipts.PROCESS_POOL_FROM` is checked by a pool of
+    processes (each with its own connections): it passes whole, and with one byte of one
+    original changed in the store, exactly that item fails, by id, and the others still pass."""
+    from archive.cases import receipts
+    from archive.cases import service as cases
+    from archive.custody.checkpoints import create_checkpoint
+    from archive.evidence import fixity, receiving
+    from archive.identity.users import add_user
+    from archive.models import EvidenceItem, EvidenceKind
+    from archive.seals.items import seal_item
+    from archive.seals.sealer import Sealer
+    from archive.storage import open_store
+
+    count = 20
+    assert receipts.PROCESS_POOL_FROM <= count
+    env, database = own_ledger
+    settings = settings_from_env(env)
+    sealer, store = Sealer(settings), open_store(settings)
+    with database.session() as s:
+        user, _ = add_user(s, name="officer-many", unit="unit-a", role="officer")
+        number = f"MANY-{uuid.uuid4().hex[:8]}"
+        case_id = cases.create_case(s, store=store, user=user, case_number=number, title="Many items").id
+        user_id = user.id
+    items = []
+    for i in range(count):
+        item = receiving.receive_original(
+            db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(2000 + i)],
+            incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename=f"n{i}.bin"),
+        )
+        fixity.compute_sm3(db=database, store=store, item_id=item.id)
+        seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+        items.append(item)
+    with database.session() as s:
+        for item in items:
+            s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+        assert create_checkpoint(s, sealer, store=store) is not None
+
+    wide = dict(env, COLUMNS="400")  # one table row per line
+    r = run_cli(wide, "verify-case", number)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.lstrip("│ ").startswith("item")]
+    assert len(rows) == count and all(" ok " in row for row in rows), r.stdout
+    assert all(any(item.id in row for row in rows) for item in items)
+
+    altered = items[13]
+    if not hasattr(store, "client"):  # the embedded default's filesystem store
+        path = settings.resolved_storage_dir / altered.storage_key
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        path.write_bytes(bytes(data))
+    else:  # on S3 the locked version stays: the insider can only put a new version on top
+        import io
+
+        data = bytearray(b"".join(store.read(altered.storage_key)))
+        data[len(data) // 2] ^= 0x40
+        store.client.put_object(store.bucket, altered.storage_key, io.BytesIO(bytes(data)), len(data))
+    r = run_cli(wide, "verify-case", number)
+    assert r.returncode == 1, r.stdout + r.stderr
+    failed = [line for line in r.stderr.splitlines() if line.startswith("FAILED item")]
+    assert len(failed) == 1 and altered.id in failed[0], r.stderr

@@ -81,7 +81,7 @@ def _power_loss(process: subprocess.Popen) -> None:
 
 
 def _custody(database: Database, item_id: str) -> collections.Counter:
-    with database.read() as s:
+    with database.snapshot() as s:
         rows = s.execute(select(LedgerEntry.action, LedgerEntry.details).where(LedgerEntry.item_id == item_id)).all()
     counted: collections.Counter = collections.Counter()
     for action, details in rows:

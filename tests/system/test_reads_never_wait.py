@@ -82,7 +82,7 @@ def test_reads_are_answered_while_seals_and_checkpoints_wait_for_the_tsa(request
             while gated.waiting < 2:  # the item's seal and the checkpoint, both held at the TSA
                 assert time.monotonic() < deadline, gated.waiting
                 time.sleep(0.05)
-            with stack.services.db.read() as s:
+            with stack.services.db.snapshot() as s:
                 reads_before = _reads(s, read_me["id"])
 
             def read(_: int) -> tuple[int, bytes]:
@@ -99,7 +99,7 @@ def test_reads_are_answered_while_seals_and_checkpoints_wait_for_the_tsa(request
             # Every read answered while the seal and the checkpoint were still waiting.
             assert checkpointing.poll() is None, (took, checkpointing.communicate()[0])
             assert gated.waiting >= 2 and not gated.gate.is_set()
-            with stack.services.db.read() as s:
+            with stack.services.db.snapshot() as s:
                 assert _reads(s, read_me["id"]) == reads_before + READERS  # each read is a custody entry
                 assert s.execute(select(func.count()).select_from(Checkpoint)).scalar_one() == 0
 
