@@ -40,7 +40,8 @@ def _authorise(services: Services, request: Request, credentials: HTTPAuthorizat
 
 
 class _LedgerSize:
-    """Scrape-time gauge: the number of custody ledger entries."""
+    """Scrape-time gauges: the custody ledger's entries, and committed entries still waiting
+    to be sequenced (a backlog that grows means no process is sequencing)."""
 
     def __init__(self, services: Services):
         self.services = services
@@ -48,13 +49,17 @@ class _LedgerSize:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        gauge = GaugeMetricFamily("evidence_ledger_entries", "Entries in the custody ledger.")
+        size = GaugeMetricFamily("evidence_ledger_entries", "Entries in the custody ledger.")
+        waiting = GaugeMetricFamily("evidence_ledger_waiting_entries",
+                                    "Committed custody entries waiting to be sequenced into the ledger.")
         try:
-            with self.services.db.session() as session:
-                gauge.add_metric([], ledger.size(session))
+            with self.services.db.read() as session:
+                size.add_metric([], ledger.size(session))
+                waiting.add_metric([], ledger.waiting(session))
         except Exception:  # noqa: BLE001 - a scrape reports what it can; /healthz says the database is down
             return
-        yield gauge
+        yield size
+        yield waiting
 
 
 @router.get(

@@ -74,4 +74,5 @@ def test_metrics_count_requests_uploads_ledger_and_reconciler(stack, officer, ca
     assert grew("evidence_upload_duration_seconds_count", 1, protocol="direct", outcome="ok")
     assert grew("evidence_reconciler_actions_total", 1, action="requeued")
     assert _value(after, "evidence_ledger_entries") >= 2  # the case and the evidence at least
+    assert "\nevidence_ledger_waiting_entries " in after  # the sequencing backlog, 0 or more
     assert case["id"] not in after  # templates, never raw paths
