@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     )
     work.ring_with(services.db, services.enqueue)
     app.state.services = services
+    app.router.on_shutdown.append(services.tokens.close)
     errors.install(app)
     errors.document_errors(app)
     logs.install()

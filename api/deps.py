@@ -94,6 +94,17 @@ def custody_session(services: Services, reading: Session) -> Iterator[Session]:
         yield writing
 
 
+def settle_ledger(services: ServicesDep) -> None:
+    """Sequence the custody entries still waiting, before the request takes a connection of its
+    own (a request never holds two): a route reading the ledger then finds every entry of the
+    actions answered before it was asked (:func:`archive.custody.ledger.settle`). Declare it
+    before the route's session and user."""
+    ledger.settle(services.db.engine)
+
+
+LedgerSettled = Annotated[None, Depends(settle_ledger)]
+
+
 # "function" scope: the transaction commits when the route returns, before the reply is
 # sent, so a client never reads "201 Created" for something a failed commit then lost,
 # nor fails to find, in its next request, what it was just told exists.

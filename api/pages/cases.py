@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import ServicesDep, SessionDep
+from api.deps import LedgerSettled, ServicesDep, SessionDep
 from api.pages.life import life_view
 from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
@@ -25,7 +25,6 @@ from archive.cases import receipts
 from archive.cases import service as case_service
 from archive.continuity import gaps as gap_service
 from archive.continuity.report import CaseContinuity, build_report
-from archive.custody import ledger
 from archive.evidence import items as evidence_service
 from archive.exports import court_requests
 from archive.exports import access as export_access
@@ -89,7 +88,6 @@ def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity
 def _entries(session: Session, case_id: str, zone: str, *, item: str | None, actor: str | None,
              action: str | None) -> tuple[list[EntryRow], list[str], list[str]]:
     """The case's custody entries (newest first, filtered), and the actors and actions to filter by."""
-    ledger.settle(session)
     query = select(LedgerEntry).where(LedgerEntry.case_id == case_id)
     if item:
         query = query.where(LedgerEntry.item_id == item)
@@ -140,7 +138,7 @@ def court_request_rows(session: Session, *, user: User, zone: str, case_id: str 
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: str, request: Request, session: SessionDep, user: PageUser, item: str | None = None,
+def case_page(case_id: str, request: Request, _settled: LedgerSettled, session: SessionDep, user: PageUser, item: str | None = None,
               actor: str | None = None, action: str | None = None, notice: str | None = None) -> Response:
     """One case: upload, items (live), gaps, exports, custody filtered by item, actor, action."""
     case = load_case(session, user=user, case_id=case_id)

@@ -78,6 +78,7 @@ class TokenCache:
         self._generation = 0
         self._listening = False
         self._pid: int | None = None
+        self._closed = False
         self.hits = self.misses = 0
 
     # -- use ---------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class TokenCache:
     # -- the listener --------------------------------------------------------------------
 
     def _ensure_listener(self) -> None:
-        if not self.enabled or self._pid == os.getpid():
+        if not self.enabled or self._closed or self._pid == os.getpid():
             return
         with self._lock:
             if self._pid == os.getpid():
@@ -133,18 +134,28 @@ class TokenCache:
 
     def _listen(self) -> None:
         pause = 0.5
-        while True:
+        while not self._closed:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.forget()  # what was kept before listening may be stale
                     self._listening, pause = True, 0.5
-                    for _ in conn.notifies():
-                        self.forget()
+                    while not self._closed:
+                        for _ in conn.notifies(timeout=1.0):
+                            self.forget()
             except Exception as exc:  # noqa: BLE001 - any loss: stop caching, then listen again
                 log.warning("token cache: not listening for changes (%s); tokens are checked in the database",
                             type(exc).__name__)
             self._listening = False
             self.forget()
+            if self._closed:
+                return
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
+
+    def close(self) -> None:
+        """Stop caching and listening (the app shuts down): within a second the listener's
+        connection is closed."""
+        self._closed = True
+        self._listening = False
+        self.forget()
