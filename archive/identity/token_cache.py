@@ -9,9 +9,11 @@ disabled, a role, unit or second factor changed), however it changed (API, CLI, 
 each process's listener empties its cache when it arrives (within milliseconds of the
 commit). A token's expiry is checked on every use, cached or not.
 
-The cache is used only while its listener is connected: a listener that lost its
-connection empties the cache and every token is checked in the database until it has
-listened again. A check that began before a change and ends after its notification is not
+The cache is used only while its listener is proven to hear: a round trip every
+:data:`HEARTBEAT` seconds shows that every change committed before it was heard, and the cache
+answers only within :data:`FRESH` seconds of the last one. A listener that lost its connection
+empties the cache, and one whose connection went silent (a partition, a stalled server) stops
+its answers within a second; every token is then checked in the database until it hears again. A check that began before a change and ends after its notification is not
 kept (the generation counter), so a revoked token is never put back. On SQLite (the
 embedded default: one process, a local file) nothing is cached.
 """
@@ -38,10 +40,16 @@ from archive.models import Unit, User
 log = logging.getLogger(__name__)
 
 CHANNEL = "evidence_auth"
+APPLICATION = "evidence-token-cache"
+"""The listener connection's ``application_name`` (as ``pg_stat_activity`` shows it)."""
 TTL = 30.0
 """Seconds a checked token is answered from the cache (changes empty it sooner)."""
 SIZE = 10_000
 """Most tokens kept; the least recently used goes first."""
+HEARTBEAT = 0.25
+"""Seconds between the listener's round trips to the server."""
+FRESH = 1.0
+"""Seconds the cache answers after a round trip proved the listener hears every change."""
 
 
 def _columns(row: Any) -> dict[str, Any]:
@@ -76,7 +84,8 @@ class TokenCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._generation = 0
-        self._listening = False
+        self._heard_until = 0.0
+        """Until when (monotonic) every change is known to have been heard."""
         self._pid: int | None = None
         self._closed = False
         self.hits = self.misses = 0
@@ -90,7 +99,7 @@ class TokenCache:
 
     def get(self, digest: str) -> tuple[User, datetime | None] | None:
         """The user holding the token with this hash, and the token's expiry, if checked lately."""
-        if not self._listening:
+        if not self.listening:
             return None
         with self._lock:
             entry = self._entries.get(digest)
@@ -106,7 +115,7 @@ class TokenCache:
         ``generation`` was taken or nobody listens for changes."""
         entry = _Entry(user=_columns(user), unit=_columns(user.unit), expires_at=expires_at, kept_at=time.monotonic())
         with self._lock:
-            if not self._listening or generation != self._generation:
+            if not self.listening or generation != self._generation:
                 return
             self._entries[digest] = entry
             self._entries.move_to_end(digest)
@@ -128,7 +137,7 @@ class TokenCache:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()  # a forked child starts its own
-            self._listening = False
+            self._heard_until = 0.0
             self._entries.clear()
         threading.Thread(target=self._listen, name="token-cache-listener", daemon=True).start()
 
@@ -136,26 +145,42 @@ class TokenCache:
         pause = 0.5
         while not self._closed:
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, application_name=APPLICATION, connect_timeout=5,
+                                     keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                                     keepalives_count=3) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.forget()  # what was kept before listening may be stale
-                    self._listening, pause = True, 0.5
+                    pause = 0.5
                     while not self._closed:
-                        for _ in conn.notifies(timeout=1.0):
+                        # A round trip proves that every change committed before it began has
+                        # been heard (the server sends notifications before it answers); a
+                        # connection gone silent (a partition, a stalled server) proves
+                        # nothing, and the cache stops answering within FRESH seconds.
+                        began = time.monotonic()
+                        conn.execute("SELECT 1")
+                        for _ in conn.notifies(timeout=0):
+                            self.forget()
+                        self._heard_until = began + FRESH
+                        for _ in conn.notifies(timeout=HEARTBEAT):
                             self.forget()
             except Exception as exc:  # noqa: BLE001 - any loss: stop caching, then listen again
                 log.warning("token cache: not listening for changes (%s); tokens are checked in the database",
                             type(exc).__name__)
-            self._listening = False
+            self._heard_until = 0.0
             self.forget()
             if self._closed:
                 return
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
 
+    @property
+    def listening(self) -> bool:
+        """True while the listener has lately proven that it hears every change."""
+        return time.monotonic() < self._heard_until
+
     def close(self) -> None:
-        """Stop caching and listening (the app shuts down): within a second the listener's
-        connection is closed."""
+        """Stop caching and listening (the app shuts down): the listener's connection is closed
+        at its next heartbeat."""
         self._closed = True
-        self._listening = False
+        self._heard_until = 0.0
         self.forget()

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import socket
+import threading
 import uuid
 from urllib.parse import urlparse
 
@@ -344,3 +345,46 @@ def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
             r = c.get(f"/api/v1/cases/{case['id']}/evidence", params={"after": bad})
             assert r.status_code == 404 and r.json()["error"]["code"] == "cursor_not_found", r.text
         assert c.get(f"/api/v1/cases/{case['id']}/evidence", params={"limit": 1001}).status_code == 422
+
+
+def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, officer, case):
+    """A request never holds two of the API's database connections at once: with every one
+    held by a reader waiting for a second, a burst of readers would wait out the pool's
+    timeout and get 503. Readers of the ledger sequence what waits before they take theirs."""
+    from sqlalchemy import event
+
+    from tests.conftest import sequenced_soon
+
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", content=os.urandom(500),
+                      params={"kind": "other", "filename": "held.bin"}).json()
+        stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+        sequenced_soon(stack.services.db)
+        paths = [f"/api/v1/ledger/entries?case_id={case['id']}", "/api/v1/ledger/head",
+                 "/api/v1/ledger/proof/inclusion?seq=1", "/api/v1/ledger/proof/consistency?old_size=1"]
+        for path in paths:  # warm: the token is cached
+            assert c.get(path).status_code == 200, path
+        engine = stack.services.db.engine
+        held: dict[int, int] = {}
+        most: dict[int, int] = {}
+
+        def out(*_):  # type: ignore[no-untyped-def]
+            me = threading.get_ident()
+            held[me] = held.get(me, 0) + 1
+            most[me] = max(most.get(me, 0), held[me])
+
+        def back(*_):  # type: ignore[no-untyped-def]
+            me = threading.get_ident()
+            held[me] = held.get(me, 0) - 1
+
+        event.listen(engine, "checkout", out)
+        event.listen(engine, "checkin", back)
+        try:
+            for path in paths:
+                c.get(f"/api/v1/evidence/{item['id']}/content")  # something waits to be sequenced
+                assert c.get(path).status_code == 200, path
+            # No thread (a request's, the sequencer's) held two at once.
+            assert max(most.values()) == 1, most
+        finally:
+            event.remove(engine, "checkout", out)
+            event.remove(engine, "checkin", back)

@@ -8,6 +8,8 @@ on SQLite nothing is cached, and the same requests are refused as well."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 
@@ -119,10 +121,10 @@ def test_a_cache_that_cannot_hear_changes_is_not_used(stack, officer):
         with stack.services.db.engine.begin() as conn:
             cut = conn.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query = 'LISTEN evidence_auth'")).scalars().all()
+                "WHERE datname = current_database() AND application_name = 'evidence-token-cache'")).scalars().all()
         assert cut and all(cut)
         deadline = time.monotonic() + 5
-        while tokens._listening:  # noqa: SLF001 - the state under test
+        while tokens.listening:
             assert time.monotonic() < deadline, "the listener did not notice its lost connection"
             time.sleep(0.01)
         # Revoked while nobody listens: no notification reaches this process's cache.
@@ -133,3 +135,37 @@ def test_a_cache_that_cannot_hear_changes_is_not_used(stack, officer):
         _refused(c, "token_revoked")
     with stack.client(officer) as c:
         _warm(stack, c)  # listening again: the cache answers
+
+
+def test_a_listener_gone_silent_stops_the_cache_within_a_second(stack, officer):
+    """The listener's server process stalls (as a network partition or a frozen server leaves a
+    connection open and silent): its heartbeat gets no answer, so within a second the cache
+    answers nothing, and a token revoked during the stall is refused, though the notification
+    cannot reach this process."""
+    if not _cached(stack):
+        pytest.skip("nothing is cached on SQLite")
+    from archive.identity import token_cache
+
+    tokens = stack.services.tokens
+    with stack.client(officer) as c:
+        extra = c.post("/api/v1/tokens", json={"name": "stalled"}).json()
+    with stack.client(extra["token"]) as c:
+        _warm(stack, c)
+        with stack.services.db.engine.begin() as conn:
+            listeners = conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = :a"),
+                {"a": token_cache.APPLICATION}).scalars().all()
+        assert listeners
+        for pid in listeners:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(token_cache.FRESH + token_cache.HEARTBEAT + 0.2)
+            assert not tokens.listening
+            run_sql(stack.services.db, "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE id = :id",
+                    {"id": extra["id"]})
+            _refused(c, "token_revoked")
+        finally:
+            for pid in listeners:
+                os.kill(pid, signal.SIGCONT)
+    with stack.client(officer) as c:
+        _warm(stack, c)  # heard again: the cache answers
