@@ -107,21 +107,34 @@ def test_a_cached_token_stops_working_when_it_expires(stack, officer):
         _refused(c, "token_expired")
 
 
+def _listened_token(stack, officer: str, name: str) -> dict:  # type: ignore[no-untyped-def]
+    """A new token of the officer, answered from the cache, and the pids of the server
+    processes serving this process's token-cache listener (PostgreSQL only)."""
+    from archive.identity import token_cache
+
+    if not _cached(stack):
+        pytest.skip("nothing is cached on SQLite")
+    with stack.client(officer) as c:
+        extra = c.post("/api/v1/tokens", json={"name": name}).json()
+    with stack.client(extra["token"]) as c:
+        _warm(stack, c)
+    with stack.services.db.engine.begin() as conn:
+        extra["listeners"] = conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = :a"),
+            {"a": token_cache.APPLICATION}).scalars().all()
+    return extra
+
+
 def test_a_cache_that_cannot_hear_changes_is_not_used(stack, officer):
     """The listener's connection is cut (as a database restart or a network fault would): the
     cache empties and every token is checked in the database, so a token revoked in that
     moment is refused; once the listener is back the cache answers again."""
-    if not _cached(stack):
-        pytest.skip("nothing is cached on SQLite")
     tokens = stack.services.tokens
-    with stack.client(officer) as c:
-        extra = c.post("/api/v1/tokens", json={"name": "extra"}).json()
+    extra = _listened_token(stack, officer, "extra")
     with stack.client(extra["token"]) as c:
-        _warm(stack, c)
         with stack.services.db.engine.begin() as conn:
-            cut = conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = 'evidence-token-cache'")).scalars().all()
+            cut = [conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+                   for pid in extra["listeners"]]
         assert cut and all(cut)
         deadline = time.monotonic() + 5
         while tokens.listening:
@@ -142,19 +155,12 @@ def test_a_listener_gone_silent_stops_the_cache_within_a_second(stack, officer):
     connection open and silent): its heartbeat gets no answer, so within a second the cache
     answers nothing, and a token revoked during the stall is refused, though the notification
     cannot reach this process."""
-    if not _cached(stack):
-        pytest.skip("nothing is cached on SQLite")
     from archive.identity import token_cache
 
     tokens = stack.services.tokens
-    with stack.client(officer) as c:
-        extra = c.post("/api/v1/tokens", json={"name": "stalled"}).json()
+    extra = _listened_token(stack, officer, "stalled")
+    listeners = extra["listeners"]
     with stack.client(extra["token"]) as c:
-        _warm(stack, c)
-        with stack.services.db.engine.begin() as conn:
-            listeners = conn.execute(text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = :a"),
-                {"a": token_cache.APPLICATION}).scalars().all()
         assert listeners
         for pid in listeners:
             os.kill(pid, signal.SIGSTOP)
