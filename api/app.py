@@ -48,11 +48,10 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     services = Services(
         settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
         throttle=Throttle.from_settings(settings), sealers=SealerSource(settings),
-        tokens=TokenCache(settings.resolved_database_url),
+        tokens=TokenCache(),
     )
     work.ring_with(services.db, services.enqueue)
     app.state.services = services
-    app.router.on_shutdown.append(services.tokens.close)
     errors.install(app)
     errors.document_errors(app)
     logs.install()

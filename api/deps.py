@@ -39,7 +39,7 @@ class Services:
     throttle: Throttle
     sealers: SealerSource
     tokens: TokenCache
-    """Bearer tokens checked lately (PostgreSQL only; emptied at once by any change)."""
+    """Bearer tokens checked lately (never trusted past a change of a token, user or unit)."""
 
     @property
     def sealer(self) -> Sealer:

@@ -180,6 +180,16 @@ class User(Base):
     unit: Mapped[Unit] = relationship(lazy="joined")
 
 
+class AuthVersion(Base):
+    """One row whose number every change of a token, a user or a unit advances (database
+    triggers, revision 0018): a cached token check made at an older number may be stale
+    (:mod:`archive.identity.token_cache`)."""
+
+    __tablename__ = "auth_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class ApiToken(Base):
     """A bearer credential of a user: named, optionally expiring, revocable; stored as a hash."""
 

@@ -27,6 +27,21 @@ def check_zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as Asia/Shanghai)") from exc
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+"""Moments a person may give (a recording's start, an action's window) lie in [EARLIEST,
+LATEST): durations and local times computed from them stay on the calendar."""
+
+
+def in_range_utc(moment: datetime) -> datetime | None:
+    """An aware ``moment`` in UTC when it lies in [EARLIEST, LATEST), else None."""
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01+14:00 has no UTC form
+        return None
+    return utc if EARLIEST <= utc < LATEST else None
+
+
 def _moment(value: datetime | str) -> datetime:
     moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
@@ -40,13 +55,18 @@ def local_time(value: datetime | str | None, zone: str = DEFAULT_TIME_ZONE, *, t
     """
     if value is None or value == "":
         return ""
-    moment = _moment(value).astimezone(check_zone(zone))
+    place = check_zone(zone)
+    utc = _moment(value).astimezone(timezone.utc)
+    # Rounded, not cut (10:00:30.96 is 10:00:31.0, never 10:00:30), in UTC before the zone is
+    # applied: added to a local time the step would keep the wrong offset across a change
+    # of daylight saving time.
+    try:
+        moment = (utc + timedelta(microseconds=50_000 if tenths else 500_000)).astimezone(place)
+    except OverflowError:  # the last moments of year 9999: the calendar has no later local time
+        moment = utc
     if tenths:
-        # Rounded, not cut: 10:00:30.96 is 10:00:31.0, never 10:00:30.
-        moment = moment + timedelta(microseconds=50_000)
         text = moment.strftime("%Y-%m-%d %H:%M:%S") + f".{moment.microsecond // 100_000}"
     else:
-        moment = moment + timedelta(microseconds=500_000)
         text = moment.strftime("%Y-%m-%d %H:%M:%S")
     offset = moment.strftime("%z")
     return f"{text} {offset[:3]}:{offset[3:]}"

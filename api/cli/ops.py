@@ -49,12 +49,11 @@ RESERVED_CONNECTIONS = 10
 """PostgreSQL connections ``evidence serve`` leaves to others (the CLI, an administrator's psql)."""
 
 
-def _share_connections(settings: Settings, processes: int, *, listeners: int = 0) -> Settings:
+def _share_connections(settings: Settings, processes: int) -> Settings:
     """On PostgreSQL, the per-process pool so that ``processes`` (API processes, the worker and
     beat) together stay within the server's ``max_connections``: past it the server refuses new
-    connections and requests fail, where a full pool only makes them wait their turn. Each API
-    process also keeps one connection outside its pool (``listeners``: its token cache's
-    listener). Exported in the environment, so every child process gets the same."""
+    connections and requests fail, where a full pool only makes them wait their turn. Exported
+    in the environment, so every child process gets the same."""
     if settings.resolved_database_url.startswith("sqlite"):
         return settings
     from sqlalchemy import text
@@ -71,7 +70,7 @@ def _share_connections(settings: Settings, processes: int, *, listeners: int = 0
         return settings
     finally:
         engine.dispose()
-    share = max(2, (limit - RESERVED_CONNECTIONS - listeners) // processes)
+    share = max(2, (limit - RESERVED_CONNECTIONS) // processes)
     if share >= settings.database_connections:
         return settings
     log.warning("PostgreSQL allows %d connections: each of %d processes keeps at most %d (not %d)",
@@ -129,7 +128,7 @@ def serve(host: str, port: int, with_worker: bool, processes: int | None) -> Non
     if processes > 1 and settings.resolved_database_url.startswith("sqlite"):
         raise ConfigurationRefused("SQLite has one writer: the embedded default serves with one API process "
                                    "(use PostgreSQL for several)")
-    settings = _share_connections(settings, processes + (2 if with_worker else 0), listeners=processes)
+    settings = _share_connections(settings, processes + (2 if with_worker else 0))
     try:
         app = create_app(settings)  # in production: refuses bad material before any child starts
     except ArchiveError as exc:

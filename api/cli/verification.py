@@ -95,8 +95,9 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
     if report.cades is not None and report.sm2 is not None:
         c = report.cades
         click.echo(f"manifest sha256 {report.manifest_sha256}")
-        click.echo(f"CAdES-B-T seal OK: {c.signer_subject}; signing time {c.signing_time}; "
-                   f"time-stamp {c.timestamp_time} by {c.tsa_subject}")
+        zone = settings.time_zone
+        click.echo(f"CAdES-B-T seal OK: {c.signer_subject}; signing time {shown(c.signing_time, zone)}; "
+                   f"time-stamp {shown(c.timestamp_time, zone)} by {c.tsa_subject}")
         click.echo(f"SM2 seal OK: key {report.sm2.public_key_fingerprint[:16]}…, id {report.sm2.distinguishing_id}")
     if report.pades is not None:
         click.echo(f"PAdES copy OK: time-stamp {report.pades.timestamp_time}, coverage {report.pades.coverage}")

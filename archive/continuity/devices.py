@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.db import insert_ignoring_duplicates
+from archive.timefmt import in_range_utc
 from archive.errors import Forbidden, InvalidInput
 from archive.continuity.models import Device, EnforcementAction
 from archive.continuity.runs import request_analysis
@@ -137,12 +138,11 @@ def create_action(
         raise InvalidInput("give the action's end, or the record whose signing ends it", code="invalid_window")
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise InvalidInput("start and end need a time zone (e.g. Z or +08:00)", code="timezone_required")
-    try:
-        # Stored and answered in UTC, as read back later: a time at the edge of the calendar
-        # (0001-01-01+14:00) has no UTC form.
-        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc) if end is not None else None
-    except OverflowError as exc:
-        raise InvalidInput("start and end must fall within years 1-9999 in UTC", code="invalid_window") from exc
+    # Stored and answered in UTC, as read back later.
+    start_utc, end_utc = in_range_utc(start), in_range_utc(end) if end is not None else None
+    if start_utc is None or (end is not None and end_utc is None):
+        raise InvalidInput("start and end must fall within the years 1900-2999", code="invalid_window")
+    start, end = start_utc, end_utc
     if end is not None and end <= start:
         raise InvalidInput("the action's end must be after its start", code="invalid_window")
     if record_item is not None:

@@ -150,6 +150,7 @@ class _Sequencer:
     :func:`archive.custody.checkpoints.make_due_checkpoint`)."""
 
     RETRIES = (0.1, 0.5, 2.0, 5.0)
+    BUSY_PAUSE = 0.02
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -180,7 +181,14 @@ class _Sequencer:
                     return
                 self.wanted = False
             try:
-                sequence_pending(engine)
+                if sequence_pending(engine, wait=False) is None:
+                    # Another process's pass holds the lock; this process's entries may have
+                    # committed after it began. Try again shortly, holding no connection meanwhile
+                    # (waiting on the lock would hold one per process).
+                    time.sleep(self.BUSY_PAUSE)
+                    with self.lock:
+                        self.wanted = True
+                    continue
                 failures = 0
             except Exception as exc:  # the entries stay waiting, committed; see the class's text
                 if failures == len(self.RETRIES):
@@ -279,17 +287,23 @@ def append_now(
     return entry
 
 
-def sequence_pending(engine: Engine) -> int:
+def sequence_pending(engine: Engine, *, wait: bool = True) -> int | None:
     """Sequence every committed waiting entry into the ledger, in batches of at most
     :data:`BATCH` entries, each batch one transaction under the ledger's lock; return how
     many. Run by each process's sequencer after commits that left entries waiting, by
     :func:`settle`, and by the timed checkpoint (which also picks up entries a process died
     before sequencing). A pass that finds the lock held waits for it, then takes what is
-    left, often nothing."""
+    left, often nothing; with ``wait=False`` it returns None at once instead."""
     done = 0
     while True:
         with Session(engine) as session:
-            lock = lock_row(session, LedgerLock, 1)
+            if wait:
+                lock = lock_row(session, LedgerLock, 1)
+            else:
+                lock = session.execute(select(LedgerLock).where(LedgerLock.id == 1).with_for_update(
+                    of=LedgerLock, key_share=True, skip_locked=True)).scalar_one_or_none()
+                if lock is None:
+                    return None
             assert lock is not None, "the ledger lock row is created by the first migration"
             count = _sequence_waiting(session, lock, limit=BATCH)
             if not count:

@@ -18,7 +18,7 @@ MAX_BYTES = 255
 # Characters that make a name lie about itself or break the tools that show it: C0 and
 # C1 controls and DEL, and the bidirectional marks, embeddings, overrides and isolates
 # that can make "exe.mp4" display as "mp4.exe" (U+061C, U+200E-F, U+202A-E, U+2066-9).
-_BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd]")
 _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Windows device names stay devices whatever their extension or case ("con.mp4", "Lpt1").
 _DEVICE = re.compile(r"(?i)(con|prn|aux|nul|com[1-9\u00b9\u00b2\u00b3]|lpt[1-9\u00b9\u00b2\u00b3])")
@@ -34,7 +34,10 @@ def bad_character(text: str) -> str | None:
     ch = bad.group()
     kind = (
         "a bidirectional formatting character" if ch in _BIDI
-        else "an unpaired surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
+        else "an unpaired surrogate" if "\ud800" <= ch <= "\udfff"
+        # U+FFFD stands where bytes were not UTF-8: the name as sent is not what would be kept.
+        else "a replacement character for bytes that are not UTF-8" if ch == "\ufffd"
+        else "a control character"
     )
     return f"{kind} (U+{ord(ch):04X})"
 

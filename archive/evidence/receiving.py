@@ -13,7 +13,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from archive import work
 from archive.custody import ledger
 from archive.db import Database, share_row
+from archive.timefmt import in_range_utc
 from archive.errors import (
     ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
     UploadIncomplete,
@@ -81,13 +82,9 @@ def check_incoming(session: Session, *, user: User, incoming: IncomingEvidence) 
         raise InvalidInput("device id must be 1-200 printable characters", code="invalid_device_id")
     if incoming.recorded_start is not None and incoming.recorded_start.tzinfo is None:
         raise InvalidInput("recorded_start needs a time zone (e.g. Z or +08:00)", code="invalid_recorded_start")
-    if incoming.recorded_start is not None:
-        try:
-            # Stored in UTC: a time at the edge of the calendar (0001-01-01+14:00) has no UTC form.
-            incoming.recorded_start.astimezone(timezone.utc)
-        except OverflowError as exc:
-            raise InvalidInput("recorded_start must fall within years 1-9999 in UTC",
-                               code="invalid_recorded_start") from exc
+    if incoming.recorded_start is not None and in_range_utc(incoming.recorded_start) is None:
+        raise InvalidInput("recorded_start must fall within the years 1900-2999",
+                           code="invalid_recorded_start")
     return case.vault.name
 
 

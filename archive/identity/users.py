@@ -239,16 +239,17 @@ def authenticate(session: Session, *, token: str | None, totp_roles: Collection[
 
     ``totp_roles``: roles whose tokens work only once the user enrolled a second factor.
     ``cache``: the API process's cache of tokens checked lately (the user comes back attached
-    to ``session`` without a query); expiry and the user's state are checked on every use.
+    to ``session`` after one small query, unless a token, user or unit changed since); expiry
+    and the user's state are checked on every use.
     """
     if not token:
         raise Unauthenticated("a bearer token is required", code="missing_token")
     digest = hash_token(token)
-    found = cache.get(digest) if cache is not None else None
+    version = cache.version(session) if cache is not None else 0
+    found = cache.get(digest, version) if cache is not None else None
     if found is not None:
         user, expires_at = session.merge(found[0], load=False), found[1]
     else:
-        generation = cache.generation() if cache is not None else 0
         row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
         # Compare again in constant time so the lookup's timing says nothing about near misses.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -257,7 +258,7 @@ def authenticate(session: Session, *, token: str | None, totp_roles: Collection[
             raise Unauthenticated("the bearer token was revoked", code="token_revoked")
         user, expires_at = row.user, row.expires_at
         if cache is not None:
-            cache.keep(digest, generation, user, expires_at)
+            cache.keep(digest, version, user, expires_at)
     if expires_at is not None and expires_at <= datetime.now(timezone.utc):
         raise Unauthenticated("the bearer token has expired", code="token_expired")
     check_user_may_sign_in(user, totp_roles=totp_roles)

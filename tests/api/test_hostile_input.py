@@ -106,6 +106,7 @@ BAD_NAMES = [
     ("report\u202egpj.exe", "invalid_filename"),
     ("a\u2066b.mp4", "invalid_filename"),
     ("a\u200fb.mp4", "invalid_filename"),
+    ("\ufffd\ufffd.txt", "invalid_filename"),  # what %FF%FE becomes once decoded: not the name sent
     ("CON", "invalid_filename"),
     ("nul.txt", "invalid_filename"),
     ("Com1.mp4", "invalid_filename"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import uuid
 
+import pytest
+
 from sqlalchemy import select
 
 from archive.continuity.models import Device
@@ -51,8 +53,12 @@ def test_device_clock_only_by_the_units_that_use_the_device(stack, officer, case
         assert r.status_code == 200 and r.json()["clock_offset_seconds"] == 6, r.text
 
 
-def test_calendar_edge_times_are_refused_not_500(stack, officer, case):
-    edge = "0001-01-01T00:00:00+14:00"  # valid ISO 8601, but has no UTC form
+@pytest.mark.parametrize("edge", [
+    "0001-01-01T00:00:00+14:00",  # valid ISO 8601, but has no UTC form
+    "9999-12-31T20:00:00Z",  # has no +08:00 form: the case page and reports could not show it
+    "1899-12-31T23:59:59Z", "3000-01-01T00:00:00Z",  # outside 1900-2999
+])
+def test_calendar_edge_times_are_refused_not_500(stack, officer, case, edge):
     with stack.client(officer) as c:
         r = c.post(f"/api/v1/cases/{case['id']}/actions",
                    json={"kind": "seizure", "start": edge, "end": "2026-03-01T11:00:00Z", "devices": []})

@@ -41,3 +41,17 @@ def test_stored_moments_are_shown_in_local_time_wherever_they_stand() -> None:
     assert shown(datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)) == "2026-03-01 10:00:00 +08:00"
     for unchanged in ("2026-03-01", "sha256 abc; sealed True", 42, None, "2026-13-45T99:99:99Z"):
         assert shown(unchanged) == unchanged
+
+
+def test_a_local_time_across_a_daylight_saving_change_keeps_its_own_offset() -> None:
+    # Berlin falls back at 01:00 UTC on 2026-10-25: 00:30Z is 02:30 +02:00, 01:30Z is 02:30 +01:00.
+    assert local_time("2026-10-25T00:30:00Z", "Europe/Berlin") == "2026-10-25 02:30:00 +02:00"
+    assert local_time("2026-10-25T01:30:00Z", "Europe/Berlin") == "2026-10-25 02:30:00 +01:00"
+    assert local_time("2026-10-25T01:29:59.96Z", "Europe/Berlin", tenths=True) == "2026-10-25 02:30:00.0 +01:00"
+    assert gap_span("2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "Europe/Berlin") == (
+        "2026-10-25 02:30:00.0 +02:00", "2026-10-25 02:30:00.0 +01:00", "3600.0 s")
+
+
+def test_the_last_moments_of_the_calendar_are_shown_not_raised() -> None:
+    # 9999-12-31 20:00 UTC has no +08:00 form: it is shown in UTC, with its offset.
+    assert local_time("9999-12-31T20:00:00Z") == "9999-12-31 20:00:00 +00:00"
