@@ -282,6 +282,10 @@ def running_stack(request: pytest.FixtureRequest, name: str, tmp: Path, *, datab
         s3: S3Server = request.getfixturevalue("s3_server")
         env.update(
             EVIDENCE_DATABASE_URL=database_url or request.getfixturevalue("pg_url"),
+            # Two stacks (one per xdist process), their workers and the servers system tests
+            # start share one PostgreSQL of 100 connections: each process of a stack keeps
+            # fewer than the default 20 unless the test asks for more.
+            EVIDENCE_DATABASE_CONNECTIONS=(extra_env or {}).get("EVIDENCE_DATABASE_CONNECTIONS", "12"),
             EVIDENCE_STORAGE_BACKEND="s3",
             EVIDENCE_S3_ENDPOINT=s3.endpoint,
             EVIDENCE_S3_ACCESS_KEY=s3.access_key,

@@ -350,7 +350,11 @@ def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
 def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, officer, case):
     """A request never holds two of the API's database connections at once: with every one
     held by a reader waiting for a second, a burst of readers would wait out the pool's
-    timeout and get 503. Readers of the ledger sequence what waits before they take theirs."""
+    timeout and get 503. Readers of the ledger sequence what waits before they take theirs.
+    On PostgreSQL, where the pool is bounded and entries wait to be sequenced (the embedded
+    default's worker runs in this process, and its threads are counted too)."""
+    if stack.name != "services":
+        pytest.skip("SQLite sequences each entry at once and its pool is not the bound")
     from sqlalchemy import event
 
     from tests.conftest import sequenced_soon
