@@ -111,8 +111,8 @@ def append(
     transaction left there into the ledger in batches (:func:`sequence_pending`), so many
     concurrent writers share one lock and one flush per batch, and none waits for it. Entries
     keep the order they were written in. A reader of the ledger calls :func:`settle` first to
-    see every entry committed before it asked. On SQLite, where the write transaction already serialises
-    writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
+    see every entry committed before it asked. On SQLite, where the write transaction already
+    serialises writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
     where the caller needs the entry's sequence number inside its transaction.
     """
     if session.get_bind().dialect.name != "postgresql":
@@ -147,7 +147,7 @@ class _Sequencer:
     another. If a pass fails (the database unreachable), it tries again a few times, then
     leaves the entries waiting (committed, so nothing is lost) for the next commit's pass or
     the timed checkpoint, which sequences whatever waits (see
-    :func:`archive.custody.checkpoints.make_due_checkpoint`)."""
+    :func:`archive.custody.checkpoints.seal_checkpoint`)."""
 
     RETRIES = (0.1, 0.5, 2.0, 5.0)
     BUSY_PAUSE = 0.02
@@ -239,13 +239,12 @@ atexit.register(finish_sequencing)
 before_dispose(lambda engine: finish_sequencing(engine=engine))
 
 
-def settle(bind: Session | Engine) -> None:
-    """Sequence now every entry committed before this call and still waiting, so that what
-    a session (``bind``, or one opened after this call) reads next of the ledger holds them: for readers of the ledger (proofs, a
-    case's custody entries, verification), who must find the entries of actions that were
-    answered before they asked. Call it before the reading session's first query when that
-    session keeps one snapshot. Nothing to do on SQLite, where appends are sequenced at once."""
-    engine = bind.get_bind() if isinstance(bind, Session) else bind
+def settle(engine: Engine) -> None:
+    """Sequence now every entry committed before this call and still waiting, so that a
+    session opened after it reads them in the ledger: for readers of the ledger (proofs, a
+    case's custody entries, verification), who must find the entries of actions answered
+    before they asked. Call it before the reader takes its connection (a request never holds
+    two). Nothing to do on SQLite, where appends are sequenced at once."""
     if engine.dialect.name != "postgresql":
         return
     with engine.connect() as conn:

@@ -119,38 +119,50 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
     assert ['"outcome":"incomplete"' in d for d in outcomes] == [True, True, False, True, True, False], outcomes
 
 
-@pytest.fixture
-def verified_case(own_ledger):
-    """A database of its own with a case whose one item is sealed and processed, and two
-    checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
+def _sealed_case(own_ledger, *, name: str, title: str, sizes: list[int]):  # type: ignore[no-untyped-def]
+    """On a database of its own: a case whose items (random bytes of ``sizes``) are received,
+    hashed, sealed and recorded as processed (the worker's pipeline is not running here);
+    (env, database, sealer, store, case number, items)."""
     from archive.cases import service as cases
-    from archive.evidence import fixity
-    from archive.evidence import receiving
-    from archive.custody import ledger
-    from archive.custody.checkpoints import create_checkpoint
+    from archive.evidence import fixity, receiving
+    from archive.identity.users import add_user
+    from archive.models import EvidenceItem, EvidenceKind
     from archive.seals.items import seal_item
     from archive.seals.sealer import Sealer
-    from archive.models import EvidenceItem, EvidenceKind
     from archive.storage import open_store
-    from archive.identity.users import add_user
 
     env, database = own_ledger
     settings = settings_from_env(env)
     sealer, store = Sealer(settings), open_store(settings)
     with database.session() as s:
-        user, _ = add_user(s, name="officer-own", unit="unit-a", role="officer")
-        number = f"OWN-{uuid.uuid4().hex[:8]}"
-        case_id = cases.create_case(s, store=store, user=user, case_number=number, title="Tampering").id
+        user, _ = add_user(s, name=name, unit="unit-a", role="officer")
+        number = f"{name.upper()}-{uuid.uuid4().hex[:8]}"
+        case_id = cases.create_case(s, store=store, user=user, case_number=number, title=title).id
         user_id = user.id
-    item = receiving.receive_original(
-        db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(1500)],
-        incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename="a.bin"),
-    )
-    fixity.compute_sm3(db=database, store=store, item_id=item.id)
-    seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+    items = []
+    for i, size in enumerate(sizes):
+        item = receiving.receive_original(
+            db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(size)],
+            incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename=f"n{i}.bin"),
+        )
+        fixity.compute_sm3(db=database, store=store, item_id=item.id)
+        seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
+        items.append(item)
     with database.session() as s:
-        # The worker's pipeline is not running here: its last step is recorded as done.
-        s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+        for item in items:
+            s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+    return env, database, sealer, store, number, items
+
+
+@pytest.fixture
+def verified_case(own_ledger):
+    """A database of its own with a case whose one item is sealed and processed, and two
+    checkpoints (the first covers the item's receipt); ``verify-case`` passes on it."""
+    from archive.custody import ledger
+    from archive.custody.checkpoints import create_checkpoint
+
+    env, database, sealer, store, number, _items = _sealed_case(own_ledger, name="own", title="Tampering",
+                                                                sizes=[1500])
     with database.session() as s:
         assert create_checkpoint(s, sealer, store=store) is not None
         ledger.append(s, actor="test", action="note", details={"after": "first checkpoint"})
@@ -251,37 +263,13 @@ def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own
     processes (each with its own connections): it passes whole, and with one byte of one
     original changed in the store, exactly that item fails, by id, and the others still pass."""
     from archive.cases import receipts
-    from archive.cases import service as cases
     from archive.custody.checkpoints import create_checkpoint
-    from archive.evidence import fixity, receiving
-    from archive.identity.users import add_user
-    from archive.models import EvidenceItem, EvidenceKind
-    from archive.seals.items import seal_item
-    from archive.seals.sealer import Sealer
-    from archive.storage import open_store
 
     count = 20
     assert receipts.PROCESS_POOL_FROM <= count
-    env, database = own_ledger
-    settings = settings_from_env(env)
-    sealer, store = Sealer(settings), open_store(settings)
+    env, database, sealer, store, number, items = _sealed_case(own_ledger, name="many", title="Many items",
+                                                               sizes=[2000 + i for i in range(count)])
     with database.session() as s:
-        user, _ = add_user(s, name="officer-many", unit="unit-a", role="officer")
-        number = f"MANY-{uuid.uuid4().hex[:8]}"
-        case_id = cases.create_case(s, store=store, user=user, case_number=number, title="Many items").id
-        user_id = user.id
-    items = []
-    for i in range(count):
-        item = receiving.receive_original(
-            db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(2000 + i)],
-            incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename=f"n{i}.bin"),
-        )
-        fixity.compute_sm3(db=database, store=store, item_id=item.id)
-        seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
-        items.append(item)
-    with database.session() as s:
-        for item in items:
-            s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
         assert create_checkpoint(s, sealer, store=store) is not None
 
     wide = dict(env, COLUMNS="400")  # one table row per line
@@ -293,7 +281,7 @@ def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own
 
     altered = items[13]
     if not hasattr(store, "client"):  # the embedded default's filesystem store
-        path = settings.resolved_storage_dir / altered.storage_key
+        path = settings_from_env(env).resolved_storage_dir / altered.storage_key
         path.chmod(0o644)
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0x40
