@@ -7,6 +7,12 @@ Two pieces, both needed whatever runs behind them:
   than ``max_header_bytes`` in all with 431 ``headers_too_large`` before any route runs.
   It also turns "the client stopped sending before its body was complete" (see below) into
   the ASGI ``http.disconnect`` every route already treats as a broken body.
+  Every other body is bounded as well: a request body that is not evidence streaming in
+  (JSON, forms) may hold at most ``max_body_bytes``. A larger ``Content-Length`` is answered
+  413 ``too_large`` at once; a body without one is read up to the bound before the app sees
+  it, so a client without a token cannot make the server hold hundreds of megabytes before
+  its 401. Evidence routes (:data:`STREAMED`) stream without this bound: their bodies go to
+  storage as they arrive, never into memory.
 * :func:`uvicorn_config` serves the app with uvicorn's own HTTP protocols (httptools, or
   h11 without it), subclassed for two things uvicorn does not do:
 
@@ -22,6 +28,7 @@ Two pieces, both needed whatever runs behind them:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +42,15 @@ BODY_ENDED_EARLY = "evidence.body_ended_early"
 """Scope extension set by the protocol when the client half-closed mid-body."""
 
 HEADERS_TOO_LARGE = "headers_too_large"
+TOO_LARGE = "too_large"
+
+STREAMED = (
+    ("POST", re.compile(r"/api/v1/cases/[^/]+/evidence/?")),
+    ("POST", re.compile(r"/api/v1/uploads/?")),
+    ("PATCH", re.compile(r"/api/v1/uploads/[^/]+/?")),
+)
+"""Routes whose body is evidence, streamed to storage (tus and direct uploads): not bounded
+by ``max_body_bytes``."""
 
 # Bytes a client may send before its head is complete: the configured head size, plus one
 # socket read (asyncio and uvloop read up to 256 KiB), since a read holding a whole head
@@ -50,10 +66,13 @@ class HeadLimits:
     fields: int
     line_bytes: int
     total_bytes: int
+    body_bytes: int = 1024 * 1024
+    """Most bytes of a body that is not streamed evidence."""
 
     @classmethod
     def of(cls, settings: Settings) -> HeadLimits:
-        return cls(settings.max_header_fields, settings.max_header_line_bytes, settings.max_header_bytes)
+        return cls(settings.max_header_fields, settings.max_header_line_bytes, settings.max_header_bytes,
+                   settings.max_body_bytes)
 
     @property
     def unparsed_bytes(self) -> int:
@@ -85,8 +104,22 @@ def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
+def streamed(method: str, path: str) -> bool:
+    """Whether ``method path`` takes evidence as its body (not bounded by ``max_body_bytes``)."""
+    return any(method == m and pattern.fullmatch(path) for m, pattern in STREAMED)
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    body = _error_body(code, message)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class RequestGuard:
-    """Outermost ASGI middleware: head limits (431) and bodies that ended early."""
+    """Outermost ASGI middleware: head limits (431), body limits (413) and bodies that ended early."""
 
     def __init__(self, app: Any, *, limits: HeadLimits):
         self.app = app
@@ -98,12 +131,7 @@ class RequestGuard:
             return
         problem = self.limits.problem(scope)
         if problem is not None:
-            body = _error_body(HEADERS_TOO_LARGE, f"request header fields too large: {problem}")
-            await send({"type": "http.response.start", "status": 431, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]})
-            await send({"type": "http.response.body", "body": body})
+            await _refuse(send, 431, HEADERS_TOO_LARGE, f"request header fields too large: {problem}")
             return
 
         async def guarded_receive() -> dict[str, Any]:
@@ -114,7 +142,46 @@ class RequestGuard:
                 return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, guarded_receive, send)
+        if streamed(scope["method"], scope["path"]):
+            await self.app(scope, guarded_receive, send)
+            return
+        limit = self.limits.body_bytes
+        too_large = (f"the request body is larger than {limit} bytes; evidence is uploaded with tus "
+                     f"(/api/v1/uploads) or POST /api/v1/cases/{{id}}/evidence")
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, TOO_LARGE, too_large)
+            return
+        # Read the (small) body before the app sees it, counting: a body without a length is
+        # refused at the first byte past the bound, not after it was held in memory.
+        messages: list[dict[str, Any]] = []
+        size = 0
+        while True:
+            message = await guarded_receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client left: the app sees the disconnect as it would have
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _refuse(send, 413, TOO_LARGE, too_large)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await guarded_receive()
+
+        await self.app(scope, replay, send)
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the protocol refuses it before here
+    return None
 
 
 class _Edge:

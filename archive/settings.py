@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     """One header field line (name, ``: ``, value) or the request line."""
     max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
     """The whole request head: request line and every header line."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    """A request body other than evidence (JSON, forms): more is refused with 413 before any
+    route runs or any token is checked. Evidence streams (direct and tus uploads) are not bounded
+    by it."""
     gap_tolerance_seconds: float = 1.0
     capture_allow_networks: str = ""
     """Comma-separated CIDRs the inspection browser may reach although they are loopback,

@@ -685,12 +685,14 @@ def backfill_nodes(connection: Connection, *, batch: int = 5000) -> int:
 
 
 def count_actions(session: Session, *, item_id: str, action: str) -> int:
-    """How many entries of ``action`` name ``item_id`` (for idempotent tasks and tests)."""
-    return session.execute(
-        select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.item_id == item_id, LedgerEntry.action == action
-        )
-    ).scalar_one()
+    """How many entries of ``action`` name ``item_id`` (for idempotent tasks and tests),
+    sequenced or still waiting in ``ledger_pending``: an entry counts from the commit of its
+    action. One statement, so one snapshot: the sequencer's move from one table to the other
+    is seen whole, never twice or not at all."""
+    def counted(table: type[LedgerEntry] | type[LedgerPending]) -> Any:
+        return select(func.count()).select_from(table).where(
+            table.item_id == item_id, table.action == action).scalar_subquery()
+    return session.execute(select(counted(LedgerEntry) + counted(LedgerPending))).scalar_one()
 
 
 def entries(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import socket
 import uuid
@@ -89,6 +90,41 @@ def test_a_field_over_8_kib_is_431_but_normal_heads_pass(stack, officer):
         assert "X-Long" in r.json()["error"]["message"] or "x-long" in r.json()["error"]["message"]
         extra = {f"X-Fine-{i}": "c" * 100 for i in range(60)}
         assert c.get("/api/v1/cases", headers=extra).status_code == 200
+
+
+# --- request bodies that are not evidence ----------------------------------------------
+
+
+def test_a_huge_declared_body_is_413_at_once_before_any_token_is_checked(stack):
+    """200 MiB declared on a JSON route, without a token: refused on its head (64 KiB sent),
+    not after the API held the body in memory for its 401."""
+    raw = (b"POST /api/v1/cases HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+           + b"Content-Length: %d\r\n\r\n" % (200 << 20) + b"{" + b" " * (64 << 10))
+    status, body = _exchange(stack, raw, timeout=10)
+    assert (status, body["error"]["code"]) == (413, "too_large"), body
+    assert "tus" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cases", "/login"])
+def test_a_body_without_a_length_is_refused_at_the_bound_not_after_its_end(stack, officer, path):
+    """Chunked, no end in sight: answered once 1 MiB (the bound) is passed. Before the bound
+    the server waited for the whole body, however long (a test timeout here)."""
+    chunk = b"%x\r\n" % (64 << 10) + b" " * (64 << 10) + b"\r\n"
+    raw = (f"POST {path} HTTP/1.1\r\n".encode() + _auth(officer)
+           + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 17)
+    status, body = _exchange(stack, raw, timeout=10)
+    assert (status, body["error"]["code"]) == (413, "too_large"), body
+
+
+def test_evidence_is_not_bounded_by_the_body_limit_and_small_bodies_pass(stack, officer, case):
+    content = os.urandom(3 << 20)
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "big.bin"},
+                   content=iter([content[i:i + (1 << 20)] for i in range(0, len(content), 1 << 20)]))
+        assert r.status_code == 201, r.text
+        assert r.json()["size"] == len(content)
+        r = c.post("/api/v1/cases", json={"case_number": "X" * 5000, "title": "t" * (900 << 10)})
+        assert r.status_code == 422 and r.json()["error"]["code"] != "too_large", r.text
 
 
 # --- file names -----------------------------------------------------------------------

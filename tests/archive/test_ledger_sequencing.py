@@ -123,6 +123,24 @@ def test_an_entry_whose_process_died_before_sequencing_is_sequenced_by_the_next_
     assert _notes(database)[-1][1] == {"verified": 1}
 
 
+def test_an_entry_counts_for_idempotent_steps_from_its_commit_not_from_its_sequencing(own_ledger, stack):
+    """Pipeline steps skip work whose entry exists (``count_actions``). An entry still waiting
+    for its place was not counted, so a step retried in that window ran twice (a fixity
+    audit's entry was missed by CI the same way)."""
+    if stack.name != "services":
+        pytest.skip("SQLite sequences each entry in its own transaction; nothing waits")
+    _, database = own_ledger
+    with Session(database.engine) as s:  # committed, not sequenced (no after-commit step)
+        ledger.append(s, actor="t", action="media_probed", item_id="waiting-item", details={})
+        s.commit()
+    with database.read() as s:
+        assert ledger.waiting(s) >= 1
+        assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
+    with database.snapshot() as s:  # sequenced now: still once, not twice
+        assert ledger.waiting(s) == 0
+        assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
+
+
 def test_a_rolled_back_action_leaves_no_entry(own_ledger):
     _, database = own_ledger
     with database.snapshot() as s:
