@@ -62,7 +62,7 @@ def test_case_lifecycle_and_upload_roundtrip(stack, officer, case):
     assert done["sm3"] == sm3.sm3_hash(gfunc.bytes_to_list(data[:0])) or len(done["sm3"]) == 64
     assert done["sm3"] == hashlib.new("sm3", data).hexdigest()
     # Each read of the content is a custody entry.
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         reads = s.execute(
             select(func.count()).select_from(LedgerEntry).where(
                 LedgerEntry.item_id == item["id"], LedgerEntry.action == "content_read")

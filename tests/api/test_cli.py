@@ -139,7 +139,7 @@ def test_verify_item_detects_flipped_byte(stack, officer, case):
     bad = stack.cli("verify-item", item["id"])
     assert bad.returncode == 1
     assert "FAILED" in bad.stderr and item["id"] in bad.stderr and "sha256" in bad.stderr
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         outcomes = [e.details for e in s.query(LedgerEntry).filter_by(item_id=item["id"], action="fixity_checked")]
     assert any('"failed"' in d for d in outcomes) and any('"ok"' in d for d in outcomes)
 

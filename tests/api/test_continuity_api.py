@@ -244,7 +244,7 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         report = settled(c, case["id"])
         window = [g for g in report["gaps"] if g["level"] == "action_window"]
         assert [g["id"] for g in window] == [gap["id"]] and window[0]["status"] == "accepted"
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         actions = [e.action for e in s.execute(select(LedgerEntry).where(LedgerEntry.case_id == case["id"])).scalars()]
     assert actions.count("gap_explained") == 2 and actions.count("gap_reviewed") == 2
     assert "action_recorded" in actions and "continuity_analysed" in actions
@@ -316,7 +316,7 @@ def test_clock_offset_removes_false_gap(stack, officer, case, clips):
         assert not any(g["current"] for g in history["gaps"])
         r = c.post(f"/api/v1/gaps/{before['gaps'][0]['id']}/explanation", json={"reason": "late"})
         assert r.status_code == 409 and r.json()["error"]["code"] == "gap_not_current"
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         entries = s.execute(select(LedgerEntry).where(
             LedgerEntry.case_id == case["id"], LedgerEntry.action == "device_clock_set")).scalars().all()
     # One per change of the clock (30 s, 90 s, its new description, 90 s again).

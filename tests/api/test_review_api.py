@@ -41,7 +41,7 @@ def test_device_clock_only_by_the_units_that_use_the_device(stack, officer, case
         fresh = f"CAM-{uuid.uuid4().hex[:8]}"
         r = c.put(f"/api/v1/devices/{fresh}", json={"clock_offset_seconds": 2})
         assert r.status_code == 200 and r.json()["cases"] == [], r.text
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         assert s.get(Device, cam) is None
         assert not s.execute(select(LedgerEntry).where(LedgerEntry.action == "device_clock_set",
                                                        LedgerEntry.case_id == case["id"])).first()

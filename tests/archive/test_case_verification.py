@@ -79,7 +79,7 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
     assert receipt["status"] == "passed" and receipt["pending"] == [], receipt
     (item_check,) = [c for c in receipt["checks"] if c["what"] == "item"]
     assert item_check["outcome"] == "ok" and "in checkpoint" in item_check["detail"], item_check
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         received = s.execute(select(LedgerEntry.seq).where(
             LedgerEntry.item_id == item_id, LedgerEntry.action == "evidence_received")).scalar_one()
         covering = s.execute(select(Checkpoint.id).where(Checkpoint.tree_size >= received)).first()
@@ -112,7 +112,7 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
     r = stack.cli("verify-case", case["case_number"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verified" in r.stdout
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         outcomes = [d for d in s.execute(select(LedgerEntry.details).where(
             LedgerEntry.case_id == case["id"], LedgerEntry.action == "case_verified").order_by(LedgerEntry.seq)
         ).scalars()]

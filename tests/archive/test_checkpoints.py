@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 def test_worker_checkpoint_served_and_verified(stack, officer, case, tmp_path):
     item = wait_sealed(stack, officer, upload(stack, officer, case, os.urandom(3000))["id"])
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         received = s.query(LedgerEntry).filter_by(item_id=item["id"], action="evidence_received").one().seq
     stack.services.enqueue(work.CHECKPOINT)
     deadline = time.monotonic() + 60

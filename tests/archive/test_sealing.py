@@ -133,7 +133,7 @@ def test_sealed_item_verifies_with_openssl_and_pyhanko(stack, officer, case, tmp
     assert r.returncode == 0 and "Signature Verified Successfully" in r.stdout, r.stdout + r.stderr
 
     # Each read of the manifest and seals is a custody entry.
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         purposes = [json.loads(e.details)["purpose"] for e in
                     s.query(LedgerEntry).filter_by(item_id=item["id"], action="content_read")]
         sealed = s.query(LedgerEntry).filter_by(item_id=item["id"], action="item_sealed").count()

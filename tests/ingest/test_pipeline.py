@@ -110,7 +110,7 @@ def test_video_is_probed_scanned_and_derived(stack, officer, case, media):
     assert count(stack, item["id"], "media_probed") == 1
     assert count(stack, item["id"], "packets_scanned") == 1
     assert count(stack, item["id"], "derived_created") == 2
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         purposes = [
             json.loads(e.details)["purpose"]
             for e in s.execute(select(LedgerEntry).where(

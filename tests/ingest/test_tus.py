@@ -126,7 +126,7 @@ def test_tuspy_end_to_end(stack, officer, case, tmp_path):
         r = _patch(c, uploader.url, len(data), b"")
         assert r.status_code == 204 and r.headers["Evidence-Item-Id"] == upload["item_id"]
         assert [i["id"] for i in _listed(c, case["id"])] == [upload["item_id"]]
-    with stack.services.db.session() as s:
+    with stack.services.db.snapshot() as s:
         received = s.execute(
             select(func.count()).select_from(LedgerEntry)
             .where(LedgerEntry.item_id == upload["item_id"], LedgerEntry.action == "evidence_received")
