@@ -8,16 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
 
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
+from archive.timefmt import given_time
 
 
-def _text_only(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
-    return value
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
-"""A date-time sent as ISO 8601 text only: lax pydantic would also take 0 as 1970-01-01."""
+IsoDateTime = Annotated[datetime, BeforeValidator(given_time)]
+"""A date-time sent as ISO 8601 text only: lax pydantic would also take 0, or "1700000000",
+as Unix seconds."""
 
 
 class ReasonPublic(BaseModel):

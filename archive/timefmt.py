@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "local_time", "shown"]
+__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "given_time", "local_time", "shown"]
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
@@ -31,6 +31,19 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
 """Moments a person may give (a recording's start, an action's window) lie in [EARLIEST,
 LATEST): durations and local times computed from them stay on the calendar."""
+
+
+def given_time(value: object) -> datetime:
+    """A moment a person gave as ISO 8601 text (``2026-03-01T10:02:00+08:00``); ValueError for
+    anything else. Numbers are refused, also as text: ``1700000000`` is not a time of day a
+    person wrote, and libraries that read it as Unix seconds disagree on the unit. Whether a
+    zone is required is the caller's rule (naive moments come back naive)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not an ISO 8601 time, e.g. 2026-03-01T10:02:00+08:00") from None
 
 
 def in_range_utc(moment: datetime) -> datetime | None:

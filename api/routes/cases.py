@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,6 +24,7 @@ from archive.models import Case, EvidenceItem, EvidenceKind, User
 from archive.records import holds, retention
 from archive.settings import Settings
 from archive.identity.users import load_case
+from archive.timefmt import given_time
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -117,7 +117,7 @@ async def upload_evidence(
     filename: Annotated[str, Query(description="The file's name as given (see README, File names)")],
     sha256: Annotated[str | None, Query(description="Declared SHA-256 (hex); a mismatch keeps nothing")] = None,
     device_id: Annotated[str | None, Query(max_length=200)] = None,
-    recorded_start: Annotated[datetime | None, Query(description="ISO 8601 with zone")] = None,
+    recorded_start: Annotated[str | None, Query(description="ISO 8601 with zone, e.g. 2026-03-01T10:02:00+08:00")] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Upload one original as the raw request body; it is hashed while it streams in.
@@ -126,9 +126,13 @@ async def upload_evidence(
     is hashed as it arrives and, if it is the same, the first answer is given again. Content
     the case already holds is one piece of evidence: the answer is 200 with that item.
     """
+    try:
+        started = given_time(recorded_start) if recorded_start is not None else None
+    except ValueError as exc:
+        raise InvalidInput(f"recorded_start: {exc}", code="invalid_recorded_start") from exc
     incoming = receiving.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
-        device_id=device_id, recorded_start=recorded_start,
+        device_id=device_id, recorded_start=started,
     )
     expected = request.headers.get("content-length")
     try:
@@ -138,7 +142,7 @@ async def upload_evidence(
     declared = receiving.normalise_sha256(sha256)
     fingerprint = idempotency.fingerprint("POST", f"/api/v1/cases/{case_id}/evidence", {
         "kind": kind.value, "filename": filename, "sha256": declared, "device_id": device_id,
-        "recorded_start": recorded_start.isoformat() if recorded_start else None,
+        "recorded_start": started.isoformat() if started else None,
         # Without a declared hash the length is all that is known of the body before it arrives.
         "length": expected_size if declared is None else None,
     })

@@ -21,6 +21,7 @@ from archive.db import Database, lock_row, share_row
 from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import Case, EvidenceKind, Upload, User, new_id, utcnow
+from archive.timefmt import given_time
 from archive.storage import ObjectStore, StageHandle
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
@@ -62,9 +63,9 @@ def _incoming(upload_id: str, params: dict[str, str]) -> receiving.IncomingEvide
     """The evidence description an upload's metadata gives."""
     recorded = params.get("recorded_start") or None
     try:
-        recorded_start = datetime.fromisoformat(recorded) if recorded else None
+        recorded_start = given_time(recorded) if recorded else None
     except ValueError as exc:
-        raise InvalidInput("recorded_start is not ISO 8601", code="invalid_recorded_start") from exc
+        raise InvalidInput(f"recorded_start: {exc}", code="invalid_recorded_start") from exc
     try:
         kind = EvidenceKind(params.get("kind") or "")
     except ValueError as exc:

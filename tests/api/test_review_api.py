@@ -71,6 +71,24 @@ def test_calendar_edge_times_are_refused_not_500(stack, officer, case, edge):
         _is_error(r, 422, "invalid_recorded_start")
 
 
+@pytest.mark.parametrize("number", ["1700000000", "1700000000.5", "0", "-1"])
+def test_a_number_is_not_a_time_on_any_entry_point(stack, officer, case, number):
+    """Lax parsers read "1700000000" as Unix seconds (2023-11-14): an officer's typo or a
+    client's epoch would become a recording start nobody wrote. Only ISO 8601 text is a time,
+    on the direct upload, tus and actions alike."""
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": number, "end": "2026-03-01T11:00:00Z", "devices": []})
+        assert r.status_code == 422 and "ISO 8601" in r.text, r.text
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence",
+                   params={"kind": "other", "filename": "n.bin", "recorded_start": number}, content=b"x")
+        _is_error(r, 422, "invalid_recorded_start")
+        meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('n.bin')},recorded_start {_b64(number)}"
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
+        _is_error(r, 422, "invalid_recorded_start")
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+
+
 def test_huge_integers_in_queries_are_refused_not_500(stack, officer):
     huge = str(2**31)
     with stack.client(officer) as c:
