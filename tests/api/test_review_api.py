@@ -53,6 +53,16 @@ def test_device_clock_only_by_the_units_that_use_the_device(stack, officer, case
         assert r.status_code == 200 and r.json()["clock_offset_seconds"] == 6, r.text
 
 
+def _recorded_start_refused(c, case: dict, value: str) -> None:  # type: ignore[no-untyped-def]
+    """``value`` as recorded_start is 422 invalid_recorded_start on the direct upload and on tus."""
+    r = c.post(f"/api/v1/cases/{case['id']}/evidence",
+               params={"kind": "other", "filename": "a.bin", "recorded_start": value}, content=b"x")
+    _is_error(r, 422, "invalid_recorded_start")
+    meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('a.bin')},recorded_start {_b64(value)}"
+    r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
+    _is_error(r, 422, "invalid_recorded_start")
+
+
 @pytest.mark.parametrize("edge", [
     "0001-01-01T00:00:00+14:00",  # valid ISO 8601, but has no UTC form
     "9999-12-31T20:00:00Z",  # has no +08:00 form: the case page and reports could not show it
@@ -63,12 +73,7 @@ def test_calendar_edge_times_are_refused_not_500(stack, officer, case, edge):
         r = c.post(f"/api/v1/cases/{case['id']}/actions",
                    json={"kind": "seizure", "start": edge, "end": "2026-03-01T11:00:00Z", "devices": []})
         _is_error(r, 422, "invalid_window")
-        r = c.post(f"/api/v1/cases/{case['id']}/evidence",
-                   params={"kind": "other", "filename": "a.bin", "recorded_start": edge}, content=b"x")
-        _is_error(r, 422, "invalid_recorded_start")
-        meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('a.bin')},recorded_start {_b64(edge)}"
-        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
-        _is_error(r, 422, "invalid_recorded_start")
+        _recorded_start_refused(c, case, edge)
 
 
 @pytest.mark.parametrize("number", ["1700000000", "1700000000.5", "0", "-1"])
@@ -80,12 +85,7 @@ def test_a_number_is_not_a_time_on_any_entry_point(stack, officer, case, number)
         r = c.post(f"/api/v1/cases/{case['id']}/actions",
                    json={"kind": "seizure", "start": number, "end": "2026-03-01T11:00:00Z", "devices": []})
         assert r.status_code == 422 and "ISO 8601" in r.text, r.text
-        r = c.post(f"/api/v1/cases/{case['id']}/evidence",
-                   params={"kind": "other", "filename": "n.bin", "recorded_start": number}, content=b"x")
-        _is_error(r, 422, "invalid_recorded_start")
-        meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('n.bin')},recorded_start {_b64(number)}"
-        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
-        _is_error(r, 422, "invalid_recorded_start")
+        _recorded_start_refused(c, case, number)
         assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
 
 
