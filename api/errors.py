@@ -78,6 +78,16 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
                         headers=headers)
 
 
+def archive_error_response(exc: ArchiveError) -> JSONResponse:
+    """The reply to a domain error (also for a route that adds headers of its own to it)."""
+    if exc.status >= 500:
+        log.error("%s: %s", exc.code, exc.message)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if getattr(exc, "retry_after", None):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(exc.status, exc.code, exc.message, headers, exc.extra)
+
+
 def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
     """Every route of the app, those of included routers too (FastAPI keeps them nested)."""
     for route in routes:
@@ -93,12 +103,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ArchiveError)
     async def _archive(_request: Request, exc: ArchiveError) -> JSONResponse:
-        if exc.status >= 500:
-            log.error("%s: %s", exc.code, exc.message)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if getattr(exc, "retry_after", None):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(exc.status, exc.code, exc.message, headers, exc.extra)
+        return archive_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from api.deps import CurrentUserId, ServicesDep
-from api.errors import error_response
+from api.errors import archive_error_response, error_response
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
 from api.streaming import consume_body
@@ -209,7 +209,19 @@ async def create_upload(
     if length == 0:
         await run_in_threadpool(complete, upload_id)
     elif _int_header(request, "Content-Length", required=False) or request.headers.get("transfer-encoding"):
-        await _receive(request, services, user_id, upload_id, 0)
+        try:
+            await _receive(request, services, user_id, upload_id, 0)
+        except ArchiveError as exc:
+            # The upload was created: its URL goes with the error, or the client could neither
+            # resume it nor terminate it (it would wait, open, until it expired).
+            reply = archive_error_response(exc)
+            try:
+                info = await run_in_threadpool(describe, upload_id)
+            except ArchiveError:
+                return reply  # not resumable after all (it expired or became evidence)
+            reply.headers.update({k: v for k, v in _upload_headers(info).items() if k != "Cache-Control"})
+            reply.headers["Location"] = f"/api/v1/uploads/{upload_id}"
+            return reply
     info = await run_in_threadpool(describe, upload_id)
     headers = _upload_headers(info)
     del headers["Cache-Control"]

@@ -7,6 +7,7 @@ by a half-close); httpx elsewhere.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -209,11 +210,14 @@ def test_chunked_body_cut_short_is_answered_400(stack, officer, case):
     _nothing_stored(stack, officer, case)
 
 
+def _meta(case: dict, filename: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
+                    for k, v in {"case_id": case["id"], "kind": "other", "filename": filename}.items())
+
+
 def test_tus_patch_cut_short_is_answered_400_and_stays_resumable(stack, officer, case):
-    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
-                    for k, v in {"case_id": case["id"], "kind": "other", "filename": "t.bin"}.items())
     with stack.client(officer) as c:
-        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "1000", "Upload-Metadata": meta})
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "1000", "Upload-Metadata": _meta(case, "t.bin")})
         assert r.status_code == 201, r.text
         url = r.headers["Location"]
     raw = (f"PATCH {url} HTTP/1.1\r\n".encode() + _auth(officer)
@@ -225,6 +229,45 @@ def test_tus_patch_cut_short_is_answered_400_and_stays_resumable(stack, officer,
         # tus keeps what was recorded (at most the 10 bytes sent) for the client to resume from.
         assert int(c.head(url, headers=TUS).headers["Upload-Offset"]) <= 10
     _nothing_stored(stack, officer, case)
+
+
+def test_a_creation_whose_body_breaks_names_its_upload_to_resume(stack, officer, case):
+    """tus creation-with-upload whose body is cut short: the upload exists, so the error
+    carries its Location (without it the client could neither resume nor end the upload)."""
+    data = os.urandom(1000)
+    raw = (b"POST /api/v1/uploads HTTP/1.1\r\n" + _auth(officer)
+           + f"Tus-Resumable: 1.0.0\r\nUpload-Length: 1000\r\nUpload-Metadata: {_meta(case, 'c.bin')}\r\n".encode()
+           + b"Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n" + data[:10])
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head = answer.partition(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("http/1.1 400"), head
+    location = re.search(r"^location: (\S+)", head, re.M)
+    assert location, head
+    url = location.group(1)
+    with stack.client(officer) as c:
+        offset = int(c.head(url, headers=TUS).headers["Upload-Offset"])
+        assert offset <= 10
+        r = c.patch(url, content=data[offset:], headers={
+            **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+        assert r.status_code == 204 and r.headers["Upload-Offset"] == "1000", r.text
+        item_id = c.get(url).json()["item_id"]
+        assert c.get(f"/api/v1/evidence/{item_id}").json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_creation_whose_checksum_fails_names_its_upload(stack, officer, case):
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/uploads", content=b"abc", headers={
+            **TUS, "Upload-Length": "3", "Upload-Metadata": _meta(case, "k.bin"),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": "sha1 " + base64.b64encode(hashlib.sha1(b"abd").digest()).decode()})
+        assert r.status_code == 460 and r.json()["error"]["code"], r.text
+        assert r.headers["Upload-Offset"] == "0"
+        assert c.delete(r.headers["Location"], headers=TUS).status_code == 204
 
 
 def test_a_json_body_cut_short_is_answered_400(stack, officer):
