@@ -41,8 +41,9 @@ HEX64 = set("0123456789abcdef")
 
 
 def normalise_sha256(value: str | None) -> str | None:
-    """A declared SHA-256 in lower-case hex, or InvalidInput when it is not one."""
-    if value is None or value == "":
+    """A declared SHA-256 in lower-case hex, or InvalidInput when it is not one (an empty
+    ``sha256=`` too: a client that meant to declare one must not pass unchecked)."""
+    if value is None:
         return None
     value = value.strip().lower()
     if len(value) != 64 or not set(value) <= HEX64:

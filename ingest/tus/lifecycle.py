@@ -184,10 +184,11 @@ def append(
                     f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
                     code="offset_mismatch",
                 )
-            if upload.status == "complete":
-                return AppendResult(UploadInfo.of(upload), upload.item_id)
             if content_length is not None and offset + content_length > length:
+                # Also on a complete upload: bytes past its end are not taken silently.
                 raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
+            if upload.status == "complete":  # a retried last PATCH: nothing more to take
+                return AppendResult(UploadInfo.of(upload), upload.item_id)
             handle: StageHandle = upload.state["handle"]
             # A PATCH in progress keeps its upload alive, so expiry never pulls the stage away.
             upload.expires_at = now + timedelta(hours=expiry_hours)

@@ -147,9 +147,11 @@ def test_declared_hash_mismatch_keeps_nothing(stack, officer, case):
     assert _vault_objects(stack, case["vault"]) == []
 
 
-def test_invalid_declared_hash_is_422(stack, officer, case):
+@pytest.mark.parametrize("declared", ["not-a-hash", "", "  ", "a" * 63])
+def test_invalid_declared_hash_is_422(stack, officer, case, declared):
+    """An empty ``sha256=`` too: the client meant to declare one, so the upload must not pass unchecked."""
     with stack.client(officer) as c:
-        r = _upload(c, case["id"], b"x", sha256="not-a-hash")
+        r = _upload(c, case["id"], b"x", sha256=declared)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_sha256"
     assert _count_items(stack, case["id"]) == 0
 

@@ -181,6 +181,11 @@ def test_wrong_offset_is_409_and_bad_checksum_460(stack, officer, case):
         assert r.status_code == 413 and r.json()["error"]["code"] == "exceeds_upload_length"
         item_id = _finish(stack, c, url, data)
         _check_item(stack, c, item_id, data)
+        # Complete: a retried last PATCH (no bytes) is answered again; bytes past the end are refused.
+        r = _patch(c, url, len(data), b"")
+        assert r.status_code == 204 and int(r.headers["Upload-Offset"]) == len(data)
+        r = _patch(c, url, len(data), b"more")
+        assert r.status_code == 413 and r.json()["error"]["code"] == "exceeds_upload_length"
 
 
 def test_uploads_are_private_to_their_creator(stack, officer, case):
