@@ -134,11 +134,20 @@ class RequestGuard:
             await _refuse(send, 431, HEADERS_TOO_LARGE, f"request header fields too large: {problem}")
             return
 
+        cut_short = False
+
         async def guarded_receive() -> dict[str, Any]:
+            nonlocal cut_short
+            if cut_short:
+                return {"type": "http.disconnect"}
             message = await receive()
             if (message["type"] == "http.request" and not message.get("more_body", False)
                     and BODY_ENDED_EARLY in (scope.get("extensions") or {})):
                 # The protocol ended the body at the client's half-close: not a complete body.
+                # The bytes that did arrive are passed on first (a tus upload keeps them).
+                cut_short = True
+                if message.get("body"):
+                    return {**message, "more_body": True}
                 return {"type": "http.disconnect"}
             return message
 

@@ -36,15 +36,20 @@ class _Aborted:
 async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
     parts: list[bytes] = []
     size = 0
-    async for chunk in body:
-        if not chunk:
-            continue
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= BLOCK:
+    try:
+        async for chunk in body:
+            if not chunk:
+                continue
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= BLOCK:
+                yield parts
+                parts = []
+                size = 0
+    except ClientDisconnect:
+        if parts:  # what arrived before the client went away: a tus upload keeps it
             yield parts
-            parts = []
-            size = 0
+        raise
     if parts:
         yield parts
 
