@@ -9,6 +9,8 @@ that are reported.
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ __all__ = [
     "InFileGap",
     "Recording",
     "analyse",
+    "cause_of",
     "gap_key",
 ]
 
@@ -295,11 +298,10 @@ def _segment_gaps(
         prev_item, item = recs[latest_idx].item_id, recs[idx].item_id
         stop = min(end, latest_end)
         if start - latest_end > seg_tol:
-            cause = f"no recording between clip {prev_item} and clip {item}"
+            cause = CAUSES["between_segments"].format(previous=prev_item, item=item)
             found.append((latest_end, start, "between_segments", device, item, prev_item, None, cause))
         elif stop - start > seg_tol:
-            cause = (f"clip {item} overlaps clip {prev_item} of the same device by {stop - start:.1f} s"
-                     " (a wrong clock offset, or the same recording twice)")
+            cause = CAUSES["overlap"].format(item=item, previous=prev_item, seconds=f"{stop - start:.1f}")
             found.append((start, stop, "overlap", device, item, prev_item, None, cause))
         if end > latest_end:
             latest_end, latest_idx = end, idx
@@ -367,9 +369,9 @@ def _action_gaps(
                 covered.append(intervals[i])
             i += 1
     covered.sort()
-    names = ", ".join(devices) if devices else "(none assigned)"
+    names = ", ".join(devices) if devices else NO_DEVICES
     what = f"{act.kind} ({act.description.strip()})" if act.description and act.description.strip() else act.kind
-    cause = f"window of {what} not covered by devices {names}"
+    cause = CAUSES["action_window"].format(action=what, devices=names)
     cursor = a_start
     for s, e in covered:
         if s - cursor > tol:
@@ -426,21 +428,57 @@ def _datetime(seconds: float) -> datetime:
     return _EPOCH + timedelta(milliseconds=round(seconds * 1000))
 
 
-_IN_FILE_CAUSES = {
-    None: "recording paused",
-    "video": "video stops while audio continues",
-    "audio": "audio stops while video continues",
-    "silence": "digital silence (inserted fill, no sound recorded)",
+CAUSES = {
+    "paused": "recording paused {seconds} s at {at} into the file",
+    "video_stops": "video stops while audio continues {seconds} s at {at} into the file",
+    "audio_stops": "audio stops while video continues {seconds} s at {at} into the file",
+    "silence": "digital silence (inserted fill, no sound recorded) {seconds} s at {at} into the file",
+    "stream_stops": "{stream} stops {seconds} s at {at} into the file",
+    "between_segments": "no recording between clip {previous} and clip {item}",
+    "overlap": ("clip {item} overlaps clip {previous} of the same device by {seconds} s"
+                " (a wrong clock offset, or the same recording twice)"),
+    "action_window": "window of {action} not covered by devices {devices}",
 }
+"""Every cause a gap can have, by code: the English text stored with the gap (and sealed in
+reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""
 
+_IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence"}
+NO_DEVICES = "(none assigned)"
+"""The ``devices`` of an action window cause when the action names none."""
 
 UNPLACED_NOTE = ("; the recording's start time is unknown (none declared, none in the file), so these times"
                  " assume it ended when the archive received it")
 
+# What each placeholder can hold when a cause is read back; anything else is free text.
+_FIELD_PATTERNS = {"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+"}
+_CAUSE_PATTERNS = {
+    code: re.compile("".join(
+        re.escape(text) + (f"(?P<{field}>{_FIELD_PATTERNS.get(field, '.+')})" if field else "")
+        for text, field, _spec, _conv in string.Formatter().parse(template)
+    ) + r"\Z", re.DOTALL)
+    for code, template in CAUSES.items()
+}
+
+
+def cause_of(text: str) -> tuple[str, dict[str, str], bool] | None:
+    """Read a stored cause back: its code in :data:`CAUSES`, the values of its placeholders,
+    and whether it carries the note of a recording placed by assumption (:data:`UNPLACED_NOTE`).
+
+    None for a text this module does not write (an older wording): show it as it is.
+    """
+    unplaced = text.endswith(UNPLACED_NOTE)
+    body = text[: -len(UNPLACED_NOTE)] if unplaced else text
+    for code, pattern in _CAUSE_PATTERNS.items():
+        found = pattern.match(body)
+        if found:
+            return code, found.groupdict(), unplaced
+    return None
+
 
 def _in_file_cause(hole: InFileGap) -> str:
-    what = _IN_FILE_CAUSES.get(hole.stream, f"{hole.stream} stops")
-    return f"{what} {hole.end_offset - hole.start_offset:.1f} s at {_clock(hole.start_offset)} into the file"
+    code = _IN_FILE_CAUSES.get(hole.stream, "stream_stops")
+    return CAUSES[code].format(stream=hole.stream, seconds=f"{hole.end_offset - hole.start_offset:.1f}",
+                               at=_clock(hole.start_offset))
 
 
 def _clock(offset: float) -> str:
