@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.pages import admin, cases, court, life, replay, review, signin
-from api.pages.base import CsrfFailed, LoginRequired, render
+from api.pages.base import CsrfFailed, LoginRequired, error_page
 from archive.errors import Forbidden
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -40,7 +40,7 @@ def install(app: FastAPI) -> None:
     async def _csrf(request: Request, _exc: CsrfFailed) -> Response:
         error = Forbidden("the form was not sent from this site's page (CSRF token missing or wrong); reload it",
                           code="csrf_failed")
-        return render(request, "error.html", {"user": None, "error": error}, status_code=403)
+        return error_page(request, error)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (signin, cases, review, court, admin, life, replay):

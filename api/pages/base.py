@@ -25,7 +25,8 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach
-from api.pages.i18n import LANG_COOKIE, enum_label, language_of, translate, translator
+from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause, language_of,
+                            processing_reason, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
 from archive.identity import signin, sso
 from archive.models import Role, User, WebSession
@@ -86,7 +87,10 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
         request, name,
         {"zone": services.settings.time_zone, "user": None, **context, "csrf": signin.csrf_token(secret),
          "sso": sso.enabled(services.settings), "lang": lang, "t": translator(code),
-         "label": lambda group, value: enum_label(code, group, value)},
+         "label": lambda group, value: enum_label(code, group, value),
+         "details": lambda pairs: details_text(code, pairs),
+         "cause": lambda text: gap_cause(code, text),
+         "reason": lambda text: processing_reason(code, text)},
         status_code=status_code,
     )
     secure = request.url.scheme == "https"
@@ -98,8 +102,10 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
 
 
 def error_page(request: Request, exc: ArchiveError) -> Response:
-    """The error's page, with its status (404 for another unit's case, like an unknown one)."""
-    return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": exc},
+    """The error's page in the reader's language, with its status (404 for another unit's case,
+    like an unknown one)."""
+    text = error_text(language_of(request).code, error_code=exc.code, status=exc.status, message=exc.message)
+    return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": text},
                   status_code=exc.status)
 
 

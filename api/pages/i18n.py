@@ -13,12 +13,15 @@ in a cookie; otherwise the cookie; otherwise Chinese. ``<html lang>`` says which
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
+from markupsafe import Markup, escape
 
 from api.pages.messages import MESSAGES
+from archive.continuity.analysis import NO_DEVICES, cause_of
 
 LANG_COOKIE = "evidence_lang"
 DEFAULT = "zh"
@@ -77,3 +80,111 @@ def enum_label(code: str, group: str, value: object) -> str:
     raw = getattr(value, "value", value)
     key = f"{group}.{raw}"
     return translate(code, key) if key in MESSAGES else str(raw)
+
+
+DETAIL_VALUES: dict[str, tuple[str, ...]] = {
+    "role": ("role",), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
+    "checkpoint": ("checkpoint",), "decision": ("decision",), "level": ("level",),
+    "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome",),
+    "outcome": ("outcome", "check_outcome", "receipt_status", "result"),
+}
+"""Custody detail keys whose values are stored codes, and the catalogue groups that name them
+(the first that has the value)."""
+
+
+def _known(code: str, groups: tuple[str, ...], value: str) -> str | None:
+    for group in groups:
+        if f"{group}.{value}" in MESSAGES:
+            return translate(code, f"{group}.{value}")
+    return None
+
+
+def _machine(value: object) -> Markup:
+    """A code with no label yet: shown as itself, marked as a machine code."""
+    return Markup("<code>{}</code>").format(value)
+
+
+def detail_key(code: str, key: str) -> Markup:
+    """The label of a custody detail's key, or the key itself as a machine code."""
+    return escape(translate(code, f"detail.{key}")) if f"detail.{key}" in MESSAGES else _machine(key)
+
+
+def detail_value(code: str, key: str, value: object) -> Markup:
+    """A custody detail's value as a person reads it: yes/no, a dash for nothing, lists and
+    mappings spelled out, stored codes through the catalogue (a code without a label marked
+    as one); anything else as written."""
+    if isinstance(value, bool):
+        return escape(translate(code, "value.yes" if value else "value.no"))
+    if value is None or value in ("", [], {}):
+        return escape(translate(code, "value.none"))
+    if isinstance(value, Mapping):
+        return Markup("({})").format(details_text(code, value.items(), keep_empty=True))
+    if isinstance(value, (list, tuple)):
+        return Markup(", ").join(detail_value(code, key, v) for v in value)
+    if key in DETAIL_VALUES and isinstance(value, str):
+        label = _known(code, DETAIL_VALUES[key], value)
+        return escape(label) if label is not None else _machine(value)
+    return escape(value)
+
+
+def details_text(code: str, pairs: object, *, keep_empty: bool = False) -> Markup:
+    """``key: value, ...`` of a custody entry's details (empty values left out at the top)."""
+    return Markup(", ").join(
+        Markup("{}: {}").format(detail_key(code, k), detail_value(code, k, v))
+        for k, v in pairs  # type: ignore[attr-defined]
+        if keep_empty or v not in (None, "", [], {})
+    )
+
+
+def gap_cause(code: str, text: str) -> str:
+    """A gap's cause (stored in English by the continuity analysis) in language ``code``; a
+    cause worded otherwise (older analyses) is shown as it was stored."""
+    found = cause_of(text)
+    if found is None:
+        return text
+    cause, values, unplaced = found
+    if values.get("devices") == NO_DEVICES:
+        values["devices"] = translate(code, "gap_cause.no_devices")
+    said = translate(code, f"gap_cause.{cause}", **values) if f"gap_cause.{cause}" in MESSAGES else text
+    return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
+
+
+_PROCESSING_REASONS = (
+    ("unprobeable", re.compile(r"unprobeable: (?P<detail>.*)\Z", re.DOTALL)),
+    ("not_run", re.compile(r"not run: an earlier step crashed \((?P<detail>.*)\)\Z", re.DOTALL)),
+    ("gave_up", re.compile(r"gave up after (?P<attempts>\d+) attempts: (?P<detail>.*)\Z", re.DOTALL)),
+)
+"""How ingest.pipeline and workers.tasks word a step's reason; the detail after it is the
+underlying tool's or error's own message, shown as written."""
+
+
+def processing_reason(code: str, text: str) -> str:
+    """A processing step's reason in language ``code``: its known wording translated, the
+    technical detail kept; any other text as written."""
+    for name, pattern in _PROCESSING_REASONS:
+        found = pattern.match(text)
+        if found:
+            return translate(code, f"processing_reason.{name}", **found.groupdict())
+    return text
+
+
+@dataclass(frozen=True)
+class ErrorText:
+    """What the error page says: a heading for the status, an explanation, and the code
+    (shown small, for support)."""
+
+    heading: str
+    explanation: str
+    """Chinese: the catalogue's sentence for the code (empty for a code it does not know yet);
+    English: the domain's own message, which names exactly what went wrong."""
+    code: str
+
+
+def error_text(code: str, *, error_code: str, status: int, message: str) -> ErrorText:
+    """The error page's text in language ``code`` for an error of ``status`` and ``error_code``."""
+    heading = f"error_status.{status}" if f"error_status.{status}" in MESSAGES else "error.title"
+    if code == "en":
+        explanation = message
+    else:
+        explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
+    return ErrorText(translate(code, heading), explanation, error_code)

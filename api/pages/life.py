@@ -271,6 +271,15 @@ def records_view(session: Session, *, settings: Settings, cases: list[Case]) -> 
     }
 
 
+FIGURE_KEYS = {
+    "by_stage": "stage", "cases_ended": "stage", "average_days_per_stage": "stage", "stage_stays": "stage",
+    "by_outcome": "outcome", "reviews_by_checkpoint": "checkpoint",
+    **{f"gaps_{name}": "level" for name in ("found", "explained", "accepted", "rejected", "open")},
+}
+"""Figures whose key is a stored value, and the catalogue group that names it (other keys are
+case numbers, or empty)."""
+
+
 @router.get("/figures", response_class=HTMLResponse)
 def figures_page(request: Request, session: SessionDep, services: ServicesDep, user: PageUser,
                  year: int | None = None) -> Response:
@@ -278,5 +287,7 @@ def figures_page(request: Request, session: SessionDep, services: ServicesDep, u
     require_role(user, figures.FIGURE_READERS, doing="read the yearly figures")
     year = year or local_year(utcnow(), services.settings.time_zone)
     found = figures.yearly_figures(session, settings=services.settings, user=user, year=year)
-    return render(request, "figures.html", {"user": user, "year": year, "rows": list(figures.csv_rows(found)),
+    rows = [(figure, key, FIGURE_KEYS.get(figure) if key else None, value, note)
+            for figure, key, value, note in figures.csv_rows(found)]
+    return render(request, "figures.html", {"user": user, "year": year, "rows": rows,
                                             "csv_url": f"/api/v1/figures.csv?year={year}"})

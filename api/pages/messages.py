@@ -7,6 +7,7 @@ to people (statuses, kinds, roles, steps, custody actions) have ids ``group.valu
 
 from __future__ import annotations
 
+from api.pages.messages_codes import CODE_MESSAGES
 from api.pages.messages_life import LIFE_MESSAGES
 
 
@@ -270,8 +271,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.offset": {"zh": "时钟偏差（秒，快为正）", "en": "Clock offset (s, ahead is positive)"},
     "admin.source": {"zh": "来源", "en": "Source"},
     "admin.device_set": {"zh": "设置设备时钟偏差（相关案件将重新分析连续性）", "en": "Set a device's clock offset (its cases' continuity is analysed again)"},
-    "admin.source_declared": {"zh": "申报", "en": "declared"},
-    "admin.source_measured": {"zh": "对接时测得", "en": "measured at docking"},
     "admin.description": {"zh": "说明", "en": "Description"},
     "admin.keys": {"zh": "密钥与证书", "en": "Keys and certificates"},
     "admin.subject": {"zh": "主体", "en": "Subject"},
@@ -372,6 +371,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "check_outcome.ok": {"zh": "通过", "en": "ok"},
     "check_outcome.failed": {"zh": "未通过", "en": "failed"},
     "check_outcome.pending": {"zh": "待定", "en": "pending"},
+    "result.success": {"zh": "成功", "en": "success"},
+    "result.failure": {"zh": "失败", "en": "failure"},
+    "result.second_factor_pending": {"zh": "待第二重验证", "en": "second factor pending"},
+    "result.unprobeable": {"zh": "媒体无法解析", "en": "media not readable"},
+    "result.not_media": {"zh": "非媒体文件", "en": "not media"},
     "action.access_locked_out": {"zh": "账户临时锁定", "en": "access locked out"},
     "action.action_recorded": {"zh": "登记执法行为", "en": "action recorded"},
     "action.bundle_invalid": {"zh": "采集包无效", "en": "bundle invalid"},
@@ -418,4 +422,5 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.user_disabled": {"zh": "停用用户", "en": "user disabled"},
     "action.verification_requested": {"zh": "申请核验", "en": "verification requested"},
     **LIFE_MESSAGES,
+    **CODE_MESSAGES,
 }

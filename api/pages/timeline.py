@@ -43,6 +43,8 @@ class Bar:
     item_id: str | None
     at: float
     """Seconds into the item's proxy where playing starts."""
+    cause: str | None = None
+    """A gap's cause as stored (the page says it in its language, before the label)."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,10 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
     hi = max([p.end for p in placed] + [g.end for g in gaps])
     total = max((hi - lo).total_seconds(), 1.0)
 
-    def bar(kind: str, a: datetime, b: datetime, label: str, item: str | None, at: float) -> Bar:
+    def bar(kind: str, a: datetime, b: datetime, label: str, item: str | None, at: float, cause: str | None = None) -> Bar:
         left = (a - lo).total_seconds() / total * 100
-        return Bar(kind, round(left, 3), round(max((b - a).total_seconds() / total * 100, 0.5), 3), label, item, at)
+        return Bar(kind, round(left, 3), round(max((b - a).total_seconds() / total * 100, 0.5), 3), label, item, at,
+                   cause)
 
     tracks = []
     for device in sorted(devices):
@@ -111,6 +114,6 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
         for g in gaps:
             if g.device == device:
                 item, at = play_point(g, starts)
-                bars.append(bar("gap", g.start, g.end, f"{g.cause} ({g.duration_seconds:.1f} s)", item, at or 0.0))
+                bars.append(bar("gap", g.start, g.end, f"({g.duration_seconds:.1f} s)", item, at or 0.0, g.cause))
         tracks.append(Track(device, tuple(bars)))
     return Timeline(local_time(lo, zone), local_time(hi, zone), tuple(tracks))

@@ -143,15 +143,25 @@ class EntryRow:
     actor: str
     action: str
     item_id: str | None
-    details: str
+    details: tuple[tuple[str, Any], ...]
+    """(key, value) as stored, moments written in the corps' zone; the page labels both."""
     entry_hash: str
 
     @classmethod
     def of(cls, entry: LedgerEntry, *, zone: str) -> EntryRow:
         details: dict[str, Any] = json.loads(entry.details) if isinstance(entry.details, str) else dict(entry.details or {})
-        text = ", ".join(f"{k}: {shown(v, zone)}" for k, v in details.items() if v not in (None, "", [], {}))
         return cls(seq=entry.seq, at=local_time(entry.recorded_at, zone), actor=entry.actor, action=entry.action,
-                   item_id=entry.item_id, details=text, entry_hash=entry.entry_hash)
+                   item_id=entry.item_id, details=tuple((k, _shown(v, zone)) for k, v in details.items()),
+                   entry_hash=entry.entry_hash)
+
+
+def _shown(value: Any, zone: str) -> Any:
+    """:func:`shown` at every depth of a stored JSON value."""
+    if isinstance(value, dict):
+        return {k: _shown(v, zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v, zone) for v in value]
+    return shown(value, zone)
 
 
 @dataclass(frozen=True)

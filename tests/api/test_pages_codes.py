@@ -1,0 +1,190 @@
+"""What a reader sees of the archive's machine values: gap causes, custody details, error codes,
+background work, certificate kinds and the figures' keys are said in the page's language, a
+raw code only ever inside an element that marks it as one (``<code>``)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+
+from api.pages.i18n import details_text, error_text, gap_cause, processing_reason
+from api.pages.messages import MESSAGES
+from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
+from tests.capture.support import continuity
+from tests.tools import CLIENT_TLS, sign_in
+
+SNAKE = re.compile(r"[a-z]+(?:_[a-z]+)+")
+LITERALS = {"True", "False", "None"}
+SAMPLE = {"seconds": "5.0", "at": "00:00:03.0", "stream": "data", "item": "item-1", "previous": "item-0",
+          "action": "seizure (front door)", "devices": "CAM-1, CAM-2"}
+
+
+class _Visible(HTMLParser):
+    """The text a person reads (and what tooltips and screen readers say), without what sits
+    inside elements marking machine codes, scripts, styles and templates."""
+
+    HIDDEN = {"code", "script", "style", "template"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self.depth += 1
+        elif not self.depth:
+            for name, value in attrs:
+                if name in ("title", "aria-label", "placeholder", "alt") and value:
+                    self.handle_data(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.depth:
+            self.words += re.findall(r"[A-Za-z_]+", data)
+
+
+def raw_codes(page: str, *, literals: set[str] = LITERALS) -> list[str]:
+    """Words of the visible text that are raw snake_case codes or Python literals."""
+    parser = _Visible()
+    parser.feed(page)
+    return sorted({w for w in parser.words if SNAKE.fullmatch(w) or w in literals})
+
+
+def test_the_scan_sees_raw_codes_but_not_marked_ones():
+    page = '<p title="gap_unexplained">ok</p><td>False</td><code>not_found</code><span>已接受</span>'
+    assert raw_codes(page) == ["False", "gap_unexplained"]
+    assert raw_codes("<p>无 <code>csrf_failed</code></p>") == []
+
+
+@pytest.mark.parametrize("cause", sorted(CAUSES))
+def test_every_gap_cause_is_said_in_chinese(cause):
+    stored = CAUSES[cause].format(**SAMPLE)
+    assert f"gap_cause.{cause}" in MESSAGES
+    chinese = gap_cause("zh", stored)
+    assert chinese != stored and re.search(r"[\u4e00-\u9fff]", chinese), chinese
+    assert not {"recording", "clip", "window", "stops", "covered"} & set(re.findall(r"[a-z]+", chinese)), chinese
+    assert gap_cause("en", stored) == stored  # English says what the analysis wrote
+
+
+def test_gap_cause_keeps_its_values_and_notes_and_falls_back_to_the_text():
+    unplaced = CAUSES["paused"].format(**SAMPLE) + UNPLACED_NOTE
+    assert gap_cause("zh", unplaced) == "录制暂停 5.0 秒，位于文件第 00:00:03.0 处" + MESSAGES["gap_cause.unplaced"]["zh"]
+    nobody = CAUSES["action_window"].format(action="seizure", devices=NO_DEVICES)
+    assert "（未指定）" in gap_cause("zh", nobody) and NO_DEVICES not in gap_cause("zh", nobody)
+    assert gap_cause("zh", "a cause worded by an older analysis") == "a cause worded by an older analysis"
+
+
+def test_custody_details_say_yes_no_and_label_keys_and_codes():
+    details = {"accepted": False, "reopened": True, "reason": None, "role": "officer", "to": "legal_review",
+               "changes": {"active": [True, False], "unit": [None, "unit-b"]}, "future_key": "some text"}
+    zh = str(details_text("zh", details.items()))
+    assert "已接受: 否" in zh and "重新启动: 是" in zh and "角色: 执法人员" in zh and "变更为: 法制审核" in zh
+    assert "(启用: 是, 否, 单位: —, unit-b)" in zh
+    assert "理由" not in zh  # nothing to say: left out, as before
+    assert "<code>future_key</code>: some text" in zh
+    assert raw_codes(zh) == []
+    en = str(details_text("en", details.items()))
+    assert "accepted: no" in en and "reopened: yes" in en and "to: legal review" in en
+    assert str(details_text("zh", [("level", "new_level")])) == "层级: <code>new_level</code>"
+    assert "<script>" not in str(details_text("zh", [("note", "<script>")]))
+
+
+def test_error_text_by_status_and_code_with_fallbacks():
+    known = error_text("zh", error_code="case_not_found", status=404, message="no case x")
+    assert (known.heading, known.code) == ("未找到", "case_not_found") and "案件不存在" in known.explanation
+    unknown = error_text("zh", error_code="brand_new_code", status=418, message="I'm a teapot")
+    assert unknown.heading == "出错了" and unknown.explanation == "" and unknown.code == "brand_new_code"
+    english = error_text("en", error_code="case_not_found", status=404, message="no case x")
+    assert (english.heading, english.explanation) == ("Not found", "no case x")
+
+
+def test_processing_reasons_are_translated_around_their_detail():
+    assert processing_reason("zh", "gave up after 5 attempts: store unreachable") == "尝试 5 次后放弃：store unreachable"
+    assert processing_reason("zh", "not run: an earlier step crashed (KeyError)") == "未运行：之前的步骤出错（KeyError）"
+    assert processing_reason("zh", "unprobeable: moov atom not found") == "媒体无法解析：moov atom not found"
+    assert processing_reason("zh", "something else") == "something else"
+
+
+def _browser(stack, lang: str) -> httpx.Client:
+    return httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60,
+                        cookies={"evidence_lang": lang})
+
+
+def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
+    """Each main page, in Chinese (and English), with a gap of a known cause, a rejected
+    explanation (a custody entry whose details hold a boolean), a processed item, failed
+    background work and the year's figures: no raw snake_case word or Python literal shows."""
+    from sqlalchemy import delete
+
+    from archive.models import Work, utcnow
+
+    start = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+    camera = f"CAM-{uuid.uuid4().hex[:8]}"
+    reviewer, admin = stack.user(role="reviewer", unit="unit-a"), stack.user(role="admin", unit="unit-a")
+    with stack.client(officer) as c, stack.client(reviewer) as rv:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                      content=uuid.uuid4().bytes * 100).json()
+        action = {"kind": "seizure", "start": start.isoformat(), "end": (start + timedelta(minutes=5)).isoformat(),
+                  "devices": [camera]}
+        assert c.post(f"/api/v1/cases/{case['id']}/actions", json=action).status_code == 201
+        gap = continuity(stack, officer, case)["gaps"][0]
+        assert gap["cause"] == CAUSES["action_window"].format(action="seizure", devices=camera)
+        assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "电池耗尽"}).status_code == 200
+        assert rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False}).status_code == 200
+    stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    subject = str(uuid.uuid4())
+    with stack.services.db.session() as s:
+        s.add(Work(task="evidence.process_item", subject=subject, state="failed", attempts=5, due_at=utcnow(),
+                   last_error="probe gave up: the store was unreachable"))
+    try:
+        pages = {}
+        for lang in ("zh", "en"):
+            with _browser(stack, lang) as b:
+                sign_in(b, reviewer)
+                pages[lang, "case"] = b.get(f"/cases/{case['id']}").text
+                pages[lang, "cases"] = b.get("/cases").text
+                pages[lang, "queue"] = b.get("/queue").text
+                pages[lang, "figures"] = b.get("/figures").text
+                missing = b.get(f"/cases/{uuid.uuid4()}")
+                assert missing.status_code == 404
+                pages[lang, "404"] = missing.text
+                forbidden = b.get("/court")
+                assert forbidden.status_code == 403
+                pages[lang, "403"] = forbidden.text
+            with _browser(stack, lang) as b:
+                sign_in(b, admin)
+                pages[lang, "admin"] = b.get("/admin").text
+            with _browser(stack, lang) as b:
+                sign_in(b, stack.user(role="court", unit="court-1"))
+                pages[lang, "court"] = b.get("/court").text
+    finally:
+        with stack.services.db.session() as s:
+            s.execute(delete(Work).where(Work.subject == subject))
+
+    case_page = pages["zh", "case"]
+    assert f"执法行为“seizure”的时段未被设备 {camera} 的录像覆盖" in case_page
+    assert "not covered by devices" not in case_page
+    custody = re.findall(r'data-action="gap_reviewed">(.*?)</tr>', case_page, re.DOTALL)
+    assert custody and "已接受: 否" in custody[0], custody
+    assert "<h1 data-testid=\"error-heading\">未找到</h1>" in pages["zh", "404"]
+    assert "<h1 data-testid=\"error-heading\">无权进行此操作</h1>" in pages["zh", "403"]
+    assert '<code data-testid="error-code">forbidden_role</code>' in pages["zh", "403"] or \
+        '<code data-testid="error-code">forbidden</code>' in pages["zh", "403"]
+    assert "证据处理" in pages["zh", "admin"] and "电子签章证书" in pages["zh", "admin"]
+    assert ">stuck<" not in pages["zh", "admin"]
+    assert "法制审核" in pages["zh", "figures"] and ">legal_review<" not in pages["zh", "figures"]
+    assert "accepted: no" in pages["en", "case"] and "legal review" in pages["en", "figures"]
+    # The English closing gates give the API's own explanation (test_pages_life), codes and all.
+    pages["en", "case"] = re.sub(r'<ul data-testid="closing-gates">.*?</ul>', "", pages["en", "case"], flags=re.DOTALL)
+    found = {key: raw_codes(page, literals=LITERALS if key[0] == "zh" else {"True", "False"})
+             for key, page in pages.items()}
+    assert {key: words for key, words in found.items() if words} == {}
