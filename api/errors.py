@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from archive.db import translate_busy, unique_conflict
-from archive.errors import ArchiveError, DatabaseBusy
+from archive.errors import ArchiveError, DatabaseBusy, RangeNotSatisfiable
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def archive_error_response(exc: ArchiveError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if getattr(exc, "retry_after", None):
         headers = {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.size}"}  # RFC 9110 section 15.5.17
     return error_response(exc.status, exc.code, exc.message, headers, exc.extra)
 
 

@@ -81,6 +81,18 @@ class InvalidInput(ArchiveError):
     status = 422
 
 
+class RangeNotSatisfiable(InvalidInput):
+    """A well-formed byte range that selects nothing of an object of ``size`` bytes (416;
+    the API names the size in ``Content-Range: bytes */size``)."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+    def __init__(self, message: str, *, size: int):
+        super().__init__(message)
+        self.size = size
+
+
 class HashMismatch(Conflict):
     """The bytes received do not have the hash the client declared; nothing was kept."""
 

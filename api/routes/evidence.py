@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
+from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
 from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
 from archive.evidence import items as evidence_service
 from archive.errors import NotFound
+from archive.models import DerivedObject, EvidenceItem, User
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 416)}
@@ -26,48 +29,69 @@ def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> ItemPublic
     return ItemPublic.of(item, duplicate_of=evidence_service.duplicates_of(session, user=user, items=[item])[item.id])
 
 
-@router.get(
-    "/{item_id}/content", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}, 206: {}},
-    response_class=StreamingResponse,
-)
+CONTENT = {
+    **ERRORS, 200: {"content": {"application/octet-stream": {}}},
+    206: {"description": "Partial Content: the one range asked for"}, **NOT_MODIFIED, 412: {"model": ErrorResponse},
+}
+"""What a content operation answers, GET and HEAD alike (HEAD without the body)."""
+
+
+@router.get("/{item_id}/content", responses=CONTENT, response_class=StreamingResponse)
+@router.head("/{item_id}/content", responses=CONTENT, response_class=StreamingResponse)
 def get_content(
-    item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep,
-    range_header: Annotated[str | None, Header(alias="Range")] = None,
+    item_id: str, request: Request, session: SessionDep, user: CurrentUser, services: ServicesDep,
+    conditions: RangedPreconditionsDep,
     inline: Annotated[bool, Query(description="Show an image or PDF in the browser instead of downloading it "
                                               "(other types are still sent as a download)")] = False,
-) -> StreamingResponse:
-    """The original's bytes, streamed; a single ``Range`` is honoured (206)."""
+) -> Response:
+    """The original's bytes, streamed; a single ``Range`` is honoured (206), and If-Match,
+    If-None-Match and If-Range against the ETag (the SHA-256). HEAD answers the same without them."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
-    byte_range = evidence_service.parse_range(range_header, item.size) if item.size else None
-    body = _open(services, key=item.storage_key, version=item.storage_version, size=item.size, byte_range=byte_range)
-    with _closed_on_error(body), custody_session(services, session) as writing:
-        evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range)
-    return _stream(
-        body, size=item.size, sha256=item.sha256, media_type=item.media_type, byte_range=byte_range,
-        headers=_disposition(item.original_filename, item.media_type, inline=inline),
-    )
+    return _serve(services, session, request.method, user=user, item=item, stored=item, purpose="content",
+                  conditions=conditions, headers=_disposition(item.original_filename, item.media_type, inline=inline))
 
 
-@router.get(
-    "/{item_id}/derived/{role}", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}, 206: {}},
-    response_class=StreamingResponse,
-)
+@router.get("/{item_id}/derived/{role}", responses=CONTENT, response_class=StreamingResponse)
+@router.head("/{item_id}/derived/{role}", responses=CONTENT, response_class=StreamingResponse)
 def get_derived(
-    item_id: str, role: str, session: SessionDep, user: CurrentUser, services: ServicesDep,
-    range_header: Annotated[str | None, Header(alias="Range")] = None,
-) -> StreamingResponse:
+    item_id: str, role: str, request: Request, session: SessionDep, user: CurrentUser, services: ServicesDep,
+    conditions: RangedPreconditionsDep,
+) -> Response:
     """A derived object's bytes (thumbnail, proxy...), streamed; a custody entry like any read."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
     derived = evidence_service.find_derived(session, item_id=item.id, role=role)
     if derived is None:
         raise NotFound(f"item {item_id} has no derived object {role!r}", code="derived_not_found")
-    byte_range = evidence_service.parse_range(range_header, derived.size) if derived.size else None
-    body = _open(services, key=derived.storage_key, version=derived.storage_version, size=derived.size,
-                 byte_range=byte_range)
-    with _closed_on_error(body), custody_session(services, session) as writing:
-        evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=f"derived:{role}")
-    return _stream(body, size=derived.size, sha256=derived.sha256, media_type=derived.media_type,
-                   byte_range=byte_range)
+    return _serve(services, session, request.method, user=user, item=item, stored=derived,
+                  purpose=f"derived:{role}", conditions=conditions)
+
+
+def _serve(
+    services: Services, session: Session, method: str, *, user: User, item: EvidenceItem,
+    stored: EvidenceItem | DerivedObject, purpose: str, conditions: Preconditions,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Answer a GET or HEAD of ``stored`` (the item's original or one of its derived objects),
+    which the caller may read: 412 or 304 as its preconditions say, else all of it or the
+    one range asked for.
+
+    Only a GET that sends bytes is a read, and so a custody entry. A HEAD or a 304 sends no
+    evidence bytes: it opens nothing in the store and records nothing (it was authorised
+    all the same, by loading the item).
+    """
+    etag = f'"{stored.sha256}"'
+    if conditions.not_modified(etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    byte_range = evidence_service.parse_range(conditions.range_for(etag), stored.size)
+    if method == "HEAD":
+        body: Iterator[bytes] = iter(())
+    else:
+        body = _open(services, key=stored.storage_key, version=stored.storage_version, size=stored.size,
+                     byte_range=byte_range)
+        with _closed_on_error(body), custody_session(services, session) as writing:
+            evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
+    return _stream(body, size=stored.size, sha256=stored.sha256, media_type=stored.media_type,
+                   byte_range=byte_range, headers=headers)
 
 
 def _open(services: Services, *, key: str, version: str | None, size: int,

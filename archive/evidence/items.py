@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from archive.custody import ledger
 from archive.db import Database, lock_row
-from archive.errors import InvalidInput, NotFound
+from archive.errors import NotFound, RangeNotSatisfiable
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, User, new_id, utcnow
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
@@ -133,26 +133,26 @@ def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end) inclusive from a single-range ``Range`` header; None for the whole file.
 
-    As RFC 9110 section 14.2 has it, a Range that is not one ``bytes`` range (another unit,
-    several ranges, bad syntax) is ignored and the whole file served; only a well-formed
-    range that lies outside the file is refused (416).
+    As RFC 9110 section 14.2 has it, a Range that is not one valid ``bytes`` range (another
+    unit, several ranges, bad syntax, a last byte before the first) is ignored and the whole
+    file served; only a valid range that selects nothing of the file is refused
+    (:class:`RangeNotSatisfiable`, 416): a first byte at or past its end (any first byte of
+    an empty file), or a suffix of no bytes. A suffix longer than the file is all of it; a
+    suffix of an empty file is ignored, since no ``Content-Range`` can name an empty part.
     """
     match = _BYTES_RANGE.fullmatch((header or "").strip())
     if match is None or match.group(1) == match.group(2) == "":
         return None
     first, last = match.group(1), match.group(2)
+    if first and last and int(first) > int(last):
+        return None
     if first == "":
-        length = int(last)
-        if length <= 0:
-            raise InvalidInput(f"range {header!r} asks for no bytes", code="range_not_satisfiable", status=416)
-        start, end = max(size - length, 0), size - 1
-    else:
-        start = int(first)
-        end = int(last) if last else size - 1
-    end = min(end, size - 1)
-    if start > end:
-        raise InvalidInput(f"range {header!r} outside 0..{size - 1}", code="range_not_satisfiable", status=416)
-    return start, end
+        if int(last) == 0:
+            raise RangeNotSatisfiable(f"range {header!r} asks for no bytes", size=size)
+        return (max(size - int(last), 0), size - 1) if size else None
+    if int(first) >= size:
+        raise RangeNotSatisfiable(f"range {header!r} outside 0..{size - 1}", size=size)
+    return int(first), min(int(last) if last else size - 1, size - 1)
 
 
 def record_read(
