@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from api.conditional import NOT_MODIFIED, PreconditionsDep
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
@@ -118,16 +119,21 @@ def make_link(export_id: str, session: SessionDep, user: CurrentUser, services: 
 _bearer = HTTPBearer(auto_error=False)
 
 
-@router.get(
-    "/api/v1/exports/{export_id}/download", response_class=StreamingResponse,
-    responses={**ERRORS, 200: {"content": {"application/zip": {}}}},
-)
+DOWNLOAD = {**ERRORS, 200: {"content": {"application/zip": {}}}, **NOT_MODIFIED, 412: {"model": ErrorResponse}}
+
+
+@router.get("/api/v1/exports/{export_id}/download", response_class=StreamingResponse, responses=DOWNLOAD)
+@router.head("/api/v1/exports/{export_id}/download", response_class=StreamingResponse, responses=DOWNLOAD)
 def download_export(
     export_id: str, request: Request, session: SessionDep, services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], conditions: PreconditionsDep,
     expires: int | None = None, user: str | None = Query(default=None, alias="user"), sig: str | None = None,
-) -> StreamingResponse:
-    """The export's ZIP (bearer token, or a signed link); each download is a custody entry."""
+) -> Response:
+    """The export's ZIP (bearer token, or a signed link); each download is a custody entry.
+
+    If-Match and If-None-Match are checked against the ETag (the ZIP's SHA-256) once the
+    caller is authorised. A HEAD, a 304 or a 412 sends no ZIP, so it records no download.
+    """
     if sig is not None and expires is not None and user is not None:
         caller = links.check_link(
             session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
@@ -137,12 +143,17 @@ def download_export(
         caller = attach(session, identify(services, request, credentials))
         via = "token"
     export = access.downloadable_export(session, user=caller, export_id=export_id)
-    with custody_session(services, session) as writing:
-        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
+    etag = f'"{export.sha256}"'
+    if conditions.not_modified(etag):
+        return Response(status_code=304, headers={"ETag": etag})
     name = f"export-{export.id}.zip"
     headers = {
-        "Content-Length": str(export.size), "ETag": f'"{export.sha256}"', **digest_headers(export.sha256),
+        "Content-Length": str(export.size), "ETag": etag, **digest_headers(export.sha256),
         "Content-Disposition": f'attachment; filename="{name}"',
     }
+    if request.method == "HEAD":
+        return Response(media_type="application/zip", headers=headers)
+    with custody_session(services, session) as writing:
+        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
     return StreamingResponse(export_service.iter_export(services.store, export), media_type="application/zip",
                              headers=headers)

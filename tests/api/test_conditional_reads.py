@@ -169,3 +169,8 @@ def test_openapi_lists_head_and_the_conditional_statuses(stack):
             assert {"200", "206", "304", "412", "416"} <= set(operation["responses"]), (path, method)
             sent = {p["name"].lower() for p in operation["parameters"] if p["in"] == "header"}
             assert {"range", "if-range", "if-match", "if-none-match"} <= sent, (path, method, sent)
+    for method in ("get", "head"):  # an export is served whole: preconditions, no ranges
+        operation = paths["/api/v1/exports/{export_id}/download"][method]
+        assert {"200", "304", "412"} <= set(operation["responses"]), method
+        sent = {p["name"].lower() for p in operation["parameters"] if p["in"] == "header"}
+        assert {"if-match", "if-none-match"} <= sent and "range" not in sent, (method, sent)

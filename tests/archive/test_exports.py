@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bagit
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from tests.conftest import Stack, settings_from_env
 
@@ -101,6 +101,15 @@ def people(stack: Stack) -> dict[str, str]:
     return {**tokens, **{f"{k}_name": v for k, v in names.items()}}
 
 
+def _downloads(stack: Stack, export_id: str) -> int:
+    """The export's ``export_downloaded`` custody entries."""
+    from archive.models import LedgerEntry
+
+    with stack.services.db.snapshot() as s:
+        actions = s.execute(select(LedgerEntry.details).where(LedgerEntry.action == "export_downloaded")).scalars()
+        return sum(1 for details in actions if json.loads(details)["export"] == export_id)
+
+
 @pytest.fixture
 def sealed_case(stack: Stack, people: dict[str, str], tmp_path: Path) -> dict:
     with stack.client(people["officer"]) as c:
@@ -160,6 +169,23 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
         import hashlib
 
         assert hashlib.sha256(zip_bytes.content).hexdigest() == done["sha256"]
+        # HEAD and conditional downloads are authorised like GET; they send no ZIP, so record no download.
+        url, etag, downloads = f"/api/v1/exports/{eid}/download", f'"{done["sha256"]}"', _downloads(stack, eid)
+        head = judge.head(url)
+        assert (head.status_code, head.content) == (200, b"")
+        assert {h: head.headers[h] for h in ("content-length", "content-type", "etag", "repr-digest")} == {
+            h: zip_bytes.headers[h] for h in ("content-length", "content-type", "etag", "repr-digest")}
+        for header in ({"If-None-Match": etag}, {"If-None-Match": f'W/"x", W/{etag}'}, {"If-None-Match": "*"}):
+            for method in ("GET", "HEAD"):
+                r = judge.request(method, url, headers=header)
+                assert (r.status_code, r.content, r.headers.get("etag")) == (304, b"", etag), (method, header)
+        r = judge.get(url, headers={"If-Match": f"W/{etag}"})
+        assert (r.status_code, r.json()["error"]["code"]) == (412, "precondition_failed")
+        assert (judge2.head(url).status_code, officer.head(url).status_code) == (404, 403)
+        assert judge2.get(url, headers={"If-None-Match": "*"}).status_code == 404
+        assert _downloads(stack, eid) == downloads
+        assert judge.get(url, headers={"If-Match": etag, "If-None-Match": '"x"'}).content == zip_bytes.content
+        assert _downloads(stack, eid) == downloads + 1
 
         # A signed link works without a token, and not once tampered with.
         link = judge.post(f"/api/v1/exports/{eid}/link").json()
@@ -167,6 +193,8 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
             assert anon.get(link["url"]).content == zip_bytes.content
             assert anon.get(link["url"].replace("sig=", "sig=x")).status_code == 401
             assert anon.get(f"/api/v1/exports/{eid}/download").status_code == 401
+            assert anon.head(f"/api/v1/exports/{eid}/download").status_code == 401
+            assert anon.head(link["url"]).status_code == 200
 
         # Now shared, the judge may ask for a further export of the case (for themselves only).
         again = judge.post(f"/api/v1/cases/{case['id']}/exports", json={"items": [case["items"][0]["id"]]})
