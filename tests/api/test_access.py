@@ -391,7 +391,7 @@ def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
         sign_in(b, officer)
         for path in forms:
             r = b.post(_fill(path, {}), data={"token": officer, "code": "123456"})
-            assert r.status_code == 403 and "CSRF" in r.text, (path, r.status_code)
+            assert r.status_code == 403 and "csrf_failed" in r.text, (path, r.status_code)
             r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "0" * 64})
             assert r.status_code == 403, path
         assert b.get("/cases").status_code == 200  # still signed in: nothing was done
