@@ -8,7 +8,6 @@ change goes through the same domain functions as the API, so it is a custody ent
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -31,7 +30,6 @@ from archive.exports import access as export_access
 from archive.exports.models import CourtRequestStatus
 from archive.records import holds
 from archive.identity.users import load_case, user_names
-from archive.timefmt import check_zone
 from archive.models import Case, EvidenceKind, LedgerEntry, Role, User
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
@@ -101,12 +99,6 @@ def _entries(session: Session, case_id: str, zone: str, *, item: str | None, act
     return [EntryRow.of(e, zone=zone) for e in rows], actors, actions
 
 
-def zone_offset(zone: str) -> str:
-    """The corps' zone's offset now, as ISO 8601 writes it (``+08:00``)."""
-    text = datetime.now(check_zone(zone)).strftime("%z")
-    return f"{text[:3]}:{text[3:]}"
-
-
 def case_view(session: Session, *, user: User, case: Case, zone: str, item: str | None = None,
               actor: str | None = None, action: str | None = None) -> dict[str, object]:
     """Everything the case page shows (also what the bench measures)."""
@@ -120,7 +112,7 @@ def case_view(session: Session, *, user: User, case: Case, zone: str, item: str 
         "actors": actors, "actions": actions, "filters": {"item": item or "", "actor": actor or "", "action": action or ""},
         "exports": [ExportRow.of(e, zone=zone, people=people) for e in exports],
         "kinds": [k.value for k in EvidenceKind], "items_busy": any(i.busy for i in items),
-        "gaps_busy": report.pending, "custody_page": CUSTODY_PAGE, "zone_offset": zone_offset(zone),
+        "gaps_busy": report.pending, "custody_page": CUSTODY_PAGE,
         "timeline": timeline,
         "receipts": receipt_rows(session, user=user, case_id=case.id, zone=zone),
         "court_requests": court_request_rows(session, user=user, zone=zone, case_id=case.id)

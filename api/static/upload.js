@@ -29,16 +29,11 @@
     return hasher.digest("hex");
   }
 
-  function isoWithOffset(local, offset) {
-    // <input type=datetime-local> gives wall time; it is the corps' zone's (label says so).
-    if (!local) return "";
-    return (local.length === 16 ? local + ":00" : local) + offset;
-  }
-
   function addFiles(form, files) {
     const kindChoice = form.querySelector("#upload-kind").value;
     const device = form.querySelector("#upload-device").value.trim();
-    const start = isoWithOffset(form.querySelector("#upload-start").value, form.dataset.offset);
+    // <input type=datetime-local> gives wall time; it is the corps' zone's (label says so).
+    const start = zonedIso(form.querySelector("#upload-start").value, form.dataset.zone);
     const body = form.querySelector("#upload-queue");
     for (const file of files) {
       const row = document.createElement("tr");

@@ -44,10 +44,12 @@ def browser():  # type: ignore[no-untyped-def]
         chromium.close()
 
 
-def open_as(browser, stack: Stack, token: str, *, lang: str = "zh"):  # type: ignore[no-untyped-def]
-    """A fresh browser context signed in with ``token`` through the sign-in page; its page."""
+def open_as(browser, stack: Stack, token: str, *, lang: str = "zh",  # type: ignore[no-untyped-def]
+            timezone_id: str | None = None):
+    """A fresh browser context signed in with ``token`` through the sign-in page (the
+    browser's own zone ``timezone_id`` if given); its page."""
     context = browser.new_context(base_url=stack.url, locale="zh-CN" if lang == "zh" else "en-US",
-                                  accept_downloads=True)
+                                  accept_downloads=True, timezone_id=timezone_id)
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.goto(f"/login?lang={lang}")
