@@ -13,12 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from archive import idempotency
 from archive.db import Database
+from archive.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,30 @@ REPLAY_DOC = {"headers": {REPLAYED: {
 }}}
 """OpenAPI description of a creating route's success answer (``responses={201: REPLAY_DOC}``)."""
 
-IdempotencyKeyHeader = Annotated[str | None, Header(
+
+async def _one_idempotency_key(request: Request, key: Annotated[str | None, Header(
     alias="Idempotency-Key",
     description=(
         "Makes a retry safe (IETF draft-ietf-httpapi-idempotency-key-header): the same key and "
         "request again get the first success again (marked `Idempotent-Replayed: true`) and create "
         "nothing new; 409 `idempotency_key_in_use` while the first request still runs; 422 "
         "`idempotency_key_reused` for a different request; 422 `invalid_idempotency_key` unless "
-        "8-255 characters of letters, digits and . _ ~ : + / = - (quoted or not). Keys are per "
+        "8-255 characters of letters, digits and . _ ~ : + / = - (quoted or not), sent once. Keys are per "
         "user and remembered for 24 hours after the answer; a failed request keeps nothing and "
         "frees its key."
     ),
-)]
+)] = None) -> str | None:
+    """The request's ``Idempotency-Key``. The draft makes the header one Structured Field item:
+    a request carrying it more than once is refused (422 ``invalid_idempotency_key``), before
+    the route reads its body, rather than being served with one of its keys picked silently."""
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise InvalidInput("Idempotency-Key must be sent once; this request has it more than once",
+                           code="invalid_idempotency_key")
+    return key
+
+
+IdempotencyKeyHeader = Annotated[str | None, Depends(_one_idempotency_key)]
+"""A creating route's ``Idempotency-Key`` (None: not sent), given to :func:`idempotent`."""
 
 
 @asynccontextmanager

@@ -272,6 +272,30 @@ def test_a_creation_whose_checksum_fails_names_its_upload(stack, officer, case):
         assert c.delete(r.headers["Location"], headers=TUS).status_code == 204
 
 
+def test_two_idempotency_keys_are_refused_and_create_nothing(stack, officer, case):
+    """The header is one Structured Field item: sent twice, neither is used (each alone is valid)."""
+    from archive.models import Upload
+
+    twice = [("Idempotency-Key", str(uuid.uuid4())), ("Idempotency-Key", str(uuid.uuid4()))]
+    number = f"TWICE-{uuid.uuid4().hex[:10]}"
+    with stack.client(officer) as c:
+        replies = [
+            c.post("/api/v1/cases", json={"case_number": number, "title": "twice"}, headers=twice),
+            c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "a.bin"},
+                   content=b"abc", headers=twice),
+            c.post("/api/v1/uploads", content=b"abc", headers=[
+                *TUS.items(), ("Upload-Length", "3"), ("Upload-Metadata", _meta(case, "b.bin")),
+                ("Content-Type", "application/offset+octet-stream"), *twice]),
+        ]
+        assert [x for x in c.get("/api/v1/cases").json() if x["case_number"] == number] == []
+    for r in replies:
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_idempotency_key"), r.text
+        assert "once" in r.json()["error"]["message"]
+    _nothing_stored(stack, officer, case)
+    with stack.services.db.read() as s:
+        assert s.query(Upload).filter(Upload.case_id == case["id"]).count() == 0
+
+
 def test_a_json_body_cut_short_is_answered_400(stack, officer):
     raw = (b"POST /api/v1/cases HTTP/1.1\r\n" + _auth(officer)
            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"case_number": "X')
