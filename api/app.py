@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from api import errors, logs, metrics, pages
 from api.checkpoint_trigger import CheckpointTrigger, CheckpointTriggerMiddleware
-from api.deps import Services
+from api.deps import ONE_VALUE_PER_QUERY_PARAMETER, Services
 from api.http import HeadLimits, RequestGuard
 from api.routes import (
     case_life, cases, continuity, court_requests, evidence, exports, inspections, ledger, records, seals, trust,
@@ -55,20 +55,11 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     errors.install(app)
     errors.document_errors(app)
     logs.install()
-    for module in (cases, case_life, evidence, ledger, continuity):
-        app.include_router(module.router)
-    app.include_router(seals.router)
-    app.include_router(seals.checkpoints_router)
-    app.include_router(trust.router)
-    app.include_router(trust.tsa_router)
-    app.include_router(uploads.router)
-    app.include_router(exports.router)
-    app.include_router(court_requests.router)
-    app.include_router(verifications.router)
-    app.include_router(inspections.router)
-    app.include_router(users.router)
-    app.include_router(records.router)
-    app.include_router(metrics.router)
+    for router in (cases.router, case_life.router, evidence.router, ledger.router, continuity.router, seals.router,
+                   seals.checkpoints_router, trust.router, trust.tsa_router, uploads.router, exports.router,
+                   court_requests.router, verifications.router, inspections.router, users.router, records.router,
+                   metrics.router):
+        app.include_router(router, dependencies=ONE_VALUE_PER_QUERY_PARAMETER)
     pages.install(app)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(CheckpointTriggerMiddleware, trigger=CheckpointTrigger(services))

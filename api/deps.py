@@ -10,6 +10,10 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Request
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -66,6 +70,40 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _query_params(dependant: Dependant) -> Iterator[str]:
+    """The names of the scalar query parameters of ``dependant`` and of its dependencies."""
+    for field in dependant.query_params:
+        # FastAPI's own rule for reading a parameter with getlist (list, set, tuple...; not str),
+        # from its private module: an upgrade that moves it fails this import at start-up.
+        if not field_annotation_is_sequence(field.field_info.annotation):
+            yield field.alias
+    for sub in dependant.dependencies:
+        yield from _query_params(sub)
+
+
+async def one_value_per_query_parameter(request: Request) -> None:
+    """Refuse (422 ``invalid_request``, naming it) a scalar query parameter given more than
+    once: FastAPI would take the last silently, and which one the client meant is unknown
+    (``?kind=video&kind=document``). Runs before the route's other dependencies and before
+    a streamed body is read; parameters the route does not declare, and list ones, are left
+    alone."""
+    given = request.query_params
+    route = request.scope.get("route")
+    if len(given) == len(given.multi_items()) or not isinstance(route, APIRoute):
+        return  # no name is repeated (the usual case: the route's parameters are not looked up)
+    repeated = sorted({name for name in _query_params(route.dependant) if len(given.getlist(name)) > 1})
+    if repeated:
+        raise RequestValidationError([
+            {"loc": ("query", name), "msg": f"given {len(given.getlist(name))} times; give it once",
+             "type": "repeated_query_parameter"}
+            for name in repeated
+        ])
+
+
+ONE_VALUE_PER_QUERY_PARAMETER = [Depends(one_value_per_query_parameter)]
+"""The API routers' ``dependencies`` (not the pages': HTML forms and their links are theirs)."""
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

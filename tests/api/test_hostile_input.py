@@ -14,11 +14,17 @@ import re
 import socket
 import uuid
 from pathlib import Path
+from typing import Annotated
 
+import httpx
 import pytest
+from fastapi import FastAPI, Query
+from fastapi.testclient import TestClient
 
+from api import errors
 from archive.evidence.filenames import check_filename
 from archive.errors import InvalidInput
+from tests.tools import CLIENT_TLS, sign_in
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CHINESE = "执法记录仪 2026-03-01 10点.mp4"
@@ -304,6 +310,50 @@ def test_a_json_body_cut_short_is_answered_400(stack, officer):
 
 
 # --- types and documented statuses ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ("kind=video&kind=document&filename=a.bin", "kind"),
+    ("kind=other&filename=a.bin&filename=b.bin", "filename"),
+    ("kind=other&filename=a.bin&sha256=&sha256=", "sha256"),
+])
+def test_a_scalar_query_parameter_given_twice_is_refused_before_the_body(stack, officer, case, query, named):
+    """FastAPI would take the last of the two silently; which one the client meant is unknown."""
+    raw = (f"POST /api/v1/cases/{case['id']}/evidence?{query} HTTP/1.1\r\n".encode() + _auth(officer)
+           + b"Content-Length: 1000000\r\n\r\n" + os.urandom(1000))  # the rest never comes
+    status, body = _exchange(stack, raw)
+    assert (status, body["error"]["code"]) == (422, "invalid_request"), body
+    assert f"query.{named}:" in body["error"]["message"] and "once" in body["error"]["message"]
+    _nothing_stored(stack, officer, case)
+
+
+def test_repeated_query_parameters_elsewhere(stack, officer, case):
+    with stack.client(officer) as c:
+        listed = c.get("/api/v1/cases?limit=5&limit=6")
+        unknown = c.get("/api/v1/cases?limit=5&extra=1&extra=2")  # not a parameter of the route
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as browser:
+        sign_in(browser, officer)
+        page = browser.get(f"/cases/{case['id']}?actor=a&actor=b")  # pages are left as they are
+    assert (listed.status_code, listed.json()["error"]["code"]) == (422, "invalid_request")
+    assert "query.limit:" in listed.json()["error"]["message"]
+    assert unknown.status_code == page.status_code == 200
+
+
+def test_list_query_parameters_may_be_repeated():
+    """No API route declares a list yet: one that does takes every value, scalars beside it once."""
+    from api.deps import ONE_VALUE_PER_QUERY_PARAMETER
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/t", dependencies=ONE_VALUE_PER_QUERY_PARAMETER)
+    def t(tag: Annotated[list[str], Query()], limit: int = 1) -> dict:  # type: ignore[type-arg]
+        return {"tag": tag, "limit": limit}
+
+    with TestClient(app) as c:
+        assert c.get("/t?tag=a&tag=b&limit=2").json() == {"tag": ["a", "b"], "limit": 2}
+        r = c.get("/t?tag=a&limit=2&limit=3")
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request")
 
 
 @pytest.mark.parametrize("value", [False, True, "1.5", None, "NaN"])
