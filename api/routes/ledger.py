@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, LedgerSettled, SessionDep
 from api.schemas import (
@@ -15,6 +16,8 @@ from api.schemas import (
     TreeHeadPublic,
 )
 from archive.custody import ledger
+from archive.errors import NotFound
+from archive.models import Case, LedgerEntry
 from archive.identity.users import CASE_READERS, load_case, readable_cases, require_role
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
@@ -24,6 +27,7 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 422)}
 @router.get("/head", response_model=TreeHeadPublic, responses=ERRORS)
 def head(_settled: LedgerSettled, session: SessionDep, user: CurrentUser, tree_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None) -> TreeHeadPublic:
     """Merkle tree head of the first ``tree_size`` entries (default: all)."""
+    require_role(user, CASE_READERS, doing="read the custody ledger")
     h = ledger.tree_head(session, tree_size=tree_size)
     return TreeHeadPublic(tree_size=h.tree_size, root_hash=h.root_hash, last_entry_hash=h.last_entry_hash)
 
@@ -51,7 +55,15 @@ def proof_inclusion(
     _settled: LedgerSettled, session: SessionDep, user: CurrentUser, seq: Annotated[int, Query(ge=1, le=MAX_DB_INT)],
     tree_size: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
 ) -> InclusionProofPublic:
-    """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries."""
+    """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries: of an entry of
+    a case the caller may read (admins: any entry). Any other is 404, as an unknown one."""
+    require_role(user, CASE_READERS, doing="read the custody ledger")
+    cases = readable_cases(user)
+    if cases is not None:
+        owner = session.execute(select(LedgerEntry.case_id).where(LedgerEntry.seq == seq)).first()
+        if owner is None or owner[0] is None or not session.execute(
+                select(Case.id).where(Case.id == owner[0], Case.id.in_(cases))).first():
+            raise NotFound(f"entry {seq} is not an entry of a case you may read", code="entry_not_found")
     p = ledger.inclusion(session, seq=seq, tree_size=tree_size)
     return InclusionProofPublic(seq=p.seq, tree_size=p.tree_size, leaf_hash=p.leaf_hash, root_hash=p.root_hash, path=list(p.path))
 
@@ -62,6 +74,7 @@ def proof_consistency(
     new_size: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
 ) -> ConsistencyProofPublic:
     """Consistency proof that the ``old_size`` tree is a prefix of the ``new_size`` one."""
+    require_role(user, CASE_READERS, doing="read the custody ledger")
     p = ledger.consistency(session, old_size=old_size, new_size=new_size)
     return ConsistencyProofPublic(
         old_size=p.old_size, new_size=p.new_size, old_root=p.old_root, new_root=p.new_root, path=list(p.path)

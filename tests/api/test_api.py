@@ -326,6 +326,27 @@ def test_ledger_proofs_verify_offline(stack, officer, case):
                                     root=bytes.fromhex(head["root_hash"]))
 
 
+def test_ledger_proofs_are_for_case_readers_and_their_own_units_entries(stack, officer, case):
+    """A court user reads no ledger route; another unit's officer gets no inclusion proof of
+    this unit's entry (404, as an unknown entry); the case's officer and an admin do."""
+    with stack.client(officer) as c:
+        _upload(c, case["id"], b"proved")
+        entry = c.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()[0]
+        assert c.get("/api/v1/ledger/proof/inclusion", params={"seq": entry["seq"]}).status_code == 200
+    proofs = [("/api/v1/ledger/head", {}), ("/api/v1/ledger/proof/inclusion", {"seq": entry["seq"]}),
+              ("/api/v1/ledger/proof/consistency", {"old_size": 1})]
+    with stack.client(stack.user(role="court", unit="unit-a")) as c:
+        for path, params in proofs:
+            r = c.get(path, params=params)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role", (path, r.text)
+    with stack.client(stack.user(role="officer", unit="unit-b")) as c:
+        r = c.get("/api/v1/ledger/proof/inclusion", params={"seq": entry["seq"]})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "entry_not_found", r.text
+        assert c.get("/api/v1/ledger/head").status_code == 200  # a tree head names no entry
+    with stack.client(stack.user(role="admin", unit="hq")) as c:
+        assert c.get("/api/v1/ledger/proof/inclusion", params={"seq": entry["seq"]}).status_code == 200
+
+
 def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
     with stack.client(officer) as c:
         case = c.post("/api/v1/cases", json={"case_number": f"PAGE-{uuid.uuid4().hex[:8]}", "title": "pages"}).json()
@@ -366,8 +387,9 @@ def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, o
                       params={"kind": "other", "filename": "held.bin"}).json()
         stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
         sequenced_soon(stack.services.db)
+        seq = c.get("/api/v1/ledger/entries", params={"case_id": case["id"]}).json()[0]["seq"]
         paths = [f"/api/v1/ledger/entries?case_id={case['id']}", "/api/v1/ledger/head",
-                 "/api/v1/ledger/proof/inclusion?seq=1", "/api/v1/ledger/proof/consistency?old_size=1"]
+                 f"/api/v1/ledger/proof/inclusion?seq={seq}", "/api/v1/ledger/proof/consistency?old_size=1"]
         for path in paths:  # warm: the token is cached
             assert c.get(path).status_code == 200, path
         engine = stack.services.db.engine
