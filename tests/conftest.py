@@ -11,6 +11,8 @@ process, once per test session.
 
 from __future__ import annotations
 
+import io
+
 import os
 import re
 import shutil
@@ -479,3 +481,19 @@ def process(stack: Stack, item_id: str) -> None:
 
     with stack.services.db.session() as session:
         work.want(session, task=work.PROCESS_ITEM, subject=item_id)
+
+
+def tamper_original(stack, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Change a stored original behind the archive's back, as an insider with store access could."""
+    store = stack.services.store
+    if stack.name == "embedded":
+        path = store.root / key
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[0] ^= 0x40
+        path.write_bytes(bytes(data))
+        return
+    # The locked S3 version cannot change; the insider can only put a newer version on top.
+    data = bytearray(b"".join(store.read(key)))
+    data[0] ^= 0x40
+    store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))

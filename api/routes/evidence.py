@@ -14,8 +14,10 @@ from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
 from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
+from archive.evidence import fixity
 from archive.evidence import items as evidence_service
 from archive.errors import NotFound
+from archive.identity.users import actor_name
 from archive.models import DerivedObject, EvidenceItem, User
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
@@ -75,6 +77,10 @@ def _serve(
     which the caller may read: 412 or 304 as its preconditions say, else all of it or the
     one range asked for.
 
+    A whole object is checked against its recorded SHA-256 as it is sent (the last piece
+    held back until it matches): an altered one is never delivered complete, and is flagged
+    at once (:func:`archive.evidence.fixity.served_checked`). A range is sent unchecked.
+
     Only a GET that sends bytes is a read, and so a custody entry. A HEAD or a 304 sends no
     evidence bytes: it opens nothing in the store and records nothing (it was authorised
     all the same, by loading the item).
@@ -90,6 +96,10 @@ def _serve(
                      byte_range=byte_range)
         with _closed_on_error(body), custody_session(services, session) as writing:
             evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
+        if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)
+            item_id, actor = item.id, actor_name(user)
+            body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=lambda: (
+                fixity.audit_now(db=services.db, store=services.store, item_id=item_id, actor=actor)))
     return _stream(body, size=stored.size, sha256=stored.sha256, media_type=stored.media_type,
                    byte_range=byte_range, headers=headers)
 

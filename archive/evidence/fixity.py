@@ -24,7 +24,9 @@ outcome their own way.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -315,6 +317,49 @@ class FixityReport:
     sha256: str
     sm3: str | None
     checked_at: datetime
+
+
+class ServedContentAltered(VerificationFailed):
+    """A stored object read for a client was not what was recorded; the read was cut short."""
+
+    code = FIXITY_FAILED
+
+
+def served_checked(
+    chunks: Iterable[bytes], *, sha256: str, size: int, on_altered: Callable[[], None]
+) -> Iterator[bytes]:
+    """A whole stored object's bytes as they are sent, checked as they pass: the last piece is
+    held back until the size and SHA-256 of all of it match the record. If they do not, the
+    reader never gets a complete copy (the response ends short of its Content-Length, which
+    every client reports as a broken transfer): ``on_altered`` raises the alarm and
+    :class:`ServedContentAltered` ends the stream. A tampered original is never served whole
+    as the evidence its ETag and digest headers name."""
+    digest = hashlib.sha256()
+    count = 0
+    held: bytes | None = None
+    try:
+        for chunk in chunks:
+            if held is not None:
+                yield held
+            digest.update(chunk)
+            count += len(chunk)
+            held = chunk
+        if count != size or digest.hexdigest() != sha256:
+            log.error("FIXITY ALERT: a stored object served as sha256 %s is %d bytes of sha256 %s; "
+                      "the read was cut short", sha256, count, digest.hexdigest())
+            on_altered()
+            raise ServedContentAltered(f"the stored object is not the recorded one (sha256 {sha256})")
+        if held is not None:
+            yield held
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def audit_now(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> ItemAudit | None:
+    """Audit one item at once, unpaced: after a read found it altered (flags it and its case)."""
+    return audit_item(db=db, store=store, item_id=item_id, pacer=Pacer(math.inf), actor=actor)
 
 
 def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import uuid
@@ -15,7 +14,7 @@ from archive.seals.items import _make_seal_objects, seal_item  # noqa: SLF001
 from archive.seals.manifests import build_manifest
 from archive.models import EvidenceItem, User
 from archive.identity.users import add_user
-from tests.conftest import process, receive_directly
+from tests.conftest import process, receive_directly, tamper_original
 
 
 def _receive(stack, case: dict, data: bytes) -> str:
@@ -133,22 +132,6 @@ def test_device_clock_change_during_an_analysis_does_not_deadlock(stack, case):
     assert outcome.get("analysis") == "committed", outcome
 
 
-def _tamper_original(stack, key: str) -> None:
-    """Change a stored original behind the archive's back, as an insider with store access could."""
-    store = stack.services.store
-    if stack.name == "embedded":
-        path = store.root / key
-        path.chmod(0o644)
-        data = bytearray(path.read_bytes())
-        data[0] ^= 0x40
-        path.write_bytes(bytes(data))
-        return
-    # The locked S3 version cannot change; the insider can only put a newer version on top.
-    data = bytearray(b"".join(store.read(key)))
-    data[0] ^= 0x40
-    store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))
-
-
 def _wait_for_lock_waiters(db, count: int) -> None:
     """Return once ``count`` transactions wait for a row lock (PostgreSQL). SQLite runs
     writing transactions one at a time (BEGIN IMMEDIATE), so there a short pause does."""
@@ -186,7 +169,7 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     item_id = _receive(stack, case, os.urandom(5000))
     with db.session() as session:
         key = session.get(EvidenceItem, item_id).storage_key
-    _tamper_original(stack, key)
+    tamper_original(stack, key)
 
     outcome: dict[str, object] = {}
     holding, release = threading.Event(), threading.Event()
