@@ -16,12 +16,12 @@ from api.schemas import ErrorResponse, ItemPublic
 from api.streaming import digest_headers
 from archive.evidence import fixity
 from archive.evidence import items as evidence_service
-from archive.errors import NotFound
+from archive.errors import NotFound, ObjectNotFound
 from archive.identity.users import actor_name
 from archive.models import DerivedObject, EvidenceItem, User
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
-ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 416)}
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 410, 416)}
 
 
 @router.get("/{item_id}", response_model=ItemPublic, responses=ERRORS)
@@ -92,8 +92,17 @@ def _serve(
     if method == "HEAD":
         body: Iterator[bytes] = iter(())
     else:
-        body = _open(services, key=stored.storage_key, version=stored.storage_version, size=stored.size,
-                     byte_range=byte_range)
+        try:
+            body = _open(services, key=stored.storage_key, version=stored.storage_version, size=stored.size,
+                         byte_range=byte_range)
+        except ObjectNotFound:
+            # The item exists, its bytes do not: flagged at once (missing_object), and said so
+            # without naming the storage key.
+            fixity.audit_now(db=services.db, store=services.store, item_id=item.id, actor=actor_name(user))
+            what = "original" if stored is item else f"derived object {purpose.removeprefix('derived:')!r}"
+            raise fixity.StoredObjectMissing(
+                f"the stored {what} of item {item.id} is missing from the store; the item and its case are "
+                "flagged missing_object for the administrators") from None
         with _closed_on_error(body), custody_session(services, session) as writing:
             evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
         if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)

@@ -325,6 +325,13 @@ class ServedContentAltered(VerificationFailed):
     code = FIXITY_FAILED
 
 
+class StoredObjectMissing(ArchiveError):
+    """A stored object a client asked for is not in the store (the item exists): 410."""
+
+    code = "object_missing"
+    status = 410
+
+
 def served_checked(
     chunks: Iterable[bytes], *, sha256: str, size: int, on_altered: Callable[[], None]
 ) -> Iterator[bytes]:
