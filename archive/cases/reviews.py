@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from evidence_verify import layout
 
 from archive.cases import stages
-from archive.cases.models import REVIEW_DECISIONS, CaseHandler, LegalReview, ReviewCheckpoint
+from archive.cases.models import REVIEW_DECISIONS, CaseHandler, CaseStageMove, LegalReview, ReviewCheckpoint
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import Conflict, Forbidden, InvalidInput
@@ -165,8 +166,28 @@ def list_reviews(session: Session, *, user: User, case_id: str) -> list[LegalRev
 
 
 def approving_count(session: Session, *, case_id: str) -> int:
-    """How many of the case's reviews approved it (at any checkpoint, ever)."""
-    return sum(1 for r in reviews_of(session, case_id=case_id) if r.decision == "approve")
+    """How many times the case was approved on review: each approving review counts, except
+    that a reviewer approving again at the same checkpoint with no move of the case in
+    between is the same review said twice (one reviewer clicking approve three times at
+    filing is not three reviews)."""
+    moves = list(session.execute(select(CaseStageMove.ledger_seq).where(CaseStageMove.case_id == case_id)
+                                 .order_by(CaseStageMove.ledger_seq)).scalars())
+    last: dict[tuple[ReviewCheckpoint, str], int] = {}
+    count = 0
+    for review in reviews_of(session, case_id=case_id):
+        if review.decision != "approve":
+            continue
+        key = (review.checkpoint, review.reviewer_id)
+        if key not in last or _moved_between(moves, last[key], review.ledger_seq):
+            count += 1
+        last[key] = review.ledger_seq
+    return count
+
+
+def _moved_between(moves: list[int], after: int, before: int) -> bool:
+    """Whether one of the (sorted) ledger positions of ``moves`` lies between two others."""
+    following = bisect_right(moves, after)
+    return following < len(moves) and moves[following] < before
 
 
 def review_document(review: LegalReview, *, reviewer: str | None) -> dict[str, Any]:

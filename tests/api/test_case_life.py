@@ -308,6 +308,32 @@ def test_an_export_in_progress_keeps_a_case_open(stack: Stack) -> None:
         assert stage_of(off, cid) == "filed"
 
 
+def test_one_reviewer_approving_again_at_the_same_checkpoint_is_one_review(stack: Stack) -> None:
+    """Three clicks on approve at filing by one reviewer were three reviews, so a withdrawn
+    case closed on one reviewer's filing approval said three times and a closing one. A
+    repeat at the same checkpoint with no move of the case in between is the same review;
+    another reviewer's, or one after the case moved, counts."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    first, second = stack.user(role="reviewer", unit=unit), stack.user(role="reviewer", unit=unit)
+
+    def reviews_short(c) -> str | None:  # type: ignore[no-untyped-def]
+        gates = c.get(f"/api/v1/cases/{cid}/closing-gates").json()["reasons"]
+        return next((g["subject"] for g in gates if g["code"] == "too_few_reviews"), None)
+
+    with stack.client(officer) as off, stack.client(first) as rv1, stack.client(second) as rv2:
+        cid = off.post("/api/v1/cases", json={"case_number": f"RR-{uuid.uuid4().hex[:8]}", "title": "Re"}).json()["id"]
+        for _ in range(3):
+            assert review(rv1, cid, "filing").status_code == 201
+        assert reviews_short(off) == "1/3"
+        moved(off, cid, "withdrawn")
+        assert review(rv1, cid, "closing").status_code == 201
+        assert review(rv1, cid, "closing").status_code == 201
+        assert reviews_short(off) == "2/3"
+        assert review(rv2, cid, "closing").status_code == 201
+        assert reviews_short(off) is None
+
+
 def test_a_registering_upload_and_a_close_do_not_cross(stack: Stack, case: dict) -> None:
     """Evidence registration shares the case row: a close (which locks it) waits until the
     new item is committed, so an item can never land in a case closed in the meantime.
