@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from archive.errors import ConfigurationError
 from archive.timefmt import DEFAULT_TIME_ZONE, check_zone
 
+CERTIFICATE_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+"""WenQuanYi Zen Hei (Debian's fonts-wqy-zenhei, installed by scripts/setup.sh and the
+Dockerfile): Chinese and Latin in one face."""
+
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
@@ -206,6 +210,10 @@ class Settings(BaseSettings):
     """Source-Organization written into every export's bag-info.txt."""
     export_contact_name: str | None = None
     export_contact_email: str | None = None
+    export_certificate_font: Path = CERTIFICATE_FONT
+    """TrueType font (or collection: its first face) embedded in each export's certificate.pdf,
+    which is in Chinese and English: it must have Chinese glyphs. An export whose font cannot be
+    read fails, naming it (``certificate_font_missing``)."""
     export_link_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     """How long a signed download link stays valid."""
     export_link_secret: SecretStr | None = None

@@ -21,8 +21,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 # Debian's Chromium is the browser the browser tests (tests/browser/, Playwright) drive;
 # Playwright never downloads a browser of its own here.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-# A Chinese font, so the browser (and the workspace's screenshots) draws the Chinese pages.
-{ command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || need_apt+=(fonts-wqy-zenhei)
+# A Chinese font, so the browser (and the workspace's screenshots) draws the Chinese pages and
+# each export's certificate.pdf embeds it (EVIDENCE_EXPORT_CERTIFICATE_FONT names this file).
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]}" >&2

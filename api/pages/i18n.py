@@ -1,5 +1,8 @@
 """The pages' languages: Chinese first, English second.
 
+The catalogue itself (:mod:`archive.i18n`, shared with the certificate of an export) is
+plain text; this module adds the reader's choice of language and markup.
+
 Why a catalogue module and not Babel/gettext: the workspace has two languages and a few
 hundred short strings written by the developers themselves; a Python mapping keyed by a
 stable message id (``messages.MESSAGES``) needs no extraction or compile step, is checked
@@ -20,8 +23,8 @@ from dataclasses import dataclass
 from fastapi import Request
 from markupsafe import Markup, escape
 
-from api.pages.messages import MESSAGES
-from archive.continuity.analysis import NO_DEVICES, cause_of
+from archive.i18n import enum_label, gap_cause, phrased, translate
+from archive.i18n.messages import MESSAGES
 
 LANG_COOKIE = "evidence_lang"
 DEFAULT = "zh"
@@ -54,17 +57,6 @@ def language_of(request: Request) -> Language:
     return Language(code, HTML_LANG[code], False)
 
 
-def translate(code: str, key: str, **values: object) -> str:
-    """The text of message ``key`` in language ``code``, placeholders filled.
-
-    An unknown key is shown as itself (a page never fails over a missing string; the
-    catalogue test fails instead).
-    """
-    texts = MESSAGES.get(key)
-    text = texts[code] if texts else key
-    return text.format(**values) if values else text
-
-
 def translator(code: str) -> Callable[..., str]:
     """``t(key, **values)`` for templates, bound to one language."""
 
@@ -72,14 +64,6 @@ def translator(code: str) -> Callable[..., str]:
         return translate(code, key, **values)
 
     return t
-
-
-def enum_label(code: str, group: str, value: object) -> str:
-    """The label of a stored value (a status, a kind, a role): ``group.value`` in the
-    catalogue, else the value itself, so a new value shows before it is translated."""
-    raw = getattr(value, "value", value)
-    key = f"{group}.{raw}"
-    return translate(code, key) if key in MESSAGES else str(raw)
 
 
 DETAIL_VALUES: dict[str, tuple[str, ...]] = {
@@ -136,23 +120,10 @@ def details_text(code: str, pairs: object, *, keep_empty: bool = False) -> Marku
     )
 
 
-def gap_cause(code: str, text: str) -> str:
-    """A gap's cause (stored in English by the continuity analysis) in language ``code``; a
-    cause worded otherwise (older analyses) is shown as it was stored."""
-    found = cause_of(text)
-    if found is None:
-        return text
-    cause, values, unplaced = found
-    if values.get("devices") == NO_DEVICES:
-        values["devices"] = translate(code, "gap_cause.no_devices")
-    said = translate(code, f"gap_cause.{cause}", **values) if f"gap_cause.{cause}" in MESSAGES else text
-    return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
-
-
 _PROCESSING_REASONS = (
-    ("unprobeable", re.compile(r"unprobeable: (?P<detail>.*)\Z", re.DOTALL)),
-    ("not_run", re.compile(r"not run: an earlier step crashed \((?P<detail>.*)\)\Z", re.DOTALL)),
-    ("gave_up", re.compile(r"gave up after (?P<attempts>\d+) attempts: (?P<detail>.*)\Z", re.DOTALL)),
+    ("processing_reason.unprobeable", re.compile(r"unprobeable: (?P<detail>.*)", re.DOTALL)),
+    ("processing_reason.not_run", re.compile(r"not run: an earlier step crashed \((?P<detail>.*)\)", re.DOTALL)),
+    ("processing_reason.gave_up", re.compile(r"gave up after (?P<attempts>\d+) attempts: (?P<detail>.*)", re.DOTALL)),
 )
 """How ingest.pipeline and workers.tasks word a step's reason; the detail after it is the
 underlying tool's or error's own message, shown as written."""
@@ -161,11 +132,7 @@ underlying tool's or error's own message, shown as written."""
 def processing_reason(code: str, text: str) -> str:
     """A processing step's reason in language ``code``: its known wording translated, the
     technical detail kept; any other text as written."""
-    for name, pattern in _PROCESSING_REASONS:
-        found = pattern.match(text)
-        if found:
-            return translate(code, f"processing_reason.{name}", **found.groupdict())
-    return text
+    return phrased(code, text, _PROCESSING_REASONS) or text
 
 
 @dataclass(frozen=True)

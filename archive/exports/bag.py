@@ -9,6 +9,7 @@ what is written here, by the same names.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import pem
@@ -21,6 +22,7 @@ from archive.exports.certificate import certificate_pdf
 from archive.exports.plan import SEAL_ROLES, Plan
 from archive.seals.registry import certificates_in_seal
 from archive.storage import ObjectStore
+from archive.settings import CERTIFICATE_FONT
 from archive.timefmt import DEFAULT_TIME_ZONE
 from evidence_verify import layout
 from evidence_verify.ledger_format import canonical_json
@@ -59,8 +61,10 @@ def _seal_beside(bag: BagZipWriter, sealer: Any, path: str, data: bytes) -> None
 def write_bag(
     fileobj, *, plan: Plan, store: ObjectStore, sealer: Any, organisation: str,  # type: ignore[no-untyped-def]
     contact: dict[str, str] | None = None, on_progress: Any = None, time_zone: str = DEFAULT_TIME_ZONE,
+    font: Path = CERTIFICATE_FONT,
 ) -> list[MemberDigest]:
-    """Write the whole bag for ``plan`` as a ZIP into ``fileobj``; return every member's digests."""
+    """Write the whole bag for ``plan`` as a ZIP into ``fileobj``; return every member's digests
+    (``font``: the TrueType font embedded in the certificate)."""
     root = sanitised_case_dir(plan.case["number"], plan.export_id)
     bag = BagZipWriter(fileobj, root=root, when=plan.when)
     try:
@@ -122,7 +126,7 @@ def write_bag(
         bag.add_bytes(layout.BAGIT, layout.BAGIT_TXT)
         bag.add_bytes(layout.BAG_INFO, _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
 
-        pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone)
+        pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone, font=font)
         sealed = io.BytesIO()
         sealer.seal_pdf(pdf, sealed)
         bag.add_bytes(layout.CERTIFICATE_PDF, sealed.getvalue(), compress=False)

@@ -104,6 +104,7 @@ def build_export(
                 pipe, plan=plan, store=store, sealer=sealer,
                 organisation=settings.export_organisation,
                 contact=_contact(settings), on_progress=on_progress, time_zone=settings.time_zone,
+                font=settings.export_certificate_font,
             )
             stored, sha256 = pipe.close_and_wait()
         except ObjectExists:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from api.pages.i18n import details_text, error_text, gap_cause, processing_reason
-from api.pages.messages import MESSAGES
+from archive.i18n.messages import MESSAGES
 from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
 from tests.capture.support import continuity
 from tests.tools import CLIENT_TLS, sign_in

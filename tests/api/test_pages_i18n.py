@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from api.pages.messages import MESSAGES
+from archive.i18n.messages import MESSAGES
 from tests.tools import CLIENT_TLS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -251,6 +251,10 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
     text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert re.search(r"Issued by .* on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00", text), text[:500]
     assert "UTC" not in text
+    # Sealed as built: Chinese first, stored values in words, nothing escaped twice.
+    shown = run("pdftotext", "-layout", pdf, "-").stdout
+    assert "核证导出证明书" in shown and "执法记录仪视频" in shown and "文书" in shown, shown[:2000]
+    assert "&lt;" not in shown and "bodycam_video" not in shown and "evidence_received" not in shown
 
     for source in (zpath, bag_dir):
         r = stack.cli("verify-export", str(source), "--trust", str(root))

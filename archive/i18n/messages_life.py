@@ -1,5 +1,5 @@
 """The message catalogue's part for the case's legal life (stages, legal reviews, closing,
-legal holds, retention, the yearly figures): merged into :data:`api.pages.messages.MESSAGES`,
+legal holds, retention, the yearly figures): merged into :data:`archive.i18n.messages.MESSAGES`,
 same rules (stable ids, both languages, the same placeholders)."""
 
 from __future__ import annotations

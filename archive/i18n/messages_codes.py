@@ -1,6 +1,6 @@
 """The message catalogue's part for machine values the pages show: custody details (their keys
 and yes/no), gap causes, error codes, background work, certificate kinds and processing
-reasons. Merged into :data:`api.pages.messages.MESSAGES`, same rules (stable ids, both
+reasons. Merged into :data:`archive.i18n.messages.MESSAGES`, same rules (stable ids, both
 languages, the same placeholders). A value without an entry is shown as its code."""
 
 from __future__ import annotations

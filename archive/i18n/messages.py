@@ -7,8 +7,9 @@ to people (statuses, kinds, roles, steps, custody actions) have ids ``group.valu
 
 from __future__ import annotations
 
-from api.pages.messages_codes import CODE_MESSAGES
-from api.pages.messages_life import LIFE_MESSAGES
+from archive.i18n.messages_certificate import CERTIFICATE_MESSAGES
+from archive.i18n.messages_codes import CODE_MESSAGES
+from archive.i18n.messages_life import LIFE_MESSAGES
 
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -423,4 +424,5 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.verification_requested": {"zh": "申请核验", "en": "verification requested"},
     **LIFE_MESSAGES,
     **CODE_MESSAGES,
+    **CERTIFICATE_MESSAGES,
 }

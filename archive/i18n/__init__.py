@@ -1,0 +1,66 @@
+"""What people read, in Chinese first and English second: the message catalogue
+(:data:`archive.i18n.messages.MESSAGES`) and the plain-text helpers that say a stored value in
+a language.
+
+The catalogue lives here, below every entry point, so that the pages (``api.pages``, which
+add markup and the reader's choice of language) and the certificate of a certified export
+(``archive.exports.certificate``, which says everything in both languages) read the same
+words. Why a Python mapping and not gettext: see :mod:`api.pages.i18n`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from archive.continuity.analysis import NO_DEVICES, cause_of
+from archive.i18n.messages import MESSAGES
+
+def translate(code: str, key: str, **values: object) -> str:
+    """The text of message ``key`` in language ``code``, placeholders filled.
+
+    An unknown key is shown as itself (a page never fails over a missing string; the
+    catalogue test fails instead).
+    """
+    texts = MESSAGES.get(key)
+    text = texts[code] if texts else key
+    return text.format(**values) if values else text
+
+
+def enum_label(code: str, group: str, value: object) -> str:
+    """The label of a stored value (a status, a kind, a role): ``group.value`` in the
+    catalogue, else the value itself, so a new value shows before it is translated."""
+    raw = getattr(value, "value", value)
+    key = f"{group}.{raw}"
+    return translate(code, key) if key in MESSAGES else str(raw)
+
+
+def gap_cause(code: str, text: str) -> str:
+    """A gap's cause (stored in English by the continuity analysis) in language ``code``; a
+    cause worded otherwise (older analyses) is shown as it was stored."""
+    found = cause_of(text)
+    if found is None:
+        return text
+    cause, values, unplaced = found
+    if values.get("devices") == NO_DEVICES:
+        values["devices"] = translate(code, "gap_cause.no_devices")
+    said = translate(code, f"gap_cause.{cause}", **values) if f"gap_cause.{cause}" in MESSAGES else text
+    return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
+
+
+Phrasings = Iterable[tuple[str, "re.Pattern[str]"]]
+"""How our own code words a sentence it stores in English: (message id, pattern whose named
+groups are the message's placeholders)."""
+
+
+def phrased(code: str, text: str, phrasings: Phrasings, **say: object) -> str | None:
+    """A stored English sentence in language ``code`` when it matches one of ``phrasings``
+    (the first that matches whole), else None. ``say``: for a placeholder, a function giving
+    its words in ``code`` (a stored code, a yes/no) instead of the matched text."""
+    for key, pattern in phrasings:
+        found = pattern.fullmatch(text)
+        if found:
+            values = {name: say[name](code, value) if name in say else value  # type: ignore[operator]
+                      for name, value in found.groupdict().items()}
+            return translate(code, key, **values)
+    return None
