@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach
 from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause, language_of,
-                            processing_reason, translate, translator)
+                            move_reason, processing_reason, receipt_detail, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
 from archive.identity import signin, sso
 from archive.models import Role, User, WebSession
@@ -90,7 +90,9 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
          "label": lambda group, value: enum_label(code, group, value),
          "details": lambda pairs: details_text(code, pairs),
          "cause": lambda text: gap_cause(code, text),
-         "reason": lambda text: processing_reason(code, text)},
+         "reason": lambda text: processing_reason(code, text),
+         "move_reason": lambda text: move_reason(code, text),
+         "receipt_detail": lambda text: receipt_detail(code, text)},
         status_code=status_code,
     )
     secure = request.url.scheme == "https"

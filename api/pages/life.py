@@ -21,6 +21,7 @@ from api.deps import ServicesDep, SessionDep
 from api.pages.base import FormUser, FormUserId, PageRoute, PageUser, back_to, render
 from archive.cases import closing, documents, reviews, stages
 from archive.cases.models import CaseArchive, LegalReview, StageDocument, StageDocumentRole
+from archive.continuity.models import Gap
 from archive.continuity.report import CaseContinuity
 from archive.errors import NotFound
 from archive.identity.users import require_role, user_names
@@ -29,7 +30,7 @@ from archive.records import figures, holds, outcomes, retention
 from archive.records.common import local_year
 from archive.records.models import CaseOutcome
 from archive.settings import Settings
-from archive.timefmt import local_time
+from archive.timefmt import gap_span, local_time
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 ASPECTS = reviews.ASPECTS
@@ -44,6 +45,49 @@ class MoveRow:
     who: str
     at: str
     reason: str
+
+
+@dataclass(frozen=True)
+class GapAbout:
+    """Which gap a closing gate is about, in words for any language: its level (a code the
+    page labels), its span in the corps' zone, and where it was recorded (device, file); the
+    stored cause says it when neither is known (an action's window)."""
+
+    level: str
+    start: str
+    end: str
+    duration: str
+    where: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One reason the case cannot close yet (archive.cases.closing.closing_gates)."""
+
+    code: str
+    message: str
+    """The archive's explanation, in English."""
+    subject: str
+    gap: GapAbout | None = None
+
+
+def _gate_rows(session: Session, *, case: Case, continuity: CaseContinuity | None, zone: str) -> list[GateRow]:
+    """The closing gates, those about a gap saying which gap."""
+    gates = closing.closing_gates(session, case=case, continuity=continuity)
+    wanted = {g["gap"] for g in gates if g.get("gap")}
+    gaps = {gap.id: gap for gap in session.execute(select(Gap).where(Gap.id.in_(wanted))).scalars()} if wanted else {}
+    files = dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename).where(
+        EvidenceItem.id.in_({gap.item_id for gap in gaps.values() if gap.item_id}))).all()) if gaps else {}
+    rows = []
+    for g in gates:
+        gap, about = gaps.get(g.get("gap") or ""), None
+        if gap is not None:
+            start, end, duration = gap_span(gap.start, gap.end, zone)
+            where = ", ".join(filter(None, (gap.device, files.get(gap.item_id or ""))))
+            about = GapAbout(level=gap.level, start=start, end=end, duration=duration, where=where, cause=gap.cause)
+        rows.append(GateRow(code=g["code"], message=g["message"], subject=g["subject"], gap=about))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -177,7 +221,7 @@ def life_view(session: Session, *, user: User, case: Case, settings: Settings,
             "due": [c.value for c in stages.due_checkpoints(session, case=case)],
             "aspects": ASPECTS,
             "reviews": [ReviewRow.of(r, zone=zone, people=people) for r in found],
-            "gates": [] if closed else closing.closing_gates(session, case=case, continuity=continuity),
+            "gates": [] if closed else _gate_rows(session, case=case, continuity=continuity, zone=zone),
             "may_close": (handles or user.role == Role.admin) and not closed,
             "archive": _archive(session, case, zone),
             "hold": _hold(session, case.id, zone),

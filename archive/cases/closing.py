@@ -1,7 +1,8 @@
 """Closing a case (结案): every gate checked, the case's one electronic store sealed in a record.
 
 :func:`closing_gates` lists *every* reason a case cannot close yet, each ``{"code",
-"message", "subject"}`` (``subject``: a file name, a stage or a count, for pages in any language):
+"message", "subject"}`` (``subject``: a file name, a stage or a count, for pages in any language;
+a gate about a gap adds ``"gap"``, its id):
 
 * ``stage_not_closable``: the case is not in service, enforcement, withdrawn, terminated
   or referred (``case_closed`` when it is closed already);
@@ -75,10 +76,11 @@ class CaseNotReady(Conflict):
         self.extra = {"reasons": reasons}
 
 
-def _reason(code: str, message: str, subject: str = "") -> dict[str, str]:
+def _reason(code: str, message: str, subject: str = "", gap: str | None = None) -> dict[str, str]:
     """A closing gate: its code, its explanation (English), and what it is about in words that
-    need no translation (a file name, a stage, a count), for pages in any language."""
-    return {"code": code, "message": message, "subject": subject}
+    need no translation (a file name, a stage, a count), for pages in any language; a gate
+    about a gap also names the gap (``gap``: its id), so that a page can say which."""
+    return {"code": code, "message": message, "subject": subject, **({"gap": gap} if gap else {})}
 
 
 def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | None = None) -> list[dict[str, str]]:
@@ -98,7 +100,8 @@ def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | 
     continuity = continuity or build_report(session, case_id=case.id)
     for o in continuity.outstanding:
         subject = names.get(o["subject"], "") if o["what"] == "item" else ""
-        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}", subject))
+        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}", subject,
+                               gap=o["subject"] if o["what"] == "gap" else None))
     for item in items:
         failed = "processing_failed" in (item.flags or []) or item.seal_status == "failed"
         if failed:

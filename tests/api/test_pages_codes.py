@@ -5,6 +5,7 @@ raw code only ever inside an element that marks it as one (``<code>``)."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -12,7 +13,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from api.pages.i18n import details_text, error_text, gap_cause, processing_reason
+from api.pages.i18n import details_text, error_text, gap_cause, move_reason, processing_reason, receipt_detail
 from archive.i18n.messages import MESSAGES
 from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
 from tests.capture.support import continuity
@@ -114,6 +115,34 @@ def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "something else") == "something else"
 
 
+def test_stage_move_reasons_of_the_archive_are_translated_and_peoples_kept():
+    closed = "closed: every gate held; case archive record sealed"
+    assert move_reason("zh", closed) == "结案：各项结案条件均已满足，案件电子档案已签章封存"
+    assert move_reason("en", closed) == closed
+    assert move_reason("zh", "returned by the closing review: 证据不足") == "被结案审核退回：证据不足"
+    assert move_reason("zh", "证据已补齐") == "证据已补齐"
+    zh = str(details_text("zh", [("reason", closed), ("via", "signed_link"), ("purpose", "seal:cades"),
+                                 ("pending_reasons", ["gap_unexplained", "processing"])]))
+    assert zh == "理由: 结案：各项结案条件均已满足，案件电子档案已签章封存, 途径: 限时下载链接, 用途: 签章（CAdES 签章）, " \
+                 "待完成原因: 中断未说明, 处理中"
+    assert raw_codes(str(details_text("en", [("purpose", "derived:proxy"), ("via", "token")]))) == []
+
+
+def test_receipt_details_are_said_in_words_with_yes_no():
+    sha = "ab" * 32
+    assert receipt_detail("zh", f"sha256 {sha}; sealed True; in checkpoint 198") == \
+        f"SHA-256 {sha}；已签章：是；已包含于日志条数为 198 的已签章检查点"
+    assert receipt_detail("en", f"sha256 {sha}; sealed False; pending: seal (pending), checkpoint covering custody "
+                                "entry 7") == f"SHA-256 {sha}; sealed: no; pending: its seal (pending), a checkpoint " \
+                                             "covering custody entry 7"
+    assert receipt_detail("zh", "4 checkpoints; latest tree size 198") == "共 4 个检查点；最新检查点日志条数 198"
+    assert receipt_detail("zh", "5 gaps, 0 accepted, 5 unresolved") == "中断 5 处，已接受 0 处，未解决 5 处"
+    assert receipt_detail("zh", f"256 entries, root {sha}") == f"共 256 条记录，根哈希 {sha}"
+    missing = "stored original of item i-1 cannot be read: the recorded version is missing from the store"
+    assert receipt_detail("zh", missing) == "证据 i-1 的存储原件无法读取：存储中已没有所记录的版本"
+    assert receipt_detail("zh", "item i-1: manifest seal fails: bad; odd") == "item i-1: manifest seal fails: bad; odd"
+
+
 def _browser(stack, lang: str) -> httpx.Client:
     return httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60,
                         cookies={"evidence_lang": lang})
@@ -121,8 +150,9 @@ def _browser(stack, lang: str) -> httpx.Client:
 
 def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
     """Each main page, in Chinese (and English), with a gap of a known cause, a rejected
-    explanation (a custody entry whose details hold a boolean), a processed item, failed
-    background work and the year's figures: no raw snake_case word or Python literal shows."""
+    explanation (a custody entry whose details hold a boolean), a processed item read by the
+    reviewer, a verification receipt (incomplete: the gap), closing gates (one about the gap),
+    failed background work and the year's figures: no raw snake_case word or Python literal shows."""
     from sqlalchemy import delete
 
     from archive.models import Work, utcnow
@@ -141,6 +171,16 @@ def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
         assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "电池耗尽"}).status_code == 200
         assert rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False}).status_code == 200
     stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    with stack.client(reviewer) as rv:
+        assert rv.get(f"/api/v1/evidence/{item['id']}/content").status_code == 200  # purpose: content
+        receipt = rv.post(f"/api/v1/cases/{case['id']}/verify").json()["id"]
+        deadline = time.monotonic() + 120
+        while (found := next(r for r in rv.get(f"/api/v1/cases/{case['id']}/verifications").json()
+                             if r["id"] == receipt))["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.3)
+    assert found["status"] == "incomplete", found  # the rejected explanation keeps it from passing
+    assert any(re.search(r"; sealed True\b", c["detail"] or "") for c in found["checks"]), found["checks"]
     subject = str(uuid.uuid4())
     with stack.services.db.session() as s:
         s.add(Work(task="evidence.process_item", subject=subject, state="failed", attempts=5, due_at=utcnow(),
@@ -183,8 +223,17 @@ def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
     assert ">stuck<" not in pages["zh", "admin"]
     assert "法制审核" in pages["zh", "figures"] and ">legal_review<" not in pages["zh", "figures"]
     assert "accepted: no" in pages["en", "case"] and "legal review" in pages["en", "figures"]
-    # The English closing gates give the API's own explanation (test_pages_life), codes and all.
-    pages["en", "case"] = re.sub(r'<ul data-testid="closing-gates">.*?</ul>', "", pages["en", "case"], flags=re.DOTALL)
+    # The receipt in words: yes, not True; counts and hashes in the reader's language.
+    receipts = re.findall(r'data-testid="receipt".*?</details>', case_page, re.DOTALL)
+    assert receipts and "已签章：是" in receipts[0] and "中断 1 处，已接受 0 处，未解决 1 处" in receipts[0], receipts
+    assert re.search(r"共 \d+ 条记录，根哈希 [0-9a-f]{64}", receipts[0]) and "共 " in receipts[0], receipts
+    assert "sealed: yes" in pages["en", "case"] and "True" not in pages["en", "case"]
+    assert "用途: 原件内容" in case_page and "待完成原因: 中断说明被退回" in case_page
+    # The gate about the gap says which gap: its kind and local span (and the cause, as it has no device).
+    gate = re.findall(r'data-code="gap_explanation_rejected">(.*?)</li>', case_page)
+    assert gate and "执法行为时段：2026-03-01 10:00:00.0 +08:00 至" in gate[0] and camera in gate[0], gate
+    gate = re.findall(r'data-code="gap_explanation_rejected">(.*?)</li>', pages["en", "case"])
+    assert gate and "action window: 2026-03-01 10:00:00.0 +08:00 to" in gate[0] and "Z" not in gate[0], gate
     found = {key: raw_codes(page, literals=LITERALS if key[0] == "zh" else {"True", "False"})
              for key, page in pages.items()}
     assert {key: words for key, words in found.items() if words} == {}
