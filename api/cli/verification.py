@@ -20,12 +20,15 @@ def ledger() -> None:
 @ledger.command("verify")
 def ledger_verify() -> None:
     """Recompute the ledger's chain and Merkle tree, then check every sealed checkpoint
-    (CAdES and SM2 seals, sealed root vs the ledger, consistency between checkpoints);
-    exit 1 naming the first failure."""
+    (CAdES and SM2 seals, sealed root vs the ledger, consistency between checkpoints) and
+    its copies in every vault it was written to; exit 1 naming the first failure, or every
+    missing or altered copy."""
+    from archive.cases.vault_copies import CopiesAltered, verify_ledger_copies
     from archive.custody import ledger as archive_ledger
     from archive.custody.checkpoints import checkpoint_sizes, verify_checkpoints
     from archive.seals.sealer import Sealer
     from archive.db import Database
+    from archive.storage import open_store
 
     settings = cli_settings()
     database = Database(settings)
@@ -37,6 +40,11 @@ def ledger_verify() -> None:
             if waiting := archive_ledger.waiting(session):
                 click.echo(f"{waiting} committed entries wait to be sequenced (the next append or checkpoint does it)")
             checkpoints = verify_checkpoints(session, Sealer(settings), ledger_report=report)
+            copies = verify_ledger_copies(session, open_store(settings))
+    except CopiesAltered as exc:
+        for fault in exc.faults:
+            click.echo(f"FAILED checkpoint copy {fault.describe()}", err=True)
+        sys.exit(1)
     except VerificationFailed as exc:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
@@ -48,6 +56,8 @@ def ledger_verify() -> None:
             f"{checkpoints.latest_tree_size}, root {checkpoints.latest_root_hash}, "
             f"time-stamped {local_time(checkpoints.latest_timestamp_time, settings.time_zone)}"
         )
+        click.echo(f"vault copies OK: {copies.records} copies of checkpoints ({copies.objects} objects) "
+                   "equal their rows")
     else:
         click.echo("checkpoints: none sealed yet")
 

@@ -56,9 +56,9 @@ from archive.seals.manifests import canonical_bytes, utc_text
 from archive.seals.registry import (
     certificates_in_seal, record_certificates, record_sm2_key, recorded_sm2_keys, sm2_keys_pem,
 )
-from archive.seals.sealer import Sealer
+from archive.seals.sealer import SealBundle, Sealer, sealed_copies
 from archive.storage import ObjectStore
-from archive.storage.streams import put_locked
+from archive.storage.streams import VaultCopy, put_copies
 
 MIN_APPROVING_REVIEWS = 3
 """Every case is legally reviewed, approvingly, at least three times before it closes."""
@@ -215,6 +215,18 @@ def archive_keys(vault: str, archive_id: str) -> dict[str, str]:
     return {"record": base, "cades": base + layout.CADES_SUFFIX, "sm2": base + layout.SM2_SUFFIX}
 
 
+def archive_copies(vault: str, archive_id: str, record: bytes, bundle: SealBundle) -> list[VaultCopy]:
+    """The objects the case's vault keeps of a case archive record (the record, its CAdES and
+    SM2 seals) with their bytes: what :func:`close_case` writes and verification compares."""
+    keys = archive_keys(vault, archive_id)
+    return sealed_copies(record, bundle, document=keys["record"], cades=keys["cades"], sm2=keys["sm2"])
+
+
+def archive_row_copies(vault: str, row: CaseArchive) -> list[VaultCopy]:
+    """:func:`archive_copies` of a kept record, from its ``case_archives`` row."""
+    return archive_copies(vault, row.id, bytes(row.record), SealBundle(cades=bytes(row.cades), sm2=row.sm2))
+
+
 def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str, case_id: str) -> CaseArchive:
     """Close a case: check every gate, seal the case archive record, keep it, move the case to ``closed``.
 
@@ -248,9 +260,7 @@ def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str
     report = sealer.verify_seal(data, bundle)
     keys = archive_keys(vault, archive_id)
     until = utcnow() + timedelta(days=sealer.settings.retention_days)
-    put_locked(store, keys["record"], data, media_type="application/json", until=until)
-    put_locked(store, keys["cades"], bundle.cades, media_type="application/pkcs7-signature", until=until)
-    put_locked(store, keys["sm2"], bundle.sm2_json(), media_type="application/json", until=until)
+    put_copies(store, archive_copies(vault, archive_id, data, bundle), until=until)
     sha = hashlib.sha256(data).hexdigest()
     with db.session() as session:
         user = session.get(User, user_id)

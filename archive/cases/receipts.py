@@ -4,7 +4,9 @@ A reviewer (or admin) of the case's unit asks for a verification; a worker (or t
 synchronously) then, for every item, runs :func:`archive.cases.verification.verify_item`
 (original re-hashed from its recorded version, manifest and seals, PAdES copy, inclusion
 of its receipt in the latest sealed checkpoint), verifies the whole custody ledger (chain
-and tree) and every sealed checkpoint, and reports the case's continuity status. The
+and tree) and every sealed checkpoint, compares the case's vault's copies of its checkpoints
+and archive records with their database rows (:mod:`archive.cases.vault_copies`: each missing
+or altered object is a failed check of its own), and reports the case's continuity status. The
 receipt says who asked, when, what was checked and the outcome; it is itself a custody
 entry (``case_verified``).
 
@@ -34,7 +36,7 @@ from archive import work
 from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, checkpoint_sizes, verify_checkpoints
 from archive.seals.sealer import Sealer
-from archive.cases import verification
+from archive.cases import vault_copies, verification
 from archive.continuity.report import GAP_ALTERED, build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
@@ -81,6 +83,11 @@ def _pending(what: str, subject: str, reason: str, detail: str) -> dict[str, Any
     return {"what": what, "subject": subject, "reason": reason, "detail": detail}
 
 
+CHECKPOINT_COPIES = "checkpoint_copies"
+ARCHIVE_COPIES = "archive_copies"
+"""The receipt's checks of the vault's copies (:mod:`archive.cases.vault_copies`): one ``ok``
+row each, or one ``failed`` row per missing or altered object, its key as the subject."""
+
 FINISHED = ("passed", "incomplete", "failed")
 """Receipt statuses of a verification that has run."""
 
@@ -104,6 +111,25 @@ def _anchor_case(db: Database, store: ObjectStore, sealer: Sealer, case_id: str)
                 pass  # a ledger that cannot be sealed is broken; the ledger check below names how
 
 
+def _copy_checks(session: Session, store: ObjectStore, case_id: str) -> list[dict[str, Any]]:
+    """The receipt's rows for the vault's copies of the checkpoints and of the case archive
+    records (:data:`CHECKPOINT_COPIES`, :data:`ARCHIVE_COPIES`)."""
+    rows = []
+    for what, subject, counted, verify in (
+        (CHECKPOINT_COPIES, "checkpoint copies in the vault", "checkpoints",
+         vault_copies.verify_case_checkpoint_copies),
+        (ARCHIVE_COPIES, "case archive record copies", "archive records", vault_copies.verify_archive_copies),
+    ):
+        try:
+            report = verify(session, store, case_id=case_id)
+        except vault_copies.CopiesAltered as exc:
+            rows += [_check(what, f.key, "failed", f.problem) for f in exc.faults]
+        else:
+            rows.append(_check(what, subject, "ok", f"{report.records} {counted}, {report.objects} objects equal to "
+                                                    "the database's records"))
+    return rows
+
+
 def _item_pending(item_id: str, report: verification.ItemVerificationReport, seal_status: str | None) -> dict[str, Any]:
     if not report.sealed:
         reason = "seal_failed" if seal_status == "failed" else "awaiting_seal"
@@ -124,8 +150,9 @@ def _check_item(db: Database, store: ObjectStore, sealer: Sealer, item_id: str, 
                 checked_checkpoints: set[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One item's check for the receipt, and what it still waits for (None when nothing)."""
     try:
+        # The vault's copies are checked once for the whole case (:func:`_copy_checks`).
         report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor,
-                                          checked_checkpoints=checked_checkpoints)
+                                          checked_checkpoints=checked_checkpoints, vault_copies=False)
     except VerificationFailed as exc:
         return _check("item", item_id, "failed", exc.message), None
     except ArchiveError as exc:
@@ -223,6 +250,7 @@ def run_verification(
                                  f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
         except VerificationFailed as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
+        checks.extend(_copy_checks(session, store, case_id))
     with db.session() as session:
         continuity = build_report(session, case_id=case_id)
     summary = gap_counts(continuity)

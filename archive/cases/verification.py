@@ -31,6 +31,7 @@ from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
+from archive.cases.vault_copies import CopiesAltered, verify_item_copies
 from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
 from archive.seals.manifests import build_manifest
 from archive.seals.pades import check_pades_copy
@@ -180,7 +181,7 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
 
 def verify_item(
     *, db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str, require_sealed: bool = False,
-    checked_checkpoints: set[str] | None = None,
+    checked_checkpoints: set[str] | None = None, vault_copies: bool = True,
 ) -> ItemVerificationReport:
     """Verify one item end to end; return a report or raise VerificationFailed naming what failed.
 
@@ -192,15 +193,20 @@ def verify_item(
     signing time, time-stamp token) and the SM2 seal verify over the manifest; a PAdES
     copy, if any, validates and extends the original byte for byte; and the received
     entry is included (RFC 9162 proof) in the latest sealed checkpoint, whose seals
-    verify. The outcome is a custody entry (``item_verified``). ``checked_checkpoints``, shared
-    by the items of one run, spares checking the same checkpoint's seals once per item.
+    verify. With ``vault_copies`` (the default), the vault's copies of the checkpoint that
+    first sealed that entry and of the case's archive records must equal their database rows
+    (:func:`archive.cases.vault_copies.verify_item_copies`; case verification checks the
+    whole vault once instead). The outcome is a custody entry (``item_verified``).
+    ``checked_checkpoints``, shared by the items of one run, spares checking the same
+    checkpoint's seals once per item.
     """
     problem: str | None = None
     try:
         fixity = verify_item_fixity(db=db, store=store, item_id=item_id, actor=actor)
         # One snapshot: a worker sealing the item meanwhile must not be seen half-done.
         with db.snapshot() as session:
-            report = _verify(session, store, sealer, item_id, fixity, require_sealed, checked_checkpoints)
+            report = _verify(session, store, sealer, item_id, fixity, require_sealed, checked_checkpoints,
+                             vault_copies)
     except ArchiveError as exc:
         problem = exc.message
         raise
@@ -217,7 +223,7 @@ def verify_item(
 
 
 def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, fixity: FixityReport,
-            require_sealed: bool, checked_checkpoints: set[str] | None) -> ItemVerificationReport:
+            require_sealed: bool, checked_checkpoints: set[str] | None, vault_copies: bool) -> ItemVerificationReport:
     item = session.get(EvidenceItem, item_id)
     if item is None:
         raise NotFound(f"no evidence item {item_id}", code="item_not_found")
@@ -263,6 +269,11 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
             raise _fail(item_id, f"custody entry {received.seq} is not yet covered by a sealed checkpoint",
                         code="item_not_sealed")
         pending.append(f"checkpoint covering custody entry {received.seq}")
+    if vault_copies:
+        try:
+            verify_item_copies(session, store, case_id=item.case_id, received_seq=received.seq)
+        except CopiesAltered as exc:
+            raise _fail(item_id, exc.message, code=exc.code) from exc
     return ItemVerificationReport(
         item_id=item_id, fixity=fixity, sealed=cades is not None, manifest_sha256=manifest_sha, cades=cades,
         sm2=sm2, pades=pades, received_seq=received.seq, checkpoint_id=cp.id if cp else None,

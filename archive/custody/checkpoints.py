@@ -16,7 +16,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,10 +31,10 @@ from archive.errors import VerificationFailed
 from archive.models import Case, Checkpoint, LedgerEntry, Vault, utcnow
 from archive.seals.manifests import canonical_bytes, utc_text
 from archive.seals.registry import certificates_in_seal, record_certificates, record_sm2_key, recorded_sm2_keys
-from archive.seals.sealer import Sealer
+from archive.seals.sealer import SealBundle, Sealer, sealed_copies
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from archive.storage.streams import put_locked
+from archive.storage.streams import VaultCopy, put_copies
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,39 @@ def checkpoint_object_keys(vault: str, cp: Checkpoint) -> dict[str, str]:
     return {"statement": base + ".json", "cades": base + ".p7s", "sm2": base + ".sm2.json"}
 
 
+def checkpoint_copies(vault: str, cp: Checkpoint) -> list[VaultCopy]:
+    """The objects ``vault`` keeps of a checkpoint (statement, CAdES and SM2 seals), with the
+    bytes of its row: what :func:`_sealed` writes and what verification compares."""
+    keys = checkpoint_object_keys(vault, cp)
+    return sealed_copies(cp.statement.encode("utf-8"), SealBundle(cades=bytes(cp.cades), sm2=cp.sm2),
+                         document=keys["statement"], cades=keys["cades"], sm2=keys["sm2"])
+
+
+def vaults_between(session: Session, *, after: int, upto: int) -> list[str]:
+    """The vaults of the cases with custody entries ``after`` < seq <= ``upto``: where the
+    checkpoint sealing that stretch of the ledger is kept (sorted)."""
+    return list(session.execute(
+        select(Vault.name).join(Case, Case.id == Vault.case_id).where(
+            Case.id.in_(select(LedgerEntry.case_id).where(
+                LedgerEntry.seq > after, LedgerEntry.seq <= upto, LedgerEntry.case_id.is_not(None),
+            ))
+        ).order_by(Vault.name)
+    ).scalars())
+
+
+def checkpoint_vaults(session: Session) -> Iterator[tuple[Checkpoint, list[str]]]:
+    """Each checkpoint, in tree-size order, with the vaults it was written to (those of the
+    cases with entries since the previous checkpoint's tree, as :func:`_plan` chose them).
+
+    One query per checkpoint over its own stretch of the ledger (by sequence number), so the
+    whole walk reads each entry once; checkpoint rows are loaded one at a time."""
+    after = 0
+    rows = session.execute(select(Checkpoint.id, Checkpoint.tree_size).order_by(Checkpoint.tree_size)).all()
+    for cp_id, size in rows:
+        yield session.get(Checkpoint, cp_id), vaults_between(session, after=after, upto=size)
+        after = size
+
+
 def checkpoint_record(cp: Checkpoint, previous: Checkpoint | None) -> dict[str, Any]:
     """The details of the ``checkpoint_sealed`` custody entry that records ``cp``.
 
@@ -138,16 +171,9 @@ def _plan(session: Session, now: datetime | None) -> _Plan | None:
         "time": ledger.iso_utc(now or datetime.now(timezone.utc)),
         "previous": None if last is None else {"id": last.id, "tree_size": last.tree_size, "root_hash": last.root_hash},
     }
-    vaults = session.execute(
-        select(Vault.name).join(Case, Case.id == Vault.case_id).where(
-            Case.id.in_(select(LedgerEntry.case_id).where(
-                LedgerEntry.seq > (last.tree_size if last else 0), LedgerEntry.seq <= size,
-                LedgerEntry.case_id.is_not(None),
-            ))
-        )
-    ).scalars().all()
+    vaults = vaults_between(session, after=last.tree_size if last else 0, upto=size)
     return _Plan(last=last, statement=canonical_bytes(statement), tree_size=head.tree_size,
-                 root_hash=head.root_hash, vaults=list(vaults))
+                 root_hash=head.root_hash, vaults=vaults)
 
 
 def _sealed(plan: _Plan, sealer: Sealer, store: ObjectStore | None) -> Checkpoint:
@@ -163,10 +189,7 @@ def _sealed(plan: _Plan, sealer: Sealer, store: ObjectStore | None) -> Checkpoin
     if store is not None:
         until = utcnow() + timedelta(days=sealer.settings.retention_days)
         for vault in plan.vaults:
-            keys = checkpoint_object_keys(vault, cp)
-            put_locked(store, keys["statement"], plan.statement, media_type="application/json", until=until)
-            put_locked(store, keys["cades"], bundle.cades, media_type="application/pkcs7-signature", until=until)
-            put_locked(store, keys["sm2"], bundle.sm2_json(), media_type="application/json", until=until)
+            put_copies(store, checkpoint_copies(vault, cp), until=until)
     return cp
 
 

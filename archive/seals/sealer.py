@@ -30,6 +30,7 @@ from archive.custody import ledger
 from archive.errors import ConfigurationError, VerificationFailed
 from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.settings import Settings
+from archive.storage.streams import VaultCopy
 from signing import certs as signing_certs
 from signing import sm2 as signing_sm2
 
@@ -48,6 +49,14 @@ class SealBundle:
     def sm2_json(self) -> bytes:
         """The SM2 seal as stored: canonical JSON, UTF-8."""
         return ledger.canonical_json(self.sm2).encode()
+
+
+def sealed_copies(data: bytes, bundle: SealBundle, *, document: str, cades: str, sm2: str) -> list[VaultCopy]:
+    """A sealed JSON document and its two detached seals as a vault keeps them, at the keys
+    ``document``, ``cades`` (DER) and ``sm2`` (canonical JSON)."""
+    return [VaultCopy(document, data, "application/json"),
+            VaultCopy(cades, bundle.cades, "application/pkcs7-signature"),
+            VaultCopy(sm2, bundle.sm2_json(), "application/json")]
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,24 @@ def put_locked(store: ObjectStore, key: str, content: bytes | BinaryIO, *, media
                     stored=stored)
 
 
+@dataclass(frozen=True)
+class VaultCopy:
+    """An object a vault keeps as a copy of a database record (a sealed checkpoint, a case
+    archive record, their seals): the writer puts it with :func:`put_copies`, verification
+    compares what the store holds under ``key`` with ``data``."""
+
+    key: str
+    data: bytes
+    """The bytes the database holds, which the stored object must equal."""
+    media_type: str
+
+
+def put_copies(store: ObjectStore, copies: Iterable[VaultCopy], *, until: datetime) -> None:
+    """Write each copy, locked until ``until`` (an identical one already there is reused)."""
+    for copy in copies:
+        put_locked(store, copy.key, copy.data, media_type=copy.media_type, until=until)
+
+
 def read_small(store: ObjectStore, key: str) -> bytes | None:
     """The current (small) object at ``key``, or None when there is none."""
     try:

@@ -74,6 +74,7 @@ def test_every_stored_value_a_page_shows_has_a_label_in_both_languages():
     """Custody actions, processing steps, flags, seal objects and verification rows are shown
     through the catalogue (``group.value``); a value without an entry would show raw in the
     Chinese pages. The values are read from the code that records them."""
+    from archive.cases.receipts import ARCHIVE_COPIES, CHECKPOINT_COPIES
     from archive.evidence.fixity import FIXITY_FAILED, MISSING_OBJECT
     from archive.inspections.models import InspectionStatus
     from archive.seals.items import SEAL_ROLES
@@ -88,7 +89,8 @@ def test_every_stored_value_a_page_shows_has_a_label_in_both_languages():
     assert {"probe", "sm3", "seal"} <= steps
     wanted = ({f"action.{a}" for a in actions} | {f"flag.{f}" for f in flags} | {f"step.{s}" for s in steps}
               | {f"derived.{r}" for r in (*SEAL_ROLES, "pades", "thumbnail", "proxy")}
-              | {f"check.{w}" for w in ("item", "ledger", "checkpoints", "continuity", "run", "gap")}
+              | {f"check.{w}" for w in ("item", "ledger", "checkpoints", "continuity", "run", "gap",
+                                           CHECKPOINT_COPIES, ARCHIVE_COPIES)}
               | {f"check_outcome.{o}" for o in ("ok", "failed", "pending")})
     assert sorted(wanted - set(MESSAGES)) == []
 

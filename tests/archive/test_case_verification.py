@@ -6,7 +6,9 @@
   proven in a checkpoint the verification sealed itself when none covered it.
 * On a database of its own (same kind as the stack's): deleting, editing, reordering or
   adding a checkpoint row, and deleting a ledger entry, are each named by ``evidence
-  ledger verify`` and ``evidence verify-case`` (exit 1, no traceback).
+  ledger verify`` and ``evidence verify-case`` (exit 1, no traceback); so is deleting or
+  altering the vault's copy of a checkpoint or of a closed case's archive record (by
+  ``verify-case`` and ``verify-item`` too, and by the receipt's own check).
 """
 
 from __future__ import annotations
@@ -296,3 +298,99 @@ def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own
     assert r.returncode == 1, r.stdout + r.stderr
     failed = [line for line in r.stderr.splitlines() if line.startswith("FAILED item")]
     assert len(failed) == 1 and altered.id in failed[0], r.stderr
+
+
+OK_ASPECTS = {a: {"ok": True, "comment": ""} for a in ("subject", "facts", "basis", "discretion", "procedure")}
+
+
+@pytest.fixture
+def closed_case(own_ledger):
+    """On a database of its own: a case with one sealed item, taken through its reviews and
+    closed (its archive record sealed into its vault); (env, store, number, item id, vault).
+    ``ledger verify``, ``verify-case`` and ``verify-item`` pass on it."""
+    from archive.cases import closing, reviews, stages
+    from archive.identity.users import add_user
+    from archive.models import Case, User
+
+    env, database, sealer, store, number, (item,) = _sealed_case(own_ledger, name="closer", title="Closed",
+                                                                 sizes=[1800])
+    with database.session() as s:
+        reviewer_id = add_user(s, name="closing-reviewer", unit="unit-a", role="reviewer")[0].id
+        officer_id = s.execute(select(User.id).where(User.name == "closer")).scalar_one()
+        vault = s.get(Case, item.case_id).vault.name
+
+    def review(checkpoint: str) -> None:
+        reviews.record_review(db=database, sealer=sealer, user_id=reviewer_id, case_id=item.case_id,
+                              body=reviews.ReviewInput(checkpoint=checkpoint, aspects=OK_ASPECTS,
+                                                       decision="approve", opinion="in order"))
+
+    def move(*to: str) -> None:
+        for stage in to:
+            with database.session() as s:
+                stages.move(s, user=s.get(User, officer_id), case_id=item.case_id, to=stage, reason="next")
+
+    review("filing")
+    move("investigation", "notice", "legal_review")
+    review("approval")
+    move("decision", "service")
+    review("closing")
+    closing.close_case(db=database, store=store, sealer=sealer, user_id=officer_id, case_id=item.case_id)
+    for command in (("ledger", "verify"), ("verify-case", number), ("verify-item", item.id)):
+        r = run_cli(env, *command)
+        assert r.returncode == 0, (command, r.stdout + r.stderr)
+    return env, store, number, item.id, vault
+
+
+def _tamper_copy(env, store, key: str, how: str) -> None:
+    """Delete (``delete``) or change one byte of (``flip``) a vault's copy, as an insider with
+    access to the store could: the file on the embedded default; on S3, where the locked
+    version stays, a delete marker or a new version put over it through the store's client."""
+    if not hasattr(store, "client"):
+        path = settings_from_env(env).resolved_storage_dir / key
+        path.chmod(0o644)
+        if how == "delete":
+            path.unlink()
+        else:
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0x01
+            path.write_bytes(bytes(data))
+        return
+    import io
+
+    if how == "delete":
+        store.client.remove_object(store.bucket, key)
+    else:
+        data = bytearray(b"".join(store.read(key)))
+        data[len(data) // 2] ^= 0x01
+        store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))
+
+
+@pytest.mark.parametrize("target, how", [
+    ("checkpoints/", "delete"), ("checkpoints/", "flip"),
+    ("case-archive/", "delete"), ("case-archive/", "flip"),
+], ids=["checkpoint-deleted", "checkpoint-altered", "archive-record-deleted", "archive-seal-altered"])
+def test_vault_copies_deleted_or_altered_are_named(closed_case, target, how):
+    """The vault's copies of a checkpoint and of the case archive record must equal their
+    database rows: ``verify-case`` and ``verify-item`` (and, for checkpoints, ``ledger verify``)
+    name the object missing or altered, exit 1; the receipt lists it under its own check."""
+    env, store, number, item_id, vault = closed_case
+    keys = sorted(o.key for o in store.list(f"{vault}/{target}"))
+    if target == "checkpoints/":  # the statement of the checkpoint sealed for the case's first entries
+        key, check = next(k for k in keys if k.endswith(".json") and not k.endswith(".sm2.json")), "checkpoint_copies"
+    else:  # the record's CAdES seal
+        key, check = next(k for k in keys if k.endswith(".p7s")), "archive_copies"
+    _tamper_copy(env, store, key, how)
+    problem = "missing from the store" if how == "delete" else "altered: the store holds"
+
+    commands = [("verify-case", number), ("verify-item", item_id)]
+    if target == "checkpoints/":
+        commands.append(("ledger", "verify"))
+    for command in commands:
+        r = run_cli(dict(env, COLUMNS="400"), *command)
+        assert r.returncode == 1, (command, r.stdout + r.stderr)
+        assert "Traceback" not in r.stderr, (command, r.stderr)
+        assert key in r.stderr and problem in r.stderr, (command, r.stderr)
+    r = run_cli(dict(env, COLUMNS="400"), "verify-case", number)
+    assert f"FAILED {check} {key}: {problem}" in r.stderr, r.stderr
+    other = "archive_copies" if check == "checkpoint_copies" else "checkpoint_copies"
+    assert any(line.lstrip("│ ").startswith(other) and " ok " in line for line in r.stdout.splitlines()), r.stdout

@@ -1,0 +1,158 @@
+"""The vaults' copies of sealed checkpoints and case archive records, compared with the database.
+
+A sealed checkpoint is written, locked, into the vault of every case with custody entries
+since the previous checkpoint (:func:`archive.custody.checkpoints.checkpoint_vaults`); a
+closed case's archive record into the case's vault (:func:`archive.cases.closing.archive_copies`),
+each with its CAdES and SM2 seals. The API serves the database rows; the copies are what a vault
+carries on its own (a backup, the bucket handed over with the paper file). Verification
+re-reads each copy from the store, streamed (:func:`archive.evidence.fixity.check_object`),
+and compares its size and SHA-256 with the row's bytes: a copy missing from the store or
+different from the row is named by its key (:class:`CopiesAltered` lists every one).
+
+What each command checks:
+
+* ``evidence ledger verify`` (:func:`verify_ledger_copies`): every checkpoint in every vault
+  it was written to. The vaults of a checkpoint come from its own stretch of the ledger, so
+  the walk reads each entry once and checks at most three objects per entry: linear.
+* case verification (:func:`verify_case_checkpoint_copies`, :func:`verify_archive_copies`):
+  the checkpoints the case's vault holds (those whose stretch holds an entry of the case) and
+  every archive record of the case.
+* ``evidence verify-item`` (:func:`verify_item_copies`): the checkpoint that first sealed the
+  item's receipt, in the item's vault, and the archive records of its case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive.cases.closing import archive_row_copies
+from archive.cases.models import CaseArchive
+from archive.custody.checkpoints import checkpoint_copies, checkpoint_sizes, checkpoint_vaults
+from archive.errors import VerificationFailed
+from archive.evidence.fixity import MISSING_OBJECT, check_object
+from archive.models import Case, Checkpoint, LedgerEntry
+from archive.storage import ObjectStore
+from archive.storage.streams import VaultCopy
+
+
+@dataclass(frozen=True)
+class CopyFault:
+    """A vault copy that does not equal its database record."""
+
+    key: str
+    """The object's key in the store."""
+    problem: str
+    """What is wrong with it, in words."""
+
+    def describe(self) -> str:
+        """``KEY: PROBLEM``."""
+        return f"{self.key}: {self.problem}"
+
+
+class CopiesAltered(VerificationFailed):
+    """Vault copies are missing or differ from their records; ``faults`` names every one."""
+
+    code = "vault_copy_altered"
+
+    def __init__(self, what: str, faults: list[CopyFault]):
+        super().__init__(f"{len(faults)} vault copies of {what} missing or altered: "
+                         + "; ".join(f.describe() for f in faults))
+        self.faults = tuple(faults)
+        self.extra = {"faults": [{"key": f.key, "problem": f.problem} for f in faults]}
+
+
+@dataclass(frozen=True)
+class CopiesReport:
+    """What a check of vault copies established (returned only when every copy held)."""
+
+    records: int
+    """Checkpoints (in each vault that keeps them) or archive records whose copies were checked."""
+    objects: int
+    """Objects re-read and found equal to their records."""
+
+
+def _fault(store: ObjectStore, copy: VaultCopy) -> CopyFault | None:
+    expected = hashlib.sha256(copy.data).hexdigest()
+    # The current object under the key: what anyone reading the vault gets (on S3 a newer
+    # version or a delete marker put over the locked one is what they would see).
+    fault = check_object(store, key=copy.key, version=None, size=len(copy.data), digests={"sha256": expected})
+    if fault is None:
+        return None
+    if fault.outcome == MISSING_OBJECT:
+        return CopyFault(copy.key, "missing from the store")
+    return CopyFault(copy.key, f"altered: the store holds {fault.size} bytes, sha256 {fault.digests['sha256']}; "
+                               f"the database's record is {len(copy.data)} bytes, sha256 {expected}")
+
+
+def _check(what: str, store: ObjectStore, sets: Iterable[list[VaultCopy]]) -> CopiesReport:
+    """Check every copy of ``sets`` (one set per record); raise CopiesAltered naming each bad one."""
+    faults: list[CopyFault] = []
+    records = objects = 0
+    for copies in sets:
+        records += 1
+        for copy in copies:
+            objects += 1
+            if (fault := _fault(store, copy)) is not None:
+                faults.append(fault)
+    if faults:
+        raise CopiesAltered(what, faults)
+    return CopiesReport(records=records, objects=objects)
+
+
+def verify_ledger_copies(session: Session, store: ObjectStore) -> CopiesReport:
+    """Every checkpoint's copies in every vault it was written to; see the module's doc."""
+    return _check("checkpoints", store, (
+        checkpoint_copies(vault, cp) for cp, vaults in checkpoint_vaults(session) for vault in vaults))
+
+
+def _case_checkpoints(session: Session, case_id: str) -> Iterator[Checkpoint]:
+    """The checkpoints kept in the case's vault: for each entry of the case, the first
+    checkpoint whose tree holds it (the one sealed for that stretch of the ledger)."""
+    sizes = checkpoint_sizes(session)
+    covering: list[int] = []
+    seqs = session.execute(select(LedgerEntry.seq).where(LedgerEntry.case_id == case_id)
+                           .order_by(LedgerEntry.seq).execution_options(yield_per=5000)).scalars()
+    for seq in seqs:
+        at = bisect_left(sizes, seq)
+        if at == len(sizes):
+            break  # not sealed in a checkpoint yet
+        if not covering or covering[-1] != sizes[at]:
+            covering.append(sizes[at])
+    for size in covering:
+        yield session.execute(select(Checkpoint).where(Checkpoint.tree_size == size)).scalars().first()
+
+
+def verify_case_checkpoint_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
+    """The copies of every checkpoint the case's vault keeps."""
+    vault = session.get(Case, case_id).vault.name
+    return _check(f"checkpoints in vault {vault}", store,
+                  (checkpoint_copies(vault, cp) for cp in _case_checkpoints(session, case_id)))
+
+
+def _archives(session: Session, case_id: str) -> list[CaseArchive]:
+    return list(session.execute(select(CaseArchive).where(CaseArchive.case_id == case_id)
+                                .order_by(CaseArchive.created_at)).scalars())
+
+
+def verify_archive_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
+    """The copies of every archive record of the case (none when it was never closed)."""
+    vault = session.get(Case, case_id).vault.name
+    return _check("case archive records", store,
+                  (archive_row_copies(vault, row) for row in _archives(session, case_id)))
+
+
+def verify_item_copies(session: Session, store: ObjectStore, *, case_id: str, received_seq: int) -> CopiesReport:
+    """The copies vouching for one item: the checkpoint that first sealed its receipt (entry
+    ``received_seq``), in its case's vault, and the case's archive records."""
+    vault = session.get(Case, case_id).vault.name
+    first = session.execute(select(Checkpoint).where(Checkpoint.tree_size >= received_seq)
+                            .order_by(Checkpoint.tree_size).limit(1)).scalar_one_or_none()
+    sets = [checkpoint_copies(vault, first)] if first is not None else []
+    sets += [archive_row_copies(vault, row) for row in _archives(session, case_id)]
+    return _check(f"records vouching for the item in vault {vault}", store, sets)
