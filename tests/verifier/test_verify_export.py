@@ -230,3 +230,24 @@ def test_zip_with_escaping_member_is_refused(sample, tmp_path) -> None:
     report = check_export(evil, trust=[root])
     assert not report.ok
     assert any("escape.txt" in f.member for f in report.failures)
+
+
+def test_a_renamed_bag_directory_is_a_warning_not_a_failure(sample, tmp_path, capsys) -> None:
+    """Court clerks rename folders: the bag's directory name is not content. The renamed bag
+    (unpacked, or zipped under the new name) verifies, exit 0, with a warning naming both names."""
+    from evidence_verify.cli import main
+
+    _zpath, pristine, root = sample
+    renamed = tmp_path / "y"
+    shutil.copytree(pristine, renamed)
+    for source in (renamed, rezip(renamed, tmp_path / "y.zip")):
+        report = check_export(source, trust=[root])
+        assert report.ok, report.failures
+        assert report.bag == "y"
+        (warning,) = report.warnings
+        assert warning.check == "export-manifest" and pristine.name in warning.detail and "'y'" in warning.detail
+        assert main([str(source), "--trust", str(root)]) == 0
+        out, err = capsys.readouterr()
+        assert "EXPORT VERIFIED" in out, out + err
+        assert f"WARNING export-manifest: export-manifest.json: names bag directory '{pristine.name}'" in err, err
+    assert check_export(pristine, trust=[root]).warnings == ()

@@ -80,6 +80,7 @@ def check_export(
             source=source.label, bag=source.bag, files=len(source.sizes), payload_bytes=payload,
             findings=tuple(run.findings), case_number=(manifest.get("case") or {}).get("number"),
             export_id=manifest.get("export"), checkpoint_tree_size=tree_size, sealed_at=sealed_at,
+            warnings=tuple(run.warnings),
         )
     finally:
         source.close()

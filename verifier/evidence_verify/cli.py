@@ -6,6 +6,8 @@ checked as a case archive record (:mod:`.case_archive`); anything else as an exp
 
 Exit codes: 0 every check held; 1 a check failed (each failing member is named on
 standard error); 2 bad usage, or the export or a trust file cannot be read at all.
+Warnings (a bag directory renamed since it was sealed) are ``WARNING`` lines on standard
+error and leave the exit code as it is.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def _findings(report: Findings, *, show_all: bool, out: TextIO, err: TextIO, ver
             detail.add_row("[green]ok[/]" if f.ok else "[red]FAIL[/]", f.check, escape(f.member or "(bag)"),
                            escape(f.detail))
         console.print(detail)
+    for f in report.warnings:
+        print(f"WARNING {f.check}: {f.member or '(bag)'}: {f.detail}", file=err)
     if not report.ok:
         for f in report.failures:
             print(f"FAILED {f.check}: {f.member or '(bag)'}: {f.detail}", file=err)

@@ -25,9 +25,11 @@ class Finding:
 
 
 class Findings:
-    """What every report has: its ``findings``, whether all held, and the failures."""
+    """What every report has: its ``findings``, whether all held, the failures, and
+    ``warnings`` (shown, never a failure)."""
 
     findings: tuple[Finding, ...]
+    warnings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,8 @@ class ExportReport(Findings):
     checkpoint_tree_size: int | None = None
     sealed_at: str | None = None
     """Time-stamp time of the export manifest's CAdES seal."""
+    warnings: tuple[Finding, ...] = ()
+    """What does not fail the export but is worth saying (a renamed bag directory)."""
 
 
 class ExportInvalid(VerificationError):

@@ -27,6 +27,8 @@ class Run:
     tags: dict[str, bytes] = field(default_factory=dict)
     """The bytes of every tag file (everything outside data/)."""
     unreadable: set[str] = field(default_factory=set)
+    warnings: list[Finding] = field(default_factory=list)
+    """What is worth saying but proves nothing wrong (see :meth:`warn`)."""
 
     def add(self, check: str, member: str, ok: bool, detail: str) -> None:
         """Record one finding."""
@@ -35,3 +37,8 @@ class Run:
     def fail(self, check: str, member: str, detail: str) -> None:
         """Record a failed check on ``member``."""
         self.add(check, member, False, detail)
+
+    def warn(self, check: str, member: str, detail: str) -> None:
+        """Record something shown to the reader that does not fail the export (its content
+        still holds), such as a bag directory renamed since it was sealed."""
+        self.warnings.append(Finding(check, member, True, detail))
