@@ -131,7 +131,8 @@ def _refuse(session: Session, case: Case) -> None:
         raise CaseClosed(f"case {case.case_number} is closed already")
     reasons = closing_gates(session, case=case)
     if reasons:
-        raise CaseNotReady(reasons)
+        # The API's reasons are code, message and subject (ReasonPublic); a gap's id is for pages.
+        raise CaseNotReady([{k: v for k, v in r.items() if k != "gap"} for r in reasons])
 
 
 def _stage_at(moves: list[Any], moment: Any) -> str:

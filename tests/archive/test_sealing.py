@@ -651,7 +651,7 @@ def test_verification_reads_one_snapshot_while_the_item_is_sealed(stack, case):
     with db.snapshot() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "pending"
         seal_item(db=db, store=stack.services.store, sealer=sealer, item_id=item_id)
-        report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False, None)  # noqa: SLF001
+        report = verification._verify(session, stack.services.store, sealer, item_id, fixity, False, None, True)  # noqa: SLF001
         assert not report.sealed and any(p.startswith("seal") for p in report.pending), report
     with db.session() as session:
         assert session.get(EvidenceItem, item_id).seal_status == "sealed"
