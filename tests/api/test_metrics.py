@@ -42,8 +42,10 @@ def test_metrics_token(stack):
     token = "m" * 40
     api = ApiServer(stack.settings.model_copy(update={"metrics_token": SecretStr(token)}))
     try:
-        assert httpx.get(api.url + "/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        assert httpx.get(api.url + "/metrics", headers={"Authorization": f"Bearer {token[:-1]}x"}).status_code == 401
+        # A fresh server's first answer, on a machine the rest of the suite keeps busy: httpx's
+        # default 5 s timed out once in CI (the test is about the token, not the time).
+        assert httpx.get(api.url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=60).status_code == 200
+        assert httpx.get(api.url + "/metrics", headers={"Authorization": f"Bearer {token[:-1]}x"}, timeout=60).status_code == 401
     finally:
         api.stop()
         api.app.state.services.db.dispose()
