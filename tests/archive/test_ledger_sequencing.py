@@ -130,12 +130,15 @@ def test_an_entry_counts_for_idempotent_steps_from_its_commit_not_from_its_seque
     if stack.name != "services":
         pytest.skip("SQLite sequences each entry in its own transaction; nothing waits")
     _, database = own_ledger
-    with Session(database.engine) as s:  # committed, not sequenced (no after-commit step)
-        ledger.append(s, actor="t", action="media_probed", item_id="waiting-item", details={})
-        s.commit()
-    with database.read() as s:
-        assert ledger.waiting(s) >= 1
-        assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
+    with database.engine.connect() as holder:  # the ledger's lock held: no sequencer takes it
+        holder.execute(text("SELECT id FROM ledger_lock WHERE id = 1 FOR UPDATE"))
+        with Session(database.engine) as s:  # committed, not sequenced (no after-commit step)
+            ledger.append(s, actor="t", action="media_probed", item_id="waiting-item", details={})
+            s.commit()
+        with database.read() as s:
+            assert ledger.waiting(s) >= 1
+            assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
+        holder.rollback()
     with database.snapshot() as s:  # sequenced now: still once, not twice
         assert ledger.waiting(s) == 0
         assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
@@ -161,11 +164,16 @@ def test_a_waiting_entry_cannot_be_edited(own_ledger, stack):
     if stack.name != "services":
         pytest.skip("nothing waits on SQLite")
     _, database = own_ledger
-    with Session(database.engine) as s:
-        ledger.append(s, actor="t", action="note", details={"i": 1})
-        s.commit()
-    with pytest.raises(DBAPIError, match="append-only"):
-        with database.engine.begin() as conn:
-            conn.execute(text("UPDATE ledger_pending SET actor = 'someone else'"))
-    with database.read() as s:
-        assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
+    # Held, the ledger's lock keeps every sequencer off (a background one woken by an earlier
+    # test's append could otherwise take the entry away first, and the UPDATE would touch nothing).
+    with database.engine.connect() as holder:
+        holder.execute(text("SELECT id FROM ledger_lock WHERE id = 1 FOR UPDATE"))
+        with Session(database.engine) as s:
+            ledger.append(s, actor="t", action="note", details={"i": 1})
+            s.commit()
+        with pytest.raises(DBAPIError, match="append-only"):
+            with database.engine.begin() as conn:
+                conn.execute(text("UPDATE ledger_pending SET actor = 'someone else'"))
+        with database.read() as s:
+            assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
+        holder.rollback()
