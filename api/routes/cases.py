@@ -24,7 +24,6 @@ from archive.models import Case, EvidenceItem, EvidenceKind, User
 from archive.records import holds, retention
 from archive.settings import Settings
 from archive.identity.users import load_case
-from archive.timefmt import given_time
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -126,10 +125,7 @@ async def upload_evidence(
     is hashed as it arrives and, if it is the same, the first answer is given again. Content
     the case already holds is one piece of evidence: the answer is 200 with that item.
     """
-    try:
-        started = given_time(recorded_start) if recorded_start is not None else None
-    except ValueError as exc:
-        raise InvalidInput(f"recorded_start: {exc}", code="invalid_recorded_start") from exc
+    started = receiving.parse_recorded_start(recorded_start)
     incoming = receiving.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,
         device_id=device_id, recorded_start=started,

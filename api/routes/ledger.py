@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from api.deps import MAX_DB_INT, CurrentUser, LedgerSettled, SessionDep
 from api.schemas import (
@@ -16,8 +15,6 @@ from api.schemas import (
     TreeHeadPublic,
 )
 from archive.custody import ledger
-from archive.errors import NotFound
-from archive.models import Case, LedgerEntry
 from archive.identity.users import CASE_READERS, load_case, readable_cases, require_role
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
@@ -58,13 +55,7 @@ def proof_inclusion(
     """Inclusion proof of entry ``seq`` in the tree of ``tree_size`` entries: of an entry of
     a case the caller may read (admins: any entry). Any other is 404, as an unknown one."""
     require_role(user, CASE_READERS, doing="read the custody ledger")
-    cases = readable_cases(user)
-    if cases is not None:
-        owner = session.execute(select(LedgerEntry.case_id).where(LedgerEntry.seq == seq)).first()
-        if owner is None or owner[0] is None or not session.execute(
-                select(Case.id).where(Case.id == owner[0], Case.id.in_(cases))).first():
-            raise NotFound(f"entry {seq} is not an entry of a case you may read", code="entry_not_found")
-    p = ledger.inclusion(session, seq=seq, tree_size=tree_size)
+    p = ledger.inclusion(session, seq=seq, tree_size=tree_size, cases=readable_cases(user))
     return InclusionProofPublic(seq=p.seq, tree_size=p.tree_size, leaf_hash=p.leaf_hash, root_hash=p.root_hash, path=list(p.path))
 
 

@@ -481,8 +481,17 @@ class InclusionProof:
     path: tuple[str, ...]
 
 
-def inclusion(session: Session, *, seq: int, tree_size: int | None = None) -> InclusionProof:
-    """An RFC 9162 inclusion proof for entry ``seq``, from O(log n) stored subtree hashes."""
+def inclusion(
+    session: Session, *, seq: int, tree_size: int | None = None, cases: Select | None = None
+) -> InclusionProof:
+    """An RFC 9162 inclusion proof for entry ``seq``, from O(log n) stored subtree hashes.
+
+    With ``cases`` (the ids of the cases a caller may read), only for an entry of one of
+    them: any other is 404 ``entry_not_found``, as an unknown one, before the tree is looked at.
+    """
+    if cases is not None and session.execute(
+            select(LedgerEntry.seq).where(LedgerEntry.seq == seq, LedgerEntry.case_id.in_(cases))).first() is None:
+        raise NotFound(f"entry {seq} is not an entry of a case you may read", code="entry_not_found")
     n = _checked_size(session, tree_size)
     if not 1 <= seq <= n:
         raise NotFound(f"entry {seq} is not in a tree of size {n}", code="entry_not_found")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from archive import work
 from archive.custody import ledger
 from archive.db import Database, share_row
-from archive.timefmt import in_range_utc
+from archive.timefmt import given_time, in_range_utc
 from archive.errors import (
     ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
     UploadIncomplete,
@@ -49,6 +49,18 @@ def normalise_sha256(value: str | None) -> str | None:
     if len(value) != 64 or not set(value) <= HEX64:
         raise InvalidInput("sha256 must be 64 hexadecimal characters", code="invalid_sha256")
     return value
+
+
+def parse_recorded_start(value: str | None) -> datetime | None:
+    """A recording start as sent (ISO 8601 text; None: not given), or InvalidInput
+    (``invalid_recorded_start``) naming what is wrong with it. Whether it has a zone and
+    lies on the calendar is checked with the rest of the upload (:func:`check_incoming`)."""
+    if value is None:
+        return None
+    try:
+        return given_time(value)
+    except ValueError as exc:
+        raise InvalidInput(f"recorded_start: {exc}", code="invalid_recorded_start") from exc
 
 
 def guess_media_type(filename: str) -> str:

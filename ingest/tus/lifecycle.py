@@ -21,7 +21,6 @@ from archive.db import Database, lock_row, share_row
 from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import Case, EvidenceKind, Upload, User, new_id, utcnow
-from archive.timefmt import given_time
 from archive.storage import ObjectStore, StageHandle
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
@@ -61,11 +60,7 @@ class UploadInfo:
 
 def _incoming(upload_id: str, params: dict[str, str]) -> receiving.IncomingEvidence:
     """The evidence description an upload's metadata gives."""
-    recorded = params.get("recorded_start") or None
-    try:
-        recorded_start = given_time(recorded) if recorded else None
-    except ValueError as exc:
-        raise InvalidInput(f"recorded_start: {exc}", code="invalid_recorded_start") from exc
+    recorded_start = receiving.parse_recorded_start(params.get("recorded_start") or None)
     try:
         kind = EvidenceKind(params.get("kind") or "")
     except ValueError as exc:
