@@ -25,9 +25,10 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach
-from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause, language_of,
-                            move_reason, processing_reason, receipt_detail, translate, translator)
+from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, language_of, move_reason,
+                            processing_reason, receipt_detail, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
+from archive.i18n import gap_cause
 from archive.identity import signin, sso
 from archive.models import Role, User, WebSession
 from archive.timefmt import gap_span, local_time

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from markupsafe import Markup, escape
 
-from archive.i18n import Phrasings, enum_label, gap_cause, phrased, translate
+from archive.i18n import Phrasings, enum_label, phrased, translate
 from archive.i18n.messages import MESSAGES
 
 LANG_COOKIE = "evidence_lang"

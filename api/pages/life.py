@@ -72,13 +72,20 @@ class GateRow:
     gap: GapAbout | None = None
 
 
+def _file_names(session: Session, item_ids: set[str]) -> dict[str, str]:
+    """The original file names of the items ``item_ids``, by id."""
+    if not item_ids:
+        return {}
+    return dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename)
+                                .where(EvidenceItem.id.in_(item_ids))).all())
+
+
 def _gate_rows(session: Session, *, case: Case, continuity: CaseContinuity | None, zone: str) -> list[GateRow]:
     """The closing gates, those about a gap saying which gap."""
     gates = closing.closing_gates(session, case=case, continuity=continuity)
     wanted = {g["gap"] for g in gates if g.get("gap")}
     gaps = {gap.id: gap for gap in session.execute(select(Gap).where(Gap.id.in_(wanted))).scalars()} if wanted else {}
-    files = dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename).where(
-        EvidenceItem.id.in_({gap.item_id for gap in gaps.values() if gap.item_id}))).all()) if gaps else {}
+    files = _file_names(session, {gap.item_id for gap in gaps.values() if gap.item_id})
     rows = []
     for g in gates:
         gap, about = gaps.get(g.get("gap") or ""), None
@@ -105,8 +112,7 @@ class DocumentRow:
 
 def _document_rows(session: Session, links: list[StageDocument], zone: str,
                    people: dict[str, str]) -> list[DocumentRow]:
-    names = dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename)
-                                 .where(EvidenceItem.id.in_({d.item_id for d in links}))).all()) if links else {}
+    names = _file_names(session, {d.item_id for d in links})
     return [DocumentRow(stage=d.stage.value, role=d.role.value, item_id=d.item_id, filename=names.get(d.item_id, ""),
                         who=people.get(d.linked_by, d.linked_by), at=local_time(d.at, zone), note=d.note or "")
             for d in links]

@@ -92,23 +92,28 @@ def _serve(
     if method == "HEAD":
         body: Iterator[bytes] = iter(())
     else:
+        item_id, actor = item.id, actor_name(user)
+
+        def audit() -> None:
+            """Audit the item at once (flags it and its case); also from the stream, after the
+            request's session is gone, hence the plain id and name."""
+            fixity.audit_now(db=services.db, store=services.store, item_id=item_id, actor=actor)
+
         try:
             body = _open(services, key=stored.storage_key, version=stored.storage_version, size=stored.size,
                          byte_range=byte_range)
         except ObjectNotFound:
             # The item exists, its bytes do not: flagged at once (missing_object), and said so
             # without naming the storage key.
-            fixity.audit_now(db=services.db, store=services.store, item_id=item.id, actor=actor_name(user))
+            audit()
             what = "original" if stored is item else f"derived object {purpose.removeprefix('derived:')!r}"
             raise fixity.StoredObjectMissing(
-                f"the stored {what} of item {item.id} is missing from the store; the item and its case are "
+                f"the stored {what} of item {item_id} is missing from the store; the item and its case are "
                 "flagged missing_object for the administrators") from None
         with _closed_on_error(body), custody_session(services, session) as writing:
             evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
         if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)
-            item_id, actor = item.id, actor_name(user)
-            body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=lambda: (
-                fixity.audit_now(db=services.db, store=services.store, item_id=item_id, actor=actor)))
+            body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=audit)
     return _stream(body, size=stored.size, sha256=stored.sha256, media_type=stored.media_type,
                    byte_range=byte_range, headers=headers)
 

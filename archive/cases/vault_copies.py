@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from archive.cases.closing import archive_row_copies
 from archive.cases.models import CaseArchive
-from archive.custody.checkpoints import checkpoint_copies, checkpoint_sizes, checkpoint_vaults
+from archive.custody.checkpoints import checkpoint_copies, checkpoint_sizes, checkpoint_vaults, first_covering
 from archive.errors import VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, check_object
 from archive.models import Case, Checkpoint, LedgerEntry
@@ -111,6 +111,11 @@ def verify_ledger_copies(session: Session, store: ObjectStore) -> CopiesReport:
         checkpoint_copies(vault, cp) for cp, vaults in checkpoint_vaults(session) for vault in vaults))
 
 
+def _vault(session: Session, case_id: str) -> str:
+    """The name of the case's vault."""
+    return session.get(Case, case_id).vault.name
+
+
 def _case_checkpoints(session: Session, case_id: str) -> Iterator[Checkpoint]:
     """The checkpoints kept in the case's vault: for each entry of the case, the first
     checkpoint whose tree holds it (the one sealed for that stretch of the ledger)."""
@@ -130,7 +135,7 @@ def _case_checkpoints(session: Session, case_id: str) -> Iterator[Checkpoint]:
 
 def verify_case_checkpoint_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
     """The copies of every checkpoint the case's vault keeps."""
-    vault = session.get(Case, case_id).vault.name
+    vault = _vault(session, case_id)
     return _check(f"checkpoints in vault {vault}", store,
                   (checkpoint_copies(vault, cp) for cp in _case_checkpoints(session, case_id)))
 
@@ -142,7 +147,7 @@ def _archives(session: Session, case_id: str) -> list[CaseArchive]:
 
 def verify_archive_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
     """The copies of every archive record of the case (none when it was never closed)."""
-    vault = session.get(Case, case_id).vault.name
+    vault = _vault(session, case_id)
     return _check("case archive records", store,
                   (archive_row_copies(vault, row) for row in _archives(session, case_id)))
 
@@ -150,9 +155,8 @@ def verify_archive_copies(session: Session, store: ObjectStore, *, case_id: str)
 def verify_item_copies(session: Session, store: ObjectStore, *, case_id: str, received_seq: int) -> CopiesReport:
     """The copies vouching for one item: the checkpoint that first sealed its receipt (entry
     ``received_seq``), in its case's vault, and the case's archive records."""
-    vault = session.get(Case, case_id).vault.name
-    first = session.execute(select(Checkpoint).where(Checkpoint.tree_size >= received_seq)
-                            .order_by(Checkpoint.tree_size).limit(1)).scalar_one_or_none()
+    vault = _vault(session, case_id)
+    first = first_covering(session, size=received_seq)
     sets = [checkpoint_copies(vault, first)] if first is not None else []
     sets += [archive_row_copies(vault, row) for row in _archives(session, case_id)]
     return _check(f"records vouching for the item in vault {vault}", store, sets)

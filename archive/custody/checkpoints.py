@@ -257,14 +257,20 @@ def seal_checkpoint(db: Database, sealer: Sealer, *, store: ObjectStore | None =
     return cp
 
 
+def first_covering(session: Session, *, size: int) -> Checkpoint | None:
+    """The first sealed checkpoint whose tree covers entries ``1..size`` (the one that sealed
+    entry ``size``), or None when none does yet."""
+    return session.execute(
+        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
+    ).scalar_one_or_none()
+
+
 def checkpoint_covering(
     session: Session, sealer: Sealer, *, size: int, store: ObjectStore | None = None
 ) -> Checkpoint | None:
     """The first sealed checkpoint whose tree covers entries ``1..size``, sealed now if
     none does yet; None when the ledger itself holds fewer than ``size`` entries."""
-    existing = session.execute(
-        select(Checkpoint).where(Checkpoint.tree_size >= size).order_by(Checkpoint.tree_size).limit(1)
-    ).scalar_one_or_none()
+    existing = first_covering(session, size=size)
     if existing is not None:
         return existing
     created = create_checkpoint(session, sealer, store=store)

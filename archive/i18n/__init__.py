@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from archive.continuity.analysis import NO_DEVICES, cause_of
 from archive.i18n.messages import MESSAGES
 
+
 def translate(code: str, key: str, **values: object) -> str:
     """The text of message ``key`` in language ``code``, placeholders filled.
 
@@ -48,7 +49,7 @@ def gap_cause(code: str, text: str) -> str:
     return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
 
 
-Phrasings = Iterable[tuple[str, "re.Pattern[str]"]]
+Phrasings = Iterable[tuple[str, re.Pattern[str]]]
 """How our own code words a sentence it stores in English: (message id, pattern whose named
 groups are the message's placeholders)."""
 

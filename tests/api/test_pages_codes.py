@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from api.pages.i18n import details_text, error_text, gap_cause, move_reason, processing_reason, receipt_detail
+from api.pages.i18n import details_text, error_text, move_reason, processing_reason, receipt_detail
+from archive.i18n import gap_cause
 from archive.i18n.messages import MESSAGES
 from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
 from tests.capture.support import continuity
