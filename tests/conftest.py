@@ -12,7 +12,6 @@ process, once per test session.
 from __future__ import annotations
 
 import io
-
 import os
 import re
 import shutil
@@ -483,17 +482,23 @@ def process(stack: Stack, item_id: str) -> None:
         work.want(session, task=work.PROCESS_ITEM, subject=item_id)
 
 
-def tamper_original(stack, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Change a stored original behind the archive's back, as an insider with store access could."""
-    store = stack.services.store
-    if stack.name == "embedded":
+def tamper_stored(store, key: str, *, delete: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Change one byte of a stored object (or, ``delete``, remove it) behind the archive's back,
+    as an insider with store access could: the file itself in a local store; on S3, where the
+    locked version cannot change, a newer version or a delete marker put on top of it."""
+    if not hasattr(store, "client"):
         path = store.root / key
         path.chmod(0o644)
+        if delete:
+            path.unlink()
+            return
         data = bytearray(path.read_bytes())
         data[0] ^= 0x40
         path.write_bytes(bytes(data))
         return
-    # The locked S3 version cannot change; the insider can only put a newer version on top.
+    if delete:
+        store.client.remove_object(store.bucket, key)
+        return
     data = bytearray(b"".join(store.read(key)))
     data[0] ^= 0x40
     store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))

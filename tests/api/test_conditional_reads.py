@@ -11,9 +11,8 @@ import hashlib
 import os
 
 import pytest
-from sqlalchemy import func, select
 
-from archive.models import LedgerEntry
+from archive.custody import ledger
 
 DATA = b"abcdef"
 ETAG = f'"{hashlib.sha256(DATA).hexdigest()}"'
@@ -37,8 +36,7 @@ def abcdef(stack, officer, case) -> dict:
 
 def _reads(stack, item_id: str) -> int:
     with stack.services.db.snapshot() as s:
-        return s.scalar(select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.item_id == item_id, LedgerEntry.action == "content_read"))
+        return ledger.count_actions(s, item_id=item_id, action="content_read")
 
 
 def _head_like_get(client, url: str, **headers: str) -> None:

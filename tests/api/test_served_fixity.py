@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from archive.models import Case, EvidenceItem
-from tests.conftest import tamper_original
+from tests.conftest import tamper_stored
 
 
 def _sealed(stack, officer: str, case: dict, data: bytes) -> dict:  # type: ignore[no-untyped-def]
@@ -26,7 +26,7 @@ def test_an_altered_original_is_not_served_whole_and_raises_the_alarm(stack, off
     item = _sealed(stack, officer, case, data)
     with stack.services.db.snapshot() as s:
         key = s.get(EvidenceItem, item["id"]).storage_key
-    tamper_original(stack, key)
+    tamper_stored(stack.services.store, key)
     with stack.client(officer) as c:
         url = f"/api/v1/evidence/{item['id']}/content"
         if stack.name != "embedded":
@@ -67,19 +67,13 @@ def test_a_missing_original_is_410_without_its_storage_key_and_raises_the_alarm(
     item = _sealed(stack, officer, case, data)
     with stack.services.db.snapshot() as s:
         key = s.get(EvidenceItem, item["id"]).storage_key
-    store = stack.services.store
-    url = f"/api/v1/evidence/{item['id']}/content"
+    tamper_stored(stack.services.store, key, delete=True)
     with stack.client(officer) as c:
+        r = c.get(f"/api/v1/evidence/{item['id']}/content")
         if stack.name != "embedded":
             # S3: a delete marker on top hides the key, not the recorded (locked) version read.
-            store.client.remove_object(store.bucket, key)
-            r = c.get(url)
             assert r.status_code == 200 and r.content == data
             return
-        path = store.root / key
-        path.chmod(0o644)
-        path.unlink()
-        r = c.get(url)
         assert r.status_code == 410 and r.json()["error"]["code"] == "object_missing", r.text
         assert key not in r.text and "vault" not in r.text
         assert "missing_object" in c.get(f"/api/v1/evidence/{item['id']}").json()["flags"]

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, text
 
 from archive.models import Checkpoint, LedgerEntry
-from tests.conftest import process, receive_directly, run_cli, settings_from_env, unprotect_ledger
+from tests.conftest import process, receive_directly, run_cli, settings_from_env, tamper_stored, unprotect_ledger
 
 # Slow: cases taken through the worker's pipeline, sealed checkpoints and tampering.
 pytestmark = pytest.mark.slow
@@ -341,30 +341,6 @@ def closed_case(own_ledger):
     return env, store, number, item.id, vault
 
 
-def _tamper_copy(env, store, key: str, how: str) -> None:
-    """Delete (``delete``) or change one byte of (``flip``) a vault's copy, as an insider with
-    access to the store could: the file on the embedded default; on S3, where the locked
-    version stays, a delete marker or a new version put over it through the store's client."""
-    if not hasattr(store, "client"):
-        path = settings_from_env(env).resolved_storage_dir / key
-        path.chmod(0o644)
-        if how == "delete":
-            path.unlink()
-        else:
-            data = bytearray(path.read_bytes())
-            data[len(data) // 2] ^= 0x01
-            path.write_bytes(bytes(data))
-        return
-    import io
-
-    if how == "delete":
-        store.client.remove_object(store.bucket, key)
-    else:
-        data = bytearray(b"".join(store.read(key)))
-        data[len(data) // 2] ^= 0x01
-        store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))
-
-
 @pytest.mark.parametrize("target, how", [
     ("checkpoints/", "delete"), ("checkpoints/", "flip"),
     ("case-archive/", "delete"), ("case-archive/", "flip"),
@@ -379,7 +355,7 @@ def test_vault_copies_deleted_or_altered_are_named(closed_case, target, how):
         key, check = next(k for k in keys if k.endswith(".json") and not k.endswith(".sm2.json")), "checkpoint_copies"
     else:  # the record's CAdES seal
         key, check = next(k for k in keys if k.endswith(".p7s")), "archive_copies"
-    _tamper_copy(env, store, key, how)
+    tamper_stored(store, key, delete=how == "delete")
     problem = "missing from the store" if how == "delete" else "altered: the store holds"
 
     commands = [("verify-case", number), ("verify-item", item_id)]

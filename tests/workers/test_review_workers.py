@@ -14,7 +14,7 @@ from archive.seals.items import _make_seal_objects, seal_item  # noqa: SLF001
 from archive.seals.manifests import build_manifest
 from archive.models import EvidenceItem, User
 from archive.identity.users import add_user
-from tests.conftest import process, receive_directly, tamper_original
+from tests.conftest import process, receive_directly, tamper_stored
 
 
 def _receive(stack, case: dict, data: bytes) -> str:
@@ -169,7 +169,7 @@ def test_fixity_alarm_during_the_continuity_hand_off_does_not_deadlock(stack, ca
     item_id = _receive(stack, case, os.urandom(5000))
     with db.session() as session:
         key = session.get(EvidenceItem, item_id).storage_key
-    tamper_original(stack, key)
+    tamper_stored(store, key)
 
     outcome: dict[str, object] = {}
     holding, release = threading.Event(), threading.Event()
