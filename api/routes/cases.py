@@ -87,9 +87,11 @@ def list_evidence(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Response:
     """The evidence items of a case, oldest first, a page at a time: when more follow, the
-    ``Link`` header (``rel="next"``) names the next page (``after`` = the page's last item)."""
+    ``Link`` header (``rel="next"``) names the next page (``after`` = the page's last item).
+    Each item is shown as ``GET /api/v1/evidence/{id}`` shows it, except that a document's
+    extracted text (``media_facts.document.text``) is left out of the list."""
     case = load_case(session, user=user, case_id=case_id)
-    items = evidence_service.case_items(session, case_id=case_id, after=after, limit=limit)
+    items = evidence_service.case_item_page(session, case_id=case_id, after=after, limit=limit)
     duplicates = evidence_service.duplicates_of(session, user=user, items=items)
     headers = {}
     if len(items) == limit:

@@ -31,6 +31,10 @@ def test_pages_captured_signed_and_recorded(capture_stack: Stack, site: str, tmp
     with stack.client(token) as c:
         roots = c.get("/api/v1/trust/chain.pem").content
         items = {name: c.get(f"/api/v1/evidence/{got['item']}").json() for name, got in done.items()}
+        listed = {i["id"]: i for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json()}
+    # The case's list shows each bundle exactly as the item's own record does (members included).
+    for item in items.values():
+        assert listed[item["id"]] == item
     for name, item in items.items():
         assert item["kind"] == "remote_capture"
         types = sorted(m["media_type"] for m in item["members"])

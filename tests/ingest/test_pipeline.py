@@ -166,6 +166,15 @@ def test_document_page_count_and_text(stack, officer, case, media):
     assert "Seizure record page one" in done["media_facts"]["document"]["text"]
     assert not [d for d in done["derived"] if d["role"] in MEDIA_ROLES]
     assert count(stack, item["id"], "document_read") == 1
+    # The case's list shows the item as its own record does, less the document's text.
+    with stack.client(officer) as c:
+        listed = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        done = c.get(f"/api/v1/evidence/{item['id']}").json()
+    assert [i["id"] for i in listed] == [item["id"]]
+    facts = done["media_facts"]
+    assert listed[0] == {**done, "media_facts": {**facts, "document": {
+        k: v for k, v in facts["document"].items() if k != "text"}}}
+    assert listed[0]["media_facts"]["document"]["page_count"] == 2
 
 
 def _bundle(members: dict[str, bytes]) -> bytes:
