@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from archive.db import Database
 from archive.models import Work, utcnow
 from archive.settings import Settings
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,15 @@ DISPATCH_GRACE = timedelta(seconds=120)
 """How long recorded work may wait in the queue before the reconciler sends it again. Long
 enough that a backlog is not flooded with duplicates (they would only be skipped), short
 enough that a bell lost between a commit and its send is soon rung again."""
+
+STEP_REASONS = Sentences("processing_reason", {
+    "unprobeable": "unprobeable: {detail}",
+    "not_run": "not run: an earlier step crashed ({detail})",
+    "gave_up": "gave up after {attempts} attempts: {detail}",
+}, fields={"attempts": r"\d+", "detail": r".*"})
+"""The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
+or work given up (:func:`reconcile`); ``detail`` is the underlying tool's or error's own
+message, kept as written."""
 
 def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
     """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).
@@ -279,7 +289,8 @@ def reconcile(
                 row.lease_owner = row.lease_until = None
                 if row.attempts >= settings.work_max_attempts:
                     row.state = "failed"
-                    gave_up.append((row.task, row.subject, f"gave up after {row.attempts} attempts: {row.last_error}"))
+                    reason = STEP_REASONS.say("gave_up", attempts=row.attempts, detail=row.last_error)
+                    gave_up.append((row.task, row.subject, reason))
                     continue
             row.due_at = now + timedelta(seconds=settings.work_lease_seconds)
             sent.append((row.task, row.subject))

@@ -143,7 +143,7 @@ def probe_step(ws: Workspace) -> StepNote | None:
                 evidence.add_flag(item, "unprobeable")
                 item.status = ItemStatus.flagged
                 item.details = {**(item.details or {}), "unprobeable_reason": error}
-                reason = StepNote(f"unprobeable: {error}")
+                reason = StepNote(work.STEP_REASONS.say("unprobeable", detail=error))
         elif facts is not None:
             details.update(
                 outcome="ok", container=facts["container"], duration_seconds=facts["duration_seconds"],

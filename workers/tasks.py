@@ -106,7 +106,8 @@ class EvidenceTask(Task):
             metrics.record_reconciler_action("retry_scheduled")
             if not work.retry_later(self.db, settings, claim, exc.message):
                 metrics.record_reconciler_action("gave_up")
-                _give_up(self.name, subject, f"gave up after {claim.attempts} attempts: {exc.message}")
+                reason = work.STEP_REASONS.say("gave_up", attempts=claim.attempts, detail=exc.message)
+                _give_up(self.name, subject, reason)
             log.warning("%s %s: %s; retrying later", self.name, subject, exc.message)
             return None
         except Exception as exc:
@@ -199,7 +200,7 @@ def _process(self: EvidenceTask, item_id: str) -> None:
         # and the seal waits for them (sealing now would lock a manifest missing their facts).
         retrying = isinstance(exc, ArchiveError) and exc.transient and not self.last_attempt()
         if not retrying:
-            pipeline.mark_skipped(self.db, item_id, reason=f"not run: an earlier step crashed ({type(exc).__name__})")
+            pipeline.mark_skipped(self.db, item_id, reason=work.STEP_REASONS.say("not_run", detail=type(exc).__name__))
         raise
     finally:
         # Keep sealing LAST (the manifest states what the steps above found), and seal

@@ -16,15 +16,21 @@ in a cookie; otherwise the cookie; otherwise Chinese. ``<html lang>`` says which
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
 from markupsafe import Markup, escape
 
-from archive.i18n import Phrasings, enum_label, phrased, translate
+from archive import work
+from archive.cases.receipts import CHECK_DETAILS, PART_SEPARATOR, PENDING_SEPARATOR
+from archive.cases.stages import MOVE_REASONS
+from archive.cases.verification import ITEM_PENDING
+from archive.evidence.fixity import ORIGINAL_PROBLEMS, STORE_FAULTS
+from archive.evidence.items import READ_PURPOSES
+from archive.i18n import enum_label, said, translate
 from archive.i18n.messages import MESSAGES
+from archive.wording import Sentences
 
 LANG_COOKIE = "evidence_lang"
 DEFAULT = "zh"
@@ -78,24 +84,13 @@ DETAIL_VALUES: dict[str, tuple[str, ...]] = {
 
 
 def _label_in(group: str) -> Callable[[str, str], str]:
-    """``say`` for :func:`archive.i18n.phrased`: a matched code as the label of ``group``."""
+    """``say`` for :func:`archive.i18n.said`: a stored code as the label of ``group``."""
     return lambda code, value: enum_label(code, group, value)
 
 
-MOVE_REASONS = (
-    ("move_reason.closed", re.compile(r"closed: every gate held; case archive record sealed")),
-    ("move_reason.returned", re.compile(r"returned by the (?P<checkpoint>[a-z_]+) review: (?P<opinion>.*)", re.DOTALL)),
-)
-"""How archive.cases.closing and archive.cases.reviews word the reason of a stage move they make."""
-
-DETAIL_PHRASINGS = {
-    "reason": MOVE_REASONS,
-    "purpose": (("purpose.content", re.compile(r"content")),
-                ("purpose.derived", re.compile(r"derived:(?P<role>[a-z0-9_]+)")),
-                ("purpose.seal", re.compile(r"seal:(?P<role>[a-z0-9_]+)"))),
-}
-"""Custody detail keys whose values may be worded by our own code (a stage move's reason, why
-content was read), and those wordings; a value worded otherwise is shown as written."""
+DETAIL_SENTENCES: dict[str, Sentences] = {"reason": MOVE_REASONS, "purpose": READ_PURPOSES}
+"""Custody detail keys whose values may be sentences of our own code (a stage move's reason,
+why content was read); a value worded otherwise is shown as written."""
 _SAY = {"checkpoint": _label_in("checkpoint"), "role": _label_in("derived")}
 
 
@@ -131,15 +126,15 @@ def detail_value(code: str, key: str, value: object) -> Markup:
     if key in DETAIL_VALUES and isinstance(value, str):
         label = _known(code, DETAIL_VALUES[key], value)
         return escape(label) if label is not None else _machine(value)
-    if key in DETAIL_PHRASINGS and isinstance(value, str):
-        return escape(phrased(code, value, DETAIL_PHRASINGS[key], **_SAY) or value)
+    if key in DETAIL_SENTENCES and isinstance(value, str):
+        return escape(said(code, value, DETAIL_SENTENCES[key], **_SAY) or value)
     return escape(value)
 
 
 def move_reason(code: str, text: str) -> str:
     """A stage move's reason in language ``code``: the archive's own wording translated, a
     person's reason as written."""
-    return phrased(code, text, MOVE_REASONS, **_SAY) or text
+    return said(code, text, MOVE_REASONS, **_SAY) or text
 
 
 def details_text(code: str, pairs: object, *, keep_empty: bool = False) -> Markup:
@@ -151,64 +146,20 @@ def details_text(code: str, pairs: object, *, keep_empty: bool = False) -> Marku
     )
 
 
-_PROCESSING_REASONS = (
-    ("processing_reason.unprobeable", re.compile(r"unprobeable: (?P<detail>.*)", re.DOTALL)),
-    ("processing_reason.not_run", re.compile(r"not run: an earlier step crashed \((?P<detail>.*)\)", re.DOTALL)),
-    ("processing_reason.gave_up", re.compile(r"gave up after (?P<attempts>\d+) attempts: (?P<detail>.*)", re.DOTALL)),
-)
-"""How ingest.pipeline and workers.tasks word a step's reason; the detail after it is the
-underlying tool's or error's own message, shown as written."""
-
-
 def processing_reason(code: str, text: str) -> str:
-    """A processing step's reason in language ``code``: its known wording translated, the
-    technical detail kept; any other text as written."""
-    return phrased(code, text, _PROCESSING_REASONS) or text
+    """A processing step's reason in language ``code``: a sentence of
+    :data:`archive.work.STEP_REASONS` translated (the technical detail kept), any other text as
+    written."""
+    return said(code, text, work.STEP_REASONS) or text
 
 
-_HEX = r"[0-9a-f]+"
-_STORE_FAULTS = (
-    ("store_fault.missing", re.compile(r"the recorded version is missing from the store")),
-    ("store_fault.deleted", re.compile(r"a delete marker hides the recorded version (?P<version>\S+)")),
-    ("store_fault.newer_version",
-     re.compile(r"a newer version (?P<current>\S+) was written over the recorded version (?P<version>\S+)")),
-    ("store_fault.size", re.compile(r"(?P<size>\d+) bytes read back differ from the size recorded")),
-)
-"""How archive.evidence.fixity words what is wrong with a stored object (ObjectFault.reason)."""
-_RECEIPT_FAILURES = (
-    ("receipt_detail.original_unreadable", re.compile(r"stored original of item (?P<item>\S+) cannot be read: (?P<reason>.+)")),
-    ("receipt_detail.original_size",
-     re.compile(r"stored original of item (?P<item>\S+) is (?P<size>\d+) bytes, received (?P<received>\d+)")),
-    ("receipt_detail.original_sha256",
-     re.compile(rf"stored original of item (?P<item>\S+): sha256 (?P<found>{_HEX}) != received (?P<received>{_HEX})")),
-    ("receipt_detail.original_fault", re.compile(r"stored original of item (?P<item>\S+): (?P<reason>.+)")),
-)
-"""How archive.evidence.fixity words a stored original that fails (a check's whole detail)."""
-_RECEIPT_PARTS = (
-    ("receipt_detail.sha256", re.compile(rf"sha256 (?P<sha256>{_HEX})")),
-    ("receipt_detail.sealed", re.compile(r"sealed (?P<sealed>True|False)")),
-    ("receipt_detail.in_checkpoint", re.compile(r"in checkpoint (?P<size>\d+)")),
-    ("receipt_detail.pending", re.compile(r"pending: (?P<pending>.+)")),
-    ("receipt_detail.entries", re.compile(rf"(?P<size>\d+) entries, root (?P<root>{_HEX})")),
-    ("receipt_detail.checkpoints", re.compile(r"(?P<count>\d+) checkpoints")),
-    ("receipt_detail.latest", re.compile(r"latest tree size (?P<size>\d+|None)")),
-    ("receipt_detail.gaps", re.compile(r"(?P<gaps>\d+) gaps, (?P<accepted>\d+) accepted, (?P<unresolved>\d+) unresolved")),
-    ("receipt_detail.analysis_pending", re.compile(r"analysis pending")),
-)
-"""How archive.cases.receipts words the parts (between "; ") of a check's detail."""
-_ITEM_PENDING = (
-    ("receipt_detail.pending_seal", re.compile(r"seal \((?P<status>[a-z_]+)\)")),
-    ("receipt_detail.pending_checkpoint", re.compile(r"checkpoint covering custody entry (?P<seq>\d+)")),
-)
-"""How archive.cases.verification words what an item still waits for."""
-
-
-def _parts(code: str, text: str, sep: str, phrasings: Phrasings, say: dict[str, Callable[[str, str], str]]) -> str:
-    """``text``, a list of parts joined by ``sep`` (``"; "`` or ``", "``), in language ``code``
-    when every part is worded as one of ``phrasings``; else as written."""
-    said = [phrased(code, part, phrasings, **say) for part in text.split(sep)]
-    joiner = translate(code, "list.separator" if sep == "; " else "list.comma")
-    return text if None in said else joiner.join(said)  # type: ignore[arg-type]
+def _parts(code: str, text: str, sep: str, sentences: Sentences, say: dict[str, Callable[[str, str], str]]) -> str:
+    """``text``, a list of parts joined by ``sep`` (:data:`PART_SEPARATOR` or
+    :data:`PENDING_SEPARATOR`), in language ``code`` when every part is one of ``sentences``;
+    else as written."""
+    parts = [said(code, part, sentences, **say) for part in text.split(sep)]
+    joiner = translate(code, "list.separator" if sep == PART_SEPARATOR else "list.comma")
+    return text if None in parts else joiner.join(parts)  # type: ignore[arg-type]
 
 
 def _yes_no(code: str, value: str) -> str:
@@ -218,16 +169,17 @@ def _yes_no(code: str, value: str) -> str:
 _RECEIPT_SAY: dict[str, Callable[[str, str], str]] = {
     "sealed": _yes_no,
     "size": lambda code, value: translate(code, "value.none") if value == "None" else value,
-    "reason": lambda code, value: phrased(code, value, _STORE_FAULTS) or value,
-    "pending": lambda code, value: _parts(code, value, ", ", _ITEM_PENDING, {"status": _label_in("seal")}),
+    "reason": lambda code, value: said(code, value, STORE_FAULTS) or value,
+    "pending": lambda code, value: _parts(code, value, PENDING_SEPARATOR, ITEM_PENDING, {"status": _label_in("seal")}),
 }
 
 
 def receipt_detail(code: str, text: str) -> str:
-    """A verification receipt's check detail in language ``code``: the archive's own wordings
-    translated (yes/no for a Python truth value), any other text as written."""
-    return phrased(code, text, _RECEIPT_FAILURES, **_RECEIPT_SAY) or _parts(code, text, "; ", _RECEIPT_PARTS,
-                                                                           _RECEIPT_SAY)
+    """A verification receipt's check detail in language ``code``: the archive's own sentences
+    (:data:`archive.evidence.fixity.ORIGINAL_PROBLEMS`, :data:`archive.cases.receipts.CHECK_DETAILS`)
+    translated, yes/no for a Python truth value; any other text as written."""
+    return (said(code, text, ORIGINAL_PROBLEMS, **_RECEIPT_SAY)
+            or _parts(code, text, PART_SEPARATOR, CHECK_DETAILS, _RECEIPT_SAY))
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ def get_content(
     """The original's bytes, streamed; a single ``Range`` is honoured (206), and If-Match,
     If-None-Match and If-Range against the ETag (the SHA-256). HEAD answers the same without them."""
     item = evidence_service.load_item(session, user=user, item_id=item_id)
-    return _serve(services, session, request.method, user=user, item=item, stored=item, purpose="content",
+    return _serve(services, session, request.method, user=user, item=item, stored=item,
+                  purpose=evidence_service.READ_PURPOSES.say("content"),
                   conditions=conditions, headers=_disposition(item.original_filename, item.media_type, inline=inline))
 
 
@@ -65,7 +66,7 @@ def get_derived(
     if derived is None:
         raise NotFound(f"item {item_id} has no derived object {role!r}", code="derived_not_found")
     return _serve(services, session, request.method, user=user, item=item, stored=derived,
-                  purpose=f"derived:{role}", conditions=conditions)
+                  purpose=evidence_service.READ_PURPOSES.say("derived", role=role), conditions=conditions)
 
 
 def _serve(
@@ -106,7 +107,7 @@ def _serve(
             # The item exists, its bytes do not: flagged at once (missing_object), and said so
             # without naming the storage key.
             audit()
-            what = "original" if stored is item else f"derived object {purpose.removeprefix('derived:')!r}"
+            what = "original" if isinstance(stored, EvidenceItem) else f"derived object {stored.role!r}"
             raise fixity.StoredObjectMissing(
                 f"the stored {what} of item {item_id} is missing from the store; the item and its case are "
                 "flagged missing_object for the administrators") from None

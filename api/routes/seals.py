@@ -32,7 +32,8 @@ def _sealed_object(session, services, user, item_id: str, role: str) -> tuple[Ev
     if derived is None:
         raise NotFound(f"item {item_id} has no {role} yet (seal_status {item.seal_status})", code="not_sealed")
     with custody_session(services, session) as writing:
-        evidence_service.record_read(writing, user=user, item=item, byte_range=None, purpose=f"seal:{role}")
+        evidence_service.record_read(writing, user=user, item=item, byte_range=None,
+                                     purpose=evidence_service.READ_PURPOSES.say("seal", role=role))
     # The recorded version, never whatever was written over the key later.
     data = b"".join(services.store.read(derived.storage_key, version_id=derived.storage_version))
     return item, data

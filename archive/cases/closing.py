@@ -280,7 +280,7 @@ def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str
         session.add(row)
         session.flush()
         stages.record_move(
-            session, case=case, to=CaseStage.closed, reason="closed: every gate held; case archive record sealed",
+            session, case=case, to=CaseStage.closed, reason=stages.MOVE_REASONS.say("closed"),
             actor=user, details={"archive": archive_id, "archive_sha256": sha,
                                  "timestamp_time": utc_text(report.cades.timestamp_time),
                                  "ledger_range": [row.ledger_first_seq, row.ledger_last_seq],

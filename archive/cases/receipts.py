@@ -44,6 +44,7 @@ from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, Verifica
 from archive.settings import Settings
 from archive.storage import ObjectStore, open_store
 from archive.identity.users import actor_name, can_see_case, require_role
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,25 @@ def list_receipts(session: Session, *, user: User, case_id: str, limit: int = 10
         select(VerificationReceipt).where(VerificationReceipt.case_id == case_id)
         .order_by(VerificationReceipt.created_at.desc()).limit(limit)
     ).scalars())
+
+
+CHECK_DETAILS = Sentences("receipt_detail", {
+    "sha256": "sha256 {sha256}",
+    "sealed": "sealed {sealed}",
+    "in_checkpoint": "in checkpoint {size}",
+    "pending": "pending: {pending}",
+    "entries": "{size} entries, root {root}",
+    "checkpoints": "{count} checkpoints",
+    "latest": "latest tree size {size}",
+    "gaps": "{gaps} gaps, {accepted} accepted, {unresolved} unresolved",
+    "analysis_pending": "analysis pending",
+}, fields={"sha256": r"[0-9a-f]+", "root": r"[0-9a-f]+", "sealed": r"True|False", "size": r"\d+|None",
+           "count": r"\d+", "gaps": r"\d+", "accepted": r"\d+", "unresolved": r"\d+"})
+"""The parts of a passed or pending check's detail, joined by :data:`PART_SEPARATOR`;
+``pending`` is the item's :data:`archive.cases.verification.ITEM_PENDING` joined by
+:data:`PENDING_SEPARATOR`. A failed check's detail is the failure's own message."""
+PART_SEPARATOR = "; "
+PENDING_SEPARATOR = ", "
 
 
 def _check(what: str, subject: str, outcome: str, detail: str | None = None) -> dict[str, Any]:
@@ -159,14 +179,16 @@ def _check_item(db: Database, store: ObjectStore, sealer: Sealer, item_id: str, 
         if exc.status >= 500:
             raise  # store or TSA down: nothing learnt; the task retries
         return _check("item", item_id, "failed", exc.message), None
-    detail = f"sha256 {report.fixity.sha256}; sealed {report.sealed}"
+    parts = [CHECK_DETAILS.say("sha256", sha256=report.fixity.sha256),
+             CHECK_DETAILS.say("sealed", sealed=report.sealed)]
     if report.checkpoint_tree_size:
-        detail += f"; in checkpoint {report.checkpoint_tree_size}"
+        parts.append(CHECK_DETAILS.say("in_checkpoint", size=report.checkpoint_tree_size))
     if not report.pending:
-        return _check("item", item_id, "ok", detail), None
+        return _check("item", item_id, "ok", PART_SEPARATOR.join(parts)), None
     with db.read() as session:
         pending = _item_pending(item_id, report, session.get(EvidenceItem, item_id).seal_status)
-    return _check("item", item_id, "pending", detail + "; pending: " + ", ".join(report.pending)), pending
+    parts.append(CHECK_DETAILS.say("pending", pending=PENDING_SEPARATOR.join(report.pending)))
+    return _check("item", item_id, "pending", PART_SEPARATOR.join(parts)), pending
 
 
 _checker: dict[str, Any] = {}
@@ -241,13 +263,14 @@ def run_verification(
         lr = None
         try:
             lr = ledger.verify(session, at_sizes=checkpoint_sizes(session))
-            checks.append(_check("ledger", "custody ledger", "ok", f"{lr.size} entries, root {lr.root_hash}"))
+            checks.append(_check("ledger", "custody ledger", "ok",
+                                 CHECK_DETAILS.say("entries", size=lr.size, root=lr.root_hash)))
         except VerificationFailed as exc:
             checks.append(_check("ledger", "custody ledger", "failed", exc.message))
         try:
             cr = verify_checkpoints(session, sealer, ledger_report=lr)
-            checks.append(_check("checkpoints", "sealed checkpoints", "ok",
-                                 f"{cr.count} checkpoints; latest tree size {cr.latest_tree_size}"))
+            checks.append(_check("checkpoints", "sealed checkpoints", "ok", PART_SEPARATOR.join((
+                CHECK_DETAILS.say("checkpoints", count=cr.count), CHECK_DETAILS.say("latest", size=cr.latest_tree_size)))))
         except VerificationFailed as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
         checks.extend(_copy_checks(session, store, case_id))
@@ -264,11 +287,12 @@ def run_verification(
         checks.append(_check("continuity", "recording continuity", "failed", "; ".join(
             f"gap {p['subject']} ({p['detail']})" for p in altered)))
     else:
-        checks.append(_check(
-            "continuity", "recording continuity", "pending" if unfinished else "ok",
-            f"{summary['gaps']} gaps, {summary['accepted']} accepted, {summary['unresolved']} unresolved"
-            + ("; analysis pending" if any(p["reason"] == "continuity_analysis_pending" for p in unfinished) else ""),
-        ))
+        parts = [CHECK_DETAILS.say("gaps", gaps=summary["gaps"], accepted=summary["accepted"],
+                                   unresolved=summary["unresolved"])]
+        if any(p["reason"] == "continuity_analysis_pending" for p in unfinished):
+            parts.append(CHECK_DETAILS.say("analysis_pending"))
+        checks.append(_check("continuity", "recording continuity", "pending" if unfinished else "ok",
+                             PART_SEPARATOR.join(parts)))
     failed = [c for c in checks if c["outcome"] == "failed"]
     status = "failed" if failed else "incomplete" if pending else "passed"
     try:

@@ -146,8 +146,9 @@ def record_review(*, db: Database, sealer: Sealer, user_id: str, case_id: str, b
         session.flush()
         back = stages.RETURN_TO[checkpoint]
         if body.decision == "return" and back is not None and case.stage != back:
-            stages.record_move(session, case=case, to=back, reason=f"returned by the {checkpoint.value} review: "
-                               f"{body.opinion}", actor=user, review_id=review_id, details={"returned": True})
+            reason = stages.MOVE_REASONS.say("returned", checkpoint=checkpoint.value, opinion=body.opinion)
+            stages.record_move(session, case=case, to=back, reason=reason, actor=user, review_id=review_id,
+                               details={"returned": True})
         session.expunge(review)
     return review
 

@@ -51,6 +51,7 @@ from archive.db import lock_row
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.identity.users import actor_name, load_case
 from archive.models import Case, CaseStage, CaseStatus, Role, User, utcnow
+from archive.wording import Sentences
 
 S = CaseStage
 ENDINGS = frozenset({S.withdrawn, S.terminated, S.referred})
@@ -154,6 +155,14 @@ class StageGateShut(Conflict):
     """The case cannot leave its stage: a review it needs is missing or returned."""
 
     code = "stage_gate"
+
+
+MOVE_REASONS = Sentences("move_reason", {
+    "closed": "closed: every gate held; case archive record sealed",
+    "returned": "returned by the {checkpoint} review: {opinion}",
+}, fields={"checkpoint": r"[a-z_]+", "opinion": r".*"})
+"""The reasons the archive itself gives a stage move (:mod:`archive.cases.closing`,
+:mod:`archive.cases.reviews`); a person's reason is their own words."""
 
 
 def record_move(

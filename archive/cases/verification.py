@@ -38,6 +38,13 @@ from archive.seals.pades import check_pades_copy
 from archive.seals.registry import recorded_sm2_keys
 from archive.seals.sealer import Sealer
 from archive.storage import ObjectStore
+from archive.wording import Sentences
+
+ITEM_PENDING = Sentences("receipt_detail", {
+    "pending_seal": "seal ({status})",
+    "pending_checkpoint": "checkpoint covering custody entry {seq}",
+}, fields={"status": r"[a-z_]+", "seq": r"\d+"})
+"""What an item still waits for (:attr:`ItemVerificationReport.pending`)."""
 
 
 @dataclass(frozen=True)
@@ -261,14 +268,14 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
     elif require_sealed:
         raise _fail(item_id, f"item is not sealed (seal_status {item.seal_status})", code="item_not_sealed")
     else:
-        pending.append(f"seal ({item.seal_status})")
+        pending.append(ITEM_PENDING.say("pending_seal", status=item.seal_status))
 
     cp = _check_inclusion(session, sealer, item, received, checked_checkpoints)
     if cp is None:
         if require_sealed:
             raise _fail(item_id, f"custody entry {received.seq} is not yet covered by a sealed checkpoint",
                         code="item_not_sealed")
-        pending.append(f"checkpoint covering custody entry {received.seq}")
+        pending.append(ITEM_PENDING.say("pending_checkpoint", seq=received.seq))
     if vault_copies:
         try:
             verify_item_copies(session, store, case_id=item.case_id, received_seq=received.seq)

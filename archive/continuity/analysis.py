@@ -9,13 +9,13 @@ that are reported.
 from __future__ import annotations
 
 import hashlib
-import re
-import string
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
+
+from archive.wording import Sentences
 
 __all__ = [
     "Action",
@@ -450,14 +450,8 @@ UNPLACED_NOTE = ("; the recording's start time is unknown (none declared, none i
                  " assume it ended when the archive received it")
 
 # What each placeholder can hold when a cause is read back; anything else is free text.
-_FIELD_PATTERNS = {"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+"}
-_CAUSE_PATTERNS = {
-    code: re.compile("".join(
-        re.escape(text) + (f"(?P<{field}>{_FIELD_PATTERNS.get(field, '.+')})" if field else "")
-        for text, field, _spec, _conv in string.Formatter().parse(template)
-    ) + r"\Z", re.DOTALL)
-    for code, template in CAUSES.items()
-}
+_CAUSE_SENTENCES = Sentences(
+    "gap_cause", CAUSES, fields={"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+"})
 
 
 def cause_of(text: str) -> tuple[str, dict[str, str], bool] | None:
@@ -468,11 +462,8 @@ def cause_of(text: str) -> tuple[str, dict[str, str], bool] | None:
     """
     unplaced = text.endswith(UNPLACED_NOTE)
     body = text[: -len(UNPLACED_NOTE)] if unplaced else text
-    for code, pattern in _CAUSE_PATTERNS.items():
-        found = pattern.match(body)
-        if found:
-            return code, found.groupdict(), unplaced
-    return None
+    found = _CAUSE_SENTENCES.read(body)
+    return None if found is None else (*found, unplaced)
 
 
 def _in_file_cause(hole: InFileGap) -> str:

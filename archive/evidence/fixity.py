@@ -43,6 +43,7 @@ from archive.models import Case, EvidenceItem, utcnow
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,27 @@ class Pacer:
             yield chunk
 
 
+STORE_FAULTS = Sentences("store_fault", {
+    "missing": "the recorded version is missing from the store",
+    "deleted": "a delete marker hides the recorded version {version}",
+    "newer_version": "a newer version {current} was written over the recorded version {version}",
+    "size": "{size} bytes read back differ from the size recorded",
+    "digest": "{algorithm} differs from the one recorded",
+}, fields={"version": r"\S+", "current": r"\S+", "size": r"\d+", "algorithm": r"\S+"})
+"""What can be wrong with a stored object, by :attr:`ObjectFault.what` (``digest``: any of its
+digests), in words that do not name the object (:attr:`ObjectFault.reason`)."""
+
+ORIGINAL_PROBLEMS = Sentences("receipt_detail", {
+    "original_unreadable": "stored original of item {item} cannot be read: {reason}",
+    "original_size": "stored original of item {item} is {size} bytes, received {received}",
+    "original_sha256": "stored original of item {item}: sha256 {found} != received {received}",
+    "original_fault": "stored original of item {item}: {reason}",
+}, fields={"item": r"\S+", "size": r"\d+", "found": r"[0-9a-f]+", "received": r"[0-9a-f]+"})
+"""What is wrong with an item's stored original, as :func:`verify_item_fixity` says it (the
+custody entry's ``problem``, a failed check's detail); ``reason`` is a :data:`STORE_FAULTS`
+sentence or a store error's message."""
+
+
 @dataclass(frozen=True)
 class ObjectFault:
     """What :func:`check_object` found wrong with one stored object."""
@@ -126,15 +148,9 @@ class ObjectFault:
     @property
     def reason(self) -> str:
         """What is wrong, in words (without naming the object)."""
-        if self.what == "missing":
-            return "the recorded version is missing from the store"
-        if self.what == "deleted":
-            return f"a delete marker hides the recorded version {self.version}"
-        if self.what == "newer_version":
-            return f"a newer version {self.current_version} was written over the recorded version {self.version}"
-        if self.what == "size":
-            return f"{self.size} bytes read back differ from the size recorded"
-        return f"{self.what} differs from the one recorded"
+        code = self.what if self.what in STORE_FAULTS.templates else "digest"
+        return STORE_FAULTS.say(code, version=self.version, current=self.current_version, size=self.size,
+                                algorithm=self.what)
 
 
 def check_object(
@@ -379,15 +395,14 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
         item = session.get(EvidenceItem, item_id)
         if item is None:
             raise NotFound(f"no evidence item {item_id}", code="item_not_found")
-    where = f"stored original of item {item_id}"
     algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
     try:
         fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,
                              digests={a: getattr(item, a) for a in algorithms})
     except ArchiveError as exc:
-        problem: str | None = f"{where} cannot be read: {exc.message}"
+        problem: str | None = ORIGINAL_PROBLEMS.say("original_unreadable", item=item_id, reason=exc.message)
     else:
-        problem = None if fault is None else _original_problem(fault, where=where, item=item)
+        problem = None if fault is None else _original_problem(fault, item=item)
     with db.session() as session:
         ledger.append(
             session, actor=actor, action="fixity_checked", case_id=item.case_id, item_id=item_id,
@@ -398,11 +413,12 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
     return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
 
 
-def _original_problem(fault: ObjectFault, *, where: str, item: EvidenceItem) -> str:
+def _original_problem(fault: ObjectFault, *, item: EvidenceItem) -> str:
     if fault.outcome == MISSING_OBJECT:
-        return f"{where} cannot be read: {fault.reason}"
+        return ORIGINAL_PROBLEMS.say("original_unreadable", item=item.id, reason=fault.reason)
     if fault.what == "size":
-        return f"{where} is {fault.size} bytes, received {item.size}"
+        return ORIGINAL_PROBLEMS.say("original_size", item=item.id, size=fault.size, received=item.size)
     if fault.what == "sha256":
-        return f"{where}: sha256 {fault.digests['sha256']} != received {item.sha256}"
-    return f"{where}: {fault.reason}"
+        return ORIGINAL_PROBLEMS.say("original_sha256", item=item.id, found=fault.digests["sha256"],
+                                     received=item.sha256)
+    return ORIGINAL_PROBLEMS.say("original_fault", item=item.id, reason=fault.reason)

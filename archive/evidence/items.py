@@ -22,6 +22,7 @@ from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, User
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, unit_scope
+from archive.wording import Sentences
 
 _BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
 
@@ -205,10 +206,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(first), min(int(last) if last else size - 1, size - 1)
 
 
+READ_PURPOSES = Sentences("purpose", {
+    "content": "content",
+    "derived": "derived:{role}",
+    "seal": "seal:{role}",
+}, fields={"role": r"[a-z0-9_]+"})
+"""Why content was read (the ``purpose`` of a ``content_read`` custody entry): the original,
+a derived object of a role, a seal object of a role."""
+
+
 def record_read(
-    session: Session, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None, purpose: str = "content"
+    session: Session, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None,
+    purpose: str = READ_PURPOSES.say("content"),
 ) -> None:
-    """Custody entry for a read of evidence (written before the first byte leaves)."""
+    """Custody entry for a read of evidence (written before the first byte leaves); ``purpose``
+    is one of :data:`READ_PURPOSES`."""
     ledger.append(
         session, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
         details={"purpose": purpose, "range": list(byte_range) if byte_range else None, "sha256": item.sha256},

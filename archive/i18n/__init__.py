@@ -10,11 +10,11 @@ words. Why a Python mapping and not gettext: see :mod:`api.pages.i18n`.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from archive.continuity.analysis import NO_DEVICES, cause_of
 from archive.i18n.messages import MESSAGES
+from archive.wording import Sentences
 
 
 def translate(code: str, key: str, **values: object) -> str:
@@ -49,19 +49,13 @@ def gap_cause(code: str, text: str) -> str:
     return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
 
 
-Phrasings = Iterable[tuple[str, re.Pattern[str]]]
-"""How our own code words a sentence it stores in English: (message id, pattern whose named
-groups are the message's placeholders)."""
-
-
-def phrased(code: str, text: str, phrasings: Phrasings, **say: object) -> str | None:
-    """A stored English sentence in language ``code`` when it matches one of ``phrasings``
-    (the first that matches whole), else None. ``say``: for a placeholder, a function giving
-    its words in ``code`` (a stored code, a yes/no) instead of the matched text."""
-    for key, pattern in phrasings:
-        found = pattern.fullmatch(text)
-        if found:
-            values = {name: say[name](code, value) if name in say else value  # type: ignore[operator]
-                      for name, value in found.groupdict().items()}
-            return translate(code, key, **values)
-    return None
+def said(code: str, text: str, sentences: Sentences, **say: Callable[[str, str], str]) -> str | None:
+    """A stored English sentence in language ``code`` when ``sentences`` wrote it (message
+    ``<family>.<code>`` with the sentence's values), else None. ``say``: for a placeholder, a
+    function giving its words in ``code`` (a stored code, a yes/no) instead of the stored text."""
+    found = sentences.read(text)
+    if found is None:
+        return None
+    sentence, values = found
+    return translate(code, f"{sentences.family}.{sentence}",
+                     **{name: say[name](code, value) if name in say else value for name, value in values.items()})

@@ -172,7 +172,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "gap_cause.no_devices": {"zh": "（未指定）", "en": "(none assigned)"},
     "gap_cause.unplaced": {"zh": "；该录像的开始时间不明（上传时未声明，文件中也没有），以上时间按“录像在存档接收时结束”推定",
                            "en": "; the recording's start time is unknown (none declared, none in the file), so these times assume it ended when the archive received it"},
-    # Values of custody details that are codes or our own wording (api.pages.i18n.DETAIL_PHRASINGS)
+    # Values of custody details that are codes or our own wording (api.pages.i18n.DETAIL_SENTENCES):
+    # purpose.* by archive.evidence.items.READ_PURPOSES, move_reason.* by archive.cases.stages.MOVE_REASONS
     "via.signed_link": {"zh": "限时下载链接", "en": "time-limited link"},
     "via.token": {"zh": "访问令牌", "en": "access token"},
     "purpose.content": {"zh": "原件内容", "en": "content"},
@@ -181,7 +182,9 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "move_reason.closed": {"zh": "结案：各项结案条件均已满足，案件电子档案已签章封存",
                            "en": "closed: every gate held; case archive record sealed"},
     "move_reason.returned": {"zh": "被{checkpoint}退回：{opinion}", "en": "returned by the {checkpoint} review: {opinion}"},
-    # A verification receipt's check details (archive.cases.receipts), part by part
+    # A verification receipt's check details, part by part: receipt_detail.* by archive.cases.receipts.CHECK_DETAILS,
+    # archive.cases.verification.ITEM_PENDING and archive.evidence.fixity.ORIGINAL_PROBLEMS; store_fault.* by
+    # archive.evidence.fixity.STORE_FAULTS
     "list.separator": {"zh": "；", "en": "; "},
     "list.comma": {"zh": "、", "en": ", "},
     "receipt_detail.sha256": {"zh": "SHA-256 {sha256}", "en": "SHA-256 {sha256}"},
@@ -207,9 +210,10 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "store_fault.newer_version": {"zh": "所记录的版本 {version} 之上被写入了新版本 {current}",
                                   "en": "a newer version {current} was written over the recorded version {version}"},
     "store_fault.size": {"zh": "读回 {size} 字节，与记录的大小不符", "en": "{size} bytes read back differ from the size recorded"},
+    "store_fault.digest": {"zh": "{algorithm} 摘要与记录的不符", "en": "{algorithm} differs from the one recorded"},
     # Closing gates about a gap: which gap
     "gate.gap_about": {"zh": "{level}：{start} 至 {end}（{duration}），{where}", "en": "{level}: {start} to {end} ({duration}), {where}"},
-    # Processing reasons of an item's steps
+    # Processing reasons of an item's steps (archive.work.STEP_REASONS)
     "processing_reason.unprobeable": {"zh": "媒体无法解析：{detail}", "en": "media not readable: {detail}"},
     "processing_reason.not_run": {"zh": "未运行：之前的步骤出错（{detail}）", "en": "not run: an earlier step crashed ({detail})"},
     "processing_reason.gave_up": {"zh": "尝试 {attempts} 次后放弃：{detail}", "en": "gave up after {attempts} attempts: {detail}"},

@@ -4,7 +4,10 @@ raw code only ever inside an element that marks it as one (``<code>``)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
+import string
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -13,10 +16,18 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
+import archive
 from api.pages.i18n import details_text, error_text, move_reason, processing_reason, receipt_detail
-from archive.i18n import gap_cause
+from archive.i18n import gap_cause, said
 from archive.i18n.messages import MESSAGES
 from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
+from archive.cases.receipts import CHECK_DETAILS
+from archive.cases.stages import MOVE_REASONS
+from archive.cases.verification import ITEM_PENDING
+from archive.evidence.fixity import ORIGINAL_PROBLEMS, STORE_FAULTS
+from archive.evidence.items import READ_PURPOSES
+from archive.wording import Sentences
+from archive.work import STEP_REASONS
 from tests.capture.support import continuity
 from tests.tools import CLIENT_TLS, sign_in
 
@@ -83,6 +94,56 @@ def test_gap_cause_keeps_its_values_and_notes_and_falls_back_to_the_text():
     nobody = CAUSES["action_window"].format(action="seizure", devices=NO_DEVICES)
     assert "（未指定）" in gap_cause("zh", nobody) and NO_DEVICES not in gap_cause("zh", nobody)
     assert gap_cause("zh", "a cause worded by an older analysis") == "a cause worded by an older analysis"
+
+
+def _sentence_tables() -> list[tuple[str, Sentences]]:
+    """Every table of sentences the archive stores in English (module-level, in any module of
+    ``archive`` but its migrations), so a new table is checked without being listed here."""
+    found: dict[int, tuple[str, Sentences]] = {}
+    for module in pkgutil.walk_packages(archive.__path__, "archive."):
+        if not module.name.startswith("archive.migrations"):
+            for name, value in vars(importlib.import_module(module.name)).items():
+                if isinstance(value, Sentences):
+                    found.setdefault(id(value), (f"{module.name}.{name}", value))
+    return sorted(found.values(), key=lambda pair: pair[0])
+
+
+STORED_VALUES = {
+    **SAMPLE, "checkpoint": "closing", "opinion": "证据不足", "role": "proxy", "detail": "store unreachable",
+    "attempts": "5", "version": "v-1", "current": "v-2", "size": "198", "algorithm": "sm3",
+    "reason": "the recorded version is missing from the store", "received": "1024", "found": "ab" * 32,
+    "sha256": "ab" * 32, "root": "cd" * 32, "sealed": "True", "pending": "seal (pending)", "count": "4",
+    "gaps": "5", "accepted": "0", "unresolved": "5", "status": "pending", "seq": "7",
+}
+"""A value of each placeholder, as it is stored."""
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _text, name, _spec, _conv in string.Formatter().parse(text) if name}
+
+
+@pytest.mark.parametrize(("table", "sentence"), [
+    pytest.param(table, sentence, id=f"{name}:{sentence}")
+    for name, table in _sentence_tables() for sentence in table.templates])
+def test_every_sentence_the_archive_stores_is_said_in_chinese(table, sentence):
+    """A sentence a page reads back (a stage move's or a step's reason, a fault, a receipt's
+    detail) never reaches a Chinese page untranslated: its message exists in both languages
+    with the template's placeholders, and the stored text reads back as itself."""
+    key = f"{table.family}.{sentence}"
+    assert key in MESSAGES, f"{key} has no message: a page would show the English"
+    names = table.placeholders(sentence)
+    assert _placeholders(MESSAGES[key]["zh"]) == _placeholders(MESSAGES[key]["en"]) == names
+    values = {name: STORED_VALUES[name] for name in names}
+    stored = table.say(sentence, **values)
+    assert table.read(stored) == (sentence, values)
+    chinese = said("zh", stored, table)
+    assert chinese is not None and chinese != stored
+
+
+def test_the_tables_the_pages_read_are_all_checked():
+    checked = {id(table) for _name, table in _sentence_tables()}
+    read = (MOVE_REASONS, READ_PURPOSES, STEP_REASONS, STORE_FAULTS, ORIGINAL_PROBLEMS, CHECK_DETAILS, ITEM_PENDING)
+    assert all(id(table) in checked for table in read)
 
 
 def test_custody_details_say_yes_no_and_label_keys_and_codes():
