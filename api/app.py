@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors, logs, metrics, pages
+from api.admission import AdmissionGate
 from api.checkpoint_trigger import CheckpointTrigger, CheckpointTriggerMiddleware
 from api.deps import ONE_VALUE_PER_QUERY_PARAMETER, Services
 from api.http import HeadLimits, RequestGuard
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
                    metrics.router):
         app.include_router(router, dependencies=ONE_VALUE_PER_QUERY_PARAMETER)
     pages.install(app)
+    # Requests at work hold connections: no more of them than the pool has (api.admission).
+    app.add_middleware(AdmissionGate, slots=settings.database_connections)
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(CheckpointTriggerMiddleware, trigger=CheckpointTrigger(services))
     app.add_middleware(metrics.HttpMetricsMiddleware)

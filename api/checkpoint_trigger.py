@@ -33,13 +33,17 @@ class CheckpointTrigger:
         self._last = 0.0
         self._lock = threading.Lock()
 
-    def __call__(self) -> None:
-        """Check (throttled) and enqueue when due; never raises into the request."""
+    def claim(self) -> bool:
+        """Whether this request is the one to check now (at most one a ``min_interval``)."""
         now = time.monotonic()
         with self._lock:
             if now - self._last < self.min_interval:
-                return
+                return False
             self._last = now
+            return True
+
+    def check(self) -> None:
+        """Check now and enqueue when due; never raises into the request."""
         try:
             with self.services.db.read() as session:
                 due = checkpoint_due(session, self.services.settings)
@@ -62,5 +66,7 @@ class CheckpointTriggerMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            await run_in_threadpool(self.trigger)
+        # Claimed here, in the event loop: only the one request a second that checks takes
+        # a turn of the thread pool for it.
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and self.trigger.claim():
+            await run_in_threadpool(self.trigger.check)

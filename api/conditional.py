@@ -67,7 +67,7 @@ def _joined(values: list[str] | None) -> str | None:
     return None if values is None else ", ".join(values)
 
 
-def preconditions(
+async def preconditions(
     if_match: Annotated[list[str] | None, Header(alias="If-Match", description=(
         "Send the content only if its ETag is one of these (or `*`); otherwise 412 `precondition_failed`."))] = None,
     if_none_match: Annotated[list[str] | None, Header(alias="If-None-Match", description=(
@@ -77,7 +77,7 @@ def preconditions(
     return Preconditions(if_match=_joined(if_match), if_none_match=_joined(if_none_match))
 
 
-def ranged_preconditions(
+async def ranged_preconditions(
     plain: Annotated[Preconditions, Depends(preconditions)],
     range_header: Annotated[str | None, Header(alias="Range", description=(
         "One `bytes` range (206); any other value is ignored; one selecting nothing is 416."))] = None,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated
+
+import anyio
 
 from celery import Celery
 from fastapi import Depends, Request
@@ -109,15 +111,31 @@ ONE_VALUE_PER_QUERY_PARAMETER = [Depends(one_value_per_query_parameter)]
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request, services: ServicesDep) -> Iterator[Session]:
+async def get_session(request: Request, services: ServicesDep) -> AsyncIterator[Session]:
     """The request's session: a reading one for GET/HEAD (no write lock), else a writing one.
 
     A GET that must record something (a custody entry for a read of evidence) writes it
     in a short session of its own (``services.db.session()``).
+
+    Opened in the event loop (a session takes its connection at its first query, not here),
+    and ended (commit or rollback: a round trip) in a thread of its own, shielded so that a
+    client that leaves cannot leave the session open: one turn of the thread pool fewer
+    than a plain generator, whose start and end each take one.
     """
     factory = services.db.read if request.method in READ_METHODS else services.db.session
-    with factory() as session:
+    manager = factory()
+    session = manager.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            swallowed = await anyio.to_thread.run_sync(
+                manager.__exit__, type(exc), exc, exc.__traceback__, limiter=anyio.CapacityLimiter(1))
+        if not swallowed:
+            raise
+    else:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(manager.__exit__, None, None, None, limiter=anyio.CapacityLimiter(1))
 
 
 @contextmanager
