@@ -31,7 +31,6 @@ from archive.errors import ArchiveError, ConfigurationError
 from archive.settings import Settings
 from signing import certs as signing_certs
 from signing import sm2 as signing_sm2
-from signing import tsa as signing_tsa
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +171,7 @@ def _check_tsa(settings: Settings) -> list[str]:
     url = settings.tsa_url or ""
     timestamper = signing.http_timestamper(url, timeout=settings.preflight_timeout_seconds)
     try:
-        token = signing_tsa.timestamp_digest(timestamper, digest=hashlib.sha256(b"evidence preflight").digest())
+        token = signing.tsa.timestamp_digest(timestamper, digest=hashlib.sha256(b"evidence preflight").digest())
     except signing.SigningError as exc:
         return [f"EVIDENCE_TSA_URL {url} did not answer a test time-stamp within "
                 f"{settings.preflight_timeout_seconds:g} s: {exc.reason}"]

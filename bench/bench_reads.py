@@ -9,7 +9,12 @@ the database (``db/s``); ``ratio`` is the API's case-read rate at 50 clients ove
 >= 0.1 on PostgreSQL with 2 cores; p99 under 250 ms at 100 clients for every metadata read).
 After the 100-client burst it times single case reads to show whether the API stalls.
 
-    .venv/bin/python bench/bench_reads.py [--stack services|embedded] [--items 200] [--requests 400]
+The clients are wrk's connections where wrk is installed (``apt install wrk``; scripts/setup.sh
+installs it): a C load generator, so the clients' own work does not take the server's two
+cores from it, as clients on other machines would not. ``--client threads`` uses Python
+threads (httpx), a fixed number of requests per level, as before.
+
+    .venv/bin/python bench/bench_reads.py [--stack services|embedded] [--items 200] [--client wrk|threads]
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +46,7 @@ from tests.conftest import _base_env  # noqa: E402
 
 P99_TARGET_MS = 250.0
 RATIO_TARGET = 0.1
+WRK_SECONDS = 8.0
 
 
 def _prepare(url: str, token: str, items: int) -> tuple[str, str]:
@@ -90,7 +99,33 @@ def _burst(url: str, token: str, path: str, clients: int, requests: int) -> tupl
     return len(times) / elapsed, sorted(times), statuses
 
 
-def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path) -> None:
+WRK = shutil.which("wrk")
+
+
+def _wrk(url: str, token: str, path: str, clients: int, seconds: float) -> tuple[float, float, float, Counter]:
+    """``clients`` keep-alive connections of wrk (a C load generator: the clients' own work
+    does not take the server's two cores from it) reading ``path`` for ``seconds``:
+    requests/s, p50 and p99 in ms, and the answers that were not 2xx or never came."""
+    out = subprocess.run([WRK, f"-t{min(2, clients)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "10s",
+                          "-H", f"Authorization: Bearer {token}", url + path],
+                         capture_output=True, text=True, check=True).stdout
+    def number(pattern: str) -> float:
+        found = re.search(pattern, out)
+        if not found:
+            return 0.0
+        value, unit = float(found.group(1)), found.group(2) if found.lastindex and found.lastindex > 1 else ""
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}.get(unit, 1.0)
+    statuses: Counter = Counter()
+    if (bad := number(r"Non-2xx or 3xx responses: (\d+)()")):
+        statuses["non-2xx"] = int(bad)
+    for kind in ("connect", "read", "write", "timeout"):
+        if (n := number(rf"{kind} (\d+)()")):
+            statuses[kind] = int(n)
+    return (number(r"Requests/sec:\s+([\d.]+)()"), number(r"50%\s+([\d.]+)(us|ms|s|m)\b"),
+            number(r"99%\s+([\d.]+)(us|ms|s|m)\b"), statuses)
+
+
+def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path, *, client: str = "threads") -> None:
     process, url = _serve(env, tmp / f"{name}-serve.log")
     try:
         token = _user(env, "bench-reader", "Bench unit", "officer")
@@ -106,17 +141,22 @@ def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path) 
             f"list ({items})": f"/api/v1/cases/{case_id}/evidence",
             "content": f"/api/v1/evidence/{item_id}/content",
         }
-        print(f"\n== {name}: {os.cpu_count()} cores, {items} items in the case, {requests} requests per level")
+        how = (f"wrk, {WRK_SECONDS:g} s per level" if client == "wrk"
+               else f"Python threads (httpx), {requests} requests per level")
+        print(f"\n== {name}: {os.cpu_count()} cores, {items} items in the case; clients: {how}")
         print(f"{'read':<12} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  other answers")
         case_rate_50 = 0.0
         for label, path in reads.items():
             for clients in (1, 10, 50, 100):
                 if clients == 50 and label != "case":
                     continue
-                rate, times, statuses = _burst(url, token, path, clients, requests)
-                p50 = statistics.median(times) * 1000
-                p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
-                other = {s: n for s, n in statuses.items() if s != 200}
+                if client == "wrk":
+                    rate, p50, p99, other = _wrk(url, token, path, clients, WRK_SECONDS)
+                else:
+                    rate, times, statuses = _burst(url, token, path, clients, requests)
+                    p50 = statistics.median(times) * 1000
+                    p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+                    other = {s: n for s, n in statuses.items() if s != 200}
                 flag = "  (p99 over target)" if clients == 100 and label != "content" and p99 > P99_TARGET_MS else ""
                 print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}  {other or ''}{flag}", flush=True)
                 if label == "case" and clients == 50:
@@ -144,14 +184,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", choices=["embedded", "services"], default="services")
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=400, help="requests per read and client count")
+    parser.add_argument("--requests", type=int, default=400, help="requests per read and client count (threads)")
+    parser.add_argument("--client", choices=["wrk", "threads"], default="wrk" if WRK else "threads",
+                        help="load generator: wrk (default where installed: apt install wrk) or Python threads, "
+                             "whose own work shares the server's cores")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-reads-"))
     if args.stack == "embedded":
-        bench("embedded", _base_env(tmp / "embedded"), args.items, args.requests, tmp)
+        bench("embedded", _base_env(tmp / "embedded"), args.items, args.requests, tmp, client=args.client)
         return
     with services_env(tmp, "bench-reads") as env:
-        bench("services", env, args.items, args.requests, tmp)
+        bench("services", env, args.items, args.requests, tmp, client=args.client)
 
 
 if __name__ == "__main__":

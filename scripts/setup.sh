@@ -12,15 +12,15 @@ command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v pdfsig >/dev/null || need_apt+=(poppler-utils)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 command -v openssl >/dev/null || need_apt+=(openssl)
-# Debian's Chromium is the remote-inspection capture browser (Playwright drives it; no
-# browser is ever downloaded by Playwright itself).
+# Debian's Chromium is the remote-inspection capture browser and the one the browser tests
+# (tests/browser/) drive with Playwright, which never downloads a browser of its own here.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # Node.js runs the real OpenID Provider (oidc-provider) the single sign-on tests use.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
-# Debian's Chromium is the browser the browser tests (tests/browser/, Playwright) drive;
-# Playwright never downloads a browser of its own here.
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# wrk, a C HTTP load generator: bench/bench_reads.py's clients (Python client threads would
+# take the server's cores from it).
+command -v wrk >/dev/null || need_apt+=(wrk)
 # A Chinese font, so the browser (and the workspace's screenshots) draws the Chinese pages and
 # each export's certificate.pdf embeds it (EVIDENCE_EXPORT_CERTIFICATE_FONT names this file).
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)

@@ -4,20 +4,37 @@ This package imports nothing else of ours. Main entry points are re-exported
 here; see each module for details.
 """
 
-from .cades import SealReport, extract_timestamp_token, seal_detached, verify_detached
-from .devpki import DevPKI, create_dev_pki, ensure_dev_pki, load_dev_pki, rotate_seal_key
-from .errors import KeyUnavailable, SealFailed, SigningError, TimestampFailed, VerificationError
-from .hashing import sm3_hex
-from .keys import signer_from_files, signer_from_pkcs11
-from .pades import PdfSealReport, seal_pdf, verify_pdf
-from .sm2 import Sm2Report, sm2_seal, verify_sm2
-from .tsa import TimeStampAuthority, http_timestamper, local_timestamper
+from __future__ import annotations
 
-__all__ = [
-    "DevPKI", "KeyUnavailable", "PdfSealReport", "SealFailed", "SealReport",
-    "SigningError", "Sm2Report", "TimeStampAuthority", "TimestampFailed", "VerificationError",
-    "create_dev_pki", "ensure_dev_pki", "extract_timestamp_token", "http_timestamper",
-    "load_dev_pki", "local_timestamper", "rotate_seal_key", "seal_detached", "seal_pdf",
-    "signer_from_files", "signer_from_pkcs11", "sm2_seal", "sm3_hex", "verify_detached",
-    "verify_pdf", "verify_sm2",
-]
+import importlib
+import importlib.util
+from typing import Any
+
+# Loaded when first asked for (PEP 562): a process that only reads seals' metadata (the API)
+# does not pull in pyHanko and its certificate validation until it verifies or seals.
+_WHERE = {
+    "SealReport": "cades", "extract_timestamp_token": "cades", "seal_detached": "cades", "verify_detached": "cades",
+    "DevPKI": "devpki", "create_dev_pki": "devpki", "ensure_dev_pki": "devpki", "load_dev_pki": "devpki",
+    "rotate_seal_key": "devpki",
+    "KeyUnavailable": "errors", "SealFailed": "errors", "SigningError": "errors", "TimestampFailed": "errors",
+    "VerificationError": "errors",
+    "sm3_hex": "hashing",
+    "signer_from_files": "keys", "signer_from_pkcs11": "keys",
+    "PdfSealReport": "pades", "seal_pdf": "pades", "verify_pdf": "pades",
+    "Sm2Report": "sm2", "sm2_seal": "sm2", "verify_sm2": "sm2",
+    "TimeStampAuthority": "tsa", "http_timestamper": "tsa", "local_timestamper": "tsa",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (from its module), or a submodule (``package.tsa``), on first use."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

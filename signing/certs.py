@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from asn1crypto import cms
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
-from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from evidence_verify.certs import (
     AnyCertificate,
     load_certificates,
@@ -52,5 +51,7 @@ def signing_certificate_attribute(cert: asn1_x509.Certificate) -> cms.CMSAttribu
 
 @functools.lru_cache(maxsize=16)
 def _signing_certificate_der(cert_der: bytes) -> bytes:
+    from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute  # when sealing: see signing
+
     cert = asn1_x509.Certificate.load(cert_der)
     return simple_cms_attribute("signing_certificate_v2", as_signing_certificate_v2(cert, "sha256")).dump()

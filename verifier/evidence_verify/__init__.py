@@ -10,12 +10,33 @@ imports the export format (:mod:`.layout`), the ledger entry format
 (:mod:`.cades`, :mod:`.pades`, :mod:`.sm2`) from here, so they are written once.
 """
 
-from .case_archive import CaseArchiveReport, check_case_archive, is_case_archive
-from .check import check_export, verify_export
-from .errors import ExportUnreadable, KeyUnavailable, SigningError, VerificationError
-from .report import ExportInvalid, ExportReport, Finding, SealCache, summarise
+from __future__ import annotations
 
-__all__ = [
-    "CaseArchiveReport", "check_case_archive", "is_case_archive", "ExportInvalid", "ExportReport", "ExportUnreadable", "Finding", "KeyUnavailable", "SealCache", "SigningError",
-    "VerificationError", "check_export", "summarise", "verify_export",
-]
+import importlib
+import importlib.util
+from typing import Any
+
+# The public names are loaded when first asked for (PEP 562): the server imports the small
+# modules above (the Merkle proofs, the export layout) and must not pull in the whole
+# verifier with pyHanko and its certificate validation (some 25 MB in each API process).
+_WHERE = {
+    "CaseArchiveReport": "case_archive", "check_case_archive": "case_archive", "is_case_archive": "case_archive",
+    "check_export": "check", "verify_export": "check",
+    "ExportUnreadable": "errors", "KeyUnavailable": "errors", "SigningError": "errors", "VerificationError": "errors",
+    "ExportInvalid": "report", "ExportReport": "report", "Finding": "report", "SealCache": "report",
+    "summarise": "report",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (from its module), or a submodule (``package.tsa``), on first use."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
