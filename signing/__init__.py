@@ -6,9 +6,7 @@ here; see each module for details.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any
+from evidence_verify.lazy import lazy_names
 
 # Loaded when first asked for (PEP 562): a process that only reads seals' metadata (the API)
 # does not pull in pyHanko and its certificate validation until it verifies or seals.
@@ -28,13 +26,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    """A public name (from its module), or a submodule (``package.tsa``), on first use."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

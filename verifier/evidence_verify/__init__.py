@@ -12,9 +12,7 @@ imports the export format (:mod:`.layout`), the ledger entry format
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any
+from .lazy import lazy_names
 
 # The public names are loaded when first asked for (PEP 562): the server imports the small
 # modules above (the Merkle proofs, the export layout) and must not pull in the whole
@@ -30,13 +28,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    """A public name (from its module), or a submodule (``package.tsa``), on first use."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())
