@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
                    metrics.router):
         app.include_router(router, dependencies=ONE_VALUE_PER_QUERY_PARAMETER)
     pages.install(app)
-    # Requests at work hold connections: no more of them than the pool has (api.admission).
-    app.add_middleware(AdmissionGate, slots=settings.database_connections)
+    # Requests at work hold connections: never more of them than the pool has (api.admission).
+    app.add_middleware(AdmissionGate, slots=min(settings.api_requests_at_work, settings.database_connections))
     # Requests append custody entries; a checkpoint is enqueued when enough accrued.
     app.add_middleware(CheckpointTriggerMiddleware, trigger=CheckpointTrigger(services))
     app.add_middleware(metrics.HttpMetricsMiddleware)

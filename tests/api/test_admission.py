@@ -1,0 +1,76 @@
+"""The admission gate: at most ``slots`` requests at work, the rest in arrival order, each
+leaving when its answer starts; evidence streaming in and the built-in TSA pass by."""
+
+from __future__ import annotations
+
+import asyncio
+
+from api.admission import AdmissionGate
+
+
+def _scope(method: str, path: str) -> dict:
+    return {"type": "http", "method": method, "path": path, "headers": []}
+
+
+def test_at_most_slots_at_work_served_in_arrival_order_and_free_once_the_answer_starts() -> None:
+    async def main() -> None:
+        at_work, most, started = 0, 0, []
+        release = asyncio.Event()
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            nonlocal at_work, most
+            gated = scope["method"] == "GET"
+            at_work += gated
+            most = max(most, at_work)
+            started.append(scope["path"])
+            await release.wait()
+            at_work -= gated
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await asyncio.sleep(0.05)  # the body goes on after the slot is free
+            await send({"type": "http.response.body", "body": b""})
+
+        gate = AdmissionGate(app, slots=3)
+
+        async def send(_message):  # type: ignore[no-untyped-def]
+            return None
+
+        requests = [asyncio.create_task(gate(_scope("GET", f"/api/v1/cases/{n}"), None, send)) for n in range(10)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert started == [f"/api/v1/cases/{n}" for n in range(3)]  # the rest wait
+        # Streamed evidence and the built-in TSA are not held behind them.
+        free = [asyncio.create_task(gate(_scope(m, p), None, send)) for m, p in (
+            ("POST", "/api/v1/cases/x/evidence"), ("PATCH", "/api/v1/uploads/u1"), ("POST", "/tsa"))]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert started[3:] == ["/api/v1/cases/x/evidence", "/api/v1/uploads/u1", "/tsa"]
+        release.set()
+        await asyncio.gather(*requests, *free)
+        assert started[6:] == [f"/api/v1/cases/{n}" for n in range(3, 10)]  # in arrival order
+        assert most == 3
+
+    asyncio.run(main())
+
+
+def test_a_failing_request_gives_its_slot_back() -> None:
+    async def main() -> None:
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            if scope["path"].endswith("boom"):
+                raise RuntimeError("boom")
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        gate = AdmissionGate(app, slots=1)
+        sent = []
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            sent.append(message["type"])
+
+        for _ in range(3):
+            try:
+                await gate(_scope("GET", "/api/v1/boom"), None, send)
+            except RuntimeError:
+                pass
+        await asyncio.wait_for(gate(_scope("GET", "/api/v1/cases"), None, send), 5)
+        assert sent == ["http.response.start"]
+
+    asyncio.run(main())
