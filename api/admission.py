@@ -28,8 +28,16 @@ from typing import Any
 from api.http import streamed
 
 
+CLIENT_GONE = "evidence.client_gone"
+"""Scope key set when a request was dropped because its client left while it waited its turn
+(counted as status 499, nginx's "client closed request", by :mod:`api.metrics`)."""
+
+
 class AdmissionGate:
-    """ASGI middleware: at most ``slots`` requests at work at once, the rest in arrival order."""
+    """ASGI middleware: at most ``slots`` requests at work at once, the rest in arrival order.
+
+    A request whose client leaves while it waits its turn is dropped unanswered: after a burst
+    of clients that gave up, the next users do not wait behind work nobody will read."""
 
     def __init__(self, app: Any, *, slots: int):
         self.app = app
@@ -43,7 +51,13 @@ class AdmissionGate:
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.slots)
         gate = self._gate
-        await gate.acquire()
+        received: list[dict[str, Any]] = []
+        if gate.locked():
+            if not await _admitted_unless_gone(gate, receive, received):
+                scope[CLIENT_GONE] = True
+                return
+        else:
+            await gate.acquire()
         held = True
 
         def leave() -> None:
@@ -57,7 +71,42 @@ class AdmissionGate:
                 leave()
             await send(message)
 
+        async def receive_again() -> dict[str, Any]:
+            return received.pop(0) if received else await receive()
+
         try:
-            await self.app(scope, receive, send_leaving)
+            await self.app(scope, receive_again, send_leaving)
         finally:
             leave()
+
+
+async def _admitted_unless_gone(gate: asyncio.Semaphore, receive: Any, received: list[dict[str, Any]]) -> bool:
+    """Wait for a slot while watching the client: True once admitted (holding the slot), False
+    if the client left first. What the watch read of the request (its small body; routes
+    whose body streams are not gated) is kept in ``received`` for the app, in order."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] == "http.disconnect":
+                gone.set()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    admitted = asyncio.ensure_future(gate.acquire())
+    left = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({admitted, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (watcher, left, admitted):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(watcher, left, admitted, return_exceptions=True)
+    got_slot = admitted.done() and not admitted.cancelled() and admitted.exception() is None
+    if gone.is_set():
+        if got_slot:
+            gate.release()
+        return False
+    return got_slot

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.admission import CLIENT_GONE
 from api.deps import Services, ServicesDep, identify
 from api.schemas import ErrorResponse
 from archive import metrics
@@ -104,6 +105,8 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            if scope.get(CLIENT_GONE):
+                status = 499  # dropped unanswered: its client left while it waited its turn
             metrics.record_http(method=scope["method"], route=route, status=status,
                                 seconds=time.perf_counter() - start)
 

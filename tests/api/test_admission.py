@@ -74,3 +74,47 @@ def test_a_failing_request_gives_its_slot_back() -> None:
         assert sent == ["http.response.start"]
 
     asyncio.run(main())
+
+
+def test_a_request_whose_client_left_while_it_waited_is_dropped_and_a_waiting_body_kept() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+        seen: list[tuple[str, bytes]] = []
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            message = await receive()
+            seen.append((scope["path"], message.get("body", b"")))
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        gate = AdmissionGate(app, slots=1)
+
+        def client(body: bytes, leaves: asyncio.Event):  # type: ignore[no-untyped-def]
+            sent = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def receive():  # type: ignore[no-untyped-def]
+                if sent:
+                    return sent.pop(0)
+                await leaves.wait()
+                return {"type": "http.disconnect"}
+            return receive
+
+        async def send(_message):  # type: ignore[no-untyped-def]
+            return None
+
+        stays, leaves = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(gate(_scope("GET", "/api/v1/a"), client(b"", stays), send))
+        gone_scope = _scope("GET", "/api/v1/gone")
+        gone = asyncio.create_task(gate(gone_scope, client(b"", leaves), send))
+        waiting = asyncio.create_task(gate(_scope("POST", "/api/v1/cases"), client(b'{"title": "x"}', stays), send))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        leaves.set()  # the second client gives up while it waits its turn
+        await asyncio.wait_for(gone, 5)
+        assert gone_scope.get("evidence.client_gone") is True
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, waiting), 5)
+        # The one that left was never worked on; the waiting POST got its body whole.
+        assert seen == [("/api/v1/a", b""), ("/api/v1/cases", b'{"title": "x"}')]
+
+    asyncio.run(main())
