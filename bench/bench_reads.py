@@ -125,6 +125,21 @@ def _wrk(url: str, token: str, path: str, clients: int, seconds: float) -> tuple
             number(r"99%\s+([\d.]+)(us|ms|s|m)\b"), statuses)
 
 
+def _drain(url: str, token: str, path: str, *, quick: float = 0.05, limit: float = 60.0) -> float:
+    """Seconds until single reads of ``path`` answer within ``quick`` again after a burst (the
+    server works through what the burst's clients left queued, answered or not: a client that
+    closes after a complete request is still answered), so the next level starts on an idle
+    server; printed when 0.5 s or more."""
+    began = time.perf_counter()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=limit) as c:
+        while time.perf_counter() - began < limit:
+            t0 = time.perf_counter()
+            c.get(path)
+            if time.perf_counter() - t0 < quick:
+                break
+    return time.perf_counter() - began
+
+
 def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path, *, client: str = "threads") -> None:
     process, url = _serve(env, tmp / f"{name}-serve.log")
     try:
@@ -158,7 +173,10 @@ def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path, 
                     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
                     other = {s: n for s, n in statuses.items() if s != 200}
                 flag = "  (p99 over target)" if clients == 100 and label != "content" and p99 > P99_TARGET_MS else ""
-                print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}  {other or ''}{flag}", flush=True)
+                drained = _drain(url, token, reads["case"]) if clients == 100 else None
+                after = f"  drained in {drained:.1f} s" if drained is not None and drained >= 0.5 else ""
+                print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}  {other or ''}{flag}{after}",
+                      flush=True)
                 if label == "case" and clients == 50:
                     case_rate_50 = rate
         db_rate = _db_reads(env, case_id, 50, max(1, requests // 50) * 10)
