@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archive.custody import ledger
-from archive.db import Database
+from archive.db import Database, lock_row
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.items import add_flag, derived_key, lock_item
 from archive.exports.waiting import wake_waiting_exports
@@ -75,7 +75,10 @@ def _record_from_rows(item: EvidenceItem) -> ItemSealRecord:
 
 def _mark_failed(db: Database, item_id: str) -> None:
     with db.session() as session:
-        item = session.get(EvidenceItem, item_id)
+        # Locked, so a seal another worker commits meanwhile is seen (and kept): read without
+        # the lock, a run that failed after the item was sealed by a second run of the same
+        # task (redelivered when a worker host died) turned "sealed" back into "failed".
+        item = lock_row(session, EvidenceItem, item_id)
         if item is not None and item.seal_status != "sealed":
             item.seal_status = "failed"
 
