@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 
@@ -128,14 +128,17 @@ async def get_session(request: Request, services: ServicesDep) -> AsyncIterator[
     try:
         yield session
     except BaseException as exc:
-        with anyio.CancelScope(shield=True):
-            swallowed = await anyio.to_thread.run_sync(
-                manager.__exit__, type(exc), exc, exc.__traceback__, limiter=anyio.CapacityLimiter(1))
-        if not swallowed:
+        if not await _end_in_thread(manager, type(exc), exc, exc.__traceback__):
             raise
     else:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(manager.__exit__, None, None, None, limiter=anyio.CapacityLimiter(1))
+        await _end_in_thread(manager, None, None, None)
+
+
+async def _end_in_thread(manager: Any, *exc_info: Any) -> bool:
+    """``manager.__exit__(*exc_info)`` in a thread outside the request pool's limit, shielded
+    from cancellation; whether it swallowed the exception."""
+    with anyio.CancelScope(shield=True):
+        return bool(await anyio.to_thread.run_sync(manager.__exit__, *exc_info, limiter=anyio.CapacityLimiter(1)))
 
 
 @contextmanager
