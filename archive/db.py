@@ -22,10 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import JSON, Engine, Integer, MetaData, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +34,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from archive.errors import ArchiveError, Conflict, DatabaseBusy, InvalidInput
 from archive.settings import Settings
+
+if TYPE_CHECKING:  # Alembic is loaded when migrating: an API process needs none of its 10 MB
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -317,9 +318,16 @@ class Database:
         self.engine = make_engine(self.url, connections=settings.database_connections)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reading sessions use the same pool with their options set on each connection they take.
-        self._read_engine = self.engine.execution_options(**{SNAPSHOT: True})
-        self._snapshot_engine = (self._read_engine.execution_options(isolation_level="REPEATABLE READ")
-                                 if self.engine.dialect.name == "postgresql" else self._read_engine)
+        reading = self.engine.execution_options(**{SNAPSHOT: True})
+        self._read_engine = self._snapshot_engine = reading
+        if self.engine.dialect.name == "postgresql":
+            # A reading session on PostgreSQL runs each query on its own (autocommit): under
+            # READ COMMITTED every statement saw a new snapshot anyway, and the BEGIN and
+            # ROLLBACK around them were two of a case read's six round trips. It has no
+            # transaction, so no server-side cursor either: a read that streams rows
+            # (``yield_per``) or needs one snapshot uses :meth:`snapshot`.
+            self._read_engine = reading.execution_options(isolation_level="AUTOCOMMIT")
+            self._snapshot_engine = reading.execution_options(isolation_level="REPEATABLE READ")
         event.listen(self.sessions, "after_commit", _committed)
         event.listen(self.sessions, "after_rollback", _drop_after_commit)
         event.listen(self.sessions, "after_transaction_end", _transaction_ended)
@@ -546,6 +554,8 @@ def compare_type(context: Any, inspected_column: Any, metadata_column: Any, insp
 
 def alembic_config(url: str) -> Config:
     """An Alembic configuration pointing at our migrations and ``url``."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -557,4 +567,6 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)

@@ -309,14 +309,13 @@ def set_retention(case_id: str, session: SessionDep, services: ServicesDep, user
 
 def records_view(session: Session, *, settings: Settings, cases: list[Case]) -> dict[str, Any]:
     """The administrator's records section: the classes, and each case's class, stage and hold."""
-    ids = [c.id for c in cases]
-    classes = retention.classes_of(session, settings=settings, case_ids=ids)
-    held = holds.active_holds(session, ids)
+    standing = retention.standing(session, settings=settings, case_ids=[c.id for c in cases])
     return {
         "retention_classes": retention.retention_classes(settings),
         "default_class": settings.retention_default_class,
         "records": [{"id": c.id, "number": c.case_number, "unit": c.unit.name, "stage": c.stage.value,
-                     "retention_class": classes[c.id], "hold": held[c.id].reason if c.id in held else None}
+                     "retention_class": standing[c.id].retention_class,
+                     "hold": hold.reason if (hold := standing[c.id].hold) else None}
                     for c in cases],
     }
 

@@ -21,7 +21,7 @@ from archive.evidence import receiving
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
 from archive.models import Case, EvidenceItem, EvidenceKind, User
-from archive.records import holds, retention
+from archive.records import retention
 from archive.settings import Settings
 from archive.identity.users import load_case
 
@@ -73,10 +73,9 @@ def get_case(case_id: str, session: SessionDep, services: ServicesDep, user: Cur
 
 def public_cases(session: Session, settings: Settings, cases: list[Case]) -> list[CasePublic]:
     """Cases as the API shows them, with their legal hold and retention class."""
-    ids = [c.id for c in cases]
-    held = holds.active_holds(session, ids)
-    classes = retention.classes_of(session, settings=settings, case_ids=ids)
-    return [CasePublic.of(c, legal_hold=c.id in held, retention_class=classes[c.id]) for c in cases]
+    standing = retention.standing(session, settings=settings, case_ids=[c.id for c in cases])
+    return [CasePublic.of(c, legal_hold=standing[c.id].hold is not None, retention_class=standing[c.id].retention_class)
+            for c in cases]
 
 
 @router.get("/{case_id}/evidence", response_model=list[ItemPublic], responses=ERRORS)

@@ -24,16 +24,15 @@ What each command checks:
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive.cases.closing import archive_row_copies
 from archive.cases.models import CaseArchive
-from archive.custody.checkpoints import checkpoint_copies, checkpoint_sizes, checkpoint_vaults, first_covering
+from archive.custody.checkpoints import checkpoint_copies, checkpoint_vaults, first_covering
 from archive.errors import VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, check_object
 from archive.models import Case, Checkpoint, LedgerEntry
@@ -118,19 +117,14 @@ def _vault(session: Session, case_id: str) -> str:
 
 def _case_checkpoints(session: Session, case_id: str) -> Iterator[Checkpoint]:
     """The checkpoints kept in the case's vault: for each entry of the case, the first
-    checkpoint whose tree holds it (the one sealed for that stretch of the ledger)."""
-    sizes = checkpoint_sizes(session)
-    covering: list[int] = []
-    seqs = session.execute(select(LedgerEntry.seq).where(LedgerEntry.case_id == case_id)
-                           .order_by(LedgerEntry.seq).execution_options(yield_per=5000)).scalars()
-    for seq in seqs:
-        at = bisect_left(sizes, seq)
-        if at == len(sizes):
-            break  # not sealed in a checkpoint yet
-        if not covering or covering[-1] != sizes[at]:
-            covering.append(sizes[at])
-    for size in covering:
-        yield session.execute(select(Checkpoint).where(Checkpoint.tree_size == size)).scalars().first()
+    checkpoint whose tree holds it (the one sealed for that stretch of the ledger), in order.
+    One query: each entry finds its checkpoint in the index of tree sizes, and only the few
+    distinct checkpoints come back (a reading session has no cursor to stream with)."""
+    covering = (select(func.min(Checkpoint.tree_size)).where(Checkpoint.tree_size >= LedgerEntry.seq)
+                .correlate(LedgerEntry).scalar_subquery())
+    sizes = select(covering).where(LedgerEntry.case_id == case_id).distinct()
+    yield from session.execute(
+        select(Checkpoint).where(Checkpoint.tree_size.in_(sizes)).order_by(Checkpoint.tree_size)).scalars()
 
 
 def verify_case_checkpoint_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -22,7 +22,7 @@ from archive.errors import InvalidInput
 from archive.identity.users import actor_name, load_case, require_role
 from archive.models import Case, User, utcnow
 from archive.records.common import ADMINS, case_row, require_reason
-from archive.records.models import CaseRetention
+from archive.records.models import CaseRetention, LegalHold
 from archive.settings import Settings
 
 
@@ -50,6 +50,30 @@ def classes_of(session: Session, *, settings: Settings, case_ids: Collection[str
         select(CaseRetention.case_id, CaseRetention.retention_class).where(CaseRetention.case_id.in_(case_ids))
     ).all()) if case_ids else {}
     return {case_id: rows.get(case_id, settings.retention_default_class) for case_id in case_ids}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a case stands as a record: the legal hold in force (None when there is none) and
+    its retention class."""
+
+    hold: LegalHold | None
+    retention_class: str
+
+
+def standing(session: Session, *, settings: Settings, case_ids: Collection[str]) -> dict[str, Standing]:
+    """The :class:`Standing` of each of these cases, in one query (a case read asks it every
+    time: one round trip rather than one for holds and one for classes)."""
+    if not case_ids:
+        return {}
+    in_force = and_(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None))
+    rows = session.execute(
+        select(Case.id, CaseRetention.retention_class, LegalHold).select_from(Case)
+        .outerjoin(CaseRetention, CaseRetention.case_id == Case.id).outerjoin(LegalHold, in_force)
+        .where(Case.id.in_(case_ids))
+    ).all()
+    return {case_id: Standing(hold, retention_class or settings.retention_default_class)
+            for case_id, retention_class, hold in rows}
 
 
 def set_retention_class(

@@ -92,3 +92,19 @@ def test_a_connection_dropped_mid_transaction_is_busy_never_a_raw_driver_error(d
             _terminate(pg_url, pid)
             s.execute(text("SELECT 1"))
     assert _backend(database) not in (pid, None)
+
+
+def test_a_read_runs_each_query_on_its_own_and_a_snapshot_keeps_one(database):
+    """A reading session sends no BEGIN and no ROLLBACK (two of a case read's round trips):
+    each statement is its own transaction, so its ``now()`` is its own start. A snapshot
+    session keeps one transaction, hence one ``now()``, over all its statements, and it can
+    still stream rows through a server-side cursor."""
+    same_start = text("SELECT now() = statement_timestamp() FROM pg_sleep(0.01)")
+    with database.read() as s:
+        assert [s.execute(same_start).scalar_one() for _ in range(3)] == [True, True, True]
+    with database.snapshot() as s:
+        first = s.execute(text("SELECT now()")).scalar_one()
+        assert s.execute(same_start).scalar_one() is False
+        assert s.execute(text("SELECT now()")).scalar_one() == first
+        streamed = s.execute(text("SELECT generate_series(1, 5)").execution_options(yield_per=2)).scalars()
+        assert list(streamed) == [1, 2, 3, 4, 5]
