@@ -19,7 +19,7 @@ from api.routes import (
     uploads, users, verifications,
 )
 from archive import metrics as archive_metrics
-from archive import preflight, work
+from archive import heap, preflight, work
 from archive.db import Database
 from archive.errors import ArchiveError
 from archive.settings import Settings, load_settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     """Build the API for ``settings`` (default: from the environment); ``checked``: the
     production start-up checks have passed already for these settings."""
     settings = settings or load_settings()
+    heap.keep_heap_flat()
     # Production refuses bad key material, a silent TSA or a bucket without object lock
     # here, before anything is served (one ConfigurationError listing every problem).
     if not checked:

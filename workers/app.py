@@ -12,7 +12,7 @@ import sys
 
 from celery import signals
 
-from archive import metrics, preflight
+from archive import heap, metrics, preflight
 from archive.errors import ConfigurationError
 from archive.settings import load_settings
 from workers.celery import make_celery
@@ -35,6 +35,7 @@ def _preflight(**_kwargs: object) -> None:
     # At start-up of a worker or beat only: `celery inspect` (health checks) imports this
     # module too and must not send a test time-stamp every time. SystemExit, not an
     # exception: Celery logs and ignores exceptions raised by signal receivers.
+    heap.keep_heap_flat()  # seals, SM3 and exports stream large files through its threads
     try:
         preflight.check(settings)
     except ConfigurationError as exc:

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import requests
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.common.errors import AuthlibBaseError
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +21,12 @@ from archive.errors import ConfigurationError, Unauthenticated
 from archive.models import User
 from archive.settings import Settings
 from archive.identity.users import add_user, check_user_may_sign_in, update_user
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
+
+# The OpenID client libraries (httpx, requests, Authlib, joserfc) are loaded at the first
+# sign-in through the provider: an API process without single sign-on keeps their memory.
 
 PROVIDER_TIMEOUT = 10.0
 
@@ -55,6 +54,8 @@ def enabled(settings: Settings) -> bool:
 def _discovery(settings: Settings) -> dict[str, Any]:
     if not enabled(settings):
         raise ConfigurationError("single sign-on is not configured (EVIDENCE_OIDC_ISSUER, _CLIENT_ID)")
+    import httpx
+
     url = settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"  # type: ignore[union-attr]
     try:
         reply = httpx.get(url, timeout=PROVIDER_TIMEOUT)
@@ -65,6 +66,8 @@ def _discovery(settings: Settings) -> dict[str, Any]:
 
 
 def _client(settings: Settings, redirect_uri: str) -> OAuth2Session:
+    from authlib.integrations.requests_client import OAuth2Session
+
     secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
     return OAuth2Session(
         client_id=settings.oidc_client_id, client_secret=secret, scope=settings.oidc_scopes,
@@ -94,6 +97,13 @@ def finish(settings: Settings, *, pending: PendingLogin | None, params: dict[str
         raise SsoRefused(f"the provider refused: {params.get('error')} {params.get('error_description', '')}".strip())
     if not params.get("code"):
         raise SsoRefused("the provider returned no authorization code")
+    import httpx
+    import requests
+    from authlib.common.errors import AuthlibBaseError
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     config = _discovery(settings)
     try:
         with _client(settings, redirect_uri) as client:
