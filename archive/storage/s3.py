@@ -5,7 +5,7 @@ Every original gets COMPLIANCE retention: until it expires, nobody — administr
 root account included — can delete that version. Uploads of unknown length go up as a
 multipart upload with a bounded part size: parts received are uploaded while the next ones
 arrive, at most ``parallel_parts`` in flight, so memory stays flat (that many parts plus the
-one being read) whatever the file size. The parts are sent by :meth:`S3Store._put_parts`, not
+one being read) whatever the file size. The parts are sent by :class:`~archive.storage.s3_parts.PartSender`, not
 minio's ``put_object(num_parallel_uploads=N)``: minio's upload pool leaves its threads waiting
 forever when the stream fails (a client that goes away mid-upload), one set per failed upload.
 ``minio``/``urllib3`` errors never leave this module and its staging; callers see ours.
@@ -23,16 +23,13 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE
-from minio.datatypes import Part
 from minio.error import S3Error
 from minio.retention import Retention
 
@@ -40,6 +37,7 @@ from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
 from archive.storage.protocol import CHUNK, StoredObject
 from archive.storage.s3_errors import LOCKED, NO_LEGAL_HOLD, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
+from archive.storage.s3_parts import PartSender
 from archive.storage.s3_staging import S3Staging
 
 log = logging.getLogger(__name__)
@@ -182,9 +180,8 @@ class S3Store:
 
     def _put_parts(self, key: str, reader: _ChunkReader, head: list[bytes], *, content_type: str) -> StoredObject:
         """A multipart upload of ``head`` (parts read already, last first) then the rest of
-        ``reader``: each part is uploaded while the next is read, at most ``parallel_parts`` at
-        once. Any failure (of a part, or of the stream) waits for the parts in flight, aborts the
-        upload and re-raises; the pool's threads end with the call."""
+        ``reader``, through a :class:`PartSender`. Any failure (of a part, or of the stream)
+        waits for the parts in flight, aborts the upload and re-raises."""
 
         def parts() -> Iterator[bytes]:
             while head:
@@ -193,24 +190,12 @@ class S3Store:
                 yield data
 
         upload_id = self.client._create_multipart_upload(self.bucket, key, {"Content-Type": content_type})
-        done: list[Part] = []
-        in_flight: deque[tuple[int, Future[str]]] = deque()
         try:
-            with ThreadPoolExecutor(max_workers=self.parallel_parts, thread_name_prefix="s3-part") as pool:
-                try:
-                    for number, data in enumerate(parts(), 1):
-                        while len(in_flight) >= self.parallel_parts:
-                            n, sent = in_flight.popleft()
-                            done.append(Part(n, sent.result()))
-                        in_flight.append((number, pool.submit(
-                            self.client._upload_part, self.bucket, key, data, None, upload_id, number)))
-                        del data
-                    while in_flight:
-                        n, sent = in_flight.popleft()
-                        done.append(Part(n, sent.result()))
-                finally:
-                    for _n, sent in in_flight:
-                        sent.cancel()
+            with PartSender(self, key, upload_id) as sender:
+                for data in parts():
+                    sender.send(data)
+                    del data
+                done = sender.finish()
             result = self.client._complete_multipart_upload(self.bucket, key, upload_id, done)
         except BaseException:
             try:

@@ -2,8 +2,10 @@
 driven through minio's low-level multipart calls. S3 parts must be at least 5 MiB
 (except the last) while a resumable client may send far smaller pieces, so incoming
 bytes first go to a *spool file* on local disk (``EVIDENCE_UPLOAD_DIR``); every time
-it holds a full part, that part is uploaded and the remainder moves to a new spool
-file named by its starting offset. Memory holds at most one part (``s3_part_size``).
+it holds a full part, that part is uploaded while the next bytes arrive (at most
+``s3_parallel_parts`` at once), and at the end of each write the remainder moves to a new
+spool file named by its starting offset. Memory holds the parts in flight (``s3_part_size``
+each); the spool holds at most one write's bytes (a PATCH is written in segments).
 The handle (upload id, part etags, bytes already in parts) lives in the database, so
 a restarted API process carries on; re-uploading a part number after a crash simply
 replaces that part. Caveats, honestly: the spool is local, so several API replicas
@@ -21,13 +23,14 @@ import shutil
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from minio.datatypes import Part
 from minio.error import S3Error
 
 from archive.errors import ObjectExists, ObjectNotFound, StorageError
 from archive.storage.protocol import CHUNK, StageHandle, StoredObject
+from archive.storage.s3_parts import PartSender
 from archive.storage.s3_errors import NOT_FOUND, VENDOR_ERRORS, translate
 
 if TYPE_CHECKING:
@@ -95,52 +98,68 @@ class S3Staging:
 
     def _flush(self, handle: StageHandle, *, final: bool = False) -> StageHandle:
         """Upload every full part in the spool (and the rest when ``final``); new handle."""
-        path = self._spool(handle)
-        parts = [list(p) for p in handle["parts"]]
-        flushed = handle["flushed"]
-        key = handle["key"]
-        with open(path, "rb") as f:
-            held = os.fstat(f.fileno()).st_size
-            used = 0
-            while held - used >= self.store.part_size or (final and held > used):
-                data = f.read(self.store.part_size)
-                number = len(parts) + 1
-                try:
-                    etag = self.store.client._upload_part(self.store.bucket, key, data, None, handle["upload_id"], number)
-                except VENDOR_ERRORS as exc:
-                    raise translate(exc, f"upload part {number} of {key}") from exc
-                parts.append([number, etag])
-                used += len(data)
-            if not used:
-                return handle
-            new = dict(handle, parts=parts, flushed=flushed + used)
-            # The old spool stays until the next write: the database may still name it.
-            with open(self._spool(new), "wb") as out:
-                shutil.copyfileobj(f, out, CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
+        with open(self._spool(handle), "rb") as f:
+            with self._sender(handle) as sender:
+                sent = self._send_parts(handle, f, sender, 0, os.fstat(f.fileno()).st_size, final=final)
+                return self._moved(handle, f, sent, self._finish(handle, sender)) if sent else handle
+
+    def _sender(self, handle: StageHandle) -> PartSender:
+        """A sender of the stage's next parts (numbered after those recorded in ``handle``)."""
+        return PartSender(self.store, handle["key"], handle["upload_id"], first=len(handle["parts"]) + 1)
+
+    def _send_parts(self, handle: StageHandle, f: BinaryIO, sender: PartSender, sent: int, held: int, *,
+                    final: bool = False) -> int:
+        """Hand ``sender`` each full part of the spool ``f`` from byte ``sent`` on (and the rest
+        when ``final``), read back from the file (the page cache); the bytes sent by then."""
+        part = self.store.part_size
+        while held - sent >= part or (final and held > sent):
+            data = os.pread(f.fileno(), part, sent)
+            try:
+                sender.send(data)
+            except VENDOR_ERRORS as exc:
+                raise translate(exc, f"upload a part of {handle['key']}") from exc
+            sent += len(data)
+        return sent
+
+    @staticmethod
+    def _finish(handle: StageHandle, sender: PartSender) -> list[list[object]]:
+        try:
+            return [[p.part_number, p.etag] for p in sender.finish()]
+        except VENDOR_ERRORS as exc:
+            raise translate(exc, f"upload a part of {handle['key']}") from exc
+
+    def _moved(self, handle: StageHandle, f: BinaryIO, sent: int, parts: list[list[object]]) -> StageHandle:
+        """The handle once the first ``sent`` bytes of the spool ``f`` are the uploaded
+        ``parts``: the rest is copied to a new spool named by its offset and fsynced. The old
+        spool stays until the next write: the database may still name it."""
+        new = dict(handle, parts=[*handle["parts"], *parts], flushed=handle["flushed"] + sent)
+        f.seek(sent)
+        with open(self._spool(new), "wb") as out:
+            shutil.copyfileobj(f, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
         return new
 
     def write(
         self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
     ) -> StageHandle:
+        # Each full part is uploaded while the next bytes arrive (up to the store's
+        # ``parallel_parts`` at once); the spool keeps every byte until the parts are all
+        # in, so a failure leaves the stage as the database records it.
         try:
-            f = self._open_spool(handle, offset)
-            try:
-                size = f.tell()
+            with self._open_spool(handle, offset) as f, self._sender(handle) as sender:
+                held = f.tell()
+                sent = 0
                 for chunk in chunks:
                     f.write(chunk)
-                    size += len(chunk)
-                    if not hold and size >= self.store.part_size:
+                    held += len(chunk)
+                    if not hold and held - sent >= self.store.part_size:
                         f.flush()
-                        f.close()
-                        handle = self._flush(handle)
-                        f = open(self._spool(handle), "r+b")
-                        size = f.seek(0, os.SEEK_END)
+                        sent = self._send_parts(handle, f, sender, sent, held)
                 f.flush()
                 os.fsync(f.fileno())
-            finally:
-                f.close()
+                if sent:
+                    handle = self._moved(handle, f, sent, self._finish(handle, sender))
         except OSError as exc:
             raise StorageError(f"cannot spool bytes of {handle['key']}: {exc.strerror}") from exc
         return handle

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import urllib3
 
 from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreUnavailable, UploadIncomplete
 from archive.storage import ObjectStore
@@ -95,6 +96,60 @@ def test_s3_parts_go_up_in_parallel_and_a_broken_stream_leaves_nothing(s3_server
     assert unfinished == [], unfinished
     assert set(threading.enumerate()) - before == set()  # no upload thread left waiting
     assert store.put(cut, _chunks(data), content_type="video/mp4").size == len(data)
+
+
+def test_s3_stage_parts_go_up_while_the_body_arrives_and_a_failed_part_keeps_the_stage(s3_server, tmp_path):
+    """A resumable upload's write sends each full part while the next bytes arrive (more than
+    one in flight, never more than the setting). A part that fails fails the write with our
+    error; the stage stays as recorded before it, and writing again from there completes it."""
+    import threading
+
+    store = S3Store(
+        endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
+        bucket="stage-" + uuid.uuid4().hex[:8], secure=False, part_size=5 * 1024 * 1024, parallel_parts=3,
+        spool_dir=tmp_path / "spool",
+    )
+    store.ensure_vault("vault-a")
+    sending, most, calls, lock = 0, 0, 0, threading.Lock()
+    real = store.client._upload_part
+    fail_at: int | None = None
+    arrived_while_sending = []
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        nonlocal sending, most, calls
+        with lock:
+            sending += 1
+            calls += 1
+            most = max(most, sending)
+            failing = calls == fail_at
+        try:
+            if failing:
+                raise urllib3.exceptions.ProtocolError("connection reset by peer")
+            return real(*args)
+        finally:
+            with lock:
+                sending -= 1
+
+    def body(data: bytes):  # type: ignore[no-untyped-def]
+        for chunk in _chunks(data):
+            if calls:
+                arrived_while_sending.append(len(chunk))
+            yield chunk
+
+    store.client._upload_part = counted  # the real upload, counted (and failed once below)
+    data = os.urandom(31 * 1024 * 1024 + 7)
+    key = _key()
+    first = _roundtrip(store.staging.begin(key, content_type="video/mp4"))
+    recorded = _roundtrip(store.staging.write(first, offset=0, chunks=body(data[: 3 * 1024 * 1024])))
+    fail_at = calls + 3
+    with pytest.raises(StorageError):
+        store.staging.write(recorded, offset=3 * 1024 * 1024, chunks=body(data[3 * 1024 * 1024 :]))
+    fail_at = None
+    handle = _roundtrip(store.staging.write(recorded, offset=3 * 1024 * 1024, chunks=body(data[3 * 1024 * 1024 :])))
+    assert 2 <= most <= 3, most
+    assert sum(arrived_while_sending) > 10 * 1024 * 1024  # the body went on arriving while parts went up
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
+    assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
 
 
 def test_range_reads(store):
