@@ -47,30 +47,34 @@ HOLD_MARKER = ".legal-hold"
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks (what minio's put_object reads)."""
+    """A file-like view of an iterator of byte chunks: :meth:`readinto` fills a buffer (a
+    part) straight from the chunks, one copy of each byte."""
 
     def __init__(self, chunks: Iterable[bytes]):
         self._it = iter(chunks)
-        self._buf = b""
+        self._left = memoryview(b"")
         self.size = 0
 
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
-        # One growing buffer and one copy out of it: a part is held at most twice while read.
-        data = bytearray(self._buf)
-        self._buf = b""
-        while n < 0 or len(data) < n:
-            try:
-                data += next(self._it)
-            except StopIteration:
-                break
-        if 0 <= n < len(data):
-            self._buf = bytes(data[n:])
-            del data[n:]
-        self.size += len(data)
-        return bytes(data)
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Fill ``buffer`` as far as the chunks go; the number of bytes (0 at the end)."""
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._left:
+                try:
+                    self._left = memoryview(next(self._it))
+                except StopIteration:
+                    break
+                continue
+            take = min(len(self._left), len(view) - filled)
+            view[filled:filled + take] = self._left[:take]
+            self._left = self._left[take:]
+            filled += take
+        self.size += filled
+        return filled
 
 
 class S3Store:
@@ -164,37 +168,29 @@ class S3Store:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
         reader = _ChunkReader(chunks)
         try:
-            first = reader.read(self.part_size)
-            second = reader.read(self.part_size) if len(first) == self.part_size else b""
-            if not second:
-                result = self.client.put_object(self.bucket, key, io.BytesIO(first), len(first),
-                                                content_type=content_type)
-                return StoredObject(key=key, size=len(first), version_id=result.version_id)
-            head = [second, first]
-            del first, second
-            return self._put_parts(key, reader, head, content_type=content_type)
+            first = bytearray(self.part_size)
+            length = reader.readinto(first)
+            if length < self.part_size:  # the whole object fits in one part: one plain PUT
+                data = memoryview(first)[:length]
+                result = self.client.put_object(self.bucket, key, io.BytesIO(data), length, content_type=content_type)
+                return StoredObject(key=key, size=length, version_id=result.version_id)
+            return self._put_parts(key, reader, first, content_type=content_type)
         except StorageError:
             raise
         except VENDOR_ERRORS as exc:
             raise translate(exc, f"upload {key}") from exc
 
-    def _put_parts(self, key: str, reader: _ChunkReader, head: list[bytes], *, content_type: str) -> StoredObject:
-        """A multipart upload of ``head`` (parts read already, last first) then the rest of
+    def _put_parts(self, key: str, reader: _ChunkReader, first: bytearray, *, content_type: str) -> StoredObject:
+        """A multipart upload of ``first`` (a full part read already) then the rest of
         ``reader``, through a :class:`PartSender`. Any failure (of a part, or of the stream)
         waits for the parts in flight, aborts the upload and re-raises."""
-
-        def parts() -> Iterator[bytes]:
-            while head:
-                yield head.pop()  # the list lets go of each part once it is sent
-            while data := reader.read(self.part_size):
-                yield data
-
         upload_id = self.client._create_multipart_upload(self.bucket, key, {"Content-Type": content_type})
         try:
             with PartSender(self, key, upload_id) as sender:
-                for data in parts():
-                    sender.send(data)
-                    del data
+                sender.send(first, len(first))
+                del first
+                while length := reader.readinto(buffer := sender.buffer()):
+                    sender.send(buffer, length)
                 done = sender.finish()
             result = self.client._complete_multipart_upload(self.bucket, key, upload_id, done)
         except BaseException:

@@ -100,39 +100,29 @@ class S3Staging:
         """Upload every full part in the spool (and the rest when ``final``); new handle."""
         with open(self._spool(handle), "rb") as f:
             with self._sender(handle) as sender:
-                sent = self._send_parts(handle, f, sender, 0, os.fstat(f.fileno()).st_size, final=final)
-                return self._moved(handle, f, sent, self._finish(handle, sender)) if sent else handle
+                sent = self._send_parts(f, sender, 0, os.fstat(f.fileno()).st_size, final=final)
+                return self._moved(handle, f, sent, sender.finish()) if sent else handle
 
     def _sender(self, handle: StageHandle) -> PartSender:
         """A sender of the stage's next parts (numbered after those recorded in ``handle``)."""
         return PartSender(self.store, handle["key"], handle["upload_id"], first=len(handle["parts"]) + 1)
 
-    def _send_parts(self, handle: StageHandle, f: BinaryIO, sender: PartSender, sent: int, held: int, *,
-                    final: bool = False) -> int:
+    def _send_parts(self, f: BinaryIO, sender: PartSender, sent: int, held: int, *, final: bool = False) -> int:
         """Hand ``sender`` each full part of the spool ``f`` from byte ``sent`` on (and the rest
         when ``final``), read back from the file (the page cache); the bytes sent by then."""
-        part = self.store.part_size
-        while held - sent >= part or (final and held > sent):
-            data = os.pread(f.fileno(), part, sent)
-            try:
-                sender.send(data)
-            except VENDOR_ERRORS as exc:
-                raise translate(exc, f"upload a part of {handle['key']}") from exc
-            sent += len(data)
+        while held - sent >= self.store.part_size or (final and held > sent):
+            buffer = sender.buffer()
+            length = os.preadv(f.fileno(), [buffer], sent)
+            sender.send(buffer, length)
+            sent += length
         return sent
 
-    @staticmethod
-    def _finish(handle: StageHandle, sender: PartSender) -> list[list[object]]:
-        try:
-            return [[p.part_number, p.etag] for p in sender.finish()]
-        except VENDOR_ERRORS as exc:
-            raise translate(exc, f"upload a part of {handle['key']}") from exc
-
-    def _moved(self, handle: StageHandle, f: BinaryIO, sent: int, parts: list[list[object]]) -> StageHandle:
+    def _moved(self, handle: StageHandle, f: BinaryIO, sent: int, parts: list[Part]) -> StageHandle:
         """The handle once the first ``sent`` bytes of the spool ``f`` are the uploaded
         ``parts``: the rest is copied to a new spool named by its offset and fsynced. The old
         spool stays until the next write: the database may still name it."""
-        new = dict(handle, parts=[*handle["parts"], *parts], flushed=handle["flushed"] + sent)
+        new = dict(handle, parts=[*handle["parts"], *([p.part_number, p.etag] for p in parts)],
+                   flushed=handle["flushed"] + sent)
         f.seek(sent)
         with open(self._spool(new), "wb") as out:
             shutil.copyfileobj(f, out, CHUNK)
@@ -155,11 +145,11 @@ class S3Staging:
                     held += len(chunk)
                     if not hold and held - sent >= self.store.part_size:
                         f.flush()
-                        sent = self._send_parts(handle, f, sender, sent, held)
+                        sent = self._send_parts(f, sender, sent, held)
                 f.flush()
                 os.fsync(f.fileno())
                 if sent:
-                    handle = self._moved(handle, f, sent, self._finish(handle, sender))
+                    handle = self._moved(handle, f, sent, sender.finish())
         except OSError as exc:
             raise StorageError(f"cannot spool bytes of {handle['key']}: {exc.strerror}") from exc
         return handle
