@@ -114,14 +114,16 @@ def case_item_page(session: Session, *, case_id: str, after: str | None = None,
     table = EvidenceItem.__table__
     columns = [c for c in table.c if c.name != "media_facts"]
     facts = JsonWithout(table.c.media_facts, "document", "text").label("media_facts")
-    rows = session.execute(_paged(session, select(*columns, facts), case_id=case_id, after=after,
-                                  limit=limit)).all()
-    ids = [r.id for r in rows]
-    derived: dict[str, list[Row]] = {i: [] for i in ids}
+    page = _paged(session, select(table.c.id), case_id=case_id, after=after, limit=limit)
+    rows = session.execute(page.with_only_columns(*columns, facts)).all()
+    derived: dict[str, list[Row]] = {r.id: [] for r in rows}
     members: dict[str, list[Row]] = {r.id: [] for r in rows if _is_bundle(r)}
-    if ids:
+    if rows:
+        # The page's ids as a subquery, not a list of hundreds of parameters to render and
+        # convert for every request.
         objects = DerivedObject.__table__
-        for d in session.execute(select(objects).where(objects.c.item_id.in_(ids)).order_by(objects.c.created_at)):
+        on_page = select(page.subquery().c.id)
+        for d in session.execute(select(objects).where(objects.c.item_id.in_(on_page)).order_by(objects.c.created_at)):
             derived[d.item_id].append(d)
     if members:
         query = (select(table.c.id, table.c.parent_id, table.c.media_type, table.c.sha256, table.c.size)
