@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,10 +13,12 @@ import anyio
 from celery import Celery
 from fastapi import Depends, Request
 from fastapi._compat import field_annotation_is_sequence
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -208,6 +210,7 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     read session of its own (detached), before the request's session holds any lock, so a
     failure can be recorded without waiting for the request's own transaction.
     """
+    caller_checked(request)
     client = client_address(request)
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -218,15 +221,17 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     try:
         with nullcontext(reading) if reading is not None else services.db.read() as session:
             if token:
-                return authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
-            user = signin.session_user(session, secret=cookie, totp_roles=totp_roles)
+                user = authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
+            else:
+                user = signin.session_user(session, secret=cookie, totp_roles=totp_roles)
     except Unauthenticated as exc:
         if exc.code != "second_factor_required":
             if reading is not None:
                 reading.close()  # its connection goes back before the failure takes another
             record_failure(services, client=client)
         raise
-    if request.method not in READ_METHODS and not signin.csrf_matches(cookie, request.headers.get(CSRF_HEADER)):
+    cookie_writes = not token and request.method not in READ_METHODS
+    if cookie_writes and not signin.csrf_matches(cookie, request.headers.get(CSRF_HEADER)):
         raise Forbidden(f"a signed-in browser must send the {CSRF_HEADER} header", code="csrf_failed")
     return user
 
@@ -254,3 +259,78 @@ def get_user_id(request: Request, services: ServicesDep, credentials: BearerDep)
 
 CurrentUser = Annotated[User, Depends(get_user)]
 CurrentUserId = Annotated[str, Depends(get_user_id)]
+
+
+# --- the caller before the request ------------------------------------------------------
+#
+# FastAPI checks some of a request before any dependency runs (a JSON body is parsed first)
+# and runs the routers' dependencies before the route's (one value per query parameter), so
+# a request without valid credentials could be told what is wrong with its parameters (422)
+# instead of being refused (401). Rather than authenticate twice per request, the error
+# handlers (api.errors) ask :func:`caller_refusal` whenever an error is answered before the
+# route established its caller: the refusal, if any, is the answer. A request that passes
+# costs nothing more.
+
+CALLER_CHECKED = "evidence.caller_checked"
+"""Key of the request's scope set when the route starts to establish its caller: an error
+from then on is the route's own answer (the check's refusal, or what follows it)."""
+
+SignInCheck = Callable[[Request, Services], object]
+"""Establish a request's caller as its route would, raising what the route would answer."""
+
+_SIGN_IN_CHECKS: dict[Callable[..., Any], SignInCheck] = {}
+
+
+def caller_checked(request: Request) -> None:
+    """Record that ``request``'s route checks its caller (call first thing in the check)."""
+    request.scope[CALLER_CHECKED] = True
+
+
+def signs_in(check: SignInCheck) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated dependency as its routes' sign-in, established by ``check``
+    when an error comes before it (the pages' session cookie). Routes taking a bearer token
+    (an ``HTTPBearer`` dependency, as /openapi.json's ``security`` says) need no registration."""
+    def register(dependency: Callable[..., Any]) -> Callable[..., Any]:
+        _SIGN_IN_CHECKS[dependency] = check
+        return dependency
+    return register
+
+
+def _bearer_check(request: Request, services: Services) -> object:
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme and token else None
+    return identify(services, request, credentials)
+
+
+def _sign_in_of(dependant: Dependant) -> SignInCheck | None:
+    """How the route of ``dependant`` establishes its caller; None for a public route."""
+    for sub in dependant.dependencies:
+        if sub.call in _SIGN_IN_CHECKS:
+            return _SIGN_IN_CHECKS[sub.call]
+        if isinstance(sub.call, HTTPBearer):
+            return _bearer_check
+        found = _sign_in_of(sub)
+        if found is not None:
+            return found
+    return None
+
+
+async def caller_refusal(request: Request) -> Exception | None:
+    """What the request's route answers its caller, for an error met before the route began
+    to check it: the exception its sign-in raises (401, a lock-out's 429, the pages'
+    redirect to sign in), else None (a public route, a caller already established, or
+    credentials that hold: the error stands).
+
+    Any exception of the check is returned, for the app's handler of its type to answer
+    (an unreachable database is then its 503, not the parameters' 422)."""
+    route = request.scope.get("route")
+    if request.scope.get(CALLER_CHECKED) or not isinstance(route, APIRoute):
+        return None
+    check = _sign_in_of(route.dependant)
+    if check is None:
+        return None
+    try:
+        await run_in_threadpool(check, request, request.app.state.services)
+    except Exception as exc:  # noqa: BLE001 - returned for its own handler (see above)
+        return exc
+    return None

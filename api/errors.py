@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from api.deps import caller_refusal
 from archive.db import translate_busy, unique_conflict
 from archive.errors import ArchiveError, DatabaseBusy, RangeNotSatisfiable
 
@@ -100,15 +101,37 @@ def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
             yield route
 
 
+_NOT_BEFORE_CALLER = frozenset({401, 405, 429})
+"""Statuses that stand even before the caller is known: the sign-in's own, and a method the
+path does not serve (routing, not validation)."""
+
+
+async def _refused_caller(request: Request, status: int) -> Response | None:
+    """The answer to a request whose error (``status``) came before its route established its
+    caller, if the caller is refused: the caller comes first (:func:`api.deps.caller_refusal`),
+    so no one without valid credentials learns what else is wrong with a request."""
+    if not 400 <= status < 500 or status in _NOT_BEFORE_CALLER:
+        return None
+    refusal = await caller_refusal(request)
+    if refusal is None:
+        return None
+    handlers = request.app.exception_handlers  # Exception's (below) answers any other
+    handler = next(handlers[kind] for kind in type(refusal).__mro__ if kind in handlers)
+    return await handler(request, refusal)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one shape."""
 
     @app.exception_handler(ArchiveError)
-    async def _archive(_request: Request, exc: ArchiveError) -> JSONResponse:
-        return archive_error_response(exc)
+    async def _archive(request: Request, exc: ArchiveError) -> Response:
+        return await _refused_caller(request, exc.status) or archive_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        refused = await _refused_caller(request, 422)
+        if refused is not None:
+            return refused
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
@@ -121,7 +144,10 @@ def install(app: FastAPI) -> None:
         return error_response(400, "upload_incomplete", f"{_BODY_ENDED}; nothing was kept")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        refused = await _refused_caller(request, exc.status_code)
+        if refused is not None:
+            return refused
         if exc.status_code == 405:
             # Starlette's Allow names only the first route of the path; a path such as
             # /api/v1/cases has one route per method, so gather them all.

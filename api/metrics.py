@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.admission import CLIENT_GONE
-from api.deps import Services, ServicesDep, identify
+from api.deps import Services, ServicesDep, caller_checked, identify
 from api.schemas import ErrorResponse
 from archive import metrics
 from archive.custody import ledger
@@ -32,6 +32,7 @@ _bearer = HTTPBearer(auto_error=False, description="EVIDENCE_METRICS_TOKEN or an
 
 
 def _authorise(services: Services, request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    caller_checked(request)
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
     expected = services.settings.metrics_token
     if token and expected is not None and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):

@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach
+from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, caller_checked, signs_in
 from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, language_of, move_reason,
                             processing_reason, receipt_detail, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
@@ -164,6 +164,7 @@ Csrf = Depends(check_csrf)
 def _signed_in(request: Request, services: Services) -> User:
     """The user of the browser's session (read in a session of its own), if it gave every
     factor; otherwise off to sign in."""
+    caller_checked(request)
     try:
         with services.db.read() as reading:
             user = signin.session_user(reading, secret=request.cookies.get(SESSION_COOKIE),
@@ -176,6 +177,7 @@ def _signed_in(request: Request, services: Services) -> User:
     return user
 
 
+@signs_in(_signed_in)
 def page_user(request: Request, session: SessionDep, services: ServicesDep) -> User:
     """The signed-in user of a session that gave every factor; otherwise off to sign in."""
     return attach(session, _signed_in(request, services))
@@ -203,6 +205,7 @@ FormUser = Annotated[User, Depends(form_user)]
 PendingSession = Annotated[WebSession, Depends(pending_session)]
 
 
+@signs_in(_signed_in)
 def form_user_id(request: Request, services: ServicesDep, csrf_token: Annotated[str | None, Form()] = None) -> str:
     """The signed-in user's id for a posted form whose CSRF token holds, without the request's
     session: for forms whose domain call runs its own transactions around a network call

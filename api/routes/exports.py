@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.conditional import NOT_MODIFIED, PreconditionsDep
-from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify
+from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify, caller_checked
 from api.schemas import ErrorResponse
 from api.streaming import digest_headers
 from archive import work
@@ -135,6 +135,7 @@ def download_export(
     caller is authorised. A HEAD, a 304 or a 412 sends no ZIP, so it records no download.
     """
     if sig is not None and expires is not None and user is not None:
+        caller_checked(request)
         caller = links.check_link(
             session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
         )
