@@ -493,7 +493,7 @@ def insert_ignoring_duplicates(session: Session, model: type, rows: Iterable[dic
 
 
 UNIQUE_CONFLICTS = {
-    "cases": ("case_number_taken", "a case with this number already exists"),
+    "cases": ("case_number_taken", "your unit has a case with this number already"),
     "units": ("unit_exists", "a unit with this name already exists"),
     "users": ("user_exists", "a user with this name already exists"),
     "devices": ("device_exists", "this device was just created by another request; try again"),

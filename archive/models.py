@@ -236,8 +236,11 @@ class Case(Base):
     """A case file; it owns exactly one vault."""
 
     __tablename__ = "cases"
+    # A number is unique within its unit: units number their cases independently, and a
+    # unit must not learn from a refusal that another unit used a number.
+    __table_args__ = (UniqueConstraint("unit_id", "case_number"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    case_number: Mapped[str] = mapped_column(String(100), unique=True)
+    case_number: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(500))
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), default=CaseStatus.filed)

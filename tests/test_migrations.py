@@ -86,3 +86,42 @@ def test_case_life_revision_gives_existing_cases_a_stage_and_a_handler(kind: str
     finally:
         if kind == "postgres":
             drop_pg_database(url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_case_numbers_become_unique_per_unit_on_a_database_holding_cases(kind: str, tmp_path: Path) -> None:
+    """Revision 0019: existing cases stay as they were; afterwards two units may use one number,
+    one unit still may not; down again while no number is shared."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if kind == "sqlite" else create_pg_database()
+    t = "2026-01-01T00:00:00+00:00"
+    case = ("INSERT INTO cases (id, case_number, title, unit_id, status, stage, created_by, created_at, flags) "
+            "VALUES (:i, :n, 'old', :u, 'filed', 'filed', 'p1', :t, '[]')")
+    try:
+        command.upgrade(alembic_config(url), "0018")
+        engine = make_engine(url)
+        with engine.begin() as c:
+            for unit in ("u1", "u2"):
+                c.execute(text("INSERT INTO units (id, name, created_at) VALUES (:u, :u, :t)"), {"u": unit, "t": t})
+            c.execute(text("INSERT INTO users (id, name, role, unit_id, token_hash, active, created_at) "
+                           "VALUES ('p1', 'li', 'officer', 'u1', :h, :a, :t)"), {"h": "0" * 64, "a": True, "t": t})
+            c.execute(text(case), {"i": "c1", "n": "2026-0001", "u": "u1", "t": t})
+            c.execute(text(case), {"i": "c2", "n": "2026-0002", "u": "u2", "t": t})
+        command.upgrade(alembic_config(url), "head")
+        with engine.begin() as c:
+            assert sorted(c.execute(text("SELECT id, case_number, unit_id FROM cases")).all()) == [
+                ("c1", "2026-0001", "u1"), ("c2", "2026-0002", "u2")]
+            c.execute(text(case), {"i": "c3", "n": "2026-0001", "u": "u2", "t": t})  # another unit: allowed
+        with pytest.raises(IntegrityError), engine.begin() as c:
+            c.execute(text(case), {"i": "c4", "n": "2026-0001", "u": "u1", "t": t})  # the same unit: refused
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM cases WHERE id = 'c3'"))
+        command.downgrade(alembic_config(url), "0018")
+        with pytest.raises(IntegrityError), engine.begin() as c:
+            c.execute(text(case), {"i": "c5", "n": "2026-0002", "u": "u1", "t": t})  # unique across units again
+        engine.dispose()
+    finally:
+        if kind == "postgres":
+            drop_pg_database(url)

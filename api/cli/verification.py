@@ -121,8 +121,10 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
 @main.command("verify-case")
 @click.argument("case")
 @click.option("--as", "as_user", default=None, help="Reviewer or admin to record as requester (default: a system user).")
-def verify_case(case: str, as_user: str | None) -> None:
-    """Verify every item, the ledger, the checkpoints and continuity of CASE (id or number), now.
+@click.option("--unit", default=None, help="The unit whose case number CASE is (needed when several units use it).")
+def verify_case(case: str, as_user: str | None, unit: str | None) -> None:
+    """Verify every item, the ledger, the checkpoints and continuity of CASE (id, or number
+    within --unit; a number several units use, without --unit, is refused naming them), now.
 
     Records a verification receipt in the custody ledger. Exit 0 passed (every item sealed
     and proven in a sealed checkpoint, continuity complete); 1 failed, naming what; 3
@@ -133,6 +135,7 @@ def verify_case(case: str, as_user: str | None) -> None:
     from sqlalchemy import select
 
     from archive.cases import receipts
+    from archive.cases.service import cases_numbered
     from archive.db import Database
     from archive.models import Case, Role, User
     from archive.seals.sealer import Sealer
@@ -143,10 +146,15 @@ def verify_case(case: str, as_user: str | None) -> None:
     database = Database(settings)
     try:
         with database.session() as session:
-            row = session.get(Case, case) or session.execute(
-                select(Case).where(Case.case_number == case)).scalar_one_or_none()
+            row = session.get(Case, case) if unit is None else None
             if row is None:
-                raise click.ClickException(f"no case {case!r}")
+                numbered = cases_numbered(session, case_number=case, unit=unit)
+                if len(numbered) > 1:
+                    units = ", ".join(c.unit.name for c in numbered)
+                    raise click.ClickException(f"case number {case!r} is used by units {units}: give --unit")
+                row = numbered[0] if numbered else None
+            if row is None:
+                raise click.ClickException(f"no case {case!r}" + (f" in unit {unit!r}" if unit else ""))
             name = as_user or "system-cli"
             user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
             if user is None and as_user is None:

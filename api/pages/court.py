@@ -38,8 +38,9 @@ def court_page(request: Request, session: SessionDep, user: PageUser, notice: st
 
 @router.post("/court/requests")
 def send_request(request: Request, session: SessionDep, user: FormUser, case_number: Annotated[str, Form()],
-                 court_reference: Annotated[str, Form()], legal_basis: Annotated[str, Form()]) -> Response:
+                 court_reference: Annotated[str, Form()], legal_basis: Annotated[str, Form()],
+                 unit: Annotated[str, Form()] = "") -> Response:
     """Send a request (the same answer whether or not the case exists)."""
     court_requests.submit(session, user=user, case_number=case_number, court_reference=court_reference,
-                          legal_basis=legal_basis)
+                          legal_basis=legal_basis, unit=unit.strip() or None)
     return back_to("/court", notice="request_sent")

@@ -22,6 +22,9 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
 class CourtRequestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case_number: str = Field(min_length=1, max_length=100, description="The case number as the court knows it.")
+    unit: str | None = Field(default=None, min_length=1, max_length=200, description=(
+        "The unit that numbered the case, by name (a case number is unique within its unit only); "
+        "422 `unit_required` without it when more than one unit uses the number."))
     court_reference: str = Field(min_length=1, max_length=200, description="The court's own case reference.")
     legal_basis: str = Field(min_length=1, max_length=2000, description="The legal basis of the request (调取/复制).")
 
@@ -65,7 +68,7 @@ class DeclineBody(BaseModel):
 @router.post("", status_code=202, response_model=CourtRequestAccepted, responses=ERRORS)
 def submit_request(body: CourtRequestCreate, session: SessionDep, user: CurrentUser) -> CourtRequestAccepted:
     """A court user's request: 202 with its id whether or not the case number exists."""
-    request = court_requests.submit(session, user=user, case_number=body.case_number,
+    request = court_requests.submit(session, user=user, case_number=body.case_number, unit=body.unit,
                                     court_reference=body.court_reference, legal_basis=body.legal_basis)
     return CourtRequestAccepted(id=request.id, status="pending")
 

@@ -13,7 +13,7 @@ from archive.custody import ledger
 from archive.db import unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
 from archive.exports.access import cases_with_exports_for
-from archive.models import Case, Role, User, Vault, new_id
+from archive.models import Case, Role, Unit, User, Vault, new_id
 from archive.storage import ObjectStore
 from archive.identity.users import CASE_WRITERS, actor_name, require_role, unit_scope
 
@@ -26,7 +26,8 @@ def vault_name(vault_id: str) -> str:
 
 
 def create_case(session: Session, *, store: ObjectStore, user: User, case_number: str, title: str) -> Case:
-    """Create a case in the user's unit together with its one vault.
+    """Create a case in the user's unit together with its one vault (409
+    ``case_number_taken`` if the unit has a case of that number; other units' are no matter).
 
     The vault's space is made in the store first; a store failure leaves no row behind,
     and a failed insert leaves only an empty prefix, which is harmless.
@@ -37,8 +38,11 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
         raise InvalidInput(
             "case number must be 1-100 letters, digits, spaces or - / . ( ) [ ]", code="invalid_case_number"
         )
-    if session.execute(select(Case.id).where(Case.case_number == case_number)).first():
-        raise Conflict(f"case number {case_number} already exists", code="case_number_taken")
+    # Numbers are the unit's own (another unit may use the same one): only the unit's own
+    # cases are looked at, so the refusal says nothing about other units.
+    taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
+    if session.execute(taken).first():
+        raise Conflict(f"your unit has a case numbered {case_number} already", code="case_number_taken")
     case = Case(id=new_id(), case_number=case_number, title=title.strip(), unit_id=user.unit_id, created_by=user.id)
     vault_id = new_id()
     vault = Vault(id=vault_id, case_id=case.id, name=vault_name(vault_id), object_lock=store.supports_lock)
@@ -68,6 +72,16 @@ def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 
     else:
         query = query.where(unit_scope(user))
     return list(session.execute(query).scalars().unique())
+
+
+def cases_numbered(session: Session, *, case_number: str, unit: str | None = None) -> list[Case]:
+    """The cases numbered ``case_number`` (a number is unique within a unit only): in the unit
+    named ``unit`` when given (none for an unknown unit), else in every unit, by unit name. No
+    access check: for callers that span units (a court request, the command line)."""
+    query = select(Case).join(Unit, Unit.id == Case.unit_id).where(Case.case_number == case_number.strip())
+    if unit is not None:
+        query = query.where(Unit.name == unit.strip())
+    return list(session.execute(query.order_by(Unit.name)).scalars().unique())
 
 
 def case_numbers(session: Session, *, case_ids: Iterable[str]) -> dict[str, str]:

@@ -1,9 +1,12 @@
 """Court requests: a court user asks for a certified export of a case by its number.
 
-* **Request.** Only court users. The answer is the same whether or not the number names a
-  case (a new request id, nothing else), and both paths do the same work (one look-up,
-  one row, one custody entry), so neither the reply nor its timing tells a court which
-  case numbers exist. The request reaches the reviewers of the case's unit.
+* **Request.** Only court users. A case number is unique within its unit only, so a court
+  names the unit too (``unit``, as the decision document names it), and must when more than
+  one unit uses the number (422 ``unit_required``, naming no unit). Otherwise the answer is the
+  same whether or not the number (and unit) names a case (a new request id, nothing else), and
+  both paths do the same work (one look-up, one row, one custody entry), so neither the reply
+  nor its timing tells a court which case numbers exist. The request reaches the reviewers of
+  the case's unit.
 * **List.** A court user sees their own requests (never the case id); a reviewer (or an
   admin) those naming a case of their unit, with its ``case_id``.
 * **Decide.** A reviewer of the case's unit fulfils a request by requesting an export for
@@ -16,6 +19,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive.cases.service import cases_numbered
 from archive.custody import ledger
 from archive.db import lock_row
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -33,23 +37,31 @@ def _text(value: str, *, name: str, limit: int) -> str:
     return value
 
 
-def submit(session: Session, *, user: User, case_number: str, court_reference: str, legal_basis: str) -> CourtRequest:
-    """Record a court user's request; the same reply whether or not the case exists."""
+def submit(session: Session, *, user: User, case_number: str, court_reference: str, legal_basis: str,
+           unit: str | None = None) -> CourtRequest:
+    """Record a court user's request for the case numbered ``case_number`` in ``unit`` (the
+    unit's name; may be left out while only one unit uses the number); the same reply whether
+    or not the case exists."""
     require_role(user, {Role.court}, doing="request exports by case number")
     number = _text(case_number, name="case_number", limit=100)
+    unit = _text(unit, name="unit", limit=200) if unit is not None else None
+    cases = cases_numbered(session, case_number=number, unit=unit)
+    if len(cases) > 1:
+        raise InvalidInput(f"more than one unit numbers a case {number}: name the unit that numbered it (unit)",
+                           code="unit_required")
     request = CourtRequest(
         case_number=number, court_reference=_text(court_reference, name="court_reference", limit=200),
         legal_basis=_text(legal_basis, name="legal_basis", limit=2000), requested_by=user.id,
         status=CourtRequestStatus.pending,
     )
-    request.case_id = session.execute(select(Case.id).where(Case.case_number == number)).scalar_one_or_none()
+    request.case_id = cases[0].id if cases else None
     session.add(request)
     session.flush()
     # Entries naming no case are read by administrators only: a court user's request for a
     # number that does not exist is recorded, not shown to anyone in a unit.
     ledger.append(
         session, actor=actor_name(user), action="court_request_received", case_id=request.case_id,
-        details={"request": request.id, "case_number": number, "court_reference": request.court_reference,
+        details={"request": request.id, "case_number": number, "unit": unit, "court_reference": request.court_reference,
                  "legal_basis": request.legal_basis},
     )
     return request

@@ -224,6 +224,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "court.title": {"zh": "调取与导出", "en": "Requests and exports"},
     "court.request_legend": {"zh": "申请调取案件证据（认证导出）", "en": "Request a certified export of a case"},
     "court.case_number": {"zh": "案件编号", "en": "Case number"},
+    "court.unit": {"zh": "立案单位", "en": "Unit that numbered the case"},
     "court.reference": {"zh": "本院案号", "en": "Court's own case reference"},
     "court.basis": {"zh": "调取依据", "en": "Legal basis"},
     "court.send": {"zh": "提交申请", "en": "Send request"},

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive.identity.users import require_role
-from archive.models import Case, EvidenceItem, User, utcnow
+from archive.models import Case, EvidenceItem, Unit, User, utcnow
 from archive.records.common import ADMINS, FINAL_STAGES, local_year, year_start
 from archive.records.history import stage_histories
 from archive.records.holds import active_holds
@@ -76,7 +76,9 @@ def disposal_report(session: Session, *, settings: Settings, user: User, now: da
     """Judge every case against the retention policy (administrators only). Changes nothing."""
     require_role(user, ADMINS, doing="see the disposal report")
     now = now or utcnow()
-    cases = list(session.execute(select(Case).order_by(Case.case_number)).scalars().unique())
+    # By number, then unit: a number is unique within its unit only.
+    query = select(Case).join(Unit, Unit.id == Case.unit_id).order_by(Case.case_number, Unit.name)
+    cases = list(session.execute(query).scalars().unique())
     ids = [c.id for c in cases]
     histories = stage_histories(session, cases)
     classes = classes_of(session, settings=settings, case_ids=ids)

@@ -129,7 +129,9 @@ def yearly_figures(
         query = query.where(Case.unit_id == unit_id)
     cases = {c.id: c for c in session.execute(query).scalars().unique()}
     histories = stage_histories(session, cases.values())
-    number = {cid: c.case_number for cid, c in cases.items()}
+    # A number is unique within its unit only: figures of every unit name the unit too.
+    number = {cid: c.case_number if unit_id is not None else f"{c.case_number} ({c.unit.name})"
+              for cid, c in cases.items()}
 
     def within(moment: datetime | None) -> bool:
         return moment is not None and start <= moment < end

@@ -1,0 +1,75 @@
+"""A case number is unique within its unit: another unit may use it, and nothing a unit is
+told reveals another unit's case; look-ups by number pick the right unit's case."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from archive.exports.models import CourtRequest
+from archive.models import Case, VerificationReceipt
+
+
+def _create(stack, token: str, number: str):  # type: ignore[no-untyped-def]
+    with stack.client(token) as c:
+        return c.post("/api/v1/cases", json={"case_number": number, "title": "同号案件"})
+
+
+def test_two_units_may_use_one_number_but_a_unit_only_once(stack):
+    number = f"文旅罚〔2026〕{uuid.uuid4().hex[:6]}号"
+    a, b = stack.user(role="officer", unit="unit-a"), stack.user(role="officer", unit="unit-b")
+    first, second = _create(stack, a, number), _create(stack, b, number)
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    assert first.json()["id"] != second.json()["id"]
+    assert first.json()["vault"] != second.json()["vault"]  # vaults are named by id, not by number
+    assert (first.json()["unit"], second.json()["unit"]) == ("unit-a", "unit-b")
+    again = _create(stack, b, f" {number} ")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "case_number_taken")
+    assert "unit-a" not in again.text and first.json()["id"] not in again.text
+    with stack.client(b) as c:
+        assert c.get(f"/api/v1/cases/{first.json()['id']}").status_code == 404  # like an unknown one
+        listed = [x for x in c.get("/api/v1/cases?limit=1000").json() if x["case_number"] == number]
+        assert [x["id"] for x in listed] == [second.json()["id"]]
+
+
+def test_court_requests_name_the_unit_when_the_number_is_shared(stack):
+    number = f"SHARED-{uuid.uuid4().hex[:6]}"
+    only = f"ONLY-{uuid.uuid4().hex[:6]}"
+    a, b = stack.user(role="officer", unit="unit-a"), stack.user(role="officer", unit="unit-b")
+    case_a, case_b = _create(stack, a, number).json(), _create(stack, b, number).json()
+    only_b = _create(stack, b, only).json()
+    court = stack.user(role="court", unit="court-1")
+    body = {"court_reference": "(2026)京0101行初1号", "legal_basis": "行政诉讼法第40条"}
+    with stack.client(court) as c:
+        ambiguous = c.post("/api/v1/export-requests", json={**body, "case_number": number})
+        for_b = c.post("/api/v1/export-requests", json={**body, "case_number": number, "unit": "unit-b"})
+        unique = c.post("/api/v1/export-requests", json={**body, "case_number": only})
+        unknown_unit = c.post("/api/v1/export-requests", json={**body, "case_number": number, "unit": "unit-nope"})
+    assert (ambiguous.status_code, ambiguous.json()["error"]["code"]) == (422, "unit_required")
+    assert "unit-a" not in ambiguous.text and "unit-b" not in ambiguous.text  # names no unit to a court
+    assert for_b.status_code == unique.status_code == unknown_unit.status_code == 202
+    with stack.services.db.read() as s:
+        linked = {r.id: r.case_id for r in s.execute(select(CourtRequest).where(CourtRequest.id.in_(
+            [for_b.json()["id"], unique.json()["id"], unknown_unit.json()["id"]]))).scalars()}
+    assert linked == {for_b.json()["id"]: case_b["id"], unique.json()["id"]: only_b["id"],
+                      unknown_unit.json()["id"]: None}
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as ra:
+        assert for_b.json()["id"] not in {r["id"] for r in ra.get("/api/v1/export-requests").json()}
+    assert case_a["id"] not in linked.values()
+
+
+def test_verify_case_by_a_shared_number_asks_for_the_unit(stack):
+    number = f"CLI-{uuid.uuid4().hex[:6]}"
+    a, b = stack.user(role="officer", unit="unit-a"), stack.user(role="officer", unit="unit-b")
+    case_a, case_b = _create(stack, a, number).json(), _create(stack, b, number).json()
+    refused = stack.cli("verify-case", number)
+    assert refused.returncode != 0 and "unit-a, unit-b" in refused.stderr and "--unit" in refused.stderr
+    ran = stack.cli("verify-case", number, "--unit", "unit-b")
+    assert ran.returncode in (0, 3), ran.stderr
+    assert stack.cli("verify-case", number, "--unit", "unit-nope").returncode == 1
+    with stack.services.db.read() as s:
+        cases = set(s.execute(select(VerificationReceipt.case_id).where(
+            VerificationReceipt.case_id.in_([case_a["id"], case_b["id"]]))).scalars())
+        assert s.get(Case, case_b["id"]).case_number == number
+    assert cases == {case_b["id"]}
