@@ -99,6 +99,8 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
     secure = request.url.scheme == "https"
     if fresh:
         response.set_cookie(PRESESSION_COOKIE, fresh, httponly=True, samesite="strict", secure=secure, max_age=3600)
+    if lang.negotiated:
+        response.headers.append("Vary", "Accept-Language")
     if lang.chosen_now:
         response.set_cookie(LANG_COOKIE, lang.code, samesite="lax", secure=secure, max_age=365 * 24 * 3600)
     return response

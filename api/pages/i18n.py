@@ -11,7 +11,9 @@ placeholders), and keeps the service runnable from a checkout. Should translator
 their own tools join, the same ids become gettext msgids and the mapping a ``.po`` file.
 
 The language is chosen per request: ``?lang=en`` (or ``zh``) picks it and is remembered
-in a cookie; otherwise the cookie; otherwise Chinese. ``<html lang>`` says which.
+in a cookie; otherwise the cookie; otherwise the browser's ``Accept-Language``
+(:mod:`api.language`); otherwise Chinese. ``<html lang>`` says which; a page whose language
+``Accept-Language`` decided (or could have) says ``Vary: Accept-Language``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from markupsafe import Markup, escape
 
+from api.language import preferred_language
 from archive import work
 from archive.cases.receipts import CHECK_DETAILS, PART_SEPARATOR, PENDING_SEPARATOR
 from archive.cases.stages import MOVE_REASONS
@@ -46,6 +49,8 @@ class Language:
     code: str
     html: str
     chosen_now: bool
+    negotiated: bool = False
+    """Neither the address nor the cookie chose: ``Accept-Language`` was asked."""
 
     @property
     def other(self) -> str:
@@ -54,13 +59,15 @@ class Language:
 
 
 def language_of(request: Request) -> Language:
-    """The page's language: ``?lang=``, else the cookie, else Chinese."""
+    """The page's language: ``?lang=``, else the cookie, else ``Accept-Language``, else Chinese."""
     asked = request.query_params.get("lang")
     if asked in HTML_LANG:
         return Language(asked, HTML_LANG[asked], True)
     remembered = request.cookies.get(LANG_COOKIE)
-    code = remembered if remembered in HTML_LANG else DEFAULT
-    return Language(code, HTML_LANG[code], False)
+    if remembered in HTML_LANG:
+        return Language(remembered, HTML_LANG[remembered], False)
+    code = preferred_language(request.headers.get("accept-language"), tuple(HTML_LANG)) or DEFAULT
+    return Language(code, HTML_LANG[code], False, negotiated=True)
 
 
 def translator(code: str) -> Callable[..., str]:

@@ -9,7 +9,9 @@ import string
 from pathlib import Path
 
 import httpx
+import pytest
 
+from api.language import preferred_language
 from archive.i18n.messages import MESSAGES
 from tests.tools import CLIENT_TLS
 
@@ -105,3 +107,36 @@ def test_chinese_by_default_english_when_asked_and_remembered(stack):
         assert '<html lang="en">' in b.get("/login").text  # remembered
         assert '<html lang="zh-CN">' in b.get("/login?lang=zh").text
         assert '<html lang="zh-CN">' in b.get("/login?lang=xx").text  # unknown: the cookie's (zh now)
+
+
+@pytest.mark.parametrize(("header", "chosen"), [
+    ("zh", "zh"), ("zh-CN", "zh"), ("zh-Hans", "zh"), ("zh-TW,zh;q=0.9", "zh"), ("en-US", "en"),
+    ("en;q=0.8", "en"), ("EN-gb", "en"), ("en-US,en;q=0.9,zh;q=0.8", "en"), ("zh;q=0.5, en;q=0.6", "en"),
+    ("en, zh", "en"), ("zh, en", "zh"), ("*", "zh"), ("fr, *;q=0.1", "zh"), ("zh;q=0, *", "en"),
+    (" , en ,", "en"),
+    # Nothing we offer, or not Accept-Language at all: the default.
+    ("fr", None), ("en;q=0", None), ("", None), ("en;q=2", None), ("en;q=1.0001", None), ("en;q=0.5;x=1", None),
+    ("garbage;;", None), ("e n", None), ("en_US", None), ("a" * 9, None), ("en," * 60, None), ("en;q=", None),
+])
+def test_accept_language_is_read_strictly(header, chosen):
+    assert preferred_language(header, ("zh", "en")) == chosen
+
+
+def test_the_browser_language_comes_after_the_address_and_the_cookie(stack):
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as b:
+        english = b.get("/login", headers={"Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.5"})
+        assert '<html lang="en">' in english.text and "Sign in" in english.text
+        assert "accept-language" in english.headers["vary"].lower()
+        assert "evidence_lang" not in b.cookies  # not remembered: the browser says it each time
+        for header in ("zh-Hans", "fr", "en;q=0", "en;q=abc", "*"):
+            page = b.get("/login", headers={"Accept-Language": header})
+            assert '<html lang="zh-CN">' in page.text, header
+            assert "accept-language" in page.headers["vary"].lower()
+        assert '<html lang="zh-CN">' in b.get("/login").text
+        chosen = b.get("/login?lang=zh", headers={"Accept-Language": "en"})
+        assert '<html lang="zh-CN">' in chosen.text and "accept-language" not in chosen.headers.get("vary", "").lower()
+        remembered = b.get("/login", headers={"Accept-Language": "en"})  # the cookie (zh) decides
+        assert '<html lang="zh-CN">' in remembered.text
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as b:
+        missing = b.get("/cases/no-such-case", headers={"Accept-Language": "en"}, follow_redirects=True)
+        assert '<html lang="en">' in missing.text  # the sign-in page it was sent to
