@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, caller_checked, signs_in
-from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, language_of, move_reason,
+from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause_html, language_of, move_reason,
                             processing_reason, receipt_detail, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
 from archive.i18n import gap_cause
@@ -90,7 +90,8 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
          "sso": sso.enabled(services.settings), "lang": lang, "t": translator(code),
          "label": lambda group, value: enum_label(code, group, value),
          "details": lambda pairs: details_text(code, pairs),
-         "cause": lambda text: gap_cause(code, text),
+         "cause": lambda text, clips=None: gap_cause_html(code, text, clips or {}),
+         "cause_text": lambda text, names=None: gap_cause(code, text, clips=names),
          "reason": lambda text: processing_reason(code, text),
          "move_reason": lambda text: move_reason(code, text),
          "receipt_detail": lambda text: receipt_detail(code, text)},

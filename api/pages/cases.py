@@ -19,7 +19,7 @@ from api.deps import LedgerSettled, ServicesDep, SessionDep
 from api.pages.life import life_view
 from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
-from api.pages.views import CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow
+from api.pages.views import CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow, clips_of
 from archive.cases import receipts
 from archive.cases import service as case_service
 from archive.continuity import gaps as gap_service
@@ -79,7 +79,9 @@ def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity
     report = build_report(session, case_id=case_id)
     placed = placed_recordings(session, case_id=case_id)
     starts = {p.item_id: p.start for p in placed}
-    rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts)) for g in report.gaps]
+    clips = clips_of(session, [i for g in report.gaps for i in (g.item_id, g.previous_item_id)], zone=zone)
+    rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts), clips=clips)
+            for g in report.gaps]
     return report, rows, build_timeline(placed, report.gaps, zone=zone)
 
 

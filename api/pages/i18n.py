@@ -31,7 +31,7 @@ from archive.cases.stages import MOVE_REASONS
 from archive.cases.verification import ITEM_PENDING
 from archive.evidence.fixity import ORIGINAL_PROBLEMS, STORE_FAULTS
 from archive.evidence.items import READ_PURPOSES
-from archive.i18n import enum_label, said, translate
+from archive.i18n import CLIP_FIELDS, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
 
@@ -136,6 +136,25 @@ def detail_value(code: str, key: str, value: object) -> Markup:
     if key in DETAIL_SENTENCES and isinstance(value, str):
         return escape(said(code, value, DETAIL_SENTENCES[key], **_SAY) or value)
     return escape(value)
+
+
+def gap_cause_html(code: str, text: str, clips: Mapping[str, object]) -> Markup:
+    """A gap's stored cause in language ``code``, each clip it names by id shown by its file
+    name and linked to its row (``clips``: item id -> :class:`api.pages.views.Clip`); a cause
+    worded otherwise as it was stored."""
+    found = gap_cause_said(code, text)
+    if found is None:
+        return escape(text)
+    template, values = found
+
+    def value(name: str, stored: str) -> object:
+        clip = clips.get(stored) if name in CLIP_FIELDS else None
+        if clip is None:
+            return stored
+        return Markup('<a href="{}" title="{}" data-testid="gap-clip">{}</a>').format(
+            clip.href, clip.about, clip.name)  # type: ignore[attr-defined]
+
+    return Markup(escape(template)).format(**{name: value(name, v) for name, v in values.items()})
 
 
 def move_reason(code: str, text: str) -> str:

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep, SessionDep
 from api.pages.base import FormUser, FormUserId, PageRoute, PageUser, back_to, render
+from api.pages.views import clips_of
 from archive.cases import closing, documents, reviews, stages
 from archive.cases.models import CaseArchive, LegalReview, StageDocument, StageDocumentRole
 from archive.continuity.models import Gap
 from archive.continuity.report import CaseContinuity
 from archive.errors import NotFound
 from archive.identity.users import require_role, user_names
-from archive.models import Case, CaseStage, EvidenceItem, Role, User, utcnow
+from archive.models import Case, CaseStage, Role, User, utcnow
 from archive.records import figures, holds, outcomes, retention
 from archive.records.common import local_year
 from archive.records.models import CaseOutcome
@@ -72,26 +73,19 @@ class GateRow:
     gap: GapAbout | None = None
 
 
-def _file_names(session: Session, item_ids: set[str]) -> dict[str, str]:
-    """The original file names of the items ``item_ids``, by id."""
-    if not item_ids:
-        return {}
-    return dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename)
-                                .where(EvidenceItem.id.in_(item_ids))).all())
-
-
 def _gate_rows(session: Session, *, case: Case, continuity: CaseContinuity | None, zone: str) -> list[GateRow]:
     """The closing gates, those about a gap saying which gap."""
     gates = closing.closing_gates(session, case=case, continuity=continuity)
     wanted = {g["gap"] for g in gates if g.get("gap")}
     gaps = {gap.id: gap for gap in session.execute(select(Gap).where(Gap.id.in_(wanted))).scalars()} if wanted else {}
-    files = _file_names(session, {gap.item_id for gap in gaps.values() if gap.item_id})
+    files = clips_of(session, [gap.item_id for gap in gaps.values()], zone=zone)
     rows = []
     for g in gates:
         gap, about = gaps.get(g.get("gap") or ""), None
         if gap is not None:
             start, end, duration = gap_span(gap.start, gap.end, zone)
-            where = ", ".join(filter(None, (gap.device, files.get(gap.item_id or ""))))
+            clip = files.get(gap.item_id or "")
+            where = ", ".join(filter(None, (gap.device, clip.name if clip else None)))
             about = GapAbout(level=gap.level, start=start, end=end, duration=duration, where=where, cause=gap.cause)
         rows.append(GateRow(code=g["code"], message=g["message"], subject=g["subject"], gap=about))
     return rows
@@ -112,8 +106,9 @@ class DocumentRow:
 
 def _document_rows(session: Session, links: list[StageDocument], zone: str,
                    people: dict[str, str]) -> list[DocumentRow]:
-    names = _file_names(session, {d.item_id for d in links})
-    return [DocumentRow(stage=d.stage.value, role=d.role.value, item_id=d.item_id, filename=names.get(d.item_id, ""),
+    clips = clips_of(session, [d.item_id for d in links], zone=zone)
+    return [DocumentRow(stage=d.stage.value, role=d.role.value, item_id=d.item_id,
+                        filename=clips[d.item_id].name if d.item_id in clips else "",
                         who=people.get(d.linked_by, d.linked_by), at=local_time(d.at, zone), note=d.note or "")
             for d in links]
 

@@ -58,6 +58,8 @@ class Timeline:
     start: str
     end: str
     tracks: tuple[Track, ...]
+    names: dict[str, str]
+    """The file name of each recording drawn, by item id (how a gap's cause names its clips)."""
 
 
 def placed_recordings(session: Session, *, case_id: str) -> list[Placed]:
@@ -116,4 +118,4 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
                 item, at = play_point(g, starts)
                 bars.append(bar("gap", g.start, g.end, f"({g.duration_seconds:.1f} s)", item, at or 0.0, g.cause))
         tracks.append(Track(device, tuple(bars)))
-    return Timeline(local_time(lo, zone), local_time(hi, zone), tuple(tracks))
+    return Timeline(local_time(lo, zone), local_time(hi, zone), tuple(tracks), {p.item_id: p.name for p in placed})

@@ -10,6 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from collections.abc import Collection
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from archive.continuity.models import Gap
 from archive.evidence.items import is_viewable, is_wacz
 from archive.models import Case, EvidenceItem, ExportRequest, LedgerEntry
@@ -98,6 +103,34 @@ class ItemRow:
 
 
 @dataclass(frozen=True)
+class Clip:
+    """An evidence item as a reader knows it, where a sentence names it by id (a gap's cause)."""
+
+    id: str
+    name: str
+    """Its original file name."""
+    about: str
+    """Its device and recorded start (local time), as far as known: what tells apart two
+    files of the same name."""
+
+    @property
+    def href(self) -> str:
+        """Its row on the case page."""
+        return f"#item-{self.id}"
+
+
+def clips_of(session: Session, item_ids: Collection[str | None], *, zone: str) -> dict[str, Clip]:
+    """The items ``item_ids`` (None and unknown ids left out) as :class:`Clip`, by id, in one query."""
+    wanted = {i for i in item_ids if i}
+    if not wanted:
+        return {}
+    rows = session.execute(select(EvidenceItem.id, EvidenceItem.original_filename, EvidenceItem.device_id,
+                                  EvidenceItem.recorded_start).where(EvidenceItem.id.in_(wanted)))
+    return {ident: Clip(ident, name, " · ".join(filter(None, (device, local_time(start, zone)))))
+            for ident, name, device, start in rows}
+
+
+@dataclass(frozen=True)
 class GapRow:
     """One gap in continuous recording, with where a player should start to show it."""
 
@@ -118,10 +151,14 @@ class GapRow:
     """The item whose proxy shows the moments before the gap (the one that ends at it)."""
     play_at: float | None
     """Seconds into that item's proxy: a few seconds before the gap starts."""
+    clips: dict[str, Clip]
+    """The items the cause names by id (the clip before and after the gap), as readers know them."""
 
     @classmethod
-    def of(cls, gap: Gap, *, zone: str, people: dict[str, str], play: tuple[str | None, float | None]) -> GapRow:
-        """``play``: the item and second a player starts from to show the gap (see timeline.play_point)."""
+    def of(cls, gap: Gap, *, zone: str, people: dict[str, str], play: tuple[str | None, float | None],
+           clips: dict[str, Clip]) -> GapRow:
+        """``play``: the item and second a player starts from to show the gap (see timeline.play_point);
+        ``clips``: :func:`clips_of` the page's gaps."""
         start, end, duration = gap_span(gap.start, gap.end, zone)
         play_item, play_at = play
         explained = (f"{people.get(gap.explained_by, gap.explained_by)} · {local_time(gap.explained_at, zone)}"
@@ -131,7 +168,8 @@ class GapRow:
         return cls(id=gap.id, level=gap.level, device=gap.device, start=start, end=end, duration=duration,
                    cause=gap.cause, status=gap.status.value, explanation=gap.explanation, explained=explained,
                    reviewed=reviewed, review_comment=gap.review_comment, item_id=gap.item_id,
-                   play_item=play_item if play_at is not None else None, play_at=play_at)
+                   play_item=play_item if play_at is not None else None, play_at=play_at,
+                   clips={i: clips[i] for i in (gap.item_id, gap.previous_item_id) if i in clips})
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def _continuity(plan: Plan, zone: str, s: dict[str, ParagraphStyle], width: floa
         return story
     rows = [_header(("certificate.level_device", "certificate.span", "certificate.duration", "certificate.cause",
                      "certificate.explanation", "certificate.review"), s)]
+    # The clips a cause names by id, by their file names (as the items table lists them).
+    names = {item["id"]: item["filename"] for item in plan.items}
     for g in plan.continuity["gaps"]:
         start, end, duration = gap_span(g["start"], g["end"], zone)
         explained = f" - {g['explained_by']}, {local_time(g['explained_at'], zone)}" if g.get("explained_by") else ""
@@ -189,7 +191,8 @@ def _continuity(plan: Plan, zone: str, s: dict[str, ParagraphStyle], width: floa
         explanation = _both("certificate.no_explanation") if not g["explanation"] else (g["explanation"],) * 2
         rows.append([
             _pair(_labels("level", g["level"]), s, extra=g["device"] or ""), _p(f"{start} - {end}", s),
-            _p(duration, s), _pair((gap_cause("zh", g["cause"]), gap_cause("en", g["cause"])), s),
+            _p(duration, s), _pair((gap_cause("zh", g["cause"], clips=names),
+                                       gap_cause("en", g["cause"], clips=names)), s),
             _pair(explanation, s, extra=explained.lstrip(" -")),
             _pair(_labels("gap_status", g["status"]), s, extra=f"{reviewed} {g['review_comment'] or ''}".strip()),
         ])

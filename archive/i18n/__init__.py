@@ -10,7 +10,7 @@ words. Why a Python mapping and not gettext: see :mod:`api.pages.i18n`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from archive.continuity.analysis import NO_DEVICES, cause_of
 from archive.i18n.messages import MESSAGES
@@ -36,17 +36,34 @@ def enum_label(code: str, group: str, value: object) -> str:
     return translate(code, key) if key in MESSAGES else str(raw)
 
 
-def gap_cause(code: str, text: str) -> str:
-    """A gap's cause (stored in English by the continuity analysis) in language ``code``; a
-    cause worded otherwise (older analyses) is shown as it was stored."""
+CLIP_FIELDS = ("item", "previous")
+"""The placeholders of a gap cause that hold an evidence item's id (the clips it names)."""
+
+
+def gap_cause_said(code: str, text: str) -> tuple[str, dict[str, str]] | None:
+    """A gap's stored cause read back: the catalogue's template of it in language ``code`` (with
+    the note of a recording placed by assumption) and the values to fill it with; None for a
+    cause worded otherwise (older analyses), which is shown as it was stored. The ids of
+    :data:`CLIP_FIELDS` are left for the caller to name."""
     found = cause_of(text)
-    if found is None:
-        return text
+    if found is None or f"gap_cause.{found[0]}" not in MESSAGES:
+        return None
     cause, values, unplaced = found
     if values.get("devices") == NO_DEVICES:
         values["devices"] = translate(code, "gap_cause.no_devices")
-    said = translate(code, f"gap_cause.{cause}", **values) if f"gap_cause.{cause}" in MESSAGES else text
-    return said + (translate(code, "gap_cause.unplaced") if unplaced else "")
+    return MESSAGES[f"gap_cause.{cause}"][code] + (translate(code, "gap_cause.unplaced") if unplaced else ""), values
+
+
+def gap_cause(code: str, text: str, *, clips: Mapping[str, str] | None = None) -> str:
+    """A gap's cause (stored in English by the continuity analysis) in language ``code``, each
+    clip it names by ``clips`` (item id -> how a reader knows it: its file name), an id not in
+    ``clips`` as stored; a cause worded otherwise is shown as it was stored."""
+    said = gap_cause_said(code, text)
+    if said is None:
+        return text
+    template, values = said
+    names = clips or {}
+    return template.format(**{k: names.get(v, v) if k in CLIP_FIELDS else v for k, v in values.items()})
 
 
 def said(code: str, text: str, sentences: Sentences, **say: Callable[[str, str], str]) -> str | None:
