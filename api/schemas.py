@@ -263,7 +263,9 @@ class ActionPublic(BaseModel):
 
 class GapPublic(BaseModel):
     id: str
-    level: str = Field(description="in_file, between_segments, action_window, or overlap (two recordings of one device at once)")
+    level: str = Field(description="in_file, between_segments, action_window, overlap (two recordings of one device "
+                                   "at once), or unreadable (a recording that could not be read, so it is not on "
+                                   "the timeline; start = end)")
     device: str | None
     item: str | None
     previous_item: str | None

@@ -98,8 +98,10 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
         return None
     devices = {p.device for p in placed}
     starts = {p.item_id: p.start for p in placed}
-    # A pause inside a recording that has no place in time is listed with the gaps, not drawn.
-    gaps = [g for g in gaps if g.device in devices and (g.level != "in_file" or g.item_id in starts)]
+    # A pause inside a recording that has no place in time is listed with the gaps, not drawn;
+    # so is a recording that could not be read (it has no span to draw).
+    gaps = [g for g in gaps if g.device in devices and g.level != "unreadable"
+            and (g.level != "in_file" or g.item_id in starts)]
     lo = min([p.start for p in placed] + [g.start for g in gaps])
     hi = max([p.end for p in placed] + [g.end for g in gaps])
     total = max((hi - lo).total_seconds(), 1.0)

@@ -130,6 +130,10 @@ def clips_of(session: Session, item_ids: Collection[str | None], *, zone: str) -
             for ident, name, device, start in rows}
 
 
+FILE_LEVELS = ("in_file", "unreadable")
+"""Gap levels whose cause is about one file without naming it (its row names the file)."""
+
+
 @dataclass(frozen=True)
 class GapRow:
     """One gap in continuous recording, with where a player should start to show it."""
@@ -153,6 +157,9 @@ class GapRow:
     """Seconds into that item's proxy: a few seconds before the gap starts."""
     clips: dict[str, Clip]
     """The items the cause names by id (the clip before and after the gap), as readers know them."""
+    file: Clip | None = None
+    """The file a gap is in when its cause does not name it (a pause inside a file, a recording
+    that could not be read)."""
 
     @classmethod
     def of(cls, gap: Gap, *, zone: str, people: dict[str, str], play: tuple[str | None, float | None],
@@ -169,7 +176,8 @@ class GapRow:
                    cause=gap.cause, status=gap.status.value, explanation=gap.explanation, explained=explained,
                    reviewed=reviewed, review_comment=gap.review_comment, item_id=gap.item_id,
                    play_item=play_item if play_at is not None else None, play_at=play_at,
-                   clips={i: clips[i] for i in (gap.item_id, gap.previous_item_id) if i in clips})
+                   clips={i: clips[i] for i in (gap.item_id, gap.previous_item_id) if i in clips},
+                   file=clips.get(gap.item_id or "") if gap.level in FILE_LEVELS else None)
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,16 @@ __all__ = [
     "GapLevel",
     "InFileGap",
     "Recording",
+    "Unreadable",
     "analyse",
     "cause_of",
     "gap_key",
 ]
 
-GapLevel = Literal["in_file", "between_segments", "action_window", "overlap"]
+GapLevel = Literal["in_file", "between_segments", "action_window", "overlap", "unreadable"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2, "overlap": 3}
+_LEVEL_ORDER = {"in_file": 0, "between_segments": 1, "action_window": 2, "overlap": 3, "unreadable": 4}
 # Keys round times to this many decimals so that recomputing a report (other float
 # noise, a re-probe) keeps the key an explanation was filed against.
 _KEY_DECIMALS = 1
@@ -76,6 +77,26 @@ class Recording:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A recording that cannot be placed on the timeline because its media cannot be read (a
+    truncated or garbled file, or an empty one). It is kept, sealed and flagged as evidence all
+    the same; the analysis lists it as an entry of level ``unreadable`` so that a reviewer
+    accounts for it as for a gap: whatever it recorded is missing from the timeline."""
+
+    item_id: str
+    """Evidence item identifier (opaque)."""
+    device_id: str | None
+    """Recording device, when known."""
+    at: datetime
+    """Where it is listed: its declared start by the device's clock when ``declared``, else when
+    the archive received it (true time)."""
+    reason: str
+    """Why it cannot be read (the media tool's own message); empty for an empty file."""
+    declared: bool = False
+    """True when ``at`` is a start declared for the recording (the device's offset applies)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceClock:
     """A device clock runs ``offset_seconds`` ahead of true time: true = device - offset."""
 
@@ -108,12 +129,14 @@ class Gap:
     """One interruption of the record, in true time."""
 
     level: GapLevel
-    """``in_file``, ``between_segments``, ``action_window``, or ``overlap`` (not a hole: two
-    recordings of one device claim the same stretch of true time)."""
+    """``in_file``, ``between_segments``, ``action_window``, ``overlap`` (not a hole: two
+    recordings of one device claim the same stretch of true time), or ``unreadable`` (a
+    recording that could not be read, so nothing of it is on the timeline: see
+    :class:`Unreadable`; ``start`` = ``end``)."""
     device: str | None
     """Device concerned; None for action windows (several devices) or unknown devices."""
     item: str | None
-    """In-file: the file with the hole. Between segments: the clip after the gap."""
+    """In-file: the file with the hole. Between segments: the clip after the gap. Unreadable: the file."""
     previous_item: str | None
     """Between segments: the clip before the gap; otherwise None."""
     action: str | None
@@ -161,6 +184,8 @@ class ContinuityReport:
     """Actions analysed."""
     unplaced: tuple[str, ...] = ()
     """Items of the recordings whose start is unknown (see :attr:`Recording.placed`)."""
+    unreadable: tuple[str, ...] = ()
+    """Items of the recordings that could not be read (see :class:`Unreadable`)."""
 
     def by_level(self, level: GapLevel) -> tuple[Gap, ...]:
         """Return the gaps of one level, in report order."""
@@ -174,6 +199,7 @@ class ContinuityReport:
             "recording_count": self.recording_count,
             "action_count": self.action_count,
             "unplaced": list(self.unplaced),
+            "unreadable": list(self.unreadable),
             "gaps": [g.as_dict() for g in self.gaps],
         }
 
@@ -211,6 +237,7 @@ def analyse(
     actions: Iterable[Action] = (),
     tolerance_seconds: float = 1.0,
     segment_tolerance_seconds: float | None = None,
+    unreadable: Iterable[Unreadable] = (),
 ) -> ContinuityReport:
     """Find every interruption of the record at the three levels of the design.
 
@@ -225,7 +252,8 @@ def analyse(
       ``tolerance_seconds`` not covered by the union of its devices' recordings, minus
       the recordings' own in-file holes.
 
-    A recording whose start is unknown (``placed`` false) gets its in-file gaps only.
+    A recording whose start is unknown (``placed`` false) gets its in-file gaps only. Each
+    recording of ``unreadable`` is one entry of level ``unreadable`` (no span: start = end).
 
     ``clocks`` maps device id to its offset (or is an iterable of :class:`DeviceClock`);
     devices without an entry are taken to be on true time.
@@ -272,6 +300,12 @@ def analyse(
     for act in acts:
         _action_gaps(act, per_device, recs, tol, coverage_cache, found)
 
+    lost = list(unreadable)
+    for clip in lost:
+        at = _seconds(clip.at) - (offsets.get(clip.device_id, 0.0) if clip.declared else 0.0)
+        cause = CAUSES["unreadable"].format(reason=clip.reason) if clip.reason else CAUSES["empty"]
+        found.append((at, at, "unreadable", clip.device_id, clip.item_id, None, None, cause))
+
     found.sort(key=lambda g: (g[0], _LEVEL_ORDER[g[2]], g[3] or "", g[4] or "", g[6] or ""))
     gaps = tuple(_gap(*g) for g in found)
     return ContinuityReport(
@@ -281,6 +315,7 @@ def analyse(
         recording_count=len(recs),
         action_count=len(acts),
         unplaced=tuple(r.item_id for r in recs if not r.placed),
+        unreadable=tuple(c.item_id for c in lost),
     )
 
 
@@ -438,6 +473,8 @@ CAUSES = {
     "overlap": ("clip {item} overlaps clip {previous} of the same device by {seconds} s"
                 " (a wrong clock offset, or the same recording twice)"),
     "action_window": "window of {action} not covered by devices {devices}",
+    "unreadable": "recording could not be read, so it is not on the timeline: {reason}",
+    "empty": "recording is an empty file (0 bytes), so it is not on the timeline",
 }
 """Every cause a gap can have, by code: the English text stored with the gap (and sealed in
 reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""

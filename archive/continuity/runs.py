@@ -112,6 +112,23 @@ def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -
     )
 
 
+def unreadable_of(item: EvidenceItem) -> analysis.Unreadable | None:
+    """The item as a recording that cannot be read (see :class:`analysis.Unreadable`), or None.
+
+    An empty file, or one the probe could not parse (``media_facts["probe_error"]``, the tool's
+    message): it is preserved and sealed, but has no duration and no place on the timeline.
+    An item not probed yet is not judged.
+    """
+    facts = item.media_facts or {}
+    if item.size and "probe_error" not in facts:
+        return None
+    declared = item.recorded_start is not None
+    return analysis.Unreadable(
+        item_id=item.id, device_id=item.device_id, at=item.recorded_start if declared else item.received_at,
+        reason=str(facts.get("probe_error") or "") if item.size else "", declared=declared,
+    )
+
+
 def capture_windows(session: Session, *, case_id: str) -> list[analysis.Recording]:
     """The case's capture bundles as recordings of their workstation device.
 
@@ -196,7 +213,8 @@ def analyse_case(
     ).scalars().all()
     recordings = [r for r in (recording_of(i) for i in items) if r is not None]
     recordings += capture_windows(session, case_id=case_id)
-    devices = {r.device_id for r in recordings}
+    unreadable = [u for u in (unreadable_of(i) for i in items) if u is not None]
+    devices = {r.device_id for r in recordings} | {u.device_id for u in unreadable}
     actions = session.execute(select(EnforcementAction).where(EnforcementAction.case_id == case_id)).scalars().all()
     for act in actions:
         devices.update(act.devices or [])
@@ -214,6 +232,7 @@ def analyse_case(
             for a, end in windows if end is not None
         ],
         tolerance_seconds=tolerance_seconds,
+        unreadable=unreadable,
     )
     found = {g.key: g for g in report.gaps}
     rows = {g.key: g for g in session.execute(select(Gap).where(Gap.case_id == case_id)).scalars()}
@@ -240,6 +259,7 @@ def analyse_case(
         "recording_count": report.recording_count,
         "action_count": report.action_count,
         "unplaced_items": list(report.unplaced),
+        "unreadable_items": list(report.unreadable),
         "gap_count": len(found),
         "clocks": clocks,
     }

@@ -165,6 +165,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "gaps.accept": {"zh": "接受", "en": "Accept"},
     "gaps.reject": {"zh": "退回", "en": "Reject"},
     "gaps.none": {"zh": "未发现中断。", "en": "No gaps found."},
+    "gaps.unreadable": {"zh": "有 {n} 段录像无法读取（文件损坏、截断或为空）：已作为证据保存并签章，但无法放入时间轴，其记录的内容在时间轴上缺失。每一段均列于下表，需像中断一样说明并审核。",
+                        "en": "{n} recordings could not be read (damaged, truncated or empty): they are kept and sealed as evidence but cannot be placed on the timeline, so what they recorded is missing from it. Each is listed below and must be explained and reviewed like a gap."},
     "gaps.unplaced": {"zh": "有 {n} 段录像没有开始时间（上传时未声明，文件中也没有）：其内部中断按“录像在存档接收时结束”推定的时间列出；它们与同一设备其他录像之间的中断无法查出。",
                       "en": "{n} recording(s) have no start time (none declared at upload, none in the file): their pauses "
                             "are listed at times assuming each ended when the archive received it; gaps between them and "
@@ -310,6 +312,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "level.between_segments": {"zh": "分段之间", "en": "between segments"},
     "level.action_window": {"zh": "执法行为时段", "en": "action window"},
     "level.overlap": {"zh": "重叠", "en": "overlap"},
+    "level.unreadable": {"zh": "无法读取的录像", "en": "unreadable recording"},
     "export_status.requested": {"zh": "待批准", "en": "requested"},
     "export_status.approved": {"zh": "已批准", "en": "approved"},
     "export_status.waiting": {"zh": "等待", "en": "waiting"},

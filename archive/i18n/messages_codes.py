@@ -169,6 +169,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "gap_cause.overlap": {"zh": "录像 {item} 与同一设备的录像 {previous} 重叠 {seconds} 秒（设备时钟偏差有误，或同一录像上传了两次）",
                           "en": "clip {item} overlaps clip {previous} of the same device by {seconds} s (a wrong clock offset, or the same recording twice)"},
     "gap_cause.action_window": {"zh": "执法行为“{action}”的时段未被设备 {devices} 的录像覆盖", "en": "window of {action} not covered by devices {devices}"},
+    "gap_cause.unreadable": {"zh": "录像无法读取，未能放入时间轴：{reason}", "en": "recording could not be read, so it is not on the timeline: {reason}"},
+    "gap_cause.empty": {"zh": "录像文件为空（0 字节），未能放入时间轴", "en": "recording is an empty file (0 bytes), so it is not on the timeline"},
     "gap_cause.no_devices": {"zh": "（未指定）", "en": "(none assigned)"},
     "gap_cause.unplaced": {"zh": "；该录像的开始时间不明（上传时未声明，文件中也没有），以上时间按“录像在存档接收时结束”推定",
                            "en": "; the recording's start time is unknown (none declared, none in the file), so these times assume it ended when the archive received it"},

@@ -500,3 +500,67 @@ def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, offic
     assert gap["level"] == "overlap" and gap["item"] == later["id"] and gap["previous_item"] == first["id"]
     assert close(gap["start"], T0 + timedelta(seconds=40)) and close(gap["end"], T0 + timedelta(seconds=60))
     assert gap["duration_seconds"] == 20.0
+
+
+def _page(stack, token: str, case_id: str, lang: str) -> str:
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60, cookies={"evidence_lang": lang}) as b:
+        sign_in(b, token)
+        r = b.get(f"/cases/{case_id}")
+        assert r.status_code == 200, r.text
+        return r.text
+
+
+def test_clips_that_cannot_be_read_are_listed_to_be_accounted_for(stack, officer, case, clips, tmp_path):
+    """A truncated clip, an empty one and one of noise are kept as evidence; continuity lists each
+    as an ``unreadable`` entry (device, file, why) that keeps the case's continuity from being
+    complete until it is explained and accepted, like a gap."""
+    cam = device()
+    whole = unique_copy(clips["s30"]).read_bytes()
+    truncated = tmp_path / "FILE0002.MP4"
+    truncated.write_bytes(whole[: len(whole) // 2])  # the camera lost power: no moov atom
+    empty = tmp_path / "FILE0003.MP4"
+    empty.write_bytes(b"")
+    noise = tmp_path / "FILE0004.MP4"
+    noise.write_bytes(b"not a recording; " * 500 + uuid.uuid4().hex.encode())  # no format ffprobe knows
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with stack.client(officer) as c:
+        good = upload_clip(c, case["id"], clips["s30"], device_id=cam, start=T0)
+        cut = upload_clip(c, case["id"], truncated, device_id=cam, start=T0 + timedelta(seconds=30), unique=False)
+        nothing = upload_clip(c, case["id"], empty, device_id=cam, start=None, unique=False)
+        garbage = upload_clip(c, case["id"], noise, device_id=cam, start=None, unique=False)
+        report = settled(c, case["id"])
+        items = {i["id"]: i for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json()}
+    # Preserved as evidence and sealed, whatever their bytes.
+    for lost in (cut, nothing, garbage):
+        item = stack.wait_item(officer, lost["id"], lambda i: i["seal_status"] == "sealed")
+        assert item["size"] == items[lost["id"]]["size"]
+    unreadable = {g["item"]: g for g in report["gaps"] if g["level"] == "unreadable"}
+    assert set(unreadable) == {cut["id"], nothing["id"], garbage["id"]}, report["gaps"]
+    assert sorted(report["summary"]["unreadable_items"]) == sorted(unreadable)
+    assert good["id"] not in unreadable
+    assert all(g["device"] == cam and g["start"] == g["end"] and g["status"] == "open" for g in unreadable.values())
+    assert unreadable[cut["id"]]["cause"].startswith("recording could not be read, so it is not on the timeline: ")
+    assert len(unreadable[cut["id"]]["cause"]) > len("recording could not be read, so it is not on the timeline: ")
+    assert close(unreadable[cut["id"]]["start"], T0 + timedelta(seconds=30))  # where it was declared to start
+    assert unreadable[nothing["id"]]["cause"] == "recording is an empty file (0 bytes), so it is not on the timeline"
+    # Each keeps the continuity incomplete, as an unexplained gap does.
+    assert report["complete"] is False
+    waiting = {p["subject"] for p in report["outstanding"] if p["reason"] == "gap_unexplained"}
+    assert {g["id"] for g in unreadable.values()} <= waiting
+    # Explained by the officer and accepted by a reviewer, it no longer keeps it incomplete.
+    with stack.client(officer) as c, stack.client(reviewer) as rv:
+        for g in unreadable.values():
+            assert c.post(f"/api/v1/gaps/{g['id']}/explanation", json={"reason": "相机断电，文件未写完"}).status_code == 200
+            assert rv.post(f"/api/v1/gaps/{g['id']}/review", json={"accept": True}).status_code == 200
+        after = settled(c, case["id"])
+    assert not any(p["subject"] in {g["id"] for g in unreadable.values()} for p in after["outstanding"]), after
+    # The pages list each one in the reader's language: file, device, and why.
+    zh, en = _page(stack, reviewer, case["id"], "zh"), _page(stack, reviewer, case["id"], "en")
+    assert zh.count('data-testid="gap-row"') == len(report["gaps"])
+    for name in ("FILE0002.MP4", "FILE0003.MP4", "FILE0004.MP4"):
+        assert f'data-testid="gap-file">{name}</a>: ' in zh and f'data-testid="gap-file">{name}</a>: ' in en
+    assert "无法读取的录像" in zh and "录像无法读取，未能放入时间轴：" in zh and "录像文件为空（0 字节），未能放入时间轴" in zh
+    assert 'data-testid="gaps-unreadable">有 3 段录像无法读取' in zh
+    assert "could not be read, so it is not on the timeline" not in zh and "empty file (0 bytes)" not in zh
+    assert "unreadable recording" in en and "recording is an empty file (0 bytes), so it is not on the timeline" in en
+    assert cam in zh

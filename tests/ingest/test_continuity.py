@@ -12,6 +12,7 @@ from archive.continuity.analysis import (
     DeviceClock,
     InFileGap,
     Recording,
+    Unreadable,
     analyse,
 )
 
@@ -229,3 +230,25 @@ def test_hundred_thousand_segments_are_fast() -> None:
     elapsed = time.perf_counter() - began
     assert len(report.by_level("between_segments")) == 200 * 9
     assert elapsed < 2.0
+
+
+def test_unreadable_recordings_are_listed_to_be_accounted_for() -> None:
+    # cam1's middle clip could not be read: the analysis cannot know what it held, so it says
+    # so beside the gap it leaves; an empty file of cam2 is listed too.
+    report = analyse(
+        recordings=[rec("c1", "cam1", 0, 600), rec("c3", "cam1", 1200, 600)],
+        clocks={"cam1": 30.0},
+        unreadable=[Unreadable(item_id="c2", device_id="cam1", at=at(600), reason="moov atom not found",
+                               declared=True),
+                    Unreadable(item_id="e1", device_id="cam2", at=at(5000), reason="")],
+    )
+    assert [g.level for g in report.gaps] == ["between_segments", "unreadable", "unreadable"]
+    lost = report.by_level("unreadable")
+    assert [(g.item, g.device) for g in lost] == [("c2", "cam1"), ("e1", "cam2")]
+    assert close(lost[0].start, at(570)) and lost[0].end == lost[0].start  # the declared start, on true time
+    assert close(lost[1].start, at(5000))  # received: already true time
+    assert lost[0].cause == "recording could not be read, so it is not on the timeline: moov atom not found"
+    assert lost[1].cause == "recording is an empty file (0 bytes), so it is not on the timeline"
+    assert report.unreadable == ("c2", "e1") and report.as_dict()["unreadable"] == ["c2", "e1"]
+    again = analyse(recordings=[], unreadable=[Unreadable(item_id="e1", device_id="cam2", at=at(5000), reason="")])
+    assert again.gaps[0].key == lost[1].key  # stable: an explanation stays attached
