@@ -183,7 +183,7 @@ def _continuity(plan: Plan, zone: str, s: dict[str, ParagraphStyle], width: floa
     rows = [_header(("certificate.level_device", "certificate.span", "certificate.duration", "certificate.cause",
                      "certificate.explanation", "certificate.review"), s)]
     # The clips a cause names by id, by their file names (as the items table lists them).
-    names = {item["id"]: item["filename"] for item in plan.items}
+    names = {item["id"]: item["filename"] for item in plan.items if item.get("filename")}
     for g in plan.continuity["gaps"]:
         start, end, duration = gap_span(g["start"], g["end"], zone)
         explained = f" - {g['explained_by']}, {local_time(g['explained_at'], zone)}" if g.get("explained_by") else ""
