@@ -86,11 +86,17 @@ CHECK_DETAILS = Sentences("receipt_detail", {
     "latest": "latest tree size {size}",
     "gaps": "{gaps} gaps, {accepted} accepted, {unresolved} unresolved",
     "analysis_pending": "analysis pending",
-}, fields={"sha256": r"[0-9a-f]+", "root": r"[0-9a-f]+", "sealed": r"True|False", "size": r"\d+|None",
+    "checkpoint_copies": "{records} checkpoints, {objects} objects equal to the database's records",
+    "archive_copies": "{records} archive records, {objects} objects equal to the database's records",
+    "gap_altered": "gap {gap} ({detail})",
+    "unrecorded": "this verification could not be recorded in the ledger: {reason}",
+}, fields={"records": r"\d+", "objects": r"\d+", "gap": r"\S+", "sha256": r"[0-9a-f]+", "root": r"[0-9a-f]+", "sealed": r"True|False", "size": r"\d+|None",
            "count": r"\d+", "gaps": r"\d+", "accepted": r"\d+", "unresolved": r"\d+"})
 """The parts of a passed or pending check's detail, joined by :data:`PART_SEPARATOR`;
 ``pending`` is the item's :data:`archive.cases.verification.ITEM_PENDING` joined by
-:data:`PENDING_SEPARATOR`. A failed check's detail is the failure's own message."""
+:data:`PENDING_SEPARATOR`; ``gap_altered`` (``detail``: a
+:data:`archive.continuity.report.GAP_DETAILS` sentence) is a failed continuity check's part.
+Another failed check's detail is the failure's own message."""
 PART_SEPARATOR = "; "
 PENDING_SEPARATOR = ", "
 
@@ -135,27 +141,26 @@ def _copy_checks(session: Session, store: ObjectStore, case_id: str) -> list[dic
     """The receipt's rows for the vault's copies of the checkpoints and of the case archive
     records (:data:`CHECKPOINT_COPIES`, :data:`ARCHIVE_COPIES`)."""
     rows = []
-    for what, subject, counted, verify in (
-        (CHECKPOINT_COPIES, "checkpoint copies in the vault", "checkpoints",
-         vault_copies.verify_case_checkpoint_copies),
-        (ARCHIVE_COPIES, "case archive record copies", "archive records", vault_copies.verify_archive_copies),
+    for what, subject, verify in (
+        (CHECKPOINT_COPIES, "checkpoint copies in the vault", vault_copies.verify_case_checkpoint_copies),
+        (ARCHIVE_COPIES, "case archive record copies", vault_copies.verify_archive_copies),
     ):
         try:
             report = verify(session, store, case_id=case_id)
         except vault_copies.CopiesAltered as exc:
             rows += [_check(what, f.key, "failed", f.problem) for f in exc.faults]
         else:
-            rows.append(_check(what, subject, "ok", f"{report.records} {counted}, {report.objects} objects equal to "
-                                                    "the database's records"))
+            rows.append(_check(what, subject, "ok", CHECK_DETAILS.say(what, records=report.records,
+                                                                      objects=report.objects)))
     return rows
 
 
 def _item_pending(item_id: str, report: verification.ItemVerificationReport, seal_status: str | None) -> dict[str, Any]:
     if not report.sealed:
         reason = "seal_failed" if seal_status == "failed" else "awaiting_seal"
-        return _pending("item", item_id, reason, f"item is not sealed (seal_status {seal_status})")
+        return _pending("item", item_id, reason, verification.ITEM_PROBLEMS.say("not_sealed", status=seal_status))
     return _pending("item", item_id, "awaiting_checkpoint",
-                    f"custody entry {report.received_seq} is not yet covered by a sealed checkpoint")
+                    verification.ITEM_PROBLEMS.say("not_covered", seq=report.received_seq))
 
 
 ITEM_CHECKERS = 4
@@ -284,8 +289,8 @@ def run_verification(
     pending = [p for item_id, p in waiting.items() if item_id not in busy] + progress
     unfinished = [p for p in progress if p["what"] != "item"]
     if altered:
-        checks.append(_check("continuity", "recording continuity", "failed", "; ".join(
-            f"gap {p['subject']} ({p['detail']})" for p in altered)))
+        checks.append(_check("continuity", "recording continuity", "failed", PART_SEPARATOR.join(
+            CHECK_DETAILS.say("gap_altered", gap=p["subject"], detail=p["detail"]) for p in altered)))
     else:
         parts = [CHECK_DETAILS.say("gaps", gaps=summary["gaps"], accepted=summary["accepted"],
                                    unresolved=summary["unresolved"])]
@@ -301,8 +306,7 @@ def run_verification(
     except ArchiveError as exc:
         # The ledger refuses the receipt's entry (e.g. its last row was deleted): the receipt
         # still tells the reviewer, and says why it is not in the ledger.
-        checks.append(_check("ledger", "custody ledger", "failed",
-                             f"this verification could not be recorded in the ledger: {exc.message}"))
+        checks.append(_check("ledger", "custody ledger", "failed", CHECK_DETAILS.say("unrecorded", reason=exc.message)))
         failed, status = [c for c in checks if c["outcome"] == "failed"], "failed"
         receipt = _complete(db, receipt_id, checks=checks, pending=pending, status=status, actor=actor,
                             items=len(item_ids), record=False)

@@ -38,6 +38,23 @@ from archive.evidence.fixity import MISSING_OBJECT, check_object
 from archive.models import Case, Checkpoint, LedgerEntry
 from archive.storage import ObjectStore
 from archive.storage.streams import VaultCopy
+from archive.wording import Sentences
+
+COPY_FAULTS = Sentences("copy_fault", {
+    "missing": "missing from the store",
+    "altered": ("altered: the store holds {size} bytes, sha256 {found}; the database's record is {recorded_size} bytes, "
+                "sha256 {sha256}"),
+    "copies": "{count} vault copies of {what} missing or altered: {faults}",
+    "of_checkpoints": "checkpoints",
+    "of_vault_checkpoints": "checkpoints in vault {vault}",
+    "of_archives": "case archive records",
+    "of_item": "records vouching for the item in vault {vault}",
+}, fields={"size": r"\d+|None", "found": r"[0-9a-f]+", "recorded_size": r"\d+", "sha256": r"[0-9a-f]+",
+           "key": r"\S+", "count": r"\d+", "vault": r"\S+"})
+"""What is wrong with a vault's copies (:attr:`CopyFault.problem`, the message of
+:class:`CopiesAltered`: ``what`` is one of the ``of_*`` sentences, ``faults`` its faults'
+:meth:`CopyFault.describe` joined by :data:`FAULT_SEPARATOR`)."""
+FAULT_SEPARATOR = "; "
 
 
 @dataclass(frozen=True)
@@ -60,8 +77,8 @@ class CopiesAltered(VerificationFailed):
     code = "vault_copy_altered"
 
     def __init__(self, what: str, faults: list[CopyFault]):
-        super().__init__(f"{len(faults)} vault copies of {what} missing or altered: "
-                         + "; ".join(f.describe() for f in faults))
+        super().__init__(COPY_FAULTS.say("copies", count=len(faults), what=what,
+                                         faults=FAULT_SEPARATOR.join(f.describe() for f in faults)))
         self.faults = tuple(faults)
         self.extra = {"faults": [{"key": f.key, "problem": f.problem} for f in faults]}
 
@@ -84,9 +101,9 @@ def _fault(store: ObjectStore, copy: VaultCopy) -> CopyFault | None:
     if fault is None:
         return None
     if fault.outcome == MISSING_OBJECT:
-        return CopyFault(copy.key, "missing from the store")
-    return CopyFault(copy.key, f"altered: the store holds {fault.size} bytes, sha256 {fault.digests['sha256']}; "
-                               f"the database's record is {len(copy.data)} bytes, sha256 {expected}")
+        return CopyFault(copy.key, COPY_FAULTS.say("missing"))
+    return CopyFault(copy.key, COPY_FAULTS.say("altered", size=fault.size, found=fault.digests["sha256"],
+                                               recorded_size=len(copy.data), sha256=expected))
 
 
 def _check(what: str, store: ObjectStore, sets: Iterable[list[VaultCopy]]) -> CopiesReport:
@@ -106,7 +123,7 @@ def _check(what: str, store: ObjectStore, sets: Iterable[list[VaultCopy]]) -> Co
 
 def verify_ledger_copies(session: Session, store: ObjectStore) -> CopiesReport:
     """Every checkpoint's copies in every vault it was written to; see the module's doc."""
-    return _check("checkpoints", store, (
+    return _check(COPY_FAULTS.say("of_checkpoints"), store, (
         checkpoint_copies(vault, cp) for cp, vaults in checkpoint_vaults(session) for vault in vaults))
 
 
@@ -130,7 +147,7 @@ def _case_checkpoints(session: Session, case_id: str) -> Iterator[Checkpoint]:
 def verify_case_checkpoint_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
     """The copies of every checkpoint the case's vault keeps."""
     vault = _vault(session, case_id)
-    return _check(f"checkpoints in vault {vault}", store,
+    return _check(COPY_FAULTS.say("of_vault_checkpoints", vault=vault), store,
                   (checkpoint_copies(vault, cp) for cp in _case_checkpoints(session, case_id)))
 
 
@@ -142,7 +159,7 @@ def _archives(session: Session, case_id: str) -> list[CaseArchive]:
 def verify_archive_copies(session: Session, store: ObjectStore, *, case_id: str) -> CopiesReport:
     """The copies of every archive record of the case (none when it was never closed)."""
     vault = _vault(session, case_id)
-    return _check("case archive records", store,
+    return _check(COPY_FAULTS.say("of_archives"), store,
                   (archive_row_copies(vault, row) for row in _archives(session, case_id)))
 
 
@@ -153,4 +170,4 @@ def verify_item_copies(session: Session, store: ObjectStore, *, case_id: str, re
     first = first_covering(session, size=received_seq)
     sets = [checkpoint_copies(vault, first)] if first is not None else []
     sets += [archive_row_copies(vault, row) for row in _archives(session, case_id)]
-    return _check(f"records vouching for the item in vault {vault}", store, sets)
+    return _check(COPY_FAULTS.say("of_item", vault=vault), store, sets)

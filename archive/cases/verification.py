@@ -32,6 +32,7 @@ from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.cases.vault_copies import CopiesAltered, verify_item_copies
+from archive.custody.checkpoints import PROBLEMS as CHECKPOINT_PROBLEMS
 from archive.custody.checkpoints import latest_checkpoint, recorded_checkpoints, verify_checkpoint_seal
 from archive.seals.manifests import build_manifest
 from archive.seals.pades import check_pades_copy
@@ -45,6 +46,37 @@ ITEM_PENDING = Sentences("receipt_detail", {
     "pending_checkpoint": "checkpoint covering custody entry {seq}",
 }, fields={"status": r"[a-z_]+", "seq": r"\d+"})
 """What an item still waits for (:attr:`ItemVerificationReport.pending`)."""
+
+ITEM_PROBLEMS = Sentences("item_problem", {
+    "item": "item {item}: {problem}",
+    "derived_unreadable": "{role} object {key} cannot be read: {reason}",
+    "derived_replaced": "{role} object {key}: {reason} (an attempt to replace it)",
+    "derived_altered": "{role} object {key} altered: sha256 {found} != recorded {recorded}",
+    "manifest_differs": "manifest object does not match the item record in: {fields}",
+    "sm2_not_json": "sm2 seal object is not JSON",
+    "seal_fails": "manifest seal fails: {reason}",
+    "no_temporary_space": "the PAdES copy could not be checked: temporary directory failed: {reason}",
+    "ledger_short": "ledger holds fewer entries than checkpoint {checkpoint} sealed ({size})",
+    "unprovable": "checkpoint {checkpoint} (tree size {size}) cannot be proven: {reason}",
+    "not_included": ("evidence_received entry {seq} is not included in sealed checkpoint {checkpoint} "
+                     "(tree size {size}): the ledger was altered ({reason})"),
+    "original_replaced": ("original {key}: a newer version {current} was written over the recorded version {version} "
+                          "(an attempt to replace it)"),
+    "no_receipt": "no evidence_received custody entry",
+    "receipt_unreadable": "custody entry {seq} (evidence_received) is not readable (entry edited)",
+    "receipt_differs": ("custody entry {seq} states sha256 {stated} / version {stated_version}, the item record "
+                        "{sha256} / {version}"),
+    "seal_status_altered": "seal objects exist but seal_status is {status} (record altered)",
+    "seals_missing": "the item was sealed but its seal records are missing (have: {roles})",
+    "not_sealed": "item is not sealed (seal_status {status})",
+    "not_covered": "custody entry {seq} is not yet covered by a sealed checkpoint",
+}, fields={"item": r"\S+", "role": r"[a-z0-9_]+", "key": r"\S+", "found": r"[0-9a-f]+", "recorded": r"[0-9a-f]+",
+           "checkpoint": r"\S+", "size": r"\d+", "seq": r"\d+", "current": r"\S+", "version": r"\S+",
+           "stated": r"\S+", "stated_version": r"\S+", "sha256": r"\S+", "status": r"\S+"})
+"""What :func:`verify_item` finds wrong with an item (the message of its VerificationFailed,
+the ``problem`` of its ``item_verified`` custody entry, a failed check's detail): ``item`` wraps
+every other sentence (``problem``) or a failure of another family (a checkpoint's, a PAdES
+copy's, the vault copies'); ``reason`` is a store fault or the underlying failure's message."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +105,7 @@ class ItemVerificationReport:
 
 
 def _fail(item_id: str, what: str, code: str = "item_verification_failed") -> VerificationFailed:
-    return VerificationFailed(f"item {item_id}: {what}", code=code)
+    return VerificationFailed(ITEM_PROBLEMS.say("item", item=item_id, problem=what), code=code)
 
 
 def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: BinaryIO) -> None:
@@ -81,20 +113,20 @@ def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: Bin
 
     A newer version written over the recorded one is itself a failure.
     """
-    where = f"{d.role} object {d.storage_key}"
+    where = {"role": d.role, "key": d.storage_key}
     try:
         fault = check_object(store, key=d.storage_key, version=d.storage_version, size=d.size,
                              digests={"sha256": d.sha256}, sink=into)
     except ArchiveError as exc:
-        raise _fail(item_id, f"{where} cannot be read: {exc.message}") from exc
+        raise _fail(item_id, ITEM_PROBLEMS.say("derived_unreadable", **where, reason=exc.message)) from exc
     into.seek(0)
     if fault is None:
         return
     if fault.outcome == MISSING_OBJECT:
-        raise _fail(item_id, f"{where} cannot be read: {fault.reason}")
+        raise _fail(item_id, ITEM_PROBLEMS.say("derived_unreadable", **where, reason=fault.reason))
     if fault.what == "newer_version":
-        raise _fail(item_id, f"{where}: {fault.reason} (an attempt to replace it)")
-    raise _fail(item_id, f"{where} altered: sha256 {fault.digests['sha256']} != recorded {d.sha256}")
+        raise _fail(item_id, ITEM_PROBLEMS.say("derived_replaced", **where, reason=fault.reason))
+    raise _fail(item_id, ITEM_PROBLEMS.say("derived_altered", **where, found=fault.digests["sha256"], recorded=d.sha256))
 
 
 def _check_derived(store: ObjectStore, item_id: str, d: DerivedObject) -> bytes:
@@ -119,7 +151,7 @@ def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry
     recorded = recorded_checkpoints(session, up_to=ledger.size(session), latest_only=True)
     if recorded and (cp is None or cp.tree_size < recorded[0].details["tree_size"]):
         # The ledger says a newer checkpoint was sealed: its row is gone, not "not yet made".
-        raise _fail(item.id, f"{recorded[0].describe()} is missing: its checkpoint row was deleted",
+        raise _fail(item.id, CHECKPOINT_PROBLEMS.say("row_deleted", record=recorded[0].describe()),
                     code="checkpoint_missing")
     if cp is None or cp.tree_size < entry.seq:
         return None
@@ -132,11 +164,11 @@ def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry
         if checked is not None:
             checked.add(seen)
     if ledger.size(session) < cp.tree_size:
-        raise _fail(item.id, f"ledger holds fewer entries than checkpoint {cp.id} sealed ({cp.tree_size})")
+        raise _fail(item.id, ITEM_PROBLEMS.say("ledger_short", checkpoint=cp.id, size=cp.tree_size))
     try:
         proof = [bytes.fromhex(p) for p in ledger.inclusion(session, seq=entry.seq, tree_size=cp.tree_size).path]
     except VerificationFailed as exc:
-        raise _fail(item.id, f"checkpoint {cp.id} (tree size {cp.tree_size}) cannot be proven: {exc.message}",
+        raise _fail(item.id, ITEM_PROBLEMS.say("unprovable", checkpoint=cp.id, size=cp.tree_size, reason=exc.message),
                     code=exc.code) from exc
     # The leaf is the entry as it stands, not the stored node: an edited entry fails here.
     leaf = merkle.leaf_hash(ledger.entry_bytes(ledger.entry_fields(entry)))
@@ -144,11 +176,8 @@ def _check_inclusion(session: Session, sealer: Sealer, item: EvidenceItem, entry
         merkle.verify_inclusion(leaf_hash=leaf, index=entry.seq - 1, tree_size=cp.tree_size, proof=proof,
                                 root=bytes.fromhex(cp.root_hash))
     except merkle.ProofError as exc:
-        raise _fail(
-            item.id,
-            f"evidence_received entry {entry.seq} is not included in sealed checkpoint {cp.id} "
-            f"(tree size {cp.tree_size}): the ledger was altered ({exc})",
-        ) from exc
+        raise _fail(item.id, ITEM_PROBLEMS.say("not_included", seq=entry.seq, checkpoint=cp.id, size=cp.tree_size,
+                                               reason=exc)) from exc
     return cp
 
 
@@ -157,18 +186,17 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
     manifest = _check_derived(store, item.id, by_role["manifest"])
     expected = build_manifest(session, item)
     if manifest != expected:
-        raise _fail(item.id, "manifest object does not match the item record in: "
-                    + _manifest_differences(manifest, expected))
+        raise _fail(item.id, ITEM_PROBLEMS.say("manifest_differs", fields=_manifest_differences(manifest, expected)))
     cades = _check_derived(store, item.id, by_role["cades"])
     sm2_bytes = _check_derived(store, item.id, by_role["sm2"])
     try:
         sm2_record = json.loads(sm2_bytes)
     except ValueError as exc:
-        raise _fail(item.id, "sm2 seal object is not JSON") from exc
+        raise _fail(item.id, ITEM_PROBLEMS.say("sm2_not_json")) from exc
     try:
         report = sealer.verify_seal(manifest, (cades, sm2_record), known_sm2_keys=recorded_sm2_keys(session))
     except VerificationFailed as exc:
-        raise _fail(item.id, f"manifest seal fails: {exc.message}", code=exc.code) from exc
+        raise _fail(item.id, ITEM_PROBLEMS.say("seal_fails", reason=exc.message), code=exc.code) from exc
     pades = None
     if "pades" in by_role:
         # As large as the original: checked from a temporary file, never held in memory.
@@ -181,7 +209,7 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
                 except VerificationFailed as exc:
                     raise _fail(item.id, exc.message, code=exc.code) from exc
         except OSError as exc:
-            raise _fail(item.id, f"the PAdES copy could not be checked: temporary directory failed: {exc}",
+            raise _fail(item.id, ITEM_PROBLEMS.say("no_temporary_space", reason=exc),
                         code="temporary_space_failed") from exc
     return hashlib.sha256(manifest).hexdigest(), report, pades
 
@@ -237,44 +265,44 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
     pending: list[str] = []
     current = store.stat(item.storage_key)
     if item.storage_version is not None and current.version_id != item.storage_version:
-        raise _fail(item_id, f"original {item.storage_key}: a newer version {current.version_id} was written over "
-                    f"the recorded version {item.storage_version} (an attempt to replace it)")
+        raise _fail(item_id, ITEM_PROBLEMS.say("original_replaced", key=item.storage_key, current=current.version_id,
+                                               version=item.storage_version))
     received = session.execute(
         select(LedgerEntry).where(LedgerEntry.item_id == item_id, LedgerEntry.action == "evidence_received")
         .order_by(LedgerEntry.seq).limit(1)
     ).scalar_one_or_none()
     if received is None:
-        raise _fail(item_id, "no evidence_received custody entry")
+        raise _fail(item_id, ITEM_PROBLEMS.say("no_receipt"))
     try:
         stated = json.loads(received.details)
     except ValueError:
         stated = None
     if not isinstance(stated, dict):
-        raise _fail(item_id, f"custody entry {received.seq} (evidence_received) is not readable (entry edited)")
+        raise _fail(item_id, ITEM_PROBLEMS.say("receipt_unreadable", seq=received.seq))
     if stated.get("sha256") != item.sha256 or stated.get("storage_version") != item.storage_version:
-        raise _fail(item_id, f"custody entry {received.seq} states sha256 {stated.get('sha256')} / version "
-                    f"{stated.get('storage_version')}, the item record {item.sha256} / {item.storage_version}")
+        raise _fail(item_id, ITEM_PROBLEMS.say("receipt_differs", seq=received.seq, stated=stated.get("sha256"),
+                                               stated_version=stated.get("storage_version"), sha256=item.sha256,
+                                               version=item.storage_version))
 
     roles = {d.role for d in item.derived}
     sealed_in_ledger = ledger.count_actions(session, item_id=item_id, action="item_sealed") > 0
     manifest_sha = cades = sm2 = pades = None
     if {"manifest", "cades", "sm2"} <= roles:
         if item.seal_status != "sealed":
-            raise _fail(item_id, f"seal objects exist but seal_status is {item.seal_status!r} (record altered)")
+            raise _fail(item_id, ITEM_PROBLEMS.say("seal_status_altered", status=repr(item.seal_status)))
         manifest_sha, seal_report, pades = _verify_sealed_parts(session, store, sealer, item)
         cades, sm2 = seal_report.cades, seal_report.sm2
     elif sealed_in_ledger or item.seal_status == "sealed" or roles & {"manifest", "cades", "sm2"}:
-        raise _fail(item_id, f"the item was sealed but its seal records are missing (have: {sorted(roles) or 'none'})")
+        raise _fail(item_id, ITEM_PROBLEMS.say("seals_missing", roles=sorted(roles) or "none"))
     elif require_sealed:
-        raise _fail(item_id, f"item is not sealed (seal_status {item.seal_status})", code="item_not_sealed")
+        raise _fail(item_id, ITEM_PROBLEMS.say("not_sealed", status=item.seal_status), code="item_not_sealed")
     else:
         pending.append(ITEM_PENDING.say("pending_seal", status=item.seal_status))
 
     cp = _check_inclusion(session, sealer, item, received, checked_checkpoints)
     if cp is None:
         if require_sealed:
-            raise _fail(item_id, f"custody entry {received.seq} is not yet covered by a sealed checkpoint",
-                        code="item_not_sealed")
+            raise _fail(item_id, ITEM_PROBLEMS.say("not_covered", seq=received.seq), code="item_not_sealed")
         pending.append(ITEM_PENDING.say("pending_checkpoint", seq=received.seq))
     if vault_copies:
         try:

@@ -14,6 +14,14 @@ from archive.errors import Conflict, InvalidInput, NotFound
 from archive.continuity.models import Gap, GapStatus
 from archive.models import Case, LedgerEntry, LedgerPending, Role, User, utcnow
 from archive.identity.users import actor_name, load_case, require_role, unit_scope
+from archive.wording import Sentences
+
+RECORD_FAULTS = Sentences("gap_record", {
+    "status": "its record says {says}, the custody ledger {told} (no entry recorded the change)",
+    "explanation": "its explanation is not the one the custody ledger recorded",
+    "comment": "its review comment is not the one the custody ledger recorded",
+}, fields={"says": r"[a-z_]+", "told": r"[a-z_]+"})
+"""How a gap's record differs from what the custody ledger recorded (:func:`gap_record_faults`)."""
 
 
 def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -> Gap:
@@ -98,12 +106,11 @@ def gap_record_faults(session: Session, *, case_id: str, gaps: Iterable[Gap]) ->
     for gap in gaps:
         state = told.get(gap.id, {"status": GapStatus.open, "explanation": None})
         if gap.status != state["status"]:
-            faults[gap.id] = (f"its record says {gap.status.value}, the custody ledger "
-                              f"{state['status'].value} (no entry recorded the change)")
+            faults[gap.id] = RECORD_FAULTS.say("status", says=gap.status.value, told=state["status"].value)
         elif gap.status != GapStatus.open and (gap.explanation or "") != (state["explanation"] or ""):
-            faults[gap.id] = "its explanation is not the one the custody ledger recorded"
+            faults[gap.id] = RECORD_FAULTS.say("explanation")
         elif gap.status in (GapStatus.accepted, GapStatus.rejected) and (gap.review_comment or None) != (state.get("comment") or None):
-            faults[gap.id] = "its review comment is not the one the custody ledger recorded"
+            faults[gap.id] = RECORD_FAULTS.say("comment")
     return faults
 
 

@@ -24,6 +24,7 @@ from archive.continuity.gaps import gap_record_faults
 from archive.continuity.runs import PIPELINE_DONE_STEP
 from archive.models import EvidenceItem, User
 from archive.identity.users import load_case, user_names
+from archive.wording import Sentences
 
 GAP_PENDING_REASONS = {
     GapStatus.open: "gap_unexplained",
@@ -31,6 +32,16 @@ GAP_PENDING_REASONS = {
     GapStatus.rejected: "gap_explanation_rejected",
 }
 """Why a current gap keeps a case's continuity from being complete, by its status."""
+GAP_DETAILS = Sentences("gap_detail", {
+    "gap": "{level} gap of {seconds} s on {device} from {start}: {state}",
+    "processing": "processing of this item has not finished",
+    "analysis": "a continuity analysis of the case is queued or running",
+}, fields={"level": r"[a-z_]+", "seconds": r"\d+\.\d", "start": r".+?"})
+"""The ``detail`` of what keeps a case's continuity from being complete (:attr:`CaseContinuity.outstanding`;
+``start`` may be shown in local time, with spaces):
+a gap's ``state`` is its status or an :data:`archive.continuity.gaps.RECORD_FAULTS` sentence;
+``device`` is :data:`NO_DEVICE` for a gap of no device."""
+NO_DEVICE = "no device"
 GAP_ALTERED = "gap_record_altered"
 """A gap whose status or explanation is not what the custody ledger recorded: a failure of
 the case's verification, not something to wait for (:func:`gap_record_faults`)."""
@@ -107,18 +118,18 @@ def build_report(session: Session, *, case_id: str, include_history: bool = Fals
         query = query.where(Gap.current.is_(True))
     gaps = tuple(session.execute(query.order_by(Gap.start, Gap.level, Gap.key)).scalars())
     outstanding = [{"what": "item", "subject": item_id, "reason": "processing",
-                    "detail": "processing of this item has not finished"} for item_id in busy]
+                    "detail": GAP_DETAILS.say("processing")} for item_id in busy]
     if analysis:
         outstanding.append({"what": "continuity", "subject": case_id, "reason": "continuity_analysis_pending",
-                            "detail": "a continuity analysis of the case is queued or running"})
+                            "detail": GAP_DETAILS.say("analysis")})
     current = [gap for gap in gaps if gap.current]
     altered = gap_record_faults(session, case_id=case_id, gaps=current)
     outstanding += [
         {"what": "gap", "subject": gap.id,
          "reason": GAP_ALTERED if gap.id in altered else GAP_PENDING_REASONS[gap.status],
-         "detail": f"{gap.level} gap of {gap.duration_seconds:.1f} s on {gap.device or 'no device'} "
-                   f"from {ledger.iso_utc(gap.start)}: "
-                   + (altered[gap.id] if gap.id in altered else gap.status.value)}
+         "detail": GAP_DETAILS.say("gap", level=gap.level, seconds=f"{gap.duration_seconds:.1f}",
+                                   device=gap.device or NO_DEVICE, start=ledger.iso_utc(gap.start),
+                                   state=altered[gap.id] if gap.id in altered else gap.status.value)}
         for gap in current if gap.id in altered or gap.status != GapStatus.accepted
     ]
     return CaseContinuity(

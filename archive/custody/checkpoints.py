@@ -35,6 +35,7 @@ from archive.seals.sealer import SealBundle, Sealer, sealed_copies
 from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.storage.streams import VaultCopy, put_copies
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,42 @@ def checkpoint_covering(
     return created if created is not None and created.tree_size >= size else None
 
 
+PROBLEMS = Sentences("checkpoint_problem", {
+    "ledger_changed": "the ledger no longer matches sealed checkpoint {size} at entry {seq} ({problem})",
+    "record": "checkpoint {checkpoint} (tree size {size}, recorded in ledger entry {seq})",
+    "record_unreadable": "ledger entry {seq}: its checkpoint record is unreadable (entry edited)",
+    "not_json": "checkpoint {checkpoint}: statement is not JSON",
+    "not_canonical": "checkpoint {checkpoint}: statement is not a canonical checkpoint statement",
+    "row_altered": ("checkpoint {checkpoint}: row says tree size {size} root {root}, but the sealed statement "
+                    "says {sealed_size} root {sealed_root} (checkpoint row altered)"),
+    "link_broken": ("checkpoint {checkpoint}: its sealed previous-checkpoint link {link} does not name the "
+                    "preceding checkpoint {expected} (a checkpoint was removed or altered)"),
+    "root_changed": ("checkpoint {checkpoint}: the ledger's first {size} entries no longer hash to the sealed root "
+                     "{root} (an entry at or before {last} was changed, removed or reordered)"),
+    "seal_fails": "checkpoint {checkpoint} (tree size {size}): {problem}",
+    "unrecorded": ("checkpoint {checkpoint} (tree size {size}) has no {recorded_action} entry in the ledger: it was added "
+                   "behind the ledger's back, or sealed by a version that did not yet record checkpoints in the "
+                   "ledger (such checkpoints are not accepted; see the README)"),
+    "differs": ("checkpoint {checkpoint} (tree size {size}) differs from its record in ledger entry {seq} in "
+                "{fields} (checkpoint row altered or replaced)"),
+    "entries_removed": ("checkpoint {checkpoint} covers {size} entries but the ledger holds {total} "
+                        "(entries removed after they were sealed)"),
+    "previous_broken": ("{record} names previous checkpoint {named}, but the ledger's preceding checkpoint record "
+                        "is {expected} (a checkpoint or its record was removed or reordered)"),
+    "not_extending": "{record} does not extend the tree of {before} (checkpoints reordered)",
+    "past_itself": "{record} claims to cover entries up to and past itself (entry edited)",
+    "row_deleted": "{record} is missing: its checkpoint row was deleted",
+    "out_of_order": ("checkpoints out of order: by tree size the rows run {by_size}, the ledger recorded them as "
+                     "{by_record} (checkpoint rows reordered)"),
+    "consistency": "checkpoints {previous} -> {checkpoint}: consistency proof fails: {problem}",
+}, fields={"checkpoint": r"\S+", "size": r"\S+", "seq": r"\d+", "root": r"\S+", "last": r"\d+", "total": r"\d+",
+           "previous": r"\S+", "recorded_action": r"[a-z_]+", "sealed_size": r"\S+", "sealed_root": r"\S+"})
+"""What a check of the sealed checkpoints finds wrong (:func:`verify_checkpoints`,
+:func:`proven_case_entries`; the message of the VerificationFailed it raises). ``record`` and
+``before`` are ``record`` sentences (:meth:`RecordedCheckpoint.describe`); ``problem`` is the
+underlying failure's own message."""
+
+
 def proven_case_entries(session: Session, *, case_id: str, checkpoint: Checkpoint) -> list[dict[str, Any]]:
     """Every custody entry of a case within ``checkpoint``'s tree, each with its RFC 9162 inclusion proof.
 
@@ -299,7 +336,7 @@ def proven_case_entries(session: Session, *, case_id: str, checkpoint: Checkpoin
                                     index=entry.seq - 1, tree_size=checkpoint.tree_size, proof=proof, root=sealed_root)
         except (merkle.ProofError, VerificationFailed) as exc:
             raise VerificationFailed(
-                f"the ledger no longer matches sealed checkpoint {checkpoint.tree_size} at entry {entry.seq} ({exc})",
+                PROBLEMS.say("ledger_changed", size=checkpoint.tree_size, seq=entry.seq, problem=exc),
                 code="ledger_tampered",
             ) from exc
         entries.append({
@@ -330,8 +367,7 @@ class RecordedCheckpoint:
 
     def describe(self) -> str:
         """``checkpoint N (tree size T, recorded in ledger entry S)``."""
-        return (f"checkpoint {self.checkpoint_id} (tree size {self.details.get('tree_size')}, "
-                f"recorded in ledger entry {self.seq})")
+        return PROBLEMS.say("record", checkpoint=self.checkpoint_id, size=self.details.get("tree_size"), seq=self.seq)
 
 
 def recorded_checkpoints(
@@ -353,7 +389,7 @@ def recorded_checkpoints(
         except ValueError:
             record = None
         if not isinstance(record, dict) or not isinstance(record.get("tree_size"), int):
-            raise _failure(f"ledger entry {seq}: its checkpoint record is unreadable (entry edited)")
+            raise _failure(PROBLEMS.say("record_unreadable", seq=seq))
         found.append(RecordedCheckpoint(seq=seq, details=record))
     return found
 
@@ -376,20 +412,19 @@ def verify_checkpoint_seal(session: Session, sealer: Sealer, cp: Checkpoint) -> 
         sealer.verify_seal(statement_bytes, (bytes(cp.cades or b""), cp.sm2 or {}),
                            known_sm2_keys=recorded_sm2_keys(session))
     except VerificationFailed as exc:
-        raise VerificationFailed(f"checkpoint {cp.id} (tree size {cp.tree_size}): {exc.message}",
-                                code="checkpoint_invalid") from exc
+        raise VerificationFailed(PROBLEMS.say("seal_fails", checkpoint=cp.id, size=cp.tree_size, problem=exc.message),
+                                 code="checkpoint_invalid") from exc
     try:
         statement = json.loads(statement_bytes)
     except ValueError as exc:
-        raise VerificationFailed(f"checkpoint {cp.id}: statement is not JSON", code="checkpoint_invalid") from exc
+        raise VerificationFailed(PROBLEMS.say("not_json", checkpoint=cp.id), code="checkpoint_invalid") from exc
     if (not isinstance(statement, dict) or canonical_bytes(statement) != statement_bytes
             or statement.get("format") != CHECKPOINT_FORMAT):
-        raise VerificationFailed(f"checkpoint {cp.id}: statement is not a canonical checkpoint statement",
-                                code="checkpoint_invalid")
+        raise VerificationFailed(PROBLEMS.say("not_canonical", checkpoint=cp.id), code="checkpoint_invalid")
     if statement.get("tree_size") != cp.tree_size or statement.get("root_hash") != cp.root_hash:
         raise VerificationFailed(
-            f"checkpoint {cp.id}: row says tree size {cp.tree_size} root {cp.root_hash}, but the sealed statement "
-            f"says {statement.get('tree_size')} root {statement.get('root_hash')} (checkpoint row altered)",
+            PROBLEMS.say("row_altered", checkpoint=cp.id, size=cp.tree_size, root=cp.root_hash,
+                         sealed_size=statement.get("tree_size"), sealed_root=statement.get("root_hash")),
             code="checkpoint_invalid",
         )
     return statement
@@ -408,36 +443,26 @@ def _check_records(recorded: list[RecordedCheckpoint], rows: list[Checkpoint]) -
             "id": before.checkpoint_id, "tree_size": before.details.get("tree_size"),
             "root_hash": before.details.get("root_hash")}
         if rec.details.get("previous") != expected:
-            raise _failure(
-                f"{rec.describe()} names previous checkpoint {rec.details.get('previous')}, but the ledger's "
-                f"preceding checkpoint record is {expected} (a checkpoint or its record was removed or reordered)"
-            )
+            raise _failure(PROBLEMS.say("previous_broken", record=rec.describe(), named=rec.details.get("previous"),
+                                        expected=expected))
         if before is not None and rec.details["tree_size"] <= before.details["tree_size"]:
-            raise _failure(f"{rec.describe()} does not extend the tree of {before.describe()} (checkpoints reordered)")
+            raise _failure(PROBLEMS.say("not_extending", record=rec.describe(), before=before.describe()))
         if rec.details["tree_size"] >= rec.seq:
-            raise _failure(f"{rec.describe()} claims to cover entries up to and past itself (entry edited)")
+            raise _failure(PROBLEMS.say("past_itself", record=rec.describe()))
         before = rec
     present = {cp.id: cp for cp in rows}
     for rec in recorded:
         if rec.checkpoint_id not in present:
-            raise _failure(f"{rec.describe()} is missing: its checkpoint row was deleted",
-                           code="checkpoint_missing")
+            raise _failure(PROBLEMS.say("row_deleted", record=rec.describe()), code="checkpoint_missing")
     named = {rec.checkpoint_id for rec in recorded}
     for cp in rows:
         if cp.id not in named:
-            raise _failure(
-                f"checkpoint {cp.id} (tree size {cp.tree_size}) has no {CHECKPOINT_ACTION} entry in the ledger: "
-                "it was added behind the ledger's back, or sealed by a version that did not yet record "
-                "checkpoints in the ledger (such checkpoints are not accepted; see the README)",
-                code="checkpoint_unrecorded",
-            )
+            raise _failure(PROBLEMS.say("unrecorded", checkpoint=cp.id, size=cp.tree_size, recorded_action=CHECKPOINT_ACTION),
+                           code="checkpoint_unrecorded")
     by_size = [cp.id for cp in rows]
     by_record = [rec.checkpoint_id for rec in recorded]
     if by_size != by_record:
-        raise _failure(
-            f"checkpoints out of order: by tree size the rows run {by_size}, the ledger recorded them as "
-            f"{by_record} (checkpoint rows reordered)"
-        )
+        raise _failure(PROBLEMS.say("out_of_order", by_size=by_size, by_record=by_record))
 
 
 def checkpoint_sizes(session: Session) -> list[int]:
@@ -483,10 +508,7 @@ def verify_checkpoint_chain(
     if not cps:
         return CheckpointsReport(count=0, latest_tree_size=None, latest_root_hash=None, latest_timestamp_time=None)
     if cps[-1].tree_size > total:
-        raise _failure(
-            f"checkpoint {cps[-1].id} covers {cps[-1].tree_size} entries but the ledger holds {total} "
-            "(entries removed after they were sealed)",
-        )
+        raise _failure(PROBLEMS.say("entries_removed", checkpoint=cps[-1].id, size=cps[-1].tree_size, total=total))
     if ledger_report is None or any(cp.tree_size not in ledger_report.roots for cp in cps):
         ledger_report = ledger.verify(session, at_sizes=[cp.tree_size for cp in cps])
     records = {rec.checkpoint_id: rec for rec in recorded}
@@ -498,23 +520,17 @@ def verify_checkpoint_chain(
         actual = checkpoint_record(cp, previous)
         changed = sorted(k for k in actual.keys() | rec.details.keys() if actual.get(k) != rec.details.get(k))
         if changed:
-            raise _failure(
-                f"checkpoint {cp.id} (tree size {cp.tree_size}) differs from its record in ledger entry {rec.seq} "
-                f"in {', '.join(changed)} (checkpoint row altered or replaced)", code="checkpoint_invalid",
-            )
+            raise _failure(PROBLEMS.say("differs", checkpoint=cp.id, size=cp.tree_size, seq=rec.seq,
+                                        fields=", ".join(changed)), code="checkpoint_invalid")
         expected_prev = None if previous is None else {
             "id": previous.id, "tree_size": previous.tree_size, "root_hash": previous.root_hash}
         if statement.get("previous") != expected_prev:
-            raise _failure(
-                f"checkpoint {cp.id}: its sealed previous-checkpoint link {statement.get('previous')} does not "
-                f"name the preceding checkpoint {expected_prev} (a checkpoint was removed or altered)",
-            )
+            raise _failure(PROBLEMS.say("link_broken", checkpoint=cp.id, link=statement.get("previous"),
+                                        expected=expected_prev))
         sealed_root = bytes.fromhex(cp.root_hash)
         if ledger_report.roots[cp.tree_size] != cp.root_hash:
-            raise _failure(
-                f"checkpoint {cp.id}: the ledger's first {cp.tree_size} entries no longer hash to the sealed root "
-                f"{cp.root_hash} (an entry at or before {cp.tree_size} was changed, removed or reordered)",
-            )
+            raise _failure(PROBLEMS.say("root_changed", checkpoint=cp.id, size=cp.tree_size, root=cp.root_hash,
+                                        last=cp.tree_size))
         if previous is not None and previous_root is not None:
             # The proof the API serves, from the stored subtree hashes (O(log n)).
             try:
@@ -523,7 +539,7 @@ def verify_checkpoint_chain(
                                           old_root=previous_root, new_root=sealed_root,
                                           proof=[bytes.fromhex(p) for p in proof.path])
             except (merkle.ProofError, VerificationFailed) as exc:
-                raise _failure(f"checkpoints {previous.id} -> {cp.id}: consistency proof fails: {exc}") from exc
+                raise _failure(PROBLEMS.say("consistency", previous=previous.id, checkpoint=cp.id, problem=exc)) from exc
         previous, previous_root = cp, sealed_root
     last = cps[-1]
     return CheckpointsReport(count=len(cps), latest_tree_size=last.tree_size, latest_root_hash=last.root_hash,

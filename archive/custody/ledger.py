@@ -39,6 +39,7 @@ from archive.errors import InvalidInput, LedgerTampered, NotFound
 # the names stay importable from here for existing callers.
 from evidence_verify.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
 from archive.models import LedgerEntry, LedgerLock, LedgerNode, LedgerPending
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
@@ -381,18 +382,35 @@ def iter_entries(session: Session, *, start: int = 1, stop: int | None = None) -
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
 
 
+PROBLEMS = Sentences("ledger_problem", {
+    "entry_deleted": "ledger entry {seq} is missing (the ledger recorded it; its row was deleted)",
+    "node": "stored Merkle node (level {depth}, index {index}: entries {first}..{last})",
+    "node_missing": "{node} is missing (node row deleted)",
+    "node_altered": "{node} does not match the entries (node row altered, or entries rewritten under it)",
+    "entry_missing": "ledger entry {seq} is missing (next present is {next})",
+    "out_of_order": "ledger entry {seq} appears out of order",
+    "link_broken": "ledger entry {seq}: previous-hash link broken (entry removed, inserted or reordered)",
+    "edited": "ledger entry {seq}: content does not match its hash (edited)",
+    "removed": "ledger holds {held} entries but recorded {claimed}: entry {first} onward removed",
+    "added": "ledger holds entries past the {size} it recorded: entry {first} onward added",
+    "head_rewritten": "the ledger's running tree head does not match its entries (entries rewritten)",
+}, fields={"seq": r"\d+", "depth": r"\d+", "index": r"\d+", "first": r"\d+", "last": r"\d+", "next": r"\d+",
+           "held": r"\d+", "claimed": r"\d+", "size": r"\d+"})
+"""What :func:`verify` (and the reads of entries and nodes) finds wrong with the ledger
+(:class:`LedgerTampered`'s message); ``node`` is a ``node`` sentence."""
+
 def _entry_hash(session: Session, seq: int) -> str:
     """The chain hash of entry ``seq`` (GENESIS for 0); LedgerTampered when the row is gone."""
     if seq == 0:
         return GENESIS
     found = session.execute(select(LedgerEntry.entry_hash).where(LedgerEntry.seq == seq)).scalar_one_or_none()
     if found is None:
-        raise LedgerTampered(f"ledger entry {seq} is missing (the ledger recorded it; its row was deleted)")
+        raise LedgerTampered(PROBLEMS.say("entry_deleted", seq=seq))
     return found
 
 
 def _describe_node(level: int, idx: int) -> str:
-    return f"stored Merkle node (level {level}, index {idx}: entries {(idx << level) + 1}..{(idx + 1) << level})"
+    return PROBLEMS.say("node", depth=level, index=idx, first=(idx << level) + 1, last=(idx + 1) << level)
 
 
 def _node_hashes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -411,7 +429,7 @@ def _node_hashes(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int
     found = {(level, idx): bytes(h) for level, idx, h in rows}
     missing = keys - found.keys()
     if missing:
-        raise LedgerTampered(f"{_describe_node(*min(missing))} is missing (node row deleted)")
+        raise LedgerTampered(PROBLEMS.say("node_missing", node=_describe_node(*min(missing))))
     return found
 
 
@@ -577,12 +595,11 @@ class _NodeCheck:
             for offset, h in enumerate(hashes):
                 idx = self.first[level] + offset
                 if (level, idx) not in present:
-                    bad.append(((idx + 1) << level, level, idx, "is missing (node row deleted)"))
+                    bad.append(((idx + 1) << level, level, idx, "node_missing"))
                 elif next(got) != h:
-                    bad.append(((idx + 1) << level, level, idx,
-                                "does not match the entries (node row altered, or entries rewritten under it)"))
+                    bad.append(((idx + 1) << level, level, idx, "node_altered"))
         _, level, idx, what = min(bad)
-        self.problem = f"{_describe_node(level, idx)} {what}"
+        self.problem = PROBLEMS.say(what, node=_describe_node(level, idx))
 
 
 def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
@@ -614,15 +631,13 @@ def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
     for seq, recorded_at, actor, case_id, item_id, action, details, prev_hash, entry_hash in rows:
         if seq != expected_seq:
             if seq > expected_seq:
-                raise LedgerTampered(f"ledger entry {expected_seq} is missing (next present is {seq})")
-            raise LedgerTampered(f"ledger entry {seq} appears out of order")
+                raise LedgerTampered(PROBLEMS.say("entry_missing", seq=expected_seq, next=seq))
+            raise LedgerTampered(PROBLEMS.say("out_of_order", seq=seq))
         if prev_hash != expected_prev:
-            raise LedgerTampered(
-                f"ledger entry {seq}: previous-hash link broken (entry removed, inserted or reordered)"
-            )
+            raise LedgerTampered(PROBLEMS.say("link_broken", seq=seq))
         data = row_bytes(seq, recorded_at, actor, case_id, item_id, action, details, prev_hash)
         if hashlib.sha256(data).hexdigest() != entry_hash:
-            raise LedgerTampered(f"ledger entry {seq}: content does not match its hash (edited)")
+            raise LedgerTampered(PROBLEMS.say("edited", seq=seq))
         # merkle.frontier_append_nodes inlined: this loop runs once per entry of the ledger,
         # and the frontier is only ever extended here, so it is updated in place.
         h, index, level = merkle.leaf_hash(data), seq - 1, 0
@@ -646,16 +661,14 @@ def verify(session: Session, *, at_sizes: Iterable[int] = ()) -> LedgerReport:
         expected_seq += 1
     found = expected_seq - 1
     if found != claimed:
-        raise LedgerTampered(f"ledger holds {found} entries but recorded {claimed}: entry {found + 1} onward removed")
+        raise LedgerTampered(PROBLEMS.say("removed", held=found, claimed=claimed, first=found + 1))
     recorded_now = size(session)
     surplus = session.execute(select(func.min(LedgerEntry.seq)).where(LedgerEntry.seq > recorded_now)).scalar()
     if surplus is not None:
-        raise LedgerTampered(
-            f"ledger holds entries past the {recorded_now} it recorded: entry {surplus} onward added"
-        )
+        raise LedgerTampered(PROBLEMS.say("added", size=recorded_now, first=surplus))
     root = merkle.frontier_root(frontier)
     if stored is not None and merkle.frontier_root(_decoded(stored)) != root:
-        raise LedgerTampered("the ledger's running tree head does not match its entries (entries rewritten)")
+        raise LedgerTampered(PROBLEMS.say("head_rewritten"))
     nodes.flush()
     if nodes.problem is not None:
         raise LedgerTampered(nodes.problem)

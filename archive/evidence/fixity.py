@@ -122,10 +122,22 @@ ORIGINAL_PROBLEMS = Sentences("receipt_detail", {
     "original_size": "stored original of item {item} is {size} bytes, received {received}",
     "original_sha256": "stored original of item {item}: sha256 {found} != received {received}",
     "original_fault": "stored original of item {item}: {reason}",
-}, fields={"item": r"\S+", "size": r"\d+", "found": r"[0-9a-f]+", "received": r"[0-9a-f]+"})
+    "original_changed": "stored original of item {item} no longer matches its record ({fault})",
+}, fields={"item": r"\S+", "size": r"\d+", "found": r"[0-9a-f]+", "received": r"[0-9a-f]+", "fault": r"[a-z0-9_]+"})
 """What is wrong with an item's stored original, as :func:`verify_item_fixity` says it (the
-custody entry's ``problem``, a failed check's detail); ``reason`` is a :data:`STORE_FAULTS`
-sentence or a store error's message."""
+custody entry's ``problem``, a failed check's detail) and :func:`compute_sm3` (``fault``: the
+:attr:`ObjectFault.what`); ``reason`` is a :data:`STORE_FAULTS` sentence or a store error's message."""
+
+AUDIT_PROBLEMS = Sentences("fixity_problem", {
+    "missing": "{role} object {key} is missing from the store",
+    "deleted": "{role} object {key} was deleted (a delete marker hides recorded version {version})",
+    "newer_version": "{role} object {key}: newer version {current} written over recorded version {version}",
+    "altered": "{role} object {key}: {size} bytes with sha256 {found}, recorded {recorded_size} bytes with sha256 {sha256}",
+}, fields={"role": r"[a-z0-9_]+", "key": r"\S+", "version": r"\S+", "current": r"\S+", "size": r"\d+|None",
+           "found": r"[0-9a-f]+", "recorded_size": r"\d+", "sha256": r"[0-9a-f]+"})
+"""What a fixity audit found wrong with one stored object of an item (:attr:`ObjectCheck.problem`,
+the ``problems`` of its ``fixity_checked`` custody entry); ``role`` is ``original`` or the
+derived object's role."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +236,7 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
     fault, found = rehash_object(store, key=key, version=version, size=size, digests={"sha256": sha256},
                                  also=("sm3", "sha512"))
     if fault is not None:
-        raise VerificationFailed(f"stored original of item {item_id} no longer matches its record ({fault.what})",
+        raise VerificationFailed(ORIGINAL_PROBLEMS.say("original_changed", item=item_id, fault=fault.what),
                                  code=fault.outcome)
     digest, sha512 = found["sm3"], found["sha512"]
     with db.session() as session:
@@ -240,15 +252,9 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
 
 
 def _audit_problem(fault: ObjectFault, *, role: str, key: str, size: int, sha256: str) -> str:
-    if fault.what == "missing":
-        return f"{role} object {key} is missing from the store"
-    if fault.what == "deleted":
-        return f"{role} object {key} was deleted (a delete marker hides recorded version {fault.version})"
-    if fault.what == "newer_version":
-        return (f"{role} object {key}: newer version {fault.current_version} written over recorded "
-                f"version {fault.version}")
-    return (f"{role} object {key}: {fault.size} bytes with sha256 {fault.digests['sha256']}, "
-            f"recorded {size} bytes with sha256 {sha256}")
+    code = fault.what if fault.what in ("missing", "deleted", "newer_version") else "altered"
+    return AUDIT_PROBLEMS.say(code, role=role, key=key, version=fault.version, current=fault.current_version,
+                              size=fault.size, found=fault.digests.get("sha256"), recorded_size=size, sha256=sha256)
 
 
 def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, actor: str) -> ItemAudit | None:

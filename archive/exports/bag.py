@@ -24,24 +24,36 @@ from archive.seals.registry import certificates_in_seal
 from archive.storage import ObjectStore
 from archive.settings import CERTIFICATE_FONT
 from archive.timefmt import DEFAULT_TIME_ZONE
+from archive.wording import Sentences
 from evidence_verify import layout
 from evidence_verify.ledger_format import canonical_json
 
 EXPORT_FORMAT = layout.EXPORT_FORMAT
 
+EXPORT_PROBLEMS = Sentences("export_problem", {
+    "original_changed": "original of item {item} no longer matches its recorded sha256 (fixity failure)",
+    "derived_changed": "derived {role} of item {item} no longer matches its sha256",
+    "manifest_missing": "manifest of item {item} is missing from the store ({key})",
+    "cades_missing": "CAdES seal of item {item} is missing from the store ({key})",
+    "sm2_missing": "SM2 seal of item {item} is missing from the store ({key})",
+    "no_tsa_certificate": "the time-stamp token carries no TSA certificate",
+}, fields={"item": r"\S+", "role": r"[a-z0-9_]+", "key": r"\S+"})
+"""Why building an export's bag failed (the export's ``error``, its ``export_failed`` custody entry)."""
 
-def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str) -> bytes:
+
+def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str, item: str) -> bytes:
+    """A seal object of ``item`` (``what``: ``manifest``, ``cades`` or ``sm2``), read whole."""
     try:
         return b"".join(store.read(key, version_id=version))
     except ObjectNotFound as exc:
-        raise ExportFailed(f"{what} is missing from the store ({key})", code="missing_object") from exc
+        raise ExportFailed(EXPORT_PROBLEMS.say(f"{what}_missing", item=item, key=key), code="missing_object") from exc
 
 
 def _tsa_pem_from_seal(cades: bytes) -> bytes:
     """The TSA certificate(s) carried in a CAdES seal's time-stamp token, as PEM."""
     found = [cert for role, cert in certificates_in_seal(cades) if role == "tsa"]
     if not found:
-        raise ExportFailed("the time-stamp token carries no TSA certificate", code="tsa_certificate_missing")
+        raise ExportFailed(EXPORT_PROBLEMS.say("no_tsa_certificate"), code="tsa_certificate_missing")
     return b"".join(pem.armor("CERTIFICATE", cert.dump()) for cert in found)
 
 
@@ -86,24 +98,22 @@ def write_bag(
                     size=item["size"], on_progress=progress, sha256=item["sha256"], sha512=item["recorded_sha512"],
                 )
             except MemberChanged as exc:
-                raise ExportFailed(
-                    f"original of item {item['id']} no longer matches its recorded sha256 (fixity failure)",
-                    code="fixity_failed",
-                ) from exc
+                raise ExportFailed(EXPORT_PROBLEMS.say("original_changed", item=item["id"]),
+                                   code="fixity_failed") from exc
             item["sha512"] = digest.sha512
             for d in item["derived"]:
                 try:
                     dd = bag.add_stream(d["path"], store.read(d["storage_key"], version_id=d["storage_version"]),
                                         size=d["size"], on_progress=progress, sha256=d["sha256"])
                 except MemberChanged as exc:
-                    raise ExportFailed(f"derived {d['role']} of item {item['id']} no longer matches its sha256",
+                    raise ExportFailed(EXPORT_PROBLEMS.say("derived_changed", role=d["role"], item=item["id"]),
                                        code="fixity_failed") from exc
                 d["sha512"] = dd.sha512
             base = layout.item_manifest(item["id"])
             (mkey, mver), (ckey, cver), (skey, sver) = (item["seals"][r] for r in SEAL_ROLES)
-            manifest = _read_small(store, mkey, mver, what=f"manifest of item {item['id']}")
-            cades = _read_small(store, ckey, cver, what=f"CAdES seal of item {item['id']}")
-            sm2 = _read_small(store, skey, sver, what=f"SM2 seal of item {item['id']}")
+            manifest = _read_small(store, mkey, mver, what="manifest", item=item["id"])
+            cades = _read_small(store, ckey, cver, what="cades", item=item["id"])
+            sm2 = _read_small(store, skey, sver, what="sm2", item=item["id"])
             bag.add_bytes(base, manifest)
             bag.add_bytes(base + layout.CADES_SUFFIX, cades, compress=False)
             bag.add_bytes(base + layout.SM2_SUFFIX, sm2)

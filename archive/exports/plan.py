@@ -21,6 +21,7 @@ from archive.custody.checkpoints import checkpoint_covering, proven_case_entries
 from archive.seals.items import SEAL_ROLES
 from archive.seals.registry import published_chain_pem, recorded_sm2_keys, sm2_keys_pem
 from archive.storage import ObjectStore
+from archive.wording import Sentences
 
 NOT_DERIVED_COPIES = (*SEAL_ROLES, "member")
 """Roles never exported under data/derived/: seals go to items/, bundle members are items themselves."""
@@ -47,8 +48,7 @@ def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, s
     """A sealed checkpoint whose tree covers the first ``size`` entries (sealed now if needed)."""
     checkpoint = checkpoint_covering(session, sealer, size=size, store=store)
     if checkpoint is None:
-        raise ExportFailed("the sealing service did not produce a checkpoint covering the case's entries",
-                           code="checkpoint_missing")
+        raise ExportFailed(PLAN_PROBLEMS.say("no_checkpoint"), code="checkpoint_missing")
     return checkpoint
 
 
@@ -74,6 +74,18 @@ class Plan:
     when: datetime = field(default_factory=utcnow)
 
 
+PLAN_PROBLEMS = Sentences("export_problem", {
+    "not_sealable": "item {item} ({filename}) could not be sealed and processing gave up ({reasons}); waiting cannot fix this",
+    "nothing": "the case holds no evidence to export",
+    "no_checkpoint": "the sealing service did not produce a checkpoint covering the case's entries",
+    "ledger_tampered": "{problem}: refusing to export",
+}, fields={"item": r"\S+"})
+"""Why an export cannot be planned (its ``error``, its ``export_failed`` custody entry);
+``reasons`` are the failed steps' reasons joined by ``; `` (or ``no reason recorded``),
+``problem`` the ledger's failure."""
+NO_REASON = "no reason recorded"
+
+
 def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
     """The items not sealed yet, each ``{"item", "filename", "seal_status"}``.
 
@@ -88,11 +100,8 @@ def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
         if "processing_failed" in (item.flags or []):
             reasons = sorted({(v or {}).get("reason") or "" for v in (item.processing or {}).values()
                               if (v or {}).get("state") == "failed"} - {""})
-            raise ExportFailed(
-                f"item {item.id} ({item.original_filename}) could not be sealed and processing gave up"
-                f" ({'; '.join(reasons) or 'no reason recorded'}); waiting cannot fix this",
-                code="item_not_sealable",
-            )
+            raise ExportFailed(PLAN_PROBLEMS.say("not_sealable", item=item.id, filename=item.original_filename,
+                                                 reasons="; ".join(reasons) or NO_REASON), code="item_not_sealable")
         out.append({"item": item.id, "filename": item.original_filename, "seal_status": item.seal_status})
     return out
 
@@ -105,7 +114,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     case = session.get(Case, export.case_id)
     items = export_items(session, export)
     if not items:
-        raise ExportFailed("the case holds no evidence to export", code="nothing_to_export")
+        raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export")
     unsealed = unsealed_items(items)
     if unsealed:
         raise ExportWaiting(
@@ -153,7 +162,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     try:
         entries = proven_case_entries(session, case_id=export.case_id, checkpoint=checkpoint)
     except VerificationFailed as exc:
-        raise ExportFailed(f"{exc.message}: refusing to export", code="ledger_tampered") from exc
+        raise ExportFailed(PLAN_PROBLEMS.say("ledger_tampered", problem=exc.message), code="ledger_tampered") from exc
     return Plan(
         export_id=export.id,
         case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,

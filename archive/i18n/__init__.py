@@ -17,7 +17,7 @@ from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
 
 
-def translate(code: str, key: str, **values: object) -> str:
+def translate(code: str, key: str, /, **values: object) -> str:
     """The text of message ``key`` in language ``code``, placeholders filled.
 
     An unknown key is shown as itself (a page never fails over a missing string; the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from archive.i18n.messages_certificate import CERTIFICATE_MESSAGES
 from archive.i18n.messages_codes import CODE_MESSAGES
+from archive.i18n.messages_faults import FAULT_MESSAGES
 from archive.i18n.messages_life import LIFE_MESSAGES
 
 
@@ -350,6 +351,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "flag.invalid_bundle": {"zh": "采集包无效", "en": "invalid capture bundle"},
     "flag.fixity_failed": {"zh": "完整性校验未通过", "en": "fixity check failed"},
     "flag.missing_object": {"zh": "存储对象缺失", "en": "stored object missing"},
+    "derived.original": {"zh": "原件", "en": "original"},
     "derived.manifest": {"zh": "清单", "en": "manifest"},
     "derived.cades": {"zh": "CAdES 签章", "en": "CAdES seal"},
     "derived.sm2": {"zh": "SM2 签章", "en": "SM2 seal"},
@@ -432,5 +434,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.verification_requested": {"zh": "申请核验", "en": "verification requested"},
     **LIFE_MESSAGES,
     **CODE_MESSAGES,
+    **FAULT_MESSAGES,
     **CERTIFICATE_MESSAGES,
 }

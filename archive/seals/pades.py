@@ -24,6 +24,15 @@ from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.seals.sealer import Sealer
 from archive.storage import ObjectStore
 from archive.storage.streams import Content, spool, spool_existing, starts_with
+from archive.wording import Sentences
+
+COPY_PROBLEMS = Sentences("pades_problem", {
+    "original_changed": "stored original of item {item} no longer matches its sha256; not sealing a copy",
+    "earlier_invalid": "an earlier, invalid PAdES copy sits at {key}",
+    "not_incremental": "PAdES copy: does not begin with the original's bytes (not an incremental update)",
+}, fields={"item": r"\S+", "key": r"\S+"})
+"""Why a PDF original's PAdES copy is not made or does not hold (a sealing step's reason, an
+item check's detail)."""
 
 
 def temporary_file() -> BinaryIO:
@@ -46,7 +55,7 @@ def pades_copy(
     spooled = spool(store.read(snapshot["key"], version_id=snapshot["version"]), original, "sha256")
     if spooled.hexdigest("sha256") != snapshot["sha256"] or spooled.size != snapshot["size"]:
         raise VerificationFailed(
-            f"stored original of item {item_id} no longer matches its sha256; not sealing a copy",
+            COPY_PROBLEMS.say("original_changed", item=item_id),
             code="fixity_failed",
         )
     if original.read(5) != b"%PDF-":
@@ -56,7 +65,7 @@ def pades_copy(
         try:
             check_pades_copy(sealer, original, copy)
         except VerificationFailed as exc:
-            raise SealingFailed(f"an earlier, invalid PAdES copy sits at {key}") from exc
+            raise SealingFailed(COPY_PROBLEMS.say("earlier_invalid", key=key)) from exc
         return copy, None
     try:
         sealer.seal_pdf(original, copy)
@@ -77,6 +86,5 @@ def check_pades_copy(sealer: Sealer, original: Content, copy: bytes | BinaryIO) 
     the copy is validated in place, so neither is loaded into memory.
     """
     if not starts_with(copy, original):
-        raise VerificationFailed("PAdES copy: does not begin with the original's bytes (not an incremental update)",
-                                code="seal_invalid")
+        raise VerificationFailed(COPY_PROBLEMS.say("not_incremental"), code="seal_invalid")
     return sealer.verify_pdf(copy)

@@ -115,6 +115,17 @@ STORED_VALUES = {
     "reason": "the recorded version is missing from the store", "received": "1024", "found": "ab" * 32,
     "sha256": "ab" * 32, "root": "cd" * 32, "sealed": "True", "pending": "seal (pending)", "count": "4",
     "gaps": "5", "accepted": "0", "unresolved": "5", "status": "pending", "seq": "7",
+    "fault": "sha256", "key": "v-1/objects/k1", "recorded_size": "1024", "recorded": "cd" * 32, "records": "3",
+    "objects": "9", "gap": "g-1", "problem": "the recorded version is missing from the store", "filename": "a.mp4",
+    "reasons": "gave up after 5 attempts: store unreachable", "level": "in_file", "device": "CAM-1",
+    "start": "2026-03-01T02:00:30Z", "state": "open", "says": "accepted", "told": "open", "total": "12",
+    "last": "12", "record": "checkpoint 3 (tree size 12, recorded in ledger entry 13)",
+    "before": "checkpoint 2 (tree size 5, recorded in ledger entry 6)", "named": "None", "expected": "None",
+    "link": "None", "by_size": "[2, 3]", "by_record": "[3, 2]", "fields": "root_hash", "depth": "2", "index": "1",
+    "first": "5", "next": "9", "held": "11", "claimed": "12", "what": "case archive records", "vault": "v-1",
+    "faults": "v-1/k: missing from the store", "node": "stored Merkle node (level 2, index 1: entries 5..8)",
+    "stated": "ab" * 32, "stated_version": "None", "roles": "['manifest']", "sealed_size": "12",
+    "sealed_root": "ef" * 32, "previous": "2", "recorded_action": "checkpoint_sealed",
 }
 """A value of each placeholder, as it is stored."""
 
