@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, caller_checked, signs_in
 from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause_html, language_of, move_reason,
-                            processing_reason, receipt_detail, translate, translator)
+                            processing_reason, receipt_detail, sentence, translate, translator)
 from archive.errors import ArchiveError, Unauthenticated
 from archive.i18n import gap_cause
 from archive.identity import signin, sso
@@ -94,7 +94,8 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
          "cause_text": lambda text, names=None: gap_cause(code, text, clips=names),
          "reason": lambda text: processing_reason(code, text),
          "move_reason": lambda text: move_reason(code, text),
-         "receipt_detail": lambda text: receipt_detail(code, text)},
+         "receipt_detail": lambda text: receipt_detail(code, text),
+         "sentence": lambda text: sentence(code, text)},
         status_code=status_code,
     )
     secure = request.url.scheme == "https"

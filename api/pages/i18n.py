@@ -18,6 +18,7 @@ in a cookie; otherwise the cookie; otherwise the browser's ``Accept-Language``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -28,9 +29,16 @@ from api.language import preferred_language
 from archive import work
 from archive.cases.receipts import CHECK_DETAILS, PART_SEPARATOR, PENDING_SEPARATOR
 from archive.cases.stages import MOVE_REASONS
-from archive.cases.verification import ITEM_PENDING
-from archive.evidence.fixity import ORIGINAL_PROBLEMS, STORE_FAULTS
+from archive.cases.vault_copies import COPY_FAULTS, FAULT_SEPARATOR
+from archive.cases.verification import ITEM_PENDING, ITEM_PROBLEMS
+from archive.continuity.gaps import RECORD_FAULTS
+from archive.continuity.report import GAP_DETAILS, NO_DEVICE
+from archive.custody import checkpoints, ledger
+from archive.evidence.fixity import AUDIT_PROBLEMS, ORIGINAL_PROBLEMS, STORE_FAULTS
 from archive.evidence.items import READ_PURPOSES
+from archive.exports.bag import EXPORT_PROBLEMS
+from archive.exports.plan import PLAN_PROBLEMS
+from archive.seals.pades import COPY_PROBLEMS
 from archive.i18n import CLIP_FIELDS, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
@@ -95,10 +103,11 @@ def _label_in(group: str) -> Callable[[str, str], str]:
     return lambda code, value: enum_label(code, group, value)
 
 
-DETAIL_SENTENCES: dict[str, Sentences] = {"reason": MOVE_REASONS, "purpose": READ_PURPOSES}
-"""Custody detail keys whose values may be sentences of our own code (a stage move's reason,
-why content was read); a value worded otherwise is shown as written."""
 _SAY = {"checkpoint": _label_in("checkpoint"), "role": _label_in("derived")}
+DETAIL_SENTENCES = frozenset({"reason", "purpose", "problem", "problems"})
+"""Custody detail keys whose values may be sentences of our own code (a stage move's reason,
+why content was read, what a fixity check or a verification found, why an export failed); a
+value worded otherwise is shown as written."""
 
 
 def _known(code: str, groups: tuple[str, ...], value: str) -> str | None:
@@ -134,7 +143,14 @@ def detail_value(code: str, key: str, value: object) -> Markup:
         label = _known(code, DETAIL_VALUES[key], value)
         return escape(label) if label is not None else _machine(value)
     if key in DETAIL_SENTENCES and isinstance(value, str):
-        return escape(said(code, value, DETAIL_SENTENCES[key], **_SAY) or value)
+        return escape(sentence(code, value))
+    if key == "failed" and isinstance(value, str):
+        # A verification's failed check, as archive.cases.receipts records it: "WHAT SUBJECT: DETAIL".
+        head, sep, detail = value.partition(": ")
+        what, _space, subject = head.partition(" ")
+        if sep and subject:
+            return escape(f"{enum_label(code, 'check', what)} {enum_label(code, 'check_subject', subject)}{sep}"
+                          f"{sentence(code, detail)}")
     return escape(value)
 
 
@@ -174,38 +190,87 @@ def details_text(code: str, pairs: object, *, keep_empty: bool = False) -> Marku
 
 def processing_reason(code: str, text: str) -> str:
     """A processing step's reason in language ``code``: a sentence of
-    :data:`archive.work.STEP_REASONS` translated (the technical detail kept), any other text as
-    written."""
-    return said(code, text, work.STEP_REASONS) or text
+    :data:`archive.work.STEP_REASONS` translated (its technical detail too when it is one of
+    ours), any other text as written."""
+    return sentence(code, text)
 
 
-def _parts(code: str, text: str, sep: str, sentences: Sentences, say: dict[str, Callable[[str, str], str]]) -> str:
-    """``text``, a list of parts joined by ``sep`` (:data:`PART_SEPARATOR` or
-    :data:`PENDING_SEPARATOR`), in language ``code`` when every part is one of ``sentences``;
-    else as written."""
-    parts = [said(code, part, sentences, **say) for part in text.split(sep)]
-    joiner = translate(code, "list.separator" if sep == PART_SEPARATOR else "list.comma")
-    return text if None in parts else joiner.join(parts)  # type: ignore[arg-type]
+SENTENCES: tuple[Sentences, ...] = (
+    work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
+    ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
+    PLAN_PROBLEMS, CHECK_DETAILS,
+)
+"""Every table of sentences a page may find stored whole (a check's detail, a custody entry's
+problem or reason, a failed export's or background work's error), tried in this order."""
+
+
+def _said(code: str, text: str) -> str | None:
+    """``text`` in language ``code`` when it is a sentence of :data:`SENTENCES`, else None."""
+    for table in SENTENCES:
+        found = said(code, text, table, **_SENTENCE_SAY)
+        if found is not None:
+            return found
+    return None
+
+
+def sentence(code: str, text: str) -> str:
+    """A sentence the archive stored in English, in language ``code``: a sentence of any of
+    :data:`SENTENCES` (the sentences it holds said too), or parts of them joined by
+    :data:`PART_SEPARATOR` (a check's detail); any other text as written."""
+    whole = _said(code, text)
+    if whole is not None:
+        return whole
+    if PART_SEPARATOR in text:
+        parts = [_said(code, part) for part in text.split(PART_SEPARATOR)]
+        if None not in parts:
+            return translate(code, "list.separator").join(parts)  # type: ignore[arg-type]
+    return text
+
+
+def _within(code: str, value: str) -> str:
+    """A sentence held by another (its reason, its problem): said in ``code`` when it is ours."""
+    return sentence(code, value)
+
+
+def _faults(code: str, value: str) -> str:
+    """Vault copy faults (``KEY: PROBLEM`` joined by :data:`FAULT_SEPARATOR`), each problem said."""
+    # A fault's problem may hold the separator itself: split only where the next fault's key begins.
+    faults = re.split(re.escape(FAULT_SEPARATOR) + r"(?=\S+: )", value)
+    return translate(code, "list.separator").join(
+        f"{key}: {sentence(code, problem)}" if problem else key
+        for key, _sep, problem in (fault.partition(": ") for fault in faults))
 
 
 def _yes_no(code: str, value: str) -> str:
     return translate(code, "value.yes" if value == "True" else "value.no")
 
 
-_RECEIPT_SAY: dict[str, Callable[[str, str], str]] = {
+_SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
+    **_SAY,
     "sealed": _yes_no,
     "size": lambda code, value: translate(code, "value.none") if value == "None" else value,
-    "reason": lambda code, value: said(code, value, STORE_FAULTS) or value,
-    "pending": lambda code, value: _parts(code, value, PENDING_SEPARATOR, ITEM_PENDING, {"status": _label_in("seal")}),
+    "pending": lambda code, value: translate(code, "list.comma").join(
+        said(code, part, ITEM_PENDING, status=_label_in("seal")) or part for part in value.split(PENDING_SEPARATOR)),
+    "status": lambda code, value: enum_label(code, "seal", value.strip("'")),
+    "level": _label_in("level"),
+    "says": _label_in("gap_status"),
+    "told": _label_in("gap_status"),
+    "state": lambda code, value: enum_label(code, "gap_status", value) if f"gap_status.{value}" in MESSAGES
+    else sentence(code, value),
+    "device": lambda code, value: translate(code, "gap_detail.no_device") if value == NO_DEVICE else value,
+    "faults": _faults,
+    **{name: _within for name in ("reason", "problem", "detail", "record", "before", "what")},
 }
+"""How each placeholder of a stored sentence is said in the reader's language: a stored code by
+its label, a truth value as yes/no, a sentence held inside another as that sentence; any
+other value as stored."""
 
 
 def receipt_detail(code: str, text: str) -> str:
     """A verification receipt's check detail in language ``code``: the archive's own sentences
-    (:data:`archive.evidence.fixity.ORIGINAL_PROBLEMS`, :data:`archive.cases.receipts.CHECK_DETAILS`)
-    translated, yes/no for a Python truth value; any other text as written."""
-    return (said(code, text, ORIGINAL_PROBLEMS, **_RECEIPT_SAY)
-            or _parts(code, text, PART_SEPARATOR, CHECK_DETAILS, _RECEIPT_SAY))
+    (:data:`SENTENCES`, parts of :data:`archive.cases.receipts.CHECK_DETAILS`) translated, yes/no
+    for a Python truth value; any other text as written."""
+    return sentence(code, text)
 
 
 @dataclass(frozen=True)

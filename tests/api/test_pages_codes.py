@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import archive
-from api.pages.i18n import details_text, error_text, move_reason, processing_reason, receipt_detail
+from api.pages.i18n import SENTENCES, details_text, error_text, move_reason, processing_reason, receipt_detail
 from archive.i18n import gap_cause, said
 from archive.i18n.messages import MESSAGES
 from archive.continuity.analysis import CAUSES, NO_DEVICES, UNPLACED_NOTE
@@ -158,6 +158,14 @@ def test_the_tables_the_pages_read_are_all_checked():
     assert all(id(table) in checked for table in read)
 
 
+def test_every_table_the_archive_stores_is_read_by_the_pages():
+    """A new table is said on the pages once it is written: the pages try every table but the gap
+    causes (said with the gap) and what an item waits for (said inside a check's detail)."""
+    read = {id(table) for table in SENTENCES} | {id(ITEM_PENDING)}
+    unread = [name for name, table in _sentence_tables() if id(table) not in read and table.family != "gap_cause"]
+    assert unread == []
+
+
 def test_custody_details_say_yes_no_and_label_keys_and_codes():
     details = {"accepted": False, "reopened": True, "reason": None, "role": "officer", "to": "legal_review",
                "changes": {"active": [True, False], "unit": [None, "unit-b"]}, "future_key": "some text"}
@@ -214,7 +222,9 @@ def test_receipt_details_are_said_in_words_with_yes_no():
     assert receipt_detail("zh", f"256 entries, root {sha}") == f"共 256 条记录，根哈希 {sha}"
     missing = "stored original of item i-1 cannot be read: the recorded version is missing from the store"
     assert receipt_detail("zh", missing) == "证据 i-1 的存储原件无法读取：存储中已没有所记录的版本"
-    assert receipt_detail("zh", "item i-1: manifest seal fails: bad; odd") == "item i-1: manifest seal fails: bad; odd"
+    # An item's failure in words, the underlying tool's message as written.
+    assert receipt_detail("zh", "item i-1: manifest seal fails: bad; odd") == "证据 i-1：清单签章验证失败：bad; odd"
+    assert receipt_detail("zh", "item i-1 is fine; odd") == "item i-1 is fine; odd"  # not ours: as written
 
 
 def _browser(stack, lang: str) -> httpx.Client:

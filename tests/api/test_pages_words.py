@@ -3,6 +3,7 @@ names, by their file names; faults, checks and failures in the page's language."
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import uuid
@@ -73,3 +74,76 @@ def test_gap_causes_on_the_pages_name_clips_by_file_name_linked_to_their_rows(st
         assert f'id="item-{ids[0]}"' in page  # the link's target: the item's row
         # The timeline's gap says the same, in words (a tooltip holds no links).
         assert words.format("FILE0001.MP4", "FILE0003.MP4") in page
+
+
+def _put_back(store, key: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    """An object deleted behind the archive's back, written again as it was (on S3: a new
+    current version over the delete marker)."""
+    if hasattr(store, "client"):
+        store.client.put_object(store.bucket, key, io.BytesIO(data), len(data))
+    else:
+        (store.root / key).write_bytes(data)
+
+
+ENGLISH = ("stored original of item", "no longer matches", "missing from the store", "cannot be read",
+           "vault copies of", "altered: the store holds", "its record says", "gap of", "the custody ledger",
+           "object ", "a newer version")
+"""Fragments of the English the archive stores for these faults: none may reach a Chinese page."""
+
+
+@pytest.mark.slow
+def test_faults_checks_and_gap_records_are_said_in_chinese_on_the_case_page(stack, officer, case):
+    """An insider alters the stored original of an item, deletes a checkpoint's copy in the case's
+    vault and marks a gap accepted behind the ledger's back; the reviewer's verification names
+    each, and the case page in Chinese says each in Chinese (the receipt, the custody entries),
+    none of it in the English stored for the API; the English page still says the English."""
+    from archive.models import Case, EvidenceItem
+    from tests.archive.test_case_verification import _verify_through_api
+    from tests.conftest import run_sql, tamper_stored
+
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    camera = f"CAM-{uuid.uuid4().hex[:8]}"
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                      content=uuid.uuid4().bytes * 100).json()
+        action = {"kind": "seizure", "start": T0.isoformat(), "end": (T0 + timedelta(minutes=5)).isoformat(),
+                  "devices": [camera]}
+        assert c.post(f"/api/v1/cases/{case['id']}/actions", json=action).status_code == 201
+    stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    (gap,) = continuity(stack, officer, case)["gaps"]
+    assert _verify_through_api(stack, reviewer, case["id"])["status"] == "incomplete"  # the vault's copies are written
+    store = stack.services.store
+    with stack.services.db.session() as s:
+        key = s.get(EvidenceItem, item["id"]).storage_key
+        vault = s.get(Case, case["id"]).vault.name
+    copies = sorted(o.key for o in store.list(f"{vault}/checkpoints/") if o.key.endswith(".json"))
+    kept = b"".join(store.read(copies[0]))
+    tamper_stored(store, key)
+    tamper_stored(store, copies[0], delete=True)
+    run_sql(stack.services.db, "UPDATE gaps SET status = 'accepted' WHERE id = :g", {"g": gap["id"]})
+    try:
+        receipt = _verify_through_api(stack, reviewer, case["id"])
+    finally:  # the stack's other tests verify the whole ledger, this vault's checkpoint copies too
+        _put_back(store, copies[0], kept)
+        run_sql(stack.services.db, "UPDATE gaps SET status = 'open' WHERE id = :g", {"g": gap["id"]})
+    assert receipt["status"] == "failed", receipt
+    failed = {c["what"]: c["detail"] for c in receipt["checks"] if c["outcome"] == "failed"}
+    assert set(failed) >= {"item", "checkpoint_copies", "continuity"}, receipt["checks"]
+    assert failed["checkpoint_copies"] == "missing from the store"  # the API: the stored English, as before
+    assert failed["continuity"].startswith(f"gap {gap['id']} (action_window gap of 300.0 s on no device from ")
+    assert f"stored original of item {item['id']}" in failed["item"] or f"item {item['id']}: " in failed["item"]
+
+    zh, en = (_page(stack, reviewer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    latest = re.search(r'data-testid="receipt".*?</details>', zh, re.DOTALL).group(0)
+    assert "存储中已没有该副本" in latest, latest
+    assert f"中断 {gap['id']}（执法行为时段中断 300.0 秒，设备 （无设备），自 " in latest, latest
+    assert "其记录为“已接受”，监管日志为“待说明”（没有记录这一变更的日志）" in latest, latest
+    assert f"证据 {item['id']}" in latest, latest
+    custody = re.search(r'id="custody".*', zh, re.DOTALL).group(0)
+    verified = re.findall(r'data-action="item_verified">(.*?)</tr>', custody, re.DOTALL)
+    assert verified and f"证据 {item['id']}" in verified[0], verified
+    for fragment in ENGLISH:
+        assert fragment not in latest, (fragment, latest)
+        assert fragment not in custody, (fragment, re.findall(rf"<tr[^>]*>(?:(?!</tr>).)*{fragment}.*?</tr>", custody, re.DOTALL))
+    english = re.search(r'data-testid="receipt".*?</details>', en, re.DOTALL).group(0)
+    assert "missing from the store" in english and "its record says accepted" in english
