@@ -42,7 +42,9 @@ def queue_page(request: Request, session: SessionDep, user: PageUser, notice: st
     export_numbers = case_service.case_numbers(session, case_ids=(e.case_id for e in exports))
     return render(request, "queue.html", {
         "user": user, "notice": notice,
-        "gaps": [(numbers.get(g.case_id, ""), g.case_id, GapRow.of(g, zone=zone, people=people, play=(None, None))) for g in gaps],
+        # The queue shows no causes: no clips to name.
+        "gaps": [(numbers.get(g.case_id, ""), g.case_id, GapRow.of(g, zone=zone, people=people, play=(None, None), clips={}))
+                 for g in gaps],
         "exports": [(export_numbers.get(e.case_id, ""), ExportRow.of(e, zone=zone, people=export_people)) for e in exports],
         "requests": court_request_rows(session, user=user, zone=zone),
         "reviews_due": [{"id": c.id, "number": c.case_number, "title": c.title, "stage": c.stage.value,

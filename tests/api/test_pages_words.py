@@ -74,6 +74,13 @@ def test_gap_causes_on_the_pages_name_clips_by_file_name_linked_to_their_rows(st
         assert f'id="item-{ids[0]}"' in page  # the link's target: the item's row
         # The timeline's gap says the same, in words (a tooltip holds no links).
         assert words.format("FILE0001.MP4", "FILE0003.MP4") in page
+    # Explained, the gap waits in a reviewer's queue (which shows no cause, and must not fail for it).
+    with stack.client(officer) as c:
+        assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "换电池"}).status_code == 200
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    for lang in ("zh", "en"):
+        queue = _page(stack, reviewer, "/queue", lang)
+        assert f'data-testid="queue-gap" data-gap-id="{gap["id"]}"' in queue and "换电池" in queue
 
 
 def _put_back(store, key: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
