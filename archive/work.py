@@ -61,7 +61,8 @@ STEP_REASONS = Sentences("processing_reason", {
     "unprobeable": "unprobeable: {detail}",
     "not_run": "not run: an earlier step crashed ({detail})",
     "gave_up": "gave up after {attempts} attempts: {detail}",
-}, fields={"attempts": r"\d+", "detail": r".*"})
+    "timestamp_jumps": "{count} timestamp jump(s)",
+}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+"})
 """The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
 or work given up (:func:`reconcile`); ``detail`` is the underlying tool's or error's own
 message, kept as written."""

@@ -192,7 +192,7 @@ def packets_step(ws: Workspace) -> StepNote | None:
             return None
         ledger.append(session, actor=ACTOR, action="packets_scanned", case_id=item.case_id, item_id=item.id,
                       details={k: result[k] for k in ("stream", "packet_count", "media_duration", "gaps")})
-    return StepNote(f"{len(scan.gaps)} timestamp jump(s)") if scan.gaps else None
+    return StepNote(work.STEP_REASONS.say("timestamp_jumps", count=len(scan.gaps))) if scan.gaps else None
 
 
 # --- derived files ----------------------------------------------------------------------

@@ -79,7 +79,9 @@ PLAN_PROBLEMS = Sentences("export_problem", {
     "nothing": "the case holds no evidence to export",
     "no_checkpoint": "the sealing service did not produce a checkpoint covering the case's entries",
     "ledger_tampered": "{problem}: refusing to export",
-}, fields={"item": r"\S+"})
+    "waiting_sealed": "waiting for {count} item(s) to be sealed: {items}",
+    "waiting_continuity": "waiting for the case's continuity report: {outstanding}",
+}, fields={"item": r"\S+", "count": r"\d+"})
 """Why an export cannot be planned (its ``error``, its ``export_failed`` custody entry);
 ``reasons`` are the failed steps' reasons joined by ``; `` (or ``no reason recorded``),
 ``problem`` the ledger's failure."""
@@ -117,17 +119,17 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export")
     unsealed = unsealed_items(items)
     if unsealed:
-        raise ExportWaiting(
-            f"waiting for {len(unsealed)} item(s) to be sealed: "
-            + ", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]), items=unsealed,
-        )
+        raise ExportWaiting(PLAN_PROBLEMS.say(
+            "waiting_sealed", count=len(unsealed), items=", ".join(f"{u['item']} ({u['filename']})" for u in unsealed[:10]),
+        ), items=unsealed)
     # The sealed report must be the one reviewers see, final: no analysis left to run.
     continuity = build_report(session, case_id=export.case_id)
     if continuity.pending:
         unfinished = [o for o in continuity.outstanding if o["what"] != "gap"]
         raise ExportWaiting(
-            "waiting for the case's continuity report: "
-            + ", ".join(f"{o['reason']} ({o['subject']})" for o in unfinished[:10]), items=[], continuity=unfinished,
+            PLAN_PROBLEMS.say("waiting_continuity", outstanding=", ".join(f"{o['reason']} ({o['subject']})"
+                                                                         for o in unfinished[:10])),
+            items=[], continuity=unfinished,
         )
     planned = []
     total = 0

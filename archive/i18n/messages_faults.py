@@ -155,4 +155,6 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     "export_problem.nothing": {"zh": "本案没有可导出的证据", "en": "the case holds no evidence to export"},
     "export_problem.no_checkpoint": {"zh": "签章服务未生成覆盖本案记录的检查点", "en": "the sealing service did not produce a checkpoint covering the case's entries"},
     "export_problem.ledger_tampered": {"zh": "{problem}：拒绝导出", "en": "{problem}: refusing to export"},
+    "export_problem.waiting_sealed": {"zh": "等待 {count} 件证据完成签章：{items}", "en": "waiting for {count} item(s) to be sealed: {items}"},
+    "export_problem.waiting_continuity": {"zh": "等待本案的连续性报告：{outstanding}", "en": "waiting for the case's continuity report: {outstanding}"},
 }

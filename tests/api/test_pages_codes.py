@@ -126,6 +126,7 @@ STORED_VALUES = {
     "faults": "v-1/k: missing from the store", "node": "stored Merkle node (level 2, index 1: entries 5..8)",
     "stated": "ab" * 32, "stated_version": "None", "roles": "['manifest']", "sealed_size": "12",
     "sealed_root": "ef" * 32, "previous": "2", "recorded_action": "checkpoint_sealed",
+    "items": "i-1 (a.mp4), i-2 (b.pdf)", "outstanding": "probe (item i-1)",
 }
 """A value of each placeholder, as it is stored."""
 
