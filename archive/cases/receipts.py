@@ -219,6 +219,7 @@ def _item_checks(db: Database, store: ObjectStore, sealer: Sealer, item_ids: lis
     if (settings is not None and cores > 1 and len(item_ids) >= PROCESS_POOL_FROM
             and not multiprocessing.current_process().daemon):
         ledger.finish_sequencing(engine=db.engine)  # no thread of this process is mid-query at the fork
+        sealer.load_verifiers()  # once here, not once per child
         with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_start_checker, initargs=(settings,)) as pool:
             yield from pool.map(_check_in_checker, item_ids, [actor] * len(item_ids), chunksize=4)

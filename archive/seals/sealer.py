@@ -307,6 +307,13 @@ class Sealer:
         """SM2 public keys this configuration trusts (the current one)."""
         return [self.sm2_key.public_key]
 
+    @staticmethod
+    def load_verifiers() -> None:
+        """Import the CAdES and SM2 verifiers now (pyHanko and its certificate validation, some
+        0.2 s): a process that forks checkers loads them once, before the fork, instead of
+        once in each child."""
+        signing.verify_detached, signing.verify_sm2  # noqa: B018 (PEP 562 names load on access)
+
     def verify_cades(self, data: bytes, cades: bytes) -> signing.SealReport:
         """Verify a detached CAdES-B-T seal over ``data``; raise VerificationFailed naming what failed."""
         try:
