@@ -119,21 +119,30 @@ async def get_session(request: Request, services: ServicesDep) -> AsyncIterator[
     A GET that must record something (a custody entry for a read of evidence) writes it
     in a short session of its own (``services.db.session()``).
 
-    Opened in the event loop (a session takes its connection at its first query, not here),
-    and ended (commit or rollback: a round trip) in a thread of its own, shielded so that a
-    client that leaves cannot leave the session open: one turn of the thread pool fewer
-    than a plain generator, whose start and end each take one.
+    Opened in the event loop (a session takes its connection at its first query, not here).
+    A writing session ends (commit or rollback: a round trip) in a thread of its own,
+    shielded so that a client that leaves cannot leave the session open: one turn of the
+    thread pool fewer than a plain generator, whose start and end each take one. A reading
+    session ends in the event loop, where nothing can interrupt it: it has no transaction
+    to end on the server (:meth:`archive.db.Database.read`), so ending it only gives its
+    connection back to the pool, and a turn of the thread pool would cost more than that.
     """
-    factory = services.db.read if request.method in READ_METHODS else services.db.session
-    manager = factory()
+    reading = request.method in READ_METHODS
+    manager = services.db.read() if reading else services.db.session()
     session = manager.__enter__()
     try:
         yield session
     except BaseException as exc:
-        if not await _end_in_thread(manager, type(exc), exc, exc.__traceback__):
+        if reading:
+            if not manager.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+        elif not await _end_in_thread(manager, type(exc), exc, exc.__traceback__):
             raise
     else:
-        await _end_in_thread(manager, None, None, None)
+        if reading:
+            manager.__exit__(None, None, None)
+        else:
+            await _end_in_thread(manager, None, None, None)
 
 
 async def _end_in_thread(manager: Any, *exc_info: Any) -> bool:

@@ -365,6 +365,9 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A reading session: takes no write lock and writes nothing (it rolls back).
 
+        Ending it makes no round trip to the database: on PostgreSQL each query ran on its
+        own (autocommit), so there is no transaction to end; SQLite ends its read in process.
+
         A flush with pending changes is refused, so a write hidden in a read path is a
         loud programming error rather than a silent upgrade to the write lock.
         """

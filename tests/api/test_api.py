@@ -395,15 +395,17 @@ def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, o
         engine = stack.services.db.engine
         held: dict[int, int] = {}
         most: dict[int, int] = {}
+        taken_by: dict[int, int] = {}  # a connection's record -> the thread that took it
 
-        def out(*_):  # type: ignore[no-untyped-def]
-            me = threading.get_ident()
+        def out(_dbapi, record, _proxy):  # type: ignore[no-untyped-def]
+            me = taken_by[id(record)] = threading.get_ident()
             held[me] = held.get(me, 0) + 1
             most[me] = max(most.get(me, 0), held[me])
 
-        def back(*_):  # type: ignore[no-untyped-def]
-            me = threading.get_ident()
-            held[me] = held.get(me, 0) - 1
+        def back(_dbapi, record):  # type: ignore[no-untyped-def]
+            # A reading session may give its connection back from the event loop's thread.
+            taker = taken_by.pop(id(record), threading.get_ident())
+            held[taker] = held.get(taker, 0) - 1
 
         event.listen(engine, "checkout", out)
         event.listen(engine, "checkin", back)
