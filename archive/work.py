@@ -62,10 +62,11 @@ STEP_REASONS = Sentences("processing_reason", {
     "not_run": "not run: an earlier step crashed ({detail})",
     "gave_up": "gave up after {attempts} attempts: {detail}",
     "timestamp_jumps": "{count} timestamp jump(s)",
-}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+"})
+    "lease_ran_out": "worker {owner} stopped before finishing (lease ran out)",
+}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+"})
 """The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
-or work given up (:func:`reconcile`); ``detail`` is the underlying tool's or error's own
-message, kept as written."""
+or work given up (:func:`reconcile`, which also keeps ``lease_ran_out`` as the work's last
+error); ``detail`` is the underlying tool's or error's own message, kept as written."""
 
 def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
     """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).
@@ -286,7 +287,7 @@ def reconcile(
         ).scalars().all()
         for row in rows:
             if row.lease_owner is not None:  # its lease ran out: the worker died or stalled
-                row.last_error = f"worker {row.lease_owner} stopped before finishing (lease ran out)"
+                row.last_error = STEP_REASONS.say("lease_ran_out", owner=row.lease_owner)
                 row.lease_owner = row.lease_until = None
                 if row.attempts >= settings.work_max_attempts:
                     row.state = "failed"

@@ -220,6 +220,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.not_run": {"zh": "未运行：之前的步骤出错（{detail}）", "en": "not run: an earlier step crashed ({detail})"},
     "processing_reason.gave_up": {"zh": "尝试 {attempts} 次后放弃：{detail}", "en": "gave up after {attempts} attempts: {detail}"},
     "processing_reason.timestamp_jumps": {"zh": "时间戳跳变 {count} 处", "en": "{count} timestamp jump(s)"},
+    "processing_reason.lease_ran_out": {"zh": "执行进程 {owner} 未完成即停止（租约已到期）", "en": "worker {owner} stopped before finishing (lease ran out)"},
     # Background work and certificates (administration page)
     "work_state.pending": {"zh": "待执行", "en": "pending"},
     "work_state.running": {"zh": "执行中", "en": "running"},

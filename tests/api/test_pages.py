@@ -146,6 +146,34 @@ def test_admin_sees_failed_work_with_its_reason(stack):
             s.execute(delete(Work).where(Work.subject == subject))
 
 
+def test_admin_sees_work_whose_lease_ran_out_in_chinese(stack):
+    """The error the reconciler keeps for work whose worker stopped (stored in English, as the
+    reconciler words it) is said in the page's language on the administrator's work list."""
+    from sqlalchemy import delete
+
+    from archive.models import Work, utcnow
+
+    subject = str(uuid.uuid4())
+    stored = "worker worker-host:4242:139872 stopped before finishing (lease ran out)"
+    with stack.services.db.session() as s:
+        s.add(Work(task="evidence.process_item", subject=subject, state="failed", attempts=5, due_at=utcnow(),
+                   last_error=stored))
+    try:
+        pages = {}
+        for lang in ("zh", "en"):
+            with _browser(stack, lang) as b:
+                sign_in(b, stack.user(role="admin", unit="hq"))
+                pages[lang] = b.get("/admin").text
+    finally:
+        with stack.services.db.session() as s:
+            s.execute(delete(Work).where(Work.subject == subject))
+    row = pages["zh"][pages["zh"].index(subject):]
+    row = row[:row.index("</tr>")]
+    assert "执行进程 worker-host:4242:139872 未完成即停止（租约已到期）" in row, row
+    assert "lease ran out" not in pages["zh"] and "stopped before finishing" not in pages["zh"]
+    assert stored in pages["en"]
+
+
 def test_images_and_pdfs_are_viewable_in_place_and_nothing_else(stack, officer, case):
     """A reviewer opens a photo or a PDF in the browser (a read: a custody entry); the type is
     what the archive sniffed from the bytes, so a page of HTML named like a photo is only ever

@@ -127,6 +127,7 @@ STORED_VALUES = {
     "stated": "ab" * 32, "stated_version": "None", "roles": "['manifest']", "sealed_size": "12",
     "sealed_root": "ef" * 32, "previous": "2", "recorded_action": "checkpoint_sealed",
     "items": "i-1 (a.mp4), i-2 (b.pdf)", "outstanding": "probe (item i-1)",
+    "owner": "worker-host:4242:139872",
 }
 """A value of each placeholder, as it is stored."""
 
