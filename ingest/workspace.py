@@ -13,7 +13,7 @@ from pathlib import Path
 
 from archive.db import Database
 from archive.errors import VerificationFailed
-from archive.evidence.fixity import check_object
+from archive.evidence.fixity import ORIGINAL_PROBLEMS, check_object
 from archive.models import EvidenceItem
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -75,7 +75,9 @@ class Workspace:
                                  digests={"sha256": item.sha256}, sink=fh) if item.size else None
         if fault is not None:
             path.unlink(missing_ok=True)
-            what = "no longer matches its sha256" if fault.what in ("size", "sha256") else f"is not intact: {fault.reason}"
-            raise VerificationFailed(f"stored original of item {item.id} {what}; nothing derived", code="fixity_failed")
+            problem = ORIGINAL_PROBLEMS.say(
+                "original_changed_underived" if fault.what in ("size", "sha256") else "original_broken_underived",
+                item=item.id, reason=fault.reason)
+            raise VerificationFailed(problem, code="fixity_failed")
         self._original = path
         return path

@@ -123,10 +123,14 @@ ORIGINAL_PROBLEMS = Sentences("receipt_detail", {
     "original_sha256": "stored original of item {item}: sha256 {found} != received {received}",
     "original_fault": "stored original of item {item}: {reason}",
     "original_changed": "stored original of item {item} no longer matches its record ({fault})",
+    "original_changed_underived": "stored original of item {item} no longer matches its sha256; nothing derived",
+    "original_broken_underived": "stored original of item {item} is not intact: {reason}; nothing derived",
 }, fields={"item": r"\S+", "size": r"\d+", "found": r"[0-9a-f]+", "received": r"[0-9a-f]+", "fault": r"[a-z0-9_]+"})
 """What is wrong with an item's stored original, as :func:`verify_item_fixity` says it (the
-custody entry's ``problem``, a failed check's detail) and :func:`compute_sm3` (``fault``: the
-:attr:`ObjectFault.what`); ``reason`` is a :data:`STORE_FAULTS` sentence or a store error's message."""
+custody entry's ``problem``, a failed check's detail), :func:`compute_sm3` (``fault``: the
+:attr:`ObjectFault.what`) and a worker's copy of it (``*_underived``: the reason of the step that
+refused to derive from it, :class:`ingest.workspace.Workspace`); ``reason`` is a
+:data:`STORE_FAULTS` sentence or a store error's message."""
 
 AUDIT_PROBLEMS = Sentences("fixity_problem", {
     "missing": "{role} object {key} is missing from the store",

@@ -17,6 +17,10 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     # archive.evidence.fixity.ORIGINAL_PROBLEMS (the rest are in messages_codes)
     "receipt_detail.original_changed": {"zh": "证据 {item} 的存储原件已不再与记录一致（{fault}）",
                                         "en": "stored original of item {item} no longer matches its record ({fault})"},
+    "receipt_detail.original_changed_underived": {"zh": "证据 {item} 的存储原件已不再与其 SHA-256 一致；未从中生成任何内容",
+                                                  "en": "stored original of item {item} no longer matches its sha256; nothing derived"},
+    "receipt_detail.original_broken_underived": {"zh": "证据 {item} 的存储原件已不完整：{reason}；未从中生成任何内容",
+                                                 "en": "stored original of item {item} is not intact: {reason}; nothing derived"},
     # archive.cases.receipts.CHECK_DETAILS (the rest are in messages_codes)
     "receipt_detail.checkpoint_copies": {"zh": "检查点 {records} 个，{objects} 个对象与数据库记录一致",
                                          "en": "{records} checkpoints, {objects} objects equal to the database's records"},

@@ -154,3 +154,34 @@ def test_faults_checks_and_gap_records_are_said_in_chinese_on_the_case_page(stac
         assert fragment not in custody, (fragment, re.findall(rf"<tr[^>]*>(?:(?!</tr>).)*{fragment}.*?</tr>", custody, re.DOTALL))
     english = re.search(r'data-testid="receipt".*?</details>', en, re.DOTALL).group(0)
     assert "missing from the store" in english and "its record says accepted" in english
+
+
+def test_a_step_that_refused_a_changed_original_says_why_in_chinese(stack, officer, case):
+    """A worker's copy of an original that no longer matches what was received derives nothing;
+    the step's reason (stored in English, as the API returns it) is said in Chinese on the case
+    page, the English page keeps the English."""
+    from archive.errors import VerificationFailed
+    from archive.evidence import items as evidence
+    from archive.models import EvidenceItem
+    from ingest.workspace import Workspace
+    from tests.conftest import tamper_stored
+
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                      content=uuid.uuid4().bytes * 100).json()
+    stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    with stack.services.db.session() as s:
+        key = s.get(EvidenceItem, item["id"]).storage_key
+    tamper_stored(stack.services.store, key)
+    with Workspace(db=stack.services.db, store=stack.services.store, settings=stack.settings,
+                   item_id=item["id"]) as ws, pytest.raises(VerificationFailed) as refused:
+        ws.original()
+    stored = refused.value.message
+    assert stored.startswith(f"stored original of item {item['id']} ") and stored.endswith("; nothing derived")
+    with stack.services.db.session() as s:
+        evidence.set_task_state(s.get(EvidenceItem, item["id"]), "probe", "failed", stored)
+
+    zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    assert f"证据 {item['id']} 的存储原件" in zh and "未从中生成任何内容" in zh
+    assert "nothing derived" not in zh and "stored original of item" not in zh
+    assert stored in en
