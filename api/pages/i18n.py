@@ -28,7 +28,8 @@ from markupsafe import Markup, escape
 from api.language import preferred_language
 from archive import work
 from archive.cases.receipts import CHECK_DETAILS, PART_SEPARATOR, PENDING_SEPARATOR
-from archive.cases.stages import MOVE_REASONS
+from archive.cases.closing import GATES
+from archive.cases.stages import MOVE_REASONS, REVIEW_GATES
 from archive.cases.vault_copies import COPY_FAULTS, FAULT_SEPARATOR
 from archive.cases.verification import ITEM_PENDING, ITEM_PROBLEMS
 from archive.continuity.gaps import RECORD_FAULTS
@@ -198,10 +199,11 @@ def processing_reason(code: str, text: str) -> str:
 SENTENCES: tuple[Sentences, ...] = (
     work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
-    PLAN_PROBLEMS, CHECK_DETAILS,
+    PLAN_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
-problem or reason, a failed export's or background work's error), tried in this order."""
+problem or reason, a failed export's or background work's error, a closing gate's explanation),
+tried in this order."""
 
 
 def _said(code: str, text: str) -> str | None:
@@ -259,6 +261,10 @@ _SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
     else sentence(code, value),
     "device": lambda code, value: translate(code, "gap_detail.no_device") if value == NO_DEVICE else value,
     "faults": _faults,
+    "stage": _label_in("stage"),
+    "stages": lambda code, value: translate(code, "list.comma").join(
+        enum_label(code, "stage", stage) for stage in value.split(", ")),
+    "export_status": _label_in("export_status"),
     **{name: _within for name in ("reason", "problem", "detail", "record", "before", "what")},
 }
 """How each placeholder of a stored sentence is said in the reader's language: a stored code by

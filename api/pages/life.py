@@ -68,9 +68,12 @@ class GateRow:
 
     code: str
     message: str
-    """The archive's explanation, in English."""
+    """The archive's explanation, in English (:data:`archive.cases.closing.GATES`,
+    :data:`archive.cases.stages.REVIEW_GATES`), which the page says in its language."""
     subject: str
     gap: GapAbout | None = None
+    file: str = ""
+    """The file name of the item a gate names only by its id (one still being processed)."""
 
 
 def _gate_rows(session: Session, *, case: Case, continuity: CaseContinuity | None, zone: str) -> list[GateRow]:
@@ -87,7 +90,8 @@ def _gate_rows(session: Session, *, case: Case, continuity: CaseContinuity | Non
             clip = files.get(gap.item_id or "")
             where = ", ".join(filter(None, (gap.device, clip.name if clip else None)))
             about = GapAbout(level=gap.level, start=start, end=end, duration=duration, where=where, cause=gap.cause)
-        rows.append(GateRow(code=g["code"], message=g["message"], subject=g["subject"], gap=about))
+        rows.append(GateRow(code=g["code"], message=g["message"], subject=g["subject"], gap=about,
+                            file=g["subject"] if g["code"] == "processing" else ""))
     return rows
 
 

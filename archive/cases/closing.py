@@ -59,6 +59,7 @@ from archive.seals.registry import (
 from archive.seals.sealer import SealBundle, Sealer, sealed_copies
 from archive.storage import ObjectStore
 from archive.storage.streams import VaultCopy, put_copies
+from archive.wording import Sentences
 
 MIN_APPROVING_REVIEWS = 3
 """Every case is legally reviewed, approvingly, at least three times before it closes."""
@@ -76,6 +77,23 @@ class CaseNotReady(Conflict):
         self.extra = {"reasons": reasons}
 
 
+GATES = Sentences("gate_message", {
+    "stage_not_closable": "a case in {stage} cannot close; it closes from {stages}",
+    "item": "item {subject}: {detail}",
+    "gap": "gap {subject}: {detail}",
+    "continuity": "continuity {subject}: {detail}",
+    "item_failed": "item {item} ({filename}): processing or sealing failed (seal {status})",
+    "item_unsealed": "item {item} ({filename}) is not sealed yet (seal {status})",
+    "export_in_progress": "export {export} is {export_status}",
+    "too_few_reviews": "the case has {count} approving legal review(s); it needs at least {needed}",
+}, fields={"stage": r"[a-z_]+", "stages": r"[a-z_]+(?:, [a-z_]+)*", "subject": r"\S+", "item": r"\S+",
+           "status": r"\w+", "export": r"\S+", "export_status": r"[a-z_]+", "count": r"\d+", "needed": r"\d+"})
+"""The English explanation of each closing gate (its ``message``, :func:`closing_gates`) but the
+review gates' (:data:`archive.cases.stages.REVIEW_GATES`); ``item``, ``gap`` and ``continuity``
+say what the continuity report still waits for (``subject``: the item's, gap's or case's id;
+``detail``: a :data:`archive.continuity.report.GAP_DETAILS` sentence)."""
+
+
 def _reason(code: str, message: str, subject: str = "", gap: str | None = None) -> dict[str, str]:
     """A closing gate: its code, its explanation (English), and what it is about in words that
     need no translation (a file name, a stage, a count), for pages in any language; a gate
@@ -89,10 +107,9 @@ def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | 
     ``continuity``: the case's continuity report when the caller built it already (a page)."""
     reasons = []
     if case.stage not in stages.CLOSABLE:
-        reasons.append(_reason(
-            "stage_not_closable",
-            f"a case in {case.stage.value} cannot close; it closes from "
-            + ", ".join(sorted(s.value for s in stages.CLOSABLE)), case.stage.value))
+        reasons.append(_reason("stage_not_closable", GATES.say(
+            "stage_not_closable", stage=case.stage.value, stages=", ".join(sorted(s.value for s in stages.CLOSABLE))),
+            case.stage.value))
     items = list(session.execute(
         select(EvidenceItem).where(EvidenceItem.case_id == case.id).order_by(EvidenceItem.received_at, EvidenceItem.id)
     ).scalars().unique())
@@ -100,26 +117,29 @@ def closing_gates(session: Session, *, case: Case, continuity: CaseContinuity | 
     continuity = continuity or build_report(session, case_id=case.id)
     for o in continuity.outstanding:
         subject = names.get(o["subject"], "") if o["what"] == "item" else ""
-        reasons.append(_reason(o["reason"], f"{o['what']} {o['subject']}: {o['detail']}", subject,
+        reasons.append(_reason(o["reason"], GATES.say(o["what"], subject=o["subject"], detail=o["detail"]), subject,
                                gap=o["subject"] if o["what"] == "gap" else None))
     for item in items:
         failed = "processing_failed" in (item.flags or []) or item.seal_status == "failed"
         if failed:
-            reasons.append(_reason("item_failed", f"item {item.id} ({item.original_filename}): processing or "
-                                                  f"sealing failed (seal {item.seal_status})", item.original_filename))
+            reasons.append(_reason("item_failed", GATES.say("item_failed", item=item.id, filename=item.original_filename,
+                                                            status=item.seal_status), item.original_filename))
         elif item.seal_status != "sealed":
-            reasons.append(_reason("item_unsealed", f"item {item.id} ({item.original_filename}) is not sealed yet "
-                                                    f"(seal {item.seal_status})", item.original_filename))
+            reasons.append(_reason("item_unsealed", GATES.say("item_unsealed", item=item.id,
+                                                              filename=item.original_filename, status=item.seal_status),
+                                   item.original_filename))
     for export_id, status in session.execute(
         select(ExportRequest.id, ExportRequest.status).where(
             ExportRequest.case_id == case.id, ExportRequest.status.in_(EXPORTS_IN_PROGRESS))
         .order_by(ExportRequest.created_at)
     ).all():
-        reasons.append(_reason("export_in_progress", f"export {export_id} is {status}", export_id[:8]))
+        reasons.append(_reason("export_in_progress", GATES.say("export_in_progress", export=export_id,
+                                                               export_status=status), export_id[:8]))
     approving = approving_count(session, case_id=case.id)
     if approving < MIN_APPROVING_REVIEWS:
-        reasons.append(_reason("too_few_reviews", f"the case has {approving} approving legal review(s); it needs "
-                                                  f"at least {MIN_APPROVING_REVIEWS}", f"{approving}/{MIN_APPROVING_REVIEWS}"))
+        reasons.append(_reason("too_few_reviews", GATES.say("too_few_reviews", count=approving,
+                                                            needed=MIN_APPROVING_REVIEWS),
+                               f"{approving}/{MIN_APPROVING_REVIEWS}"))
     shut = stages.review_gate(session, case_id=case.id, checkpoint=ReviewCheckpoint.closing)
     if shut is not None:
         reasons.append(_reason(*shut))

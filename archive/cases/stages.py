@@ -129,14 +129,22 @@ def latest_review(session: Session, *, case_id: str, checkpoint: ReviewCheckpoin
     return session.execute(query.order_by(LegalReview.ledger_seq.desc()).limit(1)).scalar_one_or_none()
 
 
+REVIEW_GATES = Sentences("review_gate", {
+    "missing": "the case has no {checkpoint} review",
+    "returned": "the latest {checkpoint} review ({review}) returned the case: {opinion}",
+}, fields={"checkpoint": r"[a-z_]+", "review": r"[^()\s]+", "opinion": r".*"})
+"""Why a review gate is shut (:func:`review_gate`: a closing gate's or a refused stage move's
+message); ``opinion`` is the reviewer's own words."""
+
+
 def review_gate(session: Session, *, case_id: str, checkpoint: ReviewCheckpoint) -> tuple[str, str] | None:
     """Why the gate of ``checkpoint`` is shut, as ``(code, message)``, or None when its latest review approves."""
     review = latest_review(session, case_id=case_id, checkpoint=checkpoint)
     if review is None:
-        return f"{checkpoint.value}_review_missing", f"the case has no {checkpoint.value} review"
+        return f"{checkpoint.value}_review_missing", REVIEW_GATES.say("missing", checkpoint=checkpoint.value)
     if review.decision != "approve":
         return (f"{checkpoint.value}_review_returned",
-                f"the latest {checkpoint.value} review ({review.id}) returned the case: {review.opinion}")
+                REVIEW_GATES.say("returned", checkpoint=checkpoint.value, review=review.id, opinion=review.opinion))
     return None
 
 

@@ -128,6 +128,8 @@ STORED_VALUES = {
     "sealed_root": "ef" * 32, "previous": "2", "recorded_action": "checkpoint_sealed",
     "items": "i-1 (a.mp4), i-2 (b.pdf)", "outstanding": "probe (item i-1)",
     "owner": "worker-host:4242:139872",
+    "stage": "filed", "stages": "enforcement, referred, service", "subject": "i-1", "export": "x-1",
+    "export_status": "building", "needed": "3", "review": "r-1",
 }
 """A value of each placeholder, as it is stored."""
 

@@ -48,6 +48,29 @@ def _stage(stack, token: str, case_id: str) -> str:
         return c.get(f"/api/v1/cases/{case_id}").json()["stage"]
 
 
+def _review(stack, reviewer: str, path: str, checkpoint: str, **form: str) -> None:
+    """``reviewer`` records a legal review at ``checkpoint`` on the case page ``path``."""
+    with _browser(stack, reviewer) as b:
+        r = b.post(f"{path}/reviews", data=_review_form(csrf_of(b.get(path).text), checkpoint=checkpoint, **form))
+        assert r.status_code == 303, r.text
+
+
+def _move(stack, officer: str, path: str, *targets: str) -> None:
+    """The handler ``officer`` moves the case of page ``path`` through ``targets`` in turn."""
+    with _browser(stack, officer) as b:
+        for to in targets:
+            r = b.post(f"{path}/stage", data={"csrf_token": csrf_of(b.get(path).text), "to": to, "reason": "下一步"})
+            assert r.status_code == 303, r.text
+
+
+def _to_service(stack, officer: str, reviewer: str, path: str) -> None:
+    """Review and move a case without items from filed to service (closable)."""
+    _review(stack, reviewer, path, "filing")
+    _move(stack, officer, path, "investigation", "notice", "legal_review")
+    _review(stack, reviewer, path, "approval")
+    _move(stack, officer, path, "decision", "service")
+
+
 def test_handler_moves_the_stage_through_the_page_after_the_reviewers_filing_review(stack):
     unit = f"unit-{uuid.uuid4().hex[:6]}"
     officer, other_officer = stack.user(role="officer", unit=unit), stack.user(role="officer", unit=unit)
@@ -195,24 +218,12 @@ def test_handler_closes_the_case_on_the_page_and_reads_its_sealed_record(stack):
     officer, reviewer = stack.user(role="officer", unit=unit), stack.user(role="reviewer", unit=unit)
     case = _new_case(stack, officer)
     path = f"/cases/{case['id']}"
-
-    def review(checkpoint: str) -> None:
-        with _browser(stack, reviewer) as b:
-            r = b.post(f"{path}/reviews", data=_review_form(csrf_of(b.get(path).text), checkpoint=checkpoint))
-            assert r.status_code == 303, r.text
-
-    def move(*targets: str) -> None:
-        with _browser(stack, officer) as b:
-            for to in targets:
-                r = b.post(f"{path}/stage", data={"csrf_token": csrf_of(b.get(path).text), "to": to, "reason": "下一步"})
-                assert r.status_code == 303, r.text
-
-    review("filing")
-    move("investigation", "notice", "legal_review")
-    review("approval")
+    _review(stack, reviewer, path, "filing")
+    _move(stack, officer, path, "investigation", "notice", "legal_review")
+    _review(stack, reviewer, path, "approval")
     with _browser(stack, officer) as b:
         assert 'data-testid="outcome-form"' not in b.get(path).text  # not before the decision
-    move("decision", "service")
+    _move(stack, officer, path, "decision", "service")
     # The handler records the outcome on the page (不予处罚 needs its reason); the reviewer
     # reads it but has no form.
     with _browser(stack, officer) as b:
@@ -229,7 +240,7 @@ def test_handler_closes_the_case_on_the_page_and_reads_its_sealed_record(stack):
         page = b.get(path).text
         assert 'data-outcome="no_penalty"' in page and "违法行为轻微并及时改正" in page
         assert 'data-testid="outcome-form"' not in page
-    review("closing")
+    _review(stack, reviewer, path, "closing")
     with _browser(stack, officer) as b:
         page = b.get(path).text
         assert 'data-testid="closing-ready"' in page and 'data-testid="closing-gate"' not in page, \
@@ -317,9 +328,36 @@ def test_closing_gates_speak_the_pages_language(stack):
 
     with _browser(stack, officer, lang="zh") as b:
         shown = gates(b.get(f"/cases/{case['id']}").text)
-    assert any("当前阶段不能结案" in g and "立案" in g for g in shown), shown
-    assert any("通过的法制审核少于三次" in g and "0/3" in g for g in shown), shown
+    assert any("当前阶段不能结案" in g and "处于“立案”阶段的案件不能结案；可结案的阶段：执行、移送、送达、终结、撤案" in g
+               for g in shown), shown
+    assert any("通过的法制审核少于三次" in g and "本案通过的法制审核 0 次，至少需要 3 次" in g for g in shown), shown
+    assert any("证据未签章" in g and "询问笔录.txt" in g for g in shown), shown
     assert not any(re.search(r"[a-z]{4,} [a-z]{4,}", re.sub(r"<[^>]+>", "", g)) for g in shown), shown
     with _browser(stack, officer, lang="en") as b:
         shown = gates(b.get(f"/cases/{case['id']}").text)
     assert any("cannot close" in g for g in shown), shown
+
+
+def test_a_returned_closing_review_is_said_with_its_opinion_on_the_chinese_page(stack):
+    """The closing gate of a returned closing review says, in the page's language, which review
+    returned the case and the reviewer's opinion; the API keeps its English explanation."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer, reviewer = stack.user(role="officer", unit=unit), stack.user(role="reviewer", unit=unit)
+    case = _new_case(stack, officer)
+    path = f"/cases/{case['id']}"
+    _to_service(stack, officer, reviewer, path)
+    _review(stack, reviewer, path, "closing", decision="return", faults=("procedure",), opinion="送达回证缺失")
+    with stack.client(officer) as c:
+        reasons = {g["code"]: g for g in c.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]}
+    message = reasons["closing_review_returned"]["message"]
+    review = re.fullmatch(r"the latest closing review \((\S+)\) returned the case: 送达回证缺失", message).group(1)
+
+    def gate(lang: str) -> str:
+        with _browser(stack, officer, lang=lang) as b:
+            page = b.get(path).text
+        return re.search(r'data-code="closing_review_returned">(.*?)</li>', page).group(1)
+
+    zh = gate("zh")
+    assert f"结案审核被退回</strong> <span class=\"muted\">最近一次结案审核（{review}）退回了本案：送达回证缺失" in zh, zh
+    assert "returned the case" not in zh and "closing review" not in zh
+    assert message in gate("en")
