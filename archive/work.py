@@ -63,10 +63,15 @@ STEP_REASONS = Sentences("processing_reason", {
     "gave_up": "gave up after {attempts} attempts: {detail}",
     "timestamp_jumps": "{count} timestamp jump(s)",
     "lease_ran_out": "worker {owner} stopped before finishing (lease ran out)",
-}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+"})
+    "internal_error": "internal error ({error}); logged",
+    "packet_scan_failed": "packet scan failed: {detail}",
+    "member_unregistered": "member {member} could not be registered: {detail}",
+    "retrying": "{detail}; retrying",
+}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+"})
 """The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
 or work given up (:func:`reconcile`, which also keeps ``lease_ran_out`` as the work's last
-error); ``detail`` is the underlying tool's or error's own message, kept as written."""
+error); ``detail`` is the underlying tool's or error's own message, kept as written, ``error``
+the name of an unexpected exception's class."""
 
 def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
     """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).

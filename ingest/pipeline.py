@@ -177,7 +177,7 @@ def packets_step(ws: Workspace) -> StepNote | None:
     try:
         scan = scan_packets(ws.original(), tolerance_seconds=ws.settings.gap_tolerance_seconds)
     except IngestError as exc:
-        raise StepFailed(f"packet scan failed: {exc.message}") from exc
+        raise StepFailed(work.STEP_REASONS.say("packet_scan_failed", detail=exc.message)) from exc
     result = {
         "stream": scan.stream, "packet_count": scan.packet_count, "first_pts": scan.first_pts,
         "last_pts": scan.last_pts, "media_duration": scan.media_duration,
@@ -342,7 +342,8 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
                 expected_size=member.size,
             )
         except IngestError as exc:
-            raise StepFailed(f"member {member.name!r} could not be registered: {exc.message}") from exc
+            raise StepFailed(work.STEP_REASONS.say("member_unregistered", member=repr(member.name),
+                                                   detail=exc.message)) from exc
         registered[member.name] = child
     for child in registered.values():
         # Members registered by an earlier, interrupted run may never have been queued.

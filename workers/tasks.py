@@ -111,7 +111,7 @@ class EvidenceTask(Task):
             log.warning("%s %s: %s; retrying later", self.name, subject, exc.message)
             return None
         except Exception as exc:
-            reason = f"internal error ({type(exc).__name__}); logged"
+            reason = work.STEP_REASONS.say("internal_error", error=type(exc).__name__)
             work.fail(self.db, claim, reason)
             _give_up(self.name, subject, reason)
             raise
@@ -155,7 +155,7 @@ class EvidenceTask(Task):
             if exc.transient:
                 # On the last attempt nothing will run it again: say so instead of "retrying" forever.
                 state, reason = (("failed", exc.message) if self.last_attempt()
-                                 else ("queued", f"{exc.message}; retrying"))
+                                 else ("queued", work.STEP_REASONS.say("retrying", detail=exc.message)))
             else:
                 state, reason = "failed", exc.message
                 log.error("task %s failed on item %s: %s", name, item_id, exc.message)
@@ -164,7 +164,7 @@ class EvidenceTask(Task):
                 raise
             return
         except Exception as exc:
-            self._record(item_id, name, "failed", f"internal error ({type(exc).__name__}); logged")
+            self._record(item_id, name, "failed", work.STEP_REASONS.say("internal_error", error=type(exc).__name__))
             raise
         finally:
             metrics.record_step(name, seconds=time.perf_counter() - started, failed=failed)

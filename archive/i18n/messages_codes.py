@@ -221,6 +221,10 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.gave_up": {"zh": "尝试 {attempts} 次后放弃：{detail}", "en": "gave up after {attempts} attempts: {detail}"},
     "processing_reason.timestamp_jumps": {"zh": "时间戳跳变 {count} 处", "en": "{count} timestamp jump(s)"},
     "processing_reason.lease_ran_out": {"zh": "执行进程 {owner} 未完成即停止（租约已到期）", "en": "worker {owner} stopped before finishing (lease ran out)"},
+    "processing_reason.internal_error": {"zh": "内部错误（{error}），已记入日志", "en": "internal error ({error}); logged"},
+    "processing_reason.packet_scan_failed": {"zh": "数据包扫描失败：{detail}", "en": "packet scan failed: {detail}"},
+    "processing_reason.member_unregistered": {"zh": "成员文件 {member} 未能登记：{detail}", "en": "member {member} could not be registered: {detail}"},
+    "processing_reason.retrying": {"zh": "{detail}；将重试", "en": "{detail}; retrying"},
     # Background work and certificates (administration page)
     "work_state.pending": {"zh": "待执行", "en": "pending"},
     "work_state.running": {"zh": "执行中", "en": "running"},

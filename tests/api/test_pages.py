@@ -8,6 +8,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from tests.tools import CLIENT_TLS, sign_in
 
@@ -146,15 +147,19 @@ def test_admin_sees_failed_work_with_its_reason(stack):
             s.execute(delete(Work).where(Work.subject == subject))
 
 
-def test_admin_sees_work_whose_lease_ran_out_in_chinese(stack):
-    """The error the reconciler keeps for work whose worker stopped (stored in English, as the
-    reconciler words it) is said in the page's language on the administrator's work list."""
+@pytest.mark.parametrize(("stored", "chinese"), [
+    ("worker worker-host:4242:139872 stopped before finishing (lease ran out)",
+     "执行进程 worker-host:4242:139872 未完成即停止（租约已到期）"),
+    ("internal error (KeyError); logged", "内部错误（KeyError），已记入日志"),
+], ids=["lease_ran_out", "internal_error"])
+def test_admin_sees_works_error_in_chinese(stack, stored, chinese):
+    """The error kept for work (in English, as the reconciler or the task words it: a worker that
+    stopped, an unexpected exception) is said in the page's language on the administrator's work list."""
     from sqlalchemy import delete
 
     from archive.models import Work, utcnow
 
     subject = str(uuid.uuid4())
-    stored = "worker worker-host:4242:139872 stopped before finishing (lease ran out)"
     with stack.services.db.session() as s:
         s.add(Work(task="evidence.process_item", subject=subject, state="failed", attempts=5, due_at=utcnow(),
                    last_error=stored))
@@ -169,8 +174,8 @@ def test_admin_sees_work_whose_lease_ran_out_in_chinese(stack):
             s.execute(delete(Work).where(Work.subject == subject))
     row = pages["zh"][pages["zh"].index(subject):]
     row = row[:row.index("</tr>")]
-    assert "执行进程 worker-host:4242:139872 未完成即停止（租约已到期）" in row, row
-    assert "lease ran out" not in pages["zh"] and "stopped before finishing" not in pages["zh"]
+    assert chinese in row, row
+    assert stored not in pages["zh"]
     assert stored in pages["en"]
 
 

@@ -130,6 +130,7 @@ STORED_VALUES = {
     "owner": "worker-host:4242:139872",
     "stage": "filed", "stages": "enforcement, referred, service", "subject": "i-1", "export": "x-1",
     "export_status": "building", "needed": "3", "review": "r-1",
+    "error": "KeyError", "member": "'clips/FILE0001.MP4'",
 }
 """A value of each placeholder, as it is stored."""
 
@@ -198,6 +199,11 @@ def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "gave up after 5 attempts: store unreachable") == "尝试 5 次后放弃：store unreachable"
     assert processing_reason("zh", "not run: an earlier step crashed (KeyError)") == "未运行：之前的步骤出错（KeyError）"
     assert processing_reason("zh", "unprobeable: moov atom not found") == "媒体无法解析：moov atom not found"
+    assert processing_reason("zh", "internal error (KeyError); logged") == "内部错误（KeyError），已记入日志"
+    assert processing_reason("zh", "packet scan failed: ffprobe timed out") == "数据包扫描失败：ffprobe timed out"
+    assert processing_reason("zh", "store unreachable; retrying") == "store unreachable；将重试"
+    assert processing_reason("zh", "member 'a.mp4' could not be registered: too large") == \
+        "成员文件 'a.mp4' 未能登记：too large"
     assert processing_reason("zh", "something else") == "something else"
 
 
