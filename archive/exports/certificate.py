@@ -28,12 +28,21 @@ from archive.exports.plan import Plan
 from archive.i18n import enum_label, gap_cause, translate
 from archive.settings import CERTIFICATE_FONT
 from archive.timefmt import DEFAULT_TIME_ZONE, gap_span, local_time
+from archive.wording import Sentences
 
 MAX_TIMELINE_ROWS = 2000
 """Beyond this the certificate lists the first entries and points to ledger/entries.jsonl."""
 
 _SECOND = "#555555"
 """The colour of the English line under the Chinese one."""
+
+
+FONT_PROBLEMS = Sentences("export_problem", {
+    "font_unreadable": "the certificate's font {path} cannot be read ({detail}); install fonts-wqy-zenhei "
+                       "or set EVIDENCE_EXPORT_CERTIFICATE_FONT",
+}, fields={"path": r".+?"})
+"""Why the certificate of an export cannot be written (the export's ``error``); ``detail`` is
+the font library's own message."""
 
 
 def _font(path: Path) -> str:
@@ -43,8 +52,8 @@ def _font(path: Path) -> str:
         try:
             pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
         except (OSError, TTFError) as exc:
-            raise ExportFailed(f"the certificate's font {path} cannot be read ({exc}); install fonts-wqy-zenhei "
-                               "or set EVIDENCE_EXPORT_CERTIFICATE_FONT", code="certificate_font_missing") from exc
+            raise ExportFailed(FONT_PROBLEMS.say("font_unreadable", path=path, detail=exc),
+                               code="certificate_font_missing") from exc
     return name
 
 

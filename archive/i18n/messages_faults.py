@@ -161,4 +161,7 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     "export_problem.ledger_tampered": {"zh": "{problem}：拒绝导出", "en": "{problem}: refusing to export"},
     "export_problem.waiting_sealed": {"zh": "等待 {count} 件证据完成签章：{items}", "en": "waiting for {count} item(s) to be sealed: {items}"},
     "export_problem.waiting_continuity": {"zh": "等待本案的连续性报告：{outstanding}", "en": "waiting for the case's continuity report: {outstanding}"},
+    # archive.exports.certificate.FONT_PROBLEMS
+    "export_problem.font_unreadable": {"zh": "证书字体 {path} 无法读取（{detail}）；请安装 fonts-wqy-zenhei 或设置 EVIDENCE_EXPORT_CERTIFICATE_FONT",
+                                       "en": "the certificate's font {path} cannot be read ({detail}); install fonts-wqy-zenhei or set EVIDENCE_EXPORT_CERTIFICATE_FONT"},
 }

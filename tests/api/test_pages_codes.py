@@ -131,6 +131,7 @@ STORED_VALUES = {
     "stage": "filed", "stages": "enforcement, referred, service", "subject": "i-1", "export": "x-1",
     "export_status": "building", "needed": "3", "review": "r-1",
     "error": "KeyError", "member": "'clips/FILE0001.MP4'",
+    "path": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
 }
 """A value of each placeholder, as it is stored."""
 

@@ -185,3 +185,30 @@ def test_a_step_that_refused_a_changed_original_says_why_in_chinese(stack, offic
     assert f"证据 {item['id']} 的存储原件" in zh and "未从中生成任何内容" in zh
     assert "nothing derived" not in zh and "stored original of item" not in zh
     assert stored in en
+
+
+def test_an_export_failed_for_want_of_the_certificate_font_says_why_in_chinese(stack, officer, case, tmp_path):
+    """An export whose certificate could not be written (the configured font unreadable) shows,
+    on the Chinese case page, why in Chinese (the export's error and its custody entry), the
+    font library's own message and the setting's name as written."""
+    from archive.exports.build import fail_export
+    from archive.exports.certificate import _font
+    from archive.exports.errors import ExportFailed
+
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    court = f"court-{uuid.uuid4().hex[:6]}"
+    stack.user(role="court", unit="court-1", name=court)
+    with stack.client(reviewer) as c:
+        export = c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court})
+        assert export.status_code == 201, export.text
+    with pytest.raises(ExportFailed) as failed:
+        _font(tmp_path / "no-such.ttf")
+    stored = failed.value.message
+    fail_export(stack.services.db, export.json()["id"], stored)
+
+    zh, en = (_page(stack, reviewer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    shown = re.search(r'data-testid="export-error">(.*?)</span>', zh).group(1)
+    assert shown.startswith(f"证书字体 {tmp_path / 'no-such.ttf'} 无法读取（"), shown
+    assert shown.endswith("）；请安装 fonts-wqy-zenhei 或设置 EVIDENCE_EXPORT_CERTIFICATE_FONT"), shown
+    assert "cannot be read" not in zh
+    assert "cannot be read" in re.search(r'data-testid="export-error">(.*?)</span>', en).group(1)
