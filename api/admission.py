@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from api.http import streamed
+from api.http import HALF_CLOSED, streamed
 
 
 CLIENT_GONE = "evidence.client_gone"
@@ -37,7 +37,9 @@ class AdmissionGate:
     """ASGI middleware: at most ``slots`` requests at work at once, the rest in arrival order.
 
     A request whose client leaves while it waits its turn is dropped unanswered: after a burst
-    of clients that gave up, the next users do not wait behind work nobody will read."""
+    of clients that gave up, the next users do not wait behind work nobody will read. A client
+    that only half-closed (sent its FIN, :data:`api.http.HALF_CLOSED`) counts as gone too when
+    it is still waiting: from the server a half-close and a closed socket look the same."""
 
     def __init__(self, app: Any, *, slots: int):
         self.app = app
@@ -53,8 +55,11 @@ class AdmissionGate:
         gate = self._gate
         received: list[dict[str, Any]] = []
         if gate.locked():
-            if not await _admitted_unless_gone(gate, receive, received):
+            if not await _admitted_unless_gone(gate, scope, receive, received):
                 scope[CLIENT_GONE] = True
+                half_closed = (scope.get("extensions") or {}).get(HALF_CLOSED)
+                if half_closed is not None:
+                    half_closed["drop"]()
                 return
         else:
             await gate.acquire()
@@ -80,17 +85,18 @@ class AdmissionGate:
             leave()
 
 
-async def _admitted_unless_gone(gate: asyncio.Semaphore, receive: Any, received: list[dict[str, Any]]) -> bool:
+async def _admitted_unless_gone(gate: asyncio.Semaphore, scope: dict[str, Any], receive: Any,
+                                received: list[dict[str, Any]]) -> bool:
     """Wait for a slot while watching the client: True once admitted (holding the slot), False
-    if the client left first. What the watch read of the request (its small body; routes
-    whose body streams are not gated) is kept in ``received`` for the app, in order."""
+    if the client left (or half-closed) first. What the watch read of the request (its small
+    body; routes whose body streams are not gated) is kept in ``received`` for the app, in order."""
     gone = asyncio.Event()
 
     async def watch() -> None:
         while True:
             message = await receive()
             received.append(message)
-            if message["type"] == "http.disconnect":
+            if message["type"] == "http.disconnect" or HALF_CLOSED in (scope.get("extensions") or {}):
                 gone.set()
                 return
 

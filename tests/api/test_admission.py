@@ -118,3 +118,59 @@ def test_a_request_whose_client_left_while_it_waited_is_dropped_and_a_waiting_bo
         assert seen == [("/api/v1/a", b""), ("/api/v1/cases", b'{"title": "x"}')]
 
     asyncio.run(main())
+
+
+def test_a_waiting_request_whose_client_half_closed_is_dropped_one_at_work_is_answered() -> None:
+    """After its whole request, a client's FIN (``api.http.HALF_CLOSED``): the request waiting
+    its turn is dropped and its connection ended through the protocol's ``drop``; the one
+    already at work is still answered (a half-close may still read the answer)."""
+    from api.http import HALF_CLOSED
+
+    async def main() -> None:
+        release = asyncio.Event()
+        worked: list[str] = []
+        answered: list[str] = []
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            worked.append(scope["path"])
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        gate = AdmissionGate(app, slots=1)
+        dropped: list[str] = []
+
+        def client(scope: dict, fin: asyncio.Event):  # type: ignore[no-untyped-def]
+            sent = [{"type": "http.request", "body": b"", "more_body": False}]
+
+            async def receive():  # type: ignore[no-untyped-def]
+                if sent:
+                    return sent.pop(0)
+                await fin.wait()
+                # As uvicorn's protocol does on a FIN after a whole request (api.http._Edge).
+                scope.setdefault("extensions", {})[HALF_CLOSED] = {"drop": lambda: dropped.append(scope["path"])}
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return receive
+
+        def sender(scope: dict):  # type: ignore[no-untyped-def]
+            async def send(message):  # type: ignore[no-untyped-def]
+                if message["type"] == "http.response.start":
+                    answered.append(scope["path"])
+            return send
+
+        fins = {path: asyncio.Event() for path in ("/api/v1/at-work", "/api/v1/waiting", "/api/v1/stays")}
+        scopes = {path: _scope("GET", path) for path in fins}
+        tasks = {path: asyncio.create_task(gate(scopes[path], client(scopes[path], fins[path]), sender(scopes[path])))
+                 for path in fins}
+        for _ in range(20):
+            await asyncio.sleep(0)
+        fins["/api/v1/at-work"].set()
+        fins["/api/v1/waiting"].set()
+        await asyncio.wait_for(tasks["/api/v1/waiting"], 5)
+        assert scopes["/api/v1/waiting"].get("evidence.client_gone") is True
+        assert dropped == ["/api/v1/waiting"]
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks.values()), 5)
+        assert worked == ["/api/v1/at-work", "/api/v1/stays"]
+        assert answered == ["/api/v1/at-work", "/api/v1/stays"]
+
+    asyncio.run(main())

@@ -3,7 +3,9 @@ edits give no 5xx and no dropped connection, and every item uploaded ends sealed
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -52,3 +54,47 @@ def test_a_hundred_readers_at_once_never_wait_out_the_pool(stack):
     with ThreadPoolExecutor(READERS) as pool:
         answers = Counter(status for statuses in pool.map(read, range(READERS)) for status in statuses)
     assert answers == {200: 3 * READERS}, answers
+
+
+HUNG_UP = 30
+
+
+def test_a_burst_of_clients_that_hung_up_leaves_no_work_behind(stack):
+    """Thirty clients ask for an item's content at once and hang up (their FIN right after the
+    request, then the socket closed), as the clients of a burst that gave up do. The requests
+    still waiting their turn are dropped unanswered: the content is not read for them (a read
+    is a custody entry, and these make none), so the next user does not wait behind work that
+    nobody will receive. A client that half-closes on a quiet server is still answered."""
+    token = stack.user(role="officer", unit="hung-up-unit")
+    with stack.client(token) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"HUNG-{uuid.uuid4().hex[:8]}", "title": "挂断"}).json()
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"read by clients that left" * 4000,
+                      params={"kind": "other", "filename": "left.bin"}).json()
+
+    def reads() -> int:
+        with stack.client(token) as c:
+            entries = c.get("/api/v1/ledger/entries", params={"case_id": case["id"], "limit": 1000}).json()
+        return sum(1 for e in entries if e["action"] == "content_read")
+
+    def ask(path: str) -> bytes:
+        return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+
+    socks = [socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) for _ in range(HUNG_UP)]
+    for sock in socks:
+        sock.sendall(ask(f"/api/v1/evidence/{item['id']}/content"))
+    for sock in socks:
+        sock.shutdown(socket.SHUT_WR)
+        sock.close()
+    counted, settled = -1, reads()
+    while counted != settled:  # until the server has finished what it started
+        time.sleep(1.0)
+        counted, settled = settled, reads()
+    assert settled < HUNG_UP // 2, f"{settled} of {HUNG_UP} reads were made for clients that had hung up"
+
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) as sock:
+        sock.sendall(ask(f"/api/v1/cases/{case['id']}"))
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
