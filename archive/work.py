@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -57,6 +58,11 @@ DISPATCH_GRACE = timedelta(seconds=120)
 enough that a backlog is not flooded with duplicates (they would only be skipped), short
 enough that a bell lost between a commit and its send is soon rung again."""
 
+DERIVED_ROLES = ("thumbnail", "proxy")
+"""The derived files the derive step makes for a video (``ingest.pipeline``), by role."""
+DERIVE_SEPARATOR = "; "
+"""Between the failures of one derive step (the receipts' part separator: each is read alone)."""
+
 STEP_REASONS = Sentences("processing_reason", {
     "unprobeable": "unprobeable: {detail}",
     "not_run": "not run: an earlier step crashed ({detail})",
@@ -67,11 +73,16 @@ STEP_REASONS = Sentences("processing_reason", {
     "packet_scan_failed": "packet scan failed: {detail}",
     "member_unregistered": "member {member} could not be registered: {detail}",
     "retrying": "{detail}; retrying",
-}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+"})
+    "derive_failed": "{role}: {failure}",
+}, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+",
+           "role": "|".join(DERIVED_ROLES),
+           "failure": r"(?:(?!" + re.escape(DERIVE_SEPARATOR) + "(?:" + "|".join(DERIVED_ROLES) + r"): ).)+"})
 """The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
 or work given up (:func:`reconcile`, which also keeps ``lease_ran_out`` as the work's last
 error); ``detail`` is the underlying tool's or error's own message, kept as written, ``error``
-the name of an unexpected exception's class."""
+the name of an unexpected exception's class. A failed ``derive`` step's reason is one
+``derive_failed`` per derived file that could not be made, joined by :data:`DERIVE_SEPARATOR`
+(``failure``: the tool's message, which never runs into the next role's)."""
 
 def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
     """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).

@@ -221,7 +221,7 @@ def derive_step(ws: Workspace) -> StepNote | None:
         try:
             made = make(ws.original(), out)
         except IngestError as exc:
-            failures.append(f"{role}: {exc.message}")
+            failures.append(work.STEP_REASONS.say("derive_failed", role=role, failure=exc.message))
             continue
         evidence.store_derived(
             db=ws.db, store=ws.store, item_id=item.id, role=role, chunks=_file_chunks(made.path),
@@ -229,7 +229,7 @@ def derive_step(ws: Workspace) -> StepNote | None:
         )
         out.unlink(missing_ok=True)
     if failures:
-        raise StepFailed("; ".join(failures))
+        raise StepFailed(work.DERIVE_SEPARATOR.join(failures))
     return None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from archive.db import Database
 from archive.errors import VerificationFailed
 from archive.evidence.fixity import ORIGINAL_PROBLEMS, check_object
+from archive.evidence.items import ITEM_ERRORS
 from archive.models import EvidenceItem
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -53,7 +54,7 @@ class Workspace:
         with self.db.read() as session:
             item = session.get(EvidenceItem, self.item_id)
             if item is None:
-                raise StepFailed(f"no evidence item {self.item_id}", code="item_not_found", status=404)
+                raise StepFailed(ITEM_ERRORS.say("not_found", item=self.item_id), code="item_not_found", status=404)
             return item
 
     def original(self) -> Path:

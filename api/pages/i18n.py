@@ -36,7 +36,7 @@ from archive.continuity.gaps import RECORD_FAULTS
 from archive.continuity.report import GAP_DETAILS, NO_DEVICE
 from archive.custody import checkpoints, ledger
 from archive.evidence.fixity import AUDIT_PROBLEMS, ORIGINAL_PROBLEMS, STORE_FAULTS
-from archive.evidence.items import READ_PURPOSES
+from archive.evidence.items import ITEM_ERRORS, READ_PURPOSES
 from archive.exports.bag import EXPORT_PROBLEMS
 from archive.exports.certificate import FONT_PROBLEMS
 from archive.exports.plan import PLAN_PROBLEMS
@@ -200,7 +200,7 @@ def processing_reason(code: str, text: str) -> str:
 SENTENCES: tuple[Sentences, ...] = (
     work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
-    PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES,
+    PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),

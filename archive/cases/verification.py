@@ -29,6 +29,7 @@ from archive.custody import ledger
 from archive.custody import merkle
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
+from archive.evidence.items import ITEM_ERRORS
 from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.cases.vault_copies import CopiesAltered, verify_item_copies
@@ -261,7 +262,7 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
             require_sealed: bool, checked_checkpoints: set[str] | None, vault_copies: bool) -> ItemVerificationReport:
     item = session.get(EvidenceItem, item_id)
     if item is None:
-        raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+        raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
     pending: list[str] = []
     current = store.stat(item.storage_key)
     if item.storage_version is not None and current.version_id != item.storage_version:

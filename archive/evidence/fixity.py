@@ -36,7 +36,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 
 from archive.custody import ledger
-from archive.evidence.items import add_flag, lock_item
+from archive.evidence.items import ITEM_ERRORS, add_flag, lock_item
 from archive.db import Database, lock_row
 from archive.errors import ArchiveError, NotFound, ObjectNotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, utcnow
@@ -233,7 +233,7 @@ def compute_sm3(*, db: Database, store: ObjectStore, item_id: str) -> str:
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+            raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
         if item.sm3:
             return item.sm3
         key, version, size, sha256 = item.storage_key, item.storage_version, item.size, item.sha256
@@ -404,7 +404,7 @@ def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor:
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+            raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
     algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
     try:
         fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,

@@ -208,6 +208,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(first), min(int(last) if last else size - 1, size - 1)
 
 
+ITEM_ERRORS = Sentences("item_error", {
+    "not_found": "no evidence item {item}",
+}, fields={"item": r"\S+"})
+"""Why an item's work cannot go on: it is not there (the ``item_not_found`` error's message,
+kept as a processing step's reason or a work's last error when the item has gone)."""
+
+
 READ_PURPOSES = Sentences("purpose", {
     "content": "content",
     "derived": "derived:{role}",
@@ -234,7 +241,7 @@ def lock_item(session: Session, item_id: str) -> EvidenceItem:
 
     item = lock_row(session, EvidenceItem, item_id)
     if item is None:
-        raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+        raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
     return item
 
 
@@ -292,7 +299,7 @@ def store_derived(
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+            raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
         existing = find_derived(session, item_id=item_id, role=role)
         if existing is not None:
             return existing

@@ -225,6 +225,9 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.packet_scan_failed": {"zh": "数据包扫描失败：{detail}", "en": "packet scan failed: {detail}"},
     "processing_reason.member_unregistered": {"zh": "成员文件 {member} 未能登记：{detail}", "en": "member {member} could not be registered: {detail}"},
     "processing_reason.retrying": {"zh": "{detail}；将重试", "en": "{detail}; retrying"},
+    "processing_reason.derive_failed": {"zh": "{role}未能生成：{failure}", "en": "{role}: {failure}"},
+    # archive.evidence.items.ITEM_ERRORS
+    "item_error.not_found": {"zh": "证据 {item} 不存在", "en": "no evidence item {item}"},
     # Background work and certificates (administration page)
     "work_state.pending": {"zh": "待执行", "en": "pending"},
     "work_state.running": {"zh": "执行中", "en": "running"},

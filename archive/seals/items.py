@@ -18,7 +18,7 @@ from typing import Any
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import ArchiveError, NotFound, VerificationFailed
-from archive.evidence.items import add_flag, derived_key, lock_item
+from archive.evidence.items import ITEM_ERRORS, add_flag, derived_key, lock_item
 from archive.exports.waiting import wake_waiting_exports
 from archive.models import DerivedObject, EvidenceItem, EvidenceKind, utcnow
 from archive.seals.errors import SealingFailed, SealNotReady
@@ -96,7 +96,7 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
     with db.session() as session:
         item = session.get(EvidenceItem, item_id)
         if item is None:
-            raise NotFound(f"no evidence item {item_id}", code="item_not_found")
+            raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
         if item.seal_status == "sealed":
             return _record_from_rows(item)
         if not item.sm3:

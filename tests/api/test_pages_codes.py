@@ -132,6 +132,7 @@ STORED_VALUES = {
     "export_status": "building", "needed": "3", "review": "r-1",
     "error": "KeyError", "member": "'clips/FILE0001.MP4'",
     "path": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "failure": "ffmpeg exited with status 1: moov atom not found",
 }
 """A value of each placeholder, as it is stored."""
 
@@ -206,6 +207,20 @@ def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "member 'a.mp4' could not be registered: too large") == \
         "成员文件 'a.mp4' 未能登记：too large"
     assert processing_reason("zh", "something else") == "something else"
+
+
+def test_derive_failures_are_said_one_by_one():
+    """A failed derive step's reason (one failure per derived file, the tool's message as written)
+    is said failure by failure; each role the step makes reads back."""
+    from archive.cases.receipts import PART_SEPARATOR
+    from archive.work import DERIVE_SEPARATOR, DERIVED_ROLES
+    from ingest.pipeline import _DERIVATIONS
+
+    assert DERIVE_SEPARATOR == PART_SEPARATOR and DERIVED_ROLES == tuple(role for role, *_ in _DERIVATIONS)
+    assert processing_reason("zh", "thumbnail: ffmpeg produced no thumbnail strip; proxy: cannot read a.mp4: bad") == \
+        "缩略图未能生成：ffmpeg produced no thumbnail strip；播放副本未能生成：cannot read a.mp4: bad"
+    assert processing_reason("zh", "proxy: x; y") == "播放副本未能生成：x; y"
+    assert processing_reason("zh", "no evidence item i-1") == "证据 i-1 不存在"
 
 
 def test_stage_move_reasons_of_the_archive_are_translated_and_peoples_kept():

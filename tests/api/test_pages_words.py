@@ -30,6 +30,24 @@ def _page(stack, token: str, path: str, lang: str) -> str:
         return r.text
 
 
+def _item_with_steps(stack, officer: str, case: dict, steps: dict[str, tuple[str, str]]) -> str:
+    """A new item of ``case`` whose ``steps`` (name -> state and reason) say what a worker would
+    have kept, written once its worker is done with it (its seal step, the last, recorded) so that
+    nothing writes over them; its id."""
+    from archive.evidence import items as evidence
+    from archive.models import EvidenceItem
+
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                      content=uuid.uuid4().bytes * 100).json()
+    stack.wait_item(officer, item["id"], lambda i: (i["processing"] or {}).get("seal", {}).get("state") == "done")
+    with stack.services.db.session() as s:
+        row = s.get(EvidenceItem, item["id"])
+        for name, (state, reason) in steps.items():
+            evidence.set_task_state(row, name, state, reason)
+    return item["id"]
+
+
 def _clip(directory: Path, name: str, seconds: int) -> Path:
     path = directory / name
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -212,3 +230,26 @@ def test_an_export_failed_for_want_of_the_certificate_font_says_why_in_chinese(s
     assert shown.endswith("）；请安装 fonts-wqy-zenhei 或设置 EVIDENCE_EXPORT_CERTIFICATE_FONT"), shown
     assert "cannot be read" not in zh
     assert "cannot be read" in re.search(r'data-testid="export-error">(.*?)</span>', en).group(1)
+
+
+def test_a_step_whose_item_went_or_whose_derived_files_failed_says_why_in_chinese(stack, officer, case):
+    """A step's reason that is an error's message (an item that is no longer there, as the worker's
+    copy says it; derived files the tools could not make, one failure per file) is said in
+    Chinese on the case page, the tools' own messages as written; the English page keeps the English."""
+    from ingest.errors import StepFailed
+    from ingest.workspace import Workspace
+
+    gone = str(uuid.uuid4())
+    with Workspace(db=stack.services.db, store=stack.services.store, settings=stack.settings,
+                   item_id=gone) as ws, pytest.raises(StepFailed) as missing:
+        ws.item()
+    stored = missing.value.message
+    derive = "thumbnail: ffmpeg produced no thumbnail strip; proxy: cannot read original.mp4: moov atom not found"
+    _item_with_steps(stack, officer, case, {"probe": ("failed", stored), "derive": ("failed", derive)})
+
+    zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    assert f"证据 {gone} 不存在" in zh and "no evidence item" not in zh
+    assert "缩略图未能生成：ffmpeg produced no thumbnail strip；播放副本未能生成：cannot read original.mp4: moov atom " \
+           "not found" in zh
+    assert "thumbnail: ffmpeg" not in zh and "proxy: cannot read" not in zh
+    assert stored in en and "ffmpeg produced no thumbnail strip" in en
