@@ -41,6 +41,7 @@ from archive.exports.bag import EXPORT_PROBLEMS
 from archive.exports.certificate import FONT_PROBLEMS
 from archive.exports.plan import PLAN_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
+from archive.storage.protocol import STORE_ERRORS, STORE_OPERATIONS
 from archive.i18n import CLIP_FIELDS, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
@@ -201,6 +202,7 @@ SENTENCES: tuple[Sentences, ...] = (
     work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
+    STORE_ERRORS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),
@@ -266,6 +268,7 @@ _SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
     "stages": lambda code, value: translate(code, "list.comma").join(
         enum_label(code, "stage", stage) for stage in value.split(", ")),
     "export_status": _label_in("export_status"),
+    "operation": lambda code, value: said(code, value, STORE_OPERATIONS) or value,
     **{name: _within for name in ("reason", "problem", "detail", "record", "before", "what")},
 }
 """How each placeholder of a stored sentence is said in the reader's language: a stored code by

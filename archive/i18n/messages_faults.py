@@ -164,4 +164,20 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     # archive.exports.certificate.FONT_PROBLEMS
     "export_problem.font_unreadable": {"zh": "证书字体 {path} 无法读取（{detail}）；请安装 fonts-wqy-zenhei 或设置 EVIDENCE_EXPORT_CERTIFICATE_FONT",
                                        "en": "the certificate's font {path} cannot be read ({detail}); install fonts-wqy-zenhei or set EVIDENCE_EXPORT_CERTIFICATE_FONT"},
+    # archive.storage.protocol.STORE_ERRORS and the operations they name (STORE_OPERATIONS)
+    "store_error.not_found": {"zh": "{operation}：未找到（{code}）", "en": "{operation}: not found ({code})"},
+    "store_error.refused": {"zh": "{operation}：S3 服务拒绝（{code}：{detail}）", "en": "{operation}: S3 refused ({code}: {detail})"},
+    "store_error.server_error": {"zh": "{operation}：S3 服务出错（{detail}）", "en": "{operation}: S3 server error ({detail})"},
+    "store_error.unreachable": {"zh": "{operation}：无法连接 S3 服务（{error}）", "en": "{operation}: S3 server unreachable ({error})"},
+    "store_error.no_object": {"zh": "存储中没有对象 {key}", "en": "no object {key} in the store"},
+    "store_error.absent": {"zh": "没有对象 {key}", "en": "no object {key}"},
+    "store_error.cannot": {"zh": "无法{operation}：{detail}", "en": "cannot {operation}: {detail}"},
+    "store_operation.read": {"zh": "读取 {key}", "en": "read {key}"},
+    "store_operation.stat": {"zh": "查询 {key} 的状态", "en": "stat {key}"},
+    "store_operation.check": {"zh": "检查 {key}", "en": "check {key}"},
+    "store_operation.upload": {"zh": "上传 {key}", "en": "upload {key}"},
+    "store_operation.write": {"zh": "写入 {key}", "en": "write {key}"},
+    "store_operation.lock": {"zh": "锁定 {key}", "en": "lock {key}"},
+    "store_operation.discard": {"zh": "丢弃 {key}", "en": "discard {key}"},
+    "store_operation.list": {"zh": "列出 {key}", "en": "list {key}"},
 }

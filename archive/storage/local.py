@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
-from archive.storage.protocol import CHUNK, StoredObject
+from archive.storage.protocol import CHUNK, STORE_ERRORS, STORE_OPERATIONS, StoredObject
 from archive.storage.files import PARTIAL, write_durably
 from archive.storage.local_staging import LocalStaging
 
@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 HOLD_MARKER = ".legal-hold"
 """Name, inside a vault's directory, of the marker that puts the vault under legal hold."""
+
+
+def _cannot(operation: str, key: str, exc: OSError) -> StorageError:
+    """Our error for the system refusing :data:`STORE_OPERATIONS` ``operation`` on ``key``."""
+    return StorageError(STORE_ERRORS.say("cannot", operation=STORE_OPERATIONS.say(operation, key=key),
+                                         detail=exc.strerror))
 
 
 class LocalStore:
@@ -79,7 +85,7 @@ class LocalStore:
         except FileExistsError as exc:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten") from exc
         except OSError as exc:
-            raise StorageError(f"cannot write {key}: {exc.strerror}") from exc
+            raise _cannot("write", key, exc) from exc
         finally:
             tmp.unlink(missing_ok=True)
         return StoredObject(key=key, size=size, version_id=None)
@@ -89,9 +95,9 @@ class LocalStore:
         try:
             path.chmod(stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH)
         except FileNotFoundError as exc:
-            raise ObjectNotFound(f"no object {key}") from exc
+            raise ObjectNotFound(STORE_ERRORS.say("absent", key=key)) from exc
         except OSError as exc:
-            raise StorageError(f"cannot lock {key}: {exc.strerror}") from exc
+            raise _cannot("lock", key, exc) from exc
         return self.stat(key)
 
     def discard(self, key: str, *, version_id: str | None) -> None:
@@ -105,7 +111,7 @@ class LocalStore:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StorageError(f"cannot discard {key}: {exc.strerror}") from exc
+            raise _cannot("discard", key, exc) from exc
 
     def read(
         self, key: str, *, version_id: str | None = None, start: int = 0, end: int | None = None
@@ -114,9 +120,9 @@ class LocalStore:
         try:
             f = open(path, "rb")
         except FileNotFoundError as exc:
-            raise ObjectNotFound(f"no object {key} in the store") from exc
+            raise ObjectNotFound(STORE_ERRORS.say("no_object", key=key)) from exc
         except OSError as exc:
-            raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
+            raise _cannot("read", key, exc) from exc
         return self._iter(f, key, start, end)
 
     @staticmethod
@@ -134,16 +140,16 @@ class LocalStore:
                     yield chunk
             except OSError as exc:
                 # Callers (workers, fixity) handle our errors only; a raw OSError would crash them.
-                raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
+                raise _cannot("read", key, exc) from exc
 
     def stat(self, key: str, *, version_id: str | None = None) -> StoredObject:
         path = self._path(key)
         try:
             st = path.stat()
         except FileNotFoundError as exc:
-            raise ObjectNotFound(f"no object {key} in the store") from exc
+            raise ObjectNotFound(STORE_ERRORS.say("no_object", key=key)) from exc
         except OSError as exc:
-            raise StorageError(f"cannot stat {key}: {exc.strerror}") from exc
+            raise _cannot("stat", key, exc) from exc
         return StoredObject(
             key=key, size=st.st_size, version_id=None, locked=not (st.st_mode & stat_mod.S_IWUSR)
         )

@@ -10,8 +10,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from archive.wording import Sentences
+
 
 CHUNK = 1024 * 1024
+
+STORE_OPERATIONS = Sentences("store_operation", {
+    "read": "read {key}",
+    "stat": "stat {key}",
+    "check": "check {key}",
+    "upload": "upload {key}",
+    "write": "write {key}",
+    "lock": "lock {key}",
+    "discard": "discard {key}",
+    "list": "list {key}",
+}, fields={"key": r"\S+"})
+"""What a backend was doing with an object (or a prefix) when it failed: the ``operation`` of
+a :data:`STORE_ERRORS` sentence. A backend may name a rarer operation in words of its own."""
+
+STORE_ERRORS = Sentences("store_error", {
+    "not_found": "{operation}: not found ({code})",
+    "refused": "{operation}: S3 refused ({code}: {detail})",
+    "server_error": "{operation}: S3 server error ({detail})",
+    "unreachable": "{operation}: S3 server unreachable ({error})",
+    "no_object": "no object {key} in the store",
+    "absent": "no object {key}",
+    "cannot": "cannot {operation}: {detail}",
+}, fields={"operation": r"(?:read|stat|check|upload|write|lock|discard|list|prepare|place|lift|start|complete|abort)"
+                     r"(?: \S+)+?",
+           "code": r"\w+", "error": r"\w+", "key": r"\S+"})
+"""The messages of the backends' errors (:class:`archive.errors.StorageError` and its kinds),
+which a step, an export or background work keeps as its reason; ``code`` is the S3 server's
+error code, ``error`` the class of a connection's failure, ``detail`` the server's or the
+system's own words. An ``operation`` begins with the verb of one of
+:data:`STORE_OPERATIONS` or of the rarer ones the S3 backend names in its own words."""
 
 StageHandle = dict[str, Any]
 """A staged object's bookkeeping, JSON-serialisable, owned by the backend."""

@@ -35,7 +35,7 @@ from minio.retention import Retention
 
 from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
-from archive.storage.protocol import CHUNK, StoredObject
+from archive.storage.protocol import CHUNK, STORE_OPERATIONS, StoredObject
 from archive.storage.s3_errors import LOCKED, NO_LEGAL_HOLD, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
 from archive.storage.s3_parts import PartSender
 from archive.storage.s3_staging import S3Staging
@@ -161,9 +161,9 @@ class S3Store:
             self.client.stat_object(self.bucket, key)
         except S3Error as exc:
             if exc.code not in NOT_FOUND:
-                raise translate(exc, f"check {key}") from exc
+                raise translate(exc, STORE_OPERATIONS.say("check", key=key)) from exc
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"check {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("check", key=key)) from exc
         else:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
         reader = _ChunkReader(chunks)
@@ -178,7 +178,7 @@ class S3Store:
         except StorageError:
             raise
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"upload {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("upload", key=key)) from exc
 
     def _put_parts(self, key: str, reader: _ChunkReader, first: bytearray, *, content_type: str) -> StoredObject:
         """A multipart upload of ``first`` (a full part read already) then the rest of
@@ -211,7 +211,7 @@ class S3Store:
             if self._held(key.split("/", 1)[0]):
                 self.client.enable_object_legal_hold(self.bucket, key, version_id=version_id)
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"lock {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("lock", key=key)) from exc
         return self.stat(key, version_id=version_id)
 
     def _held(self, vault: str) -> bool:
@@ -264,7 +264,7 @@ class S3Store:
         try:
             held = self._held(key.split("/", 1)[0]) or self.legal_hold(key, version_id=version_id)
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"discard {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("discard", key=key)) from exc
         if held:
             raise ObjectLocked(f"object {key} is under legal hold and cannot be removed")
         try:
@@ -273,9 +273,9 @@ class S3Store:
             if exc.code in LOCKED:
                 raise ObjectLocked(f"object {key} is under retention and cannot be removed") from exc
             if exc.code not in NOT_FOUND:
-                raise translate(exc, f"discard {key}") from exc
+                raise translate(exc, STORE_OPERATIONS.say("discard", key=key)) from exc
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"discard {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("discard", key=key)) from exc
 
     def read(
         self, key: str, *, version_id: str | None = None, start: int = 0, end: int | None = None
@@ -286,7 +286,7 @@ class S3Store:
                 self.bucket, key, offset=start, length=length, version_id=version_id
             )
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"read {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("read", key=key)) from exc
         return self._iter(response, key)
 
     @staticmethod
@@ -294,7 +294,7 @@ class S3Store:
         try:
             yield from response.stream(CHUNK)
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"read {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("read", key=key)) from exc
         finally:
             response.close()
             response.release_conn()
@@ -303,16 +303,16 @@ class S3Store:
         try:
             obj = self.client.stat_object(self.bucket, key, version_id=version_id)
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"stat {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("stat", key=key)) from exc
         try:
             retention = self.client.get_object_retention(self.bucket, key, version_id=obj.version_id)
         except S3Error as exc:
             # Servers differ in how they say "this object has no retention".
             if exc.code not in NO_RETENTION:
-                raise translate(exc, f"stat {key}") from exc
+                raise translate(exc, STORE_OPERATIONS.say("stat", key=key)) from exc
             retention = None
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"stat {key}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("stat", key=key)) from exc
         until = retention.retain_until_date if retention else None
         locked = bool(retention and retention.mode == COMPLIANCE and until)
         return StoredObject(
@@ -326,7 +326,7 @@ class S3Store:
                     continue
                 yield StoredObject(key=obj.object_name, size=obj.size or 0, version_id=obj.version_id)
         except VENDOR_ERRORS as exc:
-            raise translate(exc, f"list {prefix}") from exc
+            raise translate(exc, STORE_OPERATIONS.say("list", key=prefix)) from exc
 
     def check(self) -> None:
         self._bucket_ready = False

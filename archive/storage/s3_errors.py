@@ -7,6 +7,7 @@ import urllib3
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from archive.errors import ObjectNotFound, StorageError, StoreUnavailable
+from archive.storage.protocol import STORE_ERRORS
 
 NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket"}
 NO_RETENTION = {
@@ -18,14 +19,15 @@ LOCKED = {"AccessDenied", "ObjectLocked", "InvalidRequest"}
 
 
 def translate(exc: Exception, what: str) -> StorageError:
-    """Our error for a vendor error raised while doing ``what``."""
+    """Our error for a vendor error raised while doing ``what`` (a
+    :data:`archive.storage.protocol.STORE_OPERATIONS` sentence where there is one)."""
     if isinstance(exc, S3Error):
         if exc.code in NOT_FOUND:
-            return ObjectNotFound(f"{what}: not found ({exc.code})")
-        return StorageError(f"{what}: S3 refused ({exc.code}: {exc.message})")
+            return ObjectNotFound(STORE_ERRORS.say("not_found", operation=what, code=exc.code))
+        return StorageError(STORE_ERRORS.say("refused", operation=what, code=exc.code, detail=exc.message))
     if isinstance(exc, (ServerError, InvalidResponseError)):
-        return StoreUnavailable(f"{what}: S3 server error ({exc})")
-    return StoreUnavailable(f"{what}: S3 server unreachable ({type(exc).__name__})")
+        return StoreUnavailable(STORE_ERRORS.say("server_error", operation=what, detail=exc))
+    return StoreUnavailable(STORE_ERRORS.say("unreachable", operation=what, error=type(exc).__name__))
 
 
 VENDOR_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)

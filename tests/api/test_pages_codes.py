@@ -26,6 +26,7 @@ from archive.cases.stages import MOVE_REASONS
 from archive.cases.verification import ITEM_PENDING
 from archive.evidence.fixity import ORIGINAL_PROBLEMS, STORE_FAULTS
 from archive.evidence.items import READ_PURPOSES
+from archive.storage.protocol import STORE_OPERATIONS
 from archive.wording import Sentences
 from archive.work import STEP_REASONS
 from tests.capture.support import continuity
@@ -133,6 +134,7 @@ STORED_VALUES = {
     "error": "KeyError", "member": "'clips/FILE0001.MP4'",
     "path": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "failure": "ffmpeg exited with status 1: moov atom not found",
+    "operation": "read v-1/objects/k1", "code": "NoSuchKey",
 }
 """A value of each placeholder, as it is stored."""
 
@@ -167,8 +169,9 @@ def test_the_tables_the_pages_read_are_all_checked():
 
 def test_every_table_the_archive_stores_is_read_by_the_pages():
     """A new table is said on the pages once it is written: the pages try every table but the gap
-    causes (said with the gap) and what an item waits for (said inside a check's detail)."""
-    read = {id(table) for table in SENTENCES} | {id(ITEM_PENDING)}
+    causes (said with the gap), what an item waits for (said inside a check's detail) and what a
+    store was doing (said inside a store's error)."""
+    read = {id(table) for table in SENTENCES} | {id(ITEM_PENDING), id(STORE_OPERATIONS)}
     unread = [name for name, table in _sentence_tables() if id(table) not in read and table.family != "gap_cause"]
     assert unread == []
 

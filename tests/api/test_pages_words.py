@@ -253,3 +253,36 @@ def test_a_step_whose_item_went_or_whose_derived_files_failed_says_why_in_chines
            "not found" in zh
     assert "thumbnail: ffmpeg" not in zh and "proxy: cannot read" not in zh
     assert stored in en and "ffmpeg produced no thumbnail strip" in en
+
+
+def test_store_errors_kept_as_an_export_error_or_a_step_reason_are_said_in_chinese(stack, officer, case):
+    """An object missing from the store (an export's error) and a store that cannot be reached (a
+    step that will be retried), as the store's backend words them, are said in Chinese on the case
+    page, the server's own words and the keys as written; the English page keeps the English."""
+    import urllib3
+
+    from archive.errors import ObjectNotFound
+    from archive.exports.build import fail_export
+    from archive.storage.s3_errors import translate
+    from archive.work import STEP_REASONS
+
+    key = f"v-{uuid.uuid4().hex[:8]}/originals/gone.mp4"
+    with pytest.raises(ObjectNotFound) as missing:
+        list(stack.services.store.read(key))
+    unreachable = translate(urllib3.exceptions.MaxRetryError(None, "/"), f"read {key}")  # as the S3 store names it
+    retrying = STEP_REASONS.say("retrying", detail=unreachable.message)
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    court = f"court-{uuid.uuid4().hex[:6]}"
+    stack.user(role="court", unit="court-1", name=court)
+    with stack.client(reviewer) as c:  # not approved by a second reviewer: it waits, unbuilt
+        export = c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court})
+        assert export.status_code == 201, export.text
+    fail_export(stack.services.db, export.json()["id"], missing.value.message)
+    _item_with_steps(stack, officer, case, {"probe": ("queued", retrying)})
+
+    zh, en = (_page(stack, reviewer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    shown = re.search(r'data-testid="export-error">(.*?)</span>', zh).group(1)
+    assert key in shown and ("没有对象" in shown or "未找到（NoSuchKey）" in shown), shown
+    assert f"读取 {key}：无法连接 S3 服务（MaxRetryError）；将重试" in zh
+    assert missing.value.message not in zh and unreachable.message not in zh
+    assert missing.value.message in en and retrying in en
