@@ -21,7 +21,7 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 
-from .errors import SealFailed, TimestampFailed
+from .errors import REASONS, SealFailed, TimestampFailed
 
 __all__ = [
     "SealReport",
@@ -51,12 +51,12 @@ async def async_seal_detached(
             timestamper=timestamper,
         )
     except (pkcs11.PKCS11Error, PyHankoSigningError) as exc:
-        raise SealFailed(f"signing the seal failed: {type(exc).__name__} {exc}") from exc
+        raise SealFailed(REASONS["sign_seal"].format(detail=f"{type(exc).__name__} {exc}")) from exc
     except OSError as exc:
         # pyHanko reports TSA refusals and transport failures as IOError.
-        raise TimestampFailed(f"time-stamping the seal failed: {exc}") from exc
+        raise TimestampFailed(REASONS["timestamp_seal"].format(detail=exc)) from exc
     except ValueError as exc:
-        raise SealFailed(f"building the seal failed: {exc}") from exc
+        raise SealFailed(REASONS["build_seal"].format(detail=exc)) from exc
     return content.dump()
 
 

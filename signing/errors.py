@@ -14,7 +14,22 @@ from __future__ import annotations
 
 from evidence_verify.errors import KeyUnavailable, SigningError, VerificationError
 
-__all__ = ["KeyUnavailable", "PkiError", "SealFailed", "SigningError", "TimestampFailed", "VerificationError"]
+__all__ = ["REASONS", "KeyUnavailable", "PkiError", "SealFailed", "SigningError", "TimestampFailed",
+           "VerificationError"]
+
+REASONS: dict[str, str] = {
+    "timestamp_request": "time-stamp request failed: {detail}",
+    "timestamp_seal": "time-stamping the seal failed: {detail}",
+    "timestamp_pdf": "time-stamping the PDF seal failed: {detail}",
+    "sign_seal": "signing the seal failed: {detail}",
+    "build_seal": "building the seal failed: {detail}",
+    "seal_pdf": "sealing the PDF failed: {detail}",
+    "not_pdf": "the source is not a PDF pyHanko can update: {detail}",
+    "sm2_failed": "SM2 signing failed: {detail}",
+}
+"""The templates of the reasons sealing fails with most (``str.format``; ``detail`` is the
+library's or the transport's own message), by code: the archive reads them back to say them in
+its readers' language, so they are worded here once."""
 
 
 class SealFailed(SigningError):

@@ -29,7 +29,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 
-from .errors import SealFailed, TimestampFailed
+from .errors import REASONS, SealFailed, TimestampFailed
 
 __all__ = ["PdfSealReport", "PdfSource", "seal_pdf", "verify_pdf"]
 
@@ -75,12 +75,12 @@ def seal_pdf(
             pdf_signer = PdfSigner(meta, signer=signer, timestamper=timestamper)
             asyncio.run(pdf_signer.async_sign_pdf(writer, output=output))
     except (pkcs11.PKCS11Error, PyHankoSigningError) as exc:
-        raise SealFailed(f"sealing the PDF failed: {type(exc).__name__} {exc}") from exc
+        raise SealFailed(REASONS["seal_pdf"].format(detail=f"{type(exc).__name__} {exc}")) from exc
     except PdfError as exc:
-        raise SealFailed(f"the source is not a PDF pyHanko can update: {exc}") from exc
+        raise SealFailed(REASONS["not_pdf"].format(detail=exc)) from exc
     except TimestampRequestError as exc:
         # pyHanko wraps the TSA's network and protocol failures in this IOError; any other
         # OSError is the caller's own files (a full disk) and propagates as it is.
-        raise TimestampFailed(f"time-stamping the PDF seal failed: {exc}") from exc
+        raise TimestampFailed(REASONS["timestamp_pdf"].format(detail=exc)) from exc
     except ValueError as exc:
-        raise SealFailed(f"sealing the PDF failed: {exc}") from exc
+        raise SealFailed(REASONS["seal_pdf"].format(detail=exc)) from exc

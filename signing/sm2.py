@@ -39,7 +39,7 @@ from evidence_verify.sm2 import (
 )
 from gmssl import sm2 as gm_sm2
 
-from .errors import KeyUnavailable, SealFailed
+from .errors import REASONS, KeyUnavailable, SealFailed
 
 __all__ = [
     "ALGORITHM", "DEFAULT_DISTINGUISHING_ID", "SM2_CURVE_OID", "Sm2PrivateKey", "Sm2PublicKey", "Sm2Report",
@@ -147,7 +147,7 @@ def sm2_seal(
     try:
         signature = sm2_signature_der(data=data, private_key=key, distinguishing_id=distinguishing_id)
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise SealFailed(f"SM2 signing failed: {exc}") from exc
+        raise SealFailed(REASONS["sm2_failed"].format(detail=exc)) from exc
     if isinstance(certificate_pem, bytes):
         certificate_pem = certificate_pem.decode("ascii")
     return {

@@ -31,7 +31,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
 
 from .certs import AnyCertificate, load_certificates, signing_certificate_attribute, to_asn1_certificate
-from .errors import KeyUnavailable, TimestampFailed
+from .errors import REASONS, KeyUnavailable, TimestampFailed
 from .keys import load_private_key
 
 __all__ = [
@@ -304,5 +304,5 @@ def timestamp_digest(timestamper: TimeStamper, *, digest: bytes, md_algorithm: s
     try:
         token = asyncio.run(timestamper.async_timestamp(digest, md_algorithm))
     except Exception as exc:  # noqa: BLE001 - pyHanko raises IOError, aiohttp/requests errors, ValueError
-        raise TimestampFailed(f"time-stamp request failed: {exc}") from exc
+        raise TimestampFailed(REASONS["timestamp_request"].format(detail=exc)) from exc
     return token.dump()

@@ -28,12 +28,21 @@ from archive.seals.registry import certificates_in_seal, record_certificates, re
 from archive.seals.sealer import Sealer, SealVerification
 from archive.storage import ObjectStore
 from archive.storage.streams import Written, put_locked, read_small
+from archive.wording import Sentences
 
 log = logging.getLogger(__name__)
 
 SEAL_ROLES = ("manifest", "cades", "sm2")
 """Derived-object roles every sealed item has."""
 
+SEAL_PROBLEMS = Sentences("seal_problem", {
+    "sm3_pending": "item {item} cannot be sealed before its SM3 hash is computed",
+    "sm3_failed": "item {item} cannot be sealed: its SM3 hash could not be computed ({reason})",
+    "invalid_seal_object": "an earlier, invalid seal object sits at {key}; refusing to continue",
+    "temporary_space": "the worker's temporary directory failed while making the PAdES copy of item {item}: {detail}",
+}, fields={"item": r"\S+", "key": r"\S+"})
+"""Why an item could not be sealed (:func:`seal_item`: the seal step's reason); ``reason`` is the
+reason its SM3 step failed with, ``detail`` the system's own words."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +111,9 @@ def seal_item(*, db: Database, store: ObjectStore, sealer: Sealer, item_id: str,
         if not item.sm3:
             sm3_step = (item.processing or {}).get("sm3", {})
             if sm3_step.get("state") == "failed":  # waiting cannot help: say why, for good
-                raise SealingFailed(
-                    f"item {item_id} cannot be sealed: its SM3 hash could not be computed ({sm3_step.get('reason')})",
-                    code="seal_not_ready", status=409,
-                )
-            raise SealNotReady(f"item {item_id} cannot be sealed before its SM3 hash is computed")
+                raise SealingFailed(SEAL_PROBLEMS.say("sm3_failed", item=item_id, reason=sm3_step.get("reason")),
+                                    code="seal_not_ready", status=409)
+            raise SealNotReady(SEAL_PROBLEMS.say("sm3_pending", item=item_id))
         manifest = build_manifest(session, item)
         vault = item.vault.name
         until = item.retention_until or (utcnow() + timedelta(days=sealer.settings.retention_days))
@@ -181,14 +188,14 @@ def _make_seal_objects(
         if cades is not None:
             sealer.verify_cades(manifest, cades)
     except VerificationFailed:
-        raise SealingFailed(f"an earlier, invalid seal object sits at {keys['cades']}; refusing to continue")
+        raise SealingFailed(SEAL_PROBLEMS.say("invalid_seal_object", key=keys["cades"]))
     sm2_record = None
     if sm2 is not None:
         try:
             sm2_record = json.loads(sm2)
             sealer.verify_sm2(manifest, sm2_record)
         except (ValueError, VerificationFailed):
-            raise SealingFailed(f"an earlier, invalid seal object sits at {keys['sm2']}; refusing to continue")
+            raise SealingFailed(SEAL_PROBLEMS.say("invalid_seal_object", key=keys["sm2"]))
     if cades is None or sm2_record is None:
         bundle = sealer.seal(manifest)
         cades = cades if cades is not None else bundle.cades
@@ -216,8 +223,6 @@ def _make_seal_objects(
         # The store's own errors arrive translated; an OSError here is the worker's temporary
         # directory (a full disk under a large scan). The item fails and can be sealed again;
         # it must not be taken for a PDF that cannot be sealed.
-        raise SealingFailed(
-            f"the worker's temporary directory failed while making the PAdES copy of item {item_id}: {exc}",
-            code="temporary_space_failed",
-        ) from exc
+        raise SealingFailed(SEAL_PROBLEMS.say("temporary_space", item=item_id, detail=exc),
+                            code="temporary_space_failed") from exc
     return SealObjects(stored=result, cades=cades, report=report, pades_problem=pades_problem)

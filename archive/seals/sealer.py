@@ -31,10 +31,32 @@ from archive.errors import ConfigurationError, VerificationFailed
 from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.settings import Settings
 from archive.storage.streams import VaultCopy
+from archive.wording import Sentences
 from signing import certs as signing_certs
 from signing import sm2 as signing_sm2
+from signing.errors import REASONS as SIGNING_TEMPLATES
 
 log = logging.getLogger(__name__)
+
+
+SEALING_PROBLEMS = Sentences("sealing_problem", {
+    "key_unavailable": "e-seal key unavailable ({source}): {detail}",
+    "no_sm2_key": "no SM2 key configured (EVIDENCE_SM2_KEY)",
+    "sm2_key_unavailable": "SM2 key {path} unavailable: {detail}",
+    "timestamp_failed": "time-stamping failed: {detail}",
+    "sealing_failed": "sealing failed: {detail}",
+    "pdf_timestamp_failed": "time-stamping the PDF seal failed: {detail}",
+    "pades_failed": "PAdES sealing failed: {detail}",
+    "wacz_timestamp_failed": "time-stamping the WACZ signature failed: {detail}",
+    "wacz_failed": "WACZ signing failed: {detail}",
+}, fields={"source": r"\w+", "path": r"\S+"})
+"""Why the :class:`Sealer` could not seal (the message of its :class:`SealingFailed` or
+:class:`TimestampUnavailable`, which a step, an export or background work keeps as its reason);
+``detail`` is the signing library's reason (:data:`SIGNING_REASONS` where it is one of those)."""
+
+SIGNING_REASONS = Sentences("signing_reason", SIGNING_TEMPLATES)
+"""The reasons :mod:`signing` gives most (worded there, :data:`signing.errors.REASONS`), read
+back inside a :data:`SEALING_PROBLEMS` sentence; ``detail`` is the library's own message."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +192,7 @@ class Sealer:
                     key_path=self.dev.seal_key, cert_path=self.dev.seal_cert, chain_paths=self._chain_paths()
                 )
         except signing.SigningError as exc:
-            raise SealingFailed(f"e-seal key unavailable ({self.source}): {exc.reason}") from exc
+            raise SealingFailed(SEALING_PROBLEMS.say("key_unavailable", source=self.source, detail=exc.reason)) from exc
 
     @cached_property
     def builtin_tsa(self) -> signing.TimeStampAuthority | None:
@@ -200,11 +222,11 @@ class Sealer:
         """The SM2 private key."""
         path = self.dev.sm2_key if self.dev else self.settings.sm2_key
         if path is None:
-            raise SealingFailed("no SM2 key configured (EVIDENCE_SM2_KEY)")
+            raise SealingFailed(SEALING_PROBLEMS.say("no_sm2_key"))
         try:
             return signing_sm2.load_sm2_private_key(Path(path))
         except (signing.SigningError, OSError) as exc:
-            raise SealingFailed(f"SM2 key {path} unavailable: {exc}") from exc
+            raise SealingFailed(SEALING_PROBLEMS.say("sm2_key_unavailable", path=path, detail=exc)) from exc
 
     @cached_property
     def sm2_cert_pem(self) -> str | None:
@@ -268,9 +290,9 @@ class Sealer:
                 )
             sm2 = signing.sm2_seal(data=data, private_key=self.sm2_key, certificate_pem=self.sm2_cert_pem)
         except signing.TimestampFailed as exc:
-            raise TimestampUnavailable(f"time-stamping failed: {exc.reason}") from exc
+            raise TimestampUnavailable(SEALING_PROBLEMS.say("timestamp_failed", detail=exc.reason)) from exc
         except signing.SigningError as exc:
-            raise SealingFailed(f"sealing failed: {exc.reason}") from exc
+            raise SealingFailed(SEALING_PROBLEMS.say("sealing_failed", detail=exc.reason)) from exc
         return SealBundle(cades=cades, sm2=sm2)
 
     def seal_pdf(self, source: signing.pades.PdfSource, output: BinaryIO) -> None:
@@ -283,9 +305,9 @@ class Sealer:
             with self._sign_lock:
                 signing.seal_pdf(source=source, output=output, signer=self.signer, timestamper=self.timestamper)
         except signing.TimestampFailed as exc:
-            raise TimestampUnavailable(f"time-stamping the PDF seal failed: {exc.reason}") from exc
+            raise TimestampUnavailable(SEALING_PROBLEMS.say("pdf_timestamp_failed", detail=exc.reason)) from exc
         except signing.SigningError as exc:
-            raise SealingFailed(f"PAdES sealing failed: {exc.reason}") from exc
+            raise SealingFailed(SEALING_PROBLEMS.say("pades_failed", detail=exc.reason)) from exc
 
     def sign_wacz(self, digest: str, created: str, *, software: str) -> dict[str, Any]:
         """The WACZ ``signedData`` for a datapackage digest (see :mod:`signing.wacz`)."""
@@ -297,9 +319,9 @@ class Sealer:
                     digest=digest, created=created, signer=self.signer, timestamper=self.timestamper,
                     pool=self.trust_roots(), software=software)
         except signing.TimestampFailed as exc:
-            raise TimestampUnavailable(f"time-stamping the WACZ signature failed: {exc.reason}") from exc
+            raise TimestampUnavailable(SEALING_PROBLEMS.say("wacz_timestamp_failed", detail=exc.reason)) from exc
         except signing.SigningError as exc:
-            raise SealingFailed(f"WACZ signing failed: {exc.reason}") from exc
+            raise SealingFailed(SEALING_PROBLEMS.say("wacz_failed", detail=exc.reason)) from exc
 
     # Verifying ----------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ STORED_VALUES = {
     "error": "KeyError", "member": "'clips/FILE0001.MP4'",
     "path": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "failure": "ffmpeg exited with status 1: moov atom not found",
-    "operation": "read v-1/objects/k1", "code": "NoSuchKey",
+    "operation": "read v-1/objects/k1", "code": "NoSuchKey", "source": "pkcs11",
 }
 """A value of each placeholder, as it is stored."""
 

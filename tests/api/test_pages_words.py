@@ -286,3 +286,26 @@ def test_store_errors_kept_as_an_export_error_or_a_step_reason_are_said_in_chine
     assert f"读取 {key}：无法连接 S3 服务（MaxRetryError）；将重试" in zh
     assert missing.value.message not in zh and unreachable.message not in zh
     assert missing.value.message in en and retrying in en
+
+
+def test_a_seal_step_waiting_for_an_unreachable_time_stamping_authority_says_why_in_chinese(stack, officer, case):
+    """The seal step's reason when the time-stamping authority cannot be reached (the e-seal's and
+    the signing library's wording, kept in English by the worker) is said in Chinese on the case
+    page, the transport's own message as written; the English page keeps the English."""
+    from archive.seals.errors import TimestampUnavailable
+    from archive.seals.sealer import Sealer
+    from archive.work import STEP_REASONS
+    from tests.servers import free_port
+
+    sealer = Sealer(stack.settings.model_copy(update={"tsa_url": f"http://127.0.0.1:{free_port()}/tsa",
+                                                      "tsa_timeout_seconds": 2}))
+    with pytest.raises(TimestampUnavailable) as refused:
+        sealer.seal(b"evidence")
+    stored = STEP_REASONS.say("retrying", detail=refused.value.message)
+    assert stored.startswith("time-stamping failed: time-stamping the seal failed: "), stored
+    _item_with_steps(stack, officer, case, {"seal": ("queued", stored)})
+
+    zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    assert "获取时间戳失败：为签章获取时间戳失败：" in zh and "；将重试" in zh
+    assert "time-stamping failed" not in zh and "time-stamping the seal failed" not in zh
+    assert "time-stamping failed: time-stamping the seal failed: " in en
