@@ -220,18 +220,34 @@ def _said(code: str, text: str) -> str | None:
     return None
 
 
-def sentence(code: str, text: str) -> str:
-    """A sentence the archive stored in English, in language ``code``: a sentence of any of
-    :data:`SENTENCES` (the sentences it holds said too), or parts of them joined by
-    :data:`PART_SEPARATOR` (a check's detail); any other text as written."""
+def ours(code: str, text: str) -> str | None:
+    """A sentence the archive wrote in English, in language ``code``: a sentence of any of
+    :data:`SENTENCES` (the sentences it holds said too), or several joined by
+    :data:`PART_SEPARATOR` (a check's detail, the gates a stage move found shut); None for any
+    other text. A piece that is no sentence of ours belongs to the one before it (a reviewer's
+    opinion or a tool's message that holds the separator)."""
     whole = _said(code, text)
     if whole is not None:
         return whole
-    if PART_SEPARATOR in text:
-        parts = [_said(code, part) for part in text.split(PART_SEPARATOR)]
-        if None not in parts:
-            return translate(code, "list.separator").join(parts)  # type: ignore[arg-type]
-    return text
+    if PART_SEPARATOR not in text:
+        return None
+    parts: list[str] = []
+    for piece in text.split(PART_SEPARATOR):
+        if parts and _said(code, piece) is None:
+            parts[-1] += PART_SEPARATOR + piece
+        else:
+            parts.append(piece)
+    said_parts = [_said(code, part) for part in parts]
+    if len(parts) < 2 or None in said_parts:
+        return None
+    return translate(code, "list.separator").join(said_parts)  # type: ignore[arg-type]
+
+
+def sentence(code: str, text: str) -> str:
+    """A sentence the archive stored in English, in language ``code`` (:func:`ours`); any other
+    text as written."""
+    said_ours = ours(code, text)
+    return text if said_ours is None else said_ours
 
 
 def _within(code: str, value: str) -> str:
@@ -295,13 +311,16 @@ class ErrorText:
     """Chinese: the catalogue's sentence for the code (empty for a code it does not know yet);
     English: the domain's own message, which names exactly what went wrong."""
     code: str
+    particulars: str = ""
+    """Chinese: the domain's message said in Chinese when it is one of the archive's sentences
+    (:func:`ours`: which review a stage move lacks, which item is missing), else empty (a message
+    worded otherwise stays out of a Chinese page); English: empty (the explanation says it)."""
 
 
 def error_text(code: str, *, error_code: str, status: int, message: str) -> ErrorText:
     """The error page's text in language ``code`` for an error of ``status`` and ``error_code``."""
     heading = f"error_status.{status}" if f"error_status.{status}" in MESSAGES else "error.title"
     if code == "en":
-        explanation = message
-    else:
-        explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
-    return ErrorText(translate(code, heading), explanation, error_code)
+        return ErrorText(translate(code, heading), message, error_code)
+    explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
+    return ErrorText(translate(code, heading), explanation, error_code, ours(code, message) or "")

@@ -132,9 +132,11 @@ def latest_review(session: Session, *, case_id: str, checkpoint: ReviewCheckpoin
 REVIEW_GATES = Sentences("review_gate", {
     "missing": "the case has no {checkpoint} review",
     "returned": "the latest {checkpoint} review ({review}) returned the case: {opinion}",
-}, fields={"checkpoint": r"[a-z_]+", "review": r"[^()\s]+", "opinion": r".*"})
+}, fields={"checkpoint": r"[a-z_]+", "review": r"[^()\s]+",
+           "opinion": r"(?:(?!; the (?:case has no|latest) [a-z_]+ review).)*"})
 """Why a review gate is shut (:func:`review_gate`: a closing gate's or a refused stage move's
-message); ``opinion`` is the reviewer's own words."""
+message, the gates a move finds shut joined by ``"; "``); ``opinion`` is the reviewer's own
+words, read back short of the next gate's sentence."""
 
 
 def review_gate(session: Session, *, case_id: str, checkpoint: ReviewCheckpoint) -> tuple[str, str] | None:

@@ -200,6 +200,20 @@ def test_error_text_by_status_and_code_with_fallbacks():
     assert (english.heading, english.explanation) == ("Not found", "no case x")
 
 
+def test_error_text_in_chinese_gives_the_particulars_of_our_own_messages():
+    """A refused stage move names the reviews it lacks (the gates joined, a reviewer's opinion as
+    written); a message the catalogue cannot read back stays off the Chinese page."""
+    two = "the latest committee review (r-1) returned the case: 证据不足; 补充调查; the case has no approval review"
+    shut = error_text("zh", error_code="stage_gate", status=409, message=two)
+    assert shut.explanation == MESSAGES["error_code.stage_gate"]["zh"]
+    assert shut.particulars == "最近一次支委会审核（r-1）退回了本案：证据不足; 补充调查；本案没有呈批审核"
+    assert error_text("zh", error_code="stage_gate", status=409,
+                      message="the case has no filing review").particulars == "本案没有立案审核"
+    assert error_text("zh", error_code="case_not_found", status=404, message="no case x").particulars == ""
+    english = error_text("en", error_code="stage_gate", status=409, message=two)
+    assert (english.explanation, english.particulars) == (two, "")
+
+
 def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "gave up after 5 attempts: store unreachable") == "尝试 5 次后放弃：store unreachable"
     assert processing_reason("zh", "not run: an earlier step crashed (KeyError)") == "未运行：之前的步骤出错（KeyError）"

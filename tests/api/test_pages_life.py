@@ -361,3 +361,29 @@ def test_a_returned_closing_review_is_said_with_its_opinion_on_the_chinese_page(
     assert f"结案审核被退回</strong> <span class=\"muted\">最近一次结案审核（{review}）退回了本案：送达回证缺失" in zh, zh
     assert "returned the case" not in zh and "closing review" not in zh
     assert message in gate("en")
+
+
+def test_a_stage_move_refused_for_a_missing_review_names_the_review_in_chinese(stack):
+    """The Chinese error page of a stage move whose gate is shut names the review it lacks (as the
+    English page and the API do), besides the code's general explanation; the API's JSON keeps
+    its code and English message."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    case = _new_case(stack, officer)
+    path = f"/cases/{case['id']}"
+    pages = {}
+    for lang in ("zh", "en"):
+        with _browser(stack, officer, lang) as b:
+            shut = b.post(f"{path}/stage", data={"csrf_token": csrf_of(b.get(path).text), "to": "investigation",
+                                                 "reason": "证据已初步固定"})
+            assert shut.status_code == 409, shut.text
+            pages[lang] = shut.text
+    assert '<p data-testid="error-particulars">本案没有立案审核</p>' in pages["zh"], pages["zh"]
+    assert "离开当前阶段前须有通过的法制审核。" in pages["zh"]
+    assert "the case has no filing review" not in pages["zh"]
+    assert "the case has no filing review" in pages["en"] and "error-particulars" not in pages["en"]
+    with stack.client(officer) as c:
+        api = c.post(f"/api/v1/cases/{case['id']}/stage", json={"to": "investigation", "reason": "证据已初步固定"})
+    assert api.status_code == 409
+    assert (api.json()["error"]["code"], api.json()["error"]["message"]) == ("stage_gate", "the case has no filing review")
+    assert _stage(stack, officer, case["id"]) == "filed"
