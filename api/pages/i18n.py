@@ -40,6 +40,8 @@ from archive.evidence.items import ITEM_ERRORS, READ_PURPOSES
 from archive.exports.bag import EXPORT_PROBLEMS
 from archive.exports.certificate import FONT_PROBLEMS
 from archive.exports.plan import PLAN_PROBLEMS
+from archive.identity.sso import SSO_REFUSALS
+from archive.identity.users import SIGN_IN_REFUSALS
 from archive.seals.items import SEAL_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
 from archive.seals.sealer import SEALING_PROBLEMS, SIGNING_REASONS
@@ -204,7 +206,7 @@ SENTENCES: tuple[Sentences, ...] = (
     work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
-    STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS,
+    STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),

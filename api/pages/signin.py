@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
 from api.pages.base import PRESESSION_COOKIE, Csrf, PendingSession, message, render
+from api.pages.i18n import language_of, ours
 from archive.errors import ArchiveError, TooManyAttempts, Unauthenticated
 from archive.identity import signin, sso
 from archive.identity.users import authenticate
@@ -105,6 +106,15 @@ def oidc_start(request: Request, services: ServicesDep) -> Response:
     return response
 
 
+def _sso_refusal(request: Request, reason: str) -> str:
+    """Why single sign-on refused, in the reader's language: a reason of ours said (the provider's
+    own words inside it marked as the provider's), any other text kept and marked as untranslated."""
+    said = ours(language_of(request).code, reason)
+    if said is None:
+        return message(request, "signin.sso_refused_as_written", reason=reason)
+    return message(request, "signin.sso_refused", reason=said)
+
+
 @router.get("/login/oidc/callback", name="oidc_callback")
 def oidc_callback(request: Request, services: ServicesDep) -> Response:
     """Back from the provider: check state, code, ID token and nonce; then sign in."""
@@ -125,8 +135,7 @@ def oidc_callback(request: Request, services: ServicesDep) -> Response:
         except Unauthenticated as exc:
             signin.record_sign_in(session, user=None, client=client, method="oidc", outcome="failure", reason=exc.message)
             record_failure(services, client=client, session=session)
-            response = render(request, "login.html", {"error": message(request, "signin.sso_refused", reason=exc.message)},
-                              status_code=401)
+            response = render(request, "login.html", {"error": _sso_refusal(request, exc.message)}, status_code=401)
         else:
             response = _signed_in(request, session, services, user=user, method="oidc")
     response.delete_cookie(OIDC_COOKIE, path="/login/oidc")

@@ -21,6 +21,7 @@ from archive.errors import ConfigurationError, Unauthenticated
 from archive.models import User
 from archive.settings import Settings
 from archive.identity.users import add_user, check_user_may_sign_in, update_user
+from archive.wording import Sentences
 
 if TYPE_CHECKING:
     from authlib.integrations.requests_client import OAuth2Session
@@ -29,6 +30,21 @@ if TYPE_CHECKING:
 # sign-in through the provider: an API process without single sign-on keeps their memory.
 
 PROVIDER_TIMEOUT = 10.0
+
+
+SSO_REFUSALS = Sentences("sso_refusal", {
+    "not_started": "this sign-in was not started in this browser",
+    "state_mismatch": "the state returned by the provider does not match this sign-in",
+    "provider_refused": "the provider refused: {words}",
+    "no_code": "the provider returned no authorization code",
+    "answer_refused": "the provider's answer was refused: {detail}",
+    "no_answer": "the OpenID Provider did not answer: {detail}",
+    "no_claim": "the ID token has no {claim} claim",
+    "no_user": "no user {subject}, and the directory gives no role and unit to create one",
+}, fields={"claim": r"'[^']*'", "subject": r"'.*'"})
+"""Why a sign-in through the provider was refused (:class:`SsoRefused`'s message, kept as the
+failed sign-in's reason): ``words`` is the provider's own error code and description,
+``detail`` the OpenID libraries' or the transport's message, ``claim`` and ``subject`` quoted."""
 
 
 class SsoRefused(Unauthenticated):
@@ -62,7 +78,7 @@ def _discovery(settings: Settings) -> dict[str, Any]:
         reply.raise_for_status()
         return reply.json()
     except httpx.HTTPError as exc:
-        raise SsoRefused(f"the OpenID Provider did not answer: {exc}") from exc
+        raise SsoRefused(SSO_REFUSALS.say("no_answer", detail=exc)) from exc
 
 
 def _client(settings: Settings, redirect_uri: str) -> OAuth2Session:
@@ -90,13 +106,14 @@ def begin(settings: Settings, *, redirect_uri: str) -> tuple[str, PendingLogin]:
 def finish(settings: Settings, *, pending: PendingLogin | None, params: dict[str, str], redirect_uri: str) -> dict[str, Any]:
     """The verified ID token claims of a completed sign-in; SsoRefused otherwise."""
     if pending is None:
-        raise SsoRefused("this sign-in was not started in this browser")
+        raise SsoRefused(SSO_REFUSALS.say("not_started"))
     if not secrets.compare_digest(params.get("state", ""), pending.state):
-        raise SsoRefused("the state returned by the provider does not match this sign-in")
+        raise SsoRefused(SSO_REFUSALS.say("state_mismatch"))
     if "error" in params:
-        raise SsoRefused(f"the provider refused: {params.get('error')} {params.get('error_description', '')}".strip())
+        words = f"{params.get('error')} {params.get('error_description', '')}".strip()
+        raise SsoRefused(SSO_REFUSALS.say("provider_refused", words=words))
     if not params.get("code"):
-        raise SsoRefused("the provider returned no authorization code")
+        raise SsoRefused(SSO_REFUSALS.say("no_code"))
     import httpx
     import requests
     from authlib.common.errors import AuthlibBaseError
@@ -119,7 +136,7 @@ def finish(settings: Settings, *, pending: PendingLogin | None, params: dict[str
             sub={"essential": True},
         ).validate(id_token.claims)
     except (AuthlibBaseError, JoseError, httpx.HTTPError, requests.RequestException, KeyError, ValueError) as exc:
-        raise SsoRefused(f"the provider's answer was refused: {exc}") from exc
+        raise SsoRefused(SSO_REFUSALS.say("answer_refused", detail=exc)) from exc
     return dict(id_token.claims)
 
 
@@ -128,7 +145,7 @@ def user_for(session: Session, *, settings: Settings, claims: dict[str, Any], ac
     role and unit follow the configured claims (each change a custody entry)."""
     subject = claims.get(settings.oidc_username_claim)
     if not isinstance(subject, str) or not subject:
-        raise SsoRefused(f"the ID token has no {settings.oidc_username_claim!r} claim")
+        raise SsoRefused(SSO_REFUSALS.say("no_claim", claim=repr(settings.oidc_username_claim)))
     role = claims.get(settings.oidc_role_claim) if settings.oidc_role_claim else None
     unit = claims.get(settings.oidc_unit_claim) if settings.oidc_unit_claim else None
     user = session.execute(select(User).where(User.external_subject == subject)).scalar_one_or_none()
@@ -136,7 +153,7 @@ def user_for(session: Session, *, settings: Settings, claims: dict[str, Any], ac
         user = session.execute(select(User).where(User.name == subject)).scalar_one_or_none()
     if user is None:
         if not (settings.oidc_provision and role and unit):
-            raise SsoRefused(f"no user {subject!r}, and the directory gives no role and unit to create one")
+            raise SsoRefused(SSO_REFUSALS.say("no_user", subject=repr(subject)))
         user, _none = add_user(session, name=subject, unit=unit, role=role, actor=actor, initial_token=False,
                                external_subject=subject)
     check_user_may_sign_in(user)

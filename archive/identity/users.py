@@ -23,6 +23,7 @@ from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthen
 from archive.evidence.filenames import bad_character
 from archive.models import ApiToken, Case, Role, Unit, User, new_id
 from archive.identity.token_cache import TokenCache
+from archive.wording import Sentences
 TOKEN_PREFIX = "ev_"
 
 
@@ -265,13 +266,19 @@ def authenticate(session: Session, *, token: str | None, totp_roles: Collection[
     return user
 
 
+SIGN_IN_REFUSALS = Sentences("sign_in_refusal", {
+    "disabled": "user {name} is disabled",
+    "second_factor": "this role needs a second factor: sign in in a browser and enrol one",
+})
+"""Why a known user may not sign in (:func:`check_user_may_sign_in`), kept as a failed sign-in's reason."""
+
+
 def check_user_may_sign_in(user: User, *, totp_roles: Collection[str] = ()) -> None:
     """Unauthenticated when the user is disabled, or must enrol a second factor first."""
     if not user.active:
-        raise Unauthenticated(f"user {user.name} is disabled", code="user_disabled")
+        raise Unauthenticated(SIGN_IN_REFUSALS.say("disabled", name=user.name), code="user_disabled")
     if user.role.value in totp_roles and user.totp_enrolled_at is None:
-        raise Unauthenticated("this role needs a second factor: sign in in a browser and enrol one",
-                              code="second_factor_required")
+        raise Unauthenticated(SIGN_IN_REFUSALS.say("second_factor"), code="second_factor_required")
 
 
 # Who may do what. Court users reach evidence only through exports shared with them.

@@ -135,6 +135,8 @@ STORED_VALUES = {
     "path": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "failure": "ffmpeg exited with status 1: moov atom not found",
     "operation": "read v-1/objects/k1", "code": "NoSuchKey", "source": "pkcs11",
+    "words": "access_denied End-User aborted interaction", "claim": "'preferred_username'", "subject": "'dir.nobody'",
+    "name": "li.wei",
 }
 """A value of each placeholder, as it is stored."""
 
@@ -212,6 +214,24 @@ def test_error_text_in_chinese_gives_the_particulars_of_our_own_messages():
     assert error_text("zh", error_code="case_not_found", status=404, message="no case x").particulars == ""
     english = error_text("en", error_code="stage_gate", status=409, message=two)
     assert (english.explanation, english.particulars) == (two, "")
+
+
+def test_sso_refusals_of_ours_are_said_and_any_other_reason_is_marked_as_written():
+    from starlette.requests import Request
+
+    from api.pages.signin import _sso_refusal
+
+    def page(lang: str, reason: str) -> str:
+        cookie = f"evidence_lang={lang}".encode()
+        return _sso_refusal(Request({"type": "http", "headers": [(b"cookie", cookie)], "query_string": b""}), reason)
+
+    assert page("zh", "user li.wei is disabled") == "统一身份认证被拒绝：用户 li.wei 已停用"
+    assert page("zh", "the provider refused: login_required") == \
+        "统一身份认证被拒绝：认证服务拒绝了此次登录，认证服务的原话为：“login_required”"
+    assert page("zh", "Access denied by policy") == "统一身份认证被拒绝。原因（原文，未翻译）：Access denied by policy"
+    assert page("en", "the provider refused: login_required") == \
+        "Single sign-on was refused: the provider refused: login_required"
+    assert page("en", "Access denied by policy") == "Single sign-on was refused: Access denied by policy"
 
 
 def test_processing_reasons_are_translated_around_their_detail():

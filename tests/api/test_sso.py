@@ -149,8 +149,38 @@ def test_sso_refuses_a_wrong_state_or_nonce(sso, tamper):
 
 
 def test_sso_refuses_a_directory_user_without_role_and_unit(sso):
-    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
-        start = b.get("/login/oidc")
-        back = _through_provider(b, b.get(start.headers["location"]), "dir.nobody", sso.api.url)
-        r = b.get(back)
-        assert r.status_code == 401 and "role and unit" in r.text
+    """The refusal is ours: the Chinese sign-in page says it in Chinese, the English one in English."""
+    for lang in ("zh", "en"):
+        with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30,
+                          cookies={"evidence_lang": lang}) as b:
+            start = b.get("/login/oidc")
+            back = _through_provider(b, b.get(start.headers["location"]), "dir.nobody", sso.api.url)
+            r = b.get(back)
+            assert r.status_code == 401
+            if lang == "zh":
+                assert "统一身份认证被拒绝：没有用户 &#39;dir.nobody&#39;，目录也未提供可用于创建该用户的角色和单位" in r.text, r.text
+                assert "role and unit" not in r.text
+            else:
+                assert "role and unit" in r.text
+
+
+def test_sso_refused_by_the_provider_keeps_its_words_marked_as_the_providers(sso):
+    """The provider's own error and description are not ours to translate: the Chinese sign-in page
+    says the refusal in Chinese and quotes the provider's words as the provider's; the English page
+    keeps the English; the failed sign-in records the reason as the service words it."""
+    words = "access_denied End-User aborted interaction"
+    pages = {}
+    for lang in ("zh", "en"):
+        with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30,
+                          cookies={"evidence_lang": lang}) as b:
+            start = b.get("/login/oidc")
+            state = parse_qs(urlparse(start.headers["location"]).query)["state"][0]
+            r = b.get("/login/oidc/callback", params={"state": state, "error": "access_denied",
+                                                       "error_description": "End-User aborted interaction"})
+            assert r.status_code == 401
+            pages[lang] = r.text
+    assert f"统一身份认证被拒绝：认证服务拒绝了此次登录，认证服务的原话为：“{words}”" in pages["zh"], pages["zh"]
+    assert "the provider refused" not in pages["zh"]
+    assert f"Single sign-on was refused: the provider refused: {words}" in pages["en"]
+    assert any(d["outcome"] == "failure" and d.get("reason") == f"the provider refused: {words}"
+               for d in _sign_ins(sso.stack))
