@@ -74,6 +74,8 @@ STEP_REASONS = Sentences("processing_reason", {
     "member_unregistered": "member {member} could not be registered: {detail}",
     "retrying": "{detail}; retrying",
     "derive_failed": "{role}: {failure}",
+    "unreadable_document": "unreadable document: {detail}",
+    "invalid_bundle": "invalid bundle: {detail}",
 }, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+",
            "role": "|".join(DERIVED_ROLES),
            "failure": r"(?:(?!" + re.escape(DERIVE_SEPARATOR) + "(?:" + "|".join(DERIVED_ROLES) + r"): ).)+"})
@@ -82,7 +84,8 @@ or work given up (:func:`reconcile`, which also keeps ``lease_ran_out`` as the w
 error); ``detail`` is the underlying tool's or error's own message, kept as written, ``error``
 the name of an unexpected exception's class. A failed ``derive`` step's reason is one
 ``derive_failed`` per derived file that could not be made, joined by :data:`DERIVE_SEPARATOR`
-(``failure``: the tool's message, which never runs into the next role's)."""
+(``failure``: the tool's message, which never runs into the next role's). An unreadable
+document or an invalid capture bundle is kept and flagged; its step is done with a note."""
 
 def ring_with(db: Database, send: Callable[[str, str], None]) -> None:
     """Set how sessions of ``db`` ring the workers' bell (the API's or the worker's Celery).

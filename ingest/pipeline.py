@@ -272,7 +272,7 @@ def document_step(ws: Workspace) -> StepNote | None:
                      "truncated": result.get("truncated"), "encrypted": result.get("encrypted"),
                      "signed_at": result.get("signed_at")},
         )
-    return StepNote(f"unreadable document: {result['error']}") if "error" in result else None
+    return StepNote(work.STEP_REASONS.say("unreadable_document", detail=result["error"])) if "error" in result else None
 
 
 # --- capture bundles --------------------------------------------------------------------
@@ -296,7 +296,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         if ledger.count_actions(session, item_id=item.id, action="bundle_unpacked"):
             return None
         if "invalid_bundle" in (item.flags or []):
-            return StepNote(f"invalid bundle: {(item.details or {}).get('bundle_error')}")
+            return StepNote(work.STEP_REASONS.say("invalid_bundle", detail=(item.details or {}).get("bundle_error")))
     path = ws.original()
     try:
         bundle = read_bundle(path)
@@ -309,7 +309,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
                 locked.details = {**(locked.details or {}), "bundle_error": exc.message}
                 ledger.append(session, actor=ACTOR, action="bundle_invalid", case_id=locked.case_id,
                               item_id=locked.id, details={"message": exc.message})
-        return StepNote(f"invalid bundle: {exc.message}")
+        return StepNote(work.STEP_REASONS.say("invalid_bundle", detail=exc.message))
     manifest = {
         "target_url": bundle.target_url, "capture_start": bundle.capture_start.isoformat(),
         "capture_end": bundle.capture_end.isoformat(), "operator": bundle.operator, "tool": bundle.tool,

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from archive import work
 from archive.continuity.report import build_report
 from archive.custody import ledger
 from archive.db import Database, lock_row
@@ -120,7 +121,7 @@ def build_export(
             fail_export(db, export_id, exc.message)
         raise
     except Exception as exc:
-        fail_export(db, export_id, f"internal error ({type(exc).__name__}); logged")
+        fail_export(db, export_id, work.STEP_REASONS.say("internal_error", error=type(exc).__name__))
         raise
 
 

@@ -226,6 +226,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.member_unregistered": {"zh": "成员文件 {member} 未能登记：{detail}", "en": "member {member} could not be registered: {detail}"},
     "processing_reason.retrying": {"zh": "{detail}；将重试", "en": "{detail}; retrying"},
     "processing_reason.derive_failed": {"zh": "{role}未能生成：{failure}", "en": "{role}: {failure}"},
+    "processing_reason.unreadable_document": {"zh": "文档无法读取：{detail}", "en": "unreadable document: {detail}"},
+    "processing_reason.invalid_bundle": {"zh": "采集包无效：{detail}", "en": "invalid bundle: {detail}"},
     # archive.evidence.items.ITEM_ERRORS
     "item_error.not_found": {"zh": "证据 {item} 不存在", "en": "no evidence item {item}"},
     # Background work and certificates (administration page)

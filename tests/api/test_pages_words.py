@@ -309,3 +309,16 @@ def test_a_seal_step_waiting_for_an_unreachable_time_stamping_authority_says_why
     assert "获取时间戳失败：为签章获取时间戳失败：" in zh and "；将重试" in zh
     assert "time-stamping failed" not in zh and "time-stamping the seal failed" not in zh
     assert "time-stamping failed: time-stamping the seal failed: " in en
+
+
+def test_an_empty_document_is_noted_as_unreadable_in_chinese(stack, officer, case):
+    """An empty document is kept and flagged; its document step's note (the archive's wording, kept
+    in English as the API returns it) is said in Chinese on the case page."""
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "blank.pdf"},
+                      content=b"").json()
+    done = stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    assert done["processing"]["document"]["reason"] == "unreadable document: empty file", done["processing"]
+    zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
+    assert "文档无法读取：empty file" in zh and "unreadable document" not in zh
+    assert "unreadable document: empty file" in en
