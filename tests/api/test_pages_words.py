@@ -187,7 +187,8 @@ def test_a_step_that_refused_a_changed_original_says_why_in_chinese(stack, offic
     with stack.client(officer) as c:
         item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "scan.bin"},
                       content=uuid.uuid4().bytes * 100).json()
-    stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    # The seal step's own last write done: the step state written below is not overwritten.
+    stack.wait_item(officer, item["id"], lambda i: (i["processing"] or {}).get("seal", {}).get("state") == "done")
     with stack.services.db.session() as s:
         key = s.get(EvidenceItem, item["id"]).storage_key
     tamper_stored(stack.services.store, key)
