@@ -234,12 +234,15 @@ def ours(code: str, text: str) -> str | None:
     if PART_SEPARATOR not in text:
         return None
     parts: list[str] = []
+    said_parts: list[str | None] = []
     for piece in text.split(PART_SEPARATOR):
-        if parts and _said(code, piece) is None:
+        found = _said(code, piece)
+        if parts and found is None:
             parts[-1] += PART_SEPARATOR + piece
+            said_parts[-1] = _said(code, parts[-1])
         else:
             parts.append(piece)
-    said_parts = [_said(code, part) for part in parts]
+            said_parts.append(found)
     if len(parts) < 2 or None in said_parts:
         return None
     return translate(code, "list.separator").join(said_parts)  # type: ignore[arg-type]
@@ -250,11 +253,6 @@ def sentence(code: str, text: str) -> str:
     text as written."""
     said_ours = ours(code, text)
     return text if said_ours is None else said_ours
-
-
-def _within(code: str, value: str) -> str:
-    """A sentence held by another (its reason, its problem): said in ``code`` when it is ours."""
-    return sentence(code, value)
 
 
 def _faults(code: str, value: str) -> str:
@@ -289,7 +287,8 @@ _SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
         enum_label(code, "stage", stage) for stage in value.split(", ")),
     "export_status": _label_in("export_status"),
     "operation": lambda code, value: said(code, value, STORE_OPERATIONS) or value,
-    **{name: _within for name in ("reason", "problem", "detail", "record", "before", "what")},
+    # A sentence held by another (its reason, its problem): said too when it is ours.
+    **{name: sentence for name in ("reason", "problem", "detail", "record", "before", "what")},
 }
 """How each placeholder of a stored sentence is said in the reader's language: a stored code by
 its label, a truth value as yes/no, a sentence held inside another as that sentence; any
