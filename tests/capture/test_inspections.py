@@ -28,6 +28,8 @@ def test_pages_captured_signed_and_recorded(capture_stack: Stack, site: str, tmp
     for name, got in done.items():
         assert got["status"] == "done", (name, got)
         assert got["item"] and got["record"]
+        # Settled: the seal step's own last write done, so the item reads the same twice below.
+        stack.wait_item(token, got["item"], lambda i: (i["processing"] or {}).get("seal", {}).get("state") == "done")
     with stack.client(token) as c:
         roots = c.get("/api/v1/trust/chain.pem").content
         items = {name: c.get(f"/api/v1/evidence/{got['item']}").json() for name, got in done.items()}
