@@ -37,44 +37,13 @@ from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
 from archive.storage.protocol import CHUNK, STORE_OPERATIONS, StoredObject
 from archive.storage.s3_errors import LOCKED, NO_LEGAL_HOLD, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
-from archive.storage.s3_parts import PartSender
+from archive.storage.s3_parts import ChunkReader, PartBuffers, PartSender
 from archive.storage.s3_staging import S3Staging
 
 log = logging.getLogger(__name__)
 
 HOLD_MARKER = ".legal-hold"
 """Name, inside a vault, of the marker object that says the vault is under legal hold."""
-
-
-class _ChunkReader(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks: :meth:`readinto` fills a buffer (a
-    part) straight from the chunks, one copy of each byte."""
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._it = iter(chunks)
-        self._left = memoryview(b"")
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        """Fill ``buffer`` as far as the chunks go; the number of bytes (0 at the end)."""
-        view = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(view):
-            if not self._left:
-                try:
-                    self._left = memoryview(next(self._it))
-                except StopIteration:
-                    break
-                continue
-            take = min(len(self._left), len(view) - filled)
-            view[filled:filled + take] = self._left[:take]
-            self._left = self._left[take:]
-            filled += take
-        self.size += filled
-        return filled
 
 
 class S3Store:
@@ -109,6 +78,7 @@ class S3Store:
         self.bucket = bucket
         self.part_size = part_size
         self.parallel_parts = parallel_parts
+        self.part_buffers = PartBuffers(part_size, keep=parallel_parts + 1)
         self.description = f"S3 {'https' if secure else 'http'}://{endpoint}/{bucket}"
         self._bucket_ready = False
         self.spool_dir = Path(spool_dir or Path(tempfile.gettempdir()) / "evidence-s3-spool").resolve()
@@ -166,21 +136,25 @@ class S3Store:
             raise translate(exc, STORE_OPERATIONS.say("check", key=key)) from exc
         else:
             raise ObjectExists(f"object {key} already exists; originals are never overwritten")
-        reader = _ChunkReader(chunks)
+        reader = ChunkReader(chunks)
+        first, mine = self.part_buffers.take(), True
         try:
-            first = bytearray(self.part_size)
             length = reader.readinto(first)
             if length < self.part_size:  # the whole object fits in one part: one plain PUT
                 data = memoryview(first)[:length]
                 result = self.client.put_object(self.bucket, key, io.BytesIO(data), length, content_type=content_type)
                 return StoredObject(key=key, size=length, version_id=result.version_id)
+            mine = False  # the upload's sender gives it back
             return self._put_parts(key, reader, first, content_type=content_type)
         except StorageError:
             raise
         except VENDOR_ERRORS as exc:
             raise translate(exc, STORE_OPERATIONS.say("upload", key=key)) from exc
+        finally:
+            if mine:
+                self.part_buffers.give([first])
 
-    def _put_parts(self, key: str, reader: _ChunkReader, first: bytearray, *, content_type: str) -> StoredObject:
+    def _put_parts(self, key: str, reader: ChunkReader, first: bytearray, *, content_type: str) -> StoredObject:
         """A multipart upload of ``first`` (a full part read already) then the rest of
         ``reader``, through a :class:`PartSender`. Any failure (of a part, or of the stream)
         waits for the parts in flight, aborts the upload and re-raises."""

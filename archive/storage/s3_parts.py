@@ -4,8 +4,10 @@ stages (:mod:`archive.storage.s3_staging`)."""
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+import io
+import threading
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from minio.datatypes import Part
@@ -16,6 +18,65 @@ if TYPE_CHECKING:
     from archive.storage.s3 import S3Store
 
 
+class ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks: :meth:`readinto` fills a buffer (a
+    part) straight from the chunks, one copy of each byte."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._it = iter(chunks)
+        self._left = memoryview(b"")
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Fill ``buffer`` as far as the chunks go; the number of bytes (0 at the end)."""
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._left:
+                try:
+                    self._left = memoryview(next(self._it))
+                except StopIteration:
+                    break
+                continue
+            take = min(len(self._left), len(view) - filled)
+            view[filled:filled + take] = self._left[:take]
+            self._left = self._left[take:]
+            filled += take
+        self.size += filled
+        return filled
+
+
+class PartBuffers:
+    """Part-sized buffers kept from one upload for the next, at most ``keep`` of them.
+
+    A fresh 8 MiB ``bytearray`` is memory mapped and zeroed anew by the kernel as it is
+    first written: about a second of CPU per GiB uploaded (measured by
+    ``bench/bench_ingest.py``). A resumable upload's PATCH is written in segments, each
+    with a sender of its own, so without this each segment paid for its buffers again."""
+
+    def __init__(self, size: int, keep: int):
+        self.size = size
+        self._keep = keep
+        self._spare: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            if self._spare:
+                return self._spare.pop()
+        return bytearray(self.size)
+
+    def give(self, buffers: Iterable[bytearray]) -> None:
+        """Keep ``buffers`` (no longer used by their giver) for later uploads, as many as fit."""
+        with self._lock:
+            for buffer in buffers:
+                if len(self._spare) < self._keep and len(buffer) == self.size:
+                    self._spare.append(buffer)
+
+
 class PartSender:
     """The parts of one multipart upload, each uploaded while the caller reads the next, at
     most the store's ``parallel_parts`` at once (by a pool of threads of its own), numbered
@@ -24,22 +85,22 @@ class PartSender:
     The caller fills a part-sized buffer from :meth:`buffer` and hands it to :meth:`send`;
     :meth:`send` waits while ``parallel_parts`` are in flight, and a part's buffer is given
     out again once the part is uploaded. So an upload holds ``parallel_parts + 1`` buffers,
-    made once, whatever its size: no part is copied, and no memory is mapped and zeroed anew
-    for each part (what a fresh 8 MiB ``bytes`` per part costs: about a second of CPU per
-    GiB, measured by ``bench/bench_ingest.py``). :meth:`finish` waits for the rest and
-    returns the parts. Leaving the block otherwise (a failure) cancels the parts not started
-    and waits for those in flight; a part's failure is raised (as our StorageError) by the
-    next call."""
+    taken from the store's :class:`PartBuffers` and given back when the block ends, whatever
+    its size: no part is copied, and no memory is mapped and zeroed anew for each part.
+    :meth:`finish` waits for the rest and returns the parts. Leaving the block otherwise (a
+    failure) cancels the parts not started and waits for those in flight; a part's failure
+    is raised (as our StorageError) by the next call. Buffers are the sender's again once
+    the block ends: the caller must not use them after it."""
 
     def __init__(self, store: S3Store, key: str, upload_id: str, *, first: int = 1):
         self._upload = (store.bucket, key, upload_id)
         self._client = store.client
         self._parallel = store.parallel_parts
-        self._part_size = store.part_size
         self._number = first
-        self._in_flight: deque[tuple[int, Future[str], bytearray]] = deque()
+        self._in_flight: dict[Future[str], tuple[int, bytearray]] = {}
         self._free: list[bytearray] = []
-        self._made = 0
+        self._buffers = store.part_buffers
+        self._held: list[bytearray] = []
         self._done: list[Part] = []
         self._pool = ThreadPoolExecutor(max_workers=self._parallel, thread_name_prefix="s3-part")
 
@@ -47,17 +108,20 @@ class PartSender:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        for _number, sending, _buffer in self._in_flight:
+        for sending in self._in_flight:
             sending.cancel()
         self._pool.shutdown(wait=True)
+        self._buffers.give(self._held)
+        self._held.clear()
 
     def buffer(self) -> bytearray:
         """A part-sized buffer to fill: a free one, a new one while the upload has fewer than
-        ``parallel_parts + 1``, else the oldest part's once that part is uploaded."""
+        ``parallel_parts + 1``, else the first part's to be uploaded."""
         while not self._free:
-            if self._made <= self._parallel or not self._in_flight:
-                self._made += 1
-                return bytearray(self._part_size)
+            if len(self._held) <= self._parallel or not self._in_flight:
+                buffer = self._buffers.take()
+                self._held.append(buffer)
+                return buffer
             self._settle()
         return self._free.pop()
 
@@ -67,23 +131,32 @@ class PartSender:
         gives it out again; one made by the caller joins the upload's buffers."""
         while len(self._in_flight) >= self._parallel:
             self._settle()
+        if not any(held is buffer for held in self._held):
+            self._held.append(buffer)
         bucket, key, upload_id = self._upload
-        self._in_flight.append((self._number, self._pool.submit(
+        sending = self._pool.submit(
             self._client._upload_part, bucket, key, memoryview(buffer)[:length], None, upload_id, self._number,
-        ), buffer))
+        )
+        self._in_flight[sending] = (self._number, buffer)
         self._number += 1
 
     def finish(self) -> list[Part]:
         """Every part sent, in order, once all are uploaded."""
         while self._in_flight:
             self._settle()
-        return self._done
+        return sorted(self._done, key=lambda part: part.part_number)
 
     def _settle(self) -> None:
-        number, sending, buffer = self._in_flight.popleft()
-        try:
-            etag = sending.result()
-        except VENDOR_ERRORS as exc:
-            raise translate(exc, f"upload part {number} of {self._upload[1]}") from exc
-        self._done.append(Part(number, etag))
-        self._free.append(buffer)
+        """Wait for the first of the parts in flight to be uploaded (whichever it is: waiting
+        for the oldest, a part that took a second held up the parts behind it while the
+        others were done; ``bench/bench_ingest.py --store s3`` went from 0.6x to ...x of
+        minio's own parallel upload) and take every part uploaded by then."""
+        finished, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
+        for sending in sorted(finished, key=lambda done: self._in_flight[done][0]):
+            number, buffer = self._in_flight.pop(sending)
+            try:
+                etag = sending.result()
+            except VENDOR_ERRORS as exc:
+                raise translate(exc, f"upload part {number} of {self._upload[1]}") from exc
+            self._done.append(Part(number, etag))
+            self._free.append(buffer)

@@ -152,6 +152,46 @@ def test_s3_stage_parts_go_up_while_the_body_arrives_and_a_failed_part_keeps_the
     assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
 
 
+def test_s3_stage_sends_parts_from_memory_and_spools_only_the_rest(s3_server, tmp_path):
+    """A resumable upload's bytes go to S3 from memory: the local spool never holds more than
+    a part (it held every byte of each write, and the disk wrote each GiB once more), and the
+    part buffers of one write are those of the next (no fresh buffers per PATCH segment)."""
+    part = 5 * 1024 * 1024
+    store = S3Store(
+        endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
+        bucket="spool-" + uuid.uuid4().hex[:8], secure=False, part_size=part, parallel_parts=2,
+        spool_dir=tmp_path / "spool",
+    )
+    store.ensure_vault("vault-a")
+    real = store.client._upload_part
+    buffers_used: dict[int, bytearray] = {}  # kept alive, so that no id is reused
+    spooled_most = 0
+
+    def watched(bucket, key, data, headers, upload_id, number):  # type: ignore[no-untyped-def]
+        nonlocal spooled_most
+        buffers_used[id(data.obj)] = data.obj
+        spooled_most = max(spooled_most, sum(f.stat().st_size for f in (tmp_path / "spool").rglob("*.spool")))
+        return real(bucket, key, data, headers, upload_id, number)
+
+    store.client._upload_part = watched
+    data = os.urandom(4 * part + 3 * part // 2 + 11)
+    key = _key()
+    handle = _roundtrip(store.staging.begin(key, content_type="video/mp4"))
+    offset = 0
+    for size in (part // 3, 2 * part, len(data)):  # the first write leaves a third of a part spooled
+        piece = data[offset : offset + size]
+        handle = _roundtrip(store.staging.write(handle, offset=offset, chunks=_chunks(piece, 100_000)))
+        offset += len(piece)
+        spooled = sum(f.stat().st_size for f in (tmp_path / "spool").rglob("*.spool"))
+        assert spooled < 2 * part, spooled  # the old spool (until the next write) and the new one
+    assert offset == len(data)
+    assert spooled_most < 2 * part, spooled_most
+    assert len(buffers_used) == 2 + 1  # parallel_parts in flight and one filling, for the whole upload
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
+    assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
+    assert not list((tmp_path / "spool").rglob("*.spool"))
+
+
 def test_range_reads(store):
     data = os.urandom(100_000)
     store.ensure_vault("vault-a")
