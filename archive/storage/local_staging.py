@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archive.errors import ObjectExists, StorageError
-from archive.storage.protocol import CHUNK, StageHandle, StoredObject
+from archive.storage.protocol import CHUNK, PROGRESS_EVERY, Pieces, Progress, StageHandle, StoredObject
 from archive.storage.files import PARTIAL, remove_unused, write_durably
 
 if TYPE_CHECKING:
@@ -47,9 +47,11 @@ class LocalStaging:
         return {"backend": "local", "key": key, "file": name, "content_type": content_type}
 
     def write(
-        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False,
+        progress: Progress | None = None, every: int = PROGRESS_EVERY,
     ) -> StageHandle:
-        # ``hold`` needs nothing here: every byte stays retractable until commit.
+        # ``hold`` needs nothing here: every byte stays retractable until commit. Progress is
+        # reported after each ``every`` bytes written and on disk.
         path = self._staged(handle)
         try:
             f = open(path, "r+b")
@@ -64,7 +66,12 @@ class LocalStaging:
                     )
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
-                write_durably(path, f, chunks, offset, direct_io=self.store.direct_io)
+                pieces, pos = Pieces(chunks), offset
+                while not pieces.ended:
+                    pos += write_durably(path, f, pieces.take(every if progress and not hold else float("inf")),
+                                         pos, direct_io=self.store.direct_io)
+                    if progress and not hold and not pieces.ended:
+                        progress(pos, handle)
         except OSError as exc:
             raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
         return handle

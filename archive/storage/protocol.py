@@ -5,7 +5,7 @@ See the package docstring for what they promise; the backends implement them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -47,6 +47,40 @@ system's own words. An ``operation`` begins with the verb of one of
 
 StageHandle = dict[str, Any]
 """A staged object's bookkeeping, JSON-serialisable, owned by the backend."""
+
+Progress = Callable[[int, StageHandle], None]
+"""``progress(offset, handle)``: a write's bytes up to ``offset`` are durably staged, and
+``handle`` names them (what a caller records, to resume from there after a crash)."""
+
+PROGRESS_EVERY = 64 * 1024 * 1024
+"""A long staged write reports its progress at least this often (bytes), by default."""
+
+
+class Pieces:
+    """An iterator of byte chunks taken ``limit`` bytes at a time (a chunk that crosses the
+    limit is split, its rest kept for the next take)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._it = iter(chunks)
+        self._pending = b""
+        self.ended = False
+
+    def take(self, limit: float) -> Iterator[bytes]:
+        taken = 0
+        while taken < limit:
+            if self._pending:
+                chunk, self._pending = self._pending, b""
+            else:
+                try:
+                    chunk = next(self._it)
+                except StopIteration:
+                    self.ended = True
+                    return
+            if taken + len(chunk) > limit:
+                cut = int(limit - taken)
+                chunk, self._pending = chunk[:cut], chunk[cut:]
+            taken += len(chunk)
+            yield chunk
 
 
 @dataclass(frozen=True)
@@ -121,13 +155,16 @@ class Staging(Protocol):
         """Start staging a new object that will appear under ``key`` on commit."""
 
     def write(
-        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False,
+        progress: Progress | None = None, every: int = PROGRESS_EVERY,
     ) -> StageHandle:
         """Write ``chunks`` at ``offset`` (dropping staged bytes past it); return the new handle.
 
         Raises StorageError (code ``staging_lost``) when fewer than ``offset`` bytes are
         staged. With ``hold`` the written bytes stay retractable by ``truncate``
-        until ``flush``.
+        until ``flush``. Without it, a long write calls ``progress`` (in the writing
+        thread) each time about ``every`` more bytes are durably staged, without holding up
+        the bytes still arriving; the returned handle covers the whole write.
         """
 
     def truncate(self, handle: StageHandle, *, size: int) -> StageHandle:

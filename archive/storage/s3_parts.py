@@ -96,7 +96,7 @@ class PartSender:
         self._upload = (store.bucket, key, upload_id)
         self._client = store.client
         self._parallel = store.parallel_parts
-        self._number = first
+        self._first = self._number = first
         self._in_flight: dict[Future[str], tuple[int, bytearray]] = {}
         self._free: list[bytearray] = []
         self._buffers = store.part_buffers
@@ -140,6 +140,17 @@ class PartSender:
         self._in_flight[sending] = (self._number, buffer)
         self._number += 1
 
+    def uploaded(self) -> list[Part]:
+        """The parts uploaded so far that follow one another from the first sent, in order:
+        those a stage can record while later ones are in flight."""
+        self._take([sending for sending in self._in_flight if sending.done()])
+        run: list[Part] = []
+        for part in sorted(self._done, key=lambda part: part.part_number):
+            if part.part_number != self._first + len(run):
+                break
+            run.append(part)
+        return run
+
     def finish(self) -> list[Part]:
         """Every part sent, in order, once all are uploaded."""
         while self._in_flight:
@@ -147,11 +158,14 @@ class PartSender:
         return sorted(self._done, key=lambda part: part.part_number)
 
     def _settle(self) -> None:
-        """Wait for the first of the parts in flight to be uploaded (whichever it is: waiting
-        for the oldest, a part that took a second held up the parts behind it while the
-        others were done; ``bench/bench_ingest.py --store s3`` went from 0.6x to ...x of
-        minio's own parallel upload) and take every part uploaded by then."""
-        finished, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
+        """Wait for the first of the parts in flight to be uploaded, whichever it is, and take
+        every part uploaded by then. Waiting for the oldest let one part that took a second
+        hold up the parts behind it while the others were done: a 1 GiB put into SeaweedFS
+        ran at 60-67 MiB/s, against 107-124 for minio's own parallel upload on the same
+        client; 103-111 since."""
+        self._take(wait(self._in_flight, return_when=FIRST_COMPLETED).done)
+
+    def _take(self, finished: Iterable[Future[str]]) -> None:
         for sending in sorted(finished, key=lambda done: self._in_flight[done][0]):
             number, buffer = self._in_flight.pop(sending)
             try:

@@ -31,7 +31,7 @@ from minio.datatypes import Part
 from minio.error import S3Error
 
 from archive.errors import ObjectExists, ObjectNotFound, StorageError
-from archive.storage.protocol import StageHandle, StoredObject
+from archive.storage.protocol import PROGRESS_EVERY, Progress, StageHandle, StoredObject
 from archive.storage.s3_parts import ChunkReader, PartSender
 from archive.storage.s3_errors import NOT_FOUND, VENDOR_ERRORS, translate
 
@@ -136,7 +136,8 @@ class S3Staging:
         return new
 
     def write(
-        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False
+        self, handle: StageHandle, *, offset: int, chunks: Iterable[bytes], hold: bool = False,
+        progress: Progress | None = None, every: int = PROGRESS_EVERY,
     ) -> StageHandle:
         try:
             with self._open_spool(handle, offset) as f:
@@ -147,29 +148,41 @@ class S3Staging:
                     os.fsync(f.fileno())
                     return handle
                 with self._sender(handle) as sender:
-                    return self._write_parts(handle, f, ChunkReader(chunks), sender)
+                    return self._write_parts(handle, f, ChunkReader(chunks), sender, progress, every)
         except OSError as exc:
             raise StorageError(f"cannot spool bytes of {handle['key']}: {exc.strerror}") from exc
 
-    def _write_parts(self, handle: StageHandle, f: BinaryIO, reader: ChunkReader, sender: PartSender) -> StageHandle:
+    def _write_parts(
+        self, handle: StageHandle, f: BinaryIO, reader: ChunkReader, sender: PartSender,
+        progress: Progress | None, every: int,
+    ) -> StageHandle:
         """Write the bytes of ``reader`` after those held in the spool ``f`` (positioned at
         its end): each full part goes straight from memory to S3 while the next bytes arrive
         (at most ``parallel_parts`` at once), and only what is left after the last full part
         is spooled (fsynced). Writing every byte to the spool and reading it back cost a
         third more CPU than a plain upload and wrote each GiB to the local disk once more
-        (``bench/bench_ingest.py --store s3``). A failure leaves the stage as the database
-        records it: nothing is recorded until the parts are all in and the rest is spooled."""
+        (``bench/bench_ingest.py --store s3``).
+
+        Progress is the parts uploaded so far one after another from the first, reported
+        (with an empty spool at their end) while later parts are still in flight: a write
+        cut into segments waited at each one for its slowest part (tus 0.53-0.6x of the
+        baseline at 1 GiB, 0.96x without the waits). A failure leaves the stage as the
+        database records it."""
         spooled = f.tell()
         buffer = sender.buffer()
         held = os.preadv(f.fileno(), [memoryview(buffer)[:spooled]], 0) if spooled else 0
         if held != spooled:
             raise StorageError(f"the spool of {handle['key']} does not hold the {spooled} bytes written to it",
                                code="staging_lost", status=409)
-        sent = 0
+        sent = reported = 0
         while (held := held + reader.readinto(memoryview(buffer)[held:])) == len(buffer):
             sender.send(buffer, held)
             sent += held
             buffer, held = sender.buffer(), 0
+            if progress is not None and (len(ready := sender.uploaded()) - reported) * len(buffer) >= every:
+                staged = self._moved(handle, len(ready) * len(buffer), ready, b"")
+                progress(staged["flushed"], staged)
+                reported = len(ready)
         if not sent:  # not a part's worth yet: the new bytes join the spool
             f.write(memoryview(buffer)[spooled:held])
             f.flush()

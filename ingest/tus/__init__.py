@@ -10,9 +10,10 @@ How an upload travels
   locally, a real S3 multipart upload fed through a one-part local spool on S3). The
   backend's handle is kept in ``uploads.state`` so any process can carry on.
 * **PATCH** bodies stream straight into the stage in blocks of about 1 MiB; nothing
-  holds a whole file (or a whole PATCH) in memory. During a long PATCH progress is
-  recorded every :data:`~ingest.tus.streaming.SEGMENT` bytes (stage fsynced, then the offset committed), so
-  a process killed mid-request loses at most one segment; a client's next HEAD tells it
+  holds a whole file (or a whole PATCH) in memory. During a long PATCH the stage reports
+  durable progress about every :data:`~ingest.tus.streaming.SEGMENT` bytes (bytes on disk, or
+  S3 parts uploaded, while the next ones arrive) and the offset is committed, so a process
+  killed mid-request loses at most a segment and the parts in flight; a client's next HEAD tells it
   where to resume, and bytes staged past the recorded offset are dropped on the next
   write. With ``Upload-Checksum`` the whole PATCH is held retractable until its
   checksum is verified; a mismatch (460) or a cut-off body discards that PATCH.

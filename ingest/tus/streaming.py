@@ -1,7 +1,7 @@
 """Streaming a PATCH body into an upload's stage: the body as a byte budget, progress
-recorded every :data:`SEGMENT` bytes, and bodies with ``Upload-Checksum`` held
-retractable until their checksum is verified. Knows nothing of the database: the
-caller records progress through the ``record`` callback."""
+recorded every :data:`SEGMENT` bytes (as the stage reports it), and bodies with
+``Upload-Checksum`` held retractable until their checksum is verified. Knows nothing of
+the database: the caller records progress through the ``record`` callback."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 
 from archive.errors import InvalidInput, UploadIncomplete
 from archive.storage import ObjectStore, StageHandle
+from archive.storage.protocol import PROGRESS_EVERY
 from ingest.tus.errors import ChecksumMismatch
 from ingest.tus.hashing import LiveUploads, hashed
 
-SEGMENT = 64 * 1024 * 1024
-"""Progress of a long PATCH is recorded at least this often (bytes)."""
+SEGMENT = PROGRESS_EVERY
+"""Progress of a long PATCH is recorded about this often (bytes), as its stage reports it."""
 
 Record = Callable[[int, int, StageHandle], None]
 """``record(old, new, handle)``: commit durable progress from offset ``old`` to ``new``
@@ -27,49 +28,28 @@ class _Body:
 
     def __init__(self, chunks: Iterable[bytes], budget: int):
         self._it = iter(chunks)
-        self._pending = b""
         self.budget = budget
         self.count = 0
         self.interrupted = False
-        self.ended = False
 
-    def take(self, limit: int) -> Iterator[bytes]:
-        """Up to ``limit`` bytes; raises 413 when the body outgrows the upload's length."""
-        taken = 0
-        while taken < limit:
-            chunk = self._next()
-            if chunk is None:
-                return
+    def __iter__(self) -> Iterator[bytes]:
+        """The body's bytes; raises 413 when the body outgrows the upload's length."""
+        while (chunk := self._next()) is not None:
             if self.count + len(chunk) > self.budget:
                 raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
-            if taken + len(chunk) > limit:
-                chunk, self._pending = chunk[: limit - taken], chunk[limit - taken :]
-            taken += len(chunk)
             self.count += len(chunk)
             yield chunk
-        if self.count == self.budget and not self.ended:
-            self._expect_end()
 
     def _next(self) -> bytes | None:
-        """The next piece of the body (held-back bytes first), or None once it has ended
-        (``ended`` is then set, and ``interrupted`` too when the client went away)."""
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            return chunk
+        """The next piece of the body, or None once it has ended (``interrupted`` is then
+        set when the client went away)."""
         try:
             return next(self._it)
         except StopIteration:
-            self.ended = True
+            return None
         except UploadIncomplete:
-            self.interrupted = self.ended = True
+            self.interrupted = True
         return None
-
-    def _expect_end(self) -> None:
-        """The budget is used up: the body must end here (a cut-off is fine too)."""
-        while (chunk := self._next()) is not None:
-            if chunk:
-                raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
-
 
 
 def receive(
@@ -88,20 +68,23 @@ def receive(
         live.keep(upload_id, pos, hasher)
         return pos
     pos = offset
+
+    def progress(reached: int, staged: StageHandle) -> None:
+        nonlocal pos
+        record(pos, reached, staged)
+        pos = reached
+
     try:
-        # One hashing pass over the whole body, cut into segments for the store:
-        # its threads run on across segment boundaries (joined at each one, they
-        # stalled the body there). The running hash is kept for the next PATCH
-        # only once the pass has ended, at the last recorded offset.
+        # One hashing pass and one staged write over the whole body: the store reports
+        # durable progress on the way without stopping the bytes (a write per segment
+        # waited at each for the stage's slowest part). The running hash is kept for the
+        # next PATCH only once the pass has ended, at the last recorded offset.
         with hashed(chunks, [hasher]) as stream:
             body = _Body(stream, length - offset)
-            while True:
-                handle = store.staging.write(handle, offset=pos, chunks=body.take(min(SEGMENT, length - pos)))
-                if body.count + offset != pos:
-                    record(pos, body.count + offset, handle)
-                    pos = body.count + offset
-                if body.ended or pos == length:
-                    break
+            handle = store.staging.write(handle, offset=offset, chunks=body, progress=progress, every=SEGMENT)
+            if body.count + offset != pos:
+                record(pos, body.count + offset, handle)
+                pos = body.count + offset
         live.keep(upload_id, pos, hasher)
     except BaseException:
         # The hasher may have seen bytes that were never recorded.
@@ -126,7 +109,7 @@ def _append_checked(
     check = hashlib.new(algorithm)
     body = _Body(chunks, length - offset)
     try:
-        with hashed(body.take(length - offset), [hasher, check]) as stream:
+        with hashed(body, [hasher, check]) as stream:
             handle = store.staging.write(handle, offset=offset, chunks=stream, hold=True)
     except BaseException:
         live.keep(upload_id, offset, before)  # the next write at ``offset`` drops what was staged

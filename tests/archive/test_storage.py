@@ -374,6 +374,50 @@ def test_staged_object_built_in_pieces(store):
     assert locked.locked
 
 
+def test_a_long_staged_write_reports_progress_that_a_later_write_resumes_from(store):
+    """A long write reports durable progress while its bytes still arrive; when the writer
+    dies after that, a new write from the last offset reported (with its handle) completes
+    the object, byte for byte."""
+    import time
+
+    mib = 1024 * 1024
+    data = os.urandom(33 * mib + 5)
+    store.ensure_vault("vault-a")
+    key = _key()
+    handle = _roundtrip(store.staging.begin(key, content_type="video/mp4"))
+    handle = _roundtrip(store.staging.write(handle, offset=0, chunks=[data[:mib // 2]]))
+    reports: list[tuple[int, dict]] = []
+    started, uploaded = [], []
+    if isinstance(store, S3Store):  # parts counted as they go up
+        real = store.client._upload_part
+
+        def counted(*args):  # type: ignore[no-untyped-def]
+            started.append(args[-1])
+            uploaded.append(real(*args))
+            return uploaded[-1]
+
+        store.client._upload_part = counted
+
+    def dying_body():  # the process dies once 27 MiB have arrived, slowly enough for parts to go up
+        for i in range(mib // 2, 27 * mib, mib):
+            deadline = time.monotonic() + 30  # a slow link: the parts sent are uploaded by now
+            while len(uploaded) < len(started) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            yield data[i : i + mib]
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        store.staging.write(handle, offset=mib // 2, chunks=dying_body(),
+                            progress=lambda offset, staged: reports.append((offset, _roundtrip(staged))), every=4 * mib)
+    offsets = [offset for offset, _ in reports]
+    assert offsets == sorted(set(offsets)) and len(offsets) >= 2, offsets
+    assert 4 * mib <= offsets[0] and offsets[-1] <= 27 * mib, offsets
+    offset, handle = reports[-1]
+    handle = _roundtrip(store.staging.write(handle, offset=offset, chunks=_chunks(data[offset:])))
+    assert store.staging.commit(handle, size=len(data)).size == len(data)
+    assert hashlib.sha256(b"".join(store.read(key))).digest() == hashlib.sha256(data).digest()
+
+
 def test_staged_write_drops_unrecorded_bytes(store):
     """A request killed mid-body leaves bytes past the recorded offset; the next write drops them."""
     store.ensure_vault("vault-a")
