@@ -43,7 +43,7 @@ SEALING_PROBLEMS = Sentences("sealing_problem", {
     "key_unavailable": "e-seal key unavailable ({source}): {detail}",
     "no_sm2_key": "no SM2 key configured (EVIDENCE_SM2_KEY)",
     "sm2_key_unavailable": "SM2 key {path} unavailable: {detail}",
-    "timestamp_failed": "time-stamping failed: {detail}",
+    "timestamp_failed": "time-stamping failed: {detail}",  # (this and pdf_: read back from older rows)
     "sealing_failed": "sealing failed: {detail}",
     "pdf_timestamp_failed": "time-stamping the PDF seal failed: {detail}",
     "pades_failed": "PAdES sealing failed: {detail}",
@@ -289,8 +289,8 @@ class Sealer:
                     data=data, signer=self.signer, timestamper=self.timestamper if timestamp else None
                 )
             sm2 = signing.sm2_seal(data=data, private_key=self.sm2_key, certificate_pem=self.sm2_cert_pem)
-        except signing.TimestampFailed as exc:
-            raise TimestampUnavailable(SEALING_PROBLEMS.say("timestamp_failed", detail=exc.reason)) from exc
+        except signing.TimestampFailed as exc:  # its reason says what failed: said once, not twice
+            raise TimestampUnavailable(exc.reason) from exc
         except signing.SigningError as exc:
             raise SealingFailed(SEALING_PROBLEMS.say("sealing_failed", detail=exc.reason)) from exc
         return SealBundle(cades=cades, sm2=sm2)
@@ -304,8 +304,8 @@ class Sealer:
         try:
             with self._sign_lock:
                 signing.seal_pdf(source=source, output=output, signer=self.signer, timestamper=self.timestamper)
-        except signing.TimestampFailed as exc:
-            raise TimestampUnavailable(SEALING_PROBLEMS.say("pdf_timestamp_failed", detail=exc.reason)) from exc
+        except signing.TimestampFailed as exc:  # "time-stamping the PDF seal failed: ..." already
+            raise TimestampUnavailable(exc.reason) from exc
         except signing.SigningError as exc:
             raise SealingFailed(SEALING_PROBLEMS.say("pades_failed", detail=exc.reason)) from exc
 
