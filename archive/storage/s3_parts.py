@@ -54,8 +54,9 @@ class PartBuffers:
 
     A fresh 8 MiB ``bytearray`` is memory mapped and zeroed anew by the kernel as it is
     first written: about a second of CPU per GiB uploaded (measured by
-    ``bench/bench_ingest.py``). A resumable upload's PATCH is written in segments, each
-    with a sender of its own, so without this each segment paid for its buffers again."""
+    ``bench/bench_ingest.py``). Each upload, and each PATCH of a resumable client that sends
+    its file in pieces, has a sender of its own; without this each paid for its buffers
+    again. What is kept stays resident: ``keep`` parts per process at most."""
 
     def __init__(self, size: int, keep: int):
         self.size = size
