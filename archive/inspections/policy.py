@@ -20,9 +20,24 @@ from urllib.parse import urlsplit
 
 from archive.errors import InvalidInput
 from archive.settings import Settings
+from archive.wording import Sentences
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+POLICY_REFUSALS = Sentences("capture_refusal", {
+    "resolves_to": "{host} resolves to {reason}",
+    "own_service": "{ip} port {port} is one of the archive's own services",
+    "network": "{ip} is a {what} address (not allowed by EVIDENCE_CAPTURE_ALLOW_NETWORKS)",
+    "unresolved": "{host} does not resolve: {detail}",
+}, fields={"host": r"\S+", "ip": r"\S+", "port": r"\d+",
+           "what": r"loopback|unspecified|link-local|multicast|private|reserved"})
+"""Why the capture policy refuses a destination (a :class:`Refused`'s reason); said in Chinese
+in the inspection record (``resolves_to``'s ``reason`` is another of these, or :data:`NOTHING`)."""
+
+NOTHING = "nothing"
+"""The reason of a name that resolves to no address at all."""
 
 
 class Refused(Exception):
@@ -89,14 +104,14 @@ class CapturePolicy:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if (str(ip), port) in self.own_endpoints:
-            raise Refused(f"{ip} port {port} is one of the archive's own services")
+            raise Refused(POLICY_REFUSALS.say("own_service", ip=ip, port=port))
         if any(ip in net for net in self.allowed):
             return
         for test, what in ((ip.is_loopback, "loopback"), (ip.is_unspecified, "unspecified"),
                            (ip.is_link_local, "link-local"), (ip.is_multicast, "multicast"),
                            (ip.is_private, "private"), (ip.is_reserved, "reserved")):
             if test:
-                raise Refused(f"{ip} is a {what} address (not allowed by EVIDENCE_CAPTURE_ALLOW_NETWORKS)")
+                raise Refused(POLICY_REFUSALS.say("network", ip=ip, what=what))
 
     def resolve(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` the policy allows, in resolver order.
@@ -107,7 +122,7 @@ class CapturePolicy:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise Refused(f"{host} does not resolve: {exc.strerror or exc}") from exc
+            raise Refused(POLICY_REFUSALS.say("unresolved", host=host, detail=exc.strerror or exc)) from exc
         allowed, first = [], None
         for info in infos:
             addr = info[4][0]
@@ -119,5 +134,5 @@ class CapturePolicy:
             if addr not in allowed:
                 allowed.append(addr)
         if not allowed:
-            raise Refused(f"{host} resolves to {first.reason if first else 'nothing'}")
+            raise Refused(POLICY_REFUSALS.say("resolves_to", host=host, reason=first.reason if first else NOTHING))
         return allowed

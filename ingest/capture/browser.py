@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from archive.models import utcnow
+from archive.wording import Sentences
+from ingest.capture.proxy import PROXY_ANSWERS
 from ingest.capture.warc import WarcLog
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,6 +35,19 @@ VIEWPORT = {"width": 1280, "height": 800}
 SCREEN_FPS = 25
 SCREEN_NOTE = (f"browser screencast held at {SCREEN_FPS} frames/s (a frame repeats while the screen does not "
                "change), from the first frame drawn to the end of the session")
+
+
+CAPTURE_PROBLEMS = Sentences("capture_problem", {
+    "refused": "refused: {reason}",
+    "failed": "failed: {reason}",
+    "navigation_failed": "navigation failed: {detail}",
+    "stream_failed": "stream recording failed: {detail}",
+    "screenshot_failed": "screenshot at {moment} failed: {detail}",
+}, fields={"moment": r"start|end"})
+"""Why a capture did not finish (a :class:`PageSession`'s ``error``, kept in English by the
+inspection and its API); said in Chinese in the inspection record. A refusal's or failure's
+``reason`` is a :data:`~archive.inspections.policy.POLICY_REFUSALS` or
+:data:`~ingest.capture.fetch.FETCH_PROBLEMS` sentence; ``detail`` is the browser's or ffmpeg's."""
 
 
 @dataclass
@@ -107,9 +122,13 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
                     request = request.redirected_from
                 session.redirects = list(reversed(hops))
                 if response is not None and response.headers.get("x-evidence-capture"):
-                    session.error = f"{response.headers['x-evidence-capture']}: {page.inner_text('body')}"
+                    answer = page.inner_text("body")
+                    said = PROXY_ANSWERS.read(answer)  # the proxy's page: its reason, not its words
+                    session.error = CAPTURE_PROBLEMS.say(
+                        "refused" if response.headers["x-evidence-capture"] == "refused" else "failed",
+                        reason=said[1]["reason"] if said else answer)
             except PlaywrightError as exc:
-                session.error = f"navigation failed: {exc.message.splitlines()[0]}"
+                session.error = CAPTURE_PROBLEMS.say("navigation_failed", detail=exc.message.splitlines()[0])
             # The page is watched for the seconds asked from the moment it has loaded (or failed to),
             # however long the browser took to start: a busy host shortens nothing the officer sees.
             deadline = utcnow().timestamp() + seconds
@@ -164,7 +183,7 @@ def _snapshot(page, warc: WarcLog, moment: str, session: PageSession, workdir: P
         page.screenshot(path=str(path), full_page=True, timeout=30_000)
         session.screenshots.append(path)
     except Exception as exc:  # noqa: BLE001 - recorded, the capture goes on
-        session.error = session.error or f"screenshot at {moment} failed: {exc}"
+        session.error = session.error or CAPTURE_PROBLEMS.say("screenshot_failed", moment=moment, detail=exc)
     dom = _safe(page.content)
     if dom is not None:
         warc.resource(f"urn:dom:{moment}:{page.url}", "text/html; charset=utf-8", dom.encode("utf-8"), now)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from archive.inspections.policy import CapturePolicy, Refused
 from archive.models import utcnow
+from archive.wording import Sentences
 
 __all__ = ["Budget", "FetchFailed", "Fetched", "Fetcher", "Refused"]
 
@@ -25,6 +26,17 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
               "host", "content-length"}
 DECODABLE = "gzip, deflate"
 """What the fetcher asks servers for: the encodings it can decode for the browser."""
+
+
+FETCH_PROBLEMS = Sentences("capture_fetch", {
+    "scheme": "{scheme} scheme: only http and https are captured",
+    "download_limit": "download limit of {limit} bytes reached",
+    "response_limit": "response larger than {limit} bytes",
+    "timed_out": "{host}: timed out ({detail})",
+    "unreachable": "{host}: {detail}",
+}, fields={"limit": r"\d+", "host": r"[^\s:]+"})
+"""Why a capture's request was refused or failed (a :class:`Refused`'s or :class:`FetchFailed`'s
+reason); said in Chinese in the inspection record, the network's own words (``detail``) as they are."""
 
 
 class FetchFailed(Exception):
@@ -49,7 +61,7 @@ class Budget:
         with self.lock:
             self.used += n
             if self.used > self.max_total:
-                raise FetchFailed(f"download limit of {self.max_total} bytes reached")
+                raise FetchFailed(FETCH_PROBLEMS.say("download_limit", limit=self.max_total))
 
 
 @dataclass
@@ -133,7 +145,7 @@ class Fetcher:
         """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Refused(f"{parts.scheme or 'no'} scheme: only http and https are captured")
+            raise Refused(FETCH_PROBLEMS.say("scheme", scheme=parts.scheme or "no"))
         sent = [(k, v) for k, v in headers if not k.startswith(":") and k.lower() not in HOP_BY_HOP
                 and k.lower() != "accept-encoding"]
         sent = [("Host", parts.netloc), *sent, ("Accept-Encoding", DECODABLE)]
@@ -146,7 +158,7 @@ class Fetcher:
                 for chunk in resp.iter_stream():
                     size += len(chunk)
                     if size > self.budget.max_response:
-                        raise FetchFailed(f"response larger than {self.budget.max_response} bytes")
+                        raise FetchFailed(FETCH_PROBLEMS.say("response_limit", limit=self.budget.max_response))
                     self.budget.take(len(chunk))
                     chunks.append(chunk)
                 stream = resp.extensions.get("network_stream")
@@ -163,9 +175,9 @@ class Fetcher:
         except Refused:
             raise
         except httpcore.TimeoutException as exc:
-            raise FetchFailed(f"{parts.hostname}: timed out ({exc})") from exc
+            raise FetchFailed(FETCH_PROBLEMS.say("timed_out", host=parts.hostname, detail=exc)) from exc
         except (httpcore.ConnectError, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
-            raise FetchFailed(f"{parts.hostname}: {exc or type(exc).__name__}") from exc
+            raise FetchFailed(FETCH_PROBLEMS.say("unreachable", host=parts.hostname, detail=exc or type(exc).__name__)) from exc
         return Fetched(method=method, url=url, request_headers=sent, request_body=body, status=resp.status,
                        reason=reason, http_version=version, headers=received, body=b"".join(chunks), peer=peer,
                        started=started, tls_chain=self.tls.get(parts.hostname, []))

@@ -27,7 +27,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from archive.wording import Sentences
 from ingest.capture.fetch import FetchFailed, Fetched, Fetcher, Refused
+
+PROXY_ANSWERS = Sentences("capture_proxy", {
+    "refused": "refused by the archive's capture policy: {reason}",
+    "failed": "capture could not fetch this: {reason}",
+})
+"""What the recording proxy answers the browser for a request it refused or could not make (the
+page the browser shows, in its screenshot too); the browser reads the reason back from it."""
 
 Record = Callable[[Fetched], None]
 Refusal = Callable[[str, str], None]
@@ -122,11 +130,11 @@ class RecordingProxy:
                     fetched = proxy.fetcher.fetch(self.command, url, list(self.headers.items()), body)
                 except Refused as exc:
                     proxy.refused(url, exc.reason)
-                    self._answer(403, f"refused by the archive's capture policy: {exc.reason}".encode())
+                    self._answer(403, PROXY_ANSWERS.say("refused", reason=exc.reason).encode())
                     return
                 except FetchFailed as exc:
                     proxy.failed(url, exc.reason)
-                    self._answer(502, f"capture could not fetch this: {exc.reason}".encode())
+                    self._answer(502, PROXY_ANSWERS.say("failed", reason=exc.reason).encode())
                     return
                 proxy.record(fetched)
                 payload = decoded(fetched)

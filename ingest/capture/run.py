@@ -23,14 +23,15 @@ from urllib.parse import urlsplit
 from archive.db import Database
 from archive.evidence import receiving
 from archive.inspections import service
-from archive.inspections.policy import CapturePolicy
+from archive.i18n import said, translate
+from archive.inspections.policy import NOTHING, POLICY_REFUSALS, CapturePolicy
 from archive.models import Case, EvidenceItem, EvidenceKind, User, utcnow
 from archive.seals.sealer import Sealer
 from archive.settings import Settings
 from archive.storage import ObjectStore
-from ingest.capture.browser import SCREEN_NOTE, PageSession, run_page
+from ingest.capture.browser import CAPTURE_PROBLEMS, SCREEN_NOTE, PageSession, run_page
 from ingest.capture.environment import clock_offset, describe
-from ingest.capture.fetch import Budget, Fetched, Fetcher
+from ingest.capture.fetch import FETCH_PROBLEMS, Budget, Fetched, Fetcher
 from ingest.capture.package import make_wacz
 from ingest.capture.proxy import RecordingProxy
 from ingest.capture.record import RecordFacts, write_record
@@ -163,10 +164,27 @@ def _record(*, db: Database, store: ObjectStore, settings: Settings, sealer: Sea
         device_id=req["device_id"], note=req["note"], start_tsa=clock["tsa_time"], end_tsa=end_tsa,
         local_start=session.started.isoformat(), local_end=(session.ended or utcnow()).isoformat(), clock=clock,
         environment=environment, files=files,
-        outcome=f"未完成：{session.error}" if session.error else "完成，数据已固定")
+        outcome=f"未完成：{problem_said('zh', session.error)}" if session.error else "完成，数据已固定")
     draft, sealed = work / "record-draft.pdf", work / "远程勘验笔录.pdf"
     write_record(facts, draft)
     with draft.open("rb") as source, sealed.open("w+b") as output:
         sealer.seal_pdf(source, output)
     item = _receive(db, store, settings, req, sealed, EvidenceKind.document, {"inspection": req["id"]})
     return item.id
+
+
+def problem_said(code: str, text: str) -> str:
+    """Why a capture did not finish (its session's ``error``, stored in English) in language
+    ``code``: the archive's own words translated, the browser's, ffmpeg's and the network's
+    quoted as they are; a text worded otherwise is given as it is."""
+    return said(code, text, CAPTURE_PROBLEMS, reason=_reason_said,
+                moment=lambda lang, moment: translate(lang, f"capture_moment.{moment}")) or text
+
+
+def _reason_said(code: str, text: str) -> str:
+    """A policy refusal's or a request failure's reason in language ``code``."""
+    if text == NOTHING:
+        return translate(code, "capture_refusal.nothing")
+    return (said(code, text, POLICY_REFUSALS, reason=_reason_said,
+                 what=lambda lang, what: translate(lang, f"capture_network.{what}"))
+            or said(code, text, FETCH_PROBLEMS) or text)

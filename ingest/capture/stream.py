@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from archive.inspections.policy import CapturePolicy, Refused
 from archive.models import utcnow
 from archive.settings import Settings
-from ingest.capture.browser import PageSession
+from ingest.capture.browser import CAPTURE_PROBLEMS, PageSession
 from ingest.capture.fetch import Budget, FetchFailed, Fetched, Fetcher
 from ingest.errors import IngestError
 from ingest.ffmpeg_adapter import FFMPEG, run, run_bounded
@@ -37,10 +37,10 @@ def run_stream(*, url: str, seconds: int, workdir: Path, fetcher: Fetcher, recor
         _head(fetcher, url, record)
         policy.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     except Refused as exc:
-        session.error, session.ended = f"refused: {exc.reason}", utcnow()
+        session.error, session.ended = CAPTURE_PROBLEMS.say("refused", reason=exc.reason), utcnow()
         return session
     except FetchFailed as exc:
-        session.error, session.ended = f"failed: {exc.reason}", utcnow()
+        session.error, session.ended = CAPTURE_PROBLEMS.say("failed", reason=exc.reason), utcnow()
         return session
     out = workdir / "stream.mkv"
     remaining = max(budget.max_total - budget.used, 1 << 20)
@@ -50,7 +50,7 @@ def run_stream(*, url: str, seconds: int, workdir: Path, fetcher: Fetcher, recor
     try:
         run_bounded(cmd, timeout=seconds * 2 + 60, fallback="ffmpeg could not record the stream")
     except IngestError as exc:
-        session.error = f"stream recording failed: {exc.message}"
+        session.error = CAPTURE_PROBLEMS.say("stream_failed", detail=exc.message)
     session.ended = utcnow()
     if out.exists() and out.stat().st_size:
         budget.used += out.stat().st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -98,6 +99,16 @@ def test_unreachable_target_fails_and_keeps_what_was_recorded(capture_stack: Sta
     assert got["status"] == "failed", got
     assert "127.0.0.1" in got["error"] and "refused" not in got["error"].split(":")[0], got["error"]
     assert got["item"] and got["record"]  # screenshots, recording, environment and WARC kept
+    # The record, a Chinese document, says why in Chinese (the browser's own words quoted).
+    from pypdf import PdfReader
+
+    from ingest.capture.run import problem_said
+
+    pdf = PdfReader(io.BytesIO(content(stack, token, got["record"])))
+    text = "".join(p.extract_text() for p in pdf.pages).replace("\n", "")
+    said = problem_said("zh", got["error"])
+    assert said != got["error"] and said.split("：", 1)[0] in text, (said, text)
+    assert "未完成" in text and got["error"].split(":", 1)[0] not in text, text
 
 
 def test_default_policy_refuses_loopback_directly_and_via_redirect(stack: Stack, site: str) -> None:
