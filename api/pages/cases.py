@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import LedgerSettled, ServicesDep, SessionDep
+from api.pages.i18n import error_explanations, language_of
 from api.pages.life import life_view
 from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
@@ -140,7 +141,8 @@ def case_page(case_id: str, request: Request, _settled: LedgerSettled, session: 
     view = case_view(session, user=user, case=case, zone=zone, item=item, actor=actor, action=action)
     life = life_view(session, user=user, case=case, settings=request.app.state.services.settings,
                      continuity=view["report"])  # type: ignore[arg-type]
-    return render(request, "case.html", {**view, **life, "notice": notice})
+    return render(request, "case.html", {**view, **life, "notice": notice,
+                                         "upload_errors": error_explanations(language_of(request).code)})
 
 
 @router.get("/cases/{case_id}/items", response_class=HTMLResponse)

@@ -18,6 +18,8 @@ in a cookie; otherwise the cookie; otherwise the browser's ``Accept-Language``
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ from archive.exports.certificate import FONT_PROBLEMS
 from archive.exports.plan import PLAN_PROBLEMS
 from archive.identity.sso import SSO_REFUSALS
 from archive.identity.users import SIGN_IN_REFUSALS
+from archive.inspections.policy import POLICY_REFUSALS
 from archive.seals.items import SEAL_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
 from archive.seals.sealer import SEALING_PROBLEMS, SIGNING_REASONS
@@ -206,7 +209,7 @@ SENTENCES: tuple[Sentences, ...] = (
     work.STEP_REASONS, MOVE_REASONS, READ_PURPOSES, STORE_FAULTS, ORIGINAL_PROBLEMS, AUDIT_PROBLEMS, COPY_PROBLEMS,
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
-    STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS,
+    STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS, POLICY_REFUSALS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),
@@ -316,6 +319,17 @@ class ErrorText:
     """Chinese: the domain's message said in Chinese when it is one of the archive's sentences
     (:func:`ours`: which review a stage move lacks, which item is missing), else empty (a message
     worded otherwise stays out of a Chinese page); English: empty (the explanation says it)."""
+
+
+@functools.cache
+def error_explanations(code: str) -> dict[str, str]:
+    """Every error code's explanation in language ``code`` (``error_code.<code>`` of the
+    catalogue), for a page's script to say an API error in the reader's language; none in
+    English, where the error's own message says it (as on the error page)."""
+    if code == "en":
+        return {}
+    return {key.removeprefix("error_code."): texts[code] for key, texts in MESSAGES.items()
+            if key.startswith("error_code.")}
 
 
 def error_text(code: str, *, error_code: str, status: int, message: str) -> ErrorText:

@@ -64,6 +64,18 @@
     }
   }
 
+  // Why the server refused an upload, in the page's language: the explanation of its error code
+  // when the page has one, else the server's own message (the reply's body when it is not ours).
+  function refusal(error) {
+    const res = error.originalResponse;
+    const body = res ? res.getBody() || "" : "";
+    try {
+      const said = JSON.parse(body).error;
+      if (said && said.code) return (texts.errors || {})[said.code] || said.message || said.code;
+    } catch (e) { /* not our error shape: shown as it came */ }
+    return body || error.message;
+  }
+
   function show(entry, key, fraction) {
     entry.row.dataset.state = key;
     entry.state.textContent = texts[key] || key;
@@ -112,7 +124,7 @@
             return;
           }
           show(entry, "failed");
-          entry.state.textContent += ": " + (error.originalResponse ? error.originalResponse.getBody() : error.message);
+          entry.state.textContent += ": " + refusal(error);
           resolve(false);
         },
       });

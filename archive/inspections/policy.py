@@ -31,8 +31,7 @@ POLICY_REFUSALS = Sentences("capture_refusal", {
     "own_service": "{ip} port {port} is one of the archive's own services",
     "network": "{ip} is a {what} address (not allowed by EVIDENCE_CAPTURE_ALLOW_NETWORKS)",
     "unresolved": "{host} does not resolve: {detail}",
-}, fields={"host": r"\S+", "ip": r"\S+", "port": r"\d+",
-           "what": r"loopback|unspecified|link-local|multicast|private|reserved"})
+}, fields={"host": r"\S+", "ip": r"\S+", "port": r"\d+"})
 """Why the capture policy refuses a destination (a :class:`Refused`'s reason); said in Chinese
 in the inspection record (``resolves_to``'s ``reason`` is another of these, or :data:`NOTHING`)."""
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from archive.db import Database
 from archive.evidence import receiving
 from archive.inspections import service
-from archive.i18n import said, translate
+from archive.i18n import enum_label, said, translate
 from archive.inspections.policy import NOTHING, POLICY_REFUSALS, CapturePolicy
 from archive.models import Case, EvidenceItem, EvidenceKind, User, utcnow
 from archive.seals.sealer import Sealer
@@ -186,5 +186,5 @@ def _reason_said(code: str, text: str) -> str:
     if text == NOTHING:
         return translate(code, "capture_refusal.nothing")
     return (said(code, text, POLICY_REFUSALS, reason=_reason_said,
-                 what=lambda lang, what: translate(lang, f"capture_network.{what}"))
+                 what=lambda lang, what: enum_label(lang, "capture_network", what))
             or said(code, text, FETCH_PROBLEMS) or text)

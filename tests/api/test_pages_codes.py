@@ -136,7 +136,7 @@ STORED_VALUES = {
     "failure": "ffmpeg exited with status 1: moov atom not found",
     "operation": "read v-1/objects/k1", "code": "NoSuchKey", "source": "pkcs11",
     "words": "access_denied End-User aborted interaction", "claim": "'preferred_username'", "subject": "'dir.nobody'",
-    "name": "li.wei",
+    "name": "li.wei", "host": "shop.example", "ip": "10.20.30.40", "port": "8000",
 }
 """A value of each placeholder, as it is stored."""
 

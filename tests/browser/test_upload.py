@@ -43,10 +43,16 @@ def test_dropped_files_are_uploaded(browser, stack):
     assert names == {"note-1.txt", "note-2.txt"}
 
 
-def test_a_wrong_declared_hash_is_refused(browser, stack):
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_wrong_declared_hash_is_refused(browser, stack, lang):
+    """The server refuses bytes that do not match the declared hash, and the page says why in
+    its reader's language: the server's message in English, the code's explanation in Chinese
+    (not the reply's JSON)."""
+    from archive.i18n.messages import MESSAGES
+
     officer = stack.user(role="officer", unit="unit-a")
     case = _case(stack, officer)
-    page = open_as(browser, stack, officer, lang="en")
+    page = open_as(browser, stack, officer, lang=lang)
     # The browser lies about the hash (as a corrupted read would): the server must refuse.
     page.add_init_script("""window.addEventListener('DOMContentLoaded', () => {
         const real = hashwasm.createSHA256;
@@ -58,7 +64,12 @@ def test_a_wrong_declared_hash_is_refused(browser, stack):
     page.get_by_test_id("upload-begin").click()
     row = page.locator("[data-testid=upload-row][data-state=failed]")
     row.wait_for(timeout=60_000)
-    assert "hash" in row.inner_text().lower()
+    said = row.inner_text()
+    assert "hash_mismatch" not in said and "{" not in said, said
+    if lang == "en":
+        assert "declared sha256" in said and "nothing was kept" in said, said
+    else:
+        assert MESSAGES["error_code.hash_mismatch"]["zh"] in said and "declared" not in said, said
     with stack.services.db.read() as s:
         assert s.execute(select(EvidenceItem.id).where(EvidenceItem.case_id == case["id"])).first() is None
 
