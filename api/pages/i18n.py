@@ -19,7 +19,6 @@ in a cookie; otherwise the cookie; otherwise the browser's ``Accept-Language``
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

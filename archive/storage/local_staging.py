@@ -66,12 +66,13 @@ class LocalStaging:
                     )
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
+                report = progress if not hold else None
                 pieces, pos = Pieces(chunks), offset
                 while not pieces.ended:
-                    pos += write_durably(path, f, pieces.take(every if progress and not hold else float("inf")),
+                    pos += write_durably(path, f, pieces.take(every if report else float("inf")),
                                          pos, direct_io=self.store.direct_io)
-                    if progress and not hold and not pieces.ended:
-                        progress(pos, handle)
+                    if report and not pieces.ended:
+                        report(pos, handle)
         except OSError as exc:
             raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
         return handle

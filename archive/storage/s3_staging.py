@@ -7,7 +7,7 @@ next bytes arrive (at most ``s3_parallel_parts`` at once), and at the end of eac
 what is left after the last full part goes to a new spool file named by its starting
 offset. Memory holds the parts in flight (``s3_part_size`` each); the spool holds less than
 a part, except for a write held retractable (``hold``), which is spooled whole until it is
-flushed (a PATCH is written in segments).
+flushed.
 The handle (upload id, part etags, bytes already in parts) lives in the database, so
 a restarted API process carries on; re-uploading a part number after a crash simply
 replaces that part. Caveats, honestly: the spool is local, so several API replicas

@@ -178,7 +178,7 @@ def problem_said(code: str, text: str) -> str:
     ``code``: the archive's own words translated, the browser's, ffmpeg's and the network's
     quoted as they are; a text worded otherwise is given as it is."""
     return said(code, text, CAPTURE_PROBLEMS, reason=_reason_said,
-                moment=lambda lang, moment: translate(lang, f"capture_moment.{moment}")) or text
+                moment=lambda lang, moment: enum_label(lang, "capture_moment", moment)) or text
 
 
 def _reason_said(code: str, text: str) -> str:

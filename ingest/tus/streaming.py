@@ -33,23 +33,16 @@ class _Body:
         self.interrupted = False
 
     def __iter__(self) -> Iterator[bytes]:
-        """The body's bytes; raises 413 when the body outgrows the upload's length."""
-        while (chunk := self._next()) is not None:
-            if self.count + len(chunk) > self.budget:
-                raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
-            self.count += len(chunk)
-            yield chunk
-
-    def _next(self) -> bytes | None:
-        """The next piece of the body, or None once it has ended (``interrupted`` is then
-        set when the client went away)."""
+        """The body's bytes, ending quietly (``interrupted`` set) when the client went away;
+        raises 413 when the body outgrows the upload's length."""
         try:
-            return next(self._it)
-        except StopIteration:
-            return None
+            for chunk in self._it:
+                if self.count + len(chunk) > self.budget:
+                    raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
+                self.count += len(chunk)
+                yield chunk
         except UploadIncomplete:
             self.interrupted = True
-        return None
 
 
 def receive(
