@@ -17,7 +17,6 @@ import collections
 import importlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,13 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Engine, Integer, MetaData, create_engine, event, select
+from sqlalchemy import Engine, Integer, MetaData, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.functions import FunctionElement
 
 from archive.errors import ArchiveError, Conflict, DatabaseBusy, InvalidInput
 from archive.settings import Settings
@@ -447,33 +444,6 @@ def share_row(session: Session, model: type[Row], row_id: object) -> Row | None:
     """
     query = select(model).where(model.id == row_id).with_for_update(of=model, read=True)  # type: ignore[attr-defined]
     return session.execute(query).scalar_one_or_none()
-
-
-class JsonWithout(FunctionElement):
-    """A JSON column without the member at ``path`` (keys), computed by the database so the
-    part left out is never sent or decoded: ``JsonWithout(Item.facts, "document", "text")``."""
-
-    type = JSON()
-    inherit_cache = True
-
-    def __init__(self, column: Any, *path: str) -> None:
-        if not path or not all(_JSON_KEY.fullmatch(key) for key in path):
-            raise ValueError(f"JSON path keys must be plain names: {path!r}")
-        self.path = path
-        super().__init__(column)
-
-
-_JSON_KEY = re.compile(r"[a-z_][a-z0-9_]*")
-
-
-@compiles(JsonWithout, "postgresql")
-def _json_without_postgresql(element: JsonWithout, compiler: Any, **kw: Any) -> str:
-    return f"(({compiler.process(element.clauses, **kw)})::jsonb #- '{{{','.join(element.path)}}}')::json"
-
-
-@compiles(JsonWithout, "sqlite")
-def _json_without_sqlite(element: JsonWithout, compiler: Any, **kw: Any) -> str:
-    return f"json_remove({compiler.process(element.clauses, **kw)}, '$.{'.'.join(element.path)}')"
 
 
 def insert_ignoring_duplicates(session: Session, model: type, rows: Iterable[dict[str, Any]]) -> int:

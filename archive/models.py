@@ -27,6 +27,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     ForeignKey,
@@ -39,9 +40,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from archive.sqljson import JsonWithout
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -304,6 +308,13 @@ class EvidenceItem(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Kind-specific metadata given at upload (officer, room, session id...)."""
     media_facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    listed_facts: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, Computed(JsonWithout(column("media_facts"), "document", "text"), persisted=True), deferred=True)
+    """``media_facts`` without a document's extracted text (up to 200,000 characters), as a
+    case's evidence list shows them: kept by the database with every change of the facts
+    (revision 0020), so a list neither reads the text nor has the database take it out of
+    each row at every request. Stored on PostgreSQL; on SQLite, which cannot add a stored
+    column to a table, computed as it is read."""
     processing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Task name -> {"state": queued|running|done|failed, "reason": ..., "at": ...}."""
     seal_status: Mapped[str] = mapped_column(String(16), default="pending")

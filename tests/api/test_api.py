@@ -370,6 +370,42 @@ def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
         assert c.get(f"/api/v1/cases/{case['id']}/evidence", params={"limit": 1001}).status_code == 422
 
 
+def test_a_listed_item_is_its_own_record_without_a_documents_text(stack, officer, tmp_path):
+    """A case's list shows each item exactly as ``GET /api/v1/evidence/{id}`` does (its
+    derived objects, flags, duplicates, media facts), but for a document's extracted text,
+    which only the item's own record carries: whatever the kind, with the facts the workers
+    found after the upload."""
+    from tests.archive.test_exports import tiny_clip, tiny_pdf
+
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"LIST-{uuid.uuid4().hex[:8]}", "title": "list"}).json()
+        other = c.post("/api/v1/cases", json={"case_number": f"LIST-{uuid.uuid4().hex[:8]}", "title": "o"}).json()
+        statement = "询问笔录 第一页\nStatement of the party, page one\n".encode() * 50
+        shared = os.urandom(300)
+        made = [
+            _upload(c, case["id"], statement, kind="document", filename="笔录.txt").json(),
+            _upload(c, case["id"], tiny_pdf(), kind="document", filename="notice.pdf").json(),
+            _upload(c, case["id"], tiny_clip(tmp_path / "clip.mp4"), kind="bodycam_video", filename="clip.mp4",
+                    device_id="CAM-LIST").json(),
+            _upload(c, case["id"], shared, filename="shared.bin").json(),
+        ]
+        _upload(c, other["id"], shared, filename="shared-too.bin")
+        for item in made:
+            stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed", timeout=120)
+        listed = {i["id"]: i for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json()}
+        assert list(listed) == [i["id"] for i in made]
+        for item in made:
+            own = c.get(f"/api/v1/evidence/{item['id']}").json()
+            facts = own["media_facts"]
+            if own["kind"] == "document":
+                assert facts["document"].pop("text"), own  # the record has the text; the list not
+            assert listed[item["id"]] == own
+        assert "第一页" in c.get(f"/api/v1/evidence/{made[0]['id']}").json()["media_facts"]["document"]["text"]
+        # The facts the workers found after the upload are listed (the video's probe, the PDF's pages).
+        assert listed[made[2]["id"]]["media_facts"] and listed[made[1]["id"]]["media_facts"]["document"]
+        assert listed[made[3]["id"]]["duplicate_of"] and listed[made[0]["id"]]["derived"]
+
+
 def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, officer, case):
     """A request never holds two of the API's database connections at once: with every one
     held by a reader waiting for a second, a burst of readers would wait out the pool's
