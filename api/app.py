@@ -113,4 +113,6 @@ def server_process_app() -> FastAPI:
     """The app of one of several server processes of ``evidence serve --processes N``: the
     parent ran the production checks on the same environment before it started them (and
     uvicorn builds this app inside the running event loop, where those checks cannot run)."""
-    return create_app(load_settings(), checked=True)
+    app = create_app(load_settings(), checked=True)
+    heap.freeze_startup_objects()
+    return app

@@ -12,11 +12,15 @@ with these settings; ``bench/bench_ingest.py``).
 own and returned as soon as it is freed, and lets threads share two arenas. The same as
 ``MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_ARENA_MAX=2`` in the environment, without having to
 be set before the process starts. Elsewhere than glibc (musl, macOS) it does nothing.
+
+:func:`freeze_startup_objects` keeps what a server process built before serving out of the
+collector's full passes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import sys
 
@@ -42,3 +46,15 @@ def keep_heap_flat() -> bool:
     if not done:
         log.info("malloc settings not applied; memory after large uploads may stay at its peak")
     return done
+
+
+def freeze_startup_objects() -> None:
+    """Leave the objects a server process has built so far (its modules, the app, its routes
+    and schemas, the database's mappers: several hundred thousand) out of the cyclic
+    collector's passes, as ``gc.freeze`` does (Instagram's servers): call it once, when start-up
+    is over and before serving. Each full pass otherwise walked them all while every request of
+    the process waited: 6 passes in 10 s of case reads by 50 clients took 581 ms, one 162 ms
+    (measured with ``gc.callbacks`` on one API process). Objects are still freed when nothing
+    refers to them; only what start-up made and a cycle later leaves unreferenced stays."""
+    gc.collect()
+    gc.freeze()

@@ -100,7 +100,7 @@ def serve(host: str, port: int, with_worker: bool, processes: int | None) -> Non
     from api.app import create_app
     from api.http import uvicorn_config
     from archive import db as archive_db
-    from archive import metrics
+    from archive import heap, metrics
     from workers.supervisor import Supervisor
 
     settings = cli_settings()
@@ -150,6 +150,7 @@ def serve(host: str, port: int, with_worker: bool, processes: int | None) -> Non
         supervisor.start()
     try:
         if processes == 1:
+            heap.freeze_startup_objects()
             uvicorn.Server(uvicorn_config(
                 app, settings, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
             )).run()
