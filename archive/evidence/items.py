@@ -90,17 +90,15 @@ def _paged(session: Session, query: Select, *, case_id: str, after: str | None, 
 
 
 class ItemRecord:
-    """An item's columns as the database gave them (no ORM object), with its derived objects
-    and, for a capture bundle, its members (rows alike)."""
-
-    __slots__ = ("_row", "derived", "members", "duplicate_of")
+    """An item's columns as the database gave them (no ORM object), as attributes, with its
+    derived objects and, for a capture bundle, its members (rows alike). The columns are
+    copied in once: read through the row at each use (a method called for every one) they
+    were an eighth of a 200-item list's time."""
 
     def __init__(self, row: Row, derived: list[Row], members: list[Row]) -> None:
-        self._row, self.derived, self.members = row, derived, members
+        self.__dict__.update(row._mapping)
+        self.derived, self.members = derived, members
         self.duplicate_of: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
 
 
 def case_item_page(session: Session, *, case_id: str, user: User, after: str | None = None,
