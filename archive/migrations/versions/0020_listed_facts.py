@@ -1,6 +1,9 @@
 """evidence_items.listed_facts: an item's media facts without a document's extracted text,
 kept by the database, for a case's evidence list
 
+On PostgreSQL, adding a stored column rewrites evidence_items once, and the table stays
+locked until it is done: on a large archive, upgrade in a maintenance window.
+
 Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-04
