@@ -8,6 +8,9 @@ For each read and client count it prints requests/s, p50 and p99 and any answer 
 the database (``db/s``); ``ratio`` is the API's case-read rate at 50 clients over it (target
 >= 0.1 on PostgreSQL with 2 cores; p99 under 250 ms at 100 clients for every metadata read).
 After the 100-client burst it times single case reads to show whether the API stalls.
+``CPU ms/req`` is what each request took of the machine's cores, as API + database + stores
+(Redis, SeaweedFS), read from /proc around each level; at 100 clients it also prints the
+average wait those requests imply on this machine's cores however they are scheduled.
 
 The clients are wrk's connections where wrk is installed (``apt install wrk``; scripts/setup.sh
 installs it): a C load generator, so the clients' own work does not take the server's two
@@ -125,6 +128,37 @@ def _wrk(url: str, token: str, path: str, clients: int, seconds: float) -> tuple
             number(r"99%\s+([\d.]+)(us|ms|s|m)\b"), statuses)
 
 
+def _cpu_seconds(serve_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this machine's processes, by part: ``api``
+    (``evidence serve`` and its server processes, not its Celery worker and beat), ``database``
+    (PostgreSQL's processes) and ``stores`` (Redis, SeaweedFS). Read from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / tick)
+    parts = {"api": 0.0, "database": 0.0, "stores": 0.0}
+    for pid, (command, seconds) in used.items():
+        ancestor = pid
+        while ancestor not in (serve_pid, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == serve_pid and "celery" not in command:
+            parts["api"] += seconds
+        elif command.startswith("postgres"):
+            parts["database"] += seconds
+        elif "redis-server" in command or "weed" in command:
+            parts["stores"] += seconds
+    return parts
+
+
 def _drain(url: str, token: str, path: str, *, quick: float = 0.05, limit: float = 60.0) -> float:
     """Seconds until single reads of ``path`` answer within ``quick`` again after a burst (the
     server works through what the burst's clients left queued, answered or not: a client that
@@ -159,12 +193,13 @@ def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path, 
         how = (f"wrk, {WRK_SECONDS:g} s per level" if client == "wrk"
                else f"Python threads (httpx), {requests} requests per level")
         print(f"\n== {name}: {os.cpu_count()} cores, {items} items in the case; clients: {how}")
-        print(f"{'read':<12} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  other answers")
+        print(f"{'read':<12} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>22}  other answers")
         case_rate_50 = 0.0
         for label, path in reads.items():
             for clients in (1, 10, 50, 100):
                 if clients == 50 and label != "case":
                     continue
+                before, began = _cpu_seconds(process.pid), time.perf_counter()
                 if client == "wrk":
                     rate, p50, p99, other = _wrk(url, token, path, clients, WRK_SECONDS)
                 else:
@@ -172,10 +207,19 @@ def bench(name: str, env: dict[str, str], items: int, requests: int, tmp: Path, 
                     p50 = statistics.median(times) * 1000
                     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
                     other = {s: n for s, n in statuses.items() if s != 200}
+                served = rate * (time.perf_counter() - began)
+                cpu = {part: (seconds - before[part]) * 1000 / max(served, 1)
+                       for part, seconds in _cpu_seconds(process.pid).items()}
+                spent = f"{cpu['api']:.1f}+{cpu['database']:.1f}+{cpu['stores']:.1f}"
                 flag = "  (p99 over target)" if clients == 100 and label != "content" and p99 > P99_TARGET_MS else ""
+                if clients == 100:
+                    # However the work is shared out, 100 clients wait on average for the CPU their
+                    # 100 requests take, spread over the cores (Little's law).
+                    flag += f"  (100 x {sum(cpu.values()):.1f} ms / {os.cpu_count()} cores = " \
+                            f"{100 * sum(cpu.values()) / (os.cpu_count() or 1):.0f} ms on average at the least)"
                 drained = _drain(url, token, reads["case"]) if clients == 100 else None
                 after = f"  drained in {drained:.1f} s" if drained is not None and drained >= 0.5 else ""
-                print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}  {other or ''}{flag}{after}",
+                print(f"{label:<12} {clients:>7} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f} {spent:>22}  {other or ''}{flag}{after}",
                       flush=True)
                 if label == "case" and clients == 50:
                     case_rate_50 = rate
