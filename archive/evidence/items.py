@@ -91,12 +91,12 @@ def _paged(session: Session, query: Select, *, case_id: str, after: str | None, 
 
 class ItemRecord:
     """An item's columns as the database gave them (no ORM object), as attributes, with its
-    derived objects and, for a capture bundle, its members (rows alike). The columns are
-    copied in once: read through the row at each use (a method called for every one) they
-    were an eighth of a 200-item list's time."""
+    derived objects and, for a capture bundle, its members (rows). The columns are copied in
+    once: read through the row at each use (a method called for every one) they were an
+    eighth of a 200-item list's time."""
 
-    def __init__(self, row: Row, derived: list[Row], members: list[Row]) -> None:
-        self.__dict__.update(row._mapping)
+    def __init__(self, columns: dict[str, Any], derived: list[Row], members: list[Row]) -> None:
+        self.__dict__.update(columns)
         self.derived, self.members = derived, members
         self.duplicate_of: list[str] = []
 
@@ -116,22 +116,25 @@ def case_item_page(session: Session, *, case_id: str, user: User, after: str | N
     table = EvidenceItem.__table__
     columns = [c for c in table.c if c.name not in ("media_facts", "listed_facts")]
     page = _paged(session, select(table.c.id), case_id=case_id, after=after, limit=limit)
-    rows = session.execute(page.with_only_columns(*columns, table.c.listed_facts.label("media_facts"))).all()
+    result = session.execute(page.with_only_columns(*columns, table.c.listed_facts.label("media_facts")))
+    keys, rows = list(result.keys()), result.all()
     derived: dict[str, list[Row]] = {r.id: [] for r in rows}
     members: dict[str, list[Row]] = {r.id: [] for r in rows if _is_bundle(r)}
     if rows:
         # The page's ids as a subquery, not a list of hundreds of parameters to render and
-        # convert for every request.
+        # convert for every request; of each derived object, what the list shows.
         objects = DerivedObject.__table__
         on_page = select(page.subquery().c.id)
-        for d in session.execute(select(objects).where(objects.c.item_id.in_(on_page)).order_by(objects.c.created_at)):
+        shown = select(objects.c.id, objects.c.item_id, objects.c.role, objects.c.media_type, objects.c.sha256,
+                       objects.c.size)
+        for d in session.execute(shown.where(objects.c.item_id.in_(on_page)).order_by(objects.c.created_at)):
             derived[d.item_id].append(d)
     if members:
         query = (select(table.c.id, table.c.parent_id, table.c.media_type, table.c.sha256, table.c.size)
                  .where(table.c.parent_id.in_(members)).order_by(table.c.received_at, table.c.id))
         for m in session.execute(query):
             members[m.parent_id].append(m)
-    records = [ItemRecord(r, derived[r.id], members.get(r.id, [])) for r in rows]
+    records = [ItemRecord(dict(zip(keys, r)), derived[r.id], members.get(r.id, [])) for r in rows]
     duplicates = duplicates_of(session, user=user, items=records,
                                among=select(page.with_only_columns(table.c.sha256).subquery().c.sha256))
     for record in records:
