@@ -75,11 +75,6 @@ class DerivedPublic(BaseModel):
     size: int
     content_url: str
 
-    @classmethod
-    def of(cls, d: DerivedObject) -> DerivedPublic:
-        # Built without validation, like ItemPublic.of: the values are the database's own.
-        return cls.model_construct(**_derived_fields(d))
-
 
 def _derived_fields(d: DerivedObject) -> dict[str, Any]:
     return {"id": d.id, "role": d.role, "media_type": d.media_type, "sha256": d.sha256, "size": d.size,
