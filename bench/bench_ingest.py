@@ -49,6 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.proc import parent_and_cpu  # noqa: E402
 from tests.servers import free_port, wait_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -118,8 +119,7 @@ class Api:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the API process has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return parent_and_cpu(self.process.pid)[1]
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_load import _db_reads, _serve, _user, services_env  # noqa: E402
+from bench.proc import parent_and_cpu  # noqa: E402
 from bench.together import run_together  # noqa: E402
 from tests import load  # noqa: E402
 from tests.conftest import _base_env  # noqa: E402
@@ -132,19 +133,18 @@ def _cpu_seconds(serve_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by this machine's processes, by part: ``api``
     (``evidence serve`` and its server processes, not its Celery worker and beat), ``database``
     (PostgreSQL's processes) and ``stores`` (Redis, SeaweedFS). Read from /proc (Linux)."""
-    tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     used: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parent, seconds = parent_and_cpu(int(entry.name))
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # gone meanwhile
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / tick)
+        parents[int(entry.name)] = parent
+        used[int(entry.name)] = (command, seconds)
     parts = {"api": 0.0, "database": 0.0, "stores": 0.0}
     for pid, (command, seconds) in used.items():
         ancestor = pid
