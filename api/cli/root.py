@@ -9,6 +9,7 @@ import logging
 import click
 
 from archive.errors import ArchiveError
+from archive.heap import freeze_at_exit
 from archive.settings import Settings, load_settings
 
 
@@ -34,6 +35,7 @@ def cli_actor() -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 def main(verbose: bool) -> None:
     """Evidence archive: case vaults, custody ledger, seals and verification."""
+    freeze_at_exit()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -163,6 +163,10 @@ def _item_pending(item_id: str, report: verification.ItemVerificationReport, sea
                     verification.ITEM_PROBLEMS.say("not_covered", seq=report.received_seq))
 
 
+RECORD_EVERY = 16
+"""The items' custody entries are written by the process running the verification, this many
+(or the rest) at a time, in one transaction, as the checks come in: the processes checking
+items only read (on SQLite they otherwise queued for its one write lock, item after item)."""
 ITEM_CHECKERS = 4
 """Items of a case verified at once (threads) by :func:`run_verification`."""
 PROCESS_POOL_FROM = 16
@@ -171,29 +175,37 @@ the caller allows it (``settings``): the seal checks are Python (pyHanko, asn1cr
 hold the interpreter's lock, so threads of one process share one core for them."""
 
 
+ItemCheck = tuple[dict[str, Any], "dict[str, Any] | None", list[verification.CustodyEntry]]
+"""An item's check for the receipt, what it still waits for (None when nothing), and the
+custody entries of its verification, still to be written (:data:`RECORD_EVERY`)."""
+
+
 def _check_item(db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str,
-                checked_checkpoints: set[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One item's check for the receipt, and what it still waits for (None when nothing)."""
+                checked_checkpoints: set[str]) -> ItemCheck:
+    entries: list[verification.CustodyEntry] = []
     try:
         # The vault's copies are checked once for the whole case (:func:`_copy_checks`).
         report = verification.verify_item(db=db, store=store, sealer=sealer, item_id=item_id, actor=actor,
-                                          checked_checkpoints=checked_checkpoints, vault_copies=False)
+                                          checked_checkpoints=checked_checkpoints, vault_copies=False,
+                                          record=entries)
     except VerificationFailed as exc:
-        return _check("item", item_id, "failed", exc.message), None
+        return _check("item", item_id, "failed", exc.message), None, entries
     except ArchiveError as exc:
         if exc.status >= 500:
-            raise  # store or TSA down: nothing learnt; the task retries
-        return _check("item", item_id, "failed", exc.message), None
+            # Store or TSA down: nothing learnt, the task retries; what was read is recorded.
+            verification.record_entries(db, actor=actor, entries=entries)
+            raise
+        return _check("item", item_id, "failed", exc.message), None, entries
     parts = [CHECK_DETAILS.say("sha256", sha256=report.fixity.sha256),
              CHECK_DETAILS.say("sealed", sealed=report.sealed)]
     if report.checkpoint_tree_size:
         parts.append(CHECK_DETAILS.say("in_checkpoint", size=report.checkpoint_tree_size))
     if not report.pending:
-        return _check("item", item_id, "ok", PART_SEPARATOR.join(parts)), None
+        return _check("item", item_id, "ok", PART_SEPARATOR.join(parts)), None, entries
     with db.read() as session:
         pending = _item_pending(item_id, report, session.get(EvidenceItem, item_id).seal_status)
     parts.append(CHECK_DETAILS.say("pending", pending=PENDING_SEPARATOR.join(report.pending)))
-    return _check("item", item_id, "pending", PART_SEPARATOR.join(parts)), pending
+    return _check("item", item_id, "pending", PART_SEPARATOR.join(parts)), pending, entries
 
 
 _checker: dict[str, Any] = {}
@@ -205,12 +217,12 @@ def _start_checker(settings: Settings) -> None:
     _checker.update(db=Database(settings), store=open_store(settings), sealer=Sealer(settings), seen=set())
 
 
-def _check_in_checker(item_id: str, actor: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _check_in_checker(item_id: str, actor: str) -> ItemCheck:
     return _check_item(_checker["db"], _checker["store"], _checker["sealer"], item_id, actor, _checker["seen"])
 
 
 def _item_checks(db: Database, store: ObjectStore, sealer: Sealer, item_ids: list[str], actor: str,
-                 settings: Settings | None) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+                 settings: Settings | None) -> Iterator[ItemCheck]:
     """Each item's check, in the order of ``item_ids``, made side by side: in processes (one
     per core) for a large case when ``settings`` allow a verifying process to open its own
     connections and this process may have children; else in threads, where re-hashing
@@ -260,11 +272,20 @@ def run_verification(
     _anchor_case(db, store, sealer, case_id)
     checks: list[dict[str, Any]] = []
     waiting: dict[str, dict[str, Any]] = {}
-    # The receipt lists the items in the order they were received.
-    for item_id, (check, pending) in zip(item_ids, _item_checks(db, store, sealer, item_ids, actor, settings)):
-        checks.append(check)
-        if pending is not None:
-            waiting[item_id] = pending
+    unrecorded: list[verification.CustodyEntry] = []
+    try:
+        # The receipt lists the items in the order they were received.
+        for item_id, (check, pending, entries) in zip(item_ids,
+                                                       _item_checks(db, store, sealer, item_ids, actor, settings)):
+            checks.append(check)
+            if pending is not None:
+                waiting[item_id] = pending
+            unrecorded += entries
+            if len(unrecorded) >= RECORD_EVERY:
+                verification.record_entries(db, actor=actor, entries=unrecorded)
+                unrecorded = []
+    finally:
+        verification.record_entries(db, actor=actor, entries=unrecorded)
     with db.snapshot() as session:
         lr = None
         try:

@@ -19,7 +19,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +30,8 @@ from archive.custody import merkle
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.evidence.items import ITEM_ERRORS
-from archive.evidence.fixity import MISSING_OBJECT, FixityReport, check_object, verify_item_fixity
+from archive.evidence.fixity import (FIXITY_CHECKED, MISSING_OBJECT, FixityReport, check_object, check_original,
+                                     fixity_entry, original_of)
 from archive.models import DerivedObject, EvidenceItem, LedgerEntry
 from archive.cases.vault_copies import CopiesAltered, verify_item_copies
 from archive.custody.checkpoints import PROBLEMS as CHECKPOINT_PROBLEMS
@@ -215,9 +216,27 @@ def _verify_sealed_parts(session: Session, store: ObjectStore, sealer: Sealer, i
     return hashlib.sha256(manifest).hexdigest(), report, pades
 
 
+CustodyEntry = dict[str, Any]
+"""A custody entry to write: the keyword arguments of :func:`archive.custody.ledger.append`
+but the actor (``action``, ``case_id``, ``item_id``, ``details``)."""
+
+
+def record_entries(db: Database, *, actor: str, entries: list[CustodyEntry]) -> bool:
+    """Write ``entries``, in order, in one transaction; whether they could be written (a
+    verification's outcome stands even when its record cannot be made)."""
+    if not entries:
+        return True
+    try:
+        with db.session() as session:
+            ledger.append_all(session, actor=actor, entries=entries)
+    except ArchiveError:
+        return False
+    return True
+
+
 def verify_item(
     *, db: Database, store: ObjectStore, sealer: Sealer, item_id: str, actor: str, require_sealed: bool = False,
-    checked_checkpoints: set[str] | None = None, vault_copies: bool = True,
+    checked_checkpoints: set[str] | None = None, vault_copies: bool = True, record: list[CustodyEntry] | None = None,
 ) -> ItemVerificationReport:
     """Verify one item end to end; return a report or raise VerificationFailed naming what failed.
 
@@ -232,13 +251,26 @@ def verify_item(
     verify. With ``vault_copies`` (the default), the vault's copies of the checkpoint that
     first sealed that entry and of the case's archive records must equal their database rows
     (:func:`archive.cases.vault_copies.verify_item_copies`; case verification checks the
-    whole vault once instead). The outcome is a custody entry (``item_verified``).
-    ``checked_checkpoints``, shared by the items of one run, spares checking the same
-    checkpoint's seals once per item.
+    whole vault once instead). ``checked_checkpoints``, shared by the items of one run,
+    spares checking the same checkpoint's seals once per item.
+
+    The outcome is two custody entries, good or bad: the re-hash of the original
+    (``fixity_checked``), then the whole check (``item_verified``). They are written in one
+    transaction before this returns or raises, unless ``record`` is given: then they are added
+    to it, and the caller writes them (:func:`record_entries`; case verification writes a
+    batch of items' entries at a time, so the processes checking items never wait for the
+    database's write lock).
     """
     problem: str | None = None
+    original = None
+    entries: list[CustodyEntry] = []
     try:
-        fixity = verify_item_fixity(db=db, store=store, item_id=item_id, actor=actor)
+        with db.read() as session:
+            original = original_of(session, item_id)
+        fixity, fixity_problem = check_original(store, original)
+        entries.append({"action": FIXITY_CHECKED, "details": fixity_entry(fixity_problem)})
+        if fixity is None:
+            raise VerificationFailed(fixity_problem or "", code="fixity_failed")
         # One snapshot: a worker sealing the item meanwhile must not be seen half-done.
         with db.snapshot() as session:
             report = _verify(session, store, sealer, item_id, fixity, require_sealed, checked_checkpoints,
@@ -247,14 +279,15 @@ def verify_item(
         problem = exc.message
         raise
     finally:
-        try:
-            with db.session() as session:
-                item = session.get(EvidenceItem, item_id)
-                if item is not None:
-                    ledger.append(session, actor=actor, action="item_verified", case_id=item.case_id, item_id=item_id,
-                                  details={"outcome": "failed" if problem else "ok", "problem": problem})
-        except ArchiveError:
-            pass  # the verification outcome stands even if it cannot be recorded
+        if original is not None:
+            entries.append({"action": "item_verified",
+                            "details": {"outcome": "failed" if problem else "ok", "problem": problem}})
+            for entry in entries:
+                entry.update(case_id=original.case_id, item_id=item_id)
+            if record is None:
+                record_entries(db, actor=actor, entries=entries)
+            else:
+                record.extend(entries)
     return report
 
 
@@ -286,14 +319,14 @@ def _verify(session: Session, store: ObjectStore, sealer: Sealer, item_id: str, 
                                                version=item.storage_version))
 
     roles = {d.role for d in item.derived}
-    sealed_in_ledger = ledger.count_actions(session, item_id=item_id, action="item_sealed") > 0
     manifest_sha = cades = sm2 = pades = None
     if {"manifest", "cades", "sm2"} <= roles:
         if item.seal_status != "sealed":
             raise _fail(item_id, ITEM_PROBLEMS.say("seal_status_altered", status=repr(item.seal_status)))
         manifest_sha, seal_report, pades = _verify_sealed_parts(session, store, sealer, item)
         cades, sm2 = seal_report.cades, seal_report.sm2
-    elif sealed_in_ledger or item.seal_status == "sealed" or roles & {"manifest", "cades", "sm2"}:
+    elif (item.seal_status == "sealed" or roles & {"manifest", "cades", "sm2"}
+          or ledger.count_actions(session, item_id=item_id, action="item_sealed")):
         raise _fail(item_id, ITEM_PROBLEMS.say("seals_missing", roles=sorted(roles) or "none"))
     elif require_sealed:
         raise _fail(item_id, ITEM_PROBLEMS.say("not_sealed", status=item.seal_status), code="item_not_sealed")

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -116,10 +116,25 @@ def append(
     serialises writers, the entry is sequenced at once (:func:`append_now`). Use :func:`append_now`
     where the caller needs the entry's sequence number inside its transaction.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        append_now(session, actor=actor, action=action, case_id=case_id, item_id=item_id, details=details, now=now)
+    _append_rows(session, [_columns(actor, action, case_id, item_id, details, now)])
+
+
+def append_all(session: Session, *, actor: str, entries: Iterable[Mapping[str, Any]]) -> None:
+    """:func:`append` of several entries by one actor, in order (each a mapping of ``action``
+    and optionally ``case_id``, ``item_id``, ``details``), in one statement on PostgreSQL and
+    one sequencing on SQLite."""
+    now = datetime.now(timezone.utc)
+    _append_rows(session, [_columns(actor, e["action"], e.get("case_id"), e.get("item_id"), e.get("details"), now)
+                           for e in entries])
+
+
+def _append_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
         return
-    session.execute(insert(LedgerPending), [_columns(actor, action, case_id, item_id, details, now)])
+    if session.get_bind().dialect.name != "postgresql":
+        _append_here(session, rows)
+        return
+    session.execute(insert(LedgerPending), rows)
     after_commit(session, SEQUENCER, _Sequencing)
 
 
@@ -277,14 +292,19 @@ def append_now(
 
     This lock comes last in the lock order (see :func:`archive.db.lock_row`).
     """
+    seq = _append_here(session, [_columns(actor, action, case_id, item_id, details, now)])
+    entry = session.get(LedgerEntry, seq)
+    assert entry is not None
+    return entry
+
+
+def _append_here(session: Session, rows: list[dict[str, Any]]) -> int:
+    """:func:`append_now` of ``rows`` without reading them back: the last one's sequence number."""
     lock = lock_row(session, LedgerLock, 1)
     assert lock is not None, "the ledger lock row is created by the first migration"
     if session.get_bind().dialect.name == "postgresql":  # elsewhere nothing waits (see append)
         _sequence_waiting(session, lock)
-    seq = _sequence(session, lock, [_columns(actor, action, case_id, item_id, details, now)])[0]["seq"]
-    entry = session.get(LedgerEntry, seq)
-    assert entry is not None
-    return entry
+    return _sequence(session, lock, rows)[-1]["seq"]
 
 
 def sequence_pending(engine: Engine, *, wait: bool = True) -> int | None:

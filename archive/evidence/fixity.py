@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
 
 from archive.custody import ledger
 from archive.evidence.items import ITEM_ERRORS, add_flag, lock_item
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 FIXITY_FAILED = "fixity_failed"
 MISSING_OBJECT = "missing_object"
+FIXITY_CHECKED = "fixity_checked"
+"""The custody action of every re-hash of an item (an audit's or one asked for)."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,7 @@ def audit_item(*, db: Database, store: ObjectStore, item_id: str, pacer: Pacer, 
                 add_flag(case, c.outcome)
                 log.error("FIXITY ALERT case %s item %s: %s", case.case_number, item_id, c.problem)
         ledger.append(
-            session, actor=actor, action="fixity_checked", case_id=case_id, item_id=item_id,
+            session, actor=actor, action=FIXITY_CHECKED, case_id=case_id, item_id=item_id,
             details={
                 "outcome": "failed" if bad else "ok",
                 "objects": [{"role": c.role, "key": c.key, "outcome": c.outcome} for c in checks],
@@ -395,35 +398,59 @@ def audit_now(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> 
     return audit_item(db=db, store=store, item_id=item_id, pacer=Pacer(math.inf), actor=actor)
 
 
+ORIGINAL_COLUMNS = (EvidenceItem.id, EvidenceItem.case_id, EvidenceItem.storage_key, EvidenceItem.storage_version,
+                    EvidenceItem.size, EvidenceItem.sha256, EvidenceItem.sm3, EvidenceItem.sha512)
+"""What :func:`check_original` needs of an item: select these (a light row) rather than the
+whole item with its case, vault and derived objects."""
+
+
+def original_of(session: Session, item_id: str) -> Row[Any]:
+    """The item's :data:`ORIGINAL_COLUMNS`; NotFound when there is no such item."""
+    row = session.execute(select(*ORIGINAL_COLUMNS).where(EvidenceItem.id == item_id)).first()
+    if row is None:
+        raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
+    return row
+
+
+def check_original(store: ObjectStore, item: Any) -> tuple[FixityReport | None, str | None]:
+    """Re-hash an original from its recorded version against the hashes taken at receipt:
+    a report when it holds, else what is wrong, in words (an :data:`ORIGINAL_PROBLEMS`
+    sentence). ``item`` is an item or a row of its :data:`ORIGINAL_COLUMNS`. Records nothing."""
+    algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
+    try:
+        fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,
+                             digests={a: getattr(item, a) for a in algorithms})
+    except ArchiveError as exc:
+        return None, ORIGINAL_PROBLEMS.say("original_unreadable", item=item.id, reason=exc.message)
+    if fault is not None:
+        return None, _original_problem(fault, item=item)
+    return FixityReport(item_id=item.id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow()), None
+
+
+def fixity_entry(problem: str | None) -> dict[str, Any]:
+    """The details of a :data:`FIXITY_CHECKED` custody entry."""
+    return {"outcome": "failed" if problem else "ok", "problem": problem}
+
+
 def verify_item_fixity(*, db: Database, store: ObjectStore, item_id: str, actor: str) -> FixityReport:
     """Re-hash an original from storage and compare with the hashes taken at receipt.
 
     The outcome, good or bad, is a custody entry; a bad one raises VerificationFailed
     naming what failed.
     """
+    with db.read() as session:
+        item = original_of(session, item_id)
+    report, problem = check_original(store, item)
     with db.session() as session:
-        item = session.get(EvidenceItem, item_id)
-        if item is None:
-            raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
-    algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
-    try:
-        fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,
-                             digests={a: getattr(item, a) for a in algorithms})
-    except ArchiveError as exc:
-        problem: str | None = ORIGINAL_PROBLEMS.say("original_unreadable", item=item_id, reason=exc.message)
-    else:
-        problem = None if fault is None else _original_problem(fault, item=item)
-    with db.session() as session:
-        ledger.append(
-            session, actor=actor, action="fixity_checked", case_id=item.case_id, item_id=item_id,
-            details={"outcome": "failed" if problem else "ok", "problem": problem},
-        )
+        ledger.append(session, actor=actor, action=FIXITY_CHECKED, case_id=item.case_id, item_id=item_id,
+                      details=fixity_entry(problem))
     if problem:
         raise VerificationFailed(problem, code="fixity_failed")
-    return FixityReport(item_id=item_id, size=item.size, sha256=item.sha256, sm3=item.sm3, checked_at=utcnow())
+    assert report is not None
+    return report
 
 
-def _original_problem(fault: ObjectFault, *, item: EvidenceItem) -> str:
+def _original_problem(fault: ObjectFault, *, item: Any) -> str:
     if fault.outcome == MISSING_OBJECT:
         return ORIGINAL_PROBLEMS.say("original_unreadable", item=item.id, reason=fault.reason)
     if fault.what == "size":

@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from archive.models import Checkpoint, LedgerEntry
 from tests.conftest import process, receive_directly, run_cli, settings_from_env, tamper_stored, unprotect_ledger
@@ -263,7 +264,9 @@ def test_tampering_is_named_by_ledger_verify_and_verify_case(verified_case, tamp
 def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own_ledger):
     """A case of more items than :data:`receipts.PROCESS_POOL_FROM` is checked by a pool of
     processes (each with its own connections): it passes whole, and with one byte of one
-    original changed in the store, exactly that item fails, by id, and the others still pass."""
+    original changed in the store, exactly that item fails, by id, and the others still pass.
+    Every item's re-hash and check are custody entries, in the items' order, whichever
+    process checked it, each with its outcome."""
     from archive.cases import receipts
     from archive.custody.checkpoints import create_checkpoint
 
@@ -280,6 +283,21 @@ def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own
     rows = [line for line in r.stdout.splitlines() if line.lstrip("│ ").startswith("item")]
     assert len(rows) == count and all(" ok " in row for row in rows), r.stdout
     assert all(any(item.id in row for row in rows) for item in items)
+
+    def recorded_by_last_run() -> list[tuple[str, str, str]]:
+        with database.snapshot() as s:
+            start = s.execute(select(func.max(LedgerEntry.seq))
+                              .where(LedgerEntry.action == "verification_requested")).scalar_one()
+            found = s.execute(select(LedgerEntry).where(
+                LedgerEntry.seq > start, LedgerEntry.action.in_(("fixity_checked", "item_verified")))
+                .order_by(LedgerEntry.seq)).scalars()
+            return [(e.item_id, e.action, json.loads(e.details)["outcome"]) for e in found]
+
+    def expected(failing: str | None = None) -> list[tuple[str, str, str]]:
+        return [(item.id, action, "failed" if item.id == failing else "ok")
+                for item in items for action in ("fixity_checked", "item_verified")]
+
+    assert recorded_by_last_run() == expected()
 
     altered = items[13]
     if not hasattr(store, "client"):  # the embedded default's filesystem store
@@ -298,6 +316,7 @@ def test_a_large_case_is_checked_in_processes_and_names_its_one_altered_item(own
     assert r.returncode == 1, r.stdout + r.stderr
     failed = [line for line in r.stderr.splitlines() if line.startswith("FAILED item")]
     assert len(failed) == 1 and altered.id in failed[0], r.stderr
+    assert recorded_by_last_run() == expected(failing=altered.id)
 
 
 OK_ASPECTS = {a: {"ok": True, "comment": ""} for a in ("subject", "facts", "basis", "discretion", "procedure")}

@@ -66,6 +66,30 @@ def test_append_stores_exactly_the_complete_subtrees(own_ledger):
     assert stored == expected
 
 
+def test_entries_appended_together_are_the_ledger_that_one_by_one_would_make(own_ledger):
+    """``append_all`` (case verification writes a batch of items' entries with it) gives the
+    entries consecutive places in the order given, chains them and stores the same subtrees as
+    appending them one at a time; the ledger verifies."""
+    _, database = own_ledger
+    batch = [{"action": "note", "details": {"i": i}, **({"item_id": f"item-{i}"} if i % 2 else {})}
+             for i in range(6, 13)]
+    with database.session() as s:
+        before = ledger.size(s)
+        ledger.append_all(s, actor="test", entries=batch)
+        ledger.append_all(s, actor="test", entries=[])
+    with database.snapshot() as s:
+        added = list(ledger.iter_entries(s, start=before + 1))
+        assert [(e.seq, e.actor, e.item_id, e.details) for e in added] == [
+            (before + n + 1, "test", b.get("item_id"), ledger.canonical_json(b["details"])) for n, b in enumerate(batch)]
+        leaves, stored = _leaves(s), _nodes(s)
+        ledger.verify(s)
+    expected = {}
+    for level in range(4):
+        for idx in range(len(leaves) >> level):
+            expected[(level, idx)] = merkle.root_from_leaf_hashes(leaves[idx << level:(idx + 1) << level])
+    assert stored == expected
+
+
 def test_backfill_stores_what_append_stored(own_ledger):
     _, database = own_ledger
     with database.session() as s:
