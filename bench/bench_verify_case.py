@@ -7,8 +7,9 @@ verify-case does more than the baseline: it re-hashes every original from the st
 each item's custody receipt against a sealed checkpoint, the whole ledger and every
 checkpoint, and records a receipt. The same command on a case of no items, timed in the same
 run, shows what it costs whatever the case's size (start-up, the ledger, the checkpoints, the
-receipt), and so what each item costs against openssl's two processes per item. The service runs as users run it (``evidence serve``
-on the embedded default, its worker sealing the uploads).
+receipt), and so what each item costs against openssl's two processes per item. The service
+runs as users run it (``evidence serve`` on the embedded default, its worker sealing the
+uploads).
 
     .venv/bin/python bench/bench_verify_case.py [--items 60]
 
