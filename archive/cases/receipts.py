@@ -22,6 +22,7 @@ itself when the case's receipts are not yet covered by one.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -232,9 +233,16 @@ def _item_checks(db: Database, store: ObjectStore, sealer: Sealer, item_ids: lis
             and not multiprocessing.current_process().daemon):
         ledger.finish_sequencing(engine=db.engine)  # no thread of this process is mid-query at the fork
         sealer.load_verifiers()  # once here, not once per child
-        with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_checker, initargs=(settings,)) as pool:
-            yield from pool.map(_check_in_checker, item_ids, [actor] * len(item_ids), chunksize=4)
+        # What this process holds is left out of the children's collections, which would
+        # otherwise write to every inherited object and so copy the pages holding them (the
+        # gc module's advice before a fork); this process takes it back when they are done.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_start_checker, initargs=(settings,)) as pool:
+                yield from pool.map(_check_in_checker, item_ids, [actor] * len(item_ids), chunksize=4)
+        finally:
+            gc.unfreeze()
         return
     checked_checkpoints: set[str] = set()
     with ThreadPoolExecutor(max_workers=ITEM_CHECKERS, thread_name_prefix="verify-item") as pool:

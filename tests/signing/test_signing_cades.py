@@ -155,9 +155,16 @@ def test_a_damaged_certificate_fails_after_the_intact_seal_verified(seal, manife
     assert cades.verify_detached(data=manifest, seal=seal, trust_roots=roots) == baseline
 
 
-def test_untrusted_root_is_rejected(seal, manifest, other_pki):
+def test_untrusted_root_is_rejected(seal, manifest, roots, other_pki):
+    """Also when the same process has just trusted the seal's own roots (each set of roots has
+    its anchors built once and kept), and the other way round."""
+    cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
     with pytest.raises(VerificationError, match="not trusted"):
         cades.verify_detached(data=manifest, seal=seal, trust_roots=load_certificates(other_pki.root_cert))
+    with pytest.raises(VerificationError, match="not trusted"):
+        cades.verify_detached(data=manifest, seal=seal, trust_roots=roots, tsa_trust_roots=load_certificates(
+            other_pki.root_cert))
+    cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
 
 
 def test_no_roots_is_rejected(seal, manifest):

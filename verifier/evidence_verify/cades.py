@@ -24,9 +24,12 @@ from pyhanko.sign.validation import errors as validation_errors
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko.sign.validation.status import StandardCMSSignatureStatus
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from .certs import AnyCertificate, sha256_fingerprint, subject_text, to_asn1_certificates
+from .certs import AnyCertificate, memoise_name_preparation, sha256_fingerprint, subject_text, to_asn1_certificates
 from .errors import VerificationError
+
+memoise_name_preparation()
 
 __all__ = [
     "SealReport",
@@ -266,7 +269,8 @@ async def async_verify_detached(
     def context(anchors):
         # No fetching: verification must give the same answer offline, on a
         # court's machine, as here.
-        return ValidationContext(trust_roots=anchors, allow_fetching=False, moment=validation_time)
+        return ValidationContext(trust_manager=_trust_manager(tuple(a.dump() for a in anchors)),
+                                 allow_fetching=False, moment=validation_time)
 
     try:
         status = await async_validate_detached_cms(
@@ -295,6 +299,13 @@ async def async_verify_detached(
         tsa_subject=subject_text(ts.signing_cert),
         tsa_chain_subjects=_path_subjects(ts.validation_path),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _trust_manager(roots: tuple[bytes, ...]) -> SimpleTrustManager:
+    """The trust anchors of these roots (DER), built once per set: building them prepares every
+    root's name for comparison, a cost that each seal verified otherwise paid twice over."""
+    return SimpleTrustManager.build(trust_roots=[x509.Certificate.load(der) for der in roots])
 
 
 def verify_detached(

@@ -6,9 +6,10 @@ pyHanko speaks asn1crypto; callers are more likely to hold
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -77,3 +78,41 @@ def load_roots(paths: Iterable[Path | str]) -> list[pyca_x509.Certificate]:
     for path in paths:
         roots.extend(load_certificates(Path(path)))
     return roots
+
+
+NAME_PREPARATIONS_KEPT = 4096
+"""Distinct name values whose prepared form :func:`memoise_name_preparation` keeps."""
+
+
+def memoise_name_preparation() -> None:
+    """Prepare each distinct X.509 name value for comparison once per process, not once per
+    parsed name.
+
+    asn1crypto compares names (a certificate's issuer with its issuer's subject, a seal's
+    ESSCertIDv2 issuerSerial with its signer's issuer) after RFC 4518 string preparation,
+    done in Python character by character and kept on the parsed name object. Every seal
+    brings new objects (its certificates, its attributes, which pyHanko re-reads on each
+    check), so the same few names were prepared over and over: about a fifth of a CAdES
+    seal's verification (6.3 -> 5.1 ms a seal). The preparation is a function of the value
+    alone, so its results are kept, for at most :data:`NAME_PREPARATIONS_KEPT` values; a
+    value that cannot be a key is prepared as before. Safe to call twice.
+    """
+    name_value = asn1_x509.NameTypeAndValue
+    prepare = name_value._ldap_string_prep
+    if getattr(prepare, "memoised", False):
+        return
+
+    @functools.lru_cache(maxsize=NAME_PREPARATIONS_KEPT)
+    def prepared(value: Any) -> str:
+        return prepare(None, value)
+
+    def memoised(self: asn1_x509.NameTypeAndValue, value: Any) -> str:
+        try:
+            return prepared(value)
+        except TypeError:  # unhashable
+            return prepare(self, value)
+
+    memoised.memoised = True  # type: ignore[attr-defined]
+    memoised.cache_info = prepared.cache_info  # type: ignore[attr-defined]
+    memoised.__wrapped__ = prepare  # type: ignore[attr-defined]
+    name_value._ldap_string_prep = memoised  # type: ignore[method-assign]
