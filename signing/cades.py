@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pkcs11
 from evidence_verify.cades import (
     SealReport,
     async_verify_detached,
@@ -42,6 +41,8 @@ async def async_seal_detached(
     digest_algorithm: str = "sha256",
 ) -> bytes:
     """Async form of :func:`seal_detached`, for callers already inside an event loop."""
+    from pkcs11 import PKCS11Error  # a token's failures; imported to seal, not to verify
+
     try:
         content = await signer.async_sign_general_data(
             data,
@@ -50,7 +51,7 @@ async def async_seal_detached(
             use_cades=True,
             timestamper=timestamper,
         )
-    except (pkcs11.PKCS11Error, PyHankoSigningError) as exc:
+    except (PKCS11Error, PyHankoSigningError) as exc:
         raise SealFailed(REASONS["sign_seal"].format(detail=f"{type(exc).__name__} {exc}")) from exc
     except OSError as exc:
         # pyHanko reports TSA refusals and transport failures as IOError.
