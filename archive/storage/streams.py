@@ -25,8 +25,9 @@ class HashingStream:
     buffers, so hashing overlaps the write (or the network send) instead of adding to
     it, and memory stays bounded by the queues. Chunks go to the hashing threads in
     batches of about :data:`BATCH` bytes: a network body arrives in pieces of tens of
-    KiB, and waking a thread for each piece cost more than hashing it. Digests are
-    final once the iteration has ended (normally or not).
+    KiB, and waking a thread for each piece cost more than hashing it. The threads start
+    with the first whole batch: a stream shorter than one is hashed in the caller's
+    thread. Digests are final once the iteration has ended (normally or not).
     """
 
     BATCH = 1024 * 1024
@@ -48,13 +49,8 @@ class HashingStream:
                 update(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
-        queues = [queue.Queue(maxsize=self.QUEUE_BATCHES) for _ in self._all]
-        threads = [
-            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{hasher.name}")
-            for hasher, q in zip(self._all, queues)
-        ]
-        for thread in threads:
-            thread.start()
+        queues: list[queue.Queue] = []
+        threads: list[threading.Thread] = []
         batch: list[bytes] = []
         batched = 0
         try:
@@ -63,17 +59,37 @@ class HashingStream:
                 batched += len(chunk)
                 self.size += len(chunk)
                 if batched >= self.BATCH:
+                    if not threads:  # started with the first whole batch
+                        queues, threads = self._start()
                     for q in queues:
                         q.put(batch)
                     batch, batched = [], 0
                 yield chunk
         finally:
-            for q in queues:
-                if batch:
-                    q.put(batch)
-                q.put(None)
-            for thread in threads:
-                thread.join()
+            if threads:
+                for q in queues:
+                    if batch:
+                        q.put(batch)
+                    q.put(None)
+                for thread in threads:
+                    thread.join()
+            else:
+                # Less than a batch in all (a seal, a manifest, a small document): hashed
+                # here; starting and joining a thread per algorithm cost more than hashing it.
+                for hasher in self._all:
+                    for chunk in batch:
+                        hasher.update(chunk)
+
+    def _start(self) -> tuple[list[queue.Queue], list[threading.Thread]]:
+        """A bounded queue and a hashing thread per algorithm, started."""
+        queues = [queue.Queue(maxsize=self.QUEUE_BATCHES) for _ in self._all]
+        threads = [
+            threading.Thread(target=self._drain, args=(hasher, q), daemon=True, name=f"hash-{hasher.name}")
+            for hasher, q in zip(self._all, queues)
+        ]
+        for thread in threads:
+            thread.start()
+        return queues, threads
 
     def hexdigest(self, name: str) -> str:
         return self.hashers[name].hexdigest()
