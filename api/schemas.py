@@ -9,6 +9,7 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, TypeAdapter
 
+from archive.evidence.items import CaseNames, ItemRecord
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
 from archive.timefmt import given_time
 
@@ -114,8 +115,9 @@ class ItemPublic(BaseModel):
     content_url: str
 
     @classmethod
-    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None, case: Case | None = None) -> ItemPublic:
-        """``case``: the item's case, when the caller has it, else loaded.
+    def of(cls, item: EvidenceItem, *, duplicate_of: list[str] | None = None,
+           case: CaseNames | None = None) -> ItemPublic:
+        """``case``: the item's case's names, when the caller has them, else loaded.
 
         Built without validation (``model_construct``) from :func:`item_fields`: every value
         comes from the database with the field's own type. The answer is serialised by the
@@ -126,14 +128,15 @@ class ItemPublic(BaseModel):
         return cls.model_construct(**fields)
 
 
-def item_fields(item: EvidenceItem, *, duplicate_of: list[str] | None = None,
-                case: Case | None = None) -> dict[str, Any]:
+def item_fields(item: EvidenceItem | ItemRecord, *, duplicate_of: list[str] | None = None,
+                case: CaseNames | None = None) -> dict[str, Any]:
     """An item as :class:`ItemPublic` shows it, as plain values in the model's order (its
-    derived objects and members as dicts): what :meth:`ItemPublic.of` is made of, and what a
-    case's list serialises straight away (:func:`item_page_json`)."""
-    case = case or item.case
+    derived objects and members as dicts): what :meth:`ItemPublic.of` is made of, and what an
+    item's read and a case's list serialise straight away (:func:`item_json`,
+    :func:`item_page_json`). ``case``: the names of the item's case, else its ``case``'s."""
+    case = case or CaseNames.of(item.case)
     return {
-        "id": item.id, "case_id": item.case_id, "case_number": case.case_number, "vault": case.vault.name,
+        "id": item.id, "case_id": item.case_id, "case_number": case.case_number, "vault": case.vault,
         "parent_id": item.parent_id, "kind": item.kind, "filename": item.original_filename,
         "media_type": item.media_type, "size": item.size, "sha256": item.sha256, "sm3": item.sm3,
         "sha512": item.sha512, "storage_key": item.storage_key, "storage_version": item.storage_version,
@@ -155,6 +158,7 @@ def _members(item: EvidenceItem) -> list[dict[str, Any]]:
              "content_url": f"/api/v1/evidence/{c.id}/content"} for c in item.members]
 
 
+ITEM = TypeAdapter(ItemPublic)
 ITEM_PAGE = TypeAdapter(list[ItemPublic])
 
 
@@ -164,10 +168,19 @@ def item_page_json(items: list[dict[str, Any]]) -> bytes:
     faster than building a model per item and serialising those (the list's largest cost,
     measured with py-spy); a value orjson cannot write (an integer beyond 64 bits in stored
     media facts) takes the model's way."""
+    return _json(items, ITEM_PAGE)
+
+
+def item_json(item: dict[str, Any]) -> bytes:
+    """One item's :func:`item_fields` as JSON, written as :func:`item_page_json` writes a page."""
+    return _json(item, ITEM)
+
+
+def _json(value: Any, model: TypeAdapter[Any]) -> bytes:
     try:
-        return orjson.dumps(items, option=orjson.OPT_UTC_Z)
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
-        return ITEM_PAGE.dump_json(ITEM_PAGE.validate_python(items))
+        return model.dump_json(model.validate_python(value))
 
 
 class LedgerEntryPublic(BaseModel):

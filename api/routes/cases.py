@@ -94,7 +94,8 @@ def list_evidence(
         headers["Link"] = f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
     # Serialised once, from plain values: returned as models, FastAPI would validate the whole
     # page again against the response model before writing it (five times the cost, measured).
-    body = item_page_json([item_fields(i, duplicate_of=i.duplicate_of, case=case) for i in items])
+    names = evidence_service.CaseNames.of(case)
+    body = item_page_json([item_fields(i, duplicate_of=i.duplicate_of, case=names) for i in items])
     return Response(body, media_type="application/json", headers=headers)
 
 

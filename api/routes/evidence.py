@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
-from api.schemas import ErrorResponse, ItemPublic, json_answer
+from api.schemas import ErrorResponse, ItemPublic, item_fields, item_json
 from api.streaming import digest_headers
 from archive.evidence import fixity
 from archive.evidence import items as evidence_service
@@ -27,9 +27,9 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 410, 416)}
 @router.get("/{item_id}", response_model=ItemPublic, responses=ERRORS)
 def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> Response:
     """An item's record: hashes, storage, processing state, flags and derived files."""
-    item = evidence_service.load_item(session, user=user, item_id=item_id)
-    return json_answer(ItemPublic.of(
-        item, duplicate_of=evidence_service.duplicates_of(session, user=user, items=[item])[item.id]))
+    item, case = evidence_service.item_record(session, user=user, item_id=item_id)
+    return Response(item_json(item_fields(item, duplicate_of=item.duplicate_of, case=case)),
+                    media_type="application/json")
 
 
 CONTENT = {

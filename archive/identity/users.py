@@ -308,7 +308,12 @@ def readable_cases(user: User) -> Select | None:
 
 def can_see_case(user: User, case: Case) -> bool:
     """Admins see every case; others only their own unit's."""
-    return user.role == Role.admin or user.unit_id == case.unit_id
+    return sees_unit(user, case.unit_id)
+
+
+def sees_unit(user: User, unit_id: str) -> bool:
+    """Whether the user may see the cases of unit ``unit_id`` (:func:`can_see_case`)."""
+    return user.role == Role.admin or user.unit_id == unit_id
 
 
 def load_case(session: Session, *, user: User, case_id: str, write: bool = False) -> Case:

@@ -185,12 +185,16 @@ def test_other_units_case_is_invisible(stack, officer, case):
     with stack.client(officer) as c:
         item = _upload(c, case["id"], b"mine").json()
     with stack.client(other) as c:
-        assert c.get(f"/api/v1/evidence/{item['id']}").status_code == 404
+        hidden, unknown = c.get(f"/api/v1/evidence/{item['id']}"), c.get(f"/api/v1/evidence/{uuid.uuid4()}")
+        assert hidden.status_code == unknown.status_code == 404
+        assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "item_not_found"
+        assert case["id"] not in hidden.text and case["case_number"] not in hidden.text
         assert c.get(f"/api/v1/evidence/{item['id']}/content").status_code == 404
     assert _count_items(stack, case["id"]) == 1
     admin = stack.user(role="admin", unit="hq")
     with stack.client(admin) as c:
         assert c.get(f"/api/v1/cases/{case['id']}").status_code == 200
+        assert c.get(f"/api/v1/evidence/{item['id']}").json()["sha256"] == item["sha256"]
 
 
 def test_roles_are_enforced(stack, case):
@@ -401,6 +405,19 @@ def test_a_listed_item_is_its_own_record_without_a_documents_text(stack, officer
                 assert facts["document"].pop("text"), own  # the record has the text; the list not
             assert listed[item["id"]] == own
         assert "第一页" in c.get(f"/api/v1/evidence/{made[0]['id']}").json()["media_facts"]["document"]["text"]
+        # The record, read as rows and written by orjson, is byte for byte what the model writes
+        # for the item read as ORM objects, its duplicates those in cases the reader may see.
+        from api.schemas import ItemPublic
+        from archive.evidence import items as evidence_service
+        from archive.models import EvidenceItem, User
+
+        with stack.services.db.read() as s:
+            for item in made:
+                orm = s.get(EvidenceItem, item["id"])
+                reader = s.get(User, orm.uploaded_by)
+                expected = ItemPublic.of(orm, duplicate_of=evidence_service.duplicates_of(
+                    s, user=reader, items=[orm])[orm.id]).model_dump_json().encode()
+                assert c.get(f"/api/v1/evidence/{item['id']}").content == expected
         # The facts the workers found after the upload are listed (the video's probe, the PDF's pages).
         assert listed[made[2]["id"]]["media_facts"] and listed[made[1]["id"]]["media_facts"]["document"]
         assert listed[made[3]["id"]]["duplicate_of"] and listed[made[0]["id"]]["derived"]
