@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -61,11 +62,29 @@ class CasePublic(BaseModel):
 
     @classmethod
     def of(cls, case: Case, *, legal_hold: bool, retention_class: str) -> CasePublic:
-        return cls(
-            id=case.id, case_number=case.case_number, title=case.title, unit=case.unit.name,
-            status=case.status.value, stage=case.stage.value, vault=case.vault.name, created_at=case.created_at,
-            flags=case.flags or [], legal_hold=legal_hold, retention_class=retention_class,
-        )
+        return cls(**case_fields({
+            "id": case.id, "case_number": case.case_number, "title": case.title, "unit": case.unit.name,
+            "status": case.status, "stage": case.stage, "vault": case.vault.name, "created_at": case.created_at,
+            "flags": case.flags, "legal_hold": legal_hold, "retention_class": retention_class}))
+
+
+def case_fields(case: Mapping[str, Any]) -> dict[str, Any]:
+    """A case as :class:`CasePublic` shows it, as plain values in the model's order, from its
+    columns and names (:func:`archive.records.retention.readable_case`)."""
+    return {
+        "id": case["id"], "case_number": case["case_number"], "title": case["title"], "unit": case["unit"],
+        "status": case["status"].value, "stage": case["stage"].value, "vault": case["vault"],
+        "created_at": case["created_at"], "flags": case["flags"] or [], "legal_hold": bool(case["legal_hold"]),
+        "retention_class": case["retention_class"],
+    }
+
+
+CASE = TypeAdapter(CasePublic)
+
+
+def case_json(case: Mapping[str, Any]) -> bytes:
+    """A case's :func:`case_fields` as JSON, the bytes :class:`CasePublic`'s schema writes."""
+    return _json(case_fields(case), CASE)
 
 
 class DerivedPublic(BaseModel):

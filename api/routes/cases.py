@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
-from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic, item_fields, item_page_json, json_answer
+from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic, case_json, item_fields, item_page_json
 from api.streaming import consume_body
 from archive.cases import service as case_service
 from archive.evidence import items as evidence_service
@@ -66,7 +66,8 @@ async def create_case(
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
 def get_case(case_id: str, session: SessionDep, services: ServicesDep, user: CurrentUser) -> Response:
     """One case, if it is the caller's unit's."""
-    return json_answer(public_cases(session, services.settings, [load_case(session, user=user, case_id=case_id)])[0])
+    case = retention.readable_case(session, user=user, settings=services.settings, case_id=case_id)
+    return Response(case_json(case), media_type="application/json")
 
 
 def public_cases(session: Session, settings: Settings, cases: list[Case]) -> list[CasePublic]:

@@ -55,6 +55,11 @@ class _Entry:
         return user
 
 
+_VERSION = select(AuthVersion.n).where(AuthVersion.id == 1)
+"""Built once: every authenticated request asks it (building it each time cost as much as
+running it)."""
+
+
 class TokenCache:
     """Checked tokens by their hash; see the module's text."""
 
@@ -68,7 +73,7 @@ class TokenCache:
     def version(session: Session) -> int:
         """The current number of changes to tokens, users and units (take it before checking
         a token in the database; pass it to :meth:`get` and :meth:`keep`)."""
-        return session.execute(select(AuthVersion.n).where(AuthVersion.id == 1)).scalar_one()
+        return session.execute(_VERSION).scalar_one()
 
     def get(self, digest: str, version: int) -> tuple[User, datetime | None] | None:
         """The user holding the token with this hash, and the token's expiry, if it was checked

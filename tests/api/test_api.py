@@ -471,3 +471,43 @@ def test_a_reader_of_the_ledger_holds_one_database_connection_at_a_time(stack, o
         finally:
             event.remove(engine, "checkout", out)
             event.remove(engine, "checkin", back)
+
+
+def test_a_case_read_is_what_the_model_writes_whatever_its_standing(stack, officer, case):
+    """A case is read in one statement and written by orjson: byte for byte what its model
+    writes for the case read as objects with its standing, through a legal hold placed and
+    released and a retention class set; another unit's case answers as an unknown one."""
+    from api.schemas import CasePublic
+    from archive.models import Case
+    from archive.records import retention
+
+    def expected() -> bytes:
+        with stack.services.db.read() as s:
+            row = s.get(Case, case["id"])
+            standing = retention.standing(s, settings=stack.services.settings, case_ids=[row.id])[row.id]
+            return CasePublic.of(row, legal_hold=standing.hold is not None,
+                                 retention_class=standing.retention_class).model_dump_json().encode()
+
+    admin = stack.user(role="admin", unit="hq")
+    path = f"/api/v1/cases/{case['id']}"
+    classes = sorted(stack.services.settings.retention_classes)
+    with stack.client(officer) as c, stack.client(admin) as a:
+        seen = []
+        for step in ("as made", "hold", "class", "release"):
+            if step == "hold":
+                assert a.post(f"{path}/hold", json={"reason": "行政诉讼进行中"}).status_code == 201
+            elif step == "class":
+                other = next(k for k in classes if k != c.get(path).json()["retention_class"])
+                assert a.put(f"{path}/retention", json={"retention_class": other, "reason": "复核"}).status_code == 200
+            elif step == "release":
+                assert a.post(f"{path}/hold/release", json={"reason": "诉讼结束"}).status_code == 200
+            answer = c.get(path)
+            assert answer.status_code == 200 and answer.content == expected(), step
+            assert a.get(path).content == answer.content
+            seen.append((answer.json()["legal_hold"], answer.json()["retention_class"]))
+        assert [hold for hold, _ in seen] == [False, True, True, False]
+        assert seen[2][1] != seen[1][1] and seen[3][1] == seen[2][1]
+    with stack.client(stack.user(role="officer", unit="unit-b")) as b:
+        hidden, unknown = b.get(path), b.get(f"/api/v1/cases/{uuid.uuid4()}")
+        assert hidden.status_code == unknown.status_code == 404
+        assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "case_not_found"
