@@ -70,5 +70,7 @@ def freeze_at_exit() -> None:
     cost of every command (0.17-0.18 s of a command that imports the seal verification,
     SQLAlchemy and pyHanko: 0.83-0.85 s from start to exit, 0.66-0.73 s with the freeze).
     What the last collection finds unreachable is still finalised; the rest is left to the
-    operating system, as at any exit."""
+    operating system, as at any exit. Registered once per process, however often it is called
+    (a process may run several commands)."""
+    atexit.unregister(freeze_startup_objects)
     atexit.register(freeze_startup_objects)

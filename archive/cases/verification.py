@@ -269,8 +269,8 @@ def verify_item(
             original = original_of(session, item_id)
         fixity, fixity_problem = check_original(store, original)
         entries.append({"action": FIXITY_CHECKED, "details": fixity_entry(fixity_problem)})
-        if fixity is None:
-            raise VerificationFailed(fixity_problem or "", code="fixity_failed")
+        if fixity_problem:
+            raise VerificationFailed(fixity_problem, code="fixity_failed")
         # One snapshot: a worker sealing the item meanwhile must not be seen half-done.
         with db.snapshot() as session:
             report = _verify(session, store, sealer, item_id, fixity, require_sealed, checked_checkpoints,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -402,11 +402,12 @@ ORIGINAL_COLUMNS = (EvidenceItem.id, EvidenceItem.case_id, EvidenceItem.storage_
                     EvidenceItem.size, EvidenceItem.sha256, EvidenceItem.sm3, EvidenceItem.sha512)
 """What :func:`check_original` needs of an item: select these (a light row) rather than the
 whole item with its case, vault and derived objects."""
+_ORIGINAL = select(*ORIGINAL_COLUMNS).where(EvidenceItem.id == bindparam("item_id"))
 
 
 def original_of(session: Session, item_id: str) -> Row[Any]:
     """The item's :data:`ORIGINAL_COLUMNS`; NotFound when there is no such item."""
-    row = session.execute(select(*ORIGINAL_COLUMNS).where(EvidenceItem.id == item_id)).first()
+    row = session.execute(_ORIGINAL, {"item_id": item_id}).first()
     if row is None:
         raise NotFound(ITEM_ERRORS.say("not_found", item=item_id), code="item_not_found")
     return row

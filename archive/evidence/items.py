@@ -193,7 +193,7 @@ def item_record(session: Session, *, user: User, item_id: str) -> tuple[ItemReco
     return record, CaseNames(row["case_number"], row["vault_name"])
 
 
-def _is_bundle(item: EvidenceItem | Row) -> bool:
+def _is_bundle(item: EvidenceItem | ItemRecord | Row) -> bool:
     return item.kind == EvidenceKind.remote_capture and item.parent_id is None
 
 

@@ -62,25 +62,32 @@ class Standing:
     retention_class: str
 
 
+_HOLD_IN_FORCE = and_(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None))
+"""A legal hold of the case (``Case``) that has not been released."""
+
+
+def _class_of(retention_class: str | None, settings: Settings) -> str:
+    """A case's retention class: the one set for it, else the settings' default."""
+    return retention_class or settings.retention_default_class
+
+
 def standing(session: Session, *, settings: Settings, case_ids: Collection[str]) -> dict[str, Standing]:
     """The :class:`Standing` of each of these cases, in one query (a case read asks it every
     time: one round trip rather than one for holds and one for classes)."""
     if not case_ids:
         return {}
-    in_force = and_(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None))
     rows = session.execute(
         select(Case.id, CaseRetention.retention_class, LegalHold).select_from(Case)
-        .outerjoin(CaseRetention, CaseRetention.case_id == Case.id).outerjoin(LegalHold, in_force)
+        .outerjoin(CaseRetention, CaseRetention.case_id == Case.id).outerjoin(LegalHold, _HOLD_IN_FORCE)
         .where(Case.id.in_(case_ids))
     ).all()
-    return {case_id: Standing(hold, retention_class or settings.retention_default_class)
-            for case_id, retention_class, hold in rows}
+    return {case_id: Standing(hold, _class_of(retention_class, settings)) for case_id, retention_class, hold in rows}
 
 
 _CASE_READ = (
     select(Case.id, Case.case_number, Case.title, Unit.name.label("unit"), Case.unit_id, Case.status, Case.stage,
            Vault.name.label("vault"), Case.created_at, Case.flags, CaseRetention.retention_class,
-           exists().where(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None)).label("legal_hold"))
+           exists().where(_HOLD_IN_FORCE).label("legal_hold"))
     .join(Unit, Unit.id == Case.unit_id).join(Vault, Vault.case_id == Case.id)
     .outerjoin(CaseRetention, CaseRetention.case_id == Case.id)
     .where(Case.id == bindparam("case_id")))
@@ -97,7 +104,7 @@ def readable_case(session: Session, *, user: User, settings: Settings, case_id: 
     row = session.execute(_CASE_READ, {"case_id": case_id}).mappings().first()
     if row is None or not sees_unit(user, row["unit_id"]):
         raise NotFound(f"no case {case_id} visible to you", code="case_not_found")
-    return {**row, "retention_class": row["retention_class"] or settings.retention_default_class}
+    return {**row, "retention_class": _class_of(row["retention_class"], settings)}
 
 
 def set_retention_class(
