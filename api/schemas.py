@@ -10,8 +10,8 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, TypeAdapter
 
-from archive.evidence.items import CaseNames, ItemRecord
-from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind
+from archive.evidence.items import SHOWN_DERIVED, CaseNames, ItemRecord
+from archive.models import Case, EvidenceItem, EvidenceKind
 from archive.timefmt import given_time
 
 
@@ -96,9 +96,16 @@ class DerivedPublic(BaseModel):
     content_url: str
 
 
-def _derived_fields(d: DerivedObject) -> dict[str, Any]:
-    return {"id": d.id, "role": d.role, "media_type": d.media_type, "sha256": d.sha256, "size": d.size,
-            "content_url": f"/api/v1/evidence/{d.item_id}/derived/{d.role}"}
+def _derived_fields(derived_id: str, item_id: str, role: str, media_type: str, sha256: str, size: int) -> dict[str, Any]:
+    """A derived object as an item's record shows it, from its values in :data:`SHOWN_DERIVED`'s order."""
+    return {"id": derived_id, "role": role, "media_type": media_type, "sha256": sha256, "size": size,
+            "content_url": f"/api/v1/evidence/{item_id}/derived/{role}"}
+
+
+def _derived(item: EvidenceItem | ItemRecord) -> list[dict[str, Any]]:
+    if isinstance(item, ItemRecord):
+        return [_derived_fields(*d) for d in item.derived]
+    return [_derived_fields(*(getattr(d, name) for name in SHOWN_DERIVED)) for d in item.derived]
 
 
 class ItemPublic(BaseModel):
@@ -163,7 +170,7 @@ def item_fields(item: EvidenceItem | ItemRecord, *, duplicate_of: list[str] | No
         "recorded_start": item.recorded_start, "received_at": item.received_at, "status": item.status.value,
         "flags": item.flags or [], "processing": item.processing or {}, "seal_status": item.seal_status,
         "media_facts": item.media_facts, "details": item.details or {},
-        "derived": [_derived_fields(d) for d in item.derived],
+        "derived": _derived(item),
         "members": _members(item), "duplicate_of": duplicate_of or [],
         "content_url": f"/api/v1/evidence/{item.id}/content",
     }
