@@ -22,7 +22,7 @@ from archive.errors import NotFound, RangeNotSatisfiable
 from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, Role, User, Vault, new_id, utcnow
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
-from archive.identity.users import CASE_READERS, actor_name, load_case, require_role, sees_unit, unit_scope
+from archive.identity.users import CASE_READERS, actor_name, load_case, readable_cases, require_role, sees_unit
 from archive.wording import Sentences
 
 _BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
@@ -232,9 +232,14 @@ def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem 
     if not items:
         return {}
     hashes = among if among is not None else {i.sha256 for i in items}
-    query = select(EvidenceItem.id, EvidenceItem.sha256).join(Case, Case.id == EvidenceItem.case_id).where(
-        EvidenceItem.sha256.in_(hashes)
-    ).order_by(EvidenceItem.received_at, EvidenceItem.id).where(unit_scope(user))
+    query = (select(EvidenceItem.id, EvidenceItem.sha256).where(EvidenceItem.sha256.in_(hashes))
+             .order_by(EvidenceItem.received_at, EvidenceItem.id))
+    cases = readable_cases(user)
+    if cases is not None:
+        # The unit's cases as a set to be in, not a table joined: joined, SQLite read every item
+        # of the unit's cases to find the few of these hashes (50 ms a 200-item page among
+        # 100,000 items, against 0.3 ms from the index on the hash).
+        query = query.where(EvidenceItem.case_id.in_(cases))
     holders: dict[str, list[str]] = {}
     for item_id, sha in session.connection().execute(query).all():
         holders.setdefault(sha, []).append(item_id)

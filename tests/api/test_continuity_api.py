@@ -496,6 +496,12 @@ def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, offic
         r = c.post("/api/v1/cases", json={"case_number": f"CASE-{uuid.uuid4().hex[:10]}", "title": "Theirs"})
         theirs = upload_clip(c, r.json()["id"], interview, device_id=cam, start=T0, unique=False)
         assert theirs["duplicate_of"] == [] and "duplicate_content" not in theirs["flags"]
+        (listed,) = c.get(f"/api/v1/cases/{r.json()['id']}/evidence").json()
+        assert listed["id"] == theirs["id"] and listed["duplicate_of"] == []
+    # Nor does the unit learn of theirs: its lists name its own copies only.
+    with stack.client(officer) as c:
+        (listed,) = c.get(f"/api/v1/cases/{other['id']}/evidence").json()
+        assert listed["id"] == copy["id"] and listed["duplicate_of"] == [first["id"]]
     (gap,) = report["gaps"]
     assert gap["level"] == "overlap" and gap["item"] == later["id"] and gap["previous_item"] == first["id"]
     assert close(gap["start"], T0 + timedelta(seconds=40)) and close(gap["end"], T0 + timedelta(seconds=60))
