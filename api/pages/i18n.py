@@ -224,6 +224,7 @@ def _said(code: str, text: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def ours(code: str, text: str) -> str | None:
     """A sentence the archive wrote in English, in language ``code``: a sentence of any of
     :data:`SENTENCES` (the sentences it holds said too), or several joined by
@@ -252,7 +253,10 @@ def ours(code: str, text: str) -> str | None:
 
 def sentence(code: str, text: str) -> str:
     """A sentence the archive stored in English, in language ``code`` (:func:`ours`); any other
-    text as written."""
+    text as written. A page says the same few sentences on many rows (every item's steps and
+    their reasons): each text is read once per language, not against every table each time."""
+    if not text:
+        return text
     said_ours = ours(code, text)
     return text if said_ours is None else said_ours
 
