@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.deps import SESSION_COOKIE
+from api.pages.cases import ITEMS_PAGE
 from archive import db as archive_db
 from archive.cases.service import create_case
 from archive.continuity.models import Gap
@@ -91,7 +92,8 @@ def main() -> None:
         case_id, secret = populate(app, items=args.items, entries=args.entries, gaps=args.gaps)
         client = TestClient(app, cookies={SESSION_COOKIE: secret})
         first = client.get(f"/cases/{case_id}")
-        assert first.status_code == 200 and first.text.count('data-testid="item-row"') == args.items, first.status_code
+        shown = min(args.items, ITEMS_PAGE)  # a larger case is shown a page of items at a time
+        assert first.status_code == 200 and first.text.count('data-testid="item-row"') == shown, first.status_code
         timings = []
         for _ in range(args.runs):
             start = time.perf_counter()
@@ -99,7 +101,7 @@ def main() -> None:
             timings.append((time.perf_counter() - start) * 1000)
             assert r.status_code == 200
         median, best, worst = statistics.median(timings), min(timings), max(timings)
-        print(f"case page, {args.items} items, {args.entries} custody entries (page shows the newest 200), "
+        print(f"case page, {args.items} items (page shows {shown}), {args.entries} custody entries (page shows the newest 200), "
               f"{args.gaps} gaps: median {median:.0f} ms, best {best:.0f} ms, worst {worst:.0f} ms over {args.runs} runs, "
               f"{len(first.content) / 1024:.0f} KiB; target < 300 ms: {'met' if median < 300 else 'NOT met'}")
         app.state.services.db.dispose()

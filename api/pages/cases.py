@@ -8,9 +8,10 @@ change goes through the same domain functions as the API, so it is a custody ent
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,8 +35,13 @@ from archive.identity.users import load_case, user_names
 from archive.models import Case, EvidenceKind, LedgerEntry, Role, User
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
+ItemsPageNumber = Annotated[int | None, Query(ge=1, le=1_000_000, description="Which page of the case's items (from 1)")]
 CUSTODY_PAGE = 200
 """Custody entries shown at once (newest first); the filters narrow the rest."""
+ITEMS_PAGE = 500
+"""Items shown at once (oldest first), as the API's list gives them by default: a case of
+thousands (a month of body-camera segments) is read a page at a time, its page and the rows
+refreshed while work is running costing what they show, not what the case holds."""
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -71,8 +77,39 @@ def create_case(request: Request, session: SessionDep, services: ServicesDep, us
     return back_to(f"/cases/{case.id}", notice="case_created")
 
 
-def _item_rows(session: Session, case_id: str, zone: str) -> list[ItemRow]:
-    return [ItemRow.of(i, zone=zone) for i in evidence_service.case_items(session, case_id=case_id, listing=True)]
+@dataclass(frozen=True)
+class ItemsPage:
+    """Which page of a case's items is shown: ``number`` of ``pages`` (from 1), the first and
+    last item's places in the case (from 1; none when it holds none), of ``total``."""
+
+    number: int
+    pages: int
+    total: int
+
+    @property
+    def first(self) -> int:
+        return min(self.total, (self.number - 1) * ITEMS_PAGE + 1)
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.number * ITEMS_PAGE)
+
+
+def _items_page(session: Session, case_id: str, *, number: int | None, holding: str | None) -> ItemsPage:
+    """Page ``number`` of the case's items, else the one ``holding`` an item (the custody
+    filter's item, so its row is on the page), else the first; one past the last is the last."""
+    total = evidence_service.count_case_items(session, case_id=case_id)
+    pages = max(1, -(-total // ITEMS_PAGE))
+    if number is None and holding is not None:
+        place = evidence_service.place_in_case(session, case_id=case_id, item_id=holding)
+        number = 1 if place is None else place // ITEMS_PAGE + 1
+    return ItemsPage(min(max(1, number or 1), pages), pages, total)
+
+
+def _item_rows(session: Session, case_id: str, zone: str, page: ItemsPage) -> list[ItemRow]:
+    items = evidence_service.case_items(session, case_id=case_id, listing=True, limit=ITEMS_PAGE,
+                                        offset=(page.number - 1) * ITEMS_PAGE)
+    return [ItemRow.of(i, zone=zone) for i in items]
 
 
 def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity, list[GapRow], Timeline | None]:
@@ -103,15 +140,16 @@ def _entries(session: Session, case_id: str, zone: str, *, item: str | None, act
 
 
 def case_view(session: Session, *, user: User, case: Case, zone: str, item: str | None = None,
-              actor: str | None = None, action: str | None = None) -> dict[str, object]:
+              actor: str | None = None, action: str | None = None, items_page: int | None = None) -> dict[str, object]:
     """Everything the case page shows (also what the bench measures)."""
-    items = _item_rows(session, case.id, zone)
+    page = _items_page(session, case.id, number=items_page, holding=item)
+    items = _item_rows(session, case.id, zone, page)
     report, gaps, timeline = _gap_rows(session, case.id, zone)
     entries, actors, actions = _entries(session, case.id, zone, item=item, actor=actor, action=action)
     exports = export_access.list_exports(session, user=user, case_id=case.id)
     people = user_names(session, {p for e in exports for p in (e.requested_by, e.recipient_id, e.approved_by) if p})
     return {
-        "user": user, "case": case, "items": items, "report": report, "gaps": gaps, "entries": entries,
+        "user": user, "case": case, "items": items, "items_page": page, "report": report, "gaps": gaps, "entries": entries,
         "actors": actors, "actions": actions, "filters": {"item": item or "", "actor": actor or "", "action": action or ""},
         "exports": [ExportRow.of(e, zone=zone, people=people) for e in exports],
         "kinds": [k.value for k in EvidenceKind], "items_busy": any(i.busy for i in items),
@@ -134,11 +172,14 @@ def court_request_rows(session: Session, *, user: User, zone: str, case_id: str 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(case_id: str, request: Request, _settled: LedgerSettled, session: SessionDep, user: PageUser, item: str | None = None,
-              actor: str | None = None, action: str | None = None, notice: str | None = None) -> Response:
-    """One case: upload, items (live), gaps, exports, custody filtered by item, actor, action."""
+              actor: str | None = None, action: str | None = None, notice: str | None = None,
+              items_page: ItemsPageNumber = None) -> Response:
+    """One case: upload, items (live, a page at a time), gaps, exports, custody filtered by
+    item, actor, action."""
     case = load_case(session, user=user, case_id=case_id)
     zone = request.app.state.services.settings.time_zone
-    view = case_view(session, user=user, case=case, zone=zone, item=item, actor=actor, action=action)
+    view = case_view(session, user=user, case=case, zone=zone, item=item, actor=actor, action=action,
+                     items_page=items_page)
     life = life_view(session, user=user, case=case, settings=request.app.state.services.settings,
                      continuity=view["report"])  # type: ignore[arg-type]
     return render(request, "case.html", {**view, **life, "notice": notice,
@@ -146,12 +187,14 @@ def case_page(case_id: str, request: Request, _settled: LedgerSettled, session: 
 
 
 @router.get("/cases/{case_id}/items", response_class=HTMLResponse)
-def items_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    """The item rows alone: the case page asks for them while something is still processing
-    (a fragment: an unknown case answers with the API's error, 404)."""
+def items_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser,
+                   items_page: ItemsPageNumber = None) -> Response:
+    """The item rows of a page alone: the case page asks for them while something is still
+    processing (a fragment: an unknown case answers with the API's error, 404)."""
     case = load_case(session, user=user, case_id=case_id)
-    items = _item_rows(session, case.id, request.app.state.services.settings.time_zone)
-    return render(request, "_items.html", {"user": user, "case": case, "items": items,
+    page = _items_page(session, case.id, number=items_page, holding=None)
+    items = _item_rows(session, case.id, request.app.state.services.settings.time_zone, page)
+    return render(request, "_items.html", {"user": user, "case": case, "items": items, "items_page": page,
                                            "items_busy": any(i.busy for i in items)})
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, literal, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, literal, select, tuple_
 from sqlalchemy.orm import Session, defer, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -55,14 +55,17 @@ def is_viewable(item: EvidenceItem) -> bool:
 
 
 def case_items(session: Session, *, case_id: str, listing: bool = False, after: str | None = None,
-               limit: int | None = None) -> list[EvidenceItem]:
+               limit: int | None = None, offset: int = 0) -> list[EvidenceItem]:
     """The evidence items of a case, oldest first (the caller has checked access to the case).
 
     ``listing``: for a list of many items, leave out what a list does not show (media
     facts, upload details). The items' case and vault are not loaded (the caller has them).
-    ``after`` and ``limit`` page through them as in :func:`case_item_page`.
+    ``after`` and ``limit`` page through them as in :func:`case_item_page`; ``offset`` skips
+    that many first (a page by its number, as the case page shows them).
     """
     query = _paged(session, select(EvidenceItem), case_id=case_id, after=after, limit=limit)
+    if offset:
+        query = query.offset(offset)
     # Every item has the caller's case and its vault: joined to each row they made a page's
     # rows several times wider (the case, its unit and vault, the item's vault) for nothing.
     query = query.options(lazyload(EvidenceItem.case), lazyload(EvidenceItem.vault))
@@ -72,6 +75,32 @@ def case_items(session: Session, *, case_id: str, listing: bool = False, after: 
     if not listing:
         _load_members(session, items)
     return items
+
+
+def count_case_items(session: Session, *, case_id: str) -> int:
+    """How many items the case holds (counted on the index of the case's order)."""
+    return session.execute(select(func.count()).select_from(_ITEMS).where(_ITEMS.c.case_id == case_id)).scalar_one()
+
+
+def place_in_case(session: Session, *, case_id: str, item_id: str) -> int | None:
+    """How many of the case's items come before ``item_id`` in its order; None when it is no
+    item of the case."""
+    mark = select(_ITEMS.c.received_at, _ITEMS.c.id).where(_ITEMS.c.id == item_id, _ITEMS.c.case_id == case_id)
+    row = session.execute(mark).first()
+    if row is None:
+        return None
+    before = _beside(row.received_at, row.id, later=False)
+    return session.execute(select(func.count()).select_from(_ITEMS).where(_ITEMS.c.case_id == case_id, before)).scalar_one()
+
+
+def _beside(received_at: datetime, item_id: str, *, later: bool) -> ColumnElement[bool]:
+    """The items after (``later``) or before the one received at ``received_at`` with id
+    ``item_id`` in a case's order: one comparison of (time, id) pairs, which the index on the
+    case's order seeks to. The same condition as two (later, or as late with a greater id)
+    made PostgreSQL walk the case's items from its first (93 ms against 0.13 ms at item 90,000)."""
+    key = tuple_(_ITEMS.c.received_at, _ITEMS.c.id)
+    mark = tuple_(literal(received_at, _ITEMS.c.received_at.type), literal(item_id, _ITEMS.c.id.type))
+    return key > mark if later else key < mark
 
 
 def _paged(session: Session, query: Select, *, case_id: str, after: str | None, limit: int | None) -> Select:
@@ -84,11 +113,7 @@ def _paged(session: Session, query: Select, *, case_id: str, after: str | None, 
             EvidenceItem.id == after, EvidenceItem.case_id == case_id)).scalar_one_or_none()
         if mark is None:
             raise NotFound(f"{after!r} is no item of this case to continue after", code="cursor_not_found")
-        # One comparison of (time, id) pairs, which the index on the case's order seeks to;
-        # the same condition as two (later, or as late with a greater id) made PostgreSQL walk
-        # the case's items from its first (93 ms against 0.13 ms at item 90,000).
-        query = query.where(tuple_(EvidenceItem.received_at, EvidenceItem.id) > tuple_(
-            literal(mark, EvidenceItem.received_at.type), literal(after, EvidenceItem.id.type)))
+        query = query.where(_beside(mark, after, later=True))
     query = query.order_by(EvidenceItem.received_at, EvidenceItem.id)
     return query if limit is None else query.limit(limit)
 

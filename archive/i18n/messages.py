@@ -140,6 +140,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "items.none": {"zh": "尚未接收任何文件。", "en": "Nothing received yet."},
     "items.replay": {"zh": "网页回放", "en": "Replay"},
     "items.view": {"zh": "查看原件", "en": "View"},
+    "items.pages": {"zh": "第 {number} / {pages} 页：第 {first}–{last} 项，共 {total} 项",
+                    "en": "Page {number} of {pages}: items {first}-{last} of {total}"},
+    "items.pages_label": {"zh": "证据分页", "en": "Pages of evidence"},
+    "items.first_page": {"zh": "第一页", "en": "First page"},
+    "items.previous_page": {"zh": "上一页", "en": "Previous page"},
+    "items.next_page": {"zh": "下一页", "en": "Next page"},
+    "items.last_page": {"zh": "最后一页", "en": "Last page"},
     # Replay of a captured web page (WACZ)
     "replay.title": {"zh": "网页回放 {filename}", "en": "Replay of {filename}"},
     "replay.heading": {"zh": "网页回放：{filename}", "en": "Replay: {filename}"},

@@ -224,3 +224,57 @@ def test_images_and_pdfs_are_viewable_in_place_and_nothing_else(stack, officer, 
         assert disguised.headers["content-disposition"].startswith("attachment")
         assert disguised.headers["x-content-type-options"] == "nosniff"
         assert reads() == before + 3  # each view is a read of evidence like any other
+
+
+def test_a_large_case_is_shown_a_page_of_items_at_a_time(stack, officer, case):
+    """A case of more items than a page holds shows them a page at a time, oldest first, with
+    where the page is and links to the others; the page of the item custody is filtered by;
+    rows refreshed for the page shown; a page past the last shows the last, a page that is no
+    number is refused."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from api.pages.cases import ITEMS_PAGE
+    from archive.models import Case, EvidenceItem, EvidenceKind, new_id
+
+    total = 2 * ITEMS_PAGE + 3
+    t0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+    with stack.services.db.session() as s:
+        row = s.get(Case, case["id"])
+        vault_id, vault_name, uploader = row.vault.id, row.vault.name, row.created_by
+        ids = [new_id() for _ in range(total)]
+        s.execute(insert(EvidenceItem), [{
+            "id": ids[i], "case_id": case["id"], "vault_id": vault_id, "kind": EvidenceKind.bodycam_video,
+            "original_filename": f"CAM-01_{i:05d}.mp4", "media_type": "video/mp4", "size": 1000 + i,
+            "sha256": hashlib.sha256(f"{case['id']} {i}".encode()).hexdigest(), "storage_key": f"{vault_name}/originals/p{i}",
+            "uploaded_by": uploader, "received_at": t0 + timedelta(seconds=i), "status": "processed",
+            "flags": [], "details": {}, "processing": {"seal": {"state": "done"}}, "seal_status": "sealed",
+        } for i in range(total)])
+    rows = re.compile(r'data-testid="item-row" data-item-id="([^"]+)"')
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with _browser(stack) as b:
+        sign_in(b, reviewer)
+        first = b.get(f"/cases/{case['id']}")
+        assert first.status_code == 200
+        assert rows.findall(first.text) == ids[:ITEMS_PAGE]
+        assert f"Evidence ({total})" in first.text
+        assert f"Page 1 of 3: items 1-{ITEMS_PAGE} of {total}" in first.text
+        assert 'data-testid="items-next"' in first.text and 'data-testid="items-previous"' not in first.text
+        last = b.get(f"/cases/{case['id']}", params={"items_page": 3})
+        assert rows.findall(last.text) == ids[2 * ITEMS_PAGE:]
+        assert f"items {2 * ITEMS_PAGE + 1}-{total} of {total}" in last.text
+        assert 'data-testid="items-previous"' in last.text and 'data-testid="items-next"' not in last.text
+        assert rows.findall(b.get(f"/cases/{case['id']}", params={"items_page": 99}).text) == ids[2 * ITEMS_PAGE:]
+        # Custody filtered by an item shows the page its row is on.
+        held = b.get(f"/cases/{case['id']}", params={"item": ids[ITEMS_PAGE + 7]})
+        assert rows.findall(held.text) == ids[ITEMS_PAGE:2 * ITEMS_PAGE] and "Page 2 of 3" in held.text
+        # The rows a page refreshes are its own, and the refresh asks for them again.
+        fragment = b.get(f"/cases/{case['id']}/items", params={"items_page": 2})
+        assert fragment.status_code == 200 and rows.findall(fragment.text) == ids[ITEMS_PAGE:2 * ITEMS_PAGE]
+        assert f'hx-get="/cases/{case["id"]}/items?items_page=2"' in fragment.text
+        for bad in ("0", "-1", "two"):
+            assert b.get(f"/cases/{case['id']}", params={"items_page": bad}).status_code == 422
+        b.cookies.set("evidence_lang", "zh")
+        zh = b.get(f"/cases/{case['id']}", params={"items_page": 2})
+        assert f"第 2 / 3 页：第 {ITEMS_PAGE + 1}–{2 * ITEMS_PAGE} 项，共 {total} 项" in zh.text
