@@ -54,6 +54,15 @@ def is_viewable(item: EvidenceItem) -> bool:
     return item.media_type in VIEWABLE_TYPES
 
 
+_ITEMS, _OBJECTS = EvidenceItem.__table__, DerivedObject.__table__
+_LISTED_COLUMNS = [c for c in _ITEMS.c if c.name not in ("media_facts", "listed_facts")]
+SHOWN_DERIVED = ("id", "item_id", "role", "media_type", "sha256", "size")
+"""What an item's record shows of each derived object, in the order :class:`ItemRecord` holds them."""
+_SHOWN_DERIVED = select(*(_OBJECTS.c[name] for name in SHOWN_DERIVED))
+_MEMBERS = (select(_ITEMS.c.id, _ITEMS.c.parent_id, _ITEMS.c.media_type, _ITEMS.c.sha256, _ITEMS.c.size)
+            .order_by(_ITEMS.c.received_at, _ITEMS.c.id))
+
+
 def case_items(session: Session, *, case_id: str, listing: bool = False, after: str | None = None,
                limit: int | None = None, offset: int = 0) -> list[EvidenceItem]:
     """The evidence items of a case, oldest first (the caller has checked access to the case).
@@ -129,15 +138,6 @@ class ItemRecord:
         self.__dict__.update(columns)
         self.derived, self.members = derived, members
         self.duplicate_of: list[str] = []
-
-
-_ITEMS, _OBJECTS = EvidenceItem.__table__, DerivedObject.__table__
-_LISTED_COLUMNS = [c for c in _ITEMS.c if c.name not in ("media_facts", "listed_facts")]
-SHOWN_DERIVED = ("id", "item_id", "role", "media_type", "sha256", "size")
-"""What an item's record shows of each derived object, in the order :class:`ItemRecord` holds them."""
-_SHOWN_DERIVED = select(*(_OBJECTS.c[name] for name in SHOWN_DERIVED))
-_MEMBERS = (select(_ITEMS.c.id, _ITEMS.c.parent_id, _ITEMS.c.media_type, _ITEMS.c.sha256, _ITEMS.c.size)
-            .order_by(_ITEMS.c.received_at, _ITEMS.c.id))
 
 
 def case_item_page(session: Session, *, case_id: str, user: User, after: str | None = None,
