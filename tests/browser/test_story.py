@@ -161,6 +161,12 @@ def _reviewer_plays_and_accepts(browser, stack, token, case_id):  # type: ignore
     page.wait_for_function(
         f"() => {{ const v = document.querySelector('[data-testid=video-player]');"
         f" return v && !v.paused && v.currentTime > {start_at + 0.5}; }}", timeout=30_000)
+    # Enter in the comment starts a new line of it: no decision is taken by a key press.
+    comment = gap.get_by_test_id("gap-comment")
+    comment.fill("Seen on the proxy")
+    comment.press("Enter")
+    page.wait_for_timeout(500)
+    assert "notice=" not in page.url and gap.get_attribute("data-gap-status") == "explained"
     gap.get_by_test_id("gap-accept").click()
     page.wait_for_url("**notice=gap_reviewed**")
     assert page.get_by_test_id("gap-row").first.get_attribute("data-gap-status") == "accepted"
