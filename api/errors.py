@@ -120,6 +120,21 @@ async def _refused_caller(request: Request, status: int) -> Response | None:
     return await handler(request, refusal)
 
 
+def _asks_for_a_page(request: Request) -> bool:
+    """A browser asking for a page (HTML, outside the API's /api/ paths): an address no route
+    serves answers with the error page, not the API's JSON."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _page(request: Request, exc: ArchiveError, headers: dict[str, str] | None = None) -> Response:
+    """The error page for ``exc`` in the reader's language (see :class:`api.pages.base.PageRoute`)."""
+    from api.pages.base import error_page  # the pages import the API's dependencies, which import this
+
+    response = error_page(request, exc)
+    response.headers.update(headers or {})
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one shape."""
 
@@ -151,11 +166,15 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette's Allow names only the first route of the path; a path such as
             # /api/v1/cases has one route per method, so gather them all.
-            allowed = sorted({m for route in _leaf_routes(request.app.router.routes)
-                              if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
-                              for m in route.methods})
-            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",
-                                  {"Allow": ", ".join(allowed)})
+            routes = [route for route in _leaf_routes(request.app.router.routes)
+                      if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE]
+            allowed = {"Allow": ", ".join(sorted({m for route in routes for m in route.methods}))}
+            message = f"{request.method} is not allowed here"
+            if any(getattr(route, "serves_pages", False) for route in routes):
+                return _page(request, ArchiveError(message, code="method_not_allowed", status=405), allowed)
+            return error_response(405, "method_not_allowed", message, allowed)
+        if exc.status_code == 404 and _asks_for_a_page(request):
+            return _page(request, ArchiveError(str(exc.detail), code="not_found", status=404))
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "error parsing the body": a body cut short, or one that is not JSON at all.
             if isinstance(exc.__cause__, ClientDisconnect):

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -27,7 +28,7 @@ from fastapi.templating import Jinja2Templates
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, attach, caller_checked, signs_in
 from api.pages.i18n import (LANG_COOKIE, details_text, enum_label, error_text, gap_cause_html, language_of, move_reason,
                             processing_reason, receipt_detail, sentence, translate, translator)
-from archive.errors import ArchiveError, Unauthenticated
+from archive.errors import ArchiveError, InvalidInput, Unauthenticated
 from archive.i18n import gap_cause
 from archive.identity import signin, sso
 from archive.models import Role, User, WebSession
@@ -116,9 +117,20 @@ def error_page(request: Request, exc: ArchiveError) -> Response:
                   status_code=exc.status)
 
 
+def invalid_form(exc: RequestValidationError) -> InvalidInput:
+    """A form or query a page route could not read (a field missing or not of its kind), as
+    the error its page shows: the fields and what is wrong with each, for support."""
+    said = "; ".join(f"{err['loc'][-1] if err.get('loc') else 'form'}: {err.get('msg')}" for err in exc.errors())
+    return InvalidInput(said or "invalid request", code="invalid_request")
+
+
 class PageRoute(APIRoute):
-    """A page route: an :class:`ArchiveError` a domain raises becomes the error page (after
-    the request's session rolled back), never the API's JSON error."""
+    """A page route: an :class:`ArchiveError` a domain raises, and a form or query it cannot
+    read, become the error page in the reader's language (after the request's session rolled
+    back), never the API's JSON error."""
+
+    serves_pages = True
+    """A path of a page: a method it does not take answers with the error page (api/errors.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -128,6 +140,8 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except ArchiveError as exc:
                 return error_page(request, exc)
+            except RequestValidationError as exc:
+                return error_page(request, invalid_form(exc))
 
         return page_handler
 

@@ -18,7 +18,7 @@ import segno
 from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
-from api.pages.base import PRESESSION_COOKIE, Csrf, PendingSession, message, render
+from api.pages.base import PRESESSION_COOKIE, Csrf, PageRoute, PendingSession, message, render
 from api.pages.i18n import language_of, ours
 from archive.errors import ArchiveError, TooManyAttempts, Unauthenticated
 from archive.identity import signin, sso
@@ -27,7 +27,7 @@ from archive.models import User
 
 OIDC_COOKIE = "evidence_oidc"
 """State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -278,3 +278,33 @@ def test_a_large_case_is_shown_a_page_of_items_at_a_time(stack, officer, case):
         b.cookies.set("evidence_lang", "zh")
         zh = b.get(f"/cases/{case['id']}", params={"items_page": 2})
         assert f"第 2 / 3 页：第 {ITEMS_PAGE + 1}–{2 * ITEMS_PAGE} 项，共 {total} 项" in zh.text
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer, lang):
+    """A form missing a field, a page's address asked with a method it does not take, and an
+    address no page has answer a browser with the error page in its language (a 422, 405 or
+    404 with the machine code in small print), not the API's English JSON; the API's own
+    paths keep answering JSON."""
+    from tests.tools import csrf_of
+
+    with _browser(stack, lang) as b:
+        sign_in(b, officer)
+        csrf = csrf_of(b.get("/cases").text)
+        page = {"Accept": "text/html,application/xhtml+xml"}
+        missing = b.post("/cases", data={"csrf_token": csrf, "case_number": f"F-{uuid.uuid4().hex[:6]}"}, headers=page)
+        assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
+        assert "invalid_request" in missing.text
+        assert ("表单缺少必填内容" if lang == "zh" else "title: Field required") in missing.text
+        # The same form posted by a script without asking for HTML: still the page (it is one).
+        assert b.post("/cases", data={"csrf_token": csrf}).headers["content-type"].startswith("text/html")
+        wrong = b.get("/logout", headers=page)
+        assert wrong.status_code == 405 and wrong.headers["content-type"].startswith("text/html")
+        assert "POST" in wrong.headers["allow"] and "method_not_allowed" in wrong.text
+        assert ("不支持的请求方式" if lang == "zh" else "Not available this way") in wrong.text
+        unknown = b.get("/no-such-page", headers=page)
+        assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
+        assert ("未找到" if lang == "zh" else "Not found") in unknown.text
+        api = b.get("/api/v1/no-such-thing", headers=page)
+        assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+        assert b.get("/no-such-page").headers["content-type"].startswith("application/json")
