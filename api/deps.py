@@ -221,6 +221,10 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     """
     caller_checked(request)
     client = client_address(request)
+    given = len(request.headers.getlist("authorization"))
+    if given > 1:
+        # Which one would count is a guess a proxy and the server may make differently.
+        raise Unauthenticated(f"send one Authorization header; this request has {given}", code="several_credentials")
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
     cookie = request.cookies.get(SESSION_COOKIE)
     if not token and not cookie:

@@ -268,6 +268,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.forbidden": {"zh": "您的角色或单位不允许此操作。", "en": "Your role or unit does not allow this."},
     "error_code.forbidden_role": {"zh": "您的角色不允许此操作。", "en": "Your role does not allow this."},
     "error_code.forbidden_unit": {"zh": "只能查看本单位的内容。", "en": "Only your own unit's records are open to you."},
+    "error_code.several_credentials": {"zh": "请求带有多个身份凭据（Authorization），只能带一个。",
+                                       "en": "The request carries more than one Authorization header; send one."},
     "error_code.unauthenticated": {"zh": "登录已失效，请重新登录。", "en": "You are not signed in; sign in again."},
     "error_code.csrf_failed": {"zh": "表单不是从本系统的页面提交的（安全令牌缺失或有误），请刷新页面后重试。",
                                "en": "The form was not sent from this site's page (security token missing or wrong); reload it and try again."},

@@ -163,6 +163,21 @@ def test_unknown_case_is_404(stack, officer):
         assert c.get(f"/api/v1/cases/{uuid.uuid4()}").json()["error"]["code"] == "case_not_found"
 
 
+def test_two_authorization_headers_are_refused_whoever_they_name(stack, officer, case):
+    """A request carrying two bearer tokens is refused (401 ``several_credentials``), whichever
+    comes first: which of them would count is a guess a proxy and the service could make
+    differently. The same tokens one at a time work."""
+    other = stack.user(role="officer", unit="unit-b")
+    for first, second in ((officer, other), (other, officer), (officer, officer)):
+        with stack.client(None) as c:
+            r = c.get(f"/api/v1/cases/{case['id']}",
+                      headers=[("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")])
+            assert r.status_code == 401 and r.json()["error"]["code"] == "several_credentials", r.text
+            assert case["case_number"] not in r.text
+    with stack.client(officer) as c:
+        assert c.get(f"/api/v1/cases/{case['id']}").status_code == 200
+
+
 def test_missing_and_forged_tokens_are_401(stack, case):
     with stack.client(None) as c:
         r = _upload(c, case["id"], b"x")
