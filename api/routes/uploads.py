@@ -172,7 +172,8 @@ async def create_upload(
     if request.headers.get("upload-defer-length"):
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")
-    metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
+    # Several Upload-Metadata fields are one list (RFC 9110 section 5.3): a key in two is given twice.
+    metadata = tus.parse_metadata(",".join(request.headers.getlist("upload-metadata")) or None)
     fingerprint = idempotency.fingerprint("POST", "/api/v1/uploads", {"length": length, "metadata": metadata})
 
     def describe(upload_id: str) -> tus.UploadInfo:

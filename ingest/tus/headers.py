@@ -16,13 +16,17 @@ MAX_SIZE = 5 * 1024**4
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:
-    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (value optional)."""
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (value optional). Every
+    key is given once (tus 1.0.0: keys "MUST be unique"): a key given twice is refused, not
+    read as its last value (a filename checked as one thing and kept as another)."""
     result: dict[str, str] = {}
     for pair in (header or "").split(","):
         pair = pair.strip()
         if not pair:
             continue
         key, _, value = pair.partition(" ")
+        if key in result:
+            raise InvalidInput(f"Upload-Metadata gives {key!r} more than once", code="invalid_metadata", status=400)
         try:
             result[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value.strip() else ""
         except ValueError as exc:  # binascii.Error, UnicodeDecodeError, or non-ASCII characters

@@ -114,6 +114,13 @@ def test_tus_headers_with_non_ascii_digits_or_base64_are_refused_not_500(stack, 
                   400, "invalid_upload_length")
         _is_error(c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": b"case_id \xe9"}),
                   400, "invalid_metadata")
+        # A key given twice (in one field or across two) is refused, not read as its last value.
+        twice = f"{meta},filename {_b64('evil.exe')}"
+        _is_error(c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": twice}),
+                  400, "invalid_metadata")
+        split = [*TUS.items(), ("Upload-Length", "3"), ("Upload-Metadata", meta),
+                 ("Upload-Metadata", f"filename {_b64('evil.exe')}")]
+        _is_error(c.post("/api/v1/uploads", headers=split), 400, "invalid_metadata")
         r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
         assert r.status_code == 201, r.text
         url = r.headers["Location"]
