@@ -25,7 +25,7 @@ from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, readable_cases, require_role, sees_unit
 from archive.wording import Sentences
 
-_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})", re.ASCII)
+_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,100})\s*-\s*([0-9]{0,100})", re.ASCII)
 
 
 def original_key(vault: str, item_id: str) -> str:
