@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -55,9 +56,10 @@ def user_names(session: Session, user_ids: Collection[str]) -> dict[str, str]:
 def check_user_name(name: str) -> str:
     """Return ``name`` when it can name a user; raise InvalidInput (``invalid_user_name``)
     otherwise. A user's name is an actor in custody entries and a path segment of the
-    users API, so it is shown and typed as given: no control or bidirectional-formatting
-    character, no leading or trailing space, no ``/`` or ``\\``, not ``.`` or ``..``."""
-    bad = bad_character(name)
+    users API, so it is shown and typed as given: no control, bidirectional-formatting or
+    other invisible formatting character (a zero-width space would make ``off\u200b1`` print
+    as ``off1``), no leading or trailing space, no ``/`` or ``\\``, not ``.`` or ``..``."""
+    bad = bad_character(name) or _invisible(name)
     if bad:
         raise InvalidInput(f"user name contains {bad}", code="invalid_user_name")
     if not name.strip() or name != name.strip():
@@ -69,8 +71,21 @@ def check_user_name(name: str) -> str:
     return name
 
 
+def _invisible(text: str) -> str | None:
+    """The first invisible formatting character of ``text`` (Unicode category Cf: zero-width
+    spaces and joiners, soft hyphens...) as a person would be told of it; None if none."""
+    found = next((ch for ch in text if unicodedata.category(ch) == "Cf"), None)
+    return None if found is None else f"an invisible formatting character (U+{ord(found):04X})"
+
+
+def same_name(name: str) -> str:
+    """What two user names are compared by: as a person reads them, whatever their case or
+    character width (NFKC, then case folded: ``ＯＦＦ１`` and ``off1`` are one name)."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
-    bad = bad_character(name)
+    bad = bad_character(name) or _invisible(name)
     if bad:
         raise InvalidInput(f"unit name contains {bad}", code="invalid_unit")
     name = name.strip()
@@ -105,8 +120,9 @@ def add_user(
     """
     role = parse_role(role)
     check_user_name(name)
-    # Names differing only in case read as one person in the custody ledger.
-    same = session.execute(select(User.name).where(func.lower(User.name) == name.lower())).scalars().first()
+    # Names differing only in case or width read as one person in the custody ledger.
+    key = same_name(name)
+    same = next((n for n in session.execute(select(User.name)).scalars() if same_name(n) == key), None)
     if same is not None:
         raise Conflict(f"a user called {same!r} already exists", code="user_exists")
     # Both rows go in before the first custody entry: the ledger lock is taken last, so a

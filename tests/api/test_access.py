@@ -75,13 +75,14 @@ def test_admin_manages_users_and_changes_hold_at_once(stack, admin):
     assert "/api/v1/users" in paths and "/api/v1/tokens" in paths
 
 
-BAD_USER_NAMES = ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../../x", "team/x", "..", "a\\b"]
+BAD_USER_NAMES = ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../../x", "team/x", "..", "a\\b",
+                  "off\u200b1", "li\u00adwei", "wang\u2060fang"]
 
 
 def test_a_user_name_that_would_not_read_or_route_as_given_is_refused(stack, admin):
     """A user's name is an actor in custody entries and a path segment of the users API:
     a name with a control or bidi character, padding, or a path separator is 422
-    invalid_user_name and no user is made; one differing only in case from an existing
+    invalid_user_name and no user is made (zero-width characters too); one differing only in case or width from an existing
     user is 409 user_exists. A Chinese name is kept as given and can be managed."""
     with stack.client(admin) as a:
         before = len(a.get("/api/v1/users").json())
@@ -93,9 +94,14 @@ def test_a_user_name_that_would_not_read_or_route_as_given_is_refused(stack, adm
         assert a.post("/api/v1/users", json={"name": plain, "unit": "执法一队", "role": "officer"}).status_code == 201
         r = a.post("/api/v1/users", json={"name": plain.upper(), "unit": "team-1", "role": "officer"})
         assert (r.status_code, _code(r)) == (409, "user_exists"), r.text
+        # Full-width letters and digits read as the name they look like.
+        wide = plain.upper().translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+        r = a.post("/api/v1/users", json={"name": wide, "unit": "team-1", "role": "officer"})
+        assert (r.status_code, _code(r)) == (409, "user_exists"), r.text
         assert a.patch(f"/api/v1/users/{plain}", json={"active": False}).json()["active"] is False
-        r = a.post("/api/v1/users", json={"name": f"u-{uuid.uuid4().hex[:6]}", "unit": "team\u202e1", "role": "officer"})
-        assert (r.status_code, _code(r)) == (422, "invalid_unit"), r.text
+        for unit in ("team\u202e1", "team\u200b1"):
+            r = a.post("/api/v1/users", json={"name": f"u-{uuid.uuid4().hex[:6]}", "unit": unit, "role": "officer"})
+            assert (r.status_code, _code(r)) == (422, "invalid_unit"), r.text
 
 
 def test_tokens_listed_revoked_and_expiring(stack):
