@@ -324,6 +324,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.export_not_pending": {"zh": "该导出不在待批准状态。", "en": "That export is not waiting for approval."},
     "error_code.nothing_to_export": {"zh": "没有可导出的证据。", "en": "There is nothing to export."},
     "error_code.user_exists": {"zh": "用户已存在。", "en": "That user exists already."},
+    "error_code.last_admin": {"zh": "这是最后一个在用的管理员账号，不能停用或改为其他角色；请先设立另一个管理员。",
+                              "en": "This is the last active administrator: it cannot be disabled or given another role until another administrator exists."},
     "error_code.invalid_user_name": {"zh": "用户名无效。", "en": "That user name is not valid."},
     "error_code.invalid_role": {"zh": "角色无效。", "en": "No such role."},
     "error_code.invalid_unit": {"zh": "单位无效。", "en": "That unit is not valid."},

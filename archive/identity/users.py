@@ -183,6 +183,9 @@ def update_user(
     Disabling holds from the next request: every credential is checked against the row.
     """
     user = find_user(session, name=name)
+    stays_admin = (user.active if active is None else active) and (parse_role(role) if role else user.role) == Role.admin
+    if user.active and user.role == Role.admin and not stays_admin:
+        _keep_an_admin(session, leaving=user)
     changes: dict[str, object] = {}
     if role is not None and parse_role(role) != user.role:
         changes["role"] = [user.role.value, parse_role(role).value]
@@ -207,6 +210,18 @@ def update_user(
             action = "user_enabled" if active else "user_disabled"
         ledger.append(session, actor=actor, action=action, details={"user": user.name, "user_id": user.id, "changes": changes})
     return user
+
+
+def _keep_an_admin(session: Session, *, leaving: User) -> None:
+    """Refuse (409 ``last_admin``) to disable the last active administrator or give them
+    another role: nobody could then manage users but from the server's command line. The
+    other administrators' rows are locked until the change commits, so two administrators
+    disabling each other at once cannot both succeed."""
+    others = session.execute(select(User.id).where(User.role == Role.admin, User.active.is_(True), User.id != leaving.id)
+                             .with_for_update()).scalars().first()
+    if others is None:
+        raise Conflict(f"{leaving.name!r} is the last active administrator: make another one first",
+                       code="last_admin")
 
 
 def issue_token(

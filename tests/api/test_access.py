@@ -79,6 +79,44 @@ BAD_USER_NAMES = ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../..
                   "off\u200b1", "li\u00adwei", "wang\u2060fang"]
 
 
+def test_the_last_active_administrator_stays_one(stack):
+    """The last active administrator can be neither disabled nor given another role (409
+    last_admin, nothing changed, by the API as by the command line's code); with a second
+    one active, either may be."""
+    from archive.identity.users import update_user
+    from archive.models import Role, User
+
+    with stack.services.db.session() as s:  # the archive is shared: its other administrators rest a while
+        resting = [u.id for u in s.query(User).filter(User.role == Role.admin, User.active.is_(True))]
+        s.query(User).filter(User.id.in_(resting)).update({"active": False})
+    try:
+        _one_administrator(stack)
+    finally:
+        with stack.services.db.session() as s:
+            s.query(User).filter(User.id.in_(resting)).update({"active": True})
+
+
+def _one_administrator(stack) -> None:  # type: ignore[no-untyped-def]
+    from archive.identity.users import update_user
+
+    name = f"root-{uuid.uuid4().hex[:6]}"
+    root = stack.user(role="admin", unit="hq", name=name)
+    with stack.client(root) as a:
+        for change in ({"active": False}, {"role": "reviewer"}):
+            r = a.patch(f"/api/v1/users/{name}", json=change)
+            assert (r.status_code, _code(r)) == (409, "last_admin"), r.text
+        me = next(u for u in a.get("/api/v1/users").json() if u["name"] == name)
+        assert me["active"] is True and me["role"] == "admin"
+        with stack.services.db.session() as s, pytest.raises(Exception, match="last active administrator"):
+            update_user(s, name=name, actor="system:cli", active=False)
+        second = f"root2-{uuid.uuid4().hex[:6]}"
+        assert a.post("/api/v1/users", json={"name": second, "unit": "hq", "role": "admin"}).status_code == 201
+        assert a.patch(f"/api/v1/users/{second}", json={"role": "reviewer"}).status_code == 200
+        assert a.patch(f"/api/v1/users/{second}", json={"role": "admin"}).status_code == 200
+        assert a.patch(f"/api/v1/users/{name}", json={"active": False}).status_code == 200
+        assert a.get("/api/v1/users").status_code == 401  # disabled, as asked
+
+
 def test_a_user_name_that_would_not_read_or_route_as_given_is_refused(stack, admin):
     """A user's name is an actor in custody entries and a path segment of the users API:
     a name with a control or bidi character, padding, or a path separator is 422
