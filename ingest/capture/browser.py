@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,10 +80,14 @@ def playwright_ffmpeg(directory: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg and not target.exists():
-        tmp = target.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(ffmpeg)
-        tmp.replace(target)
+        # Two inspections may start at once on a fresh data directory: each writer makes its
+        # own link and renames it over the target (atomic; the last one stands, both equal).
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        try:
+            tmp.symlink_to(ffmpeg)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return directory
 
 
