@@ -16,6 +16,7 @@ court runs; its names are re-exported here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import BinaryIO
 
 import pkcs11
@@ -32,6 +33,20 @@ from pyhanko_certvalidator import ValidationContext
 from .errors import REASONS, SealFailed, TimestampFailed
 
 __all__ = ["PdfSealReport", "PdfSource", "seal_pdf", "verify_pdf"]
+
+
+def unused_field_name(writer: IncrementalPdfFileWriter, base: str) -> str:
+    """``base``, or ``base2``, ``base3``... : the first name no signed field of the PDF has.
+
+    A PDF that already carries a signature in a field of that name (our inspection record,
+    signed when made; a copy sealed before) is sealed in a new field, by an incremental
+    update that leaves the earlier signatures valid; an empty field of that name is used.
+    """
+    taken = {name for name, _value, _ref in fields.enumerate_sig_fields(writer, filled_status=True)}
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    return name
 
 
 def seal_pdf(
@@ -72,6 +87,7 @@ def seal_pdf(
     try:
         with seekable(source) as stream:
             writer = IncrementalPdfFileWriter(stream, strict=False)
+            meta = dataclasses.replace(meta, field_name=unused_field_name(writer, field_name))
             pdf_signer = PdfSigner(meta, signer=signer, timestamper=timestamper)
             asyncio.run(pdf_signer.async_sign_pdf(writer, output=output))
     except (pkcs11.PKCS11Error, PyHankoSigningError) as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import signing
@@ -23,7 +24,7 @@ from archive.errors import VerificationFailed
 from archive.seals.errors import SealingFailed, TimestampUnavailable
 from archive.seals.sealer import Sealer
 from archive.storage import ObjectStore
-from archive.storage.streams import Content, spool, spool_existing, starts_with
+from archive.storage.streams import Content, chunks_of, spool, spool_existing, starts_with
 from archive.wording import Sentences
 
 COPY_PROBLEMS = Sentences("pades_problem", {
@@ -85,6 +86,16 @@ def check_pades_copy(sealer: Sealer, original: Content, copy: bytes | BinaryIO) 
     ``copy`` is bytes or a seekable binary file. Both are compared by streaming and
     the copy is validated in place, so neither is loaded into memory.
     """
-    if not starts_with(copy, original):
+    size = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in chunks_of(original):
+            size += len(chunk)
+            yield chunk
+
+    if not starts_with(copy, counted()):
         raise VerificationFailed(COPY_PROBLEMS.say("not_incremental"), code="seal_invalid")
-    return sealer.verify_pdf(copy)
+    # The signatures the original carried (someone else's e-seal on an uploaded document)
+    # are its own; the copy's are ours and must hold.
+    return sealer.verify_pdf(copy, original_size=size)

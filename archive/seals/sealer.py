@@ -382,10 +382,14 @@ class Sealer:
         report = self.verify_cades(data, cades)
         return SealVerification(cades=report, sm2=self.verify_sm2(data, sm2, known_keys=known_sm2_keys))
 
-    def verify_pdf(self, data: signing.pades.PdfSource) -> signing.PdfSealReport:
-        """Verify a PAdES sealed copy (bytes, a binary file or a path); raise VerificationFailed naming what failed."""
+    def verify_pdf(self, data: signing.pades.PdfSource, *, original_size: int = 0) -> signing.PdfSealReport:
+        """Verify a PAdES sealed copy (bytes, a binary file or a path); raise VerificationFailed naming what failed.
+
+        ``original_size``: the copy extends an original of that many bytes, whose own
+        signatures (another organisation's e-seal) are left out (see :func:`signing.verify_pdf`).
+        """
         try:
-            return signing.verify_pdf(data=data, trust_roots=self.trust_roots())
+            return signing.verify_pdf(data=data, trust_roots=self.trust_roots(), original_size=original_size)
         except signing.VerificationError as exc:
             raise VerificationFailed(f"PAdES copy: {exc.reason}", code="seal_invalid") from exc
 

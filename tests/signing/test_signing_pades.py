@@ -162,3 +162,48 @@ def test_pyhanko_cli_accepts(tmp_path, sealed, pki, need, sh):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "The signer's certificate is trusted." in res.stdout
     assert "The TSA certificate is trusted." in res.stdout
+
+
+def test_a_signed_pdf_is_sealed_in_a_new_field_keeping_its_signatures(blank_pdf, signer, timestamper, roots):
+    """A PDF signed already (an inspection record, signed when made, in the field our seal
+    uses) gets its sealed copy in a new field; the earlier signature stays valid beside it."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    once = io.BytesIO()
+    pades.seal_pdf(source=blank_pdf, output=once, signer=signer, timestamper=timestamper)
+    twice = io.BytesIO()
+    pades.seal_pdf(source=once.getvalue(), output=twice, signer=signer, timestamper=timestamper)
+    thrice = io.BytesIO()
+    pades.seal_pdf(source=twice.getvalue(), output=thrice, signer=signer, timestamper=timestamper)
+    assert twice.getvalue().startswith(once.getvalue()) and thrice.getvalue().startswith(twice.getvalue())
+    report = pades.verify_pdf(data=thrice.getvalue(), trust_roots=roots)
+    assert report.signature_count == 3 and report.field_name == "EvidenceSeal3"
+    assert report.coverage == "ENTIRE_FILE"
+    names = [s.field_name for s in PdfFileReader(io.BytesIO(thrice.getvalue())).embedded_regular_signatures]
+    assert names == ["EvidenceSeal", "EvidenceSeal2", "EvidenceSeal3"]
+
+
+def test_someone_elses_signature_stays_intact_under_our_seal(blank_pdf, signer, timestamper, roots, other_pki):
+    """A document e-sealed elsewhere (another organisation's PKI) in a field of the same name
+    gets our seal in a new field; both verify, each against its own roots."""
+    from signing import keys
+
+    theirs = io.BytesIO()
+    pades.seal_pdf(source=blank_pdf, output=theirs, timestamper=timestamper,
+                   signer=keys.signer_from_files(key_path=other_pki.seal_key, cert_path=other_pki.seal_cert,
+                                                 chain_paths=[other_pki.root_cert]))
+    ours = io.BytesIO()
+    pades.seal_pdf(source=theirs.getvalue(), output=ours, signer=signer, timestamper=timestamper)
+    both = load_certificates(other_pki.root_cert) + list(roots)
+    report = pades.verify_pdf(data=ours.getvalue(), trust_roots=both, tsa_trust_roots=roots)
+    assert report.signature_count == 2 and report.field_name == "EvidenceSeal2"
+    assert "e-Seal" in report.signer_subject and "Someone Else" not in report.signer_subject
+    # Checked as our sealed copy of that original, their signature is theirs to answer for:
+    # ours holds with our roots alone; without saying where the original ends, theirs is judged.
+    copy = pades.verify_pdf(data=ours.getvalue(), trust_roots=roots, original_size=len(theirs.getvalue()))
+    assert copy.field_name == "EvidenceSeal2" and copy.signature_count == 2
+    with pytest.raises(VerificationError, match="'EvidenceSeal'.*not trusted"):
+        pades.verify_pdf(data=ours.getvalue(), trust_roots=roots)
+    # An original whose only signature is someone else's is no sealed copy of ours.
+    with pytest.raises(VerificationError, match="not trusted"):
+        pades.verify_pdf(data=theirs.getvalue(), trust_roots=roots, original_size=len(theirs.getvalue()))

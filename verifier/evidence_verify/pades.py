@@ -82,7 +82,8 @@ class PdfSealReport:
     coverage: str
     """``ENTIRE_FILE``, or ``ENTIRE_REVISION`` when only validation data (DSS) follows."""
     signature_count: int
-    """Number of signatures in the document; every one of them was checked."""
+    """Number of signatures in the document; every one of them was checked, but those the
+    original of a sealed copy carried (see ``original_size`` of :func:`verify_pdf`)."""
 
 
 def _status_problem(status) -> str | None:
@@ -104,7 +105,16 @@ def _status_problem(status) -> str | None:
     return None
 
 
-async def _verify(stream: BinaryIO, roots, tsa_roots, validation_time) -> PdfSealReport:
+def _signed_end(sig) -> int:
+    """Where a signature's signed byte ranges end (0 for a malformed /ByteRange)."""
+    try:
+        _start, _len1, start2, len2 = (int(x) for x in sig.byte_range)
+    except (TypeError, ValueError):
+        return 0
+    return start2 + len2
+
+
+async def _verify(stream: BinaryIO, roots, tsa_roots, validation_time, original_size: int) -> PdfSealReport:
     try:
         reader = PdfFileReader(stream, strict=False)
         sigs = list(reader.embedded_regular_signatures)
@@ -118,6 +128,8 @@ async def _verify(stream: BinaryIO, roots, tsa_roots, validation_time) -> PdfSea
 
     last = None
     for sig in sigs:
+        if original_size and sig is not sigs[-1] and 0 < _signed_end(sig) <= original_size:
+            continue  # the original's own signature, kept byte for byte: not ours to judge
         try:
             status = await async_validate_pdf_signature(
                 sig, signer_validation_context=context(roots), ts_validation_context=context(tsa_roots)
@@ -163,6 +175,7 @@ def verify_pdf(
     trust_roots: Iterable[AnyCertificate],
     tsa_trust_roots: Iterable[AnyCertificate] | None = None,
     validation_time: datetime | None = None,
+    original_size: int = 0,
 ) -> PdfSealReport:
     """Verify every signature in a PDF and that the last one covers the document.
 
@@ -170,6 +183,12 @@ def verify_pdf(
     trusted (``trust_roots``), carries a trusted signature time-stamp
     (``tsa_trust_roots``, default ``trust_roots``), and the last signature
     covers the whole file (only validation-data updates may follow it).
+
+    ``original_size``: the PDF is a sealed copy of an original of that many bytes (which
+    the caller has compared with the copy's beginning). Signatures the original carried
+    (someone else's e-seal on an uploaded document) are its own, kept byte for byte, and
+    need not be trusted here: only the signatures the copy added are checked, the last of
+    them always.
 
     ``data`` is the whole PDF: bytes, a binary file object (read from its start,
     not from its current position) or a path. Files are read in place, in chunks;
@@ -181,4 +200,4 @@ def verify_pdf(
         raise VerificationError("no trust roots given: nothing can be trusted")
     tsa_roots = roots if tsa_trust_roots is None else to_asn1_certificates(tsa_trust_roots)
     with seekable(data) as stream:
-        return asyncio.run(_verify(stream, roots, tsa_roots, validation_time))
+        return asyncio.run(_verify(stream, roots, tsa_roots, validation_time, original_size))
