@@ -44,6 +44,7 @@ from archive.exports.plan import PLAN_PROBLEMS
 from archive.identity.sso import SSO_REFUSALS
 from archive.identity.users import SIGN_IN_REFUSALS
 from archive.inspections.policy import POLICY_REFUSALS
+from archive.inspections.service import INSPECTION_PROBLEMS
 from archive.seals.items import SEAL_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
 from archive.seals.sealer import SEALING_PROBLEMS, SIGNING_REASONS
@@ -209,6 +210,7 @@ SENTENCES: tuple[Sentences, ...] = (
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
     STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS, POLICY_REFUSALS,
+    INSPECTION_PROBLEMS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import ErrorResponse
+from archive import work
 from archive.inspections import service
 from archive.inspections.models import Inspection
+from ingest.capture.browser import CAPTURE_PROBLEMS
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -49,6 +51,10 @@ class InspectionPublic(BaseModel):
     status: str
     """queued, capturing, sealing, done or failed (see ``error``)."""
     error: str | None
+    error_code: str | None = None
+    """What ``error`` says, as ``<family>.<code>`` of the sentence it is (e.g.
+    ``inspection_problem.record_missing``: the bundle ``item`` is kept, its record is not made;
+    ``capture_problem.navigation_failed``), or None for an error worded otherwise."""
     item: str | None
     """The WACZ item (its members: screenshots, screen recording, environment JSON)."""
     record: str | None
@@ -63,10 +69,19 @@ class InspectionPublic(BaseModel):
     @classmethod
     def of(cls, row: Inspection) -> InspectionPublic:
         return cls(id=row.id, case_id=row.case_id, url=row.url, device_id=row.device_id, seconds=row.seconds,
-                   note=row.note, mode=row.mode, status=row.status.value, error=row.error, item=row.item_id,
+                   note=row.note, mode=row.mode, status=row.status.value, error=row.error,
+                   error_code=_error_code(row.error), item=row.item_id,
                    record=row.record_item_id, replay=f"/evidence/{row.item_id}/replay" if row.item_id else None,
                    summary=row.summary or {}, created_at=row.created_at,
                    started_at=row.started_at, finished_at=row.finished_at)
+
+
+def _error_code(error: str | None) -> str | None:
+    for table in (service.INSPECTION_PROBLEMS, CAPTURE_PROBLEMS, work.STEP_REASONS):
+        found = table.read(error) if error else None
+        if found is not None:
+            return f"{table.family}.{found[0]}"
+    return None
 
 
 @router.post("/cases/{case_id}/inspections", status_code=202, response_model=InspectionPublic, responses=ERRORS)

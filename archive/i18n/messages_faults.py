@@ -214,6 +214,12 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     "capture_problem.navigation_failed": {"zh": "浏览器未能打开页面：{detail}", "en": "navigation failed: {detail}"},
     "capture_problem.stream_failed": {"zh": "直播录制失败：{detail}", "en": "stream recording failed: {detail}"},
     "capture_problem.screenshot_failed": {"zh": "{moment}截图失败：{detail}", "en": "screenshot at {moment} failed: {detail}"},
+    "inspection_problem.record_missing": {
+        "zh": "采集所得已保存为证据 {item}，但未能生成勘验笔录：{reason}",
+        "en": "the capture is kept as item {item}, but its inspection record could not be made: {reason}"},
+    "inspection_problem.interrupted": {
+        "zh": "采集被中断（工作进程丢失）；已保存的文件仍为证据；请重新申请勘验",
+        "en": "the capture was interrupted (worker lost); files kept so far stay evidence; ask for a new inspection"},
     "capture_moment.start": {"zh": "开始时", "en": "start"},
     "capture_moment.end": {"zh": "结束时", "en": "end"},
     "capture_refusal.own_service": {"zh": "{ip} 端口 {port} 是本系统自身的服务",

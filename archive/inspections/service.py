@@ -22,9 +22,18 @@ from archive.identity.users import actor_name, can_see_case, load_case
 from archive.inspections.models import Inspection, InspectionStatus
 from archive.models import Case, User, utcnow
 from archive.settings import Settings
+from archive.wording import Sentences
 
 ACTOR = "system:worker"
 STREAM_SUFFIXES = (".m3u8", ".flv")
+
+INSPECTION_PROBLEMS = Sentences("inspection_problem", {
+    "record_missing": "the capture is kept as item {item}, but its inspection record could not be made: {reason}",
+    "interrupted": "the capture was interrupted (worker lost); files kept so far stay evidence; "
+                   "ask for a new inspection",
+}, fields={"item": r"\S+"})
+"""Why an inspection ended ``failed`` other than its capture's own fault (the capture's are
+:data:`ingest.capture.browser.CAPTURE_PROBLEMS`): stored in English as its ``error``."""
 
 
 def _check_cookies(cookies: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -123,13 +132,24 @@ def mark_sealing(db: Database, inspection_id: str, *, summary: dict[str, Any]) -
                           details={"inspection": row.id, "summary": summary})
 
 
+def keep_bundle(db: Database, inspection_id: str, *, item_id: str) -> None:
+    """Name the WACZ item as soon as it is evidence, so an inspection that fails later (its
+    record, a member, a lost worker) still names the bundle it kept."""
+    with db.session() as session:
+        row = session.get(Inspection, inspection_id, with_for_update=True)
+        if row is not None and row.status not in (InspectionStatus.done, InspectionStatus.failed):
+            row.item_id = item_id
+
+
 def finish(db: Database, inspection_id: str, *, item_id: str | None, record_id: str | None,
            error: str | None) -> None:
-    """End the inspection: ``done`` with its items, or ``failed`` with the reason (and what was kept)."""
+    """End the inspection: ``done`` with its items, or ``failed`` with the reason (and what was
+    kept: a bundle named by :func:`keep_bundle` stays named when ``item_id`` is None)."""
     with db.session() as session:
         row = session.get(Inspection, inspection_id, with_for_update=True)
         if row is None or row.status in (InspectionStatus.done, InspectionStatus.failed):
             return
+        item_id = item_id or row.item_id
         row.item_id, row.record_item_id, row.finished_at = item_id, record_id, utcnow()
         row.status = InspectionStatus.failed if error else InspectionStatus.done
         row.error, row.cookies = error, []

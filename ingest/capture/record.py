@@ -77,13 +77,13 @@ def write_record(facts: RecordFacts, path: Path) -> None:
               "打包为 WACZ（含页面和索引），以本单位电子印章按 WACZ 签名规范签名并加盖时间戳；"
               "开始和结束时截取整页截图，全程录屏；环境信息记录于 environment.json。")
     story = [p("远程勘验笔录", title), Spacer(1, 4 * mm)]
-    table = Table([[p(k), p(v)] for k, v in rows], colWidths=[38 * mm, 132 * mm])
+    table = Table([[p(k), p(v)] for k, v in rows], colWidths=[38 * mm, 132 * mm], splitInRow=1)
     table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, "#555555"), ("VALIGN", (0, 0), (-1, -1), "TOP")]))
     story += [table, Spacer(1, 4 * mm), p("勘验方法"), p(method), Spacer(1, 4 * mm),
               p("固定的电子数据及其 SHA-256 哈希值")]
     files = Table([[p("文件", small), p("类别", small), p("大小（字节）", small), p("SHA-256", small)]]
                   + [[p(n, small), p(r, small), p(s, small), p(h, small)] for n, r, s, h in facts.files],
-                  colWidths=[45 * mm, 22 * mm, 20 * mm, 83 * mm])
+                  colWidths=[45 * mm, 22 * mm, 20 * mm, 83 * mm], repeatRows=1, splitInRow=1)
     files.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, "#555555")]))
     story += [files, Spacer(1, 6 * mm), p("本笔录由系统生成，并以本单位电子印章（PAdES）签章。")]
     SimpleDocTemplate(str(path), pagesize=A4, title="远程勘验笔录", author=facts.officer,

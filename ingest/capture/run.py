@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from archive import work as work_reasons
 from archive.db import Database
+from archive.errors import ArchiveError
 from archive.evidence import receiving
 from archive.inspections import service
 from archive.i18n import enum_label, said, translate
@@ -40,6 +43,7 @@ from ingest.capture.warc import WarcLog
 from signing.wacz import timestamp_time
 
 TOOL = "evidence-archive remote inspection"
+log = logging.getLogger(__name__)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -56,8 +60,7 @@ def run_inspection(*, db: Database, store: ObjectStore, settings: Settings, seal
         return
     if req["status"] != "queued":
         service.finish(db, inspection_id, item_id=None, record_id=None,
-                       error="the capture was interrupted (worker lost); files kept so far stay evidence; "
-                             "ask for a new inspection")
+                       error=service.INSPECTION_PROBLEMS.say("interrupted"))
         return
     with tempfile.TemporaryDirectory(prefix="evidence-inspect-") as tmp:
         _capture(db=db, store=store, settings=settings, sealer=sealer, req=req, work=Path(tmp))
@@ -128,6 +131,7 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
                "wacz_signed_at": end_tsa, "error": error}
     parent = _receive(db, store, settings, req, wacz_path, EvidenceKind.remote_capture, details,
                       recorded_start=session.started)
+    service.keep_bundle(db, req["id"], item_id=parent.id)
     files = [(wacz_path.name, "WACZ", wacz_path.stat().st_size, parent.sha256)]
     members = [(p, "截图") for p in session.screenshots] + [(env_path, "环境信息")]
     if session.video is not None and session.video.exists():
@@ -137,8 +141,22 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
                          {"inspection": req["id"], "bundle_member": path.name, "role": role},
                          parent_id=parent.id, recorded_start=session.started if role in ("录屏", "直播录制") else None)
         files.append((path.name, role, path.stat().st_size, child.sha256))
-    record_id = _record(db=db, store=store, settings=settings, sealer=sealer, req=req, work=work, files=files,
-                        clock=clock, end_tsa=end_tsa, environment=environment, session=session)
+    try:
+        record_id = _record(db=db, store=store, settings=settings, sealer=sealer, req=req, work=work, files=files,
+                            clock=clock, end_tsa=end_tsa, environment=environment, session=session)
+    except Exception as exc:
+        # The bundle and its members are evidence already, and a retry could not capture the
+        # same moment again: whatever kept the record from being made (a TSA outage included),
+        # the inspection ends naming what it kept and why its record is missing.
+        if isinstance(exc, ArchiveError):
+            reason = exc.message
+            log.warning("inspection %s: no record: %s", req["id"], reason)
+        else:
+            reason = work_reasons.STEP_REASONS.say("internal_error", error=type(exc).__name__)
+            log.exception("inspection %s: the record could not be made", req["id"])
+        service.finish(db, req["id"], item_id=parent.id, record_id=None,
+                       error=service.INSPECTION_PROBLEMS.say("record_missing", item=parent.id, reason=reason))
+        return
     service.finish(db, req["id"], item_id=parent.id, record_id=record_id, error=error)
 
 

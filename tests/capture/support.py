@@ -41,6 +41,8 @@ class Site(BaseHTTPRequestHandler):
         if self.path == "/static":
             self._send(200, "<html><head><title>静态页</title></head><body><p>店铺名称：测试书店</p>"
                        "<img src='/logo.png'></body></html>".encode())
+        elif self.path.startswith("/long/"):
+            self._send(200, "<html><head><title>长地址</title></head><body><p>LONG-ADDRESS</p></body></html>".encode())
         elif self.path == "/logo.png":
             self._send(200, PNG, "image/png")
         elif self.path == "/changing":

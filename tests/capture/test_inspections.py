@@ -237,3 +237,48 @@ def test_https_page_captured_with_its_certificate_chain(capture_stack: Stack, tl
     assert env["software"]["browser"].startswith("Chromium ") and env["host"]["os"]
     assert abs(env["clock"]["offset_seconds"]) <= env["clock"]["uncertainty_seconds"]  # the built-in TSA is this clock
     assert env["dns"]["127.0.0.1"] == ["127.0.0.1"] and env["redirects"][-1]["status"] == 200
+
+
+@embedded_only
+def test_long_address_and_note_make_a_record_of_many_pages_sealed_twice(capture_stack: Stack, site: str,
+                                                                         tmp_path: Path) -> None:
+    """A 5,000-character address and an 8,000-character Chinese note (the record's table rows
+    split across pages) give a done inspection with its bundle and record; the record, signed
+    when made, gets its PAdES copy in a new field: both signatures verify, no flag."""
+    from pypdf import PdfReader
+
+    from archive.models import LedgerEntry
+    from signing import pades
+    from signing.certs import load_certificates
+
+    stack = capture_stack
+    token = stack.user(role="officer", unit="unit-a")
+    case = new_case(stack, token)
+    url = f"{site}/long/" + "a" * (5000 - len(site) - len("/long/"))
+    note = "现场备注" * 2000
+    assert len(url) == 5000 and len(note) == 8000
+    got = inspect(stack, token, case, url, seconds=1, note=note)
+    assert got["status"] == "done" and got["error"] is None and got["error_code"] is None, got
+    assert got["item"] and got["record"], got
+    record = stack.wait_item(token, got["record"],
+                             lambda i: (i["processing"] or {}).get("seal", {}).get("state") in ("done", "failed"))
+    assert record["processing"]["seal"]["state"] == "done", record
+    assert "pdf_not_sealable" not in record["flags"], record
+    assert "pades" in {d["role"] for d in record["derived"]}, record
+    original = content(stack, token, got["record"])
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(original)).pages).replace("\n", "")
+    pages = len(PdfReader(io.BytesIO(original)).pages)
+    assert pages >= 5, pages
+    assert text.count("a" * 10) >= (5000 - len(site)) // 10 - 80 and text.count("现场备注") == 2000, pages
+    with stack.client(token) as c:
+        copy = c.get(f"/api/v1/evidence/{got['record']}/derived/pades")
+        (tmp_path / "roots.pem").write_bytes(c.get("/api/v1/trust/chain.pem").content)
+    roots = load_certificates(tmp_path / "roots.pem")
+    assert copy.status_code == 200 and copy.content.startswith(original)
+    report = pades.verify_pdf(data=copy.content, trust_roots=roots)
+    assert report.signature_count == 2 and report.field_name == "EvidenceSeal2", report
+    with stack.services.db.snapshot() as s:
+        sealed = [json.loads(e.details) for e in s.query(LedgerEntry).filter_by(item_id=got["record"],
+                                                                                 action="item_sealed")]
+    assert sealed and not any(d.get("pades_problem") for d in sealed), sealed
+
