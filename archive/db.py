@@ -14,6 +14,7 @@ a driver error.
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib
 import json
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, Integer, MetaData, create_engine, event, select
+from sqlalchemy import Engine, Integer, MetaData, create_engine, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -421,8 +422,8 @@ def lock_row(session: Session, model: type[Row], row_id: object) -> Row | None:
     """Load the ``model`` row with id ``row_id`` and lock it until the transaction ends
     (None when there is no such row). The one way rows are locked for a change.
 
-    Lock order, in every transaction (the other order deadlocks on PostgreSQL): the device
-    row, case rows (sorted by id), the item row, then export, upload, receipt or gap rows,
+    Lock order, in every transaction (the other order deadlocks on PostgreSQL): a name held
+    by :func:`hold_name` before any row, then the device row, case rows (sorted by id), the item row, then export, upload, receipt or gap rows,
     and the custody ledger's lock last (:func:`archive.custody.ledger.append`). An UPDATE
     locks its row too: change (or lock) rows before the first ledger append, since a change
     made after it is flushed, and its row locked, after the ledger lock. The lock is
@@ -431,6 +432,23 @@ def lock_row(session: Session, model: type[Row], row_id: object) -> Row | None:
     """
     query = select(model).where(model.id == row_id).with_for_update(of=model, key_share=True)  # type: ignore[attr-defined]
     return session.execute(query).scalar_one_or_none()
+
+
+def hold_name(session: Session, *parts: str) -> None:
+    """Hold the name ``parts`` until the transaction ends: another transaction holding the same
+    name waits for this one to commit or roll back; other names do not wait.
+
+    For a check and the write it allows that no row can guard, because the row is the one
+    about to be written (e.g. "this case holds no item of this content" and that item's
+    insert). On PostgreSQL a transaction-scoped advisory lock on a 64-bit digest of the name (two
+    names sharing a digest only wait for each other); on SQLite the write transaction itself
+    already serialises writers. Take it first in its transaction, before any row lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def share_row(session: Session, model: type[Row], row_id: object) -> Row | None:

@@ -12,7 +12,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,24 @@ def sign_in(browser, token: str):  # type: ignore[no-untyped-def]
     """Sign a browser (an httpx.Client) in with an API token through the sign-in form."""
     csrf = csrf_of(browser.get("/login").text)
     return browser.post("/login", data={"token": token, "csrf_token": csrf})
+
+
+def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
+    """Run ``call(i)`` in ``n`` threads released together (a barrier); their results, or the
+    exceptions they raised, in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = call(i)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results

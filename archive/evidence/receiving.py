@@ -2,8 +2,9 @@
 
 Receiving is *object first, row second*: bytes stream into the case's vault while
 SHA-256 is computed; only when the declared hash (if any) matches is the object locked
-and the row and custody entry written in one transaction. A mismatch or a broken
-upload discards the unlocked object, so nothing is kept as evidence.
+and the row and custody entry written, in one transaction that first checks that the case
+is open and does not hold this content yet (:func:`keep_original`). A mismatch, a broken
+upload or a refusal discards the unlocked object, so nothing is kept as evidence.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from archive import work
 from archive.custody import ledger
-from archive.db import Database, share_row
+from archive.db import Database, hold_name, share_row
 from archive.timefmt import given_time, in_range_utc
 from archive.errors import (
     ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
@@ -128,39 +129,6 @@ def refuse_closed(case: Case) -> None:
                          "(a legal reviewer may reopen it)")
 
 
-def before_locking(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
-    """The last checks before a received original is locked: its case is still open
-    (CaseClosed) and does not hold this content already (DuplicateEvidence)."""
-    with db.read() as session:
-        refuse_closed(session.get(Case, incoming.case_id))
-    refuse_duplicate(db, incoming=incoming, sha256=sha256, actor=actor)
-
-
-def refuse_duplicate(db: Database, *, incoming: IncomingEvidence, sha256: str, actor: str) -> None:
-    """Raise DuplicateEvidence when the case already holds this content (before locking).
-
-    The refused copy is recorded in the custody ledger (``duplicate_received``), so the
-    attempt is part of the record although its bytes are not kept. Bundle members are
-    parts of their capture and are never refused.
-    """
-    if incoming.parent_id is not None:
-        return
-    with db.session() as session:
-        existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256)
-        if existing is None:
-            return
-        ledger.append(
-            session, actor=actor, action="duplicate_received", case_id=incoming.case_id, item_id=existing.id,
-            details={"filename": incoming.filename, "sha256": sha256, "existing_item": existing.id,
-                     "device_id": incoming.device_id, "kept": False},
-        )
-        existing_id, existing_name = existing.id, existing.original_filename
-    raise DuplicateEvidence(
-        f"this content (sha256 {sha256}) is already item {existing_id} ({existing_name}) of this case; "
-        "the new copy was not kept", existing_id=existing_id,
-    )
-
-
 def receive_original(
     *,
     db: Database,
@@ -176,7 +144,8 @@ def receive_original(
 
     No database transaction is held while bytes flow. Raises HashMismatch (nothing
     kept) when the declared SHA-256 differs, UploadIncomplete when fewer bytes than
-    announced arrived. ``on_registered(session, item)`` runs in the transaction that
+    announced arrived, DuplicateEvidence when the case holds this content already
+    (:func:`keep_original`). ``on_registered(session, item)`` runs in the transaction that
     commits the item (to record something with it, e.g. an idempotent answer); if it
     raises, nothing is registered.
     """
@@ -199,23 +168,24 @@ def receive_original(
 
     stream = HashingStream(noting_head(chunks), "sha256")
     stored = store.put(key, stream, content_type=guess_media_type(filename))
-    locked = accept_original(
-        store=store, stored=stored, size=stream.size, sha256=stream.hexdigest("sha256"),
-        declared=incoming.declared_sha256, expected_size=expected_size, retention_days=retention_days,
-        before_lock=lambda: before_locking(db, incoming=incoming, sha256=stream.hexdigest("sha256"), actor=actor),
-    )
+    sha256 = stream.hexdigest("sha256")
+    check_received(store=store, stored=stored, size=stream.size, sha256=sha256,
+                   declared=incoming.declared_sha256, expected_size=expected_size)
     media_type = sniff_bytes(bytes(head), name=filename)
 
-    def register(session: Session) -> EvidenceItem:
-        item = session.get(EvidenceItem, item_id)  # a commit whose answer was lost
-        if item is None:
-            item = register_original(session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id,
-                                     stored=locked, sha256=stream.hexdigest("sha256"), media_type=media_type)
-            if on_registered is not None:
-                on_registered(session, item)
+    def registered(session: Session) -> EvidenceItem | None:
+        return session.get(EvidenceItem, item_id)  # a commit whose answer was lost
+
+    def register(session: Session, locked: StoredObject) -> EvidenceItem:
+        item = register_original(session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id,
+                                 stored=locked, sha256=sha256, media_type=media_type)
+        if on_registered is not None:
+            on_registered(session, item)
         return item
 
-    item = with_patience(db, f"registering item {item_id}", register)
+    item = keep_original(db=db, store=store, stored=stored, size=stream.size, incoming=incoming, sha256=sha256,
+                         actor=actor, retention_days=retention_days, what=f"registering item {item_id}",
+                         registered=registered, register=register)
     log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
     return item
 
@@ -246,24 +216,20 @@ REGISTER_PATIENCE = 30.0
 """Seconds an original already stored and locked waits for the database to register it."""
 
 
-def accept_original(
+def check_received(
     *,
     store: ObjectStore,
     stored: StoredObject,
     size: int,
     sha256: str,
     declared: str | None,
-    retention_days: int,
     expected_size: int | None = None,
-    before_lock: Callable[[], None] | None = None,
-) -> StoredObject:
-    """Check a stored, still unlocked original against what was announced, then lock it.
+) -> None:
+    """Check a stored, still unlocked original against what was announced.
 
     ``size`` and ``sha256`` are what was measured while the bytes went in. On a short
     upload (UploadIncomplete) or a declared-hash mismatch (HashMismatch) the object is
-    discarded, so nothing is kept. ``before_lock`` runs last before locking: an
-    ArchiveError from it (e.g. DuplicateEvidence) discards the object the same way.
-    Returns the object as locked (COMPLIANCE retention).
+    discarded, so nothing is kept.
     """
     declared = normalise_sha256(declared)
     try:
@@ -276,19 +242,104 @@ def accept_original(
                 f"declared sha256 {declared} but received bytes hash to {sha256}; nothing was kept",
                 code="hash_mismatch",
             )
-        if before_lock is not None:
-            before_lock()
     except ArchiveError:
-        try:
-            store.discard(stored.key, version_id=stored.version_id)
-        except ObjectLocked:
-            # The case is under legal hold, and a held vault gives up nothing: the refused
-            # bytes stay, unregistered (never evidence); the answer is still the refusal.
-            log.warning("kept refused object %s: its vault is under legal hold", stored.key)
+        _discard_refused(store, stored)
         raise
+
+
+def keep_original(
+    *,
+    db: Database,
+    store: ObjectStore,
+    stored: StoredObject,
+    size: int,
+    incoming: IncomingEvidence,
+    sha256: str,
+    actor: str,
+    retention_days: int,
+    what: str,
+    registered: Callable[[Session], T | None],
+    register: Callable[[Session, StoredObject], T],
+) -> T:
+    """Lock a checked original (COMPLIANCE retention) and register it, or refuse it, in one
+    write transaction; return what ``register`` (or ``registered``) returned. ``size`` is what
+    was measured while the bytes went in.
+
+    The case must be open (CaseClosed) and must not hold this content already
+    (DuplicateEvidence, recorded as a ``duplicate_received`` custody entry; bundle members are
+    parts of their capture and are never refused). Both are checked in the transaction that
+    writes the item, under a hold on (case, content) (:func:`~archive.db.hold_name`; on SQLite
+    the write transaction), and the case row shared: copies of one content arriving at once
+    are kept once, whichever route each came by, and the others are refused exactly as a copy
+    arriving later is. Only copies of the same content into the same case wait for each
+    other, and only for this transaction: no byte is streamed or hashed under it.
+
+    A refused copy is discarded before it was ever locked, so nothing of it is kept.
+    ``registered(session)`` is what an earlier attempt already committed (its answer lost),
+    if anything; ``register(session, locked)`` writes the item (e.g. :func:`register_original`).
+    A busy database is waited out as in :func:`with_patience`: once locked, the original
+    must not be left without its item.
+    """
     until = utcnow() + timedelta(days=retention_days)
-    locked = store.lock(stored.key, version_id=stored.version_id, until=until)
-    return replace(locked, size=size, retention_until=locked.retention_until or until)
+    locked: StoredObject | None = None
+    locking = False
+    refused: DuplicateEvidence | None = None
+
+    def keep(session: Session) -> T | None:
+        nonlocal locked, locking, refused
+        refused = None
+        refusable = incoming.parent_id is None
+        if refusable:
+            hold_name(session, "content", incoming.case_id, sha256)
+        # Shared, not locked: uploads to one case do not wait for each other, but a close (which
+        # locks the case row) cannot slip between this check and the item's commit.
+        refuse_closed(share_row(session, Case, incoming.case_id))
+        done = registered(session)
+        if done is not None:
+            return done
+        existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256) if refusable else None
+        if existing is not None:
+            ledger.append(
+                session, actor=actor, action="duplicate_received", case_id=incoming.case_id, item_id=existing.id,
+                details={"filename": incoming.filename, "sha256": sha256, "existing_item": existing.id,
+                         "device_id": incoming.device_id, "kept": False},
+            )
+            refused = DuplicateEvidence(
+                f"this content (sha256 {sha256}) is already item {existing.id} ({existing.original_filename}) "
+                "of this case; the new copy was not kept", existing_id=existing.id,
+            )
+            return None
+        if locked is None:
+            locking = True
+            done_locking = store.lock(stored.key, version_id=stored.version_id, until=until)
+            locked = replace(done_locking, size=size, retention_until=done_locking.retention_until or until)
+        return register(session, locked)
+
+    try:
+        kept = with_patience(db, what, keep)
+    except ArchiveError:
+        if not locking:  # refused (closed case, busy database) before the lock was tried
+            _discard_refused(store, stored)
+        raise
+    if refused is not None:
+        if locked is not None:
+            # Locked by an attempt whose commit was lost, while another copy was registered.
+            log.warning("kept refused object %s: it was locked before its copy was found a duplicate", stored.key)
+        else:
+            _discard_refused(store, stored)
+        raise refused
+    assert kept is not None
+    return kept
+
+
+def _discard_refused(store: ObjectStore, stored: StoredObject) -> None:
+    """Remove a refused, never locked original, so nothing of it is kept."""
+    try:
+        store.discard(stored.key, version_id=stored.version_id)
+    except ObjectLocked:
+        # The case is under legal hold, and a held vault gives up nothing: the refused
+        # bytes stay, unregistered (never evidence); the answer is still the refusal.
+        log.warning("kept refused object %s: its vault is under legal hold", stored.key)
 
 
 def register_original(

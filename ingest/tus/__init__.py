@@ -28,8 +28,9 @@ How an upload travels
 * **Completion** (offset reaches Upload-Length) commits the stage under the item's key
   (unlocked), checks the declared SHA-256 and locks the object with COMPLIANCE
   retention through the same code as the direct upload
-  (:func:`archive.evidence.receiving.accept_original` and :func:`~archive.evidence.receiving.register_original`:
-  one row, one ``evidence_received`` entry). The item id was reserved at creation and
+  (:func:`archive.evidence.receiving.check_received` and :func:`~archive.evidence.receiving.keep_original`:
+  one row, one ``evidence_received`` entry; content the case already holds, even if it is
+  registered at the same moment, completes the upload as that item). The item id was reserved at creation and
   the upload row is locked while the item is written, so a retried last PATCH or two
   racing ones yield one item. A mismatch discards the object and fails the upload
   (``hash_mismatch``): nothing is kept, and the ledger says so.

@@ -21,7 +21,7 @@ from archive.db import Database, lock_row, share_row
 from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import Case, EvidenceKind, Upload, User, new_id, utcnow
-from archive.storage import ObjectStore, StageHandle
+from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
 from ingest.tus.streaming import receive
@@ -258,11 +258,29 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         committed = store.read(stored.key, version_id=stored.version_id)
         sha256 = hash_chunks(committed, "sha256").hexdigest("sha256")
         log.info("upload %s: hashed the committed object (no running hash in this process)", upload_id)
+    def registered(session: Session) -> str | None:
+        upload = _lock_upload(session, upload_id)  # the case row was shared before it: the lock order
+        return (upload.item_id or "") if upload.status == "complete" else None
+
+    def register(session: Session, locked: StoredObject) -> str:
+        receiving.register_original(
+            session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked, sha256=sha256,
+            media_type=media_type,
+        )
+        upload = _lock_upload(session, upload_id)
+        upload.status, upload.item_id, upload.updated_at = "complete", item_id, utcnow()
+        return item_id
+
     try:
-        locked = receiving.accept_original(
-            store=store, stored=stored, size=length, sha256=sha256, declared=incoming.declared_sha256,
-            retention_days=retention_days,
-            before_lock=lambda: receiving.before_locking(db, incoming=incoming, sha256=sha256, actor=actor),
+        receiving.check_received(store=store, stored=stored, size=length, sha256=sha256,
+                                 declared=incoming.declared_sha256)
+        # What the original is, from its first bytes (read back once, outside any transaction).
+        head = b"".join(store.read(stored.key, version_id=stored.version_id, start=0, end=HEAD - 1)) if length else b""
+        media_type = sniff_bytes(head, name=incoming.filename)
+        kept = receiving.keep_original(
+            db=db, store=store, stored=stored, size=length, incoming=incoming, sha256=sha256, actor=actor,
+            retention_days=retention_days, what=f"registering upload {upload_id} as item {item_id}",
+            registered=registered, register=register,
         )
     except receiving.DuplicateEvidence as dup:
         # The case already holds this content: the upload completes as that item, and the
@@ -284,21 +302,9 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
             )
         live.forget(upload_id)
         raise
-    # What the original is, from its first bytes (read back once, outside any transaction).
-    head = b"".join(store.read(locked.key, version_id=locked.version_id, start=0, end=HEAD - 1)) if length else b""
-    media_type = sniff_bytes(head, name=incoming.filename)
-
-    def register(session: Session) -> None:
-        share_row(session, Case, incoming.case_id)  # lock order: the case row before the upload row
-        upload = _lock_upload(session, upload_id)
-        if upload.status != "complete":
-            receiving.register_original(
-                session, user_id=user_id, actor=actor, incoming=incoming, item_id=item_id, stored=locked, sha256=sha256,
-                media_type=media_type,
-            )
-            upload.status, upload.item_id, upload.updated_at = "complete", item_id, utcnow()
-
-    receiving.with_patience(db, f"registering upload {upload_id} as item {item_id}", register)
+    if kept != item_id:  # another completion of this upload registered it first
+        live.forget(upload_id)
+        return kept
     live.forget(upload_id)
     log.info("upload %s complete: item %s (%d bytes)", upload_id, item_id, length)
     return item_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,7 @@ from archive.seals.registry import record_certificates, record_sm2_key
 from archive.continuity.models import Device
 from archive.models import Case, EvidenceItem, IdempotencyKey, TrustedCertificate
 from archive.identity.users import authenticate
-from tests.tools import CLIENT_TLS
+from tests.tools import CLIENT_TLS, at_once
 
 
 def _key() -> str:
@@ -46,26 +45,6 @@ def _originals(stack, vault: str) -> int:
     return len(list(stack.services.store.list(f"{vault}/originals/")))
 
 
-def _at_once(n: int, call) -> list:  # type: ignore[no-untyped-def]
-    """Run ``call(i)`` in ``n`` threads released together; their results (or exceptions) in order."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = call(i)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
-
-
 def _user_id(stack, token: str) -> str:
     with stack.services.db.session() as s:
         return authenticate(s, token=token).id
@@ -78,7 +57,7 @@ def test_concurrent_creations_of_one_case_number_give_one_201_and_409s(stack, of
         with stack.client(officer) as c:
             return c.post("/api/v1/cases", json={"case_number": number, "title": "race"})
 
-    replies = _at_once(20, create)
+    replies = at_once(20, create)
     statuses = sorted(r.status_code for r in replies)
     assert statuses == [201] + [409] * 19, [(r.status_code, r.text) for r in replies]
     assert {r.json()["error"]["code"] for r in replies if r.status_code == 409} == {"case_number_taken"}
@@ -120,7 +99,7 @@ def test_concurrent_requests_with_one_key_create_one_case(stack, officer):
         with stack.client(officer) as c:
             return c.post("/api/v1/cases", json={"case_number": number, "title": "t"}, headers={"Idempotency-Key": key})
 
-    replies = _at_once(8, create)
+    replies = at_once(8, create)
     created = {r.json()["id"] for r in replies if r.status_code == 201}
     assert len(created) == 1, [(r.status_code, r.text) for r in replies]
     assert all(r.status_code == 201 or r.json()["error"]["code"] == "idempotency_key_in_use" for r in replies)
@@ -212,7 +191,7 @@ def test_concurrent_clock_settings_of_a_new_device_all_succeed(stack, officer):
         with stack.client(officer) as c:
             return c.put(f"/api/v1/devices/{device}", json={"clock_offset_seconds": float(i)})
 
-    replies = _at_once(8, put)
+    replies = at_once(8, put)
     assert [r.status_code for r in replies] == [200] * 8, [r.text for r in replies]
     assert _count(stack, select(func.count()).select_from(Device).where(Device.id == device)) == 1
 
@@ -251,7 +230,7 @@ def test_concurrent_sealing_records_each_certificate_once(stack):
             time.sleep(0.3)
         return added
 
-    results = _at_once(6, record)
+    results = at_once(6, record)
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(results) == len(certs)  # each certificate added by exactly one of them
     fingerprints = [sha256_fingerprint(c) for _role, c in certs] + [sm2_key.fingerprint()]
@@ -303,10 +282,10 @@ def test_concurrent_user_additions_share_a_new_unit_and_conflict_on_a_name(stack
             user, _token = add_user(session, name=name if same_name else f"{name}-{i}", unit=unit, role="officer")
             return user.id
 
-    distinct = _at_once(6, add)
+    distinct = at_once(6, add)
     assert not [r for r in distinct if isinstance(r, BaseException)], distinct
     assert _count(stack, select(func.count()).select_from(Unit).where(Unit.name == unit)) == 1
-    same = _at_once(6, lambda i: add(i, same_name=True))
+    same = at_once(6, lambda i: add(i, same_name=True))
     errors = [r for r in same if isinstance(r, BaseException)]
     assert len(errors) == 5 and all(isinstance(e, Conflict) and e.code == "user_exists" for e in errors), same
     assert _count(stack, select(func.count()).select_from(User).where(User.name == name)) == 1
