@@ -71,17 +71,20 @@ STEP_REASONS = Sentences("processing_reason", {
     "lease_ran_out": "worker {owner} stopped before finishing (lease ran out)",
     "internal_error": "internal error ({error}); logged",
     "packet_scan_failed": "packet scan failed: {detail}",
+    "time_limit": "{tool} was stopped at its time limit of {limit} s",
     "member_unregistered": "member {member} could not be registered: {detail}",
     "retrying": "{detail}; retrying",
     "derive_failed": "{role}: {failure}",
     "unreadable_document": "unreadable document: {detail}",
     "invalid_bundle": "invalid bundle: {detail}",
 }, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+",
+           "limit": r"\d+", "tool": r"\w+",
            "role": "|".join(DERIVED_ROLES),
            "failure": r"(?:(?!" + re.escape(DERIVE_SEPARATOR) + "(?:" + "|".join(DERIVED_ROLES) + r"): ).)+"})
 """The reasons our own code gives a processing step (``ingest.pipeline``, ``workers.tasks``)
 or work given up (:func:`reconcile`, which also keeps ``lease_ran_out`` as the work's last
-error); ``detail`` is the underlying tool's or error's own message, kept as written, ``error``
+error); ``detail`` is the underlying tool's or error's own message, kept as written (or
+``time_limit``: a media tool killed at its time limit, ``ingest.ffmpeg_adapter``), ``error``
 the name of an unexpected exception's class. A failed ``derive`` step's reason is one
 ``derive_failed`` per derived file that could not be made, joined by :data:`DERIVE_SEPARATOR`
 (``failure``: the tool's message, which never runs into the next role's). An unreadable

@@ -17,7 +17,7 @@ from typing import Iterator
 import ffmpeg
 
 from ingest.errors import DeriveFailed, ProbeFailed
-from ingest.ffmpeg_adapter import run_graph
+from ingest.ffmpeg_adapter import input_options, input_url, run_graph, time_limit
 from ingest.media import MediaFacts, StreamFacts, probe
 
 __all__ = ["DerivedFile", "make_proxy", "make_thumbnail_strip"]
@@ -60,7 +60,7 @@ def make_thumbnail_strip(source: Path, dest: Path, *, count: int = 8, width: int
     frames = []
     for at in points:
         frames.append(
-            ffmpeg.input(str(source), ss=f"{at:.3f}")
+            ffmpeg.input(input_url(source), ss=f"{at:.3f}", **input_options())
             .video.trim(end_frame=1)
             .setpts("PTS-STARTPTS")
             .filter("scale", width, -2)
@@ -70,7 +70,7 @@ def make_thumbnail_strip(source: Path, dest: Path, *, count: int = 8, width: int
     tiled = joined.filter("tile", f"{count}x1")
     with _atomic(dest) as tmp:
         graph = tiled.output(str(tmp), vframes=1, **{"q:v": 4, "f": "image2", "update": 1})
-        _run(graph, tmp, what="thumbnail strip")
+        _run(graph, tmp, source, what="thumbnail strip")
     return _derived(dest, "image/jpeg")
 
 
@@ -89,7 +89,7 @@ def make_proxy(source: Path, dest: Path, *, max_height: int = 480) -> DerivedFil
         raise DeriveFailed(message=f"invalid max_height {max_height}")
     facts = _probe_source(source, dest)
     _first_video(facts, source)
-    inp = ffmpeg.input(str(source))
+    inp = ffmpeg.input(input_url(source), **input_options())
     # Even dimensions: yuv420p subsamples chroma by two in both directions.
     scaled = inp["v:0"].filter("scale", -2, f"trunc(min(ih,{max_height})/2)*2")
     streams = [scaled]
@@ -109,7 +109,7 @@ def make_proxy(source: Path, dest: Path, *, max_height: int = 480) -> DerivedFil
             f="mp4",
             **audio_args,
         )
-        _run(graph, tmp, what="proxy")
+        _run(graph, tmp, source, what="proxy")
     return _derived(dest, "video/mp4")
 
 
@@ -145,8 +145,8 @@ def _first_video(facts: MediaFacts, source: Path) -> StreamFacts:
     raise DeriveFailed(message=f"{source.name} has no video stream")
 
 
-def _run(graph, tmp: Path, *, what: str) -> None:
-    run_graph(graph, what=what, failure=DeriveFailed)
+def _run(graph, tmp: Path, source: Path, *, what: str) -> None:
+    run_graph(graph, what=what, limit=time_limit(source, decoding=True), failure=DeriveFailed)
     if not tmp.exists() or tmp.stat().st_size == 0:
         raise DeriveFailed(message=f"ffmpeg produced no {what}")
 

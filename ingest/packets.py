@@ -29,7 +29,7 @@ from pathlib import Path
 
 from archive.continuity.analysis import InFileGap
 from ingest.errors import ProbeFailed
-from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, run, stream
+from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, input_args, run, stream, time_limit
 
 __all__ = ["InFileGap", "PacketScan", "scan_packets"]
 
@@ -115,7 +115,7 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
 def _streams(path: Path) -> tuple[int | None, int | None, str]:
     """(index of the first video stream, of the first audio stream, format name)."""
     stdout = run([FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
-                  "-of", "json", str(path)], fallback=f"ffprobe failed on {path.name}")
+                  "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
     video = audio = None
     for s in info.get("streams") or ():
@@ -148,9 +148,9 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
         # this reader, per line. Through -o ffprobe buffers its output (32 KiB), which
         # makes the pipe as cheap as writing to /dev/null.
         cmd += ["-o", "pipe:1"]
-    cmd.append(str(path))
+    cmd += input_args(path)
     by_index: dict[int, array] = {i: array("d") for i in wanted}
-    with stream(cmd, fallback=f"ffprobe failed on {path.name}") as stdout:
+    with stream(cmd, limit=time_limit(path), fallback=f"ffprobe failed on {path.name}") as stdout:
         rest = b""
         while chunk := stdout.read(_CHUNK):
             cut = chunk.rfind(b"\n")
@@ -250,10 +250,10 @@ _SILENCE_LINE = re.compile(rb"silence_(start|end): (-?[0-9.]+)")
 def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
     """Stretches of digital silence longer than the tolerance in the first audio stream."""
     cmd = [
-        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", "-i", str(path), "-map", "0:a:0",
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", *input_args(path), "-map", "0:a:0",
         "-af", f"silencedetect=noise={_SILENCE_DB}dB:duration={tolerance}", "-f", "null", "-",
     ]  # fmt: skip
-    stderr = run(cmd, fallback=f"ffmpeg failed on {path.name}", output="stderr")
+    stderr = run(cmd, limit=time_limit(path, decoding=True), fallback=f"ffmpeg failed on {path.name}", output="stderr")
     gaps: list[InFileGap] = []
     start: float | None = None
     for kind, value in _SILENCE_LINE.findall(stderr):

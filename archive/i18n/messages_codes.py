@@ -223,6 +223,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.lease_ran_out": {"zh": "执行进程 {owner} 未完成即停止（租约已到期）", "en": "worker {owner} stopped before finishing (lease ran out)"},
     "processing_reason.internal_error": {"zh": "内部错误（{error}），已记入日志", "en": "internal error ({error}); logged"},
     "processing_reason.packet_scan_failed": {"zh": "数据包扫描失败：{detail}", "en": "packet scan failed: {detail}"},
+    "processing_reason.time_limit": {"zh": "{tool} 运行超过时限 {limit} 秒，已被终止",
+                                     "en": "{tool} was stopped at its time limit of {limit} s"},
     "processing_reason.member_unregistered": {"zh": "成员文件 {member} 未能登记：{detail}", "en": "member {member} could not be registered: {detail}"},
     "processing_reason.retrying": {"zh": "{detail}；将重试", "en": "{detail}; retrying"},
     "processing_reason.derive_failed": {"zh": "{role}未能生成：{failure}", "en": "{role}: {failure}"},

@@ -159,13 +159,14 @@ def constant_rate(screencast: Path) -> Path:
     import ffmpeg
 
     from ingest.errors import DeriveFailed
-    from ingest.ffmpeg_adapter import run_graph
+    from ingest.ffmpeg_adapter import input_options, input_url, run_graph, time_limit
 
     out = screencast.with_name("screen-recording.webm")
-    graph = (ffmpeg.input(str(screencast)).video.filter("fps", fps=SCREEN_FPS)
+    graph = (ffmpeg.input(input_url(screencast), **input_options()).video.filter("fps", fps=SCREEN_FPS)
              .output(str(out), vcodec="libvpx", deadline="realtime", **{"cpu-used": 8, "b:v": "1M"}))
     try:
-        run_graph(graph, what="constant-rate screen recording", failure=DeriveFailed)
+        run_graph(graph, what="constant-rate screen recording", limit=time_limit(screencast, decoding=True),
+                  failure=DeriveFailed)
     except DeriveFailed:
         out.unlink(missing_ok=True)
         return screencast

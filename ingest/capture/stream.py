@@ -19,7 +19,7 @@ from archive.settings import Settings
 from ingest.capture.browser import CAPTURE_PROBLEMS, PageSession
 from ingest.capture.fetch import Budget, FetchFailed, Fetched, Fetcher
 from ingest.errors import IngestError
-from ingest.ffmpeg_adapter import FFMPEG, run, run_bounded
+from ingest.ffmpeg_adapter import FFMPEG, input_args, run, time_limit
 
 
 def _head(fetcher: Fetcher, url: str, record: Any) -> Fetched:
@@ -48,7 +48,8 @@ def run_stream(*, url: str, seconds: int, workdir: Path, fetcher: Fetcher, recor
            "-protocol_whitelist", "http,https,tcp,tls,crypto", "-i", url, "-map", "0", "-c", "copy",
            "-t", str(seconds), "-fs", str(remaining), "-f", "matroska", "-y", str(out)]
     try:
-        run_bounded(cmd, timeout=seconds * 2 + 60, fallback="ffmpeg could not record the stream")
+        # The network stream is this recording's point (its own protocols above); -t ends it.
+        run(cmd, limit=seconds * 2 + 60, fallback="ffmpeg could not record the stream", output="stderr")
     except IngestError as exc:
         session.error = CAPTURE_PROBLEMS.say("stream_failed", detail=exc.message)
     session.ended = utcnow()
@@ -58,8 +59,8 @@ def run_stream(*, url: str, seconds: int, workdir: Path, fetcher: Fetcher, recor
         for moment, args in (("start", ["-ss", "0"]), ("end", ["-sseof", "-1"])):
             png = workdir / f"screenshot-{moment}.png"
             try:
-                run([FFMPEG, "-nostdin", "-v", "error", *args, "-i", str(out), "-frames:v", "1", "-y", str(png)],
-                    fallback="no frame")
+                run([FFMPEG, "-nostdin", "-v", "error", *args, *input_args(out), "-frames:v", "1", "-y", str(png)],
+                    limit=time_limit(out, decoding=True), fallback="no frame")
                 session.screenshots.append(png)
             except IngestError:
                 pass

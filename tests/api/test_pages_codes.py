@@ -128,7 +128,7 @@ STORED_VALUES = {
     "stated": "ab" * 32, "stated_version": "None", "roles": "['manifest']", "sealed_size": "12",
     "sealed_root": "ef" * 32, "previous": "2", "recorded_action": "checkpoint_sealed",
     "items": "i-1 (a.mp4), i-2 (b.pdf)", "outstanding": "probe (item i-1)",
-    "owner": "worker-host:4242:139872",
+    "owner": "worker-host:4242:139872", "tool": "ffprobe", "limit": "300",
     "stage": "filed", "stages": "enforcement, referred, service", "subject": "i-1", "export": "x-1",
     "export_status": "building", "needed": "3", "review": "r-1",
     "error": "KeyError", "member": "'clips/FILE0001.MP4'",
