@@ -56,22 +56,32 @@ def make_thumbnail_strip(source: Path, dest: Path, *, count: int = 8, width: int
     # Identical seek points would make identical graph nodes, which ffmpeg-python
     # refuses to reuse; a source without a known duration gives a one-frame strip.
     points = sorted({round(duration * (i + 0.5) / count, 3) for i in range(count)}) if duration > 0 else [0.0]
-    count = len(points)
+    try:
+        _write_strip(source, dest, points, width)
+    except DeriveFailed:
+        # What cannot be sought in (a raw H.264 stream, a still image, a transport stream
+        # whose only key frame is its first) still shows its first picture, read from the start.
+        _write_strip(source, dest, [None], width)
+    return _derived(dest, "image/jpeg")
+
+
+def _write_strip(source: Path, dest: Path, points: list[float | None], width: int) -> None:
+    """The frames at ``points`` (seconds; None: the first, without seeking) tiled in a row."""
     frames = []
     for at in points:
+        seek = {} if at is None else {"ss": f"{at:.3f}"}
         frames.append(
-            ffmpeg.input(input_url(source), ss=f"{at:.3f}", **input_options())
+            ffmpeg.input(input_url(source), **seek, **input_options())
             .video.trim(end_frame=1)
             .setpts("PTS-STARTPTS")
             .filter("scale", width, -2)
             .filter("setsar", 1)
         )
-    joined = frames[0] if count == 1 else ffmpeg.concat(*frames, v=1, a=0)
-    tiled = joined.filter("tile", f"{count}x1")
+    joined = frames[0] if len(frames) == 1 else ffmpeg.concat(*frames, v=1, a=0)
+    tiled = joined.filter("tile", f"{len(frames)}x1")
     with _atomic(dest) as tmp:
         graph = tiled.output(str(tmp), vframes=1, **{"q:v": 4, "f": "image2", "update": 1})
         _run(graph, tmp, source, what="thumbnail strip")
-    return _derived(dest, "image/jpeg")
 
 
 def make_proxy(source: Path, dest: Path, *, max_height: int = 480) -> DerivedFile:

@@ -95,3 +95,20 @@ def test_still_image_gives_a_one_frame_strip(tmp_path: Path) -> None:
                    check=True)
     out = make_thumbnail_strip(still, tmp_path / "strip.jpg", count=8, width=80)
     assert out.size > 0 and out.width == 80
+
+
+@pytest.mark.parametrize("name, encoding", [
+    ("one-key-frame.ts", ["-c:v", "libx264", "-g", "1000", "-f", "mpegts"]),
+    ("raw.h264", ["-c:v", "libx264", "-g", "25", "-f", "h264"]),
+    ("still.jpg", ["-frames:v", "1", "-f", "image2"]),
+])
+def test_what_cannot_be_sought_in_still_gives_its_first_picture(tmp_path: Path, name: str, encoding: list[str]) -> None:
+    """A transport stream whose only key frame is its first, a raw H.264 stream (no timestamps
+    to seek by) and a still JPEG: seeking finds no frame in them, and the strip is their first
+    picture read from the start, not a failed step that would flag a plain recording."""
+    source = tmp_path / name
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=6:size=320x240:rate=25",
+                    *encoding, str(source)], check=True)
+    out = make_thumbnail_strip(source, tmp_path / "strip.jpg", count=8, width=160)
+    assert out.size > 0 and (out.width, out.height) == (160, 120)
+    assert probe(out.path).has_video
