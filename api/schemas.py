@@ -282,7 +282,7 @@ class DevicePublic(BaseModel):
     source: str
     description: str | None
     updated_at: datetime
-    cases: list[str] = Field(default_factory=list, description="Cases whose continuity is re-analysed")
+    cases: list[str] = Field(default_factory=list, description="Cases whose continuity is re-analysed (those the caller may see)")
 
 
 class ActionCreate(BaseModel):

@@ -25,6 +25,8 @@ from api.schemas import (
 from archive import work
 from archive.continuity import devices, gaps
 from archive.continuity.report import continuity_report, people_of
+from archive.identity.users import can_see_case
+from archive.models import Case
 
 router = APIRouter(prefix="/api/v1", tags=["continuity"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -39,9 +41,11 @@ def put_device(
         session, user=user, device_id=device_id, offset_seconds=body.clock_offset_seconds, source=body.source,
         description=body.description,
     )
+    # The reply names the cases the caller may see; all of them are analysed again.
+    shown = [case_id for case_id in cases if can_see_case(user, session.get(Case, case_id))]
     reply = DevicePublic(
         id=device.id, clock_offset_seconds=device.clock_offset_seconds, source=device.offset_source,
-        description=device.description, updated_at=device.updated_at, cases=cases,
+        description=device.description, updated_at=device.updated_at, cases=shown,
     )
     session.commit()
     for case_id in cases:

@@ -56,11 +56,14 @@ def set_device_clock(
         )
     if source not in ("declared", "measured"):
         raise InvalidInput("source must be 'declared' or 'measured'", code="invalid_offset_source")
-    # A device's offset moves the gaps of every case that uses it, so a non-admin may set
-    # it only when all of those cases are their own unit's.
+    # A device's offset moves the recordings it made, and so the gaps of every case holding
+    # one: a non-admin may set it only when all of those cases are their own unit's. An
+    # action naming the device is a plan, not a recording: naming devices in one unit's
+    # actions must not take their clocks from the units that record with them.
     if user.role != Role.admin:
         others = session.execute(
-            select(Case.id).where(Case.id.in_(_cases_of_device(session, device_id)), Case.unit_id != user.unit_id)
+            select(EvidenceItem.case_id).join(Case, Case.id == EvidenceItem.case_id)
+            .where(EvidenceItem.device_id == device_id, Case.unit_id != user.unit_id).limit(1)
         ).first()
         if others is not None:
             raise Forbidden(

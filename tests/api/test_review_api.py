@@ -48,6 +48,15 @@ def test_device_clock_only_by_the_units_that_use_the_device(stack, officer, case
     with stack.client(officer) as c:
         r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 5})
         assert r.status_code == 200 and r.json()["cases"] == [case["id"]], r.text
+        # Devices named in an action (a plan, not recordings) stay theirs who record with them.
+        named = [f"CAM-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+            "kind": "seizure", "start": "2026-03-01T10:00:00+08:00", "end": "2026-03-01T10:05:00+08:00", "devices": named})
+        assert r.status_code == 201, r.text
+    with stack.client(other) as c:
+        r = c.put(f"/api/v1/devices/{named[1]}", json={"clock_offset_seconds": 2})
+        assert r.status_code == 200, r.text
+        assert r.json()["cases"] == []  # unit-a's case is analysed again, but not named to unit-b
     with stack.client(stack.user(role="admin", unit="hq")) as c:
         r = c.put(f"/api/v1/devices/{cam}", json={"clock_offset_seconds": 6})
         assert r.status_code == 200 and r.json()["clock_offset_seconds"] == 6, r.text
