@@ -387,9 +387,11 @@ def members_of(session: Any, item_id: str) -> list[EvidenceItem]:
 def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     """Mark the item processed and request a continuity analysis of its case.
 
-    An item one of whose steps failed for good (a proxy ffmpeg could not make, a packet
-    scan stopped at its time limit) is flagged ``processing_failed`` instead, with a custody
-    entry giving the steps' reasons: "processed" with no flag would say all went well.
+    A step that failed for good on an item otherwise kept and sealed (a proxy ffmpeg could
+    not make, a packet scan stopped at its time limit) stays ``failed`` with its reason in
+    the item's ``processing``, shown with the item; it does not flag the item
+    ``processing_failed``, which says the item could not be processed at all (and stops the
+    case from closing: a missing proxy must not).
     The request is committed before the task is enqueued, so the report says
     ``pending`` from the moment processing ends until the analysis has run.
     """
@@ -399,13 +401,6 @@ def continuity_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         # alarm flags both in that order, and the other order deadlocks against it.
         runs.request_analysis(session, case_id=case_id)
         item = evidence.lock_item(session, ws.item_id)
-        failed = [state.get("reason") or name for name, state in sorted((item.processing or {}).items())
-                  if state.get("state") == "failed"]
-        if failed and "processing_failed" not in (item.flags or []):
-            evidence.add_flag(item, "processing_failed")
-            item.status = ItemStatus.flagged
-            ledger.append(session, actor=ACTOR, action="processing_failed", case_id=item.case_id, item_id=item.id,
-                          details={"reason": work.DERIVE_SEPARATOR.join(failed)})
         if item.status == ItemStatus.received:
             item.status = ItemStatus.processed
     enqueue(work.ANALYSE_CONTINUITY, case_id)

@@ -161,7 +161,9 @@ def test_a_probe_killed_at_its_limit_leaves_the_item_flagged_with_why(
         item = session.get(EvidenceItem, item_id)
         assert note == work.STEP_REASONS.say("unprobeable", detail=work.STEP_REASONS.say(
             "time_limit", tool="ffprobe", limit=1))
-        assert item.flags == ["processing_failed", "unprobeable"] and item.status.value == "flagged"
+        assert item.flags == ["unprobeable"] and item.status.value == "flagged"
+        # The failed step says why with the item; it does not stop the case from closing.
+        assert item.processing["derive"]["state"] == "failed" and "time limit" in item.processing["derive"]["reason"]
         assert "time limit" in item.details["unprobeable_reason"]
 
 
