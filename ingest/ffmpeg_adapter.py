@@ -54,8 +54,10 @@ FFMPEG = "ffmpeg"
 READABLE_FORMATS = (
     # Recordings: cameras, phones, interview rooms, DVRs, screen captures.
     "mov", "matroska", "mpegts", "mpeg", "avi", "flv", "asf", "h264", "hevc", "m4v", "dhav", "mxf", "dv",
+    "mpegvideo", "cavsvideo", "avs2", "avs3", "vc1", "ivf", "rm", "nut", "yuv4mpegpipe",
+    "mpjpeg", "mjpeg",  # IP cameras' multipart and raw MJPEG
     # Audio.
-    "wav", "w64", "mp3", "aac", "ogg", "flac", "amr", "amrnb", "amrwb", "caf", "ac3", "eac3", "aiff", "au",
+    "wav", "w64", "mp3", "aac", "ogg", "flac", "amr", "amrnb", "amrwb", "caf", "ac3", "eac3", "aiff", "au", "wv",
     # Stills (probed when named or sent as video; see ingest.pipeline). image2 reads a numbered
     # sequence only when the name holds a %d pattern; the working copy is always
     # "original.<letters and digits>", so here it reads that one file.
