@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 from collections.abc import Collection
@@ -71,11 +72,21 @@ def check_user_name(name: str) -> str:
     return name
 
 
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+    "\u2800]")
+"""Unicode's Default_Ignorable_Code_Point characters (DerivedCoreProperties.txt: shown as
+nothing at all, such as combining grapheme joiners, variation selectors and Hangul fillers) and
+the blank Braille pattern, which draws as a space where none is typed."""
+
+
 def _invisible(text: str) -> str | None:
-    """The first invisible formatting character of ``text`` (Unicode category Cf: zero-width
-    spaces and joiners, soft hyphens...) as a person would be told of it; None if none."""
-    found = next((ch for ch in text if unicodedata.category(ch) == "Cf"), None)
-    return None if found is None else f"an invisible formatting character (U+{ord(found):04X})"
+    """The first character of ``text`` that shows as nothing (Unicode category Cf: zero-width
+    spaces and joiners, soft hyphens...; any default-ignorable character, :data:`_IGNORABLE`)
+    as a person would be told of it; None if none."""
+    found = next((ch for ch in text if unicodedata.category(ch) == "Cf" or _IGNORABLE.match(ch)), None)
+    return None if found is None else f"an invisible character (U+{ord(found):04X})"
 
 
 def same_name(name: str) -> str:
@@ -217,9 +228,13 @@ def _keep_an_admin(session: Session, *, leaving: User) -> None:
     another role: nobody could then manage users but from the server's command line. The
     other administrators' rows are locked until the change commits, so two administrators
     disabling each other at once cannot both succeed."""
-    others = session.execute(select(User.id).where(User.role == Role.admin, User.active.is_(True), User.id != leaving.id)
-                             .with_for_update()).scalars().first()
-    if others is None:
+    # Every active administrator's row, the one leaving included, in one order: two
+    # administrators disabling each other at once lock the same rows in the same order, so
+    # the later waits for the earlier and then finds it alone (locking only the others, each
+    # held the row the other went on to change: a deadlock on PostgreSQL).
+    admins = session.execute(select(User.id).where(User.role == Role.admin, User.active.is_(True))
+                             .order_by(User.id).with_for_update()).scalars().all()
+    if not set(admins) - {leaving.id}:
         raise Conflict(f"{leaving.name!r} is the last active administrator: make another one first",
                        code="last_admin")
 

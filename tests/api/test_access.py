@@ -76,7 +76,8 @@ def test_admin_manages_users_and_changes_hold_at_once(stack, admin):
 
 
 BAD_USER_NAMES = ["a\u0001b", "evil\u202egnp.exe", " li.wei ", "li.wei ", "../../x", "team/x", "..", "a\\b",
-                  "off\u200b1", "li\u00adwei", "wang\u2060fang"]
+                  "off\u200b1", "li\u00adwei", "wang\u2060fang", "off\u034f1", "off\ufe001", "off\u31641",
+                  "\u115foff", "off\u28001"]
 
 
 def test_the_last_active_administrator_stays_one(stack):
@@ -113,6 +114,24 @@ def _one_administrator(stack) -> None:  # type: ignore[no-untyped-def]
         assert a.post("/api/v1/users", json={"name": second, "unit": "hq", "role": "admin"}).status_code == 201
         assert a.patch(f"/api/v1/users/{second}", json={"role": "reviewer"}).status_code == 200
         assert a.patch(f"/api/v1/users/{second}", json={"role": "admin"}).status_code == 200
+        # Two administrators disabling each other at once: one does, the other is refused.
+        from tests.tools import at_once
+
+        tokens = {name: root, second: None}
+        with stack.services.db.session() as s:
+            from archive.identity.users import issue_token
+            tokens[second] = issue_token(s, user=s.query(User).filter(User.name == second).one(), name="race",
+                                         expires_in=None, actor="system:test")[1]
+        for _round in range(5):
+            pair = [(name, second), (second, name)]
+
+            def disable(i: int) -> int:
+                by, whom = pair[i]
+                with stack.client(tokens[by]) as c:
+                    return c.patch(f"/api/v1/users/{whom}", json={"active": False}).status_code
+            assert sorted(at_once(2, disable)) in ([200, 409], [200, 401]), "a deadlock answers 503"
+            with stack.services.db.session() as s:  # both active again for the next round
+                s.query(User).filter(User.name.in_([name, second])).update({"active": True})
         assert a.patch(f"/api/v1/users/{name}", json={"active": False}).status_code == 200
         assert a.get("/api/v1/users").status_code == 401  # disabled, as asked
 
