@@ -268,11 +268,13 @@ def keep_original(
     The case must be open (CaseClosed) and must not hold this content already
     (DuplicateEvidence, recorded as a ``duplicate_received`` custody entry; bundle members are
     parts of their capture and are never refused). Both are checked in the transaction that
-    writes the item, under a hold on (case, content) (:func:`~archive.db.hold_name`; on SQLite
+    writes the item, under a hold on the content (:func:`~archive.db.hold_name`; on SQLite
     the write transaction), and the case row shared: copies of one content arriving at once
     are kept once, whichever route each came by, and the others are refused exactly as a copy
-    arriving later is. Only copies of the same content into the same case wait for each
-    other, and only for this transaction: no byte is streamed or hashed under it.
+    arriving later is. Copies of one content into different cases are kept each, and the later
+    knows of the earlier (flagged ``duplicate_content``, as when they come one after the other;
+    held per case, two at once each missed the other). Only copies of the same content wait
+    for each other, and only for this transaction: no byte is streamed or hashed under it.
 
     A refused copy is discarded before it was ever locked, so nothing of it is kept.
     ``registered(session)`` is what an earlier attempt already committed (its answer lost),
@@ -290,7 +292,7 @@ def keep_original(
         refused = None
         refusable = incoming.parent_id is None
         if refusable:
-            hold_name(session, "content", incoming.case_id, sha256)
+            hold_name(session, "content", sha256)
         # Shared, not locked: uploads to one case do not wait for each other, but a close (which
         # locks the case row) cannot slip between this check and the item's commit.
         refuse_closed(share_row(session, Case, incoming.case_id))

@@ -144,6 +144,27 @@ def test_different_contents_uploaded_at_once_are_all_kept(stack: Stack, officer:
     assert len(_originals(stack, case)) == n
 
 
+def test_one_content_sent_at_once_to_several_cases_is_kept_in_each_and_the_later_ones_flagged(
+        stack: Stack, officer: str) -> None:
+    """The same file brought into several cases of a unit at once: each case keeps it, and
+    every copy but the first registered is flagged ``duplicate_content`` naming the others,
+    as when they come one after the other (held per case, two at once each missed the other)."""
+    n = 6
+    with stack.client(officer) as c:
+        cases = [c.post("/api/v1/cases", json={"case_number": f"SAME-{os.urandom(4).hex()}", "title": "same"}).json()
+                 for _ in range(n)]
+    body = os.urandom(40_000)
+    replies = _at_once(n, lambda i: _direct(stack, officer, cases[i], body, f"same-{i}.bin"))
+    assert [r.status_code for r in replies] == [201] * n, [(r.status_code, r.text[:200]) for r in replies]
+    items = [r.json() for r in replies]
+    flagged = [i for i in items if "duplicate_content" in i["flags"]]
+    assert len(flagged) == n - 1, [(i["id"], i["flags"]) for i in items]
+    with stack.client(officer) as c:
+        for item in items:
+            now = c.get(f"/api/v1/evidence/{item['id']}").json()
+            assert sorted(now["duplicate_of"]) == sorted(other["id"] for other in items if other is not item)
+
+
 @pytest.mark.parametrize("first_by", ["direct", "tus"])
 def test_a_later_copy_is_refused_as_before(stack: Stack, officer: str, case: dict, first_by: str) -> None:
     """The sequential path, by either route after either: 200 (or the tus upload completing as
