@@ -174,7 +174,7 @@ def install(app: FastAPI) -> None:
                 return _page(request, ArchiveError(message, code="method_not_allowed", status=405), allowed)
             return error_response(405, "method_not_allowed", message, allowed)
         if exc.status_code == 404 and _asks_for_a_page(request):
-            return _page(request, ArchiveError(str(exc.detail), code="not_found", status=404))
+            return _page(request, ArchiveError(f"no page at {request.url.path}", code="not_found", status=404))
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "error parsing the body": a body cut short, or one that is not JSON at all.
             if isinstance(exc.__cause__, ClientDisconnect):

@@ -25,7 +25,8 @@ from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, readable_cases, require_role, sees_unit
 from archive.wording import Sentences
 
-_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,100})\s*-\s*([0-9]{0,100})", re.ASCII)
+_BYTES_RANGE = re.compile(r"bytes=\s*([0-9]{0,100})\s*-\s*([0-9]{0,100})", re.ASCII | re.IGNORECASE)
+"""A single byte range; the unit's name is matched without regard to case (RFC 9110 section 14.1)."""
 
 
 def original_key(vault: str, item_id: str) -> str:
