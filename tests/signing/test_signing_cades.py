@@ -167,6 +167,20 @@ def test_untrusted_root_is_rejected(seal, manifest, roots, other_pki):
     cades.verify_detached(data=manifest, seal=seal, trust_roots=roots)
 
 
+def test_threads_verifying_at_once_never_see_a_root_half_read(seal, manifest, roots):
+    """Several threads verify seals at once, each round with roots no thread has built yet (a
+    worker's threads after start-up): every seal verifies. Sharing one set of built roots,
+    a thread read a root's key another thread was still parsing and a good seal failed."""
+    from evidence_verify import cades as verifier
+
+    from tests.tools import at_once
+
+    for _round in range(10):
+        verifier._TRUST.__dict__.pop("managers", None)
+        results = at_once(8, lambda i: cades.verify_detached(data=manifest, seal=seal, trust_roots=roots))
+        assert not [r for r in results if isinstance(r, BaseException)], results
+
+
 def test_no_roots_is_rejected(seal, manifest):
     with pytest.raises(VerificationError, match="no trust roots"):
         cades.verify_detached(data=manifest, seal=seal, trust_roots=[])

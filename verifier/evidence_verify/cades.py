@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
@@ -301,11 +302,25 @@ async def async_verify_detached(
     )
 
 
-@functools.lru_cache(maxsize=16)
+_TRUST = threading.local()
+TRUST_SETS_KEPT = 16
+"""Sets of trust anchors a thread keeps built."""
+
+
 def _trust_manager(roots: tuple[bytes, ...]) -> SimpleTrustManager:
-    """The trust anchors of these roots (DER), built once per set: building them prepares every
-    root's name for comparison, a cost that each seal verified otherwise paid twice over."""
-    return SimpleTrustManager.build(trust_roots=[x509.Certificate.load(der) for der in roots])
+    """The trust anchors of these roots (DER), built once per set and thread: building them
+    prepares every root's name for comparison, a cost that each seal verified otherwise paid
+    twice over. Never shared between threads: asn1crypto parses a certificate's parts when
+    they are first read, and a thread reading a root another thread was parsing saw it half
+    made (KeyError "No field numbered 1 is present in this PublicKeyInfo": a worker with two
+    threads failed a good seal)."""
+    built: dict[tuple[bytes, ...], SimpleTrustManager] = _TRUST.__dict__.setdefault("managers", {})
+    manager = built.get(roots)
+    if manager is None:
+        if len(built) >= TRUST_SETS_KEPT:
+            built.clear()
+        manager = built[roots] = SimpleTrustManager.build(trust_roots=[x509.Certificate.load(der) for der in roots])
+    return manager
 
 
 def verify_detached(
