@@ -194,13 +194,14 @@ def update_user(
     Disabling holds from the next request: every credential is checked against the row.
     """
     user = find_user(session, name=name)
-    stays_admin = (user.active if active is None else active) and (parse_role(role) if role else user.role) == Role.admin
+    new_role = user.role if role is None else parse_role(role)
+    stays_admin = (user.active if active is None else active) and new_role == Role.admin
     if user.active and user.role == Role.admin and not stays_admin:
         _keep_an_admin(session, leaving=user)
     changes: dict[str, object] = {}
-    if role is not None and parse_role(role) != user.role:
-        changes["role"] = [user.role.value, parse_role(role).value]
-        user.role = parse_role(role)
+    if new_role != user.role:
+        changes["role"] = [user.role.value, new_role.value]
+        user.role = new_role
     unit_row, unit_created = (None, False)
     if unit is not None:
         unit_row, unit_created = _find_or_add_unit(session, unit)
