@@ -212,9 +212,10 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
              reading: Session | None = None) -> User:
     """The user behind a request: a bearer token, else the browser's session cookie.
 
-    Refused at once (429) while the client is locked out; every invalid credential counts
-    as a failure. A cookie alone may change nothing without the session's CSRF token in the
-    ``X-CSRF-Token`` header, so another site cannot make a browser act. The look-up runs in
+    Every invalid credential counts as a failure; once the client is locked out, its invalid
+    credentials are refused with 429 instead of 401. A cookie alone may change nothing
+    without the session's CSRF token in the ``X-CSRF-Token`` header, so another site cannot
+    make a browser act. The look-up runs in
     ``reading``, the request's own reading session (a GET's: it holds no lock), else in a
     read session of its own (detached), before the request's session holds any lock, so a
     failure can be recorded without waiting for the request's own transaction.
@@ -229,7 +230,6 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     cookie = request.cookies.get(SESSION_COOKIE)
     if not token and not cookie:
         raise Unauthenticated("a bearer token is required", code="missing_token")
-    services.throttle.check(client=client)
     totp_roles = services.settings.totp_roles
     try:
         with nullcontext(reading) if reading is not None else services.db.read() as session:
@@ -241,6 +241,11 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
         if exc.code != "second_factor_required":
             if reading is not None:
                 reading.close()  # its connection goes back before the failure takes another
+            # A locked-out address's failures are refused (429) and not counted again, while a
+            # valid credential from it still works: tokens and session secrets are 256 random
+            # bits, and the officers of a station share its address, so one uploader retrying
+            # with an expired token must not lock all of them out.
+            services.throttle.check(client=client)
             record_failure(services, client=client)
         raise
     cookie_writes = not token and request.method not in READ_METHODS

@@ -38,12 +38,12 @@ def login_form(request: Request) -> Response:
 @router.post("/login", dependencies=[Csrf])
 def login(request: Request, session: SessionDep, services: ServicesDep, token: Annotated[str, Form()]) -> Response:
     """Sign in with an API token: a new session (every attempt is a custody entry)."""
-    if (locked := _throttled(request, services, "login.html")) is not None:
-        return locked
     client = client_address(request)
     try:
         user = authenticate(session, token=token.strip())
     except Unauthenticated as exc:
+        if (locked := _throttled(request, services, "login.html")) is not None:
+            return locked
         signin.record_sign_in(session, user=None, client=client, method="token", outcome="failure", reason=exc.code)
         record_failure(services, client=client, session=session)
         return render(request, "login.html", {"error": message(request, "signin.invalid_token")}, status_code=401)
@@ -72,10 +72,15 @@ def _signed_in(request: Request, session: Session, services: Services, *, user: 
     return response
 
 
-def _throttled(request: Request, services: Services, template: str, account: str | None = None) -> Response | None:
-    """The 429 page while this client (or account) is locked out; None otherwise."""
+def _throttled(request: Request, services: Services, template: str, *, account: str | None = None) -> Response | None:
+    """The 429 page while this client is locked out (asked when an attempt failed: a valid
+    credential passes whatever its address did), or while ``account`` is (asked first: a
+    second factor's code is short enough to guess); None otherwise."""
     try:
-        services.throttle.check(client=client_address(request), account=account)
+        if account is None:
+            services.throttle.check(client=client_address(request))
+        else:
+            services.throttle.check(client=None, account=account)
     except TooManyAttempts as exc:
         response = render(request, template, {"user": None, "error": message(request, "signin.too_many")},
                           status_code=429)
@@ -120,8 +125,6 @@ def oidc_callback(request: Request, services: ServicesDep) -> Response:
     """Back from the provider: check state, code, ID token and nonce; then sign in."""
     if not sso.enabled(services.settings):
         return _no_sso(request)
-    if (locked := _throttled(request, services, "login.html")) is not None:
-        return locked
     client = client_address(request)
     try:
         pending = sso.PendingLogin(**json.loads(base64.urlsafe_b64decode(request.cookies[OIDC_COOKIE])))
@@ -133,6 +136,10 @@ def oidc_callback(request: Request, services: ServicesDep) -> Response:
                                 redirect_uri=_oidc_redirect_uri(request, services))
             user = sso.user_for(session, settings=services.settings, claims=claims)
         except Unauthenticated as exc:
+            if (locked := _throttled(request, services, "login.html")) is not None:
+                response = locked
+                response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
+                return response
             signin.record_sign_in(session, user=None, client=client, method="oidc", outcome="failure", reason=exc.message)
             record_failure(services, client=client, session=session)
             response = render(request, "login.html", {"error": _sso_refusal(request, exc.message)}, status_code=401)
@@ -162,10 +169,12 @@ def second_factor(request: Request, session: SessionDep, services: ServicesDep, 
                   code: Annotated[str, Form()]) -> Response:
     """The TOTP code or a recovery code (each works once); throttled per client and account."""
     client, account = client_address(request), web.user.name
-    if (locked := _throttled(request, services, "second_factor.html", account)) is not None:
+    if (locked := _throttled(request, services, "second_factor.html", account=account)) is not None:
         return locked
     if signin.give_second_factor(session, web_session=web, code=code, client=client):
         return RedirectResponse(home_of(web.user), status_code=303)
+    if (locked := _throttled(request, services, "second_factor.html")) is not None:
+        return locked
     record_failure(services, client=client, account=account, session=session)
     return render(request, "second_factor.html", {"user": None, "error": message(request, "signin.invalid_code")}, status_code=401)
 

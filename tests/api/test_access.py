@@ -228,23 +228,48 @@ def strict_api(stack: Stack) -> Iterator[ApiServer]:
 
 
 def test_sign_in_is_throttled_per_client(stack, strict_api):
+    """Past 20 failures an address's wrong tokens are 429 (guessing stops there, and is no
+    longer written down), while a valid token from the same address still signs in: the
+    officers of a station share its address."""
     officer = stack.user(role="officer")
     guesser = _address()
     with stack.client(None, address=guesser, url=strict_api.url) as b:
         csrf = csrf_of(b.get("/login").text)
-        answers = [b.post("/login", data={"token": f"ev_guess{i}", "csrf_token": csrf}).status_code for i in range(21)]
-        assert answers == [401] * 20 + [429]
-        again = b.post("/login", data={"token": officer, "csrf_token": csrf})
-        assert again.status_code == 429 and int(again.headers["retry-after"]) > 0
-        r = b.get("/api/v1/cases", headers={"Authorization": f"Bearer {officer}"})
+        answers = [b.post("/login", data={"token": f"ev_guess{i}", "csrf_token": csrf}) for i in range(22)]
+        assert [r.status_code for r in answers] == [401] * 20 + [429] * 2
+        assert int(answers[-1].headers["retry-after"]) > 0 and "登录" in answers[-1].text
+        r = b.get("/api/v1/cases", headers={"Authorization": "Bearer ev_another_guess"})
         assert r.status_code == 429 and _code(r) == "too_many_attempts" and "retry-after" in r.headers
-    with stack.client(None, address=_address(), url=strict_api.url) as other:
-        assert sign_in(other, officer).status_code == 303
-        assert other.get("/cases", follow_redirects=False).status_code == 200
+        assert b.post("/login", data={"token": officer, "csrf_token": csrf}, follow_redirects=False).status_code == 303
+        assert b.get("/cases", follow_redirects=False).status_code == 200
+        assert b.get("/api/v1/cases", headers={"Authorization": f"Bearer {officer}"}).status_code == 200
     locked = [e for e in _ledger(stack, "access_locked_out") if e.details["key"] == guesser]
     assert len(locked) == 1 and locked[0].details["scope"] == "client"
     attempts = [e for e in _ledger(stack, "sign_in") if e.details["client"] == guesser]
-    assert len(attempts) == 20 and {e.details["outcome"] for e in attempts} == {"failure"}
+    assert [e.details["outcome"] for e in attempts] == ["failure"] * 20 + ["success"]
+
+
+def test_an_uploader_with_an_expired_token_locks_no_one_else_out(stack, strict_api):
+    """A station's dock retries with a token that expired, from the address every officer of
+    the station shares: it is refused (401, then 429), and their valid tokens and browser
+    sessions go on working from that address."""
+    from archive.identity.users import add_user
+
+    with stack.services.db.session() as s:
+        _u, dock = add_user(s, name=f"dock-{uuid.uuid4().hex[:6]}", unit="unit-a", role="officer", expires_in=1)
+    officer = stack.user(role="officer", unit="unit-a")
+    station = _address()
+    with stack.client(None, address=station, url=strict_api.url) as b:
+        b.follow_redirects = False
+        assert sign_in(b, officer).status_code == 303
+        time.sleep(1.5)
+        codes = [_code(b.get("/api/v1/cases", headers={"Authorization": f"Bearer {dock}"})) for _ in range(25)]
+        assert codes == ["token_expired"] * 20 + ["too_many_attempts"] * 5
+        assert b.get("/api/v1/cases", headers={"Authorization": f"Bearer {officer}"}).status_code == 200
+        assert b.get("/cases").status_code == 200  # the signed-in browser
+        r = b.post("/api/v1/cases", headers={"Authorization": f"Bearer {officer}"},
+                   json={"case_number": f"ST-{uuid.uuid4().hex[:8]}", "title": "still working"})
+        assert r.status_code == 201, r.text
 
 
 def test_random_tokens_are_throttled_on_the_api(stack, strict_api):
