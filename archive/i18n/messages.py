@@ -162,6 +162,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "replay.source_code": {"zh": "源代码", "en": "Source code"},
     "timeline.title": {"zh": "各设备录制时间轴", "en": "Recordings per device"},
     "timeline.axis": {"zh": "从 {start} 到 {end}（已按设备时钟偏差校正）；蓝色为录像，红色为中断，点击即可播放。", "en": "From {start} to {end} (device clocks corrected); blue is recorded, red is a gap; press one to play it."},
+    "timeline.stretched": {"zh": "录像超过 {n} 段的设备按连续录制段显示，每段从其第一段录像开始播放；每段录像见上方证据列表。", "en": "A device with more than {n} recordings is drawn as its continuous stretches, each playing from its first recording; the evidence list above shows every recording."},
     "timeline.track": {"zh": "设备 {device}", "en": "Device {device}"},
     "timeline.rec": {"zh": "播放录像 {what}", "en": "Play recording {what}"},
     "timeline.gap": {"zh": "从中断前几秒播放：{what}", "en": "Play from just before the gap: {what}"},

@@ -280,6 +280,56 @@ def test_a_large_case_is_shown_a_page_of_items_at_a_time(stack, officer, case):
         assert f"第 2 / 3 页：第 {ITEMS_PAGE + 1}–{2 * ITEMS_PAGE} 项，共 {total} 项" in zh.text
 
 
+def test_a_device_of_many_recordings_is_drawn_as_its_stretches(stack, officer, case):
+    """Past MAX_RECORDINGS_DRAWN recordings, a device's track draws its continuous stretches
+    (each playing its first recording, saying how many it holds) and says so; every gap is
+    still drawn; a device of few recordings keeps one bar each."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from api.pages.timeline import MAX_RECORDINGS_DRAWN
+    from archive.continuity.models import Gap
+    from archive.models import Case, EvidenceItem, EvidenceKind, new_id
+
+    t0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+    many, hole_after = MAX_RECORDINGS_DRAWN + 50, 100
+    starts = [t0 + timedelta(minutes=i + (30 if i > hole_after else 0)) for i in range(many)]  # a 30-minute hole
+    recordings = [("CAM-01", f"CAM-01_{i:05d}.mp4", start) for i, start in enumerate(starts)]
+    recordings += [("CAM-02", f"CAM-02_{i}.mp4", t0 + timedelta(hours=i)) for i in range(3)]
+    with stack.services.db.session() as s:
+        row = s.get(Case, case["id"])
+        ids = [new_id() for _ in recordings]
+        s.execute(insert(EvidenceItem), [{
+            "id": ids[n], "case_id": case["id"], "vault_id": row.vault.id, "kind": EvidenceKind.bodycam_video,
+            "original_filename": name, "media_type": "video/mp4", "size": 1000 + n, "device_id": device,
+            "sha256": hashlib.sha256(f"{case['id']} {n}".encode()).hexdigest(), "recorded_start": start,
+            "storage_key": f"{row.vault.name}/originals/t{n}", "uploaded_by": row.created_by,
+            "received_at": t0 + timedelta(days=1, seconds=n), "status": "processed", "flags": [], "details": {},
+            "processing": {"seal": {"state": "done"}}, "seal_status": "sealed",
+            "media_facts": {"duration_seconds": 60.0},
+        } for n, (device, name, start) in enumerate(recordings)])
+        s.add(Gap(case_id=case["id"], key="hole", level="between_segments", device="CAM-01",
+                  item_id=ids[hole_after + 1], previous_item_id=ids[hole_after],
+                  start=starts[hole_after] + timedelta(minutes=1), end=starts[hole_after + 1],
+                  duration_seconds=30 * 60.0, cause="missing segment"))
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with _browser(stack) as b:
+        sign_in(b, reviewer)
+        page = b.get(f"/cases/{case['id']}")
+    assert page.status_code == 200
+    tracks = dict(re.findall(r'<div class="track"><span class="device">([^<]+)</span>(.*?)</div></div>', page.text, re.S))
+    assert set(tracks) == {"CAM-01", "CAM-02"}
+    stretches = re.findall(r'class="play rec"[^>]*data-item="([^"]+)"[^>]*title="([^"]*)"', tracks["CAM-01"])
+    assert [item for item, _ in stretches] == [ids[0], ids[hole_after + 1]]
+    assert "(×101)" in stretches[0][1] and f"(×{many - hole_after - 1})" in stretches[1][1]
+    assert stretches[0][1].startswith("CAM-01_00000.mp4") and f"CAM-01_{hole_after:05d}.mp4" in stretches[0][1]
+    assert re.findall(r'class="play gap"[^>]*data-item="([^"]+)"', tracks["CAM-01"]) == [ids[hole_after]]
+    assert re.findall(r'class="play rec"[^>]*data-item="([^"]+)"', tracks["CAM-02"]) == ids[many:]
+    assert 'data-testid="timeline-stretched"' in page.text
+    assert f"more than {MAX_RECORDINGS_DRAWN} recordings" in page.text
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer, lang):
     """A form missing a field, a page's address asked with a method it does not take, and an
