@@ -14,6 +14,7 @@ import hashlib
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -47,9 +48,9 @@ def populate(app, *, items: int, entries: int, gaps: int) -> tuple[str, str]:  #
     returns (case id, a reviewer's session cookie)."""
     services = app.state.services
     with services.db.session() as s:
-        officer, _ = add_user(s, name="bench-officer", unit="bench", role="officer")
-        reviewer, _ = add_user(s, name="bench-reviewer", unit="bench", role="reviewer")
-        case = create_case(s, store=services.store, user=officer, case_number="BENCH-1", title="Bench case")
+        officer, _ = add_user(s, name="bench-officer-" + uuid.uuid4().hex[:6], unit="bench", role="officer")
+        reviewer, _ = add_user(s, name="bench-reviewer-" + uuid.uuid4().hex[:6], unit="bench", role="reviewer")
+        case = create_case(s, store=services.store, user=officer, case_number="BENCH-" + uuid.uuid4().hex[:6], title="Bench case")
         rows = []
         for i in range(items):
             digest = hashlib.sha256(f"item {i}".encode()).hexdigest()

@@ -205,12 +205,15 @@ def analyse_case(
     if state.analysed >= state.requested:
         return state
     target = state.requested
+    # Rows of the columns recording_of and unreadable_of read (by name), not the items as
+    # objects with their case and derived files: 1.8 s a run in a case of 10,000 items.
     items = session.execute(
-        select(EvidenceItem).where(
+        select(EvidenceItem.id, EvidenceItem.device_id, EvidenceItem.recorded_start, EvidenceItem.received_at,
+               EvidenceItem.size, EvidenceItem.media_facts).where(
             # Without a device a recording still has its own pauses (in-file gaps only).
             EvidenceItem.case_id == case_id, EvidenceItem.kind.in_(RECORDING_KINDS),
         )
-    ).scalars().all()
+    ).all()
     recordings = [r for r in (recording_of(i) for i in items) if r is not None]
     recordings += capture_windows(session, case_id=case_id)
     unreadable = [u for u in (unreadable_of(i) for i in items) if u is not None]
