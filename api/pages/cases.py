@@ -112,15 +112,19 @@ def _item_rows(session: Session, case_id: str, zone: str, page: ItemsPage) -> li
     return [ItemRow.of(i, zone=zone) for i in items]
 
 
-def _gap_rows(session: Session, case_id: str, zone: str) -> tuple[CaseContinuity, list[GapRow], Timeline | None]:
-    """The continuity report, its gaps as rows (each with where to play it) and the timeline."""
+def _gap_rows(session: Session, case_id: str, zone: str, *, timeline: bool = True
+              ) -> tuple[CaseContinuity, list[GapRow], Timeline | None]:
+    """The continuity report, its gaps as rows (each with where to play it) and the timeline
+    (None without ``timeline``: then only the recordings the gaps name are read)."""
     report = build_report(session, case_id=case_id)
-    placed = placed_recordings(session, case_id=case_id)
+    named = {i for g in report.gaps for i in (g.item_id, g.previous_item_id) if i}
+    # Past a few thousand names, one read of the case is as cheap as a list of ids that long.
+    placed = placed_recordings(session, case_id=case_id, only=None if timeline or len(named) > 2000 else named)
     starts = {p.item_id: p.start for p in placed}
-    clips = clips_of(session, [i for g in report.gaps for i in (g.item_id, g.previous_item_id)], zone=zone)
+    clips = clips_of(session, list(named), zone=zone)
     rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts), clips=clips)
             for g in report.gaps]
-    return report, rows, build_timeline(placed, report.gaps, zone=zone)
+    return report, rows, build_timeline(placed, report.gaps, zone=zone) if timeline else None
 
 
 def _entries(session: Session, case_id: str, zone: str, *, item: str | None, actor: str | None,
@@ -202,7 +206,7 @@ def items_fragment(case_id: str, request: Request, session: SessionDep, user: Pa
 def gaps_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
     """The gaps alone, asked for while the continuity analysis is pending."""
     case = load_case(session, user=user, case_id=case_id)
-    report, gaps, _timeline = _gap_rows(session, case.id, request.app.state.services.settings.time_zone)
+    report, gaps, _timeline = _gap_rows(session, case.id, request.app.state.services.settings.time_zone, timeline=False)
     return render(request, "_gaps.html", {"user": user, "case": case, "report": report, "gaps": gaps,
                                           "gaps_busy": report.pending})
 

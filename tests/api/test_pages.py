@@ -317,7 +317,12 @@ def test_a_device_of_many_recordings_is_drawn_as_its_stretches(stack, officer, c
     with _browser(stack) as b:
         sign_in(b, reviewer)
         page = b.get(f"/cases/{case['id']}")
-    assert page.status_code == 200
+        fragment = b.get(f"/cases/{case['id']}/gaps")  # what the page asks for while analysis runs
+    assert page.status_code == 200 and fragment.status_code == 200
+    play = re.compile(r'data-item="([^"]+)" data-at="([^"]+)" data-testid="gap-play"')
+    # The hole plays from a few seconds before it, in the recording it follows: the same
+    # on the page and in the fragment (which reads only the recordings its gaps name).
+    assert play.findall(page.text) == play.findall(fragment.text) == [(ids[hole_after], "57.0")]
     tracks = dict(re.findall(r'<div class="track"><span class="device">([^<]+)</span>(.*?)</div></div>', page.text, re.S))
     assert set(tracks) == {"CAM-01", "CAM-02"}
     stretches = re.findall(r'class="play rec"[^>]*data-item="([^"]+)"[^>]*title="([^"]*)"', tracks["CAM-01"])
