@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -126,10 +127,14 @@ def _asks_for_a_page(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def _page(request: Request, exc: ArchiveError, headers: dict[str, str] | None = None) -> Response:
-    """The error page for ``exc`` in the reader's language (see :class:`api.pages.base.PageRoute`)."""
-    from api.pages.base import error_page  # the pages import the API's dependencies, which import this
+async def _page(request: Request, exc: ArchiveError, headers: dict[str, str] | None = None) -> Response:
+    """The error page for ``exc`` in the reader's language (see :class:`api.pages.base.PageRoute`),
+    its header showing who the browser is signed in as."""
+    # The pages import the API's dependencies, which import this.
+    from api.pages.base import error_page, session_viewer
 
+    if getattr(request.state, "viewer", None) is None:
+        request.state.viewer = await anyio.to_thread.run_sync(session_viewer, request)
     response = error_page(request, exc)
     response.headers.update(headers or {})
     return response
@@ -171,10 +176,10 @@ def install(app: FastAPI) -> None:
             allowed = {"Allow": ", ".join(sorted({m for route in routes for m in route.methods}))}
             message = f"{request.method} is not allowed here"
             if any(getattr(route, "serves_pages", False) for route in routes):
-                return _page(request, ArchiveError(message, code="method_not_allowed", status=405), allowed)
+                return await _page(request, ArchiveError(message, code="method_not_allowed", status=405), allowed)
             return error_response(405, "method_not_allowed", message, allowed)
         if exc.status_code == 404 and _asks_for_a_page(request):
-            return _page(request, ArchiveError(f"no page at {request.url.path}", code="not_found", status=404))
+            return await _page(request, ArchiveError(f"no page at {request.url.path}", code="not_found", status=404))
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "error parsing the body": a body cut short, or one that is not JSON at all.
             if isinstance(exc.__cause__, ClientDisconnect):

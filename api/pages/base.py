@@ -179,6 +179,22 @@ def check_csrf(request: Request, csrf_token: Annotated[str | None, Form()] = Non
 Csrf = Depends(check_csrf)
 
 
+def session_viewer(request: Request) -> Viewer | None:
+    """Who the browser's session is signed in as, for an error page no page route answered
+    (an address no page has, a method a page does not take): its header shows them signed
+    in, as every other page does. None without a session that gave every factor."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        return None
+    services: Services = request.app.state.services
+    try:
+        with services.db.read() as reading:
+            user = signin.session_user(reading, secret=secret, totp_roles=services.settings.totp_roles)
+            return Viewer(name=user.name, role=user.role, unit=SimpleNamespace(name=user.unit.name))
+    except Unauthenticated:
+        return None
+
+
 def _signed_in(request: Request, services: Services) -> User:
     """The user of the browser's session (read in a session of its own), if it gave every
     factor; otherwise off to sign in."""

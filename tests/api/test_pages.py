@@ -360,6 +360,11 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
         unknown = b.get("/no-such-page", headers=page)
         assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
         assert ("未找到" if lang == "zh" else "Not found") in unknown.text
+        # Signed in as on every page: the header names them and offers to sign out.
+        for shown in (missing, wrong, unknown):
+            assert 'data-testid="sign-out"' in shown.text and 'class="who"' in shown.text
+        b.cookies.delete("evidence_session")
+        assert 'data-testid="sign-out"' not in b.get("/no-such-page", headers=page).text
         api = b.get("/api/v1/no-such-thing", headers=page)
         assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
         assert b.get("/no-such-page").headers["content-type"].startswith("application/json")
