@@ -215,10 +215,10 @@ def identify(services: Services, request: Request, credentials: HTTPAuthorizatio
     Every invalid credential counts as a failure; once the client is locked out, its invalid
     credentials are refused with 429 instead of 401. A cookie alone may change nothing
     without the session's CSRF token in the ``X-CSRF-Token`` header, so another site cannot
-    make a browser act. The look-up runs in
-    ``reading``, the request's own reading session (a GET's: it holds no lock), else in a
-    read session of its own (detached), before the request's session holds any lock, so a
-    failure can be recorded without waiting for the request's own transaction.
+    make a browser act. The look-up runs in ``reading``, the request's own reading session (a
+    GET's: it holds no lock), else in a read session of its own (detached), before the
+    request's session holds any lock, so a failure can be recorded without waiting for the
+    request's own transaction.
     """
     caller_checked(request)
     client = client_address(request)

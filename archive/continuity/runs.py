@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from archive import work
@@ -80,8 +80,9 @@ def parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -> analysis.Recording | None:
-    """The item as a recording for continuity analysis, or None when it has no duration.
+def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | None = None) -> analysis.Recording | None:
+    """The item (or a row of its columns read here, by name) as a recording for continuity
+    analysis, or None when it has no duration.
 
     Start: the declared ``recorded_start``, else the media's creation time, else
     ``default_start`` (a capture bundle's start for its screen recording). With none of
@@ -112,7 +113,7 @@ def recording_of(item: EvidenceItem, *, default_start: datetime | None = None) -
     )
 
 
-def unreadable_of(item: EvidenceItem) -> analysis.Unreadable | None:
+def unreadable_of(item: EvidenceItem | Row[Any]) -> analysis.Unreadable | None:
     """The item as a recording that cannot be read (see :class:`analysis.Unreadable`), or None.
 
     An empty file, or one the probe could not parse (``media_facts["probe_error"]``, the tool's
