@@ -361,11 +361,14 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "ledger_entries"
+    # A case's entries in the ledger's order: its newest on the case page, its pages in the API
+    # (revision 0022).
+    __table_args__ = (Index("ix_ledger_entries_case_seq", "case_id", "seq"),)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     recorded_at: Mapped[str] = mapped_column(String(40))
     """ISO 8601 UTC text, exactly as hashed."""
     actor: Mapped[str] = mapped_column(String(200))
-    case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    case_id: Mapped[str | None] = mapped_column(String(36))
     item_id: Mapped[str | None] = mapped_column(String(36), index=True)
     action: Mapped[str] = mapped_column(String(60))
     details: Mapped[str] = mapped_column(Text)
