@@ -112,7 +112,8 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
 def error_page(request: Request, exc: ArchiveError) -> Response:
     """The error's page in the reader's language, with its status (404 for another unit's case,
     like an unknown one)."""
-    text = error_text(language_of(request).code, error_code=exc.code, status=exc.status, message=exc.message)
+    text = error_text(language_of(request).code, error_code=exc.code, status=exc.status, message=exc.message,
+                      fields=(exc.extra or {}).get("fields", ()))
     return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": text},
                   status_code=exc.status)
 
@@ -120,8 +121,11 @@ def error_page(request: Request, exc: ArchiveError) -> Response:
 def invalid_form(exc: RequestValidationError) -> InvalidInput:
     """A form or query a page route could not read (a field missing or not of its kind), as
     the error its page shows: the fields and what is wrong with each, for support."""
-    said = "; ".join(f"{err['loc'][-1] if err.get('loc') else 'form'}: {err.get('msg')}" for err in exc.errors())
-    return InvalidInput(said or "invalid request", code="invalid_request")
+    named = [(str(err["loc"][-1]) if err.get("loc") else "form", err.get("msg")) for err in exc.errors()]
+    error = InvalidInput("; ".join(f"{field}: {said}" for field, said in named) or "invalid request",
+                         code="invalid_request")
+    error.extra = {"fields": [field for field, _said in named]}
+    return error
 
 
 class PageRoute(APIRoute):

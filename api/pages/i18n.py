@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -337,10 +337,15 @@ def error_explanations(code: str) -> dict[str, str]:
             if key.startswith("error_code.")}
 
 
-def error_text(code: str, *, error_code: str, status: int, message: str) -> ErrorText:
-    """The error page's text in language ``code`` for an error of ``status`` and ``error_code``."""
+def error_text(code: str, *, error_code: str, status: int, message: str, fields: Sequence[str] = ()) -> ErrorText:
+    """The error page's text in language ``code`` for an error of ``status`` and ``error_code``
+    (``fields``: the names of a form's fields that could not be read, which the English message
+    names already and a Chinese page names after its explanation)."""
     heading = f"error_status.{status}" if f"error_status.{status}" in MESSAGES else "error.title"
     if code == "en":
         return ErrorText(translate(code, heading), message, error_code)
     explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
-    return ErrorText(translate(code, heading), explanation, error_code, ours(code, message) or "")
+    particulars = ours(code, message) or ""
+    if not particulars and fields:
+        particulars = translate(code, "error.fields", fields="、".join(dict.fromkeys(fields)))
+    return ErrorText(translate(code, heading), explanation, error_code, particulars)

@@ -351,6 +351,7 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
         assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
         assert "invalid_request" in missing.text
         assert ("表单缺少必填内容" if lang == "zh" else "title: Field required") in missing.text
+        assert ("需要检查的字段：title" if lang == "zh" else "title: Field required") in missing.text
         # The same form posted by a script without asking for HTML: still the page (it is one).
         assert b.post("/cases", data={"csrf_token": csrf}).headers["content-type"].startswith("text/html")
         wrong = b.get("/logout", headers=page)
