@@ -35,9 +35,9 @@ def _address() -> str:
 
 
 def _ledger(stack: Stack, action: str) -> list[SimpleNamespace]:
-    """Custody entries of ``action``, with their details parsed."""
+    """Custody entries of ``action`` in the ledger's order, with their details parsed."""
     with stack.services.db.snapshot() as s:
-        rows = s.execute(select(LedgerEntry).where(LedgerEntry.action == action)).scalars()
+        rows = s.execute(select(LedgerEntry).where(LedgerEntry.action == action).order_by(LedgerEntry.seq)).scalars()
         return [SimpleNamespace(action=e.action, details=json.loads(e.details)) for e in rows]
 
 
