@@ -159,6 +159,10 @@ class Viewer:
     role: Role
     unit: SimpleNamespace
 
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(name=user.name, role=user.role, unit=SimpleNamespace(name=user.unit.name))
+
 
 def back_to(url: str, *, notice: str | None = None) -> Response:
     """Post/redirect/get: back to ``url`` (303), with a notice key shown there (in the query,
@@ -194,7 +198,7 @@ def session_viewer(request: Request) -> Viewer | None:
     try:
         with services.db.read() as reading:
             user = signin.session_user(reading, secret=secret, totp_roles=services.settings.totp_roles)
-            return Viewer(name=user.name, role=user.role, unit=SimpleNamespace(name=user.unit.name))
+            return Viewer.of(user)
     except Unauthenticated:
         return None
 
@@ -211,7 +215,7 @@ def _signed_in(request: Request, services: Services) -> User:
         if exc.code == "second_factor_required":
             raise LoginRequired("/login/second-factor") from exc
         raise LoginRequired from exc
-    request.state.viewer = Viewer(name=user.name, role=user.role, unit=SimpleNamespace(name=user.unit.name))
+    request.state.viewer = Viewer.of(user)
     return user
 
 

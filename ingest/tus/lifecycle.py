@@ -17,10 +17,10 @@ from archive.evidence import items as evidence
 from archive.evidence import receiving
 from archive.evidence.media_types import HEAD, sniff_bytes
 from archive.custody import ledger
-from archive.db import Database, lock_row, share_row
+from archive.db import Database, lock_row
 from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
-from archive.models import Case, EvidenceKind, Upload, User, new_id, utcnow
+from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
