@@ -26,6 +26,7 @@ from archive.cases import receipts
 from archive.cases import service as case_service
 from archive.continuity import gaps as gap_service
 from archive.continuity.report import CaseContinuity, build_report
+from archive.custody import ledger
 from archive.evidence import items as evidence_service
 from archive.exports import court_requests
 from archive.exports import access as export_access
@@ -138,8 +139,7 @@ def _entries(session: Session, case_id: str, zone: str, *, item: str | None, act
     if action:
         query = query.where(LedgerEntry.action == action)
     rows = session.execute(query.order_by(LedgerEntry.seq.desc()).limit(CUSTODY_PAGE)).scalars()
-    actors = sorted(session.execute(select(LedgerEntry.actor).where(LedgerEntry.case_id == case_id).distinct()).scalars())
-    actions = sorted(session.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case_id).distinct()).scalars())
+    actors, actions = ledger.case_facets(session, case_id=case_id)
     return [EntryRow.of(e, zone=zone) for e in rows], actors, actions
 
 

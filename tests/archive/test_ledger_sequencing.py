@@ -177,3 +177,31 @@ def test_a_waiting_entry_cannot_be_edited(own_ledger, stack):
         with database.read() as s:
             assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
         holder.rollback()
+
+
+def test_a_cases_filters_name_every_actor_and_action_sequenced_before_the_read(own_ledger):
+    """The case page's custody filters (:func:`ledger.case_facets`) are kept between reads
+    and topped up with the entries sequenced since: a new actor or action shows at the next
+    read, and another case's never does."""
+    _, database = own_ledger
+
+    def add(case_id: str, actor: str, action: str) -> None:
+        with database.session() as s:
+            ledger.append(s, actor=actor, action=action, case_id=case_id, details={})
+        sequenced_soon(database)
+
+    def facets(case_id: str) -> tuple[list[str], list[str]]:
+        with database.read() as s:
+            return ledger.case_facets(s, case_id=case_id)
+
+    case, other = (f"case-{n}-{id(database)}" for n in ("a", "b"))
+    add(case, "li.wei", "evidence_received")
+    add(other, "wang.fang", "case_created")
+    assert facets(case) == (["li.wei"], ["evidence_received"])
+    add(case, "zhao.min", "item_verified")
+    add(case, "li.wei", "evidence_read")
+    add(other, "chen.jie", "export_made")
+    assert facets(case) == (["li.wei", "zhao.min"], ["evidence_read", "evidence_received", "item_verified"])
+    assert facets(case) == facets(case)  # a read with nothing new changes nothing
+    assert facets(other) == (["chen.jie", "wang.fang"], ["case_created", "export_made"])
+    assert facets("no-such-case") == ([], [])
