@@ -23,6 +23,7 @@ itself when the case's receipts are not yet covered by one.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import multiprocessing
 import os
@@ -38,7 +39,11 @@ from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, checkpoint_sizes, verify_checkpoints
 from archive.seals.sealer import Sealer
 from archive.cases import vault_copies, verification
-from archive.continuity.report import GAP_ALTERED, build_report, gap_counts
+from archive.cases import stages
+from archive.cases.models import CaseArchive
+from archive.continuity import analysis, runs
+from archive.continuity.models import Gap
+from archive.continuity.report import GAP_ALTERED, NO_DEVICE, build_report, gap_counts
 from archive.db import Database
 from archive.errors import ArchiveError, NotFound, VerificationFailed
 from archive.models import Case, EvidenceItem, LedgerEntry, Role, User, VerificationReceipt, utcnow
@@ -91,7 +96,19 @@ CHECK_DETAILS = Sentences("receipt_detail", {
     "archive_copies": "{records} archive records, {objects} objects equal to the database's records",
     "gap_altered": "gap {gap} ({detail})",
     "unrecorded": "this verification could not be recorded in the ledger: {reason}",
-}, fields={"records": r"\d+", "objects": r"\d+", "gap": r"\S+", "sha256": r"[0-9a-f]+", "root": r"[0-9a-f]+", "sealed": r"True|False", "size": r"\d+|None",
+    "named_records": "{received} items and {archives} archive records the ledger names are in the database",
+    "item_missing": "item {item} received at custody entry {seq} (sha256 {sha256}) is not among the case's items",
+    "archive_missing": "archive record {archive} sealed at custody entry {seq} (sha256 {sha256}) is not in the database",
+    "archive_differs": "archive record {archive} has sha256 {found}; custody entry {seq} recorded {sha256}",
+    "gap_missing": ("gap {gap} on {device} from {start} to {end} ({seconds} s), which the recordings give, is not "
+                    "in the case's record of gaps"),
+    "gap_differs": ("gap {gap} is recorded from {kept_start} to {kept_end} ({kept_seconds} s) on {kept_device}; the "
+                    "recordings give {start} to {end} ({seconds} s) on {device}"),
+    "gap_extra": "gap {gap} from {kept_start} to {kept_end} ({kept_seconds} s) on {kept_device} is recorded, but the recordings give no such gap",
+}, fields={"item": r"\S+", "archive": r"\S+", "seq": r"\d+", "found": r"[0-9a-f]+|None", "received": r"\d+", "archives": r"\d+",
+           "seconds": r"\d+\.\d+", "kept_seconds": r"\d+\.\d+", "start": r"\S+", "end": r"\S+", "kept_start": r"\S+",
+           "kept_end": r"\S+",
+           "records": r"\d+", "objects": r"\d+", "gap": r"\S+", "sha256": r"[0-9a-f]+", "root": r"[0-9a-f]+", "sealed": r"True|False", "size": r"\d+|None",
            "count": r"\d+", "gaps": r"\d+", "accepted": r"\d+", "unresolved": r"\d+"})
 """The parts of a passed or pending check's detail, joined by :data:`PART_SEPARATOR`;
 ``pending`` is the item's :data:`archive.cases.verification.ITEM_PENDING` joined by
@@ -154,6 +171,60 @@ def _copy_checks(session: Session, store: ObjectStore, case_id: str) -> list[dic
             rows.append(_check(what, subject, "ok", CHECK_DETAILS.say(what, records=report.records,
                                                                       objects=report.objects)))
     return rows
+
+
+def _named_records_check(session: Session, case_id: str) -> dict[str, Any]:
+    """The receipt's row for the records the case's custody entries name: every item received
+    into the case (``evidence_received``) must still be one of its items, and every archive
+    record a closing sealed (a stage move naming ``archive``) must still be in the database,
+    with the hash the entry recorded. Each item's own check cannot see an item whose row is
+    gone; this one names it."""
+    named = session.execute(
+        select(LedgerEntry.seq, LedgerEntry.action, LedgerEntry.item_id, LedgerEntry.details).where(
+            LedgerEntry.case_id == case_id,
+            LedgerEntry.action.in_(("evidence_received", stages.MOVE_ACTION))).order_by(LedgerEntry.seq)
+    ).all()
+    items = set(session.execute(select(EvidenceItem.id).where(EvidenceItem.case_id == case_id)).scalars())
+    archives = dict(session.execute(select(CaseArchive.id, CaseArchive.sha256).where(CaseArchive.case_id == case_id)).all())
+    faults: list[str] = []
+    received = sealed = 0
+    for seq, action, item_id, text in named:
+        details = _details(text)
+        if action == "evidence_received":
+            received += 1
+            if item_id not in items:
+                faults.append(CHECK_DETAILS.say("item_missing", item=item_id, seq=seq, sha256=details.get("sha256")))
+        elif details.get("archive"):
+            sealed += 1
+            archive, sha256 = details["archive"], details.get("archive_sha256")
+            if archive not in archives:
+                faults.append(CHECK_DETAILS.say("archive_missing", archive=archive, seq=seq, sha256=sha256))
+            elif archives[archive] != sha256:
+                faults.append(CHECK_DETAILS.say("archive_differs", archive=archive, found=archives[archive], seq=seq,
+                                                sha256=sha256))
+    if faults:
+        return _check("records", "records named by the ledger", "failed", PART_SEPARATOR.join(faults))
+    return _check("records", "records named by the ledger", "ok",
+                  CHECK_DETAILS.say("named_records", received=received, archives=sealed))
+
+
+def _details(text: str | None) -> dict[str, Any]:
+    try:
+        details = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
+def _gap_difference(d: runs.KeptGapDifference) -> str:
+    def span(gap: Gap | analysis.Gap, prefix: str = "") -> dict[str, str]:
+        return {f"{prefix}start": ledger.iso_utc(gap.start), f"{prefix}end": ledger.iso_utc(gap.end),
+                f"{prefix}seconds": f"{gap.duration_seconds:.1f}", f"{prefix}device": gap.device or NO_DEVICE}
+    if d.kept is None:
+        return CHECK_DETAILS.say("gap_missing", gap=d.key, **span(d.found))
+    if d.found is None:
+        return CHECK_DETAILS.say("gap_extra", gap=d.key, **span(d.kept, "kept_"))
+    return CHECK_DETAILS.say("gap_differs", gap=d.key, **span(d.kept, "kept_"), **span(d.found))
 
 
 def _item_pending(item_id: str, report: verification.ItemVerificationReport, seal_status: str | None) -> dict[str, Any]:
@@ -309,8 +380,11 @@ def run_verification(
         except VerificationFailed as exc:
             checks.append(_check("checkpoints", "sealed checkpoints", "failed", exc.message))
         checks.extend(_copy_checks(session, store, case_id))
+        checks.append(_named_records_check(session, case_id))
     with db.session() as session:
         continuity = build_report(session, case_id=case_id)
+        # Analysed again only when nothing is waiting: the record may lag its recordings till then.
+        differences = None if continuity.pending else runs.kept_gap_differences(session, case_id=case_id)
     summary = gap_counts(continuity)
     altered = [p for p in continuity.outstanding if p["reason"] == GAP_ALTERED]
     progress = [p for p in continuity.outstanding if p["reason"] != GAP_ALTERED]
@@ -318,9 +392,10 @@ def run_verification(
     busy = {p["subject"] for p in progress if p["what"] == "item"}
     pending = [p for item_id, p in waiting.items() if item_id not in busy] + progress
     unfinished = [p for p in progress if p["what"] != "item"]
-    if altered:
-        checks.append(_check("continuity", "recording continuity", "failed", PART_SEPARATOR.join(
-            CHECK_DETAILS.say("gap_altered", gap=p["subject"], detail=p["detail"]) for p in altered)))
+    faults = [CHECK_DETAILS.say("gap_altered", gap=p["subject"], detail=p["detail"]) for p in altered]
+    faults += [_gap_difference(d) for d in differences or []]
+    if faults:
+        checks.append(_check("continuity", "recording continuity", "failed", PART_SEPARATOR.join(faults)))
     else:
         parts = [CHECK_DETAILS.say("gaps", gaps=summary["gaps"], accepted=summary["accepted"],
                                    unresolved=summary["unresolved"])]

@@ -16,6 +16,7 @@ Every action here that concerns a case is a custody entry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -188,24 +189,11 @@ def action_end(session: Session, action: EnforcementAction) -> datetime | None:
     return action.window_end
 
 
-def analyse_case(
-    session: Session, *, case_id: str, tolerance_seconds: float, actor: str = "system:worker"
-) -> ContinuityState | None:
-    """Analyse a case's continuity and persist the gaps, if a request is unanswered.
-
-    Idempotent: when the latest request was already answered nothing happens (no
-    custody entry). Otherwise gaps are upserted by key, gaps no longer found become
-    not current, and one ``continuity_analysed`` custody entry is written.
-    """
-    if session.get(Case, case_id) is None:
-        return None
-    _lock_case(session, case_id)
-    state = _state(session, case_id)
-    if state.requested == 0:
-        state.requested = 1  # analysed on demand without a recorded request
-    if state.analysed >= state.requested:
-        return state
-    target = state.requested
+def findings(session: Session, *, case_id: str, tolerance_seconds: float
+             ) -> tuple[analysis.ContinuityReport, dict[str, float]]:
+    """What the case's recordings, device clocks and enforcement actions give now: the
+    analysis's report and the clock offsets it used (what :func:`analyse_case` keeps, and what
+    case verification compares the kept gaps with)."""
     # Rows of the columns recording_of and unreadable_of read (by name), not the items as
     # objects with their case and derived files: 1.8 s a run in a case of 10,000 items.
     items = session.execute(
@@ -238,6 +226,28 @@ def analyse_case(
         tolerance_seconds=tolerance_seconds,
         unreadable=unreadable,
     )
+    return report, clocks
+
+
+def analyse_case(
+    session: Session, *, case_id: str, tolerance_seconds: float, actor: str = "system:worker"
+) -> ContinuityState | None:
+    """Analyse a case's continuity and persist the gaps, if a request is unanswered.
+
+    Idempotent: when the latest request was already answered nothing happens (no
+    custody entry). Otherwise gaps are upserted by key, gaps no longer found become
+    not current, and one ``continuity_analysed`` custody entry is written.
+    """
+    if session.get(Case, case_id) is None:
+        return None
+    _lock_case(session, case_id)
+    state = _state(session, case_id)
+    if state.requested == 0:
+        state.requested = 1  # analysed on demand without a recorded request
+    if state.analysed >= state.requested:
+        return state
+    target = state.requested
+    report, clocks = findings(session, case_id=case_id, tolerance_seconds=tolerance_seconds)
     found = {g.key: g for g in report.gaps}
     rows = {g.key: g for g in session.execute(select(Gap).where(Gap.case_id == case_id)).scalars()}
     new_keys, resolved = [], []
@@ -274,3 +284,44 @@ def analyse_case(
                  "no_longer_found": sorted(resolved)},
     )
     return state
+
+
+@dataclass(frozen=True)
+class KeptGapDifference:
+    """A gap where the case's record (its current ``gaps`` rows) and its recordings disagree."""
+
+    key: str
+    kept: Gap | None
+    """The current row; None when the recordings give a gap the record lacks (deleted, or
+    marked no longer current)."""
+    found: analysis.Gap | None
+    """What the recordings give; None when the record holds a gap they do not give (added)."""
+
+
+def _same_gap(kept: Gap, found: analysis.Gap) -> bool:
+    def near(a: float, b: float) -> bool:  # a stored time keeps microseconds at best
+        return abs(a - b) < 0.001
+    return ((kept.level, kept.device, kept.item_id, kept.previous_item_id, kept.action_id, kept.cause)
+            == (found.level, found.device, found.item, found.previous_item, found.action, found.cause)
+            and near(kept.start.timestamp(), found.start.timestamp()) and near(kept.end.timestamp(), found.end.timestamp())
+            and near(kept.duration_seconds, found.duration_seconds))
+
+
+def kept_gap_differences(session: Session, *, case_id: str) -> list[KeptGapDifference] | None:
+    """How the case's current gaps differ from what its recordings, clocks and actions give
+    now, analysed again with the tolerance of the last analysis (nothing is written).
+
+    Every change that moves a gap requests an analysis, so once the last request is answered
+    the two agree: a gap deleted, shortened or marked no longer current in the database, or
+    one added, is named here. None when they cannot be compared yet: never analysed, or an
+    analysis requested and not yet run (the caller also waits for items still processing)."""
+    state = session.get(ContinuityState, case_id)
+    tolerance = (state.summary or {}).get("tolerance_seconds") if state is not None else None
+    if state is None or state.analysed < state.requested or tolerance is None:
+        return None
+    report, _ = findings(session, case_id=case_id, tolerance_seconds=tolerance)
+    found = {g.key: g for g in report.gaps}
+    kept = {g.key: g for g in session.execute(
+        select(Gap).where(Gap.case_id == case_id, Gap.current.is_(True))).scalars()}
+    return [KeptGapDifference(key, kept.get(key), found.get(key)) for key in sorted(found.keys() | kept.keys())
+            if key not in kept or key not in found or not _same_gap(kept[key], found[key])]

@@ -122,10 +122,13 @@ def test_case_is_incomplete_until_processed_anchored_and_continuous(stack, offic
     assert ['"outcome":"incomplete"' in d for d in outcomes] == [True, True, False, True, True, False], outcomes
 
 
-def _sealed_case(own_ledger, *, name: str, title: str, sizes: list[int]):  # type: ignore[no-untyped-def]
+def _sealed_case(own_ledger, *, name: str, title: str, sizes: list[int],  # type: ignore[no-untyped-def]
+                 recordings: list[tuple[datetime, float]] | None = None):
     """On a database of its own: a case whose items (random bytes of ``sizes``) are received,
     hashed, sealed and recorded as processed (the worker's pipeline is not running here);
-    (env, database, sealer, store, case number, items)."""
+    (env, database, sealer, store, case number, items). With ``recordings`` (start, seconds),
+    the items are body-camera clips of one device, probed as that long, and the case's
+    continuity is analysed."""
     from archive.cases import service as cases
     from archive.evidence import fixity, receiving
     from archive.identity.users import add_user
@@ -144,16 +147,28 @@ def _sealed_case(own_ledger, *, name: str, title: str, sizes: list[int]):  # typ
         user_id = user.id
     items = []
     for i, size in enumerate(sizes):
+        start, seconds = recordings[i] if recordings else (None, None)
         item = receiving.receive_original(
             db=database, store=store, user_id=user_id, retention_days=1, chunks=[os.urandom(size)],
-            incoming=receiving.IncomingEvidence(case_id=case_id, kind=EvidenceKind.other, filename=f"n{i}.bin"),
+            incoming=receiving.IncomingEvidence(
+                case_id=case_id, kind=EvidenceKind.bodycam_video if recordings else EvidenceKind.other,
+                filename=f"n{i}.bin", device_id="CAM-9" if recordings else None, recorded_start=start),
         )
+        if seconds is not None:
+            with database.session() as s:
+                s.get(EvidenceItem, item.id).media_facts = {"duration_seconds": seconds}
         fixity.compute_sm3(db=database, store=store, item_id=item.id)
         seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
         items.append(item)
     with database.session() as s:
         for item in items:
             s.get(EvidenceItem, item.id).processing = {"continuity": {"state": "done"}}
+    if recordings:
+        from archive.continuity import runs
+        with database.session() as s:
+            runs.request_analysis(s, case_id=case_id)
+        with database.session() as s:
+            runs.analyse_case(s, case_id=case_id, tolerance_seconds=1.0)
     return env, database, sealer, store, number, items
 
 
@@ -389,3 +404,68 @@ def test_vault_copies_deleted_or_altered_are_named(closed_case, target, how):
     assert f"FAILED {check} {key}: {problem}" in r.stderr, r.stderr
     other = "archive_copies" if check == "checkpoint_copies" else "checkpoint_copies"
     assert any(line.lstrip("│ ").startswith(other) and " ok " in line for line in r.stdout.splitlines()), r.stdout
+
+
+def _failed_verification(env, number: str) -> str:  # type: ignore[no-untyped-def]
+    r = run_cli(dict(env, COLUMNS="400"), "verify-case", number)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.stdout + r.stderr
+
+
+def test_an_item_row_deleted_from_the_database_is_named_by_its_receipt_entry(verified_case):
+    """Each item's check starts from the case's rows: an item whose row (and derived rows) an
+    insider deleted was simply not checked, and the case verified. Its ``evidence_received``
+    entry still names it."""
+    env, database, number, _sealer = verified_case
+    with database.engine.begin() as conn:
+        item_id, sha256 = conn.execute(text("SELECT id, sha256 FROM evidence_items")).one()
+        conn.execute(text("DELETE FROM derived_objects WHERE item_id = :i"), {"i": item_id})
+        conn.execute(text("DELETE FROM evidence_items WHERE id = :i"), {"i": item_id})
+    shown = _failed_verification(env, number)
+    assert f"item {item_id} received at custody entry" in shown and f"(sha256 {sha256}) is not among the case's items" in shown
+
+
+def test_a_deleted_or_altered_archive_record_row_is_named_by_the_closing_entry(closed_case):
+    env, store, number, item_id, vault = closed_case
+    database = _database(env)
+    with database.engine.begin() as conn:
+        archive_id, sha256 = conn.execute(text("SELECT id, sha256 FROM case_archives")).one()
+        conn.execute(text("UPDATE case_archives SET sha256 = :s"), {"s": "ab" * 32})
+    assert f"archive record {archive_id} has sha256 {'ab' * 32}; custody entry" in _failed_verification(env, number)
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM case_archives"))
+    shown = _failed_verification(env, number)
+    assert f"archive record {archive_id} sealed at custody entry" in shown and f"(sha256 {sha256}) is not in the database" in shown
+    database.dispose()
+
+
+def _database(env):  # type: ignore[no-untyped-def]
+    from archive.db import Database
+
+    return Database(settings_from_env(env))
+
+
+T0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("tamper, named", [
+    ("DELETE FROM gaps", "which the recordings give, is not in the case's record of gaps"),
+    ("UPDATE gaps SET current = :no", "which the recordings give, is not in the case's record of gaps"),
+    ("UPDATE gaps SET duration_seconds = 1.2, start = :later", "(1.2 s) on CAM-9; the recordings give"),
+    ("INSERT INTO gaps SELECT 'g-extra', case_id, 'k-extra', level, device, item_id, previous_item_id, action_id, start, "
+     "\"end\", duration_seconds, cause, current, status, explanation, explained_by, explained_at, review_comment, "
+     "reviewed_by, reviewed_at, found_at FROM gaps", "is recorded, but the recordings give no such gap"),
+], ids=["deleted", "no-longer-current", "shortened", "added"])
+def test_a_gap_deleted_shortened_or_added_in_the_database_is_found_again_from_the_recordings(own_ledger, tamper, named):
+    """A gap's row is what reviewers account for: deleting it, marking it no longer current or
+    shortening it made the case look continuous. Verification analyses the recordings again
+    and names every gap where the record and the recordings disagree."""
+    env, database, _sealer, _store, number, _items = _sealed_case(
+        own_ledger, name="gapped", title="Gaps", sizes=[700, 900],
+        recordings=[(T0, 60.0), (T0 + timedelta(seconds=90), 60.0)])
+    r = run_cli(env, "verify-case", number)
+    assert r.returncode == 3, r.stdout + r.stderr  # one unresolved 30 s gap: incomplete, nothing failed
+    with database.engine.begin() as conn:
+        conn.execute(text(tamper), {"no": False, "later": T0 + timedelta(seconds=85)})
+    assert named in _failed_verification(env, number)
