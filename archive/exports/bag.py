@@ -23,7 +23,7 @@ from archive.exports.plan import SEAL_ROLES, Plan
 from archive.seals.registry import certificates_in_seal
 from archive.storage import ObjectStore
 from archive.settings import CERTIFICATE_FONT
-from archive.timefmt import DEFAULT_TIME_ZONE
+from archive.timefmt import DEFAULT_TIME_ZONE, check_zone
 from archive.wording import Sentences
 from evidence_verify import layout
 from evidence_verify.ledger_format import canonical_json
@@ -134,7 +134,7 @@ def write_bag(
         for algorithm in layout.ALGORITHMS:
             bag.add_bytes(layout.payload_manifest(algorithm), manifest_text(bag.payload, algorithm))
         bag.add_bytes(layout.BAGIT, layout.BAGIT_TXT)
-        bag.add_bytes(layout.BAG_INFO, _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload)))
+        bag.add_bytes(layout.BAG_INFO, _bag_info(plan, organisation, contact, payload_bytes, len(bag.payload), time_zone))
 
         pdf = certificate_pdf(plan=plan, root=root, organisation=organisation, zone=time_zone, font=font)
         sealed = io.BytesIO()
@@ -171,7 +171,8 @@ def write_bag(
         bag.close()
 
 
-def _bag_info(plan: Plan, organisation: str, contact: dict[str, str] | None, octets: int, count: int) -> bytes:
+def _bag_info(plan: Plan, organisation: str, contact: dict[str, str] | None, octets: int, count: int,
+              zone: str) -> bytes:
     def one_line(value: Any) -> str:
         return " ".join(str(value).split())
 
@@ -179,7 +180,7 @@ def _bag_info(plan: Plan, organisation: str, contact: dict[str, str] | None, oct
         ("Source-Organization", organisation),
         ("External-Identifier", plan.case["number"]),
         ("External-Description", f"Certified export of case {plan.case['number']}: {plan.case['title']}"),
-        ("Bagging-Date", plan.when.date().isoformat()),
+        ("Bagging-Date", plan.when.astimezone(check_zone(zone)).date().isoformat()),  # the corps' date, as its pages
         ("Payload-Oxum", f"{octets}.{count}"),
         ("Bag-Size", _human_size(octets)),
         ("Bag-Group-Identifier", plan.case["id"]),

@@ -222,7 +222,9 @@ def _how_to_verify(s: dict[str, ParagraphStyle]) -> list[Any]:
             "    -content export-manifest.json -CAfile ROOT.pem -purpose any -out /dev/null\n"
             "    (the same for items/*/manifest.json.p7s, ledger/checkpoint.json.p7s,\n"
             "     continuity/report.json.p7s)\n"
-            "pdfsig certificate.pdf                        # this certificate's PAdES seal\n"
+            "pdfsig -nssdir sql:nss certificate.pdf        # this certificate's PAdES seal, ROOT.pem\n"
+            "    imported first: certutil -N -d sql:nss --empty-password;\n"
+            "    certutil -A -d sql:nss -n root -t CT,CT,CT -i ROOT.pem\n"
             "pyhanko sign validate --trust ROOT.pem certificate.pdf", s["code"]),
         *_paragraphs(_both("certificate.verify_items"), s),
     ]

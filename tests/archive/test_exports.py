@@ -3,6 +3,7 @@ out with bagit, sha256sum, openssl, pyHanko, pdfsig and ``evidence verify-export
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -238,6 +239,23 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
         r = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", seal,
                 "-content", seal.with_suffix(""), "-CAfile", root, "-out", "/dev/null")
         assert r.returncode == 0, (seal, r.stderr)
+    # The README's SM2 recipe: each seal against the key the sealed export vouches for; a seal
+    # made with a key of the forger's own, written into the seal file, does not verify.
+    for seal in sorted(bag_dir.rglob("*.sm2.json")):
+        signature = tmp_path / "sm2.sig"
+        signature.write_bytes(base64.b64decode(json.loads(seal.read_text())["signature"]))
+        r = run("openssl", "pkeyutl", "-verify", "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
+                "-pubin", "-inkey", bag_dir / "trust/sm2-public.pem", "-in", seal.with_name(seal.name[:-len(".sm2.json")]),
+                "-sigfile", signature)
+        assert r.returncode == 0 and "Signature Verified Successfully" in r.stdout, (seal, r.stdout + r.stderr)
+    forged_key = tmp_path / "forged.pem"
+    run("openssl", "genpkey", "-algorithm", "SM2", "-out", forged_key)
+    run("openssl", "pkeyutl", "-sign", "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
+        "-inkey", forged_key, "-in", bag_dir / "export-manifest.json", "-out", signature)
+    r = run("openssl", "pkeyutl", "-verify", "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
+            "-pubin", "-inkey", bag_dir / "trust/sm2-public.pem", "-in", bag_dir / "export-manifest.json",
+            "-sigfile", signature)
+    assert r.returncode != 0 and "Signature Verified Successfully" not in r.stdout, r.stdout
     pdf = bag_dir / "certificate.pdf"
     r = run(shutil.which("pyhanko") or Path(sys.executable).with_name("pyhanko"), "sign", "validate", "--trust", root, "--trust-replace", pdf)
     assert r.returncode == 0 and "INTACT:TRUSTED" in r.stdout, r.stdout + r.stderr
@@ -249,7 +267,9 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
 
     # Times as the corps reads them: its zone (Asia/Shanghai by default), the offset written.
     text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
-    assert re.search(r"Issued by .* on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00", text), text[:500]
+    issued = re.search(r"Issued by .* on (\d{4}-\d\d-\d\d) \d\d:\d\d:\d\d \+08:00", text)
+    assert issued, text[:500]
+    assert bag.info["Bagging-Date"] == issued.group(1)  # the corps' date, not UTC's
     assert "UTC" not in text
     # Sealed as built: Chinese first, stored values in words, nothing escaped twice.
     shown = run("pdftotext", "-layout", pdf, "-").stdout
