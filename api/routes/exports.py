@@ -156,5 +156,5 @@ def download_export(
         return Response(media_type="application/zip", headers=headers)
     with custody_session(services, session) as writing:
         export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
-    return StreamingResponse(export_service.iter_export(services.store, export), media_type="application/zip",
-                             headers=headers)
+    return StreamingResponse(export_service.served_export(services.db, services.store, export),
+                             media_type="application/zip", headers=headers)

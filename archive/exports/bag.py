@@ -8,6 +8,7 @@ what is written here, by the same names.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,22 @@ EXPORT_PROBLEMS = Sentences("export_problem", {
     "cades_missing": "CAdES seal of item {item} is missing from the store ({key})",
     "sm2_missing": "SM2 seal of item {item} is missing from the store ({key})",
     "no_tsa_certificate": "the time-stamp token carries no TSA certificate",
-}, fields={"item": r"\S+", "role": r"[a-z0-9_]+", "key": r"\S+"})
-"""Why building an export's bag failed (the export's ``error``, its ``export_failed`` custody entry)."""
+    "zip_altered": "the stored ZIP is no longer the one built (sha256 {sha256}); request a new export",
+}, fields={"item": r"\S+", "role": r"[a-z0-9_]+", "key": r"\S+", "sha256": r"[0-9a-f]+"})
+"""Why building an export's bag failed (the export's ``error``, its ``export_failed`` custody entry),
+or why a built export may no longer be downloaded (``zip_altered``)."""
 
 
-def _read_small(store: ObjectStore, key: str, version: str | None, *, what: str, item: str) -> bytes:
-    """A seal object of ``item`` (``what``: ``manifest``, ``cades`` or ``sm2``), read whole."""
+def _read_small(store: ObjectStore, key: str, version: str | None, sha256: str, *, what: str, item: str) -> bytes:
+    """A seal object of ``item`` (``what``: ``manifest``, ``cades`` or ``sm2``), read whole and
+    checked against the SHA-256 recorded when it was made: an altered seal is not certified."""
     try:
-        return b"".join(store.read(key, version_id=version))
+        data = b"".join(store.read(key, version_id=version))
     except ObjectNotFound as exc:
         raise ExportFailed(EXPORT_PROBLEMS.say(f"{what}_missing", item=item, key=key), code="missing_object") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ExportFailed(EXPORT_PROBLEMS.say("derived_changed", role=what, item=item), code="fixity_failed")
+    return data
 
 
 def _tsa_pem_from_seal(cades: bytes) -> bytes:
@@ -110,10 +117,7 @@ def write_bag(
                                        code="fixity_failed") from exc
                 d["sha512"] = dd.sha512
             base = layout.item_manifest(item["id"])
-            (mkey, mver), (ckey, cver), (skey, sver) = (item["seals"][r] for r in SEAL_ROLES)
-            manifest = _read_small(store, mkey, mver, what="manifest", item=item["id"])
-            cades = _read_small(store, ckey, cver, what="cades", item=item["id"])
-            sm2 = _read_small(store, skey, sver, what="sm2", item=item["id"])
+            manifest, cades, sm2 = (_read_small(store, *item["seals"][r], what=r, item=item["id"]) for r in SEAL_ROLES)
             bag.add_bytes(base, manifest)
             bag.add_bytes(base + layout.CADES_SUFFIX, cades, compress=False)
             bag.add_bytes(base + layout.SM2_SUFFIX, sm2)

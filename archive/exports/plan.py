@@ -152,7 +152,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
             "received_at": ledger.iso_utc(item.received_at),
             "recorded_start": ledger.iso_utc(item.recorded_start) if item.recorded_start else None,
             "path": f"data/originals/{item.id}/{safe_member_name(item.original_filename, fallback='original')}",
-            "seals": {r: (seals[r].storage_key, seals[r].storage_version) for r in SEAL_ROLES},
+            "seals": {r: (seals[r].storage_key, seals[r].storage_version, seals[r].sha256) for r in SEAL_ROLES},
             "derived": derived,
         })
         total += item.size + sum(d["size"] for d in derived)

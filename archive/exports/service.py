@@ -8,16 +8,19 @@ lifecycle in :mod:`archive.exports.build`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import work
 from archive.custody import ledger
+from archive.db import Database
 from archive.errors import InvalidInput
+from archive.evidence import fixity
 from archive.exports import court_requests
 from archive.exports.access import export_to_approve, recipient_for_request
+from archive.exports.bag import EXPORT_PROBLEMS
 from archive.identity.users import actor_name, user_name
 from archive.models import EvidenceItem, ExportRequest, User, utcnow
 from archive.storage import ObjectStore
@@ -90,6 +93,18 @@ def record_download(session: Session, *, export: ExportRequest, actor: str, via:
     )
 
 
-def iter_export(store: ObjectStore, export: ExportRequest) -> Iterable[bytes]:
-    """The stored ZIP's bytes."""
-    return store.read(export.storage_key, version_id=export.storage_version)
+def served_export(db: Database, store: ObjectStore, export: ExportRequest) -> Iterator[bytes]:
+    """The stored ZIP's bytes as a download sends them, checked as they pass
+    (:func:`archive.evidence.fixity.served_checked`): an altered ZIP never reaches a court whole
+    under the SHA-256 its headers and its ``export_downloaded`` entry name. The export is then
+    failed (no further download) and an ``export_altered`` custody entry says so."""
+    export_id, case_id, sha256 = export.id, export.case_id, export.sha256
+
+    def altered() -> None:
+        with db.session() as session:
+            row = session.get(ExportRequest, export_id, with_for_update=True)
+            row.status, row.error = "failed", EXPORT_PROBLEMS.say("zip_altered", sha256=sha256)
+            ledger.append(session, actor="system:fixity", action="export_altered", case_id=case_id,
+                          details={"export": export_id, "sha256": sha256})
+    return fixity.served_checked(store.read(export.storage_key, version_id=export.storage_version), sha256=sha256,
+                                 size=export.size, on_altered=altered)

@@ -357,6 +357,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.export_requested": {"zh": "申请导出", "en": "export requested"},
     "action.export_approved": {"zh": "批准导出", "en": "export approved"},
     "action.export_downloaded": {"zh": "下载导出", "en": "export downloaded"},
+    "action.export_altered": {"zh": "导出压缩包被篡改", "en": "export ZIP found altered"},
     "action.court_request_received": {"zh": "收到调取申请", "en": "court request received"},
     "action.court_request_declined": {"zh": "拒绝调取申请", "en": "court request declined"},
     # Steps, flags, seals, receipt rows and custody actions as the pages show them

@@ -168,6 +168,8 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     "export_problem.cades_missing": {"zh": "证据 {item} 的 CAdES 签章已不在存储中（{key}）", "en": "CAdES seal of item {item} is missing from the store ({key})"},
     "export_problem.sm2_missing": {"zh": "证据 {item} 的 SM2 签章已不在存储中（{key}）", "en": "SM2 seal of item {item} is missing from the store ({key})"},
     "export_problem.no_tsa_certificate": {"zh": "时间戳令牌中没有时间戳服务机构的证书", "en": "the time-stamp token carries no TSA certificate"},
+    "export_problem.zip_altered": {"zh": "存储的导出压缩包已不是生成时的那一份（SHA-256 {sha256}），请重新申请导出",
+                                   "en": "the stored ZIP is no longer the one built (sha256 {sha256}); request a new export"},
     "export_problem.not_sealable": {"zh": "证据 {item}（{filename}）无法签章，处理已放弃（{reasons}）；等待无法解决",
                                     "en": "item {item} ({filename}) could not be sealed and processing gave up ({reasons}); waiting cannot fix this"},
     "export_problem.nothing": {"zh": "本案没有可导出的证据", "en": "the case holds no evidence to export"},

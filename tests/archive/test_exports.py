@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import bagit
+import httpx
 import pytest
 from sqlalchemy import delete, select
 
@@ -453,3 +454,68 @@ def _continuity_of(zip_bytes: bytes) -> tuple[dict, dict]:
 
 def _gap_shape(g: dict) -> tuple:
     return g["level"], g["device"], g["item"], g["action"], g["status"], g["cause"], g["duration_seconds"]
+
+
+def _built_export(stack: Stack, people: dict[str, str], case_id: str) -> dict:
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case_id}/exports", json={"recipient": people["judge_name"]}).json()["id"]
+        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+    return wait_export(stack, people["approver"], eid)
+
+
+def _one_document_case(stack: Stack, people: dict[str, str]) -> dict:
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Tamper"}).json()
+        upload(c, case["id"], tiny_pdf(), "document", "record.pdf")
+    case["items"] = wait_case_sealed(stack, people["officer"], case["id"], 1)
+    return case
+
+
+def test_an_export_zip_altered_in_the_store_is_never_served_whole_and_is_failed(stack: Stack, people) -> None:
+    """A download checks the ZIP as it sends it: an altered one ends short of its length, never
+    reaching the court whole under the SHA-256 its headers and custody entry name; the export
+    is then failed (no further download) and the ledger says why."""
+    from archive.models import ExportRequest, LedgerEntry
+    from tests.conftest import tamper_stored
+
+    if stack.name != "embedded":
+        pytest.skip("S3: the ZIP's recorded version is locked; an insider's newer version is not what is read")
+    export = _built_export(stack, people, _one_document_case(stack, people)["id"])
+    assert export["status"] == "ready", export
+    with stack.services.db.snapshot() as s:
+        key = s.get(ExportRequest, export["id"]).storage_key
+    tamper_stored(stack.services.store, key)
+    url = f"/api/v1/exports/{export['id']}/download"
+    with stack.client(people["judge"]) as judge:
+        received = bytearray()
+        with pytest.raises(httpx.RemoteProtocolError):
+            with judge.stream("GET", url) as r:
+                assert r.status_code == 200
+                for chunk in r.iter_bytes():
+                    received += chunk
+        assert len(received) < export["size"]
+        again = judge.get(url)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "export_failed", again.text
+        assert "no longer the one built" in again.json()["error"]["message"]
+    with stack.services.db.snapshot() as s:
+        entries = s.execute(select(LedgerEntry.details).where(LedgerEntry.action == "export_altered")).scalars()
+        assert any(json.loads(d)["export"] == export["id"] for d in entries)
+
+
+def test_an_item_seal_altered_in_the_store_is_not_certified(stack: Stack, people) -> None:
+    """The export reads each item's manifest and seals from the store: one that no longer has
+    the SHA-256 recorded when it was made fails the build (it was bagged and sealed as it was)."""
+    from archive.models import DerivedObject
+    from tests.conftest import tamper_stored
+
+    if stack.name != "embedded":
+        pytest.skip("S3: the seal's recorded version is locked; an insider's newer version is not what is read")
+    case = _one_document_case(stack, people)
+    item_id = case["items"][0]["id"]
+    with stack.services.db.snapshot() as s:
+        key = s.execute(select(DerivedObject.storage_key).where(
+            DerivedObject.item_id == item_id, DerivedObject.role == "cades")).scalar_one()
+    tamper_stored(stack.services.store, key)
+    export = _built_export(stack, people, case["id"])
+    assert export["status"] == "failed", export
+    assert f"derived cades of item {item_id} no longer matches its sha256" in export["error"], export["error"]
