@@ -105,3 +105,18 @@ def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
     for t in threads:
         t.join(120)
     return results
+
+
+def received_cut_short(client: Any, url: str) -> bytes:
+    """What a GET of ``url`` delivered before the server ended the response short of its
+    length (answered 200, then the connection broke: how a checked download refuses to hand
+    over altered bytes whole). Fails if the response arrived whole."""
+    import httpx
+
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError):
+        with client.stream("GET", url) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_bytes():
+                received += chunk
+    return bytes(received)
