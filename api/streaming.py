@@ -22,22 +22,36 @@ from anyio.lowlevel import RunVar
 from starlette.requests import ClientDisconnect
 
 from archive import metrics
-from archive.errors import UploadIncomplete, UploadsBusy
+from archive.errors import UploadIncomplete, UploadsBusy, UploadStalled
 
 T = TypeVar("T")
 BLOCK = 1024 * 1024
 
 
 class _Aborted:
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, error: type[UploadIncomplete] = UploadIncomplete):
         self.reason = reason
+        self.error = error
 
 
-async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+class _Stalled(Exception):
+    """No byte of the body arrived for the idle limit."""
+
+
+async def _batches(body: AsyncIterator[bytes], idle: float) -> AsyncIterator[list[bytes]]:
     parts: list[bytes] = []
     size = 0
+    chunks = body.__aiter__()
     try:
-        async for chunk in body:
+        while True:
+            try:
+                # Only the wait for the client's bytes is timed, not a wait for the consumer.
+                with anyio.fail_after(idle):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise _Stalled from None
             if not chunk:
                 continue
             parts.append(chunk)
@@ -46,8 +60,8 @@ async def _batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
                 yield parts
                 parts = []
                 size = 0
-    except ClientDisconnect:
-        if parts:  # what arrived before the client went away: a tus upload keeps it
+    except (ClientDisconnect, _Stalled):
+        if parts:  # what arrived before the client went away or fell silent: a tus upload keeps it
             yield parts
         raise
     if parts:
@@ -85,11 +99,14 @@ def _unbounded() -> anyio.CapacityLimiter:
 
 
 async def consume_body(
-    body: AsyncIterator[bytes], consumer: Callable[[Iterator[bytes]], T], *, protocol: str
+    body: AsyncIterator[bytes], consumer: Callable[[Iterator[bytes]], T], *, protocol: str, idle: float
 ) -> T:
     """Run ``consumer(chunks)`` in a worker thread, feeding it the streamed body.
 
-    The bytes read and the time taken are recorded as upload metrics under ``protocol``.
+    A body that sends nothing for ``idle`` seconds is given up: the consumer sees
+    :class:`UploadStalled` (408 ``upload_stalled``), and the upload's slot (and a tus upload's
+    lock) is free again. The bytes read and the time taken are recorded as upload metrics
+    under ``protocol``.
     """
     started = time.perf_counter()
     received = 0
@@ -98,10 +115,12 @@ async def consume_body(
     async def produce() -> None:
         async with send:
             try:
-                async for batch in _batches(body):
+                async for batch in _batches(body, idle):
                     await send.send(batch)
             except ClientDisconnect:
                 await send.send(_Aborted("the client disconnected before the whole body arrived"))
+            except _Stalled:
+                await send.send(_Aborted(f"no byte of the body arrived for {idle:g} s", UploadStalled))
             except anyio.get_cancelled_exc_class():
                 raise
             except Exception as exc:  # noqa: BLE001 - any transport failure aborts the upload
@@ -115,7 +134,7 @@ async def consume_body(
             except anyio.EndOfStream:
                 return
             if isinstance(item, _Aborted):
-                raise UploadIncomplete(item.reason + "; nothing was kept", code="upload_incomplete")
+                raise item.error(item.reason + "; nothing was kept")
             received += sum(len(chunk) for chunk in item)
             yield from item
 

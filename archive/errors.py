@@ -118,6 +118,14 @@ class UploadIncomplete(ArchiveError):
     status = 400
 
 
+class UploadStalled(UploadIncomplete):
+    """The upload's body stopped arriving for longer than the server waits; nothing was kept
+    (a tus upload keeps what arrived, to resume)."""
+
+    code = "upload_stalled"
+    status = 408
+
+
 class VerificationFailed(ArchiveError):
     """A verification found something that does not hold; the message names it."""
 

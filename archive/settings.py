@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""
     upload_expiry_hours: float = 72.0
+    upload_idle_seconds: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds an upload's body may send nothing before it is given up (400 ``upload_stalled``;
+    a tus upload keeps what arrived and its client resumes): a client gone silent without
+    closing its connection must not hold an upload slot, or a tus upload's lock, for ever."""
 
     # Request heads (api/http.py): more is refused with 431 before any route runs.
     max_header_fields: int = Field(default=100, ge=10, le=10_000)

@@ -148,7 +148,8 @@ async def upload_evidence(
                 # Before any check of the case: a retry of what succeeded succeeds, even if the
                 # case has changed since. Its body must be the one stored (a declared hash may be
                 # absent): hashed as it arrives, never kept.
-                digest = await consume_body(request.stream(), _sha256_of, protocol="direct_replay")
+                digest = await consume_body(request.stream(), _sha256_of, protocol="direct_replay",
+                                            idle=services.settings.upload_idle_seconds)
                 if digest != held.replay.content_sha256:
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used for an upload of different bytes; use a new key",
@@ -181,7 +182,8 @@ async def upload_evidence(
                     on_registered=registered,
                 )
 
-            item = await consume_body(request.stream(), receive, protocol="direct")
+            item = await consume_body(request.stream(), receive, protocol="direct",
+                                         idle=services.settings.upload_idle_seconds)
     except receiving.DuplicateEvidence as dup:
         # One piece of evidence is one item: the copy was discarded before it was locked,
         # and the answer is the item that already holds this content.

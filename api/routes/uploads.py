@@ -151,7 +151,7 @@ async def _receive(
             retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
         )
 
-    result = await consume_body(request.stream(), receive, protocol="tus")
+    result = await consume_body(request.stream(), receive, protocol="tus", idle=services.settings.upload_idle_seconds)
     if result.item_id:
         # After the commit inside tus.append; processing is idempotent, so a retry re-sends harmlessly.
         await run_in_threadpool(services.enqueue, work.PROCESS_ITEM, result.item_id)

@@ -351,6 +351,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
                                  "en": "The bytes received do not match the declared SHA-256; nothing was kept."},
     "error_code.duplicate_evidence": {"zh": "本案已有内容完全相同的证据，新副本未保存。",
                                       "en": "This case holds evidence with the same content already; the new copy was not kept."},
+    "error_code.upload_stalled": {"zh": "上传的数据长时间未到达，已停止接收，请重新上传（可续传的上传会从断点继续）。",
+                                  "en": "The file's bytes stopped arriving, so the upload was given up; upload it again (a resumable upload goes on where it stopped)."},
     "error_code.upload_incomplete": {"zh": "文件未完整到达，请重新上传（可续传的上传会从断点继续）。",
                                      "en": "The file did not arrive whole; upload it again (a resumable upload goes on where it stopped)."},
     "error_code.exceeds_upload_length": {"zh": "发送的内容超过了声明的文件大小。", "en": "More bytes were sent than the upload's declared length."},

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from archive.errors import InvalidInput, UploadIncomplete
+from archive.errors import InvalidInput, UploadIncomplete, UploadStalled
 from archive.storage import ObjectStore, StageHandle
 from archive.storage.protocol import PROGRESS_EVERY
 from ingest.tus.errors import ChecksumMismatch
@@ -30,7 +30,8 @@ class _Body:
         self._it = iter(chunks)
         self.budget = budget
         self.count = 0
-        self.interrupted = False
+        self.interrupted: type[UploadIncomplete] | None = None
+        """How the body ended early (cut short, or fallen silent), if it did."""
 
     def __iter__(self) -> Iterator[bytes]:
         """The body's bytes, ending quietly (``interrupted`` set) when the client went away;
@@ -41,8 +42,8 @@ class _Body:
                     raise InvalidInput("the body goes past Upload-Length", code="exceeds_upload_length", status=413)
                 self.count += len(chunk)
                 yield chunk
-        except UploadIncomplete:
-            self.interrupted = True
+        except UploadIncomplete as exc:
+            self.interrupted = type(exc)
 
 
 def receive(
@@ -86,9 +87,8 @@ def receive(
     if body.interrupted and pos < length:
         # What arrived is recorded (tus resumes from it), but the client must hear
         # that its body was cut short rather than a 204 that looks like success.
-        raise UploadIncomplete(
-            f"the body ended early; the upload resumes at offset {pos}", code="upload_incomplete"
-        )
+        how = "fell silent" if issubclass(body.interrupted, UploadStalled) else "ended early"
+        raise body.interrupted(f"the body {how}; the upload resumes at offset {pos}")
     return pos
 
 
@@ -111,7 +111,7 @@ def _append_checked(
         handle = store.staging.truncate(handle, size=offset)
         live.keep(upload_id, offset, before)
         if body.interrupted:
-            raise UploadIncomplete("the body was cut off before its checksum could be verified; it was discarded")
+            raise body.interrupted("the body was cut off before its checksum could be verified; it was discarded")
         raise ChecksumMismatch(f"the body's {algorithm} does not match Upload-Checksum; it was discarded")
     return offset + body.count, store.staging.flush(handle)
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -237,6 +238,48 @@ def test_tus_patch_cut_short_is_answered_400_and_stays_resumable(stack, officer,
         # message were dropped with the half-close, and up to 1 MiB of a body cut mid-batch.
         assert int(c.head(url, headers=TUS).headers["Upload-Offset"]) == sent
     _nothing_stored(stack, officer, case)
+
+
+@pytest.fixture
+def short_idle(stack, monkeypatch):  # type: ignore[no-untyped-def]
+    """The API gives up an upload body silent for 2 s (EVIDENCE_UPLOAD_IDLE_SECONDS, 60 by default)."""
+    services = stack.services
+    monkeypatch.setattr(services, "settings", services.settings.model_copy(update={"upload_idle_seconds": 2.0}))
+    return 2.0
+
+
+def test_an_upload_whose_body_falls_silent_is_given_up_and_frees_its_slot(stack, officer, case, short_idle):
+    """A client that sends part of its body then nothing, its connection left open (a dropped
+    mobile link, or someone holding slots on purpose), is answered 408 upload_stalled after the
+    idle limit: nothing is kept, and its upload slot serves the next upload."""
+    raw = _upload_head(case, officer, b"Content-Length: 1000\r\n") + b"0123456789"
+    began = time.monotonic()
+    status, body = _exchange(stack, raw)  # no half-close: the socket stays open, silent
+    assert (status, body["error"]["code"]) == (408, "upload_stalled"), body
+    assert short_idle <= time.monotonic() - began < short_idle + 10
+    _nothing_stored(stack, officer, case)
+
+
+def test_a_tus_patch_that_falls_silent_keeps_its_bytes_and_releases_its_lock(stack, officer, case, short_idle):
+    """A tus PATCH whose client went silent without closing: after the idle limit the upload
+    holds what arrived and is no longer locked, so the client's resume PATCH goes on from
+    there (it was 423 upload_locked for as long as the silent socket stayed open)."""
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "300100", "Upload-Metadata": _meta(case, "s.bin")})
+        assert r.status_code == 201, r.text
+        url = r.headers["Location"]
+    data = os.urandom(300_100)
+    head = (f"PATCH {url} HTTP/1.1\r\n".encode() + _auth(officer)
+            + b"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            + b"Content-Length: 300100\r\n\r\n")
+    status, body = _exchange(stack, head + data[:300_000])
+    assert (status, body["error"]["code"]) == (408, "upload_stalled"), body
+    with stack.client(officer) as c:
+        offset = int(c.head(url, headers=TUS).headers["Upload-Offset"])
+        assert offset == 300_000
+        r = c.patch(url, content=data[offset:], headers={**TUS, "Upload-Offset": str(offset),
+                                                         "Content-Type": "application/offset+octet-stream"})
+        assert r.status_code == 204, r.text
 
 
 def test_a_creation_whose_body_breaks_names_its_upload_to_resume(stack, officer, case):
