@@ -179,7 +179,7 @@ async def upload_evidence(
                     db=services.db, store=services.store, user_id=user_id, incoming=incoming,
                     chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,
                     retention_days=services.settings.retention_days, expected_size=expected_size,
-                    on_registered=registered,
+                    on_registered=registered, recheck_uploader=True,
                 )
 
             item = await consume_body(request.stream(), receive, protocol="direct",

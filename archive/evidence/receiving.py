@@ -26,7 +26,7 @@ from archive.db import Database, hold_name, share_row
 from archive.timefmt import given_time, in_range_utc
 from archive.errors import (
     ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
-    UploadIncomplete,
+    Unauthenticated, UploadIncomplete,
 )
 from archive.evidence.filenames import check_filename
 from archive.evidence.media_types import HEAD, sniff_bytes
@@ -139,6 +139,7 @@ def receive_original(
     retention_days: int,
     expected_size: int | None = None,
     on_registered: Callable[[Session, EvidenceItem], None] | None = None,
+    recheck_uploader: bool = False,
 ) -> EvidenceItem:
     """Stream an original into its case's vault and register it as evidence.
 
@@ -147,7 +148,9 @@ def receive_original(
     announced arrived, DuplicateEvidence when the case holds this content already
     (:func:`keep_original`). ``on_registered(session, item)`` runs in the transaction that
     commits the item (to record something with it, e.g. an idempotent answer); if it
-    raises, nothing is registered.
+    raises, nothing is registered. With ``recheck_uploader`` (a person's upload, which may
+    stream for hours), the uploader is checked again when the item is kept
+    (:func:`still_admitted`).
     """
     with db.session() as session:
         user = session.get(User, user_id)
@@ -185,7 +188,9 @@ def receive_original(
 
     item = keep_original(db=db, store=store, stored=stored, size=stream.size, incoming=incoming, sha256=sha256,
                          actor=actor, retention_days=retention_days, what=f"registering item {item_id}",
-                         registered=registered, register=register)
+                         registered=registered, register=register,
+                         admit=(lambda session: still_admitted(session, user_id=user_id, incoming=incoming))
+                         if recheck_uploader else None)
     log.info("received item %s (%d bytes) into %s", item_id, stream.size, vault)
     return item
 
@@ -260,6 +265,7 @@ def keep_original(
     what: str,
     registered: Callable[[Session], T | None],
     register: Callable[[Session, StoredObject], T],
+    admit: Callable[[Session], None] | None = None,
 ) -> T:
     """Lock a checked original (COMPLIANCE retention) and register it, or refuse it, in one
     write transaction; return what ``register`` (or ``registered``) returned. ``size`` is what
@@ -280,7 +286,8 @@ def keep_original(
     ``registered(session)`` is what an earlier attempt already committed (its answer lost),
     if anything; ``register(session, locked)`` writes the item (e.g. :func:`register_original`).
     A busy database is waited out as in :func:`with_patience`: once locked, the original
-    must not be left without its item.
+    must not be left without its item. ``admit(session)``, if given, may refuse the original
+    (raising) in that transaction, before it is locked: then too nothing of it is kept.
     """
     until = utcnow() + timedelta(days=retention_days)
     locked: StoredObject | None = None
@@ -297,6 +304,8 @@ def keep_original(
         # locks the case row) cannot slip between this check and the item's commit.
         refuse_closed(share_row(session, Case, incoming.case_id))
         done = registered(session)
+        if done is None and admit is not None:
+            admit(session)
         if done is not None:
             return done
         existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256) if refusable else None
@@ -332,6 +341,18 @@ def keep_original(
         raise refused
     assert kept is not None
     return kept
+
+
+def still_admitted(session: Session, *, user_id: str, incoming: IncomingEvidence) -> None:
+    """Raise unless the uploader may still add evidence to the case: checked when a person's
+    upload is kept as well as when it began, since a large one streams for hours. A user
+    disabled meanwhile is refused (401 ``user_disabled``), one moved to another unit or role
+    as anyone else would be (404 ``case_not_found``, 403); nothing of the upload is kept."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise Unauthenticated("the uploader's account was disabled while the file arrived; nothing was kept",
+                              code="user_disabled")
+    load_case(session, user=user, case_id=incoming.case_id, write=True)
 
 
 def _discard_refused(store: ObjectStore, stored: StoredObject) -> None:

@@ -564,3 +564,47 @@ def test_an_unreachable_throttle_store_does_not_lock_everyone_out(stack, caplog)
         api.stop()
         api.app.state.services.db.dispose()
     assert any("throttle storage unavailable" in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.mark.parametrize("change, answer", [
+    ({"active": False}, (401, "user_disabled")),
+    ({"unit": "unit-elsewhere"}, (404, "case_not_found")),
+], ids=["disabled", "moved-to-another-unit"])
+def test_an_upload_is_refused_if_its_uploader_lost_the_right_while_it_streamed(stack, change, answer):
+    """Access is checked when an upload begins and again when it is kept: a large upload
+    streams for hours, and an officer disabled or moved to another unit meanwhile must not
+    add evidence to the case then. Nothing of it is kept."""
+    import threading
+
+    from archive.identity.users import update_user
+
+    name = f"mover-{uuid.uuid4().hex[:6]}"
+    token = stack.user(role="officer", unit="unit-a", name=name)
+    with stack.client(token) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"RE-{uuid.uuid4().hex[:8]}", "title": "Recheck"}).json()
+    arrived, changed = threading.Event(), threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"first half of the statement " * 100
+        arrived.set()
+        changed.wait(30)
+        yield b"second half" * 100
+
+    outcome: list[httpx.Response] = []
+    with stack.client(token) as c:
+        sender = threading.Thread(target=lambda: outcome.append(c.post(
+            f"/api/v1/cases/{case['id']}/evidence", content=body(), params={"kind": "document", "filename": "s.txt"})))
+        sender.start()
+        assert arrived.wait(30)
+        time.sleep(0.5)  # the first part has reached the API
+        with stack.services.db.session() as s:
+            update_user(s, name=name, actor="admin:test", **change)
+        changed.set()
+        sender.join(60)
+    r = outcome[0]
+    assert (r.status_code, r.json()["error"]["code"]) == answer, r.text
+    assert list(stack.services.store.list(case["vault"] + "/")) == []
+    with stack.services.db.snapshot() as s:
+        received = s.execute(select(LedgerEntry.seq).where(LedgerEntry.case_id == case["id"],
+                                                          LedgerEntry.action == "evidence_received")).all()
+    assert received == []
