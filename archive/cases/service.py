@@ -15,7 +15,7 @@ from archive.errors import Conflict, InvalidInput
 from archive.exports.access import cases_with_exports_for
 from archive.models import Case, Role, Unit, User, Vault, new_id
 from archive.storage import ObjectStore
-from archive.identity.users import CASE_WRITERS, actor_name, require_role, unit_scope
+from archive.identity.users import CASE_WRITERS, actor_name, find_unit, misleading_character, require_role, unit_scope
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
 
@@ -38,6 +38,10 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
         raise InvalidInput(
             "case number must be 1-100 letters, digits, spaces or - / . ( ) [ ]", code="invalid_case_number"
         )
+    bad = misleading_character(title)
+    if bad or not title.strip():
+        # The title is on every page, list and export certificate: "a\u202eb" would read reversed.
+        raise InvalidInput(f"case title contains {bad}" if bad else "case title is empty", code="invalid_title")
     # Numbers are the unit's own (another unit may use the same one): only the unit's own
     # cases are looked at, so the refusal says nothing about other units.
     taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
@@ -80,7 +84,10 @@ def cases_numbered(session: Session, *, case_number: str, unit: str | None = Non
     access check: for callers that span units (a court request, the command line)."""
     query = select(Case).join(Unit, Unit.id == Case.unit_id).where(Case.case_number == case_number.strip())
     if unit is not None:
-        query = query.where(Unit.name == unit.strip())
+        found = find_unit(session, unit)
+        if found is None:
+            return []
+        query = query.where(Unit.id == found.id)
     return list(session.execute(query.order_by(Unit.name)).scalars().unique())
 
 

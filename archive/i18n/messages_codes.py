@@ -292,6 +292,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.archive_not_found": {"zh": "结案档案不存在。", "en": "No such archive record."},
     "error_code.case_closed": {"zh": "案件已结案，不再接收新证据（须先重新启动）。", "en": "The case is closed and accepts no new evidence (reopen it first)."},
     "error_code.case_number_taken": {"zh": "本单位已有该编号的案件。", "en": "Your unit has a case with that number already."},
+    "error_code.invalid_title": {"zh": "案件名称为空，或含有控制字符、双向文字控制字符或不可见字符。",
+                                 "en": "The case title is empty or holds a control, bidirectional-formatting or invisible character."},
     "error_code.invalid_case_number": {"zh": "案件编号无效。", "en": "That case number is not valid."},
     "error_code.unit_required": {"zh": "该案件编号不止一个单位使用，请填写立案单位。",
                                  "en": "More than one unit uses that case number: name the unit."},

@@ -60,7 +60,7 @@ def check_user_name(name: str) -> str:
     users API, so it is shown and typed as given: no control, bidirectional-formatting or
     other invisible formatting character (a zero-width space would make ``off\u200b1`` print
     as ``off1``), no leading or trailing space, no ``/`` or ``\\``, not ``.`` or ``..``."""
-    bad = bad_character(name) or _invisible(name)
+    bad = misleading_character(name)
     if bad:
         raise InvalidInput(f"user name contains {bad}", code="invalid_user_name")
     if not name.strip() or name != name.strip():
@@ -89,19 +89,46 @@ def _invisible(text: str) -> str | None:
     return None if found is None else f"an invisible character (U+{ord(found):04X})"
 
 
+def misleading_character(text: str) -> str | None:
+    """The first character that would make a name or title shown to people lie about itself:
+    a control, bidirectional-formatting or unpaired-surrogate character
+    (:func:`~archive.evidence.filenames.bad_character`) or one that shows as nothing
+    (:func:`_invisible`), as a person would be told of it; None if none."""
+    return bad_character(text) or _invisible(text)
+
+
 def same_name(name: str) -> str:
     """What two user names are compared by: as a person reads them, whatever their case or
     character width (NFKC, then case folded: ``ＯＦＦ１`` and ``off1`` are one name)."""
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def same_unit(name: str) -> str:
+    """What two unit names are compared by: as a person reads them, whatever their case,
+    character width or spacing (``Team　1``, ``ＴＥＡＭ 1`` and ``team  1`` are ``Team 1``)."""
+    return " ".join(same_name(name).split())
+
+
+def find_unit(session: Session, name: str) -> Unit | None:
+    """The unit ``name`` names as a person reads it (:func:`same_unit`), if there is one."""
+    wanted = same_unit(name)
+    # A corps has tens of units, not millions: their names are compared here, not in SQL,
+    # where SQLite and PostgreSQL fold text differently.
+    return next((u for u in session.execute(select(Unit)).scalars() if same_unit(u.name) == wanted), None)
+
+
 def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
-    bad = bad_character(name) or _invisible(name)
+    """The unit ``name`` reads as, added when there is none: a unit typed with another width,
+    case or spacing is the existing one, not a new unit whose users would see none of its cases."""
+    bad = misleading_character(name)
     if bad:
         raise InvalidInput(f"unit name contains {bad}", code="invalid_unit")
-    name = name.strip()
+    name = " ".join(name.split())
     if not name:
         raise InvalidInput("unit name is empty", code="invalid_unit")
+    existing = find_unit(session, name)
+    if existing is not None:
+        return existing, False
     # An upsert: two users added at once to a new unit both land in the one unit.
     created = insert_ignoring_duplicates(session, Unit, [{"id": new_id(), "name": name}])
     return session.execute(select(Unit).where(Unit.name == name)).scalar_one(), bool(created)

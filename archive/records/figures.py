@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 from archive.cases.models import LegalReview, ReviewCheckpoint
 from archive.continuity.models import Gap, GapStatus
 from archive.errors import Forbidden, InvalidInput, NotFound
-from archive.identity.users import require_role
-from archive.models import Case, CaseStage, Role, Unit, User, utcnow
+from archive.identity.users import find_unit, require_role, same_unit
+from archive.models import Case, CaseStage, Role, User, utcnow
 from archive.records.common import FINAL_STAGES, year_start
 from archive.records.history import stage_histories
 from archive.records.models import CaseOutcome
@@ -206,15 +206,15 @@ def yearly_figures(
 def _unit_scope(session: Session, *, user: User, unit: str | None) -> tuple[str | None, str | None]:
     """The id and name of the unit the figures cover ((None, None): all units, for administrators)."""
     if user.role != Role.admin:
-        if unit is not None and unit != user.unit.name:
+        if unit is not None and same_unit(unit) != same_unit(user.unit.name):
             raise Forbidden("reviewers read their own unit's figures only", code="forbidden_unit")
         return user.unit_id, user.unit.name
     if unit is None:
         return None, None
-    unit_id = session.execute(select(Unit.id).where(Unit.name == unit)).scalar_one_or_none()
-    if unit_id is None:
+    found = find_unit(session, unit)
+    if found is None:
         raise NotFound(f"no unit {unit!r}", code="unit_not_found")
-    return unit_id, unit
+    return found.id, found.name
 
 
 def _outcomes(session: Session, cases: dict[str, Case], end: datetime) -> dict[str, str]:

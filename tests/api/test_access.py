@@ -608,3 +608,32 @@ def test_an_upload_is_refused_if_its_uploader_lost_the_right_while_it_streamed(s
         received = s.execute(select(LedgerEntry.seq).where(LedgerEntry.case_id == case["id"],
                                                           LedgerEntry.action == "evidence_received")).all()
     assert received == []
+
+
+def test_a_unit_typed_with_another_width_case_or_spacing_is_the_same_unit(stack, admin):
+    """An administrator adding an officer to "Team　1" (an ideographic space, as a Chinese
+    keyboard types it), "ＴＥＡＭ 1" or "team  1" means Team 1: a new unit there would leave
+    the officer seeing none of the team's cases."""
+    team = f"Team {uuid.uuid4().hex[:4]}"
+    first = stack.user(role="officer", unit=team)
+    with stack.client(first) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"U-{uuid.uuid4().hex[:6]}", "title": "Team case"}).json()
+    wide = team.upper().translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    with stack.client(admin) as a:
+        for typed in (team.replace(" ", "\u3000"), wide, team.lower().replace(" ", "  "), f" {team} "):
+            name = f"u-{uuid.uuid4().hex[:6]}"
+            r = a.post("/api/v1/users", json={"name": name, "unit": typed, "role": "officer"})
+            assert r.status_code == 201 and r.json()["user"]["unit"] == team, (typed, r.text)
+            token = r.json()["token"]["token"]
+            with stack.client(token) as c:
+                assert c.get(f"/api/v1/cases/{case['id']}").status_code == 200, typed
+
+
+def test_a_case_title_that_would_not_read_as_given_is_refused(stack):
+    officer = stack.user(role="officer")
+    with stack.client(officer) as c:
+        for title in ("a\u0007b", "paid \u202eeerf", "a\u200bb", "  ", "line\nbreak"):
+            r = c.post("/api/v1/cases", json={"case_number": f"T-{uuid.uuid4().hex[:6]}", "title": title})
+            assert (r.status_code, _code(r)) == (422, "invalid_title"), (title, r.text)
+        r = c.post("/api/v1/cases", json={"case_number": f"T-{uuid.uuid4().hex[:6]}", "title": "无证经营 (网络直播)"})
+        assert r.status_code == 201 and r.json()["title"] == "无证经营 (网络直播)"
