@@ -7,11 +7,10 @@ the store is only ever read.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from archive.db import Database
+from archive.scratch import scratch_dir
 from archive.errors import VerificationFailed
 from archive.evidence.fixity import ORIGINAL_PROBLEMS, check_object
 from archive.evidence.items import ITEM_ERRORS
@@ -34,13 +33,14 @@ class Workspace:
         self._original: Path | None = None
 
     def __enter__(self) -> Workspace:
-        self._dir = Path(tempfile.mkdtemp(prefix="evidence-work-"))
+        self._scratch = scratch_dir("work")
+        self._dir = self._scratch.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+            self._scratch.__exit__(None, None, None)
 
     @property
     def dir(self) -> Path:

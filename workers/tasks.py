@@ -11,6 +11,7 @@ gives one result and one custody entry.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import TypeVar
 
 from celery import Task, signals
 
-from archive import metrics, work
+from archive import metrics, scratch, work
 from archive.continuity import runs
 from archive.evidence import fixity, items as evidence
 from archive.custody.checkpoints import checkpoint_due, seal_checkpoint
@@ -341,11 +342,16 @@ def reconcile_once() -> work.Reconciled:
 class Reconciler:
     """Each worker's own reconciler loop: a pass at start-up (so work left by a power loss
     is taken up at once), then every ``work_reconcile_seconds``. It needs neither beat nor
-    the broker to be healthy; several workers running it at once is safe."""
+    the broker to be healthy; several workers running it at once is safe. It also removes,
+    at start-up and every :data:`SWEEP_SECONDS`, the scratch directories of this host's
+    worker processes that were killed mid-task (copies of originals, :mod:`archive.scratch`)."""
+
+    SWEEP_SECONDS = 300.0
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swept = -math.inf
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
@@ -360,6 +366,12 @@ class Reconciler:
                 reconcile_once()
             except Exception:  # noqa: BLE001 - the next pass tries again
                 log.warning("reconciler pass failed", exc_info=True)
+            if time.monotonic() - self._swept >= self.SWEEP_SECONDS:
+                self._swept = time.monotonic()
+                try:
+                    scratch.sweep()
+                except OSError:
+                    log.warning("could not sweep scratch directories", exc_info=True)
             if self._stop.wait(settings.work_reconcile_seconds):
                 return
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import ssl
-import tempfile
 import threading
 import zlib
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from archive.scratch import scratch_dir
 from archive.wording import Sentences
 from ingest.capture.fetch import FetchFailed, Fetched, Fetcher, Refused
 
@@ -96,8 +96,8 @@ class RecordingProxy:
 
     def __init__(self, fetcher: Fetcher, *, record: Record, refused: Refusal, failed: Refusal):
         self.fetcher, self.record, self.refused, self.failed = fetcher, record, refused, failed
-        self._tmp = tempfile.TemporaryDirectory(prefix="evidence-capture-tls-")
-        self.certificates = _Certificates(Path(self._tmp.name))
+        self._scratch = scratch_dir("capture-tls")  # its keys, too, must not outlive a killed worker
+        self.certificates = _Certificates(self._scratch.__enter__())
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -169,7 +169,7 @@ class RecordingProxy:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self._tmp.cleanup()
+        self._scratch.__exit__(None, None, None)
 
 
 __all__ = ["RecordingProxy", "decoded"]

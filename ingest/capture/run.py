@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from archive.inspections import service
 from archive.i18n import enum_label, said, translate
 from archive.inspections.policy import NOTHING, POLICY_REFUSALS, CapturePolicy
 from archive.models import Case, EvidenceItem, EvidenceKind, User, utcnow
+from archive.scratch import scratch_dir
 from archive.seals.sealer import Sealer
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -62,8 +62,8 @@ def run_inspection(*, db: Database, store: ObjectStore, settings: Settings, seal
         service.finish(db, inspection_id, item_id=None, record_id=None,
                        error=service.INSPECTION_PROBLEMS.say("interrupted"))
         return
-    with tempfile.TemporaryDirectory(prefix="evidence-inspect-") as tmp:
-        _capture(db=db, store=store, settings=settings, sealer=sealer, req=req, work=Path(tmp))
+    with scratch_dir("inspect") as tmp:
+        _capture(db=db, store=store, settings=settings, sealer=sealer, req=req, work=tmp)
 
 
 def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Sealer, req: dict[str, Any],
