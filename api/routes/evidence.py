@@ -25,9 +25,15 @@ ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 410, 416)}
 
 
 @router.get("/{item_id}", response_model=ItemPublic, responses=ERRORS)
-def get_item(item_id: str, session: SessionDep, user: CurrentUser) -> Response:
-    """An item's record: hashes, storage, processing state, flags and derived files."""
+def get_item(item_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep) -> Response:
+    """An item's record: hashes, storage, processing state, flags and derived files. A
+    document's record carries its extracted text: that read is a custody entry
+    (``content_read``, purpose ``extracted text``)."""
     item, case = evidence_service.item_record(session, user=user, item_id=item_id)
+    if evidence_service.shows_text(item):
+        with custody_session(services, session) as writing:
+            evidence_service.record_read(writing, user=user, item=item, byte_range=None,
+                                         purpose=evidence_service.READ_PURPOSES.say("text"))
     return Response(item_json(item_fields(item, duplicate_of=item.duplicate_of, case=case)),
                     media_type="application/json")
 

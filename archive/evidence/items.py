@@ -322,9 +322,18 @@ READ_PURPOSES = Sentences("purpose", {
     "content": "content",
     "derived": "derived:{role}",
     "seal": "seal:{role}",
+    "text": "extracted text",
 }, fields={"role": r"[a-z0-9_]+"})
 """Why content was read (the ``purpose`` of a ``content_read`` custody entry): the original,
-a derived object of a role, a seal object of a role."""
+a derived object of a role, a seal object of a role, a document's text extracted from it
+(shown with the item's record: :func:`shows_text`)."""
+
+
+def shows_text(item: EvidenceItem | ItemRecord) -> bool:
+    """Whether the item's record carries text extracted from its content (a document's
+    ``media_facts.document.text``): showing it is a read of the evidence, recorded as one."""
+    document = (item.media_facts or {}).get("document")
+    return isinstance(document, dict) and bool(document.get("text"))
 
 
 def record_read(

@@ -181,6 +181,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "purpose.content": {"zh": "原件内容", "en": "content"},
     "purpose.derived": {"zh": "派生文件（{role}）", "en": "derived file ({role})"},
     "purpose.seal": {"zh": "签章（{role}）", "en": "seal ({role})"},
+    "purpose.text": {"zh": "提取的文字", "en": "extracted text"},
     "move_reason.closed": {"zh": "结案：各项结案条件均已满足，案件电子档案已签章封存",
                            "en": "closed: every gate held; case archive record sealed"},
     "move_reason.returned": {"zh": "被{checkpoint}退回：{opinion}", "en": "returned by the {checkpoint} review: {opinion}"},

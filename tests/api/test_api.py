@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -553,3 +554,34 @@ def test_a_case_read_is_what_the_model_writes_whatever_its_standing(stack, offic
         hidden, unknown = b.get(path), b.get(f"/api/v1/cases/{uuid.uuid4()}")
         assert hidden.status_code == unknown.status_code == 404
         assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "case_not_found"
+
+
+def test_reading_a_documents_extracted_text_is_a_custody_entry(stack, officer):
+    """A document's record carries the text extracted from it: the witness's statement itself.
+    Each read of it is a ``content_read`` entry (purpose ``extracted text``), as a download
+    is; the record of an item with no text is not a read of its content."""
+    from archive.custody import ledger
+    from archive.models import LedgerEntry
+
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"TXT-{uuid.uuid4().hex[:8]}", "title": "t"}).json()
+        statement = _upload(c, case["id"], "询问笔录：证人张三陈述。".encode() * 20, kind="document",
+                            filename="statement.txt").json()
+        plain = _upload(c, case["id"], os.urandom(500), filename="blob.bin").json()
+        for item in (statement, plain):
+            stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed", timeout=120)
+
+        def reads(item_id: str) -> list[dict]:
+            ledger.settle(stack.services.db.engine)
+            with stack.services.db.snapshot() as s:
+                rows = s.execute(select(LedgerEntry.details).where(
+                    LedgerEntry.item_id == item_id, LedgerEntry.action == "content_read")).scalars()
+                return [json.loads(d) for d in rows]
+
+        before = len(reads(statement["id"]))
+        shown = c.get(f"/api/v1/evidence/{statement['id']}").json()
+        assert "证人张三" in shown["media_facts"]["document"]["text"]
+        after = reads(statement["id"])
+        assert len(after) == before + 1 and after[-1]["purpose"] == "extracted text", after
+        c.get(f"/api/v1/evidence/{plain['id']}").raise_for_status()
+        assert reads(plain["id"]) == []
