@@ -99,8 +99,9 @@ _ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]
 
 def shown(value: object, zone: str = DEFAULT_TIME_ZONE) -> object:
     """A stored value as a person reads it: a datetime, and every moment written in ISO 8601
-    with its zone inside a text (custody details, receipt lines), in local time; anything
-    else unchanged."""
+    with its zone inside a text (custody details, receipt lines), in local time (to the tenth
+    of a second when the text gives a fraction: a gap's start is read at the precision its
+    duration is); anything else unchanged."""
     if isinstance(value, datetime):
         return local_time(value, zone)
     if not isinstance(value, str):
@@ -108,7 +109,7 @@ def shown(value: object, zone: str = DEFAULT_TIME_ZONE) -> object:
 
     def local(match: re.Match[str]) -> str:
         try:
-            return local_time(match.group(), zone)
+            return local_time(match.group(), zone, tenths=match.group(1) is not None)
         except ValueError:
             return match.group()
 

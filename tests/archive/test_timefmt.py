@@ -33,11 +33,14 @@ def test_unknown_time_zone_fails_at_start_up() -> None:
 
 def test_stored_moments_are_shown_in_local_time_wherever_they_stand() -> None:
     """Custody details and receipt lines carry UTC moments in ISO 8601; a person reads them
-    local with the offset, whether a value is the moment alone or a sentence holding one."""
-    assert shown("2026-12-03T18:17:50.000000Z") == "2026-12-04 02:17:50 +08:00"
-    assert shown("2056-12-02T18:17:04.824284+00:00") == "2056-12-03 02:17:05 +08:00"
-    assert shown("overlap gap of 5.0 s on CAM-21 from 2026-03-02T02:00:02.000000Z: open") == \
-        "overlap gap of 5.0 s on CAM-21 from 2026-03-02 10:00:02 +08:00: open"
+    local with the offset, whether a value is the moment alone or a sentence holding one; to
+    the tenth of a second when the stored moment has a fraction (a gap's start is read at the
+    precision of its duration, 0.1 s)."""
+    assert shown("2026-12-03T18:17:50Z") == "2026-12-04 02:17:50 +08:00"
+    assert shown("2026-12-03T18:17:50.000000Z") == "2026-12-04 02:17:50.0 +08:00"
+    assert shown("2056-12-02T18:17:04.824284+00:00") == "2056-12-03 02:17:04.8 +08:00"
+    assert shown("overlap gap of 7.5 s on CAM-21 from 2026-03-02T08:06:20.400000Z: open") == \
+        "overlap gap of 7.5 s on CAM-21 from 2026-03-02 16:06:20.4 +08:00: open"
     assert shown(datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)) == "2026-03-01 10:00:00 +08:00"
     for unchanged in ("2026-03-01", "sha256 abc; sealed True", 42, None, "2026-13-45T99:99:99Z"):
         assert shown(unchanged) == unchanged
