@@ -39,18 +39,19 @@ COMMON_STATUSES = {
     413: "Too large",
     415: "Unsupported media type",
     422: "Invalid request: schema, JSON, or a value the archive refuses",
+    429: "Too many failed credentials from this client (`too_many_attempts`, with `Retry-After`)",
     431: "Request header fields too large (`headers_too_large`)",
     503: "A backing service (database, object store) is unavailable",
 }
 """Statuses any operation may answer, added to every operation of /openapi.json."""
-_NEEDS_TOKEN = {401, 403}
+_NEEDS_TOKEN = {401, 403, 429}
 
 
 def document_errors(app: FastAPI) -> None:
     """Make /openapi.json list :data:`COMMON_STATUSES` (ErrorResponse) on every operation.
 
     One place instead of every route's ``responses``: the route keeps only what is its own
-    (206, 416, tus's 412/460...). 401 and 403 go only on operations that need a token.
+    (206, 416, tus's 412/460...). 401, 403 and 429 go only on operations that need a token.
     """
     build = app.openapi
 

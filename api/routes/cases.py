@@ -102,7 +102,9 @@ def list_evidence(
 
 @router.post(
     "/{case_id}/evidence", status_code=201, response_model=ItemPublic,
-    responses={**ERRORS, 201: REPLAY_DOC, 200: {"model": ItemPublic, "description": (
+    responses={**ERRORS, 201: REPLAY_DOC, 408: {"model": ErrorResponse, "description": (
+        "The body sent nothing for EVIDENCE_UPLOAD_IDLE_SECONDS (`upload_stalled`); nothing was kept")},
+        200: {"model": ItemPublic, "description": (
         "The case already holds this content (same SHA-256): the existing item, named again in the "
         "Duplicate-Of header; the new copy was not kept")}},
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},

@@ -155,6 +155,7 @@ def download_export(
     if request.method == "HEAD":
         return Response(media_type="application/zip", headers=headers)
     with custody_session(services, session) as writing:
-        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via)
+        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via,
+                                       client=request.client.host if request.client else None)
     return StreamingResponse(export_service.served_export(services.db, services.store, export),
                              media_type="application/zip", headers=headers)

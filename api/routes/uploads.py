@@ -59,7 +59,7 @@ class TusRoute(APIRoute):
 
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], route_class=TusRoute)
-ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460)}
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 408, 409, 410, 412, 413, 415, 423, 460)}
 
 
 @pydantic.dataclasses.dataclass(frozen=True)

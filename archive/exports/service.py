@@ -85,12 +85,15 @@ def approve_export(session: Session, *, user: User, export_id: str) -> ExportReq
     return export
 
 
-def record_download(session: Session, *, export: ExportRequest, actor: str, via: str) -> None:
-    """Custody entry for one download (written before the first byte leaves)."""
-    ledger.append(
-        session, actor=actor, action="export_downloaded", case_id=export.case_id,
-        details={"export": export.id, "sha256": export.sha256, "size": export.size, "via": via},
-    )
+def record_download(session: Session, *, export: ExportRequest, actor: str, via: str,
+                    client: str | None = None) -> None:
+    """Custody entry for one download (written before the first byte leaves). A signed link is
+    a bearer capability: whoever holds it downloads as the user it was made for (``actor``),
+    so the entry also names the address it was used from (``client``)."""
+    details = {"export": export.id, "sha256": export.sha256, "size": export.size, "via": via}
+    if client is not None:
+        details["client"] = client
+    ledger.append(session, actor=actor, action="export_downloaded", case_id=export.case_id, details=details)
 
 
 def served_export(db: Database, store: ObjectStore, export: ExportRequest) -> Iterator[bytes]:

@@ -192,6 +192,12 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
         link = judge.post(f"/api/v1/exports/{eid}/link").json()
         with stack.client(None) as anon:
             assert anon.get(link["url"]).content == zip_bytes.content
+            # Whoever holds the link downloads as the judge it was made for: the entry says from where.
+            from archive.models import LedgerEntry
+            with stack.services.db.snapshot() as s:
+                last = json.loads(s.execute(select(LedgerEntry.details).where(
+                    LedgerEntry.action == "export_downloaded").order_by(LedgerEntry.seq.desc()).limit(1)).scalar_one())
+            assert (last["export"], last["via"], last["client"]) == (eid, "signed_link", "127.0.0.1"), last
             assert anon.get(link["url"].replace("sig=", "sig=x")).status_code == 401
             assert anon.get(f"/api/v1/exports/{eid}/download").status_code == 401
             assert anon.head(f"/api/v1/exports/{eid}/download").status_code == 401
