@@ -469,3 +469,27 @@ def test_a_gap_deleted_shortened_or_added_in_the_database_is_found_again_from_th
     with database.engine.begin() as conn:
         conn.execute(text(tamper), {"no": False, "later": T0 + timedelta(seconds=85)})
     assert named in _failed_verification(env, number)
+
+
+def test_an_altered_playback_copy_fails_the_items_verification(stack, officer, case, tmp_path):
+    """A reviewer plays the proxy at a gap: verification re-hashes every derived object, not
+    only the manifest and seals, and names the one altered in the store."""
+    from archive.models import DerivedObject
+    from tests.archive.test_exports import tiny_clip
+
+    if stack.name != "embedded":
+        pytest.skip("S3: the recorded version is locked; an insider's newer version is not what is read")
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", content=tiny_clip(tmp_path / "c.mp4"),
+                      params={"kind": "bodycam_video", "filename": "c.mp4"}).json()
+    item = stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed"
+                           and any(d["role"] == "proxy" for d in i["derived"]))
+    r = stack.cli("verify-item", item["id"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    with stack.services.db.snapshot() as s:
+        key = s.execute(select(DerivedObject.storage_key).where(
+            DerivedObject.item_id == item["id"], DerivedObject.role == "proxy")).scalar_one()
+    tamper_stored(stack.services.store, key)
+    r = stack.cli("verify-item", item["id"])
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"proxy object {key} altered: sha256" in r.stderr, r.stderr
