@@ -170,6 +170,13 @@ def _copy_checks(session: Session, store: ObjectStore, case_id: str) -> list[dic
         else:
             rows.append(_check(what, subject, "ok", CHECK_DETAILS.say(what, records=report.records,
                                                                       objects=report.objects)))
+    # A copy no row names is a warning (an unfinished run leaves one), a failure when it
+    # cannot be one (it seals entries the ledger no longer holds, or another root).
+    for copy in vault_copies.unrecorded_checkpoint_copies(session, store, case_id=case_id):
+        said = (vault_copies.COPY_FAULTS.say("unrecorded", tree_size=copy.tree_size, time=copy.time)
+                if copy.tree_size is not None else None)
+        detail = PART_SEPARATOR.join(p for p in (said, copy.problem) if p)
+        rows.append(_check(CHECKPOINT_COPIES, copy.key, "failed" if copy.problem else "warning", detail))
     return rows
 
 

@@ -24,6 +24,7 @@ What each command checks:
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -32,8 +33,9 @@ from sqlalchemy.orm import Session
 
 from archive.cases.closing import archive_row_copies
 from archive.cases.models import CaseArchive
-from archive.custody.checkpoints import checkpoint_copies, checkpoint_vaults, first_covering
-from archive.errors import VerificationFailed
+from archive.custody import ledger
+from archive.custody.checkpoints import checkpoint_copies, checkpoint_object_keys, checkpoint_vaults, first_covering
+from archive.errors import ArchiveError, VerificationFailed
 from archive.evidence.fixity import MISSING_OBJECT, check_object
 from archive.models import Case, Checkpoint, LedgerEntry
 from archive.storage import ObjectStore
@@ -49,7 +51,13 @@ COPY_FAULTS = Sentences("copy_fault", {
     "of_vault_checkpoints": "checkpoints in vault {vault}",
     "of_archives": "case archive records",
     "of_item": "records vouching for the item in vault {vault}",
-}, fields={"size": r"\d+|None", "found": r"[0-9a-f]+", "recorded_size": r"\d+", "sha256": r"[0-9a-f]+",
+    "unrecorded": ("a sealed checkpoint of tree size {tree_size}, made {time}, that no checkpoint row names: "
+                   "left by a checkpoint run that did not finish, or by the newest checkpoint's removal"),
+    "unreadable_statement": "a checkpoint statement no checkpoint row names, and that cannot be read as one",
+    "beyond_ledger": "seals {tree_size} entries, and the ledger holds {held}: entries sealed then were removed",
+    "other_root": "seals another root for the ledger's first {tree_size} entries: the ledger was rewritten",
+}, fields={"tree_size": r"\d+", "held": r"\d+", "time": r"\S+",
+           "size": r"\d+|None", "found": r"[0-9a-f]+", "recorded_size": r"\d+", "sha256": r"[0-9a-f]+",
            "key": r"\S+", "count": r"\d+", "vault": r"\S+"})
 """What is wrong with a vault's copies (:attr:`CopyFault.problem`, the message of
 :class:`CopiesAltered`: ``what`` is one of the ``of_*`` sentences, ``faults`` its faults'
@@ -149,6 +157,61 @@ def verify_case_checkpoint_copies(session: Session, store: ObjectStore, *, case_
     vault = _vault(session, case_id)
     return _check(COPY_FAULTS.say("of_vault_checkpoints", vault=vault), store,
                   (checkpoint_copies(vault, cp) for cp in _case_checkpoints(session, case_id)))
+
+
+@dataclass(frozen=True)
+class UnrecordedCopy:
+    """A checkpoint statement in a vault that no checkpoint row names."""
+
+    key: str
+    tree_size: int | None
+    """The size the statement seals (None when it cannot be read as a statement)."""
+    time: str | None
+    """When it says it was made (UTC, ISO 8601)."""
+    problem: str | None
+    """Why it cannot be a run that did not finish (it seals more entries than the ledger
+    holds, or another root for its size); None when it can be."""
+
+
+def unrecorded_checkpoint_copies(session: Session, store: ObjectStore, *, case_id: str) -> list[UnrecordedCopy]:
+    """The checkpoint statements in the case's vault that no checkpoint row names.
+
+    A checkpoint is sealed and written to the vaults before its row is recorded, so a run
+    that did not finish (a crash, another checkpoint recorded first) leaves one: harmless.
+    But removing the newest checkpoint row, with the entries after it, leaves the same trace.
+    A statement sealing more entries than the ledger holds, or another root for its size,
+    cannot be an unfinished run: the ledger was cut or rewritten after it was sealed."""
+    vault = _vault(session, case_id)
+    recorded = {checkpoint_object_keys(vault, cp)["statement"]
+                for cp in session.execute(select(Checkpoint)).scalars()}
+    size = ledger.size(session)
+    found = []
+    for stored in store.list(f"{vault}/checkpoints/"):
+        key = stored.key
+        if not key.endswith(".json") or key.endswith(".sm2.json") or key in recorded:
+            continue
+        try:
+            statement = json.loads(b"".join(store.read(key, version_id=stored.version_id)))
+            tree_size, root, time = int(statement["tree_size"]), statement["root_hash"], statement.get("time")
+        except (ArchiveError, ValueError, KeyError, TypeError):
+            found.append(UnrecordedCopy(key, None, None, COPY_FAULTS.say("unreadable_statement")))
+            continue
+        problem = None
+        if tree_size > size:
+            problem = COPY_FAULTS.say("beyond_ledger", tree_size=tree_size, held=size)
+        elif tree_size > 0 and _root(session, tree_size) not in (root, None):
+            problem = COPY_FAULTS.say("other_root", tree_size=tree_size)
+        found.append(UnrecordedCopy(key, tree_size, time, problem))
+    return found
+
+
+def _root(session: Session, tree_size: int) -> str | None:
+    """The ledger's root at ``tree_size``; None when the ledger cannot give one (its own check
+    names why)."""
+    try:
+        return ledger.tree_head(session, tree_size=tree_size).root_hash
+    except ArchiveError:
+        return None
 
 
 def _archives(session: Session, case_id: str) -> list[CaseArchive]:

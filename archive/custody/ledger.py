@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, column, delete, func, insert, or_, select, table, text, type_coerce
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NULLTYPE
 from sqlalchemy.orm import Session
 
@@ -377,13 +378,21 @@ def _sequence(session: Session, lock: LedgerLock, rows: list[dict[str, Any]]) ->
     entries, nodes = [], []
     for r in rows:
         row, leaf = new_entry(seq=size + 1, prev_hash=prev, **r)
-        frontier, made = merkle.frontier_append_nodes(frontier, size, leaf)
+        try:
+            frontier, made = merkle.frontier_append_nodes(frontier, size, leaf)
+        except ValueError as exc:  # a lock row whose frontier does not fit its size: altered
+            raise LedgerTampered(PROBLEMS.say("lock_altered", size=lock.size, reason=exc)) from exc
         entries.append(row)
         nodes.extend(node_rows(made))
         prev, size = row["entry_hash"], size + 1
-    session.execute(insert(LedgerEntry), entries)
-    if nodes:
-        session.execute(insert(LedgerNode), nodes)
+    try:
+        session.execute(insert(LedgerEntry), entries)
+        if nodes:
+            session.execute(insert(LedgerNode), nodes)
+    except IntegrityError as exc:  # the transaction is lost with it: the caller's action is not done
+        # Under the lock nothing else numbers entries: rows already there past the size the
+        # lock records were left by someone cutting the lock back, not by a writer.
+        raise LedgerTampered(PROBLEMS.say("lock_altered", size=lock.size, reason="entries or nodes past it exist")) from exc
     lock.frontier = [h.hex() for h in frontier]
     lock.size = size
     return entries
@@ -414,6 +423,8 @@ PROBLEMS = Sentences("ledger_problem", {
     "removed": "ledger holds {held} entries but recorded {claimed}: entry {first} onward removed",
     "added": "ledger holds entries past the {size} it recorded: entry {first} onward added",
     "head_rewritten": "the ledger's running tree head does not match its entries (entries rewritten)",
+    "lock_altered": ("the ledger's lock row (size {size}) does not fit its entries and nodes ({reason}): it was "
+                     "altered, and no entry can be added until the ledger is repaired; run evidence ledger verify"),
 }, fields={"seq": r"\d+", "depth": r"\d+", "index": r"\d+", "first": r"\d+", "last": r"\d+", "next": r"\d+",
            "held": r"\d+", "claimed": r"\d+", "size": r"\d+"})
 """What :func:`verify` (and the reads of entries and nodes) finds wrong with the ledger

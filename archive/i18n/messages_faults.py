@@ -92,6 +92,14 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
     "copy_fault.of_vault_checkpoints": {"zh": "证据库 {vault} 中的检查点", "en": "checkpoints in vault {vault}"},
     "copy_fault.of_archives": {"zh": "案件电子档案", "en": "case archive records"},
     "copy_fault.of_item": {"zh": "证据库 {vault} 中为该证据作证的记录", "en": "records vouching for the item in vault {vault}"},
+    "copy_fault.unrecorded": {"zh": "日志条数为 {tree_size}、生成于 {time} 的已签章检查点没有对应的检查点记录：可能是未完成的检查点生成留下的，也可能是最新检查点被删除",
+                              "en": "a sealed checkpoint of tree size {tree_size}, made {time}, that no checkpoint row names: left by a checkpoint run that did not finish, or by the newest checkpoint's removal"},
+    "copy_fault.unreadable_statement": {"zh": "没有对应检查点记录、且无法读作检查点声明的文件",
+                                        "en": "a checkpoint statement no checkpoint row names, and that cannot be read as one"},
+    "copy_fault.beyond_ledger": {"zh": "其签章覆盖 {tree_size} 条记录，而监管日志只有 {held} 条：签章之后有记录被删除",
+                                 "en": "seals {tree_size} entries, and the ledger holds {held}: entries sealed then were removed"},
+    "copy_fault.other_root": {"zh": "其签章的前 {tree_size} 条记录的根哈希与监管日志不同：监管日志被改写",
+                              "en": "seals another root for the ledger's first {tree_size} entries: the ledger was rewritten"},
     # archive.custody.ledger.PROBLEMS
     "ledger_problem.entry_deleted": {"zh": "第 {seq} 条日志记录缺失（日志曾记载该条，其数据行已被删除）",
                                      "en": "ledger entry {seq} is missing (the ledger recorded it; its row was deleted)"},
@@ -113,6 +121,8 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
                              "en": "ledger holds entries past the {size} it recorded: entry {first} onward added"},
     "ledger_problem.head_rewritten": {"zh": "日志的当前树头与其记录不符（记录被重写）",
                                       "en": "the ledger's running tree head does not match its entries (entries rewritten)"},
+    "ledger_problem.lock_altered": {"zh": "日志的锁定行（条数 {size}）与其记录和节点不符（{reason}）：该行已被改动，修复前无法再写入记录；请运行 evidence ledger verify",
+                                    "en": "the ledger's lock row (size {size}) does not fit its entries and nodes ({reason}): it was altered, and no entry can be added until the ledger is repaired; run evidence ledger verify"},
     # archive.custody.checkpoints.PROBLEMS
     "checkpoint_problem.ledger_changed": {"zh": "监管日志已不再与日志条数为 {size} 的已签章检查点一致，位于第 {seq} 条（{problem}）",
                                           "en": "the ledger no longer matches sealed checkpoint {size} at entry {seq} ({problem})"},

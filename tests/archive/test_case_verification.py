@@ -493,3 +493,49 @@ def test_an_altered_playback_copy_fails_the_items_verification(stack, officer, c
     r = stack.cli("verify-item", item["id"])
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"proxy object {key} altered: sha256" in r.stderr, r.stderr
+
+
+def test_a_sealed_checkpoint_copy_no_row_names_is_a_warning_or_a_failure(verified_case):
+    """A checkpoint is written to the vaults before its row is recorded: a run that did not
+    finish leaves a copy no row names (a warning: verification still passes). A copy sealing
+    entries the ledger no longer holds cannot be one: the newest checkpoint was removed with
+    the entries after it, and verification fails naming the copy."""
+    from archive.custody import checkpoints, ledger
+    from archive.storage import open_store
+
+    env, database, number, sealer = verified_case
+    store = open_store(settings_from_env(env))
+    with database.session() as s:
+        ledger.append(s, actor="test", action="note", details={"after": "second checkpoint"})
+    with database.read() as s:
+        plan = checkpoints._plan(s, None)
+    plan = checkpoints._Plan(last=plan.last, statement=plan.statement, tree_size=plan.tree_size,
+                             root_hash=plan.root_hash, vaults=[v for v in plan.vaults] or _vaults(database))
+    orphan = checkpoints._sealed(plan, sealer, store)  # sealed and written, never recorded: a crash
+    r = run_cli(dict(env, COLUMNS="400"), "verify-case", number)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"tree size {orphan.tree_size}" in r.stdout and "no checkpoint row names" in r.stdout, r.stdout
+
+    unprotect_ledger(database)
+    with database.engine.begin() as conn:  # the ledger cut back below what the copy seals
+        conn.execute(text("DELETE FROM ledger_entries WHERE seq >= :n"), {"n": orphan.tree_size})
+        conn.execute(text("UPDATE ledger_lock SET size = :n"), {"n": orphan.tree_size - 1})
+    from archive.cases.vault_copies import unrecorded_checkpoint_copies
+    from archive.models import Case
+
+    with database.read() as s:
+        case_id = s.execute(select(Case.id).where(Case.case_number == number)).scalar_one()
+        (copy,) = unrecorded_checkpoint_copies(s, store, case_id=case_id)
+    assert copy.tree_size == orphan.tree_size and copy.problem == (
+        f"seals {orphan.tree_size} entries, and the ledger holds {orphan.tree_size - 1}: entries sealed then were removed")
+    # The lock row no longer fits the nodes left behind: the command says so, it does not crash.
+    r = run_cli(dict(env, COLUMNS="400"), "verify-case", number)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "the ledger's lock row" in r.stderr and "run evidence ledger verify" in r.stderr, r.stderr
+
+
+def _vaults(database) -> list[str]:  # type: ignore[no-untyped-def]
+    from archive.models import Vault
+
+    with database.read() as s:
+        return list(s.execute(select(Vault.name)).scalars())
