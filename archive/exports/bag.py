@@ -155,6 +155,7 @@ def write_bag(
             "case": plan.case,
             "people": plan.people,
             "checkpoint": {"tree_size": plan.checkpoint["tree_size"], "root_hash": plan.checkpoint["root_hash"]},
+            "scope": plan.scope,
             "items": [
                 {k: item[k] for k in ("id", "kind", "filename", "media_type", "size", "sha256", "sha512", "sm3",
                                       "parent", "device", "received_at", "recorded_start", "flags", "path")}

@@ -70,6 +70,9 @@ class Plan:
     continuity: dict[str, Any]
     chain_pem: bytes
     sm2_keys_pem: bytes
+    scope: dict[str, Any] = field(default_factory=dict)
+    """Whether the export is the whole case or a selection: ``selected``, ``items`` (exported),
+    ``case_items`` (the case's, when the export was planned)."""
     total_bytes: int = 0
     when: datetime = field(default_factory=utcnow)
 
@@ -117,6 +120,10 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     items = export_items(session, export)
     if not items:
         raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export")
+    # A court must be able to tell a selection from the whole case.
+    in_case = session.execute(select(func.count()).select_from(EvidenceItem)
+                              .where(EvidenceItem.case_id == export.case_id)).scalar_one()
+    scope = {"selected": export.items is not None, "items": len(items), "case_items": in_case}
     unsealed = unsealed_items(items)
     if unsealed:
         raise ExportWaiting(PLAN_PROBLEMS.say(
@@ -174,6 +181,7 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
                 "recipient": user_name(session, export.recipient_id),
                 "approved_at": ledger.iso_utc(export.approved_at) if export.approved_at else None},
         items=planned,
+        scope=scope,
         entries=entries,
         checkpoint={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
                     "statement": checkpoint.statement, "cades": bytes(checkpoint.cades), "sm2": checkpoint.sm2},

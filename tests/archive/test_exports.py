@@ -276,6 +276,9 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
     issued = re.search(r"Issued by .* on (\d{4}-\d\d-\d\d) \d\d:\d\d:\d\d \+08:00", text)
     assert issued, text[:500]
     assert bag.info["Bagging-Date"] == issued.group(1)  # the corps' date, not UTC's
+    assert "the whole case: all 5 items" in text
+    sealed = json.loads((bag_dir / "export-manifest.json").read_text())
+    assert sealed["scope"] == {"selected": False, "items": 5, "case_items": 5}
     assert "UTC" not in text
     # Sealed as built: Chinese first, stored values in words, nothing escaped twice.
     shown = run("pdftotext", "-layout", pdf, "-").stdout
@@ -519,3 +522,28 @@ def test_an_item_seal_altered_in_the_store_is_not_certified(stack: Stack, people
     export = _built_export(stack, people, case["id"])
     assert export["status"] == "failed", export
     assert f"derived cades of item {item_id} no longer matches its sha256" in export["error"], export["error"]
+
+
+def test_a_selection_says_it_is_one_in_its_sealed_manifest_and_certificate(stack: Stack, people) -> None:
+    """A court must tell a selection of a case's evidence from the whole case."""
+    from pypdf import PdfReader
+
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Part"}).json()
+        upload(c, case["id"], tiny_pdf(), "document", "record.pdf")
+        upload(c, case["id"], b"statement of the party", "document", "statement.txt")
+    first, _ = wait_case_sealed(stack, people["officer"], case["id"], 2)
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case['id']}/exports",
+                       json={"recipient": people["judge_name"], "items": [first["id"]]}).json()["id"]
+        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+    assert wait_export(stack, people["approver"], eid)["status"] == "ready"
+    with stack.client(people["judge"]) as judge:
+        data = judge.get(f"/api/v1/exports/{eid}/download").content
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        manifest = json.loads(zf.read(next(n for n in names if n.endswith("/export-manifest.json"))))
+        pdf = zf.read(next(n for n in names if n.endswith("/certificate.pdf")))
+    assert manifest["scope"] == {"selected": True, "items": 1, "case_items": 2}
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "a selection: 1 of the case's 2 items" in " ".join(text.split()), text[:1500]
