@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -106,8 +107,39 @@ async def one_value_per_query_parameter(request: Request) -> None:
         ])
 
 
-ONE_VALUE_PER_QUERY_PARAMETER = [Depends(one_value_per_query_parameter)]
-"""The API routers' ``dependencies`` (not the pages': HTML forms and their links are theirs)."""
+async def one_value_per_json_key(request: Request) -> None:
+    """Refuse (422 ``invalid_request``, naming it) a JSON body giving one key twice in an
+    object, at any depth: ``{"case_number": "D-1", "case_number": "D-2"}`` would be taken as
+    D-2, and which the client meant is unknown. Only for a route that declares a JSON body,
+    which FastAPI has read (bounded, see ``max_body_bytes``) before this runs: a streamed
+    upload's body is never read here."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.dependant.body_params:
+        return
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(await request.body(), object_pairs_hook=pairs)
+    except ValueError:
+        return  # not JSON: the route's own validation says so
+    if repeated:
+        raise RequestValidationError([
+            {"loc": ("body", key), "msg": "given more than once in one object; give it once",
+             "type": "repeated_json_key"} for key in sorted(set(repeated))
+        ])
+
+
+ONE_VALUE_PER_QUERY_PARAMETER = [Depends(one_value_per_query_parameter), Depends(one_value_per_json_key)]
+"""The API routers' ``dependencies`` (not the pages': HTML forms and their links are theirs):
+one value per query parameter and per JSON key."""
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

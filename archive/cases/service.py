@@ -38,6 +38,8 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
         raise InvalidInput(
             "case number must be 1-100 letters, digits, spaces or - / . ( ) [ ]", code="invalid_case_number"
         )
+    if "\x00" in title:  # as for any text the database would be given
+        raise InvalidInput("text must not contain NUL characters", code="nul_character")
     bad = misleading_character(title)
     if bad or not title.strip():
         # The title is on every page, list and export certificate: "a\u202eb" would read reversed.

@@ -508,3 +508,22 @@ def test_a_range_that_is_not_one_bytes_range_is_ignored(stack, officer, case):
         assert c.get(url, headers={"Range": "bytes=2-3"}).content == b"cd"
         r = c.get(url, headers={"Range": "bytes=9-"})
         assert (r.status_code, r.headers["content-range"]) == (416, "bytes */6")
+
+
+def test_a_json_key_given_twice_is_refused_and_creates_nothing(stack, officer):
+    """``{"case_number": "D-1", "case_number": "D-2"}`` was taken as D-2: which the client
+    meant is unknown, so it is 422 naming the key, at any depth, and nothing is made."""
+    number = f"D-{uuid.uuid4().hex[:6]}"
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/cases", content=f'{{"case_number": "{number}", "case_number": "{number}-2", "title": "x"}}',
+                   headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        assert "body.case_number:" in r.json()["error"]["message"] and "once" in r.json()["error"]["message"]
+        assert not [k for k in c.get("/api/v1/cases").json() if k["case_number"].startswith(number)]
+        case = c.post("/api/v1/cases", json={"case_number": number, "title": "x"}).json()
+        start = "2026-03-01T09:00:00+08:00"
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", headers={"Content-Type": "application/json"},
+                   content='{"kind": "seizure", "start": "%s", "end": "%s", "end": "%s", "devices": []}'
+                   % (start, "2026-03-01T09:05:00+08:00", "2026-03-01T09:06:00+08:00"))
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        assert "body.end:" in r.json()["error"]["message"]
