@@ -70,7 +70,7 @@ class Plan:
     continuity: dict[str, Any]
     chain_pem: bytes
     sm2_keys_pem: bytes
-    scope: dict[str, Any] = field(default_factory=dict)
+    scope: dict[str, Any]
     """Whether the export is the whole case or a selection: ``selected``, ``items`` (exported),
     ``case_items`` (the case's, when the export was planned)."""
     total_bytes: int = 0

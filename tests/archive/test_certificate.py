@@ -43,7 +43,7 @@ def _plan() -> Plan:
                  _entry(4, "legal_review_recorded")],
         checkpoint={"tree_size": 198, "root_hash": "ef" * 32},
         continuity={"summary": {"gaps": 1, "accepted": 1, "unresolved": 0, "status": "explained"}, "gaps": [gap]},
-        chain_pem=b"", sm2_keys_pem=b"",
+        chain_pem=b"", sm2_keys_pem=b"", scope={"selected": True, "items": 1, "case_items": 3},
     )
 
 
