@@ -52,8 +52,11 @@ class InFileGap:
     """``end_offset - start_offset``: seconds with no media."""
     stream: str | None = None
     """None when every stream stops (a recorder pause); ``"video"`` or ``"audio"`` when only
-    that stream stops (video frozen while audio runs on); ``"silence"`` for inserted digital
-    silence in a format without timestamps (WAV, MP3)."""
+    that stream stops (video frozen while audio runs on, or one stream starting late or
+    stopping early); ``"silence"`` for inserted digital silence in a format without timestamps
+    (WAV, MP3); ``"cut_short"`` for the end of a file that stops before the duration its
+    container declares; ``"restart"`` where the file's timestamps start again (start = end:
+    how much time passed between is unknown, so it is reported whatever the tolerance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +276,7 @@ def analyse(
         end = start + max(rec.duration_seconds, 0.0)
         if rec.in_file_gaps:
             for hole in rec.in_file_gaps:
-                if hole.end_offset - hole.start_offset > tol:
+                if hole.end_offset - hole.start_offset > tol or hole.stream == "restart":
                     found.append(
                         (
                             start + hole.start_offset,
@@ -469,6 +472,10 @@ CAUSES = {
     "audio_stops": "audio stops while video continues {seconds} s at {at} into the file",
     "silence": "digital silence (inserted fill, no sound recorded) {seconds} s at {at} into the file",
     "stream_stops": "{stream} stops {seconds} s at {at} into the file",
+    "cut_short": ("file ends at {at}, {seconds} s before the duration its container declares"
+                  " (cut short: the rest of the recording is missing)"),
+    "restart": ("timestamps start again at {at} into the file (the recorder's clock restarted, or"
+                " recordings were joined): how much time passed there is unknown"),
     "between_segments": "no recording between clip {previous} and clip {item}",
     "overlap": ("clip {item} overlaps clip {previous} of the same device by {seconds} s"
                 " (a wrong clock offset, or the same recording twice)"),
@@ -479,7 +486,8 @@ CAUSES = {
 """Every cause a gap can have, by code: the English text stored with the gap (and sealed in
 reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""
 
-_IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence"}
+_IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence",
+                   "cut_short": "cut_short", "restart": "restart"}
 NO_DEVICES = "(none assigned)"
 """The ``devices`` of an action window cause when the action names none."""
 
