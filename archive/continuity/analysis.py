@@ -94,9 +94,13 @@ class Unreadable:
     """Where it is listed: its declared start by the device's clock when ``declared``, else when
     the archive received it (true time)."""
     reason: str
-    """Why it cannot be read (the media tool's own message); empty for an empty file."""
+    """Why it cannot be read (the media tool's own message); empty for an empty file; the
+    format it was read as when ``no_recording``."""
     declared: bool = False
     """True when ``at`` is a start declared for the recording (the device's offset applies)."""
+    no_recording: bool = False
+    """True when the file was read but holds no recording: a still image, or media without
+    a duration (whatever it recorded, if anything, is missing all the same)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +310,10 @@ def analyse(
     lost = list(unreadable)
     for clip in lost:
         at = _seconds(clip.at) - (offsets.get(clip.device_id, 0.0) if clip.declared else 0.0)
-        cause = CAUSES["unreadable"].format(reason=clip.reason) if clip.reason else CAUSES["empty"]
+        if clip.no_recording:
+            cause = CAUSES["no_recording"].format(format=clip.reason)
+        else:
+            cause = CAUSES["unreadable"].format(reason=clip.reason) if clip.reason else CAUSES["empty"]
         found.append((at, at, "unreadable", clip.device_id, clip.item_id, None, None, cause))
 
     found.sort(key=lambda g: (g[0], _LEVEL_ORDER[g[2]], g[3] or "", g[4] or "", g[6] or ""))
@@ -482,6 +489,8 @@ CAUSES = {
     "action_window": "window of {action} not covered by devices {devices}",
     "unreadable": "recording could not be read, so it is not on the timeline: {reason}",
     "empty": "recording is an empty file (0 bytes), so it is not on the timeline",
+    "no_recording": ("file holds no recording (no audio or video with a duration, such as a still image;"
+                     " read as {format}), so it is not on the timeline"),
 }
 """Every cause a gap can have, by code: the English text stored with the gap (and sealed in
 reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""
@@ -496,7 +505,8 @@ UNPLACED_NOTE = ("; the recording's start time is unknown (none declared, none i
 
 # What each placeholder can hold when a cause is read back; anything else is free text.
 _CAUSE_SENTENCES = Sentences(
-    "gap_cause", CAUSES, fields={"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+"})
+    "gap_cause", CAUSES, fields={"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+",
+                              "format": r"\S+"})
 
 
 def cause_of(text: str) -> tuple[str, dict[str, str], bool] | None:

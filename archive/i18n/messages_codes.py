@@ -175,6 +175,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "gap_cause.action_window": {"zh": "执法行为“{action}”的时段未被设备 {devices} 的录像覆盖", "en": "window of {action} not covered by devices {devices}"},
     "gap_cause.unreadable": {"zh": "录像无法读取，未能放入时间轴：{reason}", "en": "recording could not be read, so it is not on the timeline: {reason}"},
     "gap_cause.empty": {"zh": "录像文件为空（0 字节），未能放入时间轴", "en": "recording is an empty file (0 bytes), so it is not on the timeline"},
+    "gap_cause.no_recording": {"zh": "文件中没有录像（没有有时长的音频或视频，例如静态图片；按 {format} 格式读取），未能放入时间轴",
+                               "en": "file holds no recording (no audio or video with a duration, such as a still image; read as {format}), so it is not on the timeline"},
     "gap_cause.no_devices": {"zh": "（未指定）", "en": "(none assigned)"},
     "gap_cause.unplaced": {"zh": "；该录像的开始时间不明（上传时未声明，文件中也没有），以上时间按“录像在存档接收时结束”推定",
                            "en": "; the recording's start time is unknown (none declared, none in the file), so these times assume it ended when the archive received it"},
@@ -221,6 +223,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "gate.gap_about": {"zh": "{level}：{start} 至 {end}（{duration}），{where}", "en": "{level}: {start} to {end} ({duration}), {where}"},
     # Processing reasons of an item's steps (archive.work.STEP_REASONS)
     "processing_reason.unprobeable": {"zh": "媒体无法解析：{detail}", "en": "media not readable: {detail}"},
+    "processing_reason.no_recording": {"zh": "其中没有录像（没有有时长的音频或视频）：按 {detail} 格式读取",
+                                       "en": "no recording in it (no audio or video with a duration): read as {detail}"},
     "processing_reason.not_run": {"zh": "未运行：之前的步骤出错（{detail}）", "en": "not run: an earlier step crashed ({detail})"},
     "processing_reason.gave_up": {"zh": "尝试 {attempts} 次后放弃：{detail}", "en": "gave up after {attempts} attempts: {detail}"},
     "processing_reason.timestamp_jumps": {"zh": "时间戳跳变 {count} 处", "en": "{count} timestamp jump(s)"},
