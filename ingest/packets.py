@@ -283,9 +283,9 @@ def _lay_out(runs: dict[str, list[array]], primary: str) -> tuple[dict[str, tupl
     else:
         # One stream restarted where the other did not: each is laid out on its own.
         for kind, parts in runs.items():
-            for run_ in parts[1:]:
+            for part in parts[1:]:
                 resume = laid[kind][-1] + nominal[kind]
-                laid[kind].extend(t + resume - run_[0] for t in run_)
+                laid[kind].extend(t + resume - part[0] for t in part)
                 if kind == primary:
                     joins.append(resume)
     return {kind: (ts, nominal[kind]) for kind, ts in laid.items()}, joins

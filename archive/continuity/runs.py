@@ -104,7 +104,7 @@ def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | Non
     packet scan.
     """
     facts = item.media_facts or {}
-    if not is_recording(facts):
+    if facts.get("container") in STILL_CONTAINERS:
         return None
     start = item.recorded_start or parse_time(facts.get("creation_time")) or default_start
     scan = facts.get("packet_scan") or {}
