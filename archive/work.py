@@ -65,6 +65,7 @@ DERIVE_SEPARATOR = "; "
 
 STEP_REASONS = Sentences("processing_reason", {
     "unprobeable": "unprobeable: {detail}",
+    "no_recording": "no recording in it (no audio or video with a duration): read as {detail}",
     "not_run": "not run: an earlier step crashed ({detail})",
     "gave_up": "gave up after {attempts} attempts: {detail}",
     "timestamp_jumps": "{count} timestamp jump(s)",

@@ -22,6 +22,14 @@ from ingest.media import MediaFacts, StreamFacts, probe
 
 __all__ = ["DerivedFile", "make_proxy", "make_thumbnail_strip"]
 
+# ffmpeg closes a jump of more than 10 s in the timestamps of formats that may carry
+# discontinuities (MPEG-TS, MPEG-PS), shifting the whole input when one stream meets it: a
+# recorder's pause vanished from the proxy, or its video and audio parted. Past this threshold
+# (a year) a jump forward, a pause, is kept as in the original, as every other container's is;
+# a jump back (a restarted clock) is still closed, which lays the runs one after another, as
+# the packet scan does. A reviewer plays the proxy at a gap's time.
+_KEEP_PAUSES = ("-dts_delta_threshold", str(366 * 86400))
+
 
 @dataclass(frozen=True, slots=True)
 class DerivedFile:
@@ -89,7 +97,7 @@ def make_proxy(source: Path, dest: Path, *, max_height: int = 480) -> DerivedFil
 
     H.264 (libx264, yuv420p) no taller than ``max_height``, AAC audio when the source
     has any, and the index at the front (+faststart) so playback starts before the
-    download ends.
+    download ends. Its timeline is the original's, pauses included (see ``_KEEP_PAUSES``).
 
     Raises:
         DeriveFailed: the source has no video, cannot be read, or ffmpeg fails.
@@ -118,7 +126,7 @@ def make_proxy(source: Path, dest: Path, *, max_height: int = 480) -> DerivedFil
             movflags="+faststart",
             f="mp4",
             **audio_args,
-        )
+        ).global_args(*_KEEP_PAUSES)
         _run(graph, tmp, source, what="proxy")
     return _derived(dest, "video/mp4")
 

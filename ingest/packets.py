@@ -8,7 +8,18 @@ time first because B-frames store them out of presentation order.
 
 The first video and the first audio stream are both scanned. A stretch where both stop
 is one pause; a stretch where only one stops is reported as that stream's gap (for
-instance video frozen while the audio runs on).
+instance video frozen while the audio runs on), and so is one stream starting late or
+stopping early while the other runs on.
+
+Packets are kept in file order until two things that only file order shows are read:
+
+* a decoding timestamp that goes back in a stream (they only ever go forward) means the
+  recorder's clock restarted, or recordings were joined: the file's time is laid out run
+  after run, in file order, and the join is reported with no duration, since how much time
+  passed between is unknown. ffmpeg already unwraps MPEG-TS's 33-bit clock (about 26.5 h),
+  so a wrap never looks like a restart;
+* a file that ends before the duration its container declares (an MP4 whose index was
+  written first, then cut short) lost its tail: that stretch is reported as cut short.
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
@@ -22,10 +33,12 @@ little more than ffprobe itself.
 from __future__ import annotations
 
 import json
+import math
 import re
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from archive.continuity.analysis import InFileGap
 from ingest.errors import ProbeFailed
@@ -51,17 +64,21 @@ class PacketScan:
     packet_count: int
     """Packets of the primary stream with a timestamp."""
     first_pts: float
-    """First timestamp of the primary stream, seconds (the origin of gap offsets)."""
+    """The origin of gap offsets, seconds: the primary stream's first timestamp, or the other
+    stream's when that one starts more than the tolerance earlier."""
     last_pts: float
     """Largest timestamp of the primary stream, seconds."""
     media_duration: float
-    """Seconds from ``first_pts`` to the end of the last packet of any scanned stream, gaps included."""
+    """Seconds from ``first_pts`` to the end of the last packet of any scanned stream, gaps
+    included (and a tail cut short: then to the end its container declares)."""
     nominal_interval: float
     """The primary stream's nominal packet interval (median timestamp step), seconds."""
     tolerance_seconds: float
     """Pauses up to this many seconds beyond one nominal interval were not reported."""
     gaps: tuple[InFileGap, ...]
-    """Every pause longer than the tolerance, in time order, offsets from ``first_pts``."""
+    """Every pause longer than the tolerance, in time order, offsets from ``first_pts``; also
+    each restart of the timestamps (stream ``"restart"``, no duration) and a tail cut short
+    (stream ``"cut_short"``)."""
     method: str = "timestamps"
     """``timestamps``, or ``digital_silence`` for formats without timestamps of their own."""
 
@@ -73,12 +90,12 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         ProbeFailed: ffprobe cannot read the file, or it has no timed packets.
     """
     path = Path(path)
-    video, audio, format_name = _streams(path)
+    video, audio, format_name, declared_end = _streams(path)
     if video is None and audio is None:
         raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
     wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
-    times = _read_packets(path, wanted)
-    timed = {kind: ts for kind, ts in times.items() if len(ts)}
+    packets = _read_packets(path, wanted)
+    timed = {kind: p for kind, p in packets.items() if len(p.times)}
     if not timed:
         raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
@@ -87,18 +104,26 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         # AVI's audio times are counted from its samples: they run on through any pause,
         # so they say nothing about whether the video stopped alone.
         timed.pop("audio", None)
-    scans = {kind: _stream_gaps(ts, tolerance_seconds) for kind, ts in timed.items()}
-    ordered, nominal, _ = scans[primary]
+    laid, joins = _lay_out({kind: _runs(p, tolerance_seconds) for kind, p in timed.items()}, primary)
+    ordered, nominal = laid[primary]
+    start = min(ts[0] for ts, _ in laid.values())
+    end = max(ts[-1] + step for ts, step in laid.values())
     # Offsets count from the primary stream's first packet, the file's time zero: AAC
-    # priming can put the audio's first packet a few milliseconds before it.
-    origin = ordered[0]
-    end = max(ts[-1] + step for ts, step, _ in scans.values())
+    # priming can put the audio's first packet a few milliseconds before it. Only when the
+    # other stream ran alone for longer than the tolerance does the file start there.
+    origin = ordered[0] if ordered[0] - start <= nominal + tolerance_seconds else start
     method = "timestamps"
     if primary == "audio" and untimed:
         method = "digital_silence"
         holes = _silences(path, tolerance_seconds, origin)
     else:
-        holes = _merge(scans, origin)
+        holes = _merge({kind: _stream_gaps(ts, step, tolerance_seconds, (start, end) if len(laid) == 2 else None)
+                        for kind, (ts, step) in laid.items()}, origin)
+    holes += [_hole(at, at, origin, "restart") for at in joins]
+    if declared_end is not None and declared_end - end > nominal + tolerance_seconds:
+        holes.append(_hole(end, declared_end, origin, "cut_short"))
+        end = declared_end
+    holes.sort(key=lambda g: g.start_offset)
     return PacketScan(
         stream=primary,
         packet_count=len(ordered),
@@ -112,9 +137,20 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     )
 
 
-def _streams(path: Path) -> tuple[int | None, int | None, str]:
-    """(index of the first video stream, of the first audio stream, format name)."""
-    stdout = run([FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type,disposition:format=format_name",
+class _Packets(NamedTuple):
+    """One stream's packets in file order."""
+
+    times: array
+    """Presentation time of each packet (its decoding time when it has none: AVI)."""
+    decoding: array
+    """Decoding time of each packet, NaN when it has none."""
+
+
+def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
+    """(index of the first video stream, of the first audio stream, format name, the end of
+    the media by the container's declared start and duration, if it states them)."""
+    stdout = run([FFPROBE, "-v", "error",
+                  "-show_entries", "stream=index,codec_type,disposition:format=format_name,start_time,duration",
                   "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
     video = audio = None
@@ -125,10 +161,15 @@ def _streams(path: Path) -> tuple[int | None, int | None, str]:
                 video = s["index"]
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
-    return video, audio, (info.get("format") or {}).get("format_name", "")
+    fmt = info.get("format") or {}
+    try:
+        declared_end = float(fmt["start_time"]) + float(fmt["duration"])
+    except (KeyError, TypeError, ValueError):
+        declared_end = None
+    return video, audio, fmt.get("format_name", ""), declared_end
 
 
-def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, array]:
+def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, _Packets]:
     try:
         return _run_ffprobe(path, wanted, buffered=True)
     except ProbeFailed as exc:
@@ -138,7 +179,7 @@ def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, array]:
         return _run_ffprobe(path, wanted, buffered=False)
 
 
-def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[str, array]:
+def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[str, _Packets]:
     cmd = [
         FFPROBE, "-v", "error",
         "-show_entries", "packet=stream_index,pts_time,dts_time", "-of", "csv=p=0",
@@ -149,7 +190,7 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
         # makes the pipe as cheap as writing to /dev/null.
         cmd += ["-o", "pipe:1"]
     cmd += input_args(path)
-    by_index: dict[int, array] = {i: array("d") for i in wanted}
+    by_index = {i: _Packets(array("d"), array("d")) for i in wanted}
     with stream(cmd, limit=time_limit(path), fallback=f"ffprobe failed on {path.name}") as stdout:
         rest = b""
         while chunk := stdout.read(_CHUNK):
@@ -161,11 +202,11 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
             rest = chunk[cut + 1 :]
         if rest:
             _parse_block(rest, by_index)
-    return {wanted[i]: ts for i, ts in by_index.items()}
+    return {wanted[i]: p for i, p in by_index.items()}
 
 
-def _parse_block(block: bytes, by_index: dict[int, array]) -> None:
-    """Append each line's time (PTS, else DTS: AVI gives only DTS) to its stream's array."""
+def _parse_block(block: bytes, by_index: dict[int, _Packets]) -> None:
+    """Append each line's time (PTS, else DTS: AVI gives only DTS) and DTS to its stream's packets."""
     fields = block.replace(b",", b"\n").split(b"\n")
     # The fast path needs every line to be exactly "index,pts,dts" with numbers.
     if b"N/A" not in block and len(fields) % 3 == 0:
@@ -175,47 +216,112 @@ def _parse_block(block: bytes, by_index: dict[int, array]) -> None:
             pass
         else:
             index = values[0::3]
-            pts = values[1::3]
-            for i, ts in by_index.items():
-                ts.extend(p for s, p in zip(index, pts) if s == i)
+            for i, packets in by_index.items():
+                packets.times.extend(p for s, p in zip(index, values[1::3]) if s == i)
+                packets.decoding.extend(d for s, d in zip(index, values[2::3]) if s == i)
             return
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
             continue
         try:
-            ts = by_index.get(int(parts[0]))
+            packets = by_index.get(int(parts[0]))
         except ValueError:
             continue
-        if ts is None:
+        if packets is None:
             continue
-        for field in (parts[1], parts[2]):
-            try:
-                ts.append(float(field))
-                break
-            except ValueError:
-                continue  # N/A: try the DTS; a packet with neither cannot be placed in time
+        pts, dts = _number(parts[1]), _number(parts[2])
+        if math.isnan(pts) and math.isnan(dts):
+            continue  # a packet with neither cannot be placed in time
+        packets.times.append(dts if math.isnan(pts) else pts)
+        packets.decoding.append(dts)
 
 
-def _stream_gaps(times: array, tolerance: float) -> tuple[array, float, list[tuple[float, float]]]:
-    """(sorted times, nominal interval, [(stop, resume)] of every pause beyond the tolerance).
+def _number(field: bytes) -> float:
+    """A timestamp field as a number; NaN for N/A."""
+    try:
+        return float(field)
+    except ValueError:
+        return math.nan
+
+
+def _runs(packets: _Packets, tolerance: float) -> list[array]:
+    """The stream's packets cut where its decoding time goes back more than the tolerance (a
+    restarted clock), each run in time order. Presentation times may go back by a few
+    frames (B-frames), decoding times never; a packet without one never cuts."""
+    cuts = [0]
+    latest = -math.inf
+    for i, at in enumerate(packets.decoding):
+        if at < latest - tolerance:  # NaN compares false
+            cuts.append(i)
+            latest = at
+        elif at > latest:
+            latest = at
+    cuts.append(len(packets.times))
+    return [array("d", sorted(packets.times[a:b])) for a, b in zip(cuts, cuts[1:])]
+
+
+def _lay_out(runs: dict[str, list[array]], primary: str) -> tuple[dict[str, tuple[array, float]], list[float]]:
+    """({stream: (its times, run after run, in time order; its nominal interval)}, [where each
+    run after the first begins]).
+
+    Each run of timestamps starts where the file's previous run ended, in file order: the
+    time that passed between them is unknown. When every stream restarted together, their
+    runs move together, so a stream that starts late in a run still does.
+    """
+    nominal = {kind: _nominal(parts[0]) for kind, parts in runs.items()}
+    laid = {kind: array("d", parts[0]) for kind, parts in runs.items()}
+    joins: list[float] = []
+    count = len(runs[primary])
+    if all(len(parts) == count for parts in runs.values()):
+        for k in range(1, count):
+            resume = max(laid[kind][-1] + nominal[kind] for kind in runs)
+            shift = resume - min(parts[k][0] for parts in runs.values())
+            for kind, parts in runs.items():
+                laid[kind].extend(t + shift for t in parts[k])
+            joins.append(resume)
+    else:
+        # One stream restarted where the other did not: each is laid out on its own.
+        for kind, parts in runs.items():
+            for part in parts[1:]:
+                resume = laid[kind][-1] + nominal[kind]
+                laid[kind].extend(t + resume - part[0] for t in part)
+                if kind == primary:
+                    joins.append(resume)
+    return {kind: (ts, nominal[kind]) for kind, ts in laid.items()}, joins
+
+
+def _nominal(ordered: array) -> float:
+    """The median step between the first timestamps (in time order) of a run."""
+    steps = sorted(b - a for a, b in zip(ordered[:_NOMINAL_SAMPLE], ordered[1 : _NOMINAL_SAMPLE + 1]) if b > a)
+    return steps[len(steps) // 2] if steps else 0.0
+
+
+def _stream_gaps(ordered: array, nominal: float, tolerance: float,
+                 span: tuple[float, float] | None) -> list[tuple[float, float]]:
+    """[(stop, resume)] of every pause of one stream beyond the tolerance.
 
     The media stops one nominal interval after the last packet before a jump and resumes
-    at the first packet after it.
+    at the first packet after it. With ``span`` (where the file's media starts and ends,
+    when another stream is scanned too), a stream that starts after it, or stops before
+    it, by more than the tolerance is missing there too.
     """
-    ordered = array("d", sorted(times))
-    steps = sorted(b - a for a, b in zip(ordered[:_NOMINAL_SAMPLE], ordered[1 : _NOMINAL_SAMPLE + 1]) if b > a)
-    nominal = steps[len(steps) // 2] if steps else 0.0
     limit = nominal + tolerance
     holes = [(a + nominal, b) for a, b in zip(ordered, ordered[1:]) if b - a > limit]
-    return ordered, nominal, holes
+    if span is not None:
+        first, end = ordered[0], ordered[-1] + nominal
+        if first - span[0] > limit:
+            holes.insert(0, (span[0], first))
+        if span[1] - end > limit:
+            holes.append((end, span[1]))
+    return holes
 
 
-def _merge(scans: dict[str, tuple[array, float, list[tuple[float, float]]]], origin: float) -> list[InFileGap]:
+def _merge(holes: dict[str, list[tuple[float, float]]], origin: float) -> list[InFileGap]:
     """One gap where all scanned streams stop; a stream's own gap where only it stops."""
-    video = scans.get("video", (None, 0.0, []))[2]
-    audio = scans.get("audio", (None, 0.0, []))[2]
-    both = len(scans) == 2
+    video = holes.get("video", [])
+    audio = holes.get("audio", [])
+    both = len(holes) == 2
     gaps: list[InFileGap] = []
     used: set[int] = set()
     for v_start, v_end in video:
@@ -233,7 +339,6 @@ def _merge(scans: dict[str, tuple[array, float, list[tuple[float, float]]]], ori
     for j, (a_start, a_end) in enumerate(audio):
         if j not in used:
             gaps.append(_hole(a_start, a_end, origin, "audio" if both else None))
-    gaps.sort(key=lambda g: g.start_offset)
     return gaps
 
 

@@ -43,15 +43,13 @@ log = logging.getLogger(__name__)
 ACTOR = "system:worker"
 STEPS = ("probe", "packets", "derive", "document", "bundle", runs.PIPELINE_DONE_STEP)
 """The steps of this module, in the order the worker runs them."""
-VIDEO_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
+VIDEO_KINDS = runs.RECORDING_KINDS
 DOCUMENT_TYPES = (
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 )
-# ffprobe "understands" still images as one-frame video; they are not recordings.
-_STILL_CONTAINERS = ("image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "gif")
 _CHUNK = 1 << 20
 Enqueue = Callable[..., None]
 
@@ -82,13 +80,7 @@ def _worth_probing(item: EvidenceItem, sniffed: str) -> bool:
     )
 
 
-def is_recording(facts: dict[str, Any] | None) -> bool:
-    """True when probed media facts describe audio or video with a timeline."""
-    if not facts or "container" not in facts:
-        return False
-    if facts.get("container") in _STILL_CONTAINERS:
-        return False
-    return any(s.get("codec_type") in ("video", "audio") for s in facts.get("streams") or ())
+is_recording = runs.is_recording
 
 
 def has_video(facts: dict[str, Any] | None) -> bool:
@@ -103,9 +95,10 @@ def probe_step(ws: Workspace) -> StepNote | None:
     """Sniff the media type and probe with ffprobe; store the media facts.
 
     A file that cannot be probed although it is (or is named as) video keeps
-    everything and is flagged ``unprobeable`` with ffprobe's message. When no
-    ``recorded_start`` was given at upload, the media's creation time is used.
-    Custody entry: ``media_probed``.
+    everything and is flagged ``unprobeable`` with ffprobe's message; one of a recording
+    kind that ffprobe reads as no recording (a still image sent as a camera's video) is
+    flagged ``no_recording``. When no ``recorded_start`` was given at upload, the media's
+    creation time is used. Custody entry: ``media_probed``.
     """
     with ws.db.session() as session:
         if ledger.count_actions(session, item_id=ws.item_id, action="media_probed"):
@@ -149,6 +142,12 @@ def probe_step(ws: Workspace) -> StepNote | None:
                 outcome="ok", container=facts["container"], duration_seconds=facts["duration_seconds"],
                 creation_time=facts["creation_time"], streams=[s["codec_name"] for s in facts["streams"]],
             )
+            if item.kind in runs.RECORDING_KINDS and not is_recording(facts):
+                # Kept and sealed; continuity lists it as a recording missing from the timeline.
+                details["outcome"] = "no_recording"
+                evidence.add_flag(item, "no_recording")
+                item.status = ItemStatus.flagged
+                reason = StepNote(work.STEP_REASONS.say("no_recording", detail=facts["container"]))
             created = facts.get("creation_time")
             if item.recorded_start is None and created and is_recording(facts):
                 item.recorded_start = runs.parse_time(created)

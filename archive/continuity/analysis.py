@@ -52,8 +52,11 @@ class InFileGap:
     """``end_offset - start_offset``: seconds with no media."""
     stream: str | None = None
     """None when every stream stops (a recorder pause); ``"video"`` or ``"audio"`` when only
-    that stream stops (video frozen while audio runs on); ``"silence"`` for inserted digital
-    silence in a format without timestamps (WAV, MP3)."""
+    that stream stops (video frozen while audio runs on, or one stream starting late or
+    stopping early); ``"silence"`` for inserted digital silence in a format without timestamps
+    (WAV, MP3); ``"cut_short"`` for the end of a file that stops before the duration its
+    container declares; ``"restart"`` where the file's timestamps start again (start = end:
+    how much time passed between is unknown, so it is reported whatever the tolerance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +94,13 @@ class Unreadable:
     """Where it is listed: its declared start by the device's clock when ``declared``, else when
     the archive received it (true time)."""
     reason: str
-    """Why it cannot be read (the media tool's own message); empty for an empty file."""
+    """Why it cannot be read (the media tool's own message); empty for an empty file; the
+    format it was read as when ``no_recording``."""
     declared: bool = False
     """True when ``at`` is a start declared for the recording (the device's offset applies)."""
+    no_recording: bool = False
+    """True when the file was read but holds no recording: a still image, or media without
+    a duration (whatever it recorded, if anything, is missing all the same)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +280,7 @@ def analyse(
         end = start + max(rec.duration_seconds, 0.0)
         if rec.in_file_gaps:
             for hole in rec.in_file_gaps:
-                if hole.end_offset - hole.start_offset > tol:
+                if hole.end_offset - hole.start_offset > tol or hole.stream == "restart":
                     found.append(
                         (
                             start + hole.start_offset,
@@ -303,7 +310,10 @@ def analyse(
     lost = list(unreadable)
     for clip in lost:
         at = _seconds(clip.at) - (offsets.get(clip.device_id, 0.0) if clip.declared else 0.0)
-        cause = CAUSES["unreadable"].format(reason=clip.reason) if clip.reason else CAUSES["empty"]
+        if clip.no_recording:
+            cause = CAUSES["no_recording"].format(format=clip.reason)
+        else:
+            cause = CAUSES["unreadable"].format(reason=clip.reason) if clip.reason else CAUSES["empty"]
         found.append((at, at, "unreadable", clip.device_id, clip.item_id, None, None, cause))
 
     found.sort(key=lambda g: (g[0], _LEVEL_ORDER[g[2]], g[3] or "", g[4] or "", g[6] or ""))
@@ -469,17 +479,24 @@ CAUSES = {
     "audio_stops": "audio stops while video continues {seconds} s at {at} into the file",
     "silence": "digital silence (inserted fill, no sound recorded) {seconds} s at {at} into the file",
     "stream_stops": "{stream} stops {seconds} s at {at} into the file",
+    "cut_short": ("file ends at {at}, {seconds} s before the duration its container declares"
+                  " (cut short: the rest of the recording is missing)"),
+    "restart": ("timestamps start again at {at} into the file (the recorder's clock restarted, or"
+                " recordings were joined): how much time passed there is unknown"),
     "between_segments": "no recording between clip {previous} and clip {item}",
     "overlap": ("clip {item} overlaps clip {previous} of the same device by {seconds} s"
                 " (a wrong clock offset, or the same recording twice)"),
     "action_window": "window of {action} not covered by devices {devices}",
     "unreadable": "recording could not be read, so it is not on the timeline: {reason}",
     "empty": "recording is an empty file (0 bytes), so it is not on the timeline",
+    "no_recording": ("file holds no recording (no audio or video with a duration, such as a still image;"
+                     " read as {format}), so it is not on the timeline"),
 }
 """Every cause a gap can have, by code: the English text stored with the gap (and sealed in
 reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""
 
-_IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence"}
+_IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence",
+                   "cut_short": "cut_short", "restart": "restart"}
 NO_DEVICES = "(none assigned)"
 """The ``devices`` of an action window cause when the action names none."""
 
@@ -488,7 +505,8 @@ UNPLACED_NOTE = ("; the recording's start time is unknown (none declared, none i
 
 # What each placeholder can hold when a cause is read back; anything else is free text.
 _CAUSE_SENTENCES = Sentences(
-    "gap_cause", CAUSES, fields={"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+"})
+    "gap_cause", CAUSES, fields={"seconds": r"\d+(?:\.\d+)?", "at": r"\d{2,}:\d{2}:\d{2}\.\d", "stream": r"\S+",
+                              "format": r"\S+"})
 
 
 def cause_of(text: str) -> tuple[str, dict[str, str], bool] | None:

@@ -32,6 +32,8 @@ from archive.continuity import analysis
 
 RECORDING_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
 """Kinds whose items are recordings of a device (camera or interview room)."""
+STILL_CONTAINERS = ("image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "gif")
+"""ffprobe's formats of still images, which it "understands" as one-frame video: not recordings."""
 PIPELINE_DONE_STEP = "continuity"
 """The processing step that hands a processed item to continuity analysis."""
 
@@ -81,9 +83,18 @@ def parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def is_recording(facts: dict[str, Any] | None) -> bool:
+    """True when probed media facts describe audio or video with a timeline."""
+    if not facts or "container" not in facts:
+        return False
+    if facts.get("container") in STILL_CONTAINERS:
+        return False
+    return any(s.get("codec_type") in ("video", "audio") for s in facts.get("streams") or ())
+
+
 def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | None = None) -> analysis.Recording | None:
     """The item (or a row of its columns read here, by name) as a recording for continuity
-    analysis, or None when it has no duration.
+    analysis, or None when it has no duration or is no recording (a still image).
 
     Start: the declared ``recorded_start``, else the media's creation time, else
     ``default_start`` (a capture bundle's start for its screen recording). With none of
@@ -93,6 +104,8 @@ def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | Non
     packet scan.
     """
     facts = item.media_facts or {}
+    if facts.get("container") in STILL_CONTAINERS:
+        return None
     start = item.recorded_start or parse_time(facts.get("creation_time")) or default_start
     scan = facts.get("packet_scan") or {}
     duration = scan.get("media_duration") if "error" not in scan else None
@@ -118,16 +131,26 @@ def unreadable_of(item: EvidenceItem | Row[Any]) -> analysis.Unreadable | None:
     """The item as a recording that cannot be read (see :class:`analysis.Unreadable`), or None.
 
     An empty file, or one the probe could not parse (``media_facts["probe_error"]``, the tool's
-    message): it is preserved and sealed, but has no duration and no place on the timeline.
-    An item not probed yet is not judged.
+    message), or one the probe read that holds no recording: a still image (sent as a camera's
+    video), or media whose packets give no duration. Each is preserved and sealed, but has no
+    duration and no place on the timeline. An item not probed yet is not judged, nor one whose
+    packets are still to be scanned for its duration.
     """
     facts = item.media_facts or {}
-    if item.size and "probe_error" not in facts:
+    no_recording = ("container" in facts and (not is_recording(facts) or "packet_scan" in facts)
+                    and recording_of(item) is None)
+    if item.size and "probe_error" not in facts and not no_recording:
         return None
+    if not item.size:
+        reason = ""
+    elif no_recording:
+        reason = str(facts["container"])
+    else:
+        reason = str(facts.get("probe_error") or "")
     declared = item.recorded_start is not None
     return analysis.Unreadable(
         item_id=item.id, device_id=item.device_id, at=item.recorded_start if declared else item.received_at,
-        reason=str(facts.get("probe_error") or "") if item.size else "", declared=declared,
+        reason=reason, declared=declared, no_recording=bool(item.size) and no_recording,
     )
 
 

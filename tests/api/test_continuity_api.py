@@ -516,6 +516,44 @@ def _page(stack, token: str, case_id: str, lang: str) -> str:
         return r.text
 
 
+
+def test_a_still_image_sent_as_a_recording_is_listed_as_holding_none(stack, officer, case, tmp_path):
+    """A photo uploaded as a camera's video (or an interview room's) probes, but holds no
+    recording: kept, sealed and flagged, and continuity lists it as it lists an unreadable
+    clip, so it keeps the case open until it is accounted for. A photo of kind ``other`` is
+    no recording of a device and is not listed."""
+    cam = device()
+    photo = tmp_path / "photo.jpg"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90", "-frames:v", "1", "-metadata", f"comment={uuid.uuid4()}",
+            str(photo))
+    with stack.client(officer) as c:
+        still = upload_clip(c, case["id"], photo, device_id=cam, start=T0, unique=False)
+        named = photo.with_name("FILE0009.MP4")
+        named.write_bytes(photo.read_bytes() + b"\0")  # other bytes: one case holds one item per content
+        room = upload_clip(c, case["id"], named, device_id=None, start=None, kind="interview_video", unique=False)
+        other = photo.with_name("scene.jpg")
+        other.write_bytes(photo.read_bytes() + b"\0\0")
+        kept = upload_clip(c, case["id"], other, device_id=None, start=None, kind="other", unique=False)
+        report = settled(c, case["id"])
+    for lost in (still, room):
+        item = stack.wait_item(officer, lost["id"], lambda i: i["seal_status"] == "sealed")
+        assert item["flags"] == ["no_recording"] and item["status"] == "flagged", item
+        assert item["processing"]["probe"]["reason"].startswith("no recording in it"), item["processing"]
+    listed = {g["item"]: g for g in report["gaps"] if g["level"] == "unreadable"}
+    assert set(listed) == {still["id"], room["id"]}, report["gaps"]
+    assert kept["id"] not in {g["item"] for g in report["gaps"]}
+    assert sorted(report["summary"]["unreadable_items"]) == sorted(listed)
+    assert listed[still["id"]]["device"] == cam and close(listed[still["id"]]["start"], T0)
+    for gap in listed.values():
+        assert gap["cause"].startswith("file holds no recording (no audio or video with a duration, such as a still"
+                                       " image; read as "), gap["cause"]
+        assert gap["start"] == gap["end"] and gap["status"] == "open"
+    assert report["complete"] is False
+    waiting = {p["subject"] for p in report["outstanding"] if p["reason"] == "gap_unexplained"}
+    assert {g["id"] for g in listed.values()} <= waiting
+    zh = _page(stack, officer, case["id"], "zh")
+    assert "文件中没有录像（没有有时长的音频或视频，例如静态图片；按 " in zh and "file holds no recording" not in zh
+
 def test_clips_that_cannot_be_read_are_listed_to_be_accounted_for(stack, officer, case, clips, tmp_path):
     """A truncated clip, an empty one and one of noise are kept as evidence; continuity lists each
     as an ``unreadable`` entry (device, file, why) that keeps the case's continuity from being

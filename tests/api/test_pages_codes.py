@@ -35,7 +35,7 @@ from tests.tools import CLIENT_TLS, sign_in
 SNAKE = re.compile(r"[a-z]+(?:_[a-z]+)+")
 LITERALS = {"True", "False", "None"}
 SAMPLE = {"seconds": "5.0", "at": "00:00:03.0", "stream": "data", "item": "item-1", "previous": "item-0",
-          "reason": "moov atom not found",
+          "reason": "moov atom not found", "format": "jpeg_pipe",
           "action": "seizure (front door)", "devices": "CAM-1, CAM-2"}
 
 

@@ -69,9 +69,10 @@ CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]]
                   "-c:a", "aac"], ".mp4", None),
     "ts-ntsc-bframes": (["-f", "lavfi", "-i", "testsrc=size=160x90:rate=30000/1001:duration=8", *_AUDIO,
                          "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-c:a", "aac"], ".ts", None),
-    # The camera's video froze while its microphone kept recording.
-    "mp4-video-frozen": ([*_VIDEO, *_AUDIO, "-vf", f"setpts={_SHIFT}", "-fps_mode", "passthrough", "-af",
-                          "atrim=0:11", *_H264, "-c:a", "aac"], ".mp4", (4.0, 7.0, "video")),
+    # The camera's video froze while its microphone kept recording (all 11 s: audio that
+    # stopped at 8 s would be a gap of its own, at the end).
+    "mp4-video-frozen": ([*_VIDEO, "-f", "lavfi", "-i", "sine=frequency=440:duration=11", "-vf", f"setpts={_SHIFT}",
+                          "-fps_mode", "passthrough", *_H264, "-c:a", "aac"], ".mp4", (4.0, 7.0, "video")),
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.errors import DeriveFailed
 from ingest.media import probe
+from ingest.packets import scan_packets
 
 pytestmark = pytest.mark.usefixtures("ffmpeg")
 
@@ -112,3 +113,32 @@ def test_what_cannot_be_sought_in_still_gives_its_first_picture(tmp_path: Path, 
     out = make_thumbnail_strip(source, tmp_path / "strip.jpg", count=8, width=160)
     assert out.size > 0 and (out.width, out.height) == (160, 120)
     assert probe(out.path).has_video
+
+
+# A recorder paused 12 s at second 2 of 4 s recorded: longer than the 10 s past which ffmpeg
+# closes a jump in the timestamps of MPEG-TS and MPEG-PS.
+_PAUSE = "'if(gte(T,2),PTS+12/TB,PTS)'"
+
+
+@pytest.mark.parametrize(("suffix", "encoding"), [
+    (".mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]),
+    (".ts", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]),
+    (".mpg", ["-c:v", "mpeg2video", "-c:a", "mp2"]),
+])
+def test_proxy_keeps_the_pause_of_the_original(tmp_path: Path, suffix: str, encoding: list[str]) -> None:
+    paused = tmp_path / f"paused{suffix}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=4",
+                    "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+                    "-vf", f"setpts={_PAUSE}", "-af", f"asetpts={_PAUSE}", "-fps_mode", "passthrough",
+                    *encoding, str(paused)], check=True)
+    (pause,) = scan_packets(paused).gaps
+    assert (pause.start_offset, pause.end_offset) == (pytest.approx(2.0, abs=0.1), pytest.approx(14.0, abs=0.1))
+    proxy = make_proxy(paused, tmp_path / "proxy.mp4").path
+    scan = scan_packets(proxy)
+    # The proxy's video holds its last picture through the pause (a constant frame rate); its
+    # audio stops there and resumes at the original's time, so the two stay together.
+    assert scan.media_duration == pytest.approx(16.0, abs=0.1)
+    (gap,) = scan.gaps
+    assert gap.stream == "audio"
+    assert gap.start_offset == pytest.approx(2.0, abs=0.1) and gap.duration == pytest.approx(12.0, abs=0.1)
