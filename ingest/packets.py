@@ -120,7 +120,9 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         holes = _merge({kind: _stream_gaps(ts, step, tolerance_seconds, (start, end) if len(laid) == 2 else None)
                         for kind, (ts, step) in laid.items()}, origin)
     holes += [_hole(at, at, origin, "restart") for at in joins]
-    if declared_end is not None and declared_end - end > nominal + tolerance_seconds:
+    # Only where packets carry their own times: for WAV or MP3 the declared duration may be
+    # an estimate from the bit rate (a VBR MP3 without a header), not a promise of content.
+    if method == "timestamps" and declared_end is not None and declared_end - end > nominal + tolerance_seconds:
         holes.append(_hole(end, declared_end, origin, "cut_short"))
         end = declared_end
     holes.sort(key=lambda g: g.start_offset)
