@@ -98,11 +98,11 @@ def translator(code: str) -> Callable[..., str]:
 
 
 DETAIL_VALUES: dict[str, tuple[str, ...]] = {
-    "role": ("role",), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
+    "role": ("role", "derived"), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
     "checkpoint": ("checkpoint",), "decision": ("decision",), "level": ("level",),
     "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome",),
     "outcome": ("outcome", "check_outcome", "receipt_status", "result"), "via": ("via",),
-    "pending_reasons": ("pending_reason",),
+    "pending_reasons": ("pending_reason",), "stream": ("stream",),
 }
 """Custody detail keys whose values are stored codes, and the catalogue groups that name them
 (the first that has the value)."""

@@ -42,7 +42,9 @@
       row.dataset.filename = file.name;
       row.dataset.state = "waiting";
       const kind = kindChoice || guessKind(file);
-      const cells = [file.name, kind, device || "—"];
+      // The kind as the page's own list names it (in the page's language), not its code.
+      const option = Array.from(form.querySelector("#upload-kind").options).find((o) => o.value === kind);
+      const cells = [file.name, option ? option.textContent : kind, device || "—"];
       for (const text of cells) {
         const td = document.createElement("td");
         td.textContent = text;

@@ -39,6 +39,11 @@ def load_gap(session: Session, *, user: User, gap_id: str, lock: bool = False) -
     return gap
 
 
+MAX_EXPLANATION = 8000
+"""Characters an explanation of a gap may have (as a legal review's opinion): it is shown in the
+gap table, the reviewers' queue and the export certificate."""
+
+
 def explain_gap(session: Session, *, user: User, gap_id: str, reason: str) -> Gap:
     """An officer of the case's unit says why the record is interrupted."""
     require_role(user, {Role.officer}, doing="explain gaps")
@@ -46,6 +51,9 @@ def explain_gap(session: Session, *, user: User, gap_id: str, reason: str) -> Ga
     reason = reason.strip()
     if not reason:
         raise InvalidInput("reason is empty", code="invalid_reason")
+    if len(reason) > MAX_EXPLANATION:
+        raise InvalidInput(f"the explanation is {len(reason)} characters; at most {MAX_EXPLANATION}",
+                           code="invalid_reason")
     if not gap.current:
         raise Conflict("this gap is no longer found by the analysis", code="gap_not_current")
     if gap.status == GapStatus.accepted:
@@ -66,6 +74,11 @@ def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comme
     gap = load_gap(session, user=user, gap_id=gap_id, lock=True)
     if not gap.current:
         raise Conflict("this gap is no longer found by the analysis", code="gap_not_current")
+    if gap.status in (GapStatus.accepted, GapStatus.rejected):
+        # Reviewed already (a second click, the browser's Back then the button again): said
+        # as what it is, not as a gap nobody explained.
+        raise Conflict(f"this gap's explanation was already {gap.status.value}; it can be reviewed again once "
+                       "it is explained again", code=f"gap_already_{gap.status.value}")
     if gap.status != GapStatus.explained:
         raise Conflict(f"only an explained gap can be reviewed (this one is {gap.status.value})",
                        code="gap_not_explained")

@@ -220,10 +220,17 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         assert c.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True}).status_code == 403
         r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False, "comment": "which battery?"})
         assert r.json()["status"] == "rejected"
+        # Reviewed already (a second click): said as what it is, not as a gap nobody explained.
+        r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True})
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "gap_already_rejected"), r.text
+        r = c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "x" * 8001})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_reason"), r.text
         assert settled(c, case["id"])["complete"] is False
         c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "battery swap; B covered the door"})
         r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True, "comment": "ok"})
         assert r.status_code == 200 and r.json()["status"] == "accepted"
+        r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True, "comment": "ok"})
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "gap_already_accepted"), r.text
         report = settled(c, case["id"])
         assert report["complete"] is True
         accepted = report["gaps"][0]

@@ -194,6 +194,11 @@ def test_custody_details_say_yes_no_and_label_keys_and_codes():
     assert "accepted: no" in en and "reopened: yes" in en and "to: legal review" in en
     assert str(details_text("zh", [("level", "new_level")])) == "层级: <code>new_level</code>"
     assert "<script>" not in str(details_text("zh", [("note", "<script>")]))
+    # A packet scan's and a derived object's entries, as the pipeline writes them.
+    scanned = str(details_text("zh", [("stream", "video"), ("packet_count", 125), ("media_duration", 5.0155),
+                                      ("role", "proxy")]))
+    assert scanned == "媒体流: 视频, 数据包数: 125, 媒体时长（秒）: 5.0155, 角色: 播放副本", scanned
+    assert raw_codes(scanned) == []
 
 
 def test_error_text_by_status_and_code_with_fallbacks():

@@ -30,11 +30,13 @@ def _case(stack, officer: str) -> dict:  # type: ignore[type-arg]
 def test_dropped_files_are_uploaded(browser, stack):
     officer = stack.user(role="officer", unit="unit-a")
     case = _case(stack, officer)
-    page = open_as(browser, stack, officer, lang="en")
+    page = open_as(browser, stack, officer, lang="zh")
     page.goto(f"/cases/{case['id']}")
     page.evaluate(DROP, ["note-1.txt", "first dropped note"])
     page.evaluate(DROP, ["note-2.txt", "second dropped note"])
     assert page.get_by_test_id("upload-row").count() == 2
+    # The queue names each file's kind as the page's list does, in the page's language.
+    assert page.locator("[data-testid=upload-row] td:nth-child(2)").all_inner_texts() == ["其他", "其他"]
     page.get_by_test_id("upload-begin").click()
     page.locator("[data-testid=upload-row][data-state=done]").nth(1).wait_for()
     page.wait_for_function("() => document.querySelectorAll('[data-testid=item-row]').length === 2")
