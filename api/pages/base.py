@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -114,8 +115,19 @@ def error_page(request: Request, exc: ArchiveError) -> Response:
     like an unknown one)."""
     text = error_text(language_of(request).code, error_code=exc.code, status=exc.status, message=exc.message,
                       fields=(exc.extra or {}).get("fields", ()))
-    return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": text},
-                  status_code=exc.status)
+    return render(request, "error.html", {"user": getattr(request.state, "viewer", None), "error": text,
+                                          "back": _form_page(request)}, status_code=exc.status)
+
+
+def _form_page(request: Request) -> str | None:
+    """The page a refused form was sent from (this site's own, by its Referer), for the error
+    page's way back to it: the browser's history brings the form back with what was typed."""
+    if request.method != "POST":
+        return None
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 def invalid_form(exc: RequestValidationError) -> InvalidInput:

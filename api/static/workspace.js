@@ -11,6 +11,15 @@
       });
     }
   });
+  // An error page's way back to the form it refused: the browser's history returns to the
+  // form with what was typed in it (the link itself would load the form empty).
+  document.addEventListener("click", function (e) {
+    const back = e.target.closest("a[data-back]");
+    if (back && window.history.length > 1) {
+      e.preventDefault();
+      window.history.back();
+    }
+  });
   // Event delegation: buttons in rows htmx replaced keep working.
   document.addEventListener("click", function (e) {
     const button = e.target.closest("button.play");

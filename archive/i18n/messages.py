@@ -28,6 +28,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "footer.zone": {"zh": "时间均以 {zone} 时区显示，并注明偏移。", "en": "Times are shown in {zone}, with their offset."},
     "error.title": {"zh": "出错了", "en": "Error"},
     "error.back": {"zh": "返回首页", "en": "Back to the start"},
+    "error.back_to_form": {"zh": "返回修改（已填写的内容仍在）", "en": "Go back and correct it (what you typed is kept)"},
     "error.fields": {"zh": "需要检查的字段：{fields}", "en": "Fields to check: {fields}"},
     # Notices after a form
     "notice.case_created": {"zh": "案件已创建。", "en": "Case created."},

@@ -29,3 +29,21 @@ def test_reviewer_views_a_photo_in_place(browser, stack, officer, case) -> None:
     assert view.evaluate("document.images.length === 1 && document.images[0].naturalWidth === 1")
     assert view.evaluate("(() => { try { return window.localStorage && 'storage'; } catch (e) { return 'sandboxed'; } })()") \
         == "sandboxed"  # an opaque origin: the evidence cannot reach the archive's storage or cookies
+
+
+def test_a_refused_form_leads_back_to_itself_with_what_was_typed(browser, stack, officer, case) -> None:
+    """A form the archive refuses (a case number the unit already has) answers with the error
+    page; its way back returns to the form with the title still typed in it, where the link
+    to the start page lost everything."""
+    page = open_as(browser, stack, officer, lang="zh")
+    page.goto("/cases")
+    page.get_by_test_id("new-case-number").fill(case["case_number"])
+    page.get_by_test_id("new-case-title").fill("无证经营（网络直播）现场检查")
+    page.get_by_test_id("new-case-submit").click()
+    page.get_by_test_id("error-code").wait_for()
+    assert page.get_by_test_id("error-code").inner_text() == "case_number_taken"
+    back = page.get_by_test_id("error-back-to-form")
+    assert back.get_attribute("href") == "/cases"
+    back.click()
+    page.get_by_test_id("new-case-title").wait_for()
+    assert page.get_by_test_id("new-case-title").input_value() == "无证经营（网络直播）现场检查"
