@@ -9,6 +9,14 @@
         const meta = document.querySelector('meta[name="csrf-token"]');
         if (meta) e.detail.headers["X-CSRF-Token"] = meta.content;
       });
+      // The evidence table refreshes itself (uploads, processing): its heading's count with it.
+      document.body.addEventListener("htmx:afterSettle", function () {
+        const rows = document.getElementById("items");
+        const title = document.getElementById("items-title");
+        if (rows && title && rows.dataset.total !== undefined) {
+          title.textContent = title.textContent.replace(/\d+/, rows.dataset.total);
+        }
+      });
     }
   });
   // An error page's way back to the form it refused: the browser's history returns to the

@@ -40,6 +40,8 @@ def test_dropped_files_are_uploaded(browser, stack):
     page.get_by_test_id("upload-begin").click()
     page.locator("[data-testid=upload-row][data-state=done]").nth(1).wait_for()
     page.wait_for_function("() => document.querySelectorAll('[data-testid=item-row]').length === 2")
+    # The heading counts what the refreshed table shows (it said 证据（0） until a reload).
+    page.wait_for_function("() => document.getElementById('items-title').textContent.trim() === '证据（2）'")
     with stack.services.db.read() as s:
         names = set(s.execute(select(EvidenceItem.original_filename).where(EvidenceItem.case_id == case["id"])).scalars())
     assert names == {"note-1.txt", "note-2.txt"}
