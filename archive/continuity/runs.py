@@ -291,6 +291,7 @@ def analyse_case(
     state.analysed = target
     state.analysed_at = utcnow()
     state.summary = {
+        "analysis_version": ANALYSIS_VERSION,
         "tolerance_seconds": report.tolerance_seconds,
         "segment_tolerance_seconds": report.segment_tolerance_seconds,
         "recording_count": report.recording_count,
@@ -330,17 +331,27 @@ def _same_gap(kept: Gap, found: analysis.Gap) -> bool:
             and near(kept.duration_seconds, found.duration_seconds))
 
 
+ANALYSIS_VERSION = 2
+"""The analysis's version, kept with each case's last analysis. Raise it whenever the gaps the
+same recordings give change (a new kind of gap, another cause's wording): a case last analysed
+by another version is not compared with what this one gives (:func:`kept_gap_differences`), which
+would call an upgrade tampering."""
+
+
 def kept_gap_differences(session: Session, *, case_id: str) -> list[KeptGapDifference] | None:
     """How the case's current gaps differ from what its recordings, clocks and actions give
     now, analysed again with the tolerance of the last analysis (nothing is written).
 
     Every change that moves a gap requests an analysis, so once the last request is answered
     the two agree: a gap deleted, shortened or marked no longer current in the database, or
-    one added, is named here. None when they cannot be compared yet: never analysed, or an
-    analysis requested and not yet run (the caller also waits for items still processing)."""
+    one added, is named here. None when they cannot be compared: never analysed, an analysis
+    requested and not yet run (the caller also waits for items still processing), or the last
+    analysis made by another version of it (:data:`ANALYSIS_VERSION`)."""
     state = session.get(ContinuityState, case_id)
-    tolerance = (state.summary or {}).get("tolerance_seconds") if state is not None else None
-    if state is None or state.analysed < state.requested or tolerance is None:
+    summary = (state.summary or {}) if state is not None else {}
+    tolerance = summary.get("tolerance_seconds")
+    if (state is None or state.analysed < state.requested or tolerance is None
+            or summary.get("analysis_version") != ANALYSIS_VERSION):
         return None
     report, _ = findings(session, case_id=case_id, tolerance_seconds=tolerance)
     found = {g.key: g for g in report.gaps}
