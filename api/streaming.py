@@ -87,11 +87,23 @@ def _loop_limiter(var: RunVar[anyio.CapacityLimiter], tokens: float) -> anyio.Ca
         return limiter
 
 
+_slot_limiters: list[anyio.CapacityLimiter] = []
+"""Every event loop's upload slots in this process (one per loop: :func:`upload_threads`)."""
+
+
 def upload_threads() -> anyio.CapacityLimiter:
     """The threads uploads stream in, apart from the request threads: an upload holds its
     thread for as long as its body takes to arrive (minutes for a large video), and slow
     uploads must not leave reads without a thread."""
-    return _loop_limiter(_upload_threads, UPLOAD_THREADS)
+    limiter = _loop_limiter(_upload_threads, UPLOAD_THREADS)
+    if limiter not in _slot_limiters:
+        _slot_limiters.append(limiter)
+    return limiter
+
+
+def uploads_streaming() -> int:
+    """Upload slots of this process taken now, by uploads whose bodies are still arriving."""
+    return sum(int(limiter.borrowed_tokens) for limiter in _slot_limiters)
 
 
 def _unbounded() -> anyio.CapacityLimiter:

@@ -102,7 +102,12 @@ def test_an_upload_finding_every_slot_taken_is_answered_503_in_bounded_time(stac
         t.start()
     try:
         started.wait()
-        time.sleep(1.0)
+        # Every slow upload holds its slot before the next comes (its access check may still
+        # be queued when its first bytes are sent: a fixed pause lost that race once in CI).
+        deadline = time.monotonic() + 60
+        while api.streaming.uploads_streaming() < UPLOAD_THREADS:
+            assert time.monotonic() < deadline, api.streaming.uploads_streaming()
+            time.sleep(0.05)
         with stack.client(officer) as c:
             t0 = time.monotonic()
             r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"one more statement",
