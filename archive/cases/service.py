@@ -15,6 +15,7 @@ from archive.errors import Conflict, InvalidInput
 from archive.exports.access import cases_with_exports_for
 from archive.models import Case, Role, Unit, User, Vault, new_id
 from archive.storage import ObjectStore
+from archive.evidence.filenames import refuse_nul
 from archive.identity.users import CASE_WRITERS, actor_name, find_unit, misleading_character, require_role, unit_scope
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
@@ -38,8 +39,7 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
         raise InvalidInput(
             "case number must be 1-100 letters, digits, spaces or - / . ( ) [ ]", code="invalid_case_number"
         )
-    if "\x00" in title:  # as for any text the database would be given
-        raise InvalidInput("text must not contain NUL characters", code="nul_character")
+    refuse_nul(title, what="case title")
     bad = misleading_character(title)
     if bad or not title.strip():
         # The title is on every page, list and export certificate: "a\u202eb" would read reversed.

@@ -42,6 +42,13 @@ def bad_character(text: str) -> str | None:
     return f"{kind} (U+{ord(ch):04X})"
 
 
+def refuse_nul(text: str, *, what: str) -> None:
+    """Raise ``nul_character`` when ``text`` holds a NUL (no database text can: see
+    :func:`archive.db._refuse_nul`), before any other check of it names the NUL otherwise."""
+    if "\x00" in text:
+        raise InvalidInput(f"{what} must not contain a NUL character", code="nul_character")
+
+
 def check_filename(name: str, *, what: str = "filename") -> str:
     """Return ``name`` unchanged when it is a plain file name; raise InvalidInput otherwise.
 
@@ -51,8 +58,7 @@ def check_filename(name: str, *, what: str = "filename") -> str:
     or more than :data:`MAX_BYTES` UTF-8 bytes. Any other Unicode (Chinese names, spaces
     inside the name, emoji) is accepted as given.
     """
-    if "\x00" in name:
-        raise InvalidInput(f"{what} must not contain a NUL character", code="nul_character")
+    refuse_nul(name, what=what)
     if not name:
         raise InvalidInput(f"{what} is empty", code="invalid_filename")
     if name in (".", ".."):

@@ -26,7 +26,7 @@ from archive.db import Database, hold_name, share_row
 from archive.timefmt import given_time, in_range_utc
 from archive.errors import (
     ArchiveError, CaseClosed, Conflict, DatabaseBusy, HashMismatch, InvalidInput, NotFound, ObjectLocked,
-    Unauthenticated, UploadIncomplete,
+    UploadIncomplete,
 )
 from archive.evidence.filenames import check_filename
 from archive.evidence.media_types import HEAD, sniff_bytes
@@ -34,7 +34,7 @@ from archive.evidence.items import add_flag, original_key
 from archive.models import Case, CaseStage, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.storage.streams import HashingStream
-from archive.identity.users import actor_name, load_case, unit_scope
+from archive.identity.users import actor_name, check_user_may_sign_in, load_case, unit_scope
 
 log = logging.getLogger(__name__)
 
@@ -349,9 +349,7 @@ def still_admitted(session: Session, *, user_id: str, incoming: IncomingEvidence
     disabled meanwhile is refused (401 ``user_disabled``), one moved to another unit or role
     as anyone else would be (404 ``case_not_found``, 403); nothing of the upload is kept."""
     user = session.get(User, user_id)
-    if user is None or not user.active:
-        raise Unauthenticated("the uploader's account was disabled while the file arrived; nothing was kept",
-                              code="user_disabled")
+    check_user_may_sign_in(user)
     load_case(session, user=user, case_id=incoming.case_id, write=True)
 
 

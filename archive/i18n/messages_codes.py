@@ -158,7 +158,6 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "detail.user_id": {"zh": "用户编号", "en": "user id"},
     "detail.vault": {"zh": "电子档案库", "en": "vault"},
     "detail.via": {"zh": "途径", "en": "via"},
-    "detail.client": {"zh": "客户端地址", "en": "client address"},
     "detail.width": {"zh": "宽度", "en": "width"},
     "detail.years": {"zh": "年数", "en": "years"},
     "detail.active": {"zh": "启用", "en": "active"},
