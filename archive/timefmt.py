@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "given_time", "local_time", "shown"]
+__all__ = ["DEFAULT_TIME_ZONE", "check_zone", "gap_span", "given_time", "local_date", "local_time", "shown"]
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
@@ -83,6 +83,11 @@ def local_time(value: datetime | str | None, zone: str = DEFAULT_TIME_ZONE, *, t
         text = moment.strftime("%Y-%m-%d %H:%M:%S")
     offset = moment.strftime("%z")
     return f"{text} {offset[:3]}:{offset[3:]}"
+
+
+def local_date(value: datetime | str | None, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """The day of :func:`local_time` (``2026-03-01``); empty for None."""
+    return local_time(value, zone).split(" ", 1)[0]
 
 
 def gap_span(start: datetime | str, end: datetime | str, zone: str = DEFAULT_TIME_ZONE) -> tuple[str, str, str]:

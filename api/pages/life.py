@@ -27,11 +27,11 @@ from archive.continuity.report import CaseContinuity
 from archive.errors import NotFound
 from archive.identity.users import require_role, user_names
 from archive.models import Case, CaseStage, Role, User, utcnow
-from archive.records import figures, holds, outcomes, retention
+from archive.records import disposal, figures, holds, outcomes, retention
 from archive.records.common import local_year
 from archive.records.models import CaseOutcome
 from archive.settings import Settings
-from archive.timefmt import gap_span, local_time
+from archive.timefmt import gap_span, local_date, local_time
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 ASPECTS = reviews.ASPECTS
@@ -326,6 +326,25 @@ FIGURE_KEYS = {
 }
 """Figures whose key is a stored value, and the catalogue group that names it (other keys are
 case numbers, or empty)."""
+
+
+@router.get("/disposal", response_class=HTMLResponse)
+def disposal_page(request: Request, session: SessionDep, services: ServicesDep, user: PageUser) -> Response:
+    """The disposal-eligibility report (administrators), as ``/api/v1/retention/disposal-report``
+    gives it, in the reader's language and the corps' zone: a report, nothing is deleted."""
+    report = disposal.disposal_report(session, settings=services.settings, user=user)
+    zone = services.settings.time_zone
+
+    def row(entry: disposal.DisposalEntry) -> dict[str, Any]:
+        return {"id": entry.case_id, "number": entry.case_number, "unit": entry.unit, "stage": entry.stage,
+                "retention": entry.retention_class, "years": entry.retention_years,
+                "ended": local_time(entry.ended_at, zone), "until": local_date(entry.retain_until, zone),
+                "hold": entry.legal_hold, "store": local_date(entry.store_retention_until, zone),
+                "reasons": [r.code for r in entry.reasons], "notes": [n.code for n in entry.notes]}
+
+    return render(request, "disposal.html", {
+        "user": user, "made": local_time(report.generated_at, zone),
+        "eligible": [row(e) for e in report.eligible], "not_eligible": [row(e) for e in report.not_eligible]})
 
 
 @router.get("/figures", response_class=HTMLResponse)

@@ -181,6 +181,17 @@ def test_legal_hold_and_retention_forms_are_the_administrators_only(stack):
         assert r.status_code == 303
         assert b.post(f"{path}/retention", data={"csrf_token": csrf, "retention_class": "nope",
                                                  "reason": "x"}).status_code == 422
+    # The admin page's report link opens a page in the reader's language, not the API's JSON.
+    with _browser(stack, admin, lang="zh") as b:
+        report = b.get("/disposal")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        row = re.search(rf'<tr data-testid="disposal-row" data-case-id="{case["id"]}">(.*?)</tr>', report.text, re.S)
+        assert row and "暂不可处置" in report.text, report.text
+        assert "案件处于“立案”阶段，尚未结束" in row.group(1) and "案件处于法律保留中" in row.group(1), row.group(1)
+        assert "+08:00" in report.text  # made at a local time
+        assert b.get("/api/v1/retention/disposal-report").json()["not_eligible"]  # the JSON link, same session
+    with _browser(stack, reviewer) as b:
+        assert b.get("/disposal").status_code == 403
     with _browser(stack, officer) as b:
         assert 'data-testid="legal-hold-status"' in b.get(path).text and "行政诉讼进行中" in b.get(path).text
         listing = b.get("/cases").text

@@ -55,6 +55,7 @@ PAGES = [
     ("admin", "/admin", "admin"),
     ("admin", "/cases/{case}", "admin-case"),
     ("reviewer", "/figures", "reviewer-figures"),
+    ("admin", "/disposal", "admin-disposal"),
 ]
 
 
