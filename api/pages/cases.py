@@ -202,6 +202,18 @@ def items_fragment(case_id: str, request: Request, session: SessionDep, user: Pa
                                            "items_busy": any(i.busy for i in items)})
 
 
+@router.get("/cases/{case_id}/custody", response_class=HTMLResponse)
+def custody_fragment(case_id: str, request: Request, _settled: LedgerSettled, session: SessionDep, user: PageUser,
+                     item: str | None = None, actor: str | None = None, action: str | None = None) -> Response:
+    """The custody table alone, with the page's filters: the case page asks for it when its
+    evidence table refreshes (an upload, processing), whose work writes entries."""
+    case = load_case(session, user=user, case_id=case_id)
+    entries, _actors, _actions = _entries(session, case.id, request.app.state.services.settings.time_zone,
+                                          item=item or None, actor=actor or None, action=action or None)
+    return render(request, "_custody.html", {"user": user, "case": case, "entries": entries, "custody_page": CUSTODY_PAGE,
+                                             "filters": {"item": item or "", "actor": actor or "", "action": action or ""}})
+
+
 @router.get("/cases/{case_id}/gaps", response_class=HTMLResponse)
 def gaps_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
     """The gaps alone, asked for while the continuity analysis is pending."""

@@ -9,8 +9,12 @@
         const meta = document.querySelector('meta[name="csrf-token"]');
         if (meta) e.detail.headers["X-CSRF-Token"] = meta.content;
       });
-      // The evidence table refreshes itself (uploads, processing): its heading's count with it.
-      document.body.addEventListener("htmx:afterSettle", function () {
+      // The evidence table refreshes itself (uploads, processing): its heading's count with it,
+      // and the custody table, since that work writes custody entries.
+      document.body.addEventListener("htmx:afterSettle", function (e) {
+        const settled = e.detail && e.detail.target;
+        const custody = document.getElementById("custody-table");
+        if (settled && settled.id === "items" && custody) htmx.trigger(custody, "refresh");
         const rows = document.getElementById("items");
         const title = document.getElementById("items-title");
         if (rows && title && rows.dataset.total !== undefined) {

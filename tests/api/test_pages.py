@@ -369,3 +369,32 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
         api = b.get("/api/v1/no-such-thing", headers=page)
         assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
         assert b.get("/no-such-page").headers["content-type"].startswith("application/json")
+
+
+def test_the_custody_table_refreshes_with_its_filters_and_only_for_the_unit(stack, officer, case):
+    """The case page's custody table, as it asks for itself again after an upload: the same
+    filters, the entries written since the page was drawn, and another unit's officer gets the
+    404 of an unknown case."""
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"note for custody",
+                   params={"kind": "other", "filename": "note.txt"})
+        assert r.status_code == 201, r.text
+    rows = re.compile(r'data-testid="custody-row" data-action="([^"]+)"')
+    with _browser(stack) as b:
+        sign_in(b, officer)
+        page = b.get(f"/cases/{case['id']}", params={"action": "evidence_received"}).text
+        assert (f'hx-get="/cases/{case["id"]}/custody?item=&amp;actor=&amp;action=evidence_received"'
+                in page), page
+        with stack.client(officer) as c:
+            assert c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"a second note",
+                          params={"kind": "other", "filename": "note-2.txt"}).status_code == 201
+        fragment = b.get(f"/cases/{case['id']}/custody", params={"item": "", "actor": "", "action": "evidence_received"})
+        assert fragment.status_code == 200
+        assert rows.findall(fragment.text) == ["evidence_received", "evidence_received"]
+        assert 'action=evidence_received"' in fragment.text  # the next refresh keeps the filter
+        everything = rows.findall(b.get(f"/cases/{case['id']}/custody").text)
+        assert "case_created" in everything and len(everything) > 2
+    other = stack.user(role="officer", unit="unit-b")
+    with _browser(stack) as b:
+        sign_in(b, other)
+        assert b.get(f"/cases/{case['id']}/custody").status_code == 404

@@ -42,6 +42,11 @@ def test_dropped_files_are_uploaded(browser, stack):
     page.wait_for_function("() => document.querySelectorAll('[data-testid=item-row]').length === 2")
     # The heading counts what the refreshed table shows (it said 证据（0） until a reload).
     page.wait_for_function("() => document.getElementById('items-title').textContent.trim() === '证据（2）'")
+    # The custody table follows: both receipts, and the sealing the worker did after them, show
+    # without a reload (it stayed at the case's creation until one).
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=custody-row][data-action=evidence_received]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=custody-row][data-action=item_sealed]').length === 2",
+                           timeout=60_000)
     with stack.services.db.read() as s:
         names = set(s.execute(select(EvidenceItem.original_filename).where(EvidenceItem.case_id == case["id"])).scalars())
     assert names == {"note-1.txt", "note-2.txt"}
