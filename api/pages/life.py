@@ -10,7 +10,7 @@ reviews, closing; archive.records), so the same rules, seals and custody entries
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -290,11 +290,13 @@ def close_case(case_id: str, services: ServicesDep, user_id: FormUserId) -> Resp
 
 @router.post("/cases/{case_id}/hold")
 def change_hold(case_id: str, session: SessionDep, services: ServicesDep, user: FormUser,
-               reason: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "place") -> Response:
-    """An administrator places (or, ``action=lift``, lifts) a legal hold, with a reason."""
-    change = holds.release_hold if action == "lift" else holds.place_hold
-    change(session, store=services.store, user=user, case_id=case_id, reason=reason)
-    return back_to("/admin#records", notice="hold_lifted" if action == "lift" else "hold_placed")
+               reason: Annotated[str, Form()] = "", change: Annotated[Literal["place", "lift"], Form()] = "place") -> Response:
+    """An administrator places (or, ``change=lift``, lifts) a legal hold, with a reason. (The
+    field is not called ``action``: a form's control of that name hides the form's own
+    ``action`` from scripts.)"""
+    done = holds.release_hold if change == "lift" else holds.place_hold
+    done(session, store=services.store, user=user, case_id=case_id, reason=reason)
+    return back_to("/admin#records", notice="hold_lifted" if change == "lift" else "hold_placed")
 
 
 @router.post("/cases/{case_id}/retention")

@@ -198,7 +198,7 @@ def test_legal_hold_and_retention_forms_are_the_administrators_only(stack):
         assert re.search(rf'data-case-id="{case["id"]}".*?data-testid="case-hold"', listing, re.S)
     with _browser(stack, admin) as b:
         csrf = csrf_of(b.get("/admin").text)
-        r = b.post(f"{path}/hold", data={"csrf_token": csrf, "reason": "诉讼终结", "action": "lift"})
+        r = b.post(f"{path}/hold", data={"csrf_token": csrf, "reason": "诉讼终结", "change": "lift"})
         assert r.status_code == 303 and "notice=hold_lifted" in r.headers["location"]
     with stack.client(admin) as c:
         found = c.get(f"/api/v1/cases/{case['id']}/holds").json()
