@@ -253,9 +253,13 @@ def archive_row_copies(vault: str, row: CaseArchive) -> list[VaultCopy]:
 def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str, case_id: str) -> CaseArchive:
     """Close a case: check every gate, seal the case archive record, keep it, move the case to ``closed``.
 
-    Raises CaseNotReady listing every reason when a gate fails. The gates are checked again,
-    under the case's row lock, when the case moves; the record's objects are written
-    (locked) before the row, so a failed close leaves at most an orphan object.
+    Raises CaseNotReady listing every reason when a gate fails. The record is built and
+    sealed outside the case's row lock (a time-stamp may take a while); under it the gates are
+    checked again, and the case must still be at the stage and hold the items the record
+    describes (409 ``case_moved``, ``case_changed``), before the record's objects are written
+    (locked) into the vault and its row kept. A close refused there writes nothing: only a
+    crash between the objects and the row's commit leaves a sealed record no row names, which
+    case verification reports (:func:`archive.cases.vault_copies.unrecorded_archive_copies`).
     """
     ledger.settle(db.engine)  # the checkpoint must cover every entry of the case so far
     with db.session() as session:  # gates first; then a checkpoint covering the case's entries
@@ -282,8 +286,6 @@ def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str
     bundle = sealer.seal(data)
     report = sealer.verify_seal(data, bundle)
     keys = archive_keys(vault, archive_id)
-    until = utcnow() + timedelta(days=sealer.settings.retention_days)
-    put_copies(store, archive_copies(vault, archive_id, data, bundle), until=until)
     sha = hashlib.sha256(data).hexdigest()
     with db.session() as session:
         user = session.get(User, user_id)
@@ -291,6 +293,13 @@ def close_case(*, db: Database, store: ObjectStore, sealer: Sealer, user_id: str
         if case.stage != stage_before:
             raise Conflict(f"the case moved to {case.stage.value} while it was being closed", code="case_moved")
         _refuse(session, case)
+        held = set(session.execute(select(EvidenceItem.id).where(EvidenceItem.case_id == case_id)).scalars())
+        if held != {i["id"] for i in record["items"]}:
+            raise Conflict("the case's evidence changed while it was being closed; close it again",
+                           code="case_changed")
+        # Written under the lock, once nothing can refuse the close but a failure to record it.
+        until = utcnow() + timedelta(days=sealer.settings.retention_days)
+        put_copies(store, archive_copies(vault, archive_id, data, bundle), until=until)
         record_certificates(session, certificates_in_seal(bundle.cades))
         record_sm2_key(session, sealer.sm2_key.public_key)
         row = CaseArchive(

@@ -177,6 +177,8 @@ def _copy_checks(session: Session, store: ObjectStore, case_id: str) -> list[dic
                 if copy.tree_size is not None else None)
         detail = PART_SEPARATOR.join(p for p in (said, copy.problem) if p)
         rows.append(_check(CHECKPOINT_COPIES, copy.key, "failed" if copy.problem else "warning", detail))
+    for key in vault_copies.unrecorded_archive_copies(session, store, case_id=case_id):
+        rows.append(_check(ARCHIVE_COPIES, key, "warning", vault_copies.COPY_FAULTS.say("unrecorded_archive")))
     return rows
 
 

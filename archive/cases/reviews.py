@@ -28,7 +28,7 @@ from archive.cases.models import REVIEW_DECISIONS, CaseHandler, CaseStageMove, L
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import Conflict, Forbidden, InvalidInput
-from archive.identity.users import actor_name, load_case, unit_scope
+from archive.identity.users import actor_name, load_case, unit_scope, written_text
 from archive.models import Case, CaseStage, Role, User, new_id, utcnow
 from archive.seals.manifests import canonical_bytes, utc_text
 from archive.seals.registry import certificates_in_seal, record_certificates, record_sm2_key
@@ -38,6 +38,10 @@ REVIEW_FORMAT = layout.LEGAL_REVIEW_FORMAT
 ASPECTS = ("subject", "facts", "basis", "discretion", "procedure")
 """The five aspects every review judges: 主体、事实、依据、自由裁量、程序."""
 ACTION = "legal_review_recorded"
+
+
+MAX_OPINION = 20_000
+"""The longest opinion or aspect comment, in characters (the API's bound too)."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,18 @@ def _checked(body: ReviewInput) -> tuple[ReviewCheckpoint, dict[str, dict[str, A
         if not isinstance(verdict, dict) or not isinstance(verdict.get("ok"), bool) or \
                 not isinstance(verdict.get("comment", ""), str):
             raise InvalidInput(f"aspect {name} must be {{\"ok\": bool, \"comment\": str}}", code="invalid_aspects")
+        written_text(verdict.get("comment", ""), code="invalid_aspects", what=f"aspect {name}'s comment",
+                     limit=MAX_OPINION, required=False)
         aspects[name] = {"ok": verdict["ok"], "comment": verdict.get("comment", "")}
     if body.decision == "approve" and not all(a["ok"] for a in aspects.values()):
         failing = ", ".join(n for n in ASPECTS if not aspects[n]["ok"])
         raise InvalidInput(f"a review that finds fault with {failing} cannot approve; return the case",
                            code="approval_with_faults")
-    if body.decision == "return" and not body.opinion.strip():
+    written_text(body.opinion, code="invalid_opinion", what="the opinion", limit=MAX_OPINION, required=False)
+    written_text(body.discussion_minutes, code="invalid_opinion", what="the discussion's minutes", limit=200_000,
+                 required=False)
+    if body.decision == "return" and not written_text(body.opinion, code="return_needs_reasons", what="the opinion",
+                                                      limit=MAX_OPINION, required=False):
         raise InvalidInput("a returned review states its reasons in the opinion", code="return_needs_reasons")
     return checkpoint, aspects
 

@@ -49,7 +49,7 @@ from archive.cases.models import CaseHandler, CaseStageMove, LegalReview, Review
 from archive.custody import ledger
 from archive.db import lock_row
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
-from archive.identity.users import actor_name, load_case
+from archive.identity.users import actor_name, load_case, written_text
 from archive.models import Case, CaseStage, CaseStatus, Role, User, utcnow
 from archive.wording import Sentences
 
@@ -214,10 +214,7 @@ def require_handler(session: Session, *, user: User, case: Case, doing: str) -> 
 
 
 def _reason(reason: str | None) -> str:
-    text = (reason or "").strip()
-    if not text or len(text) > 4000:
-        raise InvalidInput("a stage move needs a reason of 1-4000 characters", code="reason_required")
-    return text
+    return written_text(reason, code="reason_required", what="a stage move's reason", limit=4000)
 
 
 def move(session: Session, *, user: User, case_id: str, to: str, reason: str | None) -> CaseStageMove:

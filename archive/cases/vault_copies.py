@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive.cases.closing import archive_row_copies
+from archive.cases.closing import archive_keys, archive_row_copies
 from archive.cases.models import CaseArchive
 from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_copies, checkpoint_object_keys, checkpoint_vaults, first_covering
@@ -54,6 +54,8 @@ COPY_FAULTS = Sentences("copy_fault", {
     "unrecorded": ("a sealed checkpoint of tree size {tree_size}, made {time}, that no checkpoint row names: "
                    "left by a checkpoint run that did not finish, or by the newest checkpoint's removal"),
     "unreadable_statement": "a checkpoint statement no checkpoint row names, and that cannot be read as one",
+    "unrecorded_archive": ("a sealed case archive record that no closing recorded: left by a close that did not "
+                           "finish (interrupted between writing it and recording it); the case was not closed by it"),
     "beyond_ledger": "seals {tree_size} entries, and the ledger holds {held}: entries sealed then were removed",
     "other_root": "seals another root for the ledger's first {tree_size} entries: the ledger was rewritten",
 }, fields={"tree_size": r"\d+", "held": r"\d+", "time": r"\S+",
@@ -212,6 +214,20 @@ def _root(session: Session, tree_size: int) -> str | None:
         return ledger.tree_head(session, tree_size=tree_size).root_hash
     except ArchiveError:
         return None
+
+
+def unrecorded_archive_copies(session: Session, store: ObjectStore, *, case_id: str) -> list[str]:
+    """The keys of case archive records in the case's vault that no ``case_archives`` row
+    names. A close writes its record into the vault just before it records it, under the
+    case's lock, so only a close interrupted between the two leaves one. (A row removed
+    afterwards is named by the case's custody: the stage move to ``closed`` records the
+    archive's id and hash, which the receipt's ``records`` check compares.)"""
+    vault = _vault(session, case_id)
+    recorded = {archive_keys(vault, archive_id)["record"]
+                for archive_id in session.execute(select(CaseArchive.id).where(CaseArchive.case_id == case_id)).scalars()}
+    records = {key for key in (stored.key for stored in store.list(f"{vault}/case-archive/"))
+               if key == archive_keys(vault, key.split("/")[-2])["record"]}
+    return sorted(records - recorded)
 
 
 def _archives(session: Session, case_id: str) -> list[CaseArchive]:

@@ -10,10 +10,10 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
-from archive.errors import Conflict, InvalidInput, NotFound
+from archive.errors import Conflict, NotFound
 from archive.continuity.models import Gap, GapStatus
 from archive.models import Case, LedgerEntry, LedgerPending, Role, User, utcnow
-from archive.identity.users import actor_name, load_case, require_role, unit_scope
+from archive.identity.users import actor_name, load_case, require_role, unit_scope, written_text
 from archive.wording import Sentences
 
 RECORD_FAULTS = Sentences("gap_record", {
@@ -48,12 +48,7 @@ def explain_gap(session: Session, *, user: User, gap_id: str, reason: str) -> Ga
     """An officer of the case's unit says why the record is interrupted."""
     require_role(user, {Role.officer}, doing="explain gaps")
     gap = load_gap(session, user=user, gap_id=gap_id, lock=True)
-    reason = reason.strip()
-    if not reason:
-        raise InvalidInput("reason is empty", code="invalid_reason")
-    if len(reason) > MAX_EXPLANATION:
-        raise InvalidInput(f"the explanation is {len(reason)} characters; at most {MAX_EXPLANATION}",
-                           code="invalid_reason")
+    reason = written_text(reason, code="invalid_reason", what="the explanation", limit=MAX_EXPLANATION)
     if not gap.current:
         raise Conflict("this gap is no longer found by the analysis", code="gap_not_current")
     if gap.status == GapStatus.accepted:
@@ -82,6 +77,8 @@ def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comme
     if gap.status != GapStatus.explained:
         raise Conflict(f"only an explained gap can be reviewed (this one is {gap.status.value})",
                        code="gap_not_explained")
+    comment = written_text(comment, code="invalid_comment", what="the review's comment", limit=MAX_EXPLANATION,
+                           required=False) or None
     gap.status = GapStatus.accepted if accept else GapStatus.rejected
     gap.review_comment, gap.reviewed_by, gap.reviewed_at = comment, user.id, utcnow()
     ledger.append(

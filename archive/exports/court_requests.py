@@ -24,17 +24,14 @@ from archive.custody import ledger
 from archive.db import lock_row
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.exports.models import CourtRequest, CourtRequestStatus
-from archive.identity.users import actor_name, can_see_case, require_role, unit_scope
+from archive.identity.users import actor_name, can_see_case, require_role, unit_scope, written_text
 from archive.models import Case, ExportRequest, Role, User, utcnow
 
 REVIEWERS = {Role.reviewer, Role.admin}
 
 
 def _text(value: str, *, name: str, limit: int) -> str:
-    value = (value or "").strip()
-    if not value or len(value) > limit:
-        raise InvalidInput(f"{name} must be 1-{limit} characters", code=f"invalid_{name}")
-    return value
+    return written_text(value, code=f"invalid_{name}", what=name, limit=limit)
 
 
 def submit(session: Session, *, user: User, case_number: str, court_reference: str, legal_basis: str,

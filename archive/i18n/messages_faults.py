@@ -96,6 +96,8 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
                               "en": "a sealed checkpoint of tree size {tree_size}, made {time}, that no checkpoint row names: left by a checkpoint run that did not finish, or by the newest checkpoint's removal"},
     "copy_fault.unreadable_statement": {"zh": "没有对应检查点记录、且无法读作检查点声明的文件",
                                         "en": "a checkpoint statement no checkpoint row names, and that cannot be read as one"},
+    "copy_fault.unrecorded_archive": {"zh": "没有任何结案记录对应的已签章案件电子档案：由未完成的结案（写入后、记录前中断）留下，案件并未因此结案",
+                                      "en": "a sealed case archive record that no closing recorded: left by a close that did not finish (interrupted between writing it and recording it); the case was not closed by it"},
     "copy_fault.beyond_ledger": {"zh": "其签章覆盖 {tree_size} 条记录，而监管日志只有 {held} 条：签章之后有记录被删除",
                                  "en": "seals {tree_size} entries, and the ledger holds {held}: entries sealed then were removed"},
     "copy_fault.other_root": {"zh": "其签章的前 {tree_size} 条记录的根哈希与监管日志不同：监管日志被改写",

@@ -97,6 +97,34 @@ def misleading_character(text: str) -> str | None:
     return bad_character(text) or _invisible(text)
 
 
+_WRITTEN_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What free text may not hold: a control character other than a line break or tab, a
+bidirectional embedding, override or isolate (shown, it reorders the text around it:
+``\u202e退回`` shows as ``回退``), an unpaired surrogate."""
+
+
+def written_text(text: str | None, *, code: str, what: str, limit: int, required: bool = True) -> str:
+    """Free text a person wrote for others to rely on (a reason, an opinion, an explanation, a
+    comment), stripped. 422 ``code`` when it is required and nothing of it would show (only
+    spaces and invisible characters such as a zero-width space: a reason no reader can see),
+    when it is longer than ``limit`` characters, or when it holds a character that would make
+    it show otherwise than it was stored (:data:`_WRITTEN_BAD`). Not required and nothing
+    visible: ``""``."""
+    value = (text or "").strip()
+    if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" and not _IGNORABLE.match(ch) for ch in value):
+        if required:
+            raise InvalidInput(f"{what} is required, and it must say something a reader sees", code=code)
+        return ""
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is {len(value)} characters; at most {limit}", code=code)
+    bad = _WRITTEN_BAD.search(value)
+    if bad is not None:
+        kind = ("a bidirectional formatting character" if "\u202a" <= bad.group() <= "\u2069"
+                else "an unpaired surrogate" if "\ud800" <= bad.group() <= "\udfff" else "a control character")
+        raise InvalidInput(f"{what} contains {kind} (U+{ord(bad.group()):04X})", code=code)
+    return value
+
+
 def same_name(name: str) -> str:
     """What two user names are compared by: as a person reads them, whatever their case or
     character width (NFKC, then case folded: ``ＯＦＦ１`` and ``off1`` are one name)."""

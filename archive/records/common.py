@@ -9,6 +9,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from archive.errors import InvalidInput
+from archive.identity.users import written_text
 from archive.models import CaseStage, Role
 from archive.timefmt import check_zone
 
@@ -24,13 +25,9 @@ MAX_REASON = 2000
 
 
 def require_reason(reason: str | None) -> str:
-    """The reason, stripped; 422 ``reason_required`` when it is empty or too long."""
-    text = (reason or "").strip()
-    if not text:
-        raise InvalidInput("a reason is required", code="reason_required")
-    if len(text) > MAX_REASON:
-        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters", code="reason_required")
-    return text
+    """The reason, stripped; 422 ``reason_required`` when it is empty (or nothing of it would
+    show), too long, or would show otherwise than stored (:func:`written_text`)."""
+    return written_text(reason, code="reason_required", what="the reason", limit=MAX_REASON)
 
 
 def year_start(year: int, zone: str) -> datetime:

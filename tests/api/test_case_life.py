@@ -370,3 +370,71 @@ def test_a_registering_upload_and_a_close_do_not_cross(stack: Stack, case: dict)
         assert waited and waited[0] >= 1.0, waited
     finally:
         db.dispose()
+
+
+def test_closes_at_once_leave_one_sealed_record_in_the_vault(stack: Stack) -> None:
+    """Twelve closes of one ready case at once: one closes it, the others are refused, and the
+    vault holds the one record that closed it. A refused close used to have written its sealed,
+    locked record already: records of closings that never happened, each verifying offline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from archive.models import Case
+
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    first, second = stack.user(role="reviewer", unit=unit), stack.user(role="reviewer", unit=unit)
+    with stack.client(officer) as off, stack.client(first) as rv1, stack.client(second) as rv2:
+        cid = off.post("/api/v1/cases", json={"case_number": f"CC-{uuid.uuid4().hex[:8]}", "title": "Closes"}).json()["id"]
+        assert review(rv1, cid, "filing").status_code == 201
+        moved(off, cid, "withdrawn")
+        assert review(rv1, cid, "closing").status_code == 201
+        assert review(rv2, cid, "closing").status_code == 201
+        assert off.get(f"/api/v1/cases/{cid}/closing-gates").json()["reasons"] == []
+
+    def close(_: int) -> tuple[int, str]:
+        with stack.client(officer) as c:
+            r = c.post(f"/api/v1/cases/{cid}/close")
+            return r.status_code, (r.json().get("error") or {}).get("code", "") if r.status_code != 200 else ""
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(close, range(12)))
+    assert [a for a in answers if a[0] == 200] == [(200, "")], answers
+    assert {a for a in answers if a[0] != 200} <= {(409, "case_closed"), (409, "case_moved")}, answers
+    with stack.services.db.read() as s:
+        vault = s.get(Case, cid).vault.name
+    records = [o.key for o in stack.services.store.list(f"{vault}/case-archive/") if o.key.endswith("/record.json")]
+    with stack.client(officer) as off:
+        archive = off.get(f"/api/v1/cases/{cid}/archive")
+        assert archive.status_code == 200, archive.text
+    assert records == [f"{vault}/case-archive/{archive.headers['X-Archive-Id']}/record.json"], records
+
+
+def test_reasons_nobody_could_read_are_refused(stack: Stack) -> None:
+    """A reason, opinion or court reference of nothing but a zero-width space was kept as given
+    (a legal return "with reasons" no reader could see), and one opening with a right-to-left
+    override showed reordered (``\\u202e退回`` reads ``回退``). Each is a 422 with the field's
+    code; a reason with line breaks is kept as written."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer, reviewer = stack.user(role="officer", unit=unit), stack.user(role="reviewer", unit=unit)
+    admin, court = stack.user(role="admin", unit="hq"), stack.user(role="court", unit="court")
+    with stack.client(officer) as off, stack.client(reviewer) as rv, stack.client(admin) as adm, \
+            stack.client(court) as ct:
+        number = f"RR-{uuid.uuid4().hex[:8]}"
+        cid = off.post("/api/v1/cases", json={"case_number": number, "title": "Reasons"}).json()["id"]
+        for blank in ("\u200b", " \u200b\u2060 ", "\ufeff"):
+            r = move(off, cid, "withdrawn", reason=blank)
+            assert r.status_code == 422 and r.json()["error"]["code"] == "reason_required", r.text
+            r = review(rv, cid, "filing", decision="return", opinion=blank)
+            assert r.status_code == 422 and r.json()["error"]["code"] == "return_needs_reasons", r.text
+            r = adm.post(f"/api/v1/cases/{cid}/hold", json={"reason": blank})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "reason_required", r.text
+        r = review(rv, cid, "filing", decision="return", opinion="\u202e退回")
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_opinion", r.text
+        assert "bidirectional formatting character (U+202E)" in r.json()["error"]["message"]
+        r = ct.post("/api/v1/export-requests", json={"case_number": number, "unit": unit,
+                                                     "court_reference": "\u202eref", "legal_basis": "依法调取"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_court_reference", r.text
+        assert stage_of(off, cid) == "filed"
+        assert adm.get(f"/api/v1/cases/{cid}/holds").json() == []
+        r = move(off, cid, "withdrawn", reason="当事人撤回申请\n附：撤回书")
+        assert r.status_code == 200 and r.json()["reason"] == "当事人撤回申请\n附：撤回书", r.text

@@ -556,3 +556,27 @@ def test_gaps_kept_by_another_version_of_the_analysis_are_not_called_tampered(ow
                      {"s": json.dumps({**summary, "analysis_version": 1})})
     r = run_cli(env, "verify-case", number)
     assert r.returncode == 3, r.stdout + r.stderr  # incomplete (the gap is unexplained), not failed
+
+
+def test_a_sealed_archive_record_no_closing_recorded_is_a_warning(closed_case):
+    """A close writes its sealed record into the vault just before it records it: one
+    interrupted between the two leaves a record no row names. Verification still passes the
+    case (it was closed by the record its row names) and names the other one."""
+    from archive.cases.closing import archive_copies
+    from archive.cases.models import CaseArchive
+    from archive.seals.sealer import SealBundle
+    from archive.storage.streams import put_copies
+
+    env, store, number, _item_id, vault = closed_case
+    database = _database(env)
+    with database.read() as s:
+        row = s.execute(select(CaseArchive)).scalar_one()
+        interrupted = archive_copies(vault, "interrupted-close", bytes(row.record),
+                                     SealBundle(cades=bytes(row.cades), sm2=row.sm2))
+    database.dispose()
+    put_copies(store, interrupted, until=datetime.now(timezone.utc) + timedelta(days=1))
+    r = run_cli(dict(env, COLUMNS="400"), "verify-case", number)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(x for x in r.stdout.splitlines() if f"{vault}/case-archive/interrupted-close/record.json" in x)
+    assert "warning" in line and "no closing recorded" in line, r.stdout
+    assert f"case-archive/{row.id}/record.json" not in r.stdout  # the record that closed it is not named
