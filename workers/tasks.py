@@ -254,11 +254,16 @@ def checkpoint(self: EvidenceTask) -> int | None:
 
 @celery_app.task(base=EvidenceTask, bind=True, name=work.EXPIRE_UPLOADS)
 def expire_uploads(self: EvidenceTask) -> int:
-    """Remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
+    """Complete uploads that hold all their bytes but are not evidence yet (their last PATCH's
+    completion failed), remove resumable uploads abandoned past ``upload_expiry_hours``, then every leftover
     of a write that never finished (partial files, orphan stages, abandoned multipart
     uploads) older than that; safe at any time. Returns how many uploads expired."""
     from ingest import tus
 
+    for item_id in tus.finish_received_uploads(db=self.db, store=self.store, live=tus.LiveUploads(),
+                                               retention_days=settings.retention_days,
+                                               idle_seconds=settings.upload_idle_seconds):
+        _enqueue(work.PROCESS_ITEM, item_id)
     expired = tus.expire_uploads(db=self.db, store=self.store)
     tus.sweep_debris(db=self.db, store=self.store, expiry_hours=settings.upload_expiry_hours)
     return len(expired)

@@ -13,6 +13,7 @@ on an upload URL (not part of tus) shows its state as JSON.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from email.utils import format_datetime
 from typing import Any
@@ -31,6 +32,8 @@ from archive import idempotency, work
 from archive.errors import ArchiveError, InvalidInput
 from archive.models import User
 from ingest import tus
+
+log = logging.getLogger(__name__)
 
 LIVE = tus.LiveUploads()
 """Running hashes and write locks of the uploads this process is receiving."""
@@ -149,6 +152,7 @@ async def _receive(
             db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id, offset=offset,
             chunks=chunks, checksum=checksum, content_length=content_length,
             retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
+            idle_seconds=services.settings.upload_idle_seconds,
         )
 
     result = await consume_body(request.stream(), receive, protocol="tus", idle=services.settings.upload_idle_seconds)
@@ -236,6 +240,21 @@ def head_upload(upload_id: str, request: Request, services: ServicesDep, user_id
     _require_tus(request)
     with services.db.read() as session:
         info = tus.status(session, user=session.get(User, user_id), upload_id=upload_id)
+    if info.status == "open" and info.offset == info.length:
+        # Every byte is here, yet it is not evidence: its last PATCH's completion failed after
+        # the bytes were recorded. The client, told the offset equals the length, sends
+        # nothing more: the server finishes it now (a refusal for good shows as the upload's).
+        try:
+            item_id = tus.finish_received(db=services.db, store=services.store, live=LIVE, upload_id=upload_id,
+                                          retention_days=services.settings.retention_days,
+                                          idle_seconds=services.settings.upload_idle_seconds)
+        except ArchiveError as exc:
+            log.warning("upload %s: completion on HEAD failed (%s)", upload_id, exc.code)
+            item_id = None
+        if item_id:
+            services.enqueue(work.PROCESS_ITEM, item_id)
+        with services.db.read() as session:
+            info = tus.status(session, user=session.get(User, user_id), upload_id=upload_id)
     return Response(status_code=200, headers=_upload_headers(info))
 
 
@@ -252,7 +271,8 @@ async def patch_upload(upload_id: str, request: Request, services: ServicesDep, 
 def delete_upload(upload_id: str, request: Request, services: ServicesDep, user_id: CurrentUserId) -> Response:
     """tus termination: drop an unfinished upload. Refused (409) once it became evidence."""
     _require_tus(request)
-    tus.terminate(db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id)
+    tus.terminate(db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id,
+                  idle_seconds=services.settings.upload_idle_seconds)
     return Response(status_code=204)
 
 

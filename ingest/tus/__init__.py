@@ -61,6 +61,8 @@ from ingest.tus.lifecycle import (
     complete,
     create_upload,
     expire_uploads,
+    finish_received,
+    finish_received_uploads,
     load_upload,
     status,
     sweep_debris,
@@ -71,6 +73,6 @@ from ingest.tus.streaming import SEGMENT
 __all__ = [
     "CHECKSUM_ALGORITHMS", "EXTENSIONS", "MAX_SIZE", "SEGMENT", "TUS_VERSION",
     "AppendResult", "ChecksumMismatch", "LiveUploads", "UploadBusy", "UploadGone", "UploadInfo",
-    "append", "complete", "create_upload", "expire_uploads", "load_upload", "parse_checksum", "parse_metadata",
+    "append", "complete", "create_upload", "expire_uploads", "finish_received", "finish_received_uploads", "load_upload", "parse_checksum", "parse_metadata",
     "status", "sweep_debris", "terminate",
 ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,14 +21,14 @@ from archive.evidence import receiving
 from archive.evidence.media_types import HEAD, sniff_bytes
 from archive.custody import ledger
 from archive.db import Database, lock_row
-from archive.errors import CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
+from archive.errors import ArchiveError, CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
 from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
 from archive.identity.users import actor_name, load_case
 from ingest.tus.streaming import receive
-from ingest.tus.errors import UploadGone
+from ingest.tus.errors import UploadBusy, UploadGone
 from ingest.tus.hashing import LiveUploads
 from ingest.tus.headers import MAX_SIZE
 
@@ -147,6 +150,92 @@ class AppendResult:
     item_id: str | None
 
 
+LEASE_RENEW_SECONDS = 10.0
+"""How often a PATCH in progress renews its hold on its upload (:func:`_take_lease`)."""
+
+
+def _lease_stale_after(idle_seconds: float) -> timedelta:
+    """When a writer's hold lapses unrenewed: its body sends nothing for ``idle_seconds``
+    before it is ended (408) and the hold released, so only a writer whose process died
+    leaves one this old."""
+    return timedelta(seconds=idle_seconds + 3 * LEASE_RENEW_SECONDS)
+
+
+def _process_mark(pid: int | None = None) -> str:
+    """This host, and a process of it by its id and start time (an id can be reused)."""
+    pid = pid or os.getpid()
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            started = stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        started = "?"
+    return f"{socket.gethostname()}:{pid}:{started}"
+
+
+def _writer_gone(mark: str) -> bool:
+    """Whether the process ``mark`` names is known to have ended: one of this host that no
+    longer runs (restarted after a crash, its client resuming). Another host's is not known."""
+    host, _, rest = mark.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started == "?" or not os.path.isdir("/proc/self"):
+        return False
+    return _process_mark(int(pid)) != mark
+
+
+def _take_lease(upload: Upload, now: datetime, *, stale_after: timedelta) -> str:
+    """Hold the (row-locked) upload for one PATCH, across every process of every host: the
+    stage takes one writer at a time (two writers at the same offset would each write the
+    stage's parts, and the bytes kept would not be the ones hashed). 423 ``upload_locked``
+    while another PATCH holds it and renews its hold, unless its process is known to have
+    ended (:func:`_writer_gone`). The caller commits."""
+    writer = (upload.state or {}).get("writer")
+    if writer and now - datetime.fromisoformat(writer["at"].replace("Z", "+00:00")) < stale_after \
+            and not _writer_gone(writer.get("process", "")):
+        raise UploadBusy(f"another request is writing upload {upload.id}; retry after it ends")
+    lease = new_id()
+    upload.state = {**upload.state, "writer": _writer(lease, now)}
+    return lease
+
+
+def _writer(lease: str, now: datetime) -> dict[str, str]:
+    return {"id": lease, "at": ledger.iso_utc(now), "process": _process_mark()}
+
+
+def _held(upload: Upload, lease: str) -> bool:
+    return ((upload.state or {}).get("writer") or {}).get("id") == lease
+
+
+def _renew_lease(db: Database, upload_id: str, lease: str) -> None:
+    """Renew the PATCH's hold; 409 ``upload_changed`` when it lost it (it lapsed, and another
+    PATCH took the upload): this one must not write another byte."""
+    with db.session() as session:
+        upload = _lock_upload(session, upload_id)
+        if upload.status != "open" or not _held(upload, lease):
+            raise Conflict(f"upload {upload_id} changed while receiving ({upload.status})", code="upload_changed")
+        upload.state = {**upload.state, "writer": _writer(lease, utcnow())}
+
+
+def _release_lease(db: Database, upload_id: str, lease: str) -> None:
+    """Let go of the PATCH's hold (kept if another has taken it since)."""
+    try:
+        with db.session() as session:
+            upload = _lock_upload(session, upload_id)
+            if _held(upload, lease):
+                upload.state = {k: v for k, v in upload.state.items() if k != "writer"}
+    except Exception as exc:  # noqa: BLE001 - the hold lapses on its own (_lease_stale_after)
+        log.warning("upload %s: the PATCH's hold was not released (%s); it lapses", upload_id, type(exc).__name__)
+
+
+def _renewing(chunks: Iterable[bytes], renew: Callable[[], None]) -> Iterator[bytes]:
+    """The body's chunks, renewing the PATCH's hold every :data:`LEASE_RENEW_SECONDS` of them."""
+    renewed = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - renewed >= LEASE_RENEW_SECONDS:
+            renew()
+            renewed = time.monotonic()
+        yield chunk
+
+
 def append(
     *,
     db: Database,
@@ -160,12 +249,14 @@ def append(
     content_length: int | None,
     retention_days: int,
     expiry_hours: float,
+    idle_seconds: float = 60.0,
 ) -> AppendResult:
     """Receive one PATCH body at ``offset``; complete the upload when it is all there.
 
     Raises Conflict (``offset_mismatch``, 409) when ``offset`` is not the upload's,
-    ChecksumMismatch (460, the body is discarded), UploadGone (410) for an expired or
-    failed upload, HashMismatch when the completed file is not the declared one.
+    UploadBusy (423) while another PATCH (of any process) writes it, ChecksumMismatch (460,
+    the body is discarded), UploadGone (410) for an expired or failed upload, HashMismatch
+    when the completed file is not the declared one.
     """
     with live.writing(upload_id, f"another request is writing upload {upload_id}; retry after it ends"):
         with db.session() as session:
@@ -187,30 +278,37 @@ def append(
             handle: StageHandle = upload.state["handle"]
             # A PATCH in progress keeps its upload alive, so expiry never pulls the stage away.
             upload.expires_at = now + timedelta(hours=expiry_hours)
-        hasher = live.take(upload_id, offset)
-        if hasher is None and offset == 0:
-            hasher = hashlib.sha256()
-        pos = receive(
-            store, live, upload_id, handle, offset, length, chunks, hasher, checksum,
-            record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours),
-        )
-        if pos < length:
-            with db.session() as session:
-                return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), None)
-        item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
+            lease = _take_lease(upload, now, stale_after=_lease_stale_after(idle_seconds))
+        try:
+            hasher = live.take(upload_id, offset)
+            if hasher is None and offset == 0:
+                hasher = hashlib.sha256()
+            pos = receive(
+                store, live, upload_id, handle, offset, length,
+                _renewing(chunks, lambda: _renew_lease(db, upload_id, lease)), hasher, checksum,
+                record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours, lease),
+            )
+            if pos < length:
+                with db.session() as session:
+                    return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), None)
+            item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
+        finally:
+            _release_lease(db, upload_id, lease)
         with db.session() as session:
             return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), item_id)
 
 
-def _record(db: Database, upload_id: str, old: int, new: int, handle: StageHandle, expiry_hours: float) -> None:
-    """Commit durable progress (the stage was fsynced before this is called)."""
+def _record(db: Database, upload_id: str, old: int, new: int, handle: StageHandle, expiry_hours: float,
+            lease: str) -> None:
+    """Commit durable progress (the stage was fsynced before this is called), renewing the
+    PATCH's hold."""
     with db.session() as session:
         upload = _lock_upload(session, upload_id)
-        if upload.status != "open" or upload.offset != old:
+        if upload.status != "open" or upload.offset != old or not _held(upload, lease):
             raise Conflict(f"upload {upload_id} changed while receiving ({upload.status})", code="upload_changed")
         now = utcnow()
         upload.offset = new
-        upload.state = {**upload.state, "handle": handle}
+        upload.state = {**upload.state, "handle": handle, "writer": _writer(lease, now)}
         upload.updated_at = now
         upload.expires_at = now + timedelta(hours=expiry_hours)
 
@@ -310,11 +408,61 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
     return item_id
 
 
-def terminate(*, db: Database, store: ObjectStore, live: LiveUploads, user_id: str, upload_id: str) -> None:
-    """tus termination: remove an open upload's staged bytes. Refused once it is evidence."""
+def finish_received(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, retention_days: int,
+                    idle_seconds: float = 60.0) -> str | None:
+    """Complete an upload that holds all its bytes but is not evidence yet, when no PATCH
+    is writing it: its last PATCH's completion failed after the bytes were recorded (the
+    store down for a moment, the process killed). A tus client asks HEAD, reads an offset
+    equal to the length, and sends nothing more: the server finishes it (on HEAD, and in
+    the hourly upload task). The item's id; None when nothing was to be done or another
+    request is at it. A completion refused for good (a declared hash that differs) fails
+    the upload, as its PATCH would have."""
+    try:
+        with live.writing(upload_id, f"a request is writing upload {upload_id}"):
+            with db.session() as session:
+                upload = _lock_upload(session, upload_id)
+                if upload.status != "open" or upload.offset != upload.length:
+                    return None
+                lease = _take_lease(upload, utcnow(), stale_after=_lease_stale_after(idle_seconds))
+            try:
+                item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
+            finally:
+                _release_lease(db, upload_id, lease)
+    except UploadBusy:
+        return None
+    log.info("upload %s held all its bytes without becoming evidence: completed as item %s", upload_id, item_id)
+    return item_id
+
+
+def finish_received_uploads(*, db: Database, store: ObjectStore, live: LiveUploads, retention_days: int,
+                            idle_seconds: float = 60.0) -> list[str]:
+    """:func:`finish_received` of every open upload that holds all its bytes (the hourly
+    upload task); the items made."""
+    with db.read() as session:
+        waiting = session.execute(
+            select(Upload.id).where(Upload.status == "open", Upload.offset == Upload.length)).scalars().all()
+    made = []
+    for upload_id in waiting:
+        try:
+            item_id = finish_received(db=db, store=store, live=live, upload_id=upload_id,
+                                      retention_days=retention_days, idle_seconds=idle_seconds)
+        except ArchiveError as exc:  # the upload says why (failed), or the next run tries again
+            log.warning("upload %s could not be completed: %s", upload_id, exc.message)
+            continue
+        if item_id:
+            made.append(item_id)
+    return made
+
+
+def terminate(*, db: Database, store: ObjectStore, live: LiveUploads, user_id: str, upload_id: str,
+              idle_seconds: float = 60.0) -> None:
+    """tus termination: remove an open upload's staged bytes. Refused once it is evidence, and
+    (423) while a PATCH of any process writes it."""
     with live.writing(upload_id, f"a request is writing upload {upload_id}; terminate after it ends"):
         with db.session() as session:
             user, upload = _own_upload(session, user_id, upload_id)
+            if upload.status == "open":
+                _take_lease(upload, utcnow(), stale_after=_lease_stale_after(idle_seconds))
             if upload.status == "complete":
                 raise Conflict(
                     f"upload {upload_id} became evidence item {upload.item_id}; evidence is never deleted",

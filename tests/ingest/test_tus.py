@@ -479,3 +479,90 @@ def test_a_received_originals_type_comes_from_its_bytes_not_its_name(stack, offi
             url = _create(c, case["id"], data + b"\n", filename=f"tus-{name}")
             item_id = _finish(stack, c, url, data + b"\n")
             assert c.get(f"/api/v1/evidence/{item_id}").json()["media_type"] == expected, name
+
+
+def test_patches_of_one_upload_in_two_processes_keep_one_writer(stack, officer, case):
+    """Two server processes (each with its own per-process state) receiving a PATCH of one
+    upload at the same offset: the second is 423 ``upload_locked`` while the first writes, and
+    the item is the first body's bytes under the first body's hash. Both used to write the
+    stage: in 11 runs of 30 on PostgreSQL + S3 the item named one body's SHA-256 over the
+    other body's bytes (its content then failed fixity, and it could never be sealed)."""
+    import threading
+
+    from archive.errors import ArchiveError
+    from ingest.tus.hashing import LiveUploads
+
+    first_body, second_body = random.Random(1).randbytes(3 * MiB), random.Random(2).randbytes(3 * MiB)
+    with stack.client(officer) as c:
+        url = _create(c, case["id"], first_body)
+    upload_id = url.rsplit("/", 1)[1]
+    with stack.services.db.read() as s:
+        user_id = s.get(Upload, upload_id).user_id
+    writing = threading.Event()
+
+    def slowly(data: bytes):  # type: ignore[no-untyped-def]
+        for i in range(0, len(data), 256 * 1024):
+            yield data[i:i + 256 * 1024]
+            writing.set()
+            time.sleep(0.05)
+
+    def patch(body, chunks):  # type: ignore[no-untyped-def]
+        try:
+            return tus.append(db=stack.services.db, store=stack.services.store, live=LiveUploads(), user_id=user_id,
+                              upload_id=upload_id, offset=0, chunks=chunks, checksum=None,
+                              content_length=len(body), retention_days=1, expiry_hours=1)
+        except ArchiveError as exc:
+            return exc
+
+    answers: list[object] = []
+    first = threading.Thread(target=lambda: answers.append(patch(first_body, slowly(first_body))))
+    first.start()
+    assert writing.wait(30)
+    second = patch(second_body, iter([second_body]))
+    first.join(60)
+    assert isinstance(second, ArchiveError) and (second.status, second.code) == (423, "upload_locked"), second
+    (done,) = answers
+    assert isinstance(done, tus.AppendResult) and done.item_id, done
+    with stack.client(officer) as c:
+        _check_item(stack, c, done.item_id, first_body)
+        # The hold went with the PATCH: the upload is complete, and a retry of the last PATCH is answered.
+        assert _offset(c, url) == len(first_body)
+
+
+def test_an_upload_holding_every_byte_is_finished_by_the_server(stack, officer, case, monkeypatch):
+    """The last PATCH recorded every byte, then its completion failed (the store down for a
+    moment): tus clients read HEAD's offset, equal to the length, and send nothing more. The
+    HEAD finishes it (and the hourly upload task would), so the bytes become evidence."""
+    import threading
+
+    from archive.errors import StoreUnavailable
+    from ingest.tus import lifecycle
+    from ingest.tus.hashing import LiveUploads
+
+    body = random.Random(3).randbytes(MiB + 17)
+    with stack.client(officer) as c:
+        url = _create(c, case["id"], body)
+    upload_id = url.rsplit("/", 1)[1]
+    with stack.services.db.read() as s:
+        user_id = s.get(Upload, upload_id).user_id
+    real = lifecycle.complete
+    here = threading.get_ident()
+
+    def store_down(**kwargs):  # type: ignore[no-untyped-def]
+        if threading.get_ident() == here:
+            raise StoreUnavailable("store unreachable (the test's)")
+        return real(**kwargs)
+
+    monkeypatch.setattr(lifecycle, "complete", store_down)
+    with pytest.raises(StoreUnavailable):
+        tus.append(db=stack.services.db, store=stack.services.store, live=LiveUploads(), user_id=user_id,
+                   upload_id=upload_id, offset=0, chunks=iter([body]), checksum=None, content_length=len(body),
+                   retention_days=1, expiry_hours=1)
+    with stack.services.db.read() as s:
+        row = s.get(Upload, upload_id)
+        assert (row.status, row.offset, row.item_id) == ("open", len(body), None)
+    with stack.client(officer) as c:
+        assert _offset(c, url) == len(body)
+        state = c.get(f"/api/v1/uploads/{upload_id}").json()
+        assert state["status"] == "complete" and state["item_id"], state
+        _check_item(stack, c, state["item_id"], body)
