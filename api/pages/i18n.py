@@ -100,7 +100,7 @@ def translator(code: str) -> Callable[..., str]:
 DETAIL_VALUES: dict[str, tuple[str, ...]] = {
     "role": ("role", "derived"), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
     "checkpoint": ("checkpoint",), "decision": ("decision",), "level": ("level",),
-    "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome",),
+    "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome", "retention"),
     "outcome": ("outcome", "check_outcome", "receipt_status", "result"), "via": ("via",),
     "pending_reasons": ("pending_reason",), "stream": ("stream",),
 }

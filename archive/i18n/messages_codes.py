@@ -11,6 +11,12 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "value.none": {"zh": "—", "en": "—"},
     # Keys of custody entries' details
     "detail.accepted": {"zh": "已接受", "en": "accepted"},
+    "detail.analysis_version": {"zh": "分析方法版本", "en": "analysis version"},
+    "detail.checkpoint_tree_size": {"zh": "检查点覆盖日志条数", "en": "checkpoint's tree size"},
+    "detail.ledger_range": {"zh": "监管日志序号范围", "en": "custody entries"},
+    "detail.start_offset": {"zh": "文件内起点（秒）", "en": "from (s into the file)"},
+    "detail.end_offset": {"zh": "文件内终点（秒）", "en": "to (s into the file)"},
+    "detail.duration": {"zh": "时长（秒）", "en": "duration (s)"},
     "detail.action": {"zh": "执法行为", "en": "action"},
     "detail.action_count": {"zh": "执法行为数", "en": "actions"},
     "detail.approved_by": {"zh": "批准人", "en": "approved by"},

@@ -199,6 +199,13 @@ def test_custody_details_say_yes_no_and_label_keys_and_codes():
                                       ("role", "proxy")]))
     assert scanned == "媒体流: 视频, 数据包数: 125, 媒体时长（秒）: 5.0155, 角色: 播放副本", scanned
     assert raw_codes(scanned) == []
+    # A closing's stage move, an analysis, a gap inside a file, a retention class changed.
+    closing = str(details_text("zh", [("ledger_range", [15, 101]), ("checkpoint_tree_size", 101),
+                                      ("analysis_version", 2), ("gap", {"start_offset": 1.5, "end_offset": 9.0,
+                                                                        "duration": 7.5}),
+                                      ("retention_class", "fixed_10y"), ("previous", "permanent")]))
+    assert "<code>" not in closing and raw_codes(closing) == [], closing
+    assert "监管日志序号范围: 15, 101" in closing and "原值: 永久" in closing, closing
 
 
 def test_error_text_by_status_and_code_with_fallbacks():
