@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api.routes.trust import verifier_package
 from api.deps import SessionDep
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
 from api.pages.cases import court_request_rows
@@ -33,6 +34,7 @@ def court_page(request: Request, session: SessionDep, user: PageUser, notice: st
         "user": user, "notice": notice,
         "requests": court_request_rows(session, user=user, zone=zone, pending_only=False),
         "exports": [(numbers.get(e.case_id, ""), ExportRow.of(e, zone=zone, people=people)) for e in exports],
+        "verifier_file": verifier_package()[0],
     })
 
 

@@ -62,10 +62,12 @@ CERTIFICATE_MESSAGES: dict[str, dict[str, str]] = {
     "certificate.verify": {"zh": "如何核验本导出", "en": "How to verify this export"},
     "certificate.verify_root": {
         "zh": "需要本单位的根证书（ROOT.pem），请通过可信渠道向本单位获取，不要取自本导出包。"
-              "使用本项目的离线核验工具（取自本单位提供的代码 verifier/ 目录单独安装：pip install ./verifier；无需服务器，无需账号）：",
+              "使用本项目的离线核验工具（本单位证据系统的 /api/v1/trust/evidence-verifier.tar.gz，或其代码的 verifier/ 目录；"
+              "pip install 该安装包即可；核验时无需服务器，无需账号）：",
         "en": "You need the organisation's root certificate (ROOT.pem), obtained from the organisation through "
               "a channel you trust, not from this export. With the project's offline verifier, installed on its "
-              "own from the verifier/ folder of the archive's code the organisation provides (pip install ./verifier; no server, no account):"},
+              "own (pip install the package the organisation's archive serves at /api/v1/trust/evidence-verifier.tar.gz, "
+              "or its code's verifier/ folder; checking needs no server and no account):"},
     "certificate.verify_tools": {"zh": "或在解压后的导出包目录中，用通用工具逐项核验：",
                                  "en": "Or each part with standard tools, from inside the unpacked bag directory:"},
     "certificate.verify_items": {

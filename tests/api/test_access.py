@@ -24,7 +24,7 @@ PASSWORDLESS_PUBLIC = {
     # Routes anyone may reach (documentation, health, trust anchors, the time-stamping
     # authority, tus discovery, the sign-in form). Everything else must authenticate.
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
-    ("GET", "/healthz"), ("GET", "/api/v1/trust/chain.pem"), ("POST", "/tsa"), ("GET", "/"),
+    ("GET", "/healthz"), ("GET", "/api/v1/trust/chain.pem"), ("GET", "/api/v1/trust/evidence-verifier.tar.gz"), ("POST", "/tsa"), ("GET", "/"),
     ("GET", "/login"), ("POST", "/login"), ("GET", "/login/oidc"), ("GET", "/login/oidc/callback"), ("OPTIONS", "/api/v1/uploads"), ("OPTIONS", "/api/v1/uploads/{upload_id}"),
 }
 

@@ -15,6 +15,7 @@ from api.pages.base import PageRoute
 
 PUBLIC = {
     ("/api/v1/trust/chain.pem", "GET"),  # certificates: a court fetches them without an account
+    ("/api/v1/trust/evidence-verifier.tar.gz", "GET"),  # the offline verifier's code, for the same court
     ("/tsa", "POST"),  # RFC 3161 clients send no credentials
     ("/healthz", "GET"),
     ("/api/v1/uploads", "OPTIONS"), ("/api/v1/uploads/{upload_id}", "OPTIONS"),  # tus discovery

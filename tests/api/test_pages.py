@@ -398,3 +398,26 @@ def test_the_custody_table_refreshes_with_its_filters_and_only_for_the_unit(stac
     with _browser(stack) as b:
         sign_in(b, other)
         assert b.get(f"/cases/{case['id']}/custody").status_code == 404
+
+
+def test_the_court_page_offers_the_verifier_it_tells_courts_to_install(stack):
+    """The court page's instructions install the offline verifier; the page links the package
+    the archive serves (a court clerk has no code repository), and anyone may fetch it."""
+    import io
+    import tarfile
+
+    court = stack.user(role="court", unit="court")
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, court)
+        page = b.get("/court").text
+    link = re.search(r'<a href="(/api/v1/trust/evidence-verifier\.tar\.gz)" download data-testid="verifier-download">'
+                     r'下载离线核验工具（(evidence-verifier-[\d.]+\.tar\.gz)）</a>', page)
+    assert link, page
+    assert f"pip install {link.group(2)}" in page
+    with stack.client(None) as anyone:
+        r = anyone.get(link.group(1))
+    assert r.status_code == 200 and link.group(2) in r.headers["content-disposition"]
+    names = tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz").getnames()
+    base = link.group(2).removesuffix(".tar.gz")
+    assert f"{base}/pyproject.toml" in names and f"{base}/evidence_verify/cli.py" in names, names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
