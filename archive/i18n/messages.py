@@ -431,6 +431,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.checkpoint_sealed": {"zh": "检查点签章", "en": "checkpoint sealed"},
     "action.continuity_analysed": {"zh": "连续性分析", "en": "continuity analysed"},
     "action.court_request_fulfilled": {"zh": "完成调取申请", "en": "court request fulfilled"},
+    "action.court_request_reopened": {"zh": "调取申请重新待办", "en": "court request reopened"},
     "action.derived_created": {"zh": "生成派生文件", "en": "derived file made"},
     "action.device_clock_set": {"zh": "设置设备时钟偏差", "en": "device clock set"},
     "action.document_read": {"zh": "读取文书", "en": "document read"},

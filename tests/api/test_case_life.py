@@ -294,6 +294,9 @@ def test_an_export_in_progress_keeps_a_case_open(stack: Stack) -> None:
     stack.user(role="court", unit="court-1", name=judge_name)
     with stack.client(officer) as off, stack.client(reviewer) as rv:
         cid = off.post("/api/v1/cases", json={"case_number": f"CE-{uuid.uuid4().hex[:8]}", "title": "Ex"}).json()["id"]
+        item = off.post(f"/api/v1/cases/{cid}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                        content=uuid.uuid4().bytes * 10).json()  # a case with nothing is refused an export
+        stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
         r = rv.post(f"/api/v1/cases/{cid}/exports", json={"recipient": judge_name})
         assert r.status_code == 201, r.text
         refused = codes(off.post(f"/api/v1/cases/{cid}/close"))
