@@ -67,6 +67,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "sso_refusal.no_user": {"zh": "没有用户 {subject}，目录也未提供可用于创建该用户的角色和单位",
                             "en": "no user {subject}, and the directory gives no role and unit to create one"},
     "sign_in_refusal.disabled": {"zh": "用户 {name} 已停用", "en": "user {name} is disabled"},
+    "sign_in_refusal.system": {"zh": "{name} 是系统自身的身份，不能登录", "en": "{name} is the archive's own identity: it cannot sign in"},
     "sign_in_refusal.second_factor": {"zh": "此角色须使用第二因素：请在浏览器中登录并完成绑定",
                                       "en": "this role needs a second factor: sign in in a browser and enrol one"},
     "signin.invalid_code": {"zh": "验证码无效。", "en": "That code is not valid."},
