@@ -116,25 +116,35 @@ async def one_value_per_json_key(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not route.dependant.body_params:
         return
-    repeated: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in items:
-            if key in seen:
-                repeated.append(key)
-            seen.add(key)
-        return dict(items)
-
     try:
-        json.loads(await request.body(), object_pairs_hook=pairs)
-    except ValueError:
-        return  # not JSON: the route's own validation says so
+        tree = json.loads(await request.body(), object_pairs_hook=_Pairs)
+        repeated = sorted(set(_repeated_keys(tree, ())), key=lambda loc: [str(part) for part in loc])
+    except (ValueError, RecursionError):
+        return  # not JSON (or nested past any schema): the route's own validation says so
     if repeated:
         raise RequestValidationError([
-            {"loc": ("body", key), "msg": "given more than once in one object; give it once",
-             "type": "repeated_json_key"} for key in sorted(set(repeated))
+            {"loc": ("body", *loc), "msg": "given more than once in one object; give it once",
+             "type": "repeated_json_key"} for loc in repeated
         ])
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs in the order given, repeats kept."""
+
+
+def _repeated_keys(node: Any, path: tuple) -> Iterator[tuple]:
+    """The full path (keys and array indices) of each key given again in one object of ``node``:
+    ``{"aspects": {"subject": {"ok": true, "ok": false}}}`` names ``aspects.subject.ok``."""
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for key, value in node:
+            if key in seen:
+                yield (*path, key)
+            seen.add(key)
+            yield from _repeated_keys(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _repeated_keys(value, (*path, index))
 
 
 ONE_VALUE_PER_QUERY_PARAMETER = [Depends(one_value_per_query_parameter), Depends(one_value_per_json_key)]

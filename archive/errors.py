@@ -18,6 +18,12 @@ class ArchiveError(Exception):
     transient = False
     """True when the same work can succeed later unchanged (an outage, a busy database):
     background work backs off and retries instead of failing."""
+    no_system_fault = False
+    """True when the failure is no new fault of the system and its reason is shown to those who
+    asked: the request's own (an export of a case with nothing to export), or one whose cause
+    is counted where it lies (an export of an item whose processing gave up: that item's work
+    stays ``failed``). Background work that meets it ends there, logged as a warning, instead
+    of staying ``failed``, so ``/healthz`` counts each fault an operator must look at once."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
         super().__init__(message)

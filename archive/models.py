@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     column,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -172,6 +173,11 @@ class User(Base):
     token's hash."""
     active: Mapped[bool] = mapped_column(default=True)
     """False once an administrator disabled the user: every credential is refused."""
+    system: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """The archive's own identity (the command line's ``system-cli``): named by custody
+    entries, but it holds no token and cannot sign in, is not listed among users, cannot be
+    changed through them, and is no administrator :func:`~archive.identity.users.update_user`'s
+    last-administrator rule counts (revision 0023)."""
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     """Base32 RFC 6238 secret; set at enrolment, confirmed when ``totp_enrolled_at`` is set."""

@@ -100,6 +100,11 @@ class EvidenceTask(Task):
                 translate_busy(exc)  # a database lost for a moment: retried, never given up at once
                 raise
         except ArchiveError as exc:
+            if exc.no_system_fault:  # reported to those who asked: the work ends, no fault to count
+                _give_up(self.name, subject, exc.message, fault=False)
+                if work.done(self.db, claim):
+                    _enqueue(self.name, subject)
+                raise
             if not exc.transient:
                 work.fail(self.db, claim, exc.message)
                 _give_up(self.name, subject, exc.message)
@@ -310,8 +315,9 @@ def fixity_audit(self: EvidenceTask) -> int:
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
 
 
-def _give_up(task: str, subject: str, reason: str) -> None:
-    """Show on the subject why its work failed for good (never raises: it only reports)."""
+def _give_up(task: str, subject: str, reason: str, *, fault: bool = True) -> None:
+    """Show on the subject why its work failed for good (never raises: it only reports).
+    ``fault`` False: no fault of the system (``ArchiveError.no_system_fault``), a warning."""
     from archive.exports import build
     from archive.cases import receipts
     from archive.inspections import service as inspections
@@ -319,11 +325,14 @@ def _give_up(task: str, subject: str, reason: str) -> None:
     db = process_item.db  # the one Database of this worker process
     hooks: dict[str, Callable[[], None]] = {
         work.PROCESS_ITEM: lambda: pipeline.give_up(db, subject, reason=reason),
-        work.BUILD_EXPORT: lambda: build.fail_export(db, subject, reason),
+        work.BUILD_EXPORT: lambda: build.fail_export(db, subject, reason, fault=fault),
         work.VERIFY_CASE: lambda: receipts.give_up(db=db, receipt_id=subject, reason=reason),
         work.INSPECT: lambda: inspections.finish(db, subject, item_id=None, record_id=None, error=reason),
     }
-    log.error("%s %s failed for good: %s", task, subject, reason)
+    if fault:
+        log.error("%s %s failed for good: %s", task, subject, reason)
+    else:
+        log.warning("%s %s refused: %s", task, subject, reason)
     hook = hooks.get(task)
     if hook is None:
         return

@@ -12,6 +12,10 @@ from archive.errors import ArchiveError, VerificationFailed
 from archive.timefmt import local_time, shown
 
 
+SYSTEM_CLI = "system-cli"
+"""The identity ``verify-case`` records its verification under, without ``--as``."""
+
+
 @main.group()
 def ledger() -> None:
     """The custody ledger."""
@@ -155,13 +159,16 @@ def verify_case(case: str, as_user: str | None, unit: str | None) -> None:
                 row = numbered[0] if numbered else None
             if row is None:
                 raise click.ClickException(f"no case {case!r}" + (f" in unit {unit!r}" if unit else ""))
-            name = as_user or "system-cli"
+            name = as_user or SYSTEM_CLI
             user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
             if user is None and as_user is None:
-                # A token-less system identity: its random token is discarded, nobody can log in as it.
-                user, _ = add_user(session, name=name, unit="system", role=Role.admin, actor=cli_actor())
+                # The archive's own identity (User.system): no token, cannot sign in, no
+                # administrator the last-administrator rule counts, not listed among users.
+                user, _ = add_user(session, name=name, unit="system", role=Role.admin, actor=cli_actor(), system=True)
             if user is None:
                 raise click.ClickException(f"no user {as_user!r}")
+            if as_user is None and not user.system:
+                raise click.ClickException(f"a user called {name!r} is someone's account: give --as REVIEWER")
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
         receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),

@@ -48,8 +48,10 @@ from sqlalchemy.orm import Session
 from archive.cases.models import CaseHandler, CaseStageMove, LegalReview, ReviewCheckpoint
 from archive.custody import ledger
 from archive.db import lock_row
-from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
-from archive.identity.users import actor_name, load_case, written_text
+from archive.errors import CaseClosed, Conflict, Forbidden, InvalidInput, NotFound
+from archive.identity.users import (
+    CASE_WRITERS, actor_name, check_user_may_sign_in, load_case, require_role, written_text,
+)
 from archive.models import Case, CaseStage, CaseStatus, Role, User, utcnow
 from archive.wording import Sentences
 
@@ -198,7 +200,12 @@ def record_move(
 
 
 def lock_case(session: Session, *, user: User, case_id: str, write: bool = False) -> Case:
-    """The case the user may see (and change, with ``write``), its row locked until the transaction ends."""
+    """The case the user may see (and change, with ``write``), its row locked until the transaction ends.
+
+    The user is checked again as the transaction reads them: a review or a closing record sealed
+    outside any transaction is not recorded once its author was disabled meanwhile (401
+    ``user_disabled``), as their role and unit are checked again."""
+    check_user_may_sign_in(user)
     load_case(session, user=user, case_id=case_id, write=write)
     case = lock_row(session, Case, case_id)
     if case is None:  # pragma: no cover - just seen by load_case
@@ -233,6 +240,14 @@ def move(session: Session, *, user: User, case_id: str, to: str, reason: str | N
         if target != REOPEN_TO:
             raise Conflict(f"a closed case can only be reopened, to {REOPEN_TO.value}", code="stage_move_not_allowed")
         return _reopen(session, user=user, case=case, reason=text)
+    if user.role == Role.reviewer and target == REOPEN_TO == case.stage:
+        # A reviewer's reopening of a case another reopened first (twenty clicks at once): the
+        # case is no longer closed, and investigation -> investigation is no move.
+        raise Conflict(f"case {case.case_number} is not closed (it is in {case.stage.value} already): only a "
+                       "closed case is reopened", code="stage_move_not_allowed")
+    # Other moves change the case: by a role that changes cases (a handler who became a
+    # reviewer no longer does), then only by its handlers or an administrator.
+    require_role(user, CASE_WRITERS, doing="change cases")
     require_handler(session, user=user, case=case, doing="move its stage")
     allowed = allowed_moves(case)
     if target not in allowed:
@@ -271,6 +286,8 @@ def add_handler(session: Session, *, user: User, case_id: str, handler_name: str
     """
     case = lock_case(session, user=user, case_id=case_id, write=True)
     require_handler(session, user=user, case=case, doing="assign handlers")
+    if case.stage == S.closed:  # its archive record, which names its handlers, is sealed
+        raise CaseClosed(f"case {case.case_number} is closed: its record is sealed", code="case_closed")
     other = session.execute(select(User).where(User.name == handler_name)).scalar_one_or_none()
     if other is None or other.unit_id != case.unit_id or not other.active:
         raise NotFound(f"no active user {handler_name} in the case's unit", code="user_not_found")

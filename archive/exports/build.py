@@ -15,6 +15,7 @@ from archive.continuity.report import build_report
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import ArchiveError, ObjectExists, ObjectNotFound
+from archive.exports import court_requests
 from archive.exports.bag import write_bag
 from archive.exports.bagzip import StorePipe
 from archive.exports.errors import ExportWaiting
@@ -118,7 +119,7 @@ def build_export(
         return _finish(db, export_id, key, stored.version_id, pipe.size, sha256, len(members), settings, store)
     except ArchiveError as exc:
         if not exc.transient:  # an outage is waited out: the export stays building
-            fail_export(db, export_id, exc.message)
+            fail_export(db, export_id, exc.message, fault=not exc.no_system_fault)
         raise
     except Exception as exc:
         fail_export(db, export_id, work.STEP_REASONS.say("internal_error", error=type(exc).__name__))
@@ -199,9 +200,11 @@ def _finish(
     return ExportResult(export_id=export_id, storage_key=key, size=size, sha256=sha256, members=members or 0)
 
 
-def fail_export(db: Database, export_id: str, reason: str) -> None:
-    """Mark an export failed with its reason (and a custody entry); a ready one stays ready."""
-    log.error("export %s failed: %s", export_id, reason)
+def fail_export(db: Database, export_id: str, reason: str, *, fault: bool = True) -> None:
+    """Mark an export failed with its reason (and a custody entry); a ready one stays ready.
+    A court request it answered waits again for a reviewer (:func:`court_requests.reopen`).
+    ``fault`` False (the request's own failure, e.g. nothing to export) is logged as a warning."""
+    (log.error if fault else log.warning)("export %s failed: %s", export_id, reason)
     with db.session() as session:
         export = session.get(ExportRequest, export_id)
         if export is None or export.status in ("ready", "failed"):
@@ -211,3 +214,4 @@ def fail_export(db: Database, export_id: str, reason: str) -> None:
         export.finished_at = utcnow()
         ledger.append(session, actor="system:worker", action="export_failed", case_id=export.case_id,
                       details={"export": export_id, "reason": reason})
+        court_requests.reopen(session, export=export, actor="system:worker")

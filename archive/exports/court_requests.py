@@ -122,3 +122,19 @@ def fulfil(session: Session, *, user: User, request: CourtRequest, export: Expor
         session, actor=actor_name(user), action="court_request_fulfilled", case_id=request.case_id,
         details={"request": request.id, "export": export.id},
     )
+
+
+def reopen(session: Session, *, export: ExportRequest, actor: str) -> None:
+    """``export`` failed (or its ZIP was found altered): a court request it fulfilled waits
+    again for a reviewer of the case's unit, who fulfils it anew or declines it. A
+    ``court_request_reopened`` custody entry names the failed export and its reason."""
+    requests = session.execute(select(CourtRequest).where(
+        CourtRequest.export_id == export.id, CourtRequest.status == CourtRequestStatus.fulfilled,
+    ).with_for_update()).scalars().all()
+    for request in requests:
+        request.status = CourtRequestStatus.pending
+        request.export_id = request.decided_by = request.decided_at = None
+        ledger.append(
+            session, actor=actor, action="court_request_reopened", case_id=request.case_id,
+            details={"request": request.id, "export": export.id, "reason": export.error},
+        )

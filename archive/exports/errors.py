@@ -13,6 +13,10 @@ class ExportFailed(ArchiveError):
     code = "export_failed"
     status = 409
 
+    def __init__(self, message: str, *, code: str | None = None, no_system_fault: bool = False):
+        super().__init__(message, code=code)
+        self.no_system_fault = no_system_fault
+
 
 class ExportWaiting(ArchiveError):
     """Items of an approved export are still being sealed, or the case's continuity report

@@ -106,7 +106,8 @@ def unsealed_items(items: list[EvidenceItem]) -> list[dict[str, str]]:
             reasons = sorted({(v or {}).get("reason") or "" for v in (item.processing or {}).values()
                               if (v or {}).get("state") == "failed"} - {""})
             raise ExportFailed(PLAN_PROBLEMS.say("not_sealable", item=item.id, filename=item.original_filename,
-                                                 reasons="; ".join(reasons) or NO_REASON), code="item_not_sealable")
+                                                 reasons="; ".join(reasons) or NO_REASON), code="item_not_sealable",
+                                no_system_fault=True)  # the item's own failed work is what /healthz counts
         out.append({"item": item.id, "filename": item.original_filename, "seal_status": item.seal_status})
     return out
 
@@ -119,7 +120,8 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     case = session.get(Case, export.case_id)
     items = export_items(session, export)
     if not items:
-        raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export")
+        # Refused when asked for (archive.exports.service); kept for an export asked before that.
+        raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export", no_system_fault=True)
     # A court must be able to tell a selection from the whole case.
     in_case = session.execute(select(func.count()).select_from(EvidenceItem)
                               .where(EvidenceItem.case_id == export.case_id)).scalar_one()

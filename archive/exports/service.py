@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from archive import work
 from archive.custody import ledger
 from archive.db import Database
-from archive.errors import InvalidInput
+from archive.errors import Conflict, InvalidInput
 from archive.evidence import fixity
 from archive.exports import court_requests
 from archive.exports.access import export_to_approve, recipient_for_request
 from archive.exports.bag import EXPORT_PROBLEMS
+from archive.exports.plan import PLAN_PROBLEMS
 from archive.identity.users import actor_name, user_name
 from archive.models import EvidenceItem, ExportRequest, User, utcnow
 from archive.storage import ObjectStore
@@ -45,6 +46,11 @@ def request_export(
         recipient = requester
     recipient_user = recipient_for_request(session, user=user, case_id=case_id, recipient=recipient)
     selected = None
+    if items is None and session.execute(
+        select(EvidenceItem.id).where(EvidenceItem.case_id == case_id).limit(1)
+    ).first() is None:
+        # The build would fail for good; refused now, the court request (if any) still pending.
+        raise Conflict(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export")
     if items is not None:
         selected = list(dict.fromkeys(items))
         if not selected:
@@ -109,5 +115,6 @@ def served_export(db: Database, store: ObjectStore, export: ExportRequest) -> It
             row.status, row.error = "failed", EXPORT_PROBLEMS.say("zip_altered", sha256=sha256)
             ledger.append(session, actor="system:fixity", action="export_altered", case_id=case_id,
                           details={"export": export_id, "sha256": sha256})
+            court_requests.reopen(session, export=row, actor="system:fixity")
     return fixity.served_checked(store.read(export.storage_key, version_id=export.storage_version), sha256=sha256,
                                  size=export.size, on_altered=altered)

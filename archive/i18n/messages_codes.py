@@ -349,6 +349,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.user_exists": {"zh": "用户已存在。", "en": "That user exists already."},
     "error_code.last_admin": {"zh": "这是最后一个在用的管理员账号，不能停用或改为其他角色；请先设立另一个管理员。",
                               "en": "This is the last active administrator: it cannot be disabled or given another role until another administrator exists."},
+    "error_code.system_user": {"zh": "这是系统自身的身份，不是用户账号：不能登录、不能发令牌、不能修改。",
+                               "en": "That is the archive's own identity, not a user's account: it cannot sign in, hold tokens or be changed."},
     "error_code.invalid_user_name": {"zh": "用户名无效。", "en": "That user name is not valid."},
     "error_code.invalid_role": {"zh": "角色无效。", "en": "No such role."},
     "error_code.invalid_unit": {"zh": "单位无效。", "en": "That unit is not valid."},

@@ -177,13 +177,16 @@ def parse_role(role: Role | str) -> Role:
 def add_user(
     session: Session, *, name: str, unit: str, role: Role | str, actor: str = "system:admin",
     expires_in: int | None = None, initial_token: bool = True, external_subject: str | None = None,
+    system: bool = False,
 ) -> tuple[User, str]:
     """Create a user in ``unit`` (created if needed) and return it with its first token.
 
     The token stops working after ``expires_in`` seconds when given. Without
     ``initial_token`` (users who sign in through the directory) no token is made and the
-    second value is empty; ``external_subject`` links the user to the directory.
+    second value is empty; ``external_subject`` links the user to the directory. A
+    ``system`` identity (:attr:`User.system`) gets no token and can never sign in.
     """
+    initial_token = initial_token and not system
     role = parse_role(role)
     check_user_name(name)
     # Names differing only in case or width read as one person in the custody ledger.
@@ -194,7 +197,7 @@ def add_user(
     # Both rows go in before the first custody entry: the ledger lock is taken last, so a
     # concurrent add of the same name fails on its unique key instead of deadlocking.
     unit_row, unit_created = _find_or_add_unit(session, unit)
-    user = User(name=name, role=role, unit_id=unit_row.id, external_subject=external_subject)
+    user = User(name=name, role=role, unit_id=unit_row.id, external_subject=external_subject, system=system)
     session.add(user)
     with unique_violations_as_conflicts():  # a concurrent add of the same name won
         session.flush()
@@ -204,7 +207,8 @@ def add_user(
     ledger.append(
         session, actor=actor, action="user_created",
         details={"user": name, "user_id": user.id, "role": role.value, "unit": unit_row.name,
-                 "token_id": row.id if row else None, "expires_at": _iso(row.expires_at) if row else None},
+                 "token_id": row.id if row else None, "expires_at": _iso(row.expires_at) if row else None,
+                 **({"system": True} if system else {})},
     )
     return user, token
 
@@ -236,8 +240,15 @@ def find_user(session: Session, *, name: str) -> User:
 
 
 def list_users(session: Session) -> list[User]:
-    """Every user, by name."""
-    return list(session.execute(select(User).order_by(User.name)).scalars().unique())
+    """Every user, by name; not the archive's own identities (:attr:`User.system`)."""
+    return list(session.execute(select(User).where(User.system.is_(False)).order_by(User.name)).scalars().unique())
+
+
+def refuse_system_user(user: User) -> None:
+    """403 ``system_user``: the archive's own identity (:attr:`User.system`) is no one's
+    account: it gets no token and is not changed as users are."""
+    if user.system:
+        raise Forbidden(f"{user.name!r} is the archive's own identity, not a user's account", code="system_user")
 
 
 def update_user(
@@ -249,6 +260,7 @@ def update_user(
     Disabling holds from the next request: every credential is checked against the row.
     """
     user = find_user(session, name=name)
+    refuse_system_user(user)
     new_role = user.role if role is None else parse_role(role)
     stays_admin = (user.active if active is None else active) and new_role == Role.admin
     if user.active and user.role == Role.admin and not stays_admin:
@@ -288,7 +300,9 @@ def _keep_an_admin(session: Session, *, leaving: User) -> None:
     # administrators disabling each other at once lock the same rows in the same order, so
     # the later waits for the earlier and then finds it alone (locking only the others, each
     # held the row the other went on to change: a deadlock on PostgreSQL).
-    admins = session.execute(select(User.id).where(User.role == Role.admin, User.active.is_(True))
+    # The archive's own identities (User.system) manage nothing: they do not count.
+    admins = session.execute(select(User.id).where(User.role == Role.admin, User.active.is_(True),
+                                                   User.system.is_(False))
                              .order_by(User.id).with_for_update()).scalars().all()
     if not set(admins) - {leaving.id}:
         raise Conflict(f"{leaving.name!r} is the last active administrator: make another one first",
@@ -304,6 +318,7 @@ def issue_token(
     Where the user's role must give a second factor, tokens are issued only once the user
     has enrolled one (a program's token must not be a way around it).
     """
+    refuse_system_user(user)
     if not user.active:
         raise Forbidden(f"user {user.name} is disabled", code="user_disabled")
     if user.role.value in totp_roles and user.totp_enrolled_at is None:
@@ -370,13 +385,18 @@ def authenticate(session: Session, *, token: str | None, totp_roles: Collection[
 
 SIGN_IN_REFUSALS = Sentences("sign_in_refusal", {
     "disabled": "user {name} is disabled",
+    "system": "{name} is the archive's own identity: it cannot sign in",
     "second_factor": "this role needs a second factor: sign in in a browser and enrol one",
 })
 """Why a known user may not sign in (:func:`check_user_may_sign_in`), kept as a failed sign-in's reason."""
 
 
 def check_user_may_sign_in(user: User, *, totp_roles: Collection[str] = ()) -> None:
-    """Unauthenticated when the user is disabled, or must enrol a second factor first."""
+    """Unauthenticated when the user is the archive's own identity (401 ``system_user``: a
+    token made for it before revision 0023 is refused), is disabled, or must enrol a second
+    factor first."""
+    if user.system:
+        raise Unauthenticated(SIGN_IN_REFUSALS.say("system", name=user.name), code="system_user")
     if not user.active:
         raise Unauthenticated(SIGN_IN_REFUSALS.say("disabled", name=user.name), code="user_disabled")
     if user.role.value in totp_roles and user.totp_enrolled_at is None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import Stack
 
@@ -294,6 +295,9 @@ def test_an_export_in_progress_keeps_a_case_open(stack: Stack) -> None:
     stack.user(role="court", unit="court-1", name=judge_name)
     with stack.client(officer) as off, stack.client(reviewer) as rv:
         cid = off.post("/api/v1/cases", json={"case_number": f"CE-{uuid.uuid4().hex[:8]}", "title": "Ex"}).json()["id"]
+        item = off.post(f"/api/v1/cases/{cid}/evidence", params={"kind": "other", "filename": "scan.bin"},
+                        content=uuid.uuid4().bytes * 10).json()  # a case with nothing is refused an export
+        stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
         r = rv.post(f"/api/v1/cases/{cid}/exports", json={"recipient": judge_name})
         assert r.status_code == 201, r.text
         refused = codes(off.post(f"/api/v1/cases/{cid}/close"))
@@ -380,16 +384,7 @@ def test_closes_at_once_leave_one_sealed_record_in_the_vault(stack: Stack) -> No
 
     from archive.models import Case
 
-    unit = f"unit-{uuid.uuid4().hex[:6]}"
-    officer = stack.user(role="officer", unit=unit)
-    first, second = stack.user(role="reviewer", unit=unit), stack.user(role="reviewer", unit=unit)
-    with stack.client(officer) as off, stack.client(first) as rv1, stack.client(second) as rv2:
-        cid = off.post("/api/v1/cases", json={"case_number": f"CC-{uuid.uuid4().hex[:8]}", "title": "Closes"}).json()["id"]
-        assert review(rv1, cid, "filing").status_code == 201
-        moved(off, cid, "withdrawn")
-        assert review(rv1, cid, "closing").status_code == 201
-        assert review(rv2, cid, "closing").status_code == 201
-        assert off.get(f"/api/v1/cases/{cid}/closing-gates").json()["reasons"] == []
+    _, officer, cid = _ready_case(stack)
 
     def close(_: int) -> tuple[int, str]:
         with stack.client(officer) as c:
@@ -438,3 +433,116 @@ def test_reasons_nobody_could_read_are_refused(stack: Stack) -> None:
         assert adm.get(f"/api/v1/cases/{cid}/holds").json() == []
         r = move(off, cid, "withdrawn", reason="当事人撤回申请\n附：撤回书")
         assert r.status_code == 200 and r.json()["reason"] == "当事人撤回申请\n附：撤回书", r.text
+
+
+def _ready_case(stack: Stack) -> tuple[str, str, str]:
+    """A case every closing gate lets through (filing review, withdrawn, two closing reviews):
+    its unit, its handler's token and its id."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    first, second = stack.user(role="reviewer", unit=unit), stack.user(role="reviewer", unit=unit)
+    with stack.client(officer) as off, stack.client(first) as rv1, stack.client(second) as rv2:
+        cid = off.post("/api/v1/cases", json={"case_number": f"CC-{uuid.uuid4().hex[:8]}", "title": "Closes"}).json()["id"]
+        assert review(rv1, cid, "filing").status_code == 201
+        moved(off, cid, "withdrawn")
+        assert review(rv1, cid, "closing").status_code == 201
+        assert review(rv2, cid, "closing").status_code == 201
+        assert off.get(f"/api/v1/cases/{cid}/closing-gates").json()["reasons"] == []
+    return unit, officer, cid
+
+
+def _closed_case(stack: Stack) -> tuple[str, str, str]:
+    """A case closed by its handler (:func:`_ready_case`, then closed)."""
+    unit, officer, cid = _ready_case(stack)
+    with stack.client(officer) as off:
+        assert off.post(f"/api/v1/cases/{cid}/close").status_code == 200
+    return unit, officer, cid
+
+
+def test_a_handler_made_reviewer_no_longer_moves_the_case(stack: Stack) -> None:
+    """A handler whose role became reviewer was refused closing, handlers and documents (403
+    forbidden_role) but still moved the case's stage (200)."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    name = f"officer-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit, name=name)
+    with stack.client(officer) as off, stack.client(stack.user(role="reviewer", unit=unit)) as rv:
+        cid = off.post("/api/v1/cases", json={"case_number": f"CR-{uuid.uuid4().hex[:8]}", "title": "Role"}).json()["id"]
+        assert review(rv, cid, "filing").status_code == 201
+        with stack.client(stack.user(role="admin", unit="hq")) as admin:
+            assert admin.patch(f"/api/v1/users/{name}", json={"role": "reviewer"}).status_code == 200
+        for to in ("investigation", "withdrawn"):
+            r = move(off, cid, to)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role", r.text
+        assert stage_of(rv, cid) == "filed"
+
+
+def test_a_review_sealed_while_its_reviewer_was_disabled_is_not_recorded(stack: Stack) -> None:
+    """A review is sealed outside any transaction, then recorded under the case's lock, where
+    role and unit were checked again but not whether the reviewer was still active."""
+    from archive.cases import reviews
+    from archive.errors import Unauthenticated
+    from archive.identity.users import update_user
+    from archive.cases.models import LegalReview
+    from archive.models import User
+
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    name = f"reviewer-{uuid.uuid4().hex[:6]}"
+    officer, reviewer = stack.user(role="officer", unit=unit), stack.user(role="reviewer", unit=unit, name=name)
+    with stack.client(officer) as off:
+        cid = off.post("/api/v1/cases", json={"case_number": f"RD-{uuid.uuid4().hex[:8]}", "title": "Dis"}).json()["id"]
+    real = stack.services.sealer
+
+    class DisabledWhileSealing:
+        sm2_key = real.sm2_key
+
+        def seal(self, data: bytes):  # type: ignore[no-untyped-def]
+            with stack.services.db.session() as s:
+                update_user(s, name=name, actor="user:admin", active=False)
+            return real.seal(data)
+
+        def verify_seal(self, data: bytes, bundle):  # type: ignore[no-untyped-def]
+            return real.verify_seal(data, bundle)
+
+    with stack.services.db.read() as s:
+        user_id = s.execute(select(User.id).where(User.name == name)).scalar_one()
+    body = reviews.ReviewInput(checkpoint="filing", aspects=ASPECTS_OK, decision="approve", opinion="approved")
+    with pytest.raises(Unauthenticated) as refused:
+        reviews.record_review(db=stack.services.db, sealer=DisabledWhileSealing(), user_id=user_id, case_id=cid,
+                              body=body)
+    assert refused.value.code == "user_disabled"
+    with stack.services.db.read() as s:
+        assert s.execute(select(LegalReview).where(LegalReview.case_id == cid)).first() is None
+    with stack.client(reviewer) as rv:
+        assert rv.get(f"/api/v1/cases/{cid}").status_code == 401
+
+
+def test_no_handler_is_added_to_a_closed_case(stack: Stack) -> None:
+    """Its archive record, naming its handlers, is sealed: 409 case_closed, as stage documents."""
+    unit, officer, cid = _closed_case(stack)
+    other = f"officer-{uuid.uuid4().hex[:6]}"
+    stack.user(role="officer", unit=unit, name=other)
+    with stack.client(officer) as off:
+        r = off.post(f"/api/v1/cases/{cid}/handlers", json={"user": other})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "case_closed", r.text
+        assert other not in off.get(f"/api/v1/cases/{cid}/stage").json()["handlers"]
+
+
+def test_reopens_at_once_one_reopens_the_others_find_it_open(stack: Stack) -> None:
+    """Twenty reopens of one closed case by a reviewer who does not handle it: one reopens it;
+    the others were told 403 not_a_handler (the case, no longer closed, took them for a
+    handler's move), now 409 stage_move_not_allowed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    unit, officer, cid = _closed_case(stack)
+    reviewer = stack.user(role="reviewer", unit=unit)
+
+    def reopen(_: int) -> tuple[int, str]:
+        with stack.client(reviewer) as c:
+            r = move(c, cid, "investigation", "a new licence turned up")
+            return r.status_code, (r.json().get("error") or {}).get("code", "") if r.status_code != 200 else ""
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(reopen, range(20)))
+    assert sorted(answers) == [(200, "")] + [(409, "stage_move_not_allowed")] * 19, answers
+    with stack.client(officer) as off:
+        assert stage_of(off, cid) == "investigation"

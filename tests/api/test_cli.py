@@ -13,11 +13,11 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from archive.custody import ledger
 from archive.models import LedgerEntry
-from tests.conftest import run_cli, run_sql, unprotect_ledger
+from tests.conftest import run_cli, run_sql, settings_from_env, unprotect_ledger
 
 
 @pytest.mark.slow  # the CLI as a process, twice a stack
@@ -230,3 +230,47 @@ def test_a_command_leaves_what_it_imported_out_of_the_collectors_passes_at_exit(
     frozen = int(out.rsplit("frozen at exit", 1)[1].split()[0])
     assert frozen > 10_000, out
     assert out.index("finalised") < out.index("frozen at exit"), out
+
+
+@pytest.mark.slow  # the CLI as a process
+def test_verify_case_records_under_a_system_identity_that_is_no_administrators_account(own_ledger):
+    """``verify-case`` without ``--as`` created ``system-cli`` as an ordinary active administrator
+    with a token, which then counted as a second administrator: the only person administering
+    could disable themself. It is the archive's own identity now: no token (one made before
+    revision 0023 is refused), not listed, not changed as users are, not counted by the
+    last-administrator rule, and still named by the custody entries it writes."""
+    from archive.cases.service import create_case
+    from archive.errors import Conflict, Forbidden, Unauthenticated
+    from archive.identity import users
+    from archive.models import ApiToken, User
+    from archive.storage import open_store
+
+    env, database = own_ledger
+    assert run_cli(env, "user", "add", "--name", "boss", "--unit", "hq", "--role", "admin").returncode == 0
+    with database.session() as s:
+        officer, _ = users.add_user(s, name="li.wei", unit="Team 1", role="officer")
+        case_id = create_case(s, store=open_store(settings_from_env(env)), user=officer, case_number="2026-1",
+                              title="t").id
+    for _ in range(2):
+        r = run_cli(env, "verify-case", case_id)
+        assert r.returncode in (0, 3), r.stderr
+    with database.session() as s:
+        cli = s.execute(select(User).where(User.name == "system-cli")).scalar_one()
+        assert cli.system and s.execute(select(ApiToken).where(ApiToken.user_id == cli.id)).first() is None
+        assert [u.name for u in users.list_users(s)] == ["boss", "li.wei"]
+        with pytest.raises(Conflict) as alone:
+            users.update_user(s, name="boss", actor="user:boss", active=False)
+        assert alone.value.code == "last_admin"
+        for change in ({"active": False}, {"role": "officer"}):
+            with pytest.raises(Forbidden) as refused:
+                users.update_user(s, name="system-cli", actor="user:boss", **change)
+            assert refused.value.code == "system_user"
+        with pytest.raises(Forbidden):
+            users.issue_token(s, user=cli, name="mine", expires_in=None, actor="user:boss")
+        _, old = users._new_token(s, user=cli, name="initial", expires_in=None)  # as before revision 0023
+        with pytest.raises(Unauthenticated) as signin:
+            users.authenticate(s, token=old)
+        assert signin.value.code == "system_user"
+        s.rollback()
+        actors = s.execute(select(LedgerEntry.actor).where(LedgerEntry.action == "verification_requested")).scalars()
+        assert list(actors) == ["user:system-cli", "user:system-cli"]

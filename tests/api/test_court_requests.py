@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import select
 
 from archive.models import LedgerEntry
+from tests.conftest import receive_directly
 
 
 def _request(c, number: str, **extra):  # type: ignore[no-untyped-def]
@@ -52,6 +53,7 @@ def test_reviewer_fulfils_second_approves_or_declines(stack, case):
     with stack.client(court) as c:
         wanted = _request(c, case["case_number"]).json()["id"]
         unwanted = _request(c, case["case_number"]).json()["id"]
+    receive_directly(stack, case, b"a record of the inspection", sm3=False)
     a, b = stack.user(role="reviewer", unit="unit-a"), stack.user(role="reviewer", unit="unit-a")
     with stack.client(a) as ra:
         wrong = ra.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": other_court, "request": wanted})
@@ -78,3 +80,23 @@ def test_reviewer_fulfils_second_approves_or_declines(stack, case):
     for action in ("court_request_received", "export_requested", "court_request_fulfilled", "court_request_declined",
                    "export_approved"):
         assert action in actions, action
+
+
+def test_a_case_with_nothing_to_export_is_refused_when_asked_and_the_request_still_waits(stack, case):
+    """An export of a case holding no evidence could only fail for good once approved (and the
+    court request it fulfilled answered by nothing): it is refused when asked for, 409
+    ``nothing_to_export``, and the court request stays pending, to decline or fulfil later."""
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(court) as c:
+        asked = _request(c, case["case_number"]).json()["id"]
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as reviewer:
+        for body in ({"request": asked}, {"recipient": court_name}):
+            r = reviewer.post(f"/api/v1/cases/{case['id']}/exports", json=body)
+            assert r.status_code == 409 and r.json()["error"]["code"] == "nothing_to_export", r.text
+        assert reviewer.get(f"/api/v1/cases/{case['id']}/exports").json() == []
+        mine = {r["id"]: r for r in reviewer.get("/api/v1/export-requests").json()}
+        assert mine[asked]["status"] == "pending" and mine[asked]["export_id"] is None
+        receive_directly(stack, case, b"the decision, scanned", sm3=False)
+        r = reviewer.post(f"/api/v1/cases/{case['id']}/exports", json={"request": asked})
+        assert r.status_code == 201 and r.json()["recipient"] == court_name, r.text

@@ -527,3 +527,11 @@ def test_a_json_key_given_twice_is_refused_and_creates_nothing(stack, officer):
                    % (start, "2026-03-01T09:05:00+08:00", "2026-03-01T09:06:00+08:00"))
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
         assert "body.end:" in r.json()["error"]["message"]
+        # Named by its whole path (it was "body.ok", the nested object's key alone).
+        r = c.post(f"/api/v1/cases/{case['id']}/reviews", headers={"Content-Type": "application/json"},
+                   content='{"checkpoint": "filing", "aspects": {"subject": {"ok": true, "ok": false}}, '
+                           '"decision": "approve", "opinion": "x", "x": [{"a": 1, "a": 2}]}')
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        message = r.json()["error"]["message"]
+        assert "body.aspects.subject.ok: given more than once" in message and "body.x.0.a:" in message, message
+        assert "body.ok:" not in message

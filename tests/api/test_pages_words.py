@@ -16,6 +16,7 @@ import pytest
 from archive.continuity.analysis import CAUSES
 from archive.i18n import gap_cause
 from tests.capture.support import continuity
+from tests.conftest import receive_directly
 from tests.tools import CLIENT_TLS, sign_in
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
@@ -217,6 +218,7 @@ def test_an_export_failed_for_want_of_the_certificate_font_says_why_in_chinese(s
     reviewer = stack.user(role="reviewer", unit="unit-a")
     court = f"court-{uuid.uuid4().hex[:6]}"
     stack.user(role="court", unit="court-1", name=court)
+    receive_directly(stack, case, b"a scanned record", sm3=False)  # a case with nothing is refused an export
     with stack.client(reviewer) as c:
         export = c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court})
         assert export.status_code == 201, export.text
@@ -275,11 +277,11 @@ def test_store_errors_kept_as_an_export_error_or_a_step_reason_are_said_in_chine
     reviewer = stack.user(role="reviewer", unit="unit-a")
     court = f"court-{uuid.uuid4().hex[:6]}"
     stack.user(role="court", unit="court-1", name=court)
+    _item_with_steps(stack, officer, case, {"probe": ("queued", retrying)})
     with stack.client(reviewer) as c:  # not approved by a second reviewer: it waits, unbuilt
         export = c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court})
         assert export.status_code == 201, export.text
     fail_export(stack.services.db, export.json()["id"], missing.value.message)
-    _item_with_steps(stack, officer, case, {"probe": ("queued", retrying)})
 
     zh, en = (_page(stack, reviewer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
     shown = re.search(r'data-testid="export-error">(.*?)</span>', zh).group(1)

@@ -298,16 +298,65 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
             "the export has 'y'") in r.stderr, r.stderr
 
 
-def test_export_of_unsealed_item_fails_loudly(stack: Stack, people) -> None:
+def test_export_of_an_empty_case_is_refused_and_one_failing_reopens_its_court_request(stack: Stack, people) -> None:
+    """An export of a case with no evidence is refused when asked (409 ``nothing_to_export``).
+    One that still fails when built (asked before that check) is a failure of the request, not
+    of the system: the export says why, the court request it fulfilled waits again for a
+    reviewer (declined here, 409 ``court_request_decided`` before), and /healthz does not count
+    it as failed work for ever."""
+    from archive import work
+    from archive.exports import court_requests
+    from archive.models import ExportRequest, LedgerEntry, User, Work, utcnow
+
     with stack.client(people["officer"]) as c:
         case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Empty"}).json()
-    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
-        eid = req.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": people["judge_name"]}).json()["id"]
-        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+    with stack.client(people["judge"]) as judge:
+        asked = judge.post("/api/v1/export-requests", json={
+            "case_number": case["case_number"], "unit": "unit-x", "court_reference": "(2026)京0101行初1号",
+            "legal_basis": "行政诉讼法第40条"}).json()["id"]
+    with stack.client(people["requester"]) as req:
+        for body in ({"request": asked}, {"recipient": people["judge_name"]}):
+            r = req.post(f"/api/v1/cases/{case['id']}/exports", json=body)
+            assert r.status_code == 409 and r.json()["error"]["code"] == "nothing_to_export", r.text
+    with stack.client(people["approver"]) as appr:
+        failed_before = appr.get("/healthz").json()["work"]["failed"]
+    with stack.services.db.session() as session:  # as an export asked and approved before the check
+        names = {u.name: u for u in session.execute(select(User).where(User.name.in_(
+            [people["requester_name"], people["approver_name"], people["judge_name"]]))).scalars()}
+        export = ExportRequest(
+            case_id=case["id"], requested_by=names[people["requester_name"]].id, items=None, include_derived=False,
+            recipient_id=names[people["judge_name"]].id, status="approved", progress={},
+            approved_by=names[people["approver_name"]].id, approved_at=utcnow())
+        session.add(export)
+        session.flush()
+        eid = export.id
+        request = court_requests.check_fulfilment(session, user=names[people["requester_name"]], request_id=asked,
+                                                  case_id=case["id"])
+        court_requests.fulfil(session, user=names[people["requester_name"]], request=request, export=export)
+        work.want(session, task=work.BUILD_EXPORT, subject=eid)
+    with stack.client(people["approver"]) as appr:
         done = wait_export(stack, people["approver"], eid)
         assert done["status"] == "failed" and "no evidence" in done["error"]
         d = appr.get(f"/api/v1/exports/{eid}/download")
         assert d.status_code == 409 and d.json()["error"]["code"] == "export_failed"
+        deadline = time.monotonic() + 30
+        while True:  # the worker drops the work row just after it records the failure
+            with stack.services.db.snapshot() as s:
+                if s.get(Work, (work.BUILD_EXPORT, eid)) is None:
+                    break
+            assert time.monotonic() < deadline, "the failed export's work stayed"
+            time.sleep(0.2)
+        assert appr.get("/healthz").json()["work"]["failed"] == failed_before
+    with stack.client(people["judge"]) as judge:
+        mine = {r["id"]: r for r in judge.get("/api/v1/export-requests").json()}
+        assert mine[asked]["status"] == "pending" and mine[asked]["export_id"] is None
+    with stack.client(people["requester"]) as req:
+        declined = req.post(f"/api/v1/export-requests/{asked}/decline", json={"reason": "案件无证据"})
+        assert declined.status_code == 200 and declined.json()["status"] == "declined", declined.text
+    with stack.services.db.snapshot() as s:
+        reopened = s.execute(select(LedgerEntry.details).where(
+            LedgerEntry.case_id == case["id"], LedgerEntry.action == "court_request_reopened")).scalars().all()
+    assert [json.loads(d) for d in reopened] == [{"request": asked, "export": eid, "reason": done["error"]}]
 
 
 def test_reviewer_verification_receipt(stack: Stack, people, sealed_case) -> None:
