@@ -164,8 +164,15 @@ def release_hold(
 
 @router.get("/api/v1/cases/{case_id}/outcome", response_model=CaseOutcomePublic | None, responses=ERRORS)
 def get_outcome(case_id: str, session: SessionDep, user: CurrentUser) -> CaseOutcomePublic | None:
-    """The case's recorded outcome (null while none is recorded)."""
+    """The case's outcome: for a case withdrawn, terminated or referred (and closed since), that
+    stage, with the move's reason, mover and time; else the outcome recorded for it (null while
+    none is recorded)."""
     case = load_case(session, user=user, case_id=case_id)
+    ending = outcomes.ending_move(session, case_id=case.id)
+    if ending is not None:
+        return CaseOutcomePublic(case_id=case.id, outcome=ending.to_stage.value, reason=ending.reason or "",
+                                 recorded_by=user_names(session, {ending.actor_id}).get(ending.actor_id),
+                                 recorded_at=ending.at)
     row = session.get(CaseOutcome, case.id)
     return CaseOutcomePublic.of(row, user_names(session, {row.recorded_by})) if row else None
 

@@ -8,6 +8,7 @@ A withdrawn, terminated or referred case's outcome is that stage.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
@@ -16,6 +17,7 @@ from archive.errors import Conflict, InvalidInput
 from archive.identity.users import actor_name, load_case
 from archive.models import Case, CaseStage, User, utcnow
 from archive.records.common import case_row, require_reason
+from archive.cases.models import CaseStageMove
 from archive.records.models import CaseOutcome
 
 OUTCOMES = ("penalty", "no_penalty")
@@ -31,6 +33,20 @@ def outcome_of(stage: CaseStage, recorded: str | None) -> str:
     if stage in ENDING_OUTCOMES:
         return stage.value
     return recorded or "undecided"
+
+
+def ending_move(session: Session, *, case_id: str) -> CaseStageMove | None:
+    """The move that ended the case as its outcome (into withdrawn, terminated or referred),
+    when the case is still there or was closed from there; None otherwise (a case reopened
+    since has no such outcome any more)."""
+    ending = None
+    for move in session.execute(select(CaseStageMove).where(CaseStageMove.case_id == case_id)
+                                .order_by(CaseStageMove.at, CaseStageMove.ledger_seq)).scalars():
+        if move.to_stage in ENDING_OUTCOMES:
+            ending = move
+        elif move.to_stage != CaseStage.closed:
+            ending = None
+    return ending
 
 
 def record_outcome(session: Session, *, user: User, case_id: str, outcome: str, reason: str) -> CaseOutcome:

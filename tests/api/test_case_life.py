@@ -546,3 +546,18 @@ def test_reopens_at_once_one_reopens_the_others_find_it_open(stack: Stack) -> No
     assert sorted(answers) == [(200, "")] + [(409, "stage_move_not_allowed")] * 19, answers
     with stack.client(officer) as off:
         assert stage_of(off, cid) == "investigation"
+
+
+def test_a_withdrawn_case_s_outcome_is_its_withdrawal(stack: Stack) -> None:
+    """README: a withdrawn, terminated or referred case's outcome is that stage. The outcome
+    read answered null for one; it names the stage, with the move's reason, mover and time,
+    (and, by :func:`archive.records.outcomes.ending_move`, once closed from there)."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    with stack.client(officer) as off:
+        cid = off.post("/api/v1/cases", json={"case_number": f"WD-{uuid.uuid4().hex[:8]}", "title": "Withdrawn"}).json()["id"]
+        assert off.get(f"/api/v1/cases/{cid}/outcome").json() is None
+        assert move(off, cid, "withdrawn", reason="当事人已整改").status_code == 200
+        outcome = off.get(f"/api/v1/cases/{cid}/outcome").json()
+        assert outcome["outcome"] == "withdrawn" and outcome["reason"] == "当事人已整改", outcome
+        assert outcome["recorded_by"] and outcome["recorded_at"], outcome
