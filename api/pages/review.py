@@ -72,6 +72,14 @@ def approve_export(export_id: str, request: Request, session: SessionDep, servic
     return back_to(f"/cases/{case_id}#exports", notice="export_approved")
 
 
+@router.post("/exports/{export_id}/withdraw")
+def withdraw_export(export_id: str, request: Request, session: SessionDep, user: FormUser,
+                    reason: Annotated[str, Form()] = "") -> Response:
+    """The requester, or a reviewer of the unit, withdraws a requested export with a reason."""
+    export = export_service.withdraw_export(session, user=user, export_id=export_id, reason=reason)
+    return back_to(f"/cases/{export.case_id}#exports", notice="export_withdrawn")
+
+
 @router.post("/export-requests/{request_id}/decline")
 def decline_request(request_id: str, request: Request, session: SessionDep, user: FormUser,
                     reason: Annotated[str, Form()]) -> Response:

@@ -102,6 +102,20 @@ def approve_export(export_id: str, session: SessionDep, user: CurrentUser, servi
     return reply
 
 
+class WithdrawBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(max_length=2000, description="Why it is withdrawn (kept in the custody ledger)")
+
+
+@router.post("/api/v1/exports/{export_id}/withdraw", response_model=ExportPublic, responses=ERRORS)
+def withdraw_export(export_id: str, body: WithdrawBody, session: SessionDep, user: CurrentUser) -> ExportPublic:
+    """Withdraw a requested export, with a reason (its requester, or a reviewer or administrator
+    of the case's unit; 409 ``export_not_pending`` once approved): it will not be built, no longer
+    keeps the case from closing, and a court request it answered waits for a reviewer again."""
+    export = export_service.withdraw_export(session, user=user, export_id=export_id, reason=body.reason)
+    return ExportPublic.of(session, export)
+
+
 @router.get("/api/v1/exports/{export_id}", response_model=ExportPublic, responses=ERRORS)
 def get_export(export_id: str, session: SessionDep, user: CurrentUser) -> ExportPublic:
     """An export's status (requested, approved, building, ready, failed) and progress."""

@@ -93,6 +93,21 @@ def export_to_approve(session: Session, *, user: User, export_id: str) -> Export
     return export
 
 
+def export_to_withdraw(session: Session, *, user: User, export_id: str) -> ExportRequest:
+    """The requested export ``user`` may withdraw, locked for the change: its requester's, or
+    any of the case's unit's reviewers' or administrators' (an export nobody will approve keeps
+    the case from closing). 409 ``export_not_pending`` once it was approved."""
+    export = lock_row(session, ExportRequest, export_id)
+    if export is None or user.role == Role.court or not can_see_case(user, session.get(Case, export.case_id)):
+        raise NotFound(f"no export {export_id} visible to you", code="export_not_found")
+    if export.requested_by != user.id and user.role not in (Role.reviewer, Role.admin):
+        raise Forbidden("only the requester or the unit's reviewers may withdraw an export", code="forbidden_role")
+    if export.status != "requested":
+        raise Conflict(f"export {export_id} is {export.status}: only a requested export can be withdrawn",
+                       code="export_not_pending")
+    return export
+
+
 def load_export(session: Session, *, user: User, export_id: str, download: bool = False) -> ExportRequest:
     """An export the user may see (or download, when ``download``)."""
     export = session.get(ExportRequest, export_id)

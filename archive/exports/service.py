@@ -19,11 +19,12 @@ from archive.db import Database
 from archive.errors import Conflict, InvalidInput
 from archive.evidence import fixity
 from archive.exports import court_requests
-from archive.exports.access import export_to_approve, recipient_for_request
+from archive.exports.access import export_to_approve, export_to_withdraw, recipient_for_request
 from archive.exports.bag import EXPORT_PROBLEMS
 from archive.exports.plan import PLAN_PROBLEMS
 from archive.identity.users import actor_name, user_name
 from archive.models import EvidenceItem, ExportRequest, User, utcnow
+from archive.records.common import require_reason
 from archive.storage import ObjectStore
 
 
@@ -88,6 +89,17 @@ def approve_export(session: Session, *, user: User, export_id: str) -> ExportReq
         session, actor=actor_name(user), action="export_approved", case_id=export.case_id,
         details={"export": export.id, "requested_by": user_name(session, export.requested_by)},
     )
+    return export
+
+
+def withdraw_export(session: Session, *, user: User, export_id: str, reason: str) -> ExportRequest:
+    """Withdraw a requested export with a reason (a custody entry): it will not be built, and a
+    court request it answered waits for a reviewer again."""
+    export = export_to_withdraw(session, user=user, export_id=export_id)
+    export.status, export.error, export.finished_at = "withdrawn", require_reason(reason), utcnow()
+    ledger.append(session, actor=actor_name(user), action="export_withdrawn", case_id=export.case_id,
+                  details={"export": export.id, "reason": export.error})
+    court_requests.reopen(session, export=export, actor=actor_name(user))
     return export
 
 

@@ -100,3 +100,41 @@ def test_a_case_with_nothing_to_export_is_refused_when_asked_and_the_request_sti
         receive_directly(stack, case, b"the decision, scanned", sm3=False)
         r = reviewer.post(f"/api/v1/cases/{case['id']}/exports", json={"request": asked})
         assert r.status_code == 201 and r.json()["recipient"] == court_name, r.text
+
+
+def test_a_requested_export_nobody_will_approve_is_withdrawn(stack, case):
+    """An export nobody will approve kept the case from closing (export_in_progress) with no way
+    out. Its requester or a reviewer of the unit withdraws it with a reason: it is not built, it
+    no longer holds the case, and the court request it answered waits for a reviewer again."""
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(court) as c:
+        wanted = _request(c, case["case_number"]).json()["id"]
+    receive_directly(stack, case, b"a record of the withdrawal", sm3=False)
+    first, second = stack.user(role="reviewer", unit="unit-a"), stack.user(role="reviewer", unit="unit-a")
+    with stack.client(first) as ra:
+        export = ra.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court_name, "request": wanted}).json()
+        gates = ra.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]
+        assert "export_in_progress" in {g["code"] for g in gates}
+    with stack.client(stack.user(role="officer", unit="unit-a")) as officer:
+        r = officer.post(f"/api/v1/exports/{export['id']}/withdraw", json={"reason": "不再需要"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role", r.text
+    with stack.client(stack.user(role="reviewer", unit="unit-z")) as stranger:
+        r = stranger.post(f"/api/v1/exports/{export['id']}/withdraw", json={"reason": "不再需要"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "export_not_found", r.text
+    with stack.client(second) as rb:
+        r = rb.post(f"/api/v1/exports/{export['id']}/withdraw", json={"reason": "\u200b"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "reason_required", r.text
+        r = rb.post(f"/api/v1/exports/{export['id']}/withdraw", json={"reason": "法院已撤回调取"})
+        assert r.status_code == 200 and r.json()["status"] == "withdrawn", r.text
+        r = rb.post(f"/api/v1/exports/{export['id']}/approve")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "export_not_pending", r.text
+        r = rb.post(f"/api/v1/exports/{export['id']}/withdraw", json={"reason": "again"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "export_not_pending", r.text
+        gates = rb.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]
+        assert "export_in_progress" not in {g["code"] for g in gates}, gates
+        waiting = [x for x in rb.get("/api/v1/export-requests").json() if x["id"] == wanted]
+        assert waiting and waiting[0]["status"] == "pending", waiting
+    with stack.services.db.read() as s:
+        actions = s.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case["id"])).scalars().all()
+    assert "export_withdrawn" in actions and "court_request_reopened" in actions
