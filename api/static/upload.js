@@ -142,8 +142,18 @@
     });
   }
 
+  // Evidence on its way means a continuity analysis will be owed: the continuity section stops
+  // saying "complete" or "no gaps" at once (its next refresh says what the server knows).
+  function continuityOwed() {
+    const gaps = document.getElementById("gaps");
+    if (!gaps) return;
+    gaps.querySelectorAll("[data-settled]").forEach(function (e) { e.hidden = true; });
+    gaps.querySelectorAll("[data-owed]").forEach(function (e) { e.hidden = false; });
+  }
+
   async function sendAll(form) {
     const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
+    if (waiting.length) continuityOwed();
     for (const entry of waiting) {
       await send(form, entry);
       const items = document.getElementById("items");

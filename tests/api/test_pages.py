@@ -398,3 +398,36 @@ def test_the_custody_table_refreshes_with_its_filters_and_only_for_the_unit(stac
     with _browser(stack) as b:
         sign_in(b, other)
         assert b.get(f"/cases/{case['id']}/custody").status_code == 404
+
+
+def test_continuity_fragments_say_pending_and_refresh_for_the_unit_only(stack, officer):
+    """What the case page asks for again after an upload: the continuity section says the
+    analysis is pending (never "No gaps found" or "complete" while an item is processing), the
+    timeline and the closing gates answer as fragments of their own, each drawn from a state the
+    page compares; another unit's officer gets the 404 of an unknown case."""
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"F-{uuid.uuid4().hex[:8]}", "title": "fragments"}).json()
+    with _browser(stack) as b:
+        sign_in(b, officer)
+        before = b.get(f"/cases/{case['id']}/gaps").text
+        assert 'data-pending="false"' in before and "<span data-settled>No gaps found.</span>" in before
+        state = re.search(r'data-state="([0-9a-f]+)"', before).group(1)
+        with stack.client(officer) as c:
+            assert c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"note for continuity",
+                          params={"kind": "other", "filename": "note.txt"}).status_code == 201
+        pending = b.get(f"/cases/{case['id']}/gaps").text
+        if 'data-pending="true"' in pending:  # the worker may already be done with a note
+            # "No gaps found." is there only hidden (for the page to show once the analysis is done).
+            assert "<span data-settled hidden>No gaps found.</span>" in pending and "complete</span>" not in pending
+            assert "<span data-owed>Recordings are still being processed" in pending, pending
+            assert 'hx-trigger="every 3s, refresh"' in pending
+        assert re.search(r'data-state="([0-9a-f]+)"', pending).group(1) != state
+        timeline = b.get(f"/cases/{case['id']}/timeline")
+        assert timeline.status_code == 200 and 'id="timeline"' in timeline.text and "data-drawn=" in timeline.text
+        closing = b.get(f"/cases/{case['id']}/closing")
+        assert closing.status_code == 200 and 'data-testid="closing-gate"' in closing.text, closing.text
+    other = stack.user(role="officer", unit="unit-b")
+    with _browser(stack) as b:
+        sign_in(b, other)
+        for part in ("gaps", "timeline", "closing"):
+            assert b.get(f"/cases/{case['id']}/{part}").status_code == 404

@@ -3,7 +3,9 @@ declares wrongly is refused by the server and kept nowhere as evidence."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -104,3 +106,59 @@ def test_an_upload_survives_a_dropped_connection(browser, stack):
         items = s.execute(select(EvidenceItem).where(EvidenceItem.case_id == case["id"])).scalars().all()
     assert [u.status for u in uploads] == ["complete"]  # the same upload went on, none started anew
     assert [i.size for i in items] == [6 * 1024 * 1024]
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory) -> list[Path]:
+    """Two different 10 s clips (of one camera, as the test declares them)."""
+    d = tmp_path_factory.mktemp("live-clips")
+    out = []
+    for i, source in enumerate(("testsrc", "testsrc2"), start=1):
+        path = d / f"cam-{i}.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"{source}=size=160x90:rate=10:duration=10", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-g", "10", str(path)], check=True)
+        out.append(path)
+    return out
+
+
+COMPLETE_SEEN = """() => {
+  // Samples the page: did the continuity section ever say "complete" or "no gaps" once the
+  // upload began? (Nothing was analysed yet then, and a gap was coming.)
+  window.completeSeen = [];
+  document.querySelector('[data-testid=upload-begin]').addEventListener('click', () => setInterval(() => {
+    const gaps = document.getElementById('gaps');
+    const said = Array.from(gaps.querySelectorAll('.tag.ok, [data-testid=gaps-none] span'))
+      .filter(e => e.checkVisibility() && /完整|未发现中断/.test(e.textContent));
+    if (said.length) window.completeSeen.push(said.map(e => e.textContent.trim()).join(' '));
+  }, 50));
+}"""
+
+
+def test_continuity_follows_an_upload_without_a_reload(browser, stack, two_clips):
+    """After two clips of one camera with a pause between them are uploaded, the page's
+    continuity section says the analysis is pending (never "complete"), then shows the gap with
+    its explain form, the timeline draws it and the closing gates name it, all without a reload
+    (the section said 连续性：完整 / 未发现中断 until one)."""
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="zh")
+    page.goto(f"/cases/{case['id']}")
+    assert "完整" in page.locator("#gaps-title").inner_text()  # an empty case: nothing owed
+    page.evaluate(COMPLETE_SEEN)
+    for clip, start in zip(two_clips, ("2026-03-01T10:00:00", "2026-03-01T10:00:30")):
+        page.get_by_test_id("upload-device").fill("CAM-LIVE")
+        page.get_by_test_id("upload-recorded-start").fill(start)
+        page.get_by_test_id("upload-input").set_input_files([str(clip)])
+    page.get_by_test_id("upload-begin").click()
+    page.locator("[data-testid=upload-row][data-state=done]").nth(1).wait_for(timeout=60_000)
+    gap = page.get_by_test_id("gap-row").first
+    gap.wait_for(timeout=120_000)
+    assert gap.get_by_test_id("gap-explain-submit").is_visible()
+    assert "存在待处理的中断" in page.locator("#gaps-title").inner_text()
+    page.get_by_test_id("timeline-gap").first.wait_for(timeout=30_000)
+    assert page.get_by_test_id("timeline-rec").count() == 2
+    assert page.get_by_test_id("timeline-stale").is_hidden()
+    page.locator("[data-testid=closing-gate][data-code=gap_unexplained]").wait_for(timeout=30_000)
+    assert page.locator("[data-testid=closing-gate][data-code=continuity_analysis_pending]").count() == 0
+    assert page.evaluate("window.completeSeen") == []
