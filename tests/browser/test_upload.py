@@ -4,6 +4,7 @@ declares wrongly is refused by the server and kept nowhere as evidence."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -162,3 +163,54 @@ def test_continuity_follows_an_upload_without_a_reload(browser, stack, two_clips
     page.locator("[data-testid=closing-gate][data-code=gap_unexplained]").wait_for(timeout=30_000)
     assert page.locator("[data-testid=closing-gate][data-code=continuity_analysis_pending]").count() == 0
     assert page.evaluate("window.completeSeen") == []
+
+
+def _settled(client, case_id: str) -> dict:  # type: ignore[type-arg]
+    """The case's continuity report once nothing is pending."""
+    deadline = time.monotonic() + 120
+    while (report := client.get(f"/api/v1/cases/{case_id}/continuity").json())["pending"]:
+        assert time.monotonic() < deadline, report
+        time.sleep(0.3)
+    return report
+
+
+def test_the_case_page_fits_a_phone(browser, stack, two_clips):
+    """At 390x844 (a phone) the case page is usable: the hashes no longer wrap one character a
+    line (a 5-item table was 161,519 px tall), the full hash is still there to copy, and the gap
+    table's explain form is within the screen's width once scrolled to (it was 784 px wide)."""
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    with stack.client(officer) as c:
+        for clip, start in zip(two_clips, ("2026-03-01T02:00:00Z", "2026-03-01T02:00:30Z")):
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=clip.read_bytes(),
+                       params={"kind": "bodycam_video", "filename": clip.name, "device_id": "CAM-PHONE",
+                               "recorded_start": start})
+            assert r.status_code == 201, r.text
+        for n in range(3):
+            assert c.post(f"/api/v1/cases/{case['id']}/evidence", content=f"note {n}".encode(),
+                          params={"kind": "other", "filename": f"note-{n}.txt"}).status_code == 201
+        assert _settled(c, case["id"])["gaps"]
+    page = open_as(browser, stack, officer, lang="zh")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/cases/{case['id']}")
+    assert page.get_by_test_id("item-row").count() == 5
+    items_height = page.evaluate("() => document.getElementById('items').getBoundingClientRect().height")
+    assert items_height < 2000, items_height  # 12,481 px before, 946 now
+    height, width = page.evaluate("() => [document.documentElement.scrollHeight, document.documentElement.scrollWidth]")
+    assert height < 15_000, height  # 133,218 px before, about 10,200 now (every section, one under another)
+    assert width <= 390, width  # wide tables scroll in their own box; the page does not
+    digest = page.locator("[data-testid=item-row] code.digest").first
+    full = digest.get_attribute("title")
+    assert len(full) == 64 and digest.text_content() == full  # shortened on screen only
+    button = page.get_by_test_id("gap-explain-submit").first
+    box = page.evaluate("""() => { const b = document.querySelector('[data-testid=gap-explain-submit]');
+        window.scrollTo(0, b.getBoundingClientRect().top + window.scrollY - 200);
+        const r = b.getBoundingClientRect(); const t = document.querySelector('[data-testid=gap-explain]').getBoundingClientRect();
+        return {left: r.left, right: r.right, text_left: t.left, text_right: t.right, width: window.innerWidth}; }""")
+    assert 0 <= box["left"] and box["right"] <= box["width"], box
+    assert 0 <= box["text_left"] and box["text_right"] <= box["width"], box
+    # The explanation can be given from the phone.
+    row = page.get_by_test_id("gap-row").first
+    row.get_by_test_id("gap-explain").fill("电池耗尽，更换后继续录制。")
+    button.click()
+    page.wait_for_url("**notice=gap_explained**")
