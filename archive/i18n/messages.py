@@ -43,6 +43,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "notice.device_updated": {"zh": "设备时钟偏差已保存。", "en": "Device clock offset saved."},
     "notice.token_revoked": {"zh": "令牌已吊销。", "en": "Token revoked."},
     # Sign-in and second factor
+    "signin.why_expired": {"zh": "会话已过期，请重新登录。", "en": "Your session has expired; please sign in again."},
+    "signin.why_disabled": {"zh": "账号已停用。", "en": "This account has been disabled."},
     "signin.title": {"zh": "登录", "en": "Sign in"},
     "signin.hint": {"zh": "请粘贴分配给您的 API 令牌（“evidence user add” 只显示一次）。", "en": "Paste the API token you were given (evidence user add prints it once)."},
     "signin.token": {"zh": "令牌", "en": "Token"},

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from tests.tools import CLIENT_TLS, sign_in
+from archive.identity.users import hash_token
+from tests.tools import CLIENT_TLS, csrf_of, sign_in
 
 
 def _browser(stack, lang: str = "en") -> httpx.Client:
@@ -431,3 +435,66 @@ def test_continuity_fragments_say_pending_and_refresh_for_the_unit_only(stack, o
         sign_in(b, other)
         for part in ("gaps", "timeline", "closing"):
             assert b.get(f"/cases/{case['id']}/{part}").status_code == 404
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_signing_in_returns_to_the_page_asked_for_and_only_to_this_site(stack, officer, case):
+    """A signed-out reader opening a case page lands there after signing in (not on the role's
+    home); a ``next`` naming another site, however written, leads home instead."""
+    wanted = f"/cases/{case['id']}?items_page=1"
+    with _browser(stack) as b:
+        r = b.get(wanted, headers=HTML)
+        assert r.status_code == 303 and r.headers["location"] == "/login?" + urlencode({"next": wanted})
+        form = b.get(r.headers["location"]).text
+        assert f'name="next" value="{html.escape(wanted)}"' in form
+        r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": wanted})
+        assert r.status_code == 303 and r.headers["location"] == wanted
+        assert b.get(wanted).status_code == 200
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\tevil", "evil", "/login?next=/x"):
+        with _browser(stack) as b:
+            form = b.get("/login", params={"next": hostile}).text
+            assert 'name="next"' not in form, hostile
+            r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": hostile})
+            assert r.status_code == 303 and r.headers["location"] == "/cases", (hostile, r.headers["location"])
+
+
+def test_an_expired_session_or_a_disabled_account_says_why_and_returns_after_signing_in(stack, officer, case):
+    """A session that lapses while a page is open, or an account disabled while a form is being
+    filled in, sends the reader to sign in with a message saying so (not silently), and back to the
+    page after; an htmx refresh of part of the page sends the whole page (not the sign-in form into
+    the table it refreshes)."""
+    from sqlalchemy import update
+
+    from archive.models import WebSession
+
+    page = f"/cases/{case['id']}"
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        with stack.services.db.session() as s:
+            s.execute(update(WebSession).where(WebSession.token_hash == hash_token(b.cookies["evidence_session"]))
+                      .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+            s.commit()
+        r = b.get(f"{page}/items", headers={"HX-Request": "true", "HX-Current-URL": f"{stack.url}{page}"})
+        assert r.status_code == 200 and r.text == ""
+        assert r.headers["hx-redirect"] == "/login?" + urlencode({"next": page, "why": "expired"})
+        r = b.get(page, headers=HTML)
+        assert r.headers["location"] == "/login?" + urlencode({"next": page, "why": "expired"})
+        form = b.get(r.headers["location"]).text
+        assert "会话已过期，请重新登录" in form
+        r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": page})
+        assert r.headers["location"] == page
+    admin = stack.user(role="admin", unit="hq")
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    with stack.client(admin) as a:
+        token = a.post("/api/v1/users", json={"name": name, "unit": "unit-a", "role": "officer"}).json()["token"]["token"]
+        with _browser(stack, lang="zh") as b:
+            sign_in(b, token)
+            form = b.get("/cases").text
+            assert a.patch(f"/api/v1/users/{name}", json={"active": False}).json()["active"] is False
+            r = b.post("/cases", data={"case_number": "X-1", "title": "t", "csrf_token": csrf_of(form)},
+                       headers={**HTML, "Referer": f"{stack.url}/cases?mine=true"})
+            assert r.status_code == 303
+            assert r.headers["location"] == "/login?" + urlencode({"next": "/cases?mine=true", "why": "disabled"})
+            assert "账号已停用" in b.get(r.headers["location"]).text
