@@ -105,6 +105,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "case.status": {"zh": "状态", "en": "status"},
     "case.vault": {"zh": "电子档案库", "en": "vault"},
     "upload.title": {"zh": "上传证据", "en": "Upload evidence"},
+    "upload.closed": {"zh": "本案已结案，其证据库不再接收新证据；如需补充，请由未承办本案的法制审核人员重新开启。", "en": "This case is closed: its vault accepts no new evidence. A legal reviewer who does not handle it may reopen it."},
     "upload.describe": {"zh": "接下来选择的文件的说明", "en": "Describe the files you choose next"},
     "upload.kind": {"zh": "类型", "en": "Kind"},
     "upload.kind_auto": {"zh": "按文件自动判断", "en": "From the file"},

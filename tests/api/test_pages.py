@@ -498,3 +498,23 @@ def test_an_expired_session_or_a_disabled_account_says_why_and_returns_after_sig
             assert r.status_code == 303
             assert r.headers["location"] == "/login?" + urlencode({"next": "/cases?mine=true", "why": "disabled"})
             assert "账号已停用" in b.get(r.headers["location"]).text
+
+
+def test_a_closed_case_offers_no_upload(stack, officer):
+    """A closed case's vault accepts nothing (409 case_closed): its page says so instead of
+    offering an upload area that could only fail."""
+    from sqlalchemy import update
+
+    from archive.models import Case, CaseStage
+
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"C-{uuid.uuid4().hex[:8]}", "title": "closed"}).json()
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        assert 'id="upload"' in b.get(f"/cases/{case['id']}").text
+        with stack.services.db.session() as s:
+            s.execute(update(Case).where(Case.id == case["id"]).values(stage=CaseStage.closed))
+            s.commit()
+        page = b.get(f"/cases/{case['id']}").text
+        assert 'id="upload"' not in page and 'data-testid="upload-input"' not in page
+        assert 'data-testid="upload-closed"' in page and "本案已结案" in page

@@ -214,3 +214,46 @@ def test_the_case_page_fits_a_phone(browser, stack, two_clips):
     row.get_by_test_id("gap-explain").fill("电池耗尽，更换后继续录制。")
     button.click()
     page.wait_for_url("**notice=gap_explained**")
+
+
+def test_a_final_refusal_is_not_sent_again_and_a_passing_one_is(browser, stack):
+    """A refusal that cannot change (409 case_closed: the case was closed meanwhile) fails the
+    upload at once, the request sent once (it was sent six times over about 20 s); one that can
+    (423: another request holds the upload) is sent again and the upload goes through."""
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="zh")
+    page.goto(f"/cases/{case['id']}")
+    sent: list[str] = []
+
+    def closed(route) -> None:  # type: ignore[no-untyped-def]
+        sent.append(route.request.method)
+        route.fulfill(status=409, content_type="application/json",
+                      body='{"error": {"code": "case_closed", "message": "case is closed"}}')
+
+    page.route("**/api/v1/uploads", closed)
+    page.evaluate(DROP, ["late.txt", "evidence for a closed case"])
+    started = time.monotonic()
+    page.get_by_test_id("upload-begin").click()
+    row = page.locator("[data-testid=upload-row][data-state=failed]")
+    row.wait_for(timeout=30_000)
+    assert time.monotonic() - started < 5 and sent == ["POST"], sent
+    from archive.i18n.messages import MESSAGES
+    assert MESSAGES["error_code.case_closed"]["zh"] in row.inner_text()
+    page.unroute("**/api/v1/uploads", closed)
+
+    locked: list[str] = []
+
+    def busy_once(route) -> None:  # type: ignore[no-untyped-def]
+        if not locked:
+            locked.append(route.request.method)
+            route.fulfill(status=423, content_type="application/json",
+                          body='{"error": {"code": "upload_locked", "message": "busy"}}')
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/uploads", busy_once)
+    page.evaluate(DROP, ["later.txt", "evidence sent again after a 423"])
+    page.get_by_test_id("upload-begin").click()
+    page.locator("[data-testid=upload-row][data-filename='later.txt'][data-state=done]").wait_for(timeout=30_000)
+    assert locked == ["POST"]
