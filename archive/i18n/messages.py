@@ -193,7 +193,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "gaps.reviewed_by": {"zh": "审核人：{who}", "en": "reviewed by {who}"},
     "gaps.explain": {"zh": "中断说明", "en": "Why the recording stops here"},
     "gaps.explain_submit": {"zh": "提交说明", "en": "Submit explanation"},
-    "gaps.comment": {"zh": "审核意见（可选）", "en": "Comment (optional)"},
+    "gaps.comment": {"zh": "审核意见（退回时必填）", "en": "Comment (required to reject)"},
     "gaps.accept": {"zh": "接受", "en": "Accept"},
     "gaps.reject": {"zh": "退回", "en": "Reject"},
     "gaps.none": {"zh": "未发现中断。", "en": "No gaps found."},
