@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.pages import admin, cases, court, life, replay, review, signin
-from api.pages.base import CsrfFailed, LoginRequired, error_page
+from api.pages.base import CsrfFailed, LoginRequired, error_page, sign_in_url
 from archive.errors import Forbidden
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -34,7 +34,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse(exc.to, status_code=303)
+        to = sign_in_url(request, exc)
+        if request.headers.get("hx-request"):
+            # A refresh of part of a page: the whole page goes to sign in (htmx would put the
+            # sign-in form inside the table it refreshes).
+            return Response(status_code=200, headers={"HX-Redirect": to})
+        return RedirectResponse(to, status_code=303)
 
     @app.exception_handler(CsrfFailed)
     async def _csrf(request: Request, _exc: CsrfFailed) -> Response:

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -60,11 +60,55 @@ templates.env.filters["pretty"] = lambda text: ", ".join(
 
 
 class LoginRequired(Exception):
-    """The browser has no valid session cookie (or must give its second factor: ``to``)."""
+    """The browser has no valid session cookie (or must give its second factor: ``to``);
+    ``why``: a reason the sign-in page says (:data:`SIGN_IN_REASONS`)."""
 
-    def __init__(self, to: str = "/login"):
+    def __init__(self, to: str = "/login", *, why: str | None = None):
         super().__init__(to)
         self.to = to
+        self.why = why
+
+
+SIGN_IN_REASONS = {"session_expired": "expired", "user_disabled": "disabled"}
+"""Why a page sent its reader to sign in, by the refusal's code, as the sign-in page's ``why``
+says it (``signin.why_<why>``): a session that lapsed or an account disabled mid-work is not a
+silent return to the sign-in form."""
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` if it is a path of this site to return to after signing in: one leading "/"
+    (never "//" or a backslash, which browsers read as another host), no scheme, host or control
+    character, and not a sign-in page itself; None otherwise (never an open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path.startswith(("/login", "/logout", "/account/totp")):
+        return None
+    return value
+
+
+def _return_path(request: Request) -> str | None:
+    """The page a reader sent to sign in was on: the page an htmx request refreshes, the page a
+    browser opened (a GET asking for HTML: not a script or a fragment), the page a form was posted
+    from."""
+    if request.headers.get("hx-request"):
+        current = urlsplit(request.headers.get("hx-current-url", ""))
+        if current.netloc != request.url.netloc:
+            return None
+        return current.path + (f"?{current.query}" if current.query else "")
+    if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _form_page(request)
+
+
+def sign_in_url(request: Request, exc: LoginRequired) -> str:
+    """Where a reader who must sign in (or give the second factor) is sent: the page they were on
+    to return to after it (``next``), and why they were sent (``why``), when known."""
+    params = {"next": safe_next(_return_path(request)), "why": exc.why}
+    query = urlencode({k: v for k, v in params.items() if v})
+    return exc.to + (f"?{query}" if query else "")
 
 
 class CsrfFailed(Exception):
@@ -226,7 +270,7 @@ def _signed_in(request: Request, services: Services) -> User:
     except Unauthenticated as exc:
         if exc.code == "second_factor_required":
             raise LoginRequired("/login/second-factor") from exc
-        raise LoginRequired from exc
+        raise LoginRequired(why=SIGN_IN_REASONS.get(exc.code)) from exc
     request.state.viewer = Viewer.of(user)
     return user
 
@@ -242,7 +286,7 @@ def pending_session(request: Request, session: SessionDep) -> WebSession:
     try:
         return signin.find_session(session, secret=request.cookies.get(SESSION_COOKIE))
     except Unauthenticated as exc:
-        raise LoginRequired from exc
+        raise LoginRequired(why=SIGN_IN_REASONS.get(exc.code)) from exc
 
 
 PageUser = Annotated[User, Depends(page_user)]

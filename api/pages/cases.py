@@ -8,6 +8,7 @@ change goes through the same domain functions as the API, so it is a custody ent
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -18,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from api.deps import LedgerSettled, ServicesDep, SessionDep
 from api.pages.i18n import error_explanations, language_of
-from api.pages.life import life_view
+from api.pages.life import closing_view, life_view
 from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
 from api.pages.views import CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow, clips_of
-from archive.cases import receipts
+from archive.cases import receipts, stages
 from archive.cases import service as case_service
 from archive.continuity import gaps as gap_service
 from archive.continuity.report import CaseContinuity, build_report
@@ -128,6 +129,16 @@ def _gap_rows(session: Session, case_id: str, zone: str, *, timeline: bool = Tru
     return report, rows, build_timeline(placed, report.gaps, zone=zone) if timeline else None
 
 
+def continuity_state(report: CaseContinuity) -> str:
+    """A short fingerprint of what the continuity report says (pending or not, the last
+    analysis, what is outstanding, each gap's status): the gaps section carries it, and the
+    timeline and closing gates the one they were drawn from, so the page redraws them when
+    it changes (workspace.js)."""
+    said = [str(report.pending), str(report.analysed_at), *(f"{o['what']}:{o['subject']}:{o['reason']}" for o in report.outstanding),
+            *(f"{g.id}={g.status.value}" for g in report.gaps)]
+    return hashlib.sha256("\n".join(said).encode()).hexdigest()[:16]
+
+
 def _entries(session: Session, case_id: str, zone: str, *, item: str | None, actor: str | None,
              action: str | None) -> tuple[list[EntryRow], list[str], list[str]]:
     """The case's custody entries (newest first, filtered), and the actors and actions to filter by."""
@@ -157,7 +168,7 @@ def case_view(session: Session, *, user: User, case: Case, zone: str, item: str 
         "actors": actors, "actions": actions, "filters": {"item": item or "", "actor": actor or "", "action": action or ""},
         "exports": [ExportRow.of(e, zone=zone, people=people) for e in exports],
         "kinds": [k.value for k in EvidenceKind], "items_busy": any(i.busy for i in items),
-        "gaps_busy": report.pending, "custody_page": CUSTODY_PAGE,
+        "gaps_busy": report.pending, "continuity_state": continuity_state(report), "custody_page": CUSTODY_PAGE,
         "timeline": timeline,
         "receipts": receipt_rows(session, user=user, case_id=case.id, zone=zone),
         "court_requests": court_request_rows(session, user=user, zone=zone, case_id=case.id)
@@ -220,7 +231,30 @@ def gaps_fragment(case_id: str, request: Request, session: SessionDep, user: Pag
     case = load_case(session, user=user, case_id=case_id)
     report, gaps, _timeline = _gap_rows(session, case.id, request.app.state.services.settings.time_zone, timeline=False)
     return render(request, "_gaps.html", {"user": user, "case": case, "report": report, "gaps": gaps,
-                                          "gaps_busy": report.pending})
+                                          "gaps_busy": report.pending, "continuity_state": continuity_state(report)})
+
+
+@router.get("/cases/{case_id}/timeline", response_class=HTMLResponse)
+def timeline_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The timeline alone: the case page asks for it when the continuity analysis has settled
+    on something it was not drawn from (a new recording, a gap found or gone)."""
+    case = load_case(session, user=user, case_id=case_id)
+    report, _gaps, timeline = _gap_rows(session, case.id, request.app.state.services.settings.time_zone)
+    return render(request, "_timeline.html", {"user": user, "case": case, "report": report, "timeline": timeline,
+                                              "continuity_state": continuity_state(report)})
+
+
+@router.get("/cases/{case_id}/closing", response_class=HTMLResponse)
+def closing_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The closing gates alone: the case page asks for them when its evidence table refreshes
+    or the continuity analysis changes (an item sealed, a gap found, explained, accepted)."""
+    case = load_case(session, user=user, case_id=case_id)
+    report = build_report(session, case_id=case.id)
+    handles = user.id in stages.handler_ids(session, case_id=case.id)
+    life = closing_view(session, user=user, case=case, zone=request.app.state.services.settings.time_zone,
+                        continuity=report, handles=handles)
+    return render(request, "_closing.html", {"user": user, "case": case, "life": life,
+                                             "continuity_state": continuity_state(report)})
 
 
 @router.post("/gaps/{gap_id}/explain")

@@ -188,6 +188,17 @@ def _outcome(case: Case, row: CaseOutcome | None, zone: str, people: dict[str, s
     return shown
 
 
+def closing_view(session: Session, *, user: User, case: Case, zone: str, continuity: CaseContinuity | None,
+                 handles: bool) -> dict[str, Any]:
+    """What the closing section shows: the stage, the gates (none once closed), whether the
+    reader may close (``handles``: the reader handles the case), the archive record once closed."""
+    closed = case.stage == CaseStage.closed
+    return {"stage": case.stage.value,
+            "gates": [] if closed else _gate_rows(session, case=case, continuity=continuity, zone=zone),
+            "may_close": (handles or user.role == Role.admin) and not closed,
+            "archive": _archive(session, case, zone)}
+
+
 def life_view(session: Session, *, user: User, case: Case, settings: Settings,
               continuity: CaseContinuity | None = None) -> dict[str, Any]:
     """What the case page shows of the case's legal life, and which of its forms the reader gets
@@ -207,7 +218,6 @@ def life_view(session: Session, *, user: User, case: Case, settings: Settings,
     closed = case.stage == CaseStage.closed
     return {
         "life": {
-            "stage": case.stage.value,
             "handlers": [people.get(i, i) for i in handler_ids],
             "moves": [MoveRow(from_stage=m.from_stage.value, to_stage=m.to_stage.value,
                               who=people.get(m.actor_id, m.actor_id) if m.actor_id else "system",
@@ -226,9 +236,7 @@ def life_view(session: Session, *, user: User, case: Case, settings: Settings,
             "due": [c.value for c in stages.due_checkpoints(session, case=case)],
             "aspects": ASPECTS,
             "reviews": [ReviewRow.of(r, zone=zone, people=people) for r in found],
-            "gates": [] if closed else _gate_rows(session, case=case, continuity=continuity, zone=zone),
-            "may_close": (handles or user.role == Role.admin) and not closed,
-            "archive": _archive(session, case, zone),
+            **closing_view(session, user=user, case=case, zone=zone, continuity=continuity, handles=handles),
             "hold": _hold(session, case.id, zone),
             "retention_class": retention.classes_of(session, settings=settings, case_ids=[case.id])[case.id],
         },

@@ -12,13 +12,15 @@ import json
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import segno
 from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
-from api.pages.base import PRESESSION_COOKIE, Csrf, PageRoute, PendingSession, message, render
+from api.pages.base import PRESESSION_COOKIE, SIGN_IN_REASONS, Csrf, PageRoute, PendingSession, message, render, safe_next
 from api.pages.i18n import language_of, ours
 from archive.errors import ArchiveError, TooManyAttempts, Unauthenticated
 from archive.identity import signin, sso
@@ -28,16 +30,24 @@ from archive.models import User
 OIDC_COOKIE = "evidence_oidc"
 """State, nonce and PKCE verifier of a single sign-on under way (this browser's only)."""
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
+NextQuery = Annotated[str | None, Query(alias="next", max_length=2000, description="The page to return to after signing in")]
+NextForm = Annotated[str, Form(alias="next", max_length=2000)]
+WHY = set(SIGN_IN_REASONS.values())
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
-    return render(request, "login.html", {"error": None})
+def login_form(request: Request, next_page: NextQuery = None, why: str | None = None) -> Response:
+    """The sign-in form; ``next``: the page to return to afterwards (a path of this site only),
+    ``why``: why a page sent the reader here (an expired session, a disabled account)."""
+    return render(request, "login.html", {"error": None, "next": safe_next(next_page) or "",
+                                          "why": why if why in WHY else None})
 
 
 @router.post("/login", dependencies=[Csrf])
-def login(request: Request, session: SessionDep, services: ServicesDep, token: Annotated[str, Form()]) -> Response:
-    """Sign in with an API token: a new session (every attempt is a custody entry)."""
+def login(request: Request, session: SessionDep, services: ServicesDep, token: Annotated[str, Form()],
+          next_page: NextForm = "") -> Response:
+    """Sign in with an API token: a new session (every attempt is a custody entry); then the
+    page the reader was sent from, if a path of this site, else their role's main page."""
     client = client_address(request)
     try:
         user = authenticate(session, token=token.strip())
@@ -46,8 +56,9 @@ def login(request: Request, session: SessionDep, services: ServicesDep, token: A
             return locked
         signin.record_sign_in(session, user=None, client=client, method="token", outcome="failure", reason=exc.code)
         record_failure(services, client=client, session=session)
-        return render(request, "login.html", {"error": message(request, "signin.invalid_token")}, status_code=401)
-    return _signed_in(request, session, services, user=user, method="token")
+        return render(request, "login.html", {"error": message(request, "signin.invalid_token"),
+                                              "next": safe_next(next_page) or ""}, status_code=401)
+    return _signed_in(request, session, services, user=user, method="token", next_page=safe_next(next_page))
 
 
 def home_of(user: User) -> str:
@@ -55,16 +66,20 @@ def home_of(user: User) -> str:
     return {"court": "/court", "admin": "/admin", "reviewer": "/queue"}.get(user.role.value, "/cases")
 
 
-def _signed_in(request: Request, session: Session, services: Services, *, user: User, method: str) -> Response:
-    """Start the session of a user whose first factor held; on to the second if needed."""
+def _signed_in(request: Request, session: Session, services: Services, *, user: User, method: str,
+               next_page: str | None = None) -> Response:
+    """Start the session of a user whose first factor held; on to the second if needed (which
+    then returns to ``next_page``), else to ``next_page`` (a checked path of this site) or home."""
     second = signin.needs_second_factor(user, services.settings.totp_roles)
     ttl = services.settings.session_ttl_seconds
     secret = signin.start_session(session, user=user, ttl_seconds=ttl)
     signin.record_sign_in(session, user=user, client=client_address(request), method=method,
                           outcome="second_factor_pending" if second else "success")
-    target = home_of(user)
+    target = next_page or home_of(user)
     if second:
         target = "/login/second-factor" if user.totp_enrolled_at else "/account/totp"
+        if user.totp_enrolled_at and next_page:
+            target += "?next=" + quote(next_page, safe="/")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", max_age=ttl)
@@ -158,25 +173,27 @@ def logout(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/login/second-factor", response_class=HTMLResponse)
-def second_factor_form(request: Request, web: PendingSession) -> Response:
+def second_factor_form(request: Request, web: PendingSession, next_page: NextQuery = None) -> Response:
     if web.user.totp_enrolled_at is None:
         return RedirectResponse("/account/totp", status_code=303)
-    return render(request, "second_factor.html", {"user": None, "error": None})
+    return render(request, "second_factor.html", {"user": None, "error": None, "next": safe_next(next_page) or ""})
 
 
 @router.post("/login/second-factor", dependencies=[Csrf])
 def second_factor(request: Request, session: SessionDep, services: ServicesDep, web: PendingSession,
-                  code: Annotated[str, Form()]) -> Response:
-    """The TOTP code or a recovery code (each works once); throttled per client and account."""
+                  code: Annotated[str, Form()], next_page: NextForm = "") -> Response:
+    """The TOTP code or a recovery code (each works once); throttled per client and account;
+    then the page the reader was sent from (a path of this site), else home."""
     client, account = client_address(request), web.user.name
     if (locked := _throttled(request, services, "second_factor.html", account=account)) is not None:
         return locked
     if signin.give_second_factor(session, web_session=web, code=code, client=client):
-        return RedirectResponse(home_of(web.user), status_code=303)
+        return RedirectResponse(safe_next(next_page) or home_of(web.user), status_code=303)
     if (locked := _throttled(request, services, "second_factor.html")) is not None:
         return locked
     record_failure(services, client=client, account=account, session=session)
-    return render(request, "second_factor.html", {"user": None, "error": message(request, "signin.invalid_code")}, status_code=401)
+    return render(request, "second_factor.html", {"user": None, "error": message(request, "signin.invalid_code"),
+                                                  "next": safe_next(next_page) or ""}, status_code=401)
 
 
 @router.get("/account/totp", response_class=HTMLResponse)

@@ -78,6 +78,22 @@
     return body || error.message;
   }
 
+  // Whether a failed request may succeed if sent again: no answer (the link), a server error,
+  // a timeout (408), another request holding the upload (423), too many requests (429), or an
+  // offset out of step (409 offset_mismatch: tus asks where it stands and goes on). Any other
+  // refusal is final: a closed case (409 case_closed), a wrong declared hash, no right (403),
+  // no such case or upload (404), too large (413), invalid (422)... Sending it six times over
+  // 20 s only delayed saying so.
+  const RETRY_STATUSES = [408, 423, 429];
+  function retryable(res) {
+    const status = res ? res.getStatus() : 0;
+    if (status < 400 || status >= 500 || RETRY_STATUSES.indexOf(status) >= 0) return true;
+    if (status !== 409) return false;
+    let code = null;
+    try { code = (JSON.parse(res.getBody() || "").error || {}).code; } catch (e) { /* not our error shape */ }
+    return code === "offset_mismatch";
+  }
+
   function show(entry, key, fraction) {
     entry.row.dataset.state = key;
     entry.state.textContent = texts[key] || key;
@@ -101,13 +117,8 @@
         metadata: metadata,
         storeFingerprintForResuming: true,
         removeFingerprintOnSuccess: true,
-        // tus retries a 409 (an offset out of step); a 409 that says the declared hash does
-        // not match the bytes is final: nothing was kept, sending again cannot help.
         onShouldRetry: function (err, attempt, options) {
-          const res = err.originalResponse;
-          if (res && /"code"\s*:\s*"hash_mismatch"/.test(res.getBody() || "")) return false;
-          const status = res ? res.getStatus() : 0;
-          return (status < 400 || status >= 500 || status === 409 || status === 423) && navigator.onLine;
+          return retryable(err.originalResponse) && navigator.onLine;
         },
         onProgress: function (sent, total) {
           show(entry, entry.row.dataset.resumed ? "resumed" : "uploading", total ? sent / total : 1);
@@ -142,8 +153,18 @@
     });
   }
 
+  // Evidence on its way means a continuity analysis will be owed: the continuity section stops
+  // saying "complete" or "no gaps" at once (its next refresh says what the server knows).
+  function continuityOwed() {
+    const gaps = document.getElementById("gaps");
+    if (!gaps) return;
+    gaps.querySelectorAll("[data-settled]").forEach(function (e) { e.hidden = true; });
+    gaps.querySelectorAll("[data-owed]").forEach(function (e) { e.hidden = false; });
+  }
+
   async function sendAll(form) {
     const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
+    if (waiting.length) continuityOwed();
     for (const entry of waiting) {
       await send(form, entry);
       const items = document.getElementById("items");

@@ -10,16 +10,47 @@
         if (meta) e.detail.headers["X-CSRF-Token"] = meta.content;
       });
       // The evidence table refreshes itself (uploads, processing): its heading's count with it,
-      // and the custody table, since that work writes custody entries.
+      // the custody table, since that work writes custody entries, the continuity section (a
+      // new recording means an analysis is owed: it then polls while pending) and the closing
+      // gates (an item sealed). When the continuity section settles on a state the timeline or
+      // the closing gates were not drawn from, they are drawn again (the timeline once the
+      // analysis is done; until then it says it may be out of date).
+      const refresh = function (id, unless) {
+        const elt = document.getElementById(id);
+        if (elt && (unless === undefined || elt.dataset.drawn !== unless)) htmx.trigger(elt, "refresh");
+        return elt;
+      };
       document.body.addEventListener("htmx:afterSettle", function (e) {
         const settled = e.detail && e.detail.target;
-        const custody = document.getElementById("custody-table");
-        if (settled && settled.id === "items" && custody) htmx.trigger(custody, "refresh");
+        if (settled && settled.id === "items") {
+          refresh("custody-table");
+          refresh("gaps");
+          refresh("closing");
+        }
+        // (An outerHTML swap settles with the replaced element as its target: read the new one.)
+        const gaps = document.getElementById("gaps");
+        if (settled && settled.id === "gaps" && gaps) {
+          const pending = gaps.dataset.pending === "true";
+          refresh("closing", gaps.dataset.state);
+          const timeline = pending ? document.getElementById("timeline") : refresh("timeline", gaps.dataset.state);
+          const stale = timeline && timeline.querySelector("[data-testid=timeline-stale]");
+          if (stale) stale.hidden = !pending;
+        }
         const rows = document.getElementById("items");
         const title = document.getElementById("items-title");
         if (rows && title && rows.dataset.total !== undefined) {
           title.textContent = title.textContent.replace(/\d+/, rows.dataset.total);
         }
+      });
+      // A refresh never throws away an explanation or comment being typed in the continuity
+      // section: it waits for the next one (the form's own post redraws the page).
+      document.body.addEventListener("htmx:beforeRequest", function (e) {
+        const elt = e.detail && e.detail.elt;
+        if (!elt || elt.id !== "gaps") return;
+        const typing = Array.from(elt.querySelectorAll("textarea")).some(function (t) {
+          return t.value.trim() !== "" || t === document.activeElement;
+        });
+        if (typing) e.preventDefault();
       });
     }
   });

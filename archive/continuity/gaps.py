@@ -10,7 +10,7 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from archive.custody import ledger
-from archive.errors import Conflict, NotFound
+from archive.errors import Conflict, InvalidInput, NotFound
 from archive.continuity.models import Gap, GapStatus
 from archive.models import Case, LedgerEntry, LedgerPending, Role, User, utcnow
 from archive.identity.users import actor_name, load_case, require_role, unit_scope, written_text
@@ -79,6 +79,11 @@ def review_gap(session: Session, *, user: User, gap_id: str, accept: bool, comme
                        code="gap_not_explained")
     comment = written_text(comment, code="invalid_comment", what="the review's comment", limit=MAX_EXPLANATION,
                            required=False) or None
+    if not accept and comment is None:
+        # The officer must know what to explain better: a rejection with no reason left them
+        # with 已退回 and nothing to act on.
+        raise InvalidInput("rejecting an explanation needs a comment saying why (the officer reads it)",
+                           code="comment_required")
     gap.status = GapStatus.accepted if accept else GapStatus.rejected
     gap.review_comment, gap.reviewed_by, gap.reviewed_at = comment, user.id, utcnow()
     ledger.append(

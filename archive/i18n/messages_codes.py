@@ -301,6 +301,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.case_not_found": {"zh": "案件不存在，或您无权查看。", "en": "No such case, or you may not see it."},
     "error_code.item_not_found": {"zh": "证据不存在，或您无权查看。", "en": "No such item, or you may not see it."},
     "error_code.gap_not_found": {"zh": "中断记录不存在。", "en": "No such gap."},
+    "error_code.comment_required": {"zh": "退回中断说明时须填写审核意见，说明退回的理由。", "en": "Rejecting an explanation needs a comment saying why."},
     "error_code.export_not_found": {"zh": "导出不存在，或您无权查看。", "en": "No such export, or you may not see it."},
     "error_code.user_not_found": {"zh": "用户不存在。", "en": "No such user."},
     "error_code.unit_not_found": {"zh": "单位不存在。", "en": "No such unit."},

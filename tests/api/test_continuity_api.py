@@ -218,6 +218,12 @@ def test_action_window_hole_explained_and_accepted(stack, officer, case, clips):
         r = c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "battery swap on camera A"})
         assert r.status_code == 200 and r.json()["status"] == "explained"
         assert c.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": True}).status_code == 403
+        # A rejection says why (the officer saw 已退回 and no reason): no comment, a blank one or
+        # one nobody could read is refused, and the gap stays explained.
+        for said in ({}, {"comment": None}, {"comment": "  "}, {"comment": "\u200b"}):
+            r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False, **said})
+            assert (r.status_code, r.json()["error"]["code"]) == (422, "comment_required"), (said, r.text)
+        assert c.get(f"/api/v1/gaps/{gap['id']}").json()["status"] == "explained"
         r = rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False, "comment": "which battery?"})
         assert r.json()["status"] == "rejected"
         # Reviewed already (a second click): said as what it is, not as a gap nobody explained.

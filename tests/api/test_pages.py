@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from tests.tools import CLIENT_TLS, sign_in
+from archive.identity.users import hash_token
+from tests.tools import CLIENT_TLS, csrf_of, sign_in
 
 
 def _browser(stack, lang: str = "en") -> httpx.Client:
@@ -421,3 +425,119 @@ def test_the_court_page_offers_the_verifier_it_tells_courts_to_install(stack):
     base = link.group(2).removesuffix(".tar.gz")
     assert f"{base}/pyproject.toml" in names and f"{base}/evidence_verify/cli.py" in names, names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_continuity_fragments_say_pending_and_refresh_for_the_unit_only(stack, officer):
+    """What the case page asks for again after an upload: the continuity section says the
+    analysis is pending (never "No gaps found" or "complete" while an item is processing), the
+    timeline and the closing gates answer as fragments of their own, each drawn from a state the
+    page compares; another unit's officer gets the 404 of an unknown case."""
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"F-{uuid.uuid4().hex[:8]}", "title": "fragments"}).json()
+    with _browser(stack) as b:
+        sign_in(b, officer)
+        before = b.get(f"/cases/{case['id']}/gaps").text
+        assert 'data-pending="false"' in before and "<span data-settled>No gaps found.</span>" in before
+        state = re.search(r'data-state="([0-9a-f]+)"', before).group(1)
+        with stack.client(officer) as c:
+            assert c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"note for continuity",
+                          params={"kind": "other", "filename": "note.txt"}).status_code == 201
+        pending = b.get(f"/cases/{case['id']}/gaps").text
+        if 'data-pending="true"' in pending:  # the worker may already be done with a note
+            # "No gaps found." is there only hidden (for the page to show once the analysis is done).
+            assert "<span data-settled hidden>No gaps found.</span>" in pending and "complete</span>" not in pending
+            assert "<span data-owed>Recordings are still being processed" in pending, pending
+            assert 'hx-trigger="every 3s, refresh"' in pending
+        assert re.search(r'data-state="([0-9a-f]+)"', pending).group(1) != state
+        timeline = b.get(f"/cases/{case['id']}/timeline")
+        assert timeline.status_code == 200 and 'id="timeline"' in timeline.text and "data-drawn=" in timeline.text
+        closing = b.get(f"/cases/{case['id']}/closing")
+        assert closing.status_code == 200 and 'data-testid="closing-gate"' in closing.text, closing.text
+    other = stack.user(role="officer", unit="unit-b")
+    with _browser(stack) as b:
+        sign_in(b, other)
+        for part in ("gaps", "timeline", "closing"):
+            assert b.get(f"/cases/{case['id']}/{part}").status_code == 404
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_signing_in_returns_to_the_page_asked_for_and_only_to_this_site(stack, officer, case):
+    """A signed-out reader opening a case page lands there after signing in (not on the role's
+    home); a ``next`` naming another site, however written, leads home instead."""
+    wanted = f"/cases/{case['id']}?items_page=1"
+    with _browser(stack) as b:
+        r = b.get(wanted, headers=HTML)
+        assert r.status_code == 303 and r.headers["location"] == "/login?" + urlencode({"next": wanted})
+        form = b.get(r.headers["location"]).text
+        assert f'name="next" value="{html.escape(wanted)}"' in form
+        r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": wanted})
+        assert r.status_code == 303 and r.headers["location"] == wanted
+        assert b.get(wanted).status_code == 200
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\tevil", "evil", "/login?next=/x"):
+        with _browser(stack) as b:
+            form = b.get("/login", params={"next": hostile}).text
+            assert 'name="next"' not in form, hostile
+            r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": hostile})
+            assert r.status_code == 303 and r.headers["location"] == "/cases", (hostile, r.headers["location"])
+
+
+def test_an_expired_session_or_a_disabled_account_says_why_and_returns_after_signing_in(stack, officer, case):
+    """A session that lapses while a page is open, or an account disabled while a form is being
+    filled in, sends the reader to sign in with a message saying so (not silently), and back to the
+    page after; an htmx refresh of part of the page sends the whole page (not the sign-in form into
+    the table it refreshes)."""
+    from sqlalchemy import update
+
+    from archive.models import WebSession
+
+    page = f"/cases/{case['id']}"
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        with stack.services.db.session() as s:
+            s.execute(update(WebSession).where(WebSession.token_hash == hash_token(b.cookies["evidence_session"]))
+                      .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+            s.commit()
+        r = b.get(f"{page}/items", headers={"HX-Request": "true", "HX-Current-URL": f"{stack.url}{page}"})
+        assert r.status_code == 200 and r.text == ""
+        assert r.headers["hx-redirect"] == "/login?" + urlencode({"next": page, "why": "expired"})
+        r = b.get(page, headers=HTML)
+        assert r.headers["location"] == "/login?" + urlencode({"next": page, "why": "expired"})
+        form = b.get(r.headers["location"]).text
+        assert "会话已过期，请重新登录" in form
+        r = b.post("/login", data={"token": officer, "csrf_token": csrf_of(form), "next": page})
+        assert r.headers["location"] == page
+    admin = stack.user(role="admin", unit="hq")
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    with stack.client(admin) as a:
+        token = a.post("/api/v1/users", json={"name": name, "unit": "unit-a", "role": "officer"}).json()["token"]["token"]
+        with _browser(stack, lang="zh") as b:
+            sign_in(b, token)
+            form = b.get("/cases").text
+            assert a.patch(f"/api/v1/users/{name}", json={"active": False}).json()["active"] is False
+            r = b.post("/cases", data={"case_number": "X-1", "title": "t", "csrf_token": csrf_of(form)},
+                       headers={**HTML, "Referer": f"{stack.url}/cases?mine=true"})
+            assert r.status_code == 303
+            assert r.headers["location"] == "/login?" + urlencode({"next": "/cases?mine=true", "why": "disabled"})
+            assert "账号已停用" in b.get(r.headers["location"]).text
+
+
+def test_a_closed_case_offers_no_upload(stack, officer):
+    """A closed case's vault accepts nothing (409 case_closed): its page says so instead of
+    offering an upload area that could only fail."""
+    from sqlalchemy import update
+
+    from archive.models import Case, CaseStage
+
+    with stack.client(officer) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"C-{uuid.uuid4().hex[:8]}", "title": "closed"}).json()
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        assert 'id="upload"' in b.get(f"/cases/{case['id']}").text
+        with stack.services.db.session() as s:
+            s.execute(update(Case).where(Case.id == case["id"]).values(stage=CaseStage.closed))
+            s.commit()
+        page = b.get(f"/cases/{case['id']}").text
+        assert 'id="upload"' not in page and 'data-testid="upload-input"' not in page
+        assert 'data-testid="upload-closed"' in page and "本案已结案" in page

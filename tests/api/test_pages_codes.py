@@ -333,7 +333,7 @@ def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
         gap = continuity(stack, officer, case)["gaps"][0]
         assert gap["cause"] == CAUSES["action_window"].format(action="seizure", devices=camera)
         assert c.post(f"/api/v1/gaps/{gap['id']}/explanation", json={"reason": "电池耗尽"}).status_code == 200
-        assert rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False}).status_code == 200
+        assert rv.post(f"/api/v1/gaps/{gap['id']}/review", json={"accept": False, "comment": "哪块电池？"}).status_code == 200
     stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
     with stack.client(reviewer) as rv:
         assert rv.get(f"/api/v1/evidence/{item['id']}/content").status_code == 200  # purpose: content
