@@ -161,12 +161,10 @@ def case_view(session: Session, *, user: User, case: Case, zone: str, item: str 
     items = _item_rows(session, case.id, zone, page)
     report, gaps, timeline = _gap_rows(session, case.id, zone)
     entries, actors, actions = _entries(session, case.id, zone, item=item, actor=actor, action=action)
-    exports = export_access.list_exports(session, user=user, case_id=case.id)
-    people = user_names(session, {p for e in exports for p in (e.requested_by, e.recipient_id, e.approved_by) if p})
     return {
         "user": user, "case": case, "items": items, "items_page": page, "report": report, "gaps": gaps, "entries": entries,
         "actors": actors, "actions": actions, "filters": {"item": item or "", "actor": actor or "", "action": action or ""},
-        "exports": [ExportRow.of(e, zone=zone, people=people) for e in exports],
+        "exports": export_rows(session, user=user, case_id=case.id, zone=zone),
         "kinds": [k.value for k in EvidenceKind], "items_busy": any(i.busy for i in items),
         "gaps_busy": report.pending, "continuity_state": continuity_state(report), "custody_page": CUSTODY_PAGE,
         "timeline": timeline,
@@ -174,6 +172,17 @@ def case_view(session: Session, *, user: User, case: Case, zone: str, item: str 
         "court_requests": court_request_rows(session, user=user, zone=zone, case_id=case.id)
         if user.role in (Role.reviewer, Role.admin) else [],
     }
+
+
+EXPORTS_MOVING = frozenset({"approved", "waiting", "building"})
+"""Export states the worker moves on without anyone's action: the list refreshes itself."""
+
+
+def export_rows(session: Session, *, user: User, case_id: str, zone: str) -> list[ExportRow]:
+    """The case's exports ``user`` may see, newest first, as rows."""
+    exports = export_access.list_exports(session, user=user, case_id=case_id)
+    people = user_names(session, {p for e in exports for p in (e.requested_by, e.recipient_id, e.approved_by) if p})
+    return [ExportRow.of(e, zone=zone, people=people) for e in exports]
 
 
 def court_request_rows(session: Session, *, user: User, zone: str, case_id: str | None = None,
@@ -223,6 +232,16 @@ def custody_fragment(case_id: str, request: Request, _settled: LedgerSettled, se
                                           item=item or None, actor=actor or None, action=action or None)
     return render(request, "_custody.html", {"user": user, "case": case, "entries": entries, "custody_page": CUSTODY_PAGE,
                                              "filters": {"item": item or "", "actor": actor or "", "action": action or ""}})
+
+
+@router.get("/cases/{case_id}/exports", response_class=HTMLResponse)
+def exports_fragment(case_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The exports list alone: the case page asks for it while an export is approved, waiting
+    or being built (its status and download link follow without a reload)."""
+    case = load_case(session, user=user, case_id=case_id)
+    rows = export_rows(session, user=user, case_id=case.id, zone=request.app.state.services.settings.time_zone)
+    return render(request, "_exports_list.html", {"user": user, "case": case, "exports": rows,
+                                                  "exports_moving": EXPORTS_MOVING})
 
 
 @router.get("/cases/{case_id}/gaps", response_class=HTMLResponse)

@@ -42,12 +42,13 @@
           title.textContent = title.textContent.replace(/\d+/, rows.dataset.total);
         }
       });
-      // A refresh never throws away an explanation or comment being typed in the continuity
-      // section: it waits for the next one (the form's own post redraws the page).
+      // A refresh never throws away an explanation, comment or reason being typed in the
+      // continuity section or a list marked data-keep-typing: it waits for the next one (the
+      // form's own post redraws the page).
       document.body.addEventListener("htmx:beforeRequest", function (e) {
         const elt = e.detail && e.detail.elt;
-        if (!elt || elt.id !== "gaps") return;
-        const typing = Array.from(elt.querySelectorAll("textarea")).some(function (t) {
+        if (!elt || (elt.id !== "gaps" && !elt.hasAttribute("data-keep-typing"))) return;
+        const typing = Array.from(elt.querySelectorAll("textarea, input[type=text], input:not([type])")).some(function (t) {
           return t.value.trim() !== "" || t === document.activeElement;
         });
         if (typing) e.preventDefault();

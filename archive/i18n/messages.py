@@ -218,6 +218,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "exports.approved_by": {"zh": "批准人", "en": "Approved by"},
     "exports.actions": {"zh": "操作", "en": "Actions"},
     "exports.approve": {"zh": "批准", "en": "Approve"},
+    "exports.withdraw": {"zh": "撤回", "en": "Withdraw"},
+    "exports.withdraw_reason": {"zh": "撤回理由", "en": "Reason to withdraw"},
     "exports.download": {"zh": "下载", "en": "Download"},
     "exports.none": {"zh": "暂无导出。", "en": "No exports."},
     "custody.title": {"zh": "保管链记录", "en": "Custody ledger"},

@@ -6,6 +6,7 @@ import hashlib
 import html
 import os
 import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
@@ -541,3 +542,46 @@ def test_a_closed_case_offers_no_upload(stack, officer):
         page = b.get(f"/cases/{case['id']}").text
         assert 'id="upload"' not in page and 'data-testid="upload-input"' not in page
         assert 'data-testid="upload-closed"' in page and "本案已结案" in page
+
+
+def test_the_exports_list_follows_the_worker_and_a_request_can_be_withdrawn(stack, officer, case):
+    """The exports list asks for itself again while an export is approved, waiting or being
+    built, so its status and download link show without a reload (it stayed 已批准); a
+    requested export is withdrawn from the page, with a reason."""
+    with stack.client(officer) as c:
+        assert c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"an inspection record to export",
+                      params={"kind": "other", "filename": "record.txt"}).status_code == 201
+    first, second = stack.user(role="reviewer", unit="unit-a"), stack.user(role="reviewer", unit="unit-a")
+    recipient = f"court-{uuid.uuid4().hex[:6]}"
+    stack.user(role="court", unit="court-1", name=recipient)
+    path = f"/cases/{case['id']}"
+    rows = re.compile(r'data-testid="export-row" data-export-id="([^"]+)" data-status="([^"]+)"')
+    with _browser(stack, lang="zh") as a:
+        sign_in(a, first)
+        for _ in range(2):
+            r = a.post(f"{path}/exports", data={"csrf_token": csrf_of(a.get(path).text), "recipient": recipient})
+            assert r.status_code == 303, r.text
+        fragment = a.get(f"{path}/exports").text
+        (kept, _), (dropped, _) = rows.findall(fragment)[:2]
+        assert 'hx-trigger="refresh"' in fragment and 'data-testid="export-withdraw"' in fragment
+        r = a.post(f"/exports/{dropped}/withdraw", data={"csrf_token": csrf_of(a.get(path).text), "reason": "重复申请"})
+        assert r.status_code == 303 and "notice=export_withdrawn" in r.headers["location"], r.text
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, second)
+        r = b.post(f"/exports/{kept}/approve", data={"csrf_token": csrf_of(b.get(path).text)})
+        assert r.status_code == 303, r.text
+        fragment = b.get(f"{path}/exports").text
+        status = dict(rows.findall(fragment))
+        assert status[dropped] == "withdrawn" and "重复申请" in fragment and "已撤回" in fragment
+        if status[kept] in ("approved", "waiting", "building"):
+            assert 'hx-trigger="every 3s, refresh"' in fragment, fragment
+        deadline = time.monotonic() + 120
+        while dict(rows.findall(fragment))[kept] != "ready":
+            assert time.monotonic() < deadline, fragment
+            time.sleep(0.5)
+            fragment = b.get(f"{path}/exports").text
+        assert 'data-testid="export-download"' in fragment and 'hx-trigger="refresh"' in fragment
+    other = stack.user(role="reviewer", unit="unit-b")
+    with _browser(stack) as c:
+        sign_in(c, other)
+        assert c.get(f"{path}/exports").status_code == 404
