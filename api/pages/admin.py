@@ -22,7 +22,7 @@ from archive.continuity import devices
 from archive.continuity.models import Device
 from archive.errors import InvalidInput
 from archive.identity import users as user_service
-from archive.models import Role, TrustedCertificate, User
+from archive.models import Role, TrustedCertificate, Unit, User
 from archive.timefmt import local_time
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
@@ -64,15 +64,27 @@ def _overview(session: Session, services: Services, user: User) -> dict[str, obj
     troubled = [{"task": w.task, "subject": w.subject, "state": w.state, "attempts": w.attempts,
                  "due": local_time(w.due_at, zone), "error": w.last_error or ""}
                 for w in work.troubled(session, services.settings)]
-    return {**_records(session, services, user), "users": users, "devices": devices, "certificates": certificates, "troubled": troubled,
+    return {**_records(session, services, user), "users": users,
+            "units": sorted(u.name for u in session.execute(select(Unit)).scalars()), "devices": devices, "certificates": certificates, "troubled": troubled,
             "work": work.counts(session, services.settings), "roles": [r.value for r in Role], "new_token": None}
+
+
+def _known_unit(session: Session, unit: str, *, new_unit: bool) -> None:
+    """A unit typed on the page is an existing one (as a person reads it: case, width and spacing
+    aside) unless the administrator ticked "new unit": a typo (``Tem 1``) made a new unit, and
+    the user saw none of their team's cases. 422 ``unit_not_confirmed``."""
+    if unit and not new_unit and user_service.find_unit(session, unit) is None:
+        raise InvalidInput(f"there is no unit {unit!r}; choose an existing unit, or tick 'new unit' to create it",
+                           code="unit_not_confirmed")
 
 
 @router.post("/admin/users")
 def create_user(request: Request, session: SessionDep, services: ServicesDep, user: FormUser,
-                name: Annotated[str, Form()], role: Annotated[str, Form()], unit: Annotated[str, Form()]) -> Response:
+                name: Annotated[str, Form()], role: Annotated[str, Form()], unit: Annotated[str, Form()],
+                new_unit: Annotated[bool, Form()] = False) -> Response:
     """Create a user; its first token is shown once, on the answer."""
     user_service.require_role(user, ADMINS, doing="create users")
+    _known_unit(session, unit.strip(), new_unit=new_unit)
     _created, token = user_service.add_user(session, name=name.strip(), unit=unit.strip(), role=role,
                                             actor=user_service.actor_name(user))
     session.flush()
@@ -84,9 +96,10 @@ def create_user(request: Request, session: SessionDep, services: ServicesDep, us
 @router.post("/admin/users/{name}")
 def update_user(name: str, request: Request, session: SessionDep, user: FormUser,
                 active: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
-                unit: Annotated[str, Form()] = "") -> Response:
+                unit: Annotated[str, Form()] = "", new_unit: Annotated[bool, Form()] = False) -> Response:
     """Disable or enable a user, or change their role or unit (each a custody entry)."""
     user_service.require_role(user, ADMINS, doing="change users")
+    _known_unit(session, unit.strip(), new_unit=new_unit)
     user_service.update_user(session, name=name, actor=user_service.actor_name(user),
                              active={"true": True, "false": False}.get(active), role=role or None,
                              unit=unit.strip() or None)

@@ -3,6 +3,10 @@
 "use strict";
 (function () {
   document.addEventListener("DOMContentLoaded", function () {
+    // A page answering a form that must not be sent twice (a user's one-time token) names the
+    // address a refresh should load instead: the browser then reloads that, not the form.
+    const replace = document.querySelector('meta[name="replace-url"]');
+    if (replace) window.history.replaceState(null, "", replace.content);
     if (window.htmx) {
       // Pages carry the session's CSRF token; htmx requests send it like the upload does.
       document.body.addEventListener("htmx:configRequest", function (e) {

@@ -298,6 +298,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.name": {"zh": "用户名", "en": "Name"},
     "admin.role": {"zh": "角色", "en": "Role"},
     "admin.unit": {"zh": "单位", "en": "Unit"},
+    "admin.new_unit": {"zh": "新建单位", "en": "new unit"},
     "admin.active": {"zh": "状态", "en": "Status"},
     "admin.enabled": {"zh": "启用", "en": "active"},
     "admin.disabled": {"zh": "已停用", "en": "disabled"},

@@ -355,6 +355,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.invalid_user_name": {"zh": "用户名无效。", "en": "That user name is not valid."},
     "error_code.invalid_role": {"zh": "角色无效。", "en": "No such role."},
     "error_code.invalid_unit": {"zh": "单位无效。", "en": "That unit is not valid."},
+    "error_code.unit_not_confirmed": {"zh": "没有这个单位：请选择已有单位；确需新建时，勾选“新建单位”。", "en": "There is no such unit: choose an existing one, or tick 'new unit' to create it."},
     "error_code.invalid_clock_offset": {"zh": "时钟偏差必须是秒数。", "en": "The clock offset must be a number of seconds."},
     "error_code.invalid_offset_source": {"zh": "时钟偏差来源无效。", "en": "No such clock offset source."},
     "error_code.invalid_device_id": {"zh": "设备编号无效。", "en": "That device id is not valid."},

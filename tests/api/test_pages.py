@@ -92,7 +92,7 @@ def test_each_role_reaches_its_own_pages_only(stack):
                 page = b.get("/admin").text
                 assert name in re.findall(r'data-user="([^"]+)"', page)
                 r = b.post(f"/admin/users/{name}", data={"csrf_token": csrf_of(page), "role": "reviewer",
-                                                         "unit": "unit-b"})
+                                                         "unit": "unit-b", "new_unit": "true"})
                 assert r.status_code == 303
                 assert f'data-user="{name}"' in b.get("/admin").text
                 with stack.services.db.read() as s:

@@ -3,6 +3,8 @@ document where nothing of the evidence can run."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.browser.conftest import open_as
@@ -47,3 +49,30 @@ def test_a_refused_form_leads_back_to_itself_with_what_was_typed(browser, stack,
     back.click()
     page.get_by_test_id("new-case-title").wait_for()
     assert page.get_by_test_id("new-case-title").input_value() == "无证经营（网络直播）现场检查"
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_an_administrator_adds_a_user_without_typos_making_units_and_refresh_is_harmless(browser, stack) -> None:
+    """A unit typed with a typo made a new unit (its user saw none of the team's cases): a unit no
+    one is in yet is made only when "new unit" is ticked. The page showing a new user's one-time
+    token, refreshed, sent the form again (409 user_exists, the token gone)."""
+    admin = stack.user(role="admin", unit="hq")
+    stack.user(role="officer", unit="Team 7")
+    page = open_as(browser, stack, admin, lang="zh")
+    page.goto("/admin")
+    name = f"li-{uuid.uuid4().hex[:6]}"
+    page.get_by_test_id("new-user-name").fill(name)
+    page.get_by_test_id("new-user-unit").fill("Tem 7")
+    page.get_by_test_id("new-user-submit").click()
+    assert "没有这个单位" in page.content()
+    page.go_back()
+    page.get_by_test_id("new-user-unit").fill("team  7")  # the existing unit, typed loosely
+    page.get_by_test_id("new-user-submit").click()
+    token = page.get_by_test_id("new-token").inner_text()
+    assert token and page.url.endswith("/admin?notice=user_created#users"), page.url
+    page.reload()
+    assert page.get_by_test_id("new-token").count() == 0 and "用户已存在" not in page.content()
+    row = page.locator(f'[data-testid="user-row"][data-user="{name}"]')
+    assert row.count() == 1 and "Team 7" in row.inner_text()
+    with stack.client(token) as c:
+        assert c.get("/api/v1/cases").status_code == 200
