@@ -162,13 +162,28 @@
     gaps.querySelectorAll("[data-owed]").forEach(function (e) { e.hidden = false; });
   }
 
+  // While files are still being sent, a refresh of the continuity section tells only what the
+  // server has of the files sent so far: one recording analysed alone reads "complete" while
+  // the next, still on its way, may open a gap. The section says owed until the last is sent.
+  let sending = false;
+  document.addEventListener("htmx:afterSwap", function (e) {
+    const swapped = e.detail && e.detail.target;
+    if (sending && swapped && swapped.id === "gaps") continuityOwed();
+  });
+
   async function sendAll(form) {
     const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
     if (waiting.length) continuityOwed();
-    for (const entry of waiting) {
-      await send(form, entry);
-      const items = document.getElementById("items");
-      if (window.htmx && items) htmx.trigger(items, "refresh");
+    sending = waiting.length > 0;
+    try {
+      for (const entry of waiting) {
+        await send(form, entry);
+        if (entry === waiting[waiting.length - 1]) sending = false;
+        const items = document.getElementById("items");
+        if (window.htmx && items) htmx.trigger(items, "refresh");
+      }
+    } finally {
+      sending = false;
     }
   }
 
