@@ -380,6 +380,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "flag.processing_failed": {"zh": "处理失败", "en": "processing failed"},
     "flag.pdf_not_sealable": {"zh": "PDF 无法加盖签章", "en": "PDF cannot be sealed"},
     "flag.invalid_bundle": {"zh": "采集包无效", "en": "invalid capture bundle"},
+    "flag.implausible_capture_window": {"zh": "采集时间段不可信", "en": "implausible capture window"},
     "flag.fixity_failed": {"zh": "完整性校验未通过", "en": "fixity check failed"},
     "flag.missing_object": {"zh": "存储对象缺失", "en": "stored object missing"},
     "derived.original": {"zh": "原件", "en": "original"},

@@ -241,6 +241,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.derive_failed": {"zh": "{role}未能生成：{failure}", "en": "{role}: {failure}"},
     "processing_reason.unreadable_document": {"zh": "文档无法读取：{detail}", "en": "unreadable document: {detail}"},
     "processing_reason.invalid_bundle": {"zh": "采集包无效：{detail}", "en": "invalid bundle: {detail}"},
+    "processing_reason.implausible_capture_window": {"zh": "采集时间段不可信，不计为录制：{detail}",
+                                                     "en": "implausible capture window, not counted as recording: {detail}"},
     # archive.evidence.items.ITEM_ERRORS
     "item_error.not_found": {"zh": "证据 {item} 不存在", "en": "no evidence item {item}"},
     # Background work and certificates (administration page)

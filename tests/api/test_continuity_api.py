@@ -426,6 +426,32 @@ def test_missing_minute_of_a_capture_window_is_reported(stack, officer, case, tm
     ]), report
 
 
+@pytest.mark.parametrize(("start", "end", "why"), [
+    ("1900-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "longer than 7 days"),
+    # 1900-01-01 in Beijing is still 1899 in UTC.
+    ("1900-01-01T00:00:00+08:00", "2999-01-01T00:00:00+08:00", "within the years 1900-2999"),
+    ("2026-02-20T11:00:00+08:00", "2026-03-01T11:05:00+08:00", "longer than 7 days"),
+    ("2099-03-01T11:00:00+08:00", "2099-03-01T11:05:00+08:00", "is after the bundle was received"),
+    ("0001-01-01T00:00:00+08:00", "2026-03-01T11:05:00+08:00", "within the years 1900-2999"),
+], ids=["1100-years", "1899-utc", "9-days", "future", "year-1"])
+def test_implausible_capture_window_is_flagged_and_covers_nothing(stack, officer, case, start, end, why):
+    ws = f"WS-{uuid.uuid4().hex[:8]}"
+    t11 = datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+    with stack.client(officer) as c:
+        bundle = _upload_bundle(c, case["id"], _bundle(start, end, {"page.html": uuid.uuid4().bytes}), ws)
+        action = _inspection(c, case["id"], ws)
+        item = stack.wait_item(officer, bundle["id"], lambda i: i["seal_status"] == "sealed", timeout=60)
+        report = settled(c, case["id"])
+    # Kept, unpacked and sealed, but flagged with the reason; its window is not the workstation's recording.
+    assert item["flags"] == ["implausible_capture_window"] and item["status"] == "flagged", item
+    assert why in item["details"]["capture_window_problem"]
+    assert item["processing"]["bundle"]["state"] == "done"
+    assert item["processing"]["bundle"]["reason"].startswith("implausible capture window, not counted as recording")
+    assert item["recorded_start"] is None and len(item["members"]) == 1
+    gaps = [(g["level"], g["action"], parse(g["start"]), g["duration_seconds"]) for g in report["gaps"]]
+    assert gaps == [("action_window", action["id"], t11, 300.0)], report
+
+
 def signed_record_pdf(signed_at: str) -> bytes:
     """A one-page PDF with a signature field whose signing time (/M) is ``signed_at``."""
     import io
