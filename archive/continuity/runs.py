@@ -238,6 +238,30 @@ def action_end(session: Session, action: EnforcementAction) -> datetime | None:
     return action.window_end
 
 
+def processing_pending(processing: dict[str, Any] | None) -> bool:
+    """True while an item's processing (its ``processing`` map) has not yet reached its
+    continuity hand-off, or a step is queued or running."""
+    processing = processing or {}
+    if any((v or {}).get("state") in ("queued", "running") for v in processing.values()):
+        return True
+    return (processing.get(PIPELINE_DONE_STEP) or {}).get("state") not in ("done", "failed")
+
+
+def end_never_known(session: Session, action: EnforcementAction) -> str | None:
+    """Why the window of an action that waits for its record's signing can never end, else
+    None: the record's processing finished and gives no signing time after the action's
+    start (an unsigned or encrypted PDF, no ``recorded_start`` declared). Such an action is
+    never analysed, so it is refused when recorded and listed as outstanding when its record
+    turns out so later; None too while the record is still being processed."""
+    if action.record_item_id is None or action_end(session, action) is not None:
+        return None
+    record = session.get(EvidenceItem, action.record_item_id)
+    if record is None or processing_pending(record.processing):
+        return None
+    return (f"its record {record.id} ({record.original_filename}) has no signing time after the action's start"
+            " (no PDF signature time, no recorded_start declared)")
+
+
 def findings(session: Session, *, case_id: str, tolerance_seconds: float
              ) -> tuple[analysis.ContinuityReport, dict[str, float]]:
     """What the case's recordings, device clocks and enforcement actions give now: the

@@ -409,6 +409,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "pending_reason.awaiting_checkpoint": {"zh": "等待检查点签章", "en": "awaiting a sealed checkpoint"},
     "pending_reason.processing": {"zh": "处理中", "en": "still processing"},
     "pending_reason.continuity_analysis_pending": {"zh": "连续性分析未完成", "en": "continuity analysis pending"},
+    "pending_reason.action_end_unknown": {"zh": "执法行为的结束时间未知", "en": "action's end unknown"},
     "pending_reason.gap_unexplained": {"zh": "中断未说明", "en": "gap not explained"},
     "pending_reason.gap_awaiting_review": {"zh": "中断说明待审核", "en": "explanation awaiting review"},
     "pending_reason.gap_record_altered": {"zh": "中断记录与监管日志不符（疑被篡改）", "en": "gap record contradicts the custody ledger (altered)"},

@@ -500,6 +500,44 @@ def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips
     assert gap["cause"].startswith("window of interview (interview of the shop owner) not covered"), gap["cause"]
 
 
+def test_an_action_whose_record_never_signs_is_refused_or_outstanding(stack, officer, case, tmp_path):
+    from archive.continuity.models import EnforcementAction
+    from archive.models import Case
+    from tests.ingest.conftest import make_pdf
+
+    room = f"ROOM-{uuid.uuid4().hex[:8]}"
+    unsigned = make_pdf(tmp_path / "record.pdf", [f"Interview record {uuid.uuid4()}"]).read_bytes()
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=unsigned,
+                   params={"kind": "document", "filename": "interview-record.pdf"})
+        assert r.status_code == 201, r.text
+        record = r.json()
+        stack.wait_item(officer, record["id"], lambda i: i["seal_status"] == "sealed", timeout=60)
+        # Processed, and no signature nor recorded_start: its signing would never end the window.
+        interview = {"kind": "interview", "start": iso(T0), "devices": [room], "record_item": record["id"]}
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json=interview)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "record_not_signed", r.text
+        assert record["id"] in r.json()["error"]["message"]
+        # With its end given the record is only named.
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={**interview, "end": iso(T0 + timedelta(minutes=3))})
+        assert r.status_code == 201, r.text
+        # Recorded while the record was still processing (as then it could not be refused).
+        with stack.services.db.session() as s:
+            waiting = EnforcementAction(case_id=case["id"], kind="interview", window_start=T0, window_end=None,
+                                        devices=[room], record_item_id=record["id"],
+                                        created_by=s.get(Case, case["id"]).created_by)
+            s.add(waiting)
+            s.flush()
+            waiting_id = waiting.id
+        report = settled(c, case["id"])
+        gates = c.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]
+    assert report["complete"] is False and not report["pending"], report
+    (left,) = [o for o in report["outstanding"] if o["what"] == "action"]
+    assert left["subject"] == waiting_id and left["reason"] == "action_end_unknown", left
+    assert "has no signing time after the action's start" in left["detail"]
+    assert [g for g in gates if g["code"] == "action_end_unknown"], gates
+
+
 def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
     cam = device()
     interview = unique_copy(clips["s60"])
