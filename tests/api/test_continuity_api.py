@@ -625,6 +625,32 @@ def test_a_still_image_sent_as_a_recording_is_listed_as_holding_none(stack, offi
     zh = _page(stack, officer, case["id"], "zh")
     assert "文件中没有录像（没有有时长的音频或视频，例如静态图片；按 " in zh and "file holds no recording" not in zh
 
+def test_an_empty_recording_is_its_own_fact_not_a_duplicate_of_another_empty_file(stack, officer, case, tmp_path):
+    """No bytes are no content: an empty camera file is not "the same evidence" as an empty
+    file of another kind or device of the case; it is kept and listed as an unreadable gap.
+    The same empty file sent again (kind, device, start, name alike) is still one item."""
+    cam, other_cam = device(), device()
+    empty = tmp_path / "FILE0007.MP4"
+    empty.write_bytes(b"")
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"", params={"kind": "other", "filename": "note.txt"})
+        assert r.status_code == 201, r.text
+        note = r.json()
+        camera = upload_clip(c, case["id"], empty, device_id=cam, start=T0, unique=False)
+        assert camera["id"] != note["id"] and camera["size"] == 0
+        # Another camera's empty file of the same name and start is another fact too.
+        other = upload_clip(c, case["id"], empty, device_id=other_cam, start=T0, unique=False)
+        # Sent again alike: one piece of evidence, answered with the first.
+        params = {"kind": "bodycam_video", "filename": empty.name, "device_id": cam, "recorded_start": iso(T0)}
+        again = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"", params=params)
+        assert again.status_code == 200 and again.headers["Duplicate-Of"] == camera["id"], again.text
+        report = settled(c, case["id"])
+    unreadable = {g["item"]: g for g in report["gaps"] if g["level"] == "unreadable"}
+    assert set(unreadable) == {camera["id"], other["id"]}, report["gaps"]
+    assert unreadable[camera["id"]]["cause"] == "recording is an empty file (0 bytes), so it is not on the timeline"
+    assert unreadable[camera["id"]]["device"] == cam and close(unreadable[camera["id"]]["start"], T0)
+
+
 def test_clips_that_cannot_be_read_are_listed_to_be_accounted_for(stack, officer, case, clips, tmp_path):
     """A truncated clip, an empty one and one of noise are kept as evidence; continuity lists each
     as an ``unreadable`` entry (device, file, why) that keeps the case's continuity from being
