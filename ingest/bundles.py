@@ -50,8 +50,9 @@ class BundleLimits:
 
     max_total_bytes: int = 64 << 30
     """Largest total declared uncompressed size of all members."""
-    max_members: int = 100_000
-    """Most entries the archive may hold."""
+    max_members: int = 10_000
+    """Most entries the archive may hold. Each member becomes an item processed like an
+    upload (a worker takes a few a second), so this bounds the work one bundle queues."""
     max_ratio: float = 1000.0
     """Largest uncompressed/compressed ratio of a ZIP member bigger than 1 MiB."""
 

@@ -166,6 +166,16 @@ def test_too_many_members(tmp_path: Path) -> None:
         read_bundle(path, limits=BundleLimits(max_members=10))
 
 
+def test_default_member_limit_bounds_the_work_one_bundle_queues(tmp_path: Path) -> None:
+    """Every member becomes an item to process: 10,000 are accepted, one more is refused."""
+    path = make_zip(tmp_path / "many.zip", [(f"m/{i}.txt", b"x") for i in range(9_999)])
+    assert len(read_bundle(path).members) == 9_999  # 10,000 entries with the manifest
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("m/one-more.txt", b"x")
+    with pytest.raises(BundleInvalid, match="more than 10000 entries"):
+        read_bundle(path)
+
+
 @pytest.mark.parametrize("content", [b"", b"plain text, not an archive", bytes(range(256)) * 10])
 def test_non_archives_are_rejected(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "capture.zip"
