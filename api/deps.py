@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.identity import signin
 from archive.db import Database
-from archive.errors import Forbidden, Unauthenticated
+from archive.errors import Forbidden, InvalidInput, Unauthenticated
 from archive.models import User
 from archive.seals.sealer import Sealer, SealerSource
 from archive.settings import Settings
@@ -75,6 +75,14 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def refuse_repeated_header(request: Request, name: str, *, code: str, status: int = 422) -> None:
+    """Refuse (``code``, ``status``) a request carrying header ``name`` more than once: which
+    of its values would count is a guess a proxy and the server may make differently, so
+    none is picked silently (``Idempotency-Key``, tus ``Upload-Length``...)."""
+    if len(request.headers.getlist(name)) > 1:
+        raise InvalidInput(f"{name} must be sent once; this request has it more than once", code=code, status=status)
 
 
 def _query_params(dependant: Dependant) -> Iterator[str]:

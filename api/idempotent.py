@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from archive import idempotency
 from archive.db import Database
-from archive.errors import InvalidInput
+from api.deps import refuse_repeated_header
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ async def _one_idempotency_key(request: Request, key: Annotated[str | None, Head
     """The request's ``Idempotency-Key``. The draft makes the header one Structured Field item:
     a request carrying it more than once is refused (422 ``invalid_idempotency_key``), before
     the route reads its body, rather than being served with one of its keys picked silently."""
-    if len(request.headers.getlist("idempotency-key")) > 1:
-        raise InvalidInput("Idempotency-Key must be sent once; this request has it more than once",
-                           code="invalid_idempotency_key")
+    refuse_repeated_header(request, "Idempotency-Key", code="invalid_idempotency_key")
     return key
 
 

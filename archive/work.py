@@ -78,6 +78,7 @@ STEP_REASONS = Sentences("processing_reason", {
     "derive_failed": "{role}: {failure}",
     "unreadable_document": "unreadable document: {detail}",
     "invalid_bundle": "invalid bundle: {detail}",
+    "implausible_capture_window": "implausible capture window, not counted as recording: {detail}",
 }, fields={"attempts": r"\d+", "detail": r".*", "count": r"\d+", "owner": r"\S+", "error": r"\w+",
            "limit": r"\d+", "tool": r"\w+",
            "role": "|".join(DERIVED_ROLES),

@@ -27,6 +27,7 @@ from archive.errors import InvalidInput
 from archive.evidence.filenames import check_filename
 from ingest.documents import sniff_bytes
 from ingest.errors import BundleInvalid
+from ingest.zips import ZipReader
 
 __all__ = [
     "Bundle",
@@ -49,8 +50,9 @@ class BundleLimits:
 
     max_total_bytes: int = 64 << 30
     """Largest total declared uncompressed size of all members."""
-    max_members: int = 100_000
-    """Most entries the archive may hold."""
+    max_members: int = 10_000
+    """Most entries the archive may hold. Each member becomes an item processed like an
+    upload (a worker takes a few a second), so this bounds the work one bundle queues."""
     max_ratio: float = 1000.0
     """Largest uncompressed/compressed ratio of a ZIP member bigger than 1 MiB."""
 
@@ -122,7 +124,7 @@ def iter_member(path: Path, name: str, *, chunk_size: int = _CHUNK) -> Iterator[
     path = Path(path)
     if zipfile.is_zipfile(path):
         try:
-            with zipfile.ZipFile(path) as zf:
+            with ZipReader(path) as zf:
                 try:
                     info = zf.getinfo(name)
                 except KeyError:
@@ -152,7 +154,7 @@ def iter_member(path: Path, name: str, *, chunk_size: int = _CHUNK) -> Iterator[
 
 def _read_zip(path: Path, limits: BundleLimits) -> Bundle:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with ZipReader(path) as zf:
             infos = zf.infolist()
             _check_count(len(infos), limits)
             files: list[zipfile.ZipInfo] = []
@@ -267,6 +269,9 @@ def _safe_name(raw: str, seen: set[str]) -> str:
     # Archives made on Windows may use backslashes; treat them as separators so that
     # "..\\x" is caught as traversal.
     name = raw.replace("\\", "/")
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+        # tarfile keeps name bytes that are not UTF-8 as lone surrogates (surrogateescape).
+        raise BundleInvalid(message=f"member {raw!r}: its name is not valid UTF-8")
     if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise BundleInvalid(message=f"member {raw!r} has an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]

@@ -20,6 +20,7 @@ from xml.etree.ElementTree import ParseError, iterparse
 
 from archive.evidence.media_types import DOCX, HEAD, OFFICE_PREFIX, PPTX, XLSX, sniff_bytes
 from ingest.errors import ProbeFailed
+from ingest.zips import ZipReader
 
 __all__ = ["DocumentFacts", "document_facts", "sniff_bytes", "sniff_media_type"]
 
@@ -85,7 +86,7 @@ def document_facts(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Documen
 
 def _office_kind(path: Path) -> str | None:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with ZipReader(path) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError):
         return None
@@ -183,7 +184,7 @@ def _encrypted_page_count(reader: object) -> int | None:
 
 def _office_facts(path: Path, kind: str, max_chars: int) -> DocumentFacts:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with ZipReader(path) as zf:
             names = zf.namelist()
             if kind == DOCX:
                 parts = ["word/document.xml"]

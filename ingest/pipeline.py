@@ -284,7 +284,9 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     its own item (``parent_id`` = the bundle) through the same receipt path as an
     upload: streamed into the vault, hashed, checked against the hash the bundle
     reading computed, locked, recorded. Members already registered are not registered
-    again. An invalid bundle is kept and flagged ``invalid_bundle``.
+    again. An invalid bundle is kept and flagged ``invalid_bundle``; one whose manifest window
+    is implausible (:func:`runs.implausible_capture_window`) is unpacked and flagged
+    ``implausible_capture_window``, its ``recorded_start`` not taken from it.
     """
     item = ws.item()
     if item.kind != EvidenceKind.remote_capture or item.parent_id is not None:
@@ -293,7 +295,7 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         return None  # the archive's own capture (a WACZ): its members were received with it
     with ws.db.session() as session:
         if ledger.count_actions(session, item_id=item.id, action="bundle_unpacked"):
-            return None
+            return _implausible_note((item.details or {}).get("capture_window_problem"))
         if "invalid_bundle" in (item.flags or []):
             return StepNote(work.STEP_REASONS.say("invalid_bundle", detail=(item.details or {}).get("bundle_error")))
     path = ws.original()
@@ -313,9 +315,16 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
         "target_url": bundle.target_url, "capture_start": bundle.capture_start.isoformat(),
         "capture_end": bundle.capture_end.isoformat(), "operator": bundle.operator, "tool": bundle.tool,
     }
+    implausible = runs.implausible_capture_window(bundle.capture_start, bundle.capture_end,
+                                                  received_at=item.received_at)
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
-        if locked.recorded_start is None:
+        if implausible is not None:
+            # Kept, its members registered; its window is no recording time (runs.capture_windows).
+            evidence.add_flag(locked, "implausible_capture_window")
+            locked.status = ItemStatus.flagged
+            locked.details = {**(locked.details or {}), "capture_window_problem": implausible}
+        elif locked.recorded_start is None:
             # The capture window is this bundle's recording time (by its workstation).
             locked.recorded_start = bundle.capture_start
         locked.details = {
@@ -351,14 +360,19 @@ def bundle_step(ws: Workspace, *, enqueue: Enqueue) -> StepNote | None:
     with ws.db.session() as session:
         locked = evidence.lock_item(session, ws.item_id)
         if ledger.count_actions(session, item_id=locked.id, action="bundle_unpacked"):
-            return None
+            return _implausible_note(implausible)
         ledger.append(
             session, actor=ACTOR, action="bundle_unpacked", case_id=locked.case_id, item_id=locked.id,
             details={**manifest, "manifest_sha256": bundle.manifest_sha256,
+                     **({"capture_window_problem": implausible} if implausible else {}),
                      "members": [{"name": m.name, "item": registered[m.name].id, "sha256": m.sha256,
                                   "sm3": m.sm3, "size": m.size} for m in bundle.members]},
         )
-    return None
+    return _implausible_note(implausible)
+
+
+def _implausible_note(problem: str | None) -> StepNote | None:
+    return StepNote(work.STEP_REASONS.say("implausible_capture_window", detail=problem)) if problem else None
 
 
 def _members_by_name(ws: Workspace) -> dict[str, EvidenceItem]:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from api.deps import CurrentUserId, ServicesDep
+from api.deps import CurrentUserId, ServicesDep, refuse_repeated_header
 from api.errors import archive_error_response, error_response
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
@@ -78,14 +78,16 @@ def _require_tus(request: Request) -> None:
 
 
 def _int_header(request: Request, name: str, *, required: bool = True) -> int | None:
+    code = name.lower().replace('-', '_')
+    refuse_repeated_header(request, name, code=f"invalid_{code}", status=400)
     value = request.headers.get(name)
     if value is None:
         if required:
-            raise InvalidInput(f"{name} header is required", code=f"missing_{name.lower().replace('-', '_')}", status=400)
+            raise InvalidInput(f"{name} header is required", code=f"missing_{code}", status=400)
         return None
     # isascii: str.isdigit() accepts digits int() refuses, like superscripts.
     if not (value.isascii() and value.isdigit()):
-        raise InvalidInput(f"{name} must be a non-negative integer", code=f"invalid_{name.lower().replace('-', '_')}", status=400)
+        raise InvalidInput(f"{name} must be a non-negative integer", code=f"invalid_{code}", status=400)
     return int(value)
 
 
@@ -176,8 +178,9 @@ async def create_upload(
     if request.headers.get("upload-defer-length"):
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")
-    # Several Upload-Metadata fields are one list (RFC 9110 section 5.3): a key in two is given twice.
-    metadata = tus.parse_metadata(",".join(request.headers.getlist("upload-metadata")) or None)
+    # Sent once, like every tus header: fields joined by a proxy or read one by one would differ.
+    refuse_repeated_header(request, "Upload-Metadata", code="invalid_metadata", status=400)
+    metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     fingerprint = idempotency.fingerprint("POST", "/api/v1/uploads", {"length": length, "metadata": metadata})
 
     def describe(upload_id: str) -> tus.UploadInfo:

@@ -82,6 +82,7 @@ GATES = Sentences("gate_message", {
     "item": "item {subject}: {detail}",
     "gap": "gap {subject}: {detail}",
     "continuity": "continuity {subject}: {detail}",
+    "action": "action {subject}: {detail}",
     "item_failed": "item {item} ({filename}): processing or sealing failed (seal {status})",
     "item_unsealed": "item {item} ({filename}) is not sealed yet (seal {status})",
     "export_in_progress": "export {export} is {export_status}",

@@ -18,7 +18,7 @@ from archive.db import insert_ignoring_duplicates
 from archive.timefmt import in_range_utc
 from archive.errors import Forbidden, InvalidInput
 from archive.continuity.models import Device, EnforcementAction
-from archive.continuity.runs import request_analysis
+from archive.continuity.runs import end_never_known, request_analysis
 from archive.models import Case, EvidenceItem, Role, User, utcnow
 from archive.identity.users import CASE_WRITERS, actor_name, load_case, require_role
 
@@ -131,7 +131,8 @@ def create_action(
     ``record_item`` names the action's record, a document of the case: its signing time
     (the PDF's signature, else the ``recorded_start`` declared for it) closes the window,
     so an interview runs from its start to the signing of its record and ``end`` may be
-    left out. Requests a continuity analysis of the case (enqueue it after commit).
+    left out, unless the record was processed and gives no signing time after ``start``
+    (``record_not_signed``: its window would never end). Requests a continuity analysis of the case (enqueue it after commit).
     """
     load_case(session, user=user, case_id=case_id, write=True)
     kind = kind.strip()
@@ -158,6 +159,10 @@ def create_action(
         case_id=case_id, kind=kind, window_start=start, window_end=end, devices=device_ids,
         description=description, record_item_id=record_item, created_by=user.id,
     )
+    never = end_never_known(session, action)
+    if never is not None:
+        raise InvalidInput(f"the record cannot end the action's window: {never}; give the action's end",
+                           code="record_not_signed")
     session.add(action)
     session.flush()
     request_analysis(session, case_id=case_id)

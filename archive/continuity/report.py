@@ -21,7 +21,7 @@ from archive.custody import ledger
 from archive.continuity.models import ContinuityState, EnforcementAction, Gap, GapStatus
 from archive.continuity.devices import actions_of
 from archive.continuity.gaps import gap_record_faults
-from archive.continuity.runs import PIPELINE_DONE_STEP
+from archive.continuity.runs import end_never_known, processing_pending
 from archive.models import EvidenceItem, User
 from archive.identity.users import load_case, user_names
 from archive.wording import Sentences
@@ -36,7 +36,8 @@ GAP_DETAILS = Sentences("gap_detail", {
     "gap": "{level} gap of {seconds} s on {device} from {start}: {state}",
     "processing": "processing of this item has not finished",
     "analysis": "a continuity analysis of the case is queued or running",
-}, fields={"level": r"[a-z_]+", "seconds": r"\d+\.\d", "start": r".+?"})
+    "action_end": "the window of {kind} from {start} has no end: {why}",
+}, fields={"level": r"[a-z_]+", "seconds": r"\d+\.\d", "start": r".+?", "kind": r".+?", "why": r".+"})
 """The ``detail`` of what keeps a case's continuity from being complete (:attr:`CaseContinuity.outstanding`;
 ``start`` may be shown in local time, with spaces):
 a gap's ``state`` is its status or an :data:`archive.continuity.gaps.RECORD_FAULTS` sentence;
@@ -67,20 +68,13 @@ class CaseContinuity:
     outstanding: tuple[dict[str, Any], ...]
     """What keeps the continuity from being complete: ``{"what", "subject", "reason",
     "detail"}`` per item still processing (``processing``), for an unanswered analysis
-    (``continuity_analysis_pending``) and per current gap not accepted (see
+    (``continuity_analysis_pending``), per current gap not accepted (see
     :data:`GAP_PENDING_REASONS`) or whose record the custody ledger contradicts
-    (:data:`GAP_ALTERED`). Empty exactly when ``complete``."""
+    (:data:`GAP_ALTERED`), and per action whose window can never end
+    (``action_end_unknown``, :func:`archive.continuity.runs.end_never_known`). Empty exactly
+    when ``complete``."""
     people: dict[str, str]
     """User id -> name of everyone who explained or reviewed one of ``gaps``."""
-
-
-def processing_pending(processing: dict[str, Any] | None) -> bool:
-    """True while an item's processing (its ``processing`` map) has not yet reached its
-    continuity hand-off, or a step is queued or running."""
-    processing = processing or {}
-    if any((v or {}).get("state") in ("queued", "running") for v in processing.values()):
-        return True
-    return (processing.get(PIPELINE_DONE_STEP) or {}).get("state") not in ("done", "failed")
 
 
 def _unfinished(session: Session, *, case_id: str) -> tuple[list[str], ContinuityState | None]:
@@ -132,10 +126,18 @@ def build_report(session: Session, *, case_id: str, include_history: bool = Fals
                                    state=altered[gap.id] if gap.id in altered else gap.status.value)}
         for gap in current if gap.id in altered or gap.status != GapStatus.accepted
     ]
+    actions = tuple(actions_of(session, case_id=case_id))
+    for action in actions:
+        why = end_never_known(session, action)
+        if why is not None:
+            # Never analysed (no end to check up to): it must not pass for covered.
+            outstanding.append({"what": "action", "subject": action.id, "reason": "action_end_unknown",
+                                "detail": GAP_DETAILS.say("action_end", kind=action.kind,
+                                                          start=ledger.iso_utc(action.window_start), why=why)})
     return CaseContinuity(
         case_id=case_id, complete=not outstanding, pending=bool(busy) or analysis, gaps=gaps,
         analysed_at=state.analysed_at if state else None, summary=(state.summary if state else None) or {},
-        actions=tuple(actions_of(session, case_id=case_id)), outstanding=tuple(outstanding),
+        actions=actions, outstanding=tuple(outstanding),
         people=people_of(session, gaps),
     )
 

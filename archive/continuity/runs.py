@@ -29,6 +29,7 @@ from archive.errors import NotFound
 from archive.continuity.models import ContinuityState, Device, EnforcementAction, Gap, GapStatus
 from archive.models import Case, EvidenceItem, EvidenceKind, utcnow
 from archive.continuity import analysis
+from archive.timefmt import in_range_utc
 
 RECORDING_KINDS = (EvidenceKind.bodycam_video, EvidenceKind.interview_video)
 """Kinds whose items are recordings of a device (camera or interview room)."""
@@ -154,11 +155,34 @@ def unreadable_of(item: EvidenceItem | Row[Any]) -> analysis.Unreadable | None:
     )
 
 
+CAPTURE_MAX_SPAN = timedelta(days=7)
+"""Longest manifest window a capture bundle may claim as its workstation's recording."""
+CAPTURE_CLOCK_SLACK = timedelta(minutes=5)
+"""How far after its receipt a bundle's ``capture_end`` may lie (a workstation clock running fast)."""
+
+
+def implausible_capture_window(start: datetime, end: datetime, *, received_at: datetime) -> str | None:
+    """Why a capture bundle's manifest window (``capture_start`` to ``capture_end``) cannot be
+    its workstation's recording, else None: a moment outside the years 1900-2999 (the bounds of
+    a ``recorded_start``), a window longer than :data:`CAPTURE_MAX_SPAN`, or one ending more
+    than :data:`CAPTURE_CLOCK_SLACK` after the bundle was received (a capture not yet made).
+    Such a bundle is kept and flagged ``implausible_capture_window`` and covers no action."""
+    if in_range_utc(start) is None or in_range_utc(end) is None:
+        return "capture_start and capture_end must fall within the years 1900-2999"
+    if end - start > CAPTURE_MAX_SPAN:
+        return f"the window lasts {end - start}, longer than {CAPTURE_MAX_SPAN.days} days"
+    if end > received_at + CAPTURE_CLOCK_SLACK:
+        return (f"capture_end {end.isoformat()} is after the bundle was received "
+                f"({received_at.isoformat(timespec='seconds')})")
+    return None
+
+
 def capture_windows(session: Session, *, case_id: str) -> list[analysis.Recording]:
     """The case's capture bundles as recordings of their workstation device.
 
     A bundle's manifest window (``capture_start`` to ``capture_end``) counts as recording
-    by the device it was uploaded with. A screen recording inside it that paused punches
+    by the device it was uploaded with, unless it is implausible
+    (:func:`implausible_capture_window`). A screen recording inside it that paused punches
     its pauses into the window, so a missing stretch is reported (level ``in_file``, on
     the bundle) rather than covered by the manifest's claim.
     """
@@ -173,6 +197,8 @@ def capture_windows(session: Session, *, case_id: str) -> list[analysis.Recordin
         details = bundle.details or {}
         start, end = parse_time(details.get("capture_start")), parse_time(details.get("capture_end"))
         if start is None or end is None or end <= start:
+            continue
+        if implausible_capture_window(start, end, received_at=bundle.received_at) is not None:
             continue
         holes: list[analysis.InFileGap] = []
         for member in session.execute(select(EvidenceItem).where(EvidenceItem.parent_id == bundle.id)).scalars():
@@ -210,6 +236,30 @@ def action_end(session: Session, action: EnforcementAction) -> datetime | None:
         if signed is not None and signed > action.window_start:
             return signed
     return action.window_end
+
+
+def processing_pending(processing: dict[str, Any] | None) -> bool:
+    """True while an item's processing (its ``processing`` map) has not yet reached its
+    continuity hand-off, or a step is queued or running."""
+    processing = processing or {}
+    if any((v or {}).get("state") in ("queued", "running") for v in processing.values()):
+        return True
+    return (processing.get(PIPELINE_DONE_STEP) or {}).get("state") not in ("done", "failed")
+
+
+def end_never_known(session: Session, action: EnforcementAction) -> str | None:
+    """Why the window of an action that waits for its record's signing can never end, else
+    None: the record's processing finished and gives no signing time after the action's
+    start (an unsigned or encrypted PDF, no ``recorded_start`` declared). Such an action is
+    never analysed, so it is refused when recorded and listed as outstanding when its record
+    turns out so later; None too while the record is still being processed."""
+    if action.record_item_id is None or action_end(session, action) is not None:
+        return None
+    record = session.get(EvidenceItem, action.record_item_id)
+    if record is None or processing_pending(record.processing):
+        return None
+    return (f"its record {record.id} ({record.original_filename}) has no signing time after the action's start"
+            " (no PDF signature time, no recorded_start declared)")
 
 
 def findings(session: Session, *, case_id: str, tolerance_seconds: float

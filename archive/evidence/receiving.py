@@ -9,6 +9,7 @@ upload or a refusal discards the unlocked object, so nothing is kept as evidence
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 import time
@@ -114,12 +115,25 @@ class DuplicateEvidence(Conflict):
         self.existing_id = existing_id
 
 
-def same_content_in_case(session: Session, *, case_id: str, sha256: str) -> EvidenceItem | None:
-    """The case's first item holding exactly this content, if any."""
-    return session.execute(
-        select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.sha256 == sha256)
-        .order_by(EvidenceItem.received_at, EvidenceItem.id).limit(1)
-    ).scalar_one_or_none()
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+"""The SHA-256 of no bytes: every empty file's."""
+
+
+def same_content_in_case(session: Session, *, case_id: str, sha256: str,
+                         like: IncomingEvidence | None = None) -> EvidenceItem | None:
+    """The case's first item holding exactly this content, if any.
+
+    No bytes are no content to be one piece of evidence by: an empty file is itself a fact
+    (a camera that produced nothing), so with ``like`` it is the same evidence only as an
+    empty item described alike (kind, device, declared start and file name: the same file
+    sent again), not any empty file of the case."""
+    query = select(EvidenceItem).where(EvidenceItem.case_id == case_id, EvidenceItem.sha256 == sha256)
+    if sha256 == EMPTY_SHA256 and like is not None:
+        query = query.where(EvidenceItem.kind == like.kind, EvidenceItem.original_filename == like.filename)
+        found = session.execute(query.order_by(EvidenceItem.received_at, EvidenceItem.id)).scalars()
+        return next((item for item in found if item.device_id == like.device_id
+                     and item.recorded_start == like.recorded_start), None)
+    return session.execute(query.order_by(EvidenceItem.received_at, EvidenceItem.id).limit(1)).scalar_one_or_none()
 
 
 def refuse_closed(case: Case) -> None:
@@ -308,7 +322,8 @@ def keep_original(
             admit(session)
         if done is not None:
             return done
-        existing = same_content_in_case(session, case_id=incoming.case_id, sha256=sha256) if refusable else None
+        existing = (same_content_in_case(session, case_id=incoming.case_id, sha256=sha256, like=incoming)
+                    if refusable else None)
         if existing is not None:
             ledger.append(
                 session, actor=actor, action="duplicate_received", case_id=incoming.case_id, item_id=existing.id,

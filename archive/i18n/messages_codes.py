@@ -247,6 +247,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "processing_reason.derive_failed": {"zh": "{role}未能生成：{failure}", "en": "{role}: {failure}"},
     "processing_reason.unreadable_document": {"zh": "文档无法读取：{detail}", "en": "unreadable document: {detail}"},
     "processing_reason.invalid_bundle": {"zh": "采集包无效：{detail}", "en": "invalid bundle: {detail}"},
+    "processing_reason.implausible_capture_window": {"zh": "采集时间段不可信，不计为录制：{detail}",
+                                                     "en": "implausible capture window, not counted as recording: {detail}"},
     # archive.evidence.items.ITEM_ERRORS
     "item_error.not_found": {"zh": "证据 {item} 不存在", "en": "no evidence item {item}"},
     # Background work and certificates (administration page)
@@ -401,6 +403,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.missing_case_id": {"zh": "上传未指明案件。", "en": "The upload names no case."},
     "error_code.invalid_upload_length": {"zh": "声明的文件大小无效或过大。", "en": "The declared length is not valid or too large."},
     "error_code.invalid_recorded_start": {"zh": "录制开始时间无效。", "en": "The recording start time is not valid."},
+    "error_code.record_not_signed": {"zh": "该笔录没有签署时间，不能作为执法行为的结束；请填写结束时间。",
+                                     "en": "The record has no signing time to end the action; give the action's end."},
     "error_code.nul_character": {"zh": "文字中含有空字符（NUL）。", "en": "The text holds a NUL character."},
     "error_code.object_exists": {"zh": "存储中已有该对象，原件从不覆盖。", "en": "The object exists already; originals are never overwritten."},
     "error_code.storage_error": {"zh": "存储出错，未保存任何内容，请稍后再试。", "en": "The store failed; nothing was kept, try again later."},

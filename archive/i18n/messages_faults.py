@@ -170,6 +170,8 @@ FAULT_MESSAGES: dict[str, dict[str, str]] = {
                        "en": "{level} gap of {seconds} s on {device} from {start}: {state}"},
     "gap_detail.processing": {"zh": "该证据尚未处理完毕", "en": "processing of this item has not finished"},
     "gap_detail.analysis": {"zh": "本案的连续性分析正在排队或进行中", "en": "a continuity analysis of the case is queued or running"},
+    "gap_detail.action_end": {"zh": "{kind}（自 {start} 起）的时间窗没有结束时间：{why}",
+                              "en": "the window of {kind} from {start} has no end: {why}"},
     "gap_detail.no_device": {"zh": "（无设备）", "en": "no device"},
     # archive.exports.bag.EXPORT_PROBLEMS, archive.exports.plan.PLAN_PROBLEMS
     "export_problem.original_changed": {"zh": "证据 {item} 的原件已不再与记录的 SHA-256 一致（完整性校验失败）",

@@ -432,6 +432,32 @@ def test_missing_minute_of_a_capture_window_is_reported(stack, officer, case, tm
     ]), report
 
 
+@pytest.mark.parametrize(("start", "end", "why"), [
+    ("1900-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "longer than 7 days"),
+    # 1900-01-01 in Beijing is still 1899 in UTC.
+    ("1900-01-01T00:00:00+08:00", "2999-01-01T00:00:00+08:00", "within the years 1900-2999"),
+    ("2026-02-20T11:00:00+08:00", "2026-03-01T11:05:00+08:00", "longer than 7 days"),
+    ("2099-03-01T11:00:00+08:00", "2099-03-01T11:05:00+08:00", "is after the bundle was received"),
+    ("0001-01-01T00:00:00+08:00", "2026-03-01T11:05:00+08:00", "within the years 1900-2999"),
+], ids=["1100-years", "1899-utc", "9-days", "future", "year-1"])
+def test_implausible_capture_window_is_flagged_and_covers_nothing(stack, officer, case, start, end, why):
+    ws = f"WS-{uuid.uuid4().hex[:8]}"
+    t11 = datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
+    with stack.client(officer) as c:
+        bundle = _upload_bundle(c, case["id"], _bundle(start, end, {"page.html": uuid.uuid4().bytes}), ws)
+        action = _inspection(c, case["id"], ws)
+        item = stack.wait_item(officer, bundle["id"], lambda i: i["seal_status"] == "sealed", timeout=60)
+        report = settled(c, case["id"])
+    # Kept, unpacked and sealed, but flagged with the reason; its window is not the workstation's recording.
+    assert item["flags"] == ["implausible_capture_window"] and item["status"] == "flagged", item
+    assert why in item["details"]["capture_window_problem"]
+    assert item["processing"]["bundle"]["state"] == "done"
+    assert item["processing"]["bundle"]["reason"].startswith("implausible capture window, not counted as recording")
+    assert item["recorded_start"] is None and len(item["members"]) == 1
+    gaps = [(g["level"], g["action"], parse(g["start"]), g["duration_seconds"]) for g in report["gaps"]]
+    assert gaps == [("action_window", action["id"], t11, 300.0)], report
+
+
 def signed_record_pdf(signed_at: str) -> bytes:
     """A one-page PDF with a signature field whose signing time (/M) is ``signed_at``."""
     import io
@@ -478,6 +504,44 @@ def test_interview_runs_to_the_signing_of_its_record(stack, officer, case, clips
     assert gap["level"] == "action_window" and gap["action"] == action["id"]
     assert close(gap["start"], T0 + timedelta(seconds=120)) and close(gap["end"], T0 + timedelta(seconds=180))
     assert gap["cause"].startswith("window of interview (interview of the shop owner) not covered"), gap["cause"]
+
+
+def test_an_action_whose_record_never_signs_is_refused_or_outstanding(stack, officer, case, tmp_path):
+    from archive.continuity.models import EnforcementAction
+    from archive.models import Case
+    from tests.ingest.conftest import make_pdf
+
+    room = f"ROOM-{uuid.uuid4().hex[:8]}"
+    unsigned = make_pdf(tmp_path / "record.pdf", [f"Interview record {uuid.uuid4()}"]).read_bytes()
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=unsigned,
+                   params={"kind": "document", "filename": "interview-record.pdf"})
+        assert r.status_code == 201, r.text
+        record = r.json()
+        stack.wait_item(officer, record["id"], lambda i: i["seal_status"] == "sealed", timeout=60)
+        # Processed, and no signature nor recorded_start: its signing would never end the window.
+        interview = {"kind": "interview", "start": iso(T0), "devices": [room], "record_item": record["id"]}
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json=interview)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "record_not_signed", r.text
+        assert record["id"] in r.json()["error"]["message"]
+        # With its end given the record is only named.
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={**interview, "end": iso(T0 + timedelta(minutes=3))})
+        assert r.status_code == 201, r.text
+        # Recorded while the record was still processing (as then it could not be refused).
+        with stack.services.db.session() as s:
+            waiting = EnforcementAction(case_id=case["id"], kind="interview", window_start=T0, window_end=None,
+                                        devices=[room], record_item_id=record["id"],
+                                        created_by=s.get(Case, case["id"]).created_by)
+            s.add(waiting)
+            s.flush()
+            waiting_id = waiting.id
+        report = settled(c, case["id"])
+        gates = c.get(f"/api/v1/cases/{case['id']}/closing-gates").json()["reasons"]
+    assert report["complete"] is False and not report["pending"], report
+    (left,) = [o for o in report["outstanding"] if o["what"] == "action"]
+    assert left["subject"] == waiting_id and left["reason"] == "action_end_unknown", left
+    assert "has no signing time after the action's start" in left["detail"]
+    assert [g for g in gates if g["code"] == "action_end_unknown"], gates
 
 
 def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
@@ -566,6 +630,32 @@ def test_a_still_image_sent_as_a_recording_is_listed_as_holding_none(stack, offi
     assert {g["id"] for g in listed.values()} <= waiting
     zh = _page(stack, officer, case["id"], "zh")
     assert "文件中没有录像（没有有时长的音频或视频，例如静态图片；按 " in zh and "file holds no recording" not in zh
+
+def test_an_empty_recording_is_its_own_fact_not_a_duplicate_of_another_empty_file(stack, officer, case, tmp_path):
+    """No bytes are no content: an empty camera file is not "the same evidence" as an empty
+    file of another kind or device of the case; it is kept and listed as an unreadable gap.
+    The same empty file sent again (kind, device, start, name alike) is still one item."""
+    cam, other_cam = device(), device()
+    empty = tmp_path / "FILE0007.MP4"
+    empty.write_bytes(b"")
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"", params={"kind": "other", "filename": "note.txt"})
+        assert r.status_code == 201, r.text
+        note = r.json()
+        camera = upload_clip(c, case["id"], empty, device_id=cam, start=T0, unique=False)
+        assert camera["id"] != note["id"] and camera["size"] == 0
+        # Another camera's empty file of the same name and start is another fact too.
+        other = upload_clip(c, case["id"], empty, device_id=other_cam, start=T0, unique=False)
+        # Sent again alike: one piece of evidence, answered with the first.
+        params = {"kind": "bodycam_video", "filename": empty.name, "device_id": cam, "recorded_start": iso(T0)}
+        again = c.post(f"/api/v1/cases/{case['id']}/evidence", content=b"", params=params)
+        assert again.status_code == 200 and again.headers["Duplicate-Of"] == camera["id"], again.text
+        report = settled(c, case["id"])
+    unreadable = {g["item"]: g for g in report["gaps"] if g["level"] == "unreadable"}
+    assert set(unreadable) == {camera["id"], other["id"]}, report["gaps"]
+    assert unreadable[camera["id"]]["cause"] == "recording is an empty file (0 bytes), so it is not on the timeline"
+    assert unreadable[camera["id"]]["device"] == cam and close(unreadable[camera["id"]]["start"], T0)
+
 
 def test_clips_that_cannot_be_read_are_listed_to_be_accounted_for(stack, officer, case, clips, tmp_path):
     """A truncated clip, an empty one and one of noise are kept as evidence; continuity lists each

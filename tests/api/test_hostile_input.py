@@ -345,6 +345,33 @@ def test_two_idempotency_keys_are_refused_and_create_nothing(stack, officer, cas
         assert s.query(Upload).filter(Upload.case_id == case["id"]).count() == 0
 
 
+def test_a_tus_header_sent_twice_is_refused_and_nothing_is_written(stack, officer, case):
+    """Upload-Length 10 and 20: which one a proxy or the server would use is a guess, so neither is."""
+    from archive.models import Upload
+
+    meta = _meta(case, "twice.bin")
+    body = [*TUS.items(), ("Content-Type", "application/offset+octet-stream")]
+    with stack.client(officer) as c:
+        for headers, code in (
+            ([("Upload-Length", "10"), ("Upload-Length", "20"), ("Upload-Metadata", meta)], "invalid_upload_length"),
+            ([("Upload-Length", "3"), ("Upload-Length", "3"), ("Upload-Metadata", meta)], "invalid_upload_length"),
+            ([("Upload-Length", "3"), ("Upload-Metadata", meta), ("Upload-Metadata", "note")], "invalid_metadata"),
+        ):
+            r = c.post("/api/v1/uploads", content=b"abc", headers=[*body, *headers])
+            assert (r.status_code, r.json()["error"]["code"]) == (400, code), r.text
+            assert "sent once" in r.json()["error"]["message"]
+        with stack.services.db.read() as s:
+            assert s.query(Upload).filter(Upload.case_id == case["id"]).count() == 0
+        r = c.post("/api/v1/uploads", headers=[*TUS.items(), ("Upload-Length", "3"), ("Upload-Metadata", meta)])
+        assert r.status_code == 201, r.text
+        url = r.headers["Location"]
+        r = c.patch(url, content=b"abc", headers=[*body, ("Upload-Offset", "0"), ("Upload-Offset", "1")])
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_upload_offset"), r.text
+        assert c.head(url, headers=TUS).headers["Upload-Offset"] == "0"
+        assert c.delete(url, headers=TUS).status_code == 204
+    _nothing_stored(stack, officer, case)
+
+
 def test_a_json_body_cut_short_is_answered_400(stack, officer):
     raw = (b"POST /api/v1/cases HTTP/1.1\r\n" + _auth(officer)
            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"case_number": "X')

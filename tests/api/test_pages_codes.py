@@ -139,7 +139,8 @@ STORED_VALUES = {
     "name": "li.wei", "host": "shop.example", "ip": "10.20.30.40", "port": "8000",
     "archive": "a-1", "archives": "1", "end": "2026-03-01T02:01:00.000000Z", "kept_start": "2026-03-01T02:00:40.000000Z",
     "kept_end": "2026-03-01T02:01:00.000000Z", "kept_seconds": "20.0", "kept_device": "CAM-1",
-    "tree_size": "99", "time": "2026-03-01T02:01:00.000000Z",
+    "tree_size": "99", "time": "2026-03-01T02:01:00.000000Z", "kind": "interview",
+    "why": "its record i-1 (record.pdf) has no signing time after the action's start",
 }
 """A value of each placeholder, as it is stored."""
 

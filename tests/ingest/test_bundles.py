@@ -166,6 +166,16 @@ def test_too_many_members(tmp_path: Path) -> None:
         read_bundle(path, limits=BundleLimits(max_members=10))
 
 
+def test_default_member_limit_bounds_the_work_one_bundle_queues(tmp_path: Path) -> None:
+    """Every member becomes an item to process: 10,000 are accepted, one more is refused."""
+    path = make_zip(tmp_path / "many.zip", [(f"m/{i}.txt", b"x") for i in range(9_999)])
+    assert len(read_bundle(path).members) == 9_999  # 10,000 entries with the manifest
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("m/one-more.txt", b"x")
+    with pytest.raises(BundleInvalid, match="more than 10000 entries"):
+        read_bundle(path)
+
+
 @pytest.mark.parametrize("content", [b"", b"plain text, not an archive", bytes(range(256)) * 10])
 def test_non_archives_are_rejected(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "capture.zip"
@@ -181,4 +191,39 @@ def test_corrupt_member_is_rejected(tmp_path: Path) -> None:
     data[at] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(BundleInvalid, match="'shot.png'|cannot read"):
+        read_bundle(path)
+
+
+def not_utf8_names_zip(path: Path, *, local_header_only: bool = False, manifest=MANIFEST) -> Path:
+    """A ZIP whose member ``\\xff\\xfe\\xfd\\xfc.txt`` is named in bytes that are not UTF-8
+    although the archive's flag 0x800 says its names are UTF-8 (zipfile writes the flag
+    for "éé.txt", whose 8 UTF-8 bytes are then overwritten). With ``local_header_only``
+    the central directory keeps the valid name and only the member's own header lies."""
+    make_zip(path, {"\u00e9\u00e9.txt": b"hello"}, manifest=manifest)
+    good, bad = "\u00e9\u00e9.txt".encode(), b"\xff\xfe\xfd\xfc.txt"
+    data = path.read_bytes()
+    assert data.count(good) == 2  # the local header, then the central directory
+    path.write_bytes(data.replace(good, bad, 1) if local_header_only else data.replace(good, bad))
+    return path
+
+
+@pytest.mark.parametrize("local_header_only", [False, True], ids=["central-directory", "local-header"])
+def test_member_name_not_utf8_is_an_invalid_bundle(tmp_path: Path, local_header_only: bool) -> None:
+    path = not_utf8_names_zip(tmp_path / "names.zip", local_header_only=local_header_only)
+    with pytest.raises(BundleInvalid, match="member name is not valid UTF-8 although the archive marks"):
+        read_bundle(path)
+    if local_header_only:
+        with pytest.raises(BundleInvalid, match="not valid UTF-8"):
+            list(iter_member(path, "\u00e9\u00e9.txt"))
+
+
+def test_tar_member_name_not_utf8_is_an_invalid_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "capture.tar"
+    # Names written in Latin-1 bytes: read back as UTF-8 they are not UTF-8.
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        for name, data in (("manifest.json", json.dumps(MANIFEST).encode()), ("\xff\xfe\xfd\xfc.txt", b"hello")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(BundleInvalid, match="name is not valid UTF-8"):
         read_bundle(path)

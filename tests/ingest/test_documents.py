@@ -130,3 +130,23 @@ def test_sniff_zip_and_office(tmp_path: Path, docx_file: Path) -> None:
 
 def test_sniff_real_clip(clip: Path) -> None:
     assert sniff_media_type(clip) == "video/mp4"
+
+
+def test_zip_with_names_not_utf8_is_a_plain_zip_not_an_office_file(tmp_path: Path) -> None:
+    from tests.ingest.test_bundles import not_utf8_names_zip
+
+    path = not_utf8_names_zip(tmp_path / "names.zip")
+    assert sniff_media_type(path) == "application/zip"
+    with pytest.raises(ProbeFailed, match="application/zip is not a document type"):
+        document_facts(path)
+    # A docx whose extra member's own header names it in bytes that are not UTF-8.
+    docx = tmp_path / "report.docx"
+    with zipfile.ZipFile(docx, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", '<w:document xmlns:w="x"><w:body/></w:document>')
+        zf.writestr("docProps/\u00e9\u00e9.xml", "<x/>")
+        zf.writestr("docProps/app.xml", "<Properties><Pages>1</Pages></Properties>")
+    data = docx.read_bytes()
+    docx.write_bytes(data.replace("\u00e9\u00e9.xml".encode(), b"\xff\xfe\xfd\xfc.xml"))
+    with pytest.raises(ProbeFailed, match="unreadable office file: a member name is not valid UTF-8"):
+        document_facts(docx)

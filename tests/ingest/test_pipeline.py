@@ -229,3 +229,29 @@ def test_invalid_bundle_is_kept_and_flagged(stack, officer, case):
         assert "invalid_bundle" in done["flags"] and done["members"] == []
         assert done["processing"]["bundle"]["reason"].startswith("invalid bundle")
         assert c.get(item["content_url"]).content == data
+
+
+def _not_utf8_names(members: dict[str, bytes]) -> bytes:
+    """``_bundle(members)`` with member "éé.txt" renamed in bytes that are not UTF-8, while the
+    archive's flag 0x800 still says its names are UTF-8."""
+    data = _bundle({**members, "\u00e9\u00e9.txt": b"hello"})
+    return data.replace("\u00e9\u00e9.txt".encode(), b"\xff\xfe\xfd\xfc.txt")
+
+
+@pytest.mark.parametrize("kind", ["remote_capture", "document", "other"])
+def test_zip_with_member_names_not_utf8_is_kept_flagged_and_sealed(stack, officer, case, kind):
+    data = _not_utf8_names({"page.html": uuid.uuid4().bytes})
+    with stack.client(officer) as c:
+        item = upload(c, case["id"], data=data, filename="capture.zip", kind=kind)
+        done = stack.wait_item(officer, item["id"], finished, timeout=60)
+        assert "processing_failed" not in done["flags"], done
+        assert all(s["state"] == "done" for s in done["processing"].values()), done["processing"]
+        assert done["seal_status"] == "sealed" and done["media_type"] == "application/zip", done
+        if kind == "remote_capture":
+            assert "invalid_bundle" in done["flags"] and done["members"] == []
+            assert "member name is not valid UTF-8" in done["processing"]["bundle"]["reason"]
+        elif kind == "document":
+            assert "unreadable_document" in done["flags"]
+        else:
+            assert done["flags"] == [], done
+        assert c.get(item["content_url"]).content == data

@@ -127,3 +127,17 @@ def test_a_missing_seal_and_a_foreign_root_fail(sample, tmp_path) -> None:
     other = create_dev_pki(tmp_path / "other-pki")  # another organisation's root
     report = check_case_archive(folder, trust=[other.root_cert])
     assert {"cades", "review"} <= {f.check for f in report.failures}
+
+
+@pytest.mark.parametrize("top", ["record.json", "bagit.txt"], ids=["case-archive", "export"])
+def test_a_zip_naming_a_member_in_bytes_not_utf8_is_unreadable_not_a_crash(sample, tmp_path, capsys, top) -> None:
+    """Flag 0x800 says the names are UTF-8 and one is not: zipfile's UnicodeDecodeError is the
+    ZIP's fault, said as such (exit 2), whether the ZIP looks like a case archive or an export."""
+    _folder, root = sample
+    path = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"X/{top}", "{}")
+        z.writestr("X/\u00e9\u00e9.txt", "x")
+    path.write_bytes(path.read_bytes().replace("\u00e9\u00e9.txt".encode(), b"\xff\xfe\xfd\xfc.txt"))
+    assert main([str(path), "--trust", str(root)]) == 2
+    assert "a member name is not valid UTF-8 although the ZIP marks its names as UTF-8" in capsys.readouterr().err

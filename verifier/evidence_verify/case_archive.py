@@ -33,6 +33,7 @@ from typing import Any
 from . import merkle
 from .cades import verify_detached
 from .errors import ExportUnreadable, VerificationError
+from .source import NAME_NOT_UTF8, open_zip
 from .ledger_format import canonical_json
 from .layout import CADES_SUFFIX, CASE_ARCHIVE_FORMAT, CASE_ARCHIVE_RECORD, LEGAL_REVIEW_FORMAT, SM2_SUFFIX
 from .records import check_proven_entry
@@ -60,12 +61,15 @@ class CaseArchiveReport(Findings):
 
 
 def _zip_members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as z:
+    with open_zip(path) as z:
         names = [n for n in z.namelist() if n == RECORD or n.endswith("/" + RECORD)]
         if len(names) != 1:
             raise ExportUnreadable(f"{path} holds {len(names)} {RECORD} files; a case archive ZIP holds one")
         prefix = names[0][: -len(RECORD)]
-        return {n: z.read(prefix + n) for n in (RECORD, SEAL, SM2) if prefix + n in z.namelist()}
+        try:
+            return {n: z.read(prefix + n) for n in (RECORD, SEAL, SM2) if prefix + n in z.namelist()}
+        except UnicodeDecodeError as exc:  # a member's own header names it in bytes that are not UTF-8
+            raise ExportUnreadable(f"{path}: {NAME_NOT_UTF8}") from exc
 
 
 def is_case_archive(path: Path | str) -> bool:
@@ -76,7 +80,7 @@ def is_case_archive(path: Path | str) -> bool:
     if path.name.endswith(".json"):
         return True
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
+        with open_zip(path) as z:
             names = z.namelist()
         return any(n == RECORD or n.endswith("/" + RECORD) for n in names) and \
             not any(n == "bagit.txt" or n.endswith("/bagit.txt") for n in names)

@@ -17,6 +17,20 @@ from .layout import BAGIT
 from .report import Finding
 
 
+NAME_NOT_UTF8 = "a member name is not valid UTF-8 although the ZIP marks its names as UTF-8 (flag 0x800)"
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """The ZIP file at ``path`` for reading. :class:`ExportUnreadable` when it is none, or names
+    a member in bytes that are not the UTF-8 it claims (zipfile raises UnicodeDecodeError)."""
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ExportUnreadable(f"{path} is neither a ZIP file nor a directory") from exc
+    except UnicodeDecodeError as exc:
+        raise ExportUnreadable(f"{path}: {NAME_NOT_UTF8}") from exc
+
+
 class Source:
     """The files of a bag, by path relative to its top directory."""
 
@@ -53,10 +67,7 @@ class ZipSource(Source):
 
     def __init__(self, path: Path):
         self.label = str(path)
-        try:
-            self.zip = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise ExportUnreadable(f"{path} is neither a ZIP file nor a directory") from exc
+        self.zip = open_zip(path)
         self.problems = []
         self.sizes = {}
         self.infos: dict[str, zipfile.ZipInfo] = {}
