@@ -300,6 +300,12 @@ class ActionCreate(BaseModel):
     )
 
 
+class ActionEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    end: IsoDateTime = Field(description="ISO 8601 with time zone, after the action's start")
+    reason: str = Field(max_length=2000, description="Why the record cannot end the window (kept in the custody ledger)")
+
+
 class ActionPublic(BaseModel):
     id: str
     case_id: str

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from api.deps import CurrentUser, ServicesDep, SessionDep
 from api.schemas import (
     ActionCreate,
+    ActionEnd,
     ActionPublic,
     ContinuityPublic,
     DevicePublic,
@@ -65,6 +66,19 @@ def create_action(
     reply = ActionPublic.of(action)
     session.commit()
     services.enqueue(work.ANALYSE_CONTINUITY, case_id)
+    return reply
+
+
+@router.post("/actions/{action_id}/end", response_model=ActionPublic, responses=ERRORS)
+def set_action_end(action_id: str, body: ActionEnd, session: SessionDep, user: CurrentUser,
+                   services: ServicesDep) -> ActionPublic:
+    """Give an action whose record was to end its window (and never will: it carries no signing
+    time after the action's start) an end of its own, with a reason; 409 ``action_end_known``
+    for a window that has one."""
+    action = devices.set_action_end(session, user=user, action_id=action_id, end=body.end, reason=body.reason)
+    reply = ActionPublic.of(action)
+    session.commit()
+    services.enqueue(work.ANALYSE_CONTINUITY, action.case_id)
     return reply
 
 

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from archive.custody import ledger
 from archive.db import insert_ignoring_duplicates
 from archive.timefmt import in_range_utc
-from archive.errors import Forbidden, InvalidInput
+from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.continuity.models import Device, EnforcementAction
 from archive.continuity.runs import end_never_known, request_analysis
 from archive.models import Case, EvidenceItem, Role, User, utcnow
 from archive.identity.users import CASE_WRITERS, actor_name, load_case, require_role
+from archive.records.common import require_reason
 
 MAX_CLOCK_OFFSET = 7 * 24 * 3600.0
 
@@ -174,6 +175,37 @@ def create_action(
             "description": description, "record_item": record_item,
         },
     )
+    return action
+
+
+def set_action_end(session: Session, *, user: User, action_id: str, end: datetime, reason: str) -> EnforcementAction:
+    """Give an action whose window its record was to close an end of its own, with a reason
+    (a custody entry): a record that never carries a signing time after the action's start
+    (its processing found none) left the window open for good, and the case could not close.
+    Only such an action: a window with an end is never moved afterwards (409
+    ``action_end_known``). Requests a continuity analysis of the case (enqueue it after commit)."""
+    action = session.get(EnforcementAction, action_id, with_for_update=True)
+    if action is None:
+        raise NotFound(f"no action {action_id} visible to you", code="action_not_found")
+    try:
+        load_case(session, user=user, case_id=action.case_id, write=True)
+    except NotFound as exc:
+        raise NotFound(f"no action {action_id} visible to you", code="action_not_found") from exc
+    if action.window_end is not None:
+        raise Conflict(f"action {action_id} already ends at {ledger.iso_utc(action.window_end)}; a window "
+                       "with an end is not moved", code="action_end_known")
+    reason = require_reason(reason)
+    if end.tzinfo is None:
+        raise InvalidInput("end needs a time zone (e.g. Z or +08:00)", code="timezone_required")
+    end_utc = in_range_utc(end)
+    if end_utc is None or end_utc <= action.window_start:
+        raise InvalidInput("the action's end must be after its start, within the years 1900-2999",
+                           code="invalid_window")
+    action.window_end = end_utc
+    request_analysis(session, case_id=action.case_id)
+    ledger.append(session, actor=actor_name(user), action="action_end_set", case_id=action.case_id,
+                  details={"action": action.id, "end": ledger.iso_utc(end_utc), "reason": reason,
+                           "record_item": action.record_item_id})
     return action
 
 

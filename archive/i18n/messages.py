@@ -438,6 +438,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "result.no_recording": {"zh": "不是录像", "en": "no recording"},
     "action.access_locked_out": {"zh": "账户临时锁定", "en": "access locked out"},
     "action.action_recorded": {"zh": "登记执法行为", "en": "action recorded"},
+    "action.action_end_set": {"zh": "补记执法行为结束时间", "en": "action's end set"},
     "action.bundle_invalid": {"zh": "采集包无效", "en": "bundle invalid"},
     "action.bundle_unpacked": {"zh": "采集包已解包", "en": "bundle unpacked"},
     "action.case_handler_added": {"zh": "添加承办人", "en": "handler added"},

@@ -542,6 +542,20 @@ def test_an_action_whose_record_never_signs_is_refused_or_outstanding(stack, off
     assert left["subject"] == waiting_id and left["reason"] == "action_end_unknown", left
     assert "has no signing time after the action's start" in left["detail"]
     assert [g for g in gates if g["code"] == "action_end_unknown"], gates
+    # Its window is given an end of its own, with a reason (a custody entry): the case can close
+    # again. A window with an end is never moved afterwards.
+    with stack.client(officer) as c:
+        end = {"end": iso(T0 + timedelta(minutes=5)), "reason": "笔录未签名，以询问结束时间为准"}
+        assert c.post(f"/api/v1/actions/{waiting_id}/end", json={**end, "reason": "\u200b"}).status_code == 422
+        r = c.post(f"/api/v1/actions/{waiting_id}/end", json=end)
+        assert r.status_code == 200 and r.json()["end"].startswith(iso(T0 + timedelta(minutes=5))[:16]), r.text
+        r = c.post(f"/api/v1/actions/{waiting_id}/end", json={**end, "end": iso(T0 + timedelta(minutes=1))})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "action_end_known", r.text
+        report = settled(c, case["id"])
+        assert not [o for o in report["outstanding"] if o["what"] == "action"], report
+    with stack.client(stack.user(role="officer", unit="unit-b")) as stranger:
+        r = stranger.post(f"/api/v1/actions/{waiting_id}/end", json=end)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "action_not_found", r.text
 
 
 def test_same_recording_twice_is_one_item_and_overlaps_are_reported(stack, officer, case, clips):
