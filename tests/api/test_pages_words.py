@@ -84,7 +84,7 @@ def test_gap_causes_on_the_pages_name_clips_by_file_name_linked_to_their_rows(st
     for lang, words in (("zh", "录像 {} 与录像 {} 之间没有录像"), ("en", "no recording between clip {} and clip {}")):
         page = _page(stack, officer, f"/cases/{case['id']}", lang)
         row = re.search(rf'<tr id="gap-{gap["id"]}".*?</tr>', page, re.DOTALL).group(0)
-        cause = re.search(r"<td>([^<]*<a [^>]*data-testid=\"gap-clip\".*?)</td>", row, re.DOTALL).group(1)
+        cause = re.search(r"<td[^>]*>([^<]*<a [^>]*data-testid=\"gap-clip\".*?)</td>", row, re.DOTALL).group(1)
         links = re.findall(r'<a href="#item-([^"]+)" title="([^"]*)" data-testid="gap-clip">([^<]+)</a>', cause)
         assert [(i, n) for i, _about, n in links] == [(ids[0], "FILE0001.MP4"), (ids[1], "FILE0003.MP4")], cause
         assert all(cam in about and "10:0" in about for _i, about, _n in links), links  # device, local start

@@ -136,6 +136,7 @@ COMPLETE_SEEN = """() => {
 }"""
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)  # the page's behaviour, not the store's
 def test_continuity_follows_an_upload_without_a_reload(browser, stack, two_clips):
     """After two clips of one camera with a pause between them are uploaded, the page's
     continuity section says the analysis is pending (never "complete"), then shows the gap with
@@ -174,6 +175,7 @@ def _settled(client, case_id: str) -> dict:  # type: ignore[type-arg]
     return report
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)  # the page's behaviour, not the store's
 def test_the_case_page_fits_a_phone(browser, stack, two_clips):
     """At 390x844 (a phone) the case page is usable: the hashes no longer wrap one character a
     line (a 5-item table was 161,519 px tall), the full hash is still there to copy, and the gap
@@ -216,6 +218,7 @@ def test_the_case_page_fits_a_phone(browser, stack, two_clips):
     page.wait_for_url("**notice=gap_explained**")
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)  # the page's behaviour, not the store's
 def test_a_final_refusal_is_not_sent_again_and_a_passing_one_is(browser, stack):
     """A refusal that cannot change (409 case_closed: the case was closed meanwhile) fails the
     upload at once, the request sent once (it was sent six times over about 20 s); one that can
