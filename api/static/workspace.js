@@ -3,6 +3,16 @@
 "use strict";
 (function () {
   document.addEventListener("DOMContentLoaded", function () {
+    // After a form's action (the page says so in its notice), the keyboard carries on where the
+    // action was done: the part of the page the address names (a gap's row, a section), else the
+    // notice itself; not at the top of the page.
+    const notice = document.querySelector("[data-testid=notice]");
+    if (notice) {
+      const named = window.location.hash ? document.getElementById(decodeURIComponent(window.location.hash.slice(1))) : null;
+      const focus = named || notice;
+      if (!focus.hasAttribute("tabindex")) focus.setAttribute("tabindex", "-1");
+      focus.focus({ preventScroll: named !== null });
+    }
     // A page answering a form that must not be sent twice (a user's one-time token) names the
     // address a refresh should load instead: the browser then reloads that, not the form.
     const replace = document.querySelector('meta[name="replace-url"]');

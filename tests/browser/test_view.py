@@ -76,3 +76,23 @@ def test_an_administrator_adds_a_user_without_typos_making_units_and_refresh_is_
     assert row.count() == 1 and "Team 7" in row.inner_text()
     with stack.client(token) as c:
         assert c.get("/api/v1/cases").status_code == 200
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_after_a_forms_action_the_keyboard_carries_on_where_it_was_done(browser, stack, officer, case) -> None:
+    """After placing a legal hold the page came back with focus on <body>: a keyboard user
+    started again from the top. Focus is on the part of the page the action was done in (the
+    address names it), and a page with no such part focuses its notice."""
+    admin = stack.user(role="admin", unit="hq")
+    page = open_as(browser, stack, admin, lang="zh")
+    page.goto("/admin")
+    row = page.locator(f'[data-testid="record-row"][data-case-id="{case["id"]}"]')
+    row.get_by_test_id("hold-reason").fill("行政诉讼进行中")
+    row.get_by_test_id("hold-place").click()
+    page.get_by_test_id("notice").wait_for()
+    assert page.url.endswith("#records"), page.url
+    assert page.evaluate("document.activeElement.id") == "records"
+    page.goto("/admin?notice=user_updated")  # no part named: the notice
+    assert page.evaluate("document.activeElement.dataset.testid") == "notice"
+    page.goto("/admin")  # no action done: focus is left where the browser puts it
+    assert page.evaluate("document.activeElement.tagName") == "BODY"
