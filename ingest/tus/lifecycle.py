@@ -26,6 +26,7 @@ from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
+from archive.timefmt import given_time
 from archive.identity.users import actor_name, load_case
 from ingest.tus.streaming import receive
 from ingest.tus.errors import UploadBusy, UploadGone
@@ -189,7 +190,7 @@ def _take_lease(upload: Upload, now: datetime, *, stale_after: timedelta) -> str
     while another PATCH holds it and renews its hold, unless its process is known to have
     ended (:func:`_writer_gone`). The caller commits."""
     writer = (upload.state or {}).get("writer")
-    if writer and now - datetime.fromisoformat(writer["at"].replace("Z", "+00:00")) < stale_after \
+    if writer and now - given_time(writer["at"]) < stale_after \
             and not _writer_gone(writer.get("process", "")):
         raise UploadBusy(f"another request is writing upload {upload.id}; retry after it ends")
     lease = new_id()
