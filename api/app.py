@@ -14,6 +14,7 @@ from api.admission import AdmissionGate
 from api.checkpoint_trigger import CheckpointTrigger, CheckpointTriggerMiddleware
 from api.deps import ONE_VALUE_PER_QUERY_PARAMETER, Services
 from api.http import HeadLimits, RequestGuard
+from api.list_cache import ListCache
 from api.routes import (
     case_life, cases, continuity, court_requests, evidence, exports, inspections, ledger, records, seals, trust,
     uploads, users, verifications,
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     services = Services(
         settings=settings, db=Database(settings), store=open_store(settings), celery=make_celery(settings),
         throttle=Throttle.from_settings(settings), sealers=SealerSource(settings),
-        tokens=TokenCache(),
+        tokens=TokenCache(), lists=ListCache(),
     )
     work.ring_with(services.db, services.enqueue)
     app.state.services = services

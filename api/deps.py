@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session
 
+from api.list_cache import ListCache
 from archive.custody import ledger
 from archive.identity import signin
 from archive.db import Database
@@ -49,6 +50,8 @@ class Services:
     sealers: SealerSource
     tokens: TokenCache
     """Bearer tokens checked lately (never trusted past a change of a token, user or unit)."""
+    lists: ListCache
+    """Case evidence lists sent lately (never sent past a change of anything they show)."""
 
     @property
     def sealer(self) -> Sealer:

@@ -200,6 +200,18 @@ class AuthVersion(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class EvidenceListVersion(Base):
+    """A number that database triggers (revision 0024) advance with every change of a case's
+    items or their derived objects (``key``: the case's id), or when an item arrives whose
+    content another case already holds (``key``: ``content``; a list names an item's
+    duplicates): a case's evidence list cached at older numbers may be stale
+    (:mod:`api.list_cache`). No row: never changed (0)."""
+
+    __tablename__ = "evidence_list_versions"
+    key: Mapped[str] = mapped_column(String(36), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class ApiToken(Base):
     """A bearer credential of a user: named, optionally expiring, revocable; stored as a hash."""
 

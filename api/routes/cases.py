@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
+from api.list_cache import Page
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic, case_json, item_fields, item_page_json
 from api.streaming import consume_body
 from archive.cases import service as case_service
@@ -19,7 +20,7 @@ from archive.evidence import items as evidence_service
 from archive.evidence import receiving
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
-from archive.models import Case, EvidenceItem, EvidenceKind, User
+from archive.models import Case, EvidenceItem, EvidenceKind, Role, User
 from archive.records import retention
 from archive.settings import Settings
 from archive.identity.users import load_case
@@ -79,7 +80,7 @@ def public_cases(session: Session, settings: Settings, cases: list[Case]) -> lis
 
 @router.get("/{case_id}/evidence", response_model=list[ItemPublic], responses=ERRORS)
 def list_evidence(
-    case_id: str, session: SessionDep, user: CurrentUser,
+    case_id: str, session: SessionDep, user: CurrentUser, services: ServicesDep,
     after: Annotated[str | None, Query(max_length=36, description=(
         "Continue after this item (the last one of the previous page)"))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -89,15 +90,21 @@ def list_evidence(
     Each item is shown as ``GET /api/v1/evidence/{id}`` shows it, except that a document's
     extracted text (``media_facts.document.text``) is left out of the list."""
     case = load_case(session, user=user, case_id=case_id)
-    items = evidence_service.case_item_page(session, case_id=case_id, user=user, after=after, limit=limit)
-    headers = {}
-    if len(items) == limit:
-        headers["Link"] = f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
-    # Serialised once, from plain values: returned as models, FastAPI would validate the whole
-    # page again against the response model before writing it (five times the cost, measured).
-    names = evidence_service.CaseNames.of(case)
-    body = item_page_json([item_fields(i, duplicate_of=i.duplicate_of, case=names) for i in items])
-    return Response(body, media_type="application/json", headers=headers)
+    # The same page read again, with nothing in it changed since, is sent as it was last
+    # written (api.list_cache): the numbers are taken before anything of the list is read.
+    version = evidence_service.list_version(session, case_id=case_id)
+    key = (case_id, after, limit, "all" if user.role == Role.admin else user.unit_id)
+    page = services.lists.get(key, version)
+    if page is None:
+        items = evidence_service.case_item_page(session, case_id=case_id, user=user, after=after, limit=limit)
+        link = (f'</api/v1/cases/{case_id}/evidence?after={items[-1].id}&limit={limit}>; rel="next"'
+                if len(items) == limit else None)
+        # Serialised once, from plain values: returned as models, FastAPI would validate the
+        # whole page again against the response model before writing it (five times the cost).
+        names = evidence_service.CaseNames.of(case)
+        page = Page(item_page_json([item_fields(i, duplicate_of=i.duplicate_of, case=names) for i in items]), link)
+        services.lists.keep(key, version, page)
+    return Response(page.body, media_type="application/json", headers={"Link": page.link} if page.link else None)
 
 
 @router.post(

@@ -19,7 +19,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from archive.custody import ledger
 from archive.db import Database, lock_row
 from archive.errors import NotFound, RangeNotSatisfiable
-from archive.models import Case, DerivedObject, EvidenceItem, EvidenceKind, Role, User, Vault, new_id, utcnow
+from archive.models import (
+    Case, DerivedObject, EvidenceItem, EvidenceKind, EvidenceListVersion, Role, User, Vault, new_id, utcnow,
+)
 from archive.storage import ObjectStore
 from archive.storage.streams import HashingStream
 from archive.identity.users import CASE_READERS, actor_name, load_case, readable_cases, require_role, sees_unit
@@ -177,6 +179,19 @@ def case_item_page(session: Session, *, case_id: str, user: User, after: str | N
     for record in records:
         record.duplicate_of = duplicates[record.id]
     return records
+
+
+_LIST_VERSIONS = select(EvidenceListVersion.key, EvidenceListVersion.n).where(
+    EvidenceListVersion.key.in_([bindparam("case_id"), "content"]))
+
+
+def list_version(session: Session, *, case_id: str) -> tuple[int, int]:
+    """What a case's evidence list is made of has changed this often: (the case's items and
+    their derived objects, content arriving in one case that another holds), as database
+    triggers count them (revision 0024). Take it before reading the list: a list read
+    afterwards is at least as new, so one kept under these numbers is stale once they move."""
+    numbers = dict(session.connection().execute(_LIST_VERSIONS, {"case_id": case_id}).all())
+    return numbers.get(case_id, 0), numbers.get("content", 0)
 
 
 @dataclass(frozen=True)
