@@ -20,10 +20,10 @@ from archive.evidence import items as evidence_service
 from archive.evidence import receiving
 from archive import idempotency, work
 from archive.errors import IdempotencyKeyReused, InvalidInput
-from archive.models import Case, EvidenceItem, EvidenceKind, Role, User
+from archive.models import Case, EvidenceItem, EvidenceKind, User
 from archive.records import retention
 from archive.settings import Settings
-from archive.identity.users import load_case
+from archive.identity.users import load_case, reading_scope
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -93,7 +93,7 @@ def list_evidence(
     # The same page read again, with nothing in it changed since, is sent as it was last
     # written (api.list_cache): the numbers are taken before anything of the list is read.
     version = evidence_service.list_version(session, case_id=case_id)
-    key = (case_id, after, limit, "all" if user.role == Role.admin else user.unit_id)
+    key = (case_id, after, limit, reading_scope(user))
     page = services.lists.get(key, version)
     if page is None:
         items = evidence_service.case_item_page(session, case_id=case_id, user=user, after=after, limit=limit)

@@ -422,6 +422,12 @@ def unit_scope(user: User) -> ColumnElement[bool]:
     return true() if user.role == Role.admin else Case.unit_id == user.unit_id
 
 
+def reading_scope(user: User) -> str:
+    """A name for the cases the user may see (:func:`unit_scope`): users with the same one see
+    the same cases, so what is shown of them may be shared between them."""
+    return "all" if user.role == Role.admin else f"unit:{user.unit_id}"
+
+
 def readable_cases(user: User) -> Select | None:
     """The ids of the cases whose records the user may read; None for admins, who read all
     (including records of no case, such as sign-ins)."""
