@@ -264,7 +264,8 @@ def _base_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env["EVIDENCE_DATA_DIR"] = str(tmp / "data")
     env["EVIDENCE_QUEUE_NAME"] = f"evidence-test-{uuid.uuid4().hex[:8]}"
-    env["PYTHONPATH"] = str(ROOT)
+    # This checkout's verifier too: the venv's editable install may be another checkout's.
+    env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(ROOT / "verifier")))
     # Every test talks from 127.0.0.1: the shared stack must not lock that address out
     # after the suite's deliberate bad tokens. tests/api/test_access.py runs its own API with
     # the default limits and clients on addresses of their own.

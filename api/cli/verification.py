@@ -10,6 +10,7 @@ import click
 from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError, VerificationFailed
 from archive.timefmt import local_time, shown
+from evidence_verify.i18n import LANGS
 
 
 SYSTEM_CLI = "system-cli"
@@ -208,18 +209,28 @@ def verify_case(case: str, as_user: str | None, unit: str | None) -> None:
 @click.option("--sm2-key", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Pin the SM2 public key(s) instead of those the sealed export manifest vouches for.")
 @click.option("--all", "show_all", is_flag=True, help="List every check, not only the failures.")
+@click.option("--lang", type=click.Choice(LANGS),
+              help="Language of the report: zh or en; default from LC_ALL/LANG when it says zh or en, else zh.")
+@click.option("--tz", metavar="ZONE",
+              help="IANA time zone of the times shown; default the zone of TZ when set, else Asia/Shanghai.")
 def verify_export(export: Path, trust: tuple[Path, ...], tsa_trust: tuple[Path, ...], sm2_key: tuple[Path, ...],
-                  show_all: bool) -> None:
+                  show_all: bool, lang: str | None, tz: str | None) -> None:
     """Verify a certified export (ZIP or unpacked directory) offline; exit 1 naming each failing member.
 
     Needs no server, no database and no settings: only the export and the roots you trust.
-    The same check and report as the stand-alone ``evidence-verify`` command courts install.
+    The same check and report as the stand-alone ``evidence-verify`` command courts install
+    (and so the same language and zone: not the server's settings).
     """
     from evidence_verify import SigningError
-    from evidence_verify.cli import verify_and_render
+    from evidence_verify.cli import Reading, verify_and_render
 
     try:
-        code = verify_and_render(export, trust=trust, tsa_trust=tsa_trust, sm2_keys=sm2_key, show_all=show_all)
+        reading = Reading.of(lang, tz)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from exc
+    try:
+        code = verify_and_render(export, trust=trust, tsa_trust=tsa_trust, sm2_keys=sm2_key, show_all=show_all,
+                                 reading=reading)
     except (SigningError, OSError) as exc:
         raise click.ClickException(f"cannot verify {export}: {exc}") from exc
     if code:

@@ -256,7 +256,7 @@ def test_case_life_from_filing_to_closing_and_its_sealed_record(stack: Stack, tm
     r = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", folder / "record.json.p7s",
             "-content", folder / "record.json", "-CAfile", root, "-out", "/dev/null")
     assert r.returncode == 0, r.stderr
-    ok = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root)
+    ok = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root, "--lang", "en")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "CASE ARCHIVE RECORD VERIFIED" in ok.stdout
 
@@ -267,7 +267,7 @@ def test_case_life_from_filing_to_closing_and_its_sealed_record(stack: Stack, tm
     r = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", folder / "record.json.p7s",
             "-content", folder / "record.json", "-CAfile", root, "-out", "/dev/null")
     assert r.returncode != 0
-    bad = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root)
+    bad = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root, "--lang", "en")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "FAILED cades: record.json:" in bad.stderr and "not what was sealed" in bad.stderr, bad.stderr
 
@@ -276,7 +276,7 @@ def test_case_life_from_filing_to_closing_and_its_sealed_record(stack: Stack, tm
     at = raw.index(b'"action":"case_created"') + len(b'"action":"')
     raw[at] ^= 0x01
     (folder / "record.json").write_bytes(bytes(raw))
-    bad = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root)
+    bad = run(Path(__import__("sys").executable).with_name("evidence-verify"), folder, "--trust", root, "--lang", "en")
     assert bad.returncode == 1
     assert "ledger.entries[0]" in bad.stderr and "does not recompute" in bad.stderr, bad.stderr
 

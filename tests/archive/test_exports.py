@@ -286,13 +286,13 @@ def test_export_lifecycle_and_standard_tools(stack: Stack, people, sealed_case, 
     assert "&lt;" not in shown and "bodycam_video" not in shown and "evidence_received" not in shown
 
     for source in (zpath, bag_dir):
-        r = stack.cli("verify-export", str(source), "--trust", str(root))
+        r = stack.cli("verify-export", str(source), "--trust", str(root), "--lang", "en")
         assert r.returncode == 0, r.stdout + r.stderr
         assert "EXPORT VERIFIED" in r.stdout
         assert "WARNING" not in r.stderr, r.stderr
     # A clerk copies the bag under a name of their own: the name is not content, only a warning.
     renamed = shutil.copytree(bag_dir, tmp_path / "y")
-    r = stack.cli("verify-export", str(renamed), "--trust", str(root))
+    r = stack.cli("verify-export", str(renamed), "--trust", str(root), "--lang", "en")
     assert r.returncode == 0 and "EXPORT VERIFIED" in r.stdout, r.stdout + r.stderr
     assert (f"WARNING export-manifest: export-manifest.json: names bag directory '{bag_dir.name}', "
             "the export has 'y'") in r.stderr, r.stderr

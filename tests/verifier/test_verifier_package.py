@@ -60,14 +60,18 @@ def _closure(requirements: list[Requirement]) -> set[str]:
         if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
             continue
         seen.add(name)
-        for raw in metadata.requires(req.name) or []:
-            todo.append(Requirement(raw))
+        try:
+            requires = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            pytest.fail(f"{req.name} is required but not installed here: reinstall the verifier "
+                        "(pip install -e ./verifier) so its dependencies are checked as installed")
+        todo.extend(Requirement(raw) for raw in requires)
     return seen
 
 
 def test_declared_dependencies_are_only_for_verification() -> None:
     names = {_normal(r.name) for r in _declared()}
-    assert names == {"cryptography", "asn1crypto", "gmssl", "pyhanko", "pyhanko-certvalidator", "rich"}
+    assert names == {"cryptography", "asn1crypto", "gmssl", "pyhanko", "pyhanko-certvalidator", "rich", "tzdata"}
 
 
 def test_no_web_database_or_queue_package_is_pulled_in() -> None:
@@ -127,4 +131,13 @@ def test_fresh_venv_installs_the_verifier_alone_quickly(tmp_path) -> None:
     assert took < 60, f"pip install {name} took {took:.1f} s"
     help_text = subprocess.run([str(venv / "bin" / "evidence-verify"), "--help"], check=True,
                                capture_output=True, text=True, env=env, cwd=tmp_path).stdout
-    assert "--trust" in help_text
+    assert "--trust" in help_text and "--tz" in help_text
+    # No zone database on the machine (PYTHONTZPATH empty hides /usr/share/zoneinfo): the
+    # report's zones still come from the tzdata package, offline.
+    shown = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "from evidence_verify.localtime import local_time, zone; "
+                            "print(local_time('2026-03-01T10:00:00Z', zone('Asia/Shanghai')), "
+                            "local_time('2026-07-01T10:00:00Z', zone('Europe/Berlin')))"],
+                           check=True, capture_output=True, text=True, env={**env, "PYTHONTZPATH": ""},
+                           cwd=tmp_path).stdout
+    assert shown.split() == ["2026-03-01", "18:00:00", "+08:00", "2026-07-01", "12:00:00", "+02:00"], shown

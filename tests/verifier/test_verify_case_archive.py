@@ -87,7 +87,7 @@ def test_a_sealed_record_verifies_as_a_directory_and_as_a_zip(sample, tmp_path, 
     with zipfile.ZipFile(zpath, "w") as z:
         for f in folder.iterdir():
             z.write(f, f"CL-1/{f.name}")
-    assert main([str(zpath), "--trust", str(root)]) == 0
+    assert main([str(zpath), "--trust", str(root), "--lang", "en"]) == 0
     assert "CASE ARCHIVE RECORD VERIFIED" in capsys.readouterr().out
 
 
@@ -96,7 +96,7 @@ def test_broken_json_is_named_by_its_byte(sample, tmp_path, capsys) -> None:
     raw = (folder / "record.json").read_bytes()
     at = raw.index(b'"case":{') + len(b'"case":')
     broken = _copy(folder, tmp_path / "r", raw[:at] + b"[" + raw[at + 1:])
-    assert main([str(broken), "--trust", str(root)]) == 1
+    assert main([str(broken), "--trust", str(root), "--lang", "en"]) == 1
     err = capsys.readouterr().err
     assert "FAILED cades: record.json:" in err
     assert "FAILED record: record.json: not valid JSON at byte" in err, err
@@ -139,5 +139,5 @@ def test_a_zip_naming_a_member_in_bytes_not_utf8_is_unreadable_not_a_crash(sampl
         z.writestr(f"X/{top}", "{}")
         z.writestr("X/\u00e9\u00e9.txt", "x")
     path.write_bytes(path.read_bytes().replace("\u00e9\u00e9.txt".encode(), b"\xff\xfe\xfd\xfc.txt"))
-    assert main([str(path), "--trust", str(root)]) == 2
+    assert main([str(path), "--trust", str(root), "--lang", "en"]) == 2
     assert "a member name is not valid UTF-8 although the ZIP marks its names as UTF-8" in capsys.readouterr().err

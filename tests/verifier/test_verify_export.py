@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,10 @@ def test_pristine_export_verifies_as_zip_directory_and_dot(sample, monkeypatch) 
 def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
     zpath, bag, root = sample
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(ROOT / "verifier")))  # this checkout's verifier too
     # Run from an empty directory with no settings: the verifier needs none.
-    ok = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(zpath), "--trust", str(root)],
-                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    ok = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(zpath), "--trust", str(root),
+                         "--lang", "en"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "EXPORT VERIFIED" in ok.stdout
     assert not (tmp_path / "evidence-data").exists()
@@ -104,12 +105,14 @@ def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
     shutil.copytree(bag, broken / bag.name)
     victim = next((broken / bag.name / "data" / "originals").rglob("*.mp4"))
     victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
-    bad = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(broken), "--trust", str(root)],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1
-    assert victim.relative_to(broken / bag.name).as_posix() in bad.stderr
+    for lang in ("zh", "en"):
+        bad = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", str(broken), "--trust", str(root),
+                              "--lang", lang], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 1
+        assert victim.relative_to(broken / bag.name).as_posix() in bad.stderr
+        assert ("未通过 " if lang == "zh" else "FAILED ") in bad.stderr, bad.stderr
     # Inside the unpacked bag, '.' is the export.
-    dot = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", ".", "--trust", str(root)],
+    dot = subprocess.run([sys.executable, "-m", "api.cli", "verify-export", ".", "--trust", str(root), "--lang", "en"],
                          cwd=bag, env=env, capture_output=True, text=True, timeout=120)
     assert dot.returncode == 0, dot.stdout + dot.stderr
     assert "EXPORT VERIFIED" in dot.stdout
@@ -119,10 +122,13 @@ def test_cli_verify_export_exit_codes(sample, tmp_path) -> None:
 def test_stand_alone_evidence_verify(sample, tmp_path) -> None:
     """The court's command: the zip, the directory and '.', and a tampered export's members named."""
     zpath, bag, root = sample
-    command = Path(sys.executable).with_name("evidence-verify")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_") and k != "PYTHONPATH"}
+    # This checkout's verifier, and nothing of the server on the path (the installed
+    # console script may be another checkout's; the fresh-venv test runs that one).
+    command = [sys.executable, "-m", "evidence_verify.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env["PYTHONPATH"] = str(ROOT / "verifier")
     for source, cwd in ((zpath, tmp_path), (bag, tmp_path), (Path("."), bag)):
-        ok = subprocess.run([str(command), str(source), "--trust", str(root)], cwd=cwd, env=env,
+        ok = subprocess.run([*command, str(source), "--trust", str(root), "--lang", "en"], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=120)
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "EXPORT VERIFIED" in ok.stdout
@@ -138,13 +144,13 @@ def test_stand_alone_evidence_verify(sample, tmp_path) -> None:
         data[len(data) // 2] ^= 0x01
         path.write_bytes(bytes(data))
     (broken / "items" / "planted.txt").write_bytes(b"planted")
-    bad = subprocess.run([str(command), ".", "--trust", str(root)], cwd=broken, env=env,
+    bad = subprocess.run([*command, ".", "--trust", str(root), "--lang", "en"], cwd=broken, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     named = {line.split(": ")[1] for line in bad.stderr.splitlines() if line.startswith("FAILED ")}
     assert {*tampered, "items/planted.txt"} <= named, bad.stderr
 
-    unreadable = subprocess.run([str(command), str(root), "--trust", str(root)], cwd=tmp_path, env=env,
+    unreadable = subprocess.run([*command, str(root), "--trust", str(root), "--lang", "en"], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120)
     assert unreadable.returncode == 2
     assert "neither a ZIP file nor a directory" in unreadable.stderr
@@ -246,8 +252,116 @@ def test_a_renamed_bag_directory_is_a_warning_not_a_failure(sample, tmp_path, ca
         assert report.bag == "y"
         (warning,) = report.warnings
         assert warning.check == "export-manifest" and pristine.name in warning.detail and "'y'" in warning.detail
-        assert main([str(source), "--trust", str(root)]) == 0
+        assert main([str(source), "--trust", str(root), "--lang", "en"]) == 0
         out, err = capsys.readouterr()
         assert "EXPORT VERIFIED" in out, out + err
         assert f"WARNING export-manifest: export-manifest.json: names bag directory '{pristine.name}'" in err, err
     assert check_export(pristine, trust=[root]).warnings == ()
+
+
+@pytest.fixture
+def clean_locale(monkeypatch) -> None:
+    """No locale and no TZ: the report's own defaults (Chinese, Asia/Shanghai)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "TZ"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _flipped_original(pristine: Path, to: Path) -> tuple[Path, str]:
+    """A copy of the bag with one byte of one original flipped; (bag, the original's path in it)."""
+    bag = shutil.copytree(pristine, to / pristine.name)
+    victim = next((bag / "data" / "originals").rglob("*.txt"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    return bag, victim.relative_to(bag).as_posix()
+
+
+def test_the_report_is_chinese_by_default_and_names_a_flipped_original(sample, tmp_path, capsys,
+                                                                       clean_locale) -> None:
+    from evidence_verify.cli import main
+
+    _zpath, pristine, root = sample
+    bag, member = _flipped_original(pristine, tmp_path)
+    assert main([str(bag), "--trust", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "未通过的检查" in out and "导出包验证通过" not in out, out
+    failed = err.splitlines()
+    assert all(line.startswith("未通过 ") for line in failed), err
+    assert f"未通过 载荷清单（manifest）: {member}: sha256 与 manifest-sha256.txt 不符" in failed, err
+    assert f"未通过 导出清单（export-manifest）: {member}: SHA-256 或大小与已签章的 export-manifest.json 不符" in failed, err
+    assert any(line.startswith(f"未通过 证据原件（item）: {member}: ") and "记载 sha256 为" in line for line in failed), err
+    assert "FAILED" not in out + err and "differs" not in err
+
+
+def test_the_same_report_in_english_with_lang_en(sample, tmp_path, capsys, clean_locale) -> None:
+    from evidence_verify.cli import main
+
+    _zpath, pristine, root = sample
+    bag, member = _flipped_original(pristine, tmp_path)
+    assert main([str(bag), "--trust", str(root), "--lang", "en"]) == 1
+    out, err = capsys.readouterr()
+    assert "Failures" in out and "未通过" not in out + err, out + err
+    assert f"FAILED manifest: {member}: sha256 differs from manifest-sha256.txt" in err.splitlines(), err
+    assert f"FAILED export-manifest: {member}: SHA-256 or size differs from the sealed export-manifest.json" in err
+    assert main([str(pristine), "--trust", str(root), "--lang", "en"]) == 0
+    assert "EXPORT VERIFIED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("environ", "lang"), [
+    ({"LANG": "en_US.UTF-8"}, "en"), ({"LANG": "zh_CN.UTF-8"}, "zh"), ({"LANG": "C.UTF-8"}, "zh"),
+    ({"LANG": "de_DE.UTF-8"}, "zh"), ({}, "zh"), ({"LANG": "zh_CN.UTF-8", "LC_ALL": "en_GB.UTF-8"}, "en"),
+])
+def test_the_locale_chooses_the_language_unless_lang_is_given(sample, capsys, clean_locale, monkeypatch,
+                                                              environ, lang) -> None:
+    from evidence_verify.cli import main
+
+    _zpath, pristine, root = sample
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert main([str(pristine), "--trust", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert ("导出包验证通过" if lang == "zh" else "EXPORT VERIFIED") in out, out
+    other = "en" if lang == "zh" else "zh"
+    assert main([str(pristine), "--trust", str(root), "--lang", other]) == 0
+    assert ("导出包验证通过" if other == "zh" else "EXPORT VERIFIED") in capsys.readouterr().out
+
+
+def _sealed_at(out: str, label: str) -> datetime:
+    import re
+
+    match = re.search(label + r" (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ([+-]\d\d):(\d\d)", out)
+    assert match, out
+    sign = -1 if match.group(2).startswith("-") else 1
+    offset = timedelta(hours=int(match.group(2)), minutes=sign * int(match.group(3)))
+    return datetime.fromisoformat(match.group(1)).replace(tzinfo=timezone(offset))
+
+
+def test_times_are_shown_in_china_standard_time_or_the_zone_asked_for(sample, capsys, clean_locale,
+                                                                       monkeypatch) -> None:
+    """The seal's time-stamp, in the header and in every finding, is local time with its offset:
+    +08:00 by default, another zone with --tz or TZ; never the UTC the seal states."""
+    from evidence_verify.cli import main
+
+    _zpath, pristine, root = sample
+    stamped = datetime.fromisoformat(check_export(pristine, trust=[root]).sealed_at)
+    assert main([str(pristine), "--trust", str(root), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "+08:00" in out and "+00:00" not in out and "UTC" not in out, out
+    assert _sealed_at(out, "签章时间") == stamped and " +08:00" in out.split("签章时间 ")[1].split("\n")[0]
+    assert "时间戳 " in out  # each seal's own time-stamp, in words and local time
+
+    assert main([str(pristine), "--trust", str(root), "--all", "--lang", "en", "--tz", "Asia/Kolkata"]) == 0
+    out = capsys.readouterr().out
+    assert _sealed_at(out, "sealed") == stamped and "+05:30" in out and "+08:00" not in out, out
+
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")  # no daylight saving time since 2019: always -03:00
+    assert main([str(pristine), "--trust", str(root), "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert _sealed_at(out, "sealed") == stamped and "-03:00" in out, out
+    assert main([str(pristine), "--trust", str(root), "--lang", "en", "--tz", "UTC"]) == 0
+    assert "+00:00" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(pristine), "--trust", str(root), "--tz", "Mars/Olympus_Mons"])
+    assert exit_.value.code == 2
+    assert "unknown time zone 'Mars/Olympus_Mons'" in capsys.readouterr().err

@@ -178,8 +178,8 @@ def _check_reviews(run: _Run, record: dict[str, Any], keys: list[Any], source: s
             run.add("review", member, False, "; ".join(problems))
             continue
         hashes[str(review.get("id"))] = hashlib.sha256(data).hexdigest()
-        run.add("review", member, True, f"{review.get('checkpoint')} review, {review.get('decision')}, sealed "
-                                        f"{report.timestamp_time:%Y-%m-%d %H:%M:%S}")
+        stamped = report.timestamp_time.isoformat(timespec="seconds")
+        run.add("review", member, True, f"{review.get('checkpoint')} review, {review.get('decision')}, sealed {stamped}")
     return hashes
 
 
@@ -293,8 +293,8 @@ def check_case_archive(
                     f"{RECORD} is not what was sealed ({report})" if changed else f"seal over {RECORD} does not verify: {report}")
         else:
             seal_ok, sealed_at = True, report.timestamp_time.isoformat()
-            run.add("cades", SEAL, True, f"{report.signer_subject}; time-stamped {report.timestamp_time:%Y-%m-%d %H:%M:%S}"
-                                         f" by {report.tsa_subject}")
+            stamped = report.timestamp_time.isoformat(timespec="seconds")
+            run.add("cades", SEAL, True, f"{report.signer_subject}; time-stamped {stamped} by {report.tsa_subject}")
     record = _parse(run, raw)
     if sm2_keys:
         keys, source = [load_sm2_public_key(Path(p).read_bytes()) for p in sm2_keys], "the SM2 key given"

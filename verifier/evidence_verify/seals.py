@@ -67,8 +67,9 @@ def check_seals(run: Run) -> tuple[bool, str | None]:
         if isinstance(report, str):
             run.fail("cades", name, f"seal over {target} does not verify: {report}")
             continue
-        run.add("cades", name, True, f"{report.signer_subject}; time-stamped {report.timestamp_time:%Y-%m-%d %H:%M:%S} "
-                                     f"by {report.tsa_subject}")
+        # Moments in ISO 8601 with their offset: the report shows them in the reader's zone.
+        stamped = report.timestamp_time.isoformat(timespec="seconds")
+        run.add("cades", name, True, f"{report.signer_subject}; time-stamped {stamped} by {report.tsa_subject}")
         if target == EXPORT_MANIFEST:
             manifest_ok, sealed_at = True, report.timestamp_time.isoformat()
     required = [*SEALED, *sorted(n for n in run.tags if re.fullmatch(ITEM_MANIFEST_PATTERN, n))]
@@ -124,7 +125,8 @@ def check_pdf(run: Run) -> None:
     if cached is False:
         try:
             report = verify_pdf(data=data, trust_roots=run.roots, tsa_trust_roots=run.tsa_roots)
-            cached = f"PAdES-B-T by {report.signer_subject}, time-stamped {report.timestamp_time:%Y-%m-%d %H:%M:%S}"
+            stamped = report.timestamp_time.isoformat(timespec="seconds")
+            cached = f"PAdES-B-T by {report.signer_subject}, time-stamped {stamped}"
         except VerificationError as exc:
             cached = "FAIL:" + exc.reason
         if run.cache is not None:
