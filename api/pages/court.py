@@ -24,16 +24,19 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 @router.get("/court", response_class=HTMLResponse)
 def court_page(request: Request, session: SessionDep, user: PageUser, notice: str | None = None) -> Response:
-    """The court user's requests and the exports shared with them."""
+    """The court user's requests and the exports shared with them, each export with the court's
+    own reference of the request it answers."""
     require_role(user, {Role.court}, doing="use the court page")
     zone = request.app.state.services.settings.time_zone
     exports = export_access.list_exports(session, user=user, limit=500)
     people = user_names(session, {p for e in exports for p in (e.requested_by, e.recipient_id, e.approved_by) if p})
     numbers = case_service.case_numbers(session, case_ids=(e.case_id for e in exports))
+    references = court_requests.references_of(session, export_ids=(e.id for e in exports))
     return render(request, "court.html", {
         "user": user, "notice": notice,
         "requests": court_request_rows(session, user=user, zone=zone, pending_only=False),
-        "exports": [(numbers.get(e.case_id, ""), ExportRow.of(e, zone=zone, people=people)) for e in exports],
+        "exports": [(numbers.get(e.case_id, ""), ExportRow.of(e, zone=zone, people=people, references=references))
+                    for e in exports],
         "verifier_file": verifier_package()[0],
     })
 

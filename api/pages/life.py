@@ -214,7 +214,9 @@ def life_view(session: Session, *, user: User, case: Case, settings: Settings,
                                   *([outcome.recorded_by] if outcome else [])})
     handles = user.id in handler_ids
     may_review = user.role == Role.reviewer and not handles
-    checkpoints = [c.value for c, where in stages.REVIEW_STAGES.items() if case.stage in where]
+    in_stage = [c for c, where in stages.REVIEW_STAGES.items() if case.stage in where]
+    offered = closing.reviewable_checkpoints(session, case=case, user=user) if may_review else []
+    due = stages.due_checkpoints(session, case=case)
     closed = case.stage == CaseStage.closed
     return {
         "life": {
@@ -232,8 +234,12 @@ def life_view(session: Session, *, user: User, case: Case, settings: Settings,
             "reopen_to": stages.REOPEN_TO.value,
             "targets": [s.value for s in stages.allowed_moves(case)] if not closed else [],
             "may_review": may_review,
-            "checkpoints": checkpoints if may_review else [],
-            "due": [c.value for c in stages.due_checkpoints(session, case=case)],
+            "checkpoints": [c.value for c in offered],
+            "again": [c.value for c in offered if c not in due],
+            "min_reviews": closing.MIN_APPROVING_REVIEWS,
+            "stage_reviewed": bool(in_stage) and not due,
+            "due": [c.value for c in due],
+            "done": [c.value for c in stages.approved_checkpoints(session, case=case)],
             "aspects": ASPECTS,
             "reviews": [ReviewRow.of(r, zone=zone, people=people) for r in found],
             **closing_view(session, user=user, case=case, zone=zone, continuity=continuity, handles=handles),

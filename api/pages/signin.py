@@ -77,14 +77,18 @@ def _signed_in(request: Request, session: Session, services: Services, *, user: 
                           outcome="second_factor_pending" if second else "success")
     target = next_page or home_of(user)
     if second:
-        target = "/login/second-factor" if user.totp_enrolled_at else "/account/totp"
-        if user.totp_enrolled_at and next_page:
-            target += "?next=" + quote(next_page, safe="/")
+        target = _with_next("/login/second-factor" if user.totp_enrolled_at else "/account/totp", next_page)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", max_age=ttl)
     response.delete_cookie(PRESESSION_COOKIE)
     return response
+
+
+def _with_next(path: str, next_page: str | None) -> str:
+    """``path`` of a sign-in step, carrying on to the step after it the page to return to at
+    the end (``next_page``, checked already by :func:`safe_next`)."""
+    return path + ("?next=" + quote(next_page, safe="/") if next_page else "")
 
 
 def _throttled(request: Request, services: Services, template: str, *, account: str | None = None) -> Response | None:
@@ -113,14 +117,16 @@ def _no_sso(request: Request) -> Response:
 
 
 @router.get("/login/oidc")
-def oidc_start(request: Request, services: ServicesDep) -> Response:
-    """Off to the agency's OpenID Provider; state, nonce and PKCE verifier stay in a cookie."""
+def oidc_start(request: Request, services: ServicesDep, next_page: NextQuery = None) -> Response:
+    """Off to the agency's OpenID Provider; state, nonce and PKCE verifier stay in a cookie, and
+    with them ``next``, the page to return to afterwards (a path of this site only)."""
     if not sso.enabled(services.settings):
         return _no_sso(request)
     url, pending = sso.begin(services.settings, redirect_uri=_oidc_redirect_uri(request, services))
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: the provider's redirect back is a navigation from another site.
-    value = base64.urlsafe_b64encode(json.dumps(asdict(pending)).encode()).decode()
+    kept = {**asdict(pending), "next": safe_next(next_page)}
+    value = base64.urlsafe_b64encode(json.dumps(kept).encode()).decode()
     response.set_cookie(OIDC_COOKIE, value, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", max_age=600, path="/login/oidc")
     return response
@@ -137,13 +143,18 @@ def _sso_refusal(request: Request, reason: str) -> str:
 
 @router.get("/login/oidc/callback", name="oidc_callback")
 def oidc_callback(request: Request, services: ServicesDep) -> Response:
-    """Back from the provider: check state, code, ID token and nonce; then sign in."""
+    """Back from the provider: check state, code, ID token and nonce; then sign in and go on to
+    the page asked for when the sign-in began (checked again: the cookie is the browser's)."""
     if not sso.enabled(services.settings):
         return _no_sso(request)
     client = client_address(request)
+    next_page = None
     try:
-        pending = sso.PendingLogin(**json.loads(base64.urlsafe_b64decode(request.cookies[OIDC_COOKIE])))
-    except (KeyError, TypeError, ValueError, binascii.Error):
+        kept = json.loads(base64.urlsafe_b64decode(request.cookies[OIDC_COOKIE]))
+        said = kept.pop("next", None)
+        next_page = safe_next(said) if isinstance(said, str) else None
+        pending = sso.PendingLogin(**kept)
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
         pending = None
     with services.db.session() as session:  # a GET holds a read session; a sign-in writes
         try:
@@ -157,9 +168,10 @@ def oidc_callback(request: Request, services: ServicesDep) -> Response:
                 return response
             signin.record_sign_in(session, user=None, client=client, method="oidc", outcome="failure", reason=exc.message)
             record_failure(services, client=client, session=session)
-            response = render(request, "login.html", {"error": _sso_refusal(request, exc.message)}, status_code=401)
+            response = render(request, "login.html", {"error": _sso_refusal(request, exc.message),
+                                                      "next": next_page or ""}, status_code=401)
         else:
-            response = _signed_in(request, session, services, user=user, method="oidc")
+            response = _signed_in(request, session, services, user=user, method="oidc", next_page=next_page)
     response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
     return response
 
@@ -175,7 +187,7 @@ def logout(request: Request, session: SessionDep) -> Response:
 @router.get("/login/second-factor", response_class=HTMLResponse)
 def second_factor_form(request: Request, web: PendingSession, next_page: NextQuery = None) -> Response:
     if web.user.totp_enrolled_at is None:
-        return RedirectResponse("/account/totp", status_code=303)
+        return RedirectResponse(_with_next("/account/totp", safe_next(next_page)), status_code=303)
     return render(request, "second_factor.html", {"user": None, "error": None, "next": safe_next(next_page) or ""})
 
 
@@ -197,22 +209,32 @@ def second_factor(request: Request, session: SessionDep, services: ServicesDep, 
 
 
 @router.get("/account/totp", response_class=HTMLResponse)
-def totp_form(request: Request, services: ServicesDep, web: PendingSession) -> Response:
-    """Enrolment: the secret as a QR code (an SVG data URL) and as text."""
+def totp_form(request: Request, services: ServicesDep, web: PendingSession, next_page: NextQuery = None) -> Response:
+    """Enrolment: the secret as a QR code (an SVG data URL) and as text; ``next``: the page to
+    go on to once enrolled (a path of this site only)."""
+    next_page = safe_next(next_page)
     if web.user.totp_enrolled_at is not None:
-        return RedirectResponse("/cases" if web.second_factor_at else "/login/second-factor", status_code=303)
+        if web.second_factor_at:
+            return RedirectResponse(next_page or home_of(web.user), status_code=303)
+        return RedirectResponse(_with_next("/login/second-factor", next_page), status_code=303)
     with services.db.session() as writing:  # a GET holds a read session; the secret is kept
         enrolment = signin.begin_totp(writing, user=writing.get(User, web.user_id))
     qr = segno.make(enrolment.uri, error="m").svg_data_uri(scale=4)
-    return render(request, "totp.html", {"user": None, "secret": enrolment.secret, "qr": qr, "error": None, "codes": None})
+    return render(request, "totp.html", {"user": None, "secret": enrolment.secret, "qr": qr, "error": None, "codes": None,
+                                         "next": next_page or ""})
 
 
 @router.post("/account/totp", dependencies=[Csrf])
-def totp_confirm(request: Request, session: SessionDep, web: PendingSession, code: Annotated[str, Form()]) -> Response:
-    """Confirm enrolment with a first code; shows the recovery codes once."""
+def totp_confirm(request: Request, session: SessionDep, web: PendingSession, code: Annotated[str, Form()],
+                 next_page: NextForm = "") -> Response:
+    """Confirm enrolment with a first code; shows the recovery codes once, then goes on to the
+    page the reader was sent from (a path of this site), else home."""
+    checked = safe_next(next_page)
     try:
         codes = signin.confirm_totp(session, user=web.user, code=code, web_session=web)
     except ArchiveError as exc:
         return render(request, "totp.html", {"user": None, "secret": web.user.totp_secret, "qr": None,
-                                             "error": exc.message, "codes": None}, status_code=exc.status)
-    return render(request, "totp.html", {"user": web.user, "secret": None, "qr": None, "error": None, "codes": codes})
+                                             "error": exc.message, "codes": None, "next": checked or ""},
+                      status_code=exc.status)
+    return render(request, "totp.html", {"user": web.user, "secret": None, "qr": None, "error": None, "codes": codes,
+                                         "onward": checked or home_of(web.user)})

@@ -225,15 +225,19 @@ class ExportRow:
     sha256: str | None
     error: str | None
     download_url: str | None
+    court_reference: str = ""
+    """The court's own reference of the request the export answers (empty: none)."""
 
     @classmethod
-    def of(cls, export: ExportRequest, *, zone: str, people: dict[str, str]) -> ExportRow:
+    def of(cls, export: ExportRequest, *, zone: str, people: dict[str, str],
+           references: dict[str, str] | None = None) -> ExportRow:
         return cls(
             id=export.id, case_id=export.case_id, status=export.status,
             requested_by=people.get(export.requested_by or ""), recipient=people.get(export.recipient_id or ""),
             approved_by=people.get(export.approved_by or ""), created=local_time(export.created_at, zone),
             size=export.size, sha256=export.sha256, error=export.error,
             download_url=f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
+            court_reference=(references or {}).get(export.id, ""),
         )
 
 

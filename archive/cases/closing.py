@@ -43,7 +43,7 @@ from evidence_verify import layout
 from archive.cases import stages
 from archive.cases.documents import documents_of
 from archive.cases.models import CaseArchive, CaseHandler, ReviewCheckpoint
-from archive.cases.reviews import approving_count, review_document, reviews_of
+from archive.cases.reviews import approval_counts, approving_count, review_document, reviews_of
 from archive.continuity.report import CaseContinuity, build_report, report_document
 from archive.custody import ledger
 from archive.custody.checkpoints import checkpoint_covering, proven_case_entries
@@ -64,6 +64,23 @@ from archive.wording import Sentences
 MIN_APPROVING_REVIEWS = 3
 """Every case is legally reviewed, approvingly, at least three times before it closes."""
 EXPORTS_IN_PROGRESS = ("requested", "approved", "waiting", "building")
+
+
+def reviewable_checkpoints(session: Session, *, case: Case, user: User) -> list[ReviewCheckpoint]:
+    """The checkpoints at which a review by ``user`` (who may review the case) does something
+    now, for the review form to offer: those due (:func:`archive.cases.stages.due_checkpoints`),
+    and the approved closing checkpoint while the case has too few approving reviews to close and
+    ``user``'s approval there would count (a case withdrawn after filing has no other checkpoint
+    left to give them). Any other approved checkpoint is done: the API records a review there
+    too (201), but an approval repeated by its reviewer counts for nothing, and the form does not
+    offer it."""
+    offered = stages.due_checkpoints(session, case=case)
+    closing = ReviewCheckpoint.closing
+    if (closing not in offered and case.stage in stages.REVIEW_STAGES[closing]
+            and approving_count(session, case_id=case.id) < MIN_APPROVING_REVIEWS
+            and approval_counts(session, case_id=case.id, checkpoint=closing, reviewer_id=user.id)):
+        offered.append(closing)
+    return offered
 
 
 class CaseNotReady(Conflict):

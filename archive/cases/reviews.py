@@ -195,6 +195,20 @@ def approving_count(session: Session, *, case_id: str) -> int:
     return count
 
 
+def approval_counts(session: Session, *, case_id: str, checkpoint: ReviewCheckpoint, reviewer_id: str) -> bool:
+    """Whether an approval by ``reviewer_id`` at ``checkpoint`` now would count in
+    :func:`approving_count`: not when their latest approval there had no move of the case after it."""
+    last = session.execute(
+        select(LegalReview.ledger_seq).where(LegalReview.case_id == case_id, LegalReview.checkpoint == checkpoint,
+                                             LegalReview.reviewer_id == reviewer_id, LegalReview.decision == "approve")
+        .order_by(LegalReview.ledger_seq.desc()).limit(1)
+    ).scalar_one_or_none()
+    return last is None or session.execute(
+        select(CaseStageMove.ledger_seq).where(CaseStageMove.case_id == case_id, CaseStageMove.ledger_seq > last)
+        .limit(1)
+    ).first() is not None
+
+
 def _moved_between(moves: list[int], after: int, before: int) -> bool:
     """Whether one of the (sorted) ledger positions of ``moves`` lies between two others."""
     following = bisect_right(moves, after)

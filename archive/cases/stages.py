@@ -314,6 +314,13 @@ def due_checkpoints(session: Session, *, case: Case) -> list[ReviewCheckpoint]:
             if case.stage in where and review_gate(session, case_id=case.id, checkpoint=checkpoint) is not None]
 
 
+def approved_checkpoints(session: Session, *, case: Case) -> list[ReviewCheckpoint]:
+    """The checkpoints done: their latest review (since the last reopening) approves, so their
+    gate is open."""
+    return [checkpoint for checkpoint in ReviewCheckpoint
+            if review_gate(session, case_id=case.id, checkpoint=checkpoint) is None]
+
+
 def allowed_moves(case: Case) -> list[CaseStage]:
     """The stages a handler may move the case to from where it stands (gates not judged; a
     closed case is reopened by a reviewer, and closing is not a move)."""

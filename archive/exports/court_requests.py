@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,6 +80,18 @@ def list_requests(session: Session, *, user: User, status: CourtRequestStatus | 
     if case_id is not None:
         query = query.where(CourtRequest.case_id == case_id)
     return list(session.execute(query).scalars())
+
+
+def references_of(session: Session, *, export_ids: Iterable[str]) -> dict[str, str]:
+    """The court's own reference (typed with its request) of each export that answers a court
+    request, by export id; an export made for no request (or one whose request waits again,
+    its export having failed) has none."""
+    wanted = set(export_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(CourtRequest.export_id, CourtRequest.court_reference)
+                           .where(CourtRequest.export_id.in_(wanted)))
+    return {export_id: reference for export_id, reference in rows}
 
 
 def _pending_for_reviewer(session: Session, *, user: User, request_id: str) -> CourtRequest:

@@ -4,12 +4,14 @@ second factor, and an authorization matrix generated from the application's own 
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import httpx
 import pyotp
@@ -349,6 +351,40 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
     with stack.client(reviewer, url=strict_api.url) as api:  # enrolled: tokens work and may be issued
         assert api.get("/api/v1/cases").status_code == 200
         assert api.post("/api/v1/tokens", json={"name": "reviewer-script"}).status_code == 201
+
+
+def test_first_totp_enrolment_goes_on_to_the_page_asked_for(stack, strict_api, case):
+    """A reviewer sent to sign in from a case page, enrolling a second factor for the first
+    time, is carried through the enrolment and offered that page after the recovery codes (not
+    the role's home); a ``next`` naming another site leads home."""
+    wanted = f"/cases/{case['id']}?items_page=1"
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        form = b.get("/login", params={"next": wanted}).text
+        r = b.post("/login", data={"token": reviewer, "csrf_token": csrf_of(form), "next": wanted})
+        assert r.headers["location"] == "/account/totp?" + urlencode({"next": wanted}, safe="/")
+        # Sent to the second factor's page first (as a page asking for it does), the same.
+        r = b.get("/login/second-factor", params={"next": wanted})
+        assert r.headers["location"] == "/account/totp?" + urlencode({"next": wanted}, safe="/")
+        page = b.get(r.headers["location"])
+        assert f'name="next" value="{html.escape(wanted)}"' in page.text
+        totp = pyotp.TOTP(re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page.text).group(1))
+        done = b.post("/account/totp", data={"code": totp.now(), "csrf_token": csrf_of(page.text), "next": wanted})
+        assert done.status_code == 200 and 'data-testid="recovery-codes"' in done.text
+        onward = html.unescape(re.search(r'href="([^"]+)" data-testid="totp-continue"', done.text).group(1))
+        assert onward == wanted
+        assert b.get(onward).status_code == 200
+    other = stack.user(role="reviewer", unit="unit-a")
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        form = b.get("/login").text
+        r = b.post("/login", data={"token": other, "csrf_token": csrf_of(form), "next": "//evil.example/x"})
+        assert r.headers["location"] == "/account/totp"
+        page = b.get("/account/totp", params={"next": "//evil.example/x"})
+        assert 'name="next"' not in page.text
+        totp = pyotp.TOTP(re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page.text).group(1))
+        done = b.post("/account/totp", data={"code": totp.now(), "csrf_token": csrf_of(page.text),
+                                             "next": "https://evil.example/"})
+        assert re.search(r'href="/queue" data-testid="totp-continue"', done.text), done.text
 
 
 # --- the authorization matrix, generated from the routes ------------------------------

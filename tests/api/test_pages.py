@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from archive.identity.users import hash_token
+from tests.conftest import receive_directly
 from tests.tools import CLIENT_TLS, csrf_of, sign_in
 
 
@@ -426,6 +427,31 @@ def test_the_court_page_offers_the_verifier_it_tells_courts_to_install(stack):
     base = link.group(2).removesuffix(".tar.gz")
     assert f"{base}/pyproject.toml" in names and f"{base}/evidence_verify/cli.py" in names, names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_the_court_page_lists_each_export_with_the_courts_own_reference(stack, case):
+    """A clerk's exports are listed with the reference the court typed when requesting (本院案号,
+    in both languages), so they can tell which of their cases an export answers; an export
+    shared without a request says it has none."""
+    reference = f"(2026)京0101刑初{uuid.uuid4().int % 10000}号"
+    name = f"clerk-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court", name=name)
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    receive_directly(stack, case, b"an inspection record", sm3=False)
+    with stack.client(court) as c:
+        body = {"case_number": case["case_number"], "court_reference": reference, "legal_basis": "刑事诉讼法第54条"}
+        asked = c.post("/api/v1/export-requests", json=body).json()["id"]
+    with stack.client(reviewer) as r:
+        answering = r.post(f"/api/v1/cases/{case['id']}/exports", json={"request": asked}).json()["id"]
+        unasked = r.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": name}).json()["id"]
+    for lang, label in (("zh", "本院案号"), ("en", "Court&#39;s own case reference")):
+        with _browser(stack, lang=lang) as b:
+            sign_in(b, court)
+            page = b.get("/court").text
+        table = page[page.index('id="c-exports"'):page.index("</table>", page.index('id="c-exports"'))]
+        assert f'<th scope="col">{label}</th>' in table, table
+        cells = dict(re.findall(r'data-export-id="([^"]+)".*?data-testid="export-court-reference">([^<]*)<', table, re.S))
+        assert cells == {answering: reference, unasked: "—"}, cells
 
 
 def test_continuity_fragments_say_pending_and_refresh_for_the_unit_only(stack, officer):

@@ -151,6 +151,59 @@ def test_handler_moves_the_stage_through_the_page_after_the_reviewers_filing_rev
     assert "case_stage_moved" in actions and "legal_review_recorded" in actions
 
 
+def _review_section(stack, reviewer: str, path: str, lang: str = "en") -> tuple[list[str], list[str], str]:
+    """What ``reviewer`` sees of the review form on the case page ``path``: the checkpoints it
+    offers, those it says are done, and the section's text."""
+    with _browser(stack, reviewer, lang=lang) as b:
+        page = b.get(path).text
+    section = page[page.index('id="reviews"'):page.index('data-testid="reviews"')]
+    offered = []
+    if 'id="review-checkpoint"' in section:
+        select = section[section.index('id="review-checkpoint"'):section.index("</select>")]
+        offered = re.findall(r'<option value="([a-z_]+)"', select)
+    return offered, re.findall(r'data-testid="review-done" data-checkpoint="([a-z_]+)"', section), section
+
+
+def test_the_review_form_offers_only_what_can_be_reviewed_and_says_what_is_done(stack):
+    """An approved checkpoint is done: the API would record another review there, which from the
+    same reviewer counts for nothing, so the form no longer offers it; the page names the
+    approved checkpoints (zh/en) and says when the stage needs no review. The closing review is
+    offered again to another reviewer only while the case lacks approving reviews to close."""
+    unit = f"unit-{uuid.uuid4().hex[:6]}"
+    officer = stack.user(role="officer", unit=unit)
+    first, second = stack.user(role="reviewer", unit=unit), stack.user(role="reviewer", unit=unit)
+    path = f"/cases/{_new_case(stack, officer)['id']}"
+    assert _review_section(stack, first, path)[:2] == (["filing"], [])
+    _review(stack, first, path, "filing")
+    offered, done, section = _review_section(stack, first, path, lang="zh")
+    assert (offered, done) == ([], ["filing"]), section
+    assert "已通过的审核节点： <span" in section and "立案审核" in section
+    assert "案件当前阶段的法制审核均已通过，无需再审核。" in section
+    offered, done, section = _review_section(stack, first, path)
+    assert "Reviews approved at:" in section and "Every legal review of the case&#39;s current stage is approved" in section
+    # In discussion both approval and committee reviews are recorded; once approval is approved,
+    # only committee is offered (approval was offered, selected second, before).
+    _move(stack, officer, path, "investigation", "notice", "legal_review", "discussion")
+    assert _review_section(stack, first, path)[:2] == (["approval", "committee"], ["filing"])
+    _review(stack, first, path, "approval")
+    assert _review_section(stack, first, path)[:2] == (["committee"], ["filing", "approval"])
+
+    # A case withdrawn after filing has only its closing checkpoint left: approved by one
+    # reviewer (2 approving reviews of 3), it is offered to another, whose approval counts.
+    path = f"/cases/{_new_case(stack, officer)['id']}"
+    _review(stack, first, path, "filing")
+    _move(stack, officer, path, "withdrawn")
+    _review(stack, first, path, "closing")
+    assert _review_section(stack, first, path)[:2] == ([], ["filing", "closing"])
+    offered, done, section = _review_section(stack, second, path)
+    assert (offered, done) == (["closing"], ["filing", "closing"])
+    assert 'data-testid="review-again"' in section and "at least 3 approving reviews" in section
+    _review(stack, second, path, "closing")
+    assert _review_section(stack, second, path)[:2] == ([], ["filing", "closing"])
+    with _browser(stack, officer) as b:
+        assert 'data-testid="closing-ready"' in b.get(path).text
+
+
 def test_legal_hold_and_retention_forms_are_the_administrators_only(stack):
     unit = f"unit-{uuid.uuid4().hex[:6]}"
     officer, reviewer = stack.user(role="officer", unit=unit), stack.user(role="reviewer", unit=unit)

@@ -116,6 +116,29 @@ def test_sso_provisions_a_user_from_the_directory_and_signs_in(sso):
     assert any(d["outcome"] == "success" and d.get("user") == "dir.officer" for d in _sign_ins(sso.stack))
 
 
+def test_sso_returns_to_the_page_asked_for_and_only_to_this_site(sso):
+    """A reader sent to sign in from a page, who signs in through the directory, lands on that
+    page (its ``next`` carried to the provider and back), not on the role's home; a ``next``
+    naming another site, however written, leads home."""
+    wanted = "/cases?mine=true"
+    with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+        form = b.get("/login", params={"next": wanted}).text
+        link = html.unescape(re.search(r'href="([^"]+)" data-testid="sso"', form).group(1))
+        assert urlparse(link).path == "/login/oidc" and parse_qs(urlparse(link).query) == {"next": [wanted]}, link
+        start = b.get(link)
+        back = _through_provider(b, b.get(start.headers["location"]), "dir.officer", sso.api.url)
+        r = b.get(back)
+        assert r.status_code == 303 and r.headers["location"] == wanted, r.text
+        assert b.get(wanted).status_code == 200
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/login?next=/x"):
+        with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
+            assert 'href="/login/oidc" ' in b.get("/login", params={"next": hostile}).text
+            start = b.get("/login/oidc", params={"next": hostile})
+            back = _through_provider(b, b.get(start.headers["location"]), "dir.officer", sso.api.url)
+            r = b.get(back)
+            assert r.status_code == 303 and r.headers["location"] == "/cases", (hostile, r.headers["location"])
+
+
 def test_sso_role_and_unit_follow_the_directory(sso):
     sso.stack.user(role="officer", unit="unit-a", name="dir.mover")  # a local user of that name
     with httpx.Client(verify=CLIENT_TLS, base_url=sso.api.url, follow_redirects=False, timeout=30) as b:
