@@ -76,8 +76,10 @@ def create_app(settings: Settings | None = None, *, checked: bool = False) -> Fa
     def healthz() -> JSONResponse:
         """Liveness and readiness: the database and the object store answer (else 503); the
         task queue (broker) answers (else ``degraded``); background work: ``pending`` (queue
-        depth), ``running``, ``stuck`` (due and not taken up), ``failed`` (used up its
-        attempts; each item says why in its ``processing``)."""
+        depth), ``running``, ``stuck`` (due while no worker takes any work up, or waiting far
+        longer than a backlog drains: :func:`archive.work.counts`; a backlog being worked
+        through is not), ``failed`` (used up its attempts; each item says why in its
+        ``processing``)."""
         checks: dict[str, str] = {}
         ok = True
         queue: dict[str, object] = {}

@@ -601,3 +601,13 @@ class Work(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WorkPulse(Base):
+    """When a worker last took up background work (one row, ``id`` 1), so that ``/healthz``
+    tells a backlog being drained from work nobody takes (:func:`archive.work.counts`).
+    Written by :func:`archive.work.claim` at most once a second."""
+
+    __tablename__ = "work_pulse"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    taken_at: Mapped[datetime | None] = mapped_column(AwareDateTime())

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     """...up to this."""
     work_reconcile_seconds: float = Field(default=10.0, gt=0, le=3600)
     """How often each worker's reconciler looks for work that is due."""
+    work_stuck_seconds: float = Field(default=21600.0, gt=0)
+    """Work recorded this long ago and not running counts as stuck even while workers take
+    other work up: far longer than a backlog should take to drain (:func:`archive.work.counts`)."""
 
     upload_dir: Path | None = None
     """Staging for resumable uploads on the local backend; default ``DATA_DIR/uploads``."""

@@ -29,12 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, event, func, select
+from sqlalchemy import ColumnElement, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from archive.db import Database
-from archive.models import Work, utcnow
+from archive.models import Work, WorkPulse, utcnow
 from archive.settings import Settings
 from archive.wording import Sentences
 
@@ -57,6 +57,9 @@ DISPATCH_GRACE = timedelta(seconds=120)
 """How long recorded work may wait in the queue before the reconciler sends it again. Long
 enough that a backlog is not flooded with duplicates (they would only be skipped), short
 enough that a bell lost between a commit and its send is soon rung again."""
+
+PULSE_EVERY = timedelta(seconds=1)
+"""How often at most a claim records that work is being taken up (``work_pulse``)."""
 
 DERIVED_ROLES = ("thumbnail", "proxy")
 """The derived files the derive step makes for a video (``ingest.pipeline``), by role."""
@@ -128,7 +131,8 @@ def want(session: Session, *, task: str, subject: str, now: datetime | None = No
 
     Asking again for work that is already recorded keeps one row: a running one is marked
     to run once more when it ends (``again``), and a failed one starts over with fresh
-    attempts (a person asked anew). Safe against concurrent callers on both databases.
+    attempts (a person asked anew), recorded anew (``created_at``). Safe against concurrent
+    callers on both databases.
     """
     now = now or utcnow()
     insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Work)
@@ -141,6 +145,8 @@ def want(session: Session, *, task: str, subject: str, now: datetime | None = No
         set_={
             "again": Work.lease_owner.is_not(None),
             "attempts": case((Work.state == "failed", 0), else_=Work.attempts),
+            # Started over, it waits from now (see counts), not from when it first failed.
+            "created_at": case((Work.state == "failed", now), else_=Work.created_at),
             "state": "pending",
             "due_at": case((Work.lease_owner.is_(None), statement.excluded.due_at), else_=Work.due_at),
             "updated_at": now,
@@ -191,6 +197,11 @@ def claim(db: Database, settings: Settings, *, task: str, subject: str) -> Claim
         row.lease_owner = owner
         row.lease_until = row.due_at = now + timedelta(seconds=settings.work_lease_seconds)
         row.again = False
+        # Workers are taking work up (see counts); written at most once a second, so claims
+        # of many workers seldom wait for each other on this one row.
+        session.execute(update(WorkPulse).where(
+            WorkPulse.id == 1, or_(WorkPulse.taken_at.is_(None), WorkPulse.taken_at < now - PULSE_EVERY),
+        ).values(taken_at=now))
         return Claim(task=task, subject=subject, owner=owner, attempts=row.attempts)
 
 
@@ -339,33 +350,61 @@ class WorkCounts:
     running: int
     """Under a lease that has not run out."""
     stuck: int
-    """Due for longer than three reconciler periods: no worker is taking work up."""
+    """Pending work nobody is getting to (the rule: :func:`counts`)."""
     failed: int
     """Used up their attempts; each keeps its reason."""
 
 
 def counts(session: Session, settings: Settings, *, now: datetime | None = None) -> WorkCounts:
-    """Count the work table by state."""
+    """Count the work table by state.
+
+    Work is ``stuck`` when it is pending, not running, and either
+
+    * due for longer than three reconciler periods and a lease (:func:`_stuck_before`) while
+      no worker has taken any work up for as long and none holds a lease: the workers are
+      idle or gone (or receive nothing), so nothing will move it; or
+    * recorded more than ``work_stuck_seconds`` ago (6 hours by default), however busy the
+      workers are: far longer than a backlog should take to drain.
+
+    Work that is due but not yet taken up while workers keep taking other work up (a capture
+    bundle of thousands of members being worked through) is a backlog, counted in
+    ``pending``, not stuck: the reconciler sends only so many rows a pass, so a large backlog
+    is always partly due. Claims record when work was last taken up (``work_pulse``).
+    """
     now = now or utcnow()
-    late = _stuck_before(settings, now)
     pending, running, stuck, failed = session.execute(select(
         func.count().filter(Work.state == "pending"),
-        func.count().filter(Work.state == "pending", Work.lease_until > now),
-        func.count().filter(Work.state == "pending", Work.due_at < late),
+        func.count().filter(_running(now)),
+        func.count().filter(_stuck(session, settings, now)),
         func.count().filter(Work.state == "failed"),
     )).one()
     return WorkCounts(pending=pending, running=running, stuck=stuck, failed=failed)
 
 
+def _running(now: datetime) -> ColumnElement[bool]:
+    return (Work.state == "pending") & (Work.lease_until > now)
+
+
 def _stuck_before(settings: Settings, now: datetime) -> datetime:
-    """Work due before this moment and still pending is stuck: no worker is taking work up."""
+    """Work due before this moment, with no work taken up since, is stuck: no worker is taking work up."""
     return now - timedelta(seconds=3 * settings.work_reconcile_seconds + settings.work_lease_seconds)
+
+
+def _stuck(session: Session, settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """Which rows :func:`counts` counts as stuck (read with the pulse and the leases now)."""
+    late = _stuck_before(settings, now)
+    taken_at = session.execute(select(WorkPulse.taken_at).where(WorkPulse.id == 1)).scalar_one_or_none()
+    idle = (taken_at is None or taken_at < late) and not session.execute(
+        select(Work.task).where(_running(now)).limit(1)).first()
+    waiting = (Work.state == "pending") & (Work.lease_until.is_(None) | (Work.lease_until <= now))
+    too_long = Work.created_at < now - timedelta(seconds=settings.work_stuck_seconds)
+    return waiting & (or_(too_long, Work.due_at < late) if idle else too_long)
 
 
 def troubled(session: Session, settings: Settings, *, limit: int = 50, now: datetime | None = None) -> list[Work]:
     """The failed and the stuck work (the rows :func:`counts` counts as such), oldest first."""
-    late = _stuck_before(settings, now or utcnow())
+    now = now or utcnow()
     return list(session.execute(
-        select(Work).where((Work.state == "failed") | ((Work.state == "pending") & (Work.due_at < late)))
+        select(Work).where((Work.state == "failed") | _stuck(session, settings, now))
         .order_by(Work.due_at).limit(limit)
     ).scalars())

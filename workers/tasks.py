@@ -344,13 +344,28 @@ def _give_up(task: str, subject: str, reason: str, *, fault: bool = True) -> Non
 
 def reconcile_once() -> work.Reconciled:
     """One reconciler pass: send again the durable work that is due (lost message, dead
-    worker, back-off over); fail for good what used up its attempts."""
+    worker, back-off over); fail for good what used up its attempts; reopen the court
+    requests an earlier release left fulfilled by an export that failed."""
     result = work.reconcile(process_item.db, settings, send=_enqueue, give_up=_give_up)
     for _ in result.sent:
         metrics.record_reconciler_action("resent")
     for _ in result.gave_up:
         metrics.record_reconciler_action("gave_up")
+    reopen_court_requests()
     return result
+
+
+def reopen_court_requests() -> int:
+    """Reopen court requests an earlier release left fulfilled by a failed export (it did
+    not reopen them when the export failed, and nothing else ever would); returns how many."""
+    from archive.exports import court_requests
+
+    reopened = court_requests.reopen_left_fulfilled(process_item.db, actor="system:reconciler")
+    if reopened:
+        log.warning("reopened %d court request(s) left fulfilled by a failed export", reopened)
+    for _ in range(reopened):
+        metrics.record_reconciler_action("court_request_reopened")
+    return reopened
 
 
 class Reconciler:

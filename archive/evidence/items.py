@@ -6,6 +6,7 @@ Receiving originals lives in :mod:`archive.evidence.receiving`, fixity in
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,24 @@ _LISTED_COLUMNS = [c for c in _ITEMS.c if c.name not in ("media_facts", "listed_
 SHOWN_DERIVED = ("id", "item_id", "role", "media_type", "sha256", "size")
 """What an item's record shows of each derived object, in the order :class:`ItemRecord` holds them."""
 _SHOWN_DERIVED = select(*(_OBJECTS.c[name] for name in SHOWN_DERIVED))
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+"""The SHA-256 of no bytes: every empty file's."""
+ALIKE = ("kind", "device_id", "recorded_start", "original_filename")
+"""What two empty files must share to be one piece of evidence (:func:`same_evidence`)."""
+_ALIKE_COLUMNS = tuple(_ITEMS.c[name] for name in ALIKE)
+
+
+def same_evidence(item: Any, other: Any) -> bool:
+    """Whether ``other``, holding the same content (SHA-256) as ``item``, is the same evidence.
+
+    No bytes are no content to be the same evidence by: an empty file is itself a fact (a
+    camera that produced nothing), so two empty items are the same evidence only when
+    described alike (:data:`ALIKE`: the same file sent again), within a case or across cases;
+    any other content is the same evidence wherever it is. ``item`` and ``other`` are items,
+    item records or rows with the :data:`ALIKE` columns."""
+    return item.sha256 != EMPTY_SHA256 or all(getattr(item, a) == getattr(other, a) for a in ALIKE)
+
+
 _MEMBERS = (select(_ITEMS.c.id, _ITEMS.c.parent_id, _ITEMS.c.media_type, _ITEMS.c.sha256, _ITEMS.c.size)
             .order_by(_ITEMS.c.received_at, _ITEMS.c.id))
 
@@ -216,7 +235,7 @@ _ITEM_READ = (
     .where(_ITEMS.c.id == bindparam("item_id")))
 _ITEM_OBJECTS = _SHOWN_DERIVED.where(_OBJECTS.c.item_id == bindparam("item_id")).order_by(_OBJECTS.c.created_at)
 _ITEM_MEMBERS = _MEMBERS.where(_ITEMS.c.parent_id == bindparam("item_id"))
-_SAME_CONTENT = (select(_ITEMS.c.id).join(Case, Case.id == _ITEMS.c.case_id)
+_SAME_CONTENT = (select(_ITEMS.c.id, _ITEMS.c.sha256, *_ALIKE_COLUMNS).join(Case, Case.id == _ITEMS.c.case_id)
                  .where(_ITEMS.c.sha256 == bindparam("sha256")).order_by(_ITEMS.c.received_at, _ITEMS.c.id))
 _SAME_CONTENT_IN_UNIT = _SAME_CONTENT.where(Case.unit_id == bindparam("unit_id"))
 _CASE_COLUMNS = ("case_unit_id", "case_number", "vault_name")
@@ -237,7 +256,7 @@ def item_record(session: Session, *, user: User, item_id: str) -> tuple[ItemReco
         record.members = run(_ITEM_MEMBERS, {"item_id": item_id}).all()
     same = (run(_SAME_CONTENT, {"sha256": row["sha256"]}) if user.role == Role.admin else
             run(_SAME_CONTENT_IN_UNIT, {"sha256": row["sha256"], "unit_id": user.unit_id}))
-    record.duplicate_of = [other for other in same.scalars() if other != item_id]
+    record.duplicate_of = [other.id for other in same if other.id != item_id and same_evidence(record, other)]
     return record, CaseNames(row["case_number"], row["vault_name"])
 
 
@@ -264,7 +283,8 @@ def _load_members(session: Session, items: list[EvidenceItem]) -> None:
 
 def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem | ItemRecord],
                   among: Select | None = None) -> dict[str, list[str]]:
-    """For each item, the other items with the same content in cases the user may see.
+    """For each item, the other items with the same content in cases the user may see that
+    are the same evidence (:func:`same_evidence`: an empty item only those described alike).
 
     ``among``: a query of the items' hashes (a page's), in place of each hash as a parameter:
     a statement with hundreds of parameters is converted anew by the driver for every request
@@ -273,7 +293,7 @@ def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem 
     if not items:
         return {}
     hashes = among if among is not None else {i.sha256 for i in items}
-    query = (select(EvidenceItem.id, EvidenceItem.sha256).where(EvidenceItem.sha256.in_(hashes))
+    query = (select(EvidenceItem.id, EvidenceItem.sha256, *_ALIKE_COLUMNS).where(EvidenceItem.sha256.in_(hashes))
              .order_by(EvidenceItem.received_at, EvidenceItem.id))
     cases = readable_cases(user)
     if cases is not None:
@@ -281,10 +301,11 @@ def duplicates_of(session: Session, *, user: User, items: Iterable[EvidenceItem 
         # of the unit's cases to find the few of these hashes (50 ms a 200-item page among
         # 100,000 items, against 0.3 ms from the index on the hash).
         query = query.where(EvidenceItem.case_id.in_(cases))
-    holders: dict[str, list[str]] = {}
-    for item_id, sha in session.connection().execute(query).all():
-        holders.setdefault(sha, []).append(item_id)
-    return {i.id: [other for other in holders.get(i.sha256, []) if other != i.id] for i in items}
+    holders: dict[str, list[Row]] = {}
+    for row in session.connection().execute(query).all():
+        holders.setdefault(row.sha256, []).append(row)
+    return {i.id: [other.id for other in holders.get(i.sha256, []) if other.id != i.id and same_evidence(i, other)]
+            for i in items}
 
 
 def load_item(session: Session, *, user: User, item_id: str) -> EvidenceItem:

@@ -9,7 +9,6 @@ upload or a refusal discards the unlocked object, so nothing is kept as evidence
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mimetypes
 import time
@@ -31,7 +30,7 @@ from archive.errors import (
 )
 from archive.evidence.filenames import check_filename
 from archive.evidence.media_types import HEAD, sniff_bytes
-from archive.evidence.items import add_flag, original_key
+from archive.evidence.items import ALIKE, EMPTY_SHA256, add_flag, original_key, same_evidence
 from archive.models import Case, CaseStage, EvidenceItem, EvidenceKind, ItemStatus, User, new_id, utcnow
 from archive.storage import ObjectStore, StoredObject
 from archive.storage.streams import HashingStream
@@ -113,10 +112,6 @@ class DuplicateEvidence(Conflict):
     def __init__(self, message: str, *, existing_id: str):
         super().__init__(message)
         self.existing_id = existing_id
-
-
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-"""The SHA-256 of no bytes: every empty file's."""
 
 
 def same_content_in_case(session: Session, *, case_id: str, sha256: str,
@@ -424,7 +419,7 @@ def register_original(
         flags=["empty_file"] if stored.size == 0 else [],
         processing={},
     )
-    elsewhere = _held_elsewhere(session, user_id=user_id, case_id=incoming.case_id, sha256=sha256)
+    elsewhere = _held_elsewhere(session, user_id=user_id, item=item)
     if elsewhere:
         add_flag(item, "duplicate_content")
     session.add(item)
@@ -445,12 +440,15 @@ def register_original(
     return item
 
 
-def _held_elsewhere(session: Session, *, user_id: str, case_id: str, sha256: str) -> bool:
-    """True when another case the uploader may see already holds this content."""
+def _held_elsewhere(session: Session, *, user_id: str, item: EvidenceItem) -> bool:
+    """True when another case the uploader may see already holds this evidence: its content,
+    or for an empty file an empty item described alike (:func:`~archive.evidence.items.same_evidence`)."""
     user = session.get(User, user_id)
-    query = select(EvidenceItem.id).join(Case, Case.id == EvidenceItem.case_id).where(
-        EvidenceItem.sha256 == sha256, EvidenceItem.case_id != case_id
-    )
+    query = select(EvidenceItem.sha256, *(getattr(EvidenceItem, a) for a in ALIKE)).join(
+        Case, Case.id == EvidenceItem.case_id,
+    ).where(EvidenceItem.sha256 == item.sha256, EvidenceItem.case_id != item.case_id)
     if user is not None:
         query = query.where(unit_scope(user))
-    return session.execute(query.limit(1)).first() is not None
+    if item.sha256 != EMPTY_SHA256:
+        return session.execute(query.limit(1)).first() is not None
+    return any(same_evidence(item, other) for other in session.execute(query))

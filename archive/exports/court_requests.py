@@ -12,6 +12,9 @@
 * **Decide.** A reviewer of the case's unit fulfils a request by requesting an export for
   the court user (:func:`fulfil`, called by ``request_export``; the usual approval by a
   second reviewer follows) or declines it with a reason. Every step is a custody entry.
+* **Reopen.** An export that fails, is withdrawn or is found altered puts the request it
+  fulfilled back to pending (:func:`reopen`); the reconciler reopens any request an earlier
+  release left fulfilled by such an export (:func:`reopen_left_fulfilled`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from sqlalchemy.orm import Session
 
 from archive.cases.service import cases_numbered
 from archive.custody import ledger
-from archive.db import lock_row
+from archive.db import Database, lock_row
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.exports.models import CourtRequest, CourtRequestStatus
 from archive.identity.users import actor_name, can_see_case, require_role, unit_scope, written_text
 from archive.models import Case, ExportRequest, Role, User, utcnow
+
+ENDED_UNBUILT = ("failed", "withdrawn")
+"""Export states that answer no court request: a request they fulfilled waits again."""
 
 REVIEWERS = {Role.reviewer, Role.admin}
 
@@ -138,10 +144,11 @@ def fulfil(session: Session, *, user: User, request: CourtRequest, export: Expor
     )
 
 
-def reopen(session: Session, *, export: ExportRequest, actor: str) -> None:
+def reopen(session: Session, *, export: ExportRequest, actor: str) -> int:
     """``export`` failed (or its ZIP was found altered): a court request it fulfilled waits
     again for a reviewer of the case's unit, who fulfils it anew or declines it. A
-    ``court_request_reopened`` custody entry names the failed export and its reason."""
+    ``court_request_reopened`` custody entry names the failed export and its reason.
+    Returns how many requests were reopened."""
     requests = session.execute(select(CourtRequest).where(
         CourtRequest.export_id == export.id, CourtRequest.status == CourtRequestStatus.fulfilled,
     ).with_for_update()).scalars().all()
@@ -152,3 +159,35 @@ def reopen(session: Session, *, export: ExportRequest, actor: str) -> None:
             session, actor=actor, action="court_request_reopened", case_id=request.case_id,
             details={"request": request.id, "export": export.id, "reason": export.error},
         )
+    return len(requests)
+
+
+def left_fulfilled(session: Session, *, limit: int = 100) -> list[str]:
+    """Ids of exports that ended unbuilt (:data:`ENDED_UNBUILT`) while a court request is still
+    marked fulfilled by them: requests left so by releases that did not yet :func:`reopen`
+    them when their export failed, which nothing else would ever move again."""
+    return list(session.execute(
+        select(ExportRequest.id).join(CourtRequest, CourtRequest.export_id == ExportRequest.id)
+        .where(CourtRequest.status == CourtRequestStatus.fulfilled, ExportRequest.status.in_(ENDED_UNBUILT))
+        .distinct().limit(limit)
+    ).scalars())
+
+
+def reopen_left_fulfilled(db: Database, *, actor: str) -> int:
+    """:func:`reopen` the court requests still fulfilled by an export that ended unbuilt (see
+    :func:`left_fulfilled`), with the same ``court_request_reopened`` entry a failing export
+    writes; returns how many were reopened. Looks first without the write lock, so the usual
+    call, with nothing to reopen, writes nothing. Safe to run twice and by several workers at
+    once: :func:`reopen` takes each request under its row lock only while it is still
+    fulfilled, so one reopened by another transaction meanwhile is left alone."""
+    with db.read() as session:
+        export_ids = left_fulfilled(session)
+    if not export_ids:
+        return 0
+    reopened = 0
+    with db.session() as session:
+        for export_id in export_ids:
+            export = session.get(ExportRequest, export_id)
+            if export is not None and export.status in ENDED_UNBUILT:
+                reopened += reopen(session, export=export, actor=actor)
+    return reopened

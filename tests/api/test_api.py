@@ -314,6 +314,87 @@ def test_health_says_degraded_when_the_task_queue_does_not_answer(stack):
     assert body["checks"]["queue"].startswith("unavailable") and body["checks"]["database"] == "ok", body
 
 
+def test_health_tells_a_backlog_being_drained_from_work_nobody_takes_up(stack, tmp_path):
+    """A backlog due long ago (a capture bundle's members beyond what the reconciler sends a pass)
+    that a worker works through steadily reads ``ok``, with its ``pending`` count; once no worker
+    takes anything up for three reconciler periods and a lease, the same work reads ``stuck``
+    (degraded); and work recorded longer ago than ``work_stuck_seconds`` is stuck however busy
+    the workers are. A database of its own, drained by this test as a worker does (claim, done)."""
+    import time
+    from datetime import timedelta
+
+    import httpx
+    from sqlalchemy import update
+
+    from archive import db as archive_db, work
+    from archive.db import Database
+    from archive.models import Work, utcnow
+    from tests.conftest import ApiServer
+    from tests.servers import create_pg_database, drop_pg_database
+
+    pg = create_pg_database() if stack.name == "services" else None
+    settings = stack.settings.model_copy(update={
+        "database_url": pg or f"sqlite:///{tmp_path / 'work.db'}",
+        "work_reconcile_seconds": 0.2, "work_lease_seconds": 1.0, "work_stuck_seconds": 3600.0})
+    threshold = 3 * settings.work_reconcile_seconds + settings.work_lease_seconds
+    archive_db.upgrade(settings)
+    database, api = Database(settings), None
+    subjects = [f"member-{i:04d}" for i in range(300)]
+    stop, taken = threading.Event(), []
+
+    def drain() -> None:  # a worker taking the backlog up steadily, oldest first
+        for subject in subjects:
+            if stop.is_set():
+                return
+            claim = work.claim(database, settings, task=work.PROCESS_ITEM, subject=subject)
+            time.sleep(0.02)
+            work.done(database, claim)
+            taken.append(subject)
+            time.sleep(0.03)
+
+    def health() -> dict:
+        answer = httpx.get(api.url + "/healthz", timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    try:
+        with database.session() as s:
+            for subject in subjects:
+                work.want(s, task=work.PROCESS_ITEM, subject=subject)
+        with database.session() as s:  # due ten minutes ago, recorded as long
+            long_ago = utcnow() - timedelta(minutes=10)
+            s.execute(update(Work).values(due_at=long_ago, created_at=long_ago))
+        api = ApiServer(settings)
+        drainer = threading.Thread(target=drain)
+        drainer.start()
+        time.sleep(threshold + 0.5)
+        for _ in range(3):
+            body = health()
+            assert body["status"] == "ok" and body["work"]["stuck"] == 0, body
+            assert 0 < body["work"]["pending"] < len(subjects), body
+            time.sleep(0.3)
+        with database.session() as s:  # the backlog's last row, recorded far too long ago
+            s.execute(update(Work).where(Work.subject == subjects[-1])
+                      .values(created_at=utcnow() - timedelta(seconds=settings.work_stuck_seconds + 60)))
+        body = health()
+        assert body["status"] == "degraded" and body["work"]["stuck"] == 1, body
+        stop.set()
+        drainer.join()
+        left = len(subjects) - len(taken)
+        assert 1 < left < len(subjects) - 10, left
+        time.sleep(threshold + 0.5)  # no worker takes anything up: all the due work is stuck
+        body = health()
+        assert body["status"] == "degraded", body
+        assert body["work"]["stuck"] == body["work"]["pending"] == left and body["work"]["running"] == 0, body
+    finally:
+        stop.set()
+        if api is not None:
+            api.stop()
+        database.dispose()
+        if pg:
+            drop_pg_database(pg)
+
+
 def test_ledger_proofs_verify_offline(stack, officer, case):
     from archive.custody import merkle
 

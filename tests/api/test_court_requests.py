@@ -4,12 +4,17 @@ decline them; every step is a custody entry."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from archive.exports import court_requests
+from archive.exports.models import CourtRequest, CourtRequestStatus
 from archive.models import LedgerEntry
-from tests.conftest import receive_directly
+from tests.conftest import receive_directly, run_sql, sequenced_soon
 
 
 def _request(c, number: str, **extra):  # type: ignore[no-untyped-def]
@@ -138,3 +143,61 @@ def test_a_requested_export_nobody_will_approve_is_withdrawn(stack, case):
     with stack.services.db.read() as s:
         actions = s.execute(select(LedgerEntry.action).where(LedgerEntry.case_id == case["id"])).scalars().all()
     assert "export_withdrawn" in actions and "court_request_reopened" in actions
+
+
+def _stuck_request(stack, case) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A court request left as releases before ``court_request_reopened`` left one: fulfilled
+    by an export that failed (written straight to the database, as that release did, with no
+    reopening). Returns (request id, export id)."""
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(court) as c:
+        asked = _request(c, case["case_number"]).json()["id"]
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as reviewer:
+        export = reviewer.post(f"/api/v1/cases/{case['id']}/exports", json={"request": asked}).json()
+    run_sql(stack.services.db, "UPDATE exports SET status = 'failed', error = 'the store refused the bag', "
+            "finished_at = created_at WHERE id = :id", {"id": export["id"]})
+    with stack.services.db.read() as s:
+        assert s.get(CourtRequest, asked).status == CourtRequestStatus.fulfilled
+    return asked, export["id"]
+
+
+def _reopened(stack, case) -> list[dict]:  # type: ignore[no-untyped-def]
+    sequenced_soon(stack.services.db)
+    with stack.services.db.snapshot() as s:
+        return [json.loads(d) for d in s.execute(select(LedgerEntry.details).where(
+            LedgerEntry.case_id == case["id"], LedgerEntry.action == "court_request_reopened",
+        ).order_by(LedgerEntry.seq)).scalars()]
+
+
+def test_a_request_left_fulfilled_by_a_failed_export_is_reopened_by_the_reconciler(stack, case):
+    """Releases before court_request_reopened left a court request fulfilled by an export that
+    failed, for good: the workers' reconciler pass reopens it, with the same custody entry a
+    failing export now writes, exactly once though passes and workers run it again and at once."""
+    receive_directly(stack, case, b"a record for the court", sm3=False)
+    asked, export_id = _stuck_request(stack, case)
+    deadline = time.monotonic() + 4 * stack.settings.work_reconcile_seconds + 10
+    while True:  # the stack's own worker, its reconciler pass every work_reconcile_seconds
+        with stack.services.db.read() as s:
+            request = s.get(CourtRequest, asked)
+            if request.status == CourtRequestStatus.pending:
+                break
+        assert time.monotonic() < deadline, "the reconciler never reopened the request"
+        time.sleep(0.2)
+    assert request.export_id is None and request.decided_by is None
+    expected = {"request": asked, "export": export_id, "reason": "the store refused the bag"}
+    assert _reopened(stack, case) == [expected]
+    # A second one, healed by two passes at once (and the worker's own): reopened once.
+    second, second_export = _stuck_request(stack, case)
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(lambda _: court_requests.reopen_left_fulfilled(
+            stack.services.db, actor="system:reconciler"), range(2)))
+    assert sum(counts) <= 1
+    assert court_requests.reopen_left_fulfilled(stack.services.db, actor="system:reconciler") == 0
+    with stack.services.db.read() as s:
+        assert s.get(CourtRequest, second).status == CourtRequestStatus.pending
+    assert _reopened(stack, case) == [
+        expected, {"request": second, "export": second_export, "reason": "the store refused the bag"}]
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as reviewer:
+        mine = {r["id"]: r for r in reviewer.get("/api/v1/export-requests").json()}
+        assert mine[asked]["status"] == mine[second]["status"] == "pending"

@@ -91,6 +91,32 @@ def test_duplicates_in_a_cached_list_follow_content_arriving_in_cases_the_reader
         assert _listed(stack, c, case["id"])[0]["id"] == item["id"]
 
 
+def test_an_empty_file_is_the_same_evidence_as_another_cases_only_when_described_alike(stack, officer):
+    """No bytes are no content: an empty file in one case is not flagged ``duplicate_content``,
+    nor listed among another case's duplicates, for another case's empty file; only for an empty
+    item of the same kind, device, declared start and file name. The lists follow a change of
+    an empty item's description made straight in the database (revision 0025)."""
+    name = f"empty-{uuid.uuid4().hex[:8]}.txt"
+    with stack.client(officer) as c:
+        first_case, second_case = _case(c), _case(c)
+        first = _upload(c, first_case["id"], b"", name)
+        assert first["size"] == 0 and "duplicate_content" not in first["flags"], first
+        other = _upload(c, second_case["id"], b"", f"other-{name}")
+        assert "duplicate_content" not in other["flags"] and other["duplicate_of"] == [], other
+        assert c.get(f"/api/v1/evidence/{other['id']}").json()["duplicate_of"] == []
+        assert _listed(stack, c, first_case["id"])[0]["duplicate_of"] == []
+        alike = _upload(c, second_case["id"], b"", name)
+        assert "duplicate_content" in alike["flags"] and alike["duplicate_of"] == [first["id"]], alike
+        assert c.get(f"/api/v1/evidence/{first['id']}").json()["duplicate_of"] == [alike["id"]]
+        assert _listed(stack, c, first_case["id"])[0]["duplicate_of"] == [alike["id"]]
+        assert {i["id"]: i["duplicate_of"] for i in _listed(stack, c, second_case["id"])} == {
+            other["id"]: [], alike["id"]: [first["id"]]}
+        run_sql(stack.services.db, "UPDATE evidence_items SET device_id = :d WHERE id = :id",
+                {"d": "CAM-SQL", "id": alike["id"]})
+        assert _listed(stack, c, first_case["id"])[0]["duplicate_of"] == []
+        assert c.get(f"/api/v1/evidence/{first['id']}").json()["duplicate_of"] == []
+
+
 def test_the_same_content_arriving_in_many_cases_at_once_is_all_received_and_listed(stack, officer):
     """Every upload advances its case's number, and those of content other cases hold, as
     it commits: twenty uploads of one file into four cases at once all succeed (no
