@@ -22,7 +22,10 @@ _EMPTY = "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'"
 _ALIKE = ("kind", "device_id", "recorded_start", "original_filename")
 _CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in _ALIKE)
 
-# PL/pgSQL, deferred to the commit and once a transaction, as revision 0024's.
+# PL/pgSQL, deferred to the commit and once a transaction, as revision 0024's. Named to fire
+# after 0024's trigger on the same row (PostgreSQL runs them in the order of their names): every
+# transaction then takes the case's number before ``content``, so two never wait on each other
+# for them in opposite orders.
 _FUNCTION = """
 CREATE FUNCTION evidence_empty_item_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,12 +47,12 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_FUNCTION)
         op.execute(
-            "CREATE CONSTRAINT TRIGGER evidence_items_empty_changed AFTER UPDATE ON evidence_items "
+            "CREATE CONSTRAINT TRIGGER evidence_items_list_changed_empty AFTER UPDATE ON evidence_items "
             f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION evidence_empty_item_changed()"
         )
     else:
         op.execute(
-            f"CREATE TRIGGER evidence_items_empty_changed AFTER UPDATE ON evidence_items WHEN {sqlite_when} "
+            f"CREATE TRIGGER evidence_items_list_changed_empty AFTER UPDATE ON evidence_items WHEN {sqlite_when} "
             "BEGIN INSERT INTO evidence_list_versions (key, n) VALUES ('content', 1) "
             "ON CONFLICT (key) DO UPDATE SET n = evidence_list_versions.n + 1; END"
         )
@@ -57,7 +60,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER evidence_items_empty_changed ON evidence_items")
+        op.execute("DROP TRIGGER evidence_items_list_changed_empty ON evidence_items")
         op.execute("DROP FUNCTION evidence_empty_item_changed()")
     else:
-        op.execute("DROP TRIGGER evidence_items_empty_changed")
+        op.execute("DROP TRIGGER evidence_items_list_changed_empty")
