@@ -19,7 +19,8 @@ Packets are kept in file order until two things that only file order shows are r
   passed between is unknown. ffmpeg already unwraps MPEG-TS's 33-bit clock (about 26.5 h),
   so a wrap never looks like a restart;
 * a file that ends before the duration its container declares (an MP4 whose index was
-  written first, then cut short) lost its tail: that stretch is reported as cut short.
+  written first, then cut short) lost its tail: that stretch is reported as cut short. MP4,
+  MOV and Matroska declare their duration from time zero, others from their first timestamp.
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
@@ -53,6 +54,10 @@ _NOMINAL_SAMPLE = 5000
 _UNTIMED_FORMATS = frozenset({"wav", "w64", "mp3", "aac", "flac", "ac3", "eac3", "amr", "au", "aiff", "avi"})
 # Digital silence: below any real microphone's noise floor, so only inserted fill.
 _SILENCE_DB = -90
+# Containers whose declared duration runs from time zero, not from their first timestamp: the
+# QuickTime movie header (mvhd) and Matroska's segment duration count any initial empty edit
+# or offset too (a camera's second segment, whose timestamps go on from the first's).
+_DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +169,14 @@ def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
     fmt = info.get("format") or {}
+    format_name = fmt.get("format_name", "")
     try:
-        declared_end = float(fmt["start_time"]) + float(fmt["duration"])
+        declared_end = float(fmt["duration"])
+        if not set(format_name.split(",")) & _DURATION_FROM_ZERO:
+            declared_end += float(fmt["start_time"])
     except (KeyError, TypeError, ValueError):
         declared_end = None
-    return video, audio, fmt.get("format_name", ""), declared_end
+    return video, audio, format_name, declared_end
 
 
 def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, _Packets]:
