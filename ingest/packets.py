@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from archive.continuity.analysis import InFileGap
-from ingest.errors import ProbeFailed
+from ingest.errors import NoPackets, ProbeFailed
 from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, input_args, run, stream, time_limit
 
 __all__ = ["InFileGap", "PacketScan", "scan_packets"]
@@ -92,17 +92,18 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     """Find the pauses inside a recording (first video and first audio stream).
 
     Raises:
-        ProbeFailed: ffprobe cannot read the file, or it has no timed packets.
+        ProbeFailed: ffprobe cannot read the file; NoPackets (a ProbeFailed): it has no timed
+            packets in its first video and audio streams.
     """
     path = Path(path)
     video, audio, format_name, declared_end = _streams(path)
     if video is None and audio is None:
-        raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
+        raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
     packets = _read_packets(path, wanted)
     timed = {kind: p for kind, p in packets.items() if len(p.times)}
     if not timed:
-        raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
+        raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
     untimed = bool(set(format_name.split(",")) & _UNTIMED_FORMATS)
     if primary == "video" and untimed:
