@@ -23,6 +23,11 @@ class ProbeFailed(IngestError):
     """A file could not be probed or parsed; ``message`` holds the tool's own words."""
 
 
+class NoPackets(ProbeFailed):
+    """ffprobe reads a file's audio or video streams but not one packet with a timestamp in them
+    (a camera's file whose index was cut inside): it holds no recording."""
+
+
 class DeriveFailed(IngestError):
     """A derived object (thumbnail strip, proxy) could not be produced."""
 
@@ -38,4 +43,4 @@ class StepFailed(IngestError):
     status = 422
 
 
-__all__ = ["IngestError", "ProbeFailed", "DeriveFailed", "BundleInvalid", "StepFailed"]
+__all__ = ["IngestError", "ProbeFailed", "NoPackets", "DeriveFailed", "BundleInvalid", "StepFailed"]

@@ -19,7 +19,8 @@ Packets are kept in file order until two things that only file order shows are r
   passed between is unknown. ffmpeg already unwraps MPEG-TS's 33-bit clock (about 26.5 h),
   so a wrap never looks like a restart;
 * a file that ends before the duration its container declares (an MP4 whose index was
-  written first, then cut short) lost its tail: that stretch is reported as cut short.
+  written first, then cut short) lost its tail: that stretch is reported as cut short. MP4,
+  MOV and Matroska declare their duration from time zero, others from their first timestamp.
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from archive.continuity.analysis import InFileGap
-from ingest.errors import ProbeFailed
+from ingest.errors import NoPackets, ProbeFailed
 from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, input_args, run, stream, time_limit
 
 __all__ = ["InFileGap", "PacketScan", "scan_packets"]
@@ -53,6 +54,10 @@ _NOMINAL_SAMPLE = 5000
 _UNTIMED_FORMATS = frozenset({"wav", "w64", "mp3", "aac", "flac", "ac3", "eac3", "amr", "au", "aiff", "avi"})
 # Digital silence: below any real microphone's noise floor, so only inserted fill.
 _SILENCE_DB = -90
+# Containers whose declared duration runs from time zero, not from their first timestamp: the
+# QuickTime movie header (mvhd) and Matroska's segment duration count any initial empty edit
+# or offset too (a camera's second segment, whose timestamps go on from the first's).
+_DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +92,18 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     """Find the pauses inside a recording (first video and first audio stream).
 
     Raises:
-        ProbeFailed: ffprobe cannot read the file, or it has no timed packets.
+        ProbeFailed: ffprobe cannot read the file; NoPackets (a ProbeFailed): it has no timed
+            packets in its first video and audio streams.
     """
     path = Path(path)
     video, audio, format_name, declared_end = _streams(path)
     if video is None and audio is None:
-        raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
+        raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
     packets = _read_packets(path, wanted)
     timed = {kind: p for kind, p in packets.items() if len(p.times)}
     if not timed:
-        raise ProbeFailed(message=f"{path.name}: no video or audio packets with timestamps")
+        raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
     untimed = bool(set(format_name.split(",")) & _UNTIMED_FORMATS)
     if primary == "video" and untimed:
@@ -164,11 +170,14 @@ def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
     fmt = info.get("format") or {}
+    format_name = fmt.get("format_name", "")
     try:
-        declared_end = float(fmt["start_time"]) + float(fmt["duration"])
+        declared_end = float(fmt["duration"])
+        if not set(format_name.split(",")) & _DURATION_FROM_ZERO:
+            declared_end += float(fmt["start_time"])
     except (KeyError, TypeError, ValueError):
         declared_end = None
-    return video, audio, fmt.get("format_name", ""), declared_end
+    return video, audio, format_name, declared_end
 
 
 def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, _Packets]:

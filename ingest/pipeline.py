@@ -33,7 +33,7 @@ from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
 from ingest.documents import document_facts, sniff_media_type
-from ingest.errors import IngestError, StepFailed
+from ingest.errors import IngestError, NoPackets, StepFailed
 from ingest.media import probe
 from ingest.packets import scan_packets
 from ingest.workspace import Workspace
@@ -167,7 +167,10 @@ def probe_step(ws: Workspace) -> StepNote | None:
 def packets_step(ws: Workspace) -> StepNote | None:
     """Scan packet timestamps of a recording for jumps (in-file gaps).
 
-    The result goes to ``media_facts["packet_scan"]``; custody entry ``packets_scanned``.
+    The result goes to ``media_facts["packet_scan"]``; custody entry ``packets_scanned``. A file
+    whose streams hold not one timed packet (its index cut inside) holds no recording, whatever
+    duration its header states: its scan records the ``error`` (so continuity lists it as
+    unreadable, not as time recorded) and the item is flagged ``no_recording``.
     """
     item = ws.item()
     facts = item.media_facts or {}
@@ -175,6 +178,8 @@ def packets_step(ws: Workspace) -> StepNote | None:
         return None
     try:
         scan = scan_packets(ws.original(), tolerance_seconds=ws.settings.gap_tolerance_seconds)
+    except NoPackets as exc:
+        return _no_packets(ws, exc.message)
     except IngestError as exc:
         raise StepFailed(work.STEP_REASONS.say("packet_scan_failed", detail=exc.message)) from exc
     result = {
@@ -192,6 +197,20 @@ def packets_step(ws: Workspace) -> StepNote | None:
         ledger.append(session, actor=ACTOR, action="packets_scanned", case_id=item.case_id, item_id=item.id,
                       details={k: result[k] for k in ("stream", "packet_count", "media_duration", "gaps")})
     return StepNote(work.STEP_REASONS.say("timestamp_jumps", count=len(scan.gaps))) if scan.gaps else None
+
+
+def _no_packets(ws: Workspace, message: str) -> StepNote | None:
+    result = {"error": message, "packet_count": 0, "gaps": []}
+    with ws.db.session() as session:
+        item = evidence.lock_item(session, ws.item_id)
+        if not evidence.add_fact(item, "packet_scan", result):
+            return None
+        evidence.add_flag(item, "no_recording")
+        item.status = ItemStatus.flagged
+        ledger.append(session, actor=ACTOR, action="packets_scanned", case_id=item.case_id, item_id=item.id,
+                      details={"outcome": "no_recording", "packet_count": 0, "error": message})
+        container = (item.media_facts or {}).get("container", "")
+    return StepNote(work.STEP_REASONS.say("no_recording", detail=container))
 
 
 # --- derived files ----------------------------------------------------------------------

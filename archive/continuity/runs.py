@@ -95,7 +95,9 @@ def is_recording(facts: dict[str, Any] | None) -> bool:
 
 def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | None = None) -> analysis.Recording | None:
     """The item (or a row of its columns read here, by name) as a recording for continuity
-    analysis, or None when it has no duration or is no recording (a still image).
+    analysis, or None when it has no duration or is no recording: a still image, a file with
+    no audio or video stream, or one whose streams hold not one timed packet (a header's
+    duration over nothing).
 
     Start: the declared ``recorded_start``, else the media's creation time, else
     ``default_start`` (a capture bundle's start for its screen recording). With none of
@@ -105,11 +107,13 @@ def recording_of(item: EvidenceItem | Row[Any], *, default_start: datetime | Non
     packet scan.
     """
     facts = item.media_facts or {}
-    if facts.get("container") in STILL_CONTAINERS:
+    if not is_recording(facts):
         return None
     start = item.recorded_start or parse_time(facts.get("creation_time")) or default_start
     scan = facts.get("packet_scan") or {}
-    duration = scan.get("media_duration") if "error" not in scan else None
+    if "error" in scan:
+        return None  # streams with not one timed packet: no recording, whatever the header says
+    duration = scan.get("media_duration")
     if duration is None:
         duration = facts.get("duration_seconds")
     if not isinstance(duration, (int, float)) or duration <= 0:

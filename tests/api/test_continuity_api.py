@@ -645,6 +645,39 @@ def test_a_still_image_sent_as_a_recording_is_listed_as_holding_none(stack, offi
     zh = _page(stack, officer, case["id"], "zh")
     assert "文件中没有录像（没有有时长的音频或视频，例如静态图片；按 " in zh and "file holds no recording" not in zh
 
+def test_a_clip_whose_index_was_cut_inside_covers_no_time(stack, officer, case, clips, tmp_path):
+    """A camera that lost power while writing its index (moov, last in the file) leaves a header
+    stating the whole duration over no readable media: cut early, no audio or video stream; cut
+    later, a video stream without one packet. Neither is time recorded: each is kept, sealed,
+    flagged ``no_recording`` and listed as unreadable, and the action's window they claim to
+    cover is a gap."""
+    cam = device()
+    whole = unique_copy(clips["s30"]).read_bytes()
+    moov = whole.rindex(b"moov")
+    no_stream, no_packet = tmp_path / "FILE0011.MP4", tmp_path / "FILE0012.MP4"
+    no_stream.write_bytes(whole[: moov + 150])
+    no_packet.write_bytes(whole[: moov + 400])
+    with stack.client(officer) as c:
+        first = upload_clip(c, case["id"], no_stream, device_id=cam, start=T0, unique=False)
+        second = upload_clip(c, case["id"], no_packet, device_id=cam, start=T0 + timedelta(seconds=30), unique=False)
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": iso(T0), "end": iso(T0 + timedelta(seconds=60)), "devices": [cam]})
+        assert r.status_code == 201, r.text
+        report = settled(c, case["id"])
+    for lost, streams in ((first, {"data"}), (second, {"video"})):
+        item = stack.wait_item(officer, lost["id"], lambda i: i["seal_status"] == "sealed")
+        assert {s["codec_type"] for s in item["media_facts"]["streams"]} == streams  # what the header holds
+        assert item["media_facts"]["duration_seconds"] == pytest.approx(30.0)
+        assert item["flags"] == ["no_recording"] and item["status"] == "flagged", item
+    listed = {g["item"]: g for g in report["gaps"] if g["level"] == "unreadable"}
+    assert set(listed) == {first["id"], second["id"]}, report["gaps"]
+    for gap in listed.values():
+        assert gap["cause"].startswith("file holds no recording"), gap["cause"]
+    (window,) = [g for g in report["gaps"] if g["level"] == "action_window"]
+    assert close(window["start"], T0) and close(window["end"], T0 + timedelta(seconds=60)), window
+    assert not [g for g in report["gaps"] if g["level"] in ("between_segments", "in_file", "overlap")], report["gaps"]
+
+
 def test_an_empty_recording_is_its_own_fact_not_a_duplicate_of_another_empty_file(stack, officer, case, tmp_path):
     """No bytes are no content: an empty camera file is not "the same evidence" as an empty
     file of another kind or device of the case; it is kept and listed as an unreadable gap.

@@ -9,7 +9,7 @@ reviewer reads it: its stream, where it starts, how long it lasts, and its cause
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,31 @@ def test_the_mpeg_ts_clock_wrapping_is_not_a_restart(tmp_path: Path) -> None:
     scan = scan_packets(wrapped)
     assert scan.gaps == ()
     assert scan.media_duration == pytest.approx(4.0, abs=0.1)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+def test_later_segments_of_a_split_recording_are_whole(tmp_path: Path, suffix: str) -> None:
+    # A recorder that splits a long recording (here ffmpeg's segment muxer, every 4 s) writes
+    # each later segment with its timestamps going on from the one before; MP4, MOV and
+    # Matroska state the duration from time zero, so the second segment "declares" 8 s.
+    _ffmpeg(*_video(12), *_audio(12), *_H264, "-bf", "0", "-g", "10", "-c:a", "aac",
+            "-f", "segment", "-segment_time", "4", str(tmp_path / f"seg%d{suffix}"))
+    scans = [scan_packets(tmp_path / f"seg{n}{suffix}") for n in range(3)]
+    for scan in scans:
+        assert scan.gaps == ()
+        assert scan.media_duration == pytest.approx(4.0, abs=0.1)
+    recordings = [Recording(item_id=f"seg{n}", device_id="cam1", start=T0 + timedelta(seconds=4 * n),
+                            duration_seconds=scan.media_duration, in_file_gaps=scan.gaps)
+                  for n, scan in enumerate(scans)]
+    assert analyse(recordings=recordings).gaps == ()  # no tail cut short, no overlap of segments
+
+
+def test_a_later_segment_cut_short_after_its_index_is_missing_its_tail(tmp_path: Path) -> None:
+    # The second segment of a split recording (timestamps from 4 s), index first, cut at 6 s.
+    _ffmpeg(*_video(8), *_audio(8), *_H264, "-bf", "0", "-g", "10", "-c:a", "aac", "-f", "segment",
+            "-segment_time", "4", "-segment_format_options", "movflags=+faststart", str(tmp_path / "seg%d.mp4"))
+    cut = tmp_path / "cut.mp4"
+    _cut_at(tmp_path / "seg1.mp4", cut, 6.0)
+    (gap,) = scan_packets(cut).gaps
+    assert gap.stream == "cut_short"
+    assert gap.start_offset == pytest.approx(2.0, abs=0.1) and gap.duration == pytest.approx(2.0, abs=0.1)
