@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from archive.cases.models import CaseStageMove, StageDocument, StageDocumentRole
 from archive.cases.stages import lock_case, require_handler
 from archive.custody import ledger
+from archive.evidence.filenames import refuse_nul
 from archive.errors import CaseClosed, Conflict, InvalidInput, NotFound
-from archive.identity.users import actor_name
+from archive.identity.users import actor_name, written_text
 from archive.models import CaseStage, EvidenceItem, User, utcnow
 
 
@@ -53,6 +54,8 @@ def link_document(
     text = (note or "").strip() or None
     if text is not None and len(text) > 4000:
         raise InvalidInput("a note is at most 4000 characters", code="note_too_long")
+    refuse_nul(text or "", what="the note")
+    text = written_text(text, code="invalid_note", what="the note", limit=4000, required=False) or None
     existing = session.execute(select(StageDocument).where(
         StageDocument.item_id == item.id, StageDocument.stage == target, StageDocument.role == kind,
     )).scalar_one_or_none()

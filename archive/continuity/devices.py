@@ -20,10 +20,21 @@ from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
 from archive.continuity.models import Device, EnforcementAction
 from archive.continuity.runs import end_never_known, request_analysis
 from archive.models import Case, EvidenceItem, Role, User, utcnow
-from archive.identity.users import CASE_WRITERS, actor_name, load_case, require_role
+from archive.identity.users import CASE_WRITERS, actor_name, load_case, require_role, written_text
+from archive.evidence.filenames import refuse_nul
 from archive.records.common import require_reason
 
 MAX_CLOCK_OFFSET = 7 * 24 * 3600.0
+
+
+def description_text(text: str, *, limit: int) -> str:
+    """A description of an action or a device as written (:func:`written_text`): 422
+    ``invalid_description`` when it holds a character that would make it show otherwise than
+    stored (a bidirectional override turns "seized 1000" into what reads as another number on
+    the continuity report and the pages), or is longer than ``limit``. Nothing visible: ``""``.
+    A NUL is ``nul_character``, as everywhere."""
+    refuse_nul(text, what="the description")
+    return written_text(text, code="invalid_description", what="the description", limit=limit, required=False)
 
 
 def _check_device_id(device_id: str) -> str:
@@ -84,7 +95,7 @@ def set_device_clock(
     device.clock_offset_seconds = float(offset_seconds)
     device.offset_source = source
     if description is not None:
-        device.description = description[:500]
+        device.description = description_text(description, limit=500) or None
     elif previous is not None and previous != float(offset_seconds):
         # A description says how the old offset was found ("measured at docking 09:00");
         # kept, it would vouch for a number it no longer describes.
@@ -139,6 +150,9 @@ def create_action(
     kind = kind.strip()
     if not kind or len(kind) > 60:
         raise InvalidInput("kind must be 1-60 characters (inspection, seizure, interview...)", code="invalid_kind")
+    refuse_nul(kind, what="the action's kind")
+    kind = written_text(kind, code="invalid_kind", what="the action's kind", limit=60)
+    description = description_text(description, limit=10_000) if description is not None else None
     if end is None and record_item is None:
         raise InvalidInput("give the action's end, or the record whose signing ends it", code="invalid_window")
     if start.tzinfo is None or (end is not None and end.tzinfo is None):

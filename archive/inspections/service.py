@@ -18,7 +18,8 @@ from archive import work
 from archive.custody import ledger
 from archive.db import Database
 from archive.errors import InvalidInput, NotFound
-from archive.identity.users import actor_name, can_see_case, load_case
+from archive.evidence.filenames import refuse_nul
+from archive.identity.users import actor_name, can_see_case, load_case, written_text
 from archive.inspections.models import Inspection, InspectionStatus
 from archive.models import Case, User, utcnow
 from archive.settings import Settings
@@ -34,6 +35,9 @@ INSPECTION_PROBLEMS = Sentences("inspection_problem", {
 }, fields={"item": r"\S+"})
 """Why an inspection ended ``failed`` other than its capture's own fault (the capture's are
 :data:`ingest.capture.browser.CAPTURE_PROBLEMS`): stored in English as its ``error``."""
+
+MAX_NOTE = 10_000
+"""Characters of an inspection's note at most (422 ``invalid_note``)."""
 
 
 def _check_cookies(cookies: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -75,6 +79,9 @@ def request_inspection(
     if mode not in ("page", "stream"):
         raise InvalidInput("mode must be page or stream", code="invalid_mode")
     jar = _check_cookies(cookies)
+    # Printed on the sealed inspection record: refused if it would show otherwise than written.
+    refuse_nul(note or "", what="the note")
+    note = written_text(note, code="invalid_note", what="the note", limit=MAX_NOTE, required=False) or None
     inspection = Inspection(case_id=case.id, requested_by=user.id, url=url.strip(), device_id=device_id,
                             seconds=seconds, note=note, mode=mode, cookies=jar, status=InspectionStatus.queued,
                             summary={})

@@ -562,3 +562,35 @@ def test_a_json_key_given_twice_is_refused_and_creates_nothing(stack, officer):
         message = r.json()["error"]["message"]
         assert "body.aspects.subject.ok: given more than once" in message and "body.x.0.a:" in message, message
         assert "body.ok:" not in message
+
+
+def test_text_that_would_show_otherwise_than_written_is_refused_in_every_note_and_description(stack, officer, case):
+    """An action's kind and description, a device's description, a stage document's note and
+    an inspection's note (printed on its sealed record) were kept with a right-to-left override
+    or a control character in them (``扣押\\u202e0001`` shows as ``扣押1000``), as reasons and
+    opinions are not: each is 422 naming the field's code, and nothing is recorded. Plain
+    Chinese text is kept as written."""
+    window = {"start": "2026-03-01T10:02:00+08:00", "end": "2026-03-01T11:40:00+08:00", "devices": ["CAM-T"]}
+    with stack.client(officer) as c:
+        doc = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "notice.pdf"},
+                     content=os.urandom(64))
+        assert doc.status_code == 201, doc.text
+        for bad in ("扣押\u202e0001", "扣押\x1b[2J", "\u2067扣押"):
+            attempts = [
+                (c.post(f"/api/v1/cases/{case['id']}/actions", json={**window, "kind": bad}), "invalid_kind"),
+                (c.post(f"/api/v1/cases/{case['id']}/actions", json={**window, "kind": "seizure", "description": bad}),
+                 "invalid_description"),
+                (c.put("/api/v1/devices/CAM-T", json={"clock_offset_seconds": 2, "description": bad}),
+                 "invalid_description"),
+                (c.post(f"/api/v1/cases/{case['id']}/stage-documents",
+                        json={"item": doc.json()["id"], "role": "notice", "note": bad}), "invalid_note"),
+                (c.post(f"/api/v1/cases/{case['id']}/inspections",
+                        json={"url": "http://127.0.0.1:9/", "device_id": "WS-1", "seconds": 5, "note": bad}),
+                 "invalid_note"),
+            ]
+            for r, code in attempts:
+                assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
+        assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
+        assert c.get(f"/api/v1/cases/{case['id']}/inspections").json() == []
+        kept = c.post(f"/api/v1/cases/{case['id']}/actions", json={**window, "kind": "扣押", "description": "现场扣押 1000 册"})
+        assert kept.status_code == 201 and kept.json()["description"] == "现场扣押 1000 册", kept.text

@@ -11,6 +11,8 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.conftest import run_sql
 
 
@@ -144,3 +146,46 @@ def test_the_same_content_arriving_in_many_cases_at_once_is_all_received_and_lis
             (listed,) = _listed(stack, c, case_id)
             assert listed["id"] == kept[case_id]
             assert sorted(listed["duplicate_of"]) == sorted(i for k, i in kept.items() if k != case_id)
+
+
+def test_content_two_cases_receive_in_commits_at_the_same_moment_shows_in_both_lists(stack, officer):
+    """Two transactions receiving one content into two cases, their commit-time triggers run
+    before either has committed (SET CONSTRAINTS ALL IMMEDIATE runs them then): the later
+    commit still advances ``content``, so the first case's list, read and kept between the
+    two commits, names the second case's item next (the item's own read did; the cached
+    list did not, until something else in its case changed). SQLite serialises writers."""
+    if stack.name != "services":
+        pytest.skip("two transactions write at once only on PostgreSQL; SQLite serialises writers")
+    from sqlalchemy import text
+
+    with stack.client(officer) as c:
+        first, second, template = _case(c)["id"], _case(c)["id"], _case(c)["id"]
+        model = _upload(c, template, os.urandom(300), "model.bin")["id"]
+        content = os.urandom(32).hex()
+
+        def receive(conn, case_id: str) -> str:  # type: ignore[no-untyped-def]
+            # An insider's insert, as receiving writes it (a copy of a received row), with the
+            # deferred triggers run now, as they run at the commit.
+            item_id = str(uuid.uuid4())
+            conn.execute(text(
+                "INSERT INTO evidence_items (id, case_id, vault_id, kind, original_filename, media_type, size, "
+                "sha256, storage_key, uploaded_by, received_at, status, flags, details, processing, seal_status) "
+                "SELECT :id, CAST(:case AS varchar), (SELECT id FROM vaults WHERE case_id = CAST(:case AS varchar)), kind, original_filename, "
+                "media_type, size, :sha, :key, uploaded_by, now(), status, flags, details, processing, seal_status "
+                "FROM evidence_items WHERE id = :model"),
+                {"id": item_id, "case": case_id, "sha": content, "key": f"race/{item_id}", "model": model})
+            conn.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+            return item_id
+
+        engine = stack.services.db.engine
+        with engine.connect() as one, engine.connect() as two, ThreadPoolExecutor(1) as pool:
+            here = receive(one, first)
+            there = pool.submit(receive, two, second)  # waits for the first's end, with the change
+            one.commit()
+            for _ in range(3):
+                assert _listed(stack, c, first)[0]["duplicate_of"] == []  # the second is not committed
+            there_id = there.result(timeout=30)
+            two.commit()
+        assert c.get(f"/api/v1/evidence/{here}").json()["duplicate_of"] == [there_id]
+        assert _listed(stack, c, first)[0]["duplicate_of"] == [there_id]
+        assert _listed(stack, c, second)[0]["duplicate_of"] == [here]
