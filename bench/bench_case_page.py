@@ -34,7 +34,7 @@ from archive.settings import Settings
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
 FACTS = {
-    "format": "mov,mp4,m4a,3gp,3g2,mj2", "duration_seconds": 290.0, "bit_rate": 8_000_000,
+    "container": "mov,mp4,m4a,3gp,3g2,mj2", "duration_seconds": 290.0, "bit_rate": 8_000_000,
     "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
                  "avg_frame_rate": "30/1"}, {"index": 1, "codec_type": "audio", "codec_name": "aac", "channels": 2}],
     "packet_scan": {"stream": 0, "packet_count": 8700, "media_duration": 290.0, "gaps": []},

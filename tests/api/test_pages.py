@@ -313,7 +313,8 @@ def test_a_device_of_many_recordings_is_drawn_as_its_stretches(stack, officer, c
             "storage_key": f"{row.vault.name}/originals/t{n}", "uploaded_by": row.created_by,
             "received_at": t0 + timedelta(days=1, seconds=n), "status": "processed", "flags": [], "details": {},
             "processing": {"seal": {"state": "done"}}, "seal_status": "sealed",
-            "media_facts": {"duration_seconds": 60.0},
+            "media_facts": {"container": "mov,mp4,m4a,3gp,3g2,mj2", "streams": [{"codec_type": "video"}],
+                            "duration_seconds": 60.0},
         } for n, (device, name, start) in enumerate(recordings)])
         s.add(Gap(case_id=case["id"], key="hole", level="between_segments", device="CAM-01",
                   item_id=ids[hole_after + 1], previous_item_id=ids[hole_after],

@@ -156,7 +156,9 @@ def _sealed_case(own_ledger, *, name: str, title: str, sizes: list[int],  # type
         )
         if seconds is not None:
             with database.session() as s:
-                s.get(EvidenceItem, item.id).media_facts = {"duration_seconds": seconds}
+                s.get(EvidenceItem, item.id).media_facts = {
+                    "container": "mov,mp4,m4a,3gp,3g2,mj2", "streams": [{"codec_type": "video"}],
+                    "duration_seconds": seconds}
         fixity.compute_sm3(db=database, store=store, item_id=item.id)
         seal_item(db=database, store=store, sealer=sealer, item_id=item.id)
         items.append(item)
