@@ -3,15 +3,15 @@
 A pause is judged by the timestamps and the stream's nominal packet interval (its frame
 interval, or its audio frame interval), never by a packet's stated duration: in MP4 and
 MOV a packet's duration comes from the sample table, so the frame before a pause "lasts"
-the whole pause and a duration-based test sees no jump at all. Packets are sorted by
-time first because B-frames store them out of presentation order.
+the whole pause and a duration-based test sees no jump at all. Packets are put in time
+order first because B-frames store them out of presentation order.
 
 The first video and the first audio stream are both scanned. A stretch where both stop
 is one pause; a stretch where only one stops is reported as that stream's gap (for
 instance video frozen while the audio runs on), and so is one stream starting late or
 stopping early while the other runs on.
 
-Packets are kept in file order until two things that only file order shows are read:
+Packets are read in file order, which alone shows two things:
 
 * a decoding timestamp that goes back in a stream (they only ever go forward) means the
   recorder's clock restarted, or recordings were joined: the file's time is laid out run
@@ -26,9 +26,18 @@ Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a 
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
 leave in the file is inserted digital silence, which is what is looked for instead.
 
-ffprobe's packet listing is streamed from a pipe and parsed in large chunks, because a
+ffprobe's packet listing is streamed from a pipe and parsed in chunks, because a
 four-hour recording has hundreds of thousands of packets and this scan should cost
-little more than ffprobe itself.
+little more than ffprobe itself. Memory stays flat whatever the file's length (a 12-hour
+recording has millions of packets): no packet's time is kept once it has been looked at.
+Each stream's times go through a small window (a heap of the latest few hundred), which
+gives them back in time order, since B-frames only move a packet a few places. Of each run
+only its first and last time are kept, and the steps between neighbouring times that may be
+a pause (in a recording, next to none); the nominal interval is the median step of the first
+run's first few thousand times, kept until it is known. A packet stored further from its
+time than the window allows is not lost: it can only split the step it falls into, and only
+a kept step can hold a pause, so it splits that one as sorting would have. The runs and
+their steps are laid out on the file's time and judged once the whole listing is read.
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ import json
 import math
 import re
 from array import array
+from bisect import bisect_right, insort
 from dataclasses import dataclass
+from heapq import heappush, heappushpop
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,9 +58,18 @@ from ingest.ffmpeg_adapter import FFMPEG, FFPROBE, input_args, run, stream, time
 
 __all__ = ["InFileGap", "PacketScan", "scan_packets"]
 
-_CHUNK = 1 << 20
+# Bytes of listing parsed at a time (some 5,000 packets): parsing holds about ten times this
+# in Python objects, the largest part of the scan's memory, and the same for any file length.
+_CHUNK = 1 << 17
 # Steps sampled for the nominal interval: enough to outvote a VFR stretch, cheap to sort.
 _NOMINAL_SAMPLE = 5000
+# Packets held back per stream to give its times back in time order: B-frames move a packet
+# a few places (x264's pyramid at most 16), so this is generous; a packet moved further
+# costs a search among the kept steps (see _Stream._late), never a missed pause.
+_WINDOW = 512
+# Steps kept for judging after the layout: a step within this of the limit may cross it
+# once shifted (float rounding on times up to 10^9 s is far below this).
+_MARGIN = 1e-6
 # Containers whose audio packets carry no timestamps: the demuxer counts samples.
 _UNTIMED_FORMATS = frozenset({"wav", "w64", "mp3", "aac", "flac", "ac3", "eac3", "amr", "au", "aiff", "avi"})
 # Digital silence: below any real microphone's noise floor, so only inserted fill.
@@ -100,8 +120,8 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     if video is None and audio is None:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
-    packets = _read_packets(path, wanted)
-    timed = {kind: p for kind, p in packets.items() if len(p.times)}
+    streams = _read_packets(path, wanted, tolerance_seconds)
+    timed = {kind: s for kind, s in streams.items() if s.count}
     if not timed:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
@@ -110,21 +130,23 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         # AVI's audio times are counted from its samples: they run on through any pause,
         # so they say nothing about whether the video stopped alone.
         timed.pop("audio", None)
-    laid, joins = _lay_out({kind: _runs(p, tolerance_seconds) for kind, p in timed.items()}, primary)
-    ordered, nominal = laid[primary]
-    start = min(ts[0] for ts, _ in laid.values())
-    end = max(ts[-1] + step for ts, step in laid.values())
+    laid, joins = _lay_out(timed, primary)
+    nominal = timed[primary].nominal
+    runs = laid[primary]
+    start = min(r[0].first for r in laid.values())
+    end = max(r[-1].last + timed[kind].nominal for kind, r in laid.items())
     # Offsets count from the primary stream's first packet, the file's time zero: AAC
     # priming can put the audio's first packet a few milliseconds before it. Only when the
     # other stream ran alone for longer than the tolerance does the file start there.
-    origin = ordered[0] if ordered[0] - start <= nominal + tolerance_seconds else start
+    origin = runs[0].first if runs[0].first - start <= nominal + tolerance_seconds else start
     method = "timestamps"
     if primary == "audio" and untimed:
         method = "digital_silence"
         holes = _silences(path, tolerance_seconds, origin)
     else:
-        holes = _merge({kind: _stream_gaps(ts, step, tolerance_seconds, (start, end) if len(laid) == 2 else None)
-                        for kind, (ts, step) in laid.items()}, origin)
+        span = (start, end) if len(laid) == 2 else None
+        holes = _merge({kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span)
+                        for kind, r in laid.items()}, origin)
     holes += [_hole(at, at, origin, "restart") for at in joins]
     # Only where packets carry their own times: for WAV or MP3 the declared duration may be
     # an estimate from the bit rate (a VBR MP3 without a header), not a promise of content.
@@ -134,9 +156,9 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     holes.sort(key=lambda g: g.start_offset)
     return PacketScan(
         stream=primary,
-        packet_count=len(ordered),
+        packet_count=timed[primary].count,
         first_pts=origin,
-        last_pts=ordered[-1],
+        last_pts=runs[-1].last,
         media_duration=round(end - origin, 6),
         nominal_interval=nominal,
         tolerance_seconds=tolerance_seconds,
@@ -145,13 +167,126 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     )
 
 
-class _Packets(NamedTuple):
-    """One stream's packets in file order."""
+class _Run(NamedTuple):
+    """A stretch of one stream between restarts of its clock, as much as the gaps need."""
 
-    times: array
-    """Presentation time of each packet (its decoding time when it has none: AVI)."""
-    decoding: array
-    """Decoding time of each packet, NaN when it has none."""
+    first: float
+    """Its earliest time."""
+    last: float
+    """Its latest time."""
+    steps: list[tuple[float, float]]
+    """(time, next time in time order) wherever the two are further apart than the stream's
+    nominal interval plus the tolerance, or within ``_MARGIN`` of it; in time order."""
+
+
+class _Stream:
+    """One stream's packets, fed in file order, folded into its runs as they are read.
+
+    A run ends where the decoding time goes back more than the tolerance (a restarted
+    clock): presentation times may go back by a few frames (B-frames), decoding times never;
+    a packet without one never cuts. Within a run the times come out of a heap of
+    ``_WINDOW`` in time order, and only the steps that may be pauses are kept.
+
+    The nominal interval is fixed once the first run has given back ``_NOMINAL_SAMPLE`` + 1
+    times: a packet that then turns up among them, stored more than the window away from its
+    place, splits its step as any other but is not counted in the median (which sorting the
+    whole run would count; one time among thousands moves the median by a hair at most).
+    """
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self.count = 0
+        """Packets fed (each has a time)."""
+        self.nominal = 0.0
+        """The median step of the first run's first times (known once that run has enough)."""
+        self.runs: list[_Run] = []
+        self._sample: list[float] | None = []  # the first run's first times, until the nominal is known
+        self._threshold = math.inf  # a step beyond this is kept
+        self._latest = -math.inf  # latest decoding time of the run
+        self._heap: list[float] = []
+        self._begin()
+
+    def _begin(self) -> None:
+        self._first = math.inf
+        self._previous = -math.inf  # the latest time given back by the heap
+        self._steps: list[tuple[float, float]] = []
+
+    def feed(self, times: list[float], decoding: list[float]) -> None:
+        """Take packets' times (PTS, else DTS) and decoding times (NaN when they have none)."""
+        heap, tolerance, latest = self._heap, self.tolerance, self._latest
+        self.count += len(times)
+        for at, dts in zip(times, decoding):
+            if dts < latest - tolerance:  # NaN compares false
+                self._end()
+                latest = dts
+            elif dts > latest:
+                latest = dts
+            if at < self._previous:
+                self._late(at)
+            elif len(heap) < _WINDOW:
+                heappush(heap, at)
+            else:
+                self._next(heappushpop(heap, at))
+        self._latest = latest
+
+    def finish(self) -> _Stream:
+        """End the last run; returns this stream."""
+        if self._heap or self._first < math.inf:
+            self._end()
+        return self
+
+    def _next(self, at: float) -> None:
+        """The run's next time in time order."""
+        if self._sample is not None:
+            self._sample.append(at)
+            if len(self._sample) > _NOMINAL_SAMPLE:
+                self._settle()
+        elif at - self._previous > self._threshold and self._previous > -math.inf:
+            self._steps.append((self._previous, at))
+        if self._first == math.inf:
+            self._first = at
+        self._previous = at
+
+    def _late(self, at: float) -> None:
+        """A time earlier than one already given back: it falls into a step, which it splits
+        as a sort would have, into two steps each shorter than it; only a kept step (or the
+        stretch before the run's first time) can hold a pause, so only those need looking at."""
+        if self._sample is not None:
+            insort(self._sample, at)
+            self._first = min(self._first, at)
+            if len(self._sample) > _NOMINAL_SAMPLE:
+                self._settle()
+            return
+        steps, threshold = self._steps, self._threshold
+        if at < self._first:
+            if self._first - at > threshold:
+                steps.insert(0, (at, self._first))
+            self._first = at
+            return
+        i = bisect_right(steps, (at, math.inf)) - 1
+        if i >= 0 and steps[i][0] < at < steps[i][1]:
+            before, after = steps[i]
+            steps[i : i + 1] = [(a, b) for a, b in ((before, at), (at, after)) if b - a > threshold]
+
+    def _settle(self) -> None:
+        """Fix the nominal interval from the sample, and keep the sample's steps beyond it."""
+        sample = self._sample
+        assert sample is not None
+        self._sample = None
+        self.nominal = _nominal(sample)
+        self._threshold = self.nominal + self.tolerance - _MARGIN
+        self._steps = [(a, b) for a, b in zip(sample, sample[1:]) if b - a > self._threshold]
+
+    def _end(self) -> None:
+        """End the run: give back what the heap holds, keep the run, begin the next."""
+        heap = sorted(self._heap)
+        self._heap.clear()
+        for at in heap:
+            self._next(at)
+        if self._sample is not None:
+            self._settle()
+        self.runs.append(_Run(self._first, self._previous, self._steps))
+        self._begin()
 
 
 def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
@@ -180,17 +315,17 @@ def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
     return video, audio, format_name, declared_end
 
 
-def _read_packets(path: Path, wanted: dict[int, str]) -> dict[str, _Packets]:
+def _read_packets(path: Path, wanted: dict[int, str], tolerance: float) -> dict[str, _Stream]:
     try:
-        return _run_ffprobe(path, wanted, buffered=True)
+        return _run_ffprobe(path, wanted, tolerance, buffered=True)
     except ProbeFailed as exc:
         if "Unrecognized option 'o'" not in exc.message:
             raise
         # ffprobe predates the -o option (FFmpeg < 5.0).
-        return _run_ffprobe(path, wanted, buffered=False)
+        return _run_ffprobe(path, wanted, tolerance, buffered=False)
 
 
-def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[str, _Packets]:
+def _run_ffprobe(path: Path, wanted: dict[int, str], tolerance: float, *, buffered: bool) -> dict[str, _Stream]:
     cmd = [
         FFPROBE, "-v", "error",
         "-show_entries", "packet=stream_index,pts_time,dts_time", "-of", "csv=p=0",
@@ -201,7 +336,7 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
         # makes the pipe as cheap as writing to /dev/null.
         cmd += ["-o", "pipe:1"]
     cmd += input_args(path)
-    by_index = {i: _Packets(array("d"), array("d")) for i in wanted}
+    by_index = {i: _Stream(tolerance) for i in wanted}
     with stream(cmd, limit=time_limit(path), fallback=f"ffprobe failed on {path.name}") as stdout:
         rest = b""
         while chunk := stdout.read(_CHUNK):
@@ -213,11 +348,11 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], *, buffered: bool) -> dict[
             rest = chunk[cut + 1 :]
         if rest:
             _parse_block(rest, by_index)
-    return {wanted[i]: p for i, p in by_index.items()}
+    return {wanted[i]: s.finish() for i, s in by_index.items()}
 
 
-def _parse_block(block: bytes, by_index: dict[int, _Packets]) -> None:
-    """Append each line's time (PTS, else DTS: AVI gives only DTS) and DTS to its stream's packets."""
+def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
+    """Feed each line's time (PTS, else DTS: AVI gives only DTS) and DTS to its stream."""
     fields = block.replace(b",", b"\n").split(b"\n")
     # The fast path needs every line to be exactly "index,pts,dts" with numbers.
     if b"N/A" not in block and len(fields) % 3 == 0:
@@ -226,26 +361,30 @@ def _parse_block(block: bytes, by_index: dict[int, _Packets]) -> None:
         except ValueError:
             pass
         else:
+            del fields
             index = values[0::3]
             for i, packets in by_index.items():
-                packets.times.extend(p for s, p in zip(index, values[1::3]) if s == i)
-                packets.decoding.extend(d for s, d in zip(index, values[2::3]) if s == i)
+                packets.feed([p for s, p in zip(index, values[1::3]) if s == i],
+                             [d for s, d in zip(index, values[2::3]) if s == i])
             return
+    lines: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in by_index}
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
             continue
         try:
-            packets = by_index.get(int(parts[0]))
+            times, decoding = lines.get(int(parts[0]), (None, None))
         except ValueError:
             continue
-        if packets is None:
+        if times is None or decoding is None:
             continue
         pts, dts = _number(parts[1]), _number(parts[2])
         if math.isnan(pts) and math.isnan(dts):
             continue  # a packet with neither cannot be placed in time
-        packets.times.append(dts if math.isnan(pts) else pts)
-        packets.decoding.append(dts)
+        times.append(dts if math.isnan(pts) else pts)
+        decoding.append(dts)
+    for i, (times, decoding) in lines.items():
+        by_index[i].feed(times, decoding)
 
 
 def _number(field: bytes) -> float:
@@ -256,59 +395,51 @@ def _number(field: bytes) -> float:
         return math.nan
 
 
-def _runs(packets: _Packets, tolerance: float) -> list[array]:
-    """The stream's packets cut where its decoding time goes back more than the tolerance (a
-    restarted clock), each run in time order. Presentation times may go back by a few
-    frames (B-frames), decoding times never; a packet without one never cuts."""
-    cuts = [0]
-    latest = -math.inf
-    for i, at in enumerate(packets.decoding):
-        if at < latest - tolerance:  # NaN compares false
-            cuts.append(i)
-            latest = at
-        elif at > latest:
-            latest = at
-    cuts.append(len(packets.times))
-    return [array("d", sorted(packets.times[a:b])) for a, b in zip(cuts, cuts[1:])]
-
-
-def _lay_out(runs: dict[str, list[array]], primary: str) -> tuple[dict[str, tuple[array, float]], list[float]]:
-    """({stream: (its times, run after run, in time order; its nominal interval)}, [where each
-    run after the first begins]).
+def _lay_out(streams: dict[str, _Stream], primary: str) -> tuple[dict[str, list[_Run]], list[float]]:
+    """({stream: its runs, placed one after the other on the file's time}, [where each run
+    after the first begins]).
 
     Each run of timestamps starts where the file's previous run ended, in file order: the
     time that passed between them is unknown. When every stream restarted together, their
     runs move together, so a stream that starts late in a run still does.
     """
-    nominal = {kind: _nominal(parts[0]) for kind, parts in runs.items()}
-    laid = {kind: array("d", parts[0]) for kind, parts in runs.items()}
+    runs = {kind: s.runs for kind, s in streams.items()}
+    nominal = {kind: s.nominal for kind, s in streams.items()}
+    laid = {kind: [parts[0]] for kind, parts in runs.items()}
     joins: list[float] = []
     count = len(runs[primary])
     if all(len(parts) == count for parts in runs.values()):
         for k in range(1, count):
-            resume = max(laid[kind][-1] + nominal[kind] for kind in runs)
-            shift = resume - min(parts[k][0] for parts in runs.values())
+            resume = max(laid[kind][-1].last + nominal[kind] for kind in runs)
+            shift = resume - min(parts[k].first for parts in runs.values())
             for kind, parts in runs.items():
-                laid[kind].extend(t + shift for t in parts[k])
+                laid[kind].append(_moved(parts[k], shift, 0.0))
             joins.append(resume)
     else:
         # One stream restarted where the other did not: each is laid out on its own.
         for kind, parts in runs.items():
             for part in parts[1:]:
-                resume = laid[kind][-1] + nominal[kind]
-                laid[kind].extend(t + resume - part[0] for t in part)
+                resume = laid[kind][-1].last + nominal[kind]
+                laid[kind].append(_moved(part, resume, part.first))
                 if kind == primary:
                     joins.append(resume)
-    return {kind: (ts, nominal[kind]) for kind, ts in laid.items()}, joins
+    return laid, joins
 
 
-def _nominal(ordered: array) -> float:
+def _moved(part: _Run, plus: float, minus: float) -> _Run:
+    """``part`` with each time t at t + plus - minus (in that order: the float sums are those
+    of moving every packet's time)."""
+    return _Run(part.first + plus - minus, part.last + plus - minus,
+                [(a + plus - minus, b + plus - minus) for a, b in part.steps])
+
+
+def _nominal(ordered: list[float]) -> float:
     """The median step between the first timestamps (in time order) of a run."""
     steps = sorted(b - a for a, b in zip(ordered[:_NOMINAL_SAMPLE], ordered[1 : _NOMINAL_SAMPLE + 1]) if b > a)
     return steps[len(steps) // 2] if steps else 0.0
 
 
-def _stream_gaps(ordered: array, nominal: float, tolerance: float,
+def _stream_gaps(runs: list[_Run], nominal: float, tolerance: float,
                  span: tuple[float, float] | None) -> list[tuple[float, float]]:
     """[(stop, resume)] of every pause of one stream beyond the tolerance.
 
@@ -318,9 +449,13 @@ def _stream_gaps(ordered: array, nominal: float, tolerance: float,
     it, by more than the tolerance is missing there too.
     """
     limit = nominal + tolerance
-    holes = [(a + nominal, b) for a, b in zip(ordered, ordered[1:]) if b - a > limit]
+    holes: list[tuple[float, float]] = []
+    for k, part in enumerate(runs):
+        if k and part.first - runs[k - 1].last > limit:
+            holes.append((runs[k - 1].last + nominal, part.first))
+        holes += [(a + nominal, b) for a, b in part.steps if b - a > limit]
     if span is not None:
-        first, end = ordered[0], ordered[-1] + nominal
+        first, end = runs[0].first, runs[-1].last + nominal
         if first - span[0] > limit:
             holes.insert(0, (span[0], first))
         if span[1] - end > limit:
