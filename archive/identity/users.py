@@ -97,10 +97,13 @@ def misleading_character(text: str) -> str | None:
     return bad_character(text) or _invisible(text)
 
 
-_WRITTEN_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_WRITTEN_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_WRITTEN_BAD = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_WRITTEN_BIDI}\ud800-\udfff]")
 """What free text may not hold: a control character other than a line break or tab, a
 bidirectional embedding, override or isolate (shown, it reorders the text around it:
-``\u202e退回`` shows as ``回退``), an unpaired surrogate."""
+``\u202e退回`` shows as ``回退``), a bidirectional mark (LRM, RLM, ALM: invisible, they have
+no use in Chinese or English legal text and change the order neighbouring digits and signs
+are shown in, as they do in file names), an unpaired surrogate."""
 
 
 def written_text(text: str | None, *, code: str, what: str, limit: int, required: bool = True) -> str:
@@ -119,7 +122,7 @@ def written_text(text: str | None, *, code: str, what: str, limit: int, required
         raise InvalidInput(f"{what} is {len(value)} characters; at most {limit}", code=code)
     bad = _WRITTEN_BAD.search(value)
     if bad is not None:
-        kind = ("a bidirectional formatting character" if "\u202a" <= bad.group() <= "\u2069"
+        kind = ("a bidirectional formatting character" if re.fullmatch(f"[{_WRITTEN_BIDI}]", bad.group())
                 else "an unpaired surrogate" if "\ud800" <= bad.group() <= "\udfff" else "a control character")
         raise InvalidInput(f"{what} contains {kind} (U+{ord(bad.group()):04X})", code=code)
     return value

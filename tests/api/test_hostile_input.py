@@ -594,3 +594,38 @@ def test_text_that_would_show_otherwise_than_written_is_refused_in_every_note_an
         assert c.get(f"/api/v1/cases/{case['id']}/inspections").json() == []
         kept = c.post(f"/api/v1/cases/{case['id']}/actions", json={**window, "kind": "扣押", "description": "现场扣押 1000 册"})
         assert kept.status_code == 201 and kept.json()["description"] == "现场扣押 1000 册", kept.text
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c"])
+def test_invisible_direction_marks_are_refused_in_written_text_as_in_file_names(stack, officer, case, mark):
+    """LRM, RLM and ALM (U+200E, U+200F, U+061C) were refused in file names but kept in reasons,
+    opinions, comments, notes and descriptions, where they are invisible and change how the
+    digits and signs beside them are shown (``退回\\u200f-1000`` may show as ``退回1000-``); no
+    Chinese or English legal text needs them. One route of each field family is 422 with its
+    field's code, naming the character, and nothing is recorded."""
+    bad = f"扣押{mark}-1000 册"
+    unit = "unit-a"
+    reviewer = stack.user(role="reviewer", unit=unit)
+    window = {"start": "2026-03-01T10:02:00+08:00", "end": "2026-03-01T11:40:00+08:00", "devices": ["CAM-M"]}
+    aspects = {name: {"ok": True, "comment": ""} for name in ("subject", "facts", "basis", "discretion", "procedure")}
+    with stack.client(officer) as c, stack.client(reviewer) as rv:
+        doc = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "notice.pdf"},
+                     content=os.urandom(64))
+        assert doc.status_code == 201, doc.text
+        review = {"checkpoint": "filing", "decision": "approve", "opinion": "同意", "aspects": aspects}
+        attempts = [
+            (c.post(f"/api/v1/cases/{case['id']}/stage", json={"to": "withdrawn", "reason": bad}), "reason_required"),
+            (rv.post(f"/api/v1/cases/{case['id']}/reviews", json={**review, "opinion": bad}), "invalid_opinion"),
+            (rv.post(f"/api/v1/cases/{case['id']}/reviews",
+                     json={**review, "aspects": {**aspects, "facts": {"ok": True, "comment": bad}}}), "invalid_aspects"),
+            (c.post(f"/api/v1/cases/{case['id']}/stage-documents",
+                    json={"item": doc.json()["id"], "role": "notice", "note": bad}), "invalid_note"),
+            (c.post(f"/api/v1/cases/{case['id']}/actions", json={**window, "kind": "seizure", "description": bad}),
+             "invalid_description"),
+        ]
+        for r, code in attempts:
+            assert (r.status_code, r.json()["error"]["code"]) == (422, code), r.text
+            assert f"U+{ord(mark):04X}" in r.json()["error"]["message"], r.text
+        assert c.get(f"/api/v1/cases/{case['id']}").json()["stage"] == "filed"
+        assert c.get(f"/api/v1/cases/{case['id']}/reviews").json() == []
+        assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
