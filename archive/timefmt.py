@@ -33,15 +33,33 @@ LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
 LATEST): durations and local times computed from them stay on the calendar."""
 
 
+_GIVEN_TIME = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]"
+    r"(?P<clock>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(?:\.(?P<fraction>[0-9]{1,9}))?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
+"""A date and a time of day as RFC 3339 writes them (``2026-03-01T10:02:00.5+08:00``; seconds
+may be left out, a zone too: whether one is required is the caller's rule). Nothing else:
+``datetime.fromisoformat`` also reads week dates, basic forms (``20260301T1002``), comma
+fractions, hour-only times and offsets with seconds, and skips a stray character before the
+zone (``10:00:00\x00+08:00``, ``10:00:00a+08:00``), so text nobody meant as a time became one."""
+
+
 def given_time(value: object) -> datetime:
-    """A moment a person gave as ISO 8601 text (``2026-03-01T10:02:00+08:00``); ValueError for
-    anything else. Numbers are refused, also as text: ``1700000000`` is not a time of day a
-    person wrote, and libraries that read it as Unix seconds disagree on the unit. Whether a
-    zone is required is the caller's rule (naive moments come back naive)."""
+    """A moment a person gave as ISO 8601 text in RFC 3339's profile
+    (``2026-03-01T10:02:00+08:00``, :data:`_GIVEN_TIME`); ValueError for anything else.
+    Numbers are refused, also as text: ``1700000000`` is not a time of day a person wrote,
+    and libraries that read it as Unix seconds disagree on the unit. Whether a zone is
+    required is the caller's rule (naive moments come back naive); fractions finer than a
+    microsecond are cut to one."""
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
+    given = _GIVEN_TIME.fullmatch(value)
     try:
-        return datetime.fromisoformat(value)
+        if given is None:
+            raise ValueError(value)
+        fraction = f".{given['fraction'][:6]}" if given["fraction"] else ""
+        zone = (given["zone"] or "").upper()
+        return datetime.fromisoformat(f"{given['date']}T{given['clock']}{fraction}{zone}")
     except ValueError:
         raise ValueError(f"{value[:40]!r} is not an ISO 8601 time, e.g. 2026-03-01T10:02:00+08:00") from None
 

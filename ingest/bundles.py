@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from archive.errors import InvalidInput
 from archive.evidence.filenames import check_filename
+from archive.timefmt import given_time
 from ingest.documents import sniff_bytes
 from ingest.errors import BundleInvalid
 from ingest.zips import ZipReader
@@ -361,7 +362,7 @@ def _bundle(archive_format: str, raw: bytes, members: list[BundleMember]) -> Bun
 def _manifest_time(manifest: dict[str, Any], field_name: str) -> datetime:
     value = manifest[field_name]
     try:
-        moment = datetime.fromisoformat(value)
+        moment = given_time(value)  # strict, as the API's times: no stray character before the zone
     except ValueError as exc:
         raise BundleInvalid(
             message=f"{MANIFEST_NAME}: {field_name} {value!r} is not an ISO 8601 time"

@@ -119,6 +119,7 @@ def test_tar_with_symlink_is_rejected(tmp_path: Path) -> None:
         ({}, {k: v for k, v in MANIFEST.items() if k != "operator"}, "lacks required fields: operator"),
         ({}, {**MANIFEST, "tool": ""}, "tool must be a non-empty string"),
         ({}, {**MANIFEST, "capture_start": "yesterday"}, "capture_start 'yesterday' is not an ISO 8601 time"),
+        ({}, {**MANIFEST, "capture_start": "2024-05-01T10:00:00\x00+08:00"}, r"capture_start .* is not an ISO 8601 time"),
         ({}, {**MANIFEST, "capture_end": "2024-05-01T10:20:00"}, "capture_end .* has no time zone"),
         ({}, {**MANIFEST, "capture_end": "2024-05-01T09:00:00+08:00"}, "capture_end is before capture_start"),
         ({}, {**MANIFEST, "target_url": "not a url"}, "target_url 'not a url' is not an absolute URL"),
