@@ -328,6 +328,26 @@ def get_user_id(request: Request, services: ServicesDep, credentials: BearerDep)
     return identify(services, request, credentials).id
 
 
+def credential_check(services: Services, request: Request) -> Callable[[], None]:
+    """A check that the credential ``request`` was admitted with still holds (Unauthenticated,
+    with the precise code, once it does not: a token revoked, a user disabled, a session signed
+    out), for a request that runs long after it was admitted, such as an upload's body. Not a
+    failed sign-in: nothing is counted against the client."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    token = token if scheme.lower() == "bearer" else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    totp_roles = services.settings.totp_roles
+
+    def check() -> None:
+        with services.db.read() as session:
+            if token:
+                authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
+            else:
+                signin.session_user(session, secret=cookie, totp_roles=totp_roles)
+
+    return check
+
+
 CurrentUser = Annotated[User, Depends(get_user)]
 CurrentUserId = Annotated[str, Depends(get_user_id)]
 

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from api.deps import CurrentUserId, ServicesDep, refuse_repeated_header
+from api.deps import CurrentUserId, ServicesDep, credential_check, refuse_repeated_header
 from api.errors import archive_error_response, error_response
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
@@ -154,9 +154,10 @@ async def _receive(
             db=services.db, store=services.store, live=LIVE, user_id=user_id, upload_id=upload_id, offset=offset,
             chunks=chunks, checksum=checksum, content_length=content_length,
             retention_days=services.settings.retention_days, expiry_hours=services.settings.upload_expiry_hours,
-            idle_seconds=services.settings.upload_idle_seconds,
+            idle_seconds=services.settings.upload_idle_seconds, still_allowed=still_allowed,
         )
 
+    still_allowed = credential_check(services, request)
     result = await consume_body(request.stream(), receive, protocol="tus", idle=services.settings.upload_idle_seconds)
     if result.item_id:
         # After the commit inside tus.append; processing is idempotent, so a retry re-sends harmlessly.

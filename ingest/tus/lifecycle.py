@@ -21,13 +21,13 @@ from archive.evidence import receiving
 from archive.evidence.media_types import HEAD, sniff_bytes
 from archive.custody import ledger
 from archive.db import Database, lock_row
-from archive.errors import ArchiveError, CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound
+from archive.errors import ArchiveError, CaseClosed, Conflict, HashMismatch, InvalidInput, NotFound, Unauthenticated
 from archive.evidence.filenames import check_filename
 from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
 from archive.timefmt import given_time
-from archive.identity.users import actor_name, load_case
+from archive.identity.users import actor_name, check_user_may_sign_in, load_case
 from ingest.tus.streaming import receive
 from ingest.tus.errors import UploadBusy, UploadGone
 from ingest.tus.hashing import LiveUploads
@@ -251,6 +251,7 @@ def append(
     retention_days: int,
     expiry_hours: float,
     idle_seconds: float = 60.0,
+    still_allowed: Callable[[], None] | None = None,
 ) -> AppendResult:
     """Receive one PATCH body at ``offset``; complete the upload when it is all there.
 
@@ -258,7 +259,17 @@ def append(
     UploadBusy (423) while another PATCH (of any process) writes it, ChecksumMismatch (460,
     the body is discarded), UploadGone (410) for an expired or failed upload, HashMismatch
     when the completed file is not the declared one.
+
+    ``still_allowed`` checks the request's credential again (raising Unauthenticated) while
+    the body streams, with every renewal of the PATCH's hold, and before the upload
+    completes: a token revoked or a user disabled mid-body fails the upload
+    (:data:`WITHDRAWN`), and what arrived is discarded, not kept as evidence.
     """
+    def renew(lease: str) -> None:
+        if still_allowed is not None:
+            still_allowed()
+        _renew_lease(db, upload_id, lease)
+
     with live.writing(upload_id, f"another request is writing upload {upload_id}; retry after it ends"):
         with db.session() as session:
             user, upload = _own_upload(session, user_id, upload_id)
@@ -284,19 +295,67 @@ def append(
             hasher = live.take(upload_id, offset)
             if hasher is None and offset == 0:
                 hasher = hashlib.sha256()
-            pos = receive(
-                store, live, upload_id, handle, offset, length,
-                _renewing(chunks, lambda: _renew_lease(db, upload_id, lease)), hasher, checksum,
-                record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours, lease),
-            )
-            if pos < length:
-                with db.session() as session:
-                    return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), None)
+            try:
+                pos = receive(
+                    store, live, upload_id, handle, offset, length,
+                    _renewing(chunks, lambda: renew(lease)), hasher, checksum,
+                    record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours, lease),
+                )
+                if pos < length:
+                    with db.session() as session:
+                        return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), None)
+                if still_allowed is not None:
+                    still_allowed()
+            except Unauthenticated as exc:
+                if exc.code in WITHDRAWN:
+                    _fail(db, store, live, upload_id, exc)
+                raise
             item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
         finally:
             _release_lease(db, upload_id, lease)
         with db.session() as session:
             return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), item_id)
+
+
+WITHDRAWN = frozenset({"token_revoked", "invalid_token", "user_disabled", "invalid_session", "system_user"})
+"""Why a credential fails that means its holder was stopped (a token revoked or deleted, a user
+disabled, a session signed out), not that it ran out (``token_expired``, ``session_expired``:
+the upload stays resumable with a new credential). A PATCH that meets one while its body
+streams fails its upload: bytes sent by someone no longer allowed never become evidence."""
+
+
+def _fail(db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, refusal: ArchiveError) -> None:
+    """End an open upload for good because its uploader may no longer add evidence: its staged
+    bytes are discarded and the upload is ``failed`` (410 ``upload_failed`` from then on),
+    with a custody entry saying why."""
+    with db.session() as session:
+        upload = _lock_upload(session, upload_id)
+        if upload.status != "open":
+            return
+        user = session.get(User, upload.user_id)
+        store.staging.abort(upload.state["handle"])
+        upload.status, upload.updated_at = "failed", utcnow()
+        upload.error = f"its uploader may no longer add evidence ({refusal.code}); what arrived was discarded"
+        ledger.append(
+            session, actor=actor_name(user) if user is not None else "system:uploads", action="upload_failed",
+            case_id=upload.case_id,
+            details={"upload": upload_id, "reason": refusal.code, "offset": upload.offset, "length": upload.length},
+        )
+    live.forget(upload_id)
+    log.warning("upload %s failed: its uploader may no longer add evidence (%s)", upload_id, refusal.code)
+
+
+def _uploader_refused(session: Session, user: User, case_id: str) -> ArchiveError | None:
+    """Why ``user`` may no longer turn an upload into evidence of ``case_id`` (disabled, or
+    no longer a writer of the case: another unit, another role), or None."""
+    try:
+        check_user_may_sign_in(user)
+        load_case(session, user=user, case_id=case_id, write=True)
+    except CaseClosed:
+        return None  # the completion fails it, as it always did, naming the closed case
+    except ArchiveError as exc:
+        return exc
+    return None
 
 
 def _record(db: Database, upload_id: str, old: int, new: int, handle: StageHandle, expiry_hours: float,
@@ -344,10 +403,16 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         if upload.offset != upload.length:
             raise Conflict(f"upload {upload_id} has {upload.offset} of {upload.length} bytes", code="upload_incomplete")
         user = _user(session, upload.user_id)
+        refused = _uploader_refused(session, user, upload.case_id)
         actor = actor_name(user)
         user_id, length, handle = user.id, upload.length or 0, upload.state["handle"]
         item_id: str = upload.state["item_id"]
         incoming = _incoming(upload_id, upload.params or {})
+    if refused is not None:
+        # Disabled or moved since its bytes began to arrive (also on HEAD and the hourly task).
+        _fail(db, store, live, upload_id, refused)
+        raise UploadGone(f"upload {upload_id} failed: its uploader may no longer add evidence ({refused.code})",
+                         code="upload_failed")
     stored = store.staging.commit(handle, size=length)
     hasher = live.take(upload_id, length)
     if hasher is not None:

@@ -40,12 +40,17 @@ def _exchange(stack, raw: bytes, *, half_close: bool = False, timeout: float = 3
             pass  # the server may answer and stop reading before all of it was sent
         if half_close:
             sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        return _answer(sock)
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict]:
+    """The status and JSON body of the answer read from ``sock``."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 "), answer[:200]
     assert body, answer[:500]
@@ -629,3 +634,44 @@ def test_invisible_direction_marks_are_refused_in_written_text_as_in_file_names(
         assert c.get(f"/api/v1/cases/{case['id']}").json()["stage"] == "filed"
         assert c.get(f"/api/v1/cases/{case['id']}/reviews").json() == []
         assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
+
+
+@pytest.mark.parametrize("withdraw", ["token_revoked", "user_disabled"])
+def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case, withdraw):
+    """A token revoked (the user's own ``DELETE /api/v1/tokens/{id}``, say after a device was
+    lost) or a user disabled by an administrator while a PATCH body is still arriving: the
+    request was admitted before, so its bytes became evidence recorded in that user's name.
+    Now the credential is checked again as the body streams and before completion: 401 with
+    its code, the upload failed (410 from then on, a custody entry saying why), its staged
+    bytes discarded, and no item."""
+    name = f"officer-{uuid.uuid4().hex[:8]}"
+    officer = stack.user(role="officer", unit="unit-a", name=name)
+    admin = stack.user(role="admin", unit="hq")
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "200000", "Upload-Metadata": _meta(case, "w.bin")})
+        assert r.status_code == 201, r.text
+        url = r.headers["Location"]
+        token_id = c.get("/api/v1/tokens").json()[0]["id"]
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) as sock:
+        sock.sendall(f"PATCH {url} HTTP/1.1\r\n".encode() + _auth(officer)
+                     + b"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+                     + b"Content-Length: 200000\r\n\r\n" + os.urandom(100_000))
+        time.sleep(0.5)
+        if withdraw == "token_revoked":
+            with stack.client(officer) as c:
+                assert c.delete(f"/api/v1/tokens/{token_id}").status_code == 200
+        else:
+            with stack.client(admin) as a:
+                assert a.patch(f"/api/v1/users/{name}", json={"active": False}).status_code == 200
+        sock.sendall(os.urandom(100_000))
+        status, body = _answer(sock)
+    assert (status, body["error"]["code"]) == (401, withdraw), body
+    with stack.services.db.read() as s:
+        from archive.models import LedgerEntry, Upload
+        upload = s.get(Upload, url.rsplit("/", 1)[-1])
+        assert (upload.status, upload.item_id) == ("failed", None), (upload.status, upload.error)
+        assert withdraw in upload.error
+        details = [e.details for e in s.query(LedgerEntry).filter(
+            LedgerEntry.case_id == case["id"], LedgerEntry.action == "upload_failed")]
+        assert [(json.loads(d) if isinstance(d, str) else d)["reason"] for d in details] == [withdraw]
+    _nothing_stored(stack, admin, case)
