@@ -85,9 +85,11 @@ def _int_header(request: Request, name: str, *, required: bool = True) -> int | 
         if required:
             raise InvalidInput(f"{name} header is required", code=f"missing_{code}", status=400)
         return None
-    # isascii: str.isdigit() accepts digits int() refuses, like superscripts.
-    if not (value.isascii() and value.isdigit()):
-        raise InvalidInput(f"{name} must be a non-negative integer", code=f"invalid_{code}", status=400)
+    # isascii: str.isdigit() accepts digits int() refuses, like superscripts. At most 19 digits
+    # (past any size a store holds): int() refuses text over 4,300 digits with a ValueError (500).
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        raise InvalidInput(f"{name} must be a non-negative integer of at most 19 digits", code=f"invalid_{code}",
+                           status=400)
     return int(value)
 
 

@@ -675,3 +675,20 @@ def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case,
             LedgerEntry.case_id == case["id"], LedgerEntry.action == "upload_failed")]
         assert [(json.loads(d) if isinstance(d, str) else d)["reason"] for d in details] == [withdraw]
     _nothing_stored(stack, admin, case)
+
+
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_a_tus_number_of_thousands_of_digits_is_400_not_500(stack, officer, case, digits):
+    """``Upload-Length`` or ``Upload-Offset`` of 5,000 nines passed the digit check and reached
+    ``int()``, which refuses text over 4,300 digits with a ValueError: the connection dropped
+    with a 500 in the log. A number of more than 19 digits is now its header's 400."""
+    huge = "9" * digits
+    with stack.client(officer) as c:
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": huge, "Upload-Metadata": _meta(case, "h.bin")})
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_upload_length"), r.text
+        r = c.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": _meta(case, "h.bin")})
+        url = r.headers["Location"]
+        r = c.patch(url, headers={**TUS, "Upload-Offset": huge, "Content-Type": "application/offset+octet-stream"},
+                    content=b"abc")
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_upload_offset"), r.text
+        assert c.head(url, headers=TUS).headers["Upload-Offset"] == "0"
