@@ -636,14 +636,18 @@ def test_invisible_direction_marks_are_refused_in_written_text_as_in_file_names(
         assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
 
 
-@pytest.mark.parametrize("withdraw", ["token_revoked", "user_disabled"])
-def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case, withdraw):
+@pytest.mark.parametrize(("withdraw", "answer"), [
+    ("token_revoked", (401, "token_revoked")), ("user_disabled", (401, "user_disabled")),
+    ("case_not_found", (410, "upload_failed")),  # moved to another unit: the case is no longer theirs
+])
+def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case, withdraw, answer):
     """A token revoked (the user's own ``DELETE /api/v1/tokens/{id}``, say after a device was
     lost) or a user disabled by an administrator while a PATCH body is still arriving: the
     request was admitted before, so its bytes became evidence recorded in that user's name.
     Now the credential is checked again as the body streams and before completion: 401 with
     its code, the upload failed (410 from then on, a custody entry saying why), its staged
-    bytes discarded, and no item."""
+    bytes discarded, and no item. An uploader moved to another unit meanwhile is refused at
+    completion (410 ``upload_failed``) likewise."""
     name = f"officer-{uuid.uuid4().hex[:8]}"
     officer = stack.user(role="officer", unit="unit-a", name=name)
     admin = stack.user(role="admin", unit="hq")
@@ -661,11 +665,12 @@ def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case,
             with stack.client(officer) as c:
                 assert c.delete(f"/api/v1/tokens/{token_id}").status_code == 200
         else:
+            change = {"active": False} if withdraw == "user_disabled" else {"unit": "unit-b"}
             with stack.client(admin) as a:
-                assert a.patch(f"/api/v1/users/{name}", json={"active": False}).status_code == 200
+                assert a.patch(f"/api/v1/users/{name}", json=change).status_code == 200
         sock.sendall(os.urandom(100_000))
         status, body = _answer(sock)
-    assert (status, body["error"]["code"]) == (401, withdraw), body
+    assert (status, body["error"]["code"]) == answer, body
     with stack.services.db.read() as s:
         from archive.models import LedgerEntry, Upload
         upload = s.get(Upload, url.rsplit("/", 1)[-1])
