@@ -27,7 +27,7 @@ from archive.models import EvidenceKind, Upload, User, new_id, utcnow
 from archive.storage import ObjectStore, StageHandle, StoredObject
 from archive.storage.streams import hash_chunks
 from archive.timefmt import given_time
-from archive.identity.users import actor_name, check_user_may_sign_in, load_case
+from archive.identity.users import actor_name, load_case
 from ingest.tus.streaming import receive
 from ingest.tus.errors import UploadBusy, UploadGone
 from ingest.tus.hashing import LiveUploads
@@ -345,14 +345,11 @@ def _fail(db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, r
     log.warning("upload %s failed: its uploader may no longer add evidence (%s)", upload_id, refusal.code)
 
 
-def _uploader_refused(session: Session, user: User, case_id: str) -> ArchiveError | None:
-    """Why ``user`` may no longer turn an upload into evidence of ``case_id`` (disabled, or
-    no longer a writer of the case: another unit, another role), or None."""
+def _uploader_refused(session: Session, user: User, incoming: receiving.IncomingEvidence) -> ArchiveError | None:
+    """Why ``user`` may no longer turn an upload into evidence (disabled, or no longer a
+    writer of its case: another unit, another role; :func:`receiving.still_admitted`), or None."""
     try:
-        check_user_may_sign_in(user)
-        load_case(session, user=user, case_id=case_id, write=True)
-    except CaseClosed:
-        return None  # the completion fails it, as it always did, naming the closed case
+        receiving.still_admitted(session, user_id=user.id, incoming=incoming)
     except ArchiveError as exc:
         return exc
     return None
@@ -403,11 +400,11 @@ def complete(*, db: Database, store: ObjectStore, live: LiveUploads, upload_id: 
         if upload.offset != upload.length:
             raise Conflict(f"upload {upload_id} has {upload.offset} of {upload.length} bytes", code="upload_incomplete")
         user = _user(session, upload.user_id)
-        refused = _uploader_refused(session, user, upload.case_id)
         actor = actor_name(user)
         user_id, length, handle = user.id, upload.length or 0, upload.state["handle"]
         item_id: str = upload.state["item_id"]
         incoming = _incoming(upload_id, upload.params or {})
+        refused = _uploader_refused(session, user, incoming)
     if refused is not None:
         # Disabled or moved since its bytes began to arrive (also on HEAD and the hourly task).
         _fail(db, store, live, upload_id, refused)
