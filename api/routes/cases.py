@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep
+from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep, credential_check
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.list_cache import Page
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic, case_json, item_fields, item_page_json
@@ -183,7 +183,12 @@ async def upload_evidence(
                 if held is not None:
                     idempotency.record_reply(session, held, status=201, body=replies[0], content_sha256=item.sha256)
 
+            still_allowed = credential_check(services, request)
+
             def receive(chunks):  # type: ignore[no-untyped-def]
+                # The credential is checked again as the body streams and at its end: a token
+                # revoked mid-upload keeps nothing (a disabled user: still_admitted, at registering).
+                chunks = receiving.checked_while_streaming(chunks, still_allowed)
                 return receiving.receive_original(
                     db=services.db, store=services.store, user_id=user_id, incoming=incoming,
                     chunks=idempotency.renewing(services.db, held, chunks) if held is not None else chunks,

@@ -353,6 +353,26 @@ def keep_original(
     return kept
 
 
+CREDENTIAL_CHECK_SECONDS = 10.0
+"""How often a body streaming in checks that its request's credential still holds."""
+
+
+def checked_while_streaming(chunks: Iterable[bytes], check: Callable[[], None], *,
+                            every: float = CREDENTIAL_CHECK_SECONDS, at_end: bool = True) -> Iterator[bytes]:
+    """A body's chunks, calling ``check`` (which raises to stop the body: a token revoked
+    mid-upload) every ``every`` seconds of them and, ``at_end``, once more after the last,
+    before the store takes the object as whole: an upload streams for hours, and a credential
+    withdrawn meanwhile must not see its bytes kept."""
+    checked = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - checked >= every:
+            check()
+            checked = time.monotonic()
+        yield chunk
+    if at_end:
+        check()
+
+
 def still_admitted(session: Session, *, user_id: str, incoming: IncomingEvidence) -> None:
     """Raise unless the uploader may still add evidence to the case: checked when a person's
     upload is kept as well as when it began, since a large one streams for hours. A user

@@ -7,8 +7,7 @@ import hashlib
 import logging
 import os
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -227,16 +226,6 @@ def _release_lease(db: Database, upload_id: str, lease: str) -> None:
         log.warning("upload %s: the PATCH's hold was not released (%s); it lapses", upload_id, type(exc).__name__)
 
 
-def _renewing(chunks: Iterable[bytes], renew: Callable[[], None]) -> Iterator[bytes]:
-    """The body's chunks, renewing the PATCH's hold every :data:`LEASE_RENEW_SECONDS` of them."""
-    renewed = time.monotonic()
-    for chunk in chunks:
-        if time.monotonic() - renewed >= LEASE_RENEW_SECONDS:
-            renew()
-            renewed = time.monotonic()
-        yield chunk
-
-
 def append(
     *,
     db: Database,
@@ -298,7 +287,9 @@ def append(
             try:
                 pos = receive(
                     store, live, upload_id, handle, offset, length,
-                    _renewing(chunks, lambda: renew(lease)), hasher, checksum,
+                    # The PATCH's hold renewed (and its credential checked) every LEASE_RENEW_SECONDS.
+                    receiving.checked_while_streaming(chunks, lambda: renew(lease), every=LEASE_RENEW_SECONDS,
+                                                      at_end=False), hasher, checksum,
                     record=lambda old, new, staged: _record(db, upload_id, old, new, staged, expiry_hours, lease),
                 )
                 if pos < length:

@@ -697,3 +697,24 @@ def test_a_tus_number_of_thousands_of_digits_is_400_not_500(stack, officer, case
                     content=b"abc")
         assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_upload_offset"), r.text
         assert c.head(url, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+def test_a_direct_upload_whose_token_is_revoked_while_it_streams_keeps_nothing(stack, case):
+    """The direct upload checked a disabled user when it registered the item, but not its
+    token: one revoked while the body arrived (a lost device's) still made the item. The
+    credential is now checked as the body streams and at its end: 401 ``token_revoked``, no
+    item and no object."""
+    officer, admin = stack.user(role="officer", unit="unit-a"), stack.user(role="admin", unit="hq")
+    with stack.client(officer) as c:
+        token_id = c.get("/api/v1/tokens").json()[0]["id"]
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) as sock:
+        sock.sendall(f"POST /api/v1/cases/{case['id']}/evidence?kind=other&filename=d.bin HTTP/1.1\r\n".encode()
+                     + _auth(officer) + b"Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n"
+                     + os.urandom(100_000))
+        time.sleep(0.5)
+        with stack.client(officer) as c:
+            assert c.delete(f"/api/v1/tokens/{token_id}").status_code == 200
+        sock.sendall(os.urandom(100_000))
+        status, body = _answer(sock)
+    assert (status, body["error"]["code"]) == (401, "token_revoked"), body
+    _nothing_stored(stack, admin, case)
