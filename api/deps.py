@@ -33,7 +33,7 @@ from archive.settings import Settings
 from archive.storage import ObjectStore
 from archive.identity.throttle import Throttle
 from archive.identity.token_cache import TokenCache
-from archive.identity.users import authenticate
+from archive.identity.users import WITHDRAWN, authenticate
 
 log = logging.getLogger(__name__)
 
@@ -329,21 +329,27 @@ def get_user_id(request: Request, services: ServicesDep, credentials: BearerDep)
 
 
 def credential_check(services: Services, request: Request) -> Callable[[], None]:
-    """A check that the credential ``request`` was admitted with still holds (Unauthenticated,
-    with the precise code, once it does not: a token revoked, a user disabled, a session signed
-    out), for a request that runs long after it was admitted, such as an upload's body. Not a
-    failed sign-in: nothing is counted against the client."""
+    """A check that the credential ``request`` was admitted with was not withdrawn since
+    (Unauthenticated, with the precise code, once it was: a token revoked, a user disabled, a
+    session signed out; :data:`~archive.identity.users.WITHDRAWN`), for a request that runs
+    long after it was admitted, such as an upload's body. One that merely expired meanwhile
+    still holds for the request it admitted. Not a failed sign-in: nothing is counted against
+    the client."""
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     token = token if scheme.lower() == "bearer" else None
     cookie = request.cookies.get(SESSION_COOKIE)
     totp_roles = services.settings.totp_roles
 
     def check() -> None:
-        with services.db.read() as session:
-            if token:
-                authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
-            else:
-                signin.session_user(session, secret=cookie, totp_roles=totp_roles)
+        try:
+            with services.db.read() as session:
+                if token:
+                    authenticate(session, token=token, totp_roles=totp_roles, cache=services.tokens)
+                else:
+                    signin.session_user(session, secret=cookie, totp_roles=totp_roles)
+        except Unauthenticated as exc:
+            if exc.code in WITHDRAWN:
+                raise
 
     return check
 

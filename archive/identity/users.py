@@ -394,6 +394,13 @@ SIGN_IN_REFUSALS = Sentences("sign_in_refusal", {
 """Why a known user may not sign in (:func:`check_user_may_sign_in`), kept as a failed sign-in's reason."""
 
 
+WITHDRAWN = frozenset({"token_revoked", "invalid_token", "user_disabled", "invalid_session", "system_user"})
+"""Why a credential admitted earlier fails that means its holder was stopped (a token revoked
+or deleted, a user disabled, a browser session signed out), not that it ran its course
+(``token_expired``, ``session_expired``): a request already admitted, such as an upload
+streaming for hours, is ended for the first and finishes despite the second."""
+
+
 def check_user_may_sign_in(user: User, *, totp_roles: Collection[str] = ()) -> None:
     """Unauthenticated when the user is the archive's own identity (401 ``system_user``: a
     token made for it before revision 0023 is refused), is disabled, or must enrol a second

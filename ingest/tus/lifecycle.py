@@ -252,7 +252,8 @@ def append(
     ``still_allowed`` checks the request's credential again (raising Unauthenticated) while
     the body streams, with every renewal of the PATCH's hold, and before the upload
     completes: a token revoked or a user disabled mid-body fails the upload
-    (:data:`WITHDRAWN`), and what arrived is discarded, not kept as evidence.
+    (:data:`~archive.identity.users.WITHDRAWN`), and what arrived is discarded, not kept as
+    evidence.
     """
     def renew(lease: str) -> None:
         if still_allowed is not None:
@@ -298,21 +299,14 @@ def append(
                 if still_allowed is not None:
                     still_allowed()
             except Unauthenticated as exc:
-                if exc.code in WITHDRAWN:
-                    _fail(db, store, live, upload_id, exc)
+                # Withdrawn (WITHDRAWN): bytes sent by someone no longer allowed never become evidence.
+                _fail(db, store, live, upload_id, exc)
                 raise
             item_id = complete(db=db, store=store, live=live, upload_id=upload_id, retention_days=retention_days)
         finally:
             _release_lease(db, upload_id, lease)
         with db.session() as session:
             return AppendResult(UploadInfo.of(session.get(Upload, upload_id)), item_id)
-
-
-WITHDRAWN = frozenset({"token_revoked", "invalid_token", "user_disabled", "invalid_session", "system_user"})
-"""Why a credential fails that means its holder was stopped (a token revoked or deleted, a user
-disabled, a session signed out), not that it ran out (``token_expired``, ``session_expired``:
-the upload stays resumable with a new credential). A PATCH that meets one while its body
-streams fails its upload: bytes sent by someone no longer allowed never become evidence."""
 
 
 def _fail(db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, refusal: ArchiveError) -> None:

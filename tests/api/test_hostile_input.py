@@ -718,3 +718,21 @@ def test_a_direct_upload_whose_token_is_revoked_while_it_streams_keeps_nothing(s
         status, body = _answer(sock)
     assert (status, body["error"]["code"]) == (401, "token_revoked"), body
     _nothing_stored(stack, admin, case)
+
+
+def test_a_token_that_expires_while_the_body_streams_does_not_stop_it(stack, case):
+    """Expiry is a token's planned end, not a withdrawal: an upload admitted while its token
+    was valid is kept though the token runs out before its body ends."""
+    from archive.identity.users import add_user
+
+    with stack.services.db.session() as session:
+        _user, token = add_user(session, name=f"officer-{uuid.uuid4().hex[:8]}", unit="unit-a", role="officer",
+                                expires_in=2)
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=30) as sock:
+        sock.sendall(f"POST /api/v1/cases/{case['id']}/evidence?kind=other&filename=e.bin HTTP/1.1\r\n".encode()
+                     + _auth(token) + b"Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n"
+                     + os.urandom(100_000))
+        time.sleep(2.5)
+        sock.sendall(os.urandom(100_000))
+        status, body = _answer(sock)
+    assert status == 201 and body["size"] == 200_000, body
