@@ -310,15 +310,17 @@ def append(
 
 
 def _fail(db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, refusal: ArchiveError) -> None:
-    """End an open upload for good because its uploader may no longer add evidence: its staged
-    bytes are discarded and the upload is ``failed`` (410 ``upload_failed`` from then on),
-    with a custody entry saying why."""
+    """End an open upload for good because its uploader may no longer add evidence: the upload
+    is ``failed`` (410 ``upload_failed`` from then on), with a custody entry saying why, and
+    its staged bytes are discarded. The mark comes first: an upload left open by a store that
+    failed to discard would be completed by HEAD or the hourly task; staged bytes no open
+    upload names are swept later (:func:`sweep_debris`)."""
     with db.session() as session:
         upload = _lock_upload(session, upload_id)
         if upload.status != "open":
             return
         user = session.get(User, upload.user_id)
-        store.staging.abort(upload.state["handle"])
+        handle = upload.state["handle"]
         upload.status, upload.updated_at = "failed", utcnow()
         upload.error = f"its uploader may no longer add evidence ({refusal.code}); what arrived was discarded"
         ledger.append(
@@ -328,6 +330,10 @@ def _fail(db: Database, store: ObjectStore, live: LiveUploads, upload_id: str, r
         )
     live.forget(upload_id)
     log.warning("upload %s failed: its uploader may no longer add evidence (%s)", upload_id, refusal.code)
+    try:
+        store.staging.abort(handle)
+    except ArchiveError as exc:
+        log.warning("upload %s: its staged bytes stay until the debris sweep (%s)", upload_id, exc.code)
 
 
 def _uploader_refused(session: Session, user: User, incoming: receiving.IncomingEvidence) -> ArchiveError | None:
