@@ -226,6 +226,10 @@ def _new_token(session: Session, *, user: User, name: str, expires_in: int | Non
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("a token needs a name of 1-200 characters", code="invalid_token_name")
+    # Listed to its owner and administrators, to tell which device's token to revoke: shown as stored.
+    bad = misleading_character(name)
+    if bad:
+        raise InvalidInput(f"the token's name contains {bad}", code="invalid_token_name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in) if expires_in else None
     row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), expires_at=expires_at)

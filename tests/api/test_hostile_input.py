@@ -770,3 +770,17 @@ def test_a_withdrawn_upload_fails_though_its_stage_cannot_be_discarded(stack, ca
         assert s.get(Upload, url.rsplit("/", 1)[-1]).status == "failed"
     with stack.client(admin) as a:
         assert a.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+
+
+def test_a_token_name_that_would_show_otherwise_is_refused(stack, officer):
+    """Token names (listed to tell which device's token to revoke) were kept with controls and
+    bidirectional overrides or marks: ``laptop\\u202e2`` could pass for another. 422
+    ``invalid_token_name``, no token made; a Chinese name is kept as given."""
+    with stack.client(officer) as c:
+        before = len(c.get("/api/v1/tokens").json())
+        for bad in ("laptop\u202e2", "phone\u200e1", "pad\x1b[2J", "cam\u200b1"):
+            r = c.post("/api/v1/tokens", json={"name": bad})
+            assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_token_name"), (bad, r.text)
+        assert len(c.get("/api/v1/tokens").json()) == before
+        r = c.post("/api/v1/tokens", json={"name": "执法记录仪 1 号"})
+        assert r.status_code == 201, r.text
