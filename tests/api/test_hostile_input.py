@@ -681,8 +681,11 @@ def test_an_uploader_withdrawn_while_the_body_streams_keeps_nothing(stack, case,
 
     status, body = _in_two_halves(stack, f"PATCH {url}", officer, between, tus=True)
     assert (status, body["error"]["code"]) == answer, body
+    from archive.custody import ledger
+    from archive.models import LedgerEntry, Upload
+
+    ledger.settle(stack.services.db.engine)  # PostgreSQL sequences entries after their commit
     with stack.services.db.read() as s:
-        from archive.models import LedgerEntry, Upload
         upload = s.get(Upload, url.rsplit("/", 1)[-1])
         assert (upload.status, upload.item_id) == ("failed", None), (upload.status, upload.error)
         assert withdraw in upload.error
