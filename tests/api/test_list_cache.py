@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
 
@@ -181,6 +181,9 @@ def test_content_two_cases_receive_in_commits_at_the_same_moment_shows_in_both_l
         with engine.connect() as one, engine.connect() as two, ThreadPoolExecutor(1) as pool:
             here = receive(one, first)
             there = pool.submit(receive, two, second)  # waits for the first's end, with the change
+            # Give the second its moment to ask before the first commits (without the lock it
+            # answers at once, having seen no other case's row; with it, it waits for the commit).
+            wait([there], timeout=1.0)
             one.commit()
             for _ in range(3):
                 assert _listed(stack, c, first)[0]["duplicate_of"] == []  # the second is not committed
