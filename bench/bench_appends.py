@@ -7,7 +7,8 @@ Three figures per writer count, measured in the same run on a fresh database:
 
 - ``appends/s``: ``ledger.append`` as the service calls it (on PostgreSQL the entry waits in
   ``ledger_pending`` and the writer goes on: its process's sequencer thread puts it in the
-  ledger in a batch just after the commit; on SQLite it is sequenced at once);
+  ledger in a batch just after the commit, or, finding another process's pass holding the
+  lock, leaves it to that pass, which hands over; on SQLite it is sequenced at once);
 - ``left``: entries still waiting when the appends' writers had ended (their processes
   sequence what they committed before they exit, so 0 is expected);
 - ``one-lock/s``: every append takes the ledger's lock and holds it through its commit

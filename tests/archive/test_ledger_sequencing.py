@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from sqlalchemy import select, text
@@ -142,6 +143,37 @@ def test_an_entry_counts_for_idempotent_steps_from_its_commit_not_from_its_seque
     with database.snapshot() as s:  # sequenced now: still once, not twice
         assert ledger.waiting(s) == 0
         assert ledger.count_actions(s, item_id="waiting-item", action="media_probed") == 1
+
+
+def test_an_entry_committed_while_another_process_holds_the_lock_is_sequenced_by_that_process(own_ledger, stack):
+    """Another process (its own engine, so its own sequencer) holds the ledger's lock in an
+    append whose transaction stays open; an entry committed meanwhile finds the lock held and
+    its process stops trying. Nothing else commits and nobody reads the ledger: the holder's
+    hand-over after its commit still sequences the entry."""
+    if stack.name != "services":
+        pytest.skip("nothing waits on SQLite")
+    from archive.db import Database
+
+    env, database = own_ledger
+    other = Database(settings_from_env(env))
+    try:
+        with other.session() as holding:
+            ledger.append_now(holding, actor="other", action="note", details={"holder": True})
+            with database.session() as s:
+                ledger.append(s, actor="t", action="note", details={"while": "held"})
+            ledger._sequencer(database.engine).join(5.0)  # its try found the lock held, and it stopped
+            with database.read() as s:
+                assert s.execute(select(LedgerPending.actor)).scalars().all() == ["t"]
+        deadline = time.monotonic() + 10
+        while True:
+            with database.read() as s:  # a read that sequences nothing itself
+                if not ledger.waiting(s):
+                    break
+            assert time.monotonic() < deadline, "the entry still waits: the lock's holder did not hand over"
+            time.sleep(0.05)
+    finally:
+        other.dispose()
+    assert [d for _, d in _notes(database)][-2:] == [{"holder": True}, {"while": "held"}]
 
 
 def test_a_rolled_back_action_leaves_no_entry(own_ledger):
