@@ -210,12 +210,14 @@ class _Sequencer:
             try:
                 # None: another pass holds the lock, and it sequences this process's entries
                 # (committed before this try) before it lets go (see sequence_pending).
-                took = sequence_pending(engine, wait=False)
+                took = _sequence_batches(engine, wait=False)
                 failures = 0
                 if took is None:  # held: tries wait a moment, gathering this process's commits
                     time.sleep(self.BUSY_PAUSE)
-                elif took:  # the hand-over pass (sequence_pending asked for it) gathers a batch
+                elif took:  # the hand-over (see sequence_pending): one more pass, a batch gathered
                     time.sleep(self.GATHER)
+                    with self.lock:
+                        self.wanted = True
             except Exception as exc:  # the entries stay waiting, committed; see the class's text
                 if failures == len(self.RETRIES):
                     log.warning("custody entries wait to be sequenced (%s); the next commit or the "
@@ -329,13 +331,21 @@ def sequence_pending(engine: Engine, *, wait: bool = True) -> int | None:
     left, often nothing; with ``wait=False`` it returns None at once instead.
 
     A committer whose try finds the lock held goes on, without waiting or polling, because
-    whoever held the lock hands over: having sequenced entries, it asks its process's
-    sequencer for one more pass, a moment later, which takes what committed meanwhile or finds
+    whoever held the lock hands over: having sequenced entries, it has its process's
+    sequencer make one more pass, a moment later, which takes what committed meanwhile or finds
     the lock held again (and so on). An entry committed before a try that found the lock held
     is therefore taken by that holder's next pass, or by whoever took the lock after the holder
     let go, which read it (it had committed) and hands over the same way. With many writers,
     one process thus sequences everyone's entries in batches, while the others' tries cost a
     skipped lock each."""
+    done = _sequence_batches(engine, wait=wait)
+    if done:
+        _sequencer(engine).poke(engine)  # the hand-over
+    return done
+
+
+def _sequence_batches(engine: Engine, *, wait: bool) -> int | None:
+    """:func:`sequence_pending` without the hand-over (the sequencer's own loop makes it)."""
     done = 0
     while True:
         with Session(engine) as session:
@@ -352,8 +362,6 @@ def sequence_pending(engine: Engine, *, wait: bool = True) -> int | None:
                 session.commit()
                 done += count
         if count < BATCH:
-            if done:
-                _sequencer(engine).poke(engine)  # the hand-over
             return done
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Stack
+from tests.api.test_continuity_api import settled
 
 
 ASPECTS_OK = {a: {"ok": True, "comment": "in order"} for a in ("subject", "facts", "basis", "discretion", "procedure")}
@@ -298,6 +299,7 @@ def test_an_export_in_progress_keeps_a_case_open(stack: Stack) -> None:
         item = off.post(f"/api/v1/cases/{cid}/evidence", params={"kind": "other", "filename": "scan.bin"},
                         content=uuid.uuid4().bytes * 10).json()  # a case with nothing is refused an export
         stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+        settled(off, cid)  # the case's continuity analysis, a task of its own, may end after the seal
         r = rv.post(f"/api/v1/cases/{cid}/exports", json={"recipient": judge_name})
         assert r.status_code == 201, r.text
         refused = codes(off.post(f"/api/v1/cases/{cid}/close"))
