@@ -21,6 +21,10 @@ Packets are read in file order, which alone shows two things:
 * a file that ends before the duration its container declares (an MP4 whose index was
   written first, then cut short) lost its tail: that stretch is reported as cut short. MP4,
   MOV and Matroska declare their duration from time zero, others from their first timestamp.
+  So does a stream that ends before the end its own index declares (MP4 and MOV index each
+  stream's samples): a fragmented MP4 cut inside a fragment's media data keeps that
+  fragment's index, and its streams stop up to a fragment apart. The tail is lost from the
+  earliest such stop, and a stream stopping inside it was stopped by the cut, not paused.
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
@@ -116,16 +120,16 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
             packets in its first video and audio streams.
     """
     path = Path(path)
-    video, audio, format_name, declared_end = _streams(path)
-    if video is None and audio is None:
+    probe = _streams(path)
+    if probe.video is None and probe.audio is None:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
-    wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
+    wanted = {i: kind for i, kind in ((probe.video, "video"), (probe.audio, "audio")) if i is not None}
     streams = _read_packets(path, wanted, tolerance_seconds)
     timed = {kind: s for kind, s in streams.items() if s.count}
     if not timed:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
-    untimed = bool(set(format_name.split(",")) & _UNTIMED_FORMATS)
+    untimed = bool(set(probe.format_name.split(",")) & _UNTIMED_FORMATS)
     if primary == "video" and untimed:
         # AVI's audio times are counted from its samples: they run on through any pause,
         # so they say nothing about whether the video stopped alone.
@@ -145,14 +149,17 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         holes = _silences(path, tolerance_seconds, origin)
     else:
         span = (start, end) if len(laid) == 2 else None
-        holes = _merge({kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span)
-                        for kind, r in laid.items()}, origin)
+        stops = {kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span) for kind, r in laid.items()}
+        own_ends = {kind: probe.stream_ends.get(i) for i, kind in wanted.items()}
+        cut = _cut_short({kind: (r[-1].last + timed[kind].nominal, own_ends[kind]) for kind, r in laid.items()},
+                         end, probe.declared_end, nominal, tolerance_seconds)
+        if cut is not None:
+            cut = _fold(cut, stops)
+            end = max(end, cut[1])
+        holes = _merge(stops, origin)
+        if cut is not None:
+            holes.append(_hole(*cut, origin, "cut_short"))
     holes += [_hole(at, at, origin, "restart") for at in joins]
-    # Only where packets carry their own times: for WAV or MP3 the declared duration may be
-    # an estimate from the bit rate (a VBR MP3 without a header), not a promise of content.
-    if method == "timestamps" and declared_end is not None and declared_end - end > nominal + tolerance_seconds:
-        holes.append(_hole(end, declared_end, origin, "cut_short"))
-        end = declared_end
     holes.sort(key=lambda g: g.start_offset)
     return PacketScan(
         stream=primary,
@@ -289,14 +296,38 @@ class _Stream:
         self._begin()
 
 
-def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
-    """(index of the first video stream, of the first audio stream, format name, the end of
-    the media by the container's declared start and duration, if it states them)."""
+class _Probe(NamedTuple):
+    """What the container says of the file, before its packets are read."""
+
+    video: int | None
+    """Index of the first video stream (not a cover picture)."""
+    audio: int | None
+    """Index of the first audio stream."""
+    format_name: str
+    """ffprobe's format name (a comma-separated list for the QuickTime family)."""
+    declared_end: float | None
+    """The end of the media by the container's declared start and duration, if it states them."""
+    stream_ends: dict[int, float]
+    """Where each stream's own index says it ends (start + duration), by stream index: only for
+    containers that index their streams' samples (:data:`_DURATION_FROM_ZERO`); others' stream
+    durations are estimates."""
+    audio_codec: str
+    """The first audio stream's codec (``""`` without one)."""
+
+
+def _streams(path: Path) -> _Probe:
+    """The streams to scan and what the container declares of them."""
     stdout = run([FFPROBE, "-v", "error",
-                  "-show_entries", "stream=index,codec_type,disposition:format=format_name,start_time,duration",
+                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition"
+                                   ":format=format_name,start_time,duration",
                   "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
+    fmt = info.get("format") or {}
+    format_name = fmt.get("format_name", "")
+    indexed = bool(set(format_name.split(",")) & _DURATION_FROM_ZERO)
     video = audio = None
+    audio_codec = ""
+    stream_ends: dict[int, float] = {}
     for s in info.get("streams") or ():
         if s.get("codec_type") == "video" and video is None:
             # A cover picture is a video stream of one still frame, not a recording.
@@ -304,15 +335,20 @@ def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
                 video = s["index"]
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
-    fmt = info.get("format") or {}
-    format_name = fmt.get("format_name", "")
+            audio_codec = s.get("codec_name") or ""
+        end = _number_of(s, "start_time", "duration")
+        if indexed and end is not None:
+            stream_ends[s["index"]] = end
+    declared_end = _number_of(fmt, "duration") if indexed else _number_of(fmt, "start_time", "duration")
+    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec)
+
+
+def _number_of(entries: dict[str, object], *names: str) -> float | None:
+    """The sum of ffprobe's fields ``names`` (numbers in strings); None when one is missing."""
     try:
-        declared_end = float(fmt["duration"])
-        if not set(format_name.split(",")) & _DURATION_FROM_ZERO:
-            declared_end += float(fmt["start_time"])
+        return sum(float(entries[name]) for name in names)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
-        declared_end = None
-    return video, audio, format_name, declared_end
+        return None
 
 
 def _read_packets(path: Path, wanted: dict[int, str], tolerance: float) -> dict[str, _Stream]:
@@ -461,6 +497,44 @@ def _stream_gaps(runs: list[_Run], nominal: float, tolerance: float,
         if span[1] - end > limit:
             holes.append((end, span[1]))
     return holes
+
+
+def _cut_short(ends: dict[str, tuple[float, float | None]], end: float, declared_end: float | None,
+               nominal: float, tolerance: float) -> tuple[float, float] | None:
+    """(where the file's lost tail begins, where its container says it ends), or None when
+    nothing is missing from its end.
+
+    ``ends`` gives each stream's (end of its last packet, end its own index declares, if it
+    does). A stream whose packets stop short of its own declared end by more than the
+    tolerance was cut; so was the file, when all its packets stop short of the end it declares.
+    Streams of a cut file stop a little apart (the demuxer gives packets in time order and
+    stops at the first missing one; a fragment holds each stream's media in one block): the
+    tail is lost from the earliest end of a cut stream.
+    """
+    cut = [stop for stop, own in ends.values() if own is not None and own - stop > nominal + tolerance]
+    if declared_end is not None and declared_end - end > nominal + tolerance:
+        cut.append(end)
+    if not cut:
+        return None
+    declared = [own for _, own in ends.values() if own is not None]
+    return min(cut), max([end, *declared, *([] if declared_end is None else [declared_end])])
+
+
+def _fold(cut: tuple[float, float], stops: dict[str, list[tuple[float, float]]]) -> tuple[float, float]:
+    """The lost tail ``cut`` grown over every stream's stop that overlaps it, which are taken out
+    of ``stops``: a stream stopping there is a stream the cut took, not a pause."""
+    first, last = cut
+    grown = True
+    while grown:
+        grown = False
+        for kind, holes in stops.items():
+            inside = [(a, b) for a, b in holes if a < last and b > first]
+            if inside:
+                stops[kind] = [hole for hole in holes if hole not in inside]
+                first = min(first, *(a for a, _ in inside))
+                last = max(last, *(b for _, b in inside))
+                grown = True
+    return first, last
 
 
 def _merge(holes: dict[str, list[tuple[float, float]]], origin: float) -> list[InFileGap]:
