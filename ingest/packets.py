@@ -28,7 +28,10 @@ Packets are read in file order, which alone shows two things:
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
-leave in the file is inserted digital silence, which is what is looked for instead.
+leave in the file is inserted digital silence, which is what is looked for instead. PCM in
+MOV or MP4 is the same: its sample table lists single audio samples at a fixed rate, so its
+times are counted and run on through a pause. Beside video such audio cannot tell whether
+the video stopped alone: it is left out when the video shows a pause (AVI's always).
 
 ffprobe's packet listing is streamed from a pipe and parsed in chunks, because a
 four-hour recording has hundreds of thousands of packets and this scan should cost
@@ -82,6 +85,9 @@ _SILENCE_DB = -90
 # QuickTime movie header (mvhd) and Matroska's segment duration count any initial empty edit
 # or offset too (a camera's second segment, whose timestamps go on from the first's).
 _DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
+# The QuickTime family (MOV, MP4): a sample table times each stream; PCM's samples are single
+# audio samples at a fixed rate, so its times are counted, not recorded.
+_SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +135,17 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     if not timed:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
-    untimed = bool(set(probe.format_name.split(",")) & _UNTIMED_FORMATS)
-    if primary == "video" and untimed:
-        # AVI's audio times are counted from its samples: they run on through any pause,
-        # so they say nothing about whether the video stopped alone.
-        timed.pop("audio", None)
+    formats = set(probe.format_name.split(","))
+    untimed = bool(formats & _UNTIMED_FORMATS)
+    # PCM in QuickTime is stored as samples, not timed packets: its times too are counted.
+    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith("pcm_"))
+    if primary == "video" and counted and "audio" in timed and (untimed or _paused(timed["video"], tolerance_seconds)):
+        # Audio times counted from its samples run on through any pause, so they say nothing
+        # about whether the video stopped alone, and put the audio's share of a pause at its end.
+        # Where the video runs on unbroken, QuickTime's exact sample counts still show audio
+        # that starts late or stops early; AVI's audio times, worked out from byte counts and
+        # the rate its header states, are left out always, as they always were.
+        timed.pop("audio")
     laid, joins = _lay_out(timed, primary)
     nominal = timed[primary].nominal
     runs = laid[primary]
@@ -144,9 +156,15 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     # other stream ran alone for longer than the tolerance does the file start there.
     origin = runs[0].first if runs[0].first - start <= nominal + tolerance_seconds else start
     method = "timestamps"
-    if primary == "audio" and untimed:
+    if primary == "audio" and counted:
         method = "digital_silence"
         holes = _silences(path, tolerance_seconds, origin)
+        # The stream's own index is no estimate: a tail it lists but the file lacks was cut.
+        own = None if probe.audio is None else probe.stream_ends.get(probe.audio)
+        cut = _cut_short({"audio": (end, own)}, end, None, nominal, tolerance_seconds)
+        if cut is not None:
+            holes.append(_hole(*cut, origin, "cut_short"))
+            end = cut[1]
     else:
         span = (start, end) if len(laid) == 2 else None
         stops = {kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span) for kind, r in laid.items()}
@@ -497,6 +515,12 @@ def _stream_gaps(runs: list[_Run], nominal: float, tolerance: float,
         if span[1] - end > limit:
             holes.append((end, span[1]))
     return holes
+
+
+def _paused(stream: _Stream, tolerance: float) -> bool:
+    """Whether ``stream``'s own times show a pause or a restart beyond the tolerance."""
+    limit = stream.nominal + tolerance
+    return len(stream.runs) > 1 or any(b - a > limit for run in stream.runs for a, b in run.steps)
 
 
 def _cut_short(ends: dict[str, tuple[float, float | None]], end: float, declared_end: float | None,

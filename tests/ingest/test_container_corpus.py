@@ -3,8 +3,8 @@
 Each recording is 8 s of 160x90 video at 10 fps (or audio only). A "pause" file is the
 same recording with the recorder paused 3 s at second 4: the timestamps jump from 4.0 to
 7.0 (setpts with passthrough keeps ffmpeg from filling the hole). Formats without
-timestamps of their own (WAV, MP3) can only show a pause as inserted digital silence,
-so theirs is 4 s of tone, 3 s of silence, 4 s of tone. Clean files must give no gap,
+timestamps of their own (WAV, MP3, PCM in MOV) can only show a pause as inserted digital
+silence, so theirs is 4 s of tone, 3 s of silence, 4 s of tone. Clean files must give no gap,
 with and without B-frames, at a variable frame rate and at NTSC's 29.97 fps.
 """
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg")
 
 PAUSE_AT, PAUSE = 4.0, 3.0
 _SHIFT = f"'if(gte(T,{PAUSE_AT}),PTS+{PAUSE}/TB,PTS)'"
+_SHIFT_AT_END = f"'if(gte(T,7.5),PTS+{PAUSE}/TB,PTS)'"  # half a second recorded after the pause
 _VIDEO = ["-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=8"]
 _AUDIO = ["-f", "lavfi", "-i", "sine=frequency=440:duration=8"]
 _H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]
@@ -59,6 +60,13 @@ CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]]
     "wav-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".wav", (4.0, 7.0, "silence")),
     "mp3": ([*_AUDIO, "-c:a", "libmp3lame"], ".mp3", None),
     "mp3-pause": ([*_TONE_SILENCE_TONE, "-c:a", "libmp3lame"], ".mp3", (4.0, 7.0, "silence")),
+    # PCM in QuickTime: its times are counted from its samples, so they run on through a pause
+    # (the muxer writes samples, not times): only the video shows where the recorder paused.
+    "mov-pcm": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "pcm_s16le"], ".mov", None),
+    "mov-pcm-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "pcm_s16le"], ".mov", (4.0, 7.0, None)),
+    "mov-pcm-pause-at-end": ([*_VIDEO, *_AUDIO, "-vf", f"setpts={_SHIFT_AT_END}", "-af", f"asetpts={_SHIFT_AT_END}",
+                              "-fps_mode", "passthrough", *_H264, "-c:a", "pcm_s16le"], ".mov", (7.5, 10.5, None)),
+    "mov-pcm-audio-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".mov", (4.0, 7.0, "silence")),
     # Variable frame rate: frames 0.05-0.15 s apart.
     "mp4-vfr": ([*_VIDEO, *_AUDIO, "-vf", "setpts='(N/10+0.05*sin(N))/TB'", "-fps_mode", "passthrough", *_H264,
                  "-c:a", "aac"], ".mp4", None),
