@@ -6,6 +6,15 @@ MOV a packet's duration comes from the sample table, so the frame before a pause
 the whole pause and a duration-based test sees no jump at all. Packets are put in time
 order first because B-frames store them out of presentation order.
 
+Where packets have a decoding time but no presentation time of their own (an MPEG program
+stream times a packet only where a picture starts in it; ffprobe carries the decoding time on
+from the previous packet), the decoding time cannot stand in for the missing one: an I or P
+picture is shown a frame or more after it is decoded, so the first picture after a pause
+would be placed before it, and the pause reported a frame long. In such a stream pauses are
+read from the jumps of the decoding times, which are those of the presentation times: a
+decoder shows each picture when it decodes a later one, so the decoding times run through
+the same times as the presentation times, a few pictures later.
+
 The first video and the first audio stream are both scanned. A stretch where both stop
 is one pause; a stretch where only one stops is reported as that stream's gap (for
 instance video frozen while the audio runs on), and so is one stream starting late or
@@ -201,7 +210,9 @@ class _Run(NamedTuple):
     """Its latest time."""
     steps: list[tuple[float, float]]
     """(time, next time in time order) wherever the two are further apart than the stream's
-    nominal interval plus the tolerance, or within ``_MARGIN`` of it; in time order."""
+    nominal interval plus the tolerance, or within ``_MARGIN`` of it; in time order. In an
+    undated stream, (decoding time, next decoding time) wherever further apart than the
+    tolerance."""
 
 
 class _Stream:
@@ -210,7 +221,8 @@ class _Stream:
     A run ends where the decoding time goes back more than the tolerance (a restarted
     clock): presentation times may go back by a few frames (B-frames), decoding times never;
     a packet without one never cuts. Within a run the times come out of a heap of
-    ``_WINDOW`` in time order, and only the steps that may be pauses are kept.
+    ``_WINDOW`` in time order, and only the steps that may be pauses are kept; so are the
+    jumps of the decoding times beyond the tolerance, for a stream found ``undated``.
 
     The nominal interval is fixed once the first run has given back ``_NOMINAL_SAMPLE`` + 1
     times: a packet that then turns up among them, stored more than the window away from its
@@ -225,6 +237,9 @@ class _Stream:
         self.nominal = 0.0
         """The median step of the first run's first times (known once that run has enough)."""
         self.runs: list[_Run] = []
+        self.undated = False
+        """Whether a packet had a decoding time but no presentation time (see :meth:`finish`)."""
+        self._run_jumps: list[list[tuple[float, float]]] = []  # each run's jumps in decoding time
         self._sample: list[float] | None = []  # the first run's first times, until the nominal is known
         self._threshold = math.inf  # a step beyond this is kept
         self._latest = -math.inf  # latest decoding time of the run
@@ -235,6 +250,7 @@ class _Stream:
         self._first = math.inf
         self._previous = -math.inf  # the latest time given back by the heap
         self._steps: list[tuple[float, float]] = []
+        self._jumps: list[tuple[float, float]] = []  # decoding times further apart than the tolerance
 
     def feed(self, times: list[float], decoding: list[float]) -> None:
         """Take packets' times (PTS, else DTS) and decoding times (NaN when they have none)."""
@@ -245,6 +261,8 @@ class _Stream:
                 self._end()
                 latest = dts
             elif dts > latest:
+                if dts - latest > tolerance and latest > -math.inf:
+                    self._jumps.append((latest, dts))
                 latest = dts
             if at < self._previous:
                 self._late(at)
@@ -255,9 +273,12 @@ class _Stream:
         self._latest = latest
 
     def finish(self) -> _Stream:
-        """End the last run; returns this stream."""
+        """End the last run; returns this stream. In a stream with ``undated`` packets, each
+        run's steps become its jumps in decoding time (see the module's note)."""
         if self._heap or self._first < math.inf:
             self._end()
+        if self.undated:
+            self.runs = [run._replace(steps=jumps) for run, jumps in zip(self.runs, self._run_jumps)]
         return self
 
     def _next(self, at: float) -> None:
@@ -311,6 +332,7 @@ class _Stream:
         if self._sample is not None:
             self._settle()
         self.runs.append(_Run(self._first, self._previous, self._steps))
+        self._run_jumps.append(self._jumps)
         self._begin()
 
 
@@ -422,6 +444,7 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
                              [d for s, d in zip(index, values[2::3]) if s == i])
             return
     lines: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in by_index}
+    undated: set[int] = set()
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
@@ -433,12 +456,15 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
         if times is None or decoding is None:
             continue
         pts, dts = _number(parts[1]), _number(parts[2])
-        if math.isnan(pts) and math.isnan(dts):
-            continue  # a packet with neither cannot be placed in time
+        if math.isnan(pts):
+            if math.isnan(dts):
+                continue  # a packet with neither cannot be placed in time
+            undated.add(int(parts[0]))
         times.append(dts if math.isnan(pts) else pts)
         decoding.append(dts)
     for i, (times, decoding) in lines.items():
         by_index[i].feed(times, decoding)
+        by_index[i].undated |= i in undated
 
 
 def _number(field: bytes) -> float:

@@ -116,3 +116,31 @@ def test_pause_found_and_clean_files_have_no_gap(corpus: dict[str, Path], name: 
     assert gap.duration == pytest.approx(end - start, abs=0.1)
     assert gap.stream == stream
     assert scan.media_duration == pytest.approx(11.0, abs=0.15)
+
+
+# MPEG program streams (DVD's VOB, MPEG-1/2 files) time a packet only where a picture starts
+# in it, so small pictures share a packet and about half carry no presentation time, and an I
+# or P picture is shown a frame after it is decoded. Video alone (the audio's pause moves with
+# how the encoder framed it), at 25 fps, paused 3 s at 4.32 s; MPEG-TS, which times every
+# picture, as a check. The pause must be placed within half a frame.
+_PS_AT = 4.32
+_PS_SHIFT = f"'if(gte(T,{_PS_AT}),PTS+{PAUSE}/TB,PTS)'"
+PROGRAM_STREAMS = {
+    "vob": ["-c:v", "mpeg2video", "-f", "vob"],
+    "mpeg": ["-c:v", "mpeg1video", "-f", "mpeg"],
+    "ts": ["-c:v", "mpeg2video", "-f", "mpegts"],
+}
+
+
+@pytest.mark.parametrize("name", list(PROGRAM_STREAMS))
+def test_a_pause_in_a_program_stream_is_placed_to_the_frame(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.mpg"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x90:rate=25:duration=8", "-vf", f"setpts={_PS_SHIFT}", "-fps_mode",
+                    "passthrough", *PROGRAM_STREAMS[name], str(path)], check=True)
+    scan = scan_packets(path)
+    (gap,) = scan.gaps
+    assert (gap.start_offset, gap.end_offset, gap.stream) == (
+        pytest.approx(_PS_AT, abs=0.02), pytest.approx(_PS_AT + PAUSE, abs=0.02), None)
+    # The last picture, untimed in a program stream, ends a frame after its decoding time.
+    assert scan.media_duration == pytest.approx(11.0, abs=0.05)
