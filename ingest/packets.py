@@ -168,7 +168,9 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     if primary == "audio" and counted:
         method = "digital_silence"
         holes = _silences(path, tolerance_seconds, origin)
-        # The stream's own index is no estimate: a tail it lists but the file lacks was cut.
+        # Only the stream's own index (a MOV's sample table) tells of a tail cut short, never the
+        # declared duration: a WAV's or MP3's may be an estimate from the bit rate, not a promise
+        # of content, and a PCM MOV's may count the pauses that its samples do not.
         own = None if probe.audio is None else probe.stream_ends.get(probe.audio)
         cut = _cut_short({"audio": (end, own)}, end, None, nominal, tolerance_seconds)
         if cut is not None:
