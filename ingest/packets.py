@@ -6,6 +6,15 @@ MOV a packet's duration comes from the sample table, so the frame before a pause
 the whole pause and a duration-based test sees no jump at all. Packets are put in time
 order first because B-frames store them out of presentation order.
 
+Where packets have a decoding time but no presentation time of their own (an MPEG program
+stream times a packet only where a picture starts in it; ffprobe carries the decoding time on
+from the previous packet), the decoding time cannot stand in for the missing one: an I or P
+picture is shown a frame or more after it is decoded, so the first picture after a pause
+would be placed before it, and the pause reported a frame long. In such a stream pauses are
+read from the jumps of the decoding times, which are those of the presentation times: a
+decoder shows each picture when it decodes a later one, so the decoding times run through
+the same times as the presentation times, a few pictures later.
+
 The first video and the first audio stream are both scanned. A stretch where both stop
 is one pause; a stretch where only one stops is reported as that stream's gap (for
 instance video frozen while the audio runs on), and so is one stream starting late or
@@ -21,10 +30,17 @@ Packets are read in file order, which alone shows two things:
 * a file that ends before the duration its container declares (an MP4 whose index was
   written first, then cut short) lost its tail: that stretch is reported as cut short. MP4,
   MOV and Matroska declare their duration from time zero, others from their first timestamp.
+  So does a stream that ends before the end its own index declares (MP4 and MOV index each
+  stream's samples): a fragmented MP4 cut inside a fragment's media data keeps that
+  fragment's index, and its streams stop up to a fragment apart. The tail is lost from the
+  earliest such stop, and a stream stopping inside it was stopped by the cut, not paused.
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
-leave in the file is inserted digital silence, which is what is looked for instead.
+leave in the file is inserted digital silence, which is what is looked for instead. PCM in
+MOV or MP4 is the same: its sample table lists single audio samples at a fixed rate, so its
+times are counted and run on through a pause. Beside video such audio cannot tell whether
+the video stopped alone: it is left out when the video shows a pause (AVI's always).
 
 ffprobe's packet listing is streamed from a pipe and parsed in chunks, because a
 four-hour recording has hundreds of thousands of packets and this scan should cost
@@ -78,6 +94,9 @@ _SILENCE_DB = -90
 # QuickTime movie header (mvhd) and Matroska's segment duration count any initial empty edit
 # or offset too (a camera's second segment, whose timestamps go on from the first's).
 _DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
+# The QuickTime family (MOV, MP4): a sample table times each stream; PCM's samples are single
+# audio samples at a fixed rate, so its times are counted, not recorded.
+_SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +135,26 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
             packets in its first video and audio streams.
     """
     path = Path(path)
-    video, audio, format_name, declared_end = _streams(path)
-    if video is None and audio is None:
+    probe = _streams(path)
+    if probe.video is None and probe.audio is None:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
-    wanted = {i: kind for i, kind in ((video, "video"), (audio, "audio")) if i is not None}
+    wanted = {i: kind for i, kind in ((probe.video, "video"), (probe.audio, "audio")) if i is not None}
     streams = _read_packets(path, wanted, tolerance_seconds)
     timed = {kind: s for kind, s in streams.items() if s.count}
     if not timed:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
-    untimed = bool(set(format_name.split(",")) & _UNTIMED_FORMATS)
-    if primary == "video" and untimed:
-        # AVI's audio times are counted from its samples: they run on through any pause,
-        # so they say nothing about whether the video stopped alone.
-        timed.pop("audio", None)
+    formats = set(probe.format_name.split(","))
+    untimed = bool(formats & _UNTIMED_FORMATS)
+    # PCM in QuickTime is stored as samples, not timed packets: its times too are counted.
+    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith("pcm_"))
+    if primary == "video" and counted and "audio" in timed and (untimed or _paused(timed["video"], tolerance_seconds)):
+        # Audio times counted from its samples run on through any pause, so they say nothing
+        # about whether the video stopped alone, and put the audio's share of a pause at its end.
+        # Where the video runs on unbroken, QuickTime's exact sample counts still show audio
+        # that starts late or stops early; AVI's audio times, worked out from byte counts and
+        # the rate its header states, are left out always, as they always were.
+        timed.pop("audio")
     laid, joins = _lay_out(timed, primary)
     nominal = timed[primary].nominal
     runs = laid[primary]
@@ -140,19 +165,30 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     # other stream ran alone for longer than the tolerance does the file start there.
     origin = runs[0].first if runs[0].first - start <= nominal + tolerance_seconds else start
     method = "timestamps"
-    if primary == "audio" and untimed:
+    if primary == "audio" and counted:
         method = "digital_silence"
         holes = _silences(path, tolerance_seconds, origin)
+        # Only the stream's own index (a MOV's sample table) tells of a tail cut short, never the
+        # declared duration: a WAV's or MP3's may be an estimate from the bit rate, not a promise
+        # of content, and a PCM MOV's may count the pauses that its samples do not.
+        own = None if probe.audio is None else probe.stream_ends.get(probe.audio)
+        cut = _cut_short({"audio": (end, own)}, end, None, nominal, tolerance_seconds)
+        if cut is not None:
+            holes.append(_hole(*cut, origin, "cut_short"))
+            end = cut[1]
     else:
         span = (start, end) if len(laid) == 2 else None
-        holes = _merge({kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span)
-                        for kind, r in laid.items()}, origin)
+        stops = {kind: _stream_gaps(r, timed[kind].nominal, tolerance_seconds, span) for kind, r in laid.items()}
+        own_ends = {kind: probe.stream_ends.get(i) for i, kind in wanted.items()}
+        cut = _cut_short({kind: (r[-1].last + timed[kind].nominal, own_ends[kind]) for kind, r in laid.items()},
+                         end, probe.declared_end, nominal, tolerance_seconds)
+        if cut is not None:
+            cut = _fold(cut, stops)
+            end = max(end, cut[1])
+        holes = _merge(stops, origin)
+        if cut is not None:
+            holes.append(_hole(*cut, origin, "cut_short"))
     holes += [_hole(at, at, origin, "restart") for at in joins]
-    # Only where packets carry their own times: for WAV or MP3 the declared duration may be
-    # an estimate from the bit rate (a VBR MP3 without a header), not a promise of content.
-    if method == "timestamps" and declared_end is not None and declared_end - end > nominal + tolerance_seconds:
-        holes.append(_hole(end, declared_end, origin, "cut_short"))
-        end = declared_end
     holes.sort(key=lambda g: g.start_offset)
     return PacketScan(
         stream=primary,
@@ -176,7 +212,9 @@ class _Run(NamedTuple):
     """Its latest time."""
     steps: list[tuple[float, float]]
     """(time, next time in time order) wherever the two are further apart than the stream's
-    nominal interval plus the tolerance, or within ``_MARGIN`` of it; in time order."""
+    nominal interval plus the tolerance, or within ``_MARGIN`` of it; in time order. In an
+    undated stream, (decoding time, next decoding time) wherever further apart than the
+    tolerance."""
 
 
 class _Stream:
@@ -185,7 +223,8 @@ class _Stream:
     A run ends where the decoding time goes back more than the tolerance (a restarted
     clock): presentation times may go back by a few frames (B-frames), decoding times never;
     a packet without one never cuts. Within a run the times come out of a heap of
-    ``_WINDOW`` in time order, and only the steps that may be pauses are kept.
+    ``_WINDOW`` in time order, and only the steps that may be pauses are kept; so are the
+    jumps of the decoding times beyond the tolerance, for a stream found ``undated``.
 
     The nominal interval is fixed once the first run has given back ``_NOMINAL_SAMPLE`` + 1
     times: a packet that then turns up among them, stored more than the window away from its
@@ -200,6 +239,9 @@ class _Stream:
         self.nominal = 0.0
         """The median step of the first run's first times (known once that run has enough)."""
         self.runs: list[_Run] = []
+        self.undated = False
+        """Whether a packet had a decoding time but no presentation time (see :meth:`finish`)."""
+        self._run_jumps: list[list[tuple[float, float]]] = []  # each run's jumps in decoding time
         self._sample: list[float] | None = []  # the first run's first times, until the nominal is known
         self._threshold = math.inf  # a step beyond this is kept
         self._latest = -math.inf  # latest decoding time of the run
@@ -210,6 +252,7 @@ class _Stream:
         self._first = math.inf
         self._previous = -math.inf  # the latest time given back by the heap
         self._steps: list[tuple[float, float]] = []
+        self._jumps: list[tuple[float, float]] = []  # decoding times further apart than the tolerance
 
     def feed(self, times: list[float], decoding: list[float]) -> None:
         """Take packets' times (PTS, else DTS) and decoding times (NaN when they have none)."""
@@ -220,6 +263,8 @@ class _Stream:
                 self._end()
                 latest = dts
             elif dts > latest:
+                if dts - latest > tolerance and latest > -math.inf:
+                    self._jumps.append((latest, dts))
                 latest = dts
             if at < self._previous:
                 self._late(at)
@@ -230,9 +275,12 @@ class _Stream:
         self._latest = latest
 
     def finish(self) -> _Stream:
-        """End the last run; returns this stream."""
+        """End the last run; returns this stream. In a stream with ``undated`` packets, each
+        run's steps become its jumps in decoding time (see the module's note)."""
         if self._heap or self._first < math.inf:
             self._end()
+        if self.undated:
+            self.runs = [run._replace(steps=jumps) for run, jumps in zip(self.runs, self._run_jumps)]
         return self
 
     def _next(self, at: float) -> None:
@@ -286,17 +334,42 @@ class _Stream:
         if self._sample is not None:
             self._settle()
         self.runs.append(_Run(self._first, self._previous, self._steps))
+        self._run_jumps.append(self._jumps)
         self._begin()
 
 
-def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
-    """(index of the first video stream, of the first audio stream, format name, the end of
-    the media by the container's declared start and duration, if it states them)."""
+class _Probe(NamedTuple):
+    """What the container says of the file, before its packets are read."""
+
+    video: int | None
+    """Index of the first video stream (not a cover picture)."""
+    audio: int | None
+    """Index of the first audio stream."""
+    format_name: str
+    """ffprobe's format name (a comma-separated list for the QuickTime family)."""
+    declared_end: float | None
+    """The end of the media by the container's declared start and duration, if it states them."""
+    stream_ends: dict[int, float]
+    """Where each stream's own index says it ends (start + duration), by stream index: only for
+    containers that index their streams' samples (:data:`_DURATION_FROM_ZERO`); others' stream
+    durations are estimates."""
+    audio_codec: str
+    """The first audio stream's codec (``""`` without one)."""
+
+
+def _streams(path: Path) -> _Probe:
+    """The streams to scan and what the container declares of them."""
     stdout = run([FFPROBE, "-v", "error",
-                  "-show_entries", "stream=index,codec_type,disposition:format=format_name,start_time,duration",
+                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition"
+                                   ":format=format_name,start_time,duration",
                   "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
+    fmt = info.get("format") or {}
+    format_name = fmt.get("format_name", "")
+    indexed = bool(set(format_name.split(",")) & _DURATION_FROM_ZERO)
     video = audio = None
+    audio_codec = ""
+    stream_ends: dict[int, float] = {}
     for s in info.get("streams") or ():
         if s.get("codec_type") == "video" and video is None:
             # A cover picture is a video stream of one still frame, not a recording.
@@ -304,15 +377,20 @@ def _streams(path: Path) -> tuple[int | None, int | None, str, float | None]:
                 video = s["index"]
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
-    fmt = info.get("format") or {}
-    format_name = fmt.get("format_name", "")
+            audio_codec = s.get("codec_name") or ""
+        end = _number_of(s, "start_time", "duration")
+        if indexed and end is not None:
+            stream_ends[s["index"]] = end
+    declared_end = _number_of(fmt, "duration") if indexed else _number_of(fmt, "start_time", "duration")
+    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec)
+
+
+def _number_of(entries: dict[str, object], *names: str) -> float | None:
+    """The sum of ffprobe's fields ``names`` (numbers in strings); None when one is missing."""
     try:
-        declared_end = float(fmt["duration"])
-        if not set(format_name.split(",")) & _DURATION_FROM_ZERO:
-            declared_end += float(fmt["start_time"])
+        return sum(float(entries[name]) for name in names)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
-        declared_end = None
-    return video, audio, format_name, declared_end
+        return None
 
 
 def _read_packets(path: Path, wanted: dict[int, str], tolerance: float) -> dict[str, _Stream]:
@@ -368,6 +446,7 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
                              [d for s, d in zip(index, values[2::3]) if s == i])
             return
     lines: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in by_index}
+    undated: set[int] = set()
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
@@ -379,12 +458,15 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
         if times is None or decoding is None:
             continue
         pts, dts = _number(parts[1]), _number(parts[2])
-        if math.isnan(pts) and math.isnan(dts):
-            continue  # a packet with neither cannot be placed in time
+        if math.isnan(pts):
+            if math.isnan(dts):
+                continue  # a packet with neither cannot be placed in time
+            undated.add(int(parts[0]))
         times.append(dts if math.isnan(pts) else pts)
         decoding.append(dts)
     for i, (times, decoding) in lines.items():
         by_index[i].feed(times, decoding)
+        by_index[i].undated |= i in undated
 
 
 def _number(field: bytes) -> float:
@@ -461,6 +543,50 @@ def _stream_gaps(runs: list[_Run], nominal: float, tolerance: float,
         if span[1] - end > limit:
             holes.append((end, span[1]))
     return holes
+
+
+def _paused(stream: _Stream, tolerance: float) -> bool:
+    """Whether ``stream``'s own times show a pause or a restart beyond the tolerance."""
+    limit = stream.nominal + tolerance
+    return len(stream.runs) > 1 or any(b - a > limit for run in stream.runs for a, b in run.steps)
+
+
+def _cut_short(ends: dict[str, tuple[float, float | None]], end: float, declared_end: float | None,
+               nominal: float, tolerance: float) -> tuple[float, float] | None:
+    """(where the file's lost tail begins, where its container says it ends), or None when
+    nothing is missing from its end.
+
+    ``ends`` gives each stream's (end of its last packet, end its own index declares, if it
+    does). A stream whose packets stop short of its own declared end by more than the
+    tolerance was cut; so was the file, when all its packets stop short of the end it declares.
+    Streams of a cut file stop a little apart (the demuxer gives packets in time order and
+    stops at the first missing one; a fragment holds each stream's media in one block): the
+    tail is lost from the earliest end of a cut stream.
+    """
+    cut = [stop for stop, own in ends.values() if own is not None and own - stop > nominal + tolerance]
+    if declared_end is not None and declared_end - end > nominal + tolerance:
+        cut.append(end)
+    if not cut:
+        return None
+    declared = [own for _, own in ends.values() if own is not None]
+    return min(cut), max([end, *declared, *([] if declared_end is None else [declared_end])])
+
+
+def _fold(cut: tuple[float, float], stops: dict[str, list[tuple[float, float]]]) -> tuple[float, float]:
+    """The lost tail ``cut`` grown over every stream's stop that overlaps it, which are taken out
+    of ``stops``: a stream stopping there is a stream the cut took, not a pause."""
+    first, last = cut
+    grown = True
+    while grown:
+        grown = False
+        for kind, holes in stops.items():
+            inside = [(a, b) for a, b in holes if a < last and b > first]
+            if inside:
+                stops[kind] = [hole for hole in holes if hole not in inside]
+                first = min(first, *(a for a, _ in inside))
+                last = max(last, *(b for _, b in inside))
+                grown = True
+    return first, last
 
 
 def _merge(holes: dict[str, list[tuple[float, float]]], origin: float) -> list[InFileGap]:

@@ -3,8 +3,8 @@
 Each recording is 8 s of 160x90 video at 10 fps (or audio only). A "pause" file is the
 same recording with the recorder paused 3 s at second 4: the timestamps jump from 4.0 to
 7.0 (setpts with passthrough keeps ffmpeg from filling the hole). Formats without
-timestamps of their own (WAV, MP3) can only show a pause as inserted digital silence,
-so theirs is 4 s of tone, 3 s of silence, 4 s of tone. Clean files must give no gap,
+timestamps of their own (WAV, MP3, PCM in MOV) can only show a pause as inserted digital
+silence, so theirs is 4 s of tone, 3 s of silence, 4 s of tone. Clean files must give no gap,
 with and without B-frames, at a variable frame rate and at NTSC's 29.97 fps.
 """
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg")
 
 PAUSE_AT, PAUSE = 4.0, 3.0
 _SHIFT = f"'if(gte(T,{PAUSE_AT}),PTS+{PAUSE}/TB,PTS)'"
+_SHIFT_AT_END = f"'if(gte(T,7.5),PTS+{PAUSE}/TB,PTS)'"  # half a second recorded after the pause
 _VIDEO = ["-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=8"]
 _AUDIO = ["-f", "lavfi", "-i", "sine=frequency=440:duration=8"]
 _H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]
@@ -59,6 +60,13 @@ CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]]
     "wav-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".wav", (4.0, 7.0, "silence")),
     "mp3": ([*_AUDIO, "-c:a", "libmp3lame"], ".mp3", None),
     "mp3-pause": ([*_TONE_SILENCE_TONE, "-c:a", "libmp3lame"], ".mp3", (4.0, 7.0, "silence")),
+    # PCM in QuickTime: its times are counted from its samples, so they run on through a pause
+    # (the muxer writes samples, not times): only the video shows where the recorder paused.
+    "mov-pcm": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "pcm_s16le"], ".mov", None),
+    "mov-pcm-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "pcm_s16le"], ".mov", (4.0, 7.0, None)),
+    "mov-pcm-pause-at-end": ([*_VIDEO, *_AUDIO, "-vf", f"setpts={_SHIFT_AT_END}", "-af", f"asetpts={_SHIFT_AT_END}",
+                              "-fps_mode", "passthrough", *_H264, "-c:a", "pcm_s16le"], ".mov", (7.5, 10.5, None)),
+    "mov-pcm-audio-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".mov", (4.0, 7.0, "silence")),
     # Variable frame rate: frames 0.05-0.15 s apart.
     "mp4-vfr": ([*_VIDEO, *_AUDIO, "-vf", "setpts='(N/10+0.05*sin(N))/TB'", "-fps_mode", "passthrough", *_H264,
                  "-c:a", "aac"], ".mp4", None),
@@ -108,3 +116,31 @@ def test_pause_found_and_clean_files_have_no_gap(corpus: dict[str, Path], name: 
     assert gap.duration == pytest.approx(end - start, abs=0.1)
     assert gap.stream == stream
     assert scan.media_duration == pytest.approx(11.0, abs=0.15)
+
+
+# MPEG program streams (DVD's VOB, MPEG-1/2 files) time a packet only where a picture starts
+# in it, so small pictures share a packet and about half carry no presentation time, and an I
+# or P picture is shown a frame after it is decoded. Video alone (the audio's pause moves with
+# how the encoder framed it), at 25 fps, paused 3 s at 4.32 s; MPEG-TS, which times every
+# picture, as a check. The pause must be placed within half a frame.
+_PS_AT = 4.32
+_PS_SHIFT = f"'if(gte(T,{_PS_AT}),PTS+{PAUSE}/TB,PTS)'"
+PROGRAM_STREAMS = {
+    "vob": ["-c:v", "mpeg2video", "-f", "vob"],
+    "mpeg": ["-c:v", "mpeg1video", "-f", "mpeg"],
+    "ts": ["-c:v", "mpeg2video", "-f", "mpegts"],
+}
+
+
+@pytest.mark.parametrize("name", list(PROGRAM_STREAMS))
+def test_a_pause_in_a_program_stream_is_placed_to_the_frame(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.mpg"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x90:rate=25:duration=8", "-vf", f"setpts={_PS_SHIFT}", "-fps_mode",
+                    "passthrough", *PROGRAM_STREAMS[name], str(path)], check=True)
+    scan = scan_packets(path)
+    (gap,) = scan.gaps
+    assert (gap.start_offset, gap.end_offset, gap.stream) == (
+        pytest.approx(_PS_AT, abs=0.02), pytest.approx(_PS_AT + PAUSE, abs=0.02), None)
+    # The last picture, untimed in a program stream, ends a frame after its decoding time.
+    assert scan.media_duration == pytest.approx(11.0, abs=0.05)

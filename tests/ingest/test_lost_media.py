@@ -44,10 +44,12 @@ def _causes(scan: PacketScan) -> list[str]:
     return [g.cause for g in analyse(recordings=[recording]).gaps]
 
 
-def _cut_at(source: Path, dest: Path, seconds: float) -> None:
-    """``source`` up to the first byte of the first packet (in file order) at ``seconds`` or later."""
-    listing = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=pts_time,pos", "-of", "csv=p=0",
-                              str(source)], check=True, capture_output=True, text=True).stdout
+def _cut_at(source: Path, dest: Path, seconds: float, *, stream: str = "") -> None:
+    """``source`` up to the first byte of the first packet (in file order) at ``seconds`` or later
+    (of the streams ``stream`` selects, ffprobe's specifier: ``"a"`` for audio; all when empty)."""
+    listing = subprocess.run(["ffprobe", "-v", "error", *(["-select_streams", stream] if stream else []),
+                              "-show_entries", "packet=pts_time,pos", "-of", "csv=p=0", str(source)],
+                             check=True, capture_output=True, text=True).stdout
     packets = [line.split(",")[:2] for line in listing.split()]
     cut = min(int(pos) for pts, pos in packets if pts != "N/A" and float(pts) >= seconds)
     dest.write_bytes(source.read_bytes()[:cut])
@@ -93,6 +95,40 @@ def test_a_container_declaring_an_absurd_duration_does_not_pass_silently(faststa
     assert "before the duration its container declares" in _causes(scan)[0]
 
 
+_PAUSED = "'if(gte(T,4),PTS+3/TB,PTS)'"  # the recorder paused 3 s at 4 s
+_FRAGMENTED = ["-movflags", "frag_keyframe+empty_moov"]  # each fragment: its index, its video, its audio
+# name -> (ffmpeg arguments, where the audio is cut, the tail lost: (start, end))
+FRAGMENTED_CUTS = {
+    # Paused 3 s at 4 s (one fragment), cut in the audio after the pause: the index declares
+    # 11 s; the demuxer gives packets in time order and stops at the first missing one, so the
+    # audio ends at the pause while the video runs on a second past it. Only the recorder
+    # paused at 4 s, and from there the audio is lost: the tail is cut short, not a pause.
+    "paused": ([*_video(8), *_audio(8), "-vf", f"setpts={_PAUSED}", "-af", f"asetpts={_PAUSED}",
+                "-fps_mode", "passthrough", *_H264, "-bf", "0", "-c:a", "aac", *_FRAGMENTED], 7.0, (4.0, 11.0)),
+    # Fragments of 4 s, cut a second into the second one's audio: the video ends a second after
+    # the audio, and both streams lost their tails from where the audio ends.
+    "two-fragments": ([*_video(12), *_audio(12), *_H264, "-bf", "0", "-g", "40", "-c:a", "aac", *_FRAGMENTED],
+                      5.0, (5.0, 8.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(FRAGMENTED_CUTS))
+def test_a_fragmented_mp4_cut_inside_its_media_data_is_cut_short(tmp_path: Path, name: str) -> None:
+    args, at, (start, end) = FRAGMENTED_CUTS[name]
+    whole, cut = tmp_path / "fragmented.mp4", tmp_path / "cut.mp4"
+    _ffmpeg(*args, str(whole))
+    _cut_at(whole, cut, at, stream="a")
+    scan = scan_packets(cut)
+    (gap,) = scan.gaps
+    assert gap.stream == "cut_short"
+    assert gap.start_offset == pytest.approx(start, abs=0.1) and gap.end_offset == pytest.approx(end, abs=0.1)
+    assert scan.media_duration == pytest.approx(end, abs=0.1)
+    (cause,) = _causes(scan)
+    assert cause.startswith(f"file ends at 00:00:0{start:.1f}, {end - start:.1f} s before the duration its"
+                            " container declares (cut short")
+    assert [g.stream for g in scan_packets(whole).gaps] == ([None] if name == "paused" else [])
+
+
 # name -> (ffmpeg inputs, suffix, the gap expected: (start, end, stream))
 ONE_STREAM = {
     "mp4-audio-stops": ([*_video(6), *_audio(2)], ".mp4", (2.0, 6.0, "audio")),
@@ -119,6 +155,24 @@ def test_one_stream_starting_late_or_stopping_early_is_named(tmp_path: Path, nam
     assert scan.media_duration == pytest.approx(6.0, abs=0.1)
     (cause,) = _causes(scan)
     assert cause == f"{_WORDS[stream]} {end - start:.1f} s at 00:00:0{start:.1f} into the file"
+
+
+def test_pcm_in_quicktime_still_shows_audio_stopping_early_and_a_tail_cut_short(tmp_path: Path) -> None:
+    # PCM's times in MOV are counted from its samples (see the corpus's mov-pcm-pause), which
+    # hide where it paused; where the video runs on unbroken they are still exact, and the
+    # sample table still lists a tail that a file cut short lacks.
+    stops, whole, cut = tmp_path / "stops.mov", tmp_path / "audio.mov", tmp_path / "cut.mov"
+    _ffmpeg(*_video(6), *_audio(2), *_H264, "-c:a", "pcm_s16le", str(stops))
+    (gap,) = scan_packets(stops).gaps
+    assert (gap.stream, gap.start_offset, gap.end_offset) == ("audio", pytest.approx(2.0, abs=0.1),
+                                                              pytest.approx(6.0, abs=0.1))
+    _ffmpeg(*_audio(6), "-c:a", "pcm_s16le", "-movflags", "+faststart", str(whole))
+    _cut_at(whole, cut, 3.0)
+    scan = scan_packets(cut)
+    assert scan.method == "digital_silence"
+    (gap,) = scan.gaps
+    assert (gap.stream, gap.start_offset, gap.end_offset) == ("cut_short", pytest.approx(3.0, abs=0.1),
+                                                              pytest.approx(6.0, abs=0.1))
 
 
 @pytest.fixture(scope="module")
