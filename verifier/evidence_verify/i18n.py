@@ -305,7 +305,7 @@ whose name starts with ``why`` holds another reason, translated in turn."""
 
 
 USAGE: dict[str, str] = {
-    # argparse's errors that this command line can give, as Python 3.11's argparse words them
+    # argparse's errors that this command line can give, as argparse words them (Python 3.11 to 3.13)
     "argument {argument}: {why}": "参数 {argument}：{why}",
     "the following arguments are required: {arguments}": "缺少必需的参数：{arguments}",
     "unrecognized arguments: {arguments}": "无法识别的参数：{arguments}",
