@@ -42,7 +42,7 @@ def _assigned(node: ast.Assign, names: tuple[str, ...]) -> list[ast.expr]:
 def _sentences() -> set[tuple[str, str]]:
     found = set()
     for module in sorted(PACKAGE.glob("*.py")):
-        if module.name == "cli.py":  # usage errors, said by argparse in English like its own
+        if module.name == "cli.py":  # usage errors, in their own catalogue (the test below)
             continue
         for node in ast.walk(ast.parse(module.read_text(), str(module))):
             args: list[ast.expr] = []
@@ -70,6 +70,29 @@ def test_every_sentence_the_verifier_writes_reads_in_chinese() -> None:
 
 SAME_IN_CHINESE = {"Payload-Oxum X"}
 """Sentences whose Chinese is written as the English (a field name and its value)."""
+
+
+USAGE_WRITERS = {"cli.py": {"error": 0, "ValueError": 0}, "localtime.py": {"UnknownZone": 0}}
+"""Where the command line's own usage errors are written (``parser.error``, and the errors
+it says through it), and which argument is the sentence."""
+
+
+def test_every_usage_error_the_command_line_writes_reads_in_chinese() -> None:
+    sentences = set()
+    for module, writers in USAGE_WRITERS.items():
+        for node in ast.walk(ast.parse((PACKAGE / module).read_text(), module)):
+            if isinstance(node, ast.Call) and node.args:
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in writers:
+                    sentences.add((module, _sample(node.args[writers[name]])))
+    sentences.discard(("cli.py", None))  # parser.error(str(exc)): one of the others
+    assert len(sentences) >= 3, sentences
+    untranslated = sorted((module, s) for module, s in sentences if s is None or i18n.usage("zh", s) == s)
+    assert not untranslated, untranslated
+
+
+def test_every_word_is_in_both_languages() -> None:
+    assert all(set(texts) == set(i18n.LANGS) for texts in i18n.WORDS.values()), i18n.WORDS
 
 
 def test_a_sentence_no_pattern_knows_is_shown_as_it_is() -> None:

@@ -364,4 +364,8 @@ def test_times_are_shown_in_china_standard_time_or_the_zone_asked_for(sample, ca
     with pytest.raises(SystemExit) as exit_:
         main([str(pristine), "--trust", str(root), "--tz", "Mars/Olympus_Mons"])
     assert exit_.value.code == 2
+    assert "未知的时区 'Mars/Olympus_Mons'" in capsys.readouterr().err  # a usage error, in the report's language
+    with pytest.raises(SystemExit) as exit_:
+        main([str(pristine), "--trust", str(root), "--tz", "Mars/Olympus_Mons", "--lang", "en"])
+    assert exit_.value.code == 2
     assert "unknown time zone 'Mars/Olympus_Mons'" in capsys.readouterr().err

@@ -11,7 +11,8 @@ error and leave the exit code as it is.
 
 The report is in Chinese or English (``--lang``) with times in a time zone (``--tz``); see
 :class:`Reading`. The checks themselves, their codes and :class:`~.report.ExportReport` are
-the same in every language.
+the same in every language. The command line speaks the report's language too: ``--help``
+and usage errors, argparse's own words included (:class:`_Parser`).
 """
 
 from __future__ import annotations
@@ -19,18 +20,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from rich.markup import escape
 
 from .case_archive import CaseArchiveReport, check_case_archive, is_case_archive
 from .check import check_export
 from .errors import SigningError
-from .i18n import LANGS, check_name, default_lang, detail, word
+from .i18n import LANGS, check_name, default_lang, detail, usage, word
 from .localtime import default_zone, local_time, localise_times, zone
 from .report import ExportReport, Finding, Findings, summarise
 
@@ -156,35 +159,120 @@ def verify_and_render(
     return render(report, show_all=show_all, out=out or sys.stdout, err=err or sys.stderr, reading=reading)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evidence-verify",
-        description="Verify a certified export (its ZIP, the unpacked directory, or '.' inside it), or a case "
-                    "archive record (a directory or ZIP with record.json and its seals), offline; "
-                    "exit 1 naming each failing member. Needs no server, no account and no settings: only "
-                    "the export and the roots you trust.",
-    )
-    parser.add_argument("export", type=Path, help="the export's ZIP file or its unpacked directory")
-    parser.add_argument("--trust", type=Path, action="append", required=True,
-                        help="PEM file of the root certificate(s) you trust (repeatable)")
-    parser.add_argument("--tsa-trust", type=Path, action="append", default=[],
-                        help="roots for the time-stamping authority, if not the same as --trust")
-    parser.add_argument("--sm2-key", type=Path, action="append", default=[],
-                        help="pin the SM2 public key(s) instead of those the sealed export manifest vouches for")
-    parser.add_argument("--all", dest="show_all", action="store_true",
-                        help="list every check, not only the failures")
-    parser.add_argument("--lang", choices=LANGS,
-                        help="language of the report: zh (Chinese) or en (English); default from LC_ALL/LANG "
-                             "when it says zh or en, else zh")
-    parser.add_argument("--tz", metavar="ZONE",
-                        help="IANA time zone the report's times are shown in (e.g. Asia/Shanghai, UTC); "
-                             "default the zone of TZ when set, else Asia/Shanghai")
+_CLOSING = frozenset("，。、；：！？）」』”》")
+"""Chinese punctuation a line may not begin with: it stays with the character before it."""
+_OPENING = frozenset("（「『“《")
+"""Chinese punctuation a line may not end with: it stays with the character after it."""
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: two for a wide (Chinese) character."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` columns (a longer word alone on its line),
+    broken at spaces and between Chinese characters; argparse's own wrapping counts
+    characters and breaks only at spaces, which puts Chinese help twice the width of the
+    terminal."""
+    words: list[str] = []
+    space = True
+    for c in text:
+        if c.isspace():
+            space = True
+            continue
+        before = words[-1][-1] if words else ""
+        if not words or space or ((_columns(c) == 2 or _columns(before) == 2)
+                                  and c not in _CLOSING and before not in _OPENING):
+            words.append(" " + c if space and words else c)
+        else:
+            words[-1] += c
+        space = False
+    lines: list[str] = []
+    for w in words:
+        if lines and _columns(lines[-1] + w) <= width:
+            lines[-1] += w
+        else:
+            lines.append(w.lstrip())
+    return lines
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help with its usage line's prefix in the reader's language, wrapped by
+    the columns a line takes (see :func:`_wrap`; ``_split_lines`` and ``_fill_text`` are the
+    methods argparse's own Raw*HelpFormatter classes override)."""
+
+    def __init__(self, prog: str, *, lang: str, **kwargs: Any) -> None:
+        super().__init__(prog, **kwargs)
+        self._reader_lang = lang
+
+    def add_usage(self, usage, actions, groups, prefix=None) -> None:  # type: ignore[no-untyped-def]
+        super().add_usage(usage, actions, groups, word(self._reader_lang, "cli.usage") if prefix is None else prefix)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return _wrap(text, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line for line in _wrap(text, width - len(indent)))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse speaking the reader's language: section titles, ``-h`` and the usage prefix
+    by key, and each usage error through :func:`.i18n.usage` (a message no pattern knows,
+    a newer argparse's, stays in English). Exit code 2, as argparse's."""
+
+    def __init__(self, *, lang: str, **kwargs: Any) -> None:
+        super().__init__(formatter_class=partial(_Formatter, lang=lang), add_help=False, **kwargs)
+        self._reader_lang = lang
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and ``message`` in the reader's language on standard error; exit 2."""
+        self.print_usage(sys.stderr)
+        lang = self._reader_lang
+        self.exit(2, word(lang, "cli.error", prog=self.prog, message=usage(lang, message)) + "\n")
+
+
+def _parser(lang: str) -> argparse.ArgumentParser:
+    """The command line, its help and errors in ``lang``."""
+    def say(key: str) -> str:
+        return word(lang, f"cli.{key}")
+
+    parser = _Parser(lang=lang, prog="evidence-verify", description=say("description"))
+    # Groups of our own rather than argparse's, whose titles are English (theirs stay empty
+    # and are not shown).
+    positionals, options = parser.add_argument_group(say("positionals")), parser.add_argument_group(say("options"))
+    positionals.add_argument("export", type=Path, help=say("export"))
+    options.add_argument("-h", "--help", action="help", help=say("help"))
+    options.add_argument("--trust", type=Path, action="append", required=True, help=say("trust"))
+    options.add_argument("--tsa-trust", type=Path, action="append", default=[], help=say("tsa-trust"))
+    options.add_argument("--sm2-key", type=Path, action="append", default=[], help=say("sm2-key"))
+    options.add_argument("--all", dest="show_all", action="store_true", help=say("all"))
+    options.add_argument("--lang", choices=LANGS, help=say("lang"))
+    options.add_argument("--tz", metavar="ZONE", help=say("tz"))
     return parser
+
+
+def _lang_asked(argv: Sequence[str]) -> str | None:
+    """The language ``--lang`` asks for anywhere on the line (``--lang en``, ``--lang=en``, or
+    argparse's abbreviations ``--la en``...; the last wins, as in argparse), read before
+    parsing so that ``--help`` and usage errors speak it even when they come first or the
+    rest of the line is wrong; None when it asks for none (or for no known language)."""
+    asked = None
+    for i, arg in enumerate(argv):
+        if arg == "--":  # what follows is positional
+            break
+        name, equals, value = arg.partition("=")
+        # "--l" is an abbreviation of --lang alone: no other option starts so.
+        if len(name) >= 3 and "--lang".startswith(name):
+            value = value if equals else (argv[i + 1] if i + 1 < len(argv) else "")
+            asked = value if value in LANGS else asked
+    return asked
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``evidence-verify`` command; returns its exit code."""
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(_lang_asked(argv) or default_lang(os.environ))
     args = parser.parse_args(argv)
     if not args.export.exists():
         parser.error(f"{args.export} does not exist")

@@ -1,4 +1,4 @@
-"""What the report says, in Chinese (``zh``, the default) or English (``en``).
+"""What the report and the command line say, in Chinese (``zh``, the default) or English (``en``).
 
 The checks record their findings in English (:attr:`~.report.Finding.detail`), and the
 server, the tests and anyone reading :class:`~.report.ExportReport` from Python keep
@@ -12,6 +12,11 @@ Why patterns and not a message key on each finding: a finding's detail is often 
 reasons raised deep in the seal checks, which the server shares and reads as English
 sentences; the patterns translate the whole sentence, reasons inside included, without
 changing what any caller reads.
+
+The command line (``evidence-verify --help``, and its usage errors, argparse's own included)
+speaks the report's language too: its texts are words by key (``cli.*``), and its errors are
+translated by pattern (:data:`USAGE`, :func:`usage`), argparse's English kept for a message
+no pattern knows (a newer Python's).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
-__all__ = ["LANGS", "check_name", "default_lang", "detail", "word"]
+__all__ = ["LANGS", "check_name", "default_lang", "detail", "usage", "word"]
 
 LANGS = ("zh", "en")
 
@@ -82,8 +87,39 @@ WORDS: dict[str, dict[str, str]] = {
     "check.pdf": {"zh": "证明书 PDF 签章", "en": "pdf"},
     "check.record": {"zh": "案卷归档记录", "en": "record"},
     "check.review": {"zh": "法制审核", "en": "review"},
+    # the command line: argparse's own words (see cli._Parser), then the command's
+    "cli.usage": {"zh": "用法：", "en": "usage: "},
+    "cli.positionals": {"zh": "位置参数", "en": "positional arguments"},
+    "cli.options": {"zh": "选项", "en": "options"},
+    "cli.help": {"zh": "显示此帮助信息并退出", "en": "show this help message and exit"},
+    "cli.error": {"zh": "{prog}：错误：{message}", "en": "{prog}: error: {message}"},
+    "cli.description": {
+        "zh": "离线验证经认证的导出包（其 ZIP 文件、解压后的目录，或在包内时的“.”），或案卷归档记录（含 "
+              "record.json 及其签章的目录或 ZIP）；有检查未通过时退出码为 1，并逐一列出未通过的文件。无需服务器、"
+              "账号或任何设置：只需导出包和您信任的根证书。",
+        "en": "Verify a certified export (its ZIP, the unpacked directory, or '.' inside it), or a case archive "
+              "record (a directory or ZIP with record.json and its seals), offline; exit 1 naming each failing "
+              "member. Needs no server, no account and no settings: only the export and the roots you trust.",
+    },
+    "cli.export": {"zh": "导出包的 ZIP 文件或其解压后的目录", "en": "the export's ZIP file or its unpacked directory"},
+    "cli.trust": {"zh": "您信任的根证书的 PEM 文件（可重复给出）",
+                  "en": "PEM file of the root certificate(s) you trust (repeatable)"},
+    "cli.tsa-trust": {"zh": "时间戳机构的根证书，如与 --trust 不同",
+                      "en": "roots for the time-stamping authority, if not the same as --trust"},
+    "cli.sm2-key": {"zh": "指定所用的 SM2 公钥，而不采用已签章的导出清单所担保的公钥",
+                    "en": "pin the SM2 public key(s) instead of those the sealed export manifest vouches for"},
+    "cli.all": {"zh": "列出每项检查，而不只是未通过的", "en": "list every check, not only the failures"},
+    "cli.lang": {"zh": "报告和命令行的语言：zh（中文）或 en（英文）；默认依 LC_ALL、LC_MESSAGES、LANG 所示，"
+                       "不是 zh 或 en 时为 zh",
+                 "en": "language of the report and of this command line: zh (Chinese) or en (English); default "
+                       "from LC_ALL/LC_MESSAGES/LANG when it says zh or en, else zh"},
+    "cli.tz": {"zh": "报告中时间所用的 IANA 时区（如 Asia/Shanghai、UTC）；默认为 TZ 所指的时区（若已设置），"
+                     "否则为 Asia/Shanghai",
+               "en": "IANA time zone the report's times are shown in (e.g. Asia/Shanghai, UTC); default the zone "
+                     "of TZ when set, else Asia/Shanghai"},
 }
-"""Headings, outcomes and check names: key -> language -> text (``{name}`` placeholders)."""
+"""Headings, outcomes, check names and the command line's help: key -> language -> text
+(``{name}`` placeholders)."""
 
 
 def word(lang: str, key: str, /, **values: object) -> str:
@@ -268,19 +304,39 @@ DETAILS: dict[str, str] = {
 whose name starts with ``why`` holds another reason, translated in turn."""
 
 
+USAGE: dict[str, str] = {
+    # argparse's errors that this command line can give, as argparse words them (Python 3.11 to 3.13)
+    "argument {argument}: {why}": "参数 {argument}：{why}",
+    "the following arguments are required: {arguments}": "缺少必需的参数：{arguments}",
+    "unrecognized arguments: {arguments}": "无法识别的参数：{arguments}",
+    "expected one argument": "需要一个值",
+    "invalid choice: {value} (choose from {choices})": "无效的选择：{value}（可选：{choices}）",
+    "ambiguous option: {option} could match {matches}": "有歧义的选项：{option} 可匹配 {matches}",
+    "ignored explicit argument {value}": "此选项不接受值，却给出了 {value}",
+    # the command's own
+    "{path} does not exist": "{path} 不存在",
+    "unknown time zone {zone} (expected an IANA name such as Asia/Shanghai)":
+        "未知的时区 {zone}（应为 IANA 时区名，如 Asia/Shanghai）",
+    "unknown language {lang} (expected one of {langs})": "未知的语言 {lang}（应为 {langs} 之一）",
+}
+"""Every usage error of the command line, argparse's and its own: English pattern -> Chinese."""
+
+_CATALOGUES = {"details": DETAILS, "usage": USAGE}
+
+
 _VALUE = r"(?:(?!; ).)+?"
 """A value inside a sentence: never across ``; ``, which joins sentences (``M states sha256 A,
 P hashes to B; states size C, ...``), so each sentence is matched by its own pattern."""
 _REASON = r".+?"
 
 
-@lru_cache(maxsize=1)
-def _patterns() -> list[tuple[re.Pattern[str], str]]:
-    """The patterns of :data:`DETAILS`, those with the most fixed text first: a longer fixed
-    text is the more specific sentence (``SHA-256 or size differs from the sealed {m}``
-    before ``{algorithm} differs from {m}``)."""
+@lru_cache(maxsize=len(_CATALOGUES))
+def _patterns(catalogue: str) -> list[tuple[re.Pattern[str], str]]:
+    """The patterns of a catalogue (:data:`DETAILS`, :data:`USAGE`), those with the most fixed
+    text first: a longer fixed text is the more specific sentence (``SHA-256 or size differs
+    from the sealed {m}`` before ``{algorithm} differs from {m}``)."""
     compiled = []
-    for english, chinese in DETAILS.items():
+    for english, chinese in _CATALOGUES[catalogue].items():
         parts = re.split(r"\{(\w+)\}", english)
         literal = "".join(parts[0::2])
         regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{_REASON if p.startswith('why') else _VALUE})"
@@ -290,27 +346,33 @@ def _patterns() -> list[tuple[re.Pattern[str], str]]:
     return [(pattern, chinese) for _, pattern, chinese in compiled]
 
 
-def _chinese(text: str) -> str | None:
-    for pattern, chinese in _patterns():
+def _chinese(text: str, catalogue: str) -> str | None:
+    for pattern, chinese in _patterns(catalogue):
         found = pattern.fullmatch(text)
         if found:
-            values = {k: _zh(v) if k.startswith("why") else v for k, v in found.groupdict().items()}
+            values = {k: _zh(v, catalogue) if k.startswith("why") else v for k, v in found.groupdict().items()}
             return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group()), chinese)
     return None
 
 
-def _zh(text: str) -> str:
+def _zh(text: str, catalogue: str) -> str:
     """``text`` in Chinese: one sentence of the catalogue, or several joined by ``; ``; else
     as it is (a library's message)."""
-    whole = _chinese(text)
+    whole = _chinese(text, catalogue)
     if whole is not None:
         return whole
     parts = text.split("; ")
     if len(parts) > 1:
-        return "；".join(_chinese(p) or p for p in parts)
+        return "；".join(_chinese(p, catalogue) or p for p in parts)
     return text
 
 
 def detail(lang: str, text: str) -> str:
     """A finding's English ``text`` as the report shows it in ``lang``."""
-    return _zh(text) if lang == "zh" else text
+    return _zh(text, "details") if lang == "zh" else text
+
+
+def usage(lang: str, message: str) -> str:
+    """A usage error's English ``message`` (argparse's or the command's) in ``lang``; as it
+    is when no pattern of :data:`USAGE` knows it."""
+    return _zh(message, "usage") if lang == "zh" else message
