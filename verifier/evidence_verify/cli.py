@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -28,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from rich.cells import cell_len as _columns  # terminal columns: two for a wide (Chinese) character
 from rich.markup import escape
 
 from .case_archive import CaseArchiveReport, check_case_archive, is_case_archive
@@ -163,11 +163,6 @@ _CLOSING = frozenset("，。、；：！？）」』”》")
 """Chinese punctuation a line may not begin with: it stays with the character before it."""
 _OPENING = frozenset("（「『“《")
 """Chinese punctuation a line may not end with: it stays with the character after it."""
-
-
-def _columns(text: str) -> int:
-    """How many terminal columns ``text`` takes: two for a wide (Chinese) character."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _wrap(text: str, width: int) -> list[str]:
