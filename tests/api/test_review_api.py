@@ -183,6 +183,7 @@ def test_nul_characters_are_refused_alike_on_both_stacks(stack, officer, case):
     "2026-01-01T10:00:00\x00+08:00", "2026-01-01T10:00:00a+08:00", "2026-01-01T10:00:00 +08:00",
     "2026-01-01T10:00:00.+08:00", "20260101T100000+0800", "2026-W01-4T10:00:00+08:00", "2026-01-01T10+08",
     "2026-01-01T10:00:00,5+08:00", "2026-01-01T10:00:00+08:00\n", "2026-01-01T10:00:00+0800",
+    "2026-01-01T10:00:00+08:60", "2026-01-01T10:00:00+08:00:60", "2026-01-01T10:00:00-05:99",
 ])
 def test_a_time_with_anything_around_it_is_not_a_time(stack, officer, case, garbage):
     """``datetime.fromisoformat`` skips a stray character before the zone (``10:00:00\\x00+08:00``
