@@ -19,6 +19,8 @@ from archive.evidence.filenames import refuse_nul
 from archive.identity.users import CASE_WRITERS, actor_name, find_unit, misleading_character, require_role, unit_scope
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
+TITLE_LENGTH = 500
+"""The most characters of a case's title (its column holds no more)."""
 
 
 def vault_name(vault_id: str) -> str:
@@ -44,6 +46,10 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     if bad or not title.strip():
         # The title is on every page, list and export certificate: "a\u202eb" would read reversed.
         raise InvalidInput(f"case title contains {bad}" if bad else "case title is empty", code="invalid_title")
+    if len(title.strip()) > TITLE_LENGTH:
+        # The API's schema says so too, but the workspace's form comes here directly.
+        raise InvalidInput(f"case title is {len(title.strip())} characters long; at most {TITLE_LENGTH} are allowed",
+                           code="invalid_title")
     # Numbers are the unit's own (another unit may use the same one): only the unit's own
     # cases are looked at, so the refusal says nothing about other units.
     taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)

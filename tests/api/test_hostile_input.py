@@ -787,3 +787,42 @@ def test_a_token_name_that_would_show_otherwise_is_refused(stack, officer):
         assert len(c.get("/api/v1/tokens").json()) == before
         r = c.post("/api/v1/tokens", json={"name": "执法记录仪 1 号"})
         assert r.status_code == 201, r.text
+
+
+def test_the_pages_refuse_text_longer_than_its_column_as_the_api_does(stack, officer):
+    """The workspace's forms are not the API's schemas: a case title over 500 characters and a
+    user or unit name over 200 went past them to the database, kept longer than the API allows
+    on SQLite and a 500 on PostgreSQL, whose columns hold no more. The domain refuses them (422
+    ``invalid_title``, ``invalid_user_name``, ``invalid_unit``) whoever asks; nothing is kept."""
+    admin = stack.user(role="admin", unit="hq")
+    number = f"L-{uuid.uuid4().hex[:8]}"
+    name = f"long-{uuid.uuid4().hex[:6]}"
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, officer)
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', b.get("/cases").text).group(1)
+        r = b.post("/cases", data={"case_number": number, "title": "案" * 501, "csrf_token": csrf})
+        assert r.status_code == 422 and 'data-testid="error-code">invalid_title<' in r.text, r.text[-2000:]
+        r = b.post("/cases", data={"case_number": number, "title": " " + "案" * 500 + " ", "csrf_token": csrf})
+        assert r.status_code == 303, r.text[-2000:]  # 500 characters once trimmed, as kept
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, admin)
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', b.get("/admin").text).group(1)
+        for form, code in (({"name": "名" * 201, "unit": "unit-a"}, "invalid_user_name"),
+                           ({"name": name, "unit": "单" * 201, "new_unit": "true"}, "invalid_unit")):
+            r = b.post("/admin/users", data={**form, "role": "officer", "csrf_token": csrf})
+            assert r.status_code == 422 and f'data-testid="error-code">{code}<' in r.text, r.text[-2000:]
+        r = b.post("/admin/users/" + officer_name(stack, officer),
+                   data={"unit": "单" * 201, "new_unit": "true", "csrf_token": csrf})
+        assert r.status_code == 422 and 'data-testid="error-code">invalid_unit<' in r.text, r.text[-2000:]
+    with stack.client(admin) as a:
+        names = {u["name"]: u["unit"] for u in a.get("/api/v1/users").json()}
+        assert not [n for n, unit in names.items() if len(n) > 200 or len(unit) > 200]
+    with stack.client(officer) as c:
+        titles = [case["title"] for case in c.get("/api/v1/cases", params={"limit": 1000}).json()]
+        assert "案" * 500 in titles and not [t for t in titles if len(t) > 500]
+
+
+def officer_name(stack, token: str) -> str:
+    """The name of the user ``token`` signs in."""
+    with stack.client(token) as c:
+        return c.get("/api/v1/tokens").json()[0]["user"]
