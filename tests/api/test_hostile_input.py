@@ -826,3 +826,32 @@ def officer_name(stack, token: str) -> str:
     """The name of the user ``token`` signs in."""
     with stack.client(token) as c:
         return c.get("/api/v1/tokens").json()[0]["user"]
+
+
+def test_a_user_named_as_long_as_allowed_can_act(stack):
+    """The custody ledger names a user ``user:NAME`` in at most 200 characters, but names of 196
+    to 200 characters were accepted: every action of such a user (a case created, a sign-in) was
+    then a 500 on PostgreSQL, whose column holds no more (and on SQLite an actor longer than the
+    column says). A name is at most 195 characters (422: the API's schema says so, and the pages,
+    the CLI and single sign-on are refused ``invalid_user_name``), and one of 195 acts like any other."""
+    from archive.errors import InvalidInput
+    from archive.identity.users import add_user
+
+    admin = stack.user(role="admin", unit="hq")
+    stem = uuid.uuid4().hex[:8]
+    with stack.client(admin) as a:
+        r = a.post("/api/v1/users", json={"name": stem + "名" * 188, "unit": "unit-a", "role": "officer"})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        assert "at most 195 characters" in r.json()["error"]["message"]
+    with stack.services.db.session() as s, pytest.raises(InvalidInput) as refused:
+        add_user(s, name=stem + "名" * 188, unit="unit-a", role="officer")
+    assert refused.value.code == "invalid_user_name"
+    with stack.client(admin) as a:
+        r = a.post("/api/v1/users", json={"name": stem + "名" * 187, "unit": "unit-a", "role": "officer"})
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]["token"]
+    with stack.client(token) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"N-{stem}", "title": "名字很长的执法人员"})
+        assert r.status_code == 201, r.text
+        entries = c.get("/api/v1/ledger/entries", params={"case_id": r.json()["id"]}).json()
+        assert [e["actor"] for e in entries] == ["user:" + stem + "名" * 187]
