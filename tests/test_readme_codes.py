@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _raised_codes() -> dict[str, str]:
     """Each literal ``code="..."`` passed in a call in the server's packages, and where; also a
     literal passed by position to a function of theirs whose parameter there is ``code``
-    (``_choice(StageDocumentRole, role, "document role", "invalid_document_role")``)."""
+    (``_choice(StageDocumentRole, role, "document role", "invalid_document_role")``), and an error
+    class's own ``code`` where it is raised without one."""
     trees = {path: ast.parse(path.read_text("utf-8"))
              for package in ("archive", "api", "ingest", "signing", "workers")
              for path in sorted((ROOT / package).rglob("*.py"))}
@@ -20,9 +21,19 @@ def _raised_codes() -> dict[str, str]:
                for tree in trees.values() for node in ast.walk(tree)
                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                and "code" in [a.arg for a in node.args.posonlyargs + node.args.args]}
+    # An error class's own code, answered when it is raised without one (``raise TimestampUnavailable(...)``).
+    own_code = {node.name: item.value for tree in trees.values() for node in ast.walk(tree)
+                if isinstance(node, ast.ClassDef) for item in node.body
+                if isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
+                and any(isinstance(t, ast.Name) and t.id == "code" for t in item.targets)}
     found: dict[str, str] = {}
     for path, tree in trees.items():
         for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                    and not any(k.arg == "code" for k in node.exc.keywords):
+                raised = getattr(node.exc.func, "id", None) or getattr(node.exc.func, "attr", None)
+                if raised in own_code:
+                    found.setdefault(own_code[raised].value, f"{path.relative_to(ROOT)}:{node.lineno}")
             if isinstance(node, ast.Call):
                 given = [k.value for k in node.keywords if k.arg == "code"]
                 called = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
