@@ -855,3 +855,43 @@ def test_a_user_named_as_long_as_allowed_can_act(stack):
         assert r.status_code == 201, r.text
         entries = c.get("/api/v1/ledger/entries", params={"case_id": r.json()["id"]}).json()
         assert [e["actor"] for e in entries] == ["user:" + stem + "名" * 187]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "identity, gzip", "br"])
+def test_evidence_sent_with_a_content_coding_is_refused_not_kept_coded(stack, officer, case, coding):
+    """The archive decodes nothing: a clip sent ``Content-Encoding: gzip`` was kept as its own
+    original, the compressed bytes under the clip's name (media type application/gzip), or
+    refused 409 ``hash_mismatch`` against the SHA-256 the client rightly gave for the clip. A
+    coded body is refused (415 ``unsupported_media_type``, ``Accept-Encoding: identity``) on the
+    direct upload, tus creation and PATCH; nothing is kept, and ``identity`` is no coding."""
+    import gzip
+
+    clip = b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes * 64
+    coded = gzip.compress(clip)
+    digest = hashlib.sha256(clip).hexdigest()
+    with stack.client(officer) as c:
+        for declared in (None, digest):
+            params = {"kind": "other", "filename": "clip.mp4", **({"sha256": declared} if declared else {})}
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", params=params, content=coded,
+                       headers={"Content-Encoding": coding})
+            assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+            assert r.headers["accept-encoding"] == "identity"
+        meta = _meta(case, "clip.mp4") + f",sha256 {base64.b64encode(digest.encode()).decode()}"
+        head = {**TUS, "Upload-Length": str(len(clip)), "Upload-Metadata": meta}
+        r = c.post("/api/v1/uploads", headers={**head, "Content-Encoding": coding,
+                                               "Content-Type": "application/offset+octet-stream"}, content=coded)
+        assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+        assert "location" not in r.headers
+        created = c.post("/api/v1/uploads", headers=head)
+        assert created.status_code == 201, created.text
+        url = created.headers["location"]
+        r = c.patch(url, headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
+                                  "Content-Encoding": coding}, content=coded)
+        assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+        assert c.head(url, headers=TUS).headers["upload-offset"] == "0"
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+        r = c.patch(url, headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
+                                  "Content-Encoding": "identity"}, content=clip)
+        assert r.status_code == 204, r.text
+        [item] = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        assert item["sha256"] == digest and item["size"] == len(clip)
