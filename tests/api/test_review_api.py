@@ -115,6 +115,23 @@ def test_non_ascii_link_signature_is_refused_not_500(stack):
         _is_error(r, 401, "invalid_link")
 
 
+@pytest.mark.parametrize("link", [
+    {"expires": "17964937AA", "user": "x", "sig": "abc"}, {"expires": "１７９６", "user": "x", "sig": "abc"},
+    {"user": "x", "sig": "abc"}, {"expires": "1796493790", "user": "x"}, {"sig": "abc"},
+    {"expires": "9" * 40, "user": "x", "sig": "abc"},
+])
+def test_a_download_link_cut_short_or_altered_is_a_bad_link(stack, link):
+    """A signed link whose expiry is not a number, or with a part missing (a mail client broke
+    it, a clerk copied half of it), was answered 401 ``missing_token``, "a bearer token is
+    required": a court clerk, who has no token, was told to get one. It is ``invalid_link``."""
+    with stack.client(None) as c:
+        r = c.get(f"/api/v1/exports/{uuid.uuid4()}/download", params=link)
+        _is_error(r, 401, "invalid_link")
+        assert "ask for a new link" in r.json()["error"]["message"]
+        r = c.head(f"/api/v1/exports/{uuid.uuid4()}/download", params=link)
+        assert r.status_code == 401
+
+
 def test_tus_headers_with_non_ascii_digits_or_base64_are_refused_not_500(stack, officer, case):
     meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('a.bin')}"
     with stack.client(officer) as c:
