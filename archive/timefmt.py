@@ -57,6 +57,10 @@ def given_time(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
     given = _GIVEN_TIME.fullmatch(value)
+    if given is not None and given["clock"].endswith(":60"):
+        # RFC 3339 writes a leap second so; Python's datetime (and the timeline) has no place for it.
+        raise ValueError(f"{value[:40]!r} names a leap second (:60), which cannot be placed on the timeline: "
+                         "give :59 or the next minute's :00")
     try:
         if given is None:
             raise ValueError(value)

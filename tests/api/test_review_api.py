@@ -196,6 +196,24 @@ def test_nul_characters_are_refused_alike_on_both_stacks(stack, officer, case):
         assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
 
 
+def test_a_leap_second_is_refused_as_one_not_as_a_malformed_time(stack, officer, case):
+    """``2016-12-31T23:59:60Z`` is RFC 3339 (a leap second), which the archive cannot place: it
+    was refused as "not an ISO 8601 time", which it is. The refusal says what it is and what to
+    give instead, on the direct upload, tus and an action's window; nothing is kept."""
+    leap = "2016-12-31T23:59:60Z"
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": leap, "end": "2017-01-01T11:00:00Z", "devices": []})
+        _is_error(r, 422, "invalid_request")
+        assert "leap second" in r.text and "not an ISO 8601 time" not in r.text, r.text
+        _recorded_start_refused(c, case, leap)
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence",
+                   params={"kind": "other", "filename": "a.bin", "recorded_start": "2017-01-01T07:59:60+08:00"},
+                   content=b"x")
+        assert "leap second" in r.json()["error"]["message"], r.text
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+
+
 @pytest.mark.parametrize("garbage", [
     "2026-01-01T10:00:00\x00+08:00", "2026-01-01T10:00:00a+08:00", "2026-01-01T10:00:00 +08:00",
     "2026-01-01T10:00:00.+08:00", "20260101T100000+0800", "2026-W01-4T10:00:00+08:00", "2026-01-01T10+08",
