@@ -353,6 +353,37 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
         assert api.post("/api/v1/tokens", json={"name": "reviewer-script"}).status_code == 201
 
 
+def _full_width(code: str) -> str:
+    return "".join(chr(ord(ch) + 0xFEE0) for ch in code)
+
+
+def test_a_code_typed_in_full_width_digits_is_read_as_meant(stack, strict_api):
+    """A Chinese input method in full-width mode types ``１２３４５６``: str.isdigit() let it
+    through to hmac.compare_digest, which refuses non-ASCII text: enrolment and every sign-in
+    with a second factor answered 500. A full-width TOTP or recovery code is the code it reads
+    as; other scripts' digits (``١٢٣٤٥٦``) are a wrong code, refused, never a 500."""
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, reviewer)
+        page = b.get("/account/totp")
+        totp = pyotp.TOTP(re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page.text).group(1))
+        for wrong in ("\u0661\u0662\u0663\u0664\u0665\u0666", "\u00b9\u00b2\u00b3\u2074\u2075\u2076x"):
+            r = b.post("/account/totp", data={"code": wrong, "csrf_token": csrf_of(page.text)})
+            # Said in the page's language (Chinese here), not the domain's English message.
+            assert r.status_code == 422 and "验证码无效" in r.text and "that code is not valid" not in r.text, r.text[-800:]
+        done = b.post("/account/totp", data={"code": _full_width(totp.now()), "csrf_token": csrf_of(page.text)})
+        assert done.status_code == 200, done.text[-500:]
+        codes = re.findall(r"<li><code>([0-9a-f]+)</code></li>", done.text)
+    # The next step's code (one step of drift is allowed): the step enrolment used works only once.
+    for code, expected in ((_full_width(totp.at(time.time() + totp.interval)), 303), ("\u0661\u0662\u0663\u0664\u0665\u0666", 401),
+                           (" " + _full_width(codes[0].upper()) + " ", 303)):
+        with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+            sign_in(b, reviewer)
+            form = b.get("/login/second-factor").text
+            r = b.post("/login/second-factor", data={"code": code, "csrf_token": csrf_of(form)})
+            assert r.status_code == expected, (code, r.status_code, r.text[-500:])
+
+
 def test_first_totp_enrolment_goes_on_to_the_page_asked_for(stack, strict_api, case):
     """A reviewer sent to sign in from a case page, enrolling a second factor for the first
     time, is carried through the enrolment and offered that page after the recovery codes (not
