@@ -38,7 +38,10 @@ def csrf_token(secret: str) -> str:
 
 def csrf_matches(secret: str | None, given: str | None) -> bool:
     """True when ``given`` is the CSRF token of ``secret`` (constant time)."""
-    return bool(secret and given) and hmac.compare_digest(csrf_token(secret), given)  # type: ignore[arg-type]
+    # Compared as bytes: compare_digest refuses text with non-ASCII characters (a TypeError, a
+    # 500 for anyone posting ``csrf_token=é``, before they were signed in too).
+    return bool(secret and given) and hmac.compare_digest(
+        csrf_token(secret).encode(), given.encode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
 
 
 def needs_second_factor(user: User, totp_roles: Collection[str]) -> bool:

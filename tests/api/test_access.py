@@ -549,7 +549,16 @@ def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
             assert r.status_code == 403 and "csrf_failed" in r.text, (path, r.status_code)
             r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "0" * 64})
             assert r.status_code == 403, path
+            # Text that is not ASCII was a 500 (compare_digest refuses it), also before signing in.
+            r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "令牌é"})
+            assert r.status_code == 403 and "csrf_failed" in r.text, (path, r.status_code)
         assert b.get("/cases").status_code == 200  # still signed in: nothing was done
+        r = b.post("/api/v1/cases", json={"case_number": "X-1", "title": "t"}, headers={"X-CSRF-Token": "é".encode()})
+        assert r.status_code == 403 and _code(r) == "csrf_failed", r.text
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        b.get("/login")
+        r = b.post("/login", data={"token": officer, "csrf_token": "é"})
+        assert r.status_code == 403 and "csrf_failed" in r.text, r.status_code
 
 
 def test_second_factor_guesses_are_throttled_per_account(stack, strict_api):
@@ -704,3 +713,15 @@ def test_a_case_title_that_would_not_read_as_given_is_refused(stack):
             assert (r.status_code, _code(r)) == (422, "invalid_title"), (title, r.text)
         r = c.post("/api/v1/cases", json={"case_number": f"T-{uuid.uuid4().hex[:6]}", "title": "无证经营 (网络直播)"})
         assert r.status_code == 201 and r.json()["title"] == "无证经营 (网络直播)"
+
+
+def test_a_single_sign_on_state_that_is_not_ascii_is_refused_not_500():
+    """The provider's redirect carries ``state`` back as the browser sends it: ``?state=é``
+    reached compare_digest as text, a TypeError (500); it is a refused sign-in, ``sso_refused``."""
+    from archive.identity import sso
+    from archive.settings import Settings
+
+    pending = sso.PendingLogin(state="s" * 43, nonce="n" * 43, verifier="v" * 43)
+    for state in ("é", "令牌", "s" * 42 + "é"):
+        with pytest.raises(sso.SsoRefused):
+            sso.finish(Settings(), pending=pending, params={"state": state, "code": "x"}, redirect_uri="http://x/cb")
