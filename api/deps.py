@@ -80,6 +80,27 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+class ContentCodingRefused(InvalidInput):
+    """Evidence sent with a content coding (``Content-Encoding: gzip``...): 415, answered with
+    ``Accept-Encoding: identity`` (RFC 9110 section 12.5.3)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+def refuse_content_coding(request: Request) -> None:
+    """Refuse (415 ``unsupported_media_type``) an evidence body sent with a content coding
+    other than ``identity``. The archive keeps the bytes as they arrive and decodes nothing, so
+    a gzip-coded clip was kept as its own original: the compressed bytes under the file's
+    name, or 409 ``hash_mismatch`` against the hash the client rightly declared for the file."""
+    codings = [c.strip().lower() for value in request.headers.getlist("content-encoding")
+               for c in value.split(",") if c.strip()]
+    if any(c != "identity" for c in codings):
+        raise ContentCodingRefused(
+            f"evidence is kept exactly as sent: send the file itself, without Content-Encoding "
+            f"(got {', '.join(codings)!r})")
+
+
 def refuse_repeated_header(request: Request, name: str, *, code: str, status: int = 422) -> None:
     """Refuse (``code``, ``status``) a request carrying header ``name`` more than once: which
     of its values would count is a guess a proxy and the server may make differently, so

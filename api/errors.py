@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from api.deps import caller_refusal
+from api.deps import ContentCodingRefused, caller_refusal
 from archive.db import translate_busy, unique_conflict
 from archive.errors import ArchiveError, DatabaseBusy, RangeNotSatisfiable
 
@@ -90,6 +90,8 @@ def archive_error_response(exc: ArchiveError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}  # RFC 9110 section 15.5.17
+    if isinstance(exc, ContentCodingRefused):
+        headers = {"Accept-Encoding": "identity"}  # RFC 9110 section 12.5.3
     return error_response(exc.status, exc.code, exc.message, headers, exc.extra)
 
 

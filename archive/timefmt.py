@@ -36,13 +36,15 @@ LATEST): durations and local times computed from them stay on the calendar."""
 _GIVEN_TIME = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]"
     r"(?P<clock>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(?:\.(?P<fraction>[0-9]{1,9}))?"
-    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2}(?::[0-9]{2})?)?")
+    r"(?P<zone>[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?)?")
 """A date and a time of day as RFC 3339 writes them (``2026-03-01T10:02:00.5+08:00``; seconds
 may be left out, a zone too: whether one is required is the caller's rule), and an offset
 with seconds, as the upload page writes a local mean time (Shanghai's +08:05:43 before 1901).
 Nothing else: ``datetime.fromisoformat`` also reads week dates, basic forms
 (``20260301T1002``), comma fractions and hour-only times, and skips a stray character before
-the zone (``10:00:00\x00+08:00``, ``10:00:00a+08:00``), so text nobody meant as a time became one."""
+the zone (``10:00:00\x00+08:00``, ``10:00:00a+08:00``), so text nobody meant as a time became one;
+and it carries an offset's minute or second of 60 or more over (``+08:60`` is +09:00, ``+08:00:60``
++08:01), so a mistyped offset moved the moment instead of being refused."""
 
 
 def given_time(value: object) -> datetime:
@@ -55,6 +57,10 @@ def given_time(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 text, e.g. 2026-03-01T10:02:00+08:00")
     given = _GIVEN_TIME.fullmatch(value)
+    if given is not None and given["clock"].endswith(":60"):
+        # RFC 3339 writes a leap second so; Python's datetime (and the timeline) has no place for it.
+        raise ValueError(f"{value[:40]!r} names a leap second (:60), which cannot be placed on the timeline: "
+                         "give :59 or the next minute's :00")
     try:
         if given is None:
             raise ValueError(value)

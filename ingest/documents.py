@@ -140,7 +140,8 @@ def _pdf_facts(path: Path, max_chars: int) -> DocumentFacts:
     )
 
 
-_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:([Zz+-])(?:(\d{2})'?(\d{2})?'?)?)?")
+_PDF_DATE = re.compile(r"D:([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})"
+                       r"(?:([Zz+-])(?:([0-9]{2})'?([0-9]{2})?'?)?)?")
 
 
 def pdf_date(value: str) -> datetime | None:
@@ -154,7 +155,12 @@ def pdf_date(value: str) -> datetime | None:
         zone = timezone.utc
     else:
         sign = 1 if m.group(7) == "+" else -1
-        zone = timezone(sign * timedelta(hours=int(m.group(8) or 0), minutes=int(m.group(9) or 0)))
+        hours, minutes = int(m.group(8) or 0), int(m.group(9) or 0)
+        if hours > 23 or minutes > 59:
+            # +08'99' was read as +09:39 and +99'00' raised (the document step failed): a signing
+            # time whose offset is no offset cannot be placed in time.
+            return None
+        zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError:
@@ -233,7 +239,8 @@ def _docx_pages(zf: zipfile.ZipFile, names: list[str]) -> int | None:
         return None
     with zf.open("docProps/app.xml") as fh:
         for _, elem in iterparse(fh):
-            if _local(elem.tag) == "Pages" and elem.text and elem.text.strip().isdigit():
+            # ASCII digits: str.isdigit() holds for "²", which int() refuses (the step failed).
+            if _local(elem.tag) == "Pages" and elem.text and elem.text.strip().isascii() and elem.text.strip().isdigit():
                 return int(elem.text.strip())
     return None
 

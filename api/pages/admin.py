@@ -58,7 +58,8 @@ def _overview(session: Session, services: Services, user: User) -> dict[str, obj
     devices = [{"id": d.id, "offset": d.clock_offset_seconds, "source": d.offset_source,
                 "description": d.description or "", "updated": local_time(d.updated_at, zone)}
                for d in session.execute(select(Device).order_by(Device.id)).scalars()]
-    certificates = [{"role": c.role, "subject": c.subject, "fingerprint": c.fingerprint,
+    # An SM2 key is a bare key: its row's subject is a placeholder the archive stored in English.
+    certificates = [{"role": c.role, "subject": None if c.role == "sm2" else c.subject, "fingerprint": c.fingerprint,
                      "valid": f"{local_time(c.not_before, zone)} – {local_time(c.not_after, zone)}"}
                     for c in session.execute(select(TrustedCertificate).order_by(TrustedCertificate.added_at)).scalars()]
     troubled = [{"task": w.task, "subject": w.subject, "state": w.state, "attempts": w.attempts,

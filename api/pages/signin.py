@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SESSION_COOKIE, Services, ServicesDep, SessionDep, client_address, record_failure
 from api.pages.base import PRESESSION_COOKIE, SIGN_IN_REASONS, Csrf, PageRoute, PendingSession, message, render, safe_next
-from api.pages.i18n import language_of, ours
+from api.pages.i18n import error_text, language_of, ours
 from archive.errors import ArchiveError, TooManyAttempts, Unauthenticated
 from archive.identity import signin, sso
 from archive.identity.users import authenticate
@@ -233,8 +233,11 @@ def totp_confirm(request: Request, session: SessionDep, web: PendingSession, cod
     try:
         codes = signin.confirm_totp(session, user=web.user, code=code, web_session=web)
     except ArchiveError as exc:
+        # In the page's language (the domain's message is English): the catalogue's sentence for the code.
+        said = error_text(language_of(request).code, error_code=exc.code, status=exc.status, message=exc.message)
         return render(request, "totp.html", {"user": None, "secret": web.user.totp_secret, "qr": None,
-                                             "error": exc.message, "codes": None, "next": checked or ""},
+                                             "error": said.explanation or exc.message, "codes": None,
+                                             "next": checked or ""},
                       status_code=exc.status)
     return render(request, "totp.html", {"user": web.user, "secret": None, "qr": None, "error": None, "codes": codes,
                                          "onward": checked or home_of(web.user)})

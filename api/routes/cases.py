@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.deps import MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep, credential_check
+from api.deps import (
+    MAX_DB_INT, CurrentUser, CurrentUserId, Services, ServicesDep, SessionDep, credential_check, refuse_content_coding,
+)
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, json_reply, replayed
 from api.list_cache import Page
 from api.schemas import CaseCreate, CasePublic, ErrorResponse, ItemPublic, case_json, item_fields, item_page_json
@@ -134,6 +136,7 @@ async def upload_evidence(
     is hashed as it arrives and, if it is the same, the first answer is given again. Content
     the case already holds is one piece of evidence: the answer is 200 with that item.
     """
+    refuse_content_coding(request)
     started = receiving.parse_recorded_start(recorded_start)
     incoming = receiving.IncomingEvidence(
         case_id=case_id, kind=kind, filename=filename, declared_sha256=sha256,

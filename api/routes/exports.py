@@ -18,6 +18,7 @@ from archive import work
 from archive.exports import access, links
 from archive.exports import service as export_service
 from archive.identity.users import actor_name, user_name
+from archive.errors import Unauthenticated
 from archive.models import ExportRequest
 
 router = APIRouter(tags=["exports"])
@@ -141,17 +142,24 @@ DOWNLOAD = {**ERRORS, 200: {"content": {"application/zip": {}}}, **NOT_MODIFIED,
 def download_export(
     export_id: str, request: Request, session: SessionDep, services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], conditions: PreconditionsDep,
-    expires: int | None = None, user: str | None = Query(default=None, alias="user"), sig: str | None = None,
+    expires: str | None = None, user: str | None = Query(default=None, alias="user"), sig: str | None = None,
 ) -> Response:
     """The export's ZIP (bearer token, or a signed link); each download is a custody entry.
 
     If-Match and If-None-Match are checked against the ETag (the ZIP's SHA-256) once the
     caller is authorised. A HEAD, a 304 or a 412 sends no ZIP, so it records no download.
     """
-    if sig is not None and expires is not None and user is not None:
+    link = [part for part in (expires, user, sig) if part is not None]
+    if len(link) == 3 or (link and credentials is None):
         caller_checked(request)
+        # A link cut short or altered (a mail client wrapping it, a clerk copying part of it) is
+        # a bad link, not a missing token, whatever part of it is wrong.
+        if expires is None or user is None or sig is None or not (expires.isascii() and expires.isdigit()) \
+                or len(expires) > 18:
+            raise Unauthenticated("the download link is incomplete or altered (expires, user and sig must all be "
+                                  "as issued); ask for a new link", code="invalid_link")
         caller = links.check_link(
-            session, settings=services.settings, export_id=export_id, expires=expires, user_id=user, sig=sig,
+            session, settings=services.settings, export_id=export_id, expires=int(expires), user_id=user, sig=sig,
         )
         via = "signed_link"
     else:

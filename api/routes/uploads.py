@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from api.deps import CurrentUserId, ServicesDep, credential_check, refuse_repeated_header
+from api.deps import CurrentUserId, ServicesDep, credential_check, refuse_content_coding, refuse_repeated_header
 from api.errors import archive_error_response, error_response
 from api.idempotent import REPLAY_DOC, IdempotencyKeyHeader, idempotent, replayed
 from api.schemas import ErrorResponse
@@ -148,6 +148,7 @@ async def _receive(
     """Stream the request body into the upload at ``offset``."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != OFFSET_STREAM:
         raise InvalidInput(f"Content-Type must be {OFFSET_STREAM}", code="unsupported_media_type", status=415)
+    refuse_content_coding(request)
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
     content_length = _int_header(request, "Content-Length", required=False)
 
@@ -178,6 +179,7 @@ async def create_upload(
     starting a second one.
     """
     _require_tus(request)
+    refuse_content_coding(request)  # before the upload is created: its body could not be kept
     if request.headers.get("upload-defer-length"):
         raise InvalidInput("Upload-Defer-Length is not supported; send Upload-Length", code="defer_length_unsupported", status=400)
     length = _int_header(request, "Upload-Length")

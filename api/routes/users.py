@@ -49,7 +49,7 @@ class UserPublic(BaseModel):
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=user_service.USER_NAME_LENGTH, pattern=r"\S")
     unit: str = Field(min_length=1, max_length=200, pattern=r"\S")
     role: Role
     expires_in: Seconds | None = Field(None, description="Seconds until the first token expires")

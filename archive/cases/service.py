@@ -16,9 +16,13 @@ from archive.exports.access import cases_with_exports_for
 from archive.models import Case, Role, Unit, User, Vault, new_id
 from archive.storage import ObjectStore
 from archive.evidence.filenames import refuse_nul
-from archive.identity.users import CASE_WRITERS, actor_name, find_unit, misleading_character, require_role, unit_scope
+from archive.identity.users import (
+    CASE_WRITERS, actor_name, find_unit, misleading_character, require_role, same_unit, unit_scope,
+)
 
 CASE_NUMBER = re.compile(r"^[\w\-/.()\[\] \u3000-\u9fff\uff00-\uffef]{1,100}$")
+TITLE_LENGTH = 500
+"""The most characters of a case's title (its column holds no more)."""
 
 
 def vault_name(vault_id: str) -> str:
@@ -44,11 +48,25 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     if bad or not title.strip():
         # The title is on every page, list and export certificate: "a\u202eb" would read reversed.
         raise InvalidInput(f"case title contains {bad}" if bad else "case title is empty", code="invalid_title")
+    if len(title.strip()) > TITLE_LENGTH:
+        # The API's schema says so too, but the workspace's form comes here directly.
+        raise InvalidInput(f"case title is {len(title.strip())} characters long; at most {TITLE_LENGTH} are allowed",
+                           code="invalid_title")
     # Numbers are the unit's own (another unit may use the same one): only the unit's own
     # cases are looked at, so the refusal says nothing about other units.
     taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
     if session.execute(taken).first():
         raise Conflict(f"your unit has a case numbered {case_number} already", code="case_number_taken")
+    # A number typed with another width or case reads as the same number (an input method in
+    # full-width mode writes ２０２６－０００１): a second case under it would split one case's
+    # record in two. Compared here, not in SQL, where SQLite and PostgreSQL fold text differently;
+    # a unit's numbers are thousands, not millions.
+    wanted = same_unit(case_number)
+    numbers = session.execute(select(Case.case_number).where(Case.unit_id == user.unit_id)).scalars()
+    same = next((n for n in numbers if same_unit(n) == wanted), None)
+    if same is not None:
+        raise Conflict(f"your unit has a case numbered {same} already, which reads as {case_number}",
+                       code="case_number_taken")
     case = Case(id=new_id(), case_number=case_number, title=title.strip(), unit_id=user.unit_id, created_by=user.id)
     vault_id = new_id()
     vault = Vault(id=vault_id, case_id=case.id, name=vault_name(vault_id), object_lock=store.supports_lock)

@@ -317,6 +317,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.description": {"zh": "说明", "en": "Description"},
     "admin.keys": {"zh": "密钥与证书", "en": "Keys and certificates"},
     "admin.subject": {"zh": "主体", "en": "Subject"},
+    "admin.no_subject": {"zh": "无（SM2 公钥没有证书）", "en": "none (an SM2 key has no certificate)"},
     "admin.fingerprint": {"zh": "SHA-256 指纹", "en": "SHA-256 fingerprint"},
     "admin.valid": {"zh": "有效期", "en": "Valid"},
     "admin.purpose": {"zh": "用途", "en": "Purpose"},

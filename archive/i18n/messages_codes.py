@@ -412,6 +412,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "error_code.nul_character": {"zh": "文字中含有空字符（NUL）。", "en": "The text holds a NUL character."},
     "error_code.object_exists": {"zh": "存储中已有该对象，原件从不覆盖。", "en": "The object exists already; originals are never overwritten."},
     "error_code.storage_error": {"zh": "存储出错，未保存任何内容，请稍后再试。", "en": "The store failed; nothing was kept, try again later."},
+    "error_code.invalid_totp_code": {"zh": "验证码无效。", "en": "That code is not valid."},
     "error_code.unsupported_media_type": {"zh": "不支持该内容类型。", "en": "That content type is not supported."},
     "error_code.upload_is_evidence": {"zh": "该上传已成为证据，不能再取消。", "en": "The upload is evidence already and cannot be cancelled."},
 }

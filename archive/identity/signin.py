@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,7 +38,10 @@ def csrf_token(secret: str) -> str:
 
 def csrf_matches(secret: str | None, given: str | None) -> bool:
     """True when ``given`` is the CSRF token of ``secret`` (constant time)."""
-    return bool(secret and given) and hmac.compare_digest(csrf_token(secret), given)  # type: ignore[arg-type]
+    # Compared as bytes: compare_digest refuses text with non-ASCII characters (a TypeError, a
+    # 500 for anyone posting ``csrf_token=é``, before they were signed in too).
+    return bool(secret and given) and hmac.compare_digest(
+        csrf_token(secret).encode(), given.encode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
 
 
 def needs_second_factor(user: User, totp_roles: Collection[str]) -> bool:
@@ -114,16 +118,25 @@ def begin_totp(session: Session, *, user: User) -> Enrolment:
     return Enrolment(secret=user.totp_secret, uri=pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.name, issuer_name=ISSUER))
 
 
+def typed_code(code: str) -> str:
+    """A second-factor or recovery code as typed, read as meant: an input method in full-width
+    mode writes ``１２３４５６`` for 123456 (NFKC), spaces around it dropped, letters lower case."""
+    return unicodedata.normalize("NFKC", code).strip().lower()
+
+
 def _accept_code(user: User, code: str) -> bool:
     """Check a TOTP code (one step of drift either way), refusing a step already used."""
-    if not user.totp_secret or not code.strip().isdigit():
+    code = typed_code(code)
+    # ASCII digits only: str.isdigit() holds for other scripts' digits too, which no TOTP has
+    # (and compare_digest refuses non-ASCII text with a TypeError: it was a 500).
+    if not user.totp_secret or not (code.isascii() and code.isdigit()):
         return False
     totp = pyotp.TOTP(user.totp_secret)
     now = datetime.now(timezone.utc)
     for drift in (0, -1, 1):
         moment = now + timedelta(seconds=drift * totp.interval)
         step = totp.timecode(moment)
-        if hmac.compare_digest(totp.at(moment), code.strip()) and (user.totp_last_step or -1) < step:
+        if hmac.compare_digest(totp.at(moment), code) and (user.totp_last_step or -1) < step:
             user.totp_last_step = step
             return True
     return False
@@ -156,7 +169,7 @@ def give_second_factor(session: Session, *, web_session: WebSession, code: str, 
     accepted = _accept_code(user, code)
     if not accepted:
         method = "recovery_code"
-        digest = hash_token(code.strip().lower())
+        digest = hash_token(typed_code(code))
         used = session.execute(
             update(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == digest,
                                        RecoveryCode.used_at.is_(None))

@@ -107,7 +107,8 @@ def finish(settings: Settings, *, pending: PendingLogin | None, params: dict[str
     """The verified ID token claims of a completed sign-in; SsoRefused otherwise."""
     if pending is None:
         raise SsoRefused(SSO_REFUSALS.say("not_started"))
-    if not secrets.compare_digest(params.get("state", ""), pending.state):
+    # As bytes: compare_digest refuses text with non-ASCII characters (?state=é was a TypeError).
+    if not secrets.compare_digest(params.get("state", "").encode("utf-8", "surrogateescape"), pending.state.encode()):
         raise SsoRefused(SSO_REFUSALS.say("state_mismatch"))
     if "error" in params:
         words = f"{params.get('error')} {params.get('error_description', '')}".strip()

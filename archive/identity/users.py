@@ -54,6 +54,14 @@ def user_names(session: Session, user_ids: Collection[str]) -> dict[str, str]:
     return dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all())
 
 
+UNIT_NAME_LENGTH = 200
+"""The most characters of a unit's name (its column holds no more)."""
+USER_NAME_LENGTH = 195
+"""The most characters of a user's name: the custody ledger names the user as its actor,
+``user:NAME``, in at most 200. The API's schemas say so too, but the workspace's forms, the
+CLI and single sign-on come here directly."""
+
+
 def check_user_name(name: str) -> str:
     """Return ``name`` when it can name a user; raise InvalidInput (``invalid_user_name``)
     otherwise. A user's name is an actor in custody entries and a path segment of the
@@ -68,6 +76,9 @@ def check_user_name(name: str) -> str:
                            code="invalid_user_name")
     if "/" in name or "\\" in name or name in (".", ".."):
         raise InvalidInput(f"user name must not contain '/' or '\\' nor be '.' or '..' (got {name!r})",
+                           code="invalid_user_name")
+    if len(name) > USER_NAME_LENGTH:
+        raise InvalidInput(f"user name is {len(name)} characters long; at most {USER_NAME_LENGTH} are allowed",
                            code="invalid_user_name")
     return name
 
@@ -157,6 +168,9 @@ def _find_or_add_unit(session: Session, name: str) -> tuple[Unit, bool]:
     name = " ".join(name.split())
     if not name:
         raise InvalidInput("unit name is empty", code="invalid_unit")
+    if len(name) > UNIT_NAME_LENGTH:
+        raise InvalidInput(f"unit name is {len(name)} characters long; at most {UNIT_NAME_LENGTH} are allowed",
+                           code="invalid_unit")
     existing = find_unit(session, name)
     if existing is not None:
         return existing, False

@@ -353,6 +353,37 @@ def test_totp_required_for_reviewers(stack, strict_api, case):
         assert api.post("/api/v1/tokens", json={"name": "reviewer-script"}).status_code == 201
 
 
+def _full_width(code: str) -> str:
+    return "".join(chr(ord(ch) + 0xFEE0) for ch in code)
+
+
+def test_a_code_typed_in_full_width_digits_is_read_as_meant(stack, strict_api):
+    """A Chinese input method in full-width mode types ``１２３４５６``: str.isdigit() let it
+    through to hmac.compare_digest, which refuses non-ASCII text: enrolment and every sign-in
+    with a second factor answered 500. A full-width TOTP or recovery code is the code it reads
+    as; other scripts' digits (``١٢٣٤٥٦``) are a wrong code, refused, never a 500."""
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, reviewer)
+        page = b.get("/account/totp")
+        totp = pyotp.TOTP(re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page.text).group(1))
+        for wrong in ("\u0661\u0662\u0663\u0664\u0665\u0666", "\u00b9\u00b2\u00b3\u2074\u2075\u2076x"):
+            r = b.post("/account/totp", data={"code": wrong, "csrf_token": csrf_of(page.text)})
+            # Said in the page's language (Chinese here), not the domain's English message.
+            assert r.status_code == 422 and "验证码无效" in r.text and "that code is not valid" not in r.text, r.text[-800:]
+        done = b.post("/account/totp", data={"code": _full_width(totp.now()), "csrf_token": csrf_of(page.text)})
+        assert done.status_code == 200, done.text[-500:]
+        codes = re.findall(r"<li><code>([0-9a-f]+)</code></li>", done.text)
+    # The next step's code (one step of drift is allowed): the step enrolment used works only once.
+    for code, expected in ((_full_width(totp.at(time.time() + totp.interval)), 303), ("\u0661\u0662\u0663\u0664\u0665\u0666", 401),
+                           (" " + _full_width(codes[0].upper()) + " ", 303)):
+        with httpx.Client(verify=CLIENT_TLS, base_url=strict_api.url, follow_redirects=False, timeout=60) as b:
+            sign_in(b, reviewer)
+            form = b.get("/login/second-factor").text
+            r = b.post("/login/second-factor", data={"code": code, "csrf_token": csrf_of(form)})
+            assert r.status_code == expected, (code, r.status_code, r.text[-500:])
+
+
 def test_first_totp_enrolment_goes_on_to_the_page_asked_for(stack, strict_api, case):
     """A reviewer sent to sign in from a case page, enrolling a second factor for the first
     time, is carried through the enrolment and offered that page after the recovery codes (not
@@ -518,7 +549,16 @@ def test_every_page_form_refuses_a_post_without_its_csrf_token(stack):
             assert r.status_code == 403 and "csrf_failed" in r.text, (path, r.status_code)
             r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "0" * 64})
             assert r.status_code == 403, path
+            # Text that is not ASCII was a 500 (compare_digest refuses it), also before signing in.
+            r = b.post(_fill(path, {}), data={"token": officer, "code": "123456", "csrf_token": "令牌é"})
+            assert r.status_code == 403 and "csrf_failed" in r.text, (path, r.status_code)
         assert b.get("/cases").status_code == 200  # still signed in: nothing was done
+        r = b.post("/api/v1/cases", json={"case_number": "X-1", "title": "t"}, headers={"X-CSRF-Token": "é".encode()})
+        assert r.status_code == 403 and _code(r) == "csrf_failed", r.text
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        b.get("/login")
+        r = b.post("/login", data={"token": officer, "csrf_token": "é"})
+        assert r.status_code == 403 and "csrf_failed" in r.text, r.status_code
 
 
 def test_second_factor_guesses_are_throttled_per_account(stack, strict_api):
@@ -673,3 +713,15 @@ def test_a_case_title_that_would_not_read_as_given_is_refused(stack):
             assert (r.status_code, _code(r)) == (422, "invalid_title"), (title, r.text)
         r = c.post("/api/v1/cases", json={"case_number": f"T-{uuid.uuid4().hex[:6]}", "title": "无证经营 (网络直播)"})
         assert r.status_code == 201 and r.json()["title"] == "无证经营 (网络直播)"
+
+
+def test_a_single_sign_on_state_that_is_not_ascii_is_refused_not_500():
+    """The provider's redirect carries ``state`` back as the browser sends it: ``?state=é``
+    reached compare_digest as text, a TypeError (500); it is a refused sign-in, ``sso_refused``."""
+    from archive.identity import sso
+    from archive.settings import Settings
+
+    pending = sso.PendingLogin(state="s" * 43, nonce="n" * 43, verifier="v" * 43)
+    for state in ("é", "令牌", "s" * 42 + "é"):
+        with pytest.raises(sso.SsoRefused):
+            sso.finish(Settings(), pending=pending, params={"state": state, "code": "x"}, redirect_uri="http://x/cb")

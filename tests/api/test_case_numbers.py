@@ -33,6 +33,29 @@ def test_two_units_may_use_one_number_but_a_unit_only_once(stack):
         assert [x["id"] for x in listed] == [second.json()["id"]]
 
 
+def test_a_number_that_reads_as_one_the_unit_has_is_taken(stack):
+    """An input method in full-width mode writes ``ＷＡ－１`` where another officer wrote ``WA-1``:
+    both were kept, two cases of one unit under numbers a person reads as one, the record of a
+    case split in two (and a court asking for the number finds one of them). A number that reads
+    as one the unit has, whatever its character width, case or spacing, is 409
+    ``case_number_taken`` naming the number as kept; another unit may still use it."""
+    stem = uuid.uuid4().hex[:6].upper()
+    kept = f"WA{stem}-1 （2026）"
+    a, b = stack.user(role="officer", unit="unit-a"), stack.user(role="officer", unit="unit-b")
+    first = _create(stack, a, kept)
+    assert first.status_code == 201, first.text
+    wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in f"WA{stem}-1")
+    for twin in (f"{wide} （2026）", f"wa{stem.lower()}-1 (2026)", f"WA{stem}-1　（2026）", f"WA{stem}-1   (2026)"):
+        again = _create(stack, a, twin)
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "case_number_taken"), (twin, again.text)
+        assert kept in again.json()["error"]["message"]
+    assert _create(stack, b, f"{wide} （2026）").status_code == 201  # another unit's number is no matter
+    assert _create(stack, a, f"WA{stem}-1（2026）").status_code == 201  # no space: another number
+    with stack.client(a) as c:
+        mine = [x["case_number"] for x in c.get("/api/v1/cases?limit=1000").json() if f"WA{stem}" in x["case_number"]]
+        assert sorted(mine) == sorted([kept, f"WA{stem}-1（2026）"]), mine
+
+
 def test_court_requests_name_the_unit_when_the_number_is_shared(stack):
     number = f"SHARED-{uuid.uuid4().hex[:6]}"
     only = f"ONLY-{uuid.uuid4().hex[:6]}"

@@ -787,3 +787,111 @@ def test_a_token_name_that_would_show_otherwise_is_refused(stack, officer):
         assert len(c.get("/api/v1/tokens").json()) == before
         r = c.post("/api/v1/tokens", json={"name": "执法记录仪 1 号"})
         assert r.status_code == 201, r.text
+
+
+def test_the_pages_refuse_text_longer_than_its_column_as_the_api_does(stack, officer):
+    """The workspace's forms are not the API's schemas: a case title over 500 characters and a
+    user or unit name over 200 went past them to the database, kept longer than the API allows
+    on SQLite and a 500 on PostgreSQL, whose columns hold no more. The domain refuses them (422
+    ``invalid_title``, ``invalid_user_name``, ``invalid_unit``) whoever asks; nothing is kept."""
+    admin = stack.user(role="admin", unit="hq")
+    number = f"L-{uuid.uuid4().hex[:8]}"
+    name = f"long-{uuid.uuid4().hex[:6]}"
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, officer)
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', b.get("/cases").text).group(1)
+        r = b.post("/cases", data={"case_number": number, "title": "案" * 501, "csrf_token": csrf})
+        assert r.status_code == 422 and 'data-testid="error-code">invalid_title<' in r.text, r.text[-2000:]
+        r = b.post("/cases", data={"case_number": number, "title": " " + "案" * 500 + " ", "csrf_token": csrf})
+        assert r.status_code == 303, r.text[-2000:]  # 500 characters once trimmed, as kept
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, follow_redirects=False, timeout=60) as b:
+        sign_in(b, admin)
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', b.get("/admin").text).group(1)
+        for form, code in (({"name": "名" * 201, "unit": "unit-a"}, "invalid_user_name"),
+                           ({"name": name, "unit": "单" * 201, "new_unit": "true"}, "invalid_unit")):
+            r = b.post("/admin/users", data={**form, "role": "officer", "csrf_token": csrf})
+            assert r.status_code == 422 and f'data-testid="error-code">{code}<' in r.text, r.text[-2000:]
+        r = b.post("/admin/users/" + officer_name(stack, officer),
+                   data={"unit": "单" * 201, "new_unit": "true", "csrf_token": csrf})
+        assert r.status_code == 422 and 'data-testid="error-code">invalid_unit<' in r.text, r.text[-2000:]
+    with stack.client(admin) as a:
+        names = {u["name"]: u["unit"] for u in a.get("/api/v1/users").json()}
+        assert not [n for n, unit in names.items() if len(n) > 200 or len(unit) > 200]
+    with stack.client(officer) as c:
+        titles = [case["title"] for case in c.get("/api/v1/cases", params={"limit": 1000}).json()]
+        assert "案" * 500 in titles and not [t for t in titles if len(t) > 500]
+
+
+def officer_name(stack, token: str) -> str:
+    """The name of the user ``token`` signs in."""
+    with stack.client(token) as c:
+        return c.get("/api/v1/tokens").json()[0]["user"]
+
+
+def test_a_user_named_as_long_as_allowed_can_act(stack):
+    """The custody ledger names a user ``user:NAME`` in at most 200 characters, but names of 196
+    to 200 characters were accepted: every action of such a user (a case created, a sign-in) was
+    then a 500 on PostgreSQL, whose column holds no more (and on SQLite an actor longer than the
+    column says). A name is at most 195 characters (422: the API's schema says so, and the pages,
+    the CLI and single sign-on are refused ``invalid_user_name``), and one of 195 acts like any other."""
+    from archive.errors import InvalidInput
+    from archive.identity.users import add_user
+
+    admin = stack.user(role="admin", unit="hq")
+    stem = uuid.uuid4().hex[:8]
+    with stack.client(admin) as a:
+        r = a.post("/api/v1/users", json={"name": stem + "名" * 188, "unit": "unit-a", "role": "officer"})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), r.text
+        assert "at most 195 characters" in r.json()["error"]["message"]
+    with stack.services.db.session() as s, pytest.raises(InvalidInput) as refused:
+        add_user(s, name=stem + "名" * 188, unit="unit-a", role="officer")
+    assert refused.value.code == "invalid_user_name"
+    with stack.client(admin) as a:
+        r = a.post("/api/v1/users", json={"name": stem + "名" * 187, "unit": "unit-a", "role": "officer"})
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]["token"]
+    with stack.client(token) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"N-{stem}", "title": "名字很长的执法人员"})
+        assert r.status_code == 201, r.text
+        entries = c.get("/api/v1/ledger/entries", params={"case_id": r.json()["id"]}).json()
+        assert [e["actor"] for e in entries] == ["user:" + stem + "名" * 187]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "identity, gzip", "br"])
+def test_evidence_sent_with_a_content_coding_is_refused_not_kept_coded(stack, officer, case, coding):
+    """The archive decodes nothing: a clip sent ``Content-Encoding: gzip`` was kept as its own
+    original, the compressed bytes under the clip's name (media type application/gzip), or
+    refused 409 ``hash_mismatch`` against the SHA-256 the client rightly gave for the clip. A
+    coded body is refused (415 ``unsupported_media_type``, ``Accept-Encoding: identity``) on the
+    direct upload, tus creation and PATCH; nothing is kept, and ``identity`` is no coding."""
+    import gzip
+
+    clip = b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes * 64
+    coded = gzip.compress(clip)
+    digest = hashlib.sha256(clip).hexdigest()
+    with stack.client(officer) as c:
+        for declared in (None, digest):
+            params = {"kind": "other", "filename": "clip.mp4", **({"sha256": declared} if declared else {})}
+            r = c.post(f"/api/v1/cases/{case['id']}/evidence", params=params, content=coded,
+                       headers={"Content-Encoding": coding})
+            assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+            assert r.headers["accept-encoding"] == "identity"
+        meta = _meta(case, "clip.mp4") + f",sha256 {base64.b64encode(digest.encode()).decode()}"
+        head = {**TUS, "Upload-Length": str(len(clip)), "Upload-Metadata": meta}
+        r = c.post("/api/v1/uploads", headers={**head, "Content-Encoding": coding,
+                                               "Content-Type": "application/offset+octet-stream"}, content=coded)
+        assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+        assert "location" not in r.headers
+        created = c.post("/api/v1/uploads", headers=head)
+        assert created.status_code == 201, created.text
+        url = created.headers["location"]
+        r = c.patch(url, headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
+                                  "Content-Encoding": coding}, content=coded)
+        assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type"), r.text
+        assert c.head(url, headers=TUS).headers["upload-offset"] == "0"
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+        r = c.patch(url, headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
+                                  "Content-Encoding": "identity"}, content=clip)
+        assert r.status_code == 204, r.text
+        [item] = c.get(f"/api/v1/cases/{case['id']}/evidence").json()
+        assert item["sha256"] == digest and item["size"] == len(clip)

@@ -326,3 +326,18 @@ def test_an_empty_document_is_noted_as_unreadable_in_chinese(stack, officer, cas
     zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
     assert "文档无法读取：empty file" in zh and "unreadable document" not in zh
     assert "unreadable document: empty file" in en
+
+
+def test_the_administrators_page_says_an_sm2_keys_missing_subject_in_chinese(stack):
+    """An SM2 seal key is a bare key, no certificate: its row among the keys and certificates
+    showed the placeholder the archive stores for its subject, "SM2 public key", in English on
+    the Chinese page. It now says that the key has none, in the page's language."""
+    from archive.seals.registry import record_sm2_key
+
+    with stack.services.db.session() as s:
+        record_sm2_key(s, stack.services.sealer.sm2_key.public_key)
+    admin = stack.user(role="admin", unit="hq")
+    for lang, said in (("zh", "无（SM2 公钥没有证书）"), ("en", "none (an SM2 key has no certificate)")):
+        rows = re.findall(r'<tr data-testid="certificate-row">(.*?)</tr>', _page(stack, admin, "/admin", lang), re.S)
+        sm2 = [row for row in rows if "SM2 public key" in row or said in row]
+        assert sm2 and all(said in row and "SM2 public key" not in row for row in sm2), rows

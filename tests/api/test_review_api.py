@@ -115,6 +115,23 @@ def test_non_ascii_link_signature_is_refused_not_500(stack):
         _is_error(r, 401, "invalid_link")
 
 
+@pytest.mark.parametrize("link", [
+    {"expires": "17964937AA", "user": "x", "sig": "abc"}, {"expires": "１７９６", "user": "x", "sig": "abc"},
+    {"user": "x", "sig": "abc"}, {"expires": "1796493790", "user": "x"}, {"sig": "abc"},
+    {"expires": "9" * 40, "user": "x", "sig": "abc"},
+])
+def test_a_download_link_cut_short_or_altered_is_a_bad_link(stack, link):
+    """A signed link whose expiry is not a number, or with a part missing (a mail client broke
+    it, a clerk copied half of it), was answered 401 ``missing_token``, "a bearer token is
+    required": a court clerk, who has no token, was told to get one. It is ``invalid_link``."""
+    with stack.client(None) as c:
+        r = c.get(f"/api/v1/exports/{uuid.uuid4()}/download", params=link)
+        _is_error(r, 401, "invalid_link")
+        assert "ask for a new link" in r.json()["error"]["message"]
+        r = c.head(f"/api/v1/exports/{uuid.uuid4()}/download", params=link)
+        assert r.status_code == 401
+
+
 def test_tus_headers_with_non_ascii_digits_or_base64_are_refused_not_500(stack, officer, case):
     meta = f"case_id {_b64(case['id'])},kind {_b64('other')},filename {_b64('a.bin')}"
     with stack.client(officer) as c:
@@ -179,10 +196,29 @@ def test_nul_characters_are_refused_alike_on_both_stacks(stack, officer, case):
         assert c.get(f"/api/v1/cases/{case['id']}/actions").json() == []
 
 
+def test_a_leap_second_is_refused_as_one_not_as_a_malformed_time(stack, officer, case):
+    """``2016-12-31T23:59:60Z`` is RFC 3339 (a leap second), which the archive cannot place: it
+    was refused as "not an ISO 8601 time", which it is. The refusal says what it is and what to
+    give instead, on the direct upload, tus and an action's window; nothing is kept."""
+    leap = "2016-12-31T23:59:60Z"
+    with stack.client(officer) as c:
+        r = c.post(f"/api/v1/cases/{case['id']}/actions",
+                   json={"kind": "seizure", "start": leap, "end": "2017-01-01T11:00:00Z", "devices": []})
+        _is_error(r, 422, "invalid_request")
+        assert "leap second" in r.text and "not an ISO 8601 time" not in r.text, r.text
+        _recorded_start_refused(c, case, leap)
+        r = c.post(f"/api/v1/cases/{case['id']}/evidence",
+                   params={"kind": "other", "filename": "a.bin", "recorded_start": "2017-01-01T07:59:60+08:00"},
+                   content=b"x")
+        assert "leap second" in r.json()["error"]["message"], r.text
+        assert c.get(f"/api/v1/cases/{case['id']}/evidence").json() == []
+
+
 @pytest.mark.parametrize("garbage", [
     "2026-01-01T10:00:00\x00+08:00", "2026-01-01T10:00:00a+08:00", "2026-01-01T10:00:00 +08:00",
     "2026-01-01T10:00:00.+08:00", "20260101T100000+0800", "2026-W01-4T10:00:00+08:00", "2026-01-01T10+08",
     "2026-01-01T10:00:00,5+08:00", "2026-01-01T10:00:00+08:00\n", "2026-01-01T10:00:00+0800",
+    "2026-01-01T10:00:00+08:60", "2026-01-01T10:00:00+08:00:60", "2026-01-01T10:00:00-05:99",
 ])
 def test_a_time_with_anything_around_it_is_not_a_time(stack, officer, case, garbage):
     """``datetime.fromisoformat`` skips a stray character before the zone (``10:00:00\\x00+08:00``

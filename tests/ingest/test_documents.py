@@ -150,3 +150,34 @@ def test_zip_with_names_not_utf8_is_a_plain_zip_not_an_office_file(tmp_path: Pat
     docx.write_bytes(data.replace("\u00e9\u00e9.xml".encode(), b"\xff\xfe\xfd\xfc.xml"))
     with pytest.raises(ProbeFailed, match="unreadable office file: a member name is not valid UTF-8"):
         document_facts(docx)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("D:20260301113000+08'00'", "2026-03-01T11:30:00+08:00"),
+    ("D:20260301113000Z", "2026-03-01T11:30:00+00:00"),
+    ("D:20260301113000+08'99'", None),  # was read as +09:39: the signing time moved
+    ("D:20260301113000+99'00'", None),  # was a ValueError: the document step failed
+    ("D:２０２６0301113000Z", None),  # digits of another width are no PDF date
+])
+def test_a_pdf_signing_time_with_an_impossible_offset_is_no_time(value: str, expected: str | None) -> None:
+    """A PDF date's offset of 24 hours or more, or of 60 minutes or more, is no offset: the
+    signing time (which can close an action's window) is unknown, not moved and not a crash."""
+    from ingest.documents import pdf_date
+
+    moment = pdf_date(value)
+    assert (moment.isoformat() if moment else None) == expected
+
+
+def test_a_docx_page_count_in_other_digits_is_unknown_not_a_failure(tmp_path: Path, docx_file: Path) -> None:
+    """``<Pages>²</Pages>`` passed str.isdigit() and failed int(): the document step of such a
+    file failed for good (``processing_failed``, "internal error (ValueError)"). It is read as no
+    page count; the text is still extracted."""
+    odd = tmp_path / "odd.docx"
+    with zipfile.ZipFile(docx_file) as src, zipfile.ZipFile(odd, "w") as dst:
+        for info in src.infolist():
+            if info.filename != "docProps/app.xml":
+                dst.writestr(info, src.read(info))
+        dst.writestr("docProps/app.xml", '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/'
+                                         '2006/extended-properties"><Pages>\u00b2</Pages></Properties>')
+    facts = document_facts(odd)
+    assert facts.page_count is None and "Interview record" in facts.text

@@ -233,6 +233,9 @@ def test_invalid_bundle_is_kept_and_flagged(stack, officer, case):
         done = stack.wait_item(officer, item["id"], finished, timeout=60)
         assert "invalid_bundle" in done["flags"] and done["members"] == []
         assert done["processing"]["bundle"]["reason"].startswith("invalid bundle")
+        # It names no file the case does not hold (the worker's copy was "original.zip").
+        assert done["details"]["bundle_error"] == "the bundle is not a ZIP or tar archive", done["details"]
+        assert "original" not in done["processing"]["bundle"]["reason"]
         assert c.get(item["content_url"]).content == data
 
 
