@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, Integer, MetaData, create_engine, event, select, text
+from sqlalchemy import Engine, Integer, MetaData, String, create_engine, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -545,14 +545,18 @@ def model_metadata() -> MetaData:
 
 def compare_type(context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any,
                  metadata_type: Any) -> bool | None:
-    """Autogenerate's type comparison, knowing that SQLite's INTEGER is BIGINT.
+    """Autogenerate's type comparison, knowing that SQLite's INTEGER is BIGINT and that its
+    text has no length.
 
-    SQLite stores every integer in up to 8 bytes, so revision 0004 widened the ledger's
-    counters on PostgreSQL only (an ALTER on SQLite would rebuild the table and lose its
-    triggers). None lets Alembic compare every other type as usual.
+    SQLite stores every integer in up to 8 bytes and any text in any column, so revision 0004
+    widened the ledger's counters, and 0028 its actor, on PostgreSQL only (an ALTER on SQLite
+    would rebuild the table and lose its triggers). None lets Alembic compare every other
+    type as usual.
     """
     if context.dialect.name == "sqlite" and isinstance(inspected_type, Integer) and isinstance(metadata_type, Integer):
         return False
+    if context.dialect.name == "sqlite" and isinstance(inspected_type, String) and isinstance(metadata_type, String):
+        return False  # SQLite holds no text column to its length (revision 0028 widened on PostgreSQL only)
     return None
 
 

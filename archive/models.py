@@ -385,7 +385,7 @@ class LedgerEntry(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     recorded_at: Mapped[str] = mapped_column(String(40))
     """ISO 8601 UTC text, exactly as hashed."""
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(255))  # revision 0028
     case_id: Mapped[str | None] = mapped_column(String(36))
     item_id: Mapped[str | None] = mapped_column(String(36), index=True)
     action: Mapped[str] = mapped_column(String(60))
@@ -411,7 +411,7 @@ class LedgerPending(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
                                     autoincrement=True)
     recorded_at: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(255))  # revision 0028
     case_id: Mapped[str | None] = mapped_column(String(36))
     item_id: Mapped[str | None] = mapped_column(String(36))
     action: Mapped[str] = mapped_column(String(60))

@@ -58,8 +58,9 @@ UNIT_NAME_LENGTH = 200
 """The most characters of a unit's name (its column holds no more)."""
 USER_NAME_LENGTH = 195
 """The most characters of a user's name: the custody ledger names the user as its actor,
-``user:NAME``, in at most 200. The API's schemas say so too, but the workspace's forms, the
-CLI and single sign-on come here directly."""
+``user:NAME``, which held at most 200 characters until revision 0028 (widened to 255 for the
+users named with up to 200 before). The API's schemas say so too, but the workspace's forms,
+the CLI and single sign-on come here directly."""
 
 
 def check_user_name(name: str) -> str:

@@ -857,6 +857,28 @@ def test_a_user_named_as_long_as_allowed_can_act(stack):
         assert [e["actor"] for e in entries] == ["user:" + stem + "名" * 187]
 
 
+def test_a_user_named_before_the_limit_with_200_characters_can_still_act(stack):
+    """Names of 196 to 200 characters were allowed before: such a user, the actor
+    ``user:NAME`` of up to 205 characters, acts like any other (revision 0028 widened the
+    ledger's actor on PostgreSQL)."""
+    from sqlalchemy import text
+
+    admin = stack.user(role="admin", unit="hq")
+    stem = uuid.uuid4().hex[:8]
+    with stack.client(admin) as a:
+        r = a.post("/api/v1/users", json={"name": f"short-{stem}", "unit": "unit-a", "role": "officer"})
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]["token"]
+    long_name = stem + "名" * 192  # 200 characters, as an earlier release let an administrator name a user
+    with stack.services.db.engine.begin() as conn:
+        conn.execute(text("UPDATE users SET name = :long WHERE name = :short"), {"long": long_name, "short": f"short-{stem}"})
+    with stack.client(token) as c:
+        r = c.post("/api/v1/cases", json={"case_number": f"L-{stem}", "title": "名字很长的执法人员"})
+        assert r.status_code == 201, r.text
+        entries = c.get("/api/v1/ledger/entries", params={"case_id": r.json()["id"]}).json()
+        assert [e["actor"] for e in entries] == ["user:" + long_name]
+
+
 @pytest.mark.parametrize("coding", ["gzip", "identity, gzip", "br"])
 def test_evidence_sent_with_a_content_coding_is_refused_not_kept_coded(stack, officer, case, coding):
     """The archive decodes nothing: a clip sent ``Content-Encoding: gzip`` was kept as its own
