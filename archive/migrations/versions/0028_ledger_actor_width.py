@@ -25,16 +25,15 @@ TABLES = ("ledger_entries", "ledger_pending")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table in TABLES:
-        op.alter_column(table, "actor", type_=sa.String(255), existing_type=sa.String(200),
-                        existing_nullable=False)
+    _actor(200, 255)
 
 
 def downgrade() -> None:
+    _actor(255, 200)
+
+
+def _actor(was: int, width: int) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in TABLES:
-        op.alter_column(table, "actor", type_=sa.String(200), existing_type=sa.String(255),
-                        existing_nullable=False)
+        op.alter_column(table, "actor", type_=sa.String(width), existing_type=sa.String(was), existing_nullable=False)
