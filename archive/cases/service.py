@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from archive.cases.models import CaseHandler
 from archive.custody import ledger
-from archive.db import unique_violations_as_conflicts
+from archive.db import hold_name, unique_violations_as_conflicts
 from archive.errors import Conflict, InvalidInput
 from archive.exports.access import cases_with_exports_for
 from archive.models import Case, Role, Unit, User, Vault, new_id
@@ -53,7 +53,11 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
         raise InvalidInput(f"case title is {len(title.strip())} characters long; at most {TITLE_LENGTH} are allowed",
                            code="invalid_title")
     # Numbers are the unit's own (another unit may use the same one): only the unit's own
-    # cases are looked at, so the refusal says nothing about other units.
+    # cases are looked at, so the refusal says nothing about other units. Two creations of
+    # numbers that read alike wait for each other here, so the second sees the first (the
+    # database's unique index knows only the exact number).
+    wanted = same_unit(case_number)
+    hold_name(session, "case number", user.unit_id, wanted)
     taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
     if session.execute(taken).first():
         raise Conflict(f"your unit has a case numbered {case_number} already", code="case_number_taken")
@@ -61,7 +65,6 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     # full-width mode writes ２０２６－０００１): a second case under it would split one case's
     # record in two. Compared here, not in SQL, where SQLite and PostgreSQL fold text differently;
     # a unit's numbers are thousands, not millions.
-    wanted = same_unit(case_number)
     numbers = session.execute(select(Case.case_number).where(Case.unit_id == user.unit_id)).scalars()
     same = next((n for n in numbers if same_unit(n) == wanted), None)
     if same is not None:

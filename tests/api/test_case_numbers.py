@@ -56,6 +56,34 @@ def test_a_number_that_reads_as_one_the_unit_has_is_taken(stack):
         assert sorted(mine) == sorted([kept, f"WA{stem}-1（2026）"]), mine
 
 
+def test_numbers_that_read_alike_created_at_the_same_moment_make_one_case(stack):
+    """Eight officers of one unit create, at the same moment, numbers a person reads as one:
+    exactly one case is made, the others are 409 ``case_number_taken`` (each creation looked at
+    the unit's numbers before any of the others had committed)."""
+    import threading
+
+    stem = uuid.uuid4().hex[:6].upper()
+    wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in f"RC{stem}-1")
+    twins = [f"RC{stem}-1", wide, f"rc{stem.lower()}-1", f"RC{stem}-1 ", f"Rc{stem}-1", f"rC{stem.lower()}-1",
+             wide.lower(), f"RC{stem.lower()}-1"]
+    officers = [stack.user(role="officer", unit="unit-a") for _ in twins]
+    start = threading.Barrier(len(twins))
+    answers: list[tuple[int, str]] = []
+
+    def create(token: str, number: str) -> None:
+        with stack.client(token) as c:
+            start.wait()
+            r = c.post("/api/v1/cases", json={"case_number": number, "title": "同时立案"})
+            answers.append((r.status_code, r.json().get("error", {}).get("code", "")))
+
+    threads = [threading.Thread(target=create, args=pair) for pair in zip(officers, twins)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(answers) == [(201, "")] + [(409, "case_number_taken")] * (len(twins) - 1), answers
+
+
 def test_court_requests_name_the_unit_when_the_number_is_shared(stack):
     number = f"SHARED-{uuid.uuid4().hex[:6]}"
     only = f"ONLY-{uuid.uuid4().hex[:6]}"
