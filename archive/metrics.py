@@ -127,7 +127,24 @@ def _multiprocess_values() -> bool:
 
 
 def _build() -> SimpleNamespace:
-    from prometheus_client import Counter, Histogram
+    """Every metric, built unregistered, then registered: an unlabelled metric's first value
+    needs disk space (see :func:`_allocate_before_mapping`), and a build that fails half-way
+    must leave none registered, or every later attempt would meet them as duplicates."""
+    from prometheus_client import REGISTRY
+
+    built = _metrics_of()
+    for metric in vars(built).values():
+        REGISTRY.register(metric)
+    return built
+
+
+def _metrics_of() -> SimpleNamespace:
+    from functools import partial
+
+    import prometheus_client
+
+    Counter = partial(prometheus_client.Counter, registry=None)  # noqa: N806 - read as the classes
+    Histogram = partial(prometheus_client.Histogram, registry=None)  # noqa: N806
 
     return SimpleNamespace(
         http_requests=Counter(
