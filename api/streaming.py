@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 import time
 from typing import TypeVar
 
@@ -195,3 +196,17 @@ def digest_headers(sha256_hex: str) -> dict[str, str]:
     """
     b64 = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
     return {"Digest": f"sha-256={b64}", "Repr-Digest": f"sha-256=:{b64}:"}
+
+
+@contextmanager
+def closed_on_error(body: Iterator[bytes]) -> Iterator[None]:
+    """Let go of an opened object (its file or connection) if its read or download cannot be
+    recorded: a stored object is opened before its custody entry is written, so a store that
+    cannot give it answers 503 and leaves no entry for bytes that were never sent."""
+    try:
+        yield
+    except BaseException:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        raise

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import ArchiveError, Conflict, DatabaseBusy, InvalidInput
+from archive.errors import ArchiveError, Conflict, DatabaseBusy, DatabaseFull, InvalidInput
 from archive.settings import Settings
 
 if TYPE_CHECKING:  # Alembic is loaded when migrating: an API process needs none of its 10 MB
@@ -238,8 +238,26 @@ def _end(session: Session) -> None:
         session.invalidate()
 
 
+SQLITE_FULL = 13
+"""SQLite's result code for a write that found no room on the disk."""
+
+
+def _is_full(exc: BaseException) -> bool:
+    """True for a database that cannot write for want of disk space: SQLite's SQLITE_FULL
+    ("database or disk is full"), PostgreSQL's ``disk_full`` (SQLSTATE 53100)."""
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    orig = exc.orig
+    return getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL or getattr(orig, "sqlstate", None) == "53100"
+
+
 def translate_busy(exc: BaseException) -> None:
-    """Raise :class:`DatabaseBusy` from ``exc`` when it says the database is busy."""
+    """Raise :class:`DatabaseBusy` from ``exc`` when it says the database is busy
+    (:class:`DatabaseFull` when it is out of disk space)."""
+    if _is_full(exc):
+        raise DatabaseFull(
+            "the database's disk is full; nothing was changed, please retry once space is freed"
+        ) from exc
     if _is_busy(exc):
         raise DatabaseBusy(
             "the database is busy; nothing was changed, please retry in a moment", code="database_busy"

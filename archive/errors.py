@@ -181,6 +181,17 @@ class StoreUnavailable(StorageError):
     transient = True
 
 
+class StoreFull(StorageError):
+    """The disk the object store or the upload staging writes to has no space left (or the
+    quota is used up). Nothing was kept; the request can be repeated once an administrator
+    has freed space (503, Retry-After)."""
+
+    code = "store_full"
+    status = 503
+    transient = True
+    retry_after = 60
+
+
 class DatabaseBusy(ArchiveError):
     """The database did not answer in time (locked past its timeout, pool exhausted or
     unreachable). Nothing was changed; the request can be repeated (503, Retry-After)."""
@@ -189,6 +200,15 @@ class DatabaseBusy(ArchiveError):
     status = 503
     transient = True
     retry_after = 2
+
+
+class DatabaseFull(DatabaseBusy):
+    """The database's disk is full: it cannot write (SQLite's "database or disk is full",
+    PostgreSQL's ``disk_full``). Nothing was changed; the request can be repeated once an
+    administrator has freed space (503, Retry-After)."""
+
+    code = "database_full"
+    retry_after = 60
 
 
 class UploadsBusy(ArchiveError):

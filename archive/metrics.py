@@ -55,6 +55,7 @@ def configure(directory: Path, *, fresh: bool = False) -> Path:
             if pid.isdigit() and not _running(int(pid)):
                 file.unlink(missing_ok=True)
     os.environ[DIR_ENV] = str(path)
+    _allocate_before_mapping()
     if _metrics is not None and not _multiprocess_values():
         log.warning("metrics were recorded before configure(); this process's metrics stay in memory only")
     return path
@@ -70,6 +71,55 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _allocate_before_mapping() -> None:
+    """Make prometheus-client's per-process files take their disk blocks before they are
+    written through a memory map.
+
+    prometheus-client sizes a file by ``truncate`` (a sparse file) and writes through an
+    ``mmap``: on a full disk (or a full tmpfs) the first write to a page without a block
+    is SIGBUS, which kills the process (an API process with every upload it was receiving)
+    instead of raising. Allocating the blocks first (``posix_fallocate``) turns that into
+    ``OSError`` (ENOSPC), which :func:`_safely` logs like any failure to record a metric.
+    """
+    from prometheus_client import values
+
+    if not getattr(values.MmapedDict, "allocates_blocks", False):
+        values.MmapedDict = _allocating(values.MmapedDict)
+
+
+def _allocating(base: type) -> type:
+    """``base`` (prometheus-client's ``MmapedDict``) with every block it maps allocated first."""
+    from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE
+
+    class AllocatedMmapedDict(base):  # type: ignore[misc, valid-type]
+        allocates_blocks = True
+
+        def __init__(self, filename: str, read_mode: bool = False):
+            if not read_mode:
+                with open(filename, "ab") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    try:
+                        os.posix_fallocate(f.fileno(), 0, size or _INITIAL_MMAP_SIZE)
+                    except OSError:
+                        if not size:  # an empty file would break the API's merge of every file
+                            os.unlink(filename)
+                        raise
+            super().__init__(filename, read_mode)
+
+        def _init_value(self, key: str) -> None:
+            encoded = key.encode("utf-8")
+            # The entry's size as the base class lays it out (see its _init_value).
+            size = 4 + len(encoded) + (8 - (len(encoded) + 4) % 8) + 16
+            capacity = self._capacity
+            while self._used + size > capacity:
+                capacity *= 2
+            if capacity != self._capacity:
+                os.posix_fallocate(self._f.fileno(), 0, capacity)
+            super()._init_value(key)
+
+    return AllocatedMmapedDict
+
+
 def _multiprocess_values() -> bool:
     from prometheus_client import values
 
@@ -77,7 +127,24 @@ def _multiprocess_values() -> bool:
 
 
 def _build() -> SimpleNamespace:
-    from prometheus_client import Counter, Histogram
+    """Every metric, built unregistered, then registered: an unlabelled metric's first value
+    needs disk space (see :func:`_allocate_before_mapping`), and a build that fails half-way
+    must leave none registered, or every later attempt would meet them as duplicates."""
+    from prometheus_client import REGISTRY
+
+    built = _metrics_of()
+    for metric in vars(built).values():
+        REGISTRY.register(metric)
+    return built
+
+
+def _metrics_of() -> SimpleNamespace:
+    from functools import partial
+
+    import prometheus_client
+
+    Counter = partial(prometheus_client.Counter, registry=None)  # noqa: N806 - read as the classes
+    Histogram = partial(prometheus_client.Histogram, registry=None)  # noqa: N806
 
     return SimpleNamespace(
         http_requests=Counter(

@@ -1,17 +1,20 @@
 """Real faults the tests cause from outside the service: a slow ffprobe, a network that
-goes quiet. Nothing in the service knows it is being tested."""
+goes quiet, a disk that fills up. Nothing in the service knows it is being tested."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shlex
 import socket
+import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.tools import need
+from tests.tools import need, unavailable
 
 
 def slow_ffprobe(directory: Path, seconds: float, env: Mapping[str, str]) -> dict[str, str]:
@@ -98,3 +101,32 @@ class Link:
             sink.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+@contextmanager
+def small_disk(path: Path, *, mib: int) -> Iterator[Path]:
+    """A disk of ``mib`` MiB of its own at ``path`` (a tmpfs, mounted for the test and
+    unmounted after it), for a test to fill; unavailable where the test may not mount one."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a small tmpfs to fill (root is needed): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to its last byte with a file of its own (removing that file frees it)."""
+    filler = disk / "filler"
+    with open(filler, "ab", buffering=0) as f:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler

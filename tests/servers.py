@@ -47,6 +47,20 @@ class S3Server:
     process: subprocess.Popen
     data_dir: Path
     log: object = None
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process of it, as a crash or a pulled plug would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def start_again(self) -> None:
+        """Start the server again on its ports and data, and wait until S3 answers."""
+        assert self.command is not None and self.env is not None
+        self.process = subprocess.Popen(self.command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        _wait_s3_ready(self)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -123,7 +137,7 @@ def _start_weed(weed: str, data_dir: Path) -> S3Server | None:
     ]
     log = open(data_dir / "weed.log", "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"127.0.0.1:{ports['s3']}", access, secret, proc, data_dir, log)
+    server = S3Server(f"127.0.0.1:{ports['s3']}", access, secret, proc, data_dir, log, cmd, env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:  # it gave up (a port taken meanwhile): try other ports

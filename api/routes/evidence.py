@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
 from api.schemas import ErrorResponse, ItemPublic, item_fields, item_json
-from api.streaming import digest_headers
+from api.streaming import closed_on_error, digest_headers
 from archive.evidence import fixity
 from archive.evidence import items as evidence_service
 from archive.errors import NotFound, ObjectNotFound
@@ -118,7 +117,7 @@ def _serve(
             raise fixity.StoredObjectMissing(
                 f"the stored {what} of item {item_id} is missing from the store; the item and its case are "
                 "flagged missing_object for the administrators") from None
-        with _closed_on_error(body), custody_session(services, session) as writing:
+        with closed_on_error(body), custody_session(services, session) as writing:
             evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
         if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)
             body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=audit)
@@ -132,18 +131,6 @@ def _open(services: Services, *, key: str, version: str | None, size: int,
     give them answers 503 and leaves no custody entry for a read that delivered nothing."""
     start, end = byte_range if byte_range else (0, None)
     return services.store.read(key, version_id=version, start=start, end=end) if size else iter(())
-
-
-@contextmanager
-def _closed_on_error(body: Iterator[bytes]) -> Iterator[None]:
-    """Let go of an opened object (its file or connection) if the read cannot be recorded."""
-    try:
-        yield
-    except BaseException:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-        raise
 
 
 def _stream(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from api.conditional import NOT_MODIFIED, PreconditionsDep
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify, caller_checked
 from api.schemas import ErrorResponse
-from api.streaming import digest_headers
+from api.streaming import closed_on_error, digest_headers
 from archive import work
 from archive.exports import access, links
 from archive.exports import service as export_service
@@ -176,8 +176,10 @@ def download_export(
     }
     if request.method == "HEAD":
         return Response(media_type="application/zip", headers=headers)
-    with custody_session(services, session) as writing:
+    # Opened before the download is recorded: a store that cannot give the ZIP answers 503
+    # and leaves no export_downloaded entry for a download that sent nothing.
+    body = export_service.served_export(services.db, services.store, export)
+    with closed_on_error(body), custody_session(services, session) as writing:
         export_service.record_download(writing, export=export, actor=actor_name(caller), via=via,
                                        client=request.client.host if request.client else None)
-    return StreamingResponse(export_service.served_export(services.db, services.store, export),
-                             media_type="application/zip", headers=headers)
+    return StreamingResponse(body, media_type="application/zip", headers=headers)

@@ -121,6 +121,8 @@ def _spool_derived(store: ObjectStore, item_id: str, d: DerivedObject, into: Bin
         fault = check_object(store, key=d.storage_key, version=d.storage_version, size=d.size,
                              digests={"sha256": d.sha256}, sink=into)
     except ArchiveError as exc:
+        if exc.transient:  # the store is down or full: nothing learnt about the object
+            raise
         raise _fail(item_id, ITEM_PROBLEMS.say("derived_unreadable", **where, reason=exc.message)) from exc
     if into is not None:
         into.seek(0)
@@ -271,6 +273,7 @@ def verify_item(
     """
     problem: str | None = None
     original = None
+    unanswered = False
     entries: list[CustodyEntry] = []
     try:
         with db.read() as session:
@@ -284,12 +287,17 @@ def verify_item(
             report = _verify(session, store, sealer, item_id, fixity, require_sealed, checked_checkpoints,
                              vault_copies)
     except ArchiveError as exc:
+        if exc.transient:
+            # The store (or the database, the TSA) did not answer: nothing was learnt about the
+            # item, so no outcome is recorded; what was read before is (its fixity entry).
+            unanswered = True
         problem = exc.message
         raise
     finally:
         if original is not None:
-            entries.append({"action": "item_verified",
-                            "details": {"outcome": "failed" if problem else "ok", "problem": problem}})
+            if not unanswered:
+                entries.append({"action": "item_verified",
+                                "details": {"outcome": "failed" if problem else "ok", "problem": problem}})
             for entry in entries:
                 entry.update(case_id=original.case_id, item_id=item_id)
             if record is None:

@@ -416,12 +416,17 @@ def original_of(session: Session, item_id: str) -> Row[Any]:
 def check_original(store: ObjectStore, item: Any) -> tuple[FixityReport | None, str | None]:
     """Re-hash an original from its recorded version against the hashes taken at receipt:
     a report when it holds, else what is wrong, in words (an :data:`ORIGINAL_PROBLEMS`
-    sentence). ``item`` is an item or a row of its :data:`ORIGINAL_COLUMNS`. Records nothing."""
+    sentence). ``item`` is an item or a row of its :data:`ORIGINAL_COLUMNS`. Records nothing.
+
+    A store that cannot answer now (down, full: a transient error) says nothing about the
+    original: that error is raised, never turned into something wrong with the evidence."""
     algorithms = ("sha256", *(a for a in ("sm3", "sha512") if getattr(item, a)))
     try:
         fault = check_object(store, key=item.storage_key, version=item.storage_version, size=item.size,
                              digests={a: getattr(item, a) for a in algorithms})
     except ArchiveError as exc:
+        if exc.transient:
+            raise
         return None, ORIGINAL_PROBLEMS.say("original_unreadable", item=item.id, reason=exc.message)
     if fault is not None:
         return None, _original_problem(fault, item=item)

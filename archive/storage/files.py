@@ -16,7 +16,40 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from archive.errors import StorageError, StoreFull
+
 log = logging.getLogger(__name__)
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+"""The system's ways of saying the disk (or the writer's quota) has no room left."""
+
+
+def os_failure(message: str, exc: OSError) -> StorageError:
+    """Our error for the system refusing a file operation of the store or its staging
+    (``message`` says which): :class:`StoreFull` (503, retry once space is freed) when the
+    disk is full, else :class:`StorageError` with the system's reason."""
+    if exc.errno in FULL:
+        return StoreFull(f"{message}: no space left on the disk; nothing was kept (an administrator must free space)")
+    return StorageError(f"{message}: {exc.strerror}")
+
+
+MIN_FREE = 16 * 1024 * 1024
+"""Free bytes below which a store's health check says its disk is full: nothing of any size
+could be received, and SQLite, the queue folder and the metrics share the data directory."""
+
+
+def check_room(path: Path, what: str) -> None:
+    """Raise :class:`StoreFull` when the disk holding ``path`` (``what`` names it) has less
+    than :data:`MIN_FREE` left for this process; a path not yet made is not checked."""
+    try:
+        stats = os.statvfs(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise os_failure(f"cannot check the free space of {what}", exc) from exc
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE:
+        raise StoreFull(f"the disk of {what} is full: {free} bytes left; uploads are refused until space is freed")
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
 """Bytes written between two requests to start writing them to disk (see _write_buffered)."""

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
+from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreFull
 from archive.storage.protocol import CHUNK, STORE_ERRORS, STORE_OPERATIONS, StoredObject
-from archive.storage.files import PARTIAL, write_durably
+from archive.storage.files import FULL, PARTIAL, check_room, os_failure, write_durably
 from archive.storage.local_staging import LocalStaging
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,11 @@ HOLD_MARKER = ".legal-hold"
 
 
 def _cannot(operation: str, key: str, exc: OSError) -> StorageError:
-    """Our error for the system refusing :data:`STORE_OPERATIONS` ``operation`` on ``key``."""
+    """Our error for the system refusing :data:`STORE_OPERATIONS` ``operation`` on ``key``
+    (:class:`StoreFull` when the disk has no room left)."""
+    if exc.errno in FULL:
+        return StoreFull(STORE_ERRORS.say("cannot", operation=STORE_OPERATIONS.say(operation, key=key),
+                                          detail="no space left on the disk; nothing was kept"))
     return StorageError(STORE_ERRORS.say("cannot", operation=STORE_OPERATIONS.say(operation, key=key),
                                          detail=exc.strerror))
 
@@ -178,7 +182,7 @@ class LocalStore:
             else:
                 marker.unlink(missing_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot {'place' if on else 'lift'} the legal hold on {vault}: {exc.strerror}") from exc
+            raise os_failure(f"cannot {'place' if on else 'lift'} the legal hold on {vault}", exc) from exc
         return sum(1 for _ in self.list(f"{vault}/"))
 
     def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
@@ -188,5 +192,7 @@ class LocalStore:
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"object directory {self.root} is not writable")
+        check_room(self.root, "the object directory")
+        check_room(self.staging_dir, "the upload staging directory")
 
     # Staged objects: an append file per upload, linked into place on commit.

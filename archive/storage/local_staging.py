@@ -8,6 +8,7 @@ the staging directory is on another filesystem.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -17,10 +18,12 @@ from typing import TYPE_CHECKING
 
 from archive.errors import ObjectExists, StorageError
 from archive.storage.protocol import CHUNK, PROGRESS_EVERY, Pieces, Progress, StageHandle, StoredObject
-from archive.storage.files import PARTIAL, remove_unused, write_durably
+from archive.storage.files import FULL, PARTIAL, os_failure, remove_unused, write_durably
 
 if TYPE_CHECKING:
     from archive.storage.local import LocalStore
+
+log = logging.getLogger(__name__)
 
 
 class LocalStaging:
@@ -43,7 +46,7 @@ class LocalStaging:
             with open(self.store.staging_dir / name, "xb"):
                 pass
         except OSError as exc:
-            raise StorageError(f"cannot create staging file for {key}: {exc.strerror}") from exc
+            raise os_failure(f"cannot create staging file for {key}", exc) from exc
         return {"backend": "local", "key": key, "file": name, "content_type": content_type}
 
     def write(
@@ -57,6 +60,7 @@ class LocalStaging:
             f = open(path, "r+b")
         except FileNotFoundError as exc:
             raise StorageError(f"staged bytes of {handle['key']} are gone", code="staging_lost", status=409) from exc
+        pos = offset
         try:
             with f:
                 if os.fstat(f.fileno()).st_size < offset:
@@ -67,14 +71,22 @@ class LocalStaging:
                 # A request killed mid-body may have left bytes past the recorded offset.
                 f.truncate(offset)
                 report = progress if not hold else None
-                pieces, pos = Pieces(chunks), offset
+                pieces = Pieces(chunks)
                 while not pieces.ended:
                     pos += write_durably(path, f, pieces.take(every if report else float("inf")),
                                          pos, direct_io=self.store.direct_io)
                     if report and not pieces.ended:
                         report(pos, handle)
         except OSError as exc:
-            raise StorageError(f"cannot write staged bytes of {handle['key']}: {exc.strerror}") from exc
+            if exc.errno in FULL:
+                # The bytes past the last whole write are lost with this request (the next
+                # PATCH cuts them off anyway): give their room back now, or one upload that
+                # filled the disk would keep it full for everyone until it expires.
+                try:
+                    os.truncate(path, pos)
+                except OSError:
+                    log.warning("could not give back the room of %s's unwritten bytes", handle["key"], exc_info=True)
+            raise os_failure(f"cannot write staged bytes of {handle['key']}", exc) from exc
         return handle
 
     def truncate(self, handle: StageHandle, *, size: int) -> StageHandle:
@@ -109,7 +121,7 @@ class LocalStaging:
                 raise ObjectExists(f"object {key} already exists; originals are never overwritten") from exc
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # staging on another filesystem: copy instead
-                raise StorageError(f"cannot commit {key}: {exc.strerror}") from exc
+                raise os_failure(f"cannot commit {key}", exc) from exc
             with open(staged, "rb") as src:
                 self.store.put(key, iter(lambda: src.read(CHUNK), b""), content_type=handle.get("content_type", ""))
         staged.unlink(missing_ok=True)
@@ -119,7 +131,7 @@ class LocalStaging:
         try:
             self._staged(handle).unlink(missing_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot remove staged bytes of {handle.get('key')}: {exc.strerror}") from exc
+            raise os_failure(f"cannot remove staged bytes of {handle.get('key')}", exc) from exc
 
     def sweep_debris(self, *, older_than: datetime, live: Iterable[StageHandle]) -> dict[str, int]:
         cutoff = older_than.timestamp()

@@ -35,6 +35,7 @@ from minio.retention import Retention
 
 from archive.errors import ObjectExists, ObjectLocked, StorageError
 from archive.settings import Settings
+from archive.storage.files import check_room
 from archive.storage.protocol import CHUNK, STORE_OPERATIONS, StoredObject
 from archive.storage.s3_errors import LOCKED, NO_LEGAL_HOLD, NO_RETENTION, NOT_FOUND, VENDOR_ERRORS, translate
 from archive.storage.s3_parts import ChunkReader, PartBuffers, PartSender
@@ -305,4 +306,5 @@ class S3Store:
     def check(self) -> None:
         self._bucket_ready = False
         self._ensure_bucket()
+        check_room(self.spool_dir, "the upload spool directory")
 

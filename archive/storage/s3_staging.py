@@ -33,6 +33,7 @@ from minio.error import S3Error
 from archive.errors import ObjectExists, ObjectNotFound, StorageError
 from archive.storage.protocol import PROGRESS_EVERY, Progress, StageHandle, StoredObject
 from archive.storage.s3_parts import ChunkReader, PartSender
+from archive.storage.files import os_failure
 from archive.storage.s3_errors import NOT_FOUND, VENDOR_ERRORS, translate
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class S3Staging:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
         except OSError as exc:
-            raise StorageError(f"cannot create spool for {key}: {exc.strerror}") from exc
+            raise os_failure(f"cannot create spool for {key}", exc) from exc
         return handle
 
     def _open_spool(self, handle: StageHandle, offset: int):  # type: ignore[no-untyped-def]
@@ -150,7 +151,7 @@ class S3Staging:
                 with self._sender(handle) as sender:
                     return self._write_parts(handle, f, ChunkReader(chunks), sender, progress, every)
         except OSError as exc:
-            raise StorageError(f"cannot spool bytes of {handle['key']}: {exc.strerror}") from exc
+            raise os_failure(f"cannot spool bytes of {handle['key']}", exc) from exc
 
     def _write_parts(
         self, handle: StageHandle, f: BinaryIO, reader: ChunkReader, sender: PartSender,
@@ -194,14 +195,14 @@ class S3Staging:
         try:
             self._open_spool(handle, size).close()
         except OSError as exc:
-            raise StorageError(f"cannot truncate spool of {handle['key']}: {exc.strerror}") from exc
+            raise os_failure(f"cannot truncate spool of {handle['key']}", exc) from exc
         return handle
 
     def flush(self, handle: StageHandle) -> StageHandle:
         try:
             return self._flush(handle)
         except OSError as exc:
-            raise StorageError(f"cannot flush spool of {handle['key']}: {exc.strerror}") from exc
+            raise os_failure(f"cannot flush spool of {handle['key']}", exc) from exc
 
     def _committed(self, key: str, size: int) -> StoredObject | None:
         try:
@@ -235,7 +236,7 @@ class S3Staging:
         try:
             handle = self._flush(handle, final=True)
         except OSError as exc:
-            raise StorageError(f"cannot flush spool of {key}: {exc.strerror}") from exc
+            raise os_failure(f"cannot flush spool of {key}", exc) from exc
         try:
             result = self.store.client._complete_multipart_upload(
                 self.store.bucket, key, handle["upload_id"], [Part(n, etag) for n, etag in handle["parts"]]

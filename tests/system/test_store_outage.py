@@ -1,0 +1,101 @@
+"""The S3 server crashes while the archive serves (its own SeaweedFS, killed with SIGKILL and
+started again on the same ports and data): every answer says why, the custody ledger records
+only what happened, and the archive recovers by itself once the server is back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from tests.archive.test_exports import _built_export, _downloads, _one_document_case
+from tests.conftest import running_stack
+from tests.servers import S3Server, create_pg_database, drop_pg_database, start_s3
+
+
+@pytest.fixture
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server of this test's own (the session's is shared: never stopped)."""
+    server = start_s3(tmp_path_factory.mktemp("own-seaweedfs"))
+    yield server
+    server.stop()
+
+
+def test_an_export_the_store_cannot_serve_is_503_and_records_no_download(request, tmp_path, s3_server) -> None:
+    """A court's download while the store is down answers 503 ``store_unavailable``; its
+    ``export_downloaded`` custody entry used to be written before the ZIP was opened, so the
+    ledger said the court received an export it never got."""
+    database_url = create_pg_database()
+    try:
+        with running_stack(request, "services", tmp_path, database_url=database_url) as stack:
+            suffix = uuid.uuid4().hex[:6]
+            people = {"officer": stack.user(role="officer", unit="unit-x"),
+                      "requester": stack.user(role="reviewer", unit="unit-x"),
+                      "approver": stack.user(role="reviewer", unit="unit-x"),
+                      "judge": stack.user(role="court", unit="court-1", name=f"judge-{suffix}"),
+                      "judge_name": f"judge-{suffix}"}
+            case = _one_document_case(stack, people)
+            export = _built_export(stack, people, case["id"])
+            assert export["status"] == "ready", export
+
+            s3_server.kill()
+            with stack.client(people["judge"]) as judge:
+                r = judge.get(f"/api/v1/exports/{export['id']}/download")
+                assert (r.status_code, r.json()["error"]["code"]) == (503, "store_unavailable"), r.text
+                assert _downloads(stack, export["id"]) == 0
+
+                s3_server.start_again()
+                deadline = time.monotonic() + 30
+                while (r := judge.get(f"/api/v1/exports/{export['id']}/download")).status_code == 503:
+                    assert time.monotonic() < deadline, r.text
+                    time.sleep(0.5)
+                assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == export["sha256"]
+                assert _downloads(stack, export["id"]) == 1
+    finally:
+        drop_pg_database(database_url)
+
+
+def test_a_verification_the_store_cannot_answer_records_no_failure(request, tmp_path, s3_server) -> None:
+    """``verify-item`` and ``verify-case`` while the S3 server is down: a store that does not
+    answer says nothing about the evidence. They used to record the original as unreadable
+    (``fixity_checked`` and ``item_verified`` failed, a ``case_verified`` receipt failed) in
+    the append-only ledger, a false statement a court would later read in an export."""
+    from archive.models import EvidenceItem, LedgerEntry
+
+    database_url = create_pg_database()
+    try:
+        with running_stack(request, "services", tmp_path, database_url=database_url) as stack:
+            people = {"officer": stack.user(role="officer", unit="unit-x")}
+            case = _one_document_case(stack, people)
+            item_id = case["items"][0]["id"]
+            first = stack.cli("verify-case", case["id"])
+            assert first.returncode in (0, 3), first.stdout + first.stderr  # up: a checkpoint anchors it
+
+            def outcomes() -> list[tuple[str, str]]:
+                with stack.services.db.snapshot() as s:
+                    rows = s.execute(select(LedgerEntry.action, LedgerEntry.details).where(
+                        LedgerEntry.case_id == case["id"],
+                        LedgerEntry.action.in_(("fixity_checked", "item_verified", "case_verified")))).all()
+                return [(action, json.loads(details)["outcome"]) for action, details in rows]
+
+            before = outcomes()
+            s3_server.kill()
+            for command in (("verify-item", item_id), ("verify-case", case["id"])):
+                r = stack.cli(*command)
+                assert r.returncode != 0 and "unreachable" in r.stderr and "FAILED" not in r.stderr, \
+                    (command, r.stdout, r.stderr)
+            assert outcomes() == before
+            with stack.services.db.snapshot() as s:
+                assert s.get(EvidenceItem, item_id).flags == []
+
+            s3_server.start_again()
+            r = stack.cli("verify-item", item_id)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert outcomes()[len(before):] == [("fixity_checked", "ok"), ("item_verified", "ok")]
+    finally:
+        drop_pg_database(database_url)
