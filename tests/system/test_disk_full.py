@@ -44,7 +44,10 @@ def test_metrics_recorded_on_a_full_disk_do_not_kill_the_process(tmp_path: Path)
             "print('recovered' if b'route=\"/after\"' in metrics.exposition()[0] else 'lost')\n"
         )
         r = subprocess.run([sys.executable, "-c", script, str(disk / "metrics"), str(filler)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                           capture_output=True, text=True, timeout=60,
+                           # not a directory an earlier test's configure() left in this process's environment
+                           env={**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+                                "PYTHONPATH": str(ROOT)})
         assert (r.returncode, r.stdout.split()) == (0, ["alive", "recovered"]), (r.returncode, r.stderr[-2000:])
         assert "could not record a metric" in r.stderr
         # The API's merge of every process's files still reads the directory.
