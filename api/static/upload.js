@@ -172,7 +172,10 @@
   });
 
   async function sendAll(form) {
-    const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
+    // Each file is taken by one press of the button: pressed again while the first file was
+    // being sent, the files still waiting were sent twice, side by side.
+    const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting" && !e.taken; });
+    waiting.forEach(function (e) { e.taken = true; });
     if (waiting.length) continuityOwed();
     sending = waiting.length > 0;
     try {
