@@ -57,7 +57,10 @@ def home(user: PageUser) -> Response:
 def cases_page(request: Request, session: SessionDep, user: PageUser, notice: str | None = None,
                mine: bool = False) -> Response:
     """My unit's cases (every case for an administrator; ``mine``: those I opened), each with
-    its gaps still to explain."""
+    its gaps still to explain. A court user's are on their own page: this list linked each case
+    to a page their role may not open (403)."""
+    if user.role == Role.court:
+        return RedirectResponse("/court", status_code=303)
     cases = case_service.list_cases(session, user=user, limit=500)
     zone = request.app.state.services.settings.time_zone
     counts = gap_service.open_gap_counts(session, case_ids=[c.id for c in cases])

@@ -118,6 +118,24 @@ def test_each_role_reaches_its_own_pages_only(stack):
                     assert api.get("/api/v1/cases").status_code == 401
 
 
+def test_a_court_users_case_list_is_their_court_page(stack, officer, case):
+    """A court user reached /cases (by address, or an old bookmark) and saw the cases shared
+    with them, each linked to a case page their role may not open (403 forbidden_role): the
+    list is their court page."""
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(officer) as c:
+        c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "n.txt"}, content=b"n")
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as c:
+        assert c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court_name}).status_code == 201
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, court)
+        for path in ("/cases", "/cases?mine=true"):
+            r = b.get(path)
+            assert r.status_code == 303 and r.headers["location"] == "/court", (path, r.status_code, r.text[:200])
+        assert f'href="/cases/{case["id"]}"' not in b.get("/court").text
+
+
 def test_officer_sees_the_units_cases_or_only_their_own(stack):
     a, b = stack.user(role="officer", unit="unit-mine"), stack.user(role="officer", unit="unit-mine")
     numbers = {}
