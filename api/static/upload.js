@@ -190,6 +190,17 @@
     }
   }
 
+  // Leaving the page (a link, another form, closing the tab) stopped the uploads under way
+  // without a word; they went on only when the same files were chosen again. The browser asks
+  // first while a file taken by the button is not yet received or refused.
+  const UNDER_WAY = ["waiting", "hashing", "uploading", "resumed", "offline"];
+  window.addEventListener("beforeunload", function (e) {
+    const busy = queue.some(function (q) { return q.taken && UNDER_WAY.indexOf(q.row.dataset.state) >= 0; });
+    if (!busy) return;
+    e.preventDefault();
+    e.returnValue = "";
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     const form = document.getElementById("upload");
     if (!form || !window.tus || !window.hashwasm) return;

@@ -71,3 +71,32 @@ def test_the_upload_button_pressed_twice_sends_each_file_once(browser, stack) ->
         duplicates = s.execute(select(LedgerEntry.seq).where(LedgerEntry.case_id == case["id"],
                                                               LedgerEntry.action == "duplicate_received")).all()
     assert (len(uploads), len(duplicates), sent) == (3, 0, ["POST"] * 3)
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_leaving_the_page_while_uploading_asks_first(browser, stack) -> None:
+    """A link followed while a file was being sent stopped the upload without a word (it went
+    on only when the same file was chosen again): the browser now asks, and staying lets the
+    upload finish; once everything is received the page is left without a question."""
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="zh")
+    page.context.add_init_script("window.EVIDENCE_UPLOAD_CHUNK = 128 * 1024;")
+    page.goto(f"/cases/{case['id']}")
+    asked: list[str] = []
+
+    def stay(dialog) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    page.evaluate(DROP, ["long-note.txt", "x" * (4 * 1024 * 1024)])
+    page.get_by_test_id("upload-begin").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=upload-row]').dataset.state === 'uploading'")
+    page.locator("header nav a[href='/cases']").click(no_wait_after=True)
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"] and page.url.endswith(f"/cases/{case['id']}"), (asked, page.url)
+    page.locator("[data-testid=upload-row][data-state=done]").wait_for(timeout=30_000)
+    page.locator("header nav a[href='/cases']").click()
+    page.wait_for_url("**/cases")
+    assert asked == ["beforeunload"]
