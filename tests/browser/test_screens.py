@@ -50,7 +50,8 @@ WIDTH = "() => [document.documentElement.scrollWidth, window.innerWidth]"
 def test_each_roles_pages_fit_a_phone(browser, stack, day) -> None:
     """At 390 px the court page (its export's row: 422 px), the administrator's page (a user's
     row with its forms: 433 px), the disposal report (a character a line) and a reviewer's case
-    page (the custody filter listing a long file name: 462 px) scrolled sideways."""
+    page (the custody filter listing a long file name: 462 px) scrolled sideways; the legal
+    review's aspects were squeezed to a character a line once the page no longer did."""
     wide = {}
     for role, path in [("court", "/court"), ("admin", "/admin"), ("admin", "/disposal"), ("reviewer", "/queue"),
                        ("reviewer", "/cases/{case}"), ("officer", "/cases"), ("officer", "/cases/{case}")]:
@@ -62,6 +63,10 @@ def test_each_roles_pages_fit_a_phone(browser, stack, day) -> None:
             wide[f"{role} {path}"] = scroll
         if path == "/court":
             assert page.get_by_test_id("export-download").count() == 1
+        if role == "reviewer" and path == "/cases/{case}":  # a legal review's aspects too (自由裁量 in four lines)
+            lines = page.evaluate("""() => [...document.querySelectorAll('table.aspects tbody th')].map(th => {
+                const r = document.createRange(); r.selectNodeContents(th); return r.getClientRects().length; })""")
+            assert lines == [1] * 5, lines
         if path == "/disposal":  # the report's columns are readable, not a character a line
             cell = page.locator("main table th").first.bounding_box()
             assert cell["height"] < 40, cell
