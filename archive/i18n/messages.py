@@ -116,6 +116,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "upload.choose": {"zh": "选择文件（可多选），或拖放到此处", "en": "Choose files (several at once), or drop them here"},
     "upload.help": {"zh": "文件在浏览器中计算 SHA-256，服务器核对；中断后重新选择同一文件即可续传。", "en": "Each file's SHA-256 is computed in the browser and checked by the server; after an interruption, choose the same file again to resume."},
     "upload.begin": {"zh": "开始上传", "en": "Start upload"},
+    "upload.nothing": {"zh": "没有等待上传的文件：请先选择文件或拖放到上方区域。", "en": "No file is waiting: choose files or drop them above first."},
     "upload.resumable": {"zh": "有未完成的上传：重新选择同一文件即可从中断处继续。", "en": "Unfinished uploads are waiting: choose the same file again to resume where it stopped."},
     "upload.queue": {"zh": "上传队列", "en": "Upload queue"},
     "upload.file": {"zh": "文件", "en": "File"},

@@ -100,3 +100,26 @@ def test_leaving_the_page_while_uploading_asks_first(browser, stack) -> None:
     page.locator("header nav a[href='/cases']").click()
     page.wait_for_url("**/cases")
     assert asked == ["beforeunload"]
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_the_upload_button_with_nothing_chosen_says_so(browser, stack) -> None:
+    """Pressed before any file was chosen, the button did nothing at all: it now says to choose
+    files first and puts the keyboard on the file chooser; pressed again while files are being
+    sent it says nothing of the kind."""
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _case(stack, officer)
+    page = open_as(browser, stack, officer, lang="zh")
+    page.context.add_init_script("window.EVIDENCE_UPLOAD_CHUNK = 64 * 1024;")
+    page.goto(f"/cases/{case['id']}")
+    said = page.get_by_test_id("upload-nothing")
+    assert said.is_hidden()
+    page.get_by_test_id("upload-begin").click()
+    assert said.is_visible() and "请先选择文件" in said.inner_text()
+    assert page.evaluate("document.activeElement.dataset.testid") == "upload-input"
+    page.evaluate(DROP, ["note.txt", "n" * 1_000_000])
+    assert said.is_hidden()
+    page.evaluate(TWICE, ["upload-begin", 100])
+    page.wait_for_timeout(300)
+    assert said.is_hidden()
+    page.locator("[data-testid=upload-row][data-state=done]").wait_for(timeout=30_000)
