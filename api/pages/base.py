@@ -120,6 +120,13 @@ def cookie_secret(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or request.cookies.get(PRESESSION_COOKIE)
 
 
+def lang_switch(request: Request, other: str) -> str:
+    """The link to this page in the ``other`` language: what the address chose (my cases, a
+    custody filter, a page of items) is kept; only the language changes."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return "?" + urlencode([*kept, ("lang", other)])
+
+
 def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> Response:
     """A page in the reader's language and the corps' zone, its forms carrying the CSRF token
     of the browser's (pre-)session cookie."""
@@ -134,6 +141,7 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
         request, name,
         {"zone": services.settings.time_zone, "user": None, **context, "csrf": signin.csrf_token(secret),
          "sso": sso.enabled(services.settings), "lang": lang, "t": translator(code),
+         "lang_href": lang_switch(request, lang.other),
          "label": lambda group, value: enum_label(code, group, value),
          "details": lambda pairs: details_text(code, pairs),
          "cause": lambda text, clips=None: gap_cause_html(code, text, clips or {}),

@@ -9,7 +9,9 @@ change goes through the same domain functions as the API, so it is a custody ent
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -22,19 +24,23 @@ from api.pages.i18n import error_explanations, language_of
 from api.pages.life import closing_view, life_view
 from api.pages.timeline import Timeline, build_timeline, placed_recordings, play_point
 from api.pages.base import FormUser, PageUser, PageRoute, back_to, render
-from api.pages.views import CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow, clips_of
+from api.pages.views import ActionRow, CaseRow, CourtRequestRow, ReceiptRow, EntryRow, ExportRow, GapRow, ItemRow, clips_of
 from archive.cases import receipts, stages
 from archive.cases import service as case_service
+from archive import work
+from archive.continuity import devices as device_service
 from archive.continuity import gaps as gap_service
 from archive.continuity.report import CaseContinuity, build_report
 from archive.custody import ledger
+from archive.errors import InvalidInput
 from archive.evidence import items as evidence_service
 from archive.exports import court_requests
 from archive.exports import access as export_access
 from archive.exports.models import CourtRequestStatus
 from archive.records import holds
 from archive.identity.users import load_case, user_names
-from archive.models import Case, EvidenceKind, LedgerEntry, Role, User
+from archive.models import Case, EvidenceItem, EvidenceKind, LedgerEntry, Role, User
+from archive.timefmt import check_zone
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 ItemsPageNumber = Annotated[int | None, Query(ge=1, le=1_000_000, description="Which page of the case's items (from 1)")]
@@ -57,7 +63,10 @@ def home(user: PageUser) -> Response:
 def cases_page(request: Request, session: SessionDep, user: PageUser, notice: str | None = None,
                mine: bool = False) -> Response:
     """My unit's cases (every case for an administrator; ``mine``: those I opened), each with
-    its gaps still to explain."""
+    its gaps still to explain. A court user's are on their own page: this list linked each case
+    to a page their role may not open (403)."""
+    if user.role == Role.court:
+        return RedirectResponse("/court", status_code=303)
     cases = case_service.list_cases(session, user=user, limit=500)
     zone = request.app.state.services.settings.time_zone
     counts = gap_service.open_gap_counts(session, case_ids=[c.id for c in cases])
@@ -207,7 +216,49 @@ def case_page(case_id: str, request: Request, _settled: LedgerSettled, session: 
     life = life_view(session, user=user, case=case, settings=request.app.state.services.settings,
                      continuity=view["report"])  # type: ignore[arg-type]
     return render(request, "case.html", {**view, **life, "notice": notice,
+                                         "enforcement": action_rows(session, case_id=case.id, zone=zone),
                                          "upload_errors": error_explanations(language_of(request).code)})
+
+
+def action_rows(session: Session, *, case_id: str, zone: str) -> list[ActionRow]:
+    """The case's enforcement actions (by window start), as rows."""
+    actions = device_service.actions_of(session, case_id=case_id)
+    records = {a.record_item_id for a in actions if a.record_item_id}
+    names = dict(session.execute(select(EvidenceItem.id, EvidenceItem.original_filename)
+                                 .where(EvidenceItem.id.in_(records))).tuples().all()) if records else {}
+    return [ActionRow.of(a, zone=zone, names=names) for a in actions]
+
+
+def wall_time(text: str, zone: str, *, what: str) -> datetime:
+    """A time typed in a ``datetime-local`` box: a wall time in the corps' zone, with the offset
+    that zone had then (a time skipped by a change to summer time takes the offset from before
+    it, one that happens twice the first of the two, as ``zoneinfo`` and zonetime.js read them)."""
+    try:
+        typed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"the action's {what} must be a date and time (2026-03-01T10:02)",
+                           code="invalid_window") from None
+    if typed.tzinfo is not None:
+        return typed
+    return typed.replace(tzinfo=check_zone(zone))
+
+
+@router.post("/cases/{case_id}/actions")
+def record_action(case_id: str, session: SessionDep, services: ServicesDep, user: FormUser,
+                  kind: Annotated[str, Form()], start: Annotated[str, Form()], end: Annotated[str, Form()] = "",
+                  devices: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+                  record_item: Annotated[str, Form()] = "") -> Response:
+    """Record an enforcement action whose window its devices must cover (as the API does: the
+    same rules and custody entry); the case's continuity is analysed again."""
+    zone = services.settings.time_zone
+    action = device_service.create_action(
+        session, user=user, case_id=case_id, kind=kind, start=wall_time(start, zone, what="start"),
+        end=wall_time(end, zone, what="end") if end.strip() else None,
+        devices=[d for d in re.split(r"[,，、\s]+", devices) if d], description=description.strip() or None,
+        record_item=record_item or None)
+    session.commit()
+    services.enqueue(work.ANALYSE_CONTINUITY, case_id)
+    return back_to(f"/cases/{case_id}#action-{action.id}", notice="action_recorded")
 
 
 @router.get("/cases/{case_id}/items", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive.continuity.models import Gap
+from archive.continuity.models import EnforcementAction, Gap
 from archive.evidence.items import is_viewable, is_wacz
 from archive.models import Case, EvidenceItem, ExportRequest, LedgerEntry
 from archive.timefmt import gap_span, local_time, shown
@@ -132,6 +132,28 @@ def clips_of(session: Session, item_ids: Collection[str | None], *, zone: str) -
 
 FILE_LEVELS = ("in_file", "unreadable")
 """Gap levels whose cause is about one file without naming it (its row names the file)."""
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """An enforcement action of the case: its window in the corps' zone, its devices, its record."""
+
+    id: str
+    kind: str
+    start: str
+    end: str
+    devices: list[str]
+    record: str | None
+    """The file name of the record whose signing ends the window, if one was named."""
+    description: str | None
+
+    @classmethod
+    def of(cls, action: EnforcementAction, *, zone: str, names: dict[str, str]) -> ActionRow:
+        """``names``: item ids to their file names."""
+        return cls(id=action.id, kind=action.kind, start=local_time(action.window_start, zone),
+                   end=local_time(action.window_end, zone), devices=list(action.devices or []),
+                   record=names.get(action.record_item_id) if action.record_item_id else None,
+                   description=action.description)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@
     // <input type=datetime-local> gives wall time; it is the corps' zone's (label says so).
     const start = zonedIso(form.querySelector("#upload-start").value, form.dataset.zone);
     const body = form.querySelector("#upload-queue");
+    if (files.length) form.querySelector("#upload-nothing").hidden = true;
     for (const file of files) {
       const row = document.createElement("tr");
       row.dataset.testid = "upload-row";
@@ -172,7 +173,15 @@
   });
 
   async function sendAll(form) {
-    const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting"; });
+    // Each file is taken by one press of the button: pressed again while the first file was
+    // being sent, the files still waiting were sent twice, side by side.
+    const waiting = queue.filter(function (e) { return e.row.dataset.state === "waiting" && !e.taken; });
+    waiting.forEach(function (e) { e.taken = true; });
+    // Pressed with nothing chosen, the button did nothing at all: it says why, and the keyboard
+    // goes to the file chooser.
+    const idle = !waiting.length && !queue.some(function (e) { return e.taken && UNDER_WAY.indexOf(e.row.dataset.state) >= 0; });
+    form.querySelector("#upload-nothing").hidden = !idle;
+    if (idle) form.querySelector("#upload-input").focus();
     if (waiting.length) continuityOwed();
     sending = waiting.length > 0;
     try {
@@ -186,6 +195,17 @@
       sending = false;
     }
   }
+
+  // Leaving the page (a link, another form, closing the tab) stopped the uploads under way
+  // without a word; they went on only when the same files were chosen again. The browser asks
+  // first while a file taken by the button is not yet received or refused.
+  const UNDER_WAY = ["waiting", "hashing", "uploading", "resumed", "offline"];
+  window.addEventListener("beforeunload", function (e) {
+    const busy = queue.some(function (q) { return q.taken && UNDER_WAY.indexOf(q.row.dataset.state) >= 0; });
+    if (!busy) return;
+    e.preventDefault();
+    e.returnValue = "";
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     const form = document.getElementById("upload");

@@ -69,6 +69,27 @@
       });
     }
   });
+  // A form that changes something is sent once: pressed again while its first request is on
+  // its way (a legal review being sealed, a slow link), the browser sent it again, and the
+  // archive recorded two reviews, two export requests, two explanations. The submitter is not
+  // disabled (its name and value would leave the request); the second submission is dropped.
+  document.addEventListener("submit", function (e) {
+    const form = e.target;
+    if (e.defaultPrevented || !(form instanceof HTMLFormElement) || form.method !== "post") return;
+    if (form.dataset.sent === "true") {
+      e.preventDefault();
+      return;
+    }
+    form.dataset.sent = "true";
+    form.setAttribute("aria-busy", "true");
+  });
+  // Back at the form from the browser's history (an error page's way back): it may be sent again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-sent]").forEach(function (form) {
+      delete form.dataset.sent;
+      form.removeAttribute("aria-busy");
+    });
+  });
   // An error page's way back to the form it refused: the browser's history returns to the
   // form with what was typed in it (the link itself would load the form empty).
   document.addEventListener("click", function (e) {

@@ -118,6 +118,24 @@ def test_each_role_reaches_its_own_pages_only(stack):
                     assert api.get("/api/v1/cases").status_code == 401
 
 
+def test_a_court_users_case_list_is_their_court_page(stack, officer, case):
+    """A court user reached /cases (by address, or an old bookmark) and saw the cases shared
+    with them, each linked to a case page their role may not open (403 forbidden_role): the
+    list is their court page."""
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    with stack.client(officer) as c:
+        c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": "n.txt"}, content=b"n")
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as c:
+        assert c.post(f"/api/v1/cases/{case['id']}/exports", json={"recipient": court_name}).status_code == 201
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, court)
+        for path in ("/cases", "/cases?mine=true"):
+            r = b.get(path)
+            assert r.status_code == 303 and r.headers["location"] == "/court", (path, r.status_code, r.text[:200])
+        assert f'href="/cases/{case["id"]}"' not in b.get("/court").text
+
+
 def test_officer_sees_the_units_cases_or_only_their_own(stack):
     a, b = stack.user(role="officer", unit="unit-mine"), stack.user(role="officer", unit="unit-mine")
     numbers = {}
@@ -612,3 +630,32 @@ def test_the_exports_list_follows_the_worker_and_a_request_can_be_withdrawn(stac
     with _browser(stack) as c:
         sign_in(c, other)
         assert c.get(f"{path}/exports").status_code == 404
+
+
+def test_an_officer_records_an_enforcement_action_on_the_case_page(stack, officer, case):
+    """Actions (a seizure from 10:02 to 11:40, the devices assigned) could be recorded through the
+    API only: the officer's page had no way to. The page's times are wall times in the corps'
+    zone; a refused window is said in Chinese; a reviewer sees the actions, not the form."""
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        page = b.get(f"/cases/{case['id']}").text
+        assert 'data-testid="action-form"' in page and 'data-testid="actions-none"' in page
+        form = {"csrf_token": csrf_of(page), "kind": "seizure", "start": "2026-03-01T10:02", "end": "2026-03-01T11:40:00",
+                "devices": "CAM-07，CAM-08 ROOM-1", "description": "查封现场演出设备", "record_item": ""}
+        r = b.post(f"/cases/{case['id']}/actions", data=form)
+        assert r.status_code == 303 and "notice=action_recorded#action-" in r.headers["location"], (r.status_code, r.text[:300])
+        shown = b.get(f"/cases/{case['id']}").text
+        row = re.search(r'<tr id="action-[^"]+" data-testid="action-row".*?</tr>', shown, re.S).group(0)
+        assert "查封扣押" in row and "2026-03-01 10:02:00 +08:00" in row and "2026-03-01 11:40:00 +08:00" in row
+        assert "CAM-07、CAM-08、ROOM-1" in row
+        refused = b.post(f"/cases/{case['id']}/actions", data={**form, "start": "2026-03-01T12:00", "end": "2026-03-01T11:00"})
+        assert refused.status_code == 422 and "结束时间须晚于开始时间" in refused.text and "invalid_window" in refused.text
+    with stack.client(officer) as c:
+        [action] = c.get(f"/api/v1/cases/{case['id']}/actions").json()
+    assert datetime.fromisoformat(action["start"]) == datetime(2026, 3, 1, 2, 2, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(action["end"]) == datetime(2026, 3, 1, 3, 40, tzinfo=timezone.utc)
+    assert action["devices"] == ["CAM-07", "CAM-08", "ROOM-1"] and action["kind"] == "seizure"
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        page = b.get(f"/cases/{case['id']}").text
+        assert 'data-testid="action-row"' in page and 'data-testid="action-form"' not in page

@@ -218,6 +218,19 @@ def test_error_text_by_status_and_code_with_fallbacks():
     assert (english.heading, english.explanation) == ("Not found", "no case x")
 
 
+@pytest.mark.parametrize("code", [
+    "invalid_window", "invalid_record_item", "timezone_required", "invalid_comment", "invalid_opinion",
+    "invalid_document_role", "invalid_court_reference", "invalid_legal_basis", "case_not_decided",
+    "handler_not_officer", "reviewer_cannot_handle", "export_not_approved",
+])
+def test_a_refusal_a_page_form_can_meet_is_explained_in_chinese(code):
+    """These refusals of the pages' forms (an action's window, a gap's comment, a review's
+    opinion, a court's request, a stage document, an outcome, a handler) showed a Chinese reader
+    only that the input was not accepted, and the code."""
+    said = error_text("zh", error_code=code, status=422, message="whatever the archive said")
+    assert said.explanation and re.search(r"[\u4e00-\u9fff]", said.explanation), code
+
+
 def test_error_text_in_chinese_gives_the_particulars_of_our_own_messages():
     """A refused stage move names the reviews it lacks (the gates joined, a reviewer's opinion as
     written); a message the catalogue cannot read back stays off the Chinese page."""

@@ -140,3 +140,23 @@ def test_the_browser_language_comes_after_the_address_and_the_cookie(stack):
     with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60) as b:
         missing = b.get("/cases/no-such-case", headers={"Accept-Language": "en"}, follow_redirects=True)
         assert '<html lang="en">' in missing.text  # the sign-in page it was sent to
+
+
+def test_switching_language_keeps_what_the_address_chose(stack):
+    """The other language's link was ``?lang=en`` alone: from my cases (``?mine=true``), a
+    custody filter or a page of items it led to the whole list, the filter and the page lost."""
+    import html
+
+    from tests.tools import sign_in
+
+    officer = stack.user(role="officer", unit="unit-a")
+    with httpx.Client(verify=CLIENT_TLS, base_url=stack.url, timeout=60, cookies={"evidence_lang": "zh"}) as b:
+        sign_in(b, officer)
+        for path, link in (("/cases?mine=true", "?mine=true&lang=en"), ("/cases?lang=zh&mine=true", "?mine=true&lang=en"),
+                           ("/cases", "?lang=en")):
+            page = b.get(path).text
+            found = re.search(r'<a class="lang" href="([^"]*)"', page)
+            assert found and html.unescape(found.group(1)) == link, (path, found and found.group(1))
+        english = b.get("/cases?mine=true&lang=en")
+        found = re.search(r'<a class="lang" href="([^"]*)"', english.text)
+        assert html.unescape(found.group(1)) == "?mine=true&lang=zh"
