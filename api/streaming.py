@@ -187,6 +187,16 @@ async def consume_body(
     return outcome[0]
 
 
+def content_disposition(filename: str, *, inline: bool = False, fallback: str | None = None) -> str:
+    """A ``Content-Disposition`` value naming ``filename`` (RFC 6266): ``filename*`` in UTF-8,
+    which browsers and curl's ``-J`` read, and before it, when given, an ASCII ``fallback``
+    as ``filename`` for a client that reads only that."""
+    from urllib.parse import quote
+
+    plain = f'; filename="{fallback}"' if fallback else ""
+    return f"{'inline' if inline else 'attachment'}{plain}; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def digest_headers(sha256_hex: str) -> dict[str, str]:
     """Integrity headers of a whole representation whose SHA-256 is ``sha256_hex``.
 

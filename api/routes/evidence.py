@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
 from api.schemas import ErrorResponse, ItemPublic, item_fields, item_json
-from api.streaming import closed_on_error, digest_headers
+from api.streaming import closed_on_error, content_disposition, digest_headers
 from archive.evidence import fixity
 from archive.evidence import items as evidence_service
 from archive.errors import NotFound, ObjectNotFound
@@ -156,7 +156,7 @@ def _disposition(filename: str, media_type: str, *, inline: bool) -> dict[str, s
     """How the browser treats an original: a download, or (asked for, and a viewable type)
     shown in place with nothing able to run."""
     shown = inline and media_type in evidence_service.VIEWABLE_TYPES
-    headers = {"Content-Disposition": f"{'inline' if shown else 'attachment'}; filename*=UTF-8''{_quote(filename)}",
+    headers = {"Content-Disposition": content_disposition(filename, inline=shown),
                "X-Content-Type-Options": "nosniff"}
     # A PDF opens in the browser's own viewer, isolated from the page (a sandbox would block it).
     if shown and media_type != "application/pdf":
@@ -164,7 +164,3 @@ def _disposition(filename: str, media_type: str, *, inline: bool) -> dict[str, s
     return headers
 
 
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")

@@ -9,17 +9,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy import select
 
 from api.conditional import NOT_MODIFIED, PreconditionsDep
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify, caller_checked
 from api.schemas import ErrorResponse
-from api.streaming import closed_on_error, digest_headers
+from api.streaming import closed_on_error, content_disposition, digest_headers
 from archive import work
 from archive.exports import access, links
 from archive.exports import service as export_service
 from archive.identity.users import actor_name, user_name
 from archive.errors import Unauthenticated
-from archive.models import ExportRequest
+from archive.models import Case, ExportRequest
 
 router = APIRouter(tags=["exports"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -169,10 +170,12 @@ def download_export(
     etag = f'"{export.sha256}"'
     if conditions.not_modified(etag):
         return Response(status_code=304, headers={"ETag": etag})
-    name = f"export-{export.id}.zip"
+    # Named by its case's number, as a clerk files it (a "/" in a number would make a folder).
+    number = session.execute(select(Case.case_number).where(Case.id == export.case_id)).scalar_one()
+    name = f"{number.replace('/', '_')}-export-{export.id[:8]}.zip"
     headers = {
         "Content-Length": str(export.size), "ETag": etag, **digest_headers(export.sha256),
-        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Disposition": content_disposition(name, fallback=f"export-{export.id}.zip"),
     }
     if request.method == "HEAD":
         return Response(media_type="application/zip", headers=headers)

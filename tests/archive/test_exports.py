@@ -528,6 +528,27 @@ def _one_document_case(stack: Stack, people: dict[str, str]) -> dict:
     return case
 
 
+def test_an_export_downloads_under_its_case_number(stack: Stack, people) -> None:
+    """A clerk's browser (or ``curl -OJ``) saves the ZIP under the case's number, in UTF-8
+    (RFC 6266 ``filename*``), a "/" in the number made "_"; a client that reads only
+    ``filename`` gets the export's id."""
+    from urllib.parse import quote
+
+    number = f"文旅罚〔2026〕/{uuid.uuid4().hex[:6]}号"
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": number, "title": "下载名"}).json()
+        upload(c, case["id"], tiny_pdf(), "document", "record.pdf")
+    wait_case_sealed(stack, people["officer"], case["id"], 1)
+    export = _built_export(stack, people, case["id"])
+    with stack.client(people["judge"]) as judge:
+        for method in ("GET", "HEAD"):
+            r = judge.request(method, f"/api/v1/exports/{export['id']}/download")
+            assert r.status_code == 200, r.text
+            saved = f"{number.replace('/', '_')}-export-{export['id'][:8]}.zip"
+            assert r.headers["content-disposition"] == (
+                f'attachment; filename="export-{export["id"]}.zip"; filename*=UTF-8\'\'{quote(saved, safe="")}')
+
+
 def test_an_export_zip_altered_in_the_store_is_never_served_whole_and_is_failed(stack: Stack, people) -> None:
     """A download checks the ZIP as it sends it: an altered one ends short of its length, never
     reaching the court whole under the SHA-256 its headers and custody entry name; the export
