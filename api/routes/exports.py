@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from sqlalchemy import select
 
 from api.conditional import NOT_MODIFIED, PreconditionsDep
 from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify, caller_checked
@@ -171,8 +170,9 @@ def download_export(
     if conditions.not_modified(etag):
         return Response(status_code=304, headers={"ETag": etag})
     # Named by its case's number, as a clerk files it (a "/" in a number would make a folder).
-    number = session.execute(select(Case.case_number).where(Case.id == export.case_id)).scalar_one()
-    name = f"{number.replace('/', '_')}-export-{export.id[:8]}.zip"
+    case = session.get(Case, export.case_id)  # the access check loaded it already, mostly
+    assert case is not None, "an export's case is a foreign key"
+    name = f"{case.case_number.replace('/', '_')}-export-{export.id[:8]}.zip"
     headers = {
         "Content-Length": str(export.size), "ETag": etag, **digest_headers(export.sha256),
         "Content-Disposition": content_disposition(name, fallback=f"export-{export.id}.zip"),

@@ -154,9 +154,7 @@ class _Sequencing:
     """What a transaction asks once it commits: that its entries be sequenced soon."""
 
     def __call__(self, engine: Engine) -> None:
-        # Each batch's statements read what committed before them (a reading session's
-        # snapshot isolation would refuse the lock row another pass changed).
-        _sequencer(engine).poke(engine.execution_options(isolation_level="READ COMMITTED"))
+        _sequencer(engine).poke(engine)
 
 
 class _Sequencer:
@@ -191,6 +189,10 @@ class _Sequencer:
             if self.running:
                 return
             self.running = True
+            # Each batch's statements read what committed before them (a reading session's
+            # snapshot isolation would refuse the lock row another pass changed); made only when
+            # a thread starts, not on every commit.
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
             self.thread = threading.Thread(target=self._run, args=(engine,), name="ledger-sequencer", daemon=True)
             self.thread.start()
 
