@@ -27,7 +27,8 @@ from archive.custody import ledger
 from archive.identity import signin
 from archive.db import Database
 from archive.errors import Forbidden, InvalidInput, Unauthenticated
-from archive.models import User
+from archive.evidence import items as evidence_service
+from archive.models import EvidenceItem, User
 from archive.seals.sealer import Sealer, SealerSource
 from archive.settings import Settings
 from archive.storage import ObjectStore
@@ -236,6 +237,16 @@ def custody_session(services: Services, reading: Session) -> Iterator[Session]:
     reading.close()
     with services.db.session() as writing:
         yield writing
+
+
+def record_read(services: Services, reading: Session, *, user: User, item: EvidenceItem,
+                byte_range: tuple[int, int] | None = None, purpose: str = evidence_service.READ_PURPOSES.say("content"),
+                ) -> None:
+    """A read of evidence's custody entry, in the ledger before the first byte leaves, once the
+    request's reading session has given its connection back (see :func:`custody_session`);
+    the reads a process serves at once share one commit (:func:`archive.evidence.items.record_read`)."""
+    reading.close()
+    evidence_service.record_read(services.db, user=user, item=item, byte_range=byte_range, purpose=purpose)
 
 
 def settle_ledger(services: ServicesDep) -> None:

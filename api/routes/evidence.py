@@ -10,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
-from api.deps import CurrentUser, Services, ServicesDep, SessionDep, custody_session
+from api.deps import CurrentUser, Services, ServicesDep, SessionDep, record_read
 from api.schemas import ErrorResponse, ItemPublic, item_fields, item_json
 from api.streaming import closed_on_error, content_disposition, digest_headers
 from archive.evidence import fixity
@@ -30,9 +30,7 @@ def get_item(item_id: str, session: SessionDep, user: CurrentUser, services: Ser
     (``content_read``, purpose ``extracted text``)."""
     item, case = evidence_service.item_record(session, user=user, item_id=item_id)
     if evidence_service.shows_text(item):
-        with custody_session(services, session) as writing:
-            evidence_service.record_read(writing, user=user, item=item, byte_range=None,
-                                         purpose=evidence_service.READ_PURPOSES.say("text"))
+        record_read(services, session, user=user, item=item, purpose=evidence_service.READ_PURPOSES.say("text"))
     return Response(item_json(item_fields(item, duplicate_of=item.duplicate_of, case=case)),
                     media_type="application/json")
 
@@ -117,8 +115,8 @@ def _serve(
             raise fixity.StoredObjectMissing(
                 f"the stored {what} of item {item_id} is missing from the store; the item and its case are "
                 "flagged missing_object for the administrators") from None
-        with closed_on_error(body), custody_session(services, session) as writing:
-            evidence_service.record_read(writing, user=user, item=item, byte_range=byte_range, purpose=purpose)
+        with closed_on_error(body):
+            record_read(services, session, user=user, item=item, byte_range=byte_range, purpose=purpose)
         if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)
             body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=audit)
     return _stream(body, size=stored.size, sha256=stored.sha256, media_type=stored.media_type,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep, custody_session
+from api.deps import MAX_DB_INT, CurrentUser, ServicesDep, SessionDep, record_read
 from api.routes import ledger as ledger_routes
 from api.schemas import CheckpointProofLinks, CheckpointPublic, ErrorResponse
 from archive.evidence import items as evidence_service
@@ -31,9 +31,7 @@ def _sealed_object(session, services, user, item_id: str, role: str) -> tuple[Ev
     derived = next((d for d in item.derived if d.role == role), None)
     if derived is None:
         raise NotFound(f"item {item_id} has no {role} yet (seal_status {item.seal_status})", code="not_sealed")
-    with custody_session(services, session) as writing:
-        evidence_service.record_read(writing, user=user, item=item, byte_range=None,
-                                     purpose=evidence_service.READ_PURPOSES.say("seal", role=role))
+    record_read(services, session, user=user, item=item, purpose=evidence_service.READ_PURPOSES.say("seal", role=role))
     # The recorded version, never whatever was written over the key later.
     data = b"".join(services.store.read(derived.storage_key, version_id=derived.storage_version))
     return item, data

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Select, and_, column, delete, func, insert, or_, select, table, text, type_coerce
 from sqlalchemy.exc import IntegrityError
@@ -35,12 +35,15 @@ from sqlalchemy.orm import Session
 
 from archive.custody import merkle
 from archive.db import after_commit, before_dispose, before_snapshot, lock_row, will_run_after_commit
-from archive.errors import InvalidInput, LedgerTampered, NotFound
+from archive.errors import DatabaseBusy, InvalidInput, LedgerTampered, NotFound
 # The entry format lives in the offline verifier (evidence_verify), which needs no database;
 # the names stay importable from here for existing callers.
 from evidence_verify.ledger_format import GENESIS, canonical_json, compute_entry_hash, entry_bytes  # noqa: F401
 from archive.models import LedgerEntry, LedgerLock, LedgerNode, LedgerPending
 from archive.wording import Sentences
+
+if TYPE_CHECKING:
+    from archive.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,108 @@ def _append_rows(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     session.execute(_PENDING_INSERT, rows)
     after_commit(session, SEQUENCER, _Sequencing)
+
+
+def record(
+    database: Database,
+    *,
+    actor: str,
+    action: str,
+    case_id: str | None = None,
+    item_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record one custody entry on its own, not with an action of the caller's (a read of
+    evidence records only that it was read), committed when this returns.
+
+    The entries a process's threads record at the same moment share one transaction and one
+    flush (a group commit): the first caller writes, with its own entry, every entry waiting
+    when it begins; those that arrive while it writes wait for it, and the first of them
+    writes theirs next. Alone, a caller writes at once. A batch is written as :func:`append`
+    writes (on PostgreSQL it waits in ``ledger_pending`` and is sequenced in a batch after its
+    commit; a reader settles first). If a batch fails, each of its entries is tried again on its own, so
+    one bad entry fails only its own caller; a database that does not answer, or is full, fails
+    them all (:class:`archive.errors.DatabaseBusy`). Nothing of the caller's may be open on the
+    database meanwhile: a request gives its reading connection back first.
+    """
+    _group(database).submit(database, _columns(actor, action, case_id, item_id, details, None))
+
+
+class _Recording:
+    """One caller of :func:`record`: its entry, and what it is told (its batch written, or
+    that it writes the next batch)."""
+
+    __slots__ = ("row", "woken", "writes", "error")
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+        self.woken = threading.Event()
+        self.writes = False
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """The callers of :func:`record` in one process for one database (see there)."""
+
+    BATCH = 500
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: list[_Recording] = []
+        self.writing = False
+
+    def submit(self, database: Database, row: dict[str, Any]) -> None:
+        me = _Recording(row)
+        with self.lock:
+            self.waiting.append(me)
+            if not self.writing:
+                self.writing = me.writes = True
+        if not me.writes:
+            me.woken.wait()  # written by another caller, or this one writes the next batch
+        if me.writes:
+            self._write_next(database)
+        if me.error is not None:
+            raise me.error
+
+    def _write_next(self, database: Database) -> None:
+        with self.lock:
+            batch, self.waiting = self.waiting[:self.BATCH], self.waiting[self.BATCH:]
+        try:
+            _write_batch(database, [r.row for r in batch])
+        except BaseException as exc:
+            if len(batch) == 1 or isinstance(exc, (DatabaseBusy, LedgerTampered)):  # the database, not an entry
+                for r in batch:
+                    r.error = exc
+            else:  # each on its own: only a bad entry fails its caller
+                for r in batch:
+                    try:
+                        _write_batch(database, [r.row])
+                    except BaseException as own:
+                        r.error = own
+        with self.lock:
+            following = self.waiting[0] if self.waiting else None
+            if following is None:
+                self.writing = False
+            else:
+                following.writes = True
+        for r in batch:
+            r.writes = False
+            r.woken.set()
+        if following is not None:
+            following.woken.set()
+
+
+def _write_batch(database: Database, rows: list[dict[str, Any]]) -> None:
+    with database.session() as session:
+        _append_rows(session, rows)
+
+
+_groups: dict[object, _GroupCommit] = {}
+
+
+def _group(database: Database) -> _GroupCommit:
+    with _sequencers_lock:
+        return _groups.setdefault(id(database.engine.pool), _GroupCommit())
 
 
 _PENDING_INSERT = insert(LedgerPending.__table__)
@@ -248,6 +353,7 @@ def _forget_sequencers() -> None:
     # fork would never be released in it.
     global _sequencers_lock
     _sequencers.clear()
+    _groups.clear()
     _sequencers_lock = threading.Lock()
 
 

@@ -373,13 +373,14 @@ def shows_text(item: EvidenceItem | ItemRecord) -> bool:
 
 
 def record_read(
-    session: Session, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None,
+    database: Database, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None,
     purpose: str = READ_PURPOSES.say("content"),
 ) -> None:
-    """Custody entry for a read of evidence (written before the first byte leaves); ``purpose``
-    is one of :data:`READ_PURPOSES`."""
-    ledger.append(
-        session, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
+    """Custody entry for a read of evidence, in the ledger before the first byte leaves
+    (:func:`archive.custody.ledger.record`: the reads a process serves at once share one
+    commit); ``purpose`` is one of :data:`READ_PURPOSES`. The caller holds no connection."""
+    ledger.record(
+        database, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
         details={"purpose": purpose, "range": list(byte_range) if byte_range else None, "sha256": item.sha256},
     )
 

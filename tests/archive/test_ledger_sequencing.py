@@ -237,3 +237,55 @@ def test_a_cases_filters_name_every_actor_and_action_sequenced_before_the_read(o
     assert facets(case) == facets(case)  # a read with nothing new changes nothing
     assert facets(other) == (["chen.jie", "wang.fang"], ["case_created", "export_made"])
     assert facets("no-such-case") == ([], [])
+
+
+def test_reads_recorded_at_once_share_commits_each_in_the_ledger_when_its_call_returns(own_ledger, stack):
+    """``ledger.record`` (a read of evidence's entry): 24 threads of one process record 10
+    entries each at once. Each call returns with its entry committed (a reader finds it),
+    every entry is there exactly once in each caller's order, the ledger verifies, and the
+    entries took fewer commits than entries (they were written in shared batches). On PostgreSQL an entry the database refuses (a NUL in its
+    actor) fails its own caller only: the others in its batch are recorded."""
+    from sqlalchemy import event
+
+    _, database = own_ledger
+    threads_n, each = 24, 10
+    commits = [0]
+    event.listen(database.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    with database.snapshot() as s:
+        before = ledger.size(s)
+    failures: list[BaseException] = []
+    refused: list[BaseException] = []
+    start = threading.Barrier(threads_n)
+    bad = stack.name == "services"  # SQLite keeps a NUL in text; PostgreSQL refuses it
+
+    def reader(w: int) -> None:
+        try:
+            start.wait()
+            for i in range(each):
+                if bad and w == 0 and i == 5:
+                    with pytest.raises(Exception) as raised:
+                        ledger.record(database, actor="bad\x00actor", action="note", details={"w": w, "i": "bad"})
+                    refused.append(raised.value)
+                ledger.record(database, actor=f"r{w}", action="note", details={"w": w, "i": i})
+                with database.snapshot() as s:  # a reader: every entry committed before it
+                    assert s.execute(select(LedgerEntry.seq).where(
+                        LedgerEntry.actor == f"r{w}",
+                        LedgerEntry.details == ledger.canonical_json({"w": w, "i": i}))).scalar_one_or_none(), (w, i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(w,)) for w in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures[:3]
+    assert len(refused) == (1 if bad else 0)
+    with database.snapshot() as s:
+        assert ledger.size(s) == before + threads_n * each
+        assert ledger.verify(s).size == before + threads_n * each
+    notes = [d for _, d in _notes(database) if "w" in d]
+    assert sorted((d["w"], d["i"]) for d in notes) == [(w, i) for w in range(threads_n) for i in range(each)]
+    for w in range(threads_n):
+        assert [d["i"] for d in notes if d["w"] == w] == list(range(each)), f"reader {w} out of order"
+    assert commits[0] < threads_n * each, f"{commits[0]} commits for {threads_n * each} entries: none shared"
