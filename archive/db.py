@@ -58,11 +58,18 @@ def _has_nul(parameters: object) -> bool:
     return False
 
 
-def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
-    # PostgreSQL text cannot hold NUL (psycopg raises DataError, a 500); refuse it on every
-    # database alike so both stacks accept the same text, and say so as bad input.
+def refuse_nul(parameters: object) -> None:
+    """InvalidInput (422 ``nul_character``) when text in ``parameters`` holds a NUL: PostgreSQL
+    text cannot (psycopg raises DataError, a 500), so it is refused on every database alike and
+    both stacks accept the same text. Every statement's parameters are checked; a statement
+    that carries text inside other text (JSON, where a NUL is written ``\\u0000``) checks its
+    own before encoding it."""
     if _has_nul(parameters):
         raise InvalidInput("text must not contain NUL characters", code="nul_character")
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+    refuse_nul(parameters)
 
 
 def make_engine(url: str, *, connections: int = 20) -> Engine:
