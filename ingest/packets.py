@@ -37,10 +37,14 @@ Packets are read in file order, which alone shows two things:
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
-leave in the file is inserted digital silence, which is what is looked for instead. PCM in
-MOV or MP4 is the same: its sample table lists single audio samples at a fixed rate, so its
-times are counted and run on through a pause. Beside video such audio cannot tell whether
-the video stopped alone: it is left out when the video shows a pause (AVI's always).
+leave in the file is inserted digital silence, which is what is looked for instead. PCM and ADPCM
+in MOV or MP4 are the same: the sample table lists single audio samples (or ADPCM's fixed
+blocks) at a fixed rate, so their times are counted and run on through a pause. Beside video
+such audio cannot tell whether the video stopped alone: it is left out when the video shows a
+pause (AVI's always). Nor can its times show the audio stopping while the picture runs on (a
+microphone cut off); a recorder that fills that stretch with digital silence leaves the one
+trace there is, so beside video such audio is searched for it too, and each stretch is the
+audio's own gap at its place (moved past the video's pauses when the audio closed up over them).
 
 ffprobe's packet listing is streamed from a pipe and parsed in chunks, because a
 four-hour recording has hundreds of thousands of packets and this scan should cost
@@ -97,6 +101,8 @@ _DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
 # The QuickTime family (MOV, MP4): a sample table times each stream; PCM's samples are single
 # audio samples at a fixed rate, so its times are counted, not recorded.
 _SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4"})
+# Audio codecs QuickTime stores that way: PCM, and ADPCM's fixed blocks (ima4, ms, ...).
+_COUNTED_CODECS = ("pcm_", "adpcm_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +152,10 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     primary = "video" if "video" in timed else "audio"
     formats = set(probe.format_name.split(","))
     untimed = bool(formats & _UNTIMED_FORMATS)
-    # PCM in QuickTime is stored as samples, not timed packets: its times too are counted.
-    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith("pcm_"))
+    # PCM and ADPCM in QuickTime are stored as samples, not timed packets: their times too are counted.
+    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith(_COUNTED_CODECS))
+    # Beside video, inserted digital silence is the one trace such audio can keep of stopping alone.
+    quiet = _silences(path, tolerance_seconds) if primary == "video" and counted and "audio" in timed else []
     if primary == "video" and counted and "audio" in timed and (untimed or _paused(timed["video"], tolerance_seconds)):
         # Audio times counted from its samples run on through any pause, so they say nothing
         # about whether the video stopped alone, and put the audio's share of a pause at its end.
@@ -167,7 +175,7 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     method = "timestamps"
     if primary == "audio" and counted:
         method = "digital_silence"
-        holes = _silences(path, tolerance_seconds, origin)
+        holes = [_hole(max(a, origin), b, origin, "silence") for a, b in _silences(path, tolerance_seconds)]
         # Only the stream's own index (a MOV's sample table) tells of a tail cut short, never the
         # declared duration: a WAV's or MP3's may be an estimate from the bit rate, not a promise
         # of content, and a PCM MOV's may count the pauses that its samples do not.
@@ -186,6 +194,7 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
             cut = _fold(cut, stops)
             end = max(end, cut[1])
         holes = _merge(stops, origin)
+        holes += _silent_audio(quiet, stops.get("video", []), "audio" in laid, end, origin)
         if cut is not None:
             holes.append(_hole(*cut, origin, "cut_short"))
     holes += [_hole(at, at, origin, "restart") for at in joins]
@@ -624,20 +633,43 @@ def _hole(start: float, end: float, origin: float, stream: str | None) -> InFile
 _SILENCE_LINE = re.compile(rb"silence_(start|end): (-?[0-9.]+)")
 
 
-def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
-    """Stretches of digital silence longer than the tolerance in the first audio stream."""
+def _silent_audio(quiet: list[tuple[float, float]], paused: list[tuple[float, float]], kept: bool, end: float,
+                  origin: float) -> list[InFileGap]:
+    """The audio gaps that digital silence in counted audio beside video shows, at their place.
+
+    ``quiet`` is in the audio's own counted time, ``paused`` the video's pauses. Audio left out
+    (``kept`` false) beside paused video either ran on through each pause, its samples closing
+    up, or was filled for it; when it ends short of the file's ``end`` it closed up, and each
+    silent stretch is moved past the pauses before it. A silence within a video pause is part of
+    that pause, already reported.
+    """
+    holes: list[InFileGap] = []
+    closed_up = not kept and quiet and max(b for _, b in quiet) < end and paused
+    for a, b in quiet:
+        if closed_up:
+            for stop, resume in paused:
+                if a >= stop:
+                    a, b = a + resume - stop, b + resume - stop
+        if not any(a < resume and stop < b for stop, resume in paused):
+            holes.append(_hole(max(a, origin), b, origin, "audio"))
+    return holes
+
+
+def _silences(path: Path, tolerance: float) -> list[tuple[float, float]]:
+    """(start, end) of each stretch of digital silence longer than the tolerance in the first
+    audio stream, on the audio's own time."""
     cmd = [
         FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", *input_args(path), "-map", "0:a:0",
         "-af", f"silencedetect=noise={_SILENCE_DB}dB:duration={tolerance}", "-f", "null", "-",
     ]  # fmt: skip
     stderr = run(cmd, limit=time_limit(path, decoding=True), fallback=f"ffmpeg failed on {path.name}", output="stderr")
-    gaps: list[InFileGap] = []
+    stretches: list[tuple[float, float]] = []
     start: float | None = None
     for kind, value in _SILENCE_LINE.findall(stderr):
         if kind == b"start":
-            start = max(float(value), origin)
+            start = float(value)
         elif start is not None:
-            gaps.append(_hole(start, float(value), origin, "silence"))
+            stretches.append((start, float(value)))
             start = None
-    return gaps
+    return stretches
 

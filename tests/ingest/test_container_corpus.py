@@ -31,6 +31,14 @@ _TONE_SILENCE_TONE = [
     "-f", "lavfi", "-i", "sine=duration=4", "-f", "lavfi", "-i", f"anullsrc=r=44100:cl=mono:d={PAUSE}",
     "-f", "lavfi", "-i", "sine=duration=4", "-filter_complex", "[0][1][2]concat=n=3:v=0:a=1",
 ]  # fmt: skip
+# The camera's microphone stopped while its picture ran on, and the recorder filled the audio's
+# stretch with digital silence (PCM or ADPCM beside 11 s of video): audio whose times are counted
+# from its samples can keep no other trace of it.
+_SILENCE_BESIDE_VIDEO = [
+    "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=11", "-f", "lavfi", "-i", "sine=duration=4",
+    "-f", "lavfi", "-i", f"anullsrc=r=44100:cl=mono:d={PAUSE}", "-f", "lavfi", "-i", "sine=duration=4",
+    "-filter_complex", "[1][2][3]concat=n=3:v=0:a=1[a]", "-map", "0:v", "-map", "[a]",
+]  # fmt: skip
 
 # name -> (ffmpeg arguments before the output file, suffix, expected gap: None or (start, end, stream))
 CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]] = {
@@ -67,6 +75,23 @@ CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]]
     "mov-pcm-pause-at-end": ([*_VIDEO, *_AUDIO, "-vf", f"setpts={_SHIFT_AT_END}", "-af", f"asetpts={_SHIFT_AT_END}",
                               "-fps_mode", "passthrough", *_H264, "-c:a", "pcm_s16le"], ".mov", (7.5, 10.5, None)),
     "mov-pcm-audio-pause": ([*_TONE_SILENCE_TONE, "-c:a", "pcm_s16le"], ".mov", (4.0, 7.0, "silence")),
+    "mov-pcm-audio-silent-beside-video": ([*_SILENCE_BESIDE_VIDEO, *_H264, "-c:a", "pcm_s16le"], ".mov",
+                                          (4.0, 7.0, "audio")),
+    "avi-pcm-audio-silent-beside-video": ([*_SILENCE_BESIDE_VIDEO, "-c:v", "mpeg4", "-c:a", "pcm_s16le"], ".avi",
+                                          (4.0, 7.0, "audio")),
+    # ADPCM: QuickTime stores IMA's and Microsoft's blocks in a sample table, so theirs are counted
+    # as PCM's are; AVI counts all audio.
+    "mov-adpcm-ima": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "adpcm_ima_qt"], ".mov", None),
+    "mov-adpcm-ima-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "adpcm_ima_qt"], ".mov", (4.0, 7.0, None)),
+    "mov-adpcm-ms": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "adpcm_ms"], ".mov", None),
+    "mov-adpcm-ms-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, *_H264, "-c:a", "adpcm_ms"], ".mov", (4.0, 7.0, None)),
+    "mov-adpcm-ima-audio-silent-beside-video": ([*_SILENCE_BESIDE_VIDEO, *_H264, "-c:a", "adpcm_ima_qt"], ".mov",
+                                                (4.0, 7.0, "audio")),
+    "avi-adpcm-ms": ([*_VIDEO, *_AUDIO, "-c:v", "mpeg4", "-c:a", "adpcm_ms"], ".avi", None),
+    "avi-adpcm-ms-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, "-c:v", "mpeg4", "-c:a", "adpcm_ms"], ".avi",
+                           (4.0, 7.0, None)),
+    "avi-adpcm-ms-audio-silent-beside-video": ([*_SILENCE_BESIDE_VIDEO, "-c:v", "mpeg4", "-c:a", "adpcm_ms"],
+                                               ".avi", (4.0, 7.0, "audio")),
     # Variable frame rate: frames 0.05-0.15 s apart.
     "mp4-vfr": ([*_VIDEO, *_AUDIO, "-vf", "setpts='(N/10+0.05*sin(N))/TB'", "-fps_mode", "passthrough", *_H264,
                  "-c:a", "aac"], ".mp4", None),
