@@ -179,6 +179,13 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
         # that starts late or stops early; AVI's audio times, worked out from byte counts and
         # the rate its header states, are left out always, as they always were.
         timed.pop("audio")
+    video = timed.get("video")
+    if isinstance(video, _Stream) and not video.dated and probe.video_delay:
+        # Decoding times only (AVI): a decoder that reorders shows its first picture that many
+        # frames after decoding it, and its last as many after the last is decoded. Pauses are
+        # where they were, since each picture is shown as a later one is decoded.
+        held = probe.video_delay * video.nominal
+        video.runs = [run._replace(first=run.first + held, last=run.last + held) for run in video.runs]
     laid, joins = _lay_out(timed, primary)
     nominal = timed[primary].nominal
     runs = laid[primary]
@@ -266,6 +273,8 @@ class _Stream:
         self.runs: list[_Run] = []
         self.undated = False
         """Whether a packet had a decoding time but no presentation time (see :meth:`finish`)."""
+        self.dated = False
+        """Whether a packet had a presentation time (AVI gives none: its times are decoding times)."""
         self._run_jumps: list[list[tuple[float, float]]] = []  # each run's jumps in decoding time
         self._sample: list[float] | None = []  # the first run's first times, until the nominal is known
         self._threshold = math.inf  # a step beyond this is kept
@@ -510,6 +519,8 @@ class _Probe(NamedTuple):
     durations are estimates."""
     audio_codec: str
     """The first audio stream's codec (``""`` without one)."""
+    video_delay: int = 0
+    """How many frames the first video stream's decoder holds back to reorder (``has_b_frames``)."""
     frame_interval: float | None = None
     """Seconds between the first video stream's frames by its stated frame rate, if it states one."""
     video_codec: str = ""
@@ -519,7 +530,7 @@ class _Probe(NamedTuple):
 def _streams(path: Path) -> _Probe:
     """The streams to scan and what the container declares of them."""
     stdout = run([FFPROBE, "-v", "error",
-                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition,r_frame_rate"
+                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition,r_frame_rate,has_b_frames"
                                    ":format=format_name,start_time,duration",
                   "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
@@ -529,13 +540,14 @@ def _streams(path: Path) -> _Probe:
     video = audio = None
     audio_codec = ""
     stream_ends: dict[int, float] = {}
-    frame_interval, video_codec = None, ""
+    frame_interval, video_codec, video_delay = None, "", 0
     for s in info.get("streams") or ():
         if s.get("codec_type") == "video" and video is None:
             # A cover picture is a video stream of one still frame, not a recording.
             if not (s.get("disposition") or {}).get("attached_pic"):
                 video = s["index"]
                 frame_interval, video_codec = _interval(s.get("r_frame_rate")), s.get("codec_name") or ""
+                video_delay = int(s.get("has_b_frames") or 0)
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
             audio_codec = s.get("codec_name") or ""
@@ -543,7 +555,8 @@ def _streams(path: Path) -> _Probe:
         if indexed and end is not None:
             stream_ends[s["index"]] = end
     declared_end = _number_of(fmt, "duration") if indexed else _number_of(fmt, "start_time", "duration")
-    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec, frame_interval, video_codec)
+    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec, video_delay, frame_interval,
+                  video_codec)
 
 
 def _interval(rate: object) -> float | None:
@@ -622,11 +635,13 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
             del fields
             index = values[0::3]
             for i, packets in by_index.items():
-                packets.feed([p for s, p in zip(index, values[1::3]) if s == i],
-                             [d for s, d in zip(index, values[2::3]) if s == i])
+                times = [p for s, p in zip(index, values[1::3]) if s == i]
+                packets.feed(times, [d for s, d in zip(index, values[2::3]) if s == i])
+                packets.dated |= bool(times)
             return
     lines: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in by_index}
     undated: set[int] = set()
+    dated: set[int] = set()
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
@@ -642,11 +657,14 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
             if math.isnan(dts):
                 continue  # a packet with neither cannot be placed in time
             undated.add(int(parts[0]))
+        else:
+            dated.add(int(parts[0]))
         times.append(dts if math.isnan(pts) else pts)
         decoding.append(dts)
     for i, (times, decoding) in lines.items():
         by_index[i].feed(times, decoding)
         by_index[i].undated |= i in undated
+        by_index[i].dated |= i in dated
 
 
 def _parse_sparse(block: bytes, by_index: dict[int, _Sparse]) -> None:

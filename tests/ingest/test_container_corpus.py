@@ -79,6 +79,9 @@ CORPUS: dict[str, tuple[list[str], str, tuple[float, float, str | None] | None]]
                                           (4.0, 7.0, "audio")),
     "avi-pcm-audio-silent-beside-video": ([*_SILENCE_BESIDE_VIDEO, "-c:v", "mpeg4", "-c:a", "pcm_s16le"], ".avi",
                                           (4.0, 7.0, "audio")),
+    # AVI gives decoding times only; with H.264's B-frames the first picture is shown two frames late.
+    "avi-h264-bframes-pause": ([*_VIDEO, *_AUDIO, *_PAUSED, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "3",
+                                "-c:a", "pcm_s16le"], ".avi", (4.0, 7.0, None)),
     # ADPCM: QuickTime stores IMA's and Microsoft's blocks in a sample table, so theirs are counted
     # as PCM's are; AVI counts all audio.
     "mov-adpcm-ima": ([*_VIDEO, *_AUDIO, *_H264, "-c:a", "adpcm_ima_qt"], ".mov", None),
