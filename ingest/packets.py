@@ -73,7 +73,7 @@ import re
 from array import array
 from bisect import bisect_right, insort
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from heapq import heappop, heappush, heappushpop
 from statistics import median
 from pathlib import Path
@@ -171,14 +171,17 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     # PCM and ADPCM in QuickTime are stored as samples, not timed packets: their times too are counted.
     counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith(_COUNTED_CODECS))
     # Beside video, inserted digital silence is the one trace such audio can keep of stopping alone.
-    quiet = _silences(path, tolerance_seconds) if primary == "video" and counted and "audio" in timed else []
-    if primary == "video" and counted and "audio" in timed and (untimed or _paused(timed["video"], tolerance_seconds)):
+    beside = primary == "video" and counted and "audio" in timed
+    quiet = _silences(path, tolerance_seconds) if beside else []
+    paused = beside and _paused(timed["video"], tolerance_seconds)
+    left_out = None
+    if beside and (untimed or paused):
         # Audio times counted from its samples run on through any pause, so they say nothing
         # about whether the video stopped alone, and put the audio's share of a pause at its end.
         # Where the video runs on unbroken, QuickTime's exact sample counts still show audio
         # that starts late or stops early; AVI's audio times, worked out from byte counts and
         # the rate its header states, are left out always, as they always were.
-        timed.pop("audio")
+        left_out = timed.pop("audio")
     video = timed.get("video")
     if isinstance(video, _Stream) and not video.dated and probe.video_delay:
         # Decoding times only (AVI): a decoder that reorders shows its first picture that many
@@ -217,6 +220,8 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
             cut = _fold(cut, stops)
             end = max(end, cut[1])
         holes = _merge(stops, origin)
+        if beside and not paused:
+            holes = _counted_audio_short(holes, left_out, probe.audio_codec, end, origin, tolerance_seconds)
         holes += _silent_audio(quiet, stops.get("video", []), "audio" in laid, end, origin)
         if cut is not None:
             holes.append(_hole(*cut, origin, "cut_short"))
@@ -834,6 +839,28 @@ def _hole(start: float, end: float, origin: float, stream: str | None) -> InFile
 
 
 _SILENCE_LINE = re.compile(rb"silence_(start|end): (-?[0-9.]+)")
+
+
+def _counted_audio_short(holes: list[InFileGap], left_out: _Stream | _Sparse | None, codec: str, end: float,
+                         origin: float, tolerance: float) -> list[InFileGap]:
+    """``holes`` with counted audio that ends before unbroken video named as such (``"audio_counted"``).
+
+    Audio whose times are counted from its samples and that ends short of the video may have
+    stopped there, or stopped earlier and gone on, its samples closing up over the stretch it
+    missed: nothing in the file tells which, so the gap is where the audio runs out, named as
+    one whose place the file cannot give. QuickTime's audio was scanned (its stop at the end is
+    among ``holes``); AVI's was ``left_out``, and its length counts only for PCM and ADPCM, whose
+    byte counts give exact times.
+    """
+    tail = round(end - origin, 6)
+    if left_out is None:
+        return [replace(h, stream="audio_counted") if h.stream == "audio" and h.end_offset == tail else h
+                for h in holes]
+    if codec.startswith(_COUNTED_CODECS) and left_out.runs:
+        stop = left_out.runs[-1].last + left_out.nominal
+        if end - stop > left_out.nominal + tolerance:
+            return [*holes, _hole(stop, end, origin, "audio_counted")]
+    return holes
 
 
 def _silent_audio(quiet: list[tuple[float, float]], paused: list[tuple[float, float]], kept: bool, end: float,
