@@ -387,8 +387,9 @@ class _Sparse:
     recording, time minus that count of frame intervals stays level (give or take the few frames
     B-frames reorder); across a pause it rises by the pause's length. So a step between two timed
     frames next in time order is a pause when the level of the timed frames after it stands more
-    than the tolerance above the level of those before (medians of up to :data:`_LEVELS`, which
-    the reordering cannot move). Where the pause lies among the untimed frames between the two,
+    than the tolerance above the level of those before: medians of the levels between it and the
+    steps next to it (up to :data:`_LEVELS` each), which the reordering cannot move, and which a
+    pause a few steps away cannot lift (an H.264 stream may time one picture in twelve). Where the pause lies among the untimed frames between the two,
     nothing in the file says: the step is kept whole, from the last frame known to be before the
     pause to the first known to be after it, so the pause reported holds the true one.
 
