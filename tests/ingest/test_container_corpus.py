@@ -200,3 +200,6 @@ def test_a_pause_in_a_program_stream_is_held_between_the_pictures_it_times(tmp_p
     carried = {round(float(t), 3) for t in listing.replace(",", "\n").split() if t != "N/A"}
     assert round(scan.first_pts + gap.start_offset - FRAME, 3) in carried
     assert round(scan.first_pts + gap.end_offset, 3) in carried
+    # Pictures timed up to half a second apart are no pause, even at a fifth of a second's tolerance.
+    assert [(g.start_offset, g.end_offset) for g in scan_packets(path, tolerance_seconds=0.2).gaps] == [
+        (gap.start_offset, gap.end_offset)]
