@@ -6,14 +6,19 @@ MOV a packet's duration comes from the sample table, so the frame before a pause
 the whole pause and a duration-based test sees no jump at all. Packets are put in time
 order first because B-frames store them out of presentation order.
 
-Where packets have a decoding time but no presentation time of their own (an MPEG program
-stream times a packet only where a picture starts in it; ffprobe carries the decoding time on
-from the previous packet), the decoding time cannot stand in for the missing one: an I or P
-picture is shown a frame or more after it is decoded, so the first picture after a pause
-would be placed before it, and the pause reported a frame long. In such a stream pauses are
-read from the jumps of the decoding times, which are those of the presentation times: a
-decoder shows each picture when it decodes a later one, so the decoding times run through
-the same times as the presentation times, a few pictures later.
+An MPEG program stream (VOB, MPEG-1/2 files) times a packet only where a picture starts in
+it, so two to a dozen pictures around a pause can carry no time at all, and nothing in the file
+says on which side of the pause they were shown; ffprobe fills their times in with guesses that
+run straight on through it. Such a file is read without the guesses, and a pause is placed
+between the last picture it times before and the first it times after (see _Sparse): to the
+frame where the file allows, and never shorter than the true one.
+
+Where other containers give packets a decoding time but no presentation time of their own, the
+decoding time cannot stand in for the missing one: an I or P picture is shown a frame or more
+after it is decoded. In such a stream pauses are read from the jumps of the decoding times,
+which are those of the presentation times: a decoder shows each picture when it decodes a
+later one, so the decoding times run through the same times as the presentation times, a few
+pictures later.
 
 The first video and the first audio stream are both scanned. A stretch where both stop
 is one pause; a stretch where only one stops is reported as that stream's gap (for
@@ -37,10 +42,14 @@ Packets are read in file order, which alone shows two things:
 
 Formats that carry no timestamps of their own (WAV, MP3, raw AAC) cannot show a pause in
 their timing: a recorder that paused simply wrote on. There the only trace a pause can
-leave in the file is inserted digital silence, which is what is looked for instead. PCM in
-MOV or MP4 is the same: its sample table lists single audio samples at a fixed rate, so its
-times are counted and run on through a pause. Beside video such audio cannot tell whether
-the video stopped alone: it is left out when the video shows a pause (AVI's always).
+leave in the file is inserted digital silence, which is what is looked for instead. PCM and ADPCM
+in MOV or MP4 are the same: the sample table lists single audio samples (or ADPCM's fixed
+blocks) at a fixed rate, so their times are counted and run on through a pause. Beside video
+such audio cannot tell whether the video stopped alone: it is left out when the video shows a
+pause (AVI's always). Nor can its times show the audio stopping while the picture runs on (a
+microphone cut off); a recorder that fills that stretch with digital silence leaves the one
+trace there is, so beside video such audio is searched for it too, and each stretch is the
+audio's own gap at its place (moved past the video's pauses when the audio closed up over them).
 
 ffprobe's packet listing is streamed from a pipe and parsed in chunks, because a
 four-hour recording has hundreds of thousands of packets and this scan should cost
@@ -63,8 +72,10 @@ import math
 import re
 from array import array
 from bisect import bisect_right, insort
-from dataclasses import dataclass
-from heapq import heappush, heappushpop
+from collections import deque
+from dataclasses import dataclass, replace
+from heapq import heappop, heappush, heappushpop
+from statistics import median
 from pathlib import Path
 from typing import NamedTuple
 
@@ -86,6 +97,11 @@ _WINDOW = 512
 # Steps kept for judging after the layout: a step within this of the limit may cross it
 # once shifted (float rounding on times up to 10^9 s is far below this).
 _MARGIN = 1e-6
+# Timed frames a sparse stream's level is taken over, before and after a step (see _Sparse):
+# enough for a median to outvote the frames B-frames reorder, few enough to stay local.
+_LEVELS = 9
+# Video whose decoding times are presentation times (see _Sparse).
+_MPEG_VIDEO = frozenset({"mpeg1video", "mpeg2video"})
 # Containers whose audio packets carry no timestamps: the demuxer counts samples.
 _UNTIMED_FORMATS = frozenset({"wav", "w64", "mp3", "aac", "flac", "ac3", "eac3", "amr", "au", "aiff", "avi"})
 # Digital silence: below any real microphone's noise floor, so only inserted fill.
@@ -97,6 +113,8 @@ _DURATION_FROM_ZERO = frozenset({"mov", "mp4", "matroska", "webm"})
 # The QuickTime family (MOV, MP4): a sample table times each stream; PCM's samples are single
 # audio samples at a fixed rate, so its times are counted, not recorded.
 _SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4"})
+# Audio codecs QuickTime stores that way: PCM, and ADPCM's fixed blocks (ima4, ms, ...).
+_COUNTED_CODECS = ("pcm_", "adpcm_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,22 +157,38 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     if probe.video is None and probe.audio is None:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     wanted = {i: kind for i, kind in ((probe.video, "video"), (probe.audio, "audio")) if i is not None}
-    streams = _read_packets(path, wanted, tolerance_seconds)
+    formats = set(probe.format_name.split(","))
+    sparse = None
+    if "mpeg" in formats:
+        sparse = {i: (probe.frame_interval, probe.video_codec in _MPEG_VIDEO) if i == probe.video else (None, False)
+                  for i in wanted}
+    streams = _read_packets(path, wanted, tolerance_seconds, sparse)
     timed = {kind: s for kind, s in streams.items() if s.count}
     if not timed:
         raise NoPackets(message=f"{path.name}: no video or audio packets with timestamps")
     primary = "video" if "video" in timed else "audio"
-    formats = set(probe.format_name.split(","))
     untimed = bool(formats & _UNTIMED_FORMATS)
-    # PCM in QuickTime is stored as samples, not timed packets: its times too are counted.
-    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith("pcm_"))
-    if primary == "video" and counted and "audio" in timed and (untimed or _paused(timed["video"], tolerance_seconds)):
+    # PCM and ADPCM in QuickTime are stored as samples, not timed packets: their times too are counted.
+    counted = untimed or (bool(formats & _SAMPLE_TABLE_FORMATS) and probe.audio_codec.startswith(_COUNTED_CODECS))
+    # Beside video, inserted digital silence is the one trace such audio can keep of stopping alone.
+    beside = primary == "video" and counted and "audio" in timed
+    quiet = _silences(path, tolerance_seconds) if beside else []
+    paused = beside and _paused(timed["video"], tolerance_seconds)
+    left_out = None
+    if beside and (untimed or paused):
         # Audio times counted from its samples run on through any pause, so they say nothing
         # about whether the video stopped alone, and put the audio's share of a pause at its end.
         # Where the video runs on unbroken, QuickTime's exact sample counts still show audio
         # that starts late or stops early; AVI's audio times, worked out from byte counts and
         # the rate its header states, are left out always, as they always were.
-        timed.pop("audio")
+        left_out = timed.pop("audio")
+    video = timed.get("video")
+    if isinstance(video, _Stream) and not video.dated and probe.video_delay:
+        # Decoding times only (AVI): a decoder that reorders shows its first picture that many
+        # frames after decoding it, and its last as many after the last is decoded. Pauses are
+        # where they were, since each picture is shown as a later one is decoded.
+        held = probe.video_delay * video.nominal
+        video.runs = [run._replace(first=run.first + held, last=run.last + held) for run in video.runs]
     laid, joins = _lay_out(timed, primary)
     nominal = timed[primary].nominal
     runs = laid[primary]
@@ -167,7 +201,7 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
     method = "timestamps"
     if primary == "audio" and counted:
         method = "digital_silence"
-        holes = _silences(path, tolerance_seconds, origin)
+        holes = [_hole(max(a, origin), b, origin, "silence") for a, b in _silences(path, tolerance_seconds)]
         # Only the stream's own index (a MOV's sample table) tells of a tail cut short, never the
         # declared duration: a WAV's or MP3's may be an estimate from the bit rate, not a promise
         # of content, and a PCM MOV's may count the pauses that its samples do not.
@@ -186,6 +220,9 @@ def scan_packets(path: Path, *, tolerance_seconds: float = 1.0) -> PacketScan:
             cut = _fold(cut, stops)
             end = max(end, cut[1])
         holes = _merge(stops, origin)
+        if beside and not paused:
+            holes = _counted_audio_short(holes, left_out, probe.audio_codec, end, origin, tolerance_seconds)
+        holes += _silent_audio(quiet, stops.get("video", []), "audio" in laid, end, origin)
         if cut is not None:
             holes.append(_hole(*cut, origin, "cut_short"))
     holes += [_hole(at, at, origin, "restart") for at in joins]
@@ -241,6 +278,8 @@ class _Stream:
         self.runs: list[_Run] = []
         self.undated = False
         """Whether a packet had a decoding time but no presentation time (see :meth:`finish`)."""
+        self.dated = False
+        """Whether a packet had a presentation time (AVI gives none: its times are decoding times)."""
         self._run_jumps: list[list[tuple[float, float]]] = []  # each run's jumps in decoding time
         self._sample: list[float] | None = []  # the first run's first times, until the nominal is known
         self._threshold = math.inf  # a step beyond this is kept
@@ -338,6 +377,137 @@ class _Stream:
         self._begin()
 
 
+class _Sparse:
+    """One stream of a container that times only some of its frames, fed in file order.
+
+    An MPEG program stream times a packet (a PES packet, 2 KiB in a VOB) only where a frame starts
+    in it: of small pictures only the first in each packet has a time, and two to a dozen frames
+    on end can have none; a pause can lie among them. What is known is each timed frame's time
+    and how many frames (timed or not) came before it in decoding order. Within a run of the
+    recording, time minus that count of frame intervals stays level (give or take the few frames
+    B-frames reorder); across a pause it rises by the pause's length. So a step between two timed
+    frames next in time order is a pause when the level of the timed frames after it stands more
+    than the tolerance above the level of those before: medians of the levels between it and the
+    steps next to it (up to :data:`_LEVELS` each), which the reordering cannot move, and which a
+    pause a few steps away cannot lift (an H.264 stream may time one picture in twelve). Where the pause lies among the untimed frames between the two,
+    nothing in the file says: the step is kept whole, from the last frame known to be before the
+    pause to the first known to be after it, so the pause reported holds the true one.
+
+    A run's last frame is placed by counting: its first time, plus a frame interval for every
+    frame after the first, plus the pauses' lengths (the last frames of a stream with B-frames
+    often carry no time). Runs and restarts are as in :class:`_Stream`, by the decoding times
+    the container carries.
+
+    In MPEG-1 and MPEG-2 video a decoding time is a presentation time too: a B-picture is shown as
+    it is decoded, and an I- or P-picture when the next of them is decoded (ISO/IEC 13818-1's
+    decoder model), so a timed I- or P-picture's decoding time is when the one before it is shown.
+    Those times are taken as well: they often time the first picture after a pause. (H.264's
+    decoding times follow no such rule; a recorder may set them inside a pause.)
+    """
+
+    def __init__(self, tolerance: float, interval: float | None, decoded_shown: bool) -> None:
+        self.tolerance = tolerance
+        self.decoded_shown = decoded_shown
+        """Whether each decoding time is the presentation time of a picture (see the class note)."""
+        self.nominal = interval or 0.0
+        """The frame interval: the stated frame rate's, else the first packet duration given."""
+        self.count = 0
+        """Timed packets fed."""
+        self.runs: list[_Run] = []
+        self._latest = -math.inf
+        self._begin()
+
+    def _begin(self) -> None:
+        self._frames = 0  # frames of the run so far, timed or not
+        self._heap: list[tuple[float, int]] = []
+        self._first = math.inf
+        self._previous: float | None = None
+        self._levels: deque[float] = deque(maxlen=_LEVELS)  # the latest levels since the last step
+        self._level = math.nan  # the level before the last step
+        self._step: tuple[float, float, float, list[float]] | None = None  # a step awaiting the level after it
+        self._steps: list[tuple[float, float]] = []
+        self._paused = 0.0  # the run's pauses, added up
+        self._last = -math.inf
+
+    def feed_one(self, pts: float, dts: float, duration: float) -> None:
+        """Take one packet's times (NaN where it has none)."""
+        if not self.nominal and duration > 0:
+            self.nominal = duration
+        if dts < self._latest - self.tolerance:  # NaN compares false
+            self._end()
+            self._latest = dts
+        elif dts > self._latest:
+            self._latest = dts
+        if not math.isnan(pts):
+            self.count += 1
+            self._last = max(self._last, pts)
+            # The run's first picture is decoded before anything is shown.
+            if self.decoded_shown and dts < pts and self._heap:
+                self._push(dts, -1)
+            self._push(pts, self._frames)
+        self._frames += 1
+
+    def _push(self, at: float, frame: int) -> None:
+        heappush(self._heap, (at, frame))
+        if len(self._heap) > _WINDOW:
+            self._next(*heappop(self._heap))
+
+    def _next(self, at: float, frame: int) -> None:
+        """The run's next time in time order, and how many frames were decoded before the picture
+        it times (-1 for a picture shown when a later one is decoded: how many is not known).
+
+        A step that may be a pause is judged by the levels between it and the next such step (at
+        most :data:`_LEVELS` of them) against those between it and the one before; a step with no
+        level after it before the next is one with that next.
+        """
+        if self._previous is None:
+            self._first = at
+        elif at - self._previous - self.nominal > self.tolerance:
+            if self._step is not None and not self._step[3]:
+                self._step = (self._step[0], at, self._step[2], [])
+            else:
+                if self._step is not None:
+                    self._judge()
+                if self._levels:
+                    self._level = median(self._levels)
+                    self._levels.clear()
+                self._step = (self._previous, at, self._level, [])
+        self._previous = at
+        if frame < 0:
+            return
+        level = at - frame * self.nominal
+        self._levels.append(level)
+        if self._step is not None:
+            self._step[3].append(level)
+            if len(self._step[3]) == _LEVELS:
+                self._judge()
+
+    def _judge(self) -> None:
+        assert self._step is not None
+        before, after, level, later = self._step
+        self._step = None
+        # No timed picture after it to level with (the stream's last pictures): the step, less a frame.
+        rise = median(later) - level if later else after - before - self.nominal
+        if rise > self.tolerance or (math.isnan(rise) and after - before - self.nominal > self.tolerance):
+            self._steps.append((before, after))
+            self._paused += rise if rise == rise else after - before - self.nominal
+
+    def _end(self) -> None:
+        for item in sorted(self._heap):
+            self._next(*item)
+        if self._step is not None:
+            self._judge()
+        if self._previous is not None:
+            last = max(self._last, self._first + (self._frames - 1) * self.nominal + self._paused)
+            self.runs.append(_Run(self._first, last, self._steps))
+        self._begin()
+
+    def finish(self) -> _Sparse:
+        """End the last run; returns this stream."""
+        self._end()
+        return self
+
+
 class _Probe(NamedTuple):
     """What the container says of the file, before its packets are read."""
 
@@ -355,12 +525,18 @@ class _Probe(NamedTuple):
     durations are estimates."""
     audio_codec: str
     """The first audio stream's codec (``""`` without one)."""
+    video_delay: int = 0
+    """How many frames the first video stream's decoder holds back to reorder (``has_b_frames``)."""
+    frame_interval: float | None = None
+    """Seconds between the first video stream's frames by its stated frame rate, if it states one."""
+    video_codec: str = ""
+    """The first video stream's codec (``""`` without one)."""
 
 
 def _streams(path: Path) -> _Probe:
     """The streams to scan and what the container declares of them."""
     stdout = run([FFPROBE, "-v", "error",
-                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition"
+                  "-show_entries", "stream=index,codec_type,codec_name,start_time,duration,disposition,r_frame_rate,has_b_frames"
                                    ":format=format_name,start_time,duration",
                   "-of", "json", *input_args(path)], limit=time_limit(path), fallback=f"ffprobe failed on {path.name}")
     info = json.loads(stdout or b"{}")
@@ -370,11 +546,14 @@ def _streams(path: Path) -> _Probe:
     video = audio = None
     audio_codec = ""
     stream_ends: dict[int, float] = {}
+    frame_interval, video_codec, video_delay = None, "", 0
     for s in info.get("streams") or ():
         if s.get("codec_type") == "video" and video is None:
             # A cover picture is a video stream of one still frame, not a recording.
             if not (s.get("disposition") or {}).get("attached_pic"):
                 video = s["index"]
+                frame_interval, video_codec = _interval(s.get("r_frame_rate")), s.get("codec_name") or ""
+                video_delay = int(s.get("has_b_frames") or 0)
         elif s.get("codec_type") == "audio" and audio is None:
             audio = s["index"]
             audio_codec = s.get("codec_name") or ""
@@ -382,7 +561,17 @@ def _streams(path: Path) -> _Probe:
         if indexed and end is not None:
             stream_ends[s["index"]] = end
     declared_end = _number_of(fmt, "duration") if indexed else _number_of(fmt, "start_time", "duration")
-    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec)
+    return _Probe(video, audio, format_name, declared_end, stream_ends, audio_codec, video_delay, frame_interval,
+                  video_codec)
+
+
+def _interval(rate: object) -> float | None:
+    """Seconds per frame of ffprobe's ``num/den`` frame rate; None for none (``0/0``)."""
+    try:
+        num, den = (int(x) for x in str(rate).split("/"))
+    except ValueError:
+        return None
+    return den / num if num > 0 and den > 0 else None
 
 
 def _number_of(entries: dict[str, object], *names: str) -> float | None:
@@ -393,28 +582,38 @@ def _number_of(entries: dict[str, object], *names: str) -> float | None:
         return None
 
 
-def _read_packets(path: Path, wanted: dict[int, str], tolerance: float) -> dict[str, _Stream]:
+def _read_packets(path: Path, wanted: dict[int, str], tolerance: float,
+                  sparse: dict[int, tuple[float | None, bool]] | None = None) -> dict[str, _Stream | _Sparse]:
+    """Each wanted stream's packets, folded; with ``sparse`` (an MPEG program stream: each wanted
+    stream's frame interval, if known, and whether its decoding times are presentation times) only
+    the times the container itself carries are read, each stream as a :class:`_Sparse`."""
     try:
-        return _run_ffprobe(path, wanted, tolerance, buffered=True)
+        return _run_ffprobe(path, wanted, tolerance, sparse, buffered=True)
     except ProbeFailed as exc:
         if "Unrecognized option 'o'" not in exc.message:
             raise
         # ffprobe predates the -o option (FFmpeg < 5.0).
-        return _run_ffprobe(path, wanted, tolerance, buffered=False)
+        return _run_ffprobe(path, wanted, tolerance, sparse, buffered=False)
 
 
-def _run_ffprobe(path: Path, wanted: dict[int, str], tolerance: float, *, buffered: bool) -> dict[str, _Stream]:
-    cmd = [
-        FFPROBE, "-v", "error",
-        "-show_entries", "packet=stream_index,pts_time,dts_time", "-of", "csv=p=0",
-    ]  # fmt: skip
+def _run_ffprobe(path: Path, wanted: dict[int, str], tolerance: float,
+                 sparse: dict[int, tuple[float | None, bool]] | None,
+                 *, buffered: bool) -> dict[str, _Stream | _Sparse]:
+    by_index: dict[int, _Stream] | dict[int, _Sparse]
+    if sparse is None:
+        entries, by_index, parse = [], {i: _Stream(tolerance) for i in wanted}, _parse_block
+    else:
+        # Without nofillin ffprobe fills in the times the container leaves out with guesses (the
+        # previous time plus a frame) that run straight on through a pause.
+        entries, by_index, parse = ["-fflags", "+nofillin"], {i: _Sparse(tolerance, *sparse[i]) for i in wanted}, _parse_sparse
+    fields = "stream_index,pts_time,dts_time" + ("" if sparse is None else ",duration_time")
+    cmd = [FFPROBE, "-v", "error", *entries, "-show_entries", f"packet={fields}", "-of", "csv=p=0"]
     if buffered:
         # Plain stdout is flushed after every packet: one write, and one wake-up of
         # this reader, per line. Through -o ffprobe buffers its output (32 KiB), which
         # makes the pipe as cheap as writing to /dev/null.
         cmd += ["-o", "pipe:1"]
     cmd += input_args(path)
-    by_index = {i: _Stream(tolerance) for i in wanted}
     with stream(cmd, limit=time_limit(path), fallback=f"ffprobe failed on {path.name}") as stdout:
         rest = b""
         while chunk := stdout.read(_CHUNK):
@@ -422,10 +621,10 @@ def _run_ffprobe(path: Path, wanted: dict[int, str], tolerance: float, *, buffer
             if cut < 0:
                 rest += chunk
                 continue
-            _parse_block(rest + chunk[:cut], by_index)
+            parse(rest + chunk[:cut], by_index)  # type: ignore[arg-type]
             rest = chunk[cut + 1 :]
         if rest:
-            _parse_block(rest, by_index)
+            parse(rest, by_index)  # type: ignore[arg-type]
     return {wanted[i]: s.finish() for i, s in by_index.items()}
 
 
@@ -442,11 +641,13 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
             del fields
             index = values[0::3]
             for i, packets in by_index.items():
-                packets.feed([p for s, p in zip(index, values[1::3]) if s == i],
-                             [d for s, d in zip(index, values[2::3]) if s == i])
+                times = [p for s, p in zip(index, values[1::3]) if s == i]
+                packets.feed(times, [d for s, d in zip(index, values[2::3]) if s == i])
+                packets.dated |= bool(times)
             return
     lines: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in by_index}
     undated: set[int] = set()
+    dated: set[int] = set()
     for line in block.split(b"\n"):
         parts = line.split(b",")
         if len(parts) < 3:
@@ -462,11 +663,28 @@ def _parse_block(block: bytes, by_index: dict[int, _Stream]) -> None:
             if math.isnan(dts):
                 continue  # a packet with neither cannot be placed in time
             undated.add(int(parts[0]))
+        else:
+            dated.add(int(parts[0]))
         times.append(dts if math.isnan(pts) else pts)
         decoding.append(dts)
     for i, (times, decoding) in lines.items():
         by_index[i].feed(times, decoding)
         by_index[i].undated |= i in undated
+        by_index[i].dated |= i in dated
+
+
+def _parse_sparse(block: bytes, by_index: dict[int, _Sparse]) -> None:
+    """Feed each line's presentation time, decoding time and duration (NaN for none) to its stream."""
+    for line in block.split(b"\n"):
+        parts = line.split(b",")
+        if len(parts) < 4:
+            continue
+        try:
+            packets = by_index.get(int(parts[0]))
+        except ValueError:
+            continue
+        if packets is not None:
+            packets.feed_one(_number(parts[1]), _number(parts[2]), _number(parts[3]))
 
 
 def _number(field: bytes) -> float:
@@ -624,20 +842,65 @@ def _hole(start: float, end: float, origin: float, stream: str | None) -> InFile
 _SILENCE_LINE = re.compile(rb"silence_(start|end): (-?[0-9.]+)")
 
 
-def _silences(path: Path, tolerance: float, origin: float) -> list[InFileGap]:
-    """Stretches of digital silence longer than the tolerance in the first audio stream."""
+def _counted_audio_short(holes: list[InFileGap], left_out: _Stream | _Sparse | None, codec: str, end: float,
+                         origin: float, tolerance: float) -> list[InFileGap]:
+    """``holes`` with counted audio that ends before unbroken video named as such (``"audio_counted"``).
+
+    Audio whose times are counted from its samples and that ends short of the video may have
+    stopped there, or stopped earlier and gone on, its samples closing up over the stretch it
+    missed: nothing in the file tells which, so the gap is where the audio runs out, named as
+    one whose place the file cannot give. QuickTime's audio was scanned (its stop at the end is
+    among ``holes``); AVI's was ``left_out``, and its length counts only for PCM and ADPCM, whose
+    byte counts give exact times.
+    """
+    tail = round(end - origin, 6)
+    if left_out is None:
+        return [replace(h, stream="audio_counted") if h.stream == "audio" and h.end_offset == tail else h
+                for h in holes]
+    if codec.startswith(_COUNTED_CODECS) and left_out.runs:
+        stop = left_out.runs[-1].last + left_out.nominal
+        if end - stop > left_out.nominal + tolerance:
+            return [*holes, _hole(stop, end, origin, "audio_counted")]
+    return holes
+
+
+def _silent_audio(quiet: list[tuple[float, float]], paused: list[tuple[float, float]], kept: bool, end: float,
+                  origin: float) -> list[InFileGap]:
+    """The audio gaps that digital silence in counted audio beside video shows, at their place.
+
+    ``quiet`` is in the audio's own counted time, ``paused`` the video's pauses. Audio left out
+    (``kept`` false) beside paused video either ran on through each pause, its samples closing
+    up, or was filled for it; when it ends short of the file's ``end`` it closed up, and each
+    silent stretch is moved past the pauses before it. A silence within a video pause is part of
+    that pause, already reported.
+    """
+    holes: list[InFileGap] = []
+    closed_up = not kept and quiet and max(b for _, b in quiet) < end and paused
+    for a, b in quiet:
+        if closed_up:
+            for stop, resume in paused:
+                if a >= stop:
+                    a, b = a + resume - stop, b + resume - stop
+        if not any(a < resume and stop < b for stop, resume in paused):
+            holes.append(_hole(max(a, origin), b, origin, "audio"))
+    return holes
+
+
+def _silences(path: Path, tolerance: float) -> list[tuple[float, float]]:
+    """(start, end) of each stretch of digital silence longer than the tolerance in the first
+    audio stream, on the audio's own time."""
     cmd = [
         FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "info", *input_args(path), "-map", "0:a:0",
         "-af", f"silencedetect=noise={_SILENCE_DB}dB:duration={tolerance}", "-f", "null", "-",
     ]  # fmt: skip
     stderr = run(cmd, limit=time_limit(path, decoding=True), fallback=f"ffmpeg failed on {path.name}", output="stderr")
-    gaps: list[InFileGap] = []
+    stretches: list[tuple[float, float]] = []
     start: float | None = None
     for kind, value in _SILENCE_LINE.findall(stderr):
         if kind == b"start":
-            start = max(float(value), origin)
+            start = float(value)
         elif start is not None:
-            gaps.append(_hole(start, float(value), origin, "silence"))
+            stretches.append((start, float(value)))
             start = None
-    return gaps
+    return stretches
 

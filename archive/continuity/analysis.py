@@ -53,8 +53,10 @@ class InFileGap:
     stream: str | None = None
     """None when every stream stops (a recorder pause); ``"video"`` or ``"audio"`` when only
     that stream stops (video frozen while audio runs on, or one stream starting late or
-    stopping early); ``"silence"`` for inserted digital silence in a format without timestamps
-    (WAV, MP3); ``"cut_short"`` for the end of a file that stops before the duration its
+    stopping early); ``"audio_counted"`` for audio whose times are counted from its samples (PCM
+    and ADPCM in MOV or AVI) ending before the video: where it stopped the file cannot tell, so
+    it is placed where the audio runs out; ``"silence"`` for inserted digital silence in a format
+    without timestamps (WAV, MP3); ``"cut_short"`` for the end of a file that stops before the duration its
     container declares; ``"restart"`` where the file's timestamps start again (start = end:
     how much time passed between is unknown, so it is reported whatever the tolerance)."""
 
@@ -477,6 +479,9 @@ CAUSES = {
     "paused": "recording paused {seconds} s at {at} into the file",
     "video_stops": "video stops while audio continues {seconds} s at {at} into the file",
     "audio_stops": "audio stops while video continues {seconds} s at {at} into the file",
+    "audio_counted_short": ("audio ends {seconds} s before the video, at {at} into the file; its times are counted"
+                            " from its samples, so it may have stopped earlier and gone on out of step with the"
+                            " picture"),
     "silence": "digital silence (inserted fill, no sound recorded) {seconds} s at {at} into the file",
     "stream_stops": "{stream} stops {seconds} s at {at} into the file",
     "cut_short": ("file ends at {at}, {seconds} s before the duration its container declares"
@@ -496,6 +501,7 @@ CAUSES = {
 reports and exports), which :func:`cause_of` reads back so pages can say it in their language."""
 
 _IN_FILE_CAUSES = {None: "paused", "video": "video_stops", "audio": "audio_stops", "silence": "silence",
+                   "audio_counted": "audio_counted_short",
                    "cut_short": "cut_short", "restart": "restart"}
 NO_DEVICES = "(none assigned)"
 """The ``devices`` of an action window cause when the action names none."""

@@ -171,6 +171,8 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "gap_cause.paused": {"zh": "录制暂停 {seconds} 秒，位于文件第 {at} 处", "en": "recording paused {seconds} s at {at} into the file"},
     "gap_cause.video_stops": {"zh": "视频中断 {seconds} 秒而音频继续，位于文件第 {at} 处", "en": "video stops while audio continues {seconds} s at {at} into the file"},
     "gap_cause.audio_stops": {"zh": "音频中断 {seconds} 秒而视频继续，位于文件第 {at} 处", "en": "audio stops while video continues {seconds} s at {at} into the file"},
+    "gap_cause.audio_counted_short": {"zh": "音频比视频早 {seconds} 秒结束，位于文件第 {at} 处；其时间按采样数推算，音频也可能更早中断后又继续，此后声音与画面不同步",
+                                      "en": "audio ends {seconds} s before the video, at {at} into the file; its times are counted from its samples, so it may have stopped earlier and gone on out of step with the picture"},
     "gap_cause.silence": {"zh": "数字静音（插入的填充，未录到声音）{seconds} 秒，位于文件第 {at} 处", "en": "digital silence (inserted fill, no sound recorded) {seconds} s at {at} into the file"},
     "gap_cause.stream_stops": {"zh": "{stream} 流中断 {seconds} 秒，位于文件第 {at} 处", "en": "{stream} stops {seconds} s at {at} into the file"},
     "gap_cause.cut_short": {"zh": "文件在第 {at} 处结束，比其容器声明的时长短 {seconds} 秒（文件被截断：录像其余部分缺失）",

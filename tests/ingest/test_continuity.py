@@ -252,3 +252,12 @@ def test_unreadable_recordings_are_listed_to_be_accounted_for() -> None:
     assert report.unreadable == ("c2", "e1") and report.as_dict()["unreadable"] == ["c2", "e1"]
     again = analyse(recordings=[], unreadable=[Unreadable(item_id="e1", device_id="cam2", at=at(5000), reason="")])
     assert again.gaps[0].key == lost[1].key  # stable: an explanation stays attached
+
+
+def test_counted_audio_ending_before_the_video_says_its_place_is_unknown() -> None:
+    # PCM in MOV or AVI beside video: the audio ends 3 s early, and its counted times cannot
+    # tell whether it stopped there or earlier, going on out of step with the picture.
+    hole = InFileGap(start_offset=8.0, end_offset=11.0, duration=3.0, stream="audio_counted")
+    (gap,) = analyse(recordings=[rec("clip", "cam1", 0, 11, hole)], clocks={}, actions=[]).gaps
+    assert gap.cause == ("audio ends 3.0 s before the video, at 00:00:08.0 into the file; its times are counted"
+                         " from its samples, so it may have stopped earlier and gone on out of step with the picture")
