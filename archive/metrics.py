@@ -48,7 +48,14 @@ def configure(directory: Path, *, fresh: bool = False) -> Path:
     starts the others (``evidence serve``), before it starts them. Returns the directory.
     """
     path = Path(os.environ.get(DIR_ENV) or directory).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A worker started on a full disk died here, before it served anything. Each metric
+        # made later makes the directory again (see _allocating) and counts once it can.
+        log.error("cannot make the metrics directory %s (%s): this process runs on, its metrics are not "
+                  "recorded until the directory can be made", path, exc.strerror or exc)
+        fresh = False
     if fresh:
         for file in path.glob("*.db"):
             pid = file.stem.rpartition("_")[2]
@@ -96,6 +103,7 @@ def _allocating(base: type) -> type:
 
         def __init__(self, filename: str, read_mode: bool = False):
             if not read_mode:
+                os.makedirs(os.path.dirname(filename), exist_ok=True)  # not made at configure() (full disk)
                 with open(filename, "ab") as f:
                     size = os.fstat(f.fileno()).st_size
                     try:
