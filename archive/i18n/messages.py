@@ -453,6 +453,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "pending_reason.gap_awaiting_review": {"zh": "中断说明待审核", "en": "explanation awaiting review"},
     "pending_reason.gap_record_altered": {"zh": "中断记录与监管日志不符（疑被篡改）", "en": "gap record contradicts the custody ledger (altered)"},
     "pending_reason.gap_explanation_rejected": {"zh": "中断说明被退回", "en": "explanation rejected"},
+    "pending_reason.store_unavailable": {"zh": "对象存储不可达，未能核验", "en": "object store unreachable: not checked"},
+    "pending_reason.timestamp_unavailable": {"zh": "时间戳服务不可达，未能核验",
+                                             "en": "time-stamping authority unreachable: not checked"},
+    "cli.unchecked": {
+        "zh": "未能核验{subject}：{reason}（{detail}）。这不是核验结论，未发现任何问题；{receipt}请在恢复后重新运行。",
+        "en": "could not verify {subject}: {reason} ({detail}). This is no finding: nothing was found wrong; "
+              "{receipt}run it again once it answers.",
+    },
+    "cli.subject_case": {"zh": "案件 {case}", "en": "case {case}"},
+    "cli.subject_item": {"zh": "证据 {item}", "en": "item {item}"},
+    "cli.unchecked_receipt": {"zh": "核验回执 {receipt} 已记为“未完成”。", "en": "receipt {receipt} is recorded incomplete; "},
     "check_outcome.ok": {"zh": "通过", "en": "ok"},
     "check_outcome.failed": {"zh": "未通过", "en": "failed"},
     "check_outcome.pending": {"zh": "待定", "en": "pending"},

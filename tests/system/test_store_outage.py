@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.archive.test_exports import _built_export, _downloads, _one_document_case
-from tests.conftest import running_stack
+from tests.conftest import run_cli, running_stack
 from tests.servers import S3Server, create_pg_database, drop_pg_database, start_s3
 
 
@@ -65,7 +65,7 @@ def test_a_verification_the_store_cannot_answer_records_no_failure(request, tmp_
     answer says nothing about the evidence. They used to record the original as unreadable
     (``fixity_checked`` and ``item_verified`` failed, a ``case_verified`` receipt failed) in
     the append-only ledger, a false statement a court would later read in an export."""
-    from archive.models import EvidenceItem, LedgerEntry
+    from archive.models import EvidenceItem, LedgerEntry, VerificationReceipt
 
     database_url = create_pg_database()
     try:
@@ -87,11 +87,21 @@ def test_a_verification_the_store_cannot_answer_records_no_failure(request, tmp_
             s3_server.kill()
             for command in (("verify-item", item_id), ("verify-case", case["id"])):
                 r = stack.cli(*command)
-                assert r.returncode != 0 and "unreachable" in r.stderr and "FAILED" not in r.stderr, \
+                # Exit 4, "not checked", said in Chinese unless the locale says English.
+                assert r.returncode == 4 and "unreachable" in r.stderr and "FAILED" not in r.stderr, \
                     (command, r.stdout, r.stderr)
-            assert outcomes() == before
+                assert "未能核验" in r.stderr and "对象存储不可达" in r.stderr, r.stderr
+            # The receipt ends at once, truthfully: incomplete, the store unreachable (it said
+            # "running" until a worker carried it out again once the store answered).
+            assert outcomes() == [*before, ("case_verified", "incomplete")]
             with stack.services.db.snapshot() as s:
                 assert s.get(EvidenceItem, item_id).flags == []
+                receipt = s.execute(select(VerificationReceipt).where(VerificationReceipt.case_id == case["id"])
+                                    .order_by(VerificationReceipt.created_at.desc()).limit(1)).scalar_one()
+                assert receipt.status == "incomplete" and receipt.finished_at is not None
+                assert [p["reason"] for p in receipt.pending] == ["store_unavailable"]
+            english = run_cli({**stack.env, "LC_ALL": "en_US.UTF-8"}, "verify-case", case["id"])
+            assert english.returncode == 4 and "could not verify case" in english.stderr, english.stderr
 
             s3_server.start_again()
             # The gateway answers a listing before its volume server serves objects again (on a
@@ -103,6 +113,6 @@ def test_a_verification_the_store_cannot_answer_records_no_failure(request, tmp_
                     break
                 time.sleep(1)
             assert r.returncode == 0, r.stdout + r.stderr
-            assert outcomes()[len(before):] == [("fixity_checked", "ok"), ("item_verified", "ok")]
+            assert outcomes()[len(before) + 2:] == [("fixity_checked", "ok"), ("item_verified", "ok")]
     finally:
         drop_pg_database(database_url)
