@@ -180,3 +180,30 @@ def test_a_verification_the_store_cannot_answer_records_no_failure(request, tmp_
             assert outcomes()[len(before) + 2:] == [("fixity_checked", "ok"), ("item_verified", "ok")]
     finally:
         drop_pg_database(database_url)
+
+
+def test_a_queued_verification_the_store_never_answers_ends_incomplete(request, tmp_path, s3_server) -> None:
+    """A reviewer's verification, carried out by a worker, while the store stays down: once its
+    attempts were used up, the worker ended the receipt ``failed`` and recorded
+    ``case_verified`` failed, a finding no check made. It ends ``incomplete``, its pending
+    reason ``store_unavailable``, as ``verify-case`` does."""
+    database_url = create_pg_database()
+    try:
+        with running_stack(request, "services", tmp_path, database_url=database_url,
+                           extra_env={"EVIDENCE_WORK_MAX_ATTEMPTS": "1"}) as stack:
+            people = _people(stack)
+            case = _one_document_case(stack, people)
+            s3_server.kill()
+            with stack.client(people["requester"]) as reviewer:
+                r = reviewer.post(f"/api/v1/cases/{case['id']}/verify")
+                assert r.status_code == 202, r.text
+                deadline = time.monotonic() + 60
+                while (receipt := next(v for v in reviewer.get(f"/api/v1/cases/{case['id']}/verifications").json()
+                                       if v["id"] == r.json()["id"]))["status"] in ("queued", "running"):
+                    assert time.monotonic() < deadline, receipt
+                    time.sleep(0.5)
+            assert receipt["status"] == "incomplete", receipt
+            assert [p["reason"] for p in receipt["pending"]] == ["store_unavailable"], receipt
+            assert not [c for c in receipt["checks"] if c["outcome"] == "failed"], receipt
+    finally:
+        drop_pg_database(database_url)
