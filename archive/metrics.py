@@ -19,8 +19,10 @@ Recording never raises: a metric is never worth failing an upload or a task for.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -205,11 +207,20 @@ def _m() -> SimpleNamespace:
     return _metrics
 
 
+FAILURE_LOGGED_EVERY = 60.0
+"""Seconds between two logs of failing to record metrics: on a full disk every request and
+task fails to, and a traceback each time buried what the log had to say."""
+_failure_logged = -math.inf
+
+
 def _safely(record: Callable[[SimpleNamespace], Any]) -> None:
+    global _failure_logged
     try:
         record(_m())
     except Exception:  # noqa: BLE001 - a metric never fails the work it measures
-        log.exception("could not record a metric")
+        if time.monotonic() - _failure_logged >= FAILURE_LOGGED_EVERY:
+            _failure_logged = time.monotonic()
+            log.exception("could not record a metric (logged at most once a minute while it lasts)")
 
 
 def record_http(*, method: str, route: str, status: int, seconds: float) -> None:

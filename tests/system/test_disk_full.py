@@ -49,7 +49,8 @@ def test_metrics_recorded_on_a_full_disk_do_not_kill_the_process(tmp_path: Path)
                            env={**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
                                 "PYTHONPATH": str(ROOT)})
         assert (r.returncode, r.stdout.split()) == (0, ["alive", "recovered"]), (r.returncode, r.stderr[-2000:])
-        assert "could not record a metric" in r.stderr
+        # Said once, not with a traceback for each of the 400 metrics that found no room.
+        assert r.stderr.count("could not record a metric") == 1, r.stderr[-2000:]
         # The API's merge of every process's files still reads the directory.
         assert not [f for f in (disk / "metrics").glob("*.db") if f.stat().st_size == 0]
 
