@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import shelve
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import Celery
 from celery.beat import PersistentScheduler
@@ -60,21 +62,23 @@ class Scheduler(PersistentScheduler):
         return super()._destroy_open_corrupted_schedule(exc)
 
     def sync(self) -> None:
-        try:
+        with self._unless_full("could not save its schedule in {} ({}); it runs on from memory"):
             super().sync()
-        except OSError as exc:
-            if not _full(exc):
-                raise
-            log.warning("beat could not save its schedule in %s (%s); it runs on from memory",
-                        self.schedule_filename, exc.strerror)
 
     def close(self) -> None:
-        try:
+        with self._unless_full("stopped without saving its schedule in {} ({})"):
             super().close()
+
+    @contextmanager
+    def _unless_full(self, said: str) -> Iterator[None]:
+        """Log (``said``, filled with the file and the system's reason) a write of the
+        schedule file that found the disk full, and carry on; raise any other failure."""
+        try:
+            yield
         except OSError as exc:
             if not _full(exc):
                 raise
-            log.warning("beat stopped without saving its schedule in %s (%s)", self.schedule_filename, exc.strerror)
+            log.warning("beat " + said.format(self.schedule_filename, exc.strerror))
 
 
 def make_celery(settings: Settings) -> Celery:
