@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -227,26 +227,17 @@ async def _end_in_thread(manager: Any, *exc_info: Any) -> bool:
         return bool(await anyio.to_thread.run_sync(manager.__exit__, *exc_info, limiter=anyio.CapacityLimiter(1)))
 
 
-@contextmanager
-def custody_session(services: Services, reading: Session) -> Iterator[Session]:
-    """A short writing session for what a read must record (its custody entry), opened once
-    the request's reading session has given its connection back (what it loaded stays
-    readable). A request never holds two connections at once: otherwise a burst of readers
-    takes every pooled connection in their reading sessions and each then waits for a
-    second one to write, until the pool's timeout answers 503."""
-    reading.close()
-    with services.db.session() as writing:
-        yield writing
-
-
 def record_read(services: Services, reading: Session, *, user: User, item: EvidenceItem,
                 byte_range: tuple[int, int] | None = None, purpose: str = evidence_service.READ_PURPOSES.say("content"),
-                ) -> None:
+                ) -> dict[str, Any]:
     """A read of evidence's custody entry, in the ledger before the first byte leaves, once the
-    request's reading session has given its connection back (see :func:`custody_session`);
-    the reads a process serves at once share one commit (:func:`archive.evidence.items.record_read`)."""
+    request's reading session has given its connection back: a request never holds two
+    connections at once (otherwise a burst of readers takes every pooled connection in their
+    reading sessions and each then waits for a second one to write, until the pool's timeout
+    answers 503). The reads a process serves at once share one commit
+    (:func:`archive.evidence.items.record_read`). Returns the entry's details."""
     reading.close()
-    evidence_service.record_read(services.db, user=user, item=item, byte_range=byte_range, purpose=purpose)
+    return evidence_service.record_read(services.db, user=user, item=item, byte_range=byte_range, purpose=purpose)
 
 
 def settle_ledger(services: ServicesDep) -> None:

@@ -10,22 +10,25 @@ rather than a silently short stream.
 from __future__ import annotations
 
 import base64
+import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
 
 from archive import metrics
 from archive.errors import UploadIncomplete, UploadsBusy, UploadStalled
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 BLOCK = 1024 * 1024
 
 
@@ -206,6 +209,70 @@ def digest_headers(sha256_hex: str) -> dict[str, str]:
     """
     b64 = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
     return {"Digest": f"sha-256={b64}", "Repr-Digest": f"sha-256=:{b64}:"}
+
+
+CLIENT_GONE = "the client went away"
+"""How :func:`delivered` names a download the client stopped taking."""
+
+
+def delivered(body: Iterable[bytes], *, on_end: Callable[[int, str | None], None]) -> Iterator[bytes]:
+    """``body`` as a response sends it, telling ``on_end`` once how the sending ended:
+    ``(size, None)`` when all of it is handed over (called before its last piece leaves, so
+    what it records is written before the reader can hold everything), or ``(bytes handed
+    over, why)`` when it stopped short: the store failing part-way (its error), or the client
+    gone (:data:`CLIENT_GONE`). A failure of ``on_end`` is logged, never the sending's."""
+    sent, told = 0, False
+
+    def tell(why: str | None, extra: int = 0) -> None:
+        nonlocal told
+        told = True
+        try:
+            on_end(sent + extra, why)
+        except Exception:  # noqa: BLE001 - what was recorded before the first byte stands
+            log.exception("could not record how a download ended (%d bytes sent, %s)", sent + extra, why or "whole")
+
+    pieces = iter(body)
+    try:
+        held = next(pieces, None)
+        for piece in pieces:
+            yield held  # type: ignore[misc]
+            sent += len(held)  # type: ignore[arg-type]
+            held = piece
+        tell(None, len(held) if held is not None else 0)
+        if held is not None:
+            yield held
+    except GeneratorExit:
+        if not told:
+            tell(CLIENT_GONE)
+        raise
+    except Exception as exc:
+        if not told:
+            tell(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+class DeliveredResponse(StreamingResponse):
+    """A streamed response whose body (a :func:`delivered` one) is closed however the sending
+    ends. Starlette stops taking a synchronous body when the client goes away and leaves it
+    open, so a download the reader abandoned was never told it ended (nor its store
+    connection let go) until the garbage collector came by, if ever."""
+
+    def __init__(self, content: Iterable[bytes], *args: Any, **kwargs: Any):
+        super().__init__(content, *args, **kwargs)
+        self.content = content
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.content, "close", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):  # a cancelled request still records its end
+                    await anyio.to_thread.run_sync(close)
 
 
 @contextmanager

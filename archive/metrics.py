@@ -19,8 +19,10 @@ Recording never raises: a metric is never worth failing an upload or a task for.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -48,7 +50,14 @@ def configure(directory: Path, *, fresh: bool = False) -> Path:
     starts the others (``evidence serve``), before it starts them. Returns the directory.
     """
     path = Path(os.environ.get(DIR_ENV) or directory).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A worker started on a full disk died here, before it served anything. Each metric
+        # made later makes the directory again (see _allocating) and counts once it can.
+        log.error("cannot make the metrics directory %s (%s): this process runs on, its metrics are not "
+                  "recorded until the directory can be made", path, exc.strerror or exc)
+        fresh = False
     if fresh:
         for file in path.glob("*.db"):
             pid = file.stem.rpartition("_")[2]
@@ -96,6 +105,7 @@ def _allocating(base: type) -> type:
 
         def __init__(self, filename: str, read_mode: bool = False):
             if not read_mode:
+                os.makedirs(os.path.dirname(filename), exist_ok=True)  # not made at configure() (full disk)
                 with open(filename, "ab") as f:
                     size = os.fstat(f.fileno()).st_size
                     try:
@@ -197,11 +207,20 @@ def _m() -> SimpleNamespace:
     return _metrics
 
 
+FAILURE_LOGGED_EVERY = 60.0
+"""Seconds between two logs of failing to record metrics: on a full disk every request and
+task fails to, and a traceback each time buried what the log had to say."""
+_failure_logged = -math.inf
+
+
 def _safely(record: Callable[[SimpleNamespace], Any]) -> None:
+    global _failure_logged
     try:
         record(_m())
     except Exception:  # noqa: BLE001 - a metric never fails the work it measures
-        log.exception("could not record a metric")
+        if time.monotonic() - _failure_logged >= FAILURE_LOGGED_EVERY:
+            _failure_logged = time.monotonic()
+            log.exception("could not record a metric (logged at most once a minute while it lasts)")
 
 
 def record_http(*, method: str, route: str, status: int, seconds: float) -> None:

@@ -104,11 +104,14 @@ class Link:
 
 
 @contextmanager
-def small_disk(path: Path, *, mib: int) -> Iterator[Path]:
+def small_disk(path: Path, *, mib: int, inodes: int | None = None) -> Iterator[Path]:
     """A disk of ``mib`` MiB of its own at ``path`` (a tmpfs, mounted for the test and
-    unmounted after it), for a test to fill; unavailable where the test may not mount one."""
+    unmounted after it), for a test to fill; unavailable where the test may not mount one.
+    ``inodes``: at most that many files and folders (a tmpfs makes folders without using its
+    blocks, a real disk does not: see :func:`use_up_inodes`)."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+    options = f"size={mib}m" + (f",nr_inodes={inodes}" if inodes else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         unavailable(f"cannot mount a small tmpfs to fill (root is needed): {mounted.stderr.strip()}")
@@ -130,3 +133,19 @@ def fill(disk: Path) -> Path:
                 if exc.errno != errno.ENOSPC:
                     raise
     return filler
+
+
+def use_up_inodes(disk: Path) -> Path:
+    """Make empty files on ``disk`` (a :func:`small_disk` with ``inodes``) until it can make no
+    more, so that making a file or a folder there fails with ENOSPC, as on a full real disk;
+    returns their folder (removing it frees them)."""
+    folder = disk / "inodes"
+    folder.mkdir()
+    for n in range(1_000_000):
+        try:
+            (folder / str(n)).touch()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            return folder
+    raise AssertionError(f"{disk} has no limit of files")

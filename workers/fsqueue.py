@@ -22,6 +22,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
+from archive.storage.files import FULL
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,16 @@ class Channel(filesystem.Channel):
                 raise
         except OSError as exc:
             raise ChannelError(f"Cannot add message {name!r} to the queue folder") from exc
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):  # type: ignore[no-untyped-def]
+        try:
+            return super()._queue_bind(exchange, routing_key, pattern, queue)
+        except ChannelError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in FULL:
+                raise ChannelError(f"the queue folder {self.control_folder} cannot take a write ({cause.strerror}): "
+                                   "free space on its disk; the worker tries again") from cause
+            raise
 
     def _get(self, queue):  # type: ignore[no-untyped-def]
         while True:

@@ -113,7 +113,7 @@ class EvidenceTask(Task):
             if not work.retry_later(self.db, settings, claim, exc.message):
                 metrics.record_reconciler_action("gave_up")
                 reason = work.STEP_REASONS.say("gave_up", attempts=claim.attempts, detail=exc.message)
-                _give_up(self.name, subject, reason)
+                _give_up(self.name, subject, reason, unanswered=exc)
             log.warning("%s %s: %s; retrying later", self.name, subject, exc.message)
             return None
         except Exception as exc:
@@ -315,9 +315,12 @@ def fixity_audit(self: EvidenceTask) -> int:
     return len(fixity.run_audit(db=self.db, store=self.store, settings=settings).failures)
 
 
-def _give_up(task: str, subject: str, reason: str, *, fault: bool = True) -> None:
+def _give_up(task: str, subject: str, reason: str, *, fault: bool = True,
+             unanswered: ArchiveError | None = None) -> None:
     """Show on the subject why its work failed for good (never raises: it only reports).
-    ``fault`` False: no fault of the system (``ArchiveError.no_system_fault``), a warning."""
+    ``fault`` False: no fault of the system (``ArchiveError.no_system_fault``), a warning.
+    ``unanswered``: the transient error (a server not answering) its last attempt met; a
+    verification that met only that found nothing, so its receipt ends incomplete, not failed."""
     from archive.exports import build
     from archive.cases import receipts
     from archive.inspections import service as inspections
@@ -326,7 +329,9 @@ def _give_up(task: str, subject: str, reason: str, *, fault: bool = True) -> Non
     hooks: dict[str, Callable[[], None]] = {
         work.PROCESS_ITEM: lambda: pipeline.give_up(db, subject, reason=reason),
         work.BUILD_EXPORT: lambda: build.fail_export(db, subject, reason, fault=fault),
-        work.VERIFY_CASE: lambda: receipts.give_up(db=db, receipt_id=subject, reason=reason),
+        work.VERIFY_CASE: lambda: (receipts.end_unchecked(db=db, receipt_id=subject, error=unanswered)
+                                   if unanswered is not None else receipts.give_up(db=db, receipt_id=subject,
+                                                                                    reason=reason)),
         work.INSPECT: lambda: inspections.finish(db, subject, item_id=None, record_id=None, error=reason),
     }
     if fault:

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from api.cli.root import cli_actor, cli_settings, main
 from archive.errors import ArchiveError, VerificationFailed
+from archive.i18n import translate
+from archive.i18n.messages import MESSAGES
 from archive.timefmt import local_time, shown
-from evidence_verify.i18n import LANGS
+from evidence_verify.i18n import LANGS, default_lang
 
 
 SYSTEM_CLI = "system-cli"
 """The identity ``verify-case`` records its verification under, without ``--as``."""
+UNCHECKED = 4
+"""Exit status of ``verify-item`` and ``verify-case`` when a server they need (the object
+store, the TSA) did not answer: nothing was checked to the end, so nothing was found."""
+
+
+def _unchecked(error: ArchiveError, *, subject: str, receipt: str | None = None) -> NoReturn:
+    """Say (in the locale's language, Chinese unless it says English) that ``subject`` could
+    not be verified because of ``error``, a server not answering, which is no finding; exit
+    :data:`UNCHECKED`. ``receipt``: the verification receipt recorded incomplete."""
+    lang = default_lang(os.environ)
+    key = f"pending_reason.{error.code}"
+    click.echo(translate(
+        lang, "cli.unchecked", subject=subject, reason=translate(lang, key) if key in MESSAGES else error.code,
+        detail=error.message, receipt=translate(lang, "cli.unchecked_receipt", receipt=receipt) if receipt else "",
+    ), err=True)
+    sys.exit(UNCHECKED)
 
 
 @main.group()
@@ -104,6 +124,8 @@ def verify_item(item_id: str, require_sealed: bool) -> None:
         click.echo(f"FAILED: {exc.message}", err=True)
         sys.exit(1)
     except ArchiveError as exc:
+        if exc.transient:
+            _unchecked(exc, subject=translate(default_lang(os.environ), "cli.subject_item", item=item_id))
         raise click.ClickException(exc.message) from exc
     f = report.fixity
     click.echo(f"item {report.item_id} OK: {f.size} bytes, sha256 {f.sha256}" + (f", sm3 {f.sm3}" if f.sm3 else ""))
@@ -133,7 +155,8 @@ def verify_case(case: str, as_user: str | None, unit: str | None) -> None:
 
     Records a verification receipt in the custody ledger. Exit 0 passed (every item sealed
     and proven in a sealed checkpoint, continuity complete); 1 failed, naming what; 3
-    incomplete: nothing failed, but what is still pending is listed.
+    incomplete: nothing failed, but what is still pending is listed; 4 incomplete because a
+    server it needs (the object store, the TSA) did not answer: nothing was found, run it again.
     """
     from rich.console import Console
     from rich.table import Table
@@ -172,8 +195,16 @@ def verify_case(case: str, as_user: str | None, unit: str | None) -> None:
                 raise click.ClickException(f"a user called {name!r} is someone's account: give --as REVIEWER")
             receipt_id = receipts.request_verification(session, user=user, case_id=row.id).id
             number = row.case_number
-        receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
-                                            receipt_id=receipt_id, settings=settings)
+        try:
+            receipt = receipts.run_verification(db=database, store=open_store(settings), sealer=Sealer(settings),
+                                                receipt_id=receipt_id, settings=settings)
+        except ArchiveError as exc:
+            if not exc.transient:
+                raise
+            # The receipt said "running" until a worker, later, carried it out again.
+            ended = receipts.end_unchecked(db=database, receipt_id=receipt_id, error=exc)
+            _unchecked(exc, subject=translate(default_lang(os.environ), "cli.subject_case", case=number),
+                       receipt=receipt_id if ended is not None and ended.status == "incomplete" else None)
     except ArchiveError as exc:
         raise click.ClickException(exc.message) from exc
     console = Console(highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.conditional import NOT_MODIFIED, Preconditions, RangedPreconditionsDep
 from api.deps import CurrentUser, Services, ServicesDep, SessionDep, record_read
 from api.schemas import ErrorResponse, ItemPublic, item_fields, item_json
-from api.streaming import closed_on_error, content_disposition, digest_headers
+from api.streaming import DeliveredResponse, closed_on_error, content_disposition, delivered, digest_headers
 from archive.evidence import fixity
 from archive.evidence import items as evidence_service
 from archive.errors import NotFound, ObjectNotFound
@@ -116,9 +116,16 @@ def _serve(
                 f"the stored {what} of item {item_id} is missing from the store; the item and its case are "
                 "flagged missing_object for the administrators") from None
         with closed_on_error(body):
-            record_read(services, session, user=user, item=item, byte_range=byte_range, purpose=purpose)
+            read = record_read(services, session, user=user, item=item, byte_range=byte_range, purpose=purpose)
         if byte_range is None:  # a whole object can be checked as it is sent (a range cannot)
             body = fixity.served_checked(body, sha256=stored.sha256, size=stored.size, on_altered=audit)
+        case_id = item.case_id
+
+        def ended(sent: int, stopped: str | None) -> None:
+            if stopped is not None:  # cut short: the store failing part-way, the reader gone
+                evidence_service.record_read_interrupted(services.db, actor=actor, case_id=case_id, item_id=item_id,
+                                                         details=read, sent=sent, stopped=stopped)
+        body = delivered(body, on_end=ended)
     return _stream(body, size=stored.size, sha256=stored.sha256, media_type=stored.media_type,
                    byte_range=byte_range, headers=headers)
 
@@ -141,9 +148,9 @@ def _stream(
     if byte_range:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
-        return StreamingResponse(body, status_code=206, media_type=media_type, headers=headers)
+        return DeliveredResponse(body, status_code=206, media_type=media_type, headers=headers)
     headers["Content-Length"] = str(size)
-    return StreamingResponse(body, media_type=media_type, headers=headers)
+    return DeliveredResponse(body, media_type=media_type, headers=headers)
 
 
 IMAGE_POLICY = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"

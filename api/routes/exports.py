@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.conditional import NOT_MODIFIED, PreconditionsDep
-from api.deps import CurrentUser, ServicesDep, SessionDep, attach, custody_session, identify, caller_checked
+from api.deps import CurrentUser, ServicesDep, SessionDep, attach, identify, caller_checked
 from api.schemas import ErrorResponse
-from api.streaming import closed_on_error, content_disposition, digest_headers
+from api.streaming import DeliveredResponse, closed_on_error, content_disposition, delivered, digest_headers
 from archive import work
 from archive.exports import access, links
 from archive.exports import service as export_service
@@ -182,7 +182,13 @@ def download_export(
     # Opened before the download is recorded: a store that cannot give the ZIP answers 503
     # and leaves no export_downloaded entry for a download that sent nothing.
     body = export_service.served_export(services.db, services.store, export)
-    with closed_on_error(body), custody_session(services, session) as writing:
-        export_service.record_download(writing, export=export, actor=actor_name(caller), via=via,
-                                       client=request.client.host if request.client else None)
-    return StreamingResponse(body, media_type="application/zip", headers=headers)
+    actor, case_id = actor_name(caller), export.case_id
+    with closed_on_error(body):
+        session.close()  # its connection goes back first: a request never holds two
+        started = export_service.record_download(services.db, export=export, actor=actor, via=via,
+                                                 client=request.client.host if request.client else None)
+    # export_downloaded only once the whole ZIP is handed over; a download cut short (the store
+    # failing part-way, the clerk's connection lost) is recorded as interrupted, with its bytes.
+    return DeliveredResponse(delivered(body, on_end=lambda sent, stopped: export_service.record_download_end(
+        services.db, case_id=case_id, actor=actor, details=started, sent=sent, stopped=stopped,
+    )), media_type="application/zip", headers=headers)

@@ -451,6 +451,26 @@ def _complete(
     return receipt
 
 
+def end_unchecked(*, db: Database, receipt_id: str, error: ArchiveError) -> VerificationReceipt | None:
+    """End a verification that could not be carried out now because a server it needs did not
+    answer (``error``, a transient one: the object store, the TSA): its receipt is
+    ``incomplete``, its one pending entry naming the reason (``error.code``, e.g.
+    ``store_unavailable``) and what the server said. Nothing was found, so nothing is claimed
+    failed; the ``case_verified`` entry says the same. A receipt already finished is left as it is."""
+    with db.session() as session:
+        receipt = session.get(VerificationReceipt, receipt_id)
+        if receipt is None or receipt.status in FINISHED:
+            return receipt
+        pending = [_pending("run", "verification", error.code, error.message)]
+        receipt.status, receipt.pending, receipt.finished_at = "incomplete", pending, utcnow()
+        receipt.checks = [*(receipt.checks or []), _check("run", "verification", "pending", error.message)]
+        ledger.append(session, actor=actor_name(session.get(User, receipt.requested_by)), action="case_verified",
+                      case_id=receipt.case_id,
+                      details={"receipt": receipt_id, "outcome": "incomplete", "failed": [], "pending": 1,
+                               "pending_reasons": [error.code]})
+    return receipt
+
+
 def give_up(*, db: Database, receipt_id: str, reason: str) -> None:
     """A queued verification that could not be carried out: say so on its receipt."""
     with db.session() as session:

@@ -375,14 +375,24 @@ def shows_text(item: EvidenceItem | ItemRecord) -> bool:
 def record_read(
     database: Database, *, user: User, item: EvidenceItem, byte_range: tuple[int, int] | None,
     purpose: str = READ_PURPOSES.say("content"),
-) -> None:
+) -> dict[str, Any]:
     """Custody entry for a read of evidence, in the ledger before the first byte leaves
     (:func:`archive.custody.ledger.record`: the reads a process serves at once share one
-    commit); ``purpose`` is one of :data:`READ_PURPOSES`. The caller holds no connection."""
-    ledger.record(
-        database, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
-        details={"purpose": purpose, "range": list(byte_range) if byte_range else None, "sha256": item.sha256},
-    )
+    commit); ``purpose`` is one of :data:`READ_PURPOSES`. The caller holds no connection.
+    Returns its details (see :func:`record_read_interrupted`)."""
+    details = {"purpose": purpose, "range": list(byte_range) if byte_range else None, "sha256": item.sha256}
+    ledger.record(database, actor=actor_name(user), action="content_read", case_id=item.case_id, item_id=item.id,
+                  details=details)
+    return details
+
+
+def record_read_interrupted(db: Database, *, actor: str, case_id: str, item_id: str, details: dict[str, Any],
+                            sent: int, stopped: str) -> None:
+    """Custody entry ``content_read_interrupted``: a read recorded by :func:`record_read` ended
+    after ``sent`` bytes, short of what it asked for, because it ``stopped`` (the store failing
+    part-way, the reader gone)."""
+    ledger.record(db, actor=actor, action="content_read_interrupted", case_id=case_id, item_id=item_id,
+                  details={**details, "sent": sent, "reason": stopped})
 
 
 def lock_item(session: Session, item_id: str) -> EvidenceItem:

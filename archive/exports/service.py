@@ -103,15 +103,31 @@ def withdraw_export(session: Session, *, user: User, export_id: str, reason: str
     return export
 
 
-def record_download(session: Session, *, export: ExportRequest, actor: str, via: str,
-                    client: str | None = None) -> None:
-    """Custody entry for one download (written before the first byte leaves). A signed link is
-    a bearer capability: whoever holds it downloads as the user it was made for (``actor``),
-    so the entry also names the address it was used from (``client``)."""
-    details = {"export": export.id, "sha256": export.sha256, "size": export.size, "via": via}
+def record_download(db: Database, *, export: ExportRequest, actor: str, via: str,
+                    client: str | None = None) -> dict[str, object]:
+    """Custody entry ``export_download_started`` for one download, written before the first
+    byte leaves (a download cut short, even by the server's death, is still a read on record);
+    returns its details, for :func:`record_download_end`. A signed link is a bearer
+    capability: whoever holds it downloads as the user it was made for (``actor``), so the
+    entry also names the address it was used from (``client``)."""
+    details: dict[str, object] = {"export": export.id, "sha256": export.sha256, "size": export.size, "via": via}
     if client is not None:
         details["client"] = client
-    ledger.append(session, actor=actor, action="export_downloaded", case_id=export.case_id, details=details)
+    ledger.record(db, actor=actor, action="export_download_started", case_id=export.case_id, details=details)
+    return details
+
+
+def record_download_end(db: Database, *, case_id: str, actor: str, details: dict[str, object], sent: int,
+                        stopped: str | None) -> None:
+    """How a download recorded by :func:`record_download` ended: ``export_downloaded`` once the
+    whole ZIP was handed over (``stopped`` None), else ``export_download_interrupted`` with the
+    bytes ``sent`` and why it ``stopped`` (the store failing part-way, the client gone): a
+    court that received part of an export is never recorded as having received it."""
+    if stopped is None:
+        ledger.record(db, actor=actor, action="export_downloaded", case_id=case_id, details=details)
+    else:
+        ledger.record(db, actor=actor, action="export_download_interrupted", case_id=case_id,
+                      details={**details, "sent": sent, "reason": stopped})
 
 
 def served_export(db: Database, store: ObjectStore, export: ExportRequest) -> Iterator[bytes]:

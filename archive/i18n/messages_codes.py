@@ -125,6 +125,7 @@ CODE_MESSAGES: dict[str, dict[str, str]] = {
     "detail.scope": {"zh": "范围", "en": "scope"},
     "detail.seconds": {"zh": "秒数", "en": "seconds"},
     "detail.segment_tolerance_seconds": {"zh": "分段容差（秒）", "en": "segment tolerance (s)"},
+    "detail.sent": {"zh": "已发送（字节）", "en": "sent (bytes)"},
     "detail.sha256": {"zh": "SHA-256", "en": "SHA-256"},
     "detail.sha512": {"zh": "SHA-512", "en": "SHA-512"},
     "detail.signed_at": {"zh": "签章时间", "en": "signed at"},

@@ -33,6 +33,9 @@ STORE_ERRORS = Sentences("store_error", {
     "refused": "{operation}: S3 refused ({code}: {detail})",
     "server_error": "{operation}: S3 server error ({detail})",
     "unreachable": "{operation}: S3 server unreachable ({error})",
+    "full": "{operation}: the S3 server's storage is full ({code}); nothing was kept (an administrator must free space)",
+    "failing": "{operation}: S3 server failing: it answered every attempt with a server error ({detail}); its log "
+               "says why (a full disk is one cause)",
     "no_object": "no object {key} in the store",
     "absent": "no object {key}",
     "cannot": "cannot {operation}: {detail}",

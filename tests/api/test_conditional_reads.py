@@ -182,3 +182,40 @@ def test_openapi_lists_head_and_the_conditional_statuses(stack):
         assert {"200", "304", "412"} <= set(operation["responses"]), method
         sent = {p["name"].lower() for p in operation["parameters"] if p["in"] == "header"}
         assert {"if-match", "if-none-match"} <= sent and "range" not in sent, (method, sent)
+
+
+def test_a_read_the_reader_leaves_part_way_is_recorded_as_interrupted(stack, officer, case):
+    """A reader who stops taking an original part-way (a closed browser tab, a lost link): the
+    read is on record from its first byte (``content_read``), and now so is its end short of the
+    whole, ``content_read_interrupted`` with the bytes sent; a whole read adds nothing."""
+    import time
+
+    data = os.urandom(24 * 1024 * 1024)  # more than the sockets between API and reader hold
+    with stack.client(officer) as c:
+        item = _item(c, case, data)
+        with c.stream("GET", item["content_url"]) as r:
+            assert r.status_code == 200
+            received = len(next(r.iter_raw()))
+        deadline = time.monotonic() + 20
+        while not (cut := _interrupted(stack, item["id"])):
+            assert time.monotonic() < deadline, "no content_read_interrupted entry"
+            time.sleep(0.2)
+        assert _reads(stack, item["id"]) == 1
+        details = cut[0]
+        assert received <= details["sent"] < len(data) and details["reason"], details
+        assert c.get(item["content_url"]).content == data
+        assert _reads(stack, item["id"]) == 2
+        assert len(_interrupted(stack, item["id"])) == 1
+
+
+def _interrupted(stack, item_id: str) -> list[dict]:
+    """The details of the item's ``content_read_interrupted`` entries."""
+    import json
+
+    from sqlalchemy import select
+
+    from archive.models import LedgerEntry
+
+    with stack.services.db.snapshot() as s:
+        return [json.loads(d) for d in s.execute(select(LedgerEntry.details).where(
+            LedgerEntry.item_id == item_id, LedgerEntry.action == "content_read_interrupted")).scalars()]

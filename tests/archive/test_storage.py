@@ -6,12 +6,16 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import urllib3
 
-from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreUnavailable, UploadIncomplete
+from archive.errors import (
+    ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreFull, StoreUnavailable, UploadIncomplete,
+)
 from archive.storage import ObjectStore
 from archive.storage.local import LocalStore
 from archive.storage.s3 import S3Store
@@ -333,6 +337,72 @@ def test_s3_compliance_retention_refuses_delete(s3_server):
     with pytest.raises(S3Error):
         store.client.remove_object(store.bucket, key, version_id=put.version_id)
     assert b"".join(store.read(key, version_id=put.version_id)) == b"original"
+
+
+@contextmanager
+def _s3_refusing_writes(status: int, code: str) -> Iterator[str]:
+    """An S3 endpoint on 127.0.0.1 whose bucket exists, with object lock, and holds no object,
+    and which answers every write (PUT, POST) with HTTP ``status`` and an S3 error document of
+    ``code``, as a server in that state does; yields its address."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock = (b"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+            b"</ObjectLockConfiguration>")
+    refusal = f"<Error><Code>{code}</Code><Message>as the server says</Message></Error>".encode()
+
+    class Answer(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: bytes = b"") -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:  # the bucket is there, no object is
+            self._send(200 if self.path.strip("/").count("/") == 0 else 404)
+
+        def do_GET(self) -> None:
+            query = self.path.partition("?")[2]
+            self._send(200, b"<LocationConstraint>us-east-1</LocationConstraint>" if "location" in query else lock)
+
+        def do_PUT(self) -> None:
+            self._send(status, refusal)
+
+        do_POST = do_PUT
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_s3_server_out_of_space_is_store_full_and_a_failing_one_is_not():
+    """An S3 server whose disks are full (MinIO: 507 ``XMinioStorageFull``) made an upload 503
+    ``storage_error``, "S3 refused", a failure for good that background work never retried.
+    Now it is :class:`StoreFull` (503 ``store_full``, Retry-After, retried), as the local store
+    says. A server answering ``InternalError`` to every attempt (SeaweedFS's only answer when
+    its volume cannot be written, as for any other fault of its own) was "S3 server
+    unreachable" and is now said to be failing: not unreachable, and not known to be full; a
+    server that does not answer stays unreachable (the test below)."""
+    for status, code in ((507, "XMinioStorageFull"), (507, "InsufficientStorage")):
+        with _s3_refusing_writes(status, code) as endpoint:
+            store = S3Store(endpoint=endpoint, access_key="x", secret_key="y", bucket="vaults", secure=False)
+            with pytest.raises(StoreFull, match="storage is full"):
+                store.put("v/originals/x", [b"x"], content_type="text/plain")
+    with _s3_refusing_writes(500, "InternalError") as endpoint:
+        store = S3Store(endpoint=endpoint, access_key="x", secret_key="y", bucket="vaults", secure=False)
+        with pytest.raises(StoreUnavailable, match="failing") as failing:
+            store.put("v/originals/x", [b"x"], content_type="text/plain")
+        assert "unreachable" not in failing.value.message
 
 
 def test_s3_unreachable_is_our_error():
