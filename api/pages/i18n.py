@@ -49,7 +49,7 @@ from archive.seals.items import SEAL_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
 from archive.seals.sealer import SEALING_PROBLEMS, SIGNING_REASONS
 from archive.storage.protocol import STORE_ERRORS, STORE_OPERATIONS
-from archive.i18n import CLIP_FIELDS, enum_label, gap_cause_said, said, translate
+from archive.i18n import CLIP_FIELDS, action_kind, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
 
@@ -98,11 +98,11 @@ def translator(code: str) -> Callable[..., str]:
 
 
 DETAIL_VALUES: dict[str, tuple[str, ...]] = {
-    "role": ("role", "derived"), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
+    "role": ("role", "derived"), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
     "checkpoint": ("checkpoint",), "decision": ("decision",), "level": ("level",),
     "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome", "retention"),
     "outcome": ("outcome", "check_outcome", "receipt_status", "result"), "via": ("via",),
-    "pending_reasons": ("pending_reason",), "stream": ("stream",),
+    "pending_reasons": ("pending_reason",), "stream": ("stream",), "kind": ("kind", "enforcement_kind"),
 }
 """Custody detail keys whose values are stored codes, and the catalogue groups that name them
 (the first that has the value)."""
@@ -111,6 +111,12 @@ DETAIL_VALUES: dict[str, tuple[str, ...]] = {
 def _label_in(group: str) -> Callable[[str, str], str]:
     """``say`` for :func:`archive.i18n.said`: a stored code as the label of ``group``."""
     return lambda code, value: enum_label(code, group, value)
+
+
+DETAIL_WORDS = frozenset({"kind"})
+"""Custody detail keys of :data:`DETAIL_VALUES` whose values may also be a person's words (an
+enforcement action's kind typed through the API): a value no group names is shown as written,
+not marked as a machine code."""
 
 
 _SAY = {"checkpoint": _label_in("checkpoint"), "role": _label_in("derived")}
@@ -151,6 +157,8 @@ def detail_value(code: str, key: str, value: object) -> Markup:
         return Markup(", ").join(detail_value(code, key, v) for v in value)
     if key in DETAIL_VALUES and isinstance(value, str):
         label = _known(code, DETAIL_VALUES[key], value)
+        if label is None and key in DETAIL_WORDS:
+            return escape(value)
         return escape(label) if label is not None else _machine(value)
     if key in DETAIL_SENTENCES and isinstance(value, str):
         return escape(sentence(code, value))
@@ -291,6 +299,7 @@ _SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
     "device": lambda code, value: translate(code, "gap_detail.no_device") if value == NO_DEVICE else value,
     "faults": _faults,
     "stage": _label_in("stage"),
+    "kind": action_kind,
     "stages": lambda code, value: translate(code, "list.comma").join(
         enum_label(code, "stage", stage) for stage in value.split(", ")),
     "export_status": _label_in("export_status"),

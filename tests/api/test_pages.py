@@ -659,3 +659,52 @@ def test_an_officer_records_an_enforcement_action_on_the_case_page(stack, office
         sign_in(b, stack.user(role="reviewer", unit="unit-a"))
         page = b.get(f"/cases/{case['id']}").text
         assert 'data-testid="action-row"' in page and 'data-testid="action-form"' not in page
+
+
+ENFORCEMENT_KINDS = {"inspection": ("现场检查", "inspection"), "seizure": ("查封扣押", "seizure"),
+                     "interview": ("询问", "interview"), "remote_inspection": ("远程勘验", "remote inspection")}
+"""The kinds of action the case page offers, and their names in Chinese and English."""
+
+
+def test_an_actions_kind_is_named_wherever_the_case_page_shows_it(stack, officer, case):
+    """An enforcement action's kind is stored as a code (``seizure``): its custody entry's
+    details showed it as a machine code (``seizure`` in a Chinese page), and the gap it leaves
+    when no recording covers it read 执法行为“remote_inspection（…）”的时段未被…覆盖, the timeline's
+    bar the same. Recorded once of each kind, with a device that recorded nothing, the case page
+    names each kind in the reader's language in the custody view, the gaps and the timeline;
+    a kind typed otherwise (through the API) is shown as typed."""
+    from tests.api.test_continuity_api import settled
+
+    device = f"CAM-{uuid.uuid4().hex[:6]}"
+    with stack.client(officer) as c:
+        for n, kind in enumerate([*ENFORCEMENT_KINDS, "夜间巡查"]):
+            r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+                "kind": kind, "start": f"2026-03-01T1{n}:00:00+08:00", "end": f"2026-03-01T1{n}:30:00+08:00",
+                "devices": [device], "description": "现场" if kind == "seizure" else None})
+            assert r.status_code == 201, r.text
+        report = settled(c, case["id"])
+    assert len([g for g in report["gaps"] if g["level"] == "action_window"]) == 5, report["gaps"]
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    for lang, at in (("zh", 0), ("en", 1)):
+        with _browser(stack, lang=lang) as b:
+            sign_in(b, reviewer)
+            page = b.get(f"/cases/{case['id']}").text
+            custody = b.get(f"/cases/{case['id']}/custody", params={"action": "action_recorded"}).text
+        rows = re.findall(r'<tr data-testid="custody-row" data-action="action_recorded">.*?</tr>', custody, re.S)
+        assert len(rows) == 5 and not any("<code>" in row for row in rows), rows
+        # What a reader sees or hears: text, and the titles and labels of the timeline's bars;
+        # not the values the forms send.
+        shown = html.unescape(re.sub(r'\s(?:value|data-[\w-]+|hx-[\w-]+|href|id|name|for|class)="[^"]*"', "", page))
+        for code, names in ENFORCEMENT_KINDS.items():
+            if code != names[at]:
+                assert not re.search(rf"(?<![\w/]){code}(?![\w/])", shown), (lang, code, re.findall(rf".{{60}}{code}.{{30}}", shown)[:3])
+            assert names[at] in html.unescape(" ".join(rows)), (lang, names[at])
+        assert "夜间巡查" in html.unescape(" ".join(rows))
+        gaps = re.search(r'<section[^>]*id="continuity".*?</section>', page, re.S) or re.search(r'id="gaps".*', page, re.S)
+        assert ("查封扣押（现场）" if lang == "zh" else "seizure (现场)") in html.unescape(gaps.group(0))
+    # An action whose record never gave its window an end keeps the case open, saying why; the
+    # kind in that sentence is said too.
+    from api.pages.i18n import sentence
+    from archive.continuity.report import GAP_DETAILS
+    waiting = GAP_DETAILS.say("action_end", kind="interview", start="2026-03-01 10:00:00 +08:00", why="record_not_signed")
+    assert sentence("zh", waiting).startswith("询问（自 2026-03-01 10:00:00 +08:00 起）"), sentence("zh", waiting)
