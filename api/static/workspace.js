@@ -2,7 +2,42 @@
 // and the htmx settings. Everything works without it except playback.
 "use strict";
 (function () {
+  // A table's box that scrolls sideways (.wide, on a phone) is reached by the keyboard, so the
+  // arrow keys scroll it: while it overflows it is a named region in the tab order (its table's
+  // caption or heading, and that it scrolls); when it fits again it leaves the tab order.
+  const markScrollBoxes = function () {
+    const template = document.body.dataset.scrollLabel || "{name}";
+    document.querySelectorAll(".wide").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1) {
+        if (box.dataset.scrolls === "true") return;
+        const table = box.querySelector("table");
+        const caption = table && table.caption;
+        const labelledBy = table && table.getAttribute("aria-labelledby");
+        const heading = labelledBy ? document.getElementById(labelledBy) : null;
+        let name = (caption || heading || {}).textContent || "";
+        if (!name.trim()) {
+          let before = box.previousElementSibling;
+          while (before && !/^H[1-6]$/.test(before.tagName)) before = before.previousElementSibling;
+          name = before ? before.textContent : "";
+        }
+        box.dataset.scrolls = "true";
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", template.replace("{name}", name.trim().replace(/\s+/g, " ")));
+      } else if (box.dataset.scrolls === "true") {
+        delete box.dataset.scrolls;
+        ["tabindex", "role", "aria-label"].forEach(function (a) { box.removeAttribute(a); });
+      }
+    });
+  };
+  let resizing = false;
+  window.addEventListener("resize", function () {
+    if (resizing) return;
+    resizing = true;
+    window.requestAnimationFrame(function () { resizing = false; markScrollBoxes(); });
+  });
   document.addEventListener("DOMContentLoaded", function () {
+    markScrollBoxes();
     // After a form's action (the page says so in its notice), the keyboard carries on where the
     // action was done: the part of the page the address names (a gap's row, a section), else the
     // notice itself; not at the top of the page.
@@ -35,6 +70,7 @@
         return elt;
       };
       document.body.addEventListener("htmx:afterSettle", function (e) {
+        markScrollBoxes();  // a list drawn again may now overflow, or fit
         const settled = e.detail && e.detail.target;
         if (settled && settled.id === "items") {
           refresh("custody-table");

@@ -18,6 +18,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "app.name": {"zh": "执法全过程记录电子档案", "en": "Evidence archive"},
     "nav.label": {"zh": "主导航", "en": "Main"},
     "nav.skip": {"zh": "跳到正文", "en": "Skip to content"},
+    "wide.label": {"zh": "{name}（可左右滚动，用方向键）", "en": "{name} (scrolls sideways: use the arrow keys)"},
     "nav.cases": {"zh": "案件", "en": "Cases"},
     "nav.queue": {"zh": "待办", "en": "Queue"},
     "nav.court": {"zh": "调取与导出", "en": "Requests and exports"},
