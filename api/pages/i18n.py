@@ -52,6 +52,7 @@ from archive.storage.protocol import STORE_ERRORS, STORE_OPERATIONS
 from archive.i18n import CLIP_FIELDS, action_kind, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
+from ingest.documents import DOCUMENT_PROBLEMS
 
 LANG_COOKIE = "evidence_lang"
 DEFAULT = "zh"
@@ -120,10 +121,11 @@ not marked as a machine code."""
 
 
 _SAY = {"checkpoint": _label_in("checkpoint"), "role": _label_in("derived")}
-DETAIL_SENTENCES = frozenset({"reason", "purpose", "problem", "problems"})
+DETAIL_SENTENCES = frozenset({"reason", "purpose", "problem", "problems", "pades_problem", "error"})
 """Custody detail keys whose values may be sentences of our own code (a stage move's reason,
-why content was read, what a fixity check or a verification found, why an export failed); a
-value worded otherwise is shown as written."""
+why content was read, what a fixity check or a verification found, why an export failed, why
+a PDF got no PAdES copy, why a document's text could not be read); a value worded otherwise is
+shown as written."""
 
 
 def _known(code: str, groups: tuple[str, ...], value: str) -> str | None:
@@ -218,7 +220,7 @@ SENTENCES: tuple[Sentences, ...] = (
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
     STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS, POLICY_REFUSALS,
-    INSPECTION_PROBLEMS,
+    INSPECTION_PROBLEMS, DOCUMENT_PROBLEMS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),

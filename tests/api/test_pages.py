@@ -708,3 +708,21 @@ def test_an_actions_kind_is_named_wherever_the_case_page_shows_it(stack, officer
     from archive.continuity.report import GAP_DETAILS
     waiting = GAP_DETAILS.say("action_end", kind="interview", start="2026-03-01 10:00:00 +08:00", why="record_not_signed")
     assert sentence("zh", waiting).startswith("询问（自 2026-03-01 10:00:00 +08:00 起）"), sentence("zh", waiting)
+
+
+def test_why_a_document_was_not_read_or_sealed_as_a_pdf_is_said_in_chinese(stack, officer, case):
+    """A PDF that cannot be read (truncated, malformed) is kept and sealed; its custody entries
+    said why its text was not read and why it got no PAdES copy in English on a Chinese page
+    (错误: original.pdf: unreadable PDF: …, PAdES 问题: PAdES sealing failed: the source is not a
+    PDF pyHanko can update: …). Both are now said in the reader's language; only the reading
+    library's own words stay as they are."""
+    data = b"%PDF-1.4 truncated " + uuid.uuid4().hex.encode()
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", content=data, params={
+            "kind": "document", "filename": "现场检查笔录.pdf", "sha256": hashlib.sha256(data).hexdigest()}).json()
+    stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        custody = html.unescape(b.get(f"/cases/{case['id']}/custody").text)
+    assert "无法读取的 PDF：" in custody and "PAdES 签章失败：源文件不是 pyHanko 能够追加签章的 PDF：" in custody, custody
+    assert "unreadable PDF" not in custody and "PAdES sealing failed" not in custody

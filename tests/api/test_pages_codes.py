@@ -272,7 +272,7 @@ def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "store unreachable; retrying") == "store unreachable；将重试"
     assert processing_reason("zh", "member 'a.mp4' could not be registered: too large") == \
         "成员文件 'a.mp4' 未能登记：too large"
-    assert processing_reason("zh", "unreadable document: empty file") == "文档无法读取：empty file"
+    assert processing_reason("zh", "unreadable document: empty file") == "文档无法读取：空文件"
     assert processing_reason("zh", "invalid bundle: manifest.json is missing") == "采集包无效：manifest.json is missing"
     assert processing_reason("zh", "something else") == "something else"
 
