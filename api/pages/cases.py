@@ -135,7 +135,9 @@ def _gap_rows(session: Session, case_id: str, zone: str, *, timeline: bool = Tru
     clips = clips_of(session, list(named), zone=zone)
     rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts), clips=clips)
             for g in report.gaps]
-    return report, rows, build_timeline(placed, report.gaps, zone=zone) if timeline else None
+    drawn = build_timeline(placed, report.gaps, zone=zone, action_devices={a.id: a.devices for a in report.actions}) \
+        if timeline else None
+    return report, rows, drawn
 
 
 def continuity_state(report: CaseContinuity) -> str:

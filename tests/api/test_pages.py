@@ -726,3 +726,33 @@ def test_why_a_document_was_not_read_or_sealed_as_a_pdf_is_said_in_chinese(stack
         custody = html.unescape(b.get(f"/cases/{case['id']}/custody").text)
     assert "无法读取的 PDF：" in custody and "PAdES 签章失败：源文件不是 pyHanko 能够追加签章的 PDF：" in custody, custody
     assert "unreadable PDF" not in custody and "PAdES sealing failed" not in custody
+
+
+def test_an_actions_uncovered_window_is_red_on_its_devices_timeline(stack, officer, case, tmp_path):
+    """A seizure from 10:00 to 10:02 that camera A recorded only for its first 30 s, and camera
+    B not at all: the gaps table listed the uncovered window, but the timeline (蓝色为录像，红色为
+    中断) drew camera A's 30 s in blue and nothing red, and no track for camera B, since the
+    window's gap belongs to no one device. It is now drawn red on the track of each device the
+    action assigned, named by its cause."""
+    from tests.api.test_continuity_api import T0, _ffmpeg, iso, settled, upload_clip
+
+    clip = tmp_path / "clip30.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=1:duration=30", "-c:v", "libx264", "-preset", "ultrafast",
+            str(clip))
+    cam_a, cam_b = f"CAM-A-{uuid.uuid4().hex[:6]}", f"CAM-B-{uuid.uuid4().hex[:6]}"
+    with stack.client(officer) as c:
+        upload_clip(c, case["id"], clip, device_id=cam_a, start=T0)
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+            "kind": "seizure", "start": iso(T0), "end": iso(T0 + timedelta(minutes=2)), "devices": [cam_a, cam_b]})
+        assert r.status_code == 201, r.text
+        assert [g["level"] for g in settled(c, case["id"])["gaps"]] == ["action_window"]
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        page = b.get(f"/cases/{case['id']}").text
+    timeline = re.search(r'<section id="timeline".*?</section>', page, re.S).group(0)
+    tracks = dict(re.findall(r'<span class="device">([^<]+)</span>(.*?)</div></div>', timeline, re.S))
+    assert set(tracks) == {cam_a, cam_b}, timeline
+    assert 'data-testid="timeline-rec"' in tracks[cam_a] and 'data-testid="timeline-rec"' not in tracks[cam_b]
+    for track in tracks.values():
+        [red] = re.findall(r'<span class="gap"[^>]*data-testid="timeline-gap-span"[^>]*>', track)
+        assert "查封扣押" in html.unescape(red), red
