@@ -135,6 +135,15 @@
       window.history.back();
     }
   });
+  // A court request chosen for an export names its recipient: the court user who asked (the
+  // archive refuses any other), so the recipient field follows the choice.
+  document.addEventListener("change", function (e) {
+    const select = e.target;
+    if (!(select instanceof HTMLSelectElement) || !select.dataset.recipient) return;
+    const requester = select.selectedOptions.length ? select.selectedOptions[0].dataset.requester : undefined;
+    const field = document.getElementById(select.dataset.recipient);
+    if (field && requester) field.value = requester;
+  });
   // Event delegation: buttons in rows htmx replaced keep working.
   document.addEventListener("click", function (e) {
     const button = e.target.closest("button.play");
