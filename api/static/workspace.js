@@ -2,14 +2,15 @@
 // and the htmx settings. Everything works without it except playback.
 "use strict";
 (function () {
-  // A table's box that scrolls sideways (.wide, on a phone) is reached by the keyboard, so the
-  // arrow keys scroll it: while it overflows it is a named region in the tab order (its table's
-  // caption or heading, and that it scrolls); when it fits again it leaves the tab order.
+  // A box that scrolls sideways (a table's .wide box on a phone, the court page's commands) is
+  // reached by the keyboard, so the arrow keys scroll it: while it overflows it is a named region
+  // in the tab order (its table's caption or heading, and that it scrolls); when it fits again it
+  // leaves the tab order.
   const markScrollBoxes = function () {
     const template = document.body.dataset.scrollLabel || "{name}";
-    document.querySelectorAll(".wide").forEach(function (box) {
+    document.querySelectorAll(".wide, pre.commands").forEach(function (box) {
       if (box.scrollWidth > box.clientWidth + 1) {
-        if (box.dataset.scrolls === "true") return;
+        if (box.dataset.scrolls) return;
         const table = box.querySelector("table");
         const caption = table && table.caption;
         const labelledBy = table && table.getAttribute("aria-labelledby");
@@ -20,13 +21,15 @@
           while (before && !/^H[1-6]$/.test(before.tagName)) before = before.previousElementSibling;
           name = before ? before.textContent : "";
         }
-        box.dataset.scrolls = "true";
+        // (A box the page made a tab stop itself stays one when it fits.)
+        box.dataset.scrolls = box.hasAttribute("tabindex") ? "kept" : "true";
         box.setAttribute("tabindex", "0");
         box.setAttribute("role", "region");
         box.setAttribute("aria-label", template.replace("{name}", name.trim().replace(/\s+/g, " ")));
-      } else if (box.dataset.scrolls === "true") {
+      } else if (box.dataset.scrolls) {
+        if (box.dataset.scrolls === "true") box.removeAttribute("tabindex");
         delete box.dataset.scrolls;
-        ["tabindex", "role", "aria-label"].forEach(function (a) { box.removeAttribute(a); });
+        ["role", "aria-label"].forEach(function (a) { box.removeAttribute(a); });
       }
     });
   };

@@ -119,3 +119,14 @@ def test_a_table_that_scrolls_sideways_is_scrolled_by_keyboard(browser, stack, d
     page.wait_for_function("() => !document.querySelector('.wide:has(#custody-table)').hasAttribute('tabindex')")
     assert box.get_attribute("role") is None
     page.context.close()
+    # The court page's verification commands scroll sideways too: a named stop, scrolled by keys.
+    page = open_as(browser, stack, day["tokens"]["court"], lang="zh")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/court")
+    commands = page.locator("pre.commands")
+    assert commands.get_attribute("tabindex") == "0" and "可左右滚动" in commands.get_attribute("aria-label")
+    commands.focus()
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('pre.commands').scrollLeft > 0")
+    page.context.close()
