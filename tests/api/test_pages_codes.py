@@ -393,7 +393,7 @@ def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
             s.execute(delete(Work).where(Work.subject == subject))
 
     case_page = pages["zh", "case"]
-    assert f"执法行为“seizure”的时段未被设备 {camera} 的录像覆盖" in case_page
+    assert f"执法行为“查封扣押”的时段未被设备 {camera} 的录像覆盖" in case_page
     assert "not covered by devices" not in case_page
     custody = re.findall(r'data-action="gap_reviewed">(.*?)</tr>', case_page, re.DOTALL)
     assert custody and "已接受: 否" in custody[0], custody
