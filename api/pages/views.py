@@ -249,6 +249,8 @@ class ExportRow:
     download_url: str | None
     court_reference: str = ""
     """The court's own reference of the request the export answers (empty: none)."""
+    chosen: int | None = None
+    """How many items were chosen for it (their bundles' members come too); None: the whole case."""
 
     @classmethod
     def of(cls, export: ExportRequest, *, zone: str, people: dict[str, str],
@@ -260,6 +262,7 @@ class ExportRow:
             size=export.size, sha256=export.sha256, error=export.error,
             download_url=f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
             court_reference=(references or {}).get(export.id, ""),
+            chosen=len(export.items) if export.items is not None else None,
         )
 
 

@@ -756,3 +756,35 @@ def test_an_actions_uncovered_window_is_red_on_its_devices_timeline(stack, offic
     for track in tracks.values():
         [red] = re.findall(r'<span class="gap"[^>]*data-testid="timeline-gap-span"[^>]*>', track)
         assert "查封扣押" in html.unescape(red), red
+
+
+def test_a_reviewer_exports_chosen_items_from_the_case_page(stack, officer, case):
+    """A court asking for one recording of a case could be given a selection only through the
+    API: the case page's export form exported the whole case, and no list of exports said which
+    was which. The form now offers the items of the evidence list's page to choose from, and the
+    case page and the court page say whether an export is the whole case or how many items."""
+    with stack.client(officer) as c:
+        first, second = (c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name},
+                                content=name.encode() + uuid.uuid4().hex.encode()).json()
+                         for name in ("询问录音.m4a", "现场照片.jpg"))
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    path = f"/cases/{case['id']}"
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        page = b.get(path).text
+        assert page.count('data-testid="export-item"') == 2 and "询问录音.m4a" in page
+        r = b.post(f"{path}/exports", data={"csrf_token": csrf_of(page), "recipient": court_name, "items": [first["id"]]})
+        assert r.status_code == 303, r.text[:500]
+        r = b.post(f"{path}/exports", data={"csrf_token": csrf_of(page), "recipient": court_name})
+        assert r.status_code == 303, r.text[:500]
+        listed = b.get(f"{path}/exports").text
+    with stack.client(court) as c:
+        exports = {e["items"] and tuple(e["items"]) for e in c.get("/api/v1/exports").json() if e["case_id"] == case["id"]}
+    assert exports == {(first["id"],), None}, exports
+    scopes = re.findall(r'data-testid="export-scope">([^<]+)<', listed)
+    assert sorted(scopes) == ["全案", "所选 1 件证据"], scopes
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, court)
+        assert "所选 1 件证据" in b.get("/court").text
+    assert second["id"] not in exports
