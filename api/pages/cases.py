@@ -351,4 +351,5 @@ def receipt_rows(session: Session, *, user: User, case_id: str, zone: str) -> li
     """The case's verification receipts (newest first, at most 5), as rows."""
     found = receipts.list_receipts(session, user=user, case_id=case_id, limit=5)
     people = user_names(session, {r.requested_by for r in found})
-    return [ReceiptRow.of(r, zone=zone, people=people) for r in found]
+    clips = clips_of(session, set().union(*(ReceiptRow.items_named(r) for r in found)), zone=zone)
+    return [ReceiptRow.of(r, zone=zone, people=people, clips=clips) for r in found]

@@ -7,7 +7,7 @@ already in the corps' zone with their offset.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collections.abc import Collection
@@ -303,19 +303,27 @@ class ReceiptRow:
     """(what, subject, outcome, detail) for each check."""
     pending: tuple[tuple[str, str, str], ...]
     """(what, subject, reason) for each reason the receipt is not ``passed``."""
+    named: dict[str, Clip] = field(default_factory=dict)
+    """The items among the subjects, by id, as a reviewer knows them (their file names)."""
 
     @property
     def running(self) -> bool:
         return self.status in ("queued", "running")
 
+    @staticmethod
+    def items_named(receipt: Any) -> set[str]:
+        """The ids of the items a receipt's checks and pending reasons are about."""
+        return {c.get("subject", "") for c in (*(receipt.checks or ()), *(receipt.pending or ())) if c.get("what") == "item"}
+
     @classmethod
-    def of(cls, receipt: Any, *, zone: str, people: dict[str, str]) -> ReceiptRow:
+    def of(cls, receipt: Any, *, zone: str, people: dict[str, str], clips: dict[str, Clip] | None = None) -> ReceiptRow:
         return cls(
             id=receipt.id, status=receipt.status, requested_by=people.get(receipt.requested_by),
             created=local_time(receipt.created_at, zone), finished=local_time(receipt.finished_at, zone),
             checks=tuple((c.get("what", ""), c.get("subject", ""), c.get("outcome", ""), shown(c.get("detail") or "", zone))
                          for c in receipt.checks or ()),
             pending=tuple((p.get("what", ""), p.get("subject", ""), p.get("reason", "")) for p in receipt.pending or ()),
+            named={i: clip for i, clip in (clips or {}).items() if i in cls.items_named(receipt)},
         )
 
 

@@ -788,3 +788,23 @@ def test_a_reviewer_exports_chosen_items_from_the_case_page(stack, officer, case
         sign_in(b, court)
         assert "所选 1 件证据" in b.get("/court").text
     assert second["id"] not in exports
+
+
+def test_a_verification_receipt_names_each_item_by_its_file(stack, officer, case):
+    """A case's verification receipt listed each item it checked by its id (证据
+    5fc3d50b-fdfd-…): a reviewer could not tell which recording passed or is pending. Each item
+    is now named by its file name, linked to its row (the items page holding it)."""
+    from tests.archive.test_case_verification import _verify_through_api
+
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "询问笔录.txt"},
+                      content=b"record " + uuid.uuid4().hex.encode()).json()
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    _verify_through_api(stack, reviewer, case["id"])
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, reviewer)
+        receipt = re.search(r'data-testid="receipt".*?</details>', b.get(f"/cases/{case['id']}").text, re.S).group(0)
+    row = re.search(r'<tr><td>证据</td>.*?</tr>', receipt, re.S).group(0)
+    link = re.search(r'<a href="([^"]+)"[^>]*data-testid="receipt-item">([^<]+)</a>', row)
+    assert link and link.groups() == (f"?item={item['id']}#item-{item['id']}", "询问笔录.txt"), row
