@@ -348,6 +348,23 @@ def error_explanations(code: str) -> dict[str, str]:
             if key.startswith("error_code.")}
 
 
+FIELD_LABELS = {
+    "case_number": "cases.number", "title": "cases.case_title", "court_reference": "court.reference",
+    "legal_basis": "court.basis", "code": "totp.code", "device_id": "admin.device", "offset": "admin.offset",
+    "item": "docs.item", "kind": "enforcement.kind", "start": "enforcement.start", "name": "admin.name",
+    "outcome": "outcome.label", "retention_class": "records.class", "to": "life.to", "token": "signin.token",
+    "unit": "admin.unit", "reason": "field.reason", "decision": "field.decision", "role": "field.role",
+}
+"""A page form's field -> the message naming it as its form does, for the fields a form cannot
+be sent without (the error page names those it could not read; an unlisted one by its name)."""
+
+
+def field_label(code: str, name: str) -> str:
+    """A form field's name as its form labels it, in language ``code`` (without a trailing colon)."""
+    key = FIELD_LABELS.get(name)
+    return translate(code, key).rstrip("：:") if key else name
+
+
 def error_text(code: str, *, error_code: str, status: int, message: str, fields: Sequence[str] = ()) -> ErrorText:
     """The error page's text in language ``code`` for an error of ``status`` and ``error_code``
     (``fields``: the names of a form's fields that could not be read, which the English message
@@ -358,5 +375,5 @@ def error_text(code: str, *, error_code: str, status: int, message: str, fields:
     explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
     particulars = ours(code, message) or ""
     if not particulars and fields:
-        particulars = translate(code, "error.fields", fields="、".join(dict.fromkeys(fields)))
+        particulars = translate(code, "error.fields", fields="、".join(dict.fromkeys(field_label(code, f) for f in fields)))
     return ErrorText(translate(code, heading), explanation, error_code, particulars)

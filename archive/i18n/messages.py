@@ -31,6 +31,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error.back": {"zh": "返回首页", "en": "Back to the start"},
     "error.back_to_form": {"zh": "返回修改（已填写的内容仍在）", "en": "Go back and correct it (what you typed is kept)"},
     "error.fields": {"zh": "需要检查的字段：{fields}", "en": "Fields to check: {fields}"},
+    "field.reason": {"zh": "理由或说明", "en": "Reason"},
+    "field.decision": {"zh": "审核结论", "en": "Decision"},
+    "field.role": {"zh": "类别或角色", "en": "Kind or role"},
     # Notices after a form
     "notice.case_created": {"zh": "案件已创建。", "en": "Case created."},
     "notice.gap_explained": {"zh": "中断说明已提交。", "en": "Explanation recorded."},

@@ -366,7 +366,11 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
     address no page has answer a browser with the error page in its language (a 422, 405 or
     404 with the machine code in small print), not the API's English JSON; the API's own
     paths keep answering JSON."""
+    from api.pages.i18n import FIELD_LABELS
+    from archive.i18n.messages import MESSAGES
     from tests.tools import csrf_of
+
+    assert [key for key in FIELD_LABELS.values() if key not in MESSAGES] == []
 
     with _browser(stack, lang) as b:
         sign_in(b, officer)
@@ -376,7 +380,11 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
         assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
         assert "invalid_request" in missing.text
         assert ("表单缺少必填内容" if lang == "zh" else "title: Field required") in missing.text
-        assert ("需要检查的字段：title" if lang == "zh" else "title: Field required") in missing.text
+        # Named as the form labels it (it said 需要检查的字段：title, the field's name in the HTML).
+        assert ("需要检查的字段：案由" if lang == "zh" else "title: Field required") in missing.text
+        no_basis = b.post("/court/requests", data={"csrf_token": csrf, "case_number": "X-1", "court_reference": "x"},
+                          headers=page)
+        assert ("需要检查的字段：调取依据" if lang == "zh" else "legal_basis: Field required") in no_basis.text
         # The same form posted by a script without asking for HTML: still the page (it is one).
         assert b.post("/cases", data={"csrf_token": csrf}).headers["content-type"].startswith("text/html")
         wrong = b.get("/logout", headers=page)
