@@ -242,7 +242,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "exports.no_court_request": {"zh": "无", "en": "None"},
     "exports.request": {"zh": "申请导出", "en": "Request export"},
     "exports.choose_items": {"zh": "只导出所选证据（不选则导出全案）", "en": "Export only the chosen evidence (none chosen: the whole case)"},
-    "exports.choose_hint": {"zh": "列出的是证据列表当前页的证据；所选证据包内文件随之导出。保管链只含所选证据及不涉及其他证据的案件记录。",
+    "exports.choose_hint": {"zh": "列出的是证据列表当前页的证据；选中采集包时，包内文件一并导出。保管链只含所选证据的记录，以及不涉及其他证据的案件记录。",
                             "en": "Lists the evidence of the evidence list's current page; a chosen bundle brings its members. The custody timeline holds only the chosen evidence's entries and the case's entries that name no other evidence."},
     "exports.scope_all": {"zh": "全案", "en": "whole case"},
     "exports.scope_selected": {"zh": "所选 {count} 件证据", "en": "{count} chosen items"},
