@@ -4,7 +4,8 @@
 (function () {
   // A box that scrolls sideways (a table's .wide box on a phone, the court page's commands) is
   // reached by the keyboard, so the arrow keys scroll it: while it overflows it is a named region
-  // in the tab order (its table's caption or heading, and that it scrolls); when it fits again it
+  // in the tab order (the element data-name-from names, else its table's caption or heading, and
+  // that it scrolls); when it fits again it
   // leaves the tab order.
   const markScrollBoxes = function () {
     const template = document.body.dataset.scrollLabel || "{name}";
@@ -15,7 +16,8 @@
         const caption = table && table.caption;
         const labelledBy = table && table.getAttribute("aria-labelledby");
         const heading = labelledBy ? document.getElementById(labelledBy) : null;
-        let name = (caption || heading || {}).textContent || "";
+        const own = box.dataset.nameFrom ? document.getElementById(box.dataset.nameFrom) : null;
+        let name = (own || caption || heading || {}).textContent || "";
         if (!name.trim()) {
           let before = box.previousElementSibling;
           while (before && !/^H[1-6]$/.test(before.tagName)) before = before.previousElementSibling;

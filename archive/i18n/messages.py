@@ -316,6 +316,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "court.verifier_download": {"zh": "下载离线核验工具（{file}）", "en": "Download the offline verifier ({file})"},
     "court.verify_root": {"zh": "ROOT.pem：本单位的根证书，请通过可信渠道获取（不要取自导出包）", "en": "ROOT.pem: the organisation's root certificate, obtained through a channel you trust (not from the export)"},
     "court.verify_sha": {"zh": "与本页显示的 SHA-256 比对", "en": "compare with the SHA-256 shown on this page"},
+    "court.verify_unix": {"zh": "Linux 或 macOS（终端）：", "en": "Linux or macOS (a terminal):"},
+    "court.verify_windows": {"zh": "Windows（命令提示符 cmd，需已安装 Python 3.11 或更新版本）：",
+                             "en": "Windows (Command Prompt, with Python 3.11 or newer installed):"},
     "court.none": {"zh": "暂无。", "en": "None yet."},
     # Administration
     "admin.title": {"zh": "系统管理", "en": "Administration"},

@@ -816,3 +816,19 @@ def test_a_verification_receipt_names_each_item_by_its_file(stack, officer, case
     row = re.search(r'<tr><td>证据</td>.*?</tr>', receipt, re.S).group(0)
     link = re.search(r'<a href="([^"]+)"[^>]*data-testid="receipt-item">([^<]+)</a>', row)
     assert link and link.groups() == (f"?item={item['id']}#item-{item['id']}", "询问笔录.txt"), row
+
+
+def test_the_court_page_tells_a_windows_clerk_how_to_verify(stack):
+    """The verification commands were for Linux or macOS only (vv/bin/pip, sha256sum, # comments):
+    typed into a court clerk's Windows Command Prompt, none of them runs. The page now gives the
+    same steps for Windows too (vv\\Scripts, certutil, REM), the package named as the link names it."""
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="court", unit="court"))
+        page = html.unescape(b.get("/court").text)
+    package = re.search(r"下载离线核验工具（(evidence-verifier-[\d.]+\.tar\.gz)）", page).group(1)
+    windows = re.search(r'<pre class="commands" data-testid="verify-commands-windows"[^>]*>(.*?)</pre>', page, re.S).group(1)
+    lines = windows.splitlines()
+    assert [line for line in lines if not line.startswith("REM ")] == [
+        "py -m venv vv", f"vv\\Scripts\\pip install {package}", "vv\\Scripts\\evidence-verify EXPORT.zip --trust ROOT.pem",
+        "certutil -hashfile EXPORT.zip SHA256"], lines
+    assert "Windows（命令提示符 cmd" in page and "Linux 或 macOS" in page

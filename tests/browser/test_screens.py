@@ -123,10 +123,12 @@ def test_a_table_that_scrolls_sideways_is_scrolled_by_keyboard(browser, stack, d
     page = open_as(browser, stack, day["tokens"]["court"], lang="zh")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/court")
-    commands = page.locator("pre.commands")
+    commands = page.get_by_test_id("verify-commands")
     assert commands.get_attribute("tabindex") == "0" and "可左右滚动" in commands.get_attribute("aria-label")
+    names = [page.get_by_test_id(f"verify-commands{os}").get_attribute("aria-label") for os in ("", "-windows")]
+    assert names[0].startswith("Linux 或 macOS") and names[1].startswith("Windows"), names
     commands.focus()
     page.keyboard.press("End")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.querySelector('pre.commands').scrollLeft > 0")
+    page.wait_for_function("() => document.querySelector('[data-testid=verify-commands]').scrollLeft > 0")
     page.context.close()
