@@ -770,7 +770,8 @@ def test_a_reviewer_exports_chosen_items_from_the_case_page(stack, officer, case
     """A court asking for one recording of a case could be given a selection only through the
     API: the case page's export form exported the whole case, and no list of exports said which
     was which. The form now offers the items of the evidence list's page to choose from, and the
-    case page and the court page say whether an export is the whole case or how many items."""
+    case page, the queue of exports to approve and the court page say whether an export is the
+    whole case or how many items."""
     with stack.client(officer) as c:
         first, second = (c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name},
                                 content=name.encode() + uuid.uuid4().hex.encode()).json()
@@ -795,6 +796,11 @@ def test_a_reviewer_exports_chosen_items_from_the_case_page(stack, officer, case
     with _browser(stack, lang="zh") as b:
         sign_in(b, court)
         assert "所选 1 件证据" in b.get("/court").text
+    with _browser(stack, lang="zh") as b:  # the second reviewer approving it sees what it holds
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        queue = b.get("/queue").text
+    rows = re.findall(rf'<tr data-testid="queue-export"[^>]*><td><a href="/cases/{case["id"]}#exports">.*?</tr>', queue, re.S)
+    assert sorted(re.search(r'data-testid="export-scope">([^<]+)<', r).group(1) for r in rows) == ["全案", "所选 1 件证据"]
     assert second["id"] not in exports
 
 
