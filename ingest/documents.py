@@ -19,14 +19,27 @@ from typing import IO, Any
 from xml.etree.ElementTree import ParseError, iterparse
 
 from archive.evidence.media_types import DOCX, HEAD, OFFICE_PREFIX, PPTX, XLSX, sniff_bytes
+from archive.wording import Sentences
 from ingest.errors import ProbeFailed
 from ingest.zips import ZipReader
 
-__all__ = ["DocumentFacts", "document_facts", "sniff_bytes", "sniff_media_type"]
+__all__ = ["DOCUMENT_PROBLEMS", "DocumentFacts", "document_facts", "sniff_bytes", "sniff_media_type"]
 
 DEFAULT_MAX_CHARS = 200_000
 # Office XML parts larger than this are not parsed (a compressed XML bomb).
 _MAX_XML_PART = 512 << 20
+
+
+DOCUMENT_PROBLEMS = Sentences("document_problem", {
+    "not_document": "{file}: {kind} is not a document type this service reads",
+    "unreadable_pdf": "{file}: unreadable PDF: {detail}",
+    "too_large": "{file}: {part} is implausibly large",
+    "unreadable_office": "{file}: unreadable office file: {detail}",
+    "unreadable_text": "{file}: unreadable text: {detail}",
+    "empty": "empty file",
+}, fields={"file": r"[^:]+", "kind": r"\S+", "part": r"\S+"})
+"""Why a document's text could not be read (its ``document`` fact's ``error``, its
+``document_read`` custody entry); ``detail`` is the reading library's own message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ def document_facts(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Documen
         return _office_facts(path, kind, max_chars)
     if kind in ("text/plain", "text/html"):
         return _text_facts(path, kind, max_chars)
-    raise ProbeFailed(message=f"{path.name}: {kind} is not a document type this service reads")
+    raise ProbeFailed(message=DOCUMENT_PROBLEMS.say("not_document", file=path.name, kind=kind))
 
 
 def _office_kind(path: Path) -> str | None:
@@ -131,7 +144,7 @@ def _pdf_facts(path: Path, max_chars: int) -> DocumentFacts:
                     parts.append(chunk)
                     used += len(chunk) + 1
         except Exception as exc:  # pypdf raises many kinds on hostile input
-            raise ProbeFailed(message=f"{path.name}: unreadable PDF: {exc}") from exc
+            raise ProbeFailed(message=DOCUMENT_PROBLEMS.say("unreadable_pdf", file=path.name, detail=exc)) from exc
     text = "\n".join(parts)
     if len(text) > max_chars:
         text, truncated = text[:max_chars], True
@@ -219,11 +232,11 @@ def _office_facts(path: Path, kind: str, max_chars: int) -> DocumentFacts:
                     continue
                 info = zf.getinfo(part)
                 if info.file_size > _MAX_XML_PART:
-                    raise ProbeFailed(message=f"{path.name}: {part} is implausibly large")
+                    raise ProbeFailed(message=DOCUMENT_PROBLEMS.say("too_large", file=path.name, part=part))
                 with zf.open(info) as fh:
                     _xml_text(fh, text_tag, para_tag, out)
     except (zipfile.BadZipFile, ParseError, OSError, KeyError, RuntimeError) as exc:
-        raise ProbeFailed(message=f"{path.name}: unreadable office file: {exc}") from exc
+        raise ProbeFailed(message=DOCUMENT_PROBLEMS.say("unreadable_office", file=path.name, detail=exc)) from exc
     return DocumentFacts(
         media_type=kind, page_count=page_count, text=out.text(), truncated=out.truncated
     )
@@ -325,7 +338,7 @@ def _text_facts(path: Path, kind: str, max_chars: int) -> DocumentFacts:
             if out.full and fh.read(1):
                 out.truncated = True
     except OSError as exc:
-        raise ProbeFailed(message=f"{path.name}: unreadable text: {exc}") from exc
+        raise ProbeFailed(message=DOCUMENT_PROBLEMS.say("unreadable_text", file=path.name, detail=exc)) from exc
     if parser is not None:
         parser.close()
     return DocumentFacts(media_type=kind, page_count=None, text=out.text(), truncated=out.truncated)

@@ -32,7 +32,7 @@ from archive.db import Database
 from archive.models import EvidenceItem, EvidenceKind, ItemStatus
 from ingest.bundles import iter_member, read_bundle
 from ingest.derive import make_proxy, make_thumbnail_strip
-from ingest.documents import document_facts, sniff_media_type
+from ingest.documents import DOCUMENT_PROBLEMS, document_facts, sniff_media_type
 from ingest.errors import IngestError, NoPackets, StepFailed
 from ingest.media import probe
 from ingest.packets import scan_packets
@@ -266,7 +266,7 @@ def document_step(ws: Workspace) -> StepNote | None:
     if "document" in facts or not (item.kind == EvidenceKind.document or sniffed in DOCUMENT_TYPES):
         return None
     if item.size == 0:
-        result: dict[str, Any] = {"error": "empty file"}
+        result: dict[str, Any] = {"error": DOCUMENT_PROBLEMS.say("empty")}
     else:
         try:
             doc = document_facts(ws.original())

@@ -149,7 +149,9 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
          "reason": lambda text: processing_reason(code, text),
          "move_reason": lambda text: move_reason(code, text),
          "receipt_detail": lambda text: receipt_detail(code, text),
-         "sentence": lambda text: sentence(code, text)},
+         "sentence": lambda text: sentence(code, text),
+         "scope": lambda chosen: translate(code, "exports.scope_all") if chosen is None
+         else translate(code, "exports.scope_selected", count=chosen)},
         status_code=status_code,
     )
     secure = request.url.scheme == "https"

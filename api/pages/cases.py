@@ -135,7 +135,9 @@ def _gap_rows(session: Session, case_id: str, zone: str, *, timeline: bool = Tru
     clips = clips_of(session, list(named), zone=zone)
     rows = [GapRow.of(g, zone=zone, people=report.people, play=play_point(g, starts), clips=clips)
             for g in report.gaps]
-    return report, rows, build_timeline(placed, report.gaps, zone=zone) if timeline else None
+    drawn = build_timeline(placed, report.gaps, zone=zone, action_devices={a.id: a.devices for a in report.actions}) \
+        if timeline else None
+    return report, rows, drawn
 
 
 def continuity_state(report: CaseContinuity) -> str:
@@ -349,4 +351,5 @@ def receipt_rows(session: Session, *, user: User, case_id: str, zone: str) -> li
     """The case's verification receipts (newest first, at most 5), as rows."""
     found = receipts.list_receipts(session, user=user, case_id=case_id, limit=5)
     people = user_names(session, {r.requested_by for r in found})
-    return [ReceiptRow.of(r, zone=zone, people=people) for r in found]
+    clips = clips_of(session, set().union(*(ReceiptRow.items_named(r) for r in found)), zone=zone)
+    return [ReceiptRow.of(r, zone=zone, people=people, clips=clips) for r in found]

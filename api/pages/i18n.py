@@ -49,9 +49,10 @@ from archive.seals.items import SEAL_PROBLEMS
 from archive.seals.pades import COPY_PROBLEMS
 from archive.seals.sealer import SEALING_PROBLEMS, SIGNING_REASONS
 from archive.storage.protocol import STORE_ERRORS, STORE_OPERATIONS
-from archive.i18n import CLIP_FIELDS, enum_label, gap_cause_said, said, translate
+from archive.i18n import CLIP_FIELDS, action_kind, enum_label, gap_cause_said, said, translate
 from archive.i18n.messages import MESSAGES
 from archive.wording import Sentences
+from ingest.documents import DOCUMENT_PROBLEMS
 
 LANG_COOKIE = "evidence_lang"
 DEFAULT = "zh"
@@ -98,11 +99,11 @@ def translator(code: str) -> Callable[..., str]:
 
 
 DETAIL_VALUES: dict[str, tuple[str, ...]] = {
-    "role": ("role", "derived"), "kind": ("kind",), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
+    "role": ("role", "derived"), "from": ("stage",), "to": ("stage",), "stage": ("stage",),
     "checkpoint": ("checkpoint",), "decision": ("decision",), "level": ("level",),
     "retention_class": ("retention",), "source": ("offset_source",), "previous": ("outcome", "retention"),
     "outcome": ("outcome", "check_outcome", "receipt_status", "result"), "via": ("via",),
-    "pending_reasons": ("pending_reason",), "stream": ("stream",),
+    "pending_reasons": ("pending_reason",), "stream": ("stream",), "kind": ("kind", "enforcement_kind"),
 }
 """Custody detail keys whose values are stored codes, and the catalogue groups that name them
 (the first that has the value)."""
@@ -113,11 +114,18 @@ def _label_in(group: str) -> Callable[[str, str], str]:
     return lambda code, value: enum_label(code, group, value)
 
 
+DETAIL_WORDS = frozenset({"kind"})
+"""Custody detail keys of :data:`DETAIL_VALUES` whose values may also be a person's words (an
+enforcement action's kind typed through the API): a value no group names is shown as written,
+not marked as a machine code."""
+
+
 _SAY = {"checkpoint": _label_in("checkpoint"), "role": _label_in("derived")}
-DETAIL_SENTENCES = frozenset({"reason", "purpose", "problem", "problems"})
+DETAIL_SENTENCES = frozenset({"reason", "purpose", "problem", "problems", "pades_problem", "error"})
 """Custody detail keys whose values may be sentences of our own code (a stage move's reason,
-why content was read, what a fixity check or a verification found, why an export failed); a
-value worded otherwise is shown as written."""
+why content was read, what a fixity check or a verification found, why an export failed, why
+a PDF got no PAdES copy, why a document's text could not be read); a value worded otherwise is
+shown as written."""
 
 
 def _known(code: str, groups: tuple[str, ...], value: str) -> str | None:
@@ -151,6 +159,8 @@ def detail_value(code: str, key: str, value: object) -> Markup:
         return Markup(", ").join(detail_value(code, key, v) for v in value)
     if key in DETAIL_VALUES and isinstance(value, str):
         label = _known(code, DETAIL_VALUES[key], value)
+        if label is None and key in DETAIL_WORDS:
+            return escape(value)
         return escape(label) if label is not None else _machine(value)
     if key in DETAIL_SENTENCES and isinstance(value, str):
         return escape(sentence(code, value))
@@ -210,7 +220,7 @@ SENTENCES: tuple[Sentences, ...] = (
     ITEM_PROBLEMS, COPY_FAULTS, checkpoints.PROBLEMS, ledger.PROBLEMS, RECORD_FAULTS, GAP_DETAILS, EXPORT_PROBLEMS,
     PLAN_PROBLEMS, FONT_PROBLEMS, CHECK_DETAILS, GATES, REVIEW_GATES, ITEM_ERRORS,
     STORE_ERRORS, SEAL_PROBLEMS, SEALING_PROBLEMS, SIGNING_REASONS, SSO_REFUSALS, SIGN_IN_REFUSALS, POLICY_REFUSALS,
-    INSPECTION_PROBLEMS,
+    INSPECTION_PROBLEMS, DOCUMENT_PROBLEMS,
 )
 """Every table of sentences a page may find stored whole (a check's detail, a custody entry's
 problem or reason, a failed export's or background work's error, a closing gate's explanation),
@@ -291,6 +301,7 @@ _SENTENCE_SAY: dict[str, Callable[[str, str], str]] = {
     "device": lambda code, value: translate(code, "gap_detail.no_device") if value == NO_DEVICE else value,
     "faults": _faults,
     "stage": _label_in("stage"),
+    "kind": action_kind,
     "stages": lambda code, value: translate(code, "list.comma").join(
         enum_label(code, "stage", stage) for stage in value.split(", ")),
     "export_status": _label_in("export_status"),
@@ -337,6 +348,23 @@ def error_explanations(code: str) -> dict[str, str]:
             if key.startswith("error_code.")}
 
 
+FIELD_LABELS = {
+    "case_number": "cases.number", "title": "cases.case_title", "court_reference": "court.reference",
+    "legal_basis": "court.basis", "code": "totp.code", "device_id": "admin.device", "offset": "admin.offset",
+    "item": "docs.item", "kind": "enforcement.kind", "start": "enforcement.start", "name": "admin.name",
+    "outcome": "outcome.label", "retention_class": "records.class", "to": "life.to", "token": "signin.token",
+    "unit": "admin.unit", "reason": "field.reason", "decision": "field.decision", "role": "field.role",
+}
+"""A page form's field -> the message naming it as its form does, for the fields a form cannot
+be sent without (the error page names those it could not read; an unlisted one by its name)."""
+
+
+def field_label(code: str, name: str) -> str:
+    """A form field's name as its form labels it, in language ``code`` (without a trailing colon)."""
+    key = FIELD_LABELS.get(name)
+    return translate(code, key).rstrip("：:") if key else name
+
+
 def error_text(code: str, *, error_code: str, status: int, message: str, fields: Sequence[str] = ()) -> ErrorText:
     """The error page's text in language ``code`` for an error of ``status`` and ``error_code``
     (``fields``: the names of a form's fields that could not be read, which the English message
@@ -347,5 +375,5 @@ def error_text(code: str, *, error_code: str, status: int, message: str, fields:
     explanation = translate(code, f"error_code.{error_code}") if f"error_code.{error_code}" in MESSAGES else ""
     particulars = ours(code, message) or ""
     if not particulars and fields:
-        particulars = translate(code, "error.fields", fields="、".join(dict.fromkeys(fields)))
+        particulars = translate(code, "error.fields", fields="、".join(dict.fromkeys(field_label(code, f) for f in fields)))
     return ErrorText(translate(code, heading), explanation, error_code, particulars)

@@ -54,9 +54,11 @@ def queue_page(request: Request, session: SessionDep, user: PageUser, notice: st
 
 @router.post("/cases/{case_id}/exports")
 def request_export(case_id: str, request: Request, session: SessionDep, user: FormUser,
-                   recipient: Annotated[str, Form()] = "", court_request: Annotated[str, Form(alias="request")] = "") -> Response:
-    """A reviewer requests an export for a court user (answering a court request, if chosen)."""
-    export_service.request_export(session, user=user, case_id=case_id, items=None,
+                   recipient: Annotated[str, Form()] = "", court_request: Annotated[str, Form(alias="request")] = "",
+                   items: Annotated[list[str] | None, Form()] = None) -> Response:
+    """A reviewer requests an export for a court user (answering a court request, if chosen) of
+    the whole case, or of the items chosen."""
+    export_service.request_export(session, user=user, case_id=case_id, items=items or None,
                                   recipient=recipient.strip() or None, court_request=court_request or None)
     return back_to(f"/cases/{case_id}#exports", notice="export_requested")
 

@@ -4,7 +4,7 @@ glance where the record is interrupted and can play any piece of it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -113,16 +113,31 @@ def play_point(gap: Gap, starts: dict[str, datetime]) -> tuple[str | None, float
     return item, max(0.0, (gap.start - starts[item]).total_seconds() - LEAD_SECONDS)
 
 
-def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> Timeline | None:
-    """The tracks of the devices with placed recordings, or None when there are none."""
-    if not placed:
-        return None
+def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str,
+                   action_devices: Mapping[str, Sequence[str]] | None = None) -> Timeline | None:
+    """The tracks of the devices with placed recordings and of the devices assigned to an
+    action whose window they left uncovered (``action_devices``: action id -> its devices), or
+    None when there are none.
+
+    An action's uncovered window is a gap of no one device (the analysis checks the union of
+    the action's devices): it is drawn on the track of each device the action assigned, so a
+    seizure at 10:02-11:40 that a camera recorded only till 10:05 shows red after its blue,
+    and a device that recorded nothing of it has a track of red alone."""
     devices = {p.device for p in placed}
     starts = {p.item_id: p.start for p in placed}
+    assigned = action_devices or {}
+
+    def drawn_on(g: Gap) -> tuple[str, ...]:
+        if g.device is None and g.level == "action_window":
+            return tuple(assigned.get(g.action_id or "", ()))
+        return (g.device,) if g.device in devices else ()
+
     # A pause inside a recording that has no place in time is listed with the gaps, not drawn;
     # so is a recording that could not be read (it has no span to draw).
-    gaps = [g for g in gaps if g.device in devices and g.level != "unreadable"
-            and (g.level != "in_file" or g.item_id in starts)]
+    gaps = [g for g in gaps if drawn_on(g) and g.level != "unreadable" and (g.level != "in_file" or g.item_id in starts)]
+    devices |= {d for g in gaps for d in drawn_on(g)}
+    if not devices:
+        return None
     lo = min([p.start for p in placed] + [g.start for g in gaps])
     hi = max([p.end for p in placed] + [g.end for g in gaps])
     total = max((hi - lo).total_seconds(), 1.0)
@@ -163,7 +178,7 @@ def build_timeline(placed: list[Placed], gaps: Iterable[Gap], *, zone: str) -> T
             bars = [bar("rec", p.start, p.end, f"{p.name} {local_time(p.start, zone)}", p.item_id, 0.0)
                     for p in recordings]
         for g in gaps:
-            if g.device == device:
+            if device in drawn_on(g):
                 item, at = play_point(g, starts)
                 bars.append(bar("gap", g.start, g.end, f"({g.duration_seconds:.1f} s)", item, at or 0.0, g.cause))
         tracks.append(Track(device, tuple(bars)))

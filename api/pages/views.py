@@ -7,7 +7,7 @@ already in the corps' zone with their offset.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collections.abc import Collection
@@ -249,6 +249,8 @@ class ExportRow:
     download_url: str | None
     court_reference: str = ""
     """The court's own reference of the request the export answers (empty: none)."""
+    chosen: int | None = None
+    """How many items were chosen for it (their bundles' members come too); None: the whole case."""
 
     @classmethod
     def of(cls, export: ExportRequest, *, zone: str, people: dict[str, str],
@@ -260,6 +262,7 @@ class ExportRow:
             size=export.size, sha256=export.sha256, error=export.error,
             download_url=f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
             court_reference=(references or {}).get(export.id, ""),
+            chosen=len(export.items) if export.items is not None else None,
         )
 
 
@@ -300,19 +303,27 @@ class ReceiptRow:
     """(what, subject, outcome, detail) for each check."""
     pending: tuple[tuple[str, str, str], ...]
     """(what, subject, reason) for each reason the receipt is not ``passed``."""
+    named: dict[str, Clip] = field(default_factory=dict)
+    """The items among the subjects, by id, as a reviewer knows them (their file names)."""
 
     @property
     def running(self) -> bool:
         return self.status in ("queued", "running")
 
+    @staticmethod
+    def items_named(receipt: Any) -> set[str]:
+        """The ids of the items a receipt's checks and pending reasons are about."""
+        return {c.get("subject", "") for c in (*(receipt.checks or ()), *(receipt.pending or ())) if c.get("what") == "item"}
+
     @classmethod
-    def of(cls, receipt: Any, *, zone: str, people: dict[str, str]) -> ReceiptRow:
+    def of(cls, receipt: Any, *, zone: str, people: dict[str, str], clips: dict[str, Clip] | None = None) -> ReceiptRow:
         return cls(
             id=receipt.id, status=receipt.status, requested_by=people.get(receipt.requested_by),
             created=local_time(receipt.created_at, zone), finished=local_time(receipt.finished_at, zone),
             checks=tuple((c.get("what", ""), c.get("subject", ""), c.get("outcome", ""), shown(c.get("detail") or "", zone))
                          for c in receipt.checks or ()),
             pending=tuple((p.get("what", ""), p.get("subject", ""), p.get("reason", "")) for p in receipt.pending or ()),
+            named={i: clip for i, clip in (clips or {}).items() if i in cls.items_named(receipt)},
         )
 
 

@@ -2,7 +2,47 @@
 // and the htmx settings. Everything works without it except playback.
 "use strict";
 (function () {
+  // A box that scrolls sideways (a table's .wide box on a phone, the court page's commands) is
+  // reached by the keyboard, so the arrow keys scroll it: while it overflows it is a named region
+  // in the tab order (the element data-name-from names, else its table's caption or heading, and
+  // that it scrolls); when it fits again it
+  // leaves the tab order.
+  const markScrollBoxes = function () {
+    const template = document.body.dataset.scrollLabel || "{name}";
+    document.querySelectorAll(".wide, pre.commands").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1) {
+        if (box.dataset.scrolls) return;
+        const table = box.querySelector("table");
+        const caption = table && table.caption;
+        const labelledBy = table && table.getAttribute("aria-labelledby");
+        const heading = labelledBy ? document.getElementById(labelledBy) : null;
+        const own = box.dataset.nameFrom ? document.getElementById(box.dataset.nameFrom) : null;
+        let name = (own || caption || heading || {}).textContent || "";
+        if (!name.trim()) {
+          let before = box.previousElementSibling;
+          while (before && !/^H[1-6]$/.test(before.tagName)) before = before.previousElementSibling;
+          name = before ? before.textContent : "";
+        }
+        // (A box the page made a tab stop itself stays one when it fits.)
+        box.dataset.scrolls = box.hasAttribute("tabindex") ? "kept" : "true";
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", template.replace("{name}", name.trim().replace(/\s+/g, " ")));
+      } else if (box.dataset.scrolls) {
+        if (box.dataset.scrolls === "true") box.removeAttribute("tabindex");
+        delete box.dataset.scrolls;
+        ["role", "aria-label"].forEach(function (a) { box.removeAttribute(a); });
+      }
+    });
+  };
+  let resizing = false;
+  window.addEventListener("resize", function () {
+    if (resizing) return;
+    resizing = true;
+    window.requestAnimationFrame(function () { resizing = false; markScrollBoxes(); });
+  });
   document.addEventListener("DOMContentLoaded", function () {
+    markScrollBoxes();
     // After a form's action (the page says so in its notice), the keyboard carries on where the
     // action was done: the part of the page the address names (a gap's row, a section), else the
     // notice itself; not at the top of the page.
@@ -35,6 +75,7 @@
         return elt;
       };
       document.body.addEventListener("htmx:afterSettle", function (e) {
+        markScrollBoxes();  // a list drawn again may now overflow, or fit
         const settled = e.detail && e.detail.target;
         if (settled && settled.id === "items") {
           refresh("custody-table");
@@ -98,6 +139,15 @@
       e.preventDefault();
       window.history.back();
     }
+  });
+  // A court request chosen for an export names its recipient: the court user who asked (the
+  // archive refuses any other), so the recipient field follows the choice.
+  document.addEventListener("change", function (e) {
+    const select = e.target;
+    if (!(select instanceof HTMLSelectElement) || !select.dataset.recipient) return;
+    const requester = select.selectedOptions.length ? select.selectedOptions[0].dataset.requester : undefined;
+    const field = document.getElementById(select.dataset.recipient);
+    if (field && requester) field.value = requester;
   });
   // Event delegation: buttons in rows htmx replaced keep working.
   document.addEventListener("click", function (e) {

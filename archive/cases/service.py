@@ -25,6 +25,22 @@ TITLE_LENGTH = 500
 """The most characters of a case's title (its column holds no more)."""
 
 
+_LOOK_ALIKE = str.maketrans({
+    **dict.fromkeys("\u3014\u3010\u3016", "["), **dict.fromkeys("\u3015\u3011\u3017", "]"),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+})
+"""Brackets and dashes NFKC leaves apart that a case number writes either way: 文旅罚〔2026〕1号
+(the official document's brackets), 【2026】 and [2026]; an en dash or a minus for a hyphen."""
+
+
+def case_number_key(number: str) -> str:
+    """What two case numbers are compared by, wherever a number is looked up or must be
+    unique in its unit: as a person reads them, whatever their character width, case or spacing
+    (:func:`archive.identity.users.same_unit`: ``ＷＡ－１`` is ``WA-1``), with the brackets and
+    dashes of :data:`_LOOK_ALIKE` read as one (``〔2026〕``, ``［2026］`` and ``[2026]``)."""
+    return same_unit(number).translate(_LOOK_ALIKE)
+
+
 def vault_name(vault_id: str) -> str:
     """The storage prefix of a vault: derived from its id, unique, S3-safe."""
     return "vault-" + vault_id.replace("-", "")
@@ -56,7 +72,7 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     # cases are looked at, so the refusal says nothing about other units. Two creations of
     # numbers that read alike wait for each other here, so the second sees the first (the
     # database's unique index knows only the exact number).
-    wanted = same_unit(case_number)
+    wanted = case_number_key(case_number)
     hold_name(session, "case number", user.unit_id, wanted)
     taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
     if session.execute(taken).first():
@@ -66,7 +82,7 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     # record in two. Compared here, not in SQL, where SQLite and PostgreSQL fold text differently;
     # a unit's numbers are thousands, not millions.
     numbers = session.execute(select(Case.case_number).where(Case.unit_id == user.unit_id)).scalars()
-    same = next((n for n in numbers if same_unit(n) == wanted), None)
+    same = next((n for n in numbers if case_number_key(n) == wanted), None)
     if same is not None:
         raise Conflict(f"your unit has a case numbered {same} already, which reads as {case_number}",
                        code="case_number_taken")
@@ -102,15 +118,24 @@ def list_cases(session: Session, *, user: User, limit: int = 100, offset: int = 
 
 
 def cases_numbered(session: Session, *, case_number: str, unit: str | None = None) -> list[Case]:
-    """The cases numbered ``case_number`` (a number is unique within a unit only): in the unit
-    named ``unit`` when given (none for an unknown unit), else in every unit, by unit name. No
-    access check: for callers that span units (a court request, the command line)."""
-    query = select(Case).join(Unit, Unit.id == Case.unit_id).where(Case.case_number == case_number.strip())
+    """The cases numbered ``case_number`` as a person reads it (:func:`case_number_key`: a court
+    typing ``ＷＡ－１`` or ``[2026]`` finds ``WA-1`` or ``〔2026〕``; a number is unique within a
+    unit only): in the unit named ``unit`` when given (none for an unknown unit), else in every
+    unit, by unit name. No access check: for callers that span units (a court request, the
+    command line)."""
+    wanted = case_number_key(case_number)
+    numbers = select(Case.id, Case.case_number)
     if unit is not None:
         found = find_unit(session, unit)
         if found is None:
             return []
-        query = query.where(Unit.id == found.id)
+        numbers = numbers.where(Case.unit_id == found.id)
+    # Compared here, not in SQL, as at creation (SQLite and PostgreSQL fold text differently):
+    # the numbers' two short columns, not the cases.
+    ids = [case_id for case_id, number in session.execute(numbers) if case_number_key(number) == wanted]
+    if not ids:
+        return []
+    query = select(Case).join(Unit, Unit.id == Case.unit_id).where(Case.id.in_(ids))
     return list(session.execute(query.order_by(Unit.name)).scalars().unique())
 
 

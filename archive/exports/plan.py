@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,26 @@ def export_items(session: Session, export: ExportRequest) -> list[EvidenceItem]:
         wanted |= extra
         grew = bool(extra)
     return [i for i in items if i.id in wanted]
+
+
+_ITEM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""An id as :func:`archive.models.new_id` writes it, wherever an entry's details hold one (an
+``items`` list, a ``record_item``, a bag member's path)."""
+
+
+def disclosed_entries(entries: list[dict[str, Any]], *, withheld: set[str]) -> list[dict[str, Any]]:
+    """The proven custody entries (:func:`proven_case_entries`) an export of a selection
+    carries: those of the selected items and the case's own, but none that is about, or names,
+    an item ``withheld`` from it (its receipt, reads, seals, or an earlier export listing it
+    would give a court the name and hash of evidence not disclosed to it).
+
+    Each entry keeps its own inclusion proof against the checkpoint's sealed root, so the
+    entries left out take nothing from those kept: the offline verifier proves each, checks
+    their order, and their chain only where two are consecutive in the ledger."""
+    if not withheld:
+        return entries
+    return [e for e in entries if e["entry"]["item"] not in withheld
+            and withheld.isdisjoint(_ITEM_ID.findall(e["entry"]["details"] or ""))]
 
 
 def _checkpoint_covering(session: Session, *, sealer: Any, store: ObjectStore, size: int) -> Checkpoint:
@@ -123,9 +144,8 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
         # Refused when asked for (archive.exports.service); kept for an export asked before that.
         raise ExportFailed(PLAN_PROBLEMS.say("nothing"), code="nothing_to_export", no_system_fault=True)
     # A court must be able to tell a selection from the whole case.
-    in_case = session.execute(select(func.count()).select_from(EvidenceItem)
-                              .where(EvidenceItem.case_id == export.case_id)).scalar_one()
-    scope = {"selected": export.items is not None, "items": len(items), "case_items": in_case}
+    in_case = set(session.execute(select(EvidenceItem.id).where(EvidenceItem.case_id == export.case_id)).scalars())
+    scope = {"selected": export.items is not None, "items": len(items), "case_items": len(in_case)}
     unsealed = unsealed_items(items)
     if unsealed:
         raise ExportWaiting(PLAN_PROBLEMS.say(
@@ -171,9 +191,12 @@ def gather_plan(session: Session, *, store: ObjectStore, export: ExportRequest, 
     last_seq = session.execute(select(func.max(LedgerEntry.seq)).where(LedgerEntry.case_id == export.case_id)).scalar() or 0
     checkpoint = _checkpoint_covering(session, sealer=sealer, store=store, size=last_seq)
     try:
+        # Every entry of the case is proven (a ledger changed anywhere in the case refuses the
+        # export); a selection carries those it discloses.
         entries = proven_case_entries(session, case_id=export.case_id, checkpoint=checkpoint)
     except VerificationFailed as exc:
         raise ExportFailed(PLAN_PROBLEMS.say("ledger_tampered", problem=exc.message), code="ledger_tampered") from exc
+    entries = disclosed_entries(entries, withheld=in_case - {item.id for item in items})
     return Plan(
         export_id=export.id,
         case={"id": case.id, "number": case.case_number, "title": case.title, "unit": case.unit.name,

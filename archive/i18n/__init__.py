@@ -36,6 +36,24 @@ def enum_label(code: str, group: str, value: object) -> str:
     return translate(code, key) if key in MESSAGES else str(raw)
 
 
+def action_kind(code: str, kind: str) -> str:
+    """An enforcement action's kind in language ``code``: a kind the pages offer (``seizure``)
+    by its label, a kind typed otherwise (through the API) as typed."""
+    return enum_label(code, "enforcement_kind", kind)
+
+
+def _action_said(code: str, action: str) -> str:
+    """The action a gap cause names (``KIND`` or ``KIND (DESCRIPTION)``, as the continuity
+    analysis writes it) with its kind said in language ``code``."""
+    kind, sep, rest = action.partition(" (")
+    said_kind = action_kind(code, kind)
+    if said_kind == kind:
+        return action
+    if sep and code == "zh" and rest.endswith(")"):
+        return f"{said_kind}（{rest[:-1]}）"
+    return said_kind + sep + rest
+
+
 CLIP_FIELDS = ("item", "previous")
 """The placeholders of a gap cause that hold an evidence item's id (the clips it names)."""
 
@@ -49,6 +67,8 @@ def gap_cause_said(code: str, text: str) -> tuple[str, dict[str, str]] | None:
     if found is None or f"gap_cause.{found[0]}" not in MESSAGES:
         return None
     cause, values, unplaced = found
+    if "action" in values:
+        values["action"] = _action_said(code, values["action"])
     if values.get("devices") == NO_DEVICES:
         values["devices"] = translate(code, "gap_cause.no_devices")
     return MESSAGES[f"gap_cause.{cause}"][code] + (translate(code, "gap_cause.unplaced") if unplaced else ""), values

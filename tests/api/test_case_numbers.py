@@ -124,3 +124,33 @@ def test_verify_case_by_a_shared_number_asks_for_the_unit(stack):
             VerificationReceipt.case_id.in_([case_a["id"], case_b["id"]]))).scalars())
         assert s.get(Case, case_b["id"]).case_number == number
     assert cases == {case_b["id"]}
+
+
+def test_a_court_finds_a_case_by_a_number_typed_as_it_reads(stack):
+    """A court types the number its papers print: full-width (``ＷＡ－１``, an input method in
+    full-width mode), with ``［］``, ``[]`` or ``【】`` where the case was numbered with the
+    official ``〔〕``. The look-up was exact: such a request was kept but reached no case, and
+    no reviewer ever saw it. It now finds the case, as creating a case under such a number is
+    refused as taken (one rule for both, ``case_number_key``)."""
+    stem = uuid.uuid4().hex[:6].upper()
+    kept = f"文旅罚〔2026〕WA{stem}-1号"
+    officer = stack.user(role="officer", unit="unit-a")
+    case = _create(stack, officer, kept).json()
+    wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in f"WA{stem}-1")
+    typed = [f"文旅罚〔2026〕{wide}号", f"文旅罚［２０２６］WA{stem}-1号", f"文旅罚[2026]wa{stem.lower()}-1号",
+             f"文旅罚【2026】WA{stem}–1号"]
+    court = stack.user(role="court", unit="court-1")
+    body = {"court_reference": "(2026)京0101行初2号", "legal_basis": "行政诉讼法第40条"}
+    with stack.client(court) as c:
+        sent = [c.post("/api/v1/export-requests", json={**body, "case_number": number}) for number in typed]
+        other = c.post("/api/v1/export-requests", json={**body, "case_number": f"文旅罚〔2026〕WA{stem}-2号"})
+    assert [r.status_code for r in sent + [other]] == [202] * (len(typed) + 1), [r.text for r in sent]
+    with stack.client(stack.user(role="reviewer", unit="unit-a")) as reviewer:
+        seen = {r["id"]: r for r in reviewer.get("/api/v1/export-requests").json()}
+    assert [seen.get(r.json()["id"], {}).get("case_id") for r in sent] == [case["id"]] * len(typed)
+    assert [seen[r.json()["id"]]["case_number"] for r in sent] == typed  # kept as the court typed it
+    assert other.json()["id"] not in seen
+    for number in typed[:3]:  # one rule: a number a court finds the case by is taken in its unit (an en dash
+        # is no character a case number is written with)
+        again = _create(stack, officer, number)
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "case_number_taken"), again.text

@@ -366,7 +366,11 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
     address no page has answer a browser with the error page in its language (a 422, 405 or
     404 with the machine code in small print), not the API's English JSON; the API's own
     paths keep answering JSON."""
+    from api.pages.i18n import FIELD_LABELS
+    from archive.i18n.messages import MESSAGES
     from tests.tools import csrf_of
+
+    assert [key for key in FIELD_LABELS.values() if key not in MESSAGES] == []
 
     with _browser(stack, lang) as b:
         sign_in(b, officer)
@@ -376,7 +380,11 @@ def test_a_form_the_page_cannot_read_answers_with_the_error_page(stack, officer,
         assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
         assert "invalid_request" in missing.text
         assert ("表单缺少必填内容" if lang == "zh" else "title: Field required") in missing.text
-        assert ("需要检查的字段：title" if lang == "zh" else "title: Field required") in missing.text
+        # Named as the form labels it (it said 需要检查的字段：title, the field's name in the HTML).
+        assert ("需要检查的字段：案由" if lang == "zh" else "title: Field required") in missing.text
+        no_basis = b.post("/court/requests", data={"csrf_token": csrf, "case_number": "X-1", "court_reference": "x"},
+                          headers=page)
+        assert ("需要检查的字段：调取依据" if lang == "zh" else "legal_basis: Field required") in no_basis.text
         # The same form posted by a script without asking for HTML: still the page (it is one).
         assert b.post("/cases", data={"csrf_token": csrf}).headers["content-type"].startswith("text/html")
         wrong = b.get("/logout", headers=page)
@@ -659,3 +667,174 @@ def test_an_officer_records_an_enforcement_action_on_the_case_page(stack, office
         sign_in(b, stack.user(role="reviewer", unit="unit-a"))
         page = b.get(f"/cases/{case['id']}").text
         assert 'data-testid="action-row"' in page and 'data-testid="action-form"' not in page
+
+
+ENFORCEMENT_KINDS = {"inspection": ("现场检查", "inspection"), "seizure": ("查封扣押", "seizure"),
+                     "interview": ("询问", "interview"), "remote_inspection": ("远程勘验", "remote inspection")}
+"""The kinds of action the case page offers, and their names in Chinese and English."""
+
+
+def test_an_actions_kind_is_named_wherever_the_case_page_shows_it(stack, officer, case):
+    """An enforcement action's kind is stored as a code (``seizure``): its custody entry's
+    details showed it as a machine code (``seizure`` in a Chinese page), and the gap it leaves
+    when no recording covers it read 执法行为“remote_inspection（…）”的时段未被…覆盖, the timeline's
+    bar the same. Recorded once of each kind, with a device that recorded nothing, the case page
+    names each kind in the reader's language in the custody view, the gaps and the timeline;
+    a kind typed otherwise (through the API) is shown as typed."""
+    from tests.api.test_continuity_api import settled
+
+    device = f"CAM-{uuid.uuid4().hex[:6]}"
+    with stack.client(officer) as c:
+        for n, kind in enumerate([*ENFORCEMENT_KINDS, "夜间巡查"]):
+            r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+                "kind": kind, "start": f"2026-03-01T1{n}:00:00+08:00", "end": f"2026-03-01T1{n}:30:00+08:00",
+                "devices": [device], "description": "现场" if kind == "seizure" else None})
+            assert r.status_code == 201, r.text
+        report = settled(c, case["id"])
+    assert len([g for g in report["gaps"] if g["level"] == "action_window"]) == 5, report["gaps"]
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    for lang, at in (("zh", 0), ("en", 1)):
+        with _browser(stack, lang=lang) as b:
+            sign_in(b, reviewer)
+            page = b.get(f"/cases/{case['id']}").text
+            custody = b.get(f"/cases/{case['id']}/custody", params={"action": "action_recorded"}).text
+        rows = re.findall(r'<tr data-testid="custody-row" data-action="action_recorded">.*?</tr>', custody, re.S)
+        assert len(rows) == 5 and not any("<code>" in row for row in rows), rows
+        # What a reader sees or hears: text, and the titles and labels of the timeline's bars;
+        # not the values the forms send.
+        shown = html.unescape(re.sub(r'\s(?:value|data-[\w-]+|hx-[\w-]+|href|id|name|for|class)="[^"]*"', "", page))
+        for code, names in ENFORCEMENT_KINDS.items():
+            if code != names[at]:
+                assert not re.search(rf"(?<![\w/]){code}(?![\w/])", shown), (lang, code, re.findall(rf".{{60}}{code}.{{30}}", shown)[:3])
+            assert names[at] in html.unescape(" ".join(rows)), (lang, names[at])
+        assert "夜间巡查" in html.unescape(" ".join(rows))
+        gaps = re.search(r'<section[^>]*id="continuity".*?</section>', page, re.S) or re.search(r'id="gaps".*', page, re.S)
+        assert ("查封扣押（现场）" if lang == "zh" else "seizure (现场)") in html.unescape(gaps.group(0))
+    # An action whose record never gave its window an end keeps the case open, saying why; the
+    # kind in that sentence is said too.
+    from api.pages.i18n import sentence
+    from archive.continuity.report import GAP_DETAILS
+    waiting = GAP_DETAILS.say("action_end", kind="interview", start="2026-03-01 10:00:00 +08:00", why="record_not_signed")
+    assert sentence("zh", waiting).startswith("询问（自 2026-03-01 10:00:00 +08:00 起）"), sentence("zh", waiting)
+
+
+def test_why_a_document_was_not_read_or_sealed_as_a_pdf_is_said_in_chinese(stack, officer, case):
+    """A PDF that cannot be read (truncated, malformed) is kept and sealed; its custody entries
+    said why its text was not read and why it got no PAdES copy in English on a Chinese page
+    (错误: original.pdf: unreadable PDF: …, PAdES 问题: PAdES sealing failed: the source is not a
+    PDF pyHanko can update: …). Both are now said in the reader's language; only the reading
+    library's own words stay as they are."""
+    data = b"%PDF-1.4 truncated " + uuid.uuid4().hex.encode()
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", content=data, params={
+            "kind": "document", "filename": "现场检查笔录.pdf", "sha256": hashlib.sha256(data).hexdigest()}).json()
+    stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, officer)
+        custody = html.unescape(b.get(f"/cases/{case['id']}/custody").text)
+    assert "无法读取的 PDF：" in custody and "PAdES 签章失败：源文件不是 pyHanko 能够追加签章的 PDF：" in custody, custody
+    assert "unreadable PDF" not in custody and "PAdES sealing failed" not in custody
+
+
+def test_an_actions_uncovered_window_is_red_on_its_devices_timeline(stack, officer, case, tmp_path):
+    """A seizure from 10:00 to 10:02 that camera A recorded only for its first 30 s, and camera
+    B not at all: the gaps table listed the uncovered window, but the timeline (蓝色为录像，红色为
+    中断) drew camera A's 30 s in blue and nothing red, and no track for camera B, since the
+    window's gap belongs to no one device. It is now drawn red on the track of each device the
+    action assigned, named by its cause."""
+    from tests.api.test_continuity_api import T0, _ffmpeg, iso, settled, upload_clip
+
+    clip = tmp_path / "clip30.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=1:duration=30", "-c:v", "libx264", "-preset", "ultrafast",
+            str(clip))
+    cam_a, cam_b = f"CAM-A-{uuid.uuid4().hex[:6]}", f"CAM-B-{uuid.uuid4().hex[:6]}"
+    with stack.client(officer) as c:
+        upload_clip(c, case["id"], clip, device_id=cam_a, start=T0)
+        r = c.post(f"/api/v1/cases/{case['id']}/actions", json={
+            "kind": "seizure", "start": iso(T0), "end": iso(T0 + timedelta(minutes=2)), "devices": [cam_a, cam_b]})
+        assert r.status_code == 201, r.text
+        assert [g["level"] for g in settled(c, case["id"])["gaps"]] == ["action_window"]
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        page = b.get(f"/cases/{case['id']}").text
+    timeline = re.search(r'<section id="timeline".*?</section>', page, re.S).group(0)
+    tracks = dict(re.findall(r'<span class="device">([^<]+)</span>(.*?)</div></div>', timeline, re.S))
+    assert set(tracks) == {cam_a, cam_b}, timeline
+    assert 'data-testid="timeline-rec"' in tracks[cam_a] and 'data-testid="timeline-rec"' not in tracks[cam_b]
+    for track in tracks.values():
+        [red] = re.findall(r'<span class="gap"[^>]*data-testid="timeline-gap-span"[^>]*>', track)
+        assert "查封扣押" in html.unescape(red), red
+
+
+def test_a_reviewer_exports_chosen_items_from_the_case_page(stack, officer, case):
+    """A court asking for one recording of a case could be given a selection only through the
+    API: the case page's export form exported the whole case, and no list of exports said which
+    was which. The form now offers the items of the evidence list's page to choose from, and the
+    case page, the queue of exports to approve and the court page say whether an export is the
+    whole case or how many items."""
+    with stack.client(officer) as c:
+        first, second = (c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "other", "filename": name},
+                                content=name.encode() + uuid.uuid4().hex.encode()).json()
+                         for name in ("询问录音.m4a", "现场照片.jpg"))
+    court_name = f"court-{uuid.uuid4().hex[:6]}"
+    court = stack.user(role="court", unit="court-1", name=court_name)
+    path = f"/cases/{case['id']}"
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        page = b.get(path).text
+        assert page.count('data-testid="export-item"') == 2 and "询问录音.m4a" in page
+        r = b.post(f"{path}/exports", data={"csrf_token": csrf_of(page), "recipient": court_name, "items": [first["id"]]})
+        assert r.status_code == 303, r.text[:500]
+        r = b.post(f"{path}/exports", data={"csrf_token": csrf_of(page), "recipient": court_name})
+        assert r.status_code == 303, r.text[:500]
+        listed = b.get(f"{path}/exports").text
+    with stack.client(court) as c:
+        exports = {e["items"] and tuple(e["items"]) for e in c.get("/api/v1/exports").json() if e["case_id"] == case["id"]}
+    assert exports == {(first["id"],), None}, exports
+    scopes = re.findall(r'data-testid="export-scope">([^<]+)<', listed)
+    assert sorted(scopes) == ["全案", "所选 1 件证据"], scopes
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, court)
+        assert "所选 1 件证据" in b.get("/court").text
+    with _browser(stack, lang="zh") as b:  # the second reviewer approving it sees what it holds
+        sign_in(b, stack.user(role="reviewer", unit="unit-a"))
+        queue = b.get("/queue").text
+    rows = re.findall(rf'<tr data-testid="queue-export"[^>]*><td><a href="/cases/{case["id"]}#exports">.*?</tr>', queue, re.S)
+    assert sorted(re.search(r'data-testid="export-scope">([^<]+)<', r).group(1) for r in rows) == ["全案", "所选 1 件证据"]
+    assert second["id"] not in exports
+
+
+def test_a_verification_receipt_names_each_item_by_its_file(stack, officer, case):
+    """A case's verification receipt listed each item it checked by its id (证据
+    5fc3d50b-fdfd-…): a reviewer could not tell which recording passed or is pending. Each item
+    is now named by its file name, linked to its row (the items page holding it)."""
+    from tests.archive.test_case_verification import _verify_through_api
+
+    with stack.client(officer) as c:
+        item = c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "询问笔录.txt"},
+                      content=b"record " + uuid.uuid4().hex.encode()).json()
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    stack.wait_item(reviewer, item["id"], lambda i: i["seal_status"] == "sealed")
+    _verify_through_api(stack, reviewer, case["id"])
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, reviewer)
+        receipt = re.search(r'data-testid="receipt".*?</details>', b.get(f"/cases/{case['id']}").text, re.S).group(0)
+    row = re.search(r'<tr><td>证据</td>.*?</tr>', receipt, re.S).group(0)
+    link = re.search(r'<a href="([^"]+)"[^>]*data-testid="receipt-item">([^<]+)</a>', row)
+    assert link and link.groups() == (f"?item={item['id']}#item-{item['id']}", "询问笔录.txt"), row
+
+
+def test_the_court_page_tells_a_windows_clerk_how_to_verify(stack):
+    """The verification commands were for Linux or macOS only (vv/bin/pip, sha256sum, # comments):
+    typed into a court clerk's Windows Command Prompt, none of them runs. The page now gives the
+    same steps for Windows too (vv\\Scripts, certutil, REM), the package named as the link names it."""
+    with _browser(stack, lang="zh") as b:
+        sign_in(b, stack.user(role="court", unit="court"))
+        page = html.unescape(b.get("/court").text)
+    package = re.search(r"下载离线核验工具（(evidence-verifier-[\d.]+\.tar\.gz)）", page).group(1)
+    windows = re.search(r'<pre class="commands" data-testid="verify-commands-windows"[^>]*>(.*?)</pre>', page, re.S).group(1)
+    lines = windows.splitlines()
+    assert [line for line in lines if not line.startswith("REM ")] == [
+        "py -m venv vv", f"vv\\Scripts\\pip install {package}", "vv\\Scripts\\evidence-verify EXPORT.zip --trust ROOT.pem",
+        "certutil -hashfile EXPORT.zip SHA256"], lines
+    assert "Windows（命令提示符 cmd" in page and "Linux 或 macOS" in page

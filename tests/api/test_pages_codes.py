@@ -272,7 +272,7 @@ def test_processing_reasons_are_translated_around_their_detail():
     assert processing_reason("zh", "store unreachable; retrying") == "store unreachable；将重试"
     assert processing_reason("zh", "member 'a.mp4' could not be registered: too large") == \
         "成员文件 'a.mp4' 未能登记：too large"
-    assert processing_reason("zh", "unreadable document: empty file") == "文档无法读取：empty file"
+    assert processing_reason("zh", "unreadable document: empty file") == "文档无法读取：空文件"
     assert processing_reason("zh", "invalid bundle: manifest.json is missing") == "采集包无效：manifest.json is missing"
     assert processing_reason("zh", "something else") == "something else"
 
@@ -393,7 +393,7 @@ def test_main_pages_in_chinese_show_no_raw_codes(stack, officer, case):
             s.execute(delete(Work).where(Work.subject == subject))
 
     case_page = pages["zh", "case"]
-    assert f"执法行为“seizure”的时段未被设备 {camera} 的录像覆盖" in case_page
+    assert f"执法行为“查封扣押”的时段未被设备 {camera} 的录像覆盖" in case_page
     assert "not covered by devices" not in case_page
     custody = re.findall(r'data-action="gap_reviewed">(.*?)</tr>', case_page, re.DOTALL)
     assert custody and "已接受: 否" in custody[0], custody

@@ -324,7 +324,7 @@ def test_an_empty_document_is_noted_as_unreadable_in_chinese(stack, officer, cas
     done = stack.wait_item(officer, item["id"], lambda i: i["seal_status"] == "sealed")
     assert done["processing"]["document"]["reason"] == "unreadable document: empty file", done["processing"]
     zh, en = (_page(stack, officer, f"/cases/{case['id']}", lang) for lang in ("zh", "en"))
-    assert "文档无法读取：empty file" in zh and "unreadable document" not in zh
+    assert "文档无法读取：空文件" in zh and "unreadable document" not in zh
     assert "unreadable document: empty file" in en
 
 

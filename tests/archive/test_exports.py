@@ -520,6 +520,17 @@ def _built_export(stack: Stack, people: dict[str, str], case_id: str) -> dict:
     return wait_export(stack, people["approver"], eid)
 
 
+def _selection_downloaded(stack: Stack, people: dict[str, str], case_id: str, item_ids: list[str]) -> bytes:
+    """An export of ``item_ids`` for the judge, approved, built and downloaded by the judge."""
+    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
+        eid = req.post(f"/api/v1/cases/{case_id}/exports",
+                       json={"recipient": people["judge_name"], "items": item_ids}).json()["id"]
+        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
+    assert wait_export(stack, people["approver"], eid)["status"] == "ready"
+    with stack.client(people["judge"]) as judge:
+        return judge.get(f"/api/v1/exports/{eid}/download").content
+
+
 def _one_document_case(stack: Stack, people: dict[str, str]) -> dict:
     with stack.client(people["officer"]) as c:
         case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Tamper"}).json()
@@ -603,13 +614,7 @@ def test_a_selection_says_it_is_one_in_its_sealed_manifest_and_certificate(stack
         upload(c, case["id"], tiny_pdf(), "document", "record.pdf")
         upload(c, case["id"], b"statement of the party", "document", "statement.txt")
     first, _ = wait_case_sealed(stack, people["officer"], case["id"], 2)
-    with stack.client(people["requester"]) as req, stack.client(people["approver"]) as appr:
-        eid = req.post(f"/api/v1/cases/{case['id']}/exports",
-                       json={"recipient": people["judge_name"], "items": [first["id"]]}).json()["id"]
-        assert appr.post(f"/api/v1/exports/{eid}/approve").status_code == 200
-    assert wait_export(stack, people["approver"], eid)["status"] == "ready"
-    with stack.client(people["judge"]) as judge:
-        data = judge.get(f"/api/v1/exports/{eid}/download").content
+    data = _selection_downloaded(stack, people, case["id"], [first["id"]])
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = zf.namelist()
         manifest = json.loads(zf.read(next(n for n in names if n.endswith("/export-manifest.json"))))
@@ -617,3 +622,35 @@ def test_a_selection_says_it_is_one_in_its_sealed_manifest_and_certificate(stack
     assert manifest["scope"] == {"selected": True, "items": 1, "case_items": 2}
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "a selection: 1 of the case's 2 items" in " ".join(text.split()), text[:1500]
+
+
+def test_a_selection_carries_the_custody_of_what_it_discloses_and_still_verifies(stack: Stack, people,
+                                                                                 tmp_path: Path) -> None:
+    """A court given one item of a case received the whole case's custody timeline: the
+    receipt, reads and seals of the items it was not given, with their file names and hashes
+    (and an earlier export's entries listing them). A selection now carries the entries of its
+    items and the case's own entries that name no other item; each keeps its inclusion proof, so
+    the export still verifies offline."""
+    with stack.client(people["officer"]) as c:
+        case = c.post("/api/v1/cases", json={"case_number": f"WH-{uuid.uuid4().hex[:8]}", "title": "Part"}).json()
+        upload(c, case["id"], tiny_pdf(), "document", "record.pdf")
+        secret = b"statement of an informant " + uuid.uuid4().hex.encode()
+        upload(c, case["id"], secret, "document", "informant-statement.txt")
+    items = wait_case_sealed(stack, people["officer"], case["id"], 2)
+    given = next(i for i in items if i["filename"] == "record.pdf")
+    withheld = next(i for i in items if i["filename"] == "informant-statement.txt")
+    with stack.client(people["requester"]) as req:
+        assert req.get(f"/api/v1/evidence/{withheld['id']}/content").status_code == 200  # a read of it
+    assert _built_export(stack, people, case["id"])["status"] == "ready"  # a whole-case export names it
+    zpath = tmp_path / "selection.zip"
+    zpath.write_bytes(_selection_downloaded(stack, people, case["id"], [given["id"]]))
+    with zipfile.ZipFile(zpath) as zf:
+        ledger_text = zf.read(next(n for n in zf.namelist() if n.endswith("/ledger/entries.jsonl"))).decode()
+    entries = [json.loads(line)["entry"] for line in ledger_text.splitlines()]
+    for leak in (withheld["id"], withheld["filename"], withheld["sha256"]):
+        assert leak not in ledger_text, leak
+    actions = [(e["action"], e["item"]) for e in entries]
+    assert ("case_created", None) in actions and ("evidence_received", given["id"]) in actions
+    assert ("item_sealed", given["id"]) in actions and ("export_requested", None) in actions, actions
+    r = stack.cli("verify-export", str(zpath), "--trust", str(stack.settings.resolved_keys_dir / "root.pem"), "--lang", "en")
+    assert r.returncode == 0 and "EXPORT VERIFIED" in r.stdout, r.stdout + r.stderr

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.browser.conftest import open_as
+from tests.browser.conftest import axe_violations, open_as
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +90,45 @@ def test_a_short_status_stays_on_one_line_beside_a_long_name(browser, stack, day
     court.goto("/court")
     status = court.locator("[data-testid=export-row] .tag").first
     assert status.inner_text() == "可下载" and status.bounding_box()["height"] < 1.5 * line
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_table_that_scrolls_sideways_is_scrolled_by_keyboard(browser, stack, day) -> None:
+    """At 390 px a list's table scrolls in its own box, which the keyboard could not reach: no
+    Tab stopped on it, so the arrow keys scrolled nothing, and the custody entries' hashes could
+    be read only by touch or mouse (axe: scrollable-region-focusable). While it overflows the
+    box is a named region in the tab order with a visible focus ring; at 1280 px, where it fits,
+    it is not a stop at all."""
+    page = open_as(browser, stack, day["tokens"]["reviewer"], lang="zh")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/cases/{day['case']['id']}")
+    box = page.locator(".wide:has(#custody-table)")
+    page.get_by_test_id("custody-apply").focus()
+    page.keyboard.press("Tab")
+    assert box.evaluate("b => b === document.activeElement")
+    assert box.get_attribute("role") == "region"
+    caption = page.locator("#custody-table caption").inner_text().strip()
+    assert box.get_attribute("aria-label").startswith(caption) and "可左右滚动" in box.get_attribute("aria-label")
+    assert box.evaluate("b => getComputedStyle(b).outlineStyle") != "none"
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.wide:has(#custody-table)').scrollLeft > 0")
+    found = [v for v in axe_violations(page) if v["id"] == "scrollable-region-focusable"]
+    assert found == [], found
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_function("() => !document.querySelector('.wide:has(#custody-table)').hasAttribute('tabindex')")
+    assert box.get_attribute("role") is None
+    page.context.close()
+    # The court page's verification commands scroll sideways too: a named stop, scrolled by keys.
+    page = open_as(browser, stack, day["tokens"]["court"], lang="zh")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/court")
+    commands = page.get_by_test_id("verify-commands")
+    assert commands.get_attribute("tabindex") == "0" and "可左右滚动" in commands.get_attribute("aria-label")
+    names = [page.get_by_test_id(f"verify-commands{os}").get_attribute("aria-label") for os in ("", "-windows")]
+    assert names[0].startswith("Linux 或 macOS") and names[1].startswith("Windows"), names
+    commands.focus()
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('[data-testid=verify-commands]').scrollLeft > 0")
+    page.context.close()

@@ -123,3 +123,40 @@ def test_the_upload_button_with_nothing_chosen_says_so(browser, stack) -> None:
     page.wait_for_timeout(300)
     assert said.is_hidden()
     page.locator("[data-testid=upload-row][data-state=done]").wait_for(timeout=30_000)
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_an_export_answering_a_court_request_goes_to_the_court_that_asked(browser, stack) -> None:
+    """Two courts asked for one case. The export form offered both requests, each marked
+    selected (the browser chose the last) while the recipient field held the first court's
+    user: pressed as it stood, it was refused (接收人必须是提出调取申请的用户), and choosing a
+    request left the recipient as it was. The first request is now chosen with its own court
+    user, and choosing another request puts its court user in the recipient field."""
+    tag = uuid.uuid4().hex[:6]
+    officer = stack.user(role="officer", unit="unit-a")
+    reviewer = stack.user(role="reviewer", unit="unit-a")
+    case = _case(stack, officer)
+    with stack.client(officer) as c:
+        assert c.post(f"/api/v1/cases/{case['id']}/evidence", params={"kind": "document", "filename": "笔录.txt"},
+                      content=b"record " + tag.encode()).status_code == 201
+    courts = {}
+    for n in (1, 2):
+        name = f"court{n}-{tag}"
+        with stack.client(stack.user(role="court", unit=f"court-{n}", name=name)) as c:
+            courts[name] = c.post("/api/v1/export-requests", json={
+                "case_number": case["case_number"], "court_reference": f"(2026)京010{n}行初{n}号",
+                "legal_basis": "行政诉讼法第四十条"}).json()["id"]
+    page = open_as(browser, stack, reviewer, lang="zh")
+    for other in (True, False):  # the request not chosen first, then the one left, as it stands
+        page.goto(f"/cases/{case['id']}#exports")
+        chooser = page.get_by_test_id("export-court-request")
+        requester = {r: n for n, r in courts.items()}
+        assert page.get_by_test_id("export-recipient").input_value() == requester[chooser.input_value()]
+        if other:
+            chooser.select_option(index=2)
+            assert page.get_by_test_id("export-recipient").input_value() == requester[chooser.input_value()]
+        page.get_by_test_id("export-request").click()
+        page.wait_for_url("**notice=export_requested**")
+    with stack.client(reviewer) as c:
+        answered = {r["id"]: r["status"] for r in c.get("/api/v1/export-requests").json() if r["id"] in courts.values()}
+    assert answered == {r: "fulfilled" for r in courts.values()}, answered
