@@ -181,7 +181,9 @@ def _record(*, db: Database, store: ObjectStore, settings: Settings, sealer: Sea
         case_number=case_number, case_title=case_title, officer=officer_name, target=req["url"], mode=req["mode"],
         device_id=req["device_id"], note=req["note"], start_tsa=clock["tsa_time"], end_tsa=end_tsa,
         local_start=session.started.isoformat(), local_end=(session.ended or utcnow()).isoformat(), clock=clock,
-        environment=environment, files=files,
+        environment=environment, files=files, zone=settings.time_zone,
+        refused=tuple((r["url"], _reason_said("zh", r["reason"])) for r in environment["refused"]),
+        failed=tuple((r["url"], _reason_said("zh", r["reason"])) for r in environment["failed"]),
         outcome=f"未完成：{problem_said('zh', session.error)}" if session.error else "完成，数据已固定")
     draft, sealed = work / "record-draft.pdf", work / "远程勘验笔录.pdf"
     write_record(facts, draft)
