@@ -29,9 +29,24 @@ from archive.wording import Sentences
 from ingest.capture.proxy import PROXY_ANSWERS
 from ingest.capture.warc import WarcLog
 
+DISABLED_FEATURES = [
+    # The address the officer gave is fetched as given: Chromium would otherwise try an http://
+    # address over HTTPS first and capture another page than the one asked for.
+    "HttpsUpgrades", "HttpsFirstBalancedModeAutoEnable",
+    # Nothing of the browser's own is fetched beside the page (name look-ups go by the proxy).
+    "DnsOverHttps", "NetworkTimeServiceQuerying", "OptimizationHints", "PreconnectToSearch", "AimEnabled",
+    "MediaRouter", "LensOverlay",
+    # What Playwright itself turns off to drive the browser reliably.
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect",
+]
+"""Chromium reads only the last ``--disable-features`` on its command line: ours comes after
+Playwright's and replaces it, so it names again every feature Playwright's list turns off
+(Playwright 1.65: the entries that apply to Linux) beside those the capture needs off."""
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--disable-features=DnsOverHttps,NetworkTimeServiceQuerying", "--js-flags=--max-old-space-size=512"]
+        "--disable-extensions", f"--disable-features={','.join(DISABLED_FEATURES)}",
+        "--js-flags=--max-old-space-size=512"]
 VIEWPORT = {"width": 1280, "height": 800}
 SCREEN_FPS = 25
 SCREEN_NOTE = (f"browser screencast held at {SCREEN_FPS} frames/s (a frame repeats while the screen does not "
