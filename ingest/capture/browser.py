@@ -48,6 +48,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-extensions", f"--disable-features={','.join(DISABLED_FEATURES)}",
         "--js-flags=--max-old-space-size=512"]
 VIEWPORT = {"width": 1280, "height": 800}
+SNAPSHOT_SECONDS = 30.0
+"""How long a screenshot, or reading the DOM or the title, may take. A hostile page (a script
+that never yields, a navigation to an address that never finishes answering) would otherwise
+hold the session, and the worker, until the task's hard time limit killed it."""
 SCREEN_FPS = 25
 SCREEN_NOTE = (f"browser screencast held at {SCREEN_FPS} frames/s (a frame repeats while the screen does not "
                "change), from the first frame drawn to the end of the session")
@@ -157,7 +161,7 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
             if remaining > 0:
                 page.wait_for_timeout(remaining * 1000)
             _snapshot(page, warc, "end", session, workdir)
-            session.final_url, session.title = page.url, _safe(page.title)
+            session.final_url, session.title = page.url, _read(page, "() => document.title")
             video = page.video
         finally:
             context.close()
@@ -189,10 +193,18 @@ def constant_rate(screencast: Path) -> Path:
     return out
 
 
-def _safe(fn) -> str | None:  # type: ignore[no-untyped-def]
+_DOCUMENT = """() => (document.doctype ? new XMLSerializer().serializeToString(document.doctype) : "")
+    + (document.documentElement ? document.documentElement.outerHTML : "")"""
+"""The document as page.content() gives it (doctype and markup as rendered now)."""
+
+
+def _read(page, script: str) -> str | None:  # type: ignore[no-untyped-def]
+    """``script`` evaluated in the page within :data:`SNAPSHOT_SECONDS`, or None: page.content()
+    and page.title() wait without end for a page whose script never yields or whose navigation
+    never commits; a locator's evaluation is bounded."""
     try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a crashed page has no title; the capture goes on
+        return page.locator(":root").evaluate(script, timeout=SNAPSHOT_SECONDS * 1000)
+    except Exception:  # noqa: BLE001 - a crashed or stuck page has no DOM to give; the capture goes on
         return None
 
 
@@ -201,11 +213,11 @@ def _snapshot(page, warc: WarcLog, moment: str, session: PageSession, workdir: P
     now = utcnow()
     path = workdir / f"screenshot-{moment}.png"
     try:
-        page.screenshot(path=str(path), full_page=True, timeout=30_000)
+        page.screenshot(path=str(path), full_page=True, timeout=SNAPSHOT_SECONDS * 1000)
         session.screenshots.append(path)
     except Exception as exc:  # noqa: BLE001 - recorded, the capture goes on
         session.error = session.error or CAPTURE_PROBLEMS.say("screenshot_failed", moment=moment, detail=exc)
-    dom = _safe(page.content)
+    dom = _read(page, _DOCUMENT)
     if dom is not None:
         warc.resource(f"urn:dom:{moment}:{page.url}", "text/html; charset=utf-8", dom.encode("utf-8"), now)
     if path.exists():

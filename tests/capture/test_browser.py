@@ -4,9 +4,13 @@ own: what Chromium asks for when it opens the officer's address. No stack, a few
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
+from ingest.capture import browser
 from ingest.capture.browser import run_page
 from ingest.capture.warc import WarcLog
 from tests.browser.conftest import CHROMIUM
@@ -55,3 +59,57 @@ def test_an_http_address_is_opened_as_given_never_upgraded_to_https(tmp_path: Pa
     assert session.title == "shop"
     assert ("CONNECT", "shop.example.com:443") not in asked, asked
     assert ("GET", "http://shop.example.com/") in asked, asked
+
+
+BUSY = b"<html><body>BUSY<script>setTimeout(() => { while (true) {} }, 100)</script></body></html>"
+
+
+@pytest.mark.slow  # two Chromium sessions held by hostile pages until their bounds: about 30 s
+@pytest.mark.parametrize("hostile", ["script never yields", "answer never ends"])
+def test_a_hostile_page_cannot_hold_the_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostile: str) -> None:
+    """A page whose script loops for ever, or an address whose answer never ends (the recording
+    proxy answers the browser only once the whole response is in, so a server trickling a byte at
+    a time never answers), ends its session within its bounds, saying what failed. Before, the
+    DOM snapshot (page.content(), and page.title()) waited without end: the inspection stayed
+    'capturing' until the task's hard time limit (25 min) killed the worker, and then read
+    'interrupted (worker lost)'."""
+    monkeypatch.setattr(browser, "SNAPSHOT_SECONDS", 2.0)
+    released = threading.Event()
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if hostile == "answer never ends" and self.path == "http://shop.example.com/":
+                released.wait(120)
+                return
+            body = BUSY if self.path == "http://shop.example.com/" else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    warc = WarcLog(tmp_path / "capture.warc.gz", info={"software": "test"})
+    ended: list[browser.PageSession] = []
+    session = threading.Thread(target=lambda: ended.append(run_page(
+        url="http://shop.example.com/", seconds=1, cookies=[], workdir=tmp_path, proxy_port=server.server_address[1],
+        browser_path=str(CHROMIUM), tools_dir=tmp_path / "tools", warc=warc, nav_timeout=3)), daemon=True)
+    started = time.monotonic()
+    try:
+        session.start()
+        session.join(90)
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+    assert ended, f"the session with a page whose {hostile} still ran after {time.monotonic() - started:.0f} s"
+    warc.close()
+    expected = "screenshot at start failed" if hostile == "script never yields" else "navigation failed"
+    assert ended[0].error and ended[0].error.startswith(expected), ended[0].error
