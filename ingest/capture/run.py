@@ -84,8 +84,10 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
         exchanges.append({"url": f.url, "status": f.status, "peer": f.peer, "size": len(f.body),
                           "time": f.started.isoformat()})
 
+    browser_own: list[str] = []
     with RecordingProxy(fetcher, record=record, refused=lambda u, r: refused.append({"url": u, "reason": r}),
-                        failed=lambda u, r: failed.append({"url": u, "reason": r})) as proxy:
+                        failed=lambda u, r: failed.append({"url": u, "reason": r}),
+                        browser_own=browser_own.append) as proxy:
         if req["mode"] == "stream":
             session = run_stream(url=req["url"], seconds=req["seconds"], workdir=work, fetcher=fetcher,
                                  record=record, policy=policy, budget=budget, settings=settings)
@@ -103,6 +105,7 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
         "capture_end": (session.ended or utcnow()).isoformat(), "final_url": session.final_url,
         "redirects": session.redirects, "refused": refused, "failed": failed,
         "tls_chains": fetcher.tls, "connected": fetcher.dns, "exchanges": exchanges,
+        "browser_own_requests_not_sent": browser_own,
         "bytes_downloaded": budget.used, "limits": {"max_bytes": budget.max_total,
                                                      "max_response_bytes": budget.max_response},
         "cookies_supplied": sorted(c["name"] for c in req["cookies"]), "error": session.error,

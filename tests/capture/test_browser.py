@@ -61,6 +61,43 @@ def test_an_http_address_is_opened_as_given_never_upgraded_to_https(tmp_path: Pa
     assert ("GET", "http://shop.example.com/") in asked, asked
 
 
+def test_the_browsers_own_requests_are_not_part_of_the_inspection(tmp_path: Path) -> None:
+    """A capture of a page through the recording proxy holds the page's requests only: Chromium's
+    component updater still POSTs to update.googleapis.com at start (with the workstation's OS,
+    CPU and memory), which was fetched and recorded in the WARC (refused, and listed in the
+    record's 拒绝访问, where the name does not resolve). Now it is not sent on, and listed apart."""
+    from archive.inspections.policy import CapturePolicy, parse_networks
+    from ingest.capture.fetch import Budget, Fetcher
+    from ingest.capture.proxy import RecordingProxy
+    from tests.capture.support import Site
+    from warcio.archiveiterator import ArchiveIterator
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{site.server_address[1]}/static"
+    fetcher = Fetcher(CapturePolicy(allowed=parse_networks("127.0.0.0/8")), Budget(max_total=1 << 26, max_response=1 << 24))
+    warc = WarcLog(tmp_path / "capture.warc.gz", info={"software": "test"})
+    refused: list[str] = []
+    failed: list[str] = []
+    own: list[str] = []
+    try:
+        with RecordingProxy(fetcher, record=warc.exchange, refused=lambda u, r: refused.append(u),
+                            failed=lambda u, r: failed.append(u), browser_own=own.append) as proxy:
+            session = run_page(url=url, seconds=2, cookies=[], workdir=tmp_path, proxy_port=proxy.port,
+                               browser_path=str(CHROMIUM), tools_dir=tmp_path / "tools", warc=warc)
+    finally:
+        fetcher.close()
+        warc.close()
+        site.shutdown()
+        site.server_close()
+    assert session.error is None, session.error
+    assert (refused, failed) == ([], []), (refused, failed)
+    with (tmp_path / "capture.warc.gz").open("rb") as fh:
+        captured = {r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh) if r.rec_type == "response"}
+    assert captured and all(u.startswith(url.rsplit("/", 1)[0]) for u in captured), captured
+    assert all("googleapis" in u for u in own), own
+
+
 BUSY = b"<html><body>BUSY<script>setTimeout(() => { while (true) {} }, 100)</script></body></html>"
 
 
