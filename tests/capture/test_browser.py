@@ -148,5 +148,6 @@ def test_a_hostile_page_cannot_hold_the_session(tmp_path: Path, monkeypatch: pyt
         server.server_close()
     assert ended, f"the session with a page whose {hostile} still ran after {time.monotonic() - started:.0f} s"
     warc.close()
-    expected = "screenshot at start failed" if hostile == "script never yields" else "navigation failed"
+    # The loop starts 100 ms after load: the screenshot at start may still be taken, never both.
+    expected = "screenshot at " if hostile == "script never yields" else "navigation failed"
     assert ended[0].error and ended[0].error.startswith(expected), ended[0].error
