@@ -83,6 +83,9 @@ class PageSession:
     screenshots: list[Path] = field(default_factory=list)
     video: Path | None = None
     error: str | None = None
+    downloads: list[dict[str, str]] = field(default_factory=list)
+    """Files the page offered as downloads ({url, filename}): their bytes are in the WARC, as the
+    proxy fetched them; the browser saves nothing."""
 
 
 def playwright_ffmpeg(directory: Path) -> Path:
@@ -135,6 +138,8 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
             if cookies:
                 context.add_cookies([{**c, "url": url} if "domain" not in c else c for c in cookies])
             page = context.new_page()
+            page.on("download", lambda d: session.downloads.append({"url": d.url, "filename": d.suggested_filename}))
+            navigation_error = None
             try:
                 response = page.goto(url, wait_until="load", timeout=nav_timeout * 1000)
                 request = response.request if response else None
@@ -152,7 +157,7 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
                         "refused" if response.headers["x-evidence-capture"] == "refused" else "failed",
                         reason=said[1]["reason"] if said else answer)
             except PlaywrightError as exc:
-                session.error = CAPTURE_PROBLEMS.say("navigation_failed", detail=exc.message.splitlines()[0])
+                navigation_error = CAPTURE_PROBLEMS.say("navigation_failed", detail=exc.message.splitlines()[0])
             # The page is watched for the seconds asked from the moment it has loaded (or failed to),
             # however long the browser took to start: a busy host shortens nothing the officer sees.
             deadline = utcnow().timestamp() + seconds
@@ -161,6 +166,10 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
             if remaining > 0:
                 page.wait_for_timeout(remaining * 1000)
             _snapshot(page, warc, "end", session, workdir)
+            # An address that is a file to download is no page, yet the proxy captured it whole. Its
+            # download event reaches us after goto's error, so this is decided once the session ends.
+            if navigation_error and not any(d["url"] == url for d in session.downloads):
+                session.error = navigation_error
             session.final_url, session.title = page.url, _read(page, "() => document.title")
             video = page.video
         finally:

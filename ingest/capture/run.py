@@ -106,6 +106,7 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
         "redirects": session.redirects, "refused": refused, "failed": failed,
         "tls_chains": fetcher.tls, "connected": fetcher.dns, "exchanges": exchanges,
         "browser_own_requests_not_sent": browser_own,
+        "downloads": session.downloads,
         "bytes_downloaded": budget.used, "limits": {"max_bytes": budget.max_total,
                                                      "max_response_bytes": budget.max_response},
         "cookies_supplied": sorted(c["name"] for c in req["cookies"]), "error": session.error,

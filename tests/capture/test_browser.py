@@ -16,12 +16,10 @@ from ingest.capture.warc import WarcLog
 from tests.browser.conftest import CHROMIUM
 
 
-def test_an_http_address_is_opened_as_given_never_upgraded_to_https(tmp_path: Path) -> None:
-    """An officer who inspects http://shop.example.com/ gets that page: the browser asks the
-    proxy for it over plain HTTP and tries no HTTPS first (Chromium's HTTPS upgrades were on,
-    since the capture's --disable-features replaced Playwright's, which turns them off: a site
-    serving both was captured as its https:// page, and the WACZ listed no page at all)."""
-    asked: list[tuple[str, str]] = []
+def _proxy(answer, asked: list[tuple[str, str]] | None = None) -> ThreadingHTTPServer:  # type: ignore[no-untyped-def]
+    """A proxy of the test's own on 127.0.0.1, serving: each GET (its absolute address) is answered
+    by ``answer(path)``, a (status, headers, body) or None to answer nothing; CONNECT gets 502.
+    Every request line goes into ``asked``."""
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -30,31 +28,51 @@ def test_an_http_address_is_opened_as_given_never_upgraded_to_https(tmp_path: Pa
             pass
 
         def do_CONNECT(self) -> None:  # noqa: N802 - http.server naming
-            asked.append(("CONNECT", self.path))
+            if asked is not None:
+                asked.append(("CONNECT", self.path))
             self.send_response(502)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def do_GET(self) -> None:  # noqa: N802
-            asked.append(("GET", self.path))
-            body = b"<html><head><title>shop</title></head><body>SHOP</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
+            if asked is not None:
+                asked.append(("GET", self.path))
+            reply = answer(self.path)
+            if reply is None:
+                return
+            status, headers, body = reply
+            self.send_response(status)
+            for name, value in {"Content-Type": "text/html", **headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _open(tmp_path: Path, server: ThreadingHTTPServer, url: str) -> browser.PageSession:
+    """``url`` opened by run_page through the proxy ``server``, which is stopped after."""
     warc = WarcLog(tmp_path / "capture.warc.gz", info={"software": "test"})
     try:
-        session = run_page(url="http://shop.example.com/", seconds=0, cookies=[], workdir=tmp_path,
-                           proxy_port=server.server_address[1], browser_path=str(CHROMIUM),
-                           tools_dir=tmp_path / "tools", warc=warc)
+        return run_page(url=url, seconds=0, cookies=[], workdir=tmp_path, proxy_port=server.server_address[1],
+                        browser_path=str(CHROMIUM), tools_dir=tmp_path / "tools", warc=warc)
     finally:
         warc.close()
         server.shutdown()
         server.server_close()
+
+
+def test_an_http_address_is_opened_as_given_never_upgraded_to_https(tmp_path: Path) -> None:
+    """An officer who inspects http://shop.example.com/ gets that page: the browser asks the
+    proxy for it over plain HTTP and tries no HTTPS first (Chromium's HTTPS upgrades were on,
+    since the capture's --disable-features replaced Playwright's, which turns them off: a site
+    serving both was captured as its https:// page, and the WACZ listed no page at all)."""
+    asked: list[tuple[str, str]] = []
+    server = _proxy(lambda path: (200, {}, b"<html><head><title>shop</title></head><body>SHOP</body></html>"), asked)
+    session = _open(tmp_path, server, "http://shop.example.com/")
     assert session.error is None and session.final_url == "http://shop.example.com/", session
     assert session.title == "shop"
     assert ("CONNECT", "shop.example.com:443") not in asked, asked
@@ -98,6 +116,18 @@ def test_the_browsers_own_requests_are_not_part_of_the_inspection(tmp_path: Path
     assert all("googleapis" in u for u in own), own
 
 
+def test_an_address_that_is_a_download_is_captured_not_failed(tmp_path: Path) -> None:
+    """An officer who inspects the address of a file (an app, a document sent as an attachment)
+    has it captured: the proxy fetched it whole into the WARC, and the session names it among its
+    downloads. Before, the inspection ended 'failed' with Playwright's 'Download is starting'."""
+    apk = {"Content-Type": "application/vnd.android.package-archive",
+           "Content-Disposition": "attachment; filename=game.apk"}
+    server = _proxy(lambda path: (200, apk, b"PK\x03\x04" + bytes(5000)))
+    session = _open(tmp_path, server, "http://shop.example.com/game.apk")
+    assert session.error is None, session.error
+    assert session.downloads == [{"url": "http://shop.example.com/game.apk", "filename": "game.apk"}]
+
+
 BUSY = b"<html><body>BUSY<script>setTimeout(() => { while (true) {} }, 100)</script></body></html>"
 
 
@@ -113,26 +143,15 @@ def test_a_hostile_page_cannot_hold_the_session(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(browser, "SNAPSHOT_SECONDS", 2.0)
     released = threading.Event()
 
-    class Proxy(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if path != "http://shop.example.com/":
+            return 404, {}, b""
+        if hostile == "answer never ends":
+            released.wait(120)
+            return None
+        return 200, {}, BUSY
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            if hostile == "answer never ends" and self.path == "http://shop.example.com/":
-                released.wait(120)
-                return
-            body = BUSY if self.path == "http://shop.example.com/" else b""
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _proxy(answer)
     warc = WarcLog(tmp_path / "capture.warc.gz", info={"software": "test"})
     ended: list[browser.PageSession] = []
     session = threading.Thread(target=lambda: ended.append(run_page(
