@@ -29,10 +29,29 @@ from archive.wording import Sentences
 from ingest.capture.proxy import PROXY_ANSWERS
 from ingest.capture.warc import WarcLog
 
+DISABLED_FEATURES = [
+    # The address the officer gave is fetched as given: Chromium would otherwise try an http://
+    # address over HTTPS first and capture another page than the one asked for.
+    "HttpsUpgrades", "HttpsFirstBalancedModeAutoEnable",
+    # Nothing of the browser's own is fetched beside the page (name look-ups go by the proxy).
+    "DnsOverHttps", "NetworkTimeServiceQuerying", "OptimizationHints", "PreconnectToSearch", "AimEnabled",
+    "MediaRouter", "LensOverlay",
+    # What Playwright itself turns off to drive the browser reliably.
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect",
+]
+"""Chromium reads only the last ``--disable-features`` on its command line: ours comes after
+Playwright's and replaces it, so it names again every feature Playwright's list turns off
+(Playwright 1.65: the entries that apply to Linux) beside those the capture needs off."""
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--disable-features=DnsOverHttps,NetworkTimeServiceQuerying", "--js-flags=--max-old-space-size=512"]
+        "--disable-extensions", f"--disable-features={','.join(DISABLED_FEATURES)}",
+        "--js-flags=--max-old-space-size=512"]
 VIEWPORT = {"width": 1280, "height": 800}
+SNAPSHOT_SECONDS = 30.0
+"""How long a screenshot, or reading the DOM or the title, may take. A hostile page (a script
+that never yields, a navigation to an address that never finishes answering) would otherwise
+hold the session, and the worker, until the task's hard time limit killed it."""
 SCREEN_FPS = 25
 SCREEN_NOTE = (f"browser screencast held at {SCREEN_FPS} frames/s (a frame repeats while the screen does not "
                "change), from the first frame drawn to the end of the session")
@@ -64,6 +83,9 @@ class PageSession:
     screenshots: list[Path] = field(default_factory=list)
     video: Path | None = None
     error: str | None = None
+    downloads: list[dict[str, str]] = field(default_factory=list)
+    """Files the page offered as downloads ({url, filename}): their bytes are in the WARC, as the
+    proxy fetched them; the browser saves nothing."""
 
 
 def playwright_ffmpeg(directory: Path) -> Path:
@@ -116,6 +138,8 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
             if cookies:
                 context.add_cookies([{**c, "url": url} if "domain" not in c else c for c in cookies])
             page = context.new_page()
+            page.on("download", lambda d: session.downloads.append({"url": d.url, "filename": d.suggested_filename}))
+            navigation_error = None
             try:
                 response = page.goto(url, wait_until="load", timeout=nav_timeout * 1000)
                 request = response.request if response else None
@@ -133,7 +157,7 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
                         "refused" if response.headers["x-evidence-capture"] == "refused" else "failed",
                         reason=said[1]["reason"] if said else answer)
             except PlaywrightError as exc:
-                session.error = CAPTURE_PROBLEMS.say("navigation_failed", detail=exc.message.splitlines()[0])
+                navigation_error = CAPTURE_PROBLEMS.say("navigation_failed", detail=exc.message.splitlines()[0])
             # The page is watched for the seconds asked from the moment it has loaded (or failed to),
             # however long the browser took to start: a busy host shortens nothing the officer sees.
             deadline = utcnow().timestamp() + seconds
@@ -142,7 +166,11 @@ def run_page(*, url: str, seconds: int, cookies: list[dict[str, Any]], workdir: 
             if remaining > 0:
                 page.wait_for_timeout(remaining * 1000)
             _snapshot(page, warc, "end", session, workdir)
-            session.final_url, session.title = page.url, _safe(page.title)
+            # An address that is a file to download is no page, yet the proxy captured it whole. Its
+            # download event reaches us after goto's error, so this is decided once the session ends.
+            if navigation_error and not any(d["url"] == url for d in session.downloads):
+                session.error = navigation_error
+            session.final_url, session.title = page.url, _read(page, "() => document.title")
             video = page.video
         finally:
             context.close()
@@ -174,10 +202,18 @@ def constant_rate(screencast: Path) -> Path:
     return out
 
 
-def _safe(fn) -> str | None:  # type: ignore[no-untyped-def]
+_DOCUMENT = """() => (document.doctype ? new XMLSerializer().serializeToString(document.doctype) : "")
+    + (document.documentElement ? document.documentElement.outerHTML : "")"""
+"""The document as page.content() gives it (doctype and markup as rendered now)."""
+
+
+def _read(page, script: str) -> str | None:  # type: ignore[no-untyped-def]
+    """``script`` evaluated in the page within :data:`SNAPSHOT_SECONDS`, or None: page.content()
+    and page.title() wait without end for a page whose script never yields or whose navigation
+    never commits; a locator's evaluation is bounded."""
     try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a crashed page has no title; the capture goes on
+        return page.locator(":root").evaluate(script, timeout=SNAPSHOT_SECONDS * 1000)
+    except Exception:  # noqa: BLE001 - a crashed or stuck page has no DOM to give; the capture goes on
         return None
 
 
@@ -186,11 +222,11 @@ def _snapshot(page, warc: WarcLog, moment: str, session: PageSession, workdir: P
     now = utcnow()
     path = workdir / f"screenshot-{moment}.png"
     try:
-        page.screenshot(path=str(path), full_page=True, timeout=30_000)
+        page.screenshot(path=str(path), full_page=True, timeout=SNAPSHOT_SECONDS * 1000)
         session.screenshots.append(path)
     except Exception as exc:  # noqa: BLE001 - recorded, the capture goes on
         session.error = session.error or CAPTURE_PROBLEMS.say("screenshot_failed", moment=moment, detail=exc)
-    dom = _safe(page.content)
+    dom = _read(page, _DOCUMENT)
     if dom is not None:
         warc.resource(f"urn:dom:{moment}:{page.url}", "text/html; charset=utf-8", dom.encode("utf-8"), now)
     if path.exists():

@@ -81,6 +81,8 @@ class Fetched:
     peer: str | None
     started: datetime
     tls_chain: list[str] = field(default_factory=list)
+    truncated: bool = False
+    """Only the payload's first bytes were read (``fetch``'s ``keep``): a stream that never ends."""
 
 
 class _PolicyBackend(httpcore.SyncBackend):
@@ -137,8 +139,10 @@ class Fetcher:
         """Close every connection."""
         self._pool.close()
 
-    def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes = b"") -> Fetched:
-        """Send one request (no redirect followed) and read its whole response.
+    def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes = b"", *,
+              keep: int | None = None) -> Fetched:
+        """Send one request (no redirect followed) and read its whole response, or with ``keep``
+        its first ``keep`` bytes at most (a live stream's answer never ends; ``truncated`` says so).
 
         Raises :class:`Refused` when the destination is not allowed and
         :class:`FetchFailed` when it cannot be reached, is too large or the budget is spent.
@@ -154,13 +158,7 @@ class Fetcher:
             with self._pool.stream(method, url, headers=sent, content=body or None,
                                    extensions={"timeout": {"connect": self.timeout, "read": self.timeout,
                                                            "write": self.timeout, "pool": self.timeout}}) as resp:
-                chunks, size = [], 0
-                for chunk in resp.iter_stream():
-                    size += len(chunk)
-                    if size > self.budget.max_response:
-                        raise FetchFailed(FETCH_PROBLEMS.say("response_limit", limit=self.budget.max_response))
-                    self.budget.take(len(chunk))
-                    chunks.append(chunk)
+                # Asked before the body is read: a stream cut short (``keep``) closes its connection.
                 stream = resp.extensions.get("network_stream")
                 peer = None
                 if stream is not None:
@@ -169,6 +167,17 @@ class Fetcher:
                     ssl_object = stream.get_extra_info("ssl_object")
                     if ssl_object is not None and parts.hostname not in self.tls:
                         self.tls[parts.hostname] = _chain_pem(ssl_object)
+                chunks, size, truncated = [], 0, False
+                for chunk in resp.iter_stream():
+                    if keep is not None and size + len(chunk) > keep:
+                        chunk, truncated = chunk[:keep - size], True
+                    size += len(chunk)
+                    if size > self.budget.max_response:
+                        raise FetchFailed(FETCH_PROBLEMS.say("response_limit", limit=self.budget.max_response))
+                    self.budget.take(len(chunk))
+                    chunks.append(chunk)
+                    if truncated:
+                        break
                 reason = resp.extensions.get("reason_phrase", b"").decode("latin-1")
                 version = resp.extensions.get("http_version", b"HTTP/1.1").decode("ascii")
                 received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers]
@@ -180,4 +189,4 @@ class Fetcher:
             raise FetchFailed(FETCH_PROBLEMS.say("unreachable", host=parts.hostname, detail=exc or type(exc).__name__)) from exc
         return Fetched(method=method, url=url, request_headers=sent, request_body=body, status=resp.status,
                        reason=reason, http_version=version, headers=received, body=b"".join(chunks), peer=peer,
-                       started=started, tls_chain=self.tls.get(parts.hostname, []))
+                       started=started, tls_chain=self.tls.get(parts.hostname, []), truncated=truncated)

@@ -39,6 +39,12 @@ page the browser shows, in its screenshot too); the browser reads the reason bac
 
 Record = Callable[[Fetched], None]
 Refusal = Callable[[str, str], None]
+BROWSER_OWN = "x-goog-update-"
+"""Headers that mark a request as the browser's own, not the page's: Chromium's component updater
+(X-Goog-Update-AppId, -Interactivity, -Updater) still asks update.googleapis.com for components
+it installs on demand, whatever its command line says. Such a request is not sent on and not
+recorded: the inspection's WARC holds what the page asked for, and the workstation tells Google
+nothing about itself."""
 _HIDDEN = {"transfer-encoding", "content-encoding", "content-length", "connection", "keep-alive"}
 
 
@@ -94,8 +100,10 @@ class _Certificates:
 class RecordingProxy:
     """An HTTP(S) proxy on 127.0.0.1 that records every exchange; use as a context manager."""
 
-    def __init__(self, fetcher: Fetcher, *, record: Record, refused: Refusal, failed: Refusal):
+    def __init__(self, fetcher: Fetcher, *, record: Record, refused: Refusal, failed: Refusal,
+                 browser_own: Callable[[str], None] = lambda url: None):
         self.fetcher, self.record, self.refused, self.failed = fetcher, record, refused, failed
+        self.browser_own = browser_own
         self._scratch = scratch_dir("capture-tls")  # its keys, too, must not outlive a killed worker
         self.certificates = _Certificates(self._scratch.__enter__())
         proxy = self
@@ -126,6 +134,10 @@ class RecordingProxy:
                 url = self.path if self.scheme_host is None else f"{self.scheme_host}{self.path}"
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if any(k.lower().startswith(BROWSER_OWN) for k in self.headers.keys()):
+                    proxy.browser_own(url)
+                    self._answer(403, b"")
+                    return
                 try:
                     fetched = proxy.fetcher.fetch(self.command, url, list(self.headers.items()), body)
                 except Refused as exc:

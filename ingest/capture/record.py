@@ -15,6 +15,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from archive.timefmt import DEFAULT_TIME_ZONE, local_time
+
 FONT = "STSong-Light"
 
 
@@ -30,9 +32,9 @@ class RecordFacts:
     device_id: str
     note: str | None
     start_tsa: str
-    """TSA time (genTime) of the time-stamp taken when the capture started."""
+    """TSA time (genTime) of the time-stamp taken when the capture started, ISO 8601 (UTC)."""
     end_tsa: str
-    """TSA time of the WACZ signature's time-stamp, taken when the capture was sealed."""
+    """TSA time of the WACZ signature's time-stamp, taken when the capture was sealed (ISO 8601)."""
     local_start: str
     local_end: str
     clock: dict[str, Any]
@@ -40,6 +42,12 @@ class RecordFacts:
     files: list[tuple[str, str, int, str]]
     """(file name, role, size, SHA-256) of every file produced."""
     outcome: str
+    refused: tuple[tuple[str, str], ...] = ()
+    """(address, why, in Chinese) of every request the capture policy refused."""
+    failed: tuple[tuple[str, str], ...] = ()
+    """(address, why, in Chinese) of every request that could not be made."""
+    zone: str = DEFAULT_TIME_ZONE
+    """The corps' time zone: every moment is stated in it, with its offset (stored in UTC)."""
 
 
 def _styles() -> tuple[ParagraphStyle, ParagraphStyle, ParagraphStyle]:
@@ -60,8 +68,10 @@ def write_record(facts: RecordFacts, path: Path) -> None:
         ("案件编号", facts.case_number), ("案件名称", facts.case_title), ("勘验人员", facts.officer),
         ("勘验对象", facts.target), ("勘验方式", "直播流录制" if facts.mode == "stream" else "网页远程勘验"),
         ("勘验工作站", facts.device_id),
-        ("开始时间（时间戳机构）", facts.start_tsa), ("结束时间（时间戳机构）", facts.end_tsa),
-        ("本机时钟", f"{facts.local_start} 至 {facts.local_end}；相对时间戳机构偏差 "
+        ("开始时间（时间戳机构）", local_time(facts.start_tsa, facts.zone)),
+        ("结束时间（时间戳机构）", local_time(facts.end_tsa, facts.zone)),
+        ("本机时钟", f"{local_time(facts.local_start, facts.zone, tenths=True)} 至 "
+                    f"{local_time(facts.local_end, facts.zone, tenths=True)}；相对时间戳机构偏差 "
                     f"{facts.clock.get('offset_seconds')} 秒（误差 ±{facts.clock.get('uncertainty_seconds')} 秒）"),
         ("浏览器", env.get("software", {}).get("browser", "")),
         ("操作系统", f"{env.get('host', {}).get('os', '')} {env.get('host', {}).get('kernel', '')}"),
@@ -69,7 +79,8 @@ def write_record(facts: RecordFacts, path: Path) -> None:
         ("hosts 文件相关条目", "；".join(env.get("hosts_file_entries") or []) or "无"),
         ("域名解析", "；".join(f"{h}: {', '.join(a)}" for h, a in (env.get("dns") or {}).items()) or "无"),
         ("跳转链", " → ".join(f"{h.get('url')} ({h.get('status')})" for h in env.get("redirects") or []) or "无"),
-        ("拒绝访问", "；".join(f"{r['url']}: {r['reason']}" for r in env.get("refused") or []) or "无"),
+        ("拒绝访问", "；".join(f"{url}：{why}" for url, why in facts.refused) or "无"),
+        ("未能取得", "；".join(f"{url}：{why}" for url, why in facts.failed) or "无"),
         ("备注", facts.note or "无"), ("勘验结果", facts.outcome),
     ]
     method = ("由证据档案系统在隔离的工作站上启动全新的无头浏览器（Debian Chromium，经 Playwright 驱动，"

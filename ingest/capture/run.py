@@ -84,8 +84,10 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
         exchanges.append({"url": f.url, "status": f.status, "peer": f.peer, "size": len(f.body),
                           "time": f.started.isoformat()})
 
+    browser_own: list[str] = []
     with RecordingProxy(fetcher, record=record, refused=lambda u, r: refused.append({"url": u, "reason": r}),
-                        failed=lambda u, r: failed.append({"url": u, "reason": r})) as proxy:
+                        failed=lambda u, r: failed.append({"url": u, "reason": r}),
+                        browser_own=browser_own.append) as proxy:
         if req["mode"] == "stream":
             session = run_stream(url=req["url"], seconds=req["seconds"], workdir=work, fetcher=fetcher,
                                  record=record, policy=policy, budget=budget, settings=settings)
@@ -103,6 +105,8 @@ def _capture(*, db: Database, store: ObjectStore, settings: Settings, sealer: Se
         "capture_end": (session.ended or utcnow()).isoformat(), "final_url": session.final_url,
         "redirects": session.redirects, "refused": refused, "failed": failed,
         "tls_chains": fetcher.tls, "connected": fetcher.dns, "exchanges": exchanges,
+        "browser_own_requests_not_sent": browser_own,
+        "downloads": session.downloads,
         "bytes_downloaded": budget.used, "limits": {"max_bytes": budget.max_total,
                                                      "max_response_bytes": budget.max_response},
         "cookies_supplied": sorted(c["name"] for c in req["cookies"]), "error": session.error,
@@ -181,7 +185,9 @@ def _record(*, db: Database, store: ObjectStore, settings: Settings, sealer: Sea
         case_number=case_number, case_title=case_title, officer=officer_name, target=req["url"], mode=req["mode"],
         device_id=req["device_id"], note=req["note"], start_tsa=clock["tsa_time"], end_tsa=end_tsa,
         local_start=session.started.isoformat(), local_end=(session.ended or utcnow()).isoformat(), clock=clock,
-        environment=environment, files=files,
+        environment=environment, files=files, zone=settings.time_zone,
+        refused=tuple((r["url"], _reason_said("zh", r["reason"])) for r in environment["refused"]),
+        failed=tuple((r["url"], _reason_said("zh", r["reason"])) for r in environment["failed"]),
         outcome=f"未完成：{problem_said('zh', session.error)}" if session.error else "完成，数据已固定")
     draft, sealed = work / "record-draft.pdf", work / "远程勘验笔录.pdf"
     write_record(facts, draft)

@@ -22,8 +22,15 @@ from ingest.errors import IngestError
 from ingest.ffmpeg_adapter import FFMPEG, input_args, run, time_limit
 
 
+HEAD_BYTES = 256 * 1024
+"""How much of the stream's address is fetched into the WARC at the start and the end: a whole
+HLS playlist; of an HTTP-FLV stream, whose answer never ends, its first bytes (the WARC record
+says it was truncated). Reading it whole held the capture until the response limit failed it,
+before anything was recorded."""
+
+
 def _head(fetcher: Fetcher, url: str, record: Any) -> Fetched:
-    fetched = fetcher.fetch("GET", url, [("User-Agent", "evidence-archive inspection")])
+    fetched = fetcher.fetch("GET", url, [("User-Agent", "evidence-archive inspection")], keep=HEAD_BYTES)
     record(fetched)
     return fetched
 

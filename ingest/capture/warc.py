@@ -48,6 +48,8 @@ class WarcLog:
         warc_headers = {"WARC-Date": date}
         if f.peer:
             warc_headers["WARC-IP-Address"] = f.peer
+        if f.truncated:
+            warc_headers["WARC-Truncated"] = "length"  # WARC 1.1: the payload's first bytes only
         response = self._writer.create_warc_record(f.url, "response", payload=io.BytesIO(f.body),
                                                    length=len(f.body), http_headers=http,
                                                    warc_headers_dict=warc_headers)

@@ -156,6 +156,14 @@ def content(stack: Stack, token: str, item_id: str) -> bytes:
         return r.content
 
 
+def record_text(stack: Stack, token: str, record_id: str) -> str:
+    """The text of an inspection record PDF (远程勘验笔录), its lines joined."""
+    from pypdf import PdfReader
+
+    pdf = PdfReader(io.BytesIO(content(stack, token, record_id)))
+    return "".join(p.extract_text() for p in pdf.pages).replace("\n", "")
+
+
 def warc_records(wacz: bytes) -> list[tuple[str, str, int | None, bytes]]:
     out = []
     with zipfile.ZipFile(io.BytesIO(wacz)) as zf:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.support import PNG, content, continuity, embedded_only, inspect, new_case, validate_wacz, warc_records
+from tests.capture.support import (PNG, content, continuity, embedded_only, inspect, new_case, record_text,
+                                   validate_wacz, warc_records)
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.slow
@@ -100,12 +102,9 @@ def test_unreachable_target_fails_and_keeps_what_was_recorded(capture_stack: Sta
     assert "127.0.0.1" in got["error"] and "refused" not in got["error"].split(":")[0], got["error"]
     assert got["item"] and got["record"]  # screenshots, recording, environment and WARC kept
     # The record, a Chinese document, says why in Chinese (the browser's own words quoted).
-    from pypdf import PdfReader
-
     from ingest.capture.run import problem_said
 
-    pdf = PdfReader(io.BytesIO(content(stack, token, got["record"])))
-    text = "".join(p.extract_text() for p in pdf.pages).replace("\n", "")
+    text = record_text(stack, token, got["record"])
     said = problem_said("zh", got["error"])
     assert said != got["error"] and said.split("：", 1)[0] in text, (said, text)
     assert "未完成" in text and got["error"].split(":", 1)[0] not in text, text
@@ -135,6 +134,14 @@ def test_redirect_to_link_local_refused(capture_stack: Stack, site: str) -> None
     assert got["item"]  # the first hop is evidence
     records = warc_records(content(stack, token, got["item"]))
     assert any(t == "response" and u.endswith("/to-metadata") and s == 302 for t, u, s, _b in records)
+    # The record, a Chinese document read in the corps' zone, names the refusal in Chinese and
+    # states every moment in local time with its offset (it said UTC, and the policy's English).
+    text = record_text(stack, token, got["record"])
+    assert ("http://169.254.169.254/latest/meta-data/：169.254.169.254 的地址不可访问：169.254.169.254 是链路本地地址"
+            in text.split("拒绝访问", 1)[1].split("未能取得", 1)[0]), text
+    assert "link-local" not in text and "+00:00" not in text, text
+    times = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d)? \+08:00", text)
+    assert len(times) == 4, text  # the TSA's start and end, the workstation clock's start and end
 
 
 def test_bad_requests_answer_4xx(stack: Stack) -> None:

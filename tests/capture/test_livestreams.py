@@ -1,4 +1,5 @@
-"""Remote inspection of livestreams: a live HLS stream produced by ffmpeg, and one that stalled."""
+"""Remote inspection of livestreams: a live HLS stream produced by ffmpeg, one that stalled, and a live
+HTTP-FLV stream (an answer that never ends)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def _stalled_hls(directory: Path, *, seconds: int, hole_at: float) -> None:
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
     """Two HLS streams served over HTTP on 127.0.0.1: a live one (ffmpeg producing 1 s segments
-    in real time, a sliding playlist) and a recorded one whose source stalled for 4 s."""
+    in real time, a sliding playlist) and a recorded one whose source stalled for 4 s; and at
+    /live.flv a live HTTP-FLV stream, made in real time for each client as long as it reads."""
     import functools
     from http.server import SimpleHTTPRequestHandler
 
@@ -53,6 +55,27 @@ def streams(tmp_path_factory):
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):  # noqa: ANN002
             pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if self.path != "/live.flv":
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-flv")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            flv = subprocess.Popen(
+                ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=25", "-f", "lavfi",
+                 "-i", "sine=frequency=440", "-t", "900", "-c:v", "libx264", "-g", "25", "-preset", "ultrafast",
+                 "-c:a", "aac", "-f", "flv", "-"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            try:
+                while chunk := flv.stdout.read1(65536):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client went: the stream ends for it
+            finally:
+                flv.kill()
+                flv.wait()
+                flv.stdout.close()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -104,3 +127,30 @@ def test_livestream_stall_is_a_gap(capture_stack: Stack, streams: str) -> None:
     assert stalls and 3 <= stalls[0]["duration_seconds"] <= 5, report["gaps"]
 
 
+
+
+@embedded_only
+def test_http_flv_livestream_recorded_for_its_time(capture_stack: Stack, streams: str, tmp_path: Path) -> None:
+    """An HTTP-FLV livestream (the answer never ends) is recorded for its seconds, and its first
+    bytes are in the WARC marked truncated. Before, the capture fetched the stream's address whole
+    into the WARC before recording: it read until the response limit (64 MiB) failed the inspection
+    with nothing recorded, and a slow stream held it until the worker was killed."""
+    stack = capture_stack
+    token = stack.user(role="officer", unit="unit-a")
+    case = new_case(stack, token)
+    got = inspect(stack, token, case, f"{streams}/live.flv", seconds=5, timeout=150)
+    assert got["status"] == "done" and got["mode"] == "stream", (got["error"], got["summary"])
+    with stack.client(token) as c:
+        wacz = c.get(f"/api/v1/evidence/{got['item']}").json()
+    [video] = [m for m in wacz["members"] if m["media_type"].startswith("video/")]
+    assert media_seconds(content(stack, token, video["id"]), tmp_path) >= 4
+    import io
+    import zipfile
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    with zipfile.ZipFile(io.BytesIO(content(stack, token, got["item"]))) as zf:
+        heads = [rec.rec_headers.get_header("WARC-Truncated") for name in zf.namelist() if name.startswith("archive/")
+                 for rec in ArchiveIterator(io.BytesIO(zf.read(name)))
+                 if rec.rec_type == "response" and rec.rec_headers.get_header("WARC-Target-URI").endswith("/live.flv")]
+    assert heads == ["length", "length"], heads  # at the start and at the end
