@@ -17,13 +17,9 @@ from celery.beat import PersistentScheduler
 
 from archive import work
 from archive.settings import Settings
-from archive.storage.files import FULL
+from archive.storage.files import disk_full
 
 log = logging.getLogger(__name__)
-
-
-def _full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in FULL
 
 
 class Scheduler(PersistentScheduler):
@@ -41,7 +37,7 @@ class Scheduler(PersistentScheduler):
         try:
             super().setup_schedule()
         except OSError as exc:
-            if not _full(exc):
+            if not disk_full(exc):
                 raise
             log.error("beat cannot write its schedule file %s (%s): the schedule is kept in memory; timed "
                       "checkpoints, fixity audits and sweeps still run. Free space on that disk.",
@@ -57,7 +53,7 @@ class Scheduler(PersistentScheduler):
             self.install_default_entries(self.schedule)
 
     def _destroy_open_corrupted_schedule(self, exc: BaseException):  # type: ignore[no-untyped-def]
-        if _full(exc):  # a full disk is no corruption: the file is kept
+        if disk_full(exc):  # a full disk is no corruption: the file is kept
             raise exc
         return super()._destroy_open_corrupted_schedule(exc)
 
@@ -76,7 +72,7 @@ class Scheduler(PersistentScheduler):
         try:
             yield
         except OSError as exc:
-            if not _full(exc):
+            if not disk_full(exc):
                 raise
             log.warning("beat " + said.format(self.schedule_filename, exc.strerror))
 

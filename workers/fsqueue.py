@@ -22,7 +22,7 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
-from archive.storage.files import FULL
+from archive.storage.files import disk_full
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ class Channel(filesystem.Channel):
             return super()._queue_bind(exchange, routing_key, pattern, queue)
         except ChannelError as exc:
             cause = exc.__cause__
-            if isinstance(cause, OSError) and cause.errno in FULL:
-                raise ChannelError(f"the queue folder {self.control_folder} cannot take a write ({cause.strerror}): "
-                                   "free space on its disk; the worker tries again") from cause
+            if disk_full(cause):
+                raise ChannelError(f"the queue folder {self.control_folder} cannot take a write "
+                                   f"({getattr(cause, 'strerror', cause)}): free space on its disk; the worker "
+                                   "tries again") from cause
             raise
 
     def _get(self, queue):  # type: ignore[no-untyped-def]

@@ -74,15 +74,14 @@ def create_case(session: Session, *, store: ObjectStore, user: User, case_number
     # database's unique index knows only the exact number).
     wanted = case_number_key(case_number)
     hold_name(session, "case number", user.unit_id, wanted)
-    taken = select(Case.id).where(Case.unit_id == user.unit_id, Case.case_number == case_number)
-    if session.execute(taken).first():
-        raise Conflict(f"your unit has a case numbered {case_number} already", code="case_number_taken")
     # A number typed with another width or case reads as the same number (an input method in
     # full-width mode writes ２０２６－０００１): a second case under it would split one case's
     # record in two. Compared here, not in SQL, where SQLite and PostgreSQL fold text differently;
     # a unit's numbers are thousands, not millions.
     numbers = session.execute(select(Case.case_number).where(Case.unit_id == user.unit_id)).scalars()
     same = next((n for n in numbers if case_number_key(n) == wanted), None)
+    if same == case_number:
+        raise Conflict(f"your unit has a case numbered {case_number} already", code="case_number_taken")
     if same is not None:
         raise Conflict(f"your unit has a case numbered {same} already, which reads as {case_number}",
                        code="case_number_taken")

@@ -229,7 +229,6 @@ class _GroupCommit:
             else:
                 following.writes = True
         for r in batch:
-            r.writes = False
             r.woken.set()
         if following is not None:
             following.woken.set()

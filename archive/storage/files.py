@@ -24,11 +24,16 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 """The system's ways of saying the disk (or the writer's quota) has no room left."""
 
 
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the system saying the disk (or the writer's quota) has no room left."""
+    return isinstance(exc, OSError) and exc.errno in FULL
+
+
 def os_failure(message: str, exc: OSError) -> StorageError:
     """Our error for the system refusing a file operation of the store or its staging
     (``message`` says which): :class:`StoreFull` (503, retry once space is freed) when the
     disk is full, else :class:`StorageError` with the system's reason."""
-    if exc.errno in FULL:
+    if disk_full(exc):
         return StoreFull(f"{message}: no space left on the disk; nothing was kept (an administrator must free space)")
     return StorageError(f"{message}: {exc.strerror}")
 

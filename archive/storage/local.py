@@ -27,7 +27,7 @@ from pathlib import Path
 
 from archive.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError, StoreFull
 from archive.storage.protocol import CHUNK, STORE_ERRORS, STORE_OPERATIONS, StoredObject
-from archive.storage.files import FULL, PARTIAL, check_room, os_failure, write_durably
+from archive.storage.files import PARTIAL, check_room, disk_full, os_failure, write_durably
 from archive.storage.local_staging import LocalStaging
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ HOLD_MARKER = ".legal-hold"
 def _cannot(operation: str, key: str, exc: OSError) -> StorageError:
     """Our error for the system refusing :data:`STORE_OPERATIONS` ``operation`` on ``key``
     (:class:`StoreFull` when the disk has no room left)."""
-    if exc.errno in FULL:
+    if disk_full(exc):
         return StoreFull(STORE_ERRORS.say("cannot", operation=STORE_OPERATIONS.say(operation, key=key),
                                           detail="no space left on the disk; nothing was kept"))
     return StorageError(STORE_ERRORS.say("cannot", operation=STORE_OPERATIONS.say(operation, key=key),

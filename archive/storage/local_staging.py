@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from archive.errors import ObjectExists, StorageError
 from archive.storage.protocol import CHUNK, PROGRESS_EVERY, Pieces, Progress, StageHandle, StoredObject
-from archive.storage.files import FULL, PARTIAL, os_failure, remove_unused, write_durably
+from archive.storage.files import PARTIAL, disk_full, os_failure, remove_unused, write_durably
 
 if TYPE_CHECKING:
     from archive.storage.local import LocalStore
@@ -78,7 +78,7 @@ class LocalStaging:
                     if report and not pieces.ended:
                         report(pos, handle)
         except OSError as exc:
-            if exc.errno in FULL:
+            if disk_full(exc):
                 # The bytes past the last whole write are lost with this request (the next
                 # PATCH cuts them off anyway): give their room back now, or one upload that
                 # filled the disk would keep it full for everyone until it expires.
